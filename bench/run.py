@@ -1,0 +1,279 @@
+"""Benchmark the follow-up generator against its raw-SQL lower bound (reliability-performance §3.4–3.5).
+
+    python -m bench.run --db sqlite|postgres --scale S|M|L --scenario P1|P2|P3|all [--json out.json]
+
+P1  one day's generation with ≈0.3 % of the plans due (steady state)          target ≤ 20× raw, ≤ 1 s
+P2  O(due): the same due set among N and 10 N plans                            target t(10 N) / t(N) ≤ 2
+P3  catch-up after 30 days down (≈8 % of the plans due)                        target ≤ 20× raw, ≤ 10 s
+
+"raw" is one INSERT … SELECT … ON CONFLICT DO NOTHING of the due plans' next occurrence, run on the
+same data in the same run; "app" is qcflow.followup.services.generate_due, the real generator
+(batches, cursor advance, the lot). Both run inside a transaction that is rolled back, median of 5 after a warm-up;
+then the real job path runs once with its per-batch commits and the generated set is compared with
+the expected set (a pure function of the plans); that committed run, end to end, is what the
+absolute bounds are checked against. Databases are rebuilt from the migrations on
+every run: SQLite under bench/results/, PostgreSQL in QCFLOW_BENCH_DATABASE_URL (default
+postgresql+psycopg://postgres@127.0.0.1/qcflow_bench, dropped and created).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench", "results")
+#: Plans per scale; P2 compares (small, large) with the same due set.
+SCALES = {"S": 10_000, "M": 1_000_000, "L": 10_000_000}
+P2_SIZES = {"S": (10_000, 100_000), "M": (100_000, 1_000_000), "L": (1_000_000, 10_000_000)}
+#: The day generated: 06:00 on 2 March 2026, Shanghai.
+DAY = datetime(2026, 3, 1, 22, 0, tzinfo=timezone.utc)
+REPEATS = 5
+
+
+@dataclass
+class Row:
+    scenario: str
+    db: str
+    scale: str
+    rows: int
+    raw_ms: float
+    app_ms: float
+    ratio: float
+    target: str
+    result: str
+    extra: dict = field(default_factory=dict)
+
+
+def make_app(url: str):
+    from qcflow import create_app
+
+    instance = tempfile.mkdtemp(prefix="qcflow-bench-")
+    os.environ["QCFLOW_INSTANCE_PATH"] = instance
+    return create_app({"SECRET_KEY": "bench", "DATABASE_URL": url, "TESTING": True})
+
+
+def fresh_database(db: str, scale: str, url: str | None) -> str:
+    """An empty database of the requested kind, migrated to the head revision."""
+    if db == "sqlite":
+        os.makedirs(RESULTS, exist_ok=True)
+        path = url[len("sqlite:///"):] if url else os.path.join(RESULTS, f"bench-{scale}.sqlite3")
+        for suffix in ("", "-wal", "-shm", ".scheduler.lock"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+        url = f"sqlite:///{path}"
+    else:
+        url = url or os.environ.get("QCFLOW_BENCH_DATABASE_URL",
+                                    "postgresql+psycopg://postgres@127.0.0.1/qcflow_bench")
+        parsed = sa.engine.make_url(url)
+        admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
+        admin.dispose()
+    from flask_migrate import upgrade
+
+    app = make_app(url)
+    with app.app_context():
+        upgrade(directory=os.path.join(ROOT, "migrations"))
+    return url
+
+
+def median_ms(session, fn, repeats=REPEATS) -> tuple[float, int]:
+    """Median wall time of `fn` over `repeats` runs after one warm-up run; each run is rolled back
+    (the rollback and the clean-up after it are not timed)."""
+    times, rows = [], 0
+    for attempt in range(repeats + 1):
+        started = time.perf_counter()
+        try:
+            rows = fn()
+            elapsed = (time.perf_counter() - started) * 1000
+        finally:
+            session.rollback()
+            settle(session)
+        if attempt:
+            times.append(elapsed)
+    return statistics.median(times), rows
+
+
+def raw_insert(session, now: datetime) -> int:
+    """The lower bound: one set-based insert of every due plan's next occurrence, nothing else."""
+    from qcflow.followup.services import TASK_COPY, _insert, lookahead
+    from qcflow.followup.models import Plan, Task
+
+    plan = Plan.__table__
+    horizon = now + lookahead()
+    source = sa.select(
+        plan.c.id, plan.c.next_occurrence, plan.c.protocol_id, plan.c.patient_id, plan.c.department_id,
+        plan.c.pathway, sa.literal("pending", sa.String), plan.c.next_due_at, plan.c.next_due_on,
+        plan.c.next_opens_at, plan.c.next_closes_at, plan.c.next_is_urgent, plan.c.next_is_timed,
+        sa.literal(0, sa.Integer), sa.literal(now, plan.c.enrolled_at.type), sa.literal(1, sa.Integer),
+    ).where(plan.c.state == "active", plan.c.next_due_at <= horizon)
+    stmt = _insert(session.get_bind().dialect.name)(Task.__table__).from_select(list(TASK_COPY), source)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["plan_id", "occurrence"])
+    return session.execute(stmt, execution_options={"preserve_rowcount": True}).rowcount
+
+
+def settle(session) -> None:
+    """PostgreSQL: vacuum away the rolled-back rows (autovacuum's job in production) so that
+    repetitions do not measure index bloat from the previous ones (not timed)."""
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return
+    with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM followup_plan, followup_task"))
+
+
+def measure(session, now: datetime) -> tuple[float, int, float, int]:
+    """(raw ms, raw rows, app ms, app rows): each median of REPEATS, each rolled back."""
+    from qcflow.followup import services
+
+    raw_ms, raw_rows = median_ms(session, lambda: raw_insert(session, now))
+
+    def app():
+        result = services.generate_due(now)
+        session.flush()
+        return result.tasks
+
+    app_ms, app_rows = median_ms(session, app)
+    return raw_ms, raw_rows, app_ms, app_rows
+
+
+def commit_and_check(session, now: datetime) -> tuple[float, bool, int]:
+    """The job's real path (commit per batch), then generated set == expected set."""
+    from bench.seed import actual_tasks, expected_tasks
+    from qcflow.followup import services
+
+    started = time.perf_counter()
+    services.generate_due(now, after_batch=lambda _progress: session.commit())
+    session.commit()
+    elapsed = (time.perf_counter() - started) * 1000
+    expected, actual = expected_tasks(session, now), actual_tasks(session)
+    return elapsed, expected == actual, len(actual)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def scenario_generate(name, db, scale, url, n, due_window_days, absolute_ms, label) -> list[Row]:
+    from bench.seed import seed_plans
+    from qcflow.extensions import db as qdb
+    from qcflow.followup.services import lookahead
+
+    app = make_app(url)
+    with app.app_context():
+        session = qdb.session
+        horizon = DAY + lookahead()
+        # First calls spread over a year starting `due_window_days` before the horizon: that slice is due now.
+        seeded = seed_plans(session, n, due_from=horizon - timedelta(days=due_window_days),
+                            due_to=horizon - timedelta(days=due_window_days) + timedelta(days=365),
+                            anchors=min(n, 20_000))
+        session.commit()
+        raw_ms, raw_rows, app_ms, app_rows = measure(session, DAY)
+        commit_ms, correct, generated = commit_and_check(session, DAY)
+        session.remove()
+    ratio = app_ms / raw_ms if raw_ms else float("inf")
+    # The absolute bound is judged on the job's real path (one commit per batch), end to end.
+    ok = ratio <= 20 and commit_ms <= absolute_ms and correct
+    return [Row(f"{name} {label}", db, scale, app_rows, round(raw_ms, 2), round(app_ms, 2), round(ratio, 1),
+                f"<=20x,<={absolute_ms / 1000:g}s", verdict(ok),
+                {"plans": n, "raw_rows": raw_rows, "seed_s": round(seeded.seconds, 2),
+                 "app_committed_ms": round(commit_ms, 2), "correct": correct, "generated": generated})]
+
+
+def scenario_p2(db, scale, url) -> list[Row]:
+    from bench.seed import seed_plans
+    from qcflow.extensions import db as qdb
+    from qcflow.followup.services import lookahead
+
+    small, large = P2_SIZES[scale]
+    due = max(300, small * 27 // 10_000)  # a day's due set (≈ 0.27 % of 1M; at least 300 so timings are not noise)
+    app = make_app(url)
+    timings = []
+    with app.app_context():
+        session = qdb.session
+        horizon = DAY + lookahead()
+        seed_plans(session, due, due_from=horizon - timedelta(days=1), due_to=horizon, tag="due", anchors=due)
+        far = horizon + timedelta(days=400)
+        seed_plans(session, small - due, due_from=far, due_to=far + timedelta(days=365), tag="s")
+        session.commit()
+        timings.append(measure(session, DAY))
+        seed_plans(session, large - small, due_from=far, due_to=far + timedelta(days=365), tag="l", seed=7)
+        session.commit()
+        timings.append(measure(session, DAY))
+        commit_ms, correct, generated = commit_and_check(session, DAY)
+        session.remove()
+    (raw_s, _, app_s, rows_s), (raw_l, _, app_l, rows_l) = timings
+    ratio = app_l / app_s if app_s else float("inf")
+    ok = ratio <= 2 and rows_s == rows_l and correct
+    return [Row("P2 o_due_scaling", db, scale, rows_l, round(raw_l, 2), round(app_l, 2), round(ratio, 2),
+                f"t({large:,})/t({small:,})<=2", verdict(ok),
+                {"small_plans": small, "large_plans": large, "app_small_ms": round(app_s, 2),
+                 "raw_small_ms": round(raw_s, 2), "rows_small": rows_s, "correct": correct, "generated": generated,
+                 "app_committed_ms": round(commit_ms, 2)})]
+
+
+def hardware() -> dict:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "sqlite": __import__("sqlite3").sqlite_version}
+
+
+def print_table(rows: list[Row]) -> None:
+    header = f"{'scenario':<22}{'db':<10}{'scale':<6}{'rows':>8}  {'raw':>10}  {'app':>10}  {'ratio':>7}  {'target':<28}{'result'}"
+    print(header)
+    for r in rows:
+        print(f"{r.scenario:<22}{r.db:<10}{r.scale:<6}{r.rows:>8,}  {r.raw_ms:>8.2f}ms  {r.app_ms:>8.2f}ms  "
+              f"{r.ratio:>6}x  {r.target:<28}{r.result}")
+    for r in rows:
+        check = "PASS" if r.extra.get("correct") else "FAIL"
+        print(f"{r.scenario}: correctness (generated set == expected set, {r.extra.get('generated', 0):,} tasks) "
+              f"{check}; committed job run {r.extra.get('app_committed_ms')} ms")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--scale", choices=list(SCALES), default="S")
+    parser.add_argument("--scenario", default="all", help="P1, P2, P3, a comma list, or all")
+    parser.add_argument("--plans", type=int, help="override the scale's plan count for P1/P3 (smoke runs)")
+    parser.add_argument("--database-url", help="use this database (it is emptied and migrated)")
+    parser.add_argument("--json", help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    wanted = {"P1", "P2", "P3"} if args.scenario == "all" else set(args.scenario.upper().split(","))
+    n = args.plans or SCALES[args.scale]
+    rows: list[Row] = []
+    if "P1" in wanted:
+        url = fresh_database(args.db, args.scale, args.database_url)
+        rows += scenario_generate("P1", args.db, args.scale, url, n, 1, 1000, "generate_day")
+    if "P3" in wanted:
+        url = fresh_database(args.db, args.scale, args.database_url)
+        rows += scenario_generate("P3", args.db, args.scale, url, n, 30, 10_000, "catch_up_30d")
+    if "P2" in wanted:
+        url = fresh_database(args.db, args.scale, args.database_url)
+        rows += scenario_p2(args.db, args.scale, url)
+    print_table(rows)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as handle:
+            json.dump({"hardware": hardware(), "results": [asdict(r) for r in rows]}, handle, indent=2, default=str)
+    return 0 if all(r.result == "PASS" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""qcflow: adverse events, follow-up, MDT and indicators for the medical-quality programme."""
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: config, extensions, error handlers, blueprints, CLI. Starts nothing."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("QCFLOW_INSTANCE_PATH") or os.path.join(os.path.dirname(os.path.dirname(__file__)), "instance"),
+        instance_relative_config=True,
+        template_folder="../templates",
+    )
+    from qcflow.config import Config
+
+    app.config.from_object(Config)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_prefixed_env("QCFLOW")
+    else:
+        app.config.update(test_config)
+
+    from qcflow.core.web import check_production_config, database_uri
+
+    check_production_config(app)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app)
+
+    from qcflow.extensions import api, babel, csrf, db, login_manager, migrate
+    from qcflow.core.db import include_object, render_item
+    from qcflow.core.i18n import install_template_helpers, select_locale
+
+    db.init_app(app)
+    # G5/G6: keep foreign tables out, render our column types as plain SQLAlchemy types.
+    migrate.init_app(app, db, render_as_batch=True, compare_type=True,
+                     include_object=include_object, render_item=render_item)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    api.init_app(app)
+    api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
+
+    from qcflow.core.db import configure_engine
+    from qcflow.core.errors import register_error_handlers
+    from qcflow.core.web import install_request_hooks
+    from qcflow.auth.login import install_login
+
+    with app.app_context():
+        configure_engine(db.engine)
+    register_error_handlers(app)
+    install_login(app)
+    install_request_hooks(app)
+    install_template_helpers(app)
+
+    for blueprint in _blueprints():
+        app.register_blueprint(blueprint)
+    for blueprint in _api_blueprints():
+        api.register_blueprint(blueprint)
+
+    from qcflow.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _blueprints():
+    from qcflow.auth.views import bp as auth
+    from qcflow.clinical.views import bp as clinical
+    from qcflow.core.views import bp as core
+    from qcflow.events.views import bp as events
+    from qcflow.followup.views import bp as followup
+    from qcflow.mdt.views import bp as mdt
+    from qcflow.notify.views import bp as notify
+
+    return (core, auth, events, clinical, mdt, notify, followup)
+
+
+def _api_blueprints():
+    from qcflow.auth.api import blp as auth_api
+    from qcflow.clinical.api import blp as clinical_api
+    from qcflow.events.api import blp as events_api
+    from qcflow.followup.api import blp as followup_api
+    from qcflow.mdt.api import blp as mdt_api
+    from qcflow.notify.api import blp as notify_api
+
+    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api)

@@ -1,0 +1,20 @@
+"""HTML forms of the auth pages (shape only; rules live in services)."""
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField
+from wtforms.validators import AnyOf, DataRequired, Length
+
+
+class LoginForm(FlaskForm):
+    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=128)])
+
+
+class PasswordForm(FlaskForm):
+    current_password = PasswordField(_l("Current password"), validators=[DataRequired()])
+    new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=128)])
+
+
+class LanguageForm(FlaskForm):
+    #: Rendered as radio buttons in the template (WTForms' RadioField tuples are deprecated).
+    locale = StringField(_l("Language"), validators=[DataRequired(), AnyOf(["zh", "en"])])

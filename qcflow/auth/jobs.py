@@ -1,0 +1,16 @@
+"""Scheduled entry points of the auth domain."""
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from qcflow.auth import services
+
+
+def purge_expired_sessions(now: datetime) -> str:
+    """Delete ended sessions and login failures older than the throttling window."""
+    config = current_app.config
+    removed = services.purge_expired(
+        now, idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+        failure_window=timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
+    )
+    return f"removed {removed}"

@@ -1,0 +1,148 @@
+"""Users, departments, roles, server-side sessions, API tokens, login failures."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qcflow.core.db import Base, Versioned, enum_check
+
+
+class Role(StrEnum):
+    CLINICIAN = "clinician"
+    NURSE = "nurse"
+    DEPT_HEAD = "dept_head"
+    QUALITY = "quality"
+    ADMIN = "admin"
+
+
+ROLE_LABELS = {
+    Role.CLINICIAN: _l("Clinician"),
+    Role.NURSE: _l("Follow-up nurse"),
+    Role.DEPT_HEAD: _l("Department head"),
+    Role.QUALITY: _l("Quality office"),
+    Role.ADMIN: _l("Administrator"),
+}
+
+
+class DepartmentKind(StrEnum):
+    CLINICAL = "clinical"
+    NURSING = "nursing"
+    FUNCTIONAL = "functional"
+
+
+class Department(Versioned, Base):
+    __tablename__ = "department"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    name_en: Mapped[str | None] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (enum_check("kind", DepartmentKind),)
+
+    def label(self, language: str) -> str:
+        return self.name_en if language == "en" and self.name_en else self.name
+
+
+class User(UserMixin, Versioned, Base):
+    __tablename__ = "user_account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Stored lower-case; login is case-insensitive.
+    username: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(sa.String(100))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    #: Preferred UI language ("zh" or "en"); None means the hospital default.
+    locale: Mapped[str | None] = mapped_column(sa.String(8))
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+    department: Mapped[Department] = relationship(lazy="joined")
+    roles: Mapped[list["UserRole"]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="UserRole.role"
+    )
+
+    __table_args__ = (sa.CheckConstraint("locale IS NULL OR locale IN ('zh', 'en')", name="locale_valid"),)
+
+    #: The server-side session this user object was loaded through (set by the loader).
+    session_key = None
+
+    @property
+    def role_names(self) -> frozenset[str]:
+        return frozenset(r.role for r in self.roles)
+
+    @property
+    def sorted_roles(self) -> list[str]:
+        return sorted(self.role_names)
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.role_names & set(roles))
+
+    def get_id(self) -> str | None:
+        # Flask-Login keeps this in the signed cookie: the session key, not the user id,
+        # so that ending the server-side session ends the login.
+        return self.session_key
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+
+    __table_args__ = (enum_check("role", Role),)
+
+
+class UserSession(Base):
+    """A login; revocable on the server (logout, password change, disable)."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: sha256 of the random key held in the signed session cookie.
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    #: Absolute end of the session, whatever the activity.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    #: sha256 of the token; the token itself is shown once and never stored.
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    #: First characters of the token, to tell tokens apart in lists.
+    prefix: Mapped[str] = mapped_column(sa.String(12))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class LoginFailure(Base):
+    """One failed login; counted per account name to throttle guessing across all workers."""
+
+    __tablename__ = "login_failure"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(sa.String(64))
+    failed_at: Mapped[datetime]
+
+    __table_args__ = (sa.Index("ix_login_failure_username_failed_at", "username", "failed_at"),)

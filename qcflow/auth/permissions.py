@@ -1,0 +1,130 @@
+"""Deny-by-default access declarations and the one department-scoping helper.
+
+Every route declares who may use it with one of `public`, `authenticated` or
+`roles_required(...)`. `enforce_access` runs before every request; a route with
+no declaration is refused (and a test walks `app.url_map` to catch it earlier).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from qcflow.auth.models import Role
+from qcflow.core.actors import Actor
+from qcflow.core.errors import Forbidden, NotAuthenticated, NotFound, is_api_request
+from qcflow.extensions import db
+
+#: Endpoints registered by libraries, not by us.
+LIBRARY_ENDPOINTS = {"static": "public", "api-docs.openapi_json": "public"}
+
+#: Roles that see every department's objects.
+ALL_DEPARTMENTS_ROLES = frozenset({Role.QUALITY})
+
+
+@dataclass(frozen=True)
+class Access:
+    public: bool = False
+    roles: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        return "public" if self.public else ("roles: " + ", ".join(sorted(self.roles)) if self.roles else "authenticated")
+
+
+def _declare(access: Access):
+    def decorator(view):
+        view.qc_access = access
+        return view
+
+    return decorator
+
+
+public = _declare(Access(public=True))
+authenticated = _declare(Access())
+
+
+def roles_required(*roles: str):
+    unknown = set(roles) - set(Role)
+    if unknown or not roles:
+        raise ValueError(f"unknown roles {unknown}")
+    return _declare(Access(roles=frozenset(roles)))
+
+
+def access_of(endpoint: str | None) -> Access | None:
+    """The declaration of an endpoint's view (function or MethodView method)."""
+    if endpoint in LIBRARY_ENDPOINTS:
+        return Access(public=True)
+    view = current_app.view_functions.get(endpoint) if endpoint else None
+    if view is None:
+        return None
+    declared = getattr(view, "qc_access", None)
+    view_class = getattr(view, "view_class", None)
+    if declared is None and view_class is not None:
+        method = getattr(view_class, request.method.lower(), None) if request else None
+        declared = getattr(method, "qc_access", None) or getattr(view_class, "qc_access", None)
+    return declared
+
+
+def undeclared_endpoints(app) -> list[str]:
+    """Every (endpoint, method) of the app that has no access declaration."""
+    missing = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            with app.test_request_context(rule.rule, method=method):
+                if access_of(rule.endpoint) is None:
+                    missing.append(f"{method} {rule.rule} ({rule.endpoint})")
+    return missing
+
+
+def enforce_access():
+    """before_request: 404 for unknown routes is Flask's; everything else must be declared."""
+    if request.endpoint is None:
+        return None
+    if request.headers.get("Authorization", "").startswith("Bearer ") and not current_user.is_authenticated:
+        # A wrong token is an error, even on a public route: never a silent fall-back to anonymous.
+        raise NotAuthenticated(_("The API token is not valid (revoked, mistyped or of a disabled user)."))
+    access = access_of(request.endpoint)
+    if access is None:
+        current_app.logger.error("route %s has no access declaration; refused", request.endpoint)
+        raise Forbidden()
+    if access.public:
+        return None
+    if not current_user.is_authenticated:
+        if is_api_request() or request.method != "GET":
+            raise NotAuthenticated()
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if access.roles and not current_user.has_role(*access.roles):
+        raise Forbidden()
+    return None
+
+
+def current_actor() -> Actor:
+    """The acting user (or the anonymous reporter) for services and the audit trail."""
+    if current_user.is_authenticated:
+        return Actor.for_user(current_user)
+    return Actor.anonymous()
+
+
+def sees_all_departments(actor: Actor) -> bool:
+    return bool(actor.roles & ALL_DEPARTMENTS_ROLES)
+
+
+def scoped(stmt, columns, actor: Actor):
+    """Restrict a select to the actor's department (in any of `columns`) unless the actor sees all."""
+    if sees_all_departments(actor):
+        return stmt
+    columns = columns if isinstance(columns, (list, tuple)) else [columns]
+    return stmt.where(sa.or_(*(column == actor.department_id for column in columns)))
+
+
+def get_scoped_or_404(model, object_id, actor: Actor, columns=None):
+    """Load a department-owned object; another department's object is a 404, not a 403."""
+    columns = columns if columns is not None else getattr(model, "__scope_columns__", None) or [model.department_id]
+    stmt = scoped(sa.select(model).where(model.id == object_id), [getattr(model, c) if isinstance(c, str) else c for c in columns], actor)
+    obj = db.session.scalar(stmt)
+    if obj is None:
+        raise NotFound()
+    return obj

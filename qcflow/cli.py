@@ -1,0 +1,247 @@
+"""`flask --app wsgi qcflow …`: administration from the command line.
+
+Commands are entrypoints: they validate, call one service, commit once.
+Bad input exits with code 2 and a message saying what to fix.
+"""
+from __future__ import annotations
+
+import logging
+import sqlite3
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from qcflow.core.actors import Actor
+from qcflow.core.errors import DomainError
+from qcflow.core.time import now, parse_instant
+from qcflow.extensions import db
+
+qcflow_cli = AppGroup("qcflow", help="qcflow administration.")
+CLI_ACTOR = Actor.system("cli")
+
+
+def fail(message: str) -> None:
+    """Print an actionable message and exit with code 2."""
+    db.session.rollback()
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(2)
+
+
+def run_service(fn, *args, **kwargs):
+    """Call a service; a domain error becomes a clear message and exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except DomainError as error:
+        details = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in (error.errors or {}).items())
+        fail(f"{error.message}" + (f" ({details})" if details else ""))
+
+
+users_cli = AppGroup("users", help="User accounts.")
+
+
+@users_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="At least 8 characters.")
+@click.option("--role", "roles", multiple=True, required=True,
+              help="clinician, nurse, dept_head, quality or admin; repeat for several.")
+@click.option("--department", required=True, help="Department code, e.g. QC.")
+@click.option("--display-name")
+def users_create(username, password, roles, department, display_name):
+    """Create a user."""
+    from qcflow.auth import services
+
+    dept = run_service(services.find_department, department)
+    user = run_service(services.create_user, username, password, list(roles), dept,
+                       actor=CLI_ACTOR, now=now(), display_name=display_name)
+    db.session.commit()
+    click.echo(f"created user {user.username} ({', '.join(sorted(user.role_names))}) in {dept.code}")
+
+
+@users_cli.command("disable")
+@click.option("--username", required=True)
+def users_disable(username):
+    """Disable a user and end all of their sessions."""
+    from qcflow.auth import services
+
+    user = run_service(services.find_user, username)
+    services.disable_user(user, actor=CLI_ACTOR, now=now())
+    db.session.commit()
+    click.echo(f"disabled {user.username}; all sessions ended")
+
+
+tokens_cli = AppGroup("tokens", help="API bearer tokens.")
+
+
+@tokens_cli.command("create")
+@click.option("--username", required=True)
+@click.option("--name", default="cli", help="What the token is for, e.g. his-interface.")
+def tokens_create(username, name):
+    """Create an API token; the token is printed once, alone on the last line."""
+    from qcflow.auth import services
+
+    user = run_service(services.find_user, username)
+    token = services.create_token(user, name, actor=CLI_ACTOR, now=now())
+    db.session.commit()
+    click.echo(f"token for {user.username} (shown once; store it safely):")
+    click.echo(token)
+
+
+departments_cli = AppGroup("departments", help="Departments.")
+
+
+@departments_cli.command("create")
+@click.option("--code", required=True)
+@click.option("--name", required=True, help="Chinese name, e.g. 普通外科.")
+@click.option("--name-en")
+@click.option("--kind", required=True, type=click.Choice(["clinical", "nursing", "functional"]))
+def departments_create(code, name, name_en, kind):
+    """Create a department."""
+    from qcflow.auth import services
+
+    dept = run_service(services.create_department, code, name, kind, actor=CLI_ACTOR, now=now(), name_en=name_en)
+    db.session.commit()
+    click.echo(f"created department {dept.code} {dept.name} ({dept.kind})")
+
+
+@qcflow_cli.command("demo-data")
+def demo_data():
+    """Load demo departments and users (first run only) and print the demo logins."""
+    from qcflow.demo import DEMO_USERS, load_demo_data
+
+    receipt = load_demo_data(now=now())
+    db.session.commit()
+    if receipt:
+        click.echo("demo data loaded: departments, users and three event reports")
+        click.echo(f"receipt code of the demo anonymous report (try it on /receipt): {receipt}")
+    else:
+        click.echo("demo data already present")
+    click.echo("demo logins (user / password / roles):")
+    for username, password, roles, dept, _name in DEMO_USERS:
+        click.echo(f"  {username:<10} {password:<18} {', '.join(roles)} @ {dept}")
+
+
+@qcflow_cli.command("import")
+@click.argument("kind")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--strict", is_flag=True, help="All or nothing: one bad row and nothing is imported.")
+def import_csv(kind, path, strict):
+    """Import a CSV file (header row = field names): patients, encounters, operations, diagnoses,
+    census, procedures, staff or authorisations. Exit 1 if any row was refused."""
+    from qcflow.clinical import services
+    from qcflow.clinical.views import read_csv
+
+    if kind not in services.KINDS:
+        fail(f"unknown kind {kind!r}; use one of: {', '.join(services.KINDS)}")
+    with open(path, "rb") as handle:
+        rows = run_service(read_csv, handle.read())
+    results = run_service(services.import_rows, kind, rows, actor=CLI_ACTOR, now=now(), strict=strict, first_row=2)
+    db.session.commit()
+    summary = services.summarise(results)
+    for result in results:
+        if result.errors:
+            problems = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in result.errors.items())
+            click.echo(f"line {result.row}: {problems}", err=True)
+        for warning in result.warnings:
+            click.echo(f"line {result.row}: warning: {warning}", err=True)
+    outcome = "nothing imported (--strict)" if strict and summary["failed"] else "imported"
+    click.echo(f"{kind}: {outcome}; created {summary['created']}, updated {summary['updated']}, "
+               f"unchanged {summary['unchanged']}, refused {summary['failed']}")
+    sys.exit(1 if summary["failed"] else 0)
+
+
+@qcflow_cli.command("backup")
+@click.argument("dest", type=click.Path(dir_okay=False, writable=True))
+def backup(dest):
+    """Copy the SQLite database online to DEST (PostgreSQL: use pg_dump)."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        fail("this database is PostgreSQL; back it up with: pg_dump -Fc -f qcflow.dump \"$DATABASE_URL\" "
+             "(see docs/deploy.md)")
+    source = sqlite3.connect(engine.url.database)
+    target = sqlite3.connect(dest)
+    try:
+        with target:
+            source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    click.echo(f"backup written to {dest}")
+
+
+audit_cli = AppGroup("audit", help="The audit trail.")
+
+
+@audit_cli.command("verify")
+def audit_verify():
+    """Walk the hash chain; exit 1 at the first broken link."""
+    from qcflow.core import audit
+
+    result = audit.verify()
+    if result.ok:
+        click.echo(f"audit chain intact: {result.checked} entries")
+        return
+    click.echo(f"audit chain BROKEN at seq {result.broken_seq}: {result.reason} "
+               f"({result.checked} entries before it are intact)", err=True)
+    sys.exit(1)
+
+
+workflow_cli = AppGroup("workflow", help="Workflow tables.")
+
+
+@workflow_cli.command("diagram")
+@click.argument("name")
+def workflow_diagram(name):
+    """Print the Mermaid diagram of workflow NAME."""
+    from qcflow.core.workflow import WORKFLOWS, import_all_workflows
+
+    import_all_workflows()
+    workflow = WORKFLOWS.get(name)
+    if workflow is None:
+        fail(f"no workflow named {name!r}; known: {', '.join(sorted(WORKFLOWS)) or 'none'}")
+    click.echo(workflow.mermaid())
+
+
+scheduler_cli = AppGroup("scheduler", help="The scheduler process.")
+
+
+@scheduler_cli.command("run")
+def scheduler_run():
+    """Run the scheduler in this process until stopped (only one process is the leader)."""
+    from qcflow.scheduling.runner import run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run_forever(current_app._get_current_object())
+
+
+@scheduler_cli.command("tick")
+@click.option("--now", "at", help="ISO 8601 instant to run for (default: now; no offset = hospital time).")
+@click.option("--job", "job_id", help="Run only this job.")
+def scheduler_tick(at, job_id):
+    """Run the jobs once (cron fallback, tests)."""
+    from qcflow.scheduling.jobs import JOBS, find_job
+    from qcflow.scheduling.runner import run_job
+
+    try:
+        when = parse_instant(at) if at else now()
+    except ValueError:
+        fail(f"--now {at!r} is not an ISO 8601 date-time, e.g. 2026-01-31T08:00:00+08:00")
+    specs = JOBS
+    if job_id:
+        spec = find_job(job_id)
+        if spec is None:
+            fail(f"no job {job_id!r}; known: {', '.join(s.id for s in JOBS)}")
+        specs = [spec]
+    failed = 0
+    for spec in specs:
+        run = run_job(spec, when)
+        failed += run.status != "ok"
+        click.echo(f"{spec.id}: {run.status} {run.result}")
+    sys.exit(1 if failed else 0)
+
+
+def register_cli(app: Flask) -> None:
+    for group in (users_cli, tokens_cli, departments_cli, audit_cli, workflow_cli, scheduler_cli):
+        qcflow_cli.add_command(group)
+    app.cli.add_command(qcflow_cli)

@@ -1,0 +1,1 @@
+"""Clinical facts from the HIS: patients, encounters, operations, cancer diagnoses, reference data."""

@@ -1,0 +1,79 @@
+"""HIS intake, reference data and operation steps over the JSON API."""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from marshmallow import fields, validate
+
+from qcflow.auth.models import Role
+from qcflow.auth.permissions import authenticated, current_actor, roles_required
+from qcflow.clinical import queries, services
+from qcflow.clinical.schemas import BatchOut, OperationOut, OperationTransitionIn, PatientOut
+from qcflow.core.api import Blueprint
+from qcflow.core.errors import NotFound
+from qcflow.core.schemas import BaseSchema, QueryArgs
+from qcflow.core.time import now
+from qcflow.extensions import db
+
+blp = Blueprint("clinical_api", __name__, url_prefix="/api/v1", description="Clinical intake from the HIS (HIS 数据接入)")
+
+
+class BatchIn(BaseSchema):
+    items = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=services.MAX_BATCH))
+    strict = fields.Boolean(load_default=False, metadata={"description": "true: one bad row and nothing lands"})
+
+
+class PatientArgs(QueryArgs):
+    mrn = fields.String(validate=validate.Length(max=40))
+
+
+@blp.post("/intake/<kind>")
+@roles_required(Role.ADMIN, Role.QUALITY)
+@blp.arguments(BatchIn)
+@blp.response(200, BatchOut)
+@blp.alt_response(404, description="Unknown kind")
+@blp.alt_response(422, schema=BatchOut, description="No row could be accepted; each row's errors are listed")
+def intake(data, kind):
+    """Upsert a batch by HIS id: patients, encounters, operations, diagnoses, census, procedures, staff,
+    authorisations. Good rows land, bad rows come back with their errors; re-sending changes nothing."""
+    if kind not in services.KINDS:
+        raise NotFound(_("Unknown kind “%(kind)s”; use one of: %(kinds)s.", kind=kind, kinds=", ".join(services.KINDS)))
+    results = services.import_rows(kind, data["items"], actor=current_actor(), now=now(), strict=data["strict"])
+    db.session.commit()
+    summary = services.summarise(results)
+    # Some rows landed: 200 with per-row results. None did: 422, with the same per-row results.
+    landed = summary["created"] + summary["updated"] + summary["unchanged"]
+    return summary, (200 if landed or not summary["failed"] else 422)
+
+
+@blp.get("/patients")
+@roles_required(Role.NURSE, Role.DEPT_HEAD, Role.QUALITY, Role.CLINICIAN)
+@blp.arguments(PatientArgs, location="query")
+@blp.response(200, PatientOut(many=True))
+def patients(args):
+    """Find patients by record number (phone and ID numbers masked)."""
+    return queries.find_patients(current_actor(), mrn=args.get("mrn"))
+
+
+@blp.get("/operations/<int:operation_id>")
+@authenticated
+@blp.response(200, OperationOut)
+@blp.alt_response(404, description="No such operation in your department")
+def get_operation(operation_id):
+    """Show an operation."""
+    return queries.load_operation(operation_id, current_actor())
+
+
+@blp.post("/operations/<int:operation_id>/transitions")
+@roles_required(Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
+@blp.arguments(OperationTransitionIn)
+@blp.response(200, OperationOut)
+@blp.alt_response(409, description="Booking gate: what is missing (signed pre-operative MDT, surgeon authorisation)")
+def operation_transition(data, operation_id):
+    """Book, perform or cancel an operation. Grade 4 / restricted technology books only with a signed
+    pre-operative MDT and an authorised surgeon, or with `emergency_override` and a reason."""
+    actor = current_actor()
+    operation = queries.load_operation(operation_id, actor)
+    action, version = data.pop("action"), data.pop("version")
+    services.transition_operation(operation, action, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return operation

@@ -1,0 +1,188 @@
+"""Patients, encounters, operations, cancer diagnoses, the procedure catalogue, staff, census."""
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qcflow.clinical.workflow import OperationState
+from qcflow.core.db import Base, Versioned, enum_check
+
+SEXES = ("M", "F", "U")
+DISPOSITIONS = ("home", "transfer", "death", "against_advice", "other")
+
+
+class CancerType(StrEnum):
+    LUNG = "lung"
+    GASTRIC = "gastric"
+    LIVER = "liver"
+    BREAST = "breast"
+    COLORECTAL = "colorectal"
+    OTHER = "other"
+
+
+class Procedure(Base):
+    """The procedure catalogue (national clinical code); restricted technology is managed as grade 4."""
+
+    __tablename__ = "procedure"
+
+    code: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    grade: Mapped[int]
+    is_restricted_technology: Mapped[bool] = mapped_column(default=False)
+    is_day_surgery_allowed: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+    __table_args__ = (sa.CheckConstraint("grade BETWEEN 1 AND 4", name="grade_valid"),)
+
+    @property
+    def needs_mdt(self) -> bool:
+        return self.grade == 4 or self.is_restricted_technology
+
+
+class Staff(Versioned, Base):
+    """Clinical staff as the HIS knows them (surgeons, anaesthetists); linked to a qcflow user if any."""
+
+    __tablename__ = "staff"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Staff number in the HIS.
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
+    #: e.g. general_surgery, anaesthesia, oncology (used for MDT quorum).
+    specialty: Mapped[str | None] = mapped_column(sa.String(60))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), unique=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class SurgeonAuthorisation(Base):
+    __tablename__ = "surgeon_authorisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    procedure_code: Mapped[str] = mapped_column(sa.ForeignKey("procedure.code"))
+    valid_from: Mapped[date]
+    #: None: no end date.
+    valid_until: Mapped[date | None]
+
+    __table_args__ = (sa.UniqueConstraint("staff_id", "procedure_code", "valid_from", name="uq_authorisation_period"),)
+
+
+class Patient(Versioned, Base):
+    __tablename__ = "patient"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    #: 病案号.
+    mrn: Mapped[str] = mapped_column(sa.String(40), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    sex: Mapped[str] = mapped_column(sa.String(1))
+    birth_on: Mapped[date | None]
+    #: Shown masked everywhere except the assigned nurse's task view.
+    phone: Mapped[str | None] = mapped_column(sa.String(30))
+    id_number: Mapped[str | None] = mapped_column(sa.String(30))
+    #: Date of death, when recorded (by the HIS or a follow-up call).
+    died_on: Mapped[date | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (enum_check("sex", SEXES),)
+
+
+class Encounter(Versioned, Base):
+    __tablename__ = "encounter"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    admitted_at: Mapped[datetime]
+    discharged_at: Mapped[datetime | None] = mapped_column(index=True)
+    is_day_surgery: Mapped[bool] = mapped_column(default=False)
+    disposition: Mapped[str | None] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    patient: Mapped[Patient] = relationship(lazy="joined")
+
+    __table_args__ = (
+        sa.CheckConstraint(f"disposition IS NULL OR disposition IN ({', '.join(repr(d) for d in DISPOSITIONS)})",
+                           name="disposition_valid"),
+        sa.CheckConstraint("discharged_at IS NULL OR discharged_at >= admitted_at", name="discharge_after_admission"),
+    )
+
+
+class Operation(Versioned, Base):
+    __tablename__ = "operation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    encounter_id: Mapped[int] = mapped_column(sa.ForeignKey("encounter.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    procedure_code: Mapped[str] = mapped_column(sa.ForeignKey("procedure.code"))
+    #: Copied from the catalogue when recorded (the catalogue wins over the feed).
+    grade: Mapped[int]
+    is_restricted_technology: Mapped[bool] = mapped_column(default=False)
+    surgeon_staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    state: Mapped[str] = mapped_column(sa.String(10), default=OperationState.PLANNED.value)
+    planned_at: Mapped[datetime]
+    performed_at: Mapped[datetime | None] = mapped_column(index=True)
+    booked_at: Mapped[datetime | None]
+    is_unplanned_reoperation: Mapped[bool] = mapped_column(default=False)
+    is_emergency_override: Mapped[bool] = mapped_column(default=False)
+    override_reason: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    procedure: Mapped[Procedure] = relationship(lazy="joined")
+    surgeon: Mapped[Staff] = relationship(lazy="joined")
+    encounter: Mapped[Encounter] = relationship(lazy="joined")
+
+    __table_args__ = (
+        enum_check("state", OperationState),
+        sa.CheckConstraint("grade BETWEEN 1 AND 4", name="grade_valid"),
+        sa.CheckConstraint("NOT is_emergency_override OR override_reason IS NOT NULL", name="override_has_reason"),
+    )
+
+    @property
+    def needs_mdt(self) -> bool:
+        return self.grade == 4 or self.is_restricted_technology
+
+
+class CancerDiagnosis(Versioned, Base):
+    __tablename__ = "cancer_diagnosis"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"), index=True)
+    cancer_type: Mapped[str] = mapped_column(sa.String(12))
+    icd10: Mapped[str] = mapped_column(sa.String(10))
+    diagnosed_on: Mapped[date]
+    stage: Mapped[str | None] = mapped_column(sa.String(10))
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (enum_check("cancer_type", CancerType),)
+
+
+class DischargeCensus(Base):
+    """Discharges per department and month, pushed where the HIS does not send every encounter."""
+
+    __tablename__ = "discharge_census"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+    #: First day of the month.
+    month_on: Mapped[date]
+    discharges: Mapped[int]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        sa.UniqueConstraint("department_id", "month_on", name="uq_discharge_census_month"),
+        sa.CheckConstraint("discharges >= 0", name="discharges_not_negative"),
+    )

@@ -1,0 +1,54 @@
+"""Read side of clinical data: operations and patients as each role may see them."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from qcflow.auth.permissions import get_scoped_or_404, scoped
+from qcflow.clinical.models import Operation, Patient, Procedure, Staff, SurgeonAuthorisation
+from qcflow.core.actors import Actor
+from qcflow.core.masking import mask_id_number, mask_phone
+from qcflow.extensions import db
+
+
+def load_operation(operation_id: int, actor: Actor) -> Operation:
+    """An operation of the actor's department (quality: any); others are 404."""
+    return get_scoped_or_404(Operation, operation_id, actor)
+
+
+def masked_patient(patient: Patient) -> dict:
+    """A patient for lists and exports: phone and ID numbers masked."""
+    return {
+        "id": patient.id, "his_id": patient.his_id, "mrn": patient.mrn, "name": patient.name, "sex": patient.sex,
+        "birth_on": patient.birth_on, "phone": mask_phone(patient.phone),
+        "id_number": mask_id_number(patient.id_number), "died_on": patient.died_on,
+    }
+
+
+def find_patients(actor: Actor, *, mrn: str | None = None, limit: int = 50) -> list[dict]:
+    """Patients by record number, masked."""
+    stmt = sa.select(Patient)
+    if mrn:
+        stmt = stmt.where(Patient.mrn == mrn)
+    return [masked_patient(p) for p in db.session.scalars(stmt.order_by(Patient.id.desc()).limit(limit))]
+
+
+def reference_rows(kind: str, limit: int = 500) -> list:
+    """Rows of a reference-data kind for the admin pages."""
+    if kind == "procedures":
+        return list(db.session.scalars(sa.select(Procedure).order_by(Procedure.grade.desc(), Procedure.code).limit(limit)))
+    if kind == "staff":
+        return list(db.session.scalars(sa.select(Staff).order_by(Staff.his_id).limit(limit)))
+    return list(db.session.scalars(sa.select(SurgeonAuthorisation).order_by(SurgeonAuthorisation.id.desc()).limit(limit)))
+
+
+def department_operations(actor: Actor, limit: int = 100) -> list[Operation]:
+    stmt = scoped(sa.select(Operation), Operation.department_id, actor)
+    return list(db.session.scalars(stmt.order_by(Operation.planned_at.desc()).limit(limit)))
+
+
+def operation_discussions(operation: Operation) -> list:
+    """The MDT discussions linked to an operation (pre-operative and case reviews)."""
+    from qcflow.mdt.models import Discussion
+
+    return list(db.session.scalars(sa.select(Discussion).where(Discussion.operation_id == operation.id)
+                                   .order_by(Discussion.id)))

@@ -1,0 +1,144 @@
+"""Shapes of the HIS intake rows, reference data and operation steps (rules live in services)."""
+from marshmallow import fields, validate
+
+from qcflow.clinical.models import DISPOSITIONS, SEXES, CancerType
+from qcflow.core.schemas import BaseSchema
+
+Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
+HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
+
+
+class PatientIn(BaseSchema):
+    his_id = HisId(metadata={"example": "P000123"})
+    mrn = Text(40, required=True, metadata={"example": "BA20260001"})
+    name = Text(100, required=True, metadata={"example": "王小明"})
+    sex = fields.String(required=True, validate=validate.OneOf(SEXES))
+    birth_on = fields.Date(allow_none=True)
+    phone = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9+\- ]{5,30}$"))
+    id_number = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9A-Za-z]{6,30}$"))
+    died_on = fields.Date(allow_none=True)
+
+
+class EncounterIn(BaseSchema):
+    his_id = HisId(metadata={"example": "E000456"})
+    patient_his_id = HisId()
+    department_code = Text(40, required=True, metadata={"example": "GS"})
+    admitted_at = fields.AwareDateTime(required=True)
+    discharged_at = fields.AwareDateTime(allow_none=True)
+    is_day_surgery = fields.Boolean(load_default=False)
+    disposition = fields.String(allow_none=True, validate=validate.OneOf(DISPOSITIONS))
+
+
+class OperationIn(BaseSchema):
+    his_id = HisId(metadata={"example": "O000789"})
+    encounter_his_id = HisId()
+    procedure_code = Text(40, required=True, metadata={"example": "51.2301"})
+    #: The HIS's grade; the catalogue wins and a difference is reported back.
+    grade = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=4))
+    surgeon_his_id = HisId()
+    department_code = Text(40, allow_none=True)
+    planned_at = fields.AwareDateTime(required=True)
+    is_unplanned_reoperation = fields.Boolean(load_default=False)
+
+
+class DiagnosisIn(BaseSchema):
+    his_id = HisId(metadata={"example": "D000321"})
+    patient_his_id = HisId()
+    cancer_type = fields.String(required=True, validate=validate.OneOf(list(CancerType)))
+    icd10 = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"))
+    diagnosed_on = fields.Date(required=True)
+    stage = Text(10, allow_none=True)
+    department_code = Text(40, allow_none=True)
+
+
+class CensusIn(BaseSchema):
+    department_code = Text(40, required=True)
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
+                          metadata={"example": "2026-03"})
+    discharges = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class ProcedureIn(BaseSchema):
+    code = Text(40, required=True, metadata={"example": "51.2301"})
+    name = Text(200, required=True, metadata={"example": "腹腔镜胆囊切除术"})
+    grade = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
+    is_restricted_technology = fields.Boolean(load_default=False)
+    is_day_surgery_allowed = fields.Boolean(load_default=False)
+    is_active = fields.Boolean(load_default=True)
+
+
+class StaffIn(BaseSchema):
+    his_id = HisId(metadata={"example": "S0042"})
+    name = Text(100, required=True)
+    department_code = Text(40, allow_none=True)
+    specialty = Text(60, allow_none=True, metadata={"example": "anaesthesia"})
+    #: Links the staff member to a qcflow account (for notifications and MDT).
+    username = Text(64, allow_none=True)
+    is_active = fields.Boolean(load_default=True)
+
+
+class AuthorisationIn(BaseSchema):
+    staff_his_id = HisId()
+    procedure_code = Text(40, required=True)
+    valid_from = fields.Date(required=True)
+    valid_until = fields.Date(allow_none=True)
+
+
+class RowResult(BaseSchema):
+    row = fields.Integer(metadata={"description": "1-based position in the batch (CSV: line number)"})
+    key = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "created, updated, unchanged or error"})
+    id = fields.Raw(allow_none=True)
+    errors = fields.Dict()
+    warnings = fields.List(fields.String())
+
+
+class BatchOut(BaseSchema):
+    results = fields.List(fields.Nested(RowResult))
+    created = fields.Integer()
+    updated = fields.Integer()
+    unchanged = fields.Integer()
+    failed = fields.Integer()
+
+
+class OperationTransitionIn(BaseSchema):
+    action = fields.String(required=True, validate=validate.OneOf(["book", "perform", "cancel"]))
+    version = fields.Integer(required=True)
+    emergency_override = fields.Boolean(load_default=False)
+    override_reason = fields.String(validate=validate.Length(max=2000))
+    performed_at = fields.AwareDateTime()
+    reason = fields.String(validate=validate.Length(max=2000))
+
+
+class OperationOut(BaseSchema):
+    id = fields.Integer()
+    his_id = fields.String()
+    state = fields.String()
+    version = fields.Integer()
+    patient_id = fields.Integer()
+    encounter_id = fields.Integer()
+    department_id = fields.Integer()
+    procedure_code = fields.String()
+    grade = fields.Integer()
+    is_restricted_technology = fields.Boolean()
+    surgeon_staff_id = fields.Integer()
+    planned_at = fields.DateTime()
+    booked_at = fields.DateTime(allow_none=True)
+    performed_at = fields.DateTime(allow_none=True)
+    is_unplanned_reoperation = fields.Boolean()
+    is_emergency_override = fields.Boolean()
+    override_reason = fields.String(allow_none=True)
+
+
+class PatientOut(BaseSchema):
+    """A patient in lists and exports: phone and ID numbers masked."""
+
+    id = fields.Integer()
+    his_id = fields.String()
+    mrn = fields.String()
+    name = fields.String()
+    sex = fields.String()
+    birth_on = fields.Date(allow_none=True)
+    phone = fields.String(allow_none=True)
+    id_number = fields.String(allow_none=True)
+    died_on = fields.Date(allow_none=True)

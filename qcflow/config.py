@@ -1,0 +1,101 @@
+"""Configuration defaults. Override in instance/config.py or with QCFLOW_* environment variables."""
+from __future__ import annotations
+
+import os
+
+DEFAULT_SECRET_KEY = "dev-only-not-secret"
+
+
+class Config:
+    #: "development" or "production"; production refuses a default SECRET_KEY or DEBUG.
+    ENV = "development"
+    SECRET_KEY = DEFAULT_SECRET_KEY
+    #: SQLAlchemy URL; None means instance/qcflow.sqlite3.
+    DATABASE_URL = None
+    TIMEZONE = "Asia/Shanghai"
+    #: Hospital level for indicator targets: "tertiary" or "secondary".
+    HOSPITAL_LEVEL = "tertiary"
+
+    MAX_CONTENT_LENGTH = 1024 * 1024
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    SESSION_COOKIE_NAME = "qcflow_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    SESSION_IDLE_MINUTES = 30
+    SESSION_ABSOLUTE_HOURS = 12
+    LOGIN_MAX_FAILURES = 5
+    LOGIN_WINDOW_MINUTES = 15
+
+    # CSRF is checked in one before_request hook (qcflow.core.web), not by Flask-WTF's default hook.
+    WTF_CSRF_CHECK_DEFAULT = False
+    WTF_CSRF_TIME_LIMIT = None
+
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    BABEL_TRANSLATION_DIRECTORIES = os.path.join(os.path.dirname(__file__), "translations")
+
+    API_TITLE = "qcflow API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    API_SPEC_OPTIONS = {"security": [{"bearerAuth": []}]}
+
+    #: Case deadlines per grade / severity: "2h", "15d" (calendar days) or "3wd" (working days).
+    EVENT_TRIAGE_DEADLINES = {"I": "2h", "II": "12h", "III": "3wd", "IV": "3wd"}
+    EVENT_INVESTIGATION_DEADLINES = {"I": "30d", "II": "30d"}
+    #: 《医疗质量安全事件报告暂行规定》: 特大 2 h, 重大 12 h, 一般 15 days from discovery.
+    EVENT_EXTERNAL_REPORT_DEADLINES = {"extraordinary": "2h", "major": "12h", "general": "15d"}
+    #: Escalation ladder after a breach: level 1 (owner) at once, level 2 (department head)
+    #: and level 3 (quality office) after these many hours.
+    EVENT_ESCALATION_AFTER_HOURS = {1: 0, 2: 24, 3: 72}
+    #: Key for the receipt-code hash; defaults to one derived from SECRET_KEY. Changing it
+    #: makes existing receipt codes unusable.
+    RECEIPT_KEY = None
+    #: Receipt lookups allowed per client per 10 minutes (counted in memory, keyed by a daily
+    #: rotating hash of the address; nothing is stored).
+    RECEIPT_LOOKUPS_PER_10_MIN = 20
+
+    #: A pre-operative MDT must be signed at most this many days before the planned operation.
+    MDT_VALIDITY_DAYS = 30
+    #: MDT sign-off quorum per discussion kind ("default" for the others): at least
+    #: `min_specialties` attending participants with distinct specialties from distinct
+    #: departments, the `required` specialties among those attending.
+    MDT_QUORUM = {
+        "preop_level4": {"min_specialties": 3, "required": ["anaesthesia"]},
+        "default": {"min_specialties": 2, "required": []},
+    }
+    #: Remind the surgeon this many hours before a grade-4 operation without a signed MDT.
+    MDT_REMINDER_HOURS = 72
+    #: Days to hold a discussion: deaths from the death, case reviews from the request.
+    MDT_DUE_DAYS = {"perioperative_death": 7, "death_case": 7, "case_review": 7}
+    #: A disputed death (医疗纠纷) is discussed within this many hours of the death.
+    MDT_DISPUTED_DUE_HOURS = 24
+    #: A death this many calendar days (hospital time zone) after an operation, or during its
+    #: admission, is perioperative: day 30 counts, day 31 does not.
+    PERIOPERATIVE_DEATH_DAYS = 30
+    #: Code of the department that organises perioperative death reviews (医务科); when it does
+    #: not exist, the operating department does.
+    MEDICAL_AFFAIRS_DEPARTMENT = "MED"
+
+    #: Follow-up: tasks are generated this many days before they are due (at least the longest
+    #: early tolerance of any protocol, so a window never opens before its task exists).
+    FOLLOWUP_LOOKAHEAD_DAYS = 35
+    #: A plan is lost to follow-up after this many consecutive unreachable calls.
+    FOLLOWUP_LOST_AFTER_UNREACHABLE = 3
+    #: Department code whose nurses follow up patients with no department on record (None: skip).
+    FOLLOWUP_FALLBACK_DEPARTMENT = None
+    #: Plans per generator batch; each batch is one transaction (QCFLOW_GEN_BATCH).
+    GEN_BATCH = 1000
+    #: Test hook for the crash test: the generator process dies right after this many committed
+    #: batches (QCFLOW_CRASH_AFTER_BATCHES). Never set it in production.
+    CRASH_AFTER_BATCHES = None
+
+    #: Optional URL that receives a JSON POST for each notification, after commit.
+    WEBHOOK_URL = None
+    WEBHOOK_TIMEOUT_SECONDS = 5
+
+    #: How often an idle (non-leader) scheduler retries the leader lock.
+    SCHEDULER_IDLE_RETRY_SECONDS = 30

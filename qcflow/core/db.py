@@ -1,0 +1,107 @@
+"""Declarative base, column types and conventions shared by every model."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetime on every database.
+
+    SQLite hands back naive values (G8); this type refuses naive input and
+    re-attaches UTC on the way out, so no naive datetime ever leaves the DB layer.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column; pass an aware datetime")
+        value = value.astimezone(timezone.utc)
+        # SQLite stores text; keep it naive-UTC so string order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    # G7: the annotation map must live on a registry, not on the class.
+    registry = registry(type_annotation_map={datetime: UTCDateTime})
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Versioned:
+    """Optimistic locking: a stale write raises StaleDataError, which the API turns into 409."""
+
+    version: Mapped[int] = mapped_column(sa.Integer, nullable=False, default=1)
+
+    @declared_attr.directive
+    def __mapper_args__(cls):
+        return {"version_id_col": cls.__table__.c.version}
+
+
+def enum_check(column: str, values) -> sa.CheckConstraint:
+    """CHECK constraint that keeps a string column within an enum's values."""
+    allowed = ", ".join(f"'{v}'" for v in values)
+    return sa.CheckConstraint(f"{column} IN ({allowed})", name=f"{column}_valid")
+
+
+def render_item(type_, obj, autogen_context):
+    """Render UTCDateTime as a plain type in migrations (G6)."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    """Keep tables that are not ours (APScheduler's, if ever stored) out of autogenerate (G5)."""
+    if type_ == "table" and name.startswith("apscheduler_"):
+        return False
+    return not (type_ == "index" and name.startswith("ix_apscheduler_"))
+
+
+def import_all_models() -> None:
+    """Import every models module so metadata is complete (migrations, tests)."""
+    import qcflow.auth.models  # noqa: F401
+    import qcflow.clinical.models  # noqa: F401
+    import qcflow.core.audit  # noqa: F401
+    import qcflow.events.models  # noqa: F401
+    import qcflow.followup.models  # noqa: F401
+    import qcflow.mdt.models  # noqa: F401
+    import qcflow.notify.models  # noqa: F401
+    import qcflow.scheduling.models  # noqa: F401
+
+
+def configure_engine(engine: sa.Engine) -> None:
+    """SQLite: WAL, a 5 s busy timeout and foreign keys on every connection."""
+    if engine.dialect.name != "sqlite":
+        return
+    in_memory = engine.url.database in (None, "", ":memory:")
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()

@@ -1,0 +1,81 @@
+"""Random secrets, their digests, and password hashing."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+#: Compared against when the account does not exist, so both failures take the same time.
+_DUMMY_HASH = generate_password_hash("qcflow-dummy-password", method="scrypt")
+
+
+def new_secret(nbytes: int = 32) -> str:
+    """A URL-safe random string with `nbytes` bytes of entropy."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def digest(secret: str) -> str:
+    """sha256 hex digest used to store tokens and session keys."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def password_matches(stored_hash: str | None, password: str) -> bool:
+    if stored_hash is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return False
+    return check_password_hash(stored_hash, password)
+
+
+def sessionless_token(key: str, now_ts: float | None = None) -> str:
+    """A CSRF token that needs no session (for pages that must set no cookie): time, nonce, MAC."""
+    stamp = str(int(now_ts if now_ts is not None else time.time()))
+    nonce = secrets.token_urlsafe(12)
+    mac = hmac.new(key.encode(), f"{stamp}.{nonce}".encode(), hashlib.sha256).hexdigest()
+    return f"{stamp}.{nonce}.{mac}"
+
+
+def sessionless_token_valid(key: str, token: str | None, max_age: int, now_ts: float | None = None) -> bool:
+    try:
+        stamp, nonce, mac = (token or "").split(".")
+        age = (now_ts if now_ts is not None else time.time()) - int(stamp)
+    except ValueError:
+        return False
+    expected = hmac.new(key.encode(), f"{stamp}.{nonce}".encode(), hashlib.sha256).hexdigest()
+    return 0 <= age <= max_age and hmac.compare_digest(mac, expected)
+
+
+class AddressRateLimiter:
+    """Counts requests per client without keeping the client's address.
+
+    The address is hashed with a random key that lives only in memory and changes every
+    day; counts are kept in memory for one window. Nothing reaches the database or logs.
+    Per process: with N workers the effective limit is at most N times the setting.
+    """
+
+    def __init__(self, window_seconds: int = 600):
+        self.window = window_seconds
+        self._lock = threading.Lock()
+        self._day = None
+        self._key = b""
+        self._counts: dict[str, tuple[int, float]] = {}
+
+    def hit(self, address: str | None, limit: int, now_ts: float) -> bool:
+        """Count one request; False once `limit` is exceeded within the window."""
+        day = time.strftime("%Y%m%d", time.gmtime(now_ts))
+        with self._lock:
+            if day != self._day:
+                self._day, self._key, self._counts = day, secrets.token_bytes(32), {}
+            slot = hmac.new(self._key, (address or "").encode(), hashlib.sha256).hexdigest()
+            count, started = self._counts.get(slot, (0, now_ts))
+            if now_ts - started >= self.window:
+                count, started = 0, now_ts
+            self._counts[slot] = (count + 1, started)
+            return count + 1 <= limit

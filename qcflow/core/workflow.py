@@ -1,0 +1,147 @@
+"""The one workflow engine: transition tables are data, this module applies them.
+
+Nothing else assigns `.state`. Each domain's workflow.py declares a StrEnum of
+states and one `Workflow` table; services call `workflow.apply(...)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Callable, Iterable
+
+from flask_babel import gettext as _
+
+from qcflow.core import audit
+from qcflow.core.actors import Actor
+from qcflow.core.errors import Conflict, Forbidden, GuardFailed, InvalidTransition
+
+#: guard(obj, data) -> None when allowed, else the (translated) reason it is blocked.
+Guard = Callable[[object, dict], "str | None"]
+
+WORKFLOWS: dict[str, "Workflow"] = {}
+
+#: Modules whose import registers a domain workflow table.
+WORKFLOW_MODULES: tuple[str, ...] = ("qcflow.events.workflow", "qcflow.clinical.workflow", "qcflow.mdt.workflow",
+                                      "qcflow.followup.workflow")
+
+
+def import_all_workflows() -> None:
+    import importlib
+
+    for module in WORKFLOW_MODULES:
+        importlib.import_module(module)
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    from_states: frozenset
+    to_state: StrEnum
+    roles: frozenset[str]
+    guard: Guard | None = None
+
+    def __init__(self, action, from_states, to_state, roles, guard=None):
+        object.__setattr__(self, "action", action)
+        object.__setattr__(self, "from_states", frozenset(from_states))
+        object.__setattr__(self, "to_state", to_state)
+        object.__setattr__(self, "roles", frozenset(roles))
+        object.__setattr__(self, "guard", guard)
+
+
+@dataclass
+class Workflow:
+    name: str
+    states: type[StrEnum]
+    transitions: list[Transition]
+    #: relations(obj, actor) -> extra role names the actor holds for this object (e.g. "reporter").
+    relations: Callable[[object, Actor], Iterable[str]] | None = None
+    initial: StrEnum | None = None
+    _by_action: dict = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._by_action = {}
+        for t in self.transitions:
+            for state in t.from_states:
+                key = (t.action, state)
+                if key in self._by_action:
+                    raise ValueError(f"{self.name}: two transitions for {key}")
+                self._by_action[key] = t
+        WORKFLOWS[self.name] = self
+
+    def roles_of(self, obj, actor: Actor) -> frozenset[str]:
+        extra = self.relations(obj, actor) if self.relations else ()
+        return actor.roles | frozenset(extra)
+
+    def allowed_actions(self, state) -> list[str]:
+        """Actions the table permits from `state`, for anyone."""
+        return sorted({t.action for t in self.transitions if state in t.from_states})
+
+    def available(self, obj, actor: Actor) -> list[Transition]:
+        """Transitions this actor may attempt now (role fits); templates show these as buttons."""
+        roles = self.roles_of(obj, actor)
+        return [t for t in self.transitions if obj.state in t.from_states and t.roles & roles]
+
+    def check(self, obj, action: str, *, actor: Actor, data: dict | None = None,
+              expected_version: int | None = None) -> Transition:
+        """Raise unless `actor` may take `action` now (table, role, version, guard); change nothing."""
+        data = data or {}
+        current = self.states(obj.state)
+        transition = self._by_action.get((action, current))
+        if transition is None:
+            raise InvalidTransition(
+                _("“%(action)s” is not possible while the record is “%(state)s”.", action=action, state=current.value),
+                allowed_actions=self.allowed_actions(current),
+                state=current.value,
+            )
+        if not transition.roles & self.roles_of(obj, actor):
+            raise Forbidden()
+        if expected_version is not None and expected_version != obj.version:
+            raise Conflict(current_version=obj.version)
+        if transition.guard is not None:
+            reason = transition.guard(obj, data)
+            if reason:
+                raise GuardFailed(reason)
+        return transition
+
+    def apply(
+        self,
+        obj,
+        action: str,
+        *,
+        actor: Actor,
+        now: datetime,
+        data: dict | None = None,
+        expected_version: int | None = None,
+        audit_detail: dict | None = None,
+    ) -> Transition:
+        """Check, set the state, flush (one version bump with any field changes) and audit."""
+        before = obj.state
+        transition = self.check(obj, action, actor=actor, data=data, expected_version=expected_version)
+        obj.state = transition.to_state.value
+        from qcflow.extensions import db
+
+        db.session.flush()  # bumps the version; a concurrent writer gets StaleDataError → 409
+        audit.record(
+            actor.audit_name,
+            f"{self.name}.{action}",
+            obj.__tablename__,
+            obj.id,
+            now,
+            before={"state": before},
+            after={"state": transition.to_state.value, "version": obj.version},
+            **(audit_detail or {}),
+        )
+        return transition
+
+    def mermaid(self) -> str:
+        """The table as a Mermaid state diagram (for the docs)."""
+        lines = ["stateDiagram-v2"]
+        if self.initial is not None:
+            lines.append(f"    [*] --> {self.initial.value}")
+        for t in self.transitions:
+            roles = ", ".join(sorted(t.roles))
+            guard = " [guard]" if t.guard else ""
+            for state in sorted(t.from_states):
+                lines.append(f"    {state.value} --> {t.to_state.value}: {t.action} ({roles}){guard}")
+        return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Adverse events: intake, receipts, workflow, corrective actions."""

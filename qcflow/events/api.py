@@ -1,0 +1,209 @@
+"""Adverse events over the JSON API (DESIGN §10)."""
+from __future__ import annotations
+
+import time
+
+from flask import current_app, request
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from qcflow.auth.models import Role
+from qcflow.auth.permissions import authenticated, current_actor, public, roles_required
+from qcflow.core.api import Blueprint
+from qcflow.core.errors import TooManyRequests
+from qcflow.core.security import AddressRateLimiter
+from qcflow.core.time import now
+from qcflow.events import queries, services
+from qcflow.events.queries import load_action, load_event, load_own_draft, present
+from qcflow.events.schemas import (
+    ActionIn,
+    ActionOut,
+    ActionTransitionIn,
+    EventListArgs,
+    EventOut,
+    EventPage,
+    ExternalReportIn,
+    MessageIn,
+    MessageOut,
+    ReceiptLookupIn,
+    ReceiptOut,
+    ReceiptReplyIn,
+    ReportFields,
+    ReportCreated,
+    ReportIn,
+    TransitionIn,
+)
+from qcflow.extensions import db
+
+blp = Blueprint("events_api", __name__, url_prefix="/api/v1", description="Adverse events (不良事件)")
+receipt_limiter = AddressRateLimiter()
+
+
+@blp.post("/events")
+@public
+@blp.arguments(ReportIn)
+@blp.response(201, ReportCreated)
+@blp.alt_response(409, description="Same Idempotency-Key already used")
+@blp.alt_response(422, description="Missing or invalid fields, each named")
+def file_event(data):
+    """File an adverse-event report; without credentials it is anonymous and returns a receipt code once.
+
+    Send `Idempotency-Key` to make client retries safe.
+    """
+    mode, submit = data.pop("mode"), data.pop("submit")
+    event, code = services.file_report(data, mode=mode, actor=current_actor(), now=now(), submit=submit,
+                                       idempotency_key=request.headers.get("Idempotency-Key"))
+    db.session.commit()
+    body = {"id": event.id, "reference": event.reference, "state": event.state}
+    if code:
+        body["receipt_code"] = code
+    return body
+
+
+@blp.patch("/events/<int:event_id>")
+@authenticated
+@blp.arguments(ReportFields)
+@blp.response(200, EventOut)
+@blp.alt_response(404, description="Not one of your drafts")
+def update_draft(data, event_id):
+    """Change one of my drafts (submit it with the `submit` transition)."""
+    actor = current_actor()
+    event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now())
+    db.session.commit()
+    return present(event, actor)
+
+
+@blp.get("/events")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@blp.arguments(EventListArgs, location="query")
+@blp.response(200, EventPage)
+def list_events(args):
+    """List cases (quality office: all; department heads: their department), newest first."""
+    args.pop("lang", None)
+    actor = current_actor()
+    items, next_cursor = queries.list_events(actor, now=now(), **args)
+    return {"items": [present(e, actor) for e in items], "next_cursor": next_cursor}
+
+
+@blp.get("/events/mine")
+@authenticated
+@blp.response(200, EventPage)
+def my_events():
+    """List my own named and confidential reports, with their feedback."""
+    actor = current_actor()
+    return {"items": [present(e, actor) for e in queries.my_reports(current_user.id)], "next_cursor": None}
+
+
+@blp.get("/events/<int:event_id>")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@blp.response(200, EventOut)
+@blp.alt_response(404, description="No such case in your departments")
+def get_event(event_id):
+    """Show one case (never who reported it)."""
+    actor = current_actor()
+    return present(load_event(event_id, actor), actor)
+
+
+@blp.post("/events/<int:event_id>/transitions")
+@authenticated
+@blp.arguments(TransitionIn)
+@blp.response(200, EventOut)
+@blp.alt_response(403, description="Your role may not take this step")
+@blp.alt_response(409, description="Not possible in the current state (allowed_actions listed) or stale version")
+@blp.alt_response(422, description="The step's required fields are missing")
+def transition(data, event_id):
+    """Take a workflow step: submit, request_info, provide_info, triage, mark_duplicate, reject, withdraw,
+    start_investigation, plan_actions, verify, close, reopen."""
+    actor = current_actor()
+    event = load_event(event_id, actor)
+    action, version = data.pop("action"), data.pop("version")
+    services.transition_event(event, action, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return present(event, actor)
+
+
+@blp.post("/events/<int:event_id>/actions")
+@roles_required(Role.QUALITY)
+@blp.arguments(ActionIn)
+@blp.response(201, ActionOut)
+def add_action(data, event_id):
+    """Add a corrective action (owner department, due date)."""
+    actor = current_actor()
+    action = services.add_action(load_event(event_id, actor), data, actor=actor, now=now())
+    db.session.commit()
+    return action
+
+
+@blp.post("/events/<int:event_id>/actions/<int:action_id>/transitions")
+@authenticated
+@blp.arguments(ActionTransitionIn)
+@blp.response(200, ActionOut)
+def transition_action(data, event_id, action_id):
+    """Complete (owner), verify, reopen or cancel a corrective action."""
+    actor = current_actor()
+    action = load_action(event_id, action_id, actor)
+    name, version = data.pop("action"), data.pop("version")
+    services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return action
+
+
+@blp.post("/events/<int:event_id>/messages")
+@roles_required(Role.QUALITY)
+@blp.arguments(MessageIn)
+@blp.response(201, MessageOut)
+def post_message(data, event_id):
+    """Send a question to the reporter (by receipt for anonymous reports)."""
+    actor = current_actor()
+    message = services.add_message(load_event(event_id, actor), "to_reporter", data["message"], actor=actor, now=now())
+    db.session.commit()
+    return message
+
+
+@blp.post("/events/<int:event_id>/external-report")
+@roles_required(Role.QUALITY)
+@blp.arguments(ExternalReportIn)
+@blp.response(200, EventOut)
+def external_report(data, event_id):
+    """Record when the case was reported to the health authority (stops that deadline)."""
+    actor = current_actor()
+    event = services.record_external_report(load_event(event_id, actor), actor=actor, now=now(),
+                                            reported_at=data["reported_at"])
+    db.session.commit()
+    return present(event, actor)
+
+
+def check_receipt_rate():
+    limit = current_app.config["RECEIPT_LOOKUPS_PER_10_MIN"]
+    if not receipt_limiter.hit(request.remote_addr, limit, time.time()):
+        raise TooManyRequests(_("Too many receipt lookups. Wait ten minutes and try again."))
+
+
+def receipt_view(event) -> dict:
+    return {"reference": event.reference, "state": event.state, "messages": services.messages(event),
+            "feedback": event.feedback if event.state in ("closed", "not_reportable") else None}
+
+
+@blp.post("/receipts/lookup")
+@public
+@blp.arguments(ReceiptLookupIn)
+@blp.response(200, ReceiptOut)
+@blp.alt_response(404, description="Unknown or malformed code (indistinguishable)")
+@blp.alt_response(429, description="Too many lookups")
+def receipt_lookup(data):
+    """Read a report's status, questions and feedback with its receipt code."""
+    check_receipt_rate()
+    return receipt_view(services.find_by_receipt(data["receipt_code"]))
+
+
+@blp.post("/receipts/reply")
+@public
+@blp.arguments(ReceiptReplyIn)
+@blp.response(200, ReceiptOut)
+@blp.alt_response(404, description="Unknown or malformed code")
+def receipt_reply(data):
+    """Answer the quality office's question anonymously, with the receipt code."""
+    check_receipt_rate()
+    event = services.reply_by_receipt(data["receipt_code"], data["message"], now=now())
+    db.session.commit()
+    return receipt_view(event)

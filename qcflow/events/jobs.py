@@ -1,0 +1,9 @@
+"""Scheduled entry points of the events domain."""
+from datetime import datetime
+
+from qcflow.events import services
+
+
+def escalate_deadlines(now: datetime) -> str:
+    """Escalate breached triage, investigation and external-report deadlines (once per level)."""
+    return f"escalations sent {services.escalate_breaches(now)}"

@@ -1,0 +1,128 @@
+"""Read side of events: the inbox list, counts, the reporter's own list, the timeline."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from qcflow.auth.models import Role, User
+from qcflow.auth.permissions import get_scoped_or_404, scoped
+from qcflow.core.actors import Actor
+from qcflow.core.audit import AuditEntry
+from qcflow.core.errors import NotFound
+from qcflow.events.models import AdverseEvent, CorrectiveAction
+from qcflow.events.schemas import EventOut
+from qcflow.events.scrub import scrub
+from qcflow.events.services import DEADLINES
+from qcflow.events.workflow import EventState
+from qcflow.extensions import db
+
+SCOPE = [AdverseEvent.department_id, AdverseEvent.handling_department_id]
+
+
+def overdue_clause(now: datetime):
+    """A case with any running deadline already passed."""
+    parts = []
+    for name, (due_column, states) in DEADLINES.items():
+        part = sa.and_(due_column.is_not(None), due_column < now, AdverseEvent.state.in_([s.value for s in states]))
+        if name == "external_report":
+            part = sa.and_(part, AdverseEvent.external_reported_at.is_(None))
+        parts.append(part)
+    return sa.or_(*parts)
+
+
+def overdue_ids(event_ids, now: datetime) -> set[int]:
+    """Which of these cases are overdue now (the same rule as the inbox filter)."""
+    if not event_ids:
+        return set()
+    return set(db.session.scalars(sa.select(AdverseEvent.id).where(AdverseEvent.id.in_(list(event_ids)),
+                                                                  overdue_clause(now))))
+
+
+def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category=None, department_id=None,
+                overdue=None, cursor=None, limit=50) -> tuple[list[AdverseEvent], int | None]:
+    """Cases the actor may see, newest first, keyset-paginated by id; drafts are never listed."""
+    stmt = scoped(sa.select(AdverseEvent), SCOPE, actor).where(AdverseEvent.state != EventState.DRAFT.value)
+    if state:
+        stmt = stmt.where(AdverseEvent.state == state)
+    if grade:
+        stmt = stmt.where(sa.func.coalesce(AdverseEvent.confirmed_grade, AdverseEvent.reporter_grade) == grade)
+    if category:
+        stmt = stmt.where(AdverseEvent.category_code == category)
+    if department_id:
+        stmt = stmt.where(sa.or_(AdverseEvent.department_id == department_id,
+                                 AdverseEvent.handling_department_id == department_id))
+    if overdue is not None:
+        clause = overdue_clause(now)
+        stmt = stmt.where(clause if overdue else sa.not_(clause))
+    if cursor:
+        stmt = stmt.where(AdverseEvent.id < cursor)
+    rows = list(db.session.scalars(stmt.order_by(AdverseEvent.id.desc()).limit(limit)))
+    return rows, (rows[-1].id if len(rows) == limit else None)
+
+
+def state_counts(actor: Actor, now: datetime) -> dict:
+    """Counts by state and of overdue cases, for the inbox header."""
+    base = scoped(sa.select(AdverseEvent.state, sa.func.count()), SCOPE, actor).where(
+        AdverseEvent.state != EventState.DRAFT.value)
+    counts = dict(db.session.execute(base.group_by(AdverseEvent.state)).all())
+    overdue = db.session.scalar(scoped(sa.select(sa.func.count()).select_from(AdverseEvent), SCOPE, actor)
+                                .where(overdue_clause(now)))
+    return {"by_state": counts, "overdue": overdue}
+
+
+def my_reports(user_id: int) -> list[AdverseEvent]:
+    """A reporter's own named and confidential reports and drafts."""
+    return list(db.session.scalars(sa.select(AdverseEvent).where(AdverseEvent.reporter_user_id == user_id)
+                                   .order_by(AdverseEvent.id.desc())))
+
+
+def timeline(event: AdverseEvent) -> list[AuditEntry]:
+    return list(db.session.scalars(sa.select(AuditEntry).where(
+        AuditEntry.object_type == "adverse_event", AuditEntry.object_id == str(event.id)).order_by(AuditEntry.seq)))
+
+
+def load_event(event_id: int, actor: Actor) -> AdverseEvent:
+    """A case for this actor: their own report, or one in their departments (others are 404)."""
+    event = db.session.get(AdverseEvent, event_id)
+    if event is not None and actor.user_id is not None and event.reporter_user_id == actor.user_id:
+        return event
+    if not actor.roles & {Role.QUALITY, Role.DEPT_HEAD}:
+        raise NotFound()
+    return get_scoped_or_404(AdverseEvent, event_id, actor)
+
+
+def load_own_draft(event_id: int, actor: Actor) -> AdverseEvent:
+    """The actor's own draft (anything else is not found)."""
+    event = db.session.get(AdverseEvent, event_id)
+    if event is None or actor.user_id is None or event.reporter_user_id != actor.user_id or event.state != "draft":
+        raise NotFound()
+    return event
+
+
+def load_action(event_id: int, action_id: int, actor: Actor) -> CorrectiveAction:
+    """A corrective action of a visible case, or one the actor's department owns."""
+    action = db.session.get(CorrectiveAction, action_id)
+    if action is None or action.event_id != event_id:
+        raise NotFound()
+    if action.owner_user_id == actor.user_id or action.owner_department_id == actor.department_id:
+        return action
+    load_event(event_id, actor)
+    return action
+
+
+def staff_and_patient_names() -> list[str]:
+    """Names the scrubber removes from free text (staff now; patients once clinical intake exists)."""
+    return [n for n in db.session.scalars(sa.select(User.display_name)) if n]
+
+
+def present(event: AdverseEvent, actor: Actor) -> dict:
+    """The case as this actor may see it: free text scrubbed of personal data outside the quality office."""
+    data = {name: getattr(event, name) for name in EventOut._declared_fields if hasattr(event, name)}
+    if Role.QUALITY not in actor.roles:
+        names = staff_and_patient_names()
+        for field in ("description", "immediate_actions", "analysis", "rca_factors", "feedback", "reject_reason"):
+            if data.get(field):
+                data[field] = scrub(data[field], names)
+        data["patient_mrn"] = None
+    return data

@@ -1,0 +1,186 @@
+"""Shapes of event requests and responses (rules live in services)."""
+from marshmallow import fields, validate
+
+from qcflow.core.schemas import BaseSchema, CursorArgs
+from qcflow.events.models import (
+    CARE_STAGES,
+    CAUSE_DOMAINS,
+    EXTERNAL_SEVERITY,
+    HARM,
+    IMPROVEMENT_TYPES,
+    NCC_MERP,
+    Mode,
+)
+from qcflow.events.workflow import EventState
+
+GRADES = ("I", "II", "III", "IV")
+Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
+
+
+class ReportFields(BaseSchema):
+    category_code = Text(40, metadata={"example": "medication"})
+    subcategory_code = Text(40, allow_none=True, metadata={"example": "wrong_dose"})
+    reporter_grade = fields.String(validate=validate.OneOf(GRADES), metadata={"example": "III"})
+    harm = fields.String(validate=validate.OneOf(HARM), allow_none=True)
+    ncc_merp = fields.String(validate=validate.OneOf(NCC_MERP), allow_none=True, metadata={"example": "C"})
+    care_stage = fields.String(validate=validate.OneOf(CARE_STAGES), metadata={"example": "medication"})
+    occurred_at = fields.AwareDateTime(metadata={"example": "2026-03-01T09:30:00+08:00"})
+    discovered_at = fields.AwareDateTime(metadata={"example": "2026-03-01T10:00:00+08:00"})
+    location = Text(200, metadata={"example": "外科病房 12 床旁"})
+    department_id = fields.Integer(validate=validate.Range(min=1))
+    clinical_state = Text(200, allow_none=True)
+    patient_mrn = Text(40, allow_none=True)
+    operation_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    is_unplanned_reoperation = fields.Boolean()
+    description = Text(10000, metadata={"example": "给药时发现剂量多配了一倍，未给患者使用。"})
+    immediate_actions = Text(5000)
+    wants_feedback = fields.Boolean()
+
+
+class ReportIn(ReportFields):
+    mode = fields.String(load_default=Mode.ANONYMOUS.value, validate=validate.OneOf(list(Mode)))
+    #: false saves a draft (logged-in reporters only).
+    submit = fields.Boolean(load_default=True)
+
+
+class ReportCreated(BaseSchema):
+    id = fields.Integer()
+    reference = fields.String(allow_none=True)
+    state = fields.String()
+    receipt_code = fields.String(metadata={"description": "Anonymous reports only; shown once, never again."})
+
+
+class TransitionIn(BaseSchema):
+    action = fields.String(required=True, metadata={"example": "triage"})
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    message = Text(5000)
+    confirmed_grade = fields.String(validate=validate.OneOf(GRADES))
+    handling_department_id = fields.Integer(validate=validate.Range(min=1))
+    external_severity = fields.String(validate=validate.OneOf(EXTERNAL_SEVERITY))
+    harm = fields.String(validate=validate.OneOf(HARM))
+    duplicate_of_id = fields.Integer(validate=validate.Range(min=1))
+    reason = Text(5000)
+    rca_cause_domains = fields.List(fields.String(validate=validate.OneOf(CAUSE_DOMAINS)))
+    rca_factors = Text(10000)
+    analysis = Text(10000)
+    improvement_types = fields.List(fields.String(validate=validate.OneOf(IMPROVEMENT_TYPES)))
+    feedback = Text(10000)
+
+
+class ActionIn(BaseSchema):
+    title = Text(300, required=True, metadata={"example": "高警示药品双人核对培训"})
+    improvement_type = fields.String(required=True, validate=validate.OneOf(IMPROVEMENT_TYPES))
+    owner_department_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    owner_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    due_on = fields.Date(required=True)
+
+
+class ActionTransitionIn(BaseSchema):
+    action = fields.String(required=True, validate=validate.OneOf(["complete", "verify", "reopen", "cancel"]))
+    version = fields.Integer(required=True)
+    evidence = Text(10000)
+    reason = Text(5000)
+
+
+class ActionOut(BaseSchema):
+    id = fields.Integer()
+    state = fields.String()
+    version = fields.Integer()
+    title = fields.String()
+    improvement_type = fields.String()
+    owner_department_id = fields.Integer()
+    owner_user_id = fields.Integer(allow_none=True)
+    due_on = fields.Date()
+    evidence = fields.String(allow_none=True)
+    done_at = fields.DateTime(allow_none=True)
+    verified_at = fields.DateTime(allow_none=True)
+
+
+class MessageIn(BaseSchema):
+    message = Text(5000, required=True)
+
+
+class MessageOut(BaseSchema):
+    id = fields.Integer()
+    direction = fields.String()
+    body = fields.String()
+    created_at = fields.DateTime()
+
+
+class ExternalReportIn(BaseSchema):
+    reported_at = fields.AwareDateTime(required=True)
+
+
+class EventOut(BaseSchema):
+    """A case as the quality office and department heads see it: never who reported it."""
+
+    id = fields.Integer()
+    reference = fields.String(allow_none=True)
+    state = fields.String()
+    version = fields.Integer()
+    mode = fields.String()
+    category_code = fields.String(allow_none=True)
+    subcategory_code = fields.String(allow_none=True)
+    reporter_grade = fields.String(allow_none=True)
+    confirmed_grade = fields.String(allow_none=True)
+    harm = fields.String(allow_none=True)
+    ncc_merp = fields.String(allow_none=True)
+    care_stage = fields.String(allow_none=True)
+    occurred_at = fields.DateTime(allow_none=True)
+    discovered_at = fields.DateTime(allow_none=True)
+    location = fields.String(allow_none=True)
+    department_id = fields.Integer(allow_none=True)
+    handling_department_id = fields.Integer(allow_none=True)
+    clinical_state = fields.String(allow_none=True)
+    patient_mrn = fields.String(allow_none=True)
+    operation_id = fields.Integer(allow_none=True)
+    is_unplanned_reoperation = fields.Boolean()
+    description = fields.String()
+    immediate_actions = fields.String()
+    wants_feedback = fields.Boolean()
+    external_severity = fields.String(allow_none=True)
+    duplicate_of_id = fields.Integer(allow_none=True)
+    reject_reason = fields.String(allow_none=True)
+    rca_cause_domains = fields.String(allow_none=True)
+    rca_factors = fields.String(allow_none=True)
+    analysis = fields.String(allow_none=True)
+    improvement_types = fields.String(allow_none=True)
+    feedback = fields.String(allow_none=True)
+    submitted_at = fields.DateTime(allow_none=True)
+    triaged_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    triage_due_at = fields.DateTime(allow_none=True)
+    investigation_due_at = fields.DateTime(allow_none=True)
+    external_report_due_at = fields.DateTime(allow_none=True)
+    external_reported_at = fields.DateTime(allow_none=True)
+    actions = fields.List(fields.Nested(ActionOut))
+
+
+class EventPage(BaseSchema):
+    items = fields.List(fields.Nested(EventOut))
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class EventListArgs(CursorArgs):
+    state = fields.String(validate=validate.OneOf(list(EventState)))
+    grade = fields.String(validate=validate.OneOf(GRADES))
+    category = Text(40)
+    department_id = fields.Integer(validate=validate.Range(min=1))
+    overdue = fields.Boolean()
+
+
+class ReceiptLookupIn(BaseSchema):
+    receipt_code = Text(100, required=True)
+
+
+class ReceiptReplyIn(ReceiptLookupIn):
+    message = Text(5000, required=True)
+
+
+class ReceiptOut(BaseSchema):
+    """What a receipt holder may see: status, questions, replies and the feedback; nothing else."""
+
+    reference = fields.String()
+    state = fields.String()
+    messages = fields.List(fields.Nested(MessageOut))
+    feedback = fields.String(allow_none=True)

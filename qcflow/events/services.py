@@ -1,0 +1,379 @@
+"""Adverse events: intake, receipts, workflow steps, corrective actions, escalation.
+
+Services flush and never commit; callers pass `actor` and `now`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from qcflow.auth.models import Department, Role, User
+from qcflow.core import audit
+from qcflow.core.actors import Actor
+from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from qcflow.core.time import local
+from qcflow.events import deadlines
+from qcflow.events.models import (
+    CARE_STAGES,
+    AdverseEvent,
+    CorrectiveAction,
+    EventCategory,
+    EventEscalation,
+    EventMessage,
+    IdempotencyKey,
+    Mode,
+)
+from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, OPEN_STATES, ActionState, EventState
+from qcflow.extensions import db
+from qcflow.notify.services import notify, users_with_role
+
+#: Fields a report needs before it can be submitted.
+REQUIRED_FIELDS = ("category_code", "reporter_grade", "care_stage", "occurred_at", "discovered_at",
+                   "location", "department_id", "description")
+
+#: Fields a reporter fills in (intake and drafts); nothing else can be set through intake.
+REPORT_FIELDS = REQUIRED_FIELDS + ("subcategory_code", "harm", "ncc_merp", "clinical_state", "patient_mrn",
+                                   "operation_id", "is_unplanned_reoperation", "immediate_actions",
+                                   "wants_feedback")
+
+#: Checks that a case-review discussion is linked (the MDT module registers one).
+CASE_REVIEW_CHECKS: list[Callable[[AdverseEvent], bool]] = []
+
+
+def coarse(at: datetime) -> datetime:
+    """Round down to the hour: stored times of anonymous reports must not single out a reporter."""
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def has_case_review(event: AdverseEvent) -> bool:
+    return any(check(event) for check in CASE_REVIEW_CHECKS)
+
+
+
+RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by hand
+
+
+def new_receipt_code() -> str:
+    """A random receipt code of 26 symbols from a 31-letter alphabet (≈ 129 bits), in groups of 4."""
+    raw = "".join(secrets.choice(RECEIPT_ALPHABET) for _ in range(26))
+    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+
+
+def normalise_receipt_code(code: str) -> str:
+    cleaned = "".join(c for c in (code or "").upper() if c.isalnum())[:64]
+    return "-".join(cleaned[i:i + 4] for i in range(0, len(cleaned), 4))
+
+
+def receipt_hash(code: str) -> str:
+    """Keyed hash of a receipt code; the same work for well-formed and malformed codes."""
+    key = current_app.config.get("RECEIPT_KEY") or hashlib.sha256(
+        ("receipt:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()
+    return hmac.new(key.encode(), normalise_receipt_code(code).encode(), hashlib.sha256).hexdigest()
+
+
+
+def missing_required_fields(event: AdverseEvent) -> list[str]:
+    return [f for f in REQUIRED_FIELDS if getattr(event, f) in (None, "")]
+
+
+def check_report_rules(data: dict, now: datetime) -> None:
+    """Rules across fields and against reference data (the schema checked the shape)."""
+    errors: dict[str, list[str]] = {}
+    category = db.session.get(EventCategory, data["category_code"]) if data.get("category_code") else None
+    if data.get("category_code") and (category is None or category.parent_code or not category.is_active):
+        errors["category_code"] = [_("Unknown category.")]
+    if data.get("subcategory_code"):
+        sub = db.session.get(EventCategory, data["subcategory_code"])
+        if sub is None or sub.parent_code != data.get("category_code"):
+            errors["subcategory_code"] = [_("This subcategory does not belong to the category.")]
+    if data.get("ncc_merp") and data.get("category_code") != "medication":
+        errors["ncc_merp"] = [_("NCC MERP levels apply to medication events only.")]
+    for field in ("occurred_at", "discovered_at"):
+        if data.get(field) and data[field] > now + timedelta(minutes=5):
+            errors[field] = [_("This time is in the future.")]
+    if data.get("occurred_at") and data.get("discovered_at") and data["discovered_at"] < data["occurred_at"]:
+        errors["discovered_at"] = [_("Discovery cannot be before the event happened.")]
+    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
+        errors["department_id"] = [_("Unknown department.")]
+    if data.get("care_stage") and data["care_stage"] not in CARE_STAGES:
+        errors["care_stage"] = [_("Unknown care stage.")]
+    if errors:
+        raise Unprocessable(errors=errors)
+
+
+def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: bool = True,
+                idempotency_key: str | None = None) -> tuple[AdverseEvent, str | None]:
+    """File a report (or save a draft); returns the event and, for anonymous reports, the receipt code.
+
+    Anonymous reports keep no trace of the reporter: no user, and times coarsened to the hour.
+    """
+    if idempotency_key:
+        existing = db.session.get(IdempotencyKey, idempotency_key)
+        if existing is not None:
+            raise Conflict(_("This report was already received (same Idempotency-Key)."), event_id=existing.event_id)
+    if mode == Mode.ANONYMOUS:
+        actor, now = Actor.anonymous(), coarse(now)
+        if not submit:
+            raise Unprocessable(errors={"mode": [_("Anonymous reports cannot be saved as drafts.")]})
+    elif actor.user_id is None:
+        raise Unprocessable(errors={"mode": [_("Log in to file a named or confidential report, or choose anonymous.")]})
+    check_report_rules(data, now)
+    data = {"wants_feedback": True, **data}
+    event = AdverseEvent(mode=mode, reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id,
+                         created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
+    code = None
+    if mode == Mode.ANONYMOUS:
+        code = new_receipt_code()
+        event.receipt_hash = receipt_hash(code) if event.wants_feedback else None
+        if not event.wants_feedback:
+            code = None
+    db.session.add(event)
+    db.session.flush()
+    audit.record(actor.audit_name, "event.create", "adverse_event", event.id, now, after={"mode": mode})
+    if idempotency_key:
+        db.session.add(IdempotencyKey(key=idempotency_key, event_id=event.id, created_at=now))
+    if submit:
+        submit_report(event, actor=actor if mode != Mode.ANONYMOUS else Actor("anonymous", roles=frozenset({"reporter"})),
+                      now=now)
+    return event, code
+
+
+def update_draft(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> AdverseEvent:
+    """Change a draft; only its reporter can."""
+    if event.state != EventState.DRAFT or event.reporter_user_id != actor.user_id:
+        raise Conflict(_("Only your own drafts can be edited."))
+    check_report_rules(data, now)
+    for key, value in data.items():
+        if key in REPORT_FIELDS:
+            setattr(event, key, value)
+    db.session.flush()
+    audit.record(actor.audit_name, "event.update_draft", "adverse_event", event.id, now, fields=sorted(data))
+    return event
+
+
+def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_version: int | None = None) -> AdverseEvent:
+    """Submit: required fields checked, reference and triage deadline set."""
+    EVENT_WORKFLOW.check(event, "submit", actor=actor, expected_version=expected_version)
+    event.submitted_at = now
+    event.reference = f"AE-{local(now).year}-{event.id:06d}"
+    event.triage_due_at = deadlines.triage_due(event.reporter_grade, now)
+    EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now)
+    quality = users_with_role(Role.QUALITY)
+    notify(quality, "event.submitted", _("New adverse-event report %(ref)s", ref=event.reference), now=now,
+           link=f"/events/{event.id}")
+    return event
+
+
+
+def _set_fields(event: AdverseEvent, action: str, data: dict, actor: Actor, now: datetime) -> None:
+    """The fields each step records (guards have checked they are present)."""
+    if action == "triage":
+        event.confirmed_grade = data["confirmed_grade"]
+        event.handling_department_id = data["handling_department_id"]
+        event.external_severity = data["external_severity"]
+        if data.get("harm"):
+            event.harm = data["harm"]
+        event.triaged_at = now
+        event.investigation_due_at = deadlines.investigation_due(event.confirmed_grade, now)
+        event.external_report_due_at = deadlines.external_report_due(
+            event.external_severity, event.discovered_at or event.submitted_at)
+    elif action == "mark_duplicate":
+        original = db.session.get(AdverseEvent, data["duplicate_of_id"])
+        if original is None or original.id == event.id or original.state == EventState.DRAFT:
+            raise Unprocessable(errors={"duplicate_of_id": [_("Choose another submitted report.")]})
+        event.duplicate_of_id = original.id
+    elif action in ("reject", "reopen"):
+        if action == "reject":
+            event.reject_reason = data["reason"]
+            event.feedback = data.get("feedback") or data["reason"]
+        event.closed_at = None
+    elif action == "plan_actions":
+        event.rca_cause_domains = ",".join(data["rca_cause_domains"])
+        event.rca_factors = data["rca_factors"]
+        event.analysis = data.get("analysis") or event.analysis
+    elif action == "close":
+        event.analysis = data.get("analysis") or event.analysis
+        event.feedback = data["feedback"]
+        if data.get("improvement_types"):
+            event.improvement_types = ",".join(data["improvement_types"])
+        event.closed_at = now
+    if action in ("request_info", "provide_info"):
+        direction = "to_reporter" if action == "request_info" else "from_reporter"
+        add_message(event, direction, data["message"], actor=actor, now=now, audit_it=False)
+
+
+def transition_event(event: AdverseEvent, action: str, data: dict, *, actor: Actor, now: datetime,
+                     expected_version: int | None = None) -> AdverseEvent:
+    """Take one workflow step on a case, with the fields that step records."""
+    if action == "submit":
+        return submit_report(event, actor=actor, now=now, expected_version=expected_version)
+    EVENT_WORKFLOW.check(event, action, actor=actor, data=data, expected_version=expected_version)
+    if event.is_anonymous and action == "provide_info":
+        now = coarse(now)
+    _set_fields(event, action, data, actor, now)
+    detail = {k: v for k, v in data.items() if k not in ("message", "version")}
+    EVENT_WORKFLOW.apply(event, action, actor=actor, now=now, data=data, audit_detail={"data": detail})
+    if action in ("close", "reject") and event.reporter_user_id and event.wants_feedback:
+        notify([event.reporter_user_id], "event.feedback", _("Feedback on your report %(ref)s", ref=event.reference),
+               now=now, link="/my/reports")
+    if action == "request_info" and event.reporter_user_id:
+        notify([event.reporter_user_id], "event.question", _("A question about your report %(ref)s", ref=event.reference),
+               now=now, link="/my/reports")
+    return event
+
+
+def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor, now: datetime,
+                audit_it: bool = True) -> EventMessage:
+    """Add a question to the reporter or a reply from the reporter."""
+    body = (body or "").strip()
+    if not body:
+        raise Unprocessable(errors={"message": [_("Write a message.")]})
+    if event.state not in OPEN_STATES:
+        raise Conflict(_("The case is no longer open for messages."))
+    author = actor.user_id if direction == "to_reporter" else None
+    at = coarse(now) if event.is_anonymous and direction == "from_reporter" else now
+    message = EventMessage(event_id=event.id, direction=direction, author_user_id=author, body=body, created_at=at)
+    db.session.add(message)
+    db.session.flush()
+    if audit_it:
+        audit.record(actor.audit_name, f"event.message_{direction}", "adverse_event", event.id, at)
+    return message
+
+
+def messages(event: AdverseEvent) -> list[EventMessage]:
+    return list(db.session.scalars(
+        sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.id)))
+
+
+def reporter_identity(event: AdverseEvent, *, actor: Actor, now: datetime) -> User | None:
+    """The reporter of a named or confidential report, for the quality office; confidential reads are audited."""
+    if event.reporter_user_id is None or Role.QUALITY not in actor.roles:
+        return None
+    if event.mode == Mode.CONFIDENTIAL:
+        audit.record(actor.audit_name, "event.read_reporter", "adverse_event", event.id, now)
+    return db.session.get(User, event.reporter_user_id)
+
+
+
+def find_by_receipt(code: str) -> AdverseEvent:
+    """The report a receipt code belongs to; any unknown or malformed code is the same 404."""
+    event = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.receipt_hash == receipt_hash(code)))
+    if event is None:
+        raise NotFound(_("No report matches this receipt code. Check it and try again."))
+    return event
+
+
+def reply_by_receipt(code: str, body: str, *, now: datetime) -> AdverseEvent:
+    """An anonymous reporter answers: provide_info when asked, otherwise a message on the case."""
+    event = find_by_receipt(code)
+    holder = Actor("anonymous", roles=frozenset({"receipt_holder"}))
+    if event.state == EventState.INFO_REQUESTED:
+        return transition_event(event, "provide_info", {"message": body}, actor=holder, now=now)
+    add_message(event, "from_reporter", body, actor=holder, now=now)
+    return event
+
+
+
+def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> CorrectiveAction:
+    """Add a corrective action to a case under investigation or with actions open."""
+    if Role.QUALITY not in actor.roles:
+        raise Forbidden()
+    if event.state not in (EventState.INVESTIGATING, EventState.ACTIONS_OPEN):
+        raise Conflict(_("Corrective actions are added while the case is under investigation or has actions open."),
+                       allowed_actions=EVENT_WORKFLOW.allowed_actions(EventState(event.state)), state=event.state)
+    if db.session.get(Department, data["owner_department_id"]) is None:
+        raise Unprocessable(errors={"owner_department_id": [_("Unknown department.")]})
+    if data.get("owner_user_id") and db.session.get(User, data["owner_user_id"]) is None:
+        raise Unprocessable(errors={"owner_user_id": [_("Unknown user.")]})
+    action = CorrectiveAction(event_id=event.id, created_at=now, **data)
+    db.session.add(action)
+    db.session.flush()
+    audit.record(actor.audit_name, "corrective_action.create", "corrective_action", action.id, now,
+                 after={"event_id": event.id, "title": action.title, "due_on": str(action.due_on)})
+    owners = [action.owner_user_id] if action.owner_user_id else users_with_role(Role.DEPT_HEAD, action.owner_department_id)
+    notify(owners, "action.assigned", _("Corrective action for %(ref)s: %(title)s", ref=event.reference, title=action.title),
+           now=now, link=f"/events/{event.id}")
+    db.session.refresh(event, ["actions"])
+    return action
+
+
+def transition_action(action: CorrectiveAction, name: str, data: dict, *, actor: Actor, now: datetime,
+                      expected_version: int | None = None) -> CorrectiveAction:
+    """Complete, verify, reopen or cancel a corrective action."""
+    ACTION_WORKFLOW.check(action, name, actor=actor, data=data, expected_version=expected_version)
+    if name == "complete":
+        action.evidence, action.done_at = data["evidence"], now
+    elif name == "verify":
+        action.verified_at = now
+    elif name in ("reopen", "cancel"):
+        action.note = data["reason"]
+    ACTION_WORKFLOW.apply(action, name, actor=actor, now=now, data=data)
+    return action
+
+
+
+#: deadline → (due column, states in which it still runs)
+DEADLINES = {
+    "triage": (AdverseEvent.triage_due_at, (EventState.SUBMITTED, EventState.INFO_REQUESTED)),
+    "investigation": (AdverseEvent.investigation_due_at, (EventState.TRIAGED, EventState.INVESTIGATING)),
+    "external_report": (AdverseEvent.external_report_due_at, tuple(EventState)),
+}
+
+
+def _escalation_targets(event: AdverseEvent, level: int) -> list[int]:
+    quality = users_with_role(Role.QUALITY)
+    if level == 1:  # the owner: the handling department's head, else the quality office
+        owners = users_with_role(Role.DEPT_HEAD, event.handling_department_id) if event.handling_department_id else []
+        return owners or quality
+    if level == 2:  # the head of the department where it happened
+        return users_with_role(Role.DEPT_HEAD, event.department_id) or quality
+    return quality
+
+
+def escalate_breaches(now: datetime) -> int:
+    """Escalate each breached deadline once per level (owner → department head → quality office)."""
+    ladder = current_app.config["EVENT_ESCALATION_AFTER_HOURS"]
+    sent = 0
+    for name, (due_column, states) in DEADLINES.items():
+        stmt = sa.select(AdverseEvent).where(due_column.is_not(None), due_column <= now,
+                                             AdverseEvent.state.in_([s.value for s in states]))
+        if name == "external_report":
+            stmt = stmt.where(AdverseEvent.external_reported_at.is_(None))
+        for event in db.session.scalars(stmt):
+            due = getattr(event, due_column.key)
+            for level, after_hours in sorted(ladder.items()):
+                if now < due + timedelta(hours=after_hours):
+                    break
+                done = db.session.scalar(sa.select(EventEscalation.id).where(
+                    EventEscalation.event_id == event.id, EventEscalation.deadline == name,
+                    EventEscalation.level == level))
+                if done is not None:
+                    continue
+                db.session.add(EventEscalation(event_id=event.id, deadline=name, level=level, escalated_at=now))
+                db.session.flush()
+                audit.record("system:events.escalate", "event.deadline_breached", "adverse_event", event.id, now,
+                             deadline=name, level=level, due_at=due.isoformat())
+                notify(_escalation_targets(event, level), "event.deadline_breached",
+                       _("Deadline passed (%(deadline)s) for %(ref)s — escalation level %(level)d",
+                         deadline=name, ref=event.reference, level=level),
+                       now=now, link=f"/events/{event.id}")
+                sent += 1
+    return sent
+
+
+def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, reported_at: datetime) -> AdverseEvent:
+    """Record when the case was reported to the health authority."""
+    if reported_at > now + timedelta(minutes=5):
+        raise Unprocessable(errors={"reported_at": [_("This time is in the future.")]})
+    event.external_reported_at = reported_at
+    db.session.flush()
+    audit.record(actor.audit_name, "event.external_reported", "adverse_event", event.id, now,
+                 reported_at=reported_at.isoformat())
+    return event

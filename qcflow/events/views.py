@@ -1,0 +1,234 @@
+"""Event pages: the report form, the receipt page, the inbox, the case page, my reports."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from marshmallow import ValidationError
+
+from qcflow.auth.models import Department, Role
+from qcflow.auth.permissions import authenticated, current_actor, public, roles_required
+from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.forms import form_data, load_form
+from qcflow.core.time import hospital_tz, now
+from qcflow.core.web import sessionless_csrf
+from qcflow.events import queries, services
+from qcflow.events.models import (
+    CARE_STAGES,
+    CAUSE_DOMAINS,
+    EXTERNAL_SEVERITY,
+    GRADE_LABELS,
+    HARM,
+    IMPROVEMENT_TYPES,
+    NCC_MERP,
+    EventCategory,
+    Mode,
+)
+from qcflow.events.schemas import ActionIn, ActionTransitionIn, EventListArgs, ReportIn, TransitionIn
+from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW
+from qcflow.extensions import db
+
+bp = Blueprint("events", __name__)
+
+TIME_FIELDS = {"occurred_at", "discovered_at"}
+
+
+def report_choices() -> dict:
+    categories = list(db.session.scalars(sa.select(EventCategory).where(EventCategory.is_active.is_(True))
+                                         .order_by(EventCategory.sort_order)))
+    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
+                                          .order_by(Department.kind, Department.code)))
+    return {
+        "categories": [c for c in categories if c.parent_code is None],
+        "subcategories": [c for c in categories if c.parent_code],
+        "departments": departments,
+        "grades": GRADE_LABELS,
+        "care_stages": CARE_STAGES,
+        "harms": HARM,
+        "ncc_merp": NCC_MERP,
+        "modes": list(Mode),
+    }
+
+
+def draft_values(event) -> dict:
+    """A draft's fields as the form's string values (times in hospital local time)."""
+    values = {"mode": event.mode, "draft_id": str(event.id)}
+    for name in services.REPORT_FIELDS:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if name in TIME_FIELDS:
+            value = value.astimezone(hospital_tz()).strftime("%Y-%m-%dT%H:%M")
+        elif isinstance(value, bool):
+            value = "1" if value else "0"
+        values[name] = str(value)
+    return values
+
+
+def save_report(actor):
+    """File a new report, or update (and maybe submit) the reporter's own draft."""
+    data = load_form(ReportIn())
+    mode = data.pop("mode")
+    submit = data.pop("submit") and "save_draft" not in request.form
+    draft_id = request.form.get("draft_id", type=int)
+    if not draft_id:
+        return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit)
+    draft = queries.load_own_draft(draft_id, actor)
+    services.update_draft(draft, data, actor=actor, now=now())
+    if submit:
+        services.submit_report(draft, actor=actor, now=now())
+    return draft, None
+
+
+@bp.route("/report", methods=["GET", "POST"])
+@public
+@sessionless_csrf
+def report():
+    """File an adverse-event report: named, confidential or anonymous; no login needed for anonymous."""
+    errors, status = {}, 200
+    values = {}
+    if request.method == "GET" and request.args.get("draft", type=int) and current_user.is_authenticated:
+        values = draft_values(queries.load_own_draft(request.args.get("draft", type=int), current_actor()))
+    if request.method == "POST":
+        values = request.form
+        mode = request.form.get("mode", Mode.ANONYMOUS)
+        try:
+            event, code = save_report(current_actor())
+        except ValidationError as error:
+            errors, status = translate_errors(error.messages), 422
+        except DomainError as error:
+            db.session.rollback()
+            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        else:
+            db.session.commit()
+            if code is not None or mode == Mode.ANONYMOUS:
+                return render_template("events/receipt_code.html", event=event, code=code)
+            return redirect(url_for("events.my_reports", filed=event.reference or event.id))
+    return render_template("events/report.html", errors=errors, values=values, **report_choices()), status
+
+
+@bp.route("/receipt", methods=["GET", "POST"])
+@public
+@sessionless_csrf
+def receipt():
+    """Read a report's status, questions and feedback with the receipt code; reply anonymously."""
+    event, error, status = None, None, 200
+    code = (request.form.get("receipt_code") or "").strip()
+    if request.method == "POST":
+        from qcflow.events.api import check_receipt_rate
+
+        try:
+            check_receipt_rate()
+            if request.form.get("message", "").strip():
+                event = services.reply_by_receipt(code, request.form["message"], now=now())
+                db.session.commit()
+            else:
+                event = services.find_by_receipt(code)
+        except DomainError as failure:
+            db.session.rollback()
+            error, status = str(failure.message), failure.status
+            if failure.errors:
+                error = " ".join(str(m) for ms in failure.errors.values() for m in ms)
+    messages = services.messages(event) if event else []
+    return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
+                           messages=messages), status
+
+
+@bp.get("/events")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+def inbox():
+    """The case inbox: counts by state, overdue badges, filters, newest first."""
+    actor, at = current_actor(), now()
+    try:
+        args = EventListArgs().load(form_data(request.args, EventListArgs()))
+    except ValidationError as error:
+        return render_template("events/inbox.html", items=[], counts={"by_state": {}, "overdue": 0},
+                               errors=translate_errors(error.messages), args=request.args, now=at,
+                               **report_choices()), 422
+    args.pop("lang", None)
+    items, next_cursor = queries.list_events(actor, now=at, **args)
+    overdue = queries.overdue_ids([e.id for e in items], at)
+    return render_template("events/inbox.html", items=items, next_cursor=next_cursor, overdue=overdue,
+                           counts=queries.state_counts(actor, at), errors={}, args=request.args, now=at,
+                           **report_choices())
+
+
+@bp.get("/events/<int:event_id>")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+def detail(event_id):
+    """One case: facts, timeline, messages, corrective actions and the steps available now."""
+    actor, at = current_actor(), now()
+    event = queries.load_event(event_id, actor)
+    reporter = None
+    if request.args.get("show_reporter") and Role.QUALITY in actor.roles:
+        reporter = services.reporter_identity(event, actor=actor, now=at)
+        db.session.commit()  # the audited read
+    return render_template(
+        "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter,
+        transitions=EVENT_WORKFLOW.available(event, actor), timeline=queries.timeline(event),
+        messages=services.messages(event) if Role.QUALITY in actor.roles else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
+        overdue=bool(queries.overdue_ids([event.id], at)), severities=EXTERNAL_SEVERITY, cause_domains=CAUSE_DOMAINS,
+        improvement_types=IMPROVEMENT_TYPES, errors={}, **report_choices(),
+    )
+
+
+@bp.post("/events/<int:event_id>/transitions")
+@authenticated
+def transition(event_id):
+    """Take a workflow step from the case page."""
+    actor = current_actor()
+    event = queries.load_event(event_id, actor)
+    data = load_form(TransitionIn())
+    action, version = data.pop("action"), data.pop("version")
+    services.transition_event(event, action, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    if event.reporter_user_id == actor.user_id and Role.QUALITY not in actor.roles:
+        return redirect(url_for("events.my_reports"))
+    return redirect(url_for("events.detail", event_id=event.id))
+
+
+@bp.post("/events/<int:event_id>/actions")
+@roles_required(Role.QUALITY)
+def add_action(event_id):
+    """Add a corrective action from the case page."""
+    actor = current_actor()
+    data = load_form(ActionIn())
+    services.add_action(queries.load_event(event_id, actor), data, actor=actor, now=now())
+    db.session.commit()
+    return redirect(url_for("events.detail", event_id=event_id) + "#actions")
+
+
+@bp.post("/events/<int:event_id>/actions/<int:action_id>/transitions")
+@authenticated
+def transition_action(event_id, action_id):
+    """Complete, verify, reopen or cancel a corrective action."""
+    actor = current_actor()
+    action = queries.load_action(event_id, action_id, actor)
+    data = load_form(ActionTransitionIn())
+    name, version = data.pop("action"), data.pop("version")
+    services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return redirect(url_for("events.detail", event_id=event_id) + "#actions")
+
+
+@bp.post("/events/<int:event_id>/messages")
+@roles_required(Role.QUALITY)
+def post_message(event_id):
+    """Send a question to the reporter from the case page."""
+    actor = current_actor()
+    services.add_message(queries.load_event(event_id, actor), "to_reporter", request.form.get("message", ""),
+                         actor=actor, now=now())
+    db.session.commit()
+    return redirect(url_for("events.detail", event_id=event_id) + "#messages")
+
+
+@bp.get("/my/reports")
+@authenticated
+def my_reports():
+    """My named and confidential reports: state, questions, feedback."""
+    reports = queries.my_reports(current_user.id)
+    return render_template("events/my_reports.html", reports=reports,
+                           messages={e.id: services.messages(e) for e in reports},
+                           transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
+                           filed=request.args.get("filed"))

@@ -1,0 +1,1 @@
+"""Follow-up: protocols, plans, tasks, attempts, outcomes, the daily queue and the task generator."""

@@ -1,0 +1,272 @@
+"""Follow-up over the JSON API (DESIGN §10): the queue, task steps, enrolment, protocols, prompts."""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from qcflow.auth.models import Role
+from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.clinical.models import Patient
+from qcflow.core.api import Blueprint
+from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.time import now
+from qcflow.extensions import db
+from qcflow.followup import queries, services
+from qcflow.followup.schemas import (
+    AttemptIn,
+    AttemptOut,
+    CompleteIn,
+    EnrolIn,
+    NewProtocolIn,
+    PlanOut,
+    PromptOut,
+    ProtocolIn,
+    ProtocolOut,
+    QueueArgs,
+    QueuePage,
+    ReasonIn,
+    ReassignIn,
+    RescheduleIn,
+    TaskOut,
+    VersionIn,
+)
+
+blp = Blueprint("followup_api", __name__, url_prefix="/api/v1/followup", description="Follow-up (随访)")
+
+QUEUE = (Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
+
+
+def _task(task_id):
+    return queries.load_task(task_id, current_actor())
+
+
+def _done(task, actor, at):
+    db.session.commit()
+    return queries.present(task, actor, at)
+
+
+@blp.get("/queue")
+@roles_required(*QUEUE)
+@blp.arguments(QueueArgs, location="query")
+@blp.response(200, QueuePage)
+@blp.alt_response(404, description="Another department's queue")
+def get_queue(args):
+    """My department's tasks open today (or on `date`) or overdue, most urgent first: day-surgery 24 h
+    calls, then overdue age, then due time. Keyset-paginated with `next_cursor`."""
+    args.pop("lang", None)
+    actor, at = current_actor(), now()
+    items, next_cursor = queries.queue(actor, now=at, **args)
+    patients = queries.patients_of(items)
+    return {"items": [queries.present(t, actor, at, patients[t.patient_id]) for t in items],
+            "next_cursor": next_cursor, "counts": queries.counts(actor, now=at, department=args.get("department"))}
+
+
+@blp.get("/tasks/<int:task_id>")
+@roles_required(*QUEUE)
+@blp.response(200, TaskOut)
+@blp.alt_response(404, description="No such task in your department")
+def get_task(task_id):
+    """Show a task (the patient's phone is unmasked only for the nurse holding it)."""
+    actor = current_actor()
+    return queries.present(_task(task_id), actor, now())
+
+
+@blp.post("/tasks/<int:task_id>/claim")
+@roles_required(*QUEUE)
+@blp.response(200, TaskOut)
+@blp.alt_response(409, description="Already claimed (two nurses never hold the same task) or not waiting")
+def claim(task_id):
+    """Claim a waiting task."""
+    actor, at = current_actor(), now()
+    task = services.claim_task(_task(task_id), actor=actor, now=at)
+    return _done(task, actor, at)
+
+
+@blp.post("/tasks/<int:task_id>/release")
+@roles_required(*QUEUE)
+@blp.arguments(VersionIn)
+@blp.response(200, TaskOut)
+def release(data, task_id):
+    """Hand a claimed task back to the queue."""
+    actor, at = current_actor(), now()
+    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data.get("version"))
+    return _done(task, actor, at)
+
+
+@blp.post("/tasks/<int:task_id>/attempts")
+@roles_required(*QUEUE)
+@blp.arguments(AttemptIn)
+@blp.response(201, AttemptOut)
+@blp.alt_response(409, description="Not claimed by you, or the task is closed (e.g. cancelled)")
+def attempts(data, task_id):
+    """Log a contact attempt (channel, result, note); `snooze_until` hides the task until then."""
+    attempt = services.log_attempt(_task(task_id), data, actor=current_actor(), now=now())
+    db.session.commit()
+    return attempt
+
+
+@blp.post("/tasks/<int:task_id>/complete")
+@roles_required(*QUEUE)
+@blp.arguments(CompleteIn)
+@blp.response(200, TaskOut)
+@blp.alt_response(409, description="Not claimed by you")
+@blp.alt_response(422, description="Outcome fields missing or inconsistent")
+def complete(data, task_id):
+    """Record the outcome; the service decides whether it is an effective follow-up (有效随访)."""
+    actor, at = current_actor(), now()
+    version = data.pop("version", None)
+    task = services.complete_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
+    return _done(task, actor, at)
+
+
+@blp.post("/tasks/<int:task_id>/reschedule")
+@roles_required(*QUEUE)
+@blp.arguments(RescheduleIn)
+@blp.response(200, TaskOut)
+@blp.alt_response(422, description="Outside the protocol's window: the allowed range is in the answer")
+def reschedule(data, task_id):
+    """Move the planned call within the protocol's window, with a reason."""
+    actor, at = current_actor(), now()
+    version = data.pop("version", None)
+    task = services.reschedule_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
+    return _done(task, actor, at)
+
+
+@blp.post("/tasks/<int:task_id>/cancel")
+@roles_required(*QUEUE)
+@blp.arguments(ReasonIn)
+@blp.response(200, TaskOut)
+def cancel(data, task_id):
+    """Cancel a task, with a reason."""
+    actor, at = current_actor(), now()
+    version = data.pop("version", None)
+    task = services.cancel_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
+    return _done(task, actor, at)
+
+
+@blp.post("/tasks/<int:task_id>/unreachable")
+@roles_required(*QUEUE)
+@blp.arguments(VersionIn)
+@blp.response(200, TaskOut)
+def unreachable(data, task_id):
+    """Close a task whose patient could not be reached (N in a row: lost to follow-up)."""
+    actor, at = current_actor(), now()
+    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data.get("version"))
+    return _done(task, actor, at)
+
+
+@blp.post("/tasks/<int:task_id>/reassign")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@blp.arguments(ReassignIn)
+@blp.response(200, TaskOut)
+def reassign(data, task_id):
+    """Give a task to a nurse of its department."""
+    actor, at = current_actor(), now()
+    version = data.pop("version", None)
+    task = services.reassign_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
+    return _done(task, actor, at)
+
+
+@blp.post("/plans")
+@roles_required(*QUEUE)
+@blp.arguments(EnrolIn)
+@blp.response(201, PlanOut)
+@blp.alt_response(422, description="Unknown pathway or patient, or the patient has died")
+def enrol(data):
+    """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""
+    actor, at = current_actor(), now()
+    plan = manual_enrol(data, actor, at)
+    db.session.commit()
+    return plan
+
+
+def manual_enrol(data: dict, actor, at):
+    """Shared by the page and the API: checks the department, then enrols."""
+    patient = db.session.get(Patient, data["patient_id"])
+    if patient is None:
+        raise Unprocessable(errors={"patient_id": [_("Unknown patient.")]})
+    if data["department_id"] != actor.department_id and not sees_all_departments(actor):
+        raise NotFound()
+    source_id = data.get("source_id")
+    if data["source_type"] != "manual" and source_id is None:
+        raise Unprocessable(errors={"source_id": [_("Give the id of the source record.")]})
+    key = None if data["source_type"] != "manual" else f"manual:{data['anchor_at'].isoformat()}"
+    return services.enrol(patient, data["pathway"], source_type=data["source_type"], source_id=source_id,
+                          anchor_at=data["anchor_at"], department_id=data["department_id"], actor=actor, now=at,
+                          source_key=key)
+
+
+@blp.get("/plans/<int:plan_id>")
+@roles_required(*QUEUE)
+@blp.response(200, PlanOut)
+def get_plan(plan_id):
+    """Show a follow-up plan."""
+    return queries.load_plan(plan_id, current_actor())
+
+
+@blp.get("/protocols")
+@roles_required(Role.ADMIN, Role.QUALITY, Role.DEPT_HEAD, Role.NURSE)
+@blp.response(200, ProtocolOut(many=True))
+def list_protocols():
+    """Every protocol version, current ones flagged."""
+    return queries.protocols()
+
+
+@blp.post("/protocols")
+@roles_required(Role.ADMIN)
+@blp.arguments(NewProtocolIn)
+@blp.response(201, ProtocolOut)
+@blp.alt_response(422, description="Overlapping or empty phases, unknown items")
+def create_protocol(data):
+    """Create a pathway's first protocol version, or the next version of an existing pathway."""
+    code = data.pop("code")
+    protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
+    db.session.commit()
+    return protocol
+
+
+@blp.post("/protocols/<code>/versions")
+@roles_required(Role.ADMIN)
+@blp.arguments(ProtocolIn)
+@blp.response(201, ProtocolOut)
+@blp.alt_response(404, description="No such pathway")
+@blp.alt_response(422, description="Overlapping or empty phases, unknown items")
+def create_version(data, code):
+    """Add a version to an existing pathway; active plans move to it (untouched pending tasks retimed)."""
+    if services.current_protocol(code) is None:
+        raise NotFound()
+    protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
+    db.session.commit()
+    return protocol
+
+
+@blp.get("/prompts")
+@roles_required(Role.QUALITY)
+@blp.response(200, PromptOut(many=True))
+def list_prompts():
+    """Open "possible adverse event" prompts from follow-up findings."""
+    return queries.prompts()
+
+
+@blp.post("/prompts/<int:prompt_id>/file")
+@roles_required(Role.QUALITY)
+@blp.arguments(VersionIn)
+@blp.response(201, PromptOut)
+def file_prompt(data, prompt_id):
+    """File a pre-filled confidential adverse-event report from a prompt."""
+    prompt = queries.load_prompt(prompt_id)
+    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data.get("version"))
+    db.session.commit()
+    return prompt
+
+
+@blp.post("/prompts/<int:prompt_id>/dismiss")
+@roles_required(Role.QUALITY)
+@blp.arguments(ReasonIn)
+@blp.response(200, PromptOut)
+def dismiss_prompt(data, prompt_id):
+    """Close a prompt without a report, with a reason."""
+    version = data.pop("version", None)
+    prompt = queries.load_prompt(prompt_id)
+    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=version)
+    db.session.commit()
+    return prompt

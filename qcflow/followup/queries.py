@@ -1,0 +1,226 @@
+"""Read side of follow-up: the daily queue, counts, a task as each role may see it, prompts, the sheet."""
+from __future__ import annotations
+
+import base64
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from qcflow.auth.models import Role, User
+from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
+from qcflow.clinical.models import Patient
+from qcflow.core.actors import Actor
+from qcflow.core.db import UTCDateTime
+from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.masking import mask_phone
+from qcflow.core.time import hospital_tz, local
+from qcflow.extensions import db
+from qcflow.followup.models import OPEN_TASK_STATES, Attempt, EventPrompt, Plan, Protocol, Task
+from qcflow.followup.schedule import local_midnight
+from qcflow.followup.timeliness import Timeliness, of, timeliness_sql
+from qcflow.followup.workflow import PromptState
+
+
+def load_task(task_id: int, actor: Actor) -> Task:
+    """A task of the actor's department (quality: any); another department's task is 404."""
+    return get_scoped_or_404(Task, task_id, actor)
+
+
+def load_plan(plan_id: int, actor: Actor) -> Plan:
+    return get_scoped_or_404(Plan, plan_id, actor)
+
+
+def load_prompt(prompt_id: int) -> EventPrompt:
+    prompt = db.session.get(EventPrompt, prompt_id)
+    if prompt is None:
+        raise NotFound()
+    return prompt
+
+
+def _department_filter(stmt, actor: Actor, department_id: int | None):
+    """The actor's department, or any chosen one for the quality office; others' are 404."""
+    if department_id is not None and not sees_all_departments(actor) and department_id != actor.department_id:
+        raise NotFound()
+    stmt = scoped(stmt, Task.department_id, actor)
+    if department_id is not None:
+        stmt = stmt.where(Task.department_id == department_id)
+    return stmt
+
+
+def _end_of(day: date) -> datetime:
+    return local_midnight(day + timedelta(days=1), hospital_tz())
+
+
+def queue_clause(now: datetime, day: date):
+    """Open tasks whose window has opened by the end of `day` (overdue ones included), not snoozed."""
+    return sa.and_(Task.state.in_(OPEN_TASK_STATES), Task.opens_at < _end_of(day),
+                   sa.or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now))
+
+
+def _sort_columns(now: datetime):
+    """Most urgent first: day-surgery deadlines, then overdue age (oldest first), then due time."""
+    overdue = timeliness_sql(Task, now) == Timeliness.OVERDUE.value
+    return (sa.case((Task.is_urgent, 0), else_=1), sa.case((overdue, 0), else_=1),
+            sa.case((overdue, Task.closes_at), else_=Task.due_at), Task.id)
+
+
+def encode_cursor(as_of: datetime, key: tuple) -> str:
+    urgent, overdue, sort_at, task_id = key
+    text = f"{as_of.isoformat()}|{urgent}|{overdue}|{sort_at.isoformat()}|{task_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, tuple]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        as_of, urgent, overdue, sort_at, task_id = text.split("|")
+        return datetime.fromisoformat(as_of), (int(urgent), int(overdue), datetime.fromisoformat(sort_at), int(task_id))
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable(errors={"cursor": [_("Not a cursor from this queue; start again without it.")]})
+
+
+def queue(actor: Actor, *, now: datetime, department=None, date=None, pathway=None, assignee=None, state=None,
+          cursor=None, limit=50) -> tuple[list[Task], str | None]:
+    """The daily queue: the department's tasks open today (or on `date`) or overdue, most urgent first.
+
+    Keyset-paginated; the cursor keeps the first page's "now" so the order holds across pages.
+    """
+    key = None
+    if cursor:
+        now, key = decode_cursor(cursor)
+    day = date or local(now).date()
+    stmt = _department_filter(sa.select(Task), actor, department).where(queue_clause(now, day))
+    if pathway:
+        stmt = stmt.where(Task.pathway == pathway)
+    if assignee == "me":
+        stmt = stmt.where(Task.assignee_id == actor.user_id)
+    elif assignee == "none":
+        stmt = stmt.where(Task.assignee_id.is_(None))
+    elif assignee:
+        stmt = stmt.where(Task.assignee_id == int(assignee))
+    if state:
+        stmt = stmt.where(Task.state == state)
+    urgent, overdue, sort_at, task_id = _sort_columns(now)
+    if key is not None:
+        k_urgent, k_overdue, k_sort, k_id = key
+        k_sort = sa.literal(k_sort, UTCDateTime())
+        stmt = stmt.where(sa.or_(
+            urgent > k_urgent,
+            sa.and_(urgent == k_urgent, overdue > k_overdue),
+            sa.and_(urgent == k_urgent, overdue == k_overdue, sort_at > k_sort),
+            sa.and_(urgent == k_urgent, overdue == k_overdue, sort_at == k_sort, task_id > k_id),
+        ))
+    rows = list(db.session.scalars(stmt.order_by(urgent, overdue, sort_at, task_id).limit(limit)))
+    next_cursor = None
+    if len(rows) == limit:
+        last = rows[-1]
+        is_overdue = of(last, now) == Timeliness.OVERDUE
+        next_cursor = encode_cursor(now, (0 if last.is_urgent else 1, 0 if is_overdue else 1,
+                                          last.closes_at if is_overdue else last.due_at, last.id))
+    return rows, next_cursor
+
+
+def counts(actor: Actor, *, now: datetime, department=None) -> dict:
+    """Today's queue by timeliness (due, overdue, not yet open today), urgent calls and my tasks."""
+    day = local(now).date()
+    label = timeliness_sql(Task, now)
+    stmt = _department_filter(sa.select(label, sa.func.count()).select_from(Task), actor, department)
+    by = dict(db.session.execute(stmt.where(queue_clause(now, day)).group_by(label)).all())
+    urgent = db.session.scalar(_department_filter(sa.select(sa.func.count()).select_from(Task), actor, department)
+                               .where(queue_clause(now, day), Task.is_urgent.is_(True)))
+    mine = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
+        Task.assignee_id == actor.user_id, Task.state.in_(OPEN_TASK_STATES))) if actor.user_id else 0
+    return {"due": by.get("due", 0), "overdue": by.get("overdue", 0), "not_open": by.get("not_open", 0),
+            "urgent": urgent, "mine": mine, "total": sum(by.values())}
+
+
+def patients_of(tasks) -> dict[int, Patient]:
+    ids = {t.patient_id for t in tasks}
+    if not ids:
+        return {}
+    return {p.id: p for p in db.session.scalars(sa.select(Patient).where(Patient.id.in_(ids)))}
+
+
+def phone_for(task: Task, patient: Patient, actor: Actor) -> str | None:
+    """The patient's phone: unmasked only for the nurse holding the task."""
+    if actor.user_id is not None and task.assignee_id == actor.user_id:
+        return patient.phone
+    return mask_phone(patient.phone)
+
+
+def present(task: Task, actor: Actor, now: datetime, patient: Patient | None = None) -> dict:
+    """A task as this actor may see it (TaskOut)."""
+    patient = patient or db.session.get(Patient, task.patient_id)
+    data = {name: getattr(task, name) for name in (
+        "id", "plan_id", "occurrence", "pathway", "department_id", "state", "version", "due_at", "due_on", "opens_at",
+        "closes_at", "is_urgent", "is_timed", "assignee_id", "snoozed_until", "attempt_count", "respondent",
+        "complication", "unplanned_readmission", "reoperation", "recurrence_metastasis", "vital_status",
+        "health_education_given", "revisit_booked", "satisfaction", "is_effective", "closed_at")}
+    data["date_of_death"] = task.died_on
+    timeliness = of(task, now)
+    data["timeliness"] = timeliness.value if timeliness else None
+    data["patient"] = {"id": patient.id, "mrn": patient.mrn, "name": patient.name, "sex": patient.sex,
+                       "phone": phone_for(task, patient, actor)}
+    return data
+
+
+def attempts(task: Task) -> list[Attempt]:
+    return list(db.session.scalars(sa.select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.id)))
+
+
+def plan_tasks(plan: Plan) -> list[Task]:
+    return list(db.session.scalars(sa.select(Task).where(Task.plan_id == plan.id).order_by(Task.occurrence)))
+
+
+def assignable_users(department_id: int) -> list[User]:
+    """Who a task of this department can be given to."""
+    from qcflow.auth.models import UserRole
+
+    stmt = (sa.select(User).join(UserRole).where(User.is_active.is_(True), User.department_id == department_id,
+                                                 UserRole.role.in_([Role.NURSE, Role.DEPT_HEAD]))
+            .order_by(User.display_name).distinct())
+    return list(db.session.scalars(stmt))
+
+
+def user_names(ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(ids))).all())
+
+
+def prompts(state: str | None = PromptState.OPEN.value, limit: int = 100) -> list[EventPrompt]:
+    stmt = sa.select(EventPrompt)
+    if state:
+        stmt = stmt.where(EventPrompt.state == state)
+    return list(db.session.scalars(stmt.order_by(EventPrompt.id.desc()).limit(limit)))
+
+
+def protocols(current_only: bool = False) -> list[Protocol]:
+    stmt = sa.select(Protocol)
+    if current_only:
+        stmt = stmt.where(Protocol.is_current.is_(True))
+    return list(db.session.scalars(stmt.order_by(Protocol.code, Protocol.version_no.desc())))
+
+
+def load_protocol(protocol_id: int) -> Protocol:
+    protocol = db.session.get(Protocol, protocol_id)
+    if protocol is None:
+        raise NotFound()
+    return protocol
+
+
+def patient_record(patient_id: int, actor: Actor) -> tuple[Patient, list[Plan], dict[int, list[Task]]]:
+    """A patient's plans (of the actor's departments) and their tasks, for the record sheet."""
+    patient = db.session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound()
+    plans = list(db.session.scalars(scoped(sa.select(Plan).where(Plan.patient_id == patient_id), Plan.department_id,
+                                           actor).order_by(Plan.enrolled_at, Plan.id)))
+    if not plans:
+        raise NotFound()
+    tasks: dict[int, list[Task]] = {plan.id: [] for plan in plans}
+    for task in db.session.scalars(sa.select(Task).where(Task.plan_id.in_(list(tasks))).order_by(Task.occurrence)):
+        tasks[task.plan_id].append(task)
+    return patient, plans, tasks

@@ -1,0 +1,217 @@
+"""Shapes of follow-up requests and responses (rules live in services)."""
+from marshmallow import fields, validate
+
+from qcflow.core.schemas import BaseSchema, QueryArgs
+from qcflow.followup.models import (
+    ANCHORS,
+    CHANNELS,
+    OUTCOME_ITEMS,
+    RESPONDENTS,
+    RESULTS,
+    SOURCE_TYPES,
+    VITAL_STATUS,
+)
+from qcflow.followup.schedule import UNITS
+from qcflow.followup.workflow import TaskState
+
+Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
+
+
+class PhaseIn(BaseSchema):
+    unit = fields.String(required=True, validate=validate.OneOf(UNITS))
+    start = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"example": 3})
+    every = fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={"example": 3})
+    until = fields.Integer(allow_none=True, validate=validate.Range(min=0), metadata={"example": 24})
+    early_hours = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
+    late_hours = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
+    is_urgent = fields.Boolean(load_default=False)
+
+
+class ProtocolIn(BaseSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100), metadata={"example": "甲状腺手术随访"})
+    name_en = Text(100, allow_none=True)
+    anchor = fields.String(required=True, validate=validate.OneOf(ANCHORS))
+    phases = fields.List(fields.Nested(PhaseIn), required=True)
+    outcome_items = fields.List(fields.String(validate=validate.OneOf(OUTCOME_ITEMS)), load_default=list)
+    core_items = fields.List(fields.String(validate=validate.OneOf(OUTCOME_ITEMS)), load_default=list)
+    change_note = Text(2000, allow_none=True)
+
+
+class NewProtocolIn(ProtocolIn):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{1,39}$"),
+                         metadata={"example": "thyroid_surgery"})
+
+
+class PhaseOut(BaseSchema):
+    position = fields.Integer()
+    unit = fields.String()
+    start = fields.Integer(attribute="start_offset")
+    every = fields.Integer(allow_none=True)
+    until = fields.Integer(attribute="until_offset", allow_none=True)
+    early_hours = fields.Integer()
+    late_hours = fields.Integer()
+    is_urgent = fields.Boolean()
+
+
+class ProtocolOut(BaseSchema):
+    id = fields.Integer()
+    code = fields.String()
+    version_no = fields.Integer()
+    name = fields.String()
+    name_en = fields.String()
+    anchor = fields.String()
+    is_current = fields.Boolean()
+    outcome_items = fields.List(fields.String())
+    core_items = fields.List(fields.String())
+    change_note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    phases = fields.List(fields.Nested(PhaseOut))
+
+
+class EnrolIn(BaseSchema):
+    patient_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    pathway = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "four_level_surgery"})
+    department_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    anchor_at = fields.AwareDateTime(required=True, metadata={"example": "2026-03-01T10:00:00+08:00"})
+    source_type = fields.String(load_default="manual", validate=validate.OneOf(SOURCE_TYPES))
+    source_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+
+
+class PlanOut(BaseSchema):
+    id = fields.Integer()
+    patient_id = fields.Integer()
+    department_id = fields.Integer()
+    protocol_id = fields.Integer()
+    pathway = fields.String()
+    source_key = fields.String()
+    anchor_at = fields.DateTime()
+    state = fields.String()
+    version = fields.Integer()
+    next_occurrence = fields.Integer()
+    next_due_at = fields.DateTime(allow_none=True)
+    enrolled_at = fields.DateTime()
+    ended_on = fields.Date(allow_none=True)
+    end_reason = fields.String(allow_none=True)
+
+
+class QueueArgs(QueryArgs):
+    department = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Department id (quality office: any)"})
+    date = fields.Date(metadata={"description": "Tasks open by the end of this day (default: today, hospital time)"})
+    pathway = Text(40)
+    assignee = fields.String(validate=validate.Regexp(r"^(me|none|[1-9][0-9]*)$"),
+                             metadata={"description": "me, none (unclaimed) or a user id"})
+    state = fields.String(validate=validate.OneOf([TaskState.PENDING.value, TaskState.IN_PROGRESS.value]))
+    cursor = fields.String(validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page"})
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class PatientBrief(BaseSchema):
+    id = fields.Integer()
+    mrn = fields.String()
+    name = fields.String()
+    sex = fields.String()
+    #: Unmasked only for the task's assigned nurse.
+    phone = fields.String(allow_none=True)
+
+
+class TaskOut(BaseSchema):
+    id = fields.Integer()
+    plan_id = fields.Integer()
+    occurrence = fields.Integer()
+    pathway = fields.String()
+    department_id = fields.Integer()
+    state = fields.String()
+    version = fields.Integer()
+    timeliness = fields.String(allow_none=True, metadata={"description": "not_open, due or overdue"})
+    due_at = fields.DateTime()
+    due_on = fields.Date()
+    opens_at = fields.DateTime()
+    closes_at = fields.DateTime()
+    is_urgent = fields.Boolean()
+    is_timed = fields.Boolean()
+    assignee_id = fields.Integer(allow_none=True)
+    snoozed_until = fields.DateTime(allow_none=True)
+    attempt_count = fields.Integer()
+    patient = fields.Nested(PatientBrief)
+    respondent = fields.String(allow_none=True)
+    complication = fields.Boolean(allow_none=True)
+    unplanned_readmission = fields.Boolean(allow_none=True)
+    reoperation = fields.Boolean(allow_none=True)
+    recurrence_metastasis = fields.Boolean(allow_none=True)
+    vital_status = fields.String(allow_none=True)
+    date_of_death = fields.Date(allow_none=True)
+    health_education_given = fields.Boolean(allow_none=True)
+    revisit_booked = fields.Boolean(allow_none=True)
+    satisfaction = fields.Integer(allow_none=True)
+    is_effective = fields.Boolean(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class QueuePage(BaseSchema):
+    items = fields.List(fields.Nested(TaskOut))
+    next_cursor = fields.String(allow_none=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+
+
+class VersionIn(BaseSchema):
+    version = fields.Integer(metadata={"description": "The version you read; stale → 409."})
+
+
+class AttemptIn(BaseSchema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    result = fields.String(required=True, validate=validate.OneOf(RESULTS))
+    note = Text(2000, allow_none=True)
+    snooze_until = fields.AwareDateTime(allow_none=True, metadata={"example": "2026-03-02T15:00:00+08:00"})
+
+
+class AttemptOut(BaseSchema):
+    id = fields.Integer()
+    task_id = fields.Integer()
+    user_id = fields.Integer(allow_none=True)
+    channel = fields.String()
+    result = fields.String()
+    note = fields.String(allow_none=True)
+    snooze_until = fields.DateTime(allow_none=True)
+    attempted_at = fields.DateTime()
+
+
+class CompleteIn(VersionIn):
+    respondent = fields.String(required=True, validate=validate.OneOf(RESPONDENTS))
+    channel = fields.String(load_default="phone", validate=validate.OneOf(CHANNELS))
+    complication = fields.Boolean(allow_none=True)
+    complication_note = Text(2000, allow_none=True)
+    unplanned_readmission = fields.Boolean(allow_none=True)
+    reoperation = fields.Boolean(allow_none=True)
+    recurrence_metastasis = fields.Boolean(allow_none=True)
+    vital_status = fields.String(allow_none=True, validate=validate.OneOf(VITAL_STATUS))
+    date_of_death = fields.Date(allow_none=True)
+    health_education_given = fields.Boolean(allow_none=True)
+    revisit_booked = fields.Boolean(allow_none=True)
+    satisfaction = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5))
+    note = Text(2000, allow_none=True)
+
+
+class RescheduleIn(VersionIn):
+    due_on = fields.Date(metadata={"description": "New call date (tasks due on a day)"})
+    due_at = fields.AwareDateTime(metadata={"description": "New call time (timed tasks, e.g. the 24 h call)"})
+    reason = Text(2000, required=True)
+
+
+class ReasonIn(VersionIn):
+    reason = Text(2000, required=True)
+
+
+class ReassignIn(VersionIn):
+    assignee_id = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class PromptOut(BaseSchema):
+    id = fields.Integer()
+    task_id = fields.Integer()
+    patient_id = fields.Integer()
+    department_id = fields.Integer()
+    findings = fields.String()
+    state = fields.String()
+    version = fields.Integer()
+    event_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()

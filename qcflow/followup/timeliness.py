@@ -1,0 +1,63 @@
+"""The one rule for a follow-up task's timeliness: not_open, due or overdue.
+
+The window boundaries are computed once, in the hospital's time zone, when a task is generated
+(schedule.py: local midnights for calendar occurrences, exact instants for the 24 h call). The rule
+then compares instants:
+
+- an open task (pending, in progress) is `not_open` before its window opens, `due` while it is
+  open and `overdue` once it has closed;
+- a completed task is judged at its completion time (on time = `due`, late = `overdue`), which is
+  what the indicators count;
+- cancelled and unreachable tasks have no timeliness (None).
+
+`timeliness` answers for one task in Python; `timeliness_sql` is the same rule as a SQL
+expression for lists, filters and counts. tests/followup/test_timeliness.py proves they agree.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from qcflow.followup.workflow import TaskState
+
+
+class Timeliness(StrEnum):
+    NOT_OPEN = "not_open"
+    DUE = "due"
+    OVERDUE = "overdue"
+
+
+def timeliness(state: str, opens_at: datetime, closes_at: datetime, now: datetime,
+               closed_at: datetime | None = None) -> Timeliness | None:
+    """The timeliness of a task in `state` with this window, at `now`."""
+    if state in (TaskState.CANCELLED, TaskState.UNREACHABLE):
+        return None
+    at = closed_at if state == TaskState.COMPLETED and closed_at is not None else now
+    if at < opens_at:
+        return Timeliness.NOT_OPEN
+    if at < closes_at:
+        return Timeliness.DUE
+    return Timeliness.OVERDUE
+
+
+def of(task, now: datetime) -> Timeliness | None:
+    """The timeliness of a task row (or anything with its columns) at `now`."""
+    return timeliness(task.state, task.opens_at, task.closes_at, now, task.closed_at)
+
+
+def timeliness_sql(task, now: datetime):
+    """`timeliness` as a SQL CASE over the task table (or an alias of it)."""
+    at = sa.case((task.state == TaskState.COMPLETED.value, task.closed_at), else_=sa.literal(now, task.opens_at.type))
+    return sa.case(
+        (task.state.in_([TaskState.CANCELLED.value, TaskState.UNREACHABLE.value]), sa.null()),
+        (at < task.opens_at, sa.literal(Timeliness.NOT_OPEN.value)),
+        (at < task.closes_at, sa.literal(Timeliness.DUE.value)),
+        else_=sa.literal(Timeliness.OVERDUE.value),
+    )
+
+
+def overdue_clause(task, now: datetime):
+    """Open tasks whose window has closed (the queue's and the counts' "overdue")."""
+    return sa.and_(task.state.in_([TaskState.PENDING.value, TaskState.IN_PROGRESS.value]), task.closes_at <= now)

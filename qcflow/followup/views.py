@@ -1,0 +1,310 @@
+"""Follow-up pages: the daily queue, the task page, manual enrolment, prompts, the record sheet, protocols."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from qcflow.auth.models import Department, Role
+from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.clinical.models import Patient
+from qcflow.core.errors import DomainError, Forbidden, NotFound, translate_errors
+from qcflow.core.masking import mask_phone
+from qcflow.core.time import local, now
+from qcflow.core.forms import form_data, load_form
+from qcflow.extensions import db
+from qcflow.followup import queries, services
+from qcflow.followup.api import manual_enrol
+from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, Protocol
+from qcflow.followup.schedule import UNITS
+from qcflow.followup.schemas import (
+    AttemptIn,
+    CompleteIn,
+    EnrolIn,
+    NewProtocolIn,
+    QueueArgs,
+    ReasonIn,
+    ReassignIn,
+    RescheduleIn,
+    VersionIn,
+)
+from qcflow.followup.timeliness import of as timeliness_of
+from qcflow.followup.workflow import PROMPT_WORKFLOW, TASK_WORKFLOW
+
+bp = Blueprint("followup", __name__)
+
+QUEUE = (Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
+BOOL_ITEMS = ("complication", "unplanned_readmission", "reoperation", "recurrence_metastasis",
+              "health_education_given", "revisit_booked")
+
+
+@bp.app_context_processor
+def followup_helpers():
+    """Template helpers: the home page's queue counts and a task's window as text."""
+    def home_counts():
+        from flask_login import current_user
+
+        if not current_user.is_authenticated or not current_user.has_role(*QUEUE):
+            return None
+        return queries.counts(current_actor(), now=now())
+
+    def window(task) -> str:
+        low, high = services.allowed_range(task)
+        if task.is_timed:
+            return f"{local(low):%Y-%m-%d %H:%M} – {local(high):%Y-%m-%d %H:%M}"
+        return f"{low} – {high}"
+
+    return {"followup_counts": home_counts, "fwindow": window}
+
+
+@bp.get("/followup/queue")
+@roles_required(*QUEUE)
+def queue():
+    """Today's follow-up queue of my department: open or overdue, most urgent first."""
+    actor, at = current_actor(), now()
+    try:
+        args = QueueArgs().load(form_data(request.args, QueueArgs()))
+    except ValidationError as error:
+        return render_template("followup/queue.html", items=[], counts=None, args=request.args, now=at,
+                               errors=translate_errors(error.messages), patients={}, names={},
+                               departments=[], pathways=[]), 422
+    args.pop("lang", None)
+    items, next_cursor = queries.queue(actor, now=at, **args)
+    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
+                                          .order_by(Department.code))) if sees_all_departments(actor) else []
+    return render_template("followup/queue.html", items=items, next_cursor=next_cursor, args=request.args, now=at,
+                           counts=queries.counts(actor, now=at, department=args.get("department")),
+                           patients=queries.patients_of(items), names=queries.user_names(t.assignee_id for t in items),
+                           timeliness=lambda t: timeliness_of(t, at), errors={}, departments=departments,
+                           pathways=sorted({p.code for p in queries.protocols(current_only=True)}))
+
+
+@bp.get("/followup/tasks/<int:task_id>")
+@roles_required(*QUEUE)
+def task(task_id):
+    """One task: patient (phone unmasked only for the nurse holding it), window, attempts, the outcome form."""
+    actor, at = current_actor(), now()
+    item = queries.load_task(task_id, actor)
+    patient = db.session.get(Patient, item.patient_id)
+    protocol = db.session.get(Protocol, item.protocol_id)
+    attempts = queries.attempts(item)
+    return render_template(
+        "followup/task.html", task=item, patient=patient, phone=queries.phone_for(item, patient, actor),
+        protocol=protocol, plan=item.plan, attempts=attempts, timeliness=timeliness_of(item, at),
+        transitions={t.action for t in TASK_WORKFLOW.available(item, actor)}, holder=item.assignee_id == actor.user_id,
+        names=queries.user_names([item.assignee_id, *(a.user_id for a in attempts)]),
+        plan_tasks=queries.plan_tasks(item.plan), window=services.allowed_range(item),
+        assignable=queries.assignable_users(item.department_id) if actor.roles & {Role.DEPT_HEAD, Role.QUALITY} else [],
+        channels=CHANNELS, results=RESULTS, respondents=RESPONDENTS, bool_items=BOOL_ITEMS, now=at,
+    )
+
+
+def _step_claim(task, actor, at):
+    services.claim_task(task, actor=actor, now=at)
+
+
+def _step_release(task, actor, at):
+    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn()).get("version"))
+
+
+def _step_attempt(task, actor, at):
+    services.log_attempt(task, load_form(AttemptIn()), actor=actor, now=at)
+
+
+def _step_complete(task, actor, at):
+    data = load_form(CompleteIn())
+    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+
+
+def _step_reschedule(task, actor, at):
+    data = load_form(RescheduleIn())
+    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+
+
+def _step_cancel(task, actor, at):
+    data = load_form(ReasonIn())
+    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+
+
+def _step_unreachable(task, actor, at):
+    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn()).get("version"))
+
+
+def _step_reassign(task, actor, at):
+    if not actor.roles & {Role.DEPT_HEAD, Role.QUALITY}:
+        raise Forbidden()
+    data = load_form(ReassignIn())
+    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+
+
+STEPS = {
+    "claim": _step_claim, "release": _step_release, "attempts": _step_attempt, "complete": _step_complete,
+    "reschedule": _step_reschedule, "cancel": _step_cancel, "unreachable": _step_unreachable,
+    "reassign": _step_reassign,
+}
+
+
+@bp.post("/followup/tasks/<int:task_id>/<step>")
+@roles_required(*QUEUE)
+def task_step(task_id, step):
+    """Claim, release, log an attempt, complete, reschedule, cancel, mark unreachable or reassign."""
+    if step not in STEPS:
+        raise NotFound()
+    actor, at = current_actor(), now()
+    item = queries.load_task(task_id, actor)
+    STEPS[step](item, actor, at)
+    db.session.commit()
+    if step == "claim":
+        flash(_("You hold this task now."))
+    return redirect(url_for("followup.task", task_id=task_id))
+
+
+@bp.route("/followup/enrol", methods=["GET", "POST"])
+@roles_required(*QUEUE)
+def enrol():
+    """Enrol a patient on a follow-up pathway by hand."""
+    actor, errors, status, plan = current_actor(), {}, 200, None
+    values = request.form if request.method == "POST" else {}
+    if request.method == "POST":
+        try:
+            data = form_data(request.form, EnrolIn(), ("pathway", "department_id", "anchor_at", "source_type"))
+            mrn = (request.form.get("mrn") or "").strip()
+            patient = db.session.scalar(sa.select(Patient).where(Patient.mrn == mrn)) if mrn else None
+            if patient is None:
+                raise ValidationError({"mrn": [_("No patient with this record number.")]})
+            data["patient_id"] = patient.id
+            plan = manual_enrol(EnrolIn().load(data), actor, now())
+            db.session.commit()
+        except ValidationError as error:
+            errors, status = translate_errors(error.messages), 422
+        except DomainError as error:
+            db.session.rollback()
+            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+    departments = [d for d in db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
+                                                 .order_by(Department.code))
+                   if sees_all_departments(actor) or d.id == actor.department_id]
+    return render_template("followup/enrol.html", protocols=queries.protocols(current_only=True),
+                           departments=departments, errors=errors, values=values, plan=plan), status
+
+
+@bp.get("/followup/prompts")
+@roles_required(Role.QUALITY)
+def prompts():
+    """Follow-up findings that may be adverse events (提醒上报), for the quality office."""
+    items = queries.prompts(state=request.args.get("state") or "open")
+    patients = {p.id: p for p in db.session.scalars(sa.select(Patient).where(
+        Patient.id.in_({i.patient_id for i in items})))} if items else {}
+    actor = current_actor()
+    actions = {p.id: {t.action for t in PROMPT_WORKFLOW.available(p, actor)} for p in items}
+    return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
+                           state=request.args.get("state") or "open")
+
+
+@bp.post("/followup/prompts/<int:prompt_id>/file")
+@roles_required(Role.QUALITY)
+def file_prompt(prompt_id):
+    """One click: a pre-filled confidential report from the prompt."""
+    prompt = queries.load_prompt(prompt_id)
+    version = load_form(VersionIn()).get("version")
+    event = services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=version)
+    db.session.commit()
+    return redirect(url_for("events.detail", event_id=event.id))
+
+
+@bp.post("/followup/prompts/<int:prompt_id>/dismiss")
+@roles_required(Role.QUALITY)
+def dismiss_prompt(prompt_id):
+    """Close a prompt without a report."""
+    prompt = queries.load_prompt(prompt_id)
+    data = load_form(ReasonIn())
+    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version", None))
+    db.session.commit()
+    return redirect(url_for("followup.prompts"))
+
+
+@bp.get("/followup/patients/<int:patient_id>/sheet.pdf")
+@roles_required(*QUEUE)
+def sheet(patient_id):
+    """The patient's follow-up record sheet (随访记录单) as PDF, for the medical record; phone masked."""
+    from qcflow.reports import pdf
+
+    actor, at = current_actor(), now()
+    patient, plans, tasks = queries.patient_record(patient_id, actor)
+    names = queries.user_names(t.completed_by_id for items in tasks.values() for t in items)
+    data = pdf.render_template_pdf("followup/sheet.html", patient=patient, plans=plans, tasks=tasks,
+                                   timeliness=lambda t: timeliness_of(t, at), printed_at=at,
+                                   phone=mask_phone(patient.phone), names=names)
+    return pdf.pdf_response(data, f"followup-{patient.mrn}.pdf")
+
+
+@bp.get("/admin/followup/protocols")
+@roles_required(Role.ADMIN)
+def protocols():
+    """Follow-up protocols: current versions and their history."""
+    return render_template("followup/protocols.html", protocols=queries.protocols())
+
+
+@bp.get("/admin/followup/protocols/<int:protocol_id>")
+@roles_required(Role.ADMIN)
+def protocol(protocol_id):
+    """One protocol version and its occurrences."""
+    item = queries.load_protocol(protocol_id)
+    return render_template("followup/protocol.html", protocol=item, slots=services.slots_of(item))
+
+
+PHASE_ROWS = 6
+
+
+def protocol_form() -> dict:
+    """The protocol form's fields in the API's shape (blank phase rows are left out)."""
+    form = request.form
+    data = {k: form.get(k, "").strip() for k in ("code", "name", "name_en", "anchor", "change_note")}
+    data = {k: v for k, v in data.items() if v}
+    data["outcome_items"] = form.getlist("outcome_items")
+    data["core_items"] = form.getlist("core_items")
+    phases = []
+    for i in range(1, PHASE_ROWS + 1):
+        row = {k: form.get(f"p{i}_{k}", "").strip() for k in ("unit", "start", "every", "until", "early", "late")}
+        if not row["start"]:
+            continue
+        hours = 1 if row["unit"] == "hour" else 24
+        phase = {"unit": row["unit"], "start": row["start"], "is_urgent": bool(form.get(f"p{i}_urgent"))}
+        for key in ("every", "until"):
+            if row[key]:
+                phase[key] = row[key]
+        for key, target in (("early", "early_hours"), ("late", "late_hours")):
+            if row[key]:
+                try:
+                    phase[target] = int(row[key]) * hours
+                except ValueError:
+                    phase[target] = row[key]
+        phases.append(phase)
+    data["phases"] = phases
+    return data
+
+
+@bp.route("/admin/followup/protocols/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def new_protocol():
+    """Create a new pathway or the next version of one (?code=); active plans move to the new version."""
+    errors, status = {}, 200
+    base = services.current_protocol(request.values.get("code", "")) if request.values.get("code") else None
+    if request.method == "POST":
+        try:
+            data = NewProtocolIn().load(protocol_form())
+            code = data.pop("code")
+            created = services.create_protocol_version(code, data, actor=current_actor(), now=now())
+            db.session.commit()
+            return redirect(url_for("followup.protocol", protocol_id=created.id))
+        except ValidationError as error:
+            errors, status = translate_errors(error.messages), 422
+        except DomainError as error:
+            db.session.rollback()
+            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+    posted = request.method == "POST"
+    asked = set(request.form.getlist("outcome_items")) if posted else set(base.outcome_items if base else ())
+    core = set(request.form.getlist("core_items")) if posted else set(base.core_items if base else ())
+    return render_template("followup/protocol_form.html", base=base, errors=errors, values=request.form,
+                           anchors=ANCHORS, units=UNITS, items=OUTCOME_ITEMS, rows=PHASE_ROWS, asked=asked,
+                           core=core), status

@@ -1,0 +1,103 @@
+"""Follow-up task, plan and event-prompt workflows (DESIGN §6)."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+from flask_babel import gettext as _
+
+from qcflow.core.workflow import Transition as T, Workflow
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    UNREACHABLE = "unreachable"
+
+
+class PlanState(StrEnum):
+    ACTIVE = "active"
+    #: Death recorded: nothing more is generated, open calls are cancelled.
+    STOPPED = "stopped"
+    #: Lost to follow-up after N consecutive unreachable calls.
+    LOST = "lost"
+    #: Ended by the department (patient declined, followed elsewhere).
+    WITHDRAWN = "withdrawn"
+
+
+class PromptState(StrEnum):
+    OPEN = "open"
+    FILED = "filed"
+    DISMISSED = "dismissed"
+
+
+def reason_guard(obj, data):
+    return None if (data.get("reason") or "").strip() else _("Required for this step: %(fields)s.", fields="reason")
+
+
+def unreachable_guard(task, data):
+    return None if task.attempt_count else _("Log at least one unsuccessful attempt first.")
+
+
+def assignee_guard(task, data):
+    return None if data.get("assignee_id") else _("Required for this step: %(fields)s.", fields="assignee_id")
+
+
+def task_relations(task, actor):
+    if actor.user_id is not None and actor.user_id == task.assignee_id:
+        return {"assignee"}
+    return set()
+
+
+S = TaskState
+#: Who works the queue of their department (DESIGN §3).
+QUEUE = {"nurse", "dept_head", "quality"}
+SUPERVISORS = {"dept_head", "quality"}
+
+TASK_WORKFLOW = Workflow(
+    "followup_task",
+    TaskState,
+    [
+        #  action              from                        to               roles                                      guard
+        T("claim",             {S.PENDING},                S.IN_PROGRESS,   QUEUE),
+        T("release",           {S.IN_PROGRESS},            S.PENDING,       {"assignee"} | SUPERVISORS),
+        T("reassign",          {S.PENDING, S.IN_PROGRESS}, S.IN_PROGRESS,   SUPERVISORS,                               assignee_guard),
+        T("log_attempt",       {S.IN_PROGRESS},            S.IN_PROGRESS,   {"assignee"}),
+        T("reschedule",        {S.PENDING},                S.PENDING,       SUPERVISORS,                               reason_guard),
+        T("reschedule",        {S.IN_PROGRESS},            S.IN_PROGRESS,   {"assignee"} | SUPERVISORS,                reason_guard),
+        T("complete",          {S.IN_PROGRESS},            S.COMPLETED,     {"assignee"}),
+        T("mark_unreachable",  {S.IN_PROGRESS},            S.UNREACHABLE,   {"assignee"} | SUPERVISORS,                unreachable_guard),
+        T("cancel",            {S.PENDING, S.IN_PROGRESS}, S.CANCELLED,     {"assignee", "system"} | SUPERVISORS,      reason_guard),
+    ],
+    relations=task_relations,
+    initial=S.PENDING,
+)
+
+P = PlanState
+
+PLAN_WORKFLOW = Workflow(
+    "followup_plan",
+    PlanState,
+    [
+        T("stop",      {P.ACTIVE}, P.STOPPED,   {"system", "quality"}),
+        T("mark_lost", {P.ACTIVE}, P.LOST,      {"system"}),
+        T("withdraw",  {P.ACTIVE}, P.WITHDRAWN, SUPERVISORS, reason_guard),
+    ],
+    initial=P.ACTIVE,
+)
+
+R = PromptState
+
+PROMPT_WORKFLOW = Workflow(
+    "followup_prompt",
+    PromptState,
+    [
+        T("file",    {R.OPEN}, R.FILED,     {"quality"}),
+        T("dismiss", {R.OPEN}, R.DISMISSED, {"quality"}, reason_guard),
+    ],
+    initial=R.OPEN,
+)
+
+#: States in which a task is still to be worked (queue, counts, death cancels these).
+OPEN_STATES = (S.PENDING, S.IN_PROGRESS)

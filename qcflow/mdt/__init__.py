@@ -1,0 +1,1 @@
+"""MDT and death-review discussions: requests, participants, sign-off, addenda, the booking gate's record."""

@@ -1,0 +1,159 @@
+"""MDT and death-review discussions over the JSON API (DESIGN §7, §10)."""
+from __future__ import annotations
+
+from qcflow.auth.models import Role
+from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.core.api import Blueprint
+from qcflow.core.time import now
+from qcflow.extensions import db
+from qcflow.mdt import queries, services
+from qcflow.mdt.schemas import (
+    AddendumIn,
+    AddendumOut,
+    AttendanceIn,
+    DiscussionIn,
+    DiscussionListArgs,
+    DiscussionOut,
+    DiscussionPage,
+    DiscussionRecordIn,
+    DiscussionTransitionIn,
+    ParticipantIn,
+    ParticipantOut,
+    ParticipantPatch,
+)
+
+blp = Blueprint("mdt_api", __name__, url_prefix="/api/v1/mdt",
+                description="MDT and death-review discussions (多学科讨论、死亡病例讨论)")
+RECORDERS = (Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
+
+
+@blp.post("/discussions")
+@roles_required(*RECORDERS)
+@blp.arguments(DiscussionIn)
+@blp.response(201, DiscussionOut)
+@blp.alt_response(409, description="A discussion of this kind is already open for the operation or patient")
+@blp.alt_response(422, description="Unknown or foreign links, each named")
+def create_discussion(data):
+    """Request a discussion; participants are proposed by the kind's required specialties."""
+    discussion = services.request_discussion(data, actor=current_actor(), now=now())
+    db.session.commit()
+    return discussion
+
+
+@blp.get("/discussions")
+@roles_required(*RECORDERS)
+@blp.arguments(DiscussionListArgs, location="query")
+@blp.response(200, DiscussionPage)
+def list_discussions(args):
+    """List discussions (quality office: all; others: their department's and those they take part in), newest first."""
+    args.pop("lang", None)
+    items, next_cursor = queries.list_discussions(current_actor(), **args)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.get("/discussions/<int:discussion_id>")
+@roles_required(*RECORDERS)
+@blp.response(200, DiscussionOut)
+@blp.alt_response(404, description="No such discussion in your department")
+def get_discussion(discussion_id):
+    """Show one discussion with its participants and addenda."""
+    return queries.load_discussion(discussion_id, current_actor())
+
+
+@blp.patch("/discussions/<int:discussion_id>")
+@roles_required(*RECORDERS)
+@blp.arguments(DiscussionRecordIn)
+@blp.response(200, DiscussionOut)
+@blp.alt_response(409, description="Signed or cancelled (only addenda), or a stale version")
+def update_discussion(data, discussion_id):
+    """Record the question, chair, summary, conclusion and decision until the record is signed."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    version = data.pop("version")
+    services.update_discussion(discussion, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return discussion
+
+
+@blp.post("/discussions/<int:discussion_id>/transitions")
+@roles_required(*RECORDERS)
+@blp.arguments(DiscussionTransitionIn)
+@blp.response(200, DiscussionOut)
+@blp.alt_response(403, description="Your role may not take this step (signing: the chair, department heads, quality)")
+@blp.alt_response(409, description="Not possible in the current state (allowed_actions listed) or stale version")
+@blp.alt_response(422, description="The step's requirements are missing (sign: chair, conclusion, decision, quorum)")
+def transition(data, discussion_id):
+    """Take a step: schedule (`scheduled_at`), hold (`held_at`), sign (may carry summary, conclusion,
+    decision), cancel (`reason`)."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    action, version = data.pop("action"), data.pop("version")
+    services.transition_discussion(discussion, action, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return discussion
+
+
+@blp.post("/discussions/<int:discussion_id>/participants")
+@roles_required(*RECORDERS)
+@blp.arguments(ParticipantIn)
+@blp.response(201, ParticipantOut)
+@blp.alt_response(409, description="Already a participant, or the record is signed")
+def add_participant(data, discussion_id):
+    """Invite a colleague (user_id) or an outside expert (name)."""
+    actor = current_actor()
+    participant = services.add_participant(queries.load_discussion(discussion_id, actor), data, actor=actor, now=now())
+    db.session.commit()
+    return participant
+
+
+@blp.patch("/discussions/<int:discussion_id>/participants/<int:participant_id>")
+@roles_required(*RECORDERS)
+@blp.arguments(ParticipantPatch)
+@blp.response(200, ParticipantOut)
+def update_participant(data, discussion_id, participant_id):
+    """Record a participant's attendance, or correct their specialty, department or role."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    participant = services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
+                                              actor=actor, now=now())
+    db.session.commit()
+    return participant
+
+
+@blp.delete("/discussions/<int:discussion_id>/participants/<int:participant_id>")
+@roles_required(*RECORDERS)
+@blp.response(204)
+def remove_participant(discussion_id, participant_id):
+    """Take a participant off the list (before signing)."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    participant = queries.load_participant(discussion, participant_id)
+    services.remove_participant(discussion, participant, actor=actor, now=now())
+    db.session.commit()
+
+
+@blp.put("/discussions/<int:discussion_id>/attendance")
+@roles_required(*RECORDERS)
+@blp.arguments(AttendanceIn)
+@blp.response(200, DiscussionOut)
+def record_attendance(data, discussion_id):
+    """Set who attended: the listed participants, nobody else."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    services.record_attendance(discussion, data["attended"], actor=actor, now=now(), expected_version=data["version"])
+    db.session.commit()
+    return discussion
+
+
+@blp.post("/discussions/<int:discussion_id>/addenda")
+@roles_required(*RECORDERS)
+@blp.arguments(AddendumIn)
+@blp.response(201, AddendumOut)
+@blp.alt_response(409, description="The record is not signed yet (change the record itself)")
+def add_addendum(data, discussion_id):
+    """Append an addendum to a signed record."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    addendum = services.add_addendum(discussion, data["text"], actor=actor, now=now())
+    db.session.commit()
+    return addendum

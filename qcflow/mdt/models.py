@@ -1,0 +1,166 @@
+"""MDT and death-review discussions, their participants, addenda and once-only alerts."""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from qcflow.core.i18n import register_labels
+from qcflow.core.db import Base, Versioned, enum_check
+from qcflow.mdt.workflow import DiscussionState
+
+
+class DiscussionKind(StrEnum):
+    PREOP_LEVEL4 = "preop_level4"
+    PERIOPERATIVE_DEATH = "perioperative_death"
+    DEATH_CASE = "death_case"
+    CASE_REVIEW = "case_review"
+    CANCER_BOARD = "cancer_board"
+    DIFFICULT_CASE = "difficult_case"
+
+
+#: The outcome of a pre-operative discussion.
+DECISIONS = ("proceed", "modify_plan", "do_not_operate")
+PARTICIPANT_ROLES = ("chair", "member", "secretary", "invited")
+ALERT_KINDS = ("preop_missing", "overdue")
+
+
+class Discussion(Versioned, Base):
+    __tablename__ = "mdt_discussion"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(24))
+    state: Mapped[str] = mapped_column(sa.String(12), default=DiscussionState.REQUESTED.value)
+    #: The organising department; scoping follows it.
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    patient_id: Mapped[int | None] = mapped_column(sa.ForeignKey("patient.id"), index=True)
+    operation_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operation.id"), index=True)
+    encounter_id: Mapped[int | None] = mapped_column(sa.ForeignKey("encounter.id"))
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"), index=True)
+    question: Mapped[str] = mapped_column(sa.Text, default="")
+    chair_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    summary: Mapped[str | None] = mapped_column(sa.Text)
+    conclusion: Mapped[str | None] = mapped_column(sa.Text)
+    #: preop_level4 only: proceed / modify_plan / do_not_operate.
+    decision: Mapped[str | None] = mapped_column(sa.String(16))
+    #: A disputed death (医疗纠纷) is due within 24 hours instead of 7 days.
+    is_disputed: Mapped[bool] = mapped_column(default=False)
+    due_at: Mapped[datetime | None]
+    scheduled_at: Mapped[datetime | None]
+    held_at: Mapped[datetime | None]
+    signed_at: Mapped[datetime | None]
+    signed_by_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: NULL when the system requested it (operation planned, death, unplanned reoperation).
+    requested_by_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
+    #: What requested it automatically, e.g. "preop_level4:operation:12"; unique, so a
+    #: repeated HIS message or a retry never requests a second discussion.
+    trigger_key: Mapped[str | None] = mapped_column(sa.String(60), unique=True)
+    created_at: Mapped[datetime]
+    #: Any change, participants included, rewrites the row: a concurrent sign-off makes it stale (409).
+    updated_at: Mapped[datetime]
+
+    __scope_columns__ = ("department_id",)
+
+    participants: Mapped[list["Participant"]] = relationship(
+        back_populates="discussion", order_by="Participant.id", lazy="selectin", cascade="all, delete-orphan")
+    addenda: Mapped[list["Addendum"]] = relationship(order_by="Addendum.id", lazy="selectin")
+
+    __table_args__ = (
+        enum_check("kind", DiscussionKind),
+        enum_check("state", DiscussionState),
+        sa.CheckConstraint(f"decision IS NULL OR decision IN ({', '.join(repr(d) for d in DECISIONS)})",
+                           name="decision_valid"),
+        sa.CheckConstraint("decision IS NULL OR kind = 'preop_level4'", name="decision_only_preop"),
+        sa.CheckConstraint("state != 'signed' OR signed_at IS NOT NULL", name="signed_has_signed_at"),
+        sa.Index("ix_mdt_discussion_state_due_at", "state", "due_at"),
+    )
+
+
+class Participant(Base):
+    """Who is invited and who attended; an outside expert has a name but no user."""
+
+    __tablename__ = "mdt_participant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    discussion_id: Mapped[int] = mapped_column(sa.ForeignKey("mdt_discussion.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
+    #: e.g. general_surgery, anaesthesia (the quorum counts distinct ones).
+    specialty: Mapped[str | None] = mapped_column(sa.String(60))
+    role: Mapped[str] = mapped_column(sa.String(10), default="member")
+    attended: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+
+    discussion: Mapped[Discussion] = relationship(back_populates="participants")
+
+    __table_args__ = (
+        enum_check("role", PARTICIPANT_ROLES),
+        sa.UniqueConstraint("discussion_id", "user_id", name="uq_mdt_participant_user"),
+    )
+
+
+class Addendum(Base):
+    """A note added after signing; append-only (database triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "mdt_addendum"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    discussion_id: Mapped[int] = mapped_column(sa.ForeignKey("mdt_discussion.id"), index=True)
+    author_user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id"))
+    text: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """One reminder or escalation sent by the scheduler; unique, so re-runs send nothing twice."""
+
+    __tablename__ = "mdt_alert"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: preop_missing (grade-4 operation soon, no signed MDT) or overdue (discussion past due).
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    operation_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operation.id"))
+    discussion_id: Mapped[int | None] = mapped_column(sa.ForeignKey("mdt_discussion.id"))
+    sent_at: Mapped[datetime]
+
+    __table_args__ = (
+        enum_check("kind", ALERT_KINDS),
+        sa.CheckConstraint("(operation_id IS NULL) != (discussion_id IS NULL)", name="one_subject"),
+        sa.UniqueConstraint("kind", "operation_id", name="uq_mdt_alert_operation"),
+        sa.UniqueConstraint("kind", "discussion_id", name="uq_mdt_alert_discussion"),
+    )
+
+
+#: Display labels of the coded values above (codes stay English in the API).
+LABELS = {
+    "kind": {
+        "preop_level4": _l("Pre-operative discussion (grade 4 surgery)"),
+        "perioperative_death": _l("Perioperative death review"),
+        "death_case": _l("Death case review"),
+        "case_review": _l("Case review (unplanned reoperation, serious event)"),
+        "cancer_board": _l("Cancer board"),
+        "difficult_case": _l("Difficult case discussion"),
+    },
+    "state": {
+        "requested": _l("Requested"), "scheduled": _l("Scheduled"), "held": _l("Held"),
+        "signed": _l("Signed"), "cancelled": _l("Cancelled"),
+    },
+    "action": {
+        "schedule": _l("Schedule"), "hold": _l("Record as held"), "sign": _l("Sign the record"),
+        "cancel": _l("Cancel the discussion"),
+    },
+    "decision": {
+        "proceed": _l("Proceed as planned"), "modify_plan": _l("Modify the plan"),
+        "do_not_operate": _l("Do not operate"),
+    },
+    "participant_role": {
+        "chair": _l("Chair"), "member": _l("Member"), "secretary": _l("Secretary"), "invited": _l("Invited expert"),
+    },
+}
+
+register_labels(LABELS, prefix="mdt_")

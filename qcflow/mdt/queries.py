@@ -1,0 +1,100 @@
+"""Read side of discussions: what an actor may see, lists, the pending ones, the minutes' context."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from qcflow.auth.models import Department, User
+from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
+from qcflow.clinical.models import Operation, Patient
+from qcflow.core.actors import Actor
+from qcflow.core.audit import AuditEntry
+from qcflow.core.errors import NotFound
+from qcflow.extensions import db
+from qcflow.mdt.models import Discussion, Participant
+from qcflow.mdt.workflow import OPEN_STATES
+
+SCOPE = [Discussion.department_id]
+
+
+def involved(user_id: int | None):
+    """Discussions a user chairs or is invited to."""
+    invited = sa.select(Participant.discussion_id).where(Participant.user_id == user_id)
+    return sa.or_(Discussion.chair_user_id == user_id, Discussion.id.in_(invited))
+
+
+def visible(stmt, actor: Actor):
+    """Restrict a select to the discussions the actor may see: their department's, and those they take part in."""
+    if sees_all_departments(actor):
+        return stmt
+    own_department = Discussion.id.in_(scoped(sa.select(Discussion.id), SCOPE, actor))
+    return stmt.where(sa.or_(own_department, involved(actor.user_id)) if actor.user_id else own_department)
+
+
+def takes_part(discussion: Discussion, user_id: int | None) -> bool:
+    if user_id is None:
+        return False
+    return discussion.chair_user_id == user_id or any(p.user_id == user_id for p in discussion.participants)
+
+
+def load_discussion(discussion_id: int, actor: Actor) -> Discussion:
+    """A discussion of the actor's department, or one they chair or are invited to (others are 404)."""
+    discussion = db.session.get(Discussion, discussion_id)
+    if discussion is not None and takes_part(discussion, actor.user_id):
+        return discussion
+    return get_scoped_or_404(Discussion, discussion_id, actor)
+
+
+def load_participant(discussion: Discussion, participant_id: int) -> Participant:
+    participant = next((p for p in discussion.participants if p.id == participant_id), None)
+    if participant is None:
+        raise NotFound()
+    return participant
+
+
+def list_discussions(actor: Actor, *, kind=None, state=None, cursor=None,
+                     limit=50) -> tuple[list[Discussion], int | None]:
+    """Discussions the actor may see, newest first, keyset-paginated by id."""
+    stmt = visible(sa.select(Discussion), actor)
+    if kind:
+        stmt = stmt.where(Discussion.kind == kind)
+    if state:
+        stmt = stmt.where(Discussion.state == state)
+    if cursor:
+        stmt = stmt.where(Discussion.id < cursor)
+    rows = list(db.session.scalars(stmt.order_by(Discussion.id.desc()).limit(limit)))
+    return rows, (rows[-1].id if len(rows) == limit else None)
+
+
+def pending_for(actor: Actor, limit: int = 20) -> list[Discussion]:
+    """Open discussions the actor chairs or is invited to, the earliest due first."""
+    if actor.user_id is None:
+        return []
+    stmt = sa.select(Discussion).where(involved(actor.user_id), Discussion.state.in_([s.value for s in OPEN_STATES]))
+    return list(db.session.scalars(stmt.order_by(sa.nulls_last(Discussion.due_at.asc()), Discussion.id).limit(limit)))
+
+
+def timeline(discussion: Discussion) -> list[AuditEntry]:
+    return list(db.session.scalars(sa.select(AuditEntry).where(
+        AuditEntry.object_type == "mdt_discussion", AuditEntry.object_id == str(discussion.id))
+        .order_by(AuditEntry.seq)))
+
+
+def names_of(model, ids) -> dict:
+    """Display rows by id (departments, users) for the ids a page shows."""
+    ids = {i for i in ids if i is not None}
+    if not ids:
+        return {}
+    return {row.id: row for row in db.session.scalars(sa.select(model).where(model.id.in_(ids)))}
+
+
+def record_context(discussion: Discussion) -> dict:
+    """What the discussion page and the minutes show besides the discussion itself."""
+    users = names_of(User, [discussion.chair_user_id, discussion.signed_by_user_id, discussion.requested_by_user_id,
+                            *(a.author_user_id for a in discussion.addenda)])
+    departments = names_of(Department, [discussion.department_id, *(p.department_id for p in discussion.participants)])
+    return {
+        "patient": db.session.get(Patient, discussion.patient_id) if discussion.patient_id else None,
+        "operation": db.session.get(Operation, discussion.operation_id) if discussion.operation_id else None,
+        "users": users,
+        "departments": departments,
+    }

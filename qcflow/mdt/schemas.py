@@ -1,0 +1,124 @@
+"""Shapes of discussion requests and responses (rules live in services)."""
+from marshmallow import fields, validate
+
+from qcflow.core.schemas import BaseSchema, CursorArgs
+from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
+from qcflow.mdt.workflow import DiscussionState
+
+Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
+Id = lambda **kw: fields.Integer(validate=validate.Range(min=1), **kw)  # noqa: E731
+
+
+class DiscussionIn(BaseSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(list(DiscussionKind)),
+                         metadata={"example": "preop_level4"})
+    operation_id = Id(allow_none=True, metadata={"description": "Required for preop_level4."})
+    patient_mrn = Text(40, allow_none=True, metadata={"description": "病案号; or link the operation."})
+    encounter_id = Id(allow_none=True)
+    event_id = Id(allow_none=True, metadata={"description": "The adverse event a case review is about."})
+    department_id = Id(allow_none=True, metadata={"description": "Organising department (quality office only; "
+                                                                 "others organise for their own)."})
+    question = Text(5000, load_default="", metadata={"example": "胰十二指肠切除术的手术指征与麻醉风险评估"})
+    chair_user_id = Id(allow_none=True)
+    is_disputed = fields.Boolean(load_default=False)
+    due_at = fields.AwareDateTime(allow_none=True, metadata={"description": "Default: by kind (see README)."})
+
+
+class DiscussionRecordIn(BaseSchema):
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    question = Text(5000)
+    chair_user_id = Id(allow_none=True)
+    summary = Text(20000)
+    conclusion = Text(20000)
+    decision = fields.String(allow_none=True, validate=validate.OneOf(DECISIONS))
+
+
+class DiscussionTransitionIn(BaseSchema):
+    action = fields.String(required=True, metadata={"example": "sign"})
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    scheduled_at = fields.AwareDateTime(metadata={"example": "2026-03-05T14:00:00+08:00"})
+    held_at = fields.AwareDateTime()
+    reason = Text(5000)
+    summary = Text(20000)
+    conclusion = Text(20000)
+    decision = fields.String(validate=validate.OneOf(DECISIONS))
+
+
+class ParticipantIn(BaseSchema):
+    user_id = Id(allow_none=True, metadata={"description": "A qcflow user; leave out for an outside expert."})
+    name = Text(100, metadata={"description": "Required without user_id.", "example": "王教授（省人民医院）"})
+    department_id = Id(allow_none=True)
+    specialty = Text(60, allow_none=True, metadata={"example": "anaesthesia"})
+    role = fields.String(load_default="member", validate=validate.OneOf(PARTICIPANT_ROLES))
+    attended = fields.Boolean(load_default=False)
+
+
+class ParticipantPatch(BaseSchema):
+    attended = fields.Boolean()
+    specialty = Text(60, allow_none=True)
+    department_id = Id(allow_none=True)
+    role = fields.String(validate=validate.OneOf(PARTICIPANT_ROLES))
+
+
+class AttendanceIn(BaseSchema):
+    version = fields.Integer(required=True)
+    attended = fields.List(fields.Integer(), load_default=list,
+                           metadata={"description": "Ids of the participants who attended; the others did not."})
+
+
+class AddendumIn(BaseSchema):
+    text = Text(20000, required=True)
+
+
+class ParticipantOut(BaseSchema):
+    id = fields.Integer()
+    user_id = fields.Integer(allow_none=True)
+    name = fields.String()
+    department_id = fields.Integer(allow_none=True)
+    specialty = fields.String(allow_none=True)
+    role = fields.String()
+    attended = fields.Boolean()
+
+
+class AddendumOut(BaseSchema):
+    id = fields.Integer()
+    author_user_id = fields.Integer()
+    text = fields.String()
+    created_at = fields.DateTime()
+
+
+class DiscussionOut(BaseSchema):
+    id = fields.Integer()
+    kind = fields.String()
+    state = fields.String()
+    version = fields.Integer()
+    department_id = fields.Integer()
+    patient_id = fields.Integer(allow_none=True)
+    operation_id = fields.Integer(allow_none=True)
+    encounter_id = fields.Integer(allow_none=True)
+    event_id = fields.Integer(allow_none=True)
+    question = fields.String()
+    chair_user_id = fields.Integer(allow_none=True)
+    summary = fields.String(allow_none=True)
+    conclusion = fields.String(allow_none=True)
+    decision = fields.String(allow_none=True)
+    is_disputed = fields.Boolean()
+    due_at = fields.DateTime(allow_none=True)
+    scheduled_at = fields.DateTime(allow_none=True)
+    held_at = fields.DateTime(allow_none=True)
+    signed_at = fields.DateTime(allow_none=True)
+    signed_by_user_id = fields.Integer(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    participants = fields.List(fields.Nested(ParticipantOut))
+    addenda = fields.List(fields.Nested(AddendumOut))
+
+
+class DiscussionPage(BaseSchema):
+    items = fields.List(fields.Nested(DiscussionOut))
+    next_cursor = fields.Integer(allow_none=True)
+
+
+class DiscussionListArgs(CursorArgs):
+    kind = fields.String(validate=validate.OneOf(list(DiscussionKind)))
+    state = fields.String(validate=validate.OneOf(list(DiscussionState)))

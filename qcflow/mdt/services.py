@@ -1,0 +1,705 @@
+"""MDT and death-review discussions: requests, participants, steps, sign-off, addenda, hooks, alerts.
+
+Services flush and never commit; callers pass `actor` and `now`. The hooks (`on_*`) are called by
+the clinical services and are idempotent: a repeated call finds the discussion the first one made.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+from sqlalchemy.orm.attributes import flag_modified
+
+from qcflow.auth.models import Department, Role, User
+from qcflow.clinical.models import Encounter, Operation, Patient, Staff
+from qcflow.clinical.workflow import OperationState
+from qcflow.core import audit
+from qcflow.core.actors import Actor
+from qcflow.core.errors import Conflict, Forbidden, Unprocessable
+from qcflow.core.time import local, today
+from qcflow.events.models import AdverseEvent
+from qcflow.events.services import CASE_REVIEW_CHECKS
+from qcflow.extensions import db
+from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
+from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, RECORDERS, DiscussionState
+from qcflow.notify.services import notify, users_with_role
+
+K = DiscussionKind
+#: The actor of discussions the system requests (hooks) and of scheduler alerts.
+SYSTEM = Actor.system("mdt")
+DEATH_KINDS = (K.PERIOPERATIVE_DEATH, K.DEATH_CASE)
+
+#: Fields of the record that change until it is signed.
+RECORD_FIELDS = ("question", "chair_user_id", "summary", "conclusion", "decision")
+
+
+def link(discussion: Discussion) -> str:
+    return f"/mdt/{discussion.id}"
+
+
+
+def due_at_for(kind: str, *, start: datetime, disputed: bool = False,
+               operation: Operation | None = None) -> datetime | None:
+    """When a discussion must be held: the one place that computes it.
+
+    Pre-operative: before the planned operation. Deaths: from the death, 24 hours when disputed.
+    Others: the configured days from `start` (the request), or no deadline.
+    """
+    if kind == K.PREOP_LEVEL4:
+        return operation.planned_at if operation is not None else None
+    if disputed and kind in DEATH_KINDS:
+        return start + timedelta(hours=current_app.config["MDT_DISPUTED_DUE_HOURS"])
+    days = current_app.config["MDT_DUE_DAYS"].get(kind)
+    return start + timedelta(days=days) if days else None
+
+
+def overdue_clause(now: datetime):
+    """Open discussions past their due time (SQL); `is_overdue` is the same rule for one discussion."""
+    return sa.and_(Discussion.state.in_([s.value for s in OPEN_STATES]), Discussion.due_at.is_not(None),
+                   Discussion.due_at <= now)
+
+
+def is_overdue(discussion: Discussion, now: datetime) -> bool:
+    return discussion.state in OPEN_STATES and discussion.due_at is not None and discussion.due_at <= now
+
+
+def quorum_rule(kind: str) -> dict:
+    rules = current_app.config["MDT_QUORUM"]
+    return {"min_specialties": 0, "required": [], **rules.get("default", {}), **rules.get(kind, {})}
+
+
+def _specialty(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def distinct_attendance(participants) -> int:
+    """The most attending participants with pairwise distinct specialties and departments.
+
+    Two colleagues of one department count once even with different specialties; an outside
+    expert (no department) is a department of their own. A maximum bipartite matching of
+    specialties to departments, so the order of the list never changes the count.
+    """
+    departments_of: dict[str, set] = {}
+    for p in participants:
+        if p.attended and _specialty(p.specialty):
+            place = p.department_id if p.department_id is not None else ("outside", p.id)
+            departments_of.setdefault(_specialty(p.specialty), set()).add(place)
+    holder: dict = {}
+
+    def assign(specialty: str, seen: set) -> bool:
+        for place in departments_of[specialty]:
+            if place in seen:
+                continue
+            seen.add(place)
+            if place not in holder or assign(holder[place], seen):
+                holder[place] = specialty
+                return True
+        return False
+
+    return sum(assign(specialty, set()) for specialty in sorted(departments_of))
+
+
+def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
+    """What still stops signing: chair, conclusion, the pre-operative decision, the quorum."""
+    blockers = []
+    if not discussion.chair_user_id:
+        blockers.append(_("no chair"))
+    if not (data.get("conclusion") or discussion.conclusion):
+        blockers.append(_("no conclusion"))
+    if discussion.kind == K.PREOP_LEVEL4 and not (data.get("decision") or discussion.decision):
+        blockers.append(_("no decision (proceed, modify the plan or do not operate)"))
+    rule = quorum_rule(discussion.kind)
+    attended = {_specialty(p.specialty) for p in discussion.participants if p.attended}
+    missing = [s for s in rule["required"] if _specialty(s) not in attended]
+    if missing:
+        blockers.append(_("missing specialties: %(specialties)s", specialties=", ".join(missing)))
+    count = distinct_attendance(discussion.participants)
+    if count < rule["min_specialties"]:
+        blockers.append(_("%(n)d of %(min)d distinct specialties attended (each from a different department)",
+                          n=count, min=rule["min_specialties"]))
+    return blockers
+
+
+def may_record(discussion: Discussion | None, actor: Actor) -> bool:
+    """Clinicians, department heads and the quality office request and record; so does the chair."""
+    if actor.roles & RECORDERS:
+        return True
+    return discussion is not None and actor.user_id is not None and actor.user_id == discussion.chair_user_id
+
+
+def is_editable(discussion: Discussion, actor: Actor) -> bool:
+    """Whether the actor may still change the record and its participants (`check_editable` says why not)."""
+    return discussion.state not in FINAL_STATES and may_record(discussion, actor)
+
+
+def check_editable(discussion: Discussion, actor: Actor, expected_version: int | None = None) -> None:
+    """Refuse any change to a signed or cancelled record (409), by a wrong role (403) or stale (409)."""
+    if discussion.state == DiscussionState.SIGNED:
+        raise Conflict(_("The record is signed and can no longer change; add an addendum instead."),
+                       state=discussion.state)
+    if discussion.state == DiscussionState.CANCELLED:
+        raise Conflict(_("The discussion is cancelled and can no longer change."), state=discussion.state)
+    if not may_record(discussion, actor):
+        raise Forbidden()
+    if expected_version is not None and expected_version != discussion.version:
+        raise Conflict(current_version=discussion.version)
+
+
+def _touch(discussion: Discussion, now: datetime) -> None:
+    """Rewrite the discussion row with a version bump: a concurrent sign-off then makes this stale."""
+    discussion.updated_at = now
+    flag_modified(discussion, "updated_at")
+    db.session.flush()
+
+
+def procedure_name(operation: Operation) -> str:
+    return operation.procedure.name if operation.procedure is not None else operation.procedure_code
+
+
+
+def _open(kind: str, *, department_id: int, actor: Actor, now: datetime, operation: Operation | None = None,
+          patient_id: int | None = None, encounter_id: int | None = None, event_id: int | None = None,
+          question: str = "", due_at: datetime | None = None, is_disputed: bool = False,
+          chair_user_id: int | None = None, trigger_key: str | None = None) -> Discussion:
+    """Create a requested discussion, audit it and invite participants by the kind's quorum."""
+    discussion = Discussion(
+        kind=kind, department_id=department_id, operation_id=operation.id if operation else None,
+        patient_id=patient_id or (operation.patient_id if operation else None),
+        encounter_id=encounter_id or (operation.encounter_id if operation else None), event_id=event_id,
+        question=question, due_at=due_at, is_disputed=is_disputed, chair_user_id=chair_user_id,
+        requested_by_user_id=actor.user_id, trigger_key=trigger_key, created_at=now, updated_at=now)
+    db.session.add(discussion)
+    db.session.flush()
+    audit.record(actor.audit_name, "mdt_discussion.request", "mdt_discussion", discussion.id, now,
+                 after={"kind": kind, "department_id": department_id, "operation_id": discussion.operation_id,
+                        "patient_id": discussion.patient_id, "event_id": event_id,
+                        "due_at": due_at.isoformat() if due_at else None},
+                 trigger=trigger_key)
+    propose_participants(discussion, surgeon=operation.surgeon if operation else None, now=now)
+    if chair_user_id:
+        _sync_chair(discussion, now)
+    return discussion
+
+
+def _existing(kind: str, trigger_key: str, **links) -> Discussion | None:
+    """The discussion a hook already requested, or a live one someone requested for the same record."""
+    found = db.session.scalar(sa.select(Discussion).where(Discussion.trigger_key == trigger_key))
+    if found is not None:
+        return found
+    stmt = sa.select(Discussion).where(Discussion.kind == kind, Discussion.state != DiscussionState.CANCELLED.value)
+    for column, value in links.items():
+        stmt = stmt.where(getattr(Discussion, column) == value)
+    return db.session.scalar(stmt.order_by(Discussion.id.desc()).limit(1))
+
+
+def propose_participants(discussion: Discussion, *, surgeon: Staff | None, now: datetime) -> list[Participant]:
+    """Invite staff by specialty (doctor-initiated MDT): the surgeon, the specialties the kind requires,
+    then other specialties until the quorum's minimum, each from a department not yet invited."""
+    rule = quorum_rule(discussion.kind)
+    chosen: list[Staff] = [surgeon] if surgeon is not None and surgeon.is_active else []
+    candidates = list(db.session.scalars(
+        sa.select(Staff).where(Staff.is_active.is_(True), Staff.user_id.is_not(None), Staff.specialty.is_not(None),
+                               Staff.department_id.is_not(None)).order_by(Staff.id)))
+
+    def pick(wanted: str | None = None) -> Staff | None:
+        specialties = {_specialty(s.specialty) for s in chosen}
+        departments = {s.department_id for s in chosen}
+        for staff in candidates:
+            specialty = _specialty(staff.specialty)
+            if staff in chosen or specialty in specialties or staff.department_id in departments:
+                continue
+            if wanted is None or specialty == wanted:
+                return staff
+        return None
+
+    for required in rule["required"]:
+        if _specialty(required) not in {_specialty(s.specialty) for s in chosen}:
+            found = pick(_specialty(required))
+            if found is not None:
+                chosen.append(found)
+    while len({_specialty(s.specialty) for s in chosen if s.specialty}) < rule["min_specialties"]:
+        found = pick()
+        if found is None:
+            break
+        chosen.append(found)
+    invited = {p.user_id for p in discussion.participants if p.user_id is not None}
+    rows = [Participant(user_id=staff.user_id, name=staff.name, department_id=staff.department_id,
+                        specialty=staff.specialty, role="member", created_at=now)
+            for staff in chosen if staff.user_id is None or staff.user_id not in invited]
+    discussion.participants.extend(rows)
+    db.session.flush()
+    return rows
+
+
+def _resolve_links(data: dict, actor: Actor) -> dict:
+    """Check the linked records exist (and, outside the quality office, belong to the actor's department)."""
+    errors: dict[str, list[str]] = {}
+    own_only = Role.QUALITY not in actor.roles
+    links: dict = {"operation": None, "patient_id": None, "encounter_id": None, "event_id": None}
+    if data.get("operation_id"):
+        operation = db.session.get(Operation, data["operation_id"])
+        if operation is None or (own_only and operation.department_id != actor.department_id):
+            errors["operation_id"] = [_("Unknown operation.")]
+        else:
+            links.update(operation=operation, patient_id=operation.patient_id, encounter_id=operation.encounter_id)
+    if data.get("patient_mrn"):
+        patients = list(db.session.scalars(sa.select(Patient.id).where(Patient.mrn == data["patient_mrn"]).limit(2)))
+        if not patients:
+            errors["patient_mrn"] = [_("No patient has this medical record number.")]
+        elif len(patients) > 1:
+            errors["patient_mrn"] = [_("Several patients have this medical record number; choose the operation.")]
+        elif links["patient_id"] not in (None, patients[0]):
+            errors["patient_mrn"] = [_("The operation belongs to another patient.")]
+        else:
+            links["patient_id"] = patients[0]
+    if data.get("encounter_id"):
+        encounter = db.session.get(Encounter, data["encounter_id"])
+        if encounter is None or (own_only and encounter.department_id != actor.department_id):
+            errors["encounter_id"] = [_("Unknown encounter.")]
+        elif links["patient_id"] not in (None, encounter.patient_id):
+            errors["encounter_id"] = [_("The encounter belongs to another patient.")]
+        else:
+            links.update(encounter_id=encounter.id, patient_id=encounter.patient_id)
+    if data.get("event_id"):
+        event = db.session.get(AdverseEvent, data["event_id"])
+        departments = (event.department_id, event.handling_department_id) if event is not None else ()
+        if event is None or (own_only and actor.department_id not in departments):
+            errors["event_id"] = [_("Unknown adverse event.")]
+        else:
+            links["event_id"] = event.id
+    if data.get("chair_user_id") and db.session.get(User, data["chair_user_id"]) is None:
+        errors["chair_user_id"] = [_("Unknown user.")]
+    if data["kind"] == K.PREOP_LEVEL4 and links["operation"] is None and "operation_id" not in errors:
+        errors["operation_id"] = [_("A pre-operative discussion is about one operation: choose it.")]
+    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
+        errors["department_id"] = [_("Unknown department.")]
+    if errors:
+        raise Unprocessable(errors=errors)
+    return links
+
+
+def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion:
+    """Request a discussion (doctor-initiated); links are checked and participants proposed by kind.
+
+    The organising department is the actor's own; the quality office may choose another.
+    """
+    if not may_record(None, actor):
+        raise Forbidden()
+    links = _resolve_links(data, actor)
+    operation = links.pop("operation")
+    department_id = actor.department_id
+    if Role.QUALITY in actor.roles:
+        department_id = data.get("department_id") or (operation.department_id if operation else actor.department_id)
+    _refuse_duplicate(data["kind"], operation, links["patient_id"])
+    disputed = bool(data.get("is_disputed"))
+    due_at = data.get("due_at") or due_at_for(data["kind"], start=now, disputed=disputed, operation=operation)
+    discussion = _open(data["kind"], department_id=department_id, actor=actor, now=now, operation=operation,
+                       question=data.get("question") or "", due_at=due_at, is_disputed=disputed,
+                       chair_user_id=data.get("chair_user_id"), **links)
+    return discussion
+
+
+def _refuse_duplicate(kind: str, operation: Operation | None, patient_id: int | None) -> None:
+    """One open discussion per operation (pre-operative, case review) or per patient (deaths)."""
+    stmt = sa.select(Discussion.id).where(Discussion.kind == kind, Discussion.state.in_([s.value for s in OPEN_STATES]))
+    if kind in DEATH_KINDS and patient_id:
+        stmt = stmt.where(Discussion.patient_id == patient_id)
+    elif kind in (K.PREOP_LEVEL4, K.CASE_REVIEW) and operation is not None:
+        stmt = stmt.where(Discussion.operation_id == operation.id)
+    else:
+        return
+    existing = db.session.scalar(stmt.limit(1))
+    if existing is not None:
+        raise Conflict(_("Discussion #%(id)d of this kind is already open for this record.", id=existing),
+                       discussion_id=existing)
+
+
+
+def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion | None:
+    """Request the pre-operative discussion of a grade-4 (or restricted-technology) operation, once."""
+    if not operation.needs_mdt:
+        return None
+    key = f"preop_level4:operation:{operation.id}"
+    existing = _existing(K.PREOP_LEVEL4, key, operation_id=operation.id)
+    if existing is not None:
+        if existing.state in OPEN_STATES and existing.due_at != operation.planned_at:
+            _move_due(existing, operation.planned_at, now)  # the operation was planned for another time
+        return existing
+    discussion = _open(K.PREOP_LEVEL4, department_id=operation.department_id, actor=SYSTEM, now=now,
+                       operation=operation, due_at=due_at_for(K.PREOP_LEVEL4, start=now, operation=operation),
+                       question=_("Pre-operative discussion: %(procedure)s", procedure=procedure_name(operation)),
+                       trigger_key=key)
+    surgeon_user = operation.surgeon.user_id if operation.surgeon is not None else None
+    notify([surgeon_user] if surgeon_user else [], "mdt.requested",
+           _("Pre-operative MDT needed before %(date)s: %(procedure)s",
+             date=local(operation.planned_at).strftime("%Y-%m-%d"), procedure=procedure_name(operation)),
+           now=now, link=link(discussion))
+    return discussion
+
+
+def perioperative_operation(patient_id: int, died_at: datetime, encounter: Encounter | None = None) -> Operation | None:
+    """The performed operation that makes a death perioperative, if any.
+
+    Perioperative: during the admission of that operation, or at most PERIOPERATIVE_DEATH_DAYS
+    calendar days after it, counted in the hospital time zone (day 30 counts, day 31 does not).
+    """
+    limit_days = current_app.config["PERIOPERATIVE_DEATH_DAYS"]
+    death_day = today(died_at)
+    operations = db.session.scalars(
+        sa.select(Operation).where(Operation.patient_id == patient_id,
+                                   Operation.state == OperationState.PERFORMED.value,
+                                   Operation.performed_at.is_not(None), Operation.performed_at <= died_at)
+        .order_by(Operation.performed_at.desc()))
+    for operation in operations:
+        if (death_day - today(operation.performed_at)).days <= limit_days:
+            return operation
+        if encounter is not None and encounter.id == operation.encounter_id:
+            return operation
+        stay = operation.encounter
+        if stay.admitted_at <= died_at and (stay.discharged_at is None or died_at <= stay.discharged_at):
+            return operation
+    return None
+
+
+def medical_affairs_department_id() -> int | None:
+    code = current_app.config["MEDICAL_AFFAIRS_DEPARTMENT"]
+    return db.session.scalar(sa.select(Department.id).where(Department.code == code, Department.is_active.is_(True)))
+
+
+def on_death(patient: Patient, *, died_at: datetime, encounter: Encounter | None = None, now: datetime,
+             disputed: bool = False) -> Discussion | None:
+    """Request the death review, once per patient: perioperative (organised by medical affairs) or,
+    for an in-hospital death, a death case review; due 7 days after the death (24 h if disputed)."""
+    died_at = died_at or now  # a death reported without its time counts from the report
+    operation = perioperative_operation(patient.id, died_at, encounter)
+    if operation is not None:
+        kind = K.PERIOPERATIVE_DEATH
+        department_id = medical_affairs_department_id() or operation.department_id
+    elif encounter is not None:
+        kind, department_id = K.DEATH_CASE, encounter.department_id
+    else:
+        return None
+    key = f"{kind}:patient:{patient.id}"
+    due_at = due_at_for(kind, start=died_at, disputed=disputed)
+    existing = _existing(kind, key, patient_id=patient.id)
+    if existing is not None:
+        if disputed and not existing.is_disputed and existing.state in OPEN_STATES:
+            _mark_disputed(existing, due_at, now)
+        return existing
+    discussion = _open(kind, department_id=department_id, actor=SYSTEM, now=now, operation=operation,
+                       patient_id=patient.id, encounter_id=encounter.id if encounter is not None else None,
+                       due_at=due_at, is_disputed=disputed, trigger_key=key)
+    if kind == K.PERIOPERATIVE_DEATH:
+        title = _("Perioperative death review requested")
+    else:
+        title = _("Death case review requested")
+    body = _("Due by %(date)s", date=local(due_at).strftime("%Y-%m-%d %H:%M")) if due_at else ""
+    notify(users_with_role(Role.DEPT_HEAD, department_id) + users_with_role(Role.QUALITY), f"mdt.{kind}", title,
+           now=now, body=body, link=link(discussion))
+    return discussion
+
+
+def _move_due(discussion: Discussion, due_at: datetime, now: datetime) -> None:
+    before = discussion.due_at
+    discussion.due_at = due_at
+    _touch(discussion, now)
+    audit.record(SYSTEM.audit_name, "mdt_discussion.due_changed", "mdt_discussion", discussion.id, now,
+                 before={"due_at": before.isoformat() if before else None}, after={"due_at": due_at.isoformat()})
+
+
+def _mark_disputed(discussion: Discussion, due_at: datetime, now: datetime) -> None:
+    """A dispute reported after the review was requested shortens its deadline."""
+    before = discussion.due_at
+    discussion.is_disputed = True
+    discussion.due_at = min(due_at, before) if before else due_at
+    _touch(discussion, now)
+    audit.record(SYSTEM.audit_name, "mdt_discussion.disputed", "mdt_discussion", discussion.id, now,
+                 before={"due_at": before.isoformat() if before else None},
+                 after={"due_at": discussion.due_at.isoformat()})
+
+
+def on_unplanned_reoperation(operation: Operation, *, now: datetime) -> Discussion:
+    """Request the case review of an unplanned reoperation, once per operation."""
+    key = f"case_review:operation:{operation.id}"
+    existing = _existing(K.CASE_REVIEW, key, operation_id=operation.id)
+    if existing is not None:
+        return existing
+    discussion = _open(K.CASE_REVIEW, department_id=operation.department_id, actor=SYSTEM, now=now,
+                       operation=operation, due_at=due_at_for(K.CASE_REVIEW, start=now),
+                       question=_("Unplanned reoperation: %(procedure)s", procedure=procedure_name(operation)),
+                       trigger_key=key)
+    notify(users_with_role(Role.DEPT_HEAD, operation.department_id), "mdt.case_review",
+           _("Case review needed: unplanned reoperation"), now=now, link=link(discussion))
+    return discussion
+
+
+def signed_preop_discussion(operation: Operation, *, window_days: int) -> Discussion | None:
+    """The signed pre-operative discussion of this operation, signed at most `window_days` calendar
+    days (hospital time zone) before its planned time and not after it; the latest if several."""
+    planned_at = operation.planned_at
+    candidates = db.session.scalars(
+        sa.select(Discussion).where(
+            Discussion.kind == K.PREOP_LEVEL4, Discussion.operation_id == operation.id,
+            Discussion.state == DiscussionState.SIGNED.value, Discussion.signed_at <= planned_at,
+            Discussion.signed_at >= planned_at - timedelta(days=window_days + 1))
+        .order_by(Discussion.signed_at.desc()))
+    planned_day = today(planned_at)
+    return next((d for d in candidates if (planned_day - today(d.signed_at)).days <= window_days), None)
+
+
+def has_signed_case_review(event: AdverseEvent) -> bool:
+    """Whether a signed case review is linked to the event, or to the operation the event concerns."""
+    links = [Discussion.event_id == event.id]
+    if event.operation_id:
+        links.append(Discussion.operation_id == event.operation_id)
+    return db.session.scalar(sa.select(sa.exists().where(
+        Discussion.kind == K.CASE_REVIEW, Discussion.state == DiscussionState.SIGNED.value, sa.or_(*links))))
+
+
+# The events domain asks its registered checks before closing grade I/II and reoperation cases.
+# Registering here, when the MDT domain is imported (create_app imports it with its blueprints),
+# ties the rule to the code that satisfies it, whichever app or process runs.
+if has_signed_case_review not in CASE_REVIEW_CHECKS:
+    CASE_REVIEW_CHECKS.append(has_signed_case_review)
+
+
+
+def _check_record_rules(discussion: Discussion, data: dict) -> None:
+    errors = {}
+    if data.get("decision") and discussion.kind != K.PREOP_LEVEL4:
+        errors["decision"] = [_("Only a pre-operative discussion records a decision.")]
+    if data.get("decision") and data["decision"] not in DECISIONS:
+        errors["decision"] = [_("Choose one of: %(values)s.", values=", ".join(DECISIONS))]
+    if data.get("chair_user_id"):
+        chair = db.session.get(User, data["chair_user_id"])
+        if chair is None or not chair.is_active:
+            errors["chair_user_id"] = [_("Unknown user.")]
+    if errors:
+        raise Unprocessable(errors=errors)
+
+
+def update_discussion(discussion: Discussion, data: dict, *, actor: Actor, now: datetime,
+                      expected_version: int | None = None) -> Discussion:
+    """Record the question, chair, summary, conclusion or decision (until the record is signed)."""
+    check_editable(discussion, actor, expected_version)
+    _check_record_rules(discussion, data)
+    changed = {k: v for k, v in data.items() if k in RECORD_FIELDS and getattr(discussion, k) != v}
+    for key, value in changed.items():
+        setattr(discussion, key, value)
+    if "chair_user_id" in changed:
+        _sync_chair(discussion, now)
+    _touch(discussion, now)
+    audit.record(actor.audit_name, "mdt_discussion.update", "mdt_discussion", discussion.id, now,
+                 fields=sorted(changed))
+    return discussion
+
+
+def _sync_chair(discussion: Discussion, now: datetime) -> None:
+    """Keep the participant list in step with the chair: the chair's row has the chair role."""
+    for p in discussion.participants:
+        if p.role == "chair" and p.user_id != discussion.chair_user_id:
+            p.role = "member"
+    if discussion.chair_user_id is None:
+        return
+    row = next((p for p in discussion.participants if p.user_id == discussion.chair_user_id), None)
+    if row is None:
+        chair = db.session.get(User, discussion.chair_user_id)
+        staff = db.session.scalar(sa.select(Staff).where(Staff.user_id == chair.id))
+        row = Participant(discussion_id=discussion.id, user_id=chair.id, name=chair.display_name,
+                          department_id=chair.department_id, specialty=staff.specialty if staff else None,
+                          created_at=now)
+        discussion.participants.append(row)
+    row.role = "chair"
+    db.session.flush()
+
+
+def transition_discussion(discussion: Discussion, action: str, data: dict, *, actor: Actor, now: datetime,
+                          expected_version: int | None = None) -> Discussion:
+    """Take one step: schedule, hold, sign (the record may be completed in the same step) or cancel."""
+    DISCUSSION_WORKFLOW.check(discussion, action, actor=actor, data=data, expected_version=expected_version)
+    if action == "schedule":
+        discussion.scheduled_at = data["scheduled_at"]
+    elif action == "hold":
+        held_at = data.get("held_at") or now
+        if held_at > now + timedelta(minutes=5):
+            raise Unprocessable(errors={"held_at": [_("This time is in the future.")]})
+        discussion.held_at = held_at
+    elif action == "sign":
+        record = {k: data[k] for k in ("summary", "conclusion", "decision") if data.get(k)}
+        _check_record_rules(discussion, record)
+        for key, value in record.items():
+            setattr(discussion, key, value)
+        discussion.signed_at, discussion.signed_by_user_id = now, actor.user_id
+    elif action == "cancel":
+        discussion.cancel_reason = data["reason"]
+    discussion.updated_at = now
+    detail = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()
+              if k in ("scheduled_at", "held_at", "reason", "decision")}
+    DISCUSSION_WORKFLOW.apply(discussion, action, actor=actor, now=now, data=data, audit_detail={"data": detail})
+    invited = [p.user_id for p in discussion.participants if p.user_id is not None and p.user_id != actor.user_id]
+    if action == "schedule":
+        notify(invited, "mdt.scheduled", _("MDT discussion on %(date)s", date=local(discussion.scheduled_at)
+                                           .strftime("%Y-%m-%d %H:%M")), now=now, link=link(discussion))
+    elif action == "sign":
+        notify(invited, "mdt.signed", _("MDT record signed"), now=now, link=link(discussion))
+    return discussion
+
+
+
+def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: datetime) -> Participant:
+    """Invite a colleague (a user) or an outside expert (by name); the chair role makes them chair."""
+    check_editable(discussion, actor)
+    errors = {}
+    user = db.session.get(User, data["user_id"]) if data.get("user_id") else None
+    if data.get("user_id") and (user is None or not user.is_active):
+        errors["user_id"] = [_("Unknown user.")]
+    if user is None and not (data.get("name") or "").strip():
+        errors["name"] = [_("Choose a colleague or write the outside expert's name.")]
+    if data.get("role") == "chair" and user is None:
+        errors["role"] = [_("The chair must be a qcflow user.")]
+    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
+        errors["department_id"] = [_("Unknown department.")]
+    if errors:
+        raise Unprocessable(errors=errors)
+    if user is not None and any(p.user_id == user.id for p in discussion.participants):
+        raise Conflict(_("%(name)s is already a participant.", name=user.display_name))
+    staff = db.session.scalar(sa.select(Staff).where(Staff.user_id == user.id)) if user is not None else None
+    participant = Participant(
+        discussion_id=discussion.id, user_id=user.id if user else None,
+        name=(data.get("name") or "").strip() or user.display_name,
+        department_id=data.get("department_id") or (user.department_id if user else None),
+        specialty=data.get("specialty") or (staff.specialty if staff else None),
+        role=data.get("role") or "member", attended=bool(data.get("attended")), created_at=now)
+    discussion.participants.append(participant)
+    if participant.role == "chair":
+        discussion.chair_user_id = user.id
+        _sync_chair(discussion, now)
+    _touch(discussion, now)
+    audit.record(actor.audit_name, "mdt_participant.add", "mdt_discussion", discussion.id, now,
+                 after={"participant_id": participant.id, "user_id": participant.user_id, "role": participant.role,
+                        "specialty": participant.specialty, "department_id": participant.department_id})
+    return participant
+
+
+def update_participant(discussion: Discussion, participant: Participant, data: dict, *, actor: Actor,
+                       now: datetime) -> Participant:
+    """Record attendance, or correct a participant's specialty, department or role."""
+    check_editable(discussion, actor)
+    if data.get("role") == "chair":
+        if participant.user_id is None:
+            raise Unprocessable(errors={"role": [_("The chair must be a qcflow user.")]})
+        discussion.chair_user_id = participant.user_id
+    elif participant.role == "chair" and data.get("role") not in (None, "chair"):
+        discussion.chair_user_id = None
+    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
+        raise Unprocessable(errors={"department_id": [_("Unknown department.")]})
+    changed = {k: v for k, v in data.items() if k in ("attended", "specialty", "department_id", "role")
+               and getattr(participant, k) != v}
+    for key, value in changed.items():
+        setattr(participant, key, value)
+    _sync_chair(discussion, now)
+    _touch(discussion, now)
+    audit.record(actor.audit_name, "mdt_participant.update", "mdt_discussion", discussion.id, now,
+                 participant_id=participant.id, after=changed)
+    return participant
+
+
+def record_attendance(discussion: Discussion, attended_ids, *, actor: Actor, now: datetime,
+                      expected_version: int | None = None) -> Discussion:
+    """Set who attended in one go (the page's checkboxes): the listed participants, nobody else."""
+    check_editable(discussion, actor, expected_version)
+    attended_ids = set(attended_ids)
+    for participant in discussion.participants:
+        participant.attended = participant.id in attended_ids
+    _touch(discussion, now)
+    audit.record(actor.audit_name, "mdt_participant.attendance", "mdt_discussion", discussion.id, now,
+                 attended=sorted(p.id for p in discussion.participants if p.attended))
+    return discussion
+
+
+def remove_participant(discussion: Discussion, participant: Participant, *, actor: Actor, now: datetime) -> None:
+    """Take someone off the list (before signing); removing the chair leaves the discussion without one."""
+    check_editable(discussion, actor)
+    if participant.user_id is not None and participant.user_id == discussion.chair_user_id:
+        discussion.chair_user_id = None
+    discussion.participants.remove(participant)
+    _touch(discussion, now)
+    audit.record(actor.audit_name, "mdt_participant.remove", "mdt_discussion", discussion.id, now,
+                 before={"participant_id": participant.id, "user_id": participant.user_id, "name": participant.name})
+
+
+
+def add_addendum(discussion: Discussion, text: str, *, actor: Actor, now: datetime) -> Addendum:
+    """Append a note to a signed record (the record itself never changes after signing)."""
+    if discussion.state != DiscussionState.SIGNED:
+        raise Conflict(_("Addenda are added to signed records; until then, change the record itself."),
+                       state=discussion.state)
+    if not may_record(discussion, actor) or actor.user_id is None:
+        raise Forbidden()
+    text = (text or "").strip()
+    if not text:
+        raise Unprocessable(errors={"text": [_("Write the addendum.")]})
+    addendum = Addendum(discussion_id=discussion.id, author_user_id=actor.user_id, text=text, created_at=now)
+    db.session.add(addendum)
+    db.session.flush()
+    audit.record(actor.audit_name, "mdt_addendum.add", "mdt_discussion", discussion.id, now, addendum_id=addendum.id)
+    db.session.refresh(discussion, ["addenda"])
+    return addendum
+
+
+
+def _record_alert(kind: str, now: datetime, *, operation_id: int | None = None,
+                  discussion_id: int | None = None) -> None:
+    """Write down that an alert is sent; a second scheduler sending it too fails on the unique key."""
+    db.session.add(Alert(kind=kind, operation_id=operation_id, discussion_id=discussion_id, sent_at=now))
+    db.session.flush()
+
+
+def remind_missing_preop(now: datetime) -> int:
+    """Remind the surgeon, once per operation, of a grade-4 operation due within MDT_REMINDER_HOURS
+    without a signed pre-operative discussion."""
+    config = current_app.config
+    soon = now + timedelta(hours=config["MDT_REMINDER_HOURS"])
+    operations = db.session.scalars(sa.select(Operation).where(
+        Operation.state.in_([OperationState.PLANNED.value, OperationState.BOOKED.value]),
+        sa.or_(Operation.grade == 4, Operation.is_restricted_technology.is_(True)),
+        Operation.planned_at > now, Operation.planned_at <= soon,
+        ~sa.exists().where(Alert.kind == "preop_missing", Alert.operation_id == Operation.id),
+    ).order_by(Operation.planned_at))
+    sent = 0
+    for operation in operations:
+        if signed_preop_discussion(operation, window_days=config["MDT_VALIDITY_DAYS"]) is not None:
+            continue
+        _record_alert("preop_missing", now, operation_id=operation.id)
+        surgeon_user = operation.surgeon.user_id if operation.surgeon is not None else None
+        recipients = [surgeon_user] if surgeon_user else users_with_role(Role.DEPT_HEAD, operation.department_id)
+        audit.record("system:mdt.remind_preop", "mdt_alert.preop_missing", "operation", operation.id, now,
+                     planned_at=operation.planned_at.isoformat(), recipients=sorted(recipients))
+        discussion = _existing(K.PREOP_LEVEL4, f"preop_level4:operation:{operation.id}", operation_id=operation.id)
+        notify(recipients, "mdt.preop_missing",
+               _("Grade-4 operation on %(date)s has no signed pre-operative MDT",
+                 date=local(operation.planned_at).strftime("%Y-%m-%d %H:%M")),
+               now=now, link=link(discussion) if discussion else f"/operations/{operation.id}")
+        sent += 1
+    return sent
+
+
+def escalate_overdue(now: datetime) -> int:
+    """Escalate each discussion past its due time and not yet signed, once, to the organising
+    department's heads and the quality office."""
+    overdue = db.session.scalars(sa.select(Discussion).where(
+        overdue_clause(now), ~sa.exists().where(Alert.kind == "overdue", Alert.discussion_id == Discussion.id),
+    ).order_by(Discussion.due_at))
+    sent = 0
+    for discussion in overdue:
+        _record_alert("overdue", now, discussion_id=discussion.id)
+        audit.record("system:mdt.escalate", "mdt_discussion.overdue", "mdt_discussion", discussion.id, now,
+                     due_at=discussion.due_at.isoformat(), state=discussion.state)
+        notify(users_with_role(Role.DEPT_HEAD, discussion.department_id) + users_with_role(Role.QUALITY),
+               "mdt.overdue", _("MDT discussion #%(id)d is overdue (due %(date)s)", id=discussion.id,
+                                 date=local(discussion.due_at).strftime("%Y-%m-%d %H:%M")),
+               now=now, link=link(discussion))
+        sent += 1
+    return sent

@@ -1,0 +1,190 @@
+"""Discussion pages: the list, the request form, the record page with its steps, the minutes PDF."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
+from qcflow.auth.models import Department, Role, User, UserRole
+from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.clinical.models import Patient
+from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.forms import form_data, load_form
+from qcflow.core.time import now
+from qcflow.extensions import db
+from qcflow.mdt import queries, services
+from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
+from qcflow.mdt.schemas import (
+    AddendumIn,
+    AttendanceIn,
+    DiscussionIn,
+    DiscussionListArgs,
+    DiscussionRecordIn,
+    DiscussionTransitionIn,
+    ParticipantIn,
+)
+from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, OPEN_STATES, DiscussionState
+
+bp = Blueprint("mdt", __name__)
+RECORDERS = (Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
+
+
+@bp.context_processor
+def template_values():
+    """Labels and choices every MDT page uses."""
+    return {"kinds": list(DiscussionKind), "states": list(DiscussionState)}
+
+
+def choices() -> dict:
+    """Departments and the colleagues who can chair or take part (clinicians, heads, quality office)."""
+    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
+                                          .order_by(Department.kind, Department.code)))
+    colleagues = list(db.session.scalars(
+        sa.select(User).where(User.is_active.is_(True), User.id.in_(
+            sa.select(UserRole.user_id).where(UserRole.role.in_([r.value for r in RECORDERS]))))
+        .order_by(User.department_id, User.display_name)))
+    return {"department_choices": departments, "colleagues": colleagues, "decisions": DECISIONS,
+            "participant_roles": PARTICIPANT_ROLES}
+
+
+def back(discussion_id: int, anchor: str = ""):
+    return redirect(url_for("mdt.detail", discussion_id=discussion_id) + anchor)
+
+
+@bp.get("/mdt")
+@roles_required(*RECORDERS)
+def index():
+    """Discussions I may see, newest first, with the open ones waiting for me on top."""
+    actor, at = current_actor(), now()
+    errors, status = {}, 200
+    try:
+        args = DiscussionListArgs().load(form_data(request.args, DiscussionListArgs()))
+    except ValidationError as error:
+        args, errors, status = {}, translate_errors(error.messages), 422
+    args.pop("lang", None)
+    items, next_cursor = queries.list_discussions(actor, **args) if not errors else ([], None)
+    pending = queries.pending_for(actor) if not args.get("cursor") else []
+    patients = queries.names_of(Patient, [d.patient_id for d in items + pending])
+    departments = queries.names_of(Department, [d.department_id for d in items + pending])
+    return render_template("mdt/list.html", items=items, pending=pending, next_cursor=next_cursor, args=request.args,
+                           errors=errors, overdue=lambda d: services.is_overdue(d, at), patients=patients,
+                           department_names=departments), status
+
+
+@bp.route("/mdt/new", methods=["GET", "POST"])
+@roles_required(*RECORDERS)
+def new():
+    """Request a discussion: kind, patient or operation, question; participants are proposed by kind."""
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            discussion = services.request_discussion(load_form(DiscussionIn()), actor=current_actor(), now=now())
+        except ValidationError as error:
+            errors, status = translate_errors(error.messages), 422
+        except DomainError as error:
+            db.session.rollback()
+            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        else:
+            db.session.commit()
+            return back(discussion.id)
+    values = request.form if request.method == "POST" else request.args
+    return render_template("mdt/new.html", errors=errors, values=values, quorum=services.quorum_rule,
+                           **choices()), status
+
+
+@bp.get("/mdt/<int:discussion_id>")
+@roles_required(*RECORDERS)
+def detail(discussion_id):
+    """One discussion: facts, participants and attendance, the record, the steps available now, addenda."""
+    actor, at = current_actor(), now()
+    discussion = queries.load_discussion(discussion_id, actor)
+    editable = services.is_editable(discussion, actor)
+    return render_template(
+        "mdt/detail.html", d=discussion, editable=editable, overdue=services.is_overdue(discussion, at),
+        transitions=DISCUSSION_WORKFLOW.available(discussion, actor),
+        blockers=services.sign_blockers(discussion, {}) if discussion.state in OPEN_STATES else [],
+        timeline=queries.timeline(discussion), **queries.record_context(discussion), **choices())
+
+
+@bp.post("/mdt/<int:discussion_id>/record")
+@roles_required(*RECORDERS)
+def record(discussion_id):
+    """Save the question, chair, summary, conclusion and decision."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    data = load_form(DiscussionRecordIn())
+    version = data.pop("version")
+    services.update_discussion(discussion, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return back(discussion_id, "#record")
+
+
+@bp.post("/mdt/<int:discussion_id>/transitions")
+@roles_required(*RECORDERS)
+def transition(discussion_id):
+    """Schedule, record as held, sign or cancel from the discussion page."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    data = load_form(DiscussionTransitionIn())
+    action, version = data.pop("action"), data.pop("version")
+    services.transition_discussion(discussion, action, data, actor=actor, now=now(), expected_version=version)
+    db.session.commit()
+    return back(discussion_id)
+
+
+@bp.post("/mdt/<int:discussion_id>/participants")
+@roles_required(*RECORDERS)
+def add_participant(discussion_id):
+    """Invite a colleague or an outside expert."""
+    actor = current_actor()
+    services.add_participant(queries.load_discussion(discussion_id, actor), load_form(ParticipantIn()),
+                             actor=actor, now=now())
+    db.session.commit()
+    return back(discussion_id, "#participants")
+
+
+@bp.post("/mdt/<int:discussion_id>/participants/<int:participant_id>/remove")
+@roles_required(*RECORDERS)
+def remove_participant(discussion_id, participant_id):
+    """Take a participant off the list."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    services.remove_participant(discussion, queries.load_participant(discussion, participant_id), actor=actor,
+                                now=now())
+    db.session.commit()
+    return back(discussion_id, "#participants")
+
+
+@bp.post("/mdt/<int:discussion_id>/attendance")
+@roles_required(*RECORDERS)
+def attendance(discussion_id):
+    """Save the attendance checkboxes."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    data = load_form(AttendanceIn())
+    services.record_attendance(discussion, data["attended"], actor=actor, now=now(), expected_version=data["version"])
+    db.session.commit()
+    return back(discussion_id, "#participants")
+
+
+@bp.post("/mdt/<int:discussion_id>/addenda")
+@roles_required(*RECORDERS)
+def add_addendum(discussion_id):
+    """Append an addendum to the signed record."""
+    actor = current_actor()
+    services.add_addendum(queries.load_discussion(discussion_id, actor), load_form(AddendumIn())["text"],
+                          actor=actor, now=now())
+    db.session.commit()
+    return back(discussion_id, "#addenda")
+
+
+@bp.get("/mdt/<int:discussion_id>/minutes.pdf")
+@roles_required(*RECORDERS)
+def minutes(discussion_id):
+    """The minutes as PDF (signed status, participants and attendance, conclusion, addenda)."""
+    from qcflow.reports import pdf
+
+    discussion = queries.load_discussion(discussion_id, current_actor())
+    data = pdf.render_template_pdf("reports/mdt_minutes.html", d=discussion, printed_at=now(),
+                                   **queries.record_context(discussion))
+    return pdf.pdf_response(data, f"mdt-{discussion.id}.pdf")

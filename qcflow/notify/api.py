@@ -1,0 +1,34 @@
+"""Notifications over the JSON API."""
+from flask_login import current_user
+
+from qcflow.auth.permissions import authenticated
+from qcflow.core.api import Blueprint
+from qcflow.core.schemas import CursorArgs
+from qcflow.core.time import now
+from qcflow.extensions import db
+from qcflow.notify import services
+from qcflow.notify.schemas import NotificationOut, NotificationPage
+
+blp = Blueprint("notify_api", __name__, url_prefix="/api/v1/notifications", description="In-app notifications")
+
+
+@blp.get("")
+@authenticated
+@blp.arguments(CursorArgs, location="query")
+@blp.response(200, NotificationPage)
+def list_notifications(args):
+    """List my notifications, newest first."""
+    items = services.inbox(current_user.id, limit=args["limit"], before_id=args["cursor"])
+    next_cursor = items[-1].id if len(items) == args["limit"] else None
+    return {"items": items, "unread": services.unread_count(current_user.id), "next_cursor": next_cursor}
+
+
+@blp.post("/<int:notification_id>/read")
+@authenticated
+@blp.response(200, NotificationOut)
+@blp.alt_response(404, description="Not one of my notifications")
+def read_notification(notification_id):
+    """Mark one of my notifications read."""
+    row = services.mark_read(current_user.id, notification_id, now=now())
+    db.session.commit()
+    return row

@@ -1,0 +1,59 @@
+"""Notify users in the app; the optional webhook fires only after the transaction commits."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from qcflow.auth.models import Role, User, UserRole
+from qcflow.core.errors import NotFound
+from qcflow.extensions import db
+from qcflow.notify.models import Notification
+from qcflow.notify.webhook import queue_webhook
+
+
+def notify(user_ids, kind: str, title: str, *, now: datetime, body: str = "", link: str | None = None) -> list[Notification]:
+    """Create one in-app notification per user and queue the webhook payload."""
+    if not user_ids:
+        return []
+    rows = [Notification(user_id=uid, kind=kind, title=title, body=body, link=link, created_at=now)
+            for uid in sorted(set(user_ids))]
+    db.session.add_all(rows)
+    db.session.flush()
+    queue_webhook({"kind": kind, "title": title, "body": body, "link": link,
+                   "user_ids": [r.user_id for r in rows], "created_at": now.isoformat()})
+    return rows
+
+
+def users_with_role(role: Role, department_id: int | None = None) -> list[int]:
+    """Active users holding `role` (optionally in one department)."""
+    stmt = sa.select(User.id).join(UserRole).where(UserRole.role == role, User.is_active.is_(True))
+    if department_id is not None:
+        stmt = stmt.where(User.department_id == department_id)
+    return list(db.session.scalars(stmt))
+
+
+def unread_count(user_id: int) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Notification)
+        .where(Notification.user_id == user_id, Notification.read_at.is_(None))
+    )
+
+
+def inbox(user_id: int, *, limit: int = 50, before_id: int | None = None) -> list[Notification]:
+    """The user's notifications, newest first, keyset-paginated by id."""
+    stmt = sa.select(Notification).where(Notification.user_id == user_id)
+    if before_id is not None:
+        stmt = stmt.where(Notification.id < before_id)
+    return list(db.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))
+
+
+def mark_read(user_id: int, notification_id: int, *, now: datetime) -> Notification:
+    """Mark one of the user's notifications read (another user's is not found)."""
+    row = db.session.scalar(sa.select(Notification).where(Notification.id == notification_id, Notification.user_id == user_id))
+    if row is None:
+        raise NotFound()
+    if row.read_at is None:
+        row.read_at = now
+        db.session.flush()
+    return row

@@ -1,0 +1,1 @@
+"""Printable reports: PDF rendering (the only importer of WeasyPrint)."""

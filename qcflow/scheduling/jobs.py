@@ -1,0 +1,32 @@
+"""The JOBS table: every scheduled job, as data. Domains append their rows here.
+
+Each function is `module:function`, called as function(now=...) inside an app
+context; it calls one idempotent service and returns a short result. The runner
+commits and logs a `job_run` row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    function: str
+    trigger: str  # "interval" or "cron" (APScheduler 3.x trigger names)
+    trigger_args: dict = field(default_factory=dict)
+    #: Run once as soon as the scheduler starts (catch up after downtime); jobs are idempotent.
+    run_at_start: bool = True
+
+
+JOBS: list[JobSpec] = [
+    JobSpec("housekeeping.purge_sessions", "qcflow.auth.jobs:purge_expired_sessions", "interval", {"minutes": 30}),
+    JobSpec("events.escalate_deadlines", "qcflow.events.jobs:escalate_deadlines", "interval", {"minutes": 5}),
+    JobSpec("followup.generate_tasks", "qcflow.followup.jobs:generate_tasks", "interval", {"minutes": 5}),
+    JobSpec("mdt.remind_preop", "qcflow.mdt.jobs:remind_preop", "interval", {"minutes": 30}),
+    JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),
+]
+
+
+def find_job(job_id: str) -> JobSpec | None:
+    return next((spec for spec in JOBS if spec.id == job_id), None)

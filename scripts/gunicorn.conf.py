@@ -1,0 +1,33 @@
+"""Gunicorn settings for qcflow: `gunicorn -c scripts/gunicorn.conf.py wsgi:app`.
+
+Environment overrides: QCFLOW_BIND (default 127.0.0.1:5000), QCFLOW_WORKERS (default 2).
+The scheduler is never started inside these workers; it runs as its own process
+(`flask --app wsgi qcflow scheduler run`).
+"""
+
+import os
+
+bind = os.environ.get("QCFLOW_BIND", "127.0.0.1:5000")
+workers = int(os.environ.get("QCFLOW_WORKERS", "2"))
+
+# Access log to stdout (systemd/journald or the terminal collects it).
+accesslog = "-"
+
+# The anonymous adverse-event report (/report, /receipt, /api/v1/events,
+# /api/v1/receipts) must not be traceable to a person or a workstation, so the
+# access log records no client address (%(h)s), no X-Forwarded-For, no
+# User-Agent (%(a)s), no Referer (%(f)s) and no user (%(u)s). It logs the path
+# without the query string (%(U)s rather than %(r)s), because a query string can
+# carry a receipt code. Fields: time, method, path, protocol, status, bytes,
+# duration in milliseconds.
+access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
+
+# forwarded_allow_ips is left at gunicorn's default (127.0.0.1 and ::1, or the
+# FORWARDED_ALLOW_IPS environment variable): only a reverse proxy on the same
+# host is trusted for X-Forwarded-Proto, so https is detected behind nginx and
+# nobody else can claim it. Nothing in qcflow reads the client address anyway.
+
+# Gunicorn 25+ opens a control socket in $XDG_RUNTIME_DIR or ~/.gunicorn by
+# default; qcflow does not use it, and the service user may have no writable
+# home, so it is switched off.
+control_socket_disable = True

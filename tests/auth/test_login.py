@@ -1,0 +1,190 @@
+"""Logging in and out, server-side sessions, throttling, tokens."""
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+import time_machine
+
+from tests.conftest import PASSWORD, csrf_from, login, make_app
+
+
+def commit():
+    from qcflow.extensions import db
+
+    db.session.commit()
+
+
+def test_login_then_home_shows_the_user(client, create_user):
+    create_user(username="li", display_name="李护士", roles=("nurse",))
+    commit()
+    response = login(client, "li")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert "李护士" in client.get("/").get_data(as_text=True)
+
+
+def test_username_is_case_insensitive(client, create_user):
+    create_user(username="zhao")
+    commit()
+    assert login(client, "ZHAO").status_code == 302
+
+
+def test_wrong_password_and_unknown_user_get_the_same_answer(client, create_user):
+    create_user(username="wang")
+    commit()
+    wrong = login(client, "wang", "not-the-password")
+    unknown = login(client, "nobody", "not-the-password")
+    assert wrong.status_code == unknown.status_code == 401
+    strip = lambda r: r.get_data(as_text=True).split('name="csrf_token"')[0]  # noqa: E731
+    assert "用户名或密码不正确" in wrong.get_data(as_text=True)
+    assert strip(wrong).replace("wang", "") == strip(unknown).replace("nobody", "")
+
+
+def test_disabled_user_cannot_log_in(client, create_user):
+    create_user(username="gone", is_active=False)
+    commit()
+    assert login(client, "gone").status_code == 401
+
+
+def test_five_failures_lock_the_account_for_fifteen_minutes_across_workers(database_url, tmp_path, create_user):
+    create_user(username="target")
+    commit()
+    # Two app instances on one database stand for two gunicorn workers.
+    workers = [make_app(database_url, str(tmp_path)).test_client() for _ in range(2)]
+    for attempt in range(5):
+        assert login(workers[attempt % 2], "target", "guess-%d" % attempt).status_code == 401
+    blocked = login(workers[1], "target")  # even the right password is refused now
+    assert blocked.status_code == 429
+    assert "15" in blocked.get_data(as_text=True)
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=16), tick=False):
+        assert login(workers[0], "target").status_code == 302
+
+
+def test_session_key_changes_at_every_login(app, client, create_user):
+    from qcflow.auth.models import UserSession
+    from qcflow.extensions import db
+
+    create_user(username="rot")
+    commit()
+    login(client, "rot")
+    first_cookie = client.get_cookie("qcflow_session").value
+    login(client, "rot")
+    second_cookie = client.get_cookie("qcflow_session").value
+    assert first_cookie != second_cookie
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(UserSession)) == 2
+
+
+def replay(app, cookie_value):
+    other = app.test_client()
+    other.set_cookie("qcflow_session", cookie_value)
+    return other
+
+
+def test_logout_ends_the_session_on_the_server(app, client, create_user):
+    create_user(username="out")
+    commit()
+    login(client, "out")
+    stolen = client.get_cookie("qcflow_session").value
+    token = csrf_from(client, "/account")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    copy = replay(app, stolen)
+    assert copy.get("/api/v1/me").status_code == 401
+    assert copy.get("/").status_code == 302  # back to the login page
+
+
+def test_password_change_ends_every_session(app, client, create_user):
+    create_user(username="pw")
+    commit()
+    login(client, "pw")
+    other_device = app.test_client()
+    login(other_device, "pw")
+    token = csrf_from(client, "/account")
+    response = client.post("/account", data={"csrf_token": token, "pw-current_password": PASSWORD,
+                                             "pw-new_password": "a-brand-new-pass"})
+    assert response.status_code == 302
+    assert other_device.get("/api/v1/me").status_code == 401
+    assert login(app.test_client(), "pw", "a-brand-new-pass").status_code == 302
+
+
+def test_password_change_with_wrong_current_password_changes_nothing(app, client, create_user):
+    create_user(username="pw2")
+    commit()
+    login(client, "pw2")
+    token = csrf_from(client, "/account")
+    response = client.post("/account", data={"csrf_token": token, "pw-current_password": "wrong-one",
+                                             "pw-new_password": "a-brand-new-pass"})
+    assert response.status_code == 422
+    assert client.get("/api/v1/me").status_code == 200
+    assert login(app.test_client(), "pw2").status_code == 302
+
+
+def test_disabling_a_user_ends_their_sessions(app, client, runner, create_user):
+    create_user(username="dis")
+    commit()
+    login(client, "dis")
+    assert client.get("/api/v1/me").status_code == 200
+    result = runner.invoke(args=["qcflow", "users", "disable", "--username", "dis"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/api/v1/me").status_code == 401
+
+
+def test_idle_session_expires_after_thirty_minutes(client, create_user):
+    create_user(username="idle")
+    commit()
+    start = datetime.now(timezone.utc)
+    with time_machine.travel(start, tick=False):
+        login(client, "idle")
+    with time_machine.travel(start + timedelta(minutes=29), tick=False):
+        assert client.get("/api/v1/me").status_code == 200  # activity keeps it alive
+    with time_machine.travel(start + timedelta(minutes=58), tick=False):
+        assert client.get("/api/v1/me").status_code == 200
+    with time_machine.travel(start + timedelta(minutes=89), tick=False):
+        assert client.get("/api/v1/me").status_code == 401
+
+
+def test_session_ends_after_twelve_hours_even_when_active(client, create_user):
+    create_user(username="long")
+    commit()
+    start = datetime.now(timezone.utc)
+    with time_machine.travel(start, tick=False):
+        login(client, "long")
+    for minutes in range(25, 12 * 60, 25):
+        with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
+            assert client.get("/api/v1/me").status_code == 200
+    with time_machine.travel(start + timedelta(hours=12, minutes=1), tick=False):
+        assert client.get("/api/v1/me").status_code == 401
+
+
+def test_login_form_without_csrf_token_is_refused(client, create_user):
+    create_user(username="csrf")
+    commit()
+    response = client.post("/login", data={"username": "csrf", "password": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_next_parameter_cannot_leave_the_site(client, create_user):
+    create_user(username="nx")
+    commit()
+    token = csrf_from(client)
+    response = client.post("/login?next=//evil.example/x", data={"csrf_token": token, "username": "nx", "password": PASSWORD})
+    assert response.headers["Location"] == "/"
+
+
+def test_bearer_token_authenticates_api_calls_and_is_stored_hashed(app, client, runner, create_user):
+    from qcflow.auth.models import ApiToken
+    from qcflow.extensions import db
+
+    create_user(username="his", roles=("admin",))
+    commit()
+    result = runner.invoke(args=["qcflow", "tokens", "create", "--username", "his", "--name", "his-interface"])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip().splitlines()[-1]
+    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.json["username"] == "his"
+    assert response.json["roles"] == ["admin"]
+    assert "Set-Cookie" not in response.headers
+    stored = db.session.scalars(sa.select(ApiToken.token_hash)).all()
+    assert token not in stored and len(stored) == 1
+
+
+def test_wrong_bearer_token_is_401(client):
+    response = client.get("/api/v1/me", headers={"Authorization": "Bearer qcf_made-up"})
+    assert response.status_code == 401 and response.json["code"] == "not_authenticated"

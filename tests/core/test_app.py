@@ -1,0 +1,108 @@
+"""The app factory, configuration, database settings and the clock helpers."""
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from qcflow import create_app
+from qcflow.core import time as clock
+from tests.conftest import PG_URL, make_app
+
+
+def test_production_refuses_default_secret_key(tmp_path):
+    with pytest.raises(RuntimeError, match="SECRET_KEY"):
+        make_app(f"sqlite:///{tmp_path}/x.sqlite3", str(tmp_path), ENV="production",
+                 SECRET_KEY="dev-only-not-secret")
+
+
+def test_production_starts_with_a_real_secret_and_secure_cookies(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path}/x.sqlite3", str(tmp_path), ENV="production",
+                   SECRET_KEY="a-long-random-production-secret")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_config_from_instance_file_and_environment(tmp_path, monkeypatch):
+    (tmp_path / "config.py").write_text('TIMEZONE = "Asia/Urumqi"\nHOSPITAL_LEVEL = "secondary"\n')
+    monkeypatch.setenv("QCFLOW_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("QCFLOW_DATABASE_URL", f"sqlite:///{tmp_path}/env.sqlite3")
+    monkeypatch.setenv("QCFLOW_HOSPITAL_LEVEL", "tertiary")
+    app = create_app()
+    assert app.config["TIMEZONE"] == "Asia/Urumqi"  # from instance/config.py
+    assert app.config["HOSPITAL_LEVEL"] == "tertiary"  # environment wins over the file
+    assert app.config["SQLALCHEMY_DATABASE_URI"].endswith("env.sqlite3")
+
+
+def test_default_database_is_the_instance_sqlite_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("QCFLOW_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.delenv("QCFLOW_DATABASE_URL", raising=False)
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/qcflow.sqlite3"
+
+
+@pytest.mark.skipif(PG_URL is not None, reason="SQLite settings")
+def test_sqlite_runs_in_wal_mode_with_busy_timeout_and_foreign_keys(app, ctx):
+    from qcflow.extensions import db
+
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_foreign_keys_are_enforced(ctx):
+    from qcflow.auth.models import UserSession
+    from qcflow.extensions import db
+
+    at = datetime.now(timezone.utc)
+    db.session.add(UserSession(key_hash="x" * 64, user_id=999, created_at=at, last_seen_at=at, expires_at=at))
+    with pytest.raises(sa.exc.IntegrityError):
+        db.session.flush()
+    db.session.rollback()
+
+
+def test_datetimes_come_back_aware_utc(ctx, create_user):
+    from qcflow.auth.models import User
+    from qcflow.extensions import db
+
+    shanghai_noon = datetime.fromisoformat("2026-05-01T12:00:00+08:00")
+    user = create_user(created_at=shanghai_noon, password_changed_at=shanghai_noon)
+    db.session.commit()
+    db.session.expire_all()
+    loaded = db.session.get(User, user.id)
+    assert loaded.created_at.tzinfo is not None
+    assert loaded.created_at.utcoffset().total_seconds() == 0
+    assert loaded.created_at == shanghai_noon
+
+
+def test_naive_datetimes_are_refused(ctx, create_user):
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        create_user(created_at=datetime(2026, 5, 1, 12, 0))
+
+
+def test_today_is_the_hospital_calendar_day(ctx):
+    # 16:30 UTC is already 00:30 the next day in Shanghai.
+    late_utc = datetime(2026, 2, 28, 16, 30, tzinfo=timezone.utc)
+    assert str(clock.today(late_utc)) == "2026-03-01"
+    assert clock.now().tzinfo is not None
+
+
+def test_parse_instant_reads_offsetless_input_as_hospital_time(ctx):
+    assert clock.parse_instant("2026-01-31T08:00:00") == datetime(2026, 1, 31, 0, 0, tzinfo=timezone.utc)
+    assert clock.parse_instant("2026-01-31T08:00:00+00:00") == datetime(2026, 1, 31, 8, 0, tzinfo=timezone.utc)
+
+
+def test_health_check_answers_without_login(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json == {"status": "ok"}
+
+
+def test_pages_send_security_headers_and_no_store(client):
+    response = client.get("/login")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_pages_reference_no_external_origin(client):
+    html = client.get("/login").get_data(as_text=True)
+    assert "http://" not in html and "https://" not in html and "//cdn" not in html
