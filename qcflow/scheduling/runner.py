@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import logging
 import signal
-import threading
+import time as _time
 from datetime import datetime
 
 from flask import Flask
@@ -17,6 +17,7 @@ from qcflow.scheduling.models import JobRun
 
 log = logging.getLogger("qcflow.scheduler")
 
+POLL_SECONDS = 0.2
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 300}
 
 
@@ -54,10 +55,10 @@ def run_in_context(app: Flask, job_id: str) -> None:
 
 
 def build_scheduler(app: Flask):
-    """A BlockingScheduler with every JOBS row (memory job store: the due work lives in our tables)."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    """A BackgroundScheduler with every JOBS row (memory job store: the due work lives in our tables)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
 
-    scheduler = BlockingScheduler(timezone=app.config["TIMEZONE"], job_defaults=JOB_DEFAULTS)
+    scheduler = BackgroundScheduler(timezone=app.config["TIMEZONE"], job_defaults=JOB_DEFAULTS)
     for spec in JOBS:
         start = {"next_run_time": clock.now()} if spec.run_at_start else {}
         scheduler.add_job(run_in_context, spec.trigger, args=(app, spec.id), id=spec.id, name=spec.id,
@@ -65,33 +66,50 @@ def build_scheduler(app: Flask):
     return scheduler
 
 
+class StopRequest:
+    """Set by SIGTERM/SIGINT. The handler only flips a flag: it runs on the main thread between any two
+    bytecodes, so taking a lock there (APScheduler's shutdown, Event.set) can deadlock against the
+    main thread's own lock."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame) -> None:
+        self.requested = True
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to `seconds`, waking early on a stop request; True when stopping."""
+        deadline = _time.monotonic() + seconds
+        while not self.requested and _time.monotonic() < deadline:
+            _time.sleep(min(POLL_SECONDS, max(deadline - _time.monotonic(), 0)))
+        return self.requested
+
+
 def run_forever(app: Flask) -> None:
     """Become the leader (or wait idle until the leader goes away), then run the schedule.
 
-    SIGTERM and Ctrl-C stop it cleanly in either phase.
+    SIGTERM and Ctrl-C stop it cleanly in either phase; a job already running finishes first.
     """
     lock = LeaderLock.for_app(app)
-    stopping = threading.Event()
-    scheduler = build_scheduler(app)
-
-    def stop(signum, frame):
-        stopping.set()
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-        else:  # idle, or between winning the lock and starting: leave now (the lock is released below)
-            raise SystemExit(0)
-
+    stop = StopRequest()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     retry = app.config["SCHEDULER_IDLE_RETRY_SECONDS"]
     try:
         while not lock.acquire():
             log.info("another scheduler holds the leader lock; staying idle (retry in %ss)", retry)
-            if stopping.wait(retry):
+            if stop.sleep(retry):
                 return
+        if stop.requested:
+            return
         log.info("scheduler is the leader; %d jobs: %s", len(JOBS), ", ".join(s.id for s in JOBS))
-        if not stopping.is_set():
-            scheduler.start()
+        scheduler = build_scheduler(app)
+        scheduler.start()
+        try:
+            while not stop.sleep(3600):
+                pass
+        finally:
+            scheduler.shutdown(wait=True)
     finally:
         lock.release()
         log.info("scheduler stopped")

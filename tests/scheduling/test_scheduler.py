@@ -1,5 +1,6 @@
 """The scheduler: jobs as data, tick, the job-run log, the leader lock, its own process."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -159,3 +160,21 @@ def test_scheduler_processes_elect_one_leader_and_the_other_takes_over(app, data
     while len(job_runs(app)) < len(expected) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert sorted(r[:2] for r in job_runs(app)) == expected
+
+
+@pytest.mark.parametrize("after_election", [None, 0.0, 0.3, 1.0, 3.0])
+def test_sigterm_at_any_moment_of_start_up_stops_the_scheduler(database_url, tmp_path, after_election):
+    """`systemctl stop` during start-up (before the election, while the first jobs are being
+    submitted, while they run) stops the process promptly and cleanly."""
+    log_path = tmp_path / "scheduler.log"
+    proc, log = start_scheduler(database_url, tmp_path, log_path)
+    try:
+        if after_election is not None:
+            assert wait_for(log_path, "scheduler is the leader"), log_path.read_text()
+            time.sleep(after_election)
+        stop(proc)
+    finally:
+        log.close()
+    # Before the handler is installed (still importing) SIGTERM's default action ends it: nothing had started.
+    clean = {0, -signal.SIGTERM} if after_election is None else {0}
+    assert proc.returncode in clean, log_path.read_text()
