@@ -18,6 +18,8 @@ class TaskState(StrEnum):
 
 class PlanState(StrEnum):
     ACTIVE = "active"
+    #: Paused by the department (patient abroad, in another hospital's care): nothing is generated.
+    PAUSED = "paused"
     #: Death recorded: nothing more is generated, open calls are cancelled.
     STOPPED = "stopped"
     #: Lost to follow-up after N consecutive unreachable calls.
@@ -80,9 +82,11 @@ PLAN_WORKFLOW = Workflow(
     "followup_plan",
     PlanState,
     [
-        T("stop",      {P.ACTIVE}, P.STOPPED,   {"system", "quality"}),
-        T("mark_lost", {P.ACTIVE}, P.LOST,      {"system"}),
-        T("withdraw",  {P.ACTIVE}, P.WITHDRAWN, SUPERVISORS, reason_guard),
+        T("pause",     {P.ACTIVE},           P.PAUSED,    SUPERVISORS,          reason_guard),
+        T("resume",    {P.PAUSED},           P.ACTIVE,    SUPERVISORS),
+        T("stop",      {P.ACTIVE, P.PAUSED}, P.STOPPED,   {"system", "quality"}),
+        T("mark_lost", {P.ACTIVE},           P.LOST,      {"system"}),
+        T("withdraw",  {P.ACTIVE, P.PAUSED}, P.WITHDRAWN, SUPERVISORS,          reason_guard),
     ],
     initial=P.ACTIVE,
 )
