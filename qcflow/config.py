@@ -87,6 +87,8 @@ class Config:
     FOLLOWUP_LOST_AFTER_UNREACHABLE = 3
     #: Department code whose nurses follow up patients with no department on record (None: skip).
     FOLLOWUP_FALLBACK_DEPARTMENT = None
+    #: Warn the department this many hours before a day-surgery 24 h call's deadline if it is still open.
+    FOLLOWUP_URGENT_WARN_HOURS = 4
     #: Plans per generator batch; each batch is one transaction (QCFLOW_GEN_BATCH).
     GEN_BATCH = 1000
     #: Test hook for the crash test: the generator process dies right after this many committed

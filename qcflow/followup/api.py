@@ -18,6 +18,7 @@ from qcflow.followup.schemas import (
     EnrolIn,
     NewProtocolIn,
     PlanOut,
+    PlanStepIn,
     PromptOut,
     ProtocolIn,
     ProtocolOut,
@@ -201,6 +202,23 @@ def manual_enrol(data: dict, actor, at):
 def get_plan(plan_id):
     """Show a follow-up plan."""
     return queries.load_plan(plan_id, current_actor())
+
+
+@blp.post("/plans/<int:plan_id>/transitions")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@blp.arguments(PlanStepIn)
+@blp.response(200, PlanOut)
+@blp.alt_response(409, description="Not possible in the plan's state, or a stale version")
+@blp.alt_response(422, description="A reason is required to pause or withdraw")
+def plan_transition(data, plan_id):
+    """Pause a plan (its open calls are cancelled, nothing is generated), resume it (occurrences whose
+    window closed meanwhile are skipped) or withdraw it for good."""
+    actor, at = current_actor(), now()
+    action, version = data.pop("action"), data.pop("version", None)
+    plan = services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
+                                       expected_version=version)
+    db.session.commit()
+    return plan
 
 
 @blp.get("/protocols")

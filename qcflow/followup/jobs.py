@@ -25,3 +25,9 @@ def generate_tasks(now: datetime) -> str:
             os._exit(137)
 
     return str(services.generate_due(now, after_batch=commit))
+
+
+def warn_urgent_deadlines(now: datetime) -> str:
+    """Day-surgery 24 h calls near or past their deadline: tell the department, then the quality office."""
+    warned, missed = services.warn_urgent_deadlines(now)
+    return f"{warned} deadline warnings, {missed} missed deadlines reported"

@@ -143,6 +143,9 @@ class Plan(Versioned, Base):
     )
 
 
+URGENT_OPEN = "is_urgent AND breach_level < 2 AND state IN ('pending', 'in_progress')"
+
+
 class Task(Versioned, Base):
     """One follow-up occurrence of a plan; (plan_id, occurrence) is its natural key."""
 
@@ -167,6 +170,8 @@ class Task(Versioned, Base):
     is_urgent: Mapped[bool] = mapped_column(default=False)
     #: Due at an exact time (hourly phase) rather than on a day.
     is_timed: Mapped[bool] = mapped_column(default=False)
+    #: 24 h deadline warnings sent: 0 none, 1 "deadline near" to the department, 2 "missed" to head and quality.
+    breach_level: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
     assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     claimed_at: Mapped[datetime | None]
     #: Hidden from the queue until then (call back later, rescheduled).
@@ -204,6 +209,9 @@ class Task(Versioned, Base):
         sa.Index("ix_followup_task_queue", "department_id", "opens_at",
                  sqlite_where=sa.text("state IN ('pending', 'in_progress')"),
                  postgresql_where=sa.text("state IN ('pending', 'in_progress')")),
+        # 24 h deadline warnings: only open urgent calls not yet reported as missed are indexed.
+        sa.Index("ix_followup_task_urgent_open", "closes_at",
+                 sqlite_where=sa.text(URGENT_OPEN), postgresql_where=sa.text(URGENT_OPEN)),
         # "My tasks": only claimed tasks are indexed, so generating unclaimed ones costs nothing here.
         sa.Index("ix_followup_task_assignee_id", "assignee_id", sqlite_where=sa.text("assignee_id IS NOT NULL"),
                  postgresql_where=sa.text("assignee_id IS NOT NULL")),
@@ -265,9 +273,10 @@ LABELS = {
         "cancelled": _l("Cancelled"), "unreachable": _l("Unreachable"),
     },
     "plan_state": {
-        "active": _l("Active"), "stopped": _l("Stopped (death)"), "lost": _l("Lost to follow-up"),
+        "active": _l("Active"), "paused": _l("Paused"), "stopped": _l("Stopped (death)"), "lost": _l("Lost to follow-up"),
         "withdrawn": _l("Withdrawn"),
     },
+    "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw")},
     "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "dismissed": _l("Dismissed")},
     "timeliness": {"not_open": _l("Not open yet"), "due": _l("Due"), "overdue": _l("Overdue")},
     "action": {

@@ -169,6 +169,18 @@ def attempts(task: Task) -> list[Attempt]:
     return list(db.session.scalars(sa.select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.id)))
 
 
+def plans(actor: Actor, *, state: str | None = None, cursor: int | None = None, limit: int = 50
+          ) -> tuple[list[Plan], int | None]:
+    """The department's plans (quality: all), newest first, keyset-paginated by id; optionally one state."""
+    stmt = scoped(sa.select(Plan), Plan.department_id, actor).order_by(Plan.id.desc()).limit(limit + 1)
+    if state:
+        stmt = stmt.where(Plan.state == state)
+    if cursor:
+        stmt = stmt.where(Plan.id < cursor)
+    rows = list(db.session.scalars(stmt))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
 def plan_tasks(plan: Plan) -> list[Task]:
     return list(db.session.scalars(sa.select(Task).where(Task.plan_id == plan.id).order_by(Task.occurrence)))
 

@@ -201,6 +201,12 @@ class ReasonIn(VersionIn):
     reason = Text(2000, required=True)
 
 
+class PlanStepIn(VersionIn):
+    action = fields.String(required=True, validate=validate.OneOf(("pause", "resume", "withdraw")),
+                           metadata={"description": "pause (reason), resume, or withdraw (reason)"})
+    reason = Text(2000)
+
+
 class ReassignIn(VersionIn):
     assignee_id = fields.Integer(required=True, validate=validate.Range(min=1))
 

@@ -35,6 +35,7 @@ from qcflow.followup.models import (
     Plan,
     Protocol,
     ProtocolPhase,
+    URGENT_OPEN,
     Task,
 )
 from qcflow.followup.schedule import Occurrence, Phase, Slot
@@ -305,8 +306,9 @@ def on_cancer_diagnosis(diagnosis: CancerDiagnosis, *, now: datetime) -> Plan | 
 def on_death(patient: Patient, *, died_on: date, now: datetime) -> int:
     """Stop every active plan of the patient and cancel its open tasks; returns the plans stopped."""
     actor = system_actor("followup.death")
-    plans = list(db.session.scalars(sa.select(Plan).where(Plan.patient_id == patient.id,
-                                                          Plan.state == PlanState.ACTIVE.value).order_by(Plan.id)))
+    running = (PlanState.ACTIVE.value, PlanState.PAUSED.value)
+    plans = list(db.session.scalars(sa.select(Plan).where(Plan.patient_id == patient.id, Plan.state.in_(running))
+                                    .order_by(Plan.id)))
     for plan in plans:
         end_plan(plan, "stop", {"reason": _("Death recorded (%(day)s).", day=died_on.isoformat())}, actor=actor,
                  now=now, ended_on=died_on)
@@ -323,6 +325,45 @@ def end_plan(plan: Plan, action: str, data: dict, *, actor: Actor, now: datetime
     PLAN_WORKFLOW.apply(plan, action, actor=actor, now=now, data=data,
                         audit_detail={"reason": data.get("reason"), "ended_on": str(ended_on) if ended_on else None})
     return plan
+
+
+def pause_plan(plan: Plan, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Plan:
+    """Pause a plan (patient abroad, followed by another hospital for a while): its open calls are
+    cancelled and nothing is generated until it is resumed."""
+    PLAN_WORKFLOW.check(plan, "pause", actor=actor, data=data, expected_version=expected_version)
+    cancelled = cancel_open_tasks(plan, _("Plan paused: %(reason)s", reason=data["reason"]), now=now)
+    PLAN_WORKFLOW.apply(plan, "pause", actor=actor, now=now, data=data,
+                        audit_detail={"reason": data["reason"], "cancelled_tasks": cancelled})
+    return plan
+
+
+def resume_plan(plan: Plan, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Plan:
+    """Resume a paused plan. Occurrences whose window closed during the pause are skipped (listed in
+    the audit entry; they were deliberately not called, so they are not overdue); the first one whose
+    window is still open is generated as usual."""
+    PLAN_WORKFLOW.check(plan, "resume", actor=actor, data=data, expected_version=expected_version)
+    slots, tz, skipped = slots_of(plan.protocol), hospital_tz(), []
+    number = plan.next_occurrence
+    occ = schedule.occurrence(slots, plan.anchor_at, number, tz)
+    while occ is not None and occ.closes_at <= now:
+        skipped.append(number)
+        number += 1
+        occ = schedule.occurrence(slots, plan.anchor_at, number, tz)
+    plan.next_occurrence = number
+    _set_cursor(plan, occ)
+    PLAN_WORKFLOW.apply(plan, "resume", actor=actor, now=now, data=data,
+                        audit_detail={"skipped_occurrences": skipped, "next_occurrence": number})
+    generate_due(now, plan_ids=[plan.id])
+    return plan
+
+
+def withdraw_plan(plan: Plan, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Plan:
+    """End a plan for good (patient declined, followed elsewhere)."""
+    return end_plan(plan, "withdraw", data, actor=actor, now=now, expected_version=expected_version)
+
+
+#: The department's steps on a plan (page and API), by workflow action.
+PLAN_STEPS = {"pause": pause_plan, "resume": resume_plan, "withdraw": withdraw_plan}
 
 
 def cancel_open_tasks(plan: Plan, reason: str, *, now: datetime) -> int:
@@ -491,6 +532,46 @@ def _generate_batch(now: datetime, horizon: datetime, size: int, plan_ids, cache
         if isinstance(obj, Plan) and obj.id in advanced:
             session.expire(obj)
     return len(rows), max(inserted, 0)
+
+
+# 24 h deadline warnings --------------------------------------------------------------------
+
+def warn_urgent_deadlines(now: datetime) -> tuple[int, int]:
+    """Day-surgery 24 h calls still open near or past their deadline, each reported once per level:
+    "deadline near" (FOLLOWUP_URGENT_WARN_HOURS before) to the holder, or to the department's nurses
+    and head when nobody holds it; "missed" to the head and the quality office. Reads only open urgent
+    calls through their partial index; the level is set with a compare-and-set (no version bump, so a
+    nurse working the call never gets a conflict from it). Returns (warned, missed)."""
+    warn_before = timedelta(hours=current_app.config["FOLLOWUP_URGENT_WARN_HOURS"])
+    task = Task.__table__
+    rows = db.session.execute(sa.select(task.c.id, task.c.department_id, task.c.assignee_id, task.c.closes_at,
+                                        task.c.breach_level, task.c.patient_id)
+                              .where(sa.text(URGENT_OPEN), task.c.closes_at <= now + warn_before)
+                              .order_by(task.c.closes_at)).all()
+    counts = [0, 0]
+    for row in rows:
+        level = 2 if row.closes_at <= now else 1
+        if level <= row.breach_level:
+            continue
+        moved = db.session.execute(task.update().where(task.c.id == row.id, task.c.breach_level == row.breach_level)
+                                   .values(breach_level=level), execution_options={"preserve_rowcount": True})
+        if moved.rowcount != 1:
+            continue
+        deadline = local(row.closes_at).strftime("%Y-%m-%d %H:%M")
+        link = f"/followup/tasks/{row.id}"
+        if level == 1:
+            to = [row.assignee_id] if row.assignee_id else (users_with_role(Role.NURSE, row.department_id)
+                                                             + users_with_role(Role.DEPT_HEAD, row.department_id))
+            notify(to, "followup.urgent_due", _("24 h follow-up call #%(id)d is due by %(time)s", id=row.id,
+                                               time=deadline), now=now, link=link)
+        else:
+            to = users_with_role(Role.DEPT_HEAD, row.department_id) + users_with_role(Role.QUALITY)
+            notify(to, "followup.urgent_missed", _("24 h follow-up call #%(id)d missed its deadline (%(time)s)",
+                                                  id=row.id, time=deadline), now=now, link=link)
+        audit.record("system:followup.urgent", "followup_task.urgent_warning", "followup_task", row.id, now,
+                     level=level, closes_at=row.closes_at.isoformat(), assignee_id=row.assignee_id)
+        counts[level - 1] += 1
+    return counts[0], counts[1]
 
 
 # Task steps -----------------------------------------------------------------------------------

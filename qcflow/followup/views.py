@@ -23,6 +23,7 @@ from qcflow.followup.schemas import (
     CompleteIn,
     EnrolIn,
     NewProtocolIn,
+    PlanStepIn,
     QueueArgs,
     ReasonIn,
     ReassignIn,
@@ -30,7 +31,7 @@ from qcflow.followup.schemas import (
     VersionIn,
 )
 from qcflow.followup.timeliness import of as timeliness_of
-from qcflow.followup.workflow import PROMPT_WORKFLOW, TASK_WORKFLOW
+from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState
 
 bp = Blueprint("followup", __name__)
 
@@ -158,6 +159,44 @@ def task_step(task_id, step):
     if step == "claim":
         flash(_("You hold this task now."))
     return redirect(url_for("followup.task", task_id=task_id))
+
+
+@bp.get("/followup/plans")
+@roles_required(*QUEUE)
+def plans():
+    """My department's follow-up plans (e.g. the paused ones, to resume them)."""
+    state = request.args.get("state") or None
+    if state is not None and state not in set(PlanState):
+        raise NotFound()
+    cursor = request.args.get("cursor", type=int)
+    items, next_cursor = queries.plans(current_actor(), state=state, cursor=cursor)
+    return render_template("followup/plans.html", items=items, next_cursor=next_cursor, state=state,
+                           states=list(PlanState), patients=queries.patients_of(items))
+
+
+@bp.get("/followup/plans/<int:plan_id>")
+@roles_required(*QUEUE)
+def plan(plan_id):
+    """One plan: its calls and, for the department head or quality office, pause / resume / withdraw."""
+    actor = current_actor()
+    item = queries.load_plan(plan_id, actor)
+    return render_template("followup/plan.html", plan=item, patient=db.session.get(Patient, item.patient_id),
+                           tasks=queries.plan_tasks(item),
+                           transitions=[t.action for t in PLAN_WORKFLOW.available(item, actor)
+                                        if t.action in services.PLAN_STEPS])
+
+
+@bp.post("/followup/plans/<int:plan_id>/<action>")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+def plan_step(plan_id, action):
+    if action not in services.PLAN_STEPS:
+        raise NotFound()
+    actor = current_actor()
+    data = load_form(PlanStepIn(exclude=("action",)))
+    services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=now(),
+                                expected_version=data.pop("version", None))
+    db.session.commit()
+    return redirect(url_for("followup.plan", plan_id=plan_id))
 
 
 @bp.route("/followup/enrol", methods=["GET", "POST"])

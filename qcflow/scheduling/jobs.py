@@ -23,6 +23,8 @@ JOBS: list[JobSpec] = [
     JobSpec("housekeeping.purge_sessions", "qcflow.auth.jobs:purge_expired_sessions", "interval", {"minutes": 30}),
     JobSpec("events.escalate_deadlines", "qcflow.events.jobs:escalate_deadlines", "interval", {"minutes": 5}),
     JobSpec("followup.generate_tasks", "qcflow.followup.jobs:generate_tasks", "interval", {"minutes": 5}),
+    JobSpec("followup.warn_urgent_deadlines", "qcflow.followup.jobs:warn_urgent_deadlines", "interval",
+            {"minutes": 10}),
     JobSpec("mdt.remind_preop", "qcflow.mdt.jobs:remind_preop", "interval", {"minutes": 30}),
     JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),
 ]

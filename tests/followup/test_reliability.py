@@ -54,22 +54,36 @@ def actual(app):
     return tasks
 
 
+def task_count(app) -> int:
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+
+    with app.app_context():
+        count = db.session.scalar(sa.select(sa.func.count()).select_from(Task))
+        db.session.remove()
+    return count
+
+
 def crash_and_restart(app, database_url, tmp_path, plans, rounds):
     expected = seeded(app, plans)
     assert len(expected) > 2 * plans
     rng = random.Random(plans)
     crashes = 0
     for round_no in range(rounds):
-        if round_no % 2:
+        if round_no % 2 == 0:
             # The hook: die with os._exit right after the n-th committed batch.
             proc = generator(database_url, tmp_path, QCFLOW_GEN_BATCH=500,
-                             QCFLOW_CRASH_AFTER_BATCHES=rng.randint(1, 6))
+                             QCFLOW_CRASH_AFTER_BATCHES=rng.randint(1, 4))
             proc.wait(timeout=120)
             crashes += proc.returncode == 137
         else:
-            # kill -9 from outside at a random moment.
+            # kill -9 from outside at a random moment once the run has committed something (a fixed
+            # delay would miss the run altogether on a fast machine).
+            before = task_count(app)
             proc = generator(database_url, tmp_path, QCFLOW_GEN_BATCH=500)
-            time.sleep(rng.uniform(1.2, 3.5))
+            while proc.poll() is None and task_count(app) == before:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0, 0.1))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 crashes += 1

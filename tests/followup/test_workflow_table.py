@@ -31,9 +31,13 @@ TASK_EXPECTED = {
     ("cancel", "in_progress"): ("cancelled", {"assignee", "system"} | SUPERVISORS),
 }
 PLAN_EXPECTED = {
+    ("pause", "active"): ("paused", SUPERVISORS),
+    ("resume", "paused"): ("active", SUPERVISORS),
     ("stop", "active"): ("stopped", {"system", "quality"}),
+    ("stop", "paused"): ("stopped", {"system", "quality"}),
     ("mark_lost", "active"): ("lost", {"system"}),
     ("withdraw", "active"): ("withdrawn", SUPERVISORS),
+    ("withdraw", "paused"): ("withdrawn", SUPERVISORS),
 }
 PROMPT_EXPECTED = {
     ("file", "open"): ("filed", {"quality"}),
