@@ -71,10 +71,11 @@ def _blueprints():
     from qcflow.core.views import bp as core
     from qcflow.events.views import bp as events
     from qcflow.followup.views import bp as followup
+    from qcflow.indicators.views import bp as indicators
     from qcflow.mdt.views import bp as mdt
     from qcflow.notify.views import bp as notify
 
-    return (core, auth, events, clinical, mdt, notify, followup)
+    return (core, auth, events, clinical, mdt, notify, followup, indicators)
 
 
 def _api_blueprints():
@@ -82,7 +83,8 @@ def _api_blueprints():
     from qcflow.clinical.api import blp as clinical_api
     from qcflow.events.api import blp as events_api
     from qcflow.followup.api import blp as followup_api
+    from qcflow.indicators.api import blp as indicators_api
     from qcflow.mdt.api import blp as mdt_api
     from qcflow.notify.api import blp as notify_api
 
-    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api)
+    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, indicators_api)

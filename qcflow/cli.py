@@ -241,7 +241,43 @@ def scheduler_tick(at, job_id):
     sys.exit(1 if failed else 0)
 
 
+indicators_cli = AppGroup("indicators", help="Quality indicators: monthly snapshots and targets.")
+
+
+@indicators_cli.command("freeze")
+@click.option("--month", required=True, help="The finished month to freeze, as YYYY-MM.")
+def indicators_freeze(month):
+    """Freeze a finished month's indicator values (rows already frozen are kept)."""
+    from datetime import datetime as _datetime
+
+    from qcflow.indicators import services
+
+    try:
+        first = _datetime.strptime(month, "%Y-%m").date()
+    except ValueError:
+        fail(f"--month {month!r} is not a month as YYYY-MM, e.g. 2026-01")
+    added = run_service(services.freeze_month, first, actor=CLI_ACTOR, now=now())
+    db.session.commit()
+    click.echo(f"{month}: snapshot rows added {added}")
+
+
+@indicators_cli.command("set-target")
+@click.option("--code", required=True, help="Indicator code, e.g. ae_per_100_discharges.")
+@click.option("--level", required=True, help="tertiary or secondary.")
+@click.option("--year", required=True, type=int, help="First year the target applies to.")
+@click.option("--comparison", required=True, help="gt, ge, le or lt (value compared with the target).")
+@click.option("--value", required=True, type=float)
+@click.option("--source", help="Where the target comes from.")
+def indicators_set_target(code, level, year, comparison, value, source):
+    """Set an indicator's target for a hospital level from a year on."""
+    from qcflow.indicators import services
+
+    run_service(services.set_target, code, level, year, comparison, value, actor=CLI_ACTOR, now=now(), source=source)
+    db.session.commit()
+    click.echo(f"target {code} {level} {year}: {comparison} {value}")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users_cli, tokens_cli, departments_cli, audit_cli, workflow_cli, scheduler_cli):
+    for group in (users_cli, tokens_cli, departments_cli, audit_cli, workflow_cli, scheduler_cli, indicators_cli):
         qcflow_cli.add_command(group)
     app.cli.add_command(qcflow_cli)

@@ -56,6 +56,7 @@ def load_demo_data(*, now: datetime) -> str | None:
     }
     code = load_demo_events(departments, users, now)
     load_demo_followup(users, now)
+    load_demo_census(now)
     return code
 
 
@@ -150,3 +151,21 @@ def load_demo_followup(users, now: datetime) -> None:
                                    "health_education_given": True, "revisit_booked": True, "satisfaction": 5},
                            actor=nurse, now=called)
     followup.generate_due(now)
+
+
+def load_demo_census(now: datetime) -> None:
+    """Monthly discharge counts of the clinical departments for the last 12 months (this month so
+    far included), so the indicators page has realistic denominators."""
+    from qcflow.clinical.services import import_rows
+    from qcflow.core.time import local
+
+    month = local(now).date().replace(day=1)
+    rows = []
+    for back in range(12):
+        index = month.year * 12 + month.month - 1 - back
+        label = f"{index // 12:04d}-{index % 12 + 1:02d}"
+        share = local(now).day / 30 if back == 0 else 1  # this month: so far
+        for code, per_month in (("GS", 180), ("ORTH", 150), ("CARD", 210), ("ONC", 120), ("DSC", 90)):
+            rows.append({"department_code": code, "month": label,
+                         "discharges": max(1, round((per_month + 7 * (back % 3)) * min(share, 1)))})
+    import_rows("census", rows, actor=Actor.system("demo-data"), now=now, strict=True)

@@ -1,0 +1,397 @@
+"""The indicators as data: code, names, unit, direction, source plan, and numerator and denominator
+as SQL over the domain tables (docs/indicators.md states each definition in words).
+
+A part (numerator or denominator) is a list of *sources*: SQLAlchemy Core selects with the
+columns `id`, `department_id` and `weight` (1 per record; a census row weighs its discharges) plus
+the columns its label needs. The count is `SUM(weight)` over the union; the drill-down lists the
+same rows. Nothing loops over rows in Python; only the months of a period are iterated (the
+discharge census is monthly).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import FunctionElement
+
+from qcflow.auth.models import Department
+from qcflow.clinical.models import DischargeCensus, Encounter, Operation, Patient, Procedure
+from qcflow.clinical.workflow import OperationState
+from qcflow.core.time import hospital_tz
+from qcflow.events.models import AdverseEvent
+from qcflow.events.workflow import EventState
+from qcflow.followup.models import Plan, Task
+from qcflow.followup.schedule import local_midnight
+from qcflow.followup.timeliness import Timeliness, timeliness_sql
+from qcflow.followup.workflow import TaskState
+from qcflow.mdt.models import Discussion, DiscussionKind
+from qcflow.mdt.workflow import DiscussionState
+
+KEY_CANCERS = ("lung", "gastric", "liver", "breast", "colorectal")
+#: Event states that are not reports: never submitted, withdrawn, duplicates, not reportable.
+NOT_REPORTS = (EventState.DRAFT.value, EventState.WITHDRAWN.value, EventState.DUPLICATE.value,
+               EventState.NOT_REPORTABLE.value)
+#: Days from submission to close a case on time, by grade (confirmed, else the reporter's);
+#: override with EVENT_CLOSURE_DAYS in instance/config.py.
+DEFAULT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
+UNIT_FACTORS = {"percent": 100, "permille": 1000, "per100": 100}
+
+
+class days_between(FunctionElement):
+    """(b − a) in days, fractional, on SQLite and PostgreSQL."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(julianday({b}) - julianday({a}))"
+
+
+@compiles(days_between, "postgresql")
+def _days_between_postgresql(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0)"
+
+
+@dataclass(frozen=True)
+class Period:
+    """Calendar days `start`..`end` (inclusive) in the hospital time zone, judged at `now`."""
+
+    start: date
+    end: date
+    now: datetime
+
+    @property
+    def start_at(self) -> datetime:
+        return local_midnight(self.start, hospital_tz())
+
+    @property
+    def end_at(self) -> datetime:
+        """The instant after the last day (exclusive bound)."""
+        return local_midnight(self.end + timedelta(days=1), hospital_tz())
+
+    @property
+    def closed_by(self) -> datetime:
+        """Windows and deadlines count once they have passed: the period's end, or now if earlier."""
+        return min(self.end_at, self.now)
+
+    def months(self) -> list[tuple[date, date, date, bool]]:
+        """(month, first day, last day, whole?) for each month the period touches.
+
+        A month is whole when the period covers it from its first day to its last, or, for the
+        current month, to today (the HIS may push a month-to-date census).
+        """
+        result, month = [], self.start.replace(day=1)
+        today = self.now.astimezone(hospital_tz()).date()
+        while month <= self.end:
+            following = (month + timedelta(days=32)).replace(day=1)
+            first, last = max(month, self.start), min(following - timedelta(days=1), self.end)
+            whole = first == month and last >= min(following - timedelta(days=1), today)
+            result.append((month, first, last, whole))
+            month = following
+        return result
+
+
+@dataclass(frozen=True)
+class Source:
+    """One kind of record behind a part: a select with id, department_id, weight and label columns."""
+
+    kind: str
+    select: Callable[[Period], sa.Select]
+    #: The page of one record, e.g. "/events/{id}"; None where there is no page.
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Indicator:
+    code: str
+    name: str
+    name_en: str
+    #: percent, permille or per100.
+    unit: str
+    #: higher, lower (is better) or rising (no numeric target; should rise over time).
+    direction: str
+    #: The plan and line the indicator comes from.
+    source: str
+    numerator: list[Source] = field(default_factory=list)
+    denominator: list[Source] = field(default_factory=list)
+
+    def label(self, language: str) -> str:
+        return self.name_en if language == "en" else self.name
+
+    def sources(self, part: str) -> list[Source]:
+        return self.numerator if part == "numerator" else self.denominator
+
+
+def _row(id_column, department_column, *labels, weight=None):
+    return sa.select(id_column.label("id"), department_column.label("department_id"),
+                     (weight if weight is not None else sa.literal(1)).label("weight"), *labels)
+
+
+# Adverse events -------------------------------------------------------------------------------
+
+def reported_events(period: Period) -> sa.Select:
+    """Reports submitted in the period (not drafts, withdrawn, duplicates or not reportable)."""
+    return _row(AdverseEvent.id, AdverseEvent.department_id, AdverseEvent.reference.label("reference"),
+                AdverseEvent.state.label("state")).where(
+        AdverseEvent.submitted_at >= period.start_at, AdverseEvent.submitted_at < period.end_at,
+        AdverseEvent.state.not_in(NOT_REPORTS))
+
+
+def _census_months(period: Period) -> list[date]:
+    return [month for month, _first, _last, whole in period.months() if whole]
+
+
+def discharged_encounters(period: Period) -> sa.Select:
+    """Discharges in the period, except in whole months where the department's census replaces them."""
+    clauses = []
+    for month, first, last, whole in period.months():
+        in_segment = sa.and_(Encounter.discharged_at >= local_midnight(first, hospital_tz()),
+                             Encounter.discharged_at < local_midnight(last + timedelta(days=1), hospital_tz()))
+        if whole:
+            censused = sa.select(DischargeCensus.department_id).where(DischargeCensus.month_on == month)
+            in_segment = sa.and_(in_segment, Encounter.department_id.not_in(censused))
+        clauses.append(in_segment)
+    return _row(Encounter.id, Encounter.department_id, Encounter.his_id.label("his_id"),
+                Patient.mrn.label("mrn")).join(Patient, Patient.id == Encounter.patient_id).where(sa.or_(*clauses))
+
+
+def census_rows(period: Period) -> sa.Select:
+    """Census rows of the whole months in the period (each weighs its discharges)."""
+    months = _census_months(period)
+    return _row(DischargeCensus.id, DischargeCensus.department_id, DischargeCensus.month_on.label("month_on"),
+                Department.code.label("department_code"), weight=DischargeCensus.discharges).join(
+        Department, Department.id == DischargeCensus.department_id).where(
+        DischargeCensus.month_on.in_(months) if months else sa.false())
+
+
+def _closure_days() -> dict:
+    return {**DEFAULT_CLOSURE_DAYS, **(current_app.config.get("EVENT_CLOSURE_DAYS") or {})}
+
+
+def _event_grade():
+    return sa.func.coalesce(AdverseEvent.confirmed_grade, AdverseEvent.reporter_grade, "I")
+
+
+def events_due_to_close(period: Period) -> sa.Select:
+    """Reports whose closing deadline (submission + the grade's days) passed within the period."""
+    grade, days = _event_grade(), _closure_days()
+    clauses = [sa.and_(grade == g, AdverseEvent.submitted_at >= period.start_at - timedelta(days=n),
+                       AdverseEvent.submitted_at < period.closed_by - timedelta(days=n)) for g, n in days.items()]
+    return _row(AdverseEvent.id, AdverseEvent.department_id, AdverseEvent.reference.label("reference"),
+                AdverseEvent.state.label("state")).where(AdverseEvent.state.not_in(NOT_REPORTS), sa.or_(*clauses))
+
+
+def events_closed_on_time(period: Period) -> sa.Select:
+    days = _closure_days()
+    allowed = sa.case(*((_event_grade() == g, n) for g, n in days.items()), else_=min(days.values()))
+    return events_due_to_close(period).where(
+        AdverseEvent.state == EventState.CLOSED.value, AdverseEvent.closed_at.is_not(None),
+        days_between(AdverseEvent.submitted_at, AdverseEvent.closed_at) <= allowed)
+
+
+# Follow-up ------------------------------------------------------------------------------------
+
+def effective_on_time(task=Task, now: datetime | None = None):
+    """A completed call that was an effective follow-up (followup.services: reached the patient or
+    family, every core item recorded) and done inside its window (followup.timeliness)."""
+    return sa.and_(task.state == TaskState.COMPLETED.value, task.is_effective.is_(True),
+                   timeliness_sql(task, now) == Timeliness.DUE.value)
+
+
+def followup_calls_due(pathways: Callable[[], sa.ColumnElement]):
+    """Calls of the pathways whose window closed in the period (cancelled calls are not due)."""
+
+    def select(period: Period) -> sa.Select:
+        return _row(Task.id, Task.department_id, Task.pathway.label("pathway"), Task.due_on.label("due_on"),
+                    Patient.mrn.label("mrn")).join(Patient, Patient.id == Task.patient_id).where(
+            pathways(), Task.state != TaskState.CANCELLED.value,
+            Task.closes_at >= period.start_at, Task.closes_at <= period.closed_by)
+
+    return select
+
+
+def followup_calls_effective(pathways):
+    due = followup_calls_due(pathways)
+    return lambda period: due(period).where(effective_on_time(Task, period.now))
+
+
+def day_surgery_discharges(period: Period) -> sa.Select:
+    """Day-surgery discharges (not deaths) whose first 24 hours have passed."""
+    return _row(Encounter.id, Encounter.department_id, Encounter.his_id.label("his_id"),
+                Patient.mrn.label("mrn")).join(Patient, Patient.id == Encounter.patient_id).where(
+        Encounter.is_day_surgery.is_(True), sa.or_(Encounter.disposition.is_(None), Encounter.disposition != "death"),
+        Encounter.discharged_at >= period.start_at, Encounter.discharged_at < period.end_at,
+        Encounter.discharged_at <= period.now - timedelta(hours=24))
+
+
+def day_surgery_called_in_24h(period: Period) -> sa.Select:
+    """… whose first follow-up call was effective and on time (its window is discharge → +24 h)."""
+    first_call = sa.select(Task.id).join(Plan, Plan.id == Task.plan_id).where(
+        Plan.source_type == "encounter", Plan.source_id == Encounter.id, Plan.pathway == "day_surgery",
+        Task.occurrence == 1, effective_on_time(Task, period.now))
+    return day_surgery_discharges(period).where(first_call.exists())
+
+
+# Operations and discussions -------------------------------------------------------------------
+
+def _operation_row(*where):
+    return _row(Operation.id, Operation.department_id, Operation.his_id.label("his_id"),
+                Procedure.name.label("procedure"), Patient.mrn.label("mrn")).join(
+        Procedure, Procedure.code == Operation.procedure_code).join(Patient, Patient.id == Operation.patient_id).where(
+        Operation.state == OperationState.PERFORMED.value, *where)
+
+
+def _performed_in(period: Period):
+    return sa.and_(Operation.performed_at >= period.start_at, Operation.performed_at < period.end_at)
+
+
+def level4_operations(period: Period) -> sa.Select:
+    """Grade-4 (and restricted-technology) operations performed in the period."""
+    return _operation_row(_performed_in(period),
+                          sa.or_(Operation.grade == 4, Operation.is_restricted_technology.is_(True)))
+
+
+def level4_with_preop_mdt(period: Period) -> sa.Select:
+    """… with a linked pre-operative discussion signed before the operation."""
+    signed = sa.select(Discussion.id).where(
+        Discussion.operation_id == Operation.id, Discussion.kind == DiscussionKind.PREOP_LEVEL4.value,
+        Discussion.state == DiscussionState.SIGNED.value, Discussion.signed_at <= Operation.performed_at)
+    return level4_operations(period).where(signed.exists())
+
+
+def performed_operations(period: Period) -> sa.Select:
+    return _operation_row(_performed_in(period))
+
+
+def unplanned_reoperations(period: Period) -> sa.Select:
+    return performed_operations(period).where(Operation.is_unplanned_reoperation.is_(True))
+
+
+def elective_operations(period: Period) -> sa.Select:
+    """Performed operations that were planned: not unplanned reoperations, not emergency bookings."""
+    return performed_operations(period).where(Operation.is_unplanned_reoperation.is_(False),
+                                              Operation.is_emergency_override.is_(False))
+
+
+def day_surgery_operations(period: Period) -> sa.Select:
+    day_case = sa.select(Encounter.id).where(Encounter.id == Operation.encounter_id,
+                                             Encounter.is_day_surgery.is_(True))
+    return elective_operations(period).where(day_case.exists())
+
+
+_DEATH_ENCOUNTER, _DEATH_OPERATION, _OTHER_REVIEW = aliased(Encounter), aliased(Operation), aliased(Discussion)
+
+
+def perioperative_deaths(period: Period) -> sa.Select:
+    """Perioperative deaths as the MDT module recognised them (one review each), by the date of death.
+
+    A cancelled review still counts its death unless another review of the patient replaced it.
+    """
+    death_encounter, operation, other = _DEATH_ENCOUNTER, _DEATH_OPERATION, _OTHER_REVIEW
+    replaced = sa.select(other.id).where(
+        other.patient_id == Discussion.patient_id, other.kind == Discussion.kind, other.id != Discussion.id,
+        other.state != DiscussionState.CANCELLED.value)
+    died_in_period = sa.or_(
+        sa.and_(Discussion.encounter_id.is_not(None), death_encounter.discharged_at >= period.start_at,
+                death_encounter.discharged_at < period.end_at),
+        sa.and_(Discussion.encounter_id.is_(None), Patient.died_on >= period.start, Patient.died_on <= period.end))
+    return (_row(Discussion.id, sa.func.coalesce(operation.department_id, Discussion.department_id),
+                 Patient.mrn.label("mrn"), Discussion.state.label("state"))
+            .join(Patient, Patient.id == Discussion.patient_id)
+            .outerjoin(death_encounter, death_encounter.id == Discussion.encounter_id)
+            .outerjoin(operation, operation.id == Discussion.operation_id)
+            .where(Discussion.kind == DiscussionKind.PERIOPERATIVE_DEATH.value, died_in_period,
+                   sa.not_(sa.and_(Discussion.state == DiscussionState.CANCELLED.value, replaced.exists()))))
+
+
+def perioperative_deaths_discussed(period: Period) -> sa.Select:
+    return perioperative_deaths(period).where(Discussion.state == DiscussionState.SIGNED.value)
+
+
+def perioperative_deaths_discussed_on_time(period: Period) -> sa.Select:
+    """… signed by the review's due time (mdt.services.due_at_for: 7 days after the death, 24 h if disputed)."""
+    return perioperative_deaths_discussed(period).where(Discussion.due_at.is_not(None),
+                                                        Discussion.signed_at <= Discussion.due_at)
+
+
+# The table ------------------------------------------------------------------------------------
+
+EVENT_URL, OPERATION_URL, TASK_URL, MDT_URL = "/events/{id}", "/operations/{id}", "/followup/tasks/{id}", "/mdt/{id}"
+DISCHARGES = [Source("encounter", discharged_encounters), Source("census", census_rows)]
+SOURCE_PLANS = {
+    "ae": "全面提升医疗质量行动: 每百出院人次主动报告不良事件例次 > 2.5 (Guizhou [000:93]; Yubei [002:510-512]; "
+          "Henan [003:1196-1200])",
+    "level4": "四级手术患者有效随访率 ≥ 90 % (Yubei [002:426-428, 720]; Henan [003:1528])",
+    "cancer": "恶性肿瘤患者有效随访率 ≥ 90 % (Yubei [002:426-428, 722]; five key cancers Guizhou [000:65])",
+    "day24": "日间手术患者出院后24小时内完成首次随访 (Henan [003:515]; Shaoxing [001:106, 730])",
+    "mdt": "四级手术术前多学科讨论完成率 100 % (Shaoxing [001:74, 464]; Guizhou [000:85]; Henan [003:1073-1075])",
+    "death": "围手术期死亡病例多学科讨论完成率 100 % (Shaoxing [001:82, 532])",
+    "reop": "非计划重返手术室再手术率 ≤ 1.8 ‰ (Guizhou [000:85]; Yubei [002:276-278]; Henan [003:999-1001])",
+    "share": "日间手术占择期手术的比例 逐步提高 (Guizhou [000:61]; Yubei [002:338-340]; Henan [003:1005-1007])",
+    "closure": "internal: 不良事件按期结案率 (DESIGN §8)",
+}
+CANCER_NAMES = {"lung": ("肺癌", "lung cancer"), "gastric": ("胃癌", "gastric cancer"),
+                "liver": ("肝癌", "liver cancer"), "breast": ("乳腺癌", "breast cancer"),
+                "colorectal": ("结直肠癌", "colorectal cancer")}
+
+
+def _pathway(*names):
+    return lambda: Task.pathway.in_(names)
+
+
+def _followup(code, name, name_en, plan, pathways):
+    return Indicator(code, name, name_en, "percent", "higher", SOURCE_PLANS[plan],
+                     numerator=[Source("followup_task", followup_calls_effective(pathways), TASK_URL)],
+                     denominator=[Source("followup_task", followup_calls_due(pathways), TASK_URL)])
+
+
+INDICATORS: list[Indicator] = [
+    Indicator("ae_per_100_discharges", "每百出院人次主动报告不良事件例次",
+              "Adverse events reported per 100 discharges", "per100", "higher", SOURCE_PLANS["ae"],
+              numerator=[Source("event", reported_events, EVENT_URL)], denominator=DISCHARGES),
+    _followup("followup_rate_level4", "四级手术患者有效随访率", "Effective follow-up rate, four-level surgery",
+              "level4", _pathway("four_level_surgery")),
+    _followup("followup_rate_cancer", "恶性肿瘤患者有效随访率", "Effective follow-up rate, key cancers",
+              "cancer", _pathway(*(f"cancer_{t}" for t in KEY_CANCERS))),
+    *[_followup(f"followup_rate_cancer_{t}", f"{CANCER_NAMES[t][0]}患者有效随访率",
+                f"Effective follow-up rate, {CANCER_NAMES[t][1]}", "cancer", _pathway(f"cancer_{t}"))
+      for t in KEY_CANCERS],
+    Indicator("day_surgery_24h_followup_rate", "日间手术患者出院后24小时内随访率",
+              "Day-surgery patients followed up within 24 h of discharge", "percent", "higher", SOURCE_PLANS["day24"],
+              numerator=[Source("encounter", day_surgery_called_in_24h)],
+              denominator=[Source("encounter", day_surgery_discharges)]),
+    Indicator("preop_mdt_rate_level4", "四级手术术前多学科讨论完成率",
+              "Pre-operative MDT completion rate, four-level surgery", "percent", "higher", SOURCE_PLANS["mdt"],
+              numerator=[Source("operation", level4_with_preop_mdt, OPERATION_URL)],
+              denominator=[Source("operation", level4_operations, OPERATION_URL)]),
+    Indicator("periop_death_discussion_rate", "围手术期死亡病例讨论完成率",
+              "Perioperative deaths discussed", "percent", "higher", SOURCE_PLANS["death"],
+              numerator=[Source("discussion", perioperative_deaths_discussed, MDT_URL)],
+              denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
+    Indicator("periop_death_discussion_7d_rate", "围手术期死亡病例7日内讨论完成率",
+              "Perioperative deaths discussed within 7 days", "percent", "higher", SOURCE_PLANS["death"],
+              numerator=[Source("discussion", perioperative_deaths_discussed_on_time, MDT_URL)],
+              denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
+    Indicator("unplanned_reoperation_rate", "非计划重返手术室再手术率", "Unplanned return-to-theatre reoperation rate",
+              "permille", "lower", SOURCE_PLANS["reop"],
+              numerator=[Source("operation", unplanned_reoperations, OPERATION_URL)],
+              denominator=[Source("operation", performed_operations, OPERATION_URL)]),
+    Indicator("day_surgery_share", "日间手术占择期手术的比例", "Day surgery as a share of elective surgery",
+              "percent", "rising", SOURCE_PLANS["share"],
+              numerator=[Source("operation", day_surgery_operations, OPERATION_URL)],
+              denominator=[Source("operation", elective_operations, OPERATION_URL)]),
+    Indicator("ae_closure_on_time_rate", "不良事件按期结案率", "Adverse events closed on time", "percent", "higher",
+              SOURCE_PLANS["closure"],
+              numerator=[Source("event", events_closed_on_time, EVENT_URL)],
+              denominator=[Source("event", events_due_to_close, EVENT_URL)]),
+]
+BY_CODE = {indicator.code: indicator for indicator in INDICATORS}

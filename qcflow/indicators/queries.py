@@ -1,0 +1,312 @@
+"""Read side of indicators: values for a period, a month (snapshot or computed), trends, drill-down.
+
+The monthly bulletin calls `compute`, `month_values` and `trend`; dates are inclusive calendar days
+in the hospital time zone.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from qcflow.auth.models import Department
+from qcflow.auth.permissions import sees_all_departments
+from qcflow.core.actors import Actor
+from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.i18n import current_language
+from qcflow.core.time import now as clock_now, today
+from qcflow.extensions import db
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, Period
+from qcflow.indicators.models import IndicatorSnapshot, IndicatorTarget
+
+COMPARE = {"gt": operator.gt, "ge": operator.ge, "le": operator.le, "lt": operator.lt}
+
+
+@dataclass
+class IndicatorValue:
+    code: str
+    name: str
+    unit: str
+    direction: str
+    numerator: int
+    denominator: int
+    value: float | None
+    target: float | None
+    met: bool | None
+    #: How the value is compared with the target (gt, ge, le, lt); None without a target.
+    comparison: str | None = None
+    #: Set when the value comes from a frozen monthly snapshot.
+    frozen_at: datetime | None = None
+    #: For a snapshot: the value computed again now, when it differs from the frozen one.
+    recomputed: "IndicatorValue | None" = field(default=None, repr=False)
+
+    @property
+    def differs(self) -> bool:
+        return self.recomputed is not None
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_end(month: date) -> date:
+    return (month.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def add_months(month: date, n: int) -> date:
+    index = month.year * 12 + month.month - 1 + n
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def hospital_level() -> str:
+    return current_app.config.get("HOSPITAL_LEVEL") or "tertiary"
+
+
+def targets_for(year: int, level: str | None = None) -> dict[str, IndicatorTarget]:
+    """Each indicator's target for a year: its row for the latest year up to `year` at this level."""
+    rows = db.session.scalars(sa.select(IndicatorTarget).where(
+        IndicatorTarget.hospital_level == (level or hospital_level()), IndicatorTarget.year <= year)
+        .order_by(IndicatorTarget.code, IndicatorTarget.year))
+    return {row.code: row for row in rows}
+
+
+def all_targets() -> list[IndicatorTarget]:
+    return list(db.session.scalars(sa.select(IndicatorTarget).order_by(
+        IndicatorTarget.code, IndicatorTarget.hospital_level, IndicatorTarget.year)))
+
+
+def value_of(indicator: Indicator, numerator: int, denominator: int) -> float | None:
+    return numerator * UNIT_FACTORS[indicator.unit] / denominator if denominator else None
+
+
+def is_met(value: float | None, target: float | None, comparison: str | None) -> bool | None:
+    if value is None or target is None or comparison is None:
+        return None
+    return COMPARE[comparison](round(value, 6), target)
+
+
+def _count(indicator: Indicator, part: str, period: Period, department_id: int | None) -> int:
+    total = 0
+    for source in indicator.sources(part):
+        sub = source.select(period).subquery()
+        stmt = sa.select(sa.func.coalesce(sa.func.sum(sub.c.weight), 0))
+        if department_id is not None:
+            stmt = stmt.where(sub.c.department_id == department_id)
+        total += int(db.session.scalar(stmt) or 0)
+    return total
+
+
+def _indicators(codes: list[str] | None) -> list[Indicator]:
+    if codes is None:
+        return list(INDICATORS)
+    unknown = [code for code in codes if code not in BY_CODE]
+    if unknown:
+        raise NotFound(_("No indicator %(code)s.", code=", ".join(unknown)))
+    return [BY_CODE[code] for code in codes]
+
+
+def compute(start: date, end: date, *, department_id: int | None = None, codes: list[str] | None = None,
+            now: datetime | None = None) -> list[IndicatorValue]:
+    """Compute the indicators for calendar days start..end (inclusive), hospital-wide or for a department.
+
+    Targets are those of the year of `end` at the configured hospital level.
+    """
+    period = Period(start, end, now or clock_now())
+    targets = targets_for(end.year)
+    language = current_language()
+    values = []
+    for indicator in _indicators(codes):
+        numerator = _count(indicator, "numerator", period, department_id)
+        denominator = _count(indicator, "denominator", period, department_id)
+        value = value_of(indicator, numerator, denominator)
+        target = targets.get(indicator.code)
+        goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
+        values.append(IndicatorValue(indicator.code, indicator.label(language), indicator.unit, indicator.direction,
+                                     numerator, denominator, value, goal, is_met(value, goal, comparison),
+                                     comparison))
+    return values
+
+
+def snapshots(month: date, department_id: int | None = None) -> dict[str, IndicatorSnapshot]:
+    stmt = sa.select(IndicatorSnapshot).where(IndicatorSnapshot.month_on == month_start(month))
+    stmt = stmt.where(IndicatorSnapshot.department_id.is_(None) if department_id is None
+                      else IndicatorSnapshot.department_id == department_id)
+    return {row.code: row for row in db.session.scalars(stmt)}
+
+
+def _from_snapshot(row: IndicatorSnapshot, indicator: Indicator, language: str) -> IndicatorValue:
+    return IndicatorValue(row.code, indicator.label(language), indicator.unit, indicator.direction, row.numerator,
+                          row.denominator, row.value, row.target, row.met, row.comparison, frozen_at=row.frozen_at)
+
+
+def _same(a: IndicatorValue, b: IndicatorValue) -> bool:
+    return (a.numerator, a.denominator, a.target, a.comparison) == (b.numerator, b.denominator, b.target, b.comparison)
+
+
+def month_values(month: date, *, department_id: int | None = None, codes: list[str] | None = None,
+                 now: datetime | None = None, compare: bool = False) -> list[IndicatorValue]:
+    """A month's values: from its snapshot where frozen, else computed (the current month: up to today).
+
+    With `compare`, a frozen value carries `recomputed` when computing it again now gives another result.
+    """
+    now = now or clock_now()
+    first = month_start(month)
+    last = min(month_end(first), today(now))
+    frozen = snapshots(first, department_id)
+    language = current_language()
+    indicators = _indicators(codes)
+    missing = [i.code for i in indicators if i.code not in frozen]
+    needed = [i.code for i in indicators] if compare else missing
+    computed = {v.code: v for v in compute(first, last, department_id=department_id, codes=needed, now=now)} \
+        if needed else {}
+    values = []
+    for indicator in indicators:
+        row = frozen.get(indicator.code)
+        if row is None:
+            values.append(computed[indicator.code])
+            continue
+        value = _from_snapshot(row, indicator, language)
+        fresh = computed.get(indicator.code)
+        if fresh is not None and not _same(value, fresh):
+            value = replace(value, recomputed=fresh)
+        values.append(value)
+    return values
+
+
+def trend(code: str, end_month: date, months: int = 12, *, department_id: int | None = None,
+          now: datetime | None = None, compare: bool = False) -> list[tuple[date, IndicatorValue]]:
+    """One indicator month by month, the `months` months up to `end_month` (oldest first)."""
+    _indicators([code])
+    last = month_start(end_month)
+    return [(month, month_values(month, department_id=department_id, codes=[code], now=now, compare=compare)[0])
+            for month in (add_months(last, -n) for n in range(months - 1, -1, -1))]
+
+
+# Access and input checks (pages and API) ---------------------------------------------------------
+
+def department_for(actor: Actor, department_id: int | None) -> int | None:
+    """The department an actor may read: quality any (None = hospital), others only their own.
+
+    An unknown department is 422; another department's is 404, as for any department-owned object.
+    """
+    if department_id is not None and db.session.get(Department, department_id) is None:
+        raise Unprocessable(errors={"department": [_("No such department.")]})
+    if sees_all_departments(actor):
+        return department_id
+    if department_id is not None and department_id != actor.department_id:
+        raise NotFound()
+    return actor.department_id
+
+
+#: The longest period computed in one request (10 years).
+MAX_PERIOD_DAYS = 3653
+
+
+def check_period(start: date, end: date, now: datetime) -> None:
+    errors = {}
+    if start > end:
+        errors["from"] = [_("The start date is after the end date.")]
+    if end > today(now):
+        errors["to"] = [_("This date is in the future: indicators are computed for days that have begun.")]
+    if (end - start).days > MAX_PERIOD_DAYS:
+        # A period of centuries builds one SQL expression per month, beyond what SQLite accepts.
+        errors["from"] = [_("A period spans at most 10 years.")]
+    if errors:
+        raise Unprocessable(_("Choose a period that has started and ends after it begins."), errors=errors)
+
+
+def check_month(month: date, now: datetime) -> None:
+    if month_start(month) > month_start(today(now)):
+        raise Unprocessable(_("This month is in the future."),
+                            errors={"month": [_("Choose this month or an earlier one.")]})
+
+
+def indicator(code: str) -> Indicator:
+    found = BY_CODE.get(code)
+    if found is None:
+        raise NotFound(_("No indicator %(code)s.", code=code))
+    return found
+
+
+def period_values(start: date, end: date, *, department_id: int | None, now: datetime) -> list[IndicatorValue]:
+    """What the list shows: a whole past month from its snapshot (with any difference), else computed."""
+    first = month_start(start)
+    if start == first and end == month_end(first) and end < today(now):
+        return month_values(first, department_id=department_id, now=now, compare=True)
+    return compute(start, end, department_id=department_id, now=now)
+
+
+# Drill-down -----------------------------------------------------------------------------------
+
+def _label(kind: str, row) -> str:
+    mapping = row._mapping
+    if kind == "event":
+        return mapping["reference"] or f"#{row.id}"
+    if kind == "census":
+        return _("Discharge census %(department)s %(month)s: %(n)d discharges", department=mapping["department_code"],
+                 month=mapping["month_on"].strftime("%Y-%m"), n=row.weight)
+    if kind == "encounter":
+        return f"{mapping['his_id']} · {mapping['mrn']}"
+    if kind == "operation":
+        return f"{mapping['his_id']} · {mapping['procedure']} · {mapping['mrn']}"
+    if kind == "followup_task":
+        return f"{mapping['pathway']} · {mapping['due_on'].isoformat()} · {mapping['mrn']}"
+    return f"#{row.id} · {mapping['mrn']}"
+
+
+def encode_cursor(source_index: int, last_id: int) -> str:
+    return f"{source_index}.{last_id}"
+
+
+def decode_cursor(cursor: str | None) -> tuple[int, int]:
+    if not cursor:
+        return 0, 0
+    try:
+        index, last = cursor.split(".")
+        return int(index), int(last)
+    except ValueError:
+        raise Unprocessable(errors={"cursor": [_("Not a cursor from this list; start again without it.")]})
+
+
+def cases(code: str, part: str, start: date, end: date, *, department_id: int | None, now: datetime,
+          cursor: str | None = None, limit: int = 50) -> tuple[list[dict], str | None, int]:
+    """The records behind a numerator or denominator, keyset-paginated by (source, id).
+
+    Each item has the record's kind, id, a short label, its page (if any) and its weight (1, or a
+    census row's discharges), so the weights of all pages add up to the count.
+    """
+    found = indicator(code)
+    period = Period(start, end, now)
+    index, last_id = decode_cursor(cursor)
+    sources = found.sources(part)
+    items: list[dict] = []
+    total = _count(found, part, period, department_id)
+    for position in range(index, len(sources)):
+        source = sources[position]
+        stmt = _source_rows(source, period, department_id, last_id if position == index else 0)
+        room = limit - len(items)
+        rows = db.session.execute(stmt.order_by(stmt.selected_columns.id).limit(room + 1)).all()
+        items += [{"kind": source.kind, "id": row.id, "label": _label(source.kind, row),
+                   "url": source.url.format(id=row.id) if source.url else None, "weight": int(row.weight)}
+                  for row in rows[:room]]
+        if len(items) >= limit:
+            more = len(rows) > room or _has_more(sources[position + 1:], period, department_id)
+            return items, encode_cursor(position, items[-1]["id"]) if more else None, total
+    return items, None, total
+
+
+def _source_rows(source, period: Period, department_id: int | None, after_id: int = 0) -> sa.Select:
+    sub = source.select(period).subquery()
+    stmt = sa.select(sub)
+    if department_id is not None:
+        stmt = stmt.where(sub.c.department_id == department_id)
+    return stmt.where(sub.c.id > after_id) if after_id else stmt
+
+
+def _has_more(sources, period: Period, department_id: int | None) -> bool:
+    return any(db.session.execute(_source_rows(source, period, department_id).limit(1)).first() is not None
+               for source in sources)
