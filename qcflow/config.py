@@ -87,6 +87,10 @@ class Config:
     FOLLOWUP_LOST_AFTER_UNREACHABLE = 3
     #: Department code whose nurses follow up patients with no department on record (None: skip).
     FOLLOWUP_FALLBACK_DEPARTMENT = None
+    #: Hospital level for indicator targets: "tertiary" (三级) or "secondary" (二级).
+    HOSPITAL_LEVEL = "tertiary"
+    #: Indicator ae_closure_on_time_rate: days from submission to close a case on time, by grade.
+    EVENT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
     #: Warn the department this many hours before a day-surgery 24 h call's deadline if it is still open.
     FOLLOWUP_URGENT_WARN_HOURS = 4
     #: Plans per generator batch; each batch is one transaction (QCFLOW_GEN_BATCH).

@@ -36,9 +36,6 @@ KEY_CANCERS = ("lung", "gastric", "liver", "breast", "colorectal")
 #: Event states that are not reports: never submitted, withdrawn, duplicates, not reportable.
 NOT_REPORTS = (EventState.DRAFT.value, EventState.WITHDRAWN.value, EventState.DUPLICATE.value,
                EventState.NOT_REPORTABLE.value)
-#: Days from submission to close a case on time, by grade (confirmed, else the reporter's);
-#: override with EVENT_CLOSURE_DAYS in instance/config.py.
-DEFAULT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
 UNIT_FACTORS = {"percent": 100, "permille": 1000, "per100": 100}
 
 
@@ -174,7 +171,8 @@ def census_rows(period: Period) -> sa.Select:
 
 
 def _closure_days() -> dict:
-    return {**DEFAULT_CLOSURE_DAYS, **(current_app.config.get("EVENT_CLOSURE_DAYS") or {})}
+    """Days from submission to close a case on time, by grade (confirmed, else the reporter's)."""
+    return current_app.config["EVENT_CLOSURE_DAYS"]
 
 
 def _event_grade():

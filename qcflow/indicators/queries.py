@@ -63,7 +63,7 @@ def add_months(month: date, n: int) -> date:
 
 
 def hospital_level() -> str:
-    return current_app.config.get("HOSPITAL_LEVEL") or "tertiary"
+    return current_app.config["HOSPITAL_LEVEL"]
 
 
 def targets_for(year: int, level: str | None = None) -> dict[str, IndicatorTarget]:
