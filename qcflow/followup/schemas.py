@@ -201,10 +201,13 @@ class ReasonIn(VersionIn):
     reason = Text(2000, required=True)
 
 
-class PlanStepIn(VersionIn):
+class PlanFormIn(VersionIn):
+    reason = Text(2000)
+
+
+class PlanStepIn(PlanFormIn):
     action = fields.String(required=True, validate=validate.OneOf(("pause", "resume", "withdraw")),
                            metadata={"description": "pause (reason), resume, or withdraw (reason)"})
-    reason = Text(2000)
 
 
 class ReassignIn(VersionIn):

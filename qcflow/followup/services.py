@@ -59,8 +59,6 @@ def system_actor(job: str = "followup") -> Actor:
     return Actor.system(job)
 
 
-# Protocols -------------------------------------------------------------------------------------
-
 def current_protocol(code: str) -> Protocol | None:
     return db.session.scalar(sa.select(Protocol).where(Protocol.code == code, Protocol.is_current.is_(True)))
 
@@ -197,8 +195,6 @@ def _set_cursor(plan: Plan, occ: Occurrence | None) -> None:
     plan.next_opens_at, plan.next_closes_at = occ.opens_at, occ.closes_at
     plan.next_is_urgent, plan.next_is_timed = occ.is_urgent, occ.is_timed
 
-
-# Enrolment ------------------------------------------------------------------------------------
 
 def find_plan(patient_id: int, pathway: str, source_key: str) -> Plan | None:
     return db.session.scalar(sa.select(Plan).where(Plan.patient_id == patient_id, Plan.pathway == pathway,
@@ -386,8 +382,6 @@ def reanchor(plan: Plan, anchor_at: datetime, *, actor: Actor, now: datetime) ->
     return plan
 
 
-# The generator --------------------------------------------------------------------------------
-
 @dataclass
 class Generated:
     batches: int = 0
@@ -534,8 +528,6 @@ def _generate_batch(now: datetime, horizon: datetime, size: int, plan_ids, cache
     return len(rows), max(inserted, 0)
 
 
-# 24 h deadline warnings --------------------------------------------------------------------
-
 def warn_urgent_deadlines(now: datetime) -> tuple[int, int]:
     """Day-surgery 24 h calls still open near or past their deadline, each reported once per level:
     "deadline near" (FOLLOWUP_URGENT_WARN_HOURS before) to the holder, or to the department's nurses
@@ -573,8 +565,6 @@ def warn_urgent_deadlines(now: datetime) -> tuple[int, int]:
         counts[level - 1] += 1
     return counts[0], counts[1]
 
-
-# Task steps -----------------------------------------------------------------------------------
 
 def _require_holder(task: Task, actor: Actor) -> None:
     """Steps on a claimed task belong to its holder: anyone else gets 409, not a silent takeover."""
@@ -781,8 +771,6 @@ def findings(task: Task) -> list[str]:
         found.append("death")
     return found
 
-
-# Bridge to adverse events ---------------------------------------------------------------------
 
 def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
     """A "possible event" prompt for the quality office (once per task), with a notification."""

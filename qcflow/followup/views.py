@@ -23,7 +23,7 @@ from qcflow.followup.schemas import (
     CompleteIn,
     EnrolIn,
     NewProtocolIn,
-    PlanStepIn,
+    PlanFormIn,
     QueueArgs,
     ReasonIn,
     ReassignIn,
@@ -192,7 +192,7 @@ def plan_step(plan_id, action):
     if action not in services.PLAN_STEPS:
         raise NotFound()
     actor = current_actor()
-    data = load_form(PlanStepIn(exclude=("action",)))
+    data = load_form(PlanFormIn())
     services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=now(),
                                 expected_version=data.pop("version", None))
     db.session.commit()

@@ -133,8 +133,6 @@ def _row(id_column, department_column, *labels, weight=None):
                      (weight if weight is not None else sa.literal(1)).label("weight"), *labels)
 
 
-# Adverse events -------------------------------------------------------------------------------
-
 def reported_events(period: Period) -> sa.Select:
     """Reports submitted in the period (not drafts, withdrawn, duplicates or not reportable)."""
     return _row(AdverseEvent.id, AdverseEvent.department_id, AdverseEvent.reference.label("reference"),
@@ -196,8 +194,6 @@ def events_closed_on_time(period: Period) -> sa.Select:
         days_between(AdverseEvent.submitted_at, AdverseEvent.closed_at) <= allowed)
 
 
-# Follow-up ------------------------------------------------------------------------------------
-
 def effective_on_time(task=Task, now: datetime | None = None):
     """A completed call that was an effective follow-up (followup.services: reached the patient or
     family, every core item recorded) and done inside its window (followup.timeliness)."""
@@ -238,8 +234,6 @@ def day_surgery_called_in_24h(period: Period) -> sa.Select:
         Task.occurrence == 1, effective_on_time(Task, period.now))
     return day_surgery_discharges(period).where(first_call.exists())
 
-
-# Operations and discussions -------------------------------------------------------------------
 
 def _operation_row(*where):
     return _row(Operation.id, Operation.department_id, Operation.his_id.label("his_id"),
@@ -320,8 +314,6 @@ def perioperative_deaths_discussed_on_time(period: Period) -> sa.Select:
     return perioperative_deaths_discussed(period).where(Discussion.due_at.is_not(None),
                                                         Discussion.signed_at <= Discussion.due_at)
 
-
-# The table ------------------------------------------------------------------------------------
 
 EVENT_URL, OPERATION_URL, TASK_URL, MDT_URL = "/events/{id}", "/operations/{id}", "/followup/tasks/{id}", "/mdt/{id}"
 DISCHARGES = [Source("encounter", discharged_encounters), Source("census", census_rows)]

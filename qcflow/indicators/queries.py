@@ -186,8 +186,6 @@ def trend(code: str, end_month: date, months: int = 12, *, department_id: int | 
             for month in (add_months(last, -n) for n in range(months - 1, -1, -1))]
 
 
-# Access and input checks (pages and API) ---------------------------------------------------------
-
 def department_for(actor: Actor, department_id: int | None) -> int | None:
     """The department an actor may read: quality any (None = hospital), others only their own.
 
@@ -239,8 +237,6 @@ def period_values(start: date, end: date, *, department_id: int | None, now: dat
         return month_values(first, department_id=department_id, now=now, compare=True)
     return compute(start, end, department_id=department_id, now=now)
 
-
-# Drill-down -----------------------------------------------------------------------------------
 
 def _label(kind: str, row) -> str:
     mapping = row._mapping
