@@ -74,8 +74,9 @@ def _blueprints():
     from qcflow.indicators.views import bp as indicators
     from qcflow.mdt.views import bp as mdt
     from qcflow.notify.views import bp as notify
+    from qcflow.reports.views import bp as reports
 
-    return (core, auth, events, clinical, mdt, notify, followup, indicators)
+    return (core, auth, events, clinical, mdt, notify, followup, indicators, reports)
 
 
 def _api_blueprints():
@@ -86,5 +87,6 @@ def _api_blueprints():
     from qcflow.indicators.api import blp as indicators_api
     from qcflow.mdt.api import blp as mdt_api
     from qcflow.notify.api import blp as notify_api
+    from qcflow.reports.api import blp as reports_api
 
-    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, indicators_api)
+    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, indicators_api, reports_api)

@@ -91,6 +91,12 @@ class Config:
     HOSPITAL_LEVEL = "tertiary"
     #: Indicator ae_closure_on_time_rate: days from submission to close a case on time, by grade.
     EVENT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
+    #: Hospital name on the monthly bulletin's cover.
+    HOSPITAL_NAME = ""
+    #: Event analysis: counts below this are shown as "<k" below the hospital level (small cells).
+    REPORT_SMALL_CELL_K = 5
+    #: Under-reporting: a department with no report for this many weeks is flagged as silent.
+    REPORT_SILENT_WEEKS = 4
     #: Warn the department this many hours before a day-surgery 24 h call's deadline if it is still open.
     FOLLOWUP_URGENT_WARN_HOURS = 4
     #: Plans per generator batch; each batch is one transaction (QCFLOW_GEN_BATCH).
@@ -102,6 +108,21 @@ class Config:
     #: Optional URL that receives a JSON POST for each notification, after commit.
     WEBHOOK_URL = None
     WEBHOOK_TIMEOUT_SECONDS = 5
+    #: Optional e-mail for each notification, after commit (off while SMTP_HOST is unset).
+    SMTP_HOST = None
+    SMTP_PORT = 25
+    SMTP_USER = None
+    SMTP_PASSWORD = None
+    SMTP_FROM = "qcflow@localhost"
+    SMTP_STARTTLS = False
+    SMTP_TIMEOUT_SECONDS = 10
+    #: Users have no e-mail column yet: their address is built from the user name, e.g.
+    #: "{username}@hospital.example" (None: no per-user mail).
+    SMTP_RECIPIENT_TEMPLATE = None
+    #: Fixed addresses that receive every notification (list, or comma-separated string).
+    SMTP_TO = None
+    #: Prefix that turns the notification's relative link into a full URL in the mail.
+    SMTP_LINK_BASE = None
 
     #: How often an idle (non-leader) scheduler retries the leader lock.
     SCHEDULER_IDLE_RETRY_SECONDS = 30

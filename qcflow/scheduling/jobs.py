@@ -28,6 +28,7 @@ JOBS: list[JobSpec] = [
     JobSpec("mdt.remind_preop", "qcflow.mdt.jobs:remind_preop", "interval", {"minutes": 30}),
     JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),
     JobSpec("indicators.freeze_snapshots", "qcflow.indicators.jobs:freeze_snapshots", "cron", {"hour": 1, "minute": 15}),
+    JobSpec("reports.monthly_bulletin", "qcflow.reports.jobs:monthly_bulletin", "cron", {"day": 1, "hour": 2, "minute": 0}),
 ]
 
 

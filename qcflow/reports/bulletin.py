@@ -1,0 +1,199 @@
+"""The monthly quality bulletin (质量安全月报): indicators against targets, 12-month trends, the event
+analysis, follow-up by department, MDT and death-discussion compliance, overdue work and the
+under-reporting funnel, as one PDF.
+
+Indicator numbers come from `qcflow.indicators.queries` (a frozen month's snapshot where there is one),
+so the bulletin prints what the indicator pages and API show. Counts of the event analysis below the
+hospital level are suppressed as on the analysis page: the bulletin is read across the hospital.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from qcflow.auth.models import Department
+from qcflow.core.errors import Unprocessable
+from qcflow.core.i18n import current_language
+from qcflow.core.time import today
+from qcflow.events.queries import overdue_clause as event_overdue
+from qcflow.events.models import AdverseEvent
+from qcflow.extensions import db
+from qcflow.followup.models import Task
+from qcflow.followup.timeliness import overdue_clause as task_overdue
+from qcflow.indicators import queries as indicators
+from qcflow.indicators.definitions import BY_CODE, Period as IndicatorPeriod
+from qcflow.mdt.models import Discussion
+from qcflow.mdt.services import overdue_clause as discussion_overdue
+from qcflow.reports import analysis, charts, pdf, queries, underreporting
+from qcflow.reports.analysis import month_period
+
+MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+#: Indicators drawn as 12-month trends (the five cancer types are in the table only).
+TREND_CODES = ("ae_per_100_discharges", "followup_rate_level4", "followup_rate_cancer", "day_surgery_24h_followup_rate",
+               "preop_mdt_rate_level4", "periop_death_discussion_rate", "unplanned_reoperation_rate",
+               "ae_closure_on_time_rate")
+#: Follow-up performance by department: these indicators, per department.
+FOLLOWUP_CODES = ("followup_rate_level4", "followup_rate_cancer", "day_surgery_24h_followup_rate")
+COMPLIANCE_CODES = ("preop_mdt_rate_level4", "periop_death_discussion_rate", "periop_death_discussion_7d_rate")
+#: Dimensions of the event analysis drawn in the bulletin.
+CHART_DIMENSIONS = ("category", "grade", "care_stage", "hour_band", "weekday", "department")
+UNIT_SUFFIX = {"percent": " %", "permille": " ‰", "per100": ""}
+COMPARISON = {"gt": ">", "ge": "≥", "le": "≤", "lt": "<"}
+
+
+def parse_month(text: str, today_: date) -> date:
+    """YYYY-MM → the month's first day; a malformed month or one in the future is refused (422)."""
+    match = MONTH.match(text or "")
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+        raise Unprocessable(errors={"month": [_("Give the month as YYYY-MM, e.g. 2026-02.")]})
+    month = date(int(match.group(1)), int(match.group(2)), 1)
+    if month > today_.replace(day=1):
+        raise Unprocessable(errors={"month": [_("%(month)s is in the future: there is no bulletin for it yet.",
+                                                month=text)]})
+    return month
+
+
+def filename(month: date) -> str:
+    return f"bulletin-{month:%Y-%m}.pdf"
+
+
+def fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    digits = 2 if unit == "per100" else 1
+    return f"{value:.{digits}f}{UNIT_SUFFIX.get(unit, '')}"
+
+
+def target_text(value) -> str:
+    if value.target is None:
+        return _("rising") if value.direction == "rising" else "—"
+    return f"{COMPARISON.get(value.comparison, '')} {fmt(value.target, value.unit)}".strip()
+
+
+def met_text(value) -> str:
+    return "—" if value.met is None else (_("met") if value.met else _("not met"))
+
+
+def _row(value) -> dict:
+    return {"code": value.code, "name": value.name, "value": fmt(value.value, value.unit),
+            "numerator": value.numerator, "denominator": value.denominator, "target": target_text(value),
+            "met": met_text(value), "is_met": value.met, "frozen": value.frozen_at is not None}
+
+
+def _trend_chart(code: str, month: date, now: datetime):
+    points = indicators.trend(code, month, 12, now=now)
+    latest = points[-1][1]
+    values = [v.value for _m, v in points]
+    known = [v for v in values + [latest.target] if v is not None]
+    top = 100.0 if latest.unit == "percent" else max(known + [1.0]) * 1.3
+    return charts.line(latest.name, [m.strftime("%y-%m") for m, _v in points], {latest.name: values},
+                       target=latest.target, target_label=_("Target"), width=440, height=230, range=(0, top),
+                       value_formatter=lambda v: "" if v is None else f"{v:.1f}")
+
+
+def followup_by_department(month: date, cutoff: datetime, now: datetime) -> list[dict]:
+    """Each department's effective follow-up rates (the indicators' definitions, grouped by department)
+    and its overdue open calls at the cut-off."""
+    period = IndicatorPeriod(month, indicators.month_end(month), now)
+    counts: dict[int, dict[str, list[int]]] = {}
+    for code in FOLLOWUP_CODES:
+        indicator = BY_CODE[code]
+        for part, index in (("numerator", 0), ("denominator", 1)):
+            for source in indicator.sources(part):
+                rows = source.select(period).subquery()
+                stmt = sa.select(rows.c.department_id, sa.func.sum(rows.c.weight)).group_by(rows.c.department_id)
+                for department_id, n in db.session.execute(stmt):
+                    counts.setdefault(department_id, {}).setdefault(code, [0, 0])[index] += int(n or 0)
+    overdue = dict(db.session.execute(sa.select(Task.department_id, sa.func.count()).where(
+        task_overdue(Task, cutoff)).group_by(Task.department_id)).all())
+    ids = set(counts) | set(overdue)
+    language = current_language()
+    departments = {d.id: d for d in db.session.scalars(sa.select(Department).where(Department.id.in_(ids)))}
+    result = []
+    for department_id in sorted(ids, key=lambda i: departments[i].code if i in departments else ""):
+        cells = {}
+        for code in FOLLOWUP_CODES:
+            numerator, denominator = counts.get(department_id, {}).get(code, (0, 0))
+            cells[code] = (f"{100 * numerator / denominator:.1f} % ({numerator}/{denominator})"
+                           if denominator else "—")
+        result.append({"department": departments[department_id].label(language) if department_id in departments
+                       else "—", "cells": cells, "overdue": overdue.get(department_id, 0)})
+    return result
+
+
+def overdue_counts(cutoff: datetime) -> dict:
+    """Open work past its deadline at the cut-off, by each domain's own overdue rule."""
+    def count(model, clause):
+        return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(clause)) or 0
+
+    return {"events": count(AdverseEvent, event_overdue(cutoff)), "followup": count(Task, task_overdue(Task, cutoff)),
+            "mdt": count(Discussion, discussion_overdue(cutoff))}
+
+
+def context(month: date, now: datetime) -> dict:
+    """Everything the bulletin prints for `month`, judged at `now`."""
+    period = month_period(month)
+    cutoff = min(period.end_at, now)
+    values = indicators.month_values(month, now=now)
+    by_code = {v.code: v for v in values}
+    event_summary = analysis.summary(period, None)
+    event_summary["underreporting"] = underreporting.funnel(period, k=event_summary["k"], now=now)
+    return {
+        "month": month,
+        "month_label": local_month_label(month),
+        "now": now,
+        "cutoff": cutoff,
+        "cutoff_shown": cutoff - timedelta(minutes=1) if cutoff == period.end_at else cutoff,
+        "hospital": current_app.config["HOSPITAL_NAME"],
+        "indicators": [_row(v) for v in values],
+        "frozen": any(v.frozen_at is not None for v in values),
+        "trends": [_trend_chart(code, month, now) for code in TREND_CODES if code in by_code],
+        "analysis": event_summary,
+        "tables": {t["name"]: t for t in event_summary["dimensions"]},
+        "event_charts": queries.dimension_charts(event_summary, names=CHART_DIMENSIONS, width=440),
+        "funnel": queries.funnel_chart(event_summary),
+        "followup": followup_by_department(month, cutoff, now),
+        "followup_codes": [(code, BY_CODE[code].label(current_language())) for code in FOLLOWUP_CODES],
+        "compliance": [_row(by_code[code]) for code in COMPLIANCE_CODES if code in by_code],
+        "overdue": overdue_counts(cutoff),
+    }
+
+
+def render(month: date, now: datetime) -> bytes:
+    """The bulletin of `month` as PDF bytes."""
+    # The template engine directly, not render_template: the scheduler has no request, and the
+    # page context processors (current user, inbox badge) have nothing to add to a print.
+    html = current_app.jinja_env.get_template("reports/bulletin.html").render(**context(month, now))
+    return pdf.render_pdf(html)
+
+
+def previous_month(now: datetime) -> date:
+    return (today(now).replace(day=1) - timedelta(days=1)).replace(day=1)
+
+
+def archive_path(month: date) -> str:
+    return os.path.join(current_app.instance_path, "reports", filename(month))
+
+
+def archive(month: date, now: datetime) -> str | None:
+    """Write the month's bulletin under <instance>/reports once; None when it is there already."""
+    path = archive_path(month)
+    if os.path.exists(path):
+        return None
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = render(month, now)
+    partial = f"{path}.{os.getpid()}.part"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)  # readers never see half a file
+    return path
+
+
+def local_month_label(month: date) -> str:
+    return f"{month.year}年{month.month}月" if current_language() != "en" else month.strftime("%B %Y")
+

@@ -1,0 +1,307 @@
+"""CSV and XLSX exports of reports (shaped for re-keying into the national NCIS platform) and of
+follow-up results, streamed.
+
+Events: every analysis field, free text through the PII scrubber, and nothing about the reporter
+(no mode, no user, no receipt, no message): the export is a list of what happened, not of who told
+us. Submission times are written to the hour for every report, as an anonymous one is stored, so
+the minute never tells anonymous reports from the others. Follow-up: tasks with their outcome, the patient's phone masked. docs/exports.md maps
+each column to the NCIS form.
+
+CSV is a generator (UTF-8 with a BOM so Excel reads the Chinese); XLSX is written row by row by
+xlsxwriter in constant-memory mode into a temporary file, which is streamed and then deleted.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Callable
+
+import sqlalchemy as sa
+from flask import Response, stream_with_context
+from flask_babel import gettext as _, lazy_gettext as _l
+
+from qcflow.auth.models import Department, User
+from qcflow.auth.permissions import scoped, sees_all_departments
+from qcflow.clinical.models import Patient, Staff
+from qcflow.core.actors import Actor
+from qcflow.core.errors import NotFound
+from qcflow.core.i18n import current_language, label
+from qcflow.core.masking import mask_phone
+from qcflow.core.time import local
+from qcflow.events.models import AdverseEvent, EventCategory
+from qcflow.events.queries import SCOPE as EVENT_SCOPE
+from qcflow.events.scrub import scrub
+from qcflow.extensions import db
+from qcflow.followup.models import Protocol, Task
+from qcflow.followup.timeliness import timeliness_sql
+from qcflow.reports.analysis import Period, effective_grade, reports_clause
+
+BATCH = 500
+XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@dataclass(frozen=True)
+class Column:
+    code: str
+    title: object  # lazy label
+
+
+def _at(value: datetime | None) -> str:
+    return local(value).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _hour(value: datetime | None) -> str:
+    """Submission times to the hour for every report: an anonymous one is stored so, and a minute
+    on the others would tell the two apart."""
+    return local(value).strftime("%Y-%m-%d %H:00") if value else ""
+
+
+def _on(value: date | None) -> str:
+    return value.isoformat() if value else ""
+
+
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else (_("yes") if value else _("no"))
+
+
+def _labels(kind: str, codes: str | None) -> str:
+    return "、".join(label(kind, code) for code in (codes or "").split(",") if code)
+
+
+EVENT_COLUMNS = [
+    Column("reference", _l("Reference")),
+    Column("state", _l("State")),
+    Column("submitted_at", _l("Reported at")),
+    Column("occurred_at", _l("Occurred at")),
+    Column("discovered_at", _l("Discovered at")),
+    Column("department", _l("Department where it happened")),
+    Column("location", _l("Location")),
+    Column("category", _l("Category")),
+    Column("subcategory", _l("Subcategory")),
+    Column("grade", _l("Grade")),
+    Column("reporter_grade", _l("Grade given by the reporter")),
+    Column("harm", _l("Harm")),
+    Column("ncc_merp", _l("NCC MERP category")),
+    Column("care_stage", _l("Care stage")),
+    Column("clinical_state", _l("Clinical state")),
+    Column("is_unplanned_reoperation", _l("Unplanned reoperation")),
+    Column("description", _l("What happened")),
+    Column("immediate_actions", _l("Immediate actions")),
+    Column("external_severity", _l("Severity for the health authority")),
+    Column("external_reported_at", _l("Reported to the health authority at")),
+    Column("handling_department", _l("Handling department")),
+    Column("rca_cause_domains", _l("Cause domains")),
+    Column("rca_factors", _l("Contributing factors")),
+    Column("analysis", _l("Analysis")),
+    Column("improvement_types", _l("Improvement types")),
+    Column("closed_at", _l("Closed at")),
+]
+
+FOLLOWUP_COLUMNS = [
+    Column("task_id", _l("Task")),
+    Column("pathway", _l("Pathway")),
+    Column("occurrence", _l("Call no.")),
+    Column("department", _l("Department")),
+    Column("patient_mrn", _l("MRN")),
+    Column("patient_name", _l("Patient")),
+    Column("phone", _l("Phone (masked)")),
+    Column("due_on", _l("Due")),
+    Column("window_opens", _l("Window opens")),
+    Column("window_closes", _l("Window closes")),
+    Column("state", _l("State")),
+    Column("timeliness", _l("Timeliness")),
+    Column("attempts", _l("Attempts")),
+    Column("closed_at", _l("Completed at")),
+    Column("completed_by", _l("Completed by")),
+    Column("respondent", _l("Respondent")),
+    Column("channel", _l("Channel")),
+    Column("complication", _l("Complication")),
+    Column("complication_note", _l("Complication note")),
+    Column("unplanned_readmission", _l("Unplanned readmission")),
+    Column("reoperation", _l("Reoperation")),
+    Column("recurrence_metastasis", _l("Recurrence or metastasis")),
+    Column("vital_status", _l("Vital status")),
+    Column("died_on", _l("Date of death")),
+    Column("health_education_given", _l("Health education given")),
+    Column("revisit_booked", _l("Revisit booked")),
+    Column("satisfaction", _l("Satisfaction (1–5)")),
+    Column("outcome_note", _l("Note")),
+    Column("is_effective", _l("Effective follow-up")),
+]
+
+
+def export_department(actor: Actor, department_id: int | None) -> int | None:
+    """The department filter the actor may use: any for quality, only their own for others (404)."""
+    if department_id is not None and not sees_all_departments(actor) and department_id != actor.department_id:
+        raise NotFound()
+    if department_id is not None and db.session.get(Department, department_id) is None:
+        raise NotFound()
+    return department_id
+
+
+def _names() -> list[str]:
+    """Names the scrubber removes from free text: users and HIS staff."""
+    users = db.session.scalars(sa.select(User.display_name))
+    staff = db.session.scalars(sa.select(Staff.name))
+    return [n for n in (*users, *staff) if n]
+
+
+def _batched(result, size: int = BATCH) -> Iterator[list]:
+    while batch := result.fetchmany(size):
+        yield batch
+
+
+def event_rows(actor: Actor, period: Period, department_id: int | None) -> Iterator[list[str]]:
+    """The reports of the period the actor may see, one list of cells per report, oldest first."""
+    language = current_language()
+    departments = {d.id: d.label(language) for d in db.session.scalars(sa.select(Department))}
+    categories = {c.code: c.label(language) for c in db.session.scalars(sa.select(EventCategory))}
+    names = _names()
+    e = AdverseEvent
+    stmt = scoped(sa.select(
+        e.reference, e.state, e.submitted_at, e.occurred_at, e.discovered_at, e.department_id, e.location,
+        e.category_code, e.subcategory_code, effective_grade().label("grade"), e.reporter_grade, e.harm, e.ncc_merp,
+        e.care_stage, e.clinical_state, e.is_unplanned_reoperation, e.description, e.immediate_actions,
+        e.external_severity, e.external_reported_at, e.handling_department_id, e.rca_cause_domains, e.rca_factors,
+        e.analysis, e.improvement_types, e.closed_at, e.patient_mrn,
+    ), EVENT_SCOPE, actor).where(reports_clause(period)).order_by(e.submitted_at, e.id)
+    if department_id is not None:
+        stmt = stmt.where(sa.or_(e.department_id == department_id, e.handling_department_id == department_id))
+    result = db.session.execute(stmt.execution_options(yield_per=BATCH))
+    for batch in _batched(result):
+        mrns = {row.patient_mrn for row in batch if row.patient_mrn}
+        patients = list(db.session.scalars(sa.select(Patient.name).where(Patient.mrn.in_(mrns)))) if mrns else []
+        batch_names = names + patients
+
+        def clean(text):
+            return scrub(text or "", batch_names)
+
+        for row in batch:
+            yield [
+                row.reference or "", label("state", row.state), _hour(row.submitted_at), _at(row.occurred_at),
+                _at(row.discovered_at), departments.get(row.department_id, ""), clean(row.location),
+                categories.get(row.category_code, row.category_code or ""),
+                categories.get(row.subcategory_code, row.subcategory_code or ""), row.grade or "",
+                row.reporter_grade or "", label("harm", row.harm), row.ncc_merp or "",
+                label("care_stage", row.care_stage), clean(row.clinical_state), _yes_no(row.is_unplanned_reoperation),
+                clean(row.description), clean(row.immediate_actions),
+                label("external_severity", row.external_severity) if row.external_severity else "",
+                _at(row.external_reported_at), departments.get(row.handling_department_id, ""),
+                _labels("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),
+                _labels("improvement_type", row.improvement_types), _at(row.closed_at),
+            ]
+
+
+def followup_rows(actor: Actor, period: Period, department_id: int | None, now: datetime) -> Iterator[list[str]]:
+    """Follow-up calls due in the period the actor may see, with their outcome; phones masked."""
+    language = current_language()
+    departments = {d.id: d.label(language) for d in db.session.scalars(sa.select(Department))}
+    pathways = {p.code: (p.name_en if language == "en" else p.name)
+                for p in db.session.scalars(sa.select(Protocol).where(Protocol.is_current.is_(True)))}
+    users = {u.id: u.display_name for u in db.session.scalars(sa.select(User))}
+    t = Task
+    stmt = scoped(sa.select(
+        t.id, t.pathway, t.occurrence, t.department_id, Patient.mrn, Patient.name, Patient.phone, t.due_on,
+        t.opens_at, t.closes_at, t.state, timeliness_sql(t, now).label("timeliness"), t.attempt_count, t.closed_at,
+        t.completed_by_id, t.respondent, t.channel, t.complication, t.complication_note, t.unplanned_readmission,
+        t.reoperation, t.recurrence_metastasis, t.vital_status, t.died_on, t.health_education_given,
+        t.revisit_booked, t.satisfaction, t.outcome_note, t.is_effective,
+    ).join(Patient, Patient.id == t.patient_id), t.department_id, actor).where(
+        t.due_on >= period.start, t.due_on <= period.end).order_by(t.due_on, t.id)
+    if department_id is not None:
+        stmt = stmt.where(t.department_id == department_id)
+    result = db.session.execute(stmt.execution_options(yield_per=BATCH))
+    for batch in _batched(result):
+        for row in batch:
+            yield [
+                str(row.id), pathways.get(row.pathway, row.pathway), str(row.occurrence),
+                departments.get(row.department_id, ""), row.mrn, row.name, mask_phone(row.phone) or "",
+                _on(row.due_on), _at(row.opens_at), _at(row.closes_at), label("fu_task_state", row.state),
+                label("fu_timeliness", row.timeliness) if row.timeliness else "", str(row.attempt_count),
+                _at(row.closed_at), users.get(row.completed_by_id, ""), label("fu_respondent", row.respondent),
+                label("fu_channel", row.channel), _yes_no(row.complication), scrub(row.complication_note or ""),
+                _yes_no(row.unplanned_readmission), _yes_no(row.reoperation), _yes_no(row.recurrence_metastasis),
+                {"alive": _("alive"), "dead": _("dead")}.get(row.vital_status, ""), _on(row.died_on),
+                _yes_no(row.health_education_given), _yes_no(row.revisit_booked),
+                "" if row.satisfaction is None else str(row.satisfaction), scrub(row.outcome_note or ""),
+                _yes_no(row.is_effective),
+            ]
+
+
+def header(columns: list[Column]) -> list[str]:
+    return [str(column.title) for column in columns]
+
+
+def _csv_line(cells: list[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow([_defuse(cell) for cell in cells])
+    return buffer.getvalue()
+
+
+def _defuse(cell: str) -> str:
+    """Keep a spreadsheet from reading text as a formula (CSV injection)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def csv_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str) -> Response:
+    """Stream rows as CSV with a UTF-8 BOM (Excel then reads Chinese correctly)."""
+    def generate():
+        yield "\ufeff" + _csv_line(header(columns))
+        for cells in rows():
+            yield _csv_line(cells)
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Cache-Control": "no-store"})
+
+
+def write_xlsx(path: str, columns: list[Column], rows: Iterable[list[str]], sheet: str) -> None:
+    """Write the rows into an XLSX file, one row at a time (constant memory)."""
+    import xlsxwriter
+
+    workbook = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_formulas": False,
+                                          "strings_to_urls": False, "strings_to_numbers": False,
+                                          "tmpdir": os.path.dirname(path)})
+    worksheet = workbook.add_worksheet(sheet[:31])
+    bold = workbook.add_format({"bold": True, "bg_color": "#EEF1F4"})
+    worksheet.write_row(0, 0, header(columns), bold)
+    worksheet.freeze_panes(1, 0)
+    for index, cells in enumerate(rows, start=1):
+        worksheet.write_row(index, 0, cells)
+    workbook.close()
+
+
+def xlsx_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str, sheet: str) -> Response:
+    """Write the XLSX to a temporary file (memory stays flat however many rows), then stream it."""
+    directory = tempfile.mkdtemp(prefix="qcflow-export-")
+    path = os.path.join(directory, "export.xlsx")
+    try:
+        write_xlsx(path, columns, rows(), sheet)
+        handle = open(path, "rb")
+    except BaseException:
+        _remove(directory)
+        raise
+    size = os.path.getsize(path)
+
+    def generate():
+        try:
+            while chunk := handle.read(64 * 1024):
+                yield chunk
+        finally:
+            handle.close()
+            _remove(directory)
+
+    return Response(generate(), mimetype=XLSX_MIMETYPE,
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "Content-Length": str(size), "Cache-Control": "no-store"})
+
+
+def _remove(directory: str) -> None:
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+    os.rmdir(directory)

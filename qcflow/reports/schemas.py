@@ -1,0 +1,92 @@
+"""Shapes of the report and export requests and responses (rules live in the modules they call)."""
+from marshmallow import fields, validate
+
+from qcflow.core.schemas import BaseSchema, QueryArgs
+
+
+class PeriodArgs(QueryArgs):
+    start = fields.Date(data_key="from",
+                        metadata={"description": "First day, YYYY-MM-DD (default: the 1st of the month of `to`)"})
+    end = fields.Date(data_key="to", metadata={"description": "Last day, inclusive (default: today, hospital time)"})
+    department = fields.Integer(validate=validate.Range(min=1), metadata={
+        "description": "Department id (quality office: any; department heads: their own)"})
+
+
+class MonthArgs(QueryArgs):
+    month = fields.String(required=True, metadata={"example": "2026-02", "description": "YYYY-MM, not in the future"})
+
+
+class CellOut(BaseSchema):
+    code = fields.String(allow_none=True)
+    label = fields.String()
+    count = fields.Integer(allow_none=True, metadata={"description": "null when hidden (small cell)"})
+    display = fields.String(metadata={"description": "the count as published: a number, `<5` or `—`"})
+    share = fields.Float(allow_none=True, metadata={"description": "percent of the total, when both are published"})
+    suppressed = fields.Boolean()
+
+
+class TotalOut(BaseSchema):
+    count = fields.Integer(allow_none=True)
+    display = fields.String()
+    suppressed = fields.Boolean()
+
+
+class DimensionOut(BaseSchema):
+    name = fields.String(metadata={"example": "category"})
+    title = fields.String()
+    rows = fields.List(fields.Nested(CellOut))
+    total = fields.Nested(TotalOut)
+
+
+class HarmOut(BaseSchema):
+    count = fields.Integer(allow_none=True)
+    display = fields.String()
+    share = fields.Float(allow_none=True)
+    suppressed = fields.Boolean()
+
+
+class DepartmentRef(BaseSchema):
+    id = fields.Integer()
+    code = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+
+
+class FunnelPointOut(BaseSchema):
+    department = fields.Nested(DepartmentRef)
+    discharges = fields.Integer()
+    reports = fields.Integer(allow_none=True)
+    reports_display = fields.String()
+    rate = fields.Float(allow_none=True, metadata={"description": "reports per 100 discharges"})
+    rate_display = fields.String()
+    expected = fields.Float()
+    limits = fields.Dict(keys=fields.String(), values=fields.List(fields.Float()),
+                         metadata={"description": "{\"95\": [lower, upper], \"99.8\": [lower, upper]} per 100 discharges"})
+    flag = fields.String(metadata={"description": "low_99.8, low_95, within, high_95 or too_few"})
+    harm_share = fields.Float(allow_none=True)
+    suppressed = fields.Boolean()
+
+
+class FunnelOut(BaseSchema):
+    hospital_rate = fields.Float(metadata={"description": "reports per 100 discharges"})
+    reports = fields.Integer()
+    discharges = fields.Integer()
+    points = fields.List(fields.Nested(FunnelPointOut))
+    flagged = fields.List(fields.String())
+    silent_weeks = fields.Integer()
+    silent = fields.List(fields.Nested(DepartmentRef))
+
+
+class PeriodOut(BaseSchema):
+    start = fields.String(data_key="from")
+    end = fields.String(data_key="to")
+
+
+class AnalysisOut(BaseSchema):
+    period = fields.Nested(PeriodOut)
+    department = fields.Nested(DepartmentRef, allow_none=True)
+    k = fields.Integer(metadata={"description": "counts below k are shown as `<k` below the hospital level"})
+    below_hospital_level = fields.Boolean()
+    total = fields.Nested(TotalOut)
+    harm = fields.Nested(HarmOut)
+    dimensions = fields.List(fields.Nested(DimensionOut))
+    underreporting = fields.Nested(FunnelOut)

@@ -1,0 +1,58 @@
+"""Report pages: the reports index and the event analysis."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
+from marshmallow import ValidationError
+
+from qcflow.auth.models import Department, Role
+from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.core.errors import Unprocessable, translate_errors
+from qcflow.core.i18n import current_language
+from qcflow.core.time import now, today
+from qcflow.extensions import db
+from qcflow.indicators.queries import add_months
+from qcflow.reports import queries
+from qcflow.reports.analysis import check_period, month_period
+from qcflow.reports.charts import as_image
+from qcflow.reports.schemas import PeriodArgs
+
+bp = Blueprint("reports", __name__)
+
+
+@bp.get("/reports")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+def index():
+    """List the reports: the event analysis, the monthly bulletins, the exports."""
+    this_month = today().replace(day=1)
+    months = [add_months(this_month, -n) for n in range(1, 13)]
+    last = month_period(months[0])
+    return render_template("reports/index.html", months=months, last_month=last.start, last_day=last.end)
+
+
+@bp.get("/reports/analysis")
+@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+def analysis():
+    """Show the event analysis and the under-reporting funnel for a period (and department)."""
+    actor = current_actor()
+    errors, status = {}, 200
+    try:
+        args = PeriodArgs().load({key: value for key, value in request.args.items() if value.strip()})
+    except ValidationError as error:
+        args, errors, status = {}, translate_errors(error.messages), 422
+    try:
+        period = check_period(args.get("start"), args.get("end"), today())
+    except Unprocessable as error:
+        errors, status = translate_errors(error.errors), 422
+        period = check_period(None, None, today())
+    result = queries.event_analysis(actor, period, args.get("department"), now=now())
+    departments = []
+    if sees_all_departments(actor):
+        departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
+                                              .order_by(Department.kind, Department.code)))
+    titles = {table["name"]: table["title"] for table in result["dimensions"]}
+    charts = {name: as_image(svg, titles[name]) for name, svg in queries.dimension_charts(result).items()}
+    return render_template("reports/analysis.html", result=result, errors=errors, departments=departments,
+                           charts=charts, funnel=as_image(queries.funnel_chart(result), _("Funnel plot")),
+                           language=current_language()), status

@@ -1,0 +1,98 @@
+"""Fixtures for the report tests: a small hospital, reports as explicit rows, discharges, logged-in clients."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from itertools import count
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.conftest import login
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+_refs = count(1)
+
+
+def local(*args) -> datetime:
+    """A hospital-local wall time as an aware datetime."""
+    return datetime(*args, tzinfo=SHANGHAI)
+
+
+@pytest.fixture
+def hospital(ctx, create_department, create_user):
+    """Departments and users by role, committed."""
+    from qcflow.extensions import db
+
+    qc = create_department(code="QC", name="质控办", kind="functional")
+    surgery = create_department(code="GS", name="普通外科", name_en="General Surgery")
+    cardio = create_department(code="CARD", name="心内科", name_en="Cardiology")
+    ortho = create_department(code="ORTH", name="骨科", name_en="Orthopaedics")
+    users = {
+        "quality": create_user(username="quality", roles=("quality",), department=qc, display_name="王质控"),
+        "head": create_user(username="head", roles=("dept_head",), department=surgery, display_name="李主任"),
+        "cardhead": create_user(username="cardhead", roles=("dept_head",), department=cardio),
+        "doctor": create_user(username="doctor", roles=("clinician",), department=surgery, display_name="张建国"),
+        "nurse": create_user(username="nurse", roles=("nurse",), department=surgery),
+    }
+    db.session.commit()
+    return {"qc": qc, "surgery": surgery, "cardio": cardio, "ortho": ortho, **users}
+
+
+@pytest.fixture
+def create_report(ctx, hospital):
+    """An adverse event row in a given state; anonymous ones keep no reporter and hour-rounded times."""
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+
+    def create(*, department=None, state="submitted", mode="named", submitted=None, occurred=None,
+               category="medication", grade="III", confirmed_grade=None, care_stage="medication",
+               location="5病区护士站", clinical_state=None, harm=None, reporter=None, **kwargs):
+        submitted = (submitted or local(2026, 2, 10, 9, 0)).astimezone(timezone.utc)
+        if mode == "anonymous":
+            submitted = submitted.replace(minute=0, second=0, microsecond=0)
+        occurred = (occurred or submitted - timedelta(hours=3)).astimezone(timezone.utc)
+        n = next(_refs)
+        event = AdverseEvent(
+            reference=f"AE-2026-{n:06d}", state=state, mode=mode,
+            reporter_user_id=None if mode == "anonymous" else (reporter or hospital["doctor"]).id,
+            receipt_hash=f"{n:064x}" if mode == "anonymous" else None,
+            category_code=category, reporter_grade=grade, confirmed_grade=confirmed_grade, care_stage=care_stage,
+            occurred_at=occurred, discovered_at=occurred + timedelta(minutes=30), location=location,
+            department_id=(department or hospital["surgery"]).id, clinical_state=clinical_state, harm=harm,
+            description=kwargs.pop("description", "配药时发现剂量多了一倍，未给患者使用。"),
+            created_at=submitted, submitted_at=None if state == "draft" else submitted, **kwargs)
+        db.session.add(event)
+        db.session.flush()
+        return event
+
+    return create
+
+
+@pytest.fixture
+def create_census(ctx):
+    """A monthly discharge census row (the indicator's denominator where it exists)."""
+    from qcflow.clinical.models import DischargeCensus
+    from qcflow.extensions import db
+
+    def create(department, month_on, discharges):
+        row = DischargeCensus(department_id=department.id, month_on=month_on, discharges=discharges,
+                              updated_at=datetime(2026, 3, 1, tzinfo=timezone.utc))
+        db.session.add(row)
+        db.session.flush()
+        return row
+
+    return create
+
+
+@pytest.fixture
+def clients(app, hospital):
+    """Logged-in test clients by user name."""
+    made = {"anonymous": app.test_client()}
+
+    def get(name):
+        if name not in made:
+            made[name] = app.test_client()
+            login(made[name], hospital[name].username)
+        return made[name]
+
+    return get
