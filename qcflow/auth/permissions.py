@@ -93,12 +93,26 @@ def enforce_access():
     if access.public:
         return None
     if not current_user.is_authenticated:
-        if is_api_request() or request.method != "GET":
+        if is_api_request():
             raise NotAuthenticated()
+        if request.method != "GET":
+            # A page form posted after the session ended: log in, then back to the page it came from
+            # (the browser keeps the typed text, see static/js/app.js). Nothing posted is acted on.
+            return redirect(url_for("auth.login", next=_referring_path(), expired=1), code=303)
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if access.roles and not current_user.has_role(*access.roles):
         raise Forbidden()
     return None
+
+
+def _referring_path() -> str | None:
+    """The same-site page a form was posted from (its path and query), if the browser said."""
+    from urllib.parse import urlsplit
+
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc != request.host or not referrer.path.startswith("/"):
+        return None
+    return referrer.path + ("?" + referrer.query if referrer.query else "")
 
 
 def current_actor() -> Actor:

@@ -66,14 +66,26 @@ def draft_values(event) -> dict:
     return values
 
 
+def form_idempotency_key() -> str | None:
+    """One report per rendered form: its one-time form token, hashed, is the Idempotency-Key."""
+    import hashlib
+
+    token = request.form.get("csrf_token")
+    return "form:" + hashlib.sha256(token.encode()).hexdigest()[:40] if token else None
+
+
 def save_report(actor):
     """File a new report, or update (and maybe submit) the reporter's own draft."""
     data = load_form(ReportIn())
     mode = data.pop("mode")
     submit = data.pop("submit") and "save_draft" not in request.form
+    missing = [name for name in services.REQUIRED_FIELDS if data.get(name) in (None, "")]
+    if submit and missing:  # each missing field marked next to itself, not one list at the top
+        raise ValidationError({name: ["Missing data for required field."] for name in missing})
     draft_id = request.form.get("draft_id", type=int)
     if not draft_id:
-        return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit)
+        return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
+                                    idempotency_key=form_idempotency_key())
     draft = queries.load_own_draft(draft_id, actor)
     services.update_draft(draft, data, actor=actor, now=now())
     if submit:
@@ -99,6 +111,10 @@ def report():
             errors, status = translate_errors(error.messages), 422
         except DomainError as error:
             db.session.rollback()
+            if error.extra.get("event_id") and mode != Mode.ANONYMOUS:  # the same form sent twice
+                return redirect(url_for("events.my_reports"))
+            if error.extra.get("event_id"):
+                error.message = _("This report was already received. Its receipt code was shown after the first submission.")
             errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
         else:
             db.session.commit()
@@ -231,4 +247,4 @@ def my_reports():
     return render_template("events/my_reports.html", reports=reports,
                            messages={e.id: services.messages(e) for e in reports},
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
-                           filed=request.args.get("filed"))
+                           filed=request.args.get("filed"), categories=report_choices()["categories"])

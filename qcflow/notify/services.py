@@ -1,4 +1,4 @@
-"""Notify users in the app; the optional webhook fires only after the transaction commits."""
+"""Notify users in the app; the optional webhook and e-mail leave only after the transaction commits."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,20 +8,23 @@ import sqlalchemy as sa
 from qcflow.auth.models import Role, User, UserRole
 from qcflow.core.errors import NotFound
 from qcflow.extensions import db
+from qcflow.notify.mail import queue_mail
 from qcflow.notify.models import Notification
 from qcflow.notify.webhook import queue_webhook
 
 
 def notify(user_ids, kind: str, title: str, *, now: datetime, body: str = "", link: str | None = None) -> list[Notification]:
-    """Create one in-app notification per user and queue the webhook payload."""
+    """Create one in-app notification per user and queue the webhook payload and the e-mail."""
     if not user_ids:
         return []
     rows = [Notification(user_id=uid, kind=kind, title=title, body=body, link=link, created_at=now)
             for uid in sorted(set(user_ids))]
     db.session.add_all(rows)
     db.session.flush()
-    queue_webhook({"kind": kind, "title": title, "body": body, "link": link,
-                   "user_ids": [r.user_id for r in rows], "created_at": now.isoformat()})
+    payload = {"kind": kind, "title": str(title), "body": str(body), "link": link,
+               "user_ids": [r.user_id for r in rows], "created_at": now.isoformat()}
+    queue_webhook(payload)
+    queue_mail(payload, payload["user_ids"])
     return rows
 
 
@@ -40,9 +43,28 @@ def unread_count(user_id: int) -> int:
     )
 
 
-def inbox(user_id: int, *, limit: int = 50, before_id: int | None = None) -> list[Notification]:
-    """The user's notifications, newest first, keyset-paginated by id."""
+#: Kinds of notification shown together on the inbox page: escalations (a deadline passed, a rule was
+#: bypassed) and reminders (something is due or requested); everything else is information.
+ESCALATIONS = ("event.deadline_breached", "followup.urgent_missed", "mdt.preop_missing", "mdt.overdue",
+               "operation.emergency_override")
+REMINDERS = ("followup.urgent_due", "followup.event_prompt", "mdt.requested", "mdt.scheduled", "event.question",
+             "action.assigned")
+
+
+def group_of(kind: str) -> str:
+    return "escalation" if kind in ESCALATIONS else "reminder" if kind in REMINDERS else "information"
+
+
+def inbox(user_id: int, *, limit: int = 50, before_id: int | None = None, group: str | None = None,
+          unread_only: bool = False) -> list[Notification]:
+    """The user's notifications, newest first, keyset-paginated by id (optionally one group, or unread)."""
     stmt = sa.select(Notification).where(Notification.user_id == user_id)
+    if group == "escalation":
+        stmt = stmt.where(Notification.kind.in_(ESCALATIONS))
+    elif group == "reminder":
+        stmt = stmt.where(Notification.kind.in_(REMINDERS))
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
     if before_id is not None:
         stmt = stmt.where(Notification.id < before_id)
     return list(db.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))

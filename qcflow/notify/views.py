@@ -1,6 +1,7 @@
 """The notifications page and the inbox badge."""
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_login import current_user
+from werkzeug.exceptions import HTTPException
 
 from qcflow.auth.permissions import authenticated
 from qcflow.core.time import now
@@ -13,8 +14,28 @@ bp = Blueprint("notify", __name__)
 @bp.app_context_processor
 def inbox_badge():
     if current_user.is_authenticated:
-        return {"unread_notifications": services.unread_count(current_user.id)}
-    return {"unread_notifications": 0}
+        return {"unread_notifications": services.unread_count(current_user.id), "may_visit": may_visit}
+    return {"unread_notifications": 0, "may_visit": may_visit}
+
+
+def may_visit(path: str) -> bool:
+    """Layout helper: whether a page exists and the current user may open it (drives the navigation).
+
+    It reads the route's access declaration, so a link never shows for a page that would refuse the
+    user, and links to pages still being built appear as soon as their route is registered.
+    """
+    try:
+        endpoint, _args = current_app.url_map.bind("localhost").match(path, method="GET")
+    except HTTPException:
+        return False
+    access = getattr(current_app.view_functions.get(endpoint), "qc_access", None)
+    if access is None:
+        return False
+    if access.public:
+        return True
+    if not current_user.is_authenticated:
+        return False
+    return not access.roles or current_user.has_role(*access.roles)
 
 
 @bp.get("/notifications")
@@ -22,8 +43,10 @@ def inbox_badge():
 def list_notifications():
     """Show my notifications, newest first."""
     before = request.args.get("before", type=int)
-    items = services.inbox(current_user.id, before_id=before)
-    return render_template("notify/list.html", items=items)
+    group = request.args.get("group") if request.args.get("group") in ("escalation", "reminder") else None
+    unread = request.args.get("unread") == "1"
+    items = services.inbox(current_user.id, before_id=before, group=group, unread_only=unread)
+    return render_template("notify/list.html", items=items, group=group, unread=unread, group_of=services.group_of)
 
 
 @bp.post("/notifications/<int:notification_id>/read")

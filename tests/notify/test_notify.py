@@ -117,3 +117,25 @@ def test_webhook_is_not_sent_when_the_transaction_rolls_back(database_url, tmp_p
         db.session.rollback()
         db.session.commit()
     assert not arrived.wait(0.5) and received == []
+
+
+def test_inbox_page_groups_escalations_and_reminders(app, client, create_user, now):
+    from qcflow.extensions import db
+
+    user = create_user(username="q")
+    services.notify([user.id], "event.deadline_breached", "分级超时 AE-1", now=now, link="/events/1")
+    services.notify([user.id], "followup.urgent_due", "24 小时随访即将到期", now=now)
+    services.notify([user.id], "mdt.signed", "讨论记录已签署", now=now)
+    db.session.commit()
+    login(client, "q")
+    everything = client.get("/notifications?lang=en").get_data(as_text=True)
+    assert all(t in everything for t in ("分级超时 AE-1", "24 小时随访即将到期", "讨论记录已签署"))
+    assert "Escalation" in everything and "Reminder" in everything and "Information" in everything
+    escalations = client.get("/notifications?group=escalation").get_data(as_text=True)
+    assert "分级超时 AE-1" in escalations and "24 小时随访即将到期" not in escalations
+    reminders = client.get("/notifications?group=reminder").get_data(as_text=True)
+    assert "24 小时随访即将到期" in reminders and "讨论记录已签署" not in reminders
+    first = services.inbox(user.id)[0]
+    client.post(f"/notifications/{first.id}/read", data={"csrf_token": csrf_from(client, "/notifications")})
+    unread = client.get("/notifications?unread=1").get_data(as_text=True)
+    assert first.title not in unread and "分级超时 AE-1" in unread

@@ -1,0 +1,114 @@
+"""Optional e-mail: one message per recipient of a notification, sent after commit, dropped on rollback.
+
+Off unless SMTP_HOST is set. Users have no e-mail column yet, so addresses come from
+SMTP_RECIPIENT_TEMPLATE (e.g. "{username}@hospital.example") and/or the fixed SMTP_TO list
+(a shared mailbox that receives every notification).
+"""
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+PENDING = "qcflow_mail"
+
+
+def settings() -> dict | None:
+    """The SMTP settings, or None when mail is off."""
+    if not has_app_context():
+        return None
+    config = current_app.config
+    if not config.get("SMTP_HOST"):
+        return None
+    return {
+        "host": config["SMTP_HOST"], "port": int(config.get("SMTP_PORT") or 25),
+        "user": config.get("SMTP_USER"), "password": config.get("SMTP_PASSWORD"),
+        "sender": config.get("SMTP_FROM") or "qcflow@localhost",
+        "starttls": bool(config.get("SMTP_STARTTLS")), "timeout": float(config.get("SMTP_TIMEOUT_SECONDS") or 10),
+        "link_base": (config.get("SMTP_LINK_BASE") or "").rstrip("/"),
+    }
+
+
+def recipients(user_ids) -> list[str]:
+    """Addresses for these users (from the template) plus the fixed SMTP_TO list."""
+    from qcflow.auth.models import User
+    from qcflow.extensions import db
+
+    config = current_app.config
+    addresses: list[str] = []
+    template = config.get("SMTP_RECIPIENT_TEMPLATE")
+    if template and user_ids:
+        names = db.session.scalars(sa.select(User.username).where(User.id.in_(list(user_ids)), User.is_active.is_(True))
+                                   .order_by(User.id))
+        addresses += [template.format(username=name) for name in names]
+    fixed = config.get("SMTP_TO") or []
+    if isinstance(fixed, str):
+        fixed = [a.strip() for a in fixed.split(",")]
+    addresses += [a for a in fixed if a]
+    return list(dict.fromkeys(addresses))
+
+
+def queue_mail(payload: dict, user_ids) -> None:
+    """Queue one notification's e-mail in the current transaction (sent only if it commits)."""
+    smtp = settings()
+    if smtp is None:
+        return
+    to = recipients(user_ids)
+    if not to:
+        return
+    from qcflow.extensions import db
+
+    db.session().info.setdefault(PENDING, []).append((smtp, to, payload))
+
+
+def build(smtp: dict, to: str, payload: dict) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = payload["title"]
+    message["From"] = smtp["sender"]
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=smtp["sender"].rpartition("@")[2] or "localhost")
+    lines = [payload["title"]]
+    if payload.get("body"):
+        lines += ["", payload["body"]]
+    if payload.get("link"):
+        lines += ["", smtp["link_base"] + payload["link"]]
+    message.set_content("\n".join(lines) + "\n")  # UTF-8 text; Chinese titles are encoded by the library
+    return message
+
+
+def send(smtp: dict, batch: list[tuple[list[str], dict]]) -> None:
+    """Deliver a committed transaction's messages over one SMTP connection; failures are logged, not raised."""
+    try:
+        with smtplib.SMTP(smtp["host"], smtp["port"], timeout=smtp["timeout"]) as client:
+            if smtp["starttls"]:
+                client.starttls()
+            if smtp["user"]:
+                client.login(smtp["user"], smtp["password"] or "")
+            for to, payload in batch:
+                for address in to:
+                    client.send_message(build(smtp, address, payload))
+    except (OSError, smtplib.SMTPException) as error:
+        log.warning("mail via %s:%s failed: %s", smtp["host"], smtp["port"], error)
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _send(session: Session) -> None:
+    pending = session.info.pop(PENDING, [])
+    if not pending:
+        return
+    smtp = pending[0][0]
+    # Off the request thread: a slow mail server must not slow the user down.
+    threading.Thread(target=send, args=(smtp, [(to, payload) for _smtp, to, payload in pending]), daemon=True).start()
+
+
+@sa.event.listens_for(Session, "after_soft_rollback")
+def _drop(session: Session, previous_transaction) -> None:
+    session.info.pop(PENDING, None)

@@ -1,0 +1,239 @@
+"""Browser journeys: Playwright's sync API drives Debian's Chromium against a real HTTP server.
+
+One browser per test session; one server (werkzeug, a thread, a random port on 127.0.0.1) and one
+freshly migrated database with the demo data per test module. Every browser context records the
+requests it made, and a test fails if any of them left 127.0.0.1 (no CDN, no web fonts).
+Screenshots go to tests/e2e/artifacts/ (git-ignored).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import CREATED_APPS, PG_URL, empty_postgres, make_app
+
+CHROMIUM = "/usr/bin/chromium"
+#: G3 in the stack probe: the flags Debian's Chromium needs under Playwright here.
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 1}
+DESKTOP = {"viewport": {"width": 1280, "height": 860}, "device_scale_factor": 1}
+DEMO_PASSWORDS = {"doctor": "demo-doctor-2025", "nurse": "demo-nurse-2025", "head": "demo-head-2025",
+                  "quality": "demo-quality-2025", "admin": "demo-admin-2025", "anes": "demo-anes-2025",
+                  "cardio": "demo-cardio-2025"}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+requires_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                       reason=f"{CHROMIUM} is missing (scripts/setup installs the chromium package)")
+#: Every browser test module starts with: pytestmark = E2E
+E2E = [pytest.mark.e2e, requires_chromium]
+
+
+@dataclass
+class Server:
+    url: str
+    app: object
+    facts: dict = field(default_factory=dict)
+    #: Logged-in browser state per user name, so tests that are not about logging in skip the form.
+    states: dict = field(default_factory=dict)
+
+    def db(self):
+        """An app context for reading or arranging data directly (commits are the caller's)."""
+        return self.app.app_context()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(database_template, tmp_path_factory):
+    """A real HTTP server on a free port of 127.0.0.1, over a fresh migrated database with demo data."""
+    from werkzeug.serving import make_server
+
+    base = tmp_path_factory.mktemp("e2e")
+    if PG_URL:
+        empty_postgres(PG_URL)
+        url = PG_URL
+    else:
+        shutil.copyfile(database_template, base / "qcflow.sqlite3")
+        url = f"sqlite:///{base / 'qcflow.sqlite3'}"
+    app = make_app(url, str(base))
+    CREATED_APPS.remove(app)  # lives for the module, not one test
+    facts = seed(app)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the test output
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, name="e2e-server", daemon=True)
+    thread.start()
+    yield Server(url=f"http://127.0.0.1:{http.server_port}", app=app, facts=facts)
+    http.shutdown()
+    http.server_close()
+    thread.join(5)
+    from qcflow.extensions import db
+
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def seed(app) -> dict:
+    """The demo data of `make run`, plus what the journeys need: an overdue case, an overdue 24 h
+    call, an anaesthetist and a cardiologist for the MDT quorum, and a grade-4 operation to book."""
+    from qcflow.auth import services as auth
+    from qcflow.auth.models import Department, User
+    from qcflow.clinical.models import Operation
+    from qcflow.clinical.services import import_rows
+    from qcflow.core.actors import Actor
+    from qcflow.core.time import local, now
+    from qcflow.demo import load_demo_data
+    from qcflow.events.services import file_report
+    from qcflow.extensions import db
+    from qcflow.followup.services import generate_due
+
+    import sqlalchemy as sa
+
+    at = now()
+    with app.app_context():
+        code = load_demo_data(now=at)
+        system = Actor.system("e2e")
+        departments = {d.code: d for d in db.session.scalars(sa.select(Department))}
+        users = {u.username: u for u in db.session.scalars(sa.select(User))}
+        for username, name, dept in (("anes", "孙麻醉", "ANES"), ("cardio", "钱心内", "CARD")):
+            users[username] = auth.create_user(username, DEMO_PASSWORDS[username], ["clinician"], departments[dept],
+                                               actor=system, now=at, display_name=name)
+        # A named grade II case filed two days ago: its 12 h triage deadline has passed.
+        overdue_event, _code = file_report(
+            {"category_code": "fall", "reporter_grade": "II", "care_stage": "nursing",
+             "occurred_at": at - timedelta(days=2, hours=2), "discovered_at": at - timedelta(days=2, hours=1),
+             "location": "7病区", "department_id": departments["ORTH"].id, "description": "患者夜间跌倒，额部擦伤。"},
+            mode="named", actor=Actor.for_user(users["head"]), now=at - timedelta(days=2))
+        in_five_days = local(at).date() + timedelta(days=5)
+        planned = datetime(in_five_days.year, in_five_days.month, in_five_days.day, 8, 30, tzinfo=local(at).tzinfo)
+        batches = [
+            ("staff", [{"his_id": "DEMO-S1", "name": "刘外科", "department_code": "GS", "specialty": "general_surgery",
+                        "username": "head"},
+                       {"his_id": "E2E-ANES", "name": "孙麻醉", "department_code": "ANES", "specialty": "anaesthesia",
+                        "username": "anes"},
+                       {"his_id": "E2E-CARD", "name": "钱心内", "department_code": "CARD", "specialty": "cardiology",
+                        "username": "cardio"}]),
+            ("authorisations", [{"staff_his_id": "DEMO-S1", "procedure_code": "52.7001",
+                                 "valid_from": (local(at).date() - timedelta(days=400)).isoformat()}]),
+            ("patients", [{"his_id": "E2E-P4", "mrn": "BA260004", "name": "周明", "sex": "M", "birth_on": "1962-07-01",
+                           "phone": "13812340004"},
+                          {"his_id": "E2E-P5", "mrn": "BA260005", "name": "吴丽", "sex": "F", "birth_on": "1980-02-11",
+                           "phone": "13812340005"}]),
+            ("encounters", [{"his_id": "E2E-E4", "patient_his_id": "E2E-P4", "department_code": "GS",
+                             "admitted_at": (at - timedelta(days=1)).isoformat()},
+                            # discharged 30 h ago from day surgery: the 24 h call is overdue
+                            {"his_id": "E2E-E5", "patient_his_id": "E2E-P5", "department_code": "GS",
+                             "is_day_surgery": True, "admitted_at": (at - timedelta(hours=38)).isoformat(),
+                             "discharged_at": (at - timedelta(hours=30)).isoformat(), "disposition": "home"}]),
+            ("operations", [{"his_id": "E2E-O4", "encounter_his_id": "E2E-E4", "procedure_code": "52.7001",
+                             "surgeon_his_id": "DEMO-S1", "planned_at": planned.isoformat()}]),
+        ]
+        for kind, rows in batches:
+            results = import_rows(kind, rows, actor=system, now=at, strict=True)
+            assert not any(r.errors for r in results), [r.errors for r in results]
+        generate_due(at)
+        token = auth.create_token(users["quality"], "e2e", actor=system, now=at)
+        db.session.commit()
+        operation = db.session.scalar(sa.select(Operation).where(Operation.his_id == "E2E-O4"))
+        return {"receipt_code": code, "quality_token": token, "operation_id": operation.id,
+                "overdue_event_id": overdue_event.id}
+
+
+@pytest.fixture
+def contexts(browser, server):
+    """Open browser contexts (phone or desktop, Chinese by default); afterwards, check that every
+    request they made went to the test server on 127.0.0.1."""
+    opened, requests = [], []
+
+    def open_context(kind="desktop", locale="zh-CN", user=None):
+        """A new context; with `user`, already logged in (the login form is used once per module and user)."""
+        options = dict(PHONE if kind == "phone" else DESKTOP)
+        context = browser.new_context(base_url=server.url, locale=locale, storage_state=server.states.get(user),
+                                      **options)
+        context.set_default_timeout(20_000)  # generous: CI machines are shared and slow
+        context.on("request", lambda request: requests.append(request.url))
+        opened.append(context)
+        if user and user not in server.states:
+            page = context.new_page()
+            login(page, user)
+            server.states[user] = context.storage_state()
+            page.close()
+        return context
+
+    yield open_context
+    for context in opened:
+        context.close()
+    outside = [u for u in requests if urlsplit(u).scheme not in ("data", "blob", "about")
+               and urlsplit(u).hostname != "127.0.0.1"]
+    assert requests and not outside, f"requests left the machine: {outside}"
+
+
+def login(page, username: str, password: str | None = None):
+    """Log in through the login page and land on the home page (or the `next` target)."""
+    page.goto("/login")
+    page.fill("#username", username)
+    page.fill("#password", password or DEMO_PASSWORDS[username])
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
+    assert "/login" not in page.url, page.inner_text("main")
+    return page
+
+
+def shot(page, name: str, full_page: bool = True) -> Path:
+    """Save a screenshot of the page under tests/e2e/artifacts/."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def check_accessible_form_fields(page) -> list[str]:
+    """Every visible input, select and textarea has a label (bound or wrapping) or an aria-label."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('input, select, textarea'))
+        .filter(el => el.type !== 'hidden' && el.type !== 'submit' && el.offsetParent !== null)
+        .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+        .map(el => el.outerHTML.slice(0, 120))""")
+
+
+def check_no_horizontal_scroll(page) -> bool:
+    """Neither the page nor its navigation scrolls sideways (wide data tables may, inside themselves)."""
+    return page.evaluate("""() => [document.documentElement, ...document.querySelectorAll('header, nav, form, main > section')]
+        .every(el => el.scrollWidth <= el.clientWidth + 1)""")
+
+
+def api_call(server: Server, method: str, path: str, body: dict | None = None, token: str | None = None):
+    """Call the JSON API over HTTP like the HIS or a script would; returns (status, JSON body)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.url + path, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read() or b"null")

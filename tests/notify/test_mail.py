@@ -1,0 +1,157 @@
+"""Optional SMTP delivery of notifications: after commit, never on rollback, off by default."""
+import base64
+import email
+import socketserver
+import threading
+import time
+from email.policy import default as default_policy
+
+import pytest
+
+from qcflow.notify import services
+from tests.conftest import make_app
+
+
+class SMTPReceiver(socketserver.ThreadingTCPServer):
+    """A tiny SMTP server (enough of RFC 5321 for smtplib): records logins and messages."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), SMTPHandler)
+        self.messages, self.logins, self.arrived = [], [], threading.Event()
+
+
+class SMTPHandler(socketserver.StreamRequestHandler):
+    def reply(self, line: str):
+        self.wfile.write((line + "\r\n").encode())
+
+    def handle(self):
+        self.reply("220 test ESMTP")
+        envelope = {"to": []}
+        while True:
+            line = self.rfile.readline().decode().rstrip("\r\n")
+            verb = line.split(" ", 1)[0].upper()
+            if not line or verb == "QUIT":
+                self.reply("221 bye")
+                return
+            if verb == "EHLO":
+                self.reply("250-test")
+                self.reply("250 AUTH PLAIN")
+            elif verb == "HELO":
+                self.reply("250 test")
+            elif verb == "AUTH":
+                _plain, blob = line.split(" ", 2)[1:]
+                self.server.logins.append(base64.b64decode(blob).split(b"\0")[1:])
+                self.reply("235 ok")
+            elif verb == "MAIL":
+                envelope = {"from": line[10:].strip("<>"), "to": []}
+                self.reply("250 ok")
+            elif verb == "RCPT":
+                envelope["to"].append(line[8:].strip("<>"))
+                self.reply("250 ok")
+            elif verb == "DATA":
+                self.reply("354 go on")
+                data = []
+                while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                    data.append(chunk[1:] if chunk.startswith(b"..") else chunk)
+                message = email.message_from_bytes(b"".join(data), policy=default_policy)
+                self.server.messages.append((envelope, message))
+                self.server.arrived.set()
+                self.reply("250 queued")
+            elif verb in ("RSET", "NOOP"):
+                self.reply("250 ok")
+            else:
+                self.reply("502 not implemented")
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPReceiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def mail_app(database_url, tmp_path, smtp, **overrides):
+    config = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp.server_address[1], "SMTP_FROM": "qcflow@hospital.example",
+              "SMTP_RECIPIENT_TEMPLATE": "{username}@hospital.example",
+              "SMTP_LINK_BASE": "https://qcflow.hospital.example", **overrides}
+    return make_app(database_url, str(tmp_path), **config)
+
+
+def two_users(now):
+    from qcflow.auth.models import Department, User
+    from qcflow.extensions import db
+
+    dept = Department(code="QC", name="质控办", kind="functional", created_at=now)
+    db.session.add(dept)
+    db.session.flush()
+    users = [User(username=name, display_name=name, password_hash="x", department_id=dept.id, created_at=now,
+                  password_changed_at=now) for name in ("zhao", "qian")]
+    db.session.add_all(users)
+    db.session.flush()
+    return [u.id for u in users]
+
+
+def test_each_recipient_gets_a_mail_after_commit(database_url, tmp_path, smtp, now):
+    from qcflow.extensions import db
+
+    app = mail_app(database_url, tmp_path, smtp, SMTP_USER="qcflow", SMTP_PASSWORD="s3cret")
+    with app.app_context():
+        ids = two_users(now)
+        services.notify(ids, "event.deadline_breached", "不良事件 AE-2026-000001 分级超时", now=now,
+                        body="请尽快处理。", link="/events/1")
+        assert not smtp.arrived.wait(0.3)  # nothing leaves before the commit
+        db.session.commit()
+    deadline = time.monotonic() + 5
+    while len(smtp.messages) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sorted(env["to"][0] for env, _m in smtp.messages) == ["qian@hospital.example", "zhao@hospital.example"]
+    envelope, message = smtp.messages[0]
+    assert envelope["from"] == "qcflow@hospital.example"
+    assert message["Subject"] == "不良事件 AE-2026-000001 分级超时"
+    body = message.get_content()
+    assert "请尽快处理。" in body and "https://qcflow.hospital.example/events/1" in body
+    assert smtp.logins == [[b"qcflow", b"s3cret"]]
+
+
+def test_no_mail_when_the_transaction_rolls_back(database_url, tmp_path, smtp, now):
+    from qcflow.extensions import db
+
+    app = mail_app(database_url, tmp_path, smtp)
+    with app.app_context():
+        services.notify(two_users(now), "test", "不会发送", now=now)
+        db.session.rollback()
+        db.session.commit()
+    assert not smtp.arrived.wait(0.5) and smtp.messages == []
+
+
+def test_mail_is_off_without_smtp_host(database_url, tmp_path, smtp, now):
+    from qcflow.extensions import db
+
+    app = make_app(database_url, str(tmp_path), SMTP_RECIPIENT_TEMPLATE="{username}@hospital.example")
+    with app.app_context():
+        services.notify(two_users(now), "test", "关闭", now=now)
+        db.session.commit()
+    assert not smtp.arrived.wait(0.5)
+
+
+def test_fixed_recipients_and_an_unreachable_server_do_not_break_the_request(database_url, tmp_path, smtp, now, caplog):
+    from qcflow.extensions import db
+    from qcflow.notify import mail
+
+    app = mail_app(database_url, tmp_path, smtp, SMTP_RECIPIENT_TEMPLATE=None, SMTP_TO="qc-office@hospital.example")
+    with app.app_context():
+        services.notify(two_users(now), "test", "共享邮箱", now=now)
+        db.session.commit()
+    assert smtp.arrived.wait(5)
+    assert [env["to"] for env, _m in smtp.messages] == [["qc-office@hospital.example"]]
+    # A mail server that is down is logged, never raised.
+    closed = {"host": "127.0.0.1", "port": 1, "user": None, "password": None, "sender": "a@b", "starttls": False,
+              "timeout": 1.0, "link_base": ""}
+    mail.send(closed, [(["x@y"], {"title": "t", "body": "", "link": None})])
+    assert "mail via 127.0.0.1:1 failed" in caplog.text
