@@ -23,6 +23,19 @@ PASSWORD = "correct-horse-9"
 
 pytest_plugins = ["tests.factories"]
 
+#: Set by .ci/run: also run the tests marked `slow` (long variants of the default ones).
+RUN_SLOW = bool(os.environ.get("QCFLOW_RUN_SLOW"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `slow` are skipped unless QCFLOW_RUN_SLOW is set (the one switch for them)."""
+    if RUN_SLOW:
+        return
+    skip = pytest.mark.skip(reason="slow: set QCFLOW_RUN_SLOW=1 (.ci/run does)")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
+
 
 def make_app(database_url: str, instance_path: str, **overrides):
     config = {

@@ -1,7 +1,9 @@
 """Accounts, departments, logins, sessions and API tokens. Services flush, never commit."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
@@ -24,18 +26,31 @@ from qcflow.extensions import db
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
+COMMON_PASSWORDS_FILE = os.path.join(os.path.dirname(__file__), "common_passwords.txt")
 
 
 def normalise_username(username: str) -> str:
     return (username or "").strip().lower()
 
 
-def check_password_policy(password: str) -> None:
+@lru_cache(maxsize=1)
+def common_passwords() -> frozenset[str]:
+    """The shipped list of common passwords, lower-case (a local file; nothing is fetched)."""
+    with open(COMMON_PASSWORDS_FILE, encoding="utf-8") as lines:
+        return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def check_password_policy(password: str, field: str = "password") -> None:
+    """8–128 characters and not on the list of common (breached) passwords."""
     if not (MIN_PASSWORD_LENGTH <= len(password or "") <= MAX_PASSWORD_LENGTH):
         raise Unprocessable(
             _("A password needs %(min)d to %(max)d characters.", min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH),
-            errors={"password": [_("Length must be between %(min)d and %(max)d.", min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)]},
+            errors={field: [_("Length must be between %(min)d and %(max)d.", min=MIN_PASSWORD_LENGTH, max=MAX_PASSWORD_LENGTH)]},
         )
+    if password.strip().lower() in common_passwords():
+        message = _("This password is one of the most common passwords and is easy to guess. Choose another one, "
+                    "for example a short sentence.")
+        raise Unprocessable(message, errors={field: [message]})
 
 
 def find_department(code: str) -> Department:
@@ -117,7 +132,7 @@ def change_password(user: User, current: str, new: str, *, actor: Actor, now: da
     """Change a password after checking the current one; every session of the user ends."""
     if not password_matches(user.password_hash, current):
         raise Unprocessable(errors={"current_password": [_("The current password is not correct.")]})
-    check_password_policy(new)
+    check_password_policy(new, field="new_password")
     user.password_hash = hash_password(new)
     user.password_changed_at = now
     revoke_sessions(user, now)
@@ -134,27 +149,42 @@ def set_locale(user: User, locale: str | None, *, actor: Actor, now: datetime) -
     audit.record(actor.audit_name, "user.set_locale", "user_account", user.id, now, after={"locale": locale})
 
 
-def authenticate(username: str, password: str, *, now: datetime, max_failures: int, window: timedelta) -> User | None:
-    """Return the user for valid credentials, else record the failure and return None.
+def record_login_attempt(username: str, *, now: datetime) -> int:
+    """Write the attempt down before its password is checked; the caller commits at once.
 
-    Unknown user and wrong password are indistinguishable (same answer, same work).
-    Raises TooManyRequests once the account has `max_failures` failures within `window`.
+    Concurrent guesses in other workers then see it: the n-th attempt to be written counts at least
+    n, so no more than the limit are ever checked, however many arrive at the same moment.
+    """
+    attempt = LoginFailure(username=normalise_username(username)[:64], failed_at=now)
+    db.session.add(attempt)
+    db.session.flush()
+    return attempt.id
+
+
+def authenticate(username: str, password: str, *, attempt_id: int, now: datetime, max_failures: int,
+                 window: timedelta) -> User | None:
+    """Return the user for valid credentials, else keep the attempt as a failure and return None.
+
+    `attempt_id` is the row of `record_login_attempt`, committed before this call. Unknown user and
+    wrong password are indistinguishable (same answer, same work). Raises TooManyRequests when more
+    than `max_failures` attempts (this one included) fall within `window`; a refused or successful
+    attempt is not kept as a failure.
     """
     name = normalise_username(username)
-    failures = db.session.scalar(
+    attempts = db.session.scalar(
         sa.select(sa.func.count()).select_from(LoginFailure)
-        .where(LoginFailure.username == name, LoginFailure.failed_at > now - window)
+        .where(LoginFailure.username == name[:64], LoginFailure.failed_at > now - window)
     )
-    if failures >= max_failures:
+    if attempts > max_failures:
+        db.session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt_id))
         raise TooManyRequests(
             _("Too many failed logins for this account. Wait %(minutes)d minutes and try again.",
               minutes=int(window.total_seconds() // 60))
         )
     user = db.session.scalar(sa.select(User).where(User.username == name)) if name else None
     if password_matches(user.password_hash if user else None, password) and user.is_active:
+        db.session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt_id))
         return user
-    db.session.add(LoginFailure(username=name[:64], failed_at=now))
-    db.session.flush()
     return None
 
 

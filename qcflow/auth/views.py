@@ -33,13 +33,16 @@ def login():
     form = LoginForm()
     status = 200
     if form.validate_on_submit():
-        config = current_app.config
+        config, at = current_app.config, now()
+        attempt = services.record_login_attempt(form.username.data, now=at)
+        db.session.commit()  # visible to every worker before the password is checked (N2)
         try:
             user = services.authenticate(
-                form.username.data, form.password.data, now=now(),
+                form.username.data, form.password.data, attempt_id=attempt, now=at,
                 max_failures=config["LOGIN_MAX_FAILURES"], window=timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
             )
         except TooManyRequests as error:
+            db.session.commit()  # the refused attempt is not kept
             form.form_errors.append(str(error.message))
             return render_template("auth/login.html", form=form), 429
         if user is None:

@@ -31,7 +31,8 @@ class PatientArgs(QueryArgs):
 @blp.arguments(BatchIn)
 @blp.response(200, BatchOut)
 @blp.alt_response(404, description="Unknown kind")
-@blp.alt_response(422, schema=BatchOut, description="No row could be accepted; each row's errors are listed")
+@blp.alt_response(422, schema={"oneOf": [{"$ref": "#/components/schemas/BatchOut"}, {"$ref": "#/components/schemas/Error"}]},
+                  description="No row could be accepted (BatchOut, each row's errors listed), or the body is invalid (Error)")
 def intake(data, kind):
     """Upsert a batch by HIS id: patients, encounters, operations, diagnoses, census, procedures, staff,
     authorisations. Good rows land, bad rows come back with their errors; re-sending changes nothing."""

@@ -97,6 +97,17 @@ def record(actor: str, action: str, object_type: str, object_id, now: datetime, 
     return entry
 
 
+def note_read(actor: str, action: str, object_type: str, object_id, **detail) -> None:
+    """Remember a read of sensitive data; the after-request hook audits it once the answer is sent.
+
+    Reads happen in GET handlers that commit nothing; qcflow.core.web.audit_reads writes these
+    entries after a successful response, in their own transaction.
+    """
+    from flask import g
+
+    g.setdefault("audited_reads", []).append((actor, action, object_type, object_id, detail))
+
+
 @dataclass
 class VerifyResult:
     ok: bool

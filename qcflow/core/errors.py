@@ -11,7 +11,7 @@ import re
 from flask import current_app, jsonify, render_template, request
 from flask_babel import gettext as _, lazy_gettext as _l
 from marshmallow import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
@@ -182,6 +182,16 @@ def register_error_handlers(app):
         return error_response(
             409, "conflict", _("This record conflicts with an existing one (duplicate or missing reference).")
         )
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def data_error(error):
+        # The database refuses a value (PostgreSQL: an integer beyond 32 bits, a NUL character;
+        # SQLite: beyond 64 bits): the client's data, so 422 like any other invalid value, never a 500.
+        db.session.rollback()
+        log.info("data error: %s", getattr(error, "orig", error))
+        return error_response(422, "unprocessable", _("A value is out of range or contains characters that "
+                                                       "cannot be stored."))
 
     @app.errorhandler(ValidationError)
     def invalid(error: ValidationError):

@@ -7,6 +7,7 @@ import os
 from flask import Flask, current_app, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.routing import IntegerConverter
 
 from qcflow.config import DEFAULT_SECRET_KEY
 from qcflow.core.errors import BadRequest, is_api_request
@@ -24,6 +25,12 @@ def check_production_config(app: Flask) -> None:
     if app.debug or app.config.get("DEBUG"):
         raise RuntimeError("DEBUG must be off in production")
     app.config["SESSION_COOKIE_SECURE"] = True
+    # __Host-: the browser accepts the cookie only over HTTPS, for this host and path "/" (no
+    # Domain attribute), so neither plain HTTP nor a sibling subdomain can plant or read it.
+    if not app.config["SESSION_COOKIE_NAME"].startswith("__Host-"):
+        app.config["SESSION_COOKIE_NAME"] = "__Host-" + app.config["SESSION_COOKIE_NAME"]
+    app.config["SESSION_COOKIE_DOMAIN"] = None
+    app.config["SESSION_COOKIE_PATH"] = "/"
 
 
 def database_uri(app: Flask) -> str:
@@ -95,11 +102,39 @@ def security_headers(response):
     return response
 
 
+def audit_reads(response):
+    """Audit the sensitive reads a successful request noted (qcflow.core.audit.note_read), then commit."""
+    from flask import g
+
+    from qcflow.core import audit
+    from qcflow.core.time import now
+    from qcflow.extensions import db
+
+    reads = g.pop("audited_reads", None)
+    if not reads or response.status_code >= 400:
+        return response
+    at = now()
+    for actor, action, object_type, object_id, detail in reads:
+        audit.record(actor, action, object_type, object_id, at, **detail)
+    db.session.commit()
+    return response
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` in routes: ids are 32-bit database keys, so a larger number is an unknown id (404),
+    never an overflow in the database driver."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def install_request_hooks(app: Flask) -> None:
     from qcflow.auth.permissions import enforce_access
 
+    app.url_map.converters["int"] = IdConverter  # before any blueprint adds its rules
     app.before_request(enforce_access)
     app.before_request(check_csrf)
     app.before_request(check_json_body)
     app.after_request(security_headers)
+    app.after_request(audit_reads)
     app.jinja_env.globals["form_token"] = form_token

@@ -6,10 +6,11 @@ import time
 from flask import current_app, request
 from flask_babel import gettext as _
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 from qcflow.auth.models import Role
 from qcflow.auth.permissions import authenticated, current_actor, public, roles_required
-from qcflow.core.api import Blueprint
+from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import TooManyRequests
 from qcflow.core.security import AddressRateLimiter
 from qcflow.core.time import now
@@ -44,6 +45,12 @@ receipt_limiter = AddressRateLimiter()
 @blp.arguments(ReportIn)
 @blp.response(201, ReportCreated)
 @blp.alt_response(409, description="Same Idempotency-Key already used")
+@blp.doc(**created_links(
+    GetEvent=("get", "/api/v1/events/{event_id}", {"event_id": "$response.body#/id"}),
+    StepEvent=("post", "/api/v1/events/{event_id}/transitions", {"event_id": "$response.body#/id"}),
+    AddAction=("post", "/api/v1/events/{event_id}/actions", {"event_id": "$response.body#/id"}),
+    AskReporter=("post", "/api/v1/events/{event_id}/messages", {"event_id": "$response.body#/id"}),
+))
 @blp.alt_response(422, description="Missing or invalid fields, each named")
 def file_event(data):
     """File an adverse-event report; without credentials it is anonymous and returns a receipt code once.
@@ -51,9 +58,17 @@ def file_event(data):
     Send `Idempotency-Key` to make client retries safe.
     """
     mode, submit = data.pop("mode"), data.pop("submit")
-    event, code = services.file_report(data, mode=mode, actor=current_actor(), now=now(), submit=submit,
-                                       idempotency_key=request.headers.get("Idempotency-Key"))
-    db.session.commit()
+    key = request.headers.get("Idempotency-Key")
+    try:
+        event, code = services.file_report(data, mode=mode, actor=current_actor(), now=now(), submit=submit,
+                                           idempotency_key=key)
+        db.session.commit()
+    except IntegrityError:
+        # A simultaneous retry with the same key won the race: answer as a sequential retry is answered (R12).
+        db.session.rollback()
+        if key:
+            services.refuse_replayed_key(key)
+        raise
     body = {"id": event.id, "reference": event.reference, "state": event.state}
     if code:
         body["receipt_code"] = code
@@ -126,6 +141,8 @@ def transition(data, event_id):
 @roles_required(Role.QUALITY)
 @blp.arguments(ActionIn)
 @blp.response(201, ActionOut)
+@blp.doc(**created_links(StepAction=("post", "/api/v1/events/{event_id}/actions/{action_id}/transitions",
+                                     {"event_id": "$request.path.event_id", "action_id": "$response.body#/id"})))
 def add_action(data, event_id):
     """Add a corrective action (owner department, due date)."""
     actor = current_actor()

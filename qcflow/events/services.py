@@ -115,16 +115,15 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     Anonymous reports keep no trace of the reporter: no user, and times coarsened to the hour.
     """
     if idempotency_key:
-        existing = db.session.get(IdempotencyKey, idempotency_key)
-        if existing is not None:
-            raise Conflict(_("This report was already received (same Idempotency-Key)."), event_id=existing.event_id)
+        refuse_replayed_key(idempotency_key)
+    checked_at = now  # the real time: an event of 10 minutes ago is not "in the future" of the coarsened hour
     if mode == Mode.ANONYMOUS:
         actor, now = Actor.anonymous(), coarse(now)
         if not submit:
             raise Unprocessable(errors={"mode": [_("Anonymous reports cannot be saved as drafts.")]})
     elif actor.user_id is None:
         raise Unprocessable(errors={"mode": [_("Log in to file a named or confidential report, or choose anonymous.")]})
-    check_report_rules(data, now)
+    check_report_rules(data, checked_at)
     data = {"wants_feedback": True, **data}
     event = AdverseEvent(mode=mode, reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id,
                          created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
@@ -143,6 +142,13 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
         submit_report(event, actor=actor if mode != Mode.ANONYMOUS else Actor("anonymous", roles=frozenset({"reporter"})),
                       now=now)
     return event, code
+
+
+def refuse_replayed_key(key: str) -> None:
+    """409 naming the report that this Idempotency-Key already filed, if any."""
+    existing = db.session.get(IdempotencyKey, key)
+    if existing is not None:
+        raise Conflict(_("This report was already received (same Idempotency-Key)."), event_id=existing.event_id)
 
 
 def update_draft(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> AdverseEvent:

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from qcflow.auth.models import Role
 from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
 from qcflow.clinical.models import Patient
-from qcflow.core.api import Blueprint
+from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.time import now
 from qcflow.extensions import db
@@ -171,6 +171,7 @@ def reassign(data, task_id):
 @roles_required(*QUEUE)
 @blp.arguments(EnrolIn)
 @blp.response(201, PlanOut)
+@blp.doc(**created_links(GetPlan=("get", "/api/v1/followup/plans/{plan_id}", {"plan_id": "$response.body#/id"})))
 @blp.alt_response(422, description="Unknown pathway or patient, or the patient has died")
 def enrol(data):
     """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""

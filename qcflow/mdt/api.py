@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from qcflow.auth.models import Role
 from qcflow.auth.permissions import current_actor, roles_required
-from qcflow.core.api import Blueprint
+from qcflow.core.api import Blueprint, created_links
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.mdt import queries, services
@@ -33,6 +33,13 @@ RECORDERS = (Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
 @blp.response(201, DiscussionOut)
 @blp.alt_response(409, description="A discussion of this kind is already open for the operation or patient")
 @blp.alt_response(422, description="Unknown or foreign links, each named")
+@blp.doc(**created_links(
+    GetDiscussion=("get", "/api/v1/mdt/discussions/{discussion_id}", {"discussion_id": "$response.body#/id"}),
+    RecordDiscussion=("patch", "/api/v1/mdt/discussions/{discussion_id}", {"discussion_id": "$response.body#/id"}),
+    StepDiscussion=("post", "/api/v1/mdt/discussions/{discussion_id}/transitions", {"discussion_id": "$response.body#/id"}),
+    AddParticipant=("post", "/api/v1/mdt/discussions/{discussion_id}/participants",
+                    {"discussion_id": "$response.body#/id"}),
+))
 def create_discussion(data):
     """Request a discussion; participants are proposed by the kind's required specialties."""
     discussion = services.request_discussion(data, actor=current_actor(), now=now())

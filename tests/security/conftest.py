@@ -1,0 +1,191 @@
+"""Fixtures for the security tests: two departments, each owning one object of every type.
+
+Department A is general surgery (GS), where the role users work; department B is cardiology
+(CARD), whose objects they must not reach. Objects are made through the real services with the
+real clock, so that requests made afterwards see them as the application would.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import ROOT, die_with_parent, login
+
+#: The role users of department A (the quality office and the administrator sit in QC).
+ROLE_USERS = {"doctor": "clinician", "nurse": "nurse", "dept_head": "dept_head", "quality": "quality",
+              "admin": "admin"}
+ROLES = (*ROLE_USERS, "anonymous")
+
+
+def _department_objects(dept, people, procedure, now):
+    """One object of every type owned by `dept`, made by `people` (that department's staff)."""
+    from qcflow.clinical.models import Encounter, Operation, Patient, Staff
+    from qcflow.core.actors import Actor
+    from qcflow.events import services as events
+    from qcflow.extensions import db
+    from qcflow.followup import services as followup
+    from qcflow.followup.models import Task
+    from qcflow.mdt import services as mdt
+    from qcflow.notify.services import notify
+
+    code = dept.code
+    quality = Actor.for_user(people["quality"])
+    staff = Staff(his_id=f"S-{code}", name=f"{code}外科医生", department_id=dept.id, specialty="general_surgery",
+                  user_id=people["doctor"].id)
+    patient = Patient(his_id=f"P-{code}", mrn=f"MRN-{code}", name=f"患者{code}", sex="M",
+                      phone="13812345678", id_number="110101196005011234", created_at=now, updated_at=now)
+    db.session.add_all([staff, patient])
+    db.session.flush()
+    encounter = Encounter(his_id=f"E-{code}", patient_id=patient.id, department_id=dept.id,
+                          admitted_at=now - timedelta(days=2), discharged_at=now - timedelta(hours=3),
+                          is_day_surgery=True, created_at=now, updated_at=now)
+    db.session.add(encounter)
+    db.session.flush()
+    operation = Operation(his_id=f"O-{code}", encounter_id=encounter.id, patient_id=patient.id,
+                          department_id=dept.id, procedure_code=procedure.code, grade=procedure.grade,
+                          is_restricted_technology=False, surgeon_staff_id=staff.id,
+                          planned_at=now + timedelta(days=7), state="planned", created_at=now, updated_at=now)
+    db.session.add(operation)
+    db.session.flush()
+    discussion = mdt.on_operation_planned(operation, now=now)
+    participant = discussion.participants[0]
+
+    event, _code = events.file_report(
+        {"category_code": "medication", "subcategory_code": "wrong_dose", "reporter_grade": "III",
+         "care_stage": "medication", "occurred_at": now - timedelta(hours=5), "discovered_at": now - timedelta(hours=4),
+         "location": "5病区", "department_id": dept.id, "description": "配药时发现剂量多了一倍。", "ncc_merp": "B"},
+        mode="confidential", actor=Actor.for_user(people["doctor"]), now=now)
+    events.transition_event(event, "triage", {"confirmed_grade": "III", "handling_department_id": dept.id,
+                                              "external_severity": "none"}, actor=quality, now=now)
+    events.transition_event(event, "start_investigation", {}, actor=quality, now=now)
+    action = events.add_action(event, {"title": "双人核对培训", "improvement_type": "training",
+                                       "owner_department_id": dept.id, "due_on": (now + timedelta(days=30)).date()},
+                               actor=quality, now=now)
+    message = events.add_message(event, "to_reporter", "请补充批号。", actor=quality, now=now)
+
+    plan = followup.enrol(patient, "day_surgery", source_type="encounter", source_id=encounter.id,
+                          anchor_at=encounter.discharged_at, department_id=dept.id, actor=quality, now=now)
+    task = db.session.scalars(db.select(Task).where(Task.plan_id == plan.id).order_by(Task.occurrence)).first()
+    followup.claim_task(task, actor=Actor.for_user(people["nurse"]), now=now)
+    attempt = followup.log_attempt(task, {"channel": "phone", "result": "no_answer"},
+                                   actor=Actor.for_user(people["nurse"]), now=now)
+    note = notify([people["doctor"].id], "test", "通知", now=now)[0]
+    db.session.flush()
+    return {"department": dept, "patient": patient, "encounter": encounter, "operation": operation,
+            "discussion": discussion, "participant": participant, "event": event, "action": action,
+            "message": message, "plan": plan, "task": task, "attempt": attempt, "notification": note,
+            "staff": staff}
+
+
+@pytest.fixture
+def world(ctx, create_department, create_user):
+    """Departments A (GS) and B (CARD) with their staff and one object of every type each, committed."""
+    from qcflow.clinical.models import Procedure
+    from qcflow.core.time import now as clock_now
+    from qcflow.extensions import db
+
+    now = clock_now()
+    qc = create_department(code="QC", name="质控办", kind="functional")
+    create_department(code="MED", name="医务科", kind="functional")
+    anaes = create_department(code="ANES", name="麻醉科")
+    a = create_department(code="GS", name="普通外科")
+    b = create_department(code="CARD", name="心内科")
+    users = {
+        "doctor": create_user(username="doctor", roles=("clinician",), department=a, display_name="张建国"),
+        "nurse": create_user(username="nurse", roles=("nurse",), department=a, display_name="李护士"),
+        "dept_head": create_user(username="head", roles=("dept_head",), department=a, display_name="陈主任"),
+        "quality": create_user(username="quality", roles=("quality",), department=qc, display_name="质控员"),
+        "admin": create_user(username="admin", roles=("admin",), department=qc),
+    }
+    b_people = {
+        "doctor": create_user(username="carddoctor", roles=("clinician",), department=b, display_name="王心"),
+        "nurse": create_user(username="cardnurse", roles=("nurse",), department=b, display_name="赵护士"),
+        "dept_head": create_user(username="cardhead", roles=("dept_head",), department=b),
+        "quality": users["quality"],
+    }
+    anaesthetist = create_user(username="anaes", roles=("clinician",), department=anaes, display_name="赵麻")
+    from qcflow.clinical.models import Staff
+
+    db.session.add(Staff(his_id="S-ANES", name="赵麻", department_id=anaes.id, specialty="anaesthesia",
+                         user_id=anaesthetist.id))
+    procedure = Procedure(code="52.7001", name="胰十二指肠切除术", grade=4)
+    db.session.add(procedure)
+    db.session.flush()
+    world = {
+        "now": now, "users": users, "b_users": b_people,
+        "A": _department_objects(a, {**users}, procedure, now),
+        "B": _department_objects(b, b_people, procedure, now),
+    }
+    db.session.commit()
+    return world
+
+
+@pytest.fixture
+def role_client(app, world):
+    """A test client logged in as the role's user of department A (`anonymous`: not logged in)."""
+    made = {}
+
+    def get(role):
+        if role not in made:
+            client = app.test_client()
+            if role != "anonymous":
+                response = login(client, world["users"][role].username)
+                assert response.status_code == 302, response.get_data(as_text=True)[:500]
+            made[role] = client
+        return made[role]
+
+    return get
+
+
+@pytest.fixture
+def token_for(runner, world):
+    """Bearer-token headers of a role's user (created through the CLI, as an operator would)."""
+
+    def make(role):
+        result = runner.invoke(args=["qcflow", "tokens", "create", "--username", world["users"][role].username])
+        assert result.exit_code == 0, result.output
+        return {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(database_url, instance, log_path, workers=4, **env):
+    """The shipped server configuration (scripts/gunicorn.conf.py) on a random port; yields the base URL."""
+    port = free_port()
+    environment = {**os.environ, "QCFLOW_DATABASE_URL": database_url, "QCFLOW_INSTANCE_PATH": str(instance),
+                   "QCFLOW_BIND": f"127.0.0.1:{port}", "QCFLOW_WORKERS": str(workers), "QCFLOW_SECRET_KEY": "gunicorn-test",
+                   **{k: str(v) for k, v in env.items()}}
+    with open(log_path, "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "scripts/gunicorn.conf.py", "wsgi:app"],
+                                  cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=die_with_parent)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 40
+            while True:
+                try:
+                    urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    assert server.poll() is None and time.monotonic() < deadline, open(log_path).read()
+                    time.sleep(0.2)
+            server.base_url = base
+            yield server
+        finally:
+            server.terminate()
+            server.wait(timeout=30)

@@ -1,0 +1,96 @@
+"""R10 / V3: Schemathesis against /api/v1/openapi.json, in-process (WSGI), once per role.
+
+Each operation gets generated valid data (positive) and invalid data (negative) with the role's bearer
+token (anonymous: none). Checks: no 5xx, status codes and bodies conform to the document, negative data
+is refused with a 4xx. The default run is bounded (FUZZ_EXAMPLES per operation and mode); the `slow`
+variant runs many more. The stateful phase (OpenAPI links) runs in test_api_links.py.
+"""
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode, checks
+from schemathesis.openapi import from_wsgi
+
+from tests.security.conftest import ROLES
+
+FUZZ_EXAMPLES = 3
+SLOW_EXAMPLES = 100
+
+CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+          checks.response_schema_conformance, checks.negative_data_rejection]
+
+
+def fuzz(app, headers, examples):
+    schema = from_wsgi("/api/v1/openapi.json", app)
+    # The role's token is sent by the test; generated Authorization values would only replace it.
+    schema.config.generation.update(with_security_parameters=False)
+    failures = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 30
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=examples, deadline=None, database=None, derandomize=True,
+                      phases=[Phase.explicit, Phase.generate],
+                      suppress_health_check=list(HealthCheck))
+            def run(case):
+                response = case.call(headers=headers)
+                case.validate_response(response, checks=CHECKS, headers=headers)
+
+            try:
+                run()
+            except Unsatisfiable:
+                pass  # nothing to make invalid (e.g. an operation without parameters or body)
+            except BaseException as error:  # collect every operation's failure, then fail once
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                failures.append(f"{operation.label} [{mode.value}]: {str(error)[:1500]}")
+    return failures
+
+
+def role_headers(role, token_for):
+    return {} if role == "anonymous" else token_for(role)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_api_conforms_to_its_document_for_every_role(app, world, token_for, role):
+    failures = fuzz(app, role_headers(role, token_for), FUZZ_EXAMPLES)
+    assert failures == [], "\n\n".join(failures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ROLES)
+def test_api_conforms_to_its_document_for_every_role_long(app, world, token_for, role):
+    failures = fuzz(app, role_headers(role, token_for), SLOW_EXAMPLES)
+    assert failures == [], "\n\n".join(failures)
+
+
+def stateful(app, headers, steps, examples):
+    """Schemathesis' stateful phase: follow the document's links (file → read / step / act on it)."""
+    schema = from_wsgi("/api/v1/openapi.json", app)
+    schema.config.generation.update(with_security_parameters=False)
+    machine = schema.as_state_machine()
+
+    class WithRole(machine):
+        def get_call_kwargs(self, case):
+            return {"headers": headers}
+
+        def validate_response(self, response, case, **kwargs):
+            case.validate_response(response, checks=CHECKS[:4], headers=headers)
+
+    WithRole.run(settings=settings(max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
+                                   derandomize=True, phases=[Phase.explicit, Phase.generate],
+                                   suppress_health_check=list(HealthCheck)))
+
+
+@pytest.mark.parametrize("role", ["quality", "dept_head", "doctor"])
+def test_linked_operations_conform_for_the_roles_that_create(app, world, token_for, role):
+    stateful(app, token_for(role), steps=6, examples=8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ROLES)
+def test_linked_operations_conform_long(app, world, token_for, role):
+    stateful(app, role_headers(role, token_for), steps=15, examples=60)

@@ -1,0 +1,101 @@
+"""The shipped deployment files (deploy/): units, nginx without client addresses on the anonymous
+routes, and the PostgreSQL runtime role that can only INSERT and SELECT the audit trail (I2, A2)."""
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import shutil
+import subprocess
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import PG_URL, ROOT
+
+DEPLOY = os.path.join(ROOT, "deploy")
+ANONYMOUS_LOCATIONS = ["= /report", "^~ /report/", "= /receipt", "^~ /receipt/", "= /api/v1/events",
+                       "^~ /api/v1/receipts/", "^~ /static/"]
+
+
+def read(*parts):
+    with open(os.path.join(DEPLOY, *parts), encoding="utf-8") as f:
+        return f.read()
+
+
+def unit(name):
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.read_string(read("systemd", name))
+    return parser
+
+
+def test_units_run_gunicorn_with_the_one_config_and_one_scheduler():
+    web, scheduler = unit("qcflow-web.service"), unit("qcflow-scheduler.service")
+    assert web["Service"]["ExecStart"].endswith("gunicorn -c scripts/gunicorn.conf.py wsgi:app")
+    assert os.path.exists(os.path.join(ROOT, "scripts", "gunicorn.conf.py"))
+    assert scheduler["Service"]["ExecStart"].endswith("qcflow scheduler run")
+    for service in (web, scheduler):
+        assert service["Service"]["User"] == "qcflow" and service["Service"]["NoNewPrivileges"] == "yes"
+        assert service["Service"]["EnvironmentFile"] == "/etc/qcflow/qcflow.env"
+
+
+def test_nginx_logs_no_client_address_anywhere_and_nothing_on_anonymous_routes():
+    site, anonymous, proxy = read("nginx", "qcflow.conf"), read("nginx", "qcflow-anonymous.conf"), read("nginx", "qcflow-proxy.conf")
+    formats = re.findall(r"log_format\s+\w+\s+([^;]+);", site)
+    assert formats
+    for variable in ("$remote_addr", "$http_x_forwarded_for", "$http_user_agent", "$http_referer", "$request ",
+                     "$args", "$query_string", "$remote_user", "$realip_remote_addr"):
+        assert all(variable not in fmt for fmt in formats), variable
+    for location in ANONYMOUS_LOCATIONS:
+        assert re.search(r"location\s+" + re.escape(location) + r"\s*\{\s*include snippets/qcflow-anonymous.conf;", site), location
+    assert re.search(r"^access_log off;", anonymous, re.M)
+    assert "include snippets/qcflow-proxy.conf;" in anonymous
+    assert 'proxy_set_header X-Forwarded-For "";' in proxy and 'proxy_set_header X-Real-IP "";' in proxy
+    assert "Strict-Transport-Security" in site and "return 301 https://" in site
+
+
+def test_deploy_md_points_at_the_shipped_files():
+    with open(os.path.join(ROOT, "docs", "deploy.md"), encoding="utf-8") as f:
+        guide = f.read()
+    for path in ("deploy/systemd/qcflow-web.service", "deploy/systemd/qcflow-scheduler.service",
+                 "deploy/nginx/qcflow.conf", "deploy/nginx/qcflow-anonymous.conf", "deploy/nginx/qcflow-proxy.conf",
+                 "deploy/postgresql/app-role.sql"):
+        assert path in guide, path
+
+
+@pytest.mark.skipif(PG_URL is None or shutil.which("psql") is None, reason="PostgreSQL role and grants")
+def test_the_app_role_can_insert_and_read_the_audit_trail_but_never_change_it(app, ctx, now):
+    from qcflow.core import audit
+    from qcflow.extensions import db
+    from tests.conftest import make_app
+
+    url = sa.engine.make_url(PG_URL)
+    role, password = f"qcflow_app_{uuid.uuid4().hex[:6]}", uuid.uuid4().hex
+    owner = url.username or "postgres"
+    psql_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    db.session.commit()
+    result = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"app_password={password}",
+                             "-v", f"app_role={role}", "-v", f"owner={owner}", "-v", f"dbname={url.database}",
+                             "-d", psql_url, "-f", os.path.join(DEPLOY, "postgresql", "app-role.sql")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    as_app = url.set(username=role, password=password).render_as_string(hide_password=False)
+    try:
+        app_role_app = make_app(as_app, str(app.instance_path))
+        with app_role_app.app_context():
+            audit.record("user:1", "test.grant", "thing", 1, now, after={"ok": True})
+            db.session.commit()
+            assert audit.verify().ok
+            for statement in ("UPDATE audit_entry SET actor = 'x'", "DELETE FROM audit_entry", "TRUNCATE audit_entry"):
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                    db.session.execute(sa.text(statement))
+                db.session.rollback()
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        admin = sa.create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        admin.dispose()
