@@ -23,7 +23,7 @@ test: setup ## Run the whole test suite (QCFLOW_TEST_DATABASE_URL selects Postgr
 	if [ $$rc -eq 5 ]; then echo "make test: no tests collected"; rc=0; fi; \
 	exit $$rc
 
-bench: setup ## Benchmark the follow-up generator against raw SQL (BENCH_ARGS, default SQLite scale S)
+bench: setup ## Benchmarks P1–P12 against their raw lower bound (BENCH_ARGS, default SQLite scale S, all)
 	.venv/bin/python -m bench.run $(BENCH_ARGS) --json bench/results/latest.json
 
 clean: ## Remove caches and coverage output (keeps .venv and the database)

@@ -48,12 +48,12 @@ def series(dialect: str, n: int) -> str:
     return f"WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < {int(n)}) SELECT g FROM s"
 
 
-def departments(session, at: datetime) -> list[int]:
+def departments(session, at: datetime, count: int = DEPARTMENTS) -> list[int]:
     from qcflow.auth.models import Department
 
     ids = list(session.scalars(sa.select(Department.id).where(Department.code.like("BD%")).order_by(Department.id)))
-    for n in range(len(ids), DEPARTMENTS):
-        dept = Department(code=f"BD{n + 1:02d}", name=f"科室{n + 1}", kind="clinical", created_at=at)
+    for n in range(len(ids), count):
+        dept = Department(code=f"BD{n + 1:03d}", name=f"科室{n + 1}", kind="clinical", created_at=at)
         session.add(dept)
         session.flush()
         ids.append(dept.id)
@@ -62,7 +62,7 @@ def departments(session, at: datetime) -> list[int]:
 
 def seed_plans(session, n: int, *, anchors_from: datetime | None = None, anchors_to: datetime | None = None,
                due_from: datetime | None = None, due_to: datetime | None = None, anchors: int = 2000,
-               tag: str = "a", seed: int = 20260302) -> Seeded:
+               tag: str = "a", seed: int = 20260302, department_count: int = DEPARTMENTS) -> Seeded:
     """Insert n patients and n active plans, anchored between two instants, or anchored so that
     their first call falls due between two instants (steady state: the cursor is in the future)."""
     import time
@@ -75,7 +75,7 @@ def seed_plans(session, n: int, *, anchors_from: datetime | None = None, anchors
     bind = session.get_bind()
     dialect = bind.dialect.name
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    depts = departments(session, at)
+    depts = departments(session, at, department_count)[:department_count]
     protocols = {p.code: p for p in session.scalars(sa.select(Protocol).where(Protocol.is_current.is_(True)))}
     rng = random.Random(seed)
     choices = [code for code, weight in MIX for _ in range(weight)]
@@ -106,11 +106,13 @@ def seed_plans(session, n: int, *, anchors_from: datetime | None = None, anchors
         f"SELECT '{prefix}' || g, '{prefix}' || g, 'P' || g, 'U', :at, :at, 1 FROM ({series(dialect, n)}) AS s"
     ).bindparams(sa.bindparam("at", type_=UTCDateTime())), {"at": at})
     dept_case = " ".join(f"WHEN {i} THEN {d}" for i, d in enumerate(depts))
+    dept_case = f"CASE p.id % {len(depts)} {dept_case} END" if len(depts) < 40 else f"{min(depts)} + p.id % {len(depts)}"
+    assert len(depts) < 40 or depts == list(range(min(depts), min(depts) + len(depts))), "department ids not contiguous"
     session.execute(sa.text(
         "INSERT INTO followup_plan (patient_id, department_id, protocol_id, pathway, source_type, source_id, "
         "source_key, anchor_at, state, next_occurrence, next_due_at, next_due_on, next_opens_at, next_closes_at, "
         "next_is_urgent, next_is_timed, enrolled_at, enrolled_by, version) "
-        f"SELECT p.id, CASE p.id % {len(depts)} {dept_case} END, a.protocol_id, a.pathway, 'manual', NULL, "
+        f"SELECT p.id, {dept_case}, a.protocol_id, a.pathway, 'manual', NULL, "
         f"'{prefix}:' || p.id, a.anchor_at, 'active', a.next_occurrence, a.next_due_at, a.next_due_on, "
         "a.next_opens_at, a.next_closes_at, a.next_is_urgent, a.next_is_timed, :at, 'system:bench', 1 "
         f"FROM patient p JOIN bench_anchor a ON a.k = p.id % {anchors} WHERE p.his_id LIKE '{prefix}%'"

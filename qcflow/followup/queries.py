@@ -6,10 +6,12 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from sqlalchemy.orm import lazyload
 
 from qcflow.auth.models import Role, User
 from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
 from qcflow.clinical.models import Patient
+from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import UTCDateTime
 from qcflow.core.errors import NotFound, Unprocessable
@@ -52,9 +54,15 @@ def _end_of(day: date) -> datetime:
     return local_midnight(day + timedelta(days=1), hospital_tz())
 
 
+def is_open():
+    """The task is open; the states are rendered into the SQL, not bound, because SQLite uses the
+    partial queue index only when it can see that the query implies the index's WHERE clause."""
+    return Task.state.in_(sa.bindparam("open_states", list(OPEN_TASK_STATES), expanding=True, literal_execute=True))
+
+
 def queue_clause(now: datetime, day: date):
     """Open tasks whose window has opened by the end of `day` (overdue ones included), not snoozed."""
-    return sa.and_(Task.state.in_(OPEN_TASK_STATES), Task.opens_at < _end_of(day),
+    return sa.and_(is_open(), Task.opens_at < _end_of(day),
                    sa.or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now))
 
 
@@ -111,7 +119,9 @@ def queue(actor: Actor, *, now: datetime, department=None, date=None, pathway=No
             sa.and_(urgent == k_urgent, overdue == k_overdue, sort_at > k_sort),
             sa.and_(urgent == k_urgent, overdue == k_overdue, sort_at == k_sort, task_id > k_id),
         ))
-    rows = list(db.session.scalars(stmt.order_by(urgent, overdue, sort_at, task_id).limit(limit)))
+    # The page shows task columns only: no eager join of the plan and its protocol (and phases).
+    rows = list(db.session.scalars(stmt.order_by(urgent, overdue, sort_at, task_id).limit(limit)
+                                   .options(lazyload(Task.plan))))
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
@@ -130,7 +140,7 @@ def counts(actor: Actor, *, now: datetime, department=None) -> dict:
     urgent = db.session.scalar(_department_filter(sa.select(sa.func.count()).select_from(Task), actor, department)
                                .where(queue_clause(now, day), Task.is_urgent.is_(True)))
     mine = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
-        Task.assignee_id == actor.user_id, Task.state.in_(OPEN_TASK_STATES))) if actor.user_id else 0
+        Task.assignee_id == actor.user_id, is_open())) if actor.user_id else 0
     return {"due": by.get("due", 0), "overdue": by.get("overdue", 0), "not_open": by.get("not_open", 0),
             "urgent": urgent, "mine": mine, "total": sum(by.values())}
 
@@ -143,8 +153,10 @@ def patients_of(tasks) -> dict[int, Patient]:
 
 
 def phone_for(task: Task, patient: Patient, actor: Actor) -> str | None:
-    """The patient's phone: unmasked only for the nurse holding the task."""
+    """The patient's phone: unmasked only for the nurse holding the task (and that read is audited)."""
     if actor.user_id is not None and task.assignee_id == actor.user_id:
+        if patient.phone:
+            audit.note_read(actor.audit_name, "patient.read_phone", "patient", patient.id, task_id=task.id)
         return patient.phone
     return mask_phone(patient.phone)
 

@@ -1,4 +1,8 @@
-"""The benchmark harness runs (small scale) and its correctness check holds; ratios are printed."""
+"""The benchmark harness runs at small scale and its correctness checks hold; ratios are printed.
+
+Timings are not asserted (CI machines vary); a wrong answer is: every scenario's correctness line
+must say PASS (the generated set, the queue page, the stored reports, the indicator values …).
+"""
 import os
 import re
 import subprocess
@@ -9,6 +13,9 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_URL, ROOT, die_with_parent
+
+ROW = re.compile(r"^(P\d+ \w+)\s+(sqlite|postgres)\s+S\s+[\d,]+\s+(\S+ m?s)\s+(\S+ m?s)\s+(\S+ m?s)\s+(\S+ m?s)\s+"
+                 r"([\d.]+x\*?)\s+\S.*\s(PASS|FAIL)$", re.M)
 
 
 @pytest.fixture
@@ -25,17 +32,36 @@ def bench_url(tmp_path):
     admin.dispose()
 
 
-def test_bench_smoke_scale_s(bench_url, tmp_path):
+def bench(bench_url, tmp_path, *args):
     out = tmp_path / "bench.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench.run", "--db", "postgres" if PG_URL else "sqlite", "--scale", "S",
-         "--scenario", "all", "--plans", "3000", "--database-url", bench_url, "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+         "--database-url", bench_url, "--json", str(out), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
         env={**os.environ, "QCFLOW_INSTANCE_PATH": str(tmp_path)}, preexec_fn=die_with_parent)
     assert run.returncode in (0, 1), run.stderr[-3000:]
-    lines = run.stdout.splitlines()
-    for scenario in ("P1 generate_day", "P3 catch_up_30d", "P2 o_due_scaling"):
-        row = next(line for line in lines if line.startswith(scenario) and "correctness" not in line)
-        assert re.search(r"\d+\.\d+ms\s+\d+\.\d+ms\s+[\d.]+x", row), row
-        assert re.search(rf"^{scenario}: correctness .* PASS;", run.stdout, re.M), run.stdout
     assert out.exists()
+    return run.stdout
+
+
+def assert_rows(stdout: str, scenarios) -> None:
+    rows = {m.group(1): m for m in ROW.finditer(stdout)}
+    for scenario in scenarios:
+        assert scenario in rows, stdout  # the row is printed with raw and app times and a ratio
+        assert re.search(rf"^{scenario}: correctness .* PASS", stdout, re.M), stdout
+
+
+def test_bench_generator_scale_s(bench_url, tmp_path):
+    stdout = bench(bench_url, tmp_path, "--scenario", "P1,P2,P3", "--plans", "3000")
+    assert_rows(stdout, ("P1 generate_day", "P3 catch_up_30d", "P2 o_due_scaling"))
+
+
+def test_bench_hospital_scale_s(bench_url, tmp_path):
+    """Queue page, intake, inbox, indicators, a PDF and cold start, each checked against its raw answer."""
+    stdout = bench(bench_url, tmp_path, "--scenario", "P4,P5,P6,P7,P8,P9,P12", "--quick")
+    assert_rows(stdout, ("P4 queue_page_app", "P4 queue_page_http", "P5 submit_http", "P6 inbox_deep_http",
+                         "P6 inbox_head_app", "P9 pdf_sheet_1page", "P12 cold_start"))
+    for scenario in ("P7 indicators_hospital", "P8 indicators_province"):
+        # Skipped (with the reason printed) only while qcflow.indicators cannot be imported.
+        if not re.search(rf"^{scenario.split()[0]} indicators: SKIPPED", stdout, re.M):
+            assert_rows(stdout, (scenario,))

@@ -107,7 +107,6 @@ def test_r1_kill_9_during_a_large_catch_up_then_restart(app, database_url, tmp_p
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("QCFLOW_RUN_SLOW"), reason="slow: set QCFLOW_RUN_SLOW=1")
 def test_r1_kill_9_at_scale(app, database_url, tmp_path):
     crash_and_restart(app, database_url, tmp_path, plans=200_000, rounds=20)
 

@@ -1,0 +1,602 @@
+"""Read-path, intake, indicator, PDF and start-up scenarios (P4–P12) on one seeded hospital database.
+
+Each scenario measures the real qcflow path (HTTP through gunicorn, the Flask app in-process, or the
+service function) and its raw lower bound (the same work as bare SQL on the DB-API cursor, or a bare
+WeasyPrint render) on the same data in the same run, and checks the answer: a fast wrong answer fails.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from bench.harness import ROOT, Gunicorn, Raw, compiled, load, pct, request, timed
+
+#: Data per scale. Tasks = queue_plans × per_plan; events: hospital (P7) then province (P8, P6).
+SIZES = {
+    "S": {"departments": 20, "queue_plans": 4_000, "per_plan": 25, "encounters": 20_000,
+          "events_hospital": 5_000, "events_province": 25_000, "samples": 200, "seconds": 3},
+    "M": {"departments": 200, "queue_plans": 160_000, "per_plan": 25, "encounters": 500_000,
+          "events_hospital": 250_000, "events_province": 2_500_000, "samples": 400, "seconds": 10},
+    "L": {"departments": 200, "queue_plans": 400_000, "per_plan": 25, "encounters": 2_000_000,
+          "events_hospital": 500_000, "events_province": 5_000_000, "samples": 400, "seconds": 10},
+}
+HTTP_NOTE = "* HTTP rows gate on absolute bounds; their ratio (to the raw query) is shown for information"
+
+
+@dataclass
+class Row:
+    scenario: str
+    db: str
+    scale: str
+    rows: int
+    raw_ms: float | None
+    app_ms: float | None
+    ratio: float | None
+    target: str
+    result: str
+    extra: dict = field(default_factory=dict)
+    app_p95: float | None = None
+    app_p99: float | None = None
+    #: False when the ratio is informational (HTTP rows), shown with a *.
+    ratio_gated: bool = True
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def r2(value):
+    return None if value is None else round(value, 2)
+
+
+class Hospital:
+    """The seeded database, its users and tokens, and an app bound to it."""
+
+    def __init__(self, db: str, scale: str, url: str, make_app):
+        self.db, self.scale, self.url = db, scale, url
+        self.size = SIZES[scale]
+        self.app = make_app(url)
+        self.instance = os.environ["QCFLOW_INSTANCE_PATH"]
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+        self.tokens, self.users, self.seed_s = {}, {}, {}
+
+    def seed(self, wanted: set[str]) -> None:
+        from bench import hospital
+        from bench.seed import departments, seed_plans
+        from qcflow.auth import services as auth
+        from qcflow.auth.models import Department
+        from qcflow.core.actors import Actor
+        from qcflow.extensions import db
+
+        size, now = self.size, self.now
+        with self.app.app_context():
+            session = db.session
+            started = time.perf_counter()
+            self.depts = departments(session, datetime(2026, 1, 1, tzinfo=timezone.utc), size["departments"])
+            actor = Actor.system("bench")
+            home = session.get(Department, self.depts[0])
+            for name, roles in (("nurse", ["nurse"]), ("head", ["dept_head"]), ("quality", ["quality"]),
+                                ("reporter", ["clinician"])):
+                user = auth.create_user(f"bench_{name}", "bench-Horse-battery-9", roles, home, actor=actor, now=now)
+                self.users[name] = user.id
+                self.tokens[name] = auth.create_token(user, "bench", actor=actor, now=now)
+            session.commit()
+            if wanted & {"P4", "P9", "P10", "P12"} or wanted & {"P7", "P8"}:
+                seed_plans(session, size["queue_plans"], due_from=now + timedelta(days=400),
+                           due_to=now + timedelta(days=800), tag="q", department_count=size["departments"],
+                           anchors=min(size["queue_plans"], 2000))
+                session.commit()
+                self.seed_s["plans"] = time.perf_counter() - started
+                t = time.perf_counter()
+                self.tasks = hospital.seed_tasks(session, per_plan=size["per_plan"], now=now)
+                session.commit()
+                self.seed_s["tasks"] = time.perf_counter() - t
+            if wanted & {"P7", "P8"}:
+                t = time.perf_counter()
+                self.clinical = hospital.seed_clinical(session, size["encounters"], depts=self.depts,
+                                                       start=self.period_start_at(), days=self.period_days())
+                session.commit()
+                self.seed_s["clinical"] = time.perf_counter() - t
+            if wanted & {"P5", "P6", "P7", "P8"}:
+                t = time.perf_counter()
+                self.events = hospital.seed_events(session, size["events_hospital"], depts=self.depts,
+                                                   start=self.period_start_at(), days=self.period_days(),
+                                                   reporter_id=self.users["reporter"])
+                hospital.seed_audit(session, size["events_hospital"], now)
+                session.commit()
+                self.seed_s["events"] = time.perf_counter() - t
+            t = time.perf_counter()
+            hospital.analyse(session)
+            session.commit()
+            self.seed_s["analyse"] = time.perf_counter() - t
+            session.remove()
+
+    def add_province_events(self) -> None:
+        from bench import hospital
+        from qcflow.extensions import db
+
+        with self.app.app_context():
+            t = time.perf_counter()
+            extra = self.size["events_province"] - self.size["events_hospital"]
+            self.events = hospital.seed_events(db.session, extra, depts=self.depts, start=self.period_start_at(),
+                                               days=self.period_days(), tag="p", reporter_id=self.users["reporter"])
+            hospital.seed_audit(db.session, extra, self.now)
+            hospital.analyse(db.session)
+            db.session.commit()
+            self.seed_s["province_events"] = time.perf_counter() - t
+            db.session.remove()
+
+    def period(self) -> tuple[date, date]:
+        """Five whole years of months ending with last month (hospital time)."""
+        from qcflow.core.time import local
+
+        first = local(self.now).date().replace(day=1)
+        end = first - timedelta(days=1)
+        return first.replace(year=first.year - 5), end
+
+    def period_start_at(self) -> datetime:
+        start, _end = self.period()
+        return datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+
+    def period_days(self) -> int:
+        start, end = self.period()
+        return (end - start).days
+
+    def bearer(self, who: str) -> dict:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def raw(self) -> Raw:
+        from qcflow.extensions import db
+
+        with self.app.app_context():
+            return Raw(db.engine)
+
+
+# P4 ---------------------------------------------------------------------------------------------
+
+QUEUE_SQL = (
+    "SELECT t.id, t.due_at, t.closes_at, p.name, p.mrn, p.phone FROM followup_task t "
+    "JOIN patient p ON p.id = t.patient_id "
+    "WHERE t.department_id = :dept AND t.state IN ('pending', 'in_progress') AND t.opens_at < :end_of_day "
+    "AND (t.snoozed_until IS NULL OR t.snoozed_until <= :now) "
+    "ORDER BY CASE WHEN t.is_urgent THEN 0 ELSE 1 END, CASE WHEN t.closes_at <= :now THEN 0 ELSE 1 END, "
+    "CASE WHEN t.closes_at <= :now THEN t.closes_at ELSE t.due_at END, t.id LIMIT 50 OFFSET :skip")
+
+
+def queue_params(h: Hospital, skip: int = 0) -> dict:
+    from qcflow.core.time import hospital_tz, local
+    from qcflow.followup.schedule import local_midnight
+
+    with h.app.app_context():
+        now = datetime.now(timezone.utc)
+        end = local_midnight(local(now).date() + timedelta(days=1), hospital_tz())
+    return {"dept": h.depts[0], "end_of_day": end, "now": now, "skip": skip}
+
+
+def p4_queue(h: Hospital) -> list[Row]:
+    """The nurse's daily queue: raw page query, the app in-process, and over HTTP (2 workers)."""
+    n = h.size["samples"]
+    raw = h.raw()
+    params = queue_params(h)
+    raw_ms = timed(lambda: raw.query(QUEUE_SQL, params), n, warmup=20)
+    path = "/api/v1/followup/queue"
+    client = h.app.test_client()
+    headers = h.bearer("nurse")
+    app_ms = timed(lambda: client.get(path, headers=headers), n, warmup=20)
+    page = client.get(path, headers=headers).get_json()
+    expected = [r[0] for r in raw.query(QUEUE_SQL, queue_params(h))]
+    second = client.get(f"{path}?cursor={page['next_cursor']}", headers=headers).get_json() if page["next_cursor"] else None
+    expected2 = [r[0] for r in raw.query(QUEUE_SQL, queue_params(h, 50))]
+    correct = [t["id"] for t in page["items"]] == expected and (
+        second is None or [t["id"] for t in second["items"]] == expected2)
+    open_tasks = raw.query("SELECT count(*) FROM followup_task WHERE state IN ('pending', 'in_progress')")[0][0]
+    raw.close()
+    raw_p50, app_p50 = statistics.median(raw_ms), statistics.median(app_ms)
+    rows = [Row("P4 queue_page_app", h.db, h.scale, len(expected), r2(raw_p50), r2(app_p50), round(app_p50 / raw_p50, 1),
+                "info (in-process)", verdict(correct),
+                {"tasks": h.tasks, "open_tasks": open_tasks, "samples": n, "correct": correct,
+                 "check": "page 1 and 2 ids == raw query (keyset == offset)"},
+                r2(pct(app_ms, 95)), r2(pct(app_ms, 99)), ratio_gated=False)]
+    with Gunicorn(h.url, h.instance, workers=2) as server:
+        lat, statuses, _ = load(server.port, lambda i: ("GET", path, headers, None), concurrency=2, count=n)
+        status, body, _ms = request(server.port, "GET", path, headers)
+        http_ids = [t["id"] for t in json.loads(body)["items"]] if status == 200 else None
+        tput, tstatuses, wall = load(server.port, lambda i: ("GET", path, headers, None), concurrency=8,
+                                     seconds=h.size["seconds"])
+    rps = len(tput) / wall
+    expected = [r[0] for r in raw_query(h, QUEUE_SQL, queue_params(h))]
+    ok_status = all(s == 200 for s in statuses + tstatuses)
+    correct = http_ids == expected and ok_status
+    p50, p95, p99 = statistics.median(lat), pct(lat, 95), pct(lat, 99)
+    ok = correct and p95 <= 50 and p99 <= 150 and rps >= 300
+    rows.append(Row("P4 queue_page_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), round(p50 / raw_p50, 1),
+                    "p95<=50ms,p99<=150ms,>=300rps", verdict(ok),
+                    {"tasks": h.tasks, "open_tasks": open_tasks, "rps": round(rps, 1), "rps_p95": r2(pct(tput, 95)),
+                     "workers": 2, "latency_clients": 2, "throughput_clients": 8, "correct": correct,
+                     "non_200": sum(s != 200 for s in statuses + tstatuses), "check": "HTTP page ids == raw query"},
+                    r2(p95), r2(p99), ratio_gated=False))
+    return rows
+
+
+def raw_query(h: Hospital, sql: str, params: dict | None = None) -> list[tuple]:
+    raw = h.raw()
+    try:
+        return raw.query(sql, params)
+    finally:
+        raw.close()
+
+
+# P5 ---------------------------------------------------------------------------------------------
+
+def report_body(h: Hospital, i: int) -> dict:
+    return {"mode": "named", "category_code": "fall", "subcategory_code": "fall_inpatient", "reporter_grade": "III",
+            "care_stage": "nursing", "occurred_at": "2026-03-01T09:30:00+08:00",
+            "discovered_at": "2026-03-01T10:00:00+08:00", "location": "5病区", "department_id": h.depts[i % len(h.depts)],
+            "description": f"基准测试 {i}：患者如厕时跌倒，无损伤。"}
+
+
+RAW_EVENT = ("INSERT INTO adverse_event (reference, state, mode, reporter_user_id, wants_feedback, category_code, "
+             "subcategory_code, reporter_grade, care_stage, occurred_at, discovered_at, location, department_id, "
+             "description, immediate_actions, is_unplanned_reoperation, created_at, submitted_at, triage_due_at, version) "
+             "VALUES (:ref, 'submitted', 'named', :user, true, 'fall', 'fall_inpatient', 'III', 'nursing', :at, :at, "
+             "'5病区', :dept, :text, '', false, :at, :at, :at, 1)")
+RAW_AUDIT = ("INSERT INTO audit_entry (seq, at, actor, action, object_type, object_id, detail, prev_hash, hash) "
+             "VALUES (:seq, :at, 'bench', 'bench.raw_create', 'adverse_event', :ref, '{}', 'bench', 'bench')")
+
+
+def p5_submit(h: Hospital) -> list[Row]:
+    """Reports filed over HTTP for a sustained period; every one must be stored with its audit row."""
+    workers = 4 if h.db == "sqlite" else 2
+    clients = 4 if h.db == "sqlite" else 8
+    raw = h.raw()
+    before = raw.query("SELECT count(*) FROM adverse_event")[0][0]
+    audit_before = raw.query("SELECT count(*) FROM audit_entry WHERE action = 'event.create'")[0][0]
+    seq = [raw.query("SELECT max(seq) FROM audit_entry")[0][0] + 10_000_000]
+    at = datetime.now(timezone.utc)
+
+    def one():
+        seq[0] += 1
+        ref = f"RAW-{seq[0]}"
+        raw.execute_many([(RAW_EVENT, {"ref": ref, "user": h.users["reporter"], "at": at, "dept": h.depts[0],
+                                       "text": "基准测试"}),
+                          (RAW_AUDIT, {"seq": seq[0], "at": at, "ref": ref})])
+
+    raw_ms = timed(one, h.size["samples"], warmup=10)
+    raw_rows = h.size["samples"] + 10
+    headers = h.bearer("reporter")
+    with Gunicorn(h.url, h.instance, workers=workers) as server:
+        lat, statuses, wall = load(server.port, lambda i: ("POST", "/api/v1/events", headers, report_body(h, i)),
+                                   concurrency=clients, seconds=h.size["seconds"])
+        log = server.log_text()
+    created = sum(s == 201 for s in statuses)
+    after = raw.query("SELECT count(*) FROM adverse_event")[0][0]
+    audit_after = raw.query("SELECT count(*) FROM audit_entry WHERE action = 'event.create'")[0][0]
+    raw.close()
+    locked = log.count("database is locked")
+    rate = created / wall
+    correct = (after - before - raw_rows == created and audit_after - audit_before == created
+               and created == len(statuses) and locked == 0)
+    p50, p95, p99 = statistics.median(lat), pct(lat, 95), pct(lat, 99)
+    target = ">=50/s,0 lock errors" if h.db == "sqlite" else ">=100/s,p95<=200ms"
+    ok = correct and (rate >= 50 if h.db == "sqlite" else rate >= 100 and p95 <= 200)
+    raw_p50 = statistics.median(raw_ms)
+    return [Row("P5 submit_http", h.db, h.scale, created, r2(raw_p50), r2(p50), round(p50 / raw_p50, 1), target,
+                verdict(ok),
+                {"per_second": round(rate, 1), "seconds": round(wall, 1), "workers": workers, "clients": clients,
+                 "errors": len(statuses) - created, "lock_errors_logged": locked, "existing_reports": before,
+                 "correct": correct, "check": "stored reports and audit rows == 201 responses"},
+                r2(p95), r2(p99), ratio_gated=False)]
+
+
+# P6 ---------------------------------------------------------------------------------------------
+
+INBOX_SQL = ("SELECT id, reference, state, category_code, reporter_grade, department_id, submitted_at "
+             "FROM adverse_event WHERE state <> 'draft' AND id < :cursor ORDER BY id DESC LIMIT 50")
+HEAD_SQL = ("SELECT id, reference, state, category_code, reporter_grade, department_id, submitted_at "
+            "FROM adverse_event WHERE (department_id = :dept OR handling_department_id = :dept) AND state <> 'draft' "
+            "AND id < :cursor ORDER BY id DESC LIMIT 50")
+
+
+def p6_inbox(h: Hospital) -> list[Row]:
+    """The quality office's inbox at a deep keyset page (HTTP), and a department head's first page (in-process)."""
+    n = h.size["samples"]
+    raw = h.raw()
+    top = raw.query("SELECT max(id) FROM adverse_event")[0][0] + 1
+    deep = top // 3
+    raw_ms = timed(lambda: raw.query(INBOX_SQL, {"cursor": deep}), n, warmup=20)
+    head_raw_ms = timed(lambda: raw.query(HEAD_SQL, {"cursor": top, "dept": h.depts[0]}), n, warmup=20)
+    expected = [r[0] for r in raw.query(INBOX_SQL, {"cursor": deep})]
+    expected_head = [r[0] for r in raw.query(HEAD_SQL, {"cursor": top, "dept": h.depts[0]})]
+    raw.close()
+    client = h.app.test_client()
+    head = h.bearer("head")
+    head_ms = timed(lambda: client.get("/api/v1/events", headers=head), n, warmup=20)
+    head_ids = [e["id"] for e in client.get("/api/v1/events", headers=head).get_json()["items"]]
+    path = f"/api/v1/events?cursor={deep}"
+    quality = h.bearer("quality")
+    with Gunicorn(h.url, h.instance, workers=2) as server:
+        lat, statuses, _ = load(server.port, lambda i: ("GET", path, quality, None), concurrency=2, count=n)
+        status, body, _ms = request(server.port, "GET", path, quality)
+    ids = [e["id"] for e in json.loads(body)["items"]] if status == 200 else None
+    correct = ids == expected and all(s == 200 for s in statuses)
+    raw_p50, p50, p95, p99 = statistics.median(raw_ms), statistics.median(lat), pct(lat, 95), pct(lat, 99)
+    head_raw, head_p50 = statistics.median(head_raw_ms), statistics.median(head_ms)
+    head_ok = head_ids == expected_head
+    return [
+        Row("P6 inbox_deep_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), round(p50 / raw_p50, 1),
+            "p95<=100ms", verdict(correct and p95 <= 100),
+            {"cases": h.events, "cursor": deep, "correct": correct, "check": "HTTP page ids == raw keyset query"},
+            r2(p95), r2(p99), ratio_gated=False),
+        Row("P6 inbox_head_app", h.db, h.scale, len(expected_head), r2(head_raw), r2(head_p50),
+            round(head_p50 / head_raw, 1), "p95<=100ms (in-process)", verdict(head_ok and pct(head_ms, 95) <= 100),
+            {"cases": h.events, "correct": head_ok, "check": "department head's page ids == raw scoped query"},
+            r2(pct(head_ms, 95)), r2(pct(head_ms, 99)), ratio_gated=False),
+    ]
+
+
+# P7 / P8 ----------------------------------------------------------------------------------------
+
+def indicators_available() -> str | None:
+    """None when qcflow.indicators.queries.compute can be used, else why not."""
+    try:
+        from qcflow.indicators import queries
+    except Exception as error:  # the module is being written in parallel: any import error means "not yet"
+        return f"qcflow.indicators.queries does not import ({type(error).__name__}: {error})"
+    if not hasattr(queries, "compute"):
+        return "qcflow.indicators.queries has no compute()"
+    return None
+
+
+def _raw_parts(h: Hospital, start: date, end: date, now: datetime):
+    """Every indicator part's SQL (the statement compute() runs), compiled once for the bare cursor."""
+    from qcflow.extensions import db
+    from qcflow.indicators.definitions import INDICATORS, Period
+
+    period = Period(start, end, now)
+    parts = []
+    for indicator in INDICATORS:
+        for part in ("numerator", "denominator"):
+            for source in indicator.sources(part):
+                sub = source.select(period).subquery()
+                stmt = sa.select(sa.func.coalesce(sa.func.sum(sub.c.weight), 0))
+                parts.append((indicator.code, part, compiled(stmt, db.engine.dialect)))
+    return parts
+
+
+def p7_p8_indicators(h: Hospital, label: str) -> list[Row]:
+    """compute() for five years, hospital-wide; raw: the same parts' SQL on the bare cursor, and an
+    independent GROUP BY month × category of the reports that must add up to the reporting numerator."""
+    from qcflow.extensions import db
+    from qcflow.indicators import queries
+    from qcflow.indicators.definitions import NOT_REPORTS
+
+    start, end = h.period()
+    now = datetime.now(timezone.utc)
+    n = 2 if h.size.get("quick") else 20 if h.scale == "S" else 3
+    with h.app.test_request_context():
+        parts = _raw_parts(h, start, end, now)
+        connection = db.engine.raw_connection()
+
+        def raw_all():
+            out = {}
+            cursor = connection.cursor()
+            for code, part, (sql, params) in parts:
+                cursor.execute(sql, params)
+                out[(code, part)] = out.get((code, part), 0) + int(cursor.fetchone()[0] or 0)
+            cursor.close()
+            connection.commit()
+            return out
+
+        warmup = 0 if h.scale != "S" else 1
+        results = []
+        raw_ms = timed(lambda: results.append(raw_all()), n, warmup=warmup)
+        expected = results[-1]
+        connection.close()
+        computed = []
+        app_ms = timed(lambda: (computed.append(queries.compute(start, end, now=now)), db.session.rollback()), n,
+                       warmup=warmup)
+        values = computed[-1]
+    got = {}
+    for v in values:
+        got[(v.code, "numerator")], got[(v.code, "denominator")] = v.numerator, v.denominator
+    from qcflow.indicators.definitions import Period
+
+    period = Period(start, end, now)
+    not_reports = ", ".join(f"'{s}'" for s in NOT_REPORTS)
+    month = "to_char(submitted_at, 'YYYY-MM')" if h.db == "postgres" else "substr(submitted_at, 1, 7)"
+    group_sql = (f"SELECT {month}, category_code, count(*) FROM adverse_event WHERE submitted_at >= :s "
+                 f"AND submitted_at < :e AND state NOT IN ({not_reports}) GROUP BY 1, 2")
+    params = {"s": period.start_at, "e": period.end_at}
+    raw = h.raw()
+    group_ms = timed(lambda: raw.query(group_sql, params), n, warmup=1)
+    grouped = raw.query(group_sql, params)
+    raw.close()
+    reports = sum(r[2] for r in grouped)
+    correct = got == expected and got.get(("ae_per_100_discharges", "numerator")) == reports
+    raw_p50, app_p50 = statistics.median(raw_ms), statistics.median(app_ms)
+    if label == "P7":
+        name, target, bound = "P7 indicators_hospital", "<=10x,p95<=300ms", 300
+    else:
+        name, target, bound = "P8 indicators_province", "<=10x,p95<=2s", 2000
+    p95 = pct(app_ms, 95)
+    ok = correct and app_p50 / raw_p50 <= 10 and p95 <= bound
+    return [Row(name, h.db, h.scale, reports, r2(raw_p50), r2(app_p50), round(app_p50 / raw_p50, 1), target,
+                verdict(ok),
+                {"reports": h.events, "indicators": len(values), "statements": len(parts), "samples": n,
+                 "group_by_month_category_ms": r2(statistics.median(group_ms)), "correct": correct,
+                 "check": "compute() == raw part SQL; reporting numerator == raw GROUP BY month x category",
+                 "mismatch": {f"{k[0]}.{k[1]}": [got.get(k), expected.get(k)] for k in expected
+                              if got.get(k) != expected.get(k)}},
+                r2(p95), r2(pct(app_ms, 99)))]
+
+
+# P9–P11 -----------------------------------------------------------------------------------------
+
+def pdf_patients(h: Hospital) -> tuple[int, int]:
+    """A patient whose follow-up sheet is one page (one plan, six calls) and one with twelve plans
+    (300 calls, ≈ 10 pages), made from seeded plans by moving them (set-based)."""
+    raw = h.raw()
+    plans = [r[0] for r in raw.query("SELECT id FROM followup_plan WHERE source_key LIKE 'benchq:%' "
+                                     "AND department_id = :d ORDER BY id LIMIT 13", {"d": h.depts[1]})]
+    small = raw.query("SELECT patient_id FROM followup_plan WHERE id = :p", {"p": plans[0]})[0][0]
+    big = raw.query("SELECT patient_id FROM followup_plan WHERE id = :p", {"p": plans[1]})[0][0]
+    statements = [("DELETE FROM followup_task WHERE plan_id = :p AND occurrence <= 19", {"p": plans[0]})]
+    for plan in plans[2:]:
+        statements += [("UPDATE followup_plan SET patient_id = :big WHERE id = :p", {"big": big, "p": plan}),
+                       ("UPDATE followup_task SET patient_id = :big WHERE plan_id = :p", {"big": big, "p": plan})]
+    raw.execute_many(statements)
+    raw.close()
+    return small, big
+
+
+def run_pdf(h: Hospital, path: str, repeats: int) -> dict:
+    run = subprocess.run([sys.executable, "-m", "bench.pdfjob", h.url, h.instance, path, h.tokens["quality"],
+                          str(repeats)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode or not lines:
+        return {"error": (run.stderr or run.stdout)[-2000:]}
+    return json.loads(lines[-1])
+
+
+def pdf_row(h: Hospital, name: str, result: dict, target: str, bound_ms: float, ratio_bound: float | None,
+            rss_bound: float | None = None, pages: tuple[int, int] | None = None) -> Row:
+    if "error" in result:
+        return Row(name, h.db, h.scale, 0, None, None, None, target, "FAIL", {"error": result["error"]})
+    app_p50, raw_p50 = statistics.median(result["app_ms"]), statistics.median(result["raw_ms"])
+    ratio = app_p50 / raw_p50
+    ok = app_p50 <= bound_ms and (ratio_bound is None or ratio <= ratio_bound) and (
+        rss_bound is None or result["rss_mib"] <= rss_bound)
+    correct = pages is None or pages[0] <= result["pages"] <= pages[1]
+    return Row(name, h.db, h.scale, result["pages"], r2(raw_p50), r2(app_p50), round(ratio, 2), target,
+               verdict(ok and correct),
+               {"pages": result["pages"], "bytes": result["bytes"], "peak_rss_mib": result["rss_mib"],
+                "samples": len(result["app_ms"]), "correct": correct,
+                "check": f"page count within {pages}" if pages else "rendered"},
+               r2(max(result["app_ms"])), r2(max(result["app_ms"])), ratio_gated=ratio_bound is not None)
+
+
+def p9_p11_pdfs(h: Hospital, wanted: set[str]) -> list[Row]:
+    rows = []
+    repeats = 1 if h.size.get("quick") else 3
+    small, big = pdf_patients(h)
+    if "P9" in wanted:
+        result = run_pdf(h, f"/followup/patients/{small}/sheet.pdf", repeats)
+        rows.append(pdf_row(h, "P9 pdf_sheet_1page", result, "<=3x,<=1s", 1000, 3, pages=(1, 1)))
+    if "P10" in wanted:
+        result = run_pdf(h, f"/followup/patients/{big}/sheet.pdf", repeats)
+        rows.append(pdf_row(h, "P10 pdf_sheet_10pages", result, "<=2x,<=5s", 5000, 2, pages=(6, 20)))
+    if "P11" in wanted:
+        try:
+            from qcflow.reports import bulletin  # noqa: F401
+        except ImportError as error:
+            rows.append(Row("P11 pdf_bulletin", h.db, h.scale, 0, None, None, None, "<=60s,RSS<=1GiB", "SKIP",
+                            {"reason": f"qcflow.reports.bulletin is not there yet ({error})"}))
+        else:
+            start, end = h.period()
+            result = run_pdf(h, f"/api/v1/reports/monthly.pdf?month={end:%Y-%m}", repeats)
+            rows.append(pdf_row(h, "P11 pdf_bulletin", result, "<=60s,RSS<=1GiB", 60_000, None, rss_bound=1024))
+    return rows
+
+
+# P12 --------------------------------------------------------------------------------------------
+
+COLD_APP = """
+import os, sys, time
+started = time.perf_counter()
+from qcflow import create_app
+app = create_app({"SECRET_KEY": "bench", "DATABASE_URL": sys.argv[1]})
+response = app.test_client().get("/api/v1/followup/queue", headers={"Authorization": "Bearer " + sys.argv[2]})
+assert response.status_code == 200, response.status_code
+print((time.perf_counter() - started) * 1000)
+"""
+COLD_RAW = """
+import sys, time
+started = time.perf_counter()
+import flask, sqlalchemy
+app = flask.Flask("raw")
+engine = sqlalchemy.create_engine(sys.argv[1])
+@app.get("/")
+def index():
+    with engine.connect() as conn:
+        return {"n": conn.execute(sqlalchemy.text("SELECT count(*) FROM department")).scalar()}
+assert app.test_client().get("/").status_code == 200
+print((time.perf_counter() - started) * 1000)
+"""
+
+
+def p12_cold_start(h: Hospital) -> list[Row]:
+    """Interpreter start + import + create_app + first authenticated API request, in a fresh process."""
+    env = {**os.environ, "QCFLOW_INSTANCE_PATH": h.instance}
+
+    def once(script, *args):
+        started = time.perf_counter()
+        run = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=120)
+        if run.returncode:
+            raise RuntimeError(run.stderr[-2000:])
+        return (time.perf_counter() - started) * 1000
+
+    runs, skip = (1, 0) if h.size.get("quick") else (4, 1)
+    app_ms = [once(COLD_APP, h.url, h.tokens["nurse"]) for _ in range(runs)][skip:]
+    raw_ms = [once(COLD_RAW, h.url) for _ in range(runs)][skip:]
+    app_p50, raw_p50 = statistics.median(app_ms), statistics.median(raw_ms)
+    return [Row("P12 cold_start", h.db, h.scale, 1, r2(raw_p50), r2(app_p50), round(app_p50 / raw_p50, 1), "<=3s",
+                verdict(app_p50 <= 3000),
+                {"samples": len(app_ms), "raw": "bare Flask + SQLAlchemy app, one query", "correct": True,
+                 "check": "first request 200"},
+                r2(max(app_ms)), r2(max(app_ms)), ratio_gated=False)]
+
+
+def run_hospital(db: str, scale: str, url: str, wanted: set[str], make_app, log=print, rows=None) -> list[Row]:
+    """The hospital scenarios on one seeded database; measured rows are also appended to `rows` as they
+    come (so a failure later keeps them)."""
+    h = Hospital(db, scale, url, make_app)
+    started = time.perf_counter()
+    h.seed(wanted)
+    log(f"# seeded in {time.perf_counter() - started:.1f} s: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in h.seed_s.items()))
+    done = rows if rows is not None else []
+    rows: list[Row] = []
+
+    def step(name, fn, *args):
+        t = time.perf_counter()
+        measured = fn(*args)
+        rows.extend(measured)
+        done.extend(measured)
+        log(f"# {name} took {time.perf_counter() - t:.1f} s: " + "; ".join(
+            f"{r.scenario} raw {r.raw_ms} ms, app p50 {r.app_ms} ms, p95 {r.app_p95} ms, {r.result}" for r in measured))
+
+    if "P4" in wanted:
+        step("P4", p4_queue, h)
+    if "P5" in wanted:
+        step("P5", p5_submit, h)
+    if wanted & {"P9", "P10", "P11"}:
+        step("P9-P11", p9_p11_pdfs, h, wanted)
+    if "P12" in wanted:
+        step("P12", p12_cold_start, h)
+    if wanted & {"P7", "P8", "P6"}:
+        missing = indicators_available() if wanted & {"P7", "P8"} else None
+        if missing and wanted & {"P7", "P8"}:
+            for name in sorted(wanted & {"P7", "P8"}):
+                rows.append(Row(f"{name} indicators", db, scale, 0, None, None, None, "-", "SKIP", {"reason": missing}))
+        elif "P7" in wanted:
+            step("P7", p7_p8_indicators, h, "P7")
+        if wanted & {"P8", "P6"}:
+            t = time.perf_counter()
+            h.add_province_events()
+            log(f"# province events seeded in {time.perf_counter() - t:.1f} s ({h.events:,} reports)")
+            if "P8" in wanted and not missing:
+                step("P8", p7_p8_indicators, h, "P8")
+            if "P6" in wanted:
+                step("P6", p6_inbox, h)
+    for row in rows:
+        row.extra.setdefault("seed_s", {k: round(v, 1) for k, v in h.seed_s.items()})
+    return rows
