@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?= --db sqlite --scale S --scenario all
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test bench clean
+.PHONY: help setup run test test-slow bench clean
 
 help: ## Show this list
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 16
@@ -22,6 +22,9 @@ test: setup ## Run the whole test suite (QCFLOW_TEST_DATABASE_URL selects Postgr
 	@rc=0; .venv/bin/python -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: no tests collected"; rc=0; fi; \
 	exit $$rc
+
+test-slow: setup ## Run only the long variants (tests marked slow: R1 at 200k plans, long API fuzzing, 60 s load)
+	QCFLOW_RUN_SLOW=1 .venv/bin/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: setup ## Benchmarks P1–P12 against their raw lower bound (BENCH_ARGS, default SQLite scale S, all)
 	.venv/bin/python -m bench.run $(BENCH_ARGS) --json bench/results/latest.json

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
     """Tests marked `slow` are skipped unless QCFLOW_RUN_SLOW is set (the one switch for them)."""
     if RUN_SLOW:
         return
-    skip = pytest.mark.skip(reason="slow: set QCFLOW_RUN_SLOW=1 (.ci/run does)")
+    skip = pytest.mark.skip(reason="slow: set QCFLOW_RUN_SLOW=1 (make test-slow)")
     for item in items:
         if item.get_closest_marker("slow"):
             item.add_marker(skip)
