@@ -52,3 +52,12 @@ def test_page_scoping_and_errors(clients, reference_month, hospital):
 def test_login_required(app, hospital):
     response = app.test_client().get("/indicators")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_drill_down_links_only_to_pages_the_reader_may_open(app, hospital, reference_month, clients):
+    """A nurse sees the events behind a number but no link to the case pages she may not open."""
+    url = "/indicators/ae_per_100_discharges/cases?part=numerator&from=2026-03-01&to=2026-03-31"
+    nurse = clients("nurse").get(url).get_data(as_text=True)
+    quality = clients("quality").get(url).get_data(as_text=True)
+    assert 'href="/events/' in quality
+    assert 'href="/events/' not in nurse and "<td>#" in nurse
