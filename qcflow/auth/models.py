@@ -66,6 +66,11 @@ class User(UserMixin, Versioned, Base):
     locale: Mapped[str | None] = mapped_column(sa.String(8))
     created_at: Mapped[datetime]
     password_changed_at: Mapped[datetime]
+    #: Base32 TOTP secret (RFC 6238) once a second factor is enrolled; None before.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    #: The last accepted 30-second step: a code is accepted once (no replay).
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    totp_enrolled_at: Mapped[datetime | None]
 
     department: Mapped[Department] = relationship(lazy="joined")
     roles: Mapped[list["UserRole"]] = relationship(
@@ -146,3 +151,16 @@ class LoginFailure(Base):
     failed_at: Mapped[datetime]
 
     __table_args__ = (sa.Index("ix_login_failure_username_failed_at", "username", "failed_at"),)
+
+
+class RateLimitHit(Base):
+    """One use of a rate-limited action (exports, PDFs) by a user; rows, so every worker sees them."""
+
+    __tablename__ = "rate_limit_hit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bucket: Mapped[str] = mapped_column(sa.String(40))
+    subject: Mapped[str] = mapped_column(sa.String(64))
+    at: Mapped[datetime]
+
+    __table_args__ = (sa.Index("ix_rate_limit_hit_bucket_subject_at", "bucket", "subject", "at"),)
