@@ -16,7 +16,8 @@ P12 cold start: interpreter + import + create_app + first API request           
 P1–P3: "raw" is one INSERT … SELECT … ON CONFLICT DO NOTHING of the due plans' next occurrence, run on the
 same data in the same run; "app" is qcflow.followup.services.generate_due, the real generator
 (batches, cursor advance, the lot). Both run inside a transaction that is rolled back, median of 5 after a warm-up;
-then the real job path runs once with its per-batch commits and the generated set is compared with
+then the real job (followup.jobs.generate_tasks: per-batch commits, GEN_WORKERS generators side by side on
+PostgreSQL) runs once and the generated set is compared with
 the expected set (a pure function of the plans); that committed run, end to end, is what the
 absolute bounds are checked against. P4–P12 (bench/scenarios.py) share one seeded hospital database.
 Databases are rebuilt from the migrations on every run: SQLite under bench/results/, PostgreSQL in
@@ -148,12 +149,13 @@ def measure(session, now: datetime, app_times=None) -> tuple[float, int, float, 
 
 
 def commit_and_check(session, now: datetime) -> tuple[float, bool, int]:
-    """The job's real path (commit per batch), then generated set == expected set."""
+    """The job's real path (`followup.jobs.generate_tasks`: commit per batch, GEN_WORKERS generators on
+    PostgreSQL), then generated set == expected set."""
     from bench.seed import actual_tasks, expected_tasks
-    from qcflow.followup import services
+    from qcflow.followup import jobs
 
     started = time.perf_counter()
-    services.generate_due(now, after_batch=lambda _progress: session.commit())
+    jobs.generate_tasks(now)
     session.commit()
     elapsed = (time.perf_counter() - started) * 1000
     expected, actual = expected_tasks(session, now), actual_tasks(session)

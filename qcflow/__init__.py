@@ -15,6 +15,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder="../templates",
     )
     from qcflow.config import Config
+    from qcflow.core.logs import install_log_escaping
+
+    install_log_escaping()
 
     app.config.from_object(Config)
     if test_config is None:

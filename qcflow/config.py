@@ -27,6 +27,8 @@ class Config:
     SESSION_ABSOLUTE_HOURS = 12
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_MINUTES = 15
+    #: Per-user limits (uses, minutes) on exports (CSV/XLSX) and PDFs (Z6); at most a day's window.
+    RATE_LIMITS = {"export": (30, 60), "pdf": (120, 60)}
 
     # CSRF is checked in one before_request hook (qcflow.core.web), not by Flask-WTF's default hook.
     WTF_CSRF_CHECK_DEFAULT = False
@@ -101,6 +103,8 @@ class Config:
     FOLLOWUP_URGENT_WARN_HOURS = 4
     #: Plans per generator batch; each batch is one transaction (QCFLOW_GEN_BATCH).
     GEN_BATCH = 1000
+    #: Generators the daily job runs side by side on PostgreSQL (QCFLOW_GEN_WORKERS); SQLite uses one.
+    GEN_WORKERS = 2
     #: Test hook for the crash test: the generator process dies right after this many committed
     #: batches (QCFLOW_CRASH_AFTER_BATCHES). Never set it in production.
     CRASH_AFTER_BATCHES = None

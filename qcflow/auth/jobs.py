@@ -3,14 +3,15 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 
-from qcflow.auth import services
+from qcflow.auth import ratelimit, services
 
 
 def purge_expired_sessions(now: datetime) -> str:
-    """Delete ended sessions and login failures older than the throttling window."""
+    """Delete ended sessions, login failures older than the throttling window and old rate-limit hits."""
     config = current_app.config
     removed = services.purge_expired(
         now, idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
         failure_window=timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
     )
+    removed += ratelimit.purge(now)
     return f"removed {removed}"

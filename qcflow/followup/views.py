@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, Role
 from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, Forbidden, NotFound, translate_errors
 from qcflow.core.masking import mask_phone
@@ -264,6 +265,7 @@ def dismiss_prompt(prompt_id):
 
 @bp.get("/followup/patients/<int:patient_id>/sheet.pdf")
 @roles_required(*QUEUE)
+@rate_limited("pdf")
 def sheet(patient_id):
     """The patient's follow-up record sheet (随访记录单) as PDF, for the medical record; phone masked."""
     from qcflow.reports import pdf

@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, Role, User, UserRole
 from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.forms import form_data, load_form
@@ -180,6 +181,7 @@ def add_addendum(discussion_id):
 
 @bp.get("/mdt/<int:discussion_id>/minutes.pdf")
 @roles_required(*RECORDERS)
+@rate_limited("pdf")
 def minutes(discussion_id):
     """The minutes as PDF (signed status, participants and attendance, conclusion, addenda)."""
     from qcflow.reports import pdf

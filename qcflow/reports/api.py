@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from qcflow.auth.models import Role
 from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.core.api import Blueprint
 from qcflow.core.time import now, today
 from qcflow.reports import exports, queries
@@ -48,6 +49,8 @@ def _export(kind: str, fmt: str, args):
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type="text/csv", description="UTF-8 CSV with a BOM, streamed")
 @blp.alt_response(404, description="Another department")
+@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
+@rate_limited("export")
 def export_events_csv(args):
     """Reports of the period for the NCIS platform (docs/exports.md): scrubbed, nothing about the reporter."""
     return _export("events", "csv", args)
@@ -58,6 +61,8 @@ def export_events_csv(args):
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type=exports.XLSX_MIMETYPE, description="XLSX workbook, streamed")
 @blp.alt_response(404, description="Another department")
+@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
+@rate_limited("export")
 def export_events_xlsx(args):
     """Reports of the period as an XLSX workbook (same columns as the CSV)."""
     return _export("events", "xlsx", args)
@@ -68,6 +73,8 @@ def export_events_xlsx(args):
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type="text/csv", description="UTF-8 CSV with a BOM, streamed")
 @blp.alt_response(404, description="Another department")
+@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
+@rate_limited("export")
 def export_followup_csv(args):
     """Follow-up calls due in the period with their outcome (phones masked)."""
     return _export("followup", "csv", args)
@@ -78,6 +85,8 @@ def export_followup_csv(args):
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type=exports.XLSX_MIMETYPE, description="XLSX workbook, streamed")
 @blp.alt_response(404, description="Another department")
+@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
+@rate_limited("export")
 def export_followup_xlsx(args):
     """Follow-up calls due in the period as an XLSX workbook (same columns as the CSV)."""
     return _export("followup", "xlsx", args)
@@ -88,6 +97,8 @@ def export_followup_xlsx(args):
 @blp.arguments(MonthArgs, location="query")
 @blp.response(200, content_type="application/pdf", description="The monthly quality bulletin (质量安全月报)")
 @blp.alt_response(422, description="Malformed month, or a month in the future")
+@blp.alt_response(429, description="Too many PDFs by this user within the hour (RATE_LIMITS)")
+@rate_limited("pdf")
 def monthly_bulletin(args):
     """The monthly quality bulletin of a month (YYYY-MM) as PDF."""
     from qcflow.reports import bulletin, pdf

@@ -120,3 +120,33 @@ def test_r2_generators_started_at_once_produce_the_expected_set(app, database_ur
     generated = sum(int(out.split("generated ")[1].split(" ")[0]) for out in outputs)
     assert generated == len(expected)  # every task was inserted by exactly one process
     assert actual(app) == expected
+
+
+def test_r2_the_daily_job_splits_a_catch_up_between_its_generators(app, database_url, monkeypatch, is_postgres):
+    """On PostgreSQL the job runs GEN_WORKERS generators side by side (threads, own sessions); they
+    split the work and leave exactly the expected set. SQLite (one writer) runs one."""
+    import threading
+
+    from qcflow.extensions import db
+    from qcflow.followup import jobs, services
+
+    expected = seeded(app, 3000)
+    app.config.update(GEN_WORKERS=3, GEN_BATCH=100)
+    by_thread, real = {}, services.generate_due
+
+    def spy(now, **kwargs):
+        result = real(now, **kwargs)
+        by_thread[threading.current_thread().name] = result.tasks
+        return result
+
+    monkeypatch.setattr(services, "generate_due", spy)
+    with app.app_context():
+        summary = jobs.generate_tasks(THROUGH)
+        db.session.commit()
+    assert summary.startswith(f"generated {len(expected)} tasks")
+    assert actual(app) == expected
+    busy = [name for name, tasks in by_thread.items() if tasks]
+    if is_postgres:
+        assert len(by_thread) == 3 and len(busy) >= 2, by_thread
+    else:
+        assert list(by_thread) == [threading.current_thread().name]

@@ -99,3 +99,26 @@ def test_the_app_role_can_insert_and_read_the_audit_trail_but_never_change_it(ap
             conn.execute(sa.text(f'DROP OWNED BY "{role}"'))
             conn.execute(sa.text(f'DROP ROLE "{role}"'))
         admin.dispose()
+
+
+def days(value: str) -> float:
+    """A journald time span (190day, 6month, 26week, 1y…) in days."""
+    number, unit = re.fullmatch(r"(\d+)\s*([a-z]*)", value.strip()).groups()
+    per = {"day": 1, "d": 1, "week": 7, "w": 7, "month": 30.44, "m": 30.44 / 43200, "year": 365.25, "y": 365.25}
+    return int(number) * per[unit]
+
+
+def test_security_logs_are_kept_at_least_six_months():
+    """网络安全法 Art. 21: the shipped journald and nginx logrotate settings keep ≥ 183 days."""
+    journal = configparser.ConfigParser(interpolation=None)
+    journal.read_string(read("journald", "qcflow.conf"))
+    assert journal["Journal"]["Storage"] == "persistent"
+    assert days(journal["Journal"]["MaxRetentionSec"]) >= 183
+    rotate = read("logrotate", "qcflow-nginx")
+    period = {"daily": 1, "weekly": 7, "monthly": 30}[re.search(r"^\s*(daily|weekly|monthly)\s*$", rotate, re.M).group(1)]
+    kept = int(re.search(r"^\s*rotate\s+(\d+)\s*$", rotate, re.M).group(1))
+    assert kept * period >= 183
+    assert not re.search(r"^\s*(maxage|maxsize|size)\b", rotate, re.M)  # nothing else drops files earlier
+    with open(os.path.join(ROOT, "docs", "deploy.md"), encoding="utf-8") as f:
+        guide = f.read()
+    assert "deploy/journald/qcflow.conf" in guide and "deploy/logrotate/qcflow-nginx" in guide
