@@ -71,6 +71,19 @@ def users_disable(username):
     click.echo(f"disabled {user.username}; all sessions ended")
 
 
+@users_cli.command("reset-2fa")
+@click.option("--username", required=True)
+def users_reset_2fa(username):
+    """Clear a user's second factor (lost phone); they set it up again at the next login. Ends their sessions."""
+    from qcflow.auth import services
+
+    user = run_service(services.find_user, username)
+    ended = services.reset_second_factor(user, actor=CLI_ACTOR, now=now())
+    db.session.commit()
+    click.echo(f"second factor of {user.username} cleared; {ended} session(s) ended; "
+               "a new one is set up at the next login")
+
+
 tokens_cli = AppGroup("tokens", help="API bearer tokens.")
 
 
@@ -120,6 +133,9 @@ def demo_data():
     click.echo("demo logins (user / password / roles):")
     for username, password, roles, dept, _name in DEMO_USERS:
         click.echo(f"  {username:<10} {password:<18} {', '.join(roles)} @ {dept}")
+    mfa = [username for username, _pw, roles, _dept, _name in DEMO_USERS
+           if set(roles) & set(current_app.config["MFA_REQUIRED_ROLES"])]
+    click.echo(f"second factor: {', '.join(mfa)} set up an authenticator app (TOTP) at their first login")
 
 
 @qcflow_cli.command("import")

@@ -27,6 +27,15 @@ class Config:
     SESSION_ABSOLUTE_HOURS = 12
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_MINUTES = 15
+    #: Roles that must pass a second factor (TOTP) at every web login (N3): the quality office, the
+    #: administrators and everyone who may export data; department heads download their department's
+    #: CSV/XLSX exports (qcflow/reports/api.py). A user who has enrolled a second factor is asked for
+    #: it whatever the roles.
+    MFA_REQUIRED_ROLES = ("quality", "admin", "dept_head")
+    #: Issuer shown next to the account in authenticator apps.
+    TOTP_ISSUER = "qcflow"
+    #: Minutes between a correct password and the second step before the password is asked again.
+    MFA_PENDING_MINUTES = 5
     #: Per-user limits (uses, minutes) on exports (CSV/XLSX) and PDFs (Z6); at most a day's window.
     RATE_LIMITS = {"export": (30, 60), "pdf": (120, 60)}
 

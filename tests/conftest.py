@@ -209,5 +209,71 @@ def csrf_from(client, path="/login") -> str:
 
 
 def login(client, username, password=PASSWORD):
+    """Log in through the pages: the password, then, where the login asks for it, the second factor."""
     token = csrf_from(client)
-    return client.post("/login", data={"csrf_token": token, "username": username, "password": password})
+    response = client.post("/login", data={"csrf_token": token, "username": username, "password": password})
+    if response.status_code == 302 and response.headers["Location"].startswith("/login/"):
+        return pass_second_factor(client, username, response.headers["Location"])
+    return response
+
+
+#: The second factor the factories give every user of MFA_REQUIRED_ROLES (tests/factories.py).
+TOTP_SECRET = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+SECRET_RE = re.compile(r'id="totp-secret"[^>]*>([A-Z2-7 ]+)<')
+ENROLMENT_RE = re.compile(r'name="enrolment"[^>]*value="([^"]+)"')
+
+
+def pass_second_factor(client, username, location):
+    """Answer the second step at `location` as the user's authenticator app would.
+
+    The secret comes from the database (a stored one) or from the set-up page (first login: the
+    helper enrols with what the page shows, as a user scanning it would). The code is the one for
+    the current step, or the next step when the user already logged in during this step: the server
+    accepts ±1 step and refuses a step it has seen (no replay), so a real phone whose clock runs a
+    little ahead would show that code. A third login within one step waits for the clock.
+    """
+    page = client.get(location)
+    if page.status_code == 302:  # no secret yet: the second step sends the user to the set-up page
+        location = page.headers["Location"]
+        page = client.get(location)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html[:500]
+    data = {"csrf_token": CSRF_RE.search(html).group(1)}
+    secret, last_step = stored_second_factor(client.application, username)
+    if secret is None:
+        secret = SECRET_RE.search(html).group(1).replace(" ", "")
+        data["enrolment"] = ENROLMENT_RE.search(html).group(1)
+    data["code"] = current_code(secret, last_step)
+    return client.post(location, data=data)
+
+
+def stored_second_factor(app, username):
+    """The user's stored TOTP secret and last accepted step (what their phone and the server know)."""
+    from qcflow.auth.models import User
+    from qcflow.extensions import db
+
+    with app.app_context():
+        user = db.session.scalar(sa.select(User).where(User.username == username.strip().lower()))
+        return user.totp_secret, user.totp_last_step
+
+
+def current_code(secret, last_step=None):
+    """The code an authenticator shows now, never for a step at or before `last_step` (refused as a replay)."""
+    from qcflow.auth import totp
+
+    return totp.code_at(secret, fresh_step(last_step))
+
+
+def fresh_step(last_step=None):
+    """The current TOTP step, or the next one (accepted: ±1) if the current one was used; else wait for the clock."""
+    import time
+
+    from qcflow.auth import totp
+
+    for _wait in range(3):
+        step = totp.step_at(datetime.now(timezone.utc))
+        for candidate in (step, step + 1):
+            if last_step is None or candidate > last_step:
+                return candidate
+        time.sleep(totp.STEP_SECONDS - time.time() % totp.STEP_SECONDS + 0.05)
+    raise AssertionError("no fresh TOTP step: the clock is frozen and this user already logged in twice at this instant")

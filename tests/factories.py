@@ -7,7 +7,7 @@ from itertools import count
 
 import pytest
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, TOTP_SECRET
 
 _seq = count(1)
 
@@ -39,12 +39,18 @@ def create_department(ctx):
 @pytest.fixture
 def create_user(ctx, create_department):
     from qcflow.auth.models import User, UserRole
+    from qcflow.config import Config
     from qcflow.extensions import db
 
     def create(username=None, roles=("clinician",), department=None, **kwargs):
+        """A user; those of MFA_REQUIRED_ROLES come with TOTP_SECRET enrolled (pass totp_secret=None for none)."""
         n = next(_seq)
         department = department or create_department()
         at = datetime.now(timezone.utc)
+        if set(roles) & set(Config.MFA_REQUIRED_ROLES):
+            kwargs.setdefault("totp_secret", TOTP_SECRET)
+        if kwargs.get("totp_secret"):
+            kwargs.setdefault("totp_enrolled_at", at)
         kwargs.setdefault("display_name", f"用户{n}")
         kwargs.setdefault("created_at", at)
         kwargs.setdefault("password_changed_at", at)

@@ -1,7 +1,7 @@
 """HTML forms of the auth pages (shape only; rules live in services)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField
+from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import AnyOf, DataRequired, Length
 
 
@@ -18,3 +18,18 @@ class PasswordForm(FlaskForm):
 class LanguageForm(FlaskForm):
     #: Rendered as radio buttons in the template (WTForms' RadioField tuples are deprecated).
     locale = StringField(_l("Language"), validators=[DataRequired(), AnyOf(["zh", "en"])])
+
+
+#: A one-time-code field phones fill from the authenticator (or from SMS-style autofill) with a digit pad.
+CODE_FIELD_ATTRIBUTES = {"autocomplete": "one-time-code", "inputmode": "numeric", "pattern": "[0-9 ]*",
+                         "maxlength": "8", "autocapitalize": "off", "spellcheck": "false"}
+
+
+class SecondFactorForm(FlaskForm):
+    code = StringField(_l("6-digit code"), validators=[DataRequired(), Length(max=8)],
+                       render_kw=CODE_FIELD_ATTRIBUTES)
+
+
+class EnrolForm(SecondFactorForm):
+    #: The new secret, signed by the server (qcflow.auth.views), so the browser cannot choose it.
+    enrolment = HiddenField(validators=[DataRequired()])

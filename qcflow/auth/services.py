@@ -6,8 +6,10 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload, lazyload
 from flask_babel import gettext as _
 
+from qcflow.auth import totp
 from qcflow.auth.models import (
     ApiToken,
     Department,
@@ -171,21 +173,94 @@ def authenticate(username: str, password: str, *, attempt_id: int, now: datetime
     attempt is not kept as a failure.
     """
     name = normalise_username(username)
+    _refuse_when_throttled(name, attempt_id=attempt_id, now=now, max_failures=max_failures, window=window)
+    user = db.session.scalar(sa.select(User).where(User.username == name)) if name else None
+    if password_matches(user.password_hash if user else None, password) and user.is_active:
+        _forget_attempt(attempt_id)
+        return user
+    return None
+
+
+def _refuse_when_throttled(name: str, *, attempt_id: int, now: datetime, max_failures: int, window: timedelta) -> None:
+    """Raise TooManyRequests (dropping the attempt) when more than `max_failures` attempts on the
+    account, this one included, fall within `window`: wrong passwords and wrong codes alike."""
     attempts = db.session.scalar(
         sa.select(sa.func.count()).select_from(LoginFailure)
         .where(LoginFailure.username == name[:64], LoginFailure.failed_at > now - window)
     )
     if attempts > max_failures:
-        db.session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt_id))
+        _forget_attempt(attempt_id)
         raise TooManyRequests(
             _("Too many failed logins for this account. Wait %(minutes)d minutes and try again.",
               minutes=int(window.total_seconds() // 60))
         )
-    user = db.session.scalar(sa.select(User).where(User.username == name)) if name else None
-    if password_matches(user.password_hash if user else None, password) and user.is_active:
-        db.session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt_id))
-        return user
-    return None
+
+
+def _forget_attempt(attempt_id: int) -> None:
+    db.session.execute(sa.delete(LoginFailure).where(LoginFailure.id == attempt_id))
+
+
+def needs_second_factor(user: User, required_roles) -> bool:
+    """Whether a web login of `user` needs a TOTP code after the password (N3)."""
+    return user.has_role(*required_roles) or user.totp_secret is not None
+
+
+def enrol_second_factor(user: User, secret: str, code: str, *, attempt_id: int, actor: Actor, now: datetime,
+                        max_failures: int, window: timedelta) -> bool:
+    """Store `secret` as the user's second factor if `code` is its current code; else keep the failure.
+
+    `attempt_id` is the row of `record_login_attempt`, committed before this call: a wrong code
+    counts towards the login throttling like a wrong password. The code used here cannot be used
+    again. Neither the secret nor the code reaches the audit trail.
+    """
+    if user.totp_secret is not None:
+        _forget_attempt(attempt_id)
+        raise Conflict(_("A second factor is already set up for this account."))
+    _refuse_when_throttled(user.username, attempt_id=attempt_id, now=now, max_failures=max_failures, window=window)
+    step = totp.matching_step(secret, code, now)
+    if step is None:
+        audit.record(actor.audit_name, "user.second_factor_failed", "user_account", user.id, now, stage="enrol")
+        return False
+    _forget_attempt(attempt_id)
+    user.totp_secret = secret
+    user.totp_last_step = step
+    user.totp_enrolled_at = now
+    db.session.flush()
+    audit.record(actor.audit_name, "user.second_factor_enrol", "user_account", user.id, now, after={"enrolled": True})
+    return True
+
+
+def verify_second_factor(user: User, code: str, *, attempt_id: int, actor: Actor, now: datetime, max_failures: int,
+                         window: timedelta) -> bool:
+    """Accept a TOTP code once: within ±1 step and later than the last accepted step (no replay).
+
+    `attempt_id` as for `enrol_second_factor`; a wrong or replayed code is kept as a login failure.
+    """
+    _refuse_when_throttled(user.username, attempt_id=attempt_id, now=now, max_failures=max_failures, window=window)
+    step = totp.matching_step(user.totp_secret, code, now) if user.totp_secret else None
+    replayed = step is not None and user.totp_last_step is not None and step <= user.totp_last_step
+    if step is None or replayed:
+        audit.record(actor.audit_name, "user.second_factor_failed", "user_account", user.id, now,
+                     stage="verify", reason="replayed" if replayed else "wrong_code")
+        return False
+    _forget_attempt(attempt_id)
+    user.totp_last_step = step
+    db.session.flush()
+    audit.record(actor.audit_name, "user.second_factor_passed", "user_account", user.id, now)
+    return True
+
+
+def reset_second_factor(user: User, *, actor: Actor, now: datetime) -> int:
+    """Clear the user's second factor (they enrol again at the next login) and end their sessions."""
+    was_enrolled = user.totp_secret is not None
+    user.totp_secret = None
+    user.totp_last_step = None
+    user.totp_enrolled_at = None
+    ended = revoke_sessions(user, now)
+    db.session.flush()
+    audit.record(actor.audit_name, "user.second_factor_reset", "user_account", user.id, now,
+                 before={"enrolled": was_enrolled}, after={"enrolled": False}, sessions_ended=ended)
+    return ended
 
 
 def start_session(user: User, *, now: datetime, absolute: timedelta) -> str:
@@ -201,11 +276,17 @@ def start_session(user: User, *, now: datetime, absolute: timedelta) -> str:
 
 def load_session(key: str, *, now: datetime, idle: timedelta, touch_every: timedelta) -> User | None:
     """The user of a live session, or None if it is unknown, revoked, idle too long or expired."""
-    row = db.session.scalar(sa.select(UserSession).where(UserSession.key_hash == digest(key)))
-    if row is None or row.revoked_at is not None or row.expires_at <= now or row.last_seen_at <= now - idle:
+    # One round trip on every page: the session, its user, the user's department and roles.
+    found = db.session.execute(
+        sa.select(UserSession, User).join(User, User.id == UserSession.user_id)
+        .where(UserSession.key_hash == digest(key)).options(joinedload(User.roles))
+    ).unique().one_or_none()
+    if found is None:
         return None
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    row, user = found
+    if row.revoked_at is not None or row.expires_at <= now or row.last_seen_at <= now - idle:
+        return None
+    if not user.is_active:
         return None
     if now - row.last_seen_at >= touch_every:
         row.last_seen_at = now
@@ -242,10 +323,11 @@ def create_token(user: User, name: str, *, actor: Actor, now: datetime) -> str:
 
 def load_token(token: str, *, now: datetime) -> User | None:
     """The active user a bearer token belongs to, or None."""
-    row = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == digest(token)))
-    if row is None or row.revoked_at is not None or not row.user.is_active:
-        return None
-    return row.user
+    # One round trip on every API call: the user and its roles (the department only if it is used).
+    stmt = (sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+            .options(joinedload(User.roles), lazyload(User.department)))
+    return db.session.scalars(stmt).unique().one_or_none()
 
 
 def purge_expired(now: datetime, *, idle: timedelta, failure_window: timedelta) -> int:

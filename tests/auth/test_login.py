@@ -38,6 +38,20 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(client, create_user
     assert strip(wrong).replace("wang", "") == strip(unknown).replace("nobody", "")
 
 
+def test_failed_and_throttled_logins_reach_the_security_log(client, create_user, caplog):
+    """ASVS 16.3.1: the throttling rows go after 15 minutes; the log line (kept 6 months) stays."""
+    create_user(username="li")
+    commit()
+    with caplog.at_level("WARNING", logger="qcflow.auth.views"):
+        for _ in range(6):
+            login(client, "li", "not-the-password")
+        login(client, "li")
+    lines = [r.getMessage() for r in caplog.records if r.name == "qcflow.auth.views"]
+    assert lines.count("login failed: account li") == 5
+    assert lines.count("login refused, too many failures: account li") == 2
+    assert not any("not-the-password" in line or "correct-horse" in line for line in caplog.messages)
+
+
 def test_disabled_user_cannot_log_in(client, create_user):
     create_user(username="gone", is_active=False)
     commit()

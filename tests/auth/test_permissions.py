@@ -46,6 +46,8 @@ def test_public_routes_are_an_allow_list(app):
                 public_endpoints.add(rule.endpoint)
     assert public_endpoints == {
         "static", "api-docs.openapi_json", "auth.login", "core.health", "core.api_docs",
+        # The second login step: public routes, each refusing everything without a fresh password step.
+        "auth.second_factor", "auth.enrol",
         # The anonymous reporting channel: the form, the receipt page and their API.
         "events.report", "events.receipt", "events_api.file_event", "events_api.receipt_lookup",
         "events_api.receipt_reply",

@@ -188,14 +188,41 @@ def contexts(browser, server):
 
 
 def login(page, username: str, password: str | None = None):
-    """Log in through the login page and land on the home page (or the `next` target)."""
+    """Log in through the login page (and the second step, where asked) and land on the home page
+    (or the `next` target)."""
     page.goto("/login")
     page.fill("#username", username)
     page.fill("#password", password or DEMO_PASSWORDS[username])
     with page.expect_navigation():
         page.click("form button[type=submit]")
+    pass_second_factor(page, username)
     assert "/login" not in page.url, page.inner_text("main")
     return page
+
+
+#: The users' authenticator apps: (server URL, user name) → [base32 secret, last step used].
+#: Demo users enrol at their first login in each module's fresh database, as at `make run`.
+AUTHENTICATORS: dict[tuple[str, str], list] = {}
+
+
+def pass_second_factor(page, username: str) -> None:
+    """On the second login step, do what the user does with the phone: at the first login read the key
+    the set-up page shows (as if scanned), then type the app's current code (tests/conftest.py:
+    fresh_step, which never repeats a step the server has accepted: it refuses replays)."""
+    from qcflow.auth import totp
+    from tests.conftest import fresh_step
+
+    parts = urlsplit(page.url)
+    if parts.path not in ("/login/enrol", "/login/second-factor"):
+        return
+    phone_key = (f"{parts.scheme}://{parts.netloc}", username)
+    if parts.path == "/login/enrol":
+        AUTHENTICATORS[phone_key] = [page.inner_text("#totp-secret").replace(" ", ""), None]
+    phone = AUTHENTICATORS[phone_key]
+    phone[1] = fresh_step(phone[1])
+    page.fill("#code", totp.code_at(phone[0], phone[1]))
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
 
 
 def shot(page, name: str, full_page: bool = True) -> Path:
