@@ -76,10 +76,14 @@ def record(actor: str, action: str, object_type: str, object_id, now: datetime, 
     """Append one audit entry in the current transaction and flush it."""
     session = db.session
     head_table = AuditHead.__table__
-    bump = head_table.update().where(head_table.c.id == 1).values(seq=head_table.c.seq + 1)
-    if session.execute(bump).rowcount == 0:
+    # Bump and read the tip in one statement (PostgreSQL, SQLite ≥ 3.35): the bump takes the lock.
+    bump = (head_table.update().where(head_table.c.id == 1).values(seq=head_table.c.seq + 1)
+            .returning(head_table.c.seq, head_table.c.hash))
+    tip = session.execute(bump).one_or_none()
+    if tip is None:
         session.execute(head_table.insert().values(id=1, seq=1, hash=GENESIS))
-    seq, prev_hash = session.execute(sa.select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)).one()
+        tip = (1, GENESIS)
+    seq, prev_hash = tip
     entry = AuditEntry(
         seq=seq,
         at=now.astimezone(timezone.utc),

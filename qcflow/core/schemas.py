@@ -1,11 +1,73 @@
 """Marshmallow base schema and shared fields."""
 from marshmallow import RAISE, Schema, fields, validate
+from marshmallow.decorators import POST_DUMP, PRE_DUMP
+from marshmallow.utils import _get_value_for_key, missing
+
+_UNPLANNED = object()
+
+
+def _dump_plan(schema: Schema):
+    """(name, key, attribute, checks attribute, default, field._serialize) per dump field, or None when the
+    schema needs marshmallow's general path (dump hooks, a custom accessor, dotted attributes, or a field
+    that changes how values are looked up)."""
+    if (schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]
+            or type(schema).get_attribute is not Schema.get_attribute):
+        return None
+    plan = []
+    for name, field in schema.dump_fields.items():
+        attribute = field.attribute if field.attribute is not None else name
+        if (type(field).serialize is not fields.Field.serialize or type(field).get_value is not fields.Field.get_value
+                or "." in attribute):
+            return None
+        plan.append((name, field.data_key if field.data_key is not None else name, attribute,
+                     field._CHECK_ATTRIBUTE, field.dump_default, field._serialize))
+    return tuple(plan)
 
 
 class BaseSchema(Schema):
     class Meta:
         # Unknown fields are an error: a body cannot smuggle in state, version or owner.
         unknown = RAISE
+
+    def dump(self, obj, *, many: bool | None = None):
+        """Marshmallow's dump, with the per-field lookups worked out once per schema instance.
+
+        Same output as `Schema.dump` (each field's own `_serialize` formats the value, values are
+        looked up as `marshmallow.utils.get_value` does); a page of 50 rows is dumped several times
+        faster because the generic per-field plumbing is not repeated for every value.
+        """
+        plan = self.__dict__.get("_qc_dump_plan", _UNPLANNED)
+        if plan is _UNPLANNED:
+            plan = self._qc_dump_plan = _dump_plan(self)
+        if plan is None or obj is None:
+            return super().dump(obj, many=many)
+        many = self.many if many is None else bool(many)
+        if many:
+            return [self._dump_one(plan, item) for item in obj]
+        return self._dump_one(plan, obj)
+
+    def _dump_one(self, plan, obj) -> dict:
+        ret = self.dict_class()
+        plain = type(obj) is dict
+        keyed = not plain and hasattr(obj, "__getitem__")
+        for name, key, attribute, check, default, serialize in plan:
+            if check:
+                if plain:
+                    value = obj.get(attribute, _UNPLANNED)
+                    if value is _UNPLANNED:
+                        value = getattr(obj, attribute, missing)
+                elif keyed:
+                    value = _get_value_for_key(obj, attribute, missing)
+                else:
+                    value = getattr(obj, attribute, missing)
+                if value is missing:
+                    value = default() if callable(default) else default
+                    if value is missing:
+                        continue
+            else:
+                value = None
+            ret[key] = serialize(value, name, obj)
+        return ret
 
 
 class QueryArgs(BaseSchema):

@@ -6,11 +6,16 @@ import hmac
 import secrets
 import threading
 import time
+from functools import lru_cache
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-#: Compared against when the account does not exist, so both failures take the same time.
-_DUMMY_HASH = generate_password_hash("qcflow-dummy-password", method="scrypt")
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """Compared against when the account does not exist, so both failures take the same time.
+    Made at the first login, not at import: a worker's start-up does not pay for a scrypt hash (P12)."""
+    return generate_password_hash("qcflow-dummy-password", method="scrypt")
 
 
 def new_secret(nbytes: int = 32) -> str:
@@ -29,7 +34,7 @@ def hash_password(password: str) -> str:
 
 def password_matches(stored_hash: str | None, password: str) -> bool:
     if stored_hash is None:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return False
     return check_password_hash(stored_hash, password)
 

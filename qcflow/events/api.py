@@ -62,6 +62,9 @@ def file_event(data):
     try:
         event, code = services.file_report(data, mode=mode, actor=current_actor(), now=now(), submit=submit,
                                            idempotency_key=key)
+        # Read before the commit expires the event: reading after it would load the row (and its
+        # actions) again only to answer with values already known.
+        body = {"id": event.id, "reference": event.reference, "state": event.state}
         db.session.commit()
     except IntegrityError:
         # A simultaneous retry with the same key won the race: answer as a sequential retry is answered (R12).
@@ -69,7 +72,6 @@ def file_event(data):
         if key:
             services.refuse_replayed_key(key)
         raise
-    body = {"id": event.id, "reference": event.reference, "state": event.state}
     if code:
         body["receipt_code"] = code
     return body
@@ -97,7 +99,7 @@ def list_events(args):
     args.pop("lang", None)
     actor = current_actor()
     items, next_cursor = queries.list_events(actor, now=now(), **args)
-    return {"items": [present(e, actor) for e in items], "next_cursor": next_cursor}
+    return {"items": queries.present_all(items, actor), "next_cursor": next_cursor}
 
 
 @blp.get("/events/mine")
@@ -106,7 +108,7 @@ def list_events(args):
 def my_events():
     """List my own named and confidential reports, with their feedback."""
     actor = current_actor()
-    return {"items": [present(e, actor) for e in queries.my_reports(current_user.id)], "next_cursor": None}
+    return {"items": queries.present_all(queries.my_reports(current_user.id), actor), "next_cursor": None}
 
 
 @blp.get("/events/<int:event_id>")

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from qcflow.auth.models import Role, User
-from qcflow.auth.permissions import get_scoped_or_404, scoped
+from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AuditEntry
 from qcflow.core.errors import NotFound
@@ -42,22 +42,33 @@ def overdue_ids(event_ids, now: datetime) -> set[int]:
 def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category=None, department_id=None,
                 overdue=None, cursor=None, limit=50) -> tuple[list[AdverseEvent], int | None]:
     """Cases the actor may see, newest first, keyset-paginated by id; drafts are never listed."""
-    stmt = scoped(sa.select(AdverseEvent), SCOPE, actor).where(AdverseEvent.state != EventState.DRAFT.value)
+    where = [AdverseEvent.state != EventState.DRAFT.value]
     if state:
-        stmt = stmt.where(AdverseEvent.state == state)
+        where.append(AdverseEvent.state == state)
     if grade:
-        stmt = stmt.where(sa.func.coalesce(AdverseEvent.confirmed_grade, AdverseEvent.reporter_grade) == grade)
+        where.append(sa.func.coalesce(AdverseEvent.confirmed_grade, AdverseEvent.reporter_grade) == grade)
     if category:
-        stmt = stmt.where(AdverseEvent.category_code == category)
+        where.append(AdverseEvent.category_code == category)
     if department_id:
-        stmt = stmt.where(sa.or_(AdverseEvent.department_id == department_id,
-                                 AdverseEvent.handling_department_id == department_id))
+        where.append(sa.or_(AdverseEvent.department_id == department_id,
+                            AdverseEvent.handling_department_id == department_id))
     if overdue is not None:
         clause = overdue_clause(now)
-        stmt = stmt.where(clause if overdue else sa.not_(clause))
+        where.append(clause if overdue else sa.not_(clause))
     if cursor:
-        stmt = stmt.where(AdverseEvent.id < cursor)
-    rows = list(db.session.scalars(stmt.order_by(AdverseEvent.id.desc()).limit(limit)))
+        where.append(AdverseEvent.id < cursor)
+    newest = AdverseEvent.id.desc()
+    if sees_all_departments(actor):
+        stmt = scoped(sa.select(AdverseEvent), SCOPE, actor).where(*where)
+    else:
+        # A department sees cases it reported or handles. One newest-first page per scope column, then
+        # the page of their union: an OR over the two columns makes SQLite collect every case of the
+        # department from both indexes and sort them all, to keep 50.
+        pages = [scoped(sa.select(AdverseEvent.id), [column], actor).where(*where).order_by(newest).limit(limit)
+                 .subquery() for column in SCOPE]
+        ids = sa.union(*(sa.select(page.c.id) for page in pages))
+        stmt = sa.select(AdverseEvent).where(AdverseEvent.id.in_(ids))
+    rows = list(db.session.scalars(stmt.order_by(newest).limit(limit)))
     return rows, (rows[-1].id if len(rows) == limit else None)
 
 
@@ -116,11 +127,20 @@ def staff_and_patient_names() -> list[str]:
     return [n for n in db.session.scalars(sa.select(User.display_name)) if n]
 
 
-def present(event: AdverseEvent, actor: Actor) -> dict:
-    """The case as this actor may see it: free text scrubbed of personal data outside the quality office."""
+def present_all(events, actor: Actor) -> list[dict]:
+    """`present` for a page of cases: the names to scrub are read once for the page, not once per case."""
+    names = None if Role.QUALITY in actor.roles else staff_and_patient_names()
+    return [present(event, actor, names) for event in events]
+
+
+def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -> dict:
+    """The case as this actor may see it: free text scrubbed of personal data outside the quality office.
+
+    `names`: staff_and_patient_names(), when the caller has already read them (present_all).
+    """
     data = {name: getattr(event, name) for name in EventOut._declared_fields if hasattr(event, name)}
     if Role.QUALITY not in actor.roles:
-        names = staff_and_patient_names()
+        names = staff_and_patient_names() if names is None else names
         for field in ("description", "immediate_actions", "analysis", "rca_factors", "feedback", "reject_reason"):
             if data.get(field):
                 data[field] = scrub(data[field], names)

@@ -55,8 +55,7 @@ def get_queue(args):
     calls, then overdue age, then due time. Keyset-paginated with `next_cursor`."""
     args.pop("lang", None)
     actor, at = current_actor(), now()
-    items, next_cursor = queries.queue(actor, now=at, **args)
-    patients = queries.patients_of(items)
+    items, patients, next_cursor = queries.queue_page(actor, now=at, **args)
     return {"items": [queries.present(t, actor, at, patients[t.patient_id]) for t in items],
             "next_cursor": next_cursor, "counts": queries.counts(actor, now=at, department=args.get("department"))}
 

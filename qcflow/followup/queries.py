@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import Bundle, lazyload
 
 from qcflow.auth.models import Role, User
 from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
@@ -50,6 +50,15 @@ def _department_filter(stmt, actor: Actor, department_id: int | None):
     return stmt
 
 
+#: A queue page for the API (queue_page): every task column and the patient columns present() shows,
+#: as plain rows; loading 50 tasks and patients as ORM objects cost more than the page query itself.
+PAGE_TASK = Bundle("task", *(getattr(Task, column.key) for column in Task.__mapper__.column_attrs))
+PAGE_PATIENT = Bundle("patient", Patient.id, Patient.mrn, Patient.name, Patient.sex, Patient.phone)
+
+#: The label of "my open tasks" in counts()' one statement (not a timeliness value).
+MINE = "mine"
+
+
 def _end_of(day: date) -> datetime:
     return local_midnight(day + timedelta(days=1), hospital_tz())
 
@@ -88,8 +97,20 @@ def decode_cursor(cursor: str) -> tuple[datetime, tuple]:
         raise Unprocessable(errors={"cursor": [_("Not a cursor from this queue; start again without it.")]})
 
 
-def queue(actor: Actor, *, now: datetime, department=None, date=None, pathway=None, assignee=None, state=None,
-          cursor=None, limit=50) -> tuple[list[Task], str | None]:
+def queue(actor: Actor, *, now: datetime, **filters) -> tuple[list[Task], str | None]:
+    """The daily queue (see queue_page) as Task objects, without the patients."""
+    tasks, _patients, next_cursor = _queue(Task, actor, now=now, **filters)
+    return tasks, next_cursor
+
+
+def queue_page(actor: Actor, *, now: datetime, **filters) -> tuple[list, dict, str | None]:
+    """A page of the daily queue for the API: PAGE_TASK rows, their patients by id (PAGE_PATIENT rows,
+    read in the same query) and the next cursor. Plain rows: the page is shown, not changed."""
+    return _queue(PAGE_TASK, actor, now=now, **filters)
+
+
+def _queue(entity, actor: Actor, *, now: datetime, department=None, date=None, pathway=None, assignee=None,
+           state=None, cursor=None, limit=50) -> tuple[list, dict, str | None]:
     """The daily queue: the department's tasks open today (or on `date`) or overdue, most urgent first.
 
     Keyset-paginated; the cursor keeps the first page's "now" so the order holds across pages.
@@ -98,7 +119,7 @@ def queue(actor: Actor, *, now: datetime, department=None, date=None, pathway=No
     if cursor:
         now, key = decode_cursor(cursor)
     day = date or local(now).date()
-    stmt = _department_filter(sa.select(Task), actor, department).where(queue_clause(now, day))
+    stmt = _department_filter(sa.select(entity), actor, department).where(queue_clause(now, day))
     if pathway:
         stmt = stmt.where(Task.pathway == pathway)
     if assignee == "me":
@@ -119,28 +140,39 @@ def queue(actor: Actor, *, now: datetime, department=None, date=None, pathway=No
             sa.and_(urgent == k_urgent, overdue == k_overdue, sort_at > k_sort),
             sa.and_(urgent == k_urgent, overdue == k_overdue, sort_at == k_sort, task_id > k_id),
         ))
-    # The page shows task columns only: no eager join of the plan and its protocol (and phases).
-    rows = list(db.session.scalars(stmt.order_by(urgent, overdue, sort_at, task_id).limit(limit)
-                                   .options(lazyload(Task.plan))))
+    # The page shows task columns and the patient: the patient comes in the same query; the plan and
+    # its protocol (and phases) are not loaded at all.
+    stmt = stmt.add_columns(PAGE_PATIENT).join(Patient, Patient.id == Task.patient_id)
+    stmt = stmt.order_by(urgent, overdue, sort_at, task_id).limit(limit)
+    pairs = db.session.execute(stmt.options(lazyload(Task.plan)) if entity is Task else stmt).all()
+    rows = [task for task, _patient in pairs]
     next_cursor = None
     if len(rows) == limit:
         last = rows[-1]
         is_overdue = of(last, now) == Timeliness.OVERDUE
         next_cursor = encode_cursor(now, (0 if last.is_urgent else 1, 0 if is_overdue else 1,
                                           last.closes_at if is_overdue else last.due_at, last.id))
-    return rows, next_cursor
+    return rows, {patient.id: patient for _task, patient in pairs}, next_cursor
 
 
 def counts(actor: Actor, *, now: datetime, department=None) -> dict:
     """Today's queue by timeliness (due, overdue, not yet open today), urgent calls and my tasks."""
     day = local(now).date()
     label = timeliness_sql(Task, now)
-    stmt = _department_filter(sa.select(label, sa.func.count()).select_from(Task), actor, department)
-    by = dict(db.session.execute(stmt.where(queue_clause(now, day)).group_by(label)).all())
-    urgent = db.session.scalar(_department_filter(sa.select(sa.func.count()).select_from(Task), actor, department)
-                               .where(queue_clause(now, day), Task.is_urgent.is_(True)))
-    mine = db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
-        Task.assignee_id == actor.user_id, is_open())) if actor.user_id else 0
+    # One round trip: the queue by timeliness (with its urgent calls), then my open tasks in any department.
+    stmt = (_department_filter(sa.select(label, sa.func.count(), sa.func.sum(sa.case((Task.is_urgent, 1), else_=0)))
+                               .select_from(Task), actor, department)
+            .where(queue_clause(now, day)).group_by(label))
+    if actor.user_id:
+        stmt = sa.union_all(stmt, sa.select(sa.literal(MINE), sa.func.count(), sa.literal(0)).select_from(Task)
+                            .where(Task.assignee_id == actor.user_id, is_open()))
+    by, urgent, mine = {}, 0, 0
+    for name, count, urgent_count in db.session.execute(stmt):
+        if name == MINE:
+            mine = count
+        else:
+            by[name] = count
+            urgent += urgent_count or 0
     return {"due": by.get("due", 0), "overdue": by.get("overdue", 0), "not_open": by.get("not_open", 0),
             "urgent": urgent, "mine": mine, "total": sum(by.values())}
 

@@ -5,24 +5,31 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from functools import lru_cache
 
-import pygal
 from markupsafe import Markup
-from pygal.style import Style
 
 FONT = '"Noto Sans CJK SC", "WenQuanYi Zen Hei", sans-serif'
-STYLE = Style(
-    font_family=FONT, background="white", plot_background="white", foreground="#333", foreground_strong="#111",
-    foreground_subtle="#999", colors=("#2f6ea6", "#b3261e", "#e08a00", "#0b6e4f", "#9aa5b1", "#7a4fa0"),
-    label_font_size=11, major_label_font_size=11, value_font_size=10, legend_font_size=11, title_font_size=13,
-    tooltip_font_size=11, value_label_font_size=10, guide_stroke_color="#e3e3e3", major_guide_stroke_color="#cfcfcf",
-    guide_stroke_dasharray="1,0", major_guide_stroke_dasharray="1,0", value_colors=("#222",), opacity=0.85,
-    stroke_width=1.6,
-)
+
+
+@lru_cache(maxsize=1)
+def _pygal():
+    """pygal and our style, imported at the first chart: a worker's start-up does not need it (P12)."""
+    import pygal
+    from pygal.style import Style
+
+    return pygal, Style(
+        font_family=FONT, background="white", plot_background="white", foreground="#333", foreground_strong="#111",
+        foreground_subtle="#999", colors=("#2f6ea6", "#b3261e", "#e08a00", "#0b6e4f", "#9aa5b1", "#7a4fa0"),
+        label_font_size=11, major_label_font_size=11, value_font_size=10, legend_font_size=11, title_font_size=13,
+        tooltip_font_size=11, value_label_font_size=10, guide_stroke_color="#e3e3e3", major_guide_stroke_color="#cfcfcf",
+        guide_stroke_dasharray="1,0", major_guide_stroke_dasharray="1,0", value_colors=("#222",), opacity=0.85,
+        stroke_width=1.6,
+    )
 
 
 def _config(**options) -> dict:
-    return {"style": STYLE, "js": [], "disable_xml_declaration": True, "explicit_size": True,
+    return {"style": _pygal()[1], "js": [], "disable_xml_declaration": True, "explicit_size": True,
             "width": 640, "height": 300, "margin": 12, "show_legend": False, "print_values": True,
             "print_values_position": "top", "truncate_label": -1, "truncate_legend": -1, **options}
 
@@ -57,6 +64,7 @@ def bars(title: str, rows: list[dict], *, horizontal: bool = False, **options) -
         # pygal sizes the label column for Latin letters; a Chinese character is about twice as wide.
         wide = max((sum(unicodedata.east_asian_width(c) in "WF" for c in label) for label in labels), default=0)
         options = {"margin_left": 12 + 6 * wide, "margin_right": 34, **options}
+    pygal = _pygal()[0]
     chart = (pygal.HorizontalBar if horizontal else pygal.Bar)(**_config(title=title, **options))
     chart.x_labels = labels
     chart.add("", [{"value": row["count"], "label": row["display"]} if row["count"] is not None
@@ -68,7 +76,7 @@ def bars(title: str, rows: list[dict], *, horizontal: bool = False, **options) -
 def line(title: str, labels: list[str], series: dict[str, list[float | None]], *, target: float | None = None,
          target_label: str = "", **options) -> Markup:
     """Trend lines over `labels` (months), with an optional target as a dashed red line."""
-    chart = pygal.Line(**_config(title=title, show_legend=len(series) > 1, legend_at_bottom=True,
+    chart = _pygal()[0].Line(**_config(title=title, show_legend=len(series) > 1, legend_at_bottom=True,
                                  x_label_rotation=0, print_values=False, dots_size=2.5, **options))
     chart.x_labels = labels
     for name, values in series.items():
@@ -90,7 +98,7 @@ def funnel(title: str, result: dict, *, labels: dict[str, str]) -> Markup:
     limits = {x: control_limits(rate, x) for x in xs}
     top = max([p["plot_rate"] * 1.25 for p in points]
               + [control_limits(rate, max(1, round(smallest * 0.6)))["99.8"][1], result["hospital_rate"] * 2, 1])
-    chart = pygal.XY(**_config(title=title, show_legend=True, legend_at_bottom=True, legend_at_bottom_columns=3,
+    chart = _pygal()[0].XY(**_config(title=title, show_legend=True, legend_at_bottom=True, legend_at_bottom_columns=3,
                                print_values=False, dots_size=3, stroke=True, allow_interruptions=True,
                                range=(0, top), xrange=(0, largest), x_title=labels["x"], y_title=labels["y"],
                                height=400, margin_bottom=30))

@@ -106,3 +106,18 @@ def test_pages_send_security_headers_and_no_store(client):
 def test_pages_reference_no_external_origin(client):
     html = client.get("/login").get_data(as_text=True)
     assert "http://" not in html and "https://" not in html and "//cdn" not in html
+
+
+def test_starting_a_worker_imports_no_document_or_chart_library(tmp_path):
+    """P12 cold start: PDFs, charts and spreadsheets load at their first use, not in every worker's start."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from qcflow import create_app; "
+            f"app = create_app({{'SECRET_KEY': 'x', 'DATABASE_URL': 'sqlite:///{tmp_path}/db.sqlite3'}}); "
+            "app.test_client().get('/healthz'); "
+            "print(sorted(m for m in ('weasyprint', 'pygal', 'xlsxwriter', 'schemathesis', 'playwright') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "QCFLOW_INSTANCE_PATH": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
