@@ -2,8 +2,9 @@
 
 The raw lower bound of a read path is its SQL run through the bare DB-API cursor (psycopg or sqlite3)
 on a connection of the same engine: no ORM, no Flask, no JSON. The HTTP scenarios start
-`gunicorn -c scripts/gunicorn.conf.py wsgi:app` with N sync workers on a random port (the shipped
-configuration, access log included) and drive it from client threads in this process.
+`gunicorn -c scripts/gunicorn.conf.py wsgi:app` with N workers on a random port (the shipped
+configuration: threaded workers with keep-alive, access log included) and drive it from client
+threads in this process.
 """
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def free_port() -> int:
 
 
 class Gunicorn:
-    """`gunicorn -c scripts/gunicorn.conf.py wsgi:app` with `workers` sync workers on a random port."""
+    """`gunicorn -c scripts/gunicorn.conf.py wsgi:app` with `workers` workers (the shipped worker class and
+    threads) on a random port. Clients of `load` keep their connection open between requests."""
 
     def __init__(self, url: str, instance: str, workers: int = 2, log: str | None = None):
         self.url, self.instance, self.workers = url, instance, workers
@@ -136,6 +138,20 @@ class Gunicorn:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the workers and the master: a cost per request that
+        other load on the machine inflates less than wall time (0 where /proc is not available)."""
+        total = 0.0
+        try:
+            children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+            for pid in [self.process.pid, *map(int, children.split())]:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            return 0.0
+        return total
 
     def log_text(self) -> str:
         with open(self.log_path, errors="replace") as handle:

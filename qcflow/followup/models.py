@@ -218,6 +218,8 @@ class Task(Versioned, Base):
         # "My tasks": only claimed tasks are indexed, so generating unclaimed ones costs nothing here.
         sa.Index("ix_followup_task_assignee_id", "assignee_id", sqlite_where=sa.text("assignee_id IS NOT NULL"),
                  postgresql_where=sa.text("assignee_id IS NOT NULL")),
+        # The indicator rollup counts calls one month at a time by pathway and window end.
+        sa.Index("ix_followup_task_pathway_closes_at", "pathway", "closes_at"),
         enum_check("state", TaskState),
         sa.CheckConstraint("respondent IS NULL OR respondent IN ('patient', 'family', 'other')", name="respondent_valid"),
         sa.CheckConstraint("vital_status IS NULL OR vital_status IN ('alive', 'dead')", name="vital_status_valid"),

@@ -97,6 +97,18 @@ class Period:
         return result
 
 
+#: How long after a month's last day a definition still looks at `now`: a day-surgery discharge
+#: counts once its first 24 hours have passed. From then on a month's counts depend on the records
+#: only, not on when they are computed (every other window or deadline is bounded by the month's end).
+SETTLING = timedelta(hours=24)
+
+
+def settled_at(month: date) -> datetime:
+    """The instant from which a month's counts no longer depend on `now` (rollups cover such months)."""
+    following = (month.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return local_midnight(following, hospital_tz()) + SETTLING
+
+
 @dataclass(frozen=True)
 class Source:
     """One kind of record behind a part: a select with id, department_id, weight and label columns."""
@@ -202,13 +214,18 @@ def effective_on_time(task=Task, now: datetime | None = None):
 
 
 def followup_calls_due(pathways: Callable[[], sa.ColumnElement]):
-    """Calls of the pathways whose window closed in the period (cancelled calls are not due)."""
+    """Calls of the pathways whose window closed in the period (cancelled calls are not due).
+
+    A window that closes at local midnight on the 1st closed in the month that starts then (the
+    period's end is exclusive, as for every other source), so months add up to the year; by now it
+    counts once it has closed (`closes_at <= now`, the timeliness rule).
+    """
 
     def select(period: Period) -> sa.Select:
         return _row(Task.id, Task.department_id, Task.pathway.label("pathway"), Task.due_on.label("due_on"),
                     Patient.mrn.label("mrn")).join(Patient, Patient.id == Task.patient_id).where(
             pathways(), Task.state != TaskState.CANCELLED.value,
-            Task.closes_at >= period.start_at, Task.closes_at <= period.closed_by)
+            Task.closes_at >= period.start_at, Task.closes_at < period.end_at, Task.closes_at <= period.now)
 
     return select
 
@@ -228,11 +245,15 @@ def day_surgery_discharges(period: Period) -> sa.Select:
 
 
 def day_surgery_called_in_24h(period: Period) -> sa.Select:
-    """… whose first follow-up call was effective and on time (its window is discharge → +24 h)."""
-    first_call = sa.select(Task.id).join(Plan, Plan.id == Task.plan_id).where(
-        Plan.source_type == "encounter", Plan.source_id == Encounter.id, Plan.pathway == "day_surgery",
-        Task.occurrence == 1, effective_on_time(Task, period.now))
-    return day_surgery_discharges(period).where(first_call.exists())
+    """… whose first follow-up call was effective and on time (its window is discharge → +24 h).
+
+    An uncorrelated IN: SQLite evaluates it once per statement (a correlated EXISTS made it index
+    the plans again for every discharge).
+    """
+    called = sa.select(Plan.source_id).join(Task, Task.plan_id == Plan.id).where(
+        Plan.source_type == "encounter", Plan.pathway == "day_surgery", Task.occurrence == 1,
+        effective_on_time(Task, period.now))
+    return day_surgery_discharges(period).where(Encounter.id.in_(called))
 
 
 def _operation_row(*where):

@@ -13,3 +13,9 @@ def freeze_snapshots(now: datetime) -> str:
     month = queries.add_months(queries.month_start(today(now)), -1)
     added = services.freeze_month(month, actor=Actor.system("indicators.freeze"), now=now)
     return f"{month:%Y-%m}: snapshot rows added {added}"
+
+
+def refresh_rollups(now: datetime) -> str:
+    """Count every settled month into the rollup again (nightly, before the snapshot freeze)."""
+    months = services.refresh_rollups(actor=Actor.system("indicators.rollups"), now=now)
+    return f"rollup months refreshed {months}"

@@ -69,6 +69,43 @@ class IndicatorSnapshot(Base):
     )
 
 
+class IndicatorRollupMonth(Base):
+    """A month whose parts are rolled up in `indicator_rollup` (docs/indicators.md, Rollups)."""
+
+    __tablename__ = "indicator_rollup_month"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: First day of the month.
+    month_on: Mapped[date] = mapped_column(unique=True)
+    #: Digest of the definitions' SQL and settings the counts were made with; another digest → unused.
+    definition: Mapped[str] = mapped_column(sa.String(16))
+    #: When these counts were written (a refresh that finds the same counts writes nothing).
+    refreshed_at: Mapped[datetime]
+
+
+class IndicatorRollup(Base):
+    """One part's count (numerator or denominator) for a rolled-up month, hospital or department."""
+
+    __tablename__ = "indicator_rollup"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month_on: Mapped[date] = mapped_column(sa.ForeignKey("indicator_rollup_month.month_on"))
+    code: Mapped[str] = mapped_column(sa.String(60))
+    #: numerator or denominator.
+    part: Mapped[str] = mapped_column(sa.String(11))
+    #: NULL: the whole hospital (every record, with or without a department).
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
+    #: SUM(weight) of the part's sources, as `queries.compute` counts them; zero counts have no row.
+    total: Mapped[int]
+
+    __table_args__ = (
+        sa.UniqueConstraint("department_id", "month_on", "code", "part", name="uq_indicator_rollup_department_month"),
+        sa.Index("uq_indicator_rollup_hospital", "month_on", "code", "part", unique=True,
+                 sqlite_where=sa.text("department_id IS NULL"), postgresql_where=sa.text("department_id IS NULL")),
+        enum_check("part", ("numerator", "denominator")),
+    )
+
+
 LABELS = {
     "unit": {"percent": "%", "permille": "‰", "per100": _l("per 100 discharges")},
     "direction": {"higher": _l("Higher is better"), "lower": _l("Lower is better"), "rising": _l("Should rise")},

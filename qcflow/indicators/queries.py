@@ -5,9 +5,10 @@ in the hospital time zone.
 """
 from __future__ import annotations
 
+import hashlib
 import operator
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from flask import current_app
@@ -20,10 +21,11 @@ from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now as clock_now, today
 from qcflow.extensions import db
-from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, Period
-from qcflow.indicators.models import IndicatorSnapshot, IndicatorTarget
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, Period, settled_at
+from qcflow.indicators.models import IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot, IndicatorTarget
 
 COMPARE = {"gt": operator.gt, "ge": operator.ge, "le": operator.le, "lt": operator.lt}
+PARTS = ("numerator", "denominator")
 
 
 @dataclass
@@ -100,6 +102,85 @@ def _count(indicator: Indicator, part: str, period: Period, department_id: int |
     return total
 
 
+def counts_by_department(indicator: Indicator, part: str, period: Period) -> dict[int | None, int]:
+    """A part's count per department (None: records without one), the same sums `_count` takes."""
+    counts: dict[int | None, int] = {}
+    for source in indicator.sources(part):
+        sub = source.select(period).subquery()
+        stmt = sa.select(sub.c.department_id, sa.func.sum(sub.c.weight)).group_by(sub.c.department_id)
+        for department_id, n in db.session.execute(stmt):
+            counts[department_id] = counts.get(department_id, 0) + int(n or 0)
+    return counts
+
+
+_DEFINITIONS: dict[tuple, str] = {}
+#: The month every definition is compiled for when taking the digest (any fixed month would do).
+_DIGEST_PERIOD = Period(date(2000, 1, 1), date(2000, 1, 31), datetime(2000, 3, 1, tzinfo=timezone.utc))
+
+
+def definition_digest() -> str:
+    """A digest of every part's SQL and parameters as this app compiles them.
+
+    A rollup month records the digest it was counted with and is read only under the same digest,
+    so a changed definition or setting (EVENT_CLOSURE_DAYS, TIMEZONE) never mixes old counts with
+    new ones: until the refresh counts them again those months are computed live.
+    """
+    dialect = db.session.get_bind().dialect
+    key = (dialect.name, tuple(sorted(current_app.config["EVENT_CLOSURE_DAYS"].items())),
+           current_app.config["TIMEZONE"])
+    if key not in _DEFINITIONS:
+        digest = hashlib.sha256()
+        for indicator in INDICATORS:
+            for part in PARTS:
+                for source in indicator.sources(part):
+                    compiled = source.select(_DIGEST_PERIOD).compile(dialect=dialect)
+                    params = sorted((name, repr(value)) for name, value in compiled.params.items())
+                    digest.update(f"{indicator.code}|{part}|{source.kind}|{compiled}|{params}\n".encode())
+        _DEFINITIONS[key] = digest.hexdigest()[:16]
+    return _DEFINITIONS[key]
+
+
+def rolled_up_months(period: Period) -> list[date]:
+    """The months the period covers whole whose rollup can be read: settled by `period.now` and
+    counted under the current definitions."""
+    candidates = [month for month, first, last, _whole in period.months()
+                  if first == month and last == month_end(month) and settled_at(month) <= period.now]
+    if not candidates:
+        return []
+    stored = set(db.session.scalars(sa.select(IndicatorRollupMonth.month_on).where(
+        IndicatorRollupMonth.month_on.between(candidates[0], candidates[-1]),
+        IndicatorRollupMonth.definition == definition_digest())))
+    return [month for month in candidates if month in stored]
+
+
+def rollup_counted_at() -> datetime | None:
+    """When the settled months were last counted into the rollup (shown with the dashboard)."""
+    return db.session.scalar(sa.select(sa.func.max(IndicatorRollupMonth.refreshed_at)))
+
+
+def live_periods(period: Period, rolled: list[date]) -> list[Period]:
+    """The stretches of the period outside the rolled-up months, computed from the records."""
+    stretches, cursor = [], period.start
+    for month in rolled:
+        if cursor < month:
+            stretches.append(Period(cursor, month - timedelta(days=1), period.now))
+        cursor = month_end(month) + timedelta(days=1)
+    if cursor <= period.end:
+        stretches.append(Period(cursor, period.end, period.now))
+    return stretches
+
+
+def _rolled_counts(months: list[date], codes: list[str], department_id: int | None) -> dict[tuple[str, str], int]:
+    if not months:
+        return {}
+    scope = (IndicatorRollup.department_id.is_(None) if department_id is None
+             else IndicatorRollup.department_id == department_id)
+    stmt = (sa.select(IndicatorRollup.code, IndicatorRollup.part, sa.func.sum(IndicatorRollup.total))
+            .where(scope, IndicatorRollup.month_on.in_(months), IndicatorRollup.code.in_(codes))
+            .group_by(IndicatorRollup.code, IndicatorRollup.part))
+    return {(code, part): int(n or 0) for code, part, n in db.session.execute(stmt)}
+
+
 def _indicators(codes: list[str] | None) -> list[Indicator]:
     if codes is None:
         return list(INDICATORS)
@@ -110,18 +191,27 @@ def _indicators(codes: list[str] | None) -> list[Indicator]:
 
 
 def compute(start: date, end: date, *, department_id: int | None = None, codes: list[str] | None = None,
-            now: datetime | None = None) -> list[IndicatorValue]:
+            now: datetime | None = None, live: bool = False) -> list[IndicatorValue]:
     """Compute the indicators for calendar days start..end (inclusive), hospital-wide or for a department.
 
-    Targets are those of the year of `end` at the configured hospital level.
+    Settled months that the rollup covers are read from it; the rest of the period (the current
+    month, months not rolled up) is counted from the records. `live` counts everything from the
+    records (the check that the rollup agrees). Targets are those of the year of `end` at the
+    configured hospital level.
     """
     period = Period(start, end, now or clock_now())
     targets = targets_for(end.year)
     language = current_language()
+    indicators = _indicators(codes)
+    rolled = [] if live else rolled_up_months(period)
+    stretches = live_periods(period, rolled)
+    counted = _rolled_counts(rolled, [i.code for i in indicators], department_id)
     values = []
-    for indicator in _indicators(codes):
-        numerator = _count(indicator, "numerator", period, department_id)
-        denominator = _count(indicator, "denominator", period, department_id)
+    for indicator in indicators:
+        numerator, denominator = (
+            counted.get((indicator.code, part), 0) + sum(_count(indicator, part, stretch, department_id)
+                                                         for stretch in stretches)
+            for part in PARTS)
         value = value_of(indicator, numerator, denominator)
         target = targets.get(indicator.code)
         goal, comparison = (target.value, target.comparison) if target is not None else (None, None)

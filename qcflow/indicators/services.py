@@ -1,4 +1,4 @@
-"""Indicator verbs: freeze a month's snapshot, set a target. They flush, never commit."""
+"""Indicator verbs: freeze a month's snapshot, refresh the rollup, set a target. They flush, never commit."""
 from __future__ import annotations
 
 from datetime import date, datetime
@@ -7,14 +7,21 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from qcflow.auth.models import Department
+from qcflow.clinical.models import DischargeCensus, Encounter, Operation, Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable
-from qcflow.core.time import today
+from qcflow.core.time import local, today
+from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
+from qcflow.followup.models import Task
 from qcflow.indicators import queries
-from qcflow.indicators.definitions import BY_CODE
-from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS, IndicatorSnapshot, IndicatorTarget
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, Period, settled_at
+from qcflow.indicators.models import (COMPARISONS, HOSPITAL_LEVELS, IndicatorRollup, IndicatorRollupMonth,
+                                      IndicatorSnapshot, IndicatorTarget)
+
+#: How far back the rollup reaches: the longest period the list computes (queries.MAX_PERIOD_DAYS).
+ROLLUP_MONTHS = 120
 
 
 def freeze_month(month: date, *, actor: Actor, now: datetime) -> int:
@@ -47,6 +54,72 @@ def freeze_month(month: date, *, actor: Actor, now: datetime) -> int:
         audit.record(actor.audit_name, "indicator_snapshot.freeze", "indicator_snapshot", first.isoformat(), now,
                      after={"month": first.isoformat(), "rows": added})
     return added
+
+
+def last_settled_month(now: datetime) -> date:
+    """The latest month whose counts no longer depend on `now` (definitions.settled_at)."""
+    month = queries.add_months(queries.month_start(today(now)), -1)
+    while settled_at(month) > now:
+        month = queries.add_months(month, -1)
+    return month
+
+
+def _first_record_month(last: date) -> date:
+    """The month of the oldest record any part is dated by, at most ROLLUP_MONTHS back (only how
+    much is rolled up depends on it: months before it are computed live)."""
+    oldest = [db.session.scalar(sa.select(sa.func.min(column))) for column in (
+        AdverseEvent.submitted_at, Encounter.discharged_at, Task.closes_at, Operation.performed_at,
+        DischargeCensus.month_on, Patient.died_on)]
+    days = [local(value).date() if isinstance(value, datetime) else value for value in oldest if value is not None]
+    if not days:
+        return queries.add_months(last, 1)  # no records: nothing to roll up
+    return max(queries.month_start(min(days)), queries.add_months(last, 1 - ROLLUP_MONTHS))
+
+
+def refresh_rollups(*, actor: Actor, now: datetime) -> int:
+    """Count every settled month again from the records into the rollup; returns the months rolled up.
+
+    Every run recounts every month it keeps (from the oldest record, at most ROLLUP_MONTHS back, to
+    the last settled month) with the definitions' own SQL, so late, edited or deleted records of any
+    past month are in the rollup after the next run. Idempotent: a run that finds the counts already
+    stored writes (and audits) nothing.
+    """
+    last = last_settled_month(now)
+    first = _first_record_month(last)
+    digest = queries.definition_digest()
+    months, rows, month = [], [], first
+    # Count everything first, write at the end: on SQLite the write lock is then held for the
+    # replacement only, not for the whole recount.
+    while month <= last:
+        period = Period(month, queries.month_end(month), now)
+        for indicator in INDICATORS:
+            for part in queries.PARTS:
+                counts = queries.counts_by_department(indicator, part, period)
+                scopes = [(None, sum(counts.values()))] + [(d, n) for d, n in counts.items() if d is not None]
+                rows += [{"month_on": month, "code": indicator.code, "part": part, "department_id": department_id,
+                          "total": n} for department_id, n in scopes if n]
+        months.append({"month_on": month, "definition": digest, "refreshed_at": now})
+        month = queries.add_months(month, 1)
+    if _stored_rollup() == ({(m["month_on"], m["definition"]) for m in months},
+                            {(r["month_on"], r["code"], r["part"], r["department_id"], r["total"]) for r in rows}):
+        return len(months)  # the same counts: nothing to write or audit
+    db.session.execute(sa.delete(IndicatorRollup))
+    db.session.execute(sa.delete(IndicatorRollupMonth))
+    if months:
+        db.session.execute(sa.insert(IndicatorRollupMonth), months)
+    if rows:
+        db.session.execute(sa.insert(IndicatorRollup), rows)
+    db.session.flush()
+    audit.record(actor.audit_name, "indicator_rollup.refresh", "indicator_rollup", digest, now,
+                 after={"from": first.isoformat(), "to": last.isoformat(), "months": len(months), "rows": len(rows)})
+    return len(months)
+
+
+def _stored_rollup() -> tuple[set, set]:
+    months = set(db.session.execute(sa.select(IndicatorRollupMonth.month_on, IndicatorRollupMonth.definition)).all())
+    rows = set(db.session.execute(sa.select(IndicatorRollup.month_on, IndicatorRollup.code, IndicatorRollup.part,
+                                            IndicatorRollup.department_id, IndicatorRollup.total)).all())
+    return {tuple(m) for m in months}, {tuple(r) for r in rows}
 
 
 def set_target(code: str, level: str, year: int, comparison: str, value: float, *, actor: Actor, now: datetime,

@@ -84,7 +84,7 @@ def index():
     charts = {v.code: trend_chart([(month, values_of[v.code]) for month, values_of in by_month], target=v.target)
               for v in values}
     return render_template("indicators/index.html", values=values, charts=charts, start=start, end=end,
-                           department_id=department_id, departments=_departments(),
+                           department_id=department_id, departments=_departments(), counted_at=queries.rollup_counted_at(),
                            department=db.session.get(Department, department_id) if department_id else None)
 
 

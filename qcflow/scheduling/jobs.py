@@ -27,6 +27,7 @@ JOBS: list[JobSpec] = [
             {"minutes": 10}),
     JobSpec("mdt.remind_preop", "qcflow.mdt.jobs:remind_preop", "interval", {"minutes": 30}),
     JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),
+    JobSpec("indicators.refresh_rollups", "qcflow.indicators.jobs:refresh_rollups", "cron", {"hour": 0, "minute": 45}),
     JobSpec("indicators.freeze_snapshots", "qcflow.indicators.jobs:freeze_snapshots", "cron", {"hour": 1, "minute": 15}),
     JobSpec("reports.monthly_bulletin", "qcflow.reports.jobs:monthly_bulletin", "cron", {"day": 1, "hour": 2, "minute": 0}),
 ]

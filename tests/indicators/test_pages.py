@@ -61,3 +61,18 @@ def test_drill_down_links_only_to_pages_the_reader_may_open(app, hospital, refer
     quality = clients("quality").get(url).get_data(as_text=True)
     assert 'href="/events/' in quality
     assert 'href="/events/' not in nurse and "<td>#" in nurse
+
+
+def test_the_page_says_when_settled_months_were_last_counted(app, clients, reference_month):
+    from datetime import datetime, timezone
+
+    from qcflow.core.actors import Actor
+    from qcflow.extensions import db
+    from qcflow.indicators import services
+
+    assert "最近一次" not in clients("quality").get("/indicators?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
+    with app.app_context():
+        services.refresh_rollups(actor=Actor.system("test"), now=datetime(2026, 4, 3, 18, 5, tzinfo=timezone.utc))
+        db.session.commit()
+    html = clients("quality").get("/indicators?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
+    assert "每晚根据原始记录重新统计（最近一次：2026-04-04 02:05）" in html
