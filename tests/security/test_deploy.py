@@ -55,6 +55,21 @@ def test_nginx_logs_no_client_address_anywhere_and_nothing_on_anonymous_routes()
     assert "Strict-Transport-Security" in site and "return 301 https://" in site
 
 
+def test_nginx_limits_anonymous_submissions_per_address_without_logging_them():
+    site, anonymous = read("nginx", "qcflow.conf"), read("nginx", "qcflow-anonymous.conf")
+    key = re.search(r"map \$request_method \$(\w+) \{\s*POST\s+\$binary_remote_addr;\s*default\s+\"\";\s*\}", site)
+    assert key, "only POSTs are counted"
+    zone = re.search(r"limit_req_zone \$" + key.group(1) + r" zone=(\w+):\d+m rate=(\d+)r/m;", site)
+    assert zone and 1 <= int(zone.group(2)) <= 60
+    assert re.search(r"^limit_req zone=" + zone.group(1) + r" burst=\d+ nodelay;", anonymous, re.M)
+    assert re.search(r"^limit_req_status 429;", anonymous, re.M)
+    # nginx writes a refusal at limit_req_log_level; it must stay below the snippet's error_log level.
+    levels = ["debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"]
+    logged = re.search(r"^limit_req_log_level (\w+);", anonymous, re.M).group(1)
+    threshold = re.search(r"^error_log \S+ (\w+);", anonymous, re.M).group(1)
+    assert levels.index(logged) < levels.index(threshold)
+
+
 def test_deploy_md_points_at_the_shipped_files():
     with open(os.path.join(ROOT, "docs", "deploy.md"), encoding="utf-8") as f:
         guide = f.read()
