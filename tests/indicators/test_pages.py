@@ -70,9 +70,9 @@ def test_the_page_says_when_settled_months_were_last_counted(app, clients, refer
     from qcflow.extensions import db
     from qcflow.indicators import services
 
-    assert "最近一次" not in clients("quality").get("/indicators?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
+    assert "最近一次变动" not in clients("quality").get("/indicators?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
     with app.app_context():
         services.refresh_rollups(actor=Actor.system("test"), now=datetime(2026, 4, 3, 18, 5, tzinfo=timezone.utc))
         db.session.commit()
     html = clients("quality").get("/indicators?from=2026-03-01&to=2026-03-31").get_data(as_text=True)
-    assert "每晚根据原始记录重新统计（最近一次：2026-04-04 02:05）" in html
+    assert "每晚根据原始记录重新统计（数值最近一次变动：2026-04-04 02:05）" in html
