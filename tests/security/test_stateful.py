@@ -272,7 +272,7 @@ class TaskMachine(RuleBasedStateMachine):
 
 #: The database outlives one example, so replaying an example (shrinking) would not see the same
 #: state: generate only, and report the failing sequence as found.
-MACHINE_SETTINGS = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None,
+MACHINE_SETTINGS = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None, database=None, derandomize=True,
                             phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
 
 
