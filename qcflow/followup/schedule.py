@@ -27,6 +27,10 @@ MEAN_MONTH_DAYS = 30.436875
 MONTH_SLACK_DAYS = 3
 #: A protocol version may not describe more occurrences than this.
 MAX_OCCURRENCES = 200
+#: No occurrence, nor the end of its window, may lie further from the anchor than this (100 years).
+MAX_REACH_HOURS = 100 * 366 * 24
+#: Hours a unit spans at most, for the reach check.
+UNIT_HOURS = {"hour": 1, "day": 24, "month": 31 * 24}
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,8 @@ class Phase:
             return [self.start]
         if self.every <= 0 or self.until is None or self.until < self.start:
             return []
-        return list(range(self.start, self.until + 1, self.every))[: MAX_OCCURRENCES + 1]
+        # Slicing the range first: a huge `until` with a small `every` never builds the whole list.
+        return list(range(self.start, self.until + 1, self.every)[: MAX_OCCURRENCES + 1])
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,9 @@ def phase_errors(phases, max_early_hours: int) -> list[tuple[str, dict]]:
             problems.append(("negative", {"phase": index}))
         elif phase.every is not None and (phase.every <= 0 or phase.until is None):
             problems.append(("bad_repeat", {"phase": index}))
+        elif (max(phase.start, phase.until or 0) * UNIT_HOURS[phase.unit] + phase.late_hours > MAX_REACH_HOURS
+              or phase.every is not None and phase.every * UNIT_HOURS[phase.unit] > MAX_REACH_HOURS):
+            problems.append(("too_far", {"phase": index, "years": MAX_REACH_HOURS // (366 * 24)}))
         elif not phase.offsets():
             problems.append(("empty_phase", {"phase": index}))
         elif phase.unit != "hour" and (phase.early_hours % 24 or phase.late_hours % 24):

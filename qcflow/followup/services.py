@@ -73,6 +73,8 @@ PHASE_MESSAGES = {
     "negative": lambda p: _("Phase %(phase)d: offsets and tolerances cannot be negative.", **p),
     "bad_repeat": lambda p: _("Phase %(phase)d: a repeating phase needs an interval above 0 and an end.", **p),
     "empty_phase": lambda p: _("Phase %(phase)d is empty: its end comes before its start.", **p),
+    "too_far": lambda p: _("Phase %(phase)d reaches too far: calls and their windows must lie within %(years)d years "
+                           "of the anchor.", **p),
     "whole_days": lambda p: _("Phase %(phase)d: tolerances of day and month phases are whole days.", **p),
     "early_too_long": lambda p: _("Phase %(phase)d: the early tolerance can be at most %(hours)d hours.", **p),
     "too_many": lambda p: _("A protocol can have at most %(n)d occurrences.", **p),

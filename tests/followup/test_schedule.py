@@ -86,6 +86,10 @@ def test_a_yearly_call_anchored_on_29_february_falls_on_28_february_in_common_ye
     ([Phase("month", 1, 1, 12, 14 * 24, 14 * 24)], "overlap"),
     ([Phase("day", 30, None, None, 40 * 24, 0)], "early_too_long"),
     ([Phase("minute", 30)], "bad_unit"),
+    ([Phase("month", 1201)], "too_far"),
+    ([Phase("day", 30, None, None, 0, 100 * 366 * 24)], "too_far"),
+    ([Phase("hour", 1, 1, 10 ** 30, 0, 0)], "too_far"),
+    ([Phase("day", 1, 10 ** 24, 2, 0, 0)], "too_far"),
 ])
 def test_empty_overlapping_or_malformed_phases_are_refused(phases, code):
     assert phase_errors(phases, max_early_hours=35 * 24)[0][0] == code
@@ -94,6 +98,11 @@ def test_empty_overlapping_or_malformed_phases_are_refused(phases, code):
 @pytest.mark.parametrize("code", ["day_surgery", "four_level_surgery", "cancer_lung"])
 def test_the_default_protocols_are_valid(code):
     assert phase_errors(default_phases(code), max_early_hours=35 * 24) == []
+
+
+def test_a_huge_repeating_phase_is_refused_without_building_it():
+    """A fuzzed protocol (every 1 hour until 10^30) once exhausted the worker's memory."""
+    assert len(Phase("hour", 0, 1, 10 ** 30, 0, 0).offsets()) == 201
 
 
 def test_daily_calls_without_tolerance_do_not_overlap():
