@@ -170,11 +170,13 @@ def second_factor():
                                                    now=at, **_throttling())
         except TooManyRequests as error:
             db.session.commit()
+            log.warning("second factor refused, too many failures: account %s", user.username)
             form.form_errors.append(str(error.message))
             return render_template("auth/second_factor.html", form=form), 429
         if passed:
             return _start_login(user)
         db.session.commit()  # keep the failure and its audit entry
+        log.warning("second factor failed: account %s", user.username)
         form.form_errors.append(_("The code is not correct or has already been used. Enter the current code "
                                   "from your authenticator app."))
         form.code.data = ""

@@ -188,9 +188,11 @@ def test_the_pending_marker_holds_the_user_id_and_time_only_and_lasts_five_minut
         assert client.get("/api/v1/me").status_code == 401
 
 
-def test_wrong_codes_are_refused_and_count_towards_the_login_throttling(database_url, tmp_path, client, create_user):
+def test_wrong_codes_are_refused_and_count_towards_the_login_throttling(database_url, tmp_path, client, create_user,
+                                                                         caplog):
     create_user(username="guess", roles=("admin",))
     commit()
+    caplog.set_level("WARNING", logger="qcflow.auth.views")
     with time_machine.travel(T0, tick=False):
         password_step(client, "guess")
         wrong = code(5)  # a valid code of another time: wrong now
@@ -204,6 +206,10 @@ def test_wrong_codes_are_refused_and_count_towards_the_login_throttling(database
         assert other_worker.get("/api/v1/me").status_code == 401 and client.get("/api/v1/me").status_code == 401
     failures = [d for a, d in audit_actions() if a == "user.second_factor_failed"]
     assert len(failures) == 5 and all(wrong not in d and TOTP_SECRET not in d for d in failures)
+    logged = [r.getMessage() for r in caplog.records if r.name == "qcflow.auth.views"]  # the security log
+    assert logged.count("second factor failed: account guess") == 5
+    assert logged.count("second factor refused, too many failures: account guess") == 1
+    assert not any(wrong in line for line in caplog.messages)
     with time_machine.travel(T0 + timedelta(minutes=16), tick=False):
         later = T0 + timedelta(minutes=16)
         password_step(client, "guess")
