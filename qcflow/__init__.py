@@ -45,13 +45,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
-    from qcflow.core.db import configure_engine
+    from qcflow.core.db import configure_engine, end_read_only_transaction
     from qcflow.core.errors import register_error_handlers
     from qcflow.core.web import install_request_hooks
     from qcflow.auth.login import install_login
 
     with app.app_context():
         configure_engine(db.engine)
+    app.teardown_appcontext(end_read_only_transaction)
     register_error_handlers(app)
     install_login(app)
     install_request_hooks(app)

@@ -130,8 +130,14 @@ def scoped(stmt, columns, actor: Actor):
     """Restrict a select to the actor's department (in any of `columns`) unless the actor sees all."""
     if sees_all_departments(actor):
         return stmt
+    return scoped_to(stmt, columns, actor.department_id)
+
+
+def scoped_to(stmt, columns, department):
+    """Restrict a select to one department (in any of `columns`): an id, or a bound parameter for a
+    statement built once and run for many actors (the caller decides, as `scoped` does, who is scoped)."""
     columns = columns if isinstance(columns, (list, tuple)) else [columns]
-    return stmt.where(sa.or_(*(column == actor.department_id for column in columns)))
+    return stmt.where(sa.or_(*(column == department for column in columns)))
 
 
 def get_scoped_or_404(model, object_id, actor: Actor, columns=None):

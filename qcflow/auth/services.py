@@ -321,13 +321,19 @@ def create_token(user: User, name: str, *, actor: Actor, now: datetime) -> str:
     return token
 
 
+@lru_cache(maxsize=None)
+def _token_user():
+    """One round trip on every API call: the user and its roles (the department only if it is used).
+    Built once: building it cost more than running it."""
+    return (sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == sa.bindparam("token_hash"), ApiToken.revoked_at.is_(None),
+                   User.is_active.is_(True))
+            .options(joinedload(User.roles), lazyload(User.department)))
+
+
 def load_token(token: str, *, now: datetime) -> User | None:
     """The active user a bearer token belongs to, or None."""
-    # One round trip on every API call: the user and its roles (the department only if it is used).
-    stmt = (sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == digest(token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
-            .options(joinedload(User.roles), lazyload(User.department)))
-    return db.session.scalars(stmt).unique().one_or_none()
+    return db.session.scalars(_token_user(), {"token_hash": digest(token)}).unique().one_or_none()
 
 
 def purge_expired(now: datetime, *, idle: timedelta, failure_window: timedelta) -> int:

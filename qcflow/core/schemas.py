@@ -1,27 +1,70 @@
 """Marshmallow base schema and shared fields."""
+import functools
+
 from marshmallow import RAISE, Schema, fields, validate
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
-from marshmallow.utils import _get_value_for_key, missing
+from marshmallow.utils import _get_value_for_key, ensure_text_type, missing
 
 _UNPLANNED = object()
 
 
+def _integer(value):
+    return value if value is None or type(value) is int else int(value)
+
+
+def _string(value):
+    return value if value is None or type(value) is str else ensure_text_type(value)
+
+
+def _fast_serializer(field):
+    """A one-argument stand-in for `field._serialize(value, attr, obj)` that gives the same result for
+    the plain fields a page is mostly made of (Integer, String, Boolean, DateTime, Date with
+    marshmallow's defaults; Nested, and List of those), or None for any other field (it keeps its own `_serialize`)."""
+    kind = type(field)
+    if kind is fields.Integer and not field.as_string:
+        return _integer
+    if kind is fields.String:
+        return _string
+    if kind is fields.Boolean and field.truthy is fields.Boolean.truthy and field.falsy is fields.Boolean.falsy:
+        serialize = field._serialize
+        return lambda value: value if value is None or value is True or value is False else serialize(value, None, None)
+    if kind in (fields.DateTime, fields.Date):
+        formatted = kind.SERIALIZATION_FUNCS.get(field.format or kind.DEFAULT_FORMAT)
+        if formatted is not None:
+            return lambda value: None if value is None else formatted(value)
+    if kind is fields.Nested or (kind is fields.List and _fast_serializer(field.inner) is not None):
+        return functools.partial(field._serialize, attr=None, obj=None)
+    return None
+
+
+class _DumpPlan(tuple):
+    """(name, key, attribute, checks attribute, default, field._serialize) per dump field; and `fast`,
+    (key, attribute, one-argument serializer) per field, when every field looks its value up and has a
+    fast serializer: a plain dict holding every key is then dumped in one comprehension."""
+
+    fast: tuple | None = None
+
+
 def _dump_plan(schema: Schema):
-    """(name, key, attribute, checks attribute, default, field._serialize) per dump field, or None when the
-    schema needs marshmallow's general path (dump hooks, a custom accessor, dotted attributes, or a field
-    that changes how values are looked up)."""
+    """The schema's _DumpPlan, or None when the schema needs marshmallow's general path (dump hooks, a
+    custom accessor, dotted attributes, or a field that changes how values are looked up)."""
     if (schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]
             or type(schema).get_attribute is not Schema.get_attribute):
         return None
-    plan = []
+    plan, fast = [], []
     for name, field in schema.dump_fields.items():
         attribute = field.attribute if field.attribute is not None else name
         if (type(field).serialize is not fields.Field.serialize or type(field).get_value is not fields.Field.get_value
                 or "." in attribute):
             return None
-        plan.append((name, field.data_key if field.data_key is not None else name, attribute,
-                     field._CHECK_ATTRIBUTE, field.dump_default, field._serialize))
-    return tuple(plan)
+        key = field.data_key if field.data_key is not None else name
+        plan.append((name, key, attribute, field._CHECK_ATTRIBUTE, field.dump_default, field._serialize))
+        serializer = _fast_serializer(field) if field._CHECK_ATTRIBUTE else None
+        fast.append(serializer and (key, attribute, serializer))
+    result = _DumpPlan(plan)
+    if None not in fast and schema.dict_class is dict:
+        result.fast = tuple(fast)
+    return result
 
 
 class BaseSchema(Schema):
@@ -47,8 +90,13 @@ class BaseSchema(Schema):
         return self._dump_one(plan, obj)
 
     def _dump_one(self, plan, obj) -> dict:
-        ret = self.dict_class()
         plain = type(obj) is dict
+        if plain and plan.fast is not None:
+            try:
+                return {key: serialize(obj[attribute]) for key, attribute, serialize in plan.fast}
+            except KeyError:
+                pass  # a value left out: its default, or no key (marshmallow's rules, below)
+        ret = self.dict_class()
         keyed = not plain and hasattr(obj, "__getitem__")
         for name, key, attribute, check, default, serialize in plan:
             if check:

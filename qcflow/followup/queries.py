@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -9,7 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Bundle, lazyload
 
 from qcflow.auth.models import Role, User
-from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
+from qcflow.auth.permissions import get_scoped_or_404, scoped, scoped_to, sees_all_departments
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -40,14 +41,10 @@ def load_prompt(prompt_id: int) -> EventPrompt:
     return prompt
 
 
-def _department_filter(stmt, actor: Actor, department_id: int | None):
+def _check_department(actor: Actor, department_id: int | None) -> None:
     """The actor's department, or any chosen one for the quality office; others' are 404."""
     if department_id is not None and not sees_all_departments(actor) and department_id != actor.department_id:
         raise NotFound()
-    stmt = scoped(stmt, Task.department_id, actor)
-    if department_id is not None:
-        stmt = stmt.where(Task.department_id == department_id)
-    return stmt
 
 
 #: A queue page for the API (queue_page): every task column and the patient columns present() shows,
@@ -69,15 +66,28 @@ def is_open():
     return Task.state.in_(sa.bindparam("open_states", list(OPEN_TASK_STATES), expanding=True, literal_execute=True))
 
 
-def queue_clause(now: datetime, day: date):
-    """Open tasks whose window has opened by the end of `day` (overdue ones included), not snoozed."""
-    return sa.and_(is_open(), Task.opens_at < _end_of(day),
-                   sa.or_(Task.snoozed_until.is_(None), Task.snoozed_until <= now))
+def _param(name: str, type_=None):
+    return sa.bindparam(name, type_=type_)
 
 
-def _sort_columns(now: datetime):
+#: "now" in the queue's statements (bound per request; the statements are built once).
+NOW = _param("now", UTCDateTime())
+
+
+def _queue_where(stmt, own_department: bool, department: bool):
+    """Open tasks of the department whose window has opened by the end of the day (overdue ones
+    included), not snoozed: `scope` (the actor's own department) and `department` (a chosen one)."""
+    if own_department:
+        stmt = scoped_to(stmt, Task.department_id, _param("scope"))
+    if department:
+        stmt = stmt.where(Task.department_id == _param("department"))
+    return stmt.where(is_open(), Task.opens_at < _param("end_of_day", UTCDateTime()),
+                      sa.or_(Task.snoozed_until.is_(None), Task.snoozed_until <= NOW))
+
+
+def _sort_columns():
     """Most urgent first: day-surgery deadlines, then overdue age (oldest first), then due time."""
-    overdue = timeliness_sql(Task, now) == Timeliness.OVERDUE.value
+    overdue = timeliness_sql(Task, NOW) == Timeliness.OVERDUE.value
     return (sa.case((Task.is_urgent, 0), else_=1), sa.case((overdue, 0), else_=1),
             sa.case((overdue, Task.closes_at), else_=Task.due_at), Task.id)
 
@@ -99,41 +109,34 @@ def decode_cursor(cursor: str) -> tuple[datetime, tuple]:
 
 def queue(actor: Actor, *, now: datetime, **filters) -> tuple[list[Task], str | None]:
     """The daily queue (see queue_page) as Task objects, without the patients."""
-    tasks, _patients, next_cursor = _queue(Task, actor, now=now, **filters)
+    tasks, _patients, next_cursor = _queue(False, actor, now=now, **filters)
     return tasks, next_cursor
 
 
 def queue_page(actor: Actor, *, now: datetime, **filters) -> tuple[list, dict, str | None]:
     """A page of the daily queue for the API: PAGE_TASK rows, their patients by id (PAGE_PATIENT rows,
     read in the same query) and the next cursor. Plain rows: the page is shown, not changed."""
-    return _queue(PAGE_TASK, actor, now=now, **filters)
+    return _queue(True, actor, now=now, **filters)
 
 
-def _queue(entity, actor: Actor, *, now: datetime, department=None, date=None, pathway=None, assignee=None,
-           state=None, cursor=None, limit=50) -> tuple[list, dict, str | None]:
-    """The daily queue: the department's tasks open today (or on `date`) or overdue, most urgent first.
-
-    Keyset-paginated; the cursor keeps the first page's "now" so the order holds across pages.
-    """
-    key = None
-    if cursor:
-        now, key = decode_cursor(cursor)
-    day = date or local(now).date()
-    stmt = _department_filter(sa.select(entity), actor, department).where(queue_clause(now, day))
+@functools.lru_cache(maxsize=128)
+def _queue_statement(rows: bool, own_department: bool, department: bool, pathway: bool, assignee: str | None,
+                     state: bool, keyset: bool):
+    """The queue's statement for one combination of filters, built once (building it took longer than
+    PostgreSQL took to run it); every value is a bound parameter."""
+    stmt = _queue_where(sa.select(PAGE_TASK if rows else Task), own_department, department)
     if pathway:
-        stmt = stmt.where(Task.pathway == pathway)
-    if assignee == "me":
-        stmt = stmt.where(Task.assignee_id == actor.user_id)
-    elif assignee == "none":
+        stmt = stmt.where(Task.pathway == _param("pathway"))
+    if assignee == "none":
         stmt = stmt.where(Task.assignee_id.is_(None))
     elif assignee:
-        stmt = stmt.where(Task.assignee_id == int(assignee))
+        stmt = stmt.where(Task.assignee_id == _param("assignee"))
     if state:
-        stmt = stmt.where(Task.state == state)
-    urgent, overdue, sort_at, task_id = _sort_columns(now)
-    if key is not None:
-        k_urgent, k_overdue, k_sort, k_id = key
-        k_sort = sa.literal(k_sort, UTCDateTime())
+        stmt = stmt.where(Task.state == _param("state"))
+    urgent, overdue, sort_at, task_id = _sort_columns()
+    if keyset:
+        k_urgent, k_overdue, k_sort, k_id = (_param("k_urgent"), _param("k_overdue"),
+                                             _param("k_sort", UTCDateTime()), _param("k_id"))
         stmt = stmt.where(sa.or_(
             urgent > k_urgent,
             sa.and_(urgent == k_urgent, overdue > k_overdue),
@@ -143,31 +146,64 @@ def _queue(entity, actor: Actor, *, now: datetime, department=None, date=None, p
     # The page shows task columns and the patient: the patient comes in the same query; the plan and
     # its protocol (and phases) are not loaded at all.
     stmt = stmt.add_columns(PAGE_PATIENT).join(Patient, Patient.id == Task.patient_id)
-    stmt = stmt.order_by(urgent, overdue, sort_at, task_id).limit(limit)
-    pairs = db.session.execute(stmt.options(lazyload(Task.plan)) if entity is Task else stmt).all()
-    rows = [task for task, _patient in pairs]
+    stmt = stmt.order_by(urgent, overdue, sort_at, task_id).limit(_param("limit"))
+    return stmt if rows else stmt.options(lazyload(Task.plan))
+
+
+def _queue(rows: bool, actor: Actor, *, now: datetime, department=None, date=None, pathway=None, assignee=None,
+           state=None, cursor=None, limit=50) -> tuple[list, dict, str | None]:
+    """The daily queue: the department's tasks open today (or on `date`) or overdue, most urgent first.
+
+    Keyset-paginated; the cursor keeps the first page's "now" so the order holds across pages.
+    """
+    _check_department(actor, department)
+    key = None
+    if cursor:
+        now, key = decode_cursor(cursor)
+    day = date or local(now).date()
+    own = not sees_all_departments(actor)
+    params = {"now": now, "end_of_day": _end_of(day), "limit": limit, "scope": actor.department_id,
+              "department": department, "pathway": pathway, "state": state}
+    if assignee == "me":
+        params["assignee"] = actor.user_id
+    elif assignee and assignee != "none":
+        params["assignee"] = int(assignee)
+    if key is not None:
+        params.update(zip(("k_urgent", "k_overdue", "k_sort", "k_id"), key))
+    stmt = _queue_statement(rows, own, department is not None, bool(pathway),
+                            "none" if assignee == "none" else "one" if assignee else None,
+                            bool(state), key is not None)
+    pairs = db.session.execute(stmt, params).all()
+    tasks = [task for task, _patient in pairs]
     next_cursor = None
-    if len(rows) == limit:
-        last = rows[-1]
+    if len(tasks) == limit:
+        last = tasks[-1]
         is_overdue = of(last, now) == Timeliness.OVERDUE
         next_cursor = encode_cursor(now, (0 if last.is_urgent else 1, 0 if is_overdue else 1,
                                           last.closes_at if is_overdue else last.due_at, last.id))
-    return rows, {patient.id: patient for _task, patient in pairs}, next_cursor
+    return tasks, {patient.id: patient for _task, patient in pairs}, next_cursor
+
+
+@functools.lru_cache(maxsize=16)
+def _counts_statement(own_department: bool, department: bool, mine: bool):
+    label = timeliness_sql(Task, NOW)
+    # One round trip: the queue by timeliness (with its urgent calls), then my open tasks in any department.
+    stmt = (_queue_where(sa.select(label, sa.func.count(), sa.func.sum(sa.case((Task.is_urgent, 1), else_=0)))
+                         .select_from(Task), own_department, department).group_by(label))
+    if mine:
+        stmt = sa.union_all(stmt, sa.select(sa.literal(MINE), sa.func.count(), sa.literal(0)).select_from(Task)
+                            .where(Task.assignee_id == _param("me"), is_open()))
+    return stmt
 
 
 def counts(actor: Actor, *, now: datetime, department=None) -> dict:
     """Today's queue by timeliness (due, overdue, not yet open today), urgent calls and my tasks."""
-    day = local(now).date()
-    label = timeliness_sql(Task, now)
-    # One round trip: the queue by timeliness (with its urgent calls), then my open tasks in any department.
-    stmt = (_department_filter(sa.select(label, sa.func.count(), sa.func.sum(sa.case((Task.is_urgent, 1), else_=0)))
-                               .select_from(Task), actor, department)
-            .where(queue_clause(now, day)).group_by(label))
-    if actor.user_id:
-        stmt = sa.union_all(stmt, sa.select(sa.literal(MINE), sa.func.count(), sa.literal(0)).select_from(Task)
-                            .where(Task.assignee_id == actor.user_id, is_open()))
+    _check_department(actor, department)
+    stmt = _counts_statement(not sees_all_departments(actor), department is not None, bool(actor.user_id))
+    params = {"now": now, "end_of_day": _end_of(local(now).date()), "scope": actor.department_id,
+              "department": department, "me": actor.user_id}
     by, urgent, mine = {}, 0, 0
-    for name, count, urgent_count in db.session.execute(stmt):
+    for name, count, urgent_count in db.session.execute(stmt, params):
         if name == MINE:
             mine = count
         else:

@@ -47,9 +47,12 @@ def of(task, now: datetime) -> Timeliness | None:
     return timeliness(task.state, task.opens_at, task.closes_at, now, task.closed_at)
 
 
-def timeliness_sql(task, now: datetime):
-    """`timeliness` as a SQL CASE over the task table (or an alias of it)."""
-    at = sa.case((task.state == TaskState.COMPLETED.value, task.closed_at), else_=sa.literal(now, task.opens_at.type))
+def timeliness_sql(task, now):
+    """`timeliness` as a SQL CASE over the task table (or an alias of it); `now` is an instant or a
+    bound parameter."""
+    if isinstance(now, datetime):
+        now = sa.literal(now, task.opens_at.type)
+    at = sa.case((task.state == TaskState.COMPLETED.value, task.closed_at), else_=now)
     return sa.case(
         (task.state.in_([TaskState.CANCELLED.value, TaskState.UNREACHABLE.value]), sa.null()),
         (at < task.opens_at, sa.literal(Timeliness.NOT_OPEN.value)),

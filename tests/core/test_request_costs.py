@@ -1,0 +1,130 @@
+"""What the per-request shortcuts keep: a request that did not commit leaves nothing, a read keeps
+PostgreSQL's prepared statements, and the orjson answers are the JSON Flask's encoder gave."""
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from flask_babel import lazy_gettext
+
+from qcflow.core.db import end_read_only_transaction
+from qcflow.extensions import db
+
+
+def departments(app) -> int:
+    with app.app_context():
+        return db.session.scalar(sa.text("SELECT count(*) FROM department"))
+
+
+def test_a_request_that_only_read_ends_its_transaction_with_commit(app):
+    with app.app_context():
+        db.session.execute(sa.text("SELECT count(*) FROM department")).all()
+        assert db.session().in_transaction()
+        end_read_only_transaction()
+        assert not db.session().in_transaction()
+
+
+@pytest.mark.parametrize("how", ["executed", "added, not flushed", "flushed"])
+def test_a_request_that_wrote_but_did_not_commit_leaves_nothing(app, how):
+    """The teardown commits only what read nothing but reads: written, pending or flushed rows are
+    rolled back when the session is removed, as for a failed request."""
+    before = departments(app)
+    from qcflow.auth.models import Department
+
+    with app.app_context():
+        db.session.execute(sa.text("SELECT 1")).all()
+        at = datetime(2026, 3, 2, tzinfo=timezone.utc)
+        if how == "executed":
+            db.session.execute(sa.insert(Department).values(code="X1", name="甲", kind="clinical", created_at=at,
+                                                            version=1))
+        else:
+            db.session.add(Department(code="X1", name="甲", kind="clinical", created_at=at))
+            if how == "flushed":
+                db.session.flush()
+        end_read_only_transaction()
+    assert departments(app) == before
+
+
+def test_an_error_ends_the_transaction_with_rollback(app):
+    from qcflow.auth.models import Department
+
+    before = departments(app)
+    with app.app_context():
+        db.session.add(Department(code="X2", name="乙", kind="clinical", created_at=datetime.now(timezone.utc)))
+        db.session.flush()
+        end_read_only_transaction(RuntimeError("the view failed"))
+    assert departments(app) == before
+
+
+def test_reads_keep_postgresqls_prepared_statements(app, client, is_postgres):
+    """psycopg forgets its prepared statements on every ROLLBACK; a GET used to end with one, so
+    PostgreSQL planned the same statements afresh on every request."""
+    if not is_postgres:
+        pytest.skip("PostgreSQL only: SQLite has no prepared statements across requests")
+    for _ in range(7):
+        assert client.get("/healthz").status_code == 200
+    with app.app_context():
+        prepared = db.session.scalars(sa.text("SELECT statement FROM pg_prepared_statements")).all()
+    assert "SELECT 1" in prepared
+
+
+@dataclass
+class Point:
+    x: int
+    label: str
+
+
+def test_api_answers_are_the_json_flasks_encoder_gave(app):
+    value = {"b": 1, "a": "中文 ✓", "when": datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc),
+             "day": date(2026, 3, 2), "amount": Decimal("1.50"), "point": Point(1, "p"),
+             "text": lazy_gettext("Not found"), "nested": [{"z": None, "y": True, "x": 1.5}]}
+    with app.test_request_context():
+        fast = app.json.response(value).get_data()
+        standard = app.json.dumps(value, separators=(",", ":"))
+    assert json.loads(fast) == json.loads(standard)
+    assert list(json.loads(fast)) == sorted(value)
+    assert "中文 ✓".encode() in fast
+
+
+def test_what_orjson_refuses_is_still_encoded(app):
+    value = {"big": 2 ** 70, "small": 1}
+    with app.test_request_context():
+        body = app.json.response(value).get_data()
+    assert json.loads(body) == value
+
+
+def test_the_fast_dump_of_plain_fields_is_marshmallows_to_the_type():
+    """BaseSchema dumps a plain dict with one comprehension of per-type serializers; for odd values
+    (numbers as text, 1 for true, bytes, missing keys, defaults) the JSON is marshmallow's own."""
+    from marshmallow import Schema, fields
+
+    from qcflow.core.schemas import BaseSchema
+
+    class Inner(BaseSchema):
+        n = fields.Integer()
+
+    class Out(BaseSchema):
+        i = fields.Integer(allow_none=True)
+        s = fields.String(allow_none=True)
+        b = fields.Boolean(allow_none=True)
+        t = fields.DateTime(allow_none=True)
+        d = fields.Date(allow_none=True)
+        inner = fields.Nested(Inner, allow_none=True)
+        items = fields.List(fields.Nested(Inner))
+        renamed = fields.String(data_key="shown", dump_default="默认")
+
+    at = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
+    rows = [
+        {"i": 3, "s": "文", "b": True, "t": at, "d": date(2026, 3, 2), "inner": {"n": 1}, "items": [{"n": 2}],
+         "renamed": "x"},
+        {"i": "4", "s": b"bytes", "b": 1, "t": None, "d": None, "inner": None, "items": [], "renamed": None},
+        {"i": Decimal("5"), "s": 7, "b": "yes", "t": at, "d": at.date(), "inner": {"n": "8"}, "items": [{"n": True}],
+         "renamed": "y"},
+        {"i": None, "s": None, "b": 0, "items": [{"n": 1}]},  # keys left out: defaults and absences
+    ]
+    schema = Out()
+    for row in rows:
+        assert json.dumps(schema.dump(row), sort_keys=True) == json.dumps(Schema.dump(schema, row), sort_keys=True)
+    assert json.dumps(schema.dump(rows, many=True)) == json.dumps(Schema.dump(schema, rows, many=True))
