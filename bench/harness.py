@@ -175,6 +175,25 @@ def request(port: int, method: str, path: str, headers: dict, body=None, connect
     return response.status, payload, ms
 
 
+#: Sustained-throughput windows per scenario; the median window is reported (§3.5 rule 3). The box's
+#: throughput varies by ±25 % from one few-second window to the next.
+WINDOWS = 3
+
+
+def sustained(server: "Gunicorn", make_request, *, concurrency: int, seconds: float) -> dict:
+    """WINDOWS closed-loop windows of `seconds` against a running server: the median window's rate and
+    latencies, every window's rate, every status, and the worker CPU per request over all of them."""
+    cpu_before = server.cpu_seconds()
+    windows = [load(server.port, make_request, concurrency=concurrency, seconds=seconds) for _ in range(WINDOWS)]
+    requests = sum(len(statuses) for _lat, statuses, _wall in windows)
+    rates = [len(statuses) / wall for _lat, statuses, wall in windows]
+    median = sorted(range(WINDOWS), key=rates.__getitem__)[WINDOWS // 2]
+    return {"rate": rates[median], "rates": [round(r, 1) for r in rates], "latencies": windows[median][0],
+            "statuses": [s for _lat, statuses, _wall in windows for s in statuses],
+            "cpu_ms": (server.cpu_seconds() - cpu_before) * 1000 / max(1, requests),
+            "seconds": sum(wall for _lat, _statuses, wall in windows)}
+
+
 def load(port: int, make_request, *, concurrency: int, count: int | None = None, seconds: float | None = None):
     """Closed-loop load: `concurrency` client threads, each sending make_request(i) -> (method, path,
     headers, body) back to back, until `count` requests in all or `seconds` have passed.

@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from bench.harness import ROOT, Gunicorn, Raw, compiled, load, pct, request, timed
+from bench.harness import ROOT, Gunicorn, Raw, compiled, load, pct, request, sustained, timed
 
 #: Data per scale. Tasks = queue_plans × per_plan; events: hospital (P7) then province (P8, P6).
 SIZES = {
@@ -209,11 +209,8 @@ def p4_queue(h: Hospital) -> list[Row]:
         lat, statuses, _ = load(server.port, lambda i: ("GET", path, headers, None), concurrency=2, count=n)
         status, body, _ms = request(server.port, "GET", path, headers)
         http_ids = [t["id"] for t in json.loads(body)["items"]] if status == 200 else None
-        cpu_before = server.cpu_seconds()
-        tput, tstatuses, wall = load(server.port, lambda i: ("GET", path, headers, None), concurrency=8,
-                                     seconds=h.size["seconds"])
-        server_cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(1, len(tput))
-    rps = len(tput) / wall
+        run = sustained(server, lambda i: ("GET", path, headers, None), concurrency=8, seconds=h.size["seconds"])
+    rps, tput, tstatuses, server_cpu_ms = run["rate"], run["latencies"], run["statuses"], run["cpu_ms"]
     expected = [r[0] for r in raw_query(h, QUEUE_SQL, queue_params(h))]
     ok_status = all(s == 200 for s in statuses + tstatuses)
     correct = http_ids == expected and ok_status
@@ -221,7 +218,8 @@ def p4_queue(h: Hospital) -> list[Row]:
     ok = correct and p95 <= 50 and p99 <= 150 and rps >= 300
     rows.append(Row("P4 queue_page_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), round(p50 / raw_p50, 1),
                     "p95<=50ms,p99<=150ms,>=300rps", verdict(ok),
-                    {"tasks": h.tasks, "open_tasks": open_tasks, "rps": round(rps, 1), "rps_p95": r2(pct(tput, 95)),
+                    {"tasks": h.tasks, "open_tasks": open_tasks, "rps": round(rps, 1), "rps_windows": run["rates"],
+                     "rps_p95": r2(pct(tput, 95)),
                      "server_cpu_ms_per_request": r2(server_cpu_ms), "workers": 2, "latency_clients": 2,
                      "throughput_clients": 8, "correct": correct,
                      "non_200": sum(s != 200 for s in statuses + tstatuses), "check": "HTTP page ids == raw query"},
@@ -276,17 +274,15 @@ def p5_submit(h: Hospital) -> list[Row]:
     raw_rows = h.size["samples"] + 10
     headers = h.bearer("reporter")
     with Gunicorn(h.url, h.instance, workers=workers) as server:
-        cpu_before = server.cpu_seconds()
-        lat, statuses, wall = load(server.port, lambda i: ("POST", "/api/v1/events", headers, report_body(h, i)),
-                                   concurrency=clients, seconds=h.size["seconds"])
-        server_cpu_ms = (server.cpu_seconds() - cpu_before) * 1000 / max(1, len(statuses))
+        run = sustained(server, lambda i: ("POST", "/api/v1/events", headers, report_body(h, i)),
+                        concurrency=clients, seconds=h.size["seconds"])
         log = server.log_text()
+    lat, statuses, server_cpu_ms, rate = run["latencies"], run["statuses"], run["cpu_ms"], run["rate"]
     created = sum(s == 201 for s in statuses)
     after = raw.query("SELECT count(*) FROM adverse_event")[0][0]
     audit_after = raw.query("SELECT count(*) FROM audit_entry WHERE action = 'event.create'")[0][0]
     raw.close()
     locked = log.count("database is locked")
-    rate = created / wall
     correct = (after - before - raw_rows == created and audit_after - audit_before == created
                and created == len(statuses) and locked == 0)
     p50, p95, p99 = statistics.median(lat), pct(lat, 95), pct(lat, 99)
@@ -295,7 +291,8 @@ def p5_submit(h: Hospital) -> list[Row]:
     raw_p50 = statistics.median(raw_ms)
     return [Row("P5 submit_http", h.db, h.scale, created, r2(raw_p50), r2(p50), round(p50 / raw_p50, 1), target,
                 verdict(ok),
-                {"per_second": round(rate, 1), "seconds": round(wall, 1), "workers": workers, "clients": clients,
+                {"per_second": round(rate, 1), "per_second_windows": run["rates"], "seconds": round(run["seconds"], 1),
+                 "workers": workers, "clients": clients,
                  "server_cpu_ms_per_request": r2(server_cpu_ms),
                  "errors": len(statuses) - created, "lock_errors_logged": locked, "existing_reports": before,
                  "correct": correct, "check": "stored reports and audit rows == 201 responses"},

@@ -86,9 +86,9 @@ class AdverseEvent(Versioned, Base):
     discovered_at: Mapped[datetime | None]
     location: Mapped[str | None] = mapped_column(sa.String(200))
     #: Department where it happened.
-    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     #: Functional department handling the case, set at triage.
-    handling_department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    handling_department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     #: 诊疗疾病状态, free text (e.g. "postoperative day 2", "chemotherapy").
     clinical_state: Mapped[str | None] = mapped_column(sa.String(200))
     patient_mrn: Mapped[str | None] = mapped_column(sa.String(40))
@@ -137,6 +137,9 @@ class AdverseEvent(Versioned, Base):
         sa.CheckConstraint("ncc_merp IS NULL OR category_code = 'medication'", name="ncc_merp_only_medication"),
         sa.CheckConstraint("state != 'closed' OR closed_at IS NOT NULL", name="closed_has_closed_at"),
         sa.Index("ix_adverse_event_state_id", "state", "id"),
+        # A department's cases newest first (P6): each scope column with the id, in id order.
+        sa.Index("ix_adverse_event_department_id_id", "department_id", "id"),
+        sa.Index("ix_adverse_event_handling_department_id_id", "handling_department_id", "id"),
     )
 
     @property
