@@ -112,10 +112,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, tuple]:
         raise Unprocessable(errors={"cursor": [_("Not a cursor from this queue; start again without it.")]})
 
 
-def queue(actor: Actor, *, now: datetime, **filters) -> tuple[list[Task], str | None]:
-    """The daily queue (see queue_page) as Task objects, without the patients."""
-    tasks, _patients, next_cursor = _queue(False, actor, now=now, **filters)
-    return tasks, next_cursor
+def queue(actor: Actor, *, now: datetime, **filters) -> tuple[list[Task], dict, str | None]:
+    """The daily queue (see queue_page) as Task objects, their patients by id and the next cursor."""
+    return _queue(False, actor, now=now, **filters)
 
 
 def queue_page(actor: Actor, *, now: datetime, **filters) -> tuple[list, dict, str | None]:

@@ -72,12 +72,12 @@ def queue():
                                errors=translate_errors(error.messages), patients={}, names={},
                                departments=[], pathways=[]), 422
     args.pop("lang", None)
-    items, next_cursor = queries.queue(actor, now=at, **args)
+    items, patients, next_cursor = queries.queue(actor, now=at, **args)
     departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
                                           .order_by(Department.code))) if sees_all_departments(actor) else []
     return render_template("followup/queue.html", items=items, next_cursor=next_cursor, args=request.args, now=at,
                            counts=queries.counts(actor, now=at, department=args.get("department")),
-                           patients=queries.patients_of(items), names=queries.user_names(t.assignee_id for t in items),
+                           patients=patients, names=queries.user_names(t.assignee_id for t in items),
                            timeliness=lambda t: timeliness_of(t, at), errors={}, departments=departments,
                            pathways=sorted({p.code for p in queries.protocols(current_only=True)}))
 
