@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from qcflow.core.db import WROTE, Base
+from qcflow.core.db import Base
 from qcflow.extensions import db
 
 log = logging.getLogger(__name__)
@@ -110,9 +110,7 @@ def record(actor: str, action: str, object_type: str, object_id, now: datetime, 
         value, limit = getattr(entry, name), AuditEntry.__table__.c[name].type.length
         if value is not None and (not isinstance(value, str) or len(value) > limit):
             raise ValueError(f"audit {name} must be a string of at most {limit} characters: {value!r}")
-    # Join (or begin) the transaction, and mark its connection as written so that nothing treats a
-    # transaction holding queued entries as read-only (qcflow.core.db.end_read_only_transaction).
-    session.connection().info[WROTE] = True
+    session.connection()  # join (or begin) the transaction whose end writes or drops the queue
     session.info.setdefault(PENDING, []).append(entry)
     return entry
 

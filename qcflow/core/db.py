@@ -129,17 +129,19 @@ def end_read_only_transaction(exc: BaseException | None = None) -> None:
     The data is the same either way; but psycopg forgets every prepared statement on ROLLBACK, so
     when each GET ended with one, PostgreSQL planned the queue, count and token queries afresh on
     every request (3 ms of a 13 ms queue page). A request that failed, wrote anything, or left
-    anything pending or unflushed still ends with ROLLBACK when the session is removed: a request
-    that did not commit leaves nothing behind. Registered after Flask-SQLAlchemy's own teardown, so
-    it runs before the session is removed.
+    anything pending, unflushed or audited (entries queued by `audit.record`) still ends with
+    ROLLBACK when the session is removed: a request that did not commit leaves nothing behind.
+    Registered after Flask-SQLAlchemy's own teardown, so it runs before the session is removed.
     """
+    from qcflow.core import audit
     from qcflow.extensions import db
 
     if exc is not None or not db.session.registry.has():
         return
     session = db.session()
     transaction = session.get_transaction()
-    if transaction is None or not transaction.is_active or session.new or session.dirty or session.deleted:
+    if (transaction is None or not transaction.is_active or session.new or session.dirty or session.deleted
+            or audit.pending(session)):
         return
     try:
         if not session.connection().info.get(WROTE, True):

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 from flask_babel import lazy_gettext
 
+from qcflow.core import audit
 from qcflow.core.db import end_read_only_transaction
 from qcflow.extensions import db
 
@@ -26,7 +27,7 @@ def test_a_request_that_only_read_ends_its_transaction_with_commit(app):
         assert not db.session().in_transaction()
 
 
-@pytest.mark.parametrize("how", ["executed", "added, not flushed", "flushed"])
+@pytest.mark.parametrize("how", ["executed", "added, not flushed", "flushed", "audited"])
 def test_a_request_that_wrote_but_did_not_commit_leaves_nothing(app, how):
     """The teardown commits only what read nothing but reads: written, pending or flushed rows are
     rolled back when the session is removed, as for a failed request."""
@@ -36,7 +37,9 @@ def test_a_request_that_wrote_but_did_not_commit_leaves_nothing(app, how):
     with app.app_context():
         db.session.execute(sa.text("SELECT 1")).all()
         at = datetime(2026, 3, 2, tzinfo=timezone.utc)
-        if how == "executed":
+        if how == "audited":
+            audit.record("user:1", "test.not_committed", "thing", 1, at)
+        elif how == "executed":
             db.session.execute(sa.insert(Department).values(code="X1", name="甲", kind="clinical", created_at=at,
                                                             version=1))
         else:
@@ -45,6 +48,8 @@ def test_a_request_that_wrote_but_did_not_commit_leaves_nothing(app, how):
                 db.session.flush()
         end_read_only_transaction()
     assert departments(app) == before
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(audit.AuditEntry)) == 0
 
 
 def test_an_error_ends_the_transaction_with_rollback(app):
