@@ -102,13 +102,9 @@ def followup_by_department(month: date, cutoff: datetime, now: datetime) -> list
     period = IndicatorPeriod(month, indicators.month_end(month), now)
     counts: dict[int, dict[str, list[int]]] = {}
     for code in FOLLOWUP_CODES:
-        indicator = BY_CODE[code]
-        for part, index in (("numerator", 0), ("denominator", 1)):
-            for source in indicator.sources(part):
-                rows = source.select(period).subquery()
-                stmt = sa.select(rows.c.department_id, sa.func.sum(rows.c.weight)).group_by(rows.c.department_id)
-                for department_id, n in db.session.execute(stmt):
-                    counts.setdefault(department_id, {}).setdefault(code, [0, 0])[index] += int(n or 0)
+        for index, part in enumerate(indicators.PARTS):
+            for department_id, n in indicators.counts_by_department(BY_CODE[code], part, period).items():
+                counts.setdefault(department_id, {}).setdefault(code, [0, 0])[index] += n
     overdue = dict(db.session.execute(sa.select(Task.department_id, sa.func.count()).where(
         task_overdue(Task, cutoff)).group_by(Task.department_id)).all())
     ids = set(counts) | set(overdue)
