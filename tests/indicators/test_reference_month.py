@@ -95,6 +95,17 @@ def test_department_values(reference_month, hospital, code):
         assert (got.numerator, got.denominator) == expected, (code, department)
 
 
+def test_the_bulletins_follow_up_table_counts_each_department_as_the_indicators_do(reference_month, hospital, app):
+    from qcflow.reports.bulletin import FOLLOWUP_CODES, followup_by_department
+
+    with app.test_request_context("/?lang=zh"):
+        cells = {row["department"]: row["cells"] for row in followup_by_department(MARCH[0], JUDGED_AT, JUDGED_AT)}
+    for code in FOLLOWUP_CODES:
+        for department, (numerator, denominator) in zip(("surgery", "cardio"), BY_DEPARTMENT[code]):
+            cell = cells[hospital[department].name][code]
+            assert cell.endswith(f"({numerator}/{denominator})") if denominator else cell == "—", (code, department)
+
+
 def test_census_replaces_encounters_only_for_whole_months(reference_month, hospital):
     from qcflow.indicators.queries import compute
 
