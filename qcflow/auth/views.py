@@ -214,12 +214,14 @@ def enrol():
                 return redirect(url_for("auth.second_factor", **_carried_args()))
             except TooManyRequests as error:
                 db.session.commit()
+                log.warning("second factor refused, too many failures: account %s", user.username)
                 form.form_errors.append(str(error.message))
                 status = 429
             else:
                 if enrolled:
                     return _start_login(user)
                 db.session.commit()
+                log.warning("second factor enrolment failed: account %s", user.username)
                 form.form_errors.append(_("The code is not correct. Check that the app shows the account below "
                                           "and enter its current code."))
                 status = 401

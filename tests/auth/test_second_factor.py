@@ -239,12 +239,14 @@ def enrolment_page(client):
     return response, html, SECRET_RE.search(html).group(1).replace(" ", ""), ENROLMENT_RE.search(html).group(1)
 
 
-def test_enrolment_shows_the_secret_as_text_and_qr_and_stores_it_only_once_a_code_verifies(client, create_user):
+def test_enrolment_shows_the_secret_as_text_and_qr_and_stores_it_only_once_a_code_verifies(client, create_user,
+                                                                                            caplog):
     from qcflow.auth.models import User
     from qcflow.extensions import db
 
     create_user(username="newq", roles=("quality",), totp_secret=None)
     commit()
+    caplog.set_level("WARNING", logger="qcflow.auth.views")
     with time_machine.travel(T0, tick=False):
         response = password_step(client, "newq")
         assert client.get(response.headers["Location"]).headers["Location"] == "/login/enrol"
@@ -275,6 +277,9 @@ def test_enrolment_shows_the_secret_as_text_and_qr_and_stores_it_only_once_a_cod
     actions = audit_actions()
     assert [a for a, _d in actions] == ["user.second_factor_failed", "user.second_factor_enrol"]
     assert all(secret not in d and code(secret=secret) not in d for _a, d in actions)
+    logged = [r.getMessage() for r in caplog.records if r.name == "qcflow.auth.views"]  # the security log
+    assert logged == ["second factor enrolment failed: account newq"]
+    assert not any(secret in line for line in caplog.messages)
 
 
 def test_enrolment_pages_need_the_password_step(client, create_user):
