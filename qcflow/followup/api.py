@@ -8,6 +8,7 @@ from qcflow.auth.permissions import current_actor, roles_required, sees_all_depa
 from qcflow.clinical.models import Patient
 from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.followup import queries, services
@@ -56,8 +57,8 @@ def get_queue(args):
     args.pop("lang", None)
     actor, at = current_actor(), now()
     items, patients, next_cursor = queries.queue_page(actor, now=at, **args)
-    return {"items": [queries.present(t, actor, at, patients[t.patient_id]) for t in items],
-            "next_cursor": next_cursor, "counts": queries.counts(actor, now=at, department=args.get("department"))}
+    return Dumped(items=[queries.present(t, actor, at, patients[t.patient_id]) for t in items],
+                  next_cursor=next_cursor, counts=queries.counts(actor, now=at, department=args.get("department")))
 
 
 @blp.get("/tasks/<int:task_id>")

@@ -208,8 +208,11 @@ class Task(Versioned, Base):
 
     __table_args__ = (
         sa.UniqueConstraint("plan_id", "occurrence", name="uq_followup_task_occurrence"),
-        # The daily queue: a department's open tasks by window opening.
-        sa.Index("ix_followup_task_queue", "department_id", "opens_at",
+        # The daily queue: a department's open tasks by window opening, with every column the queue
+        # sorts and filters by and its counts classify, so both read the index alone and only the
+        # page's own rows are fetched (queries.py).
+        sa.Index("ix_followup_task_queue", "department_id", "opens_at", "is_urgent", "closes_at", "due_at",
+                 "snoozed_until", "state", "closed_at",
                  sqlite_where=sa.text("state IN ('pending', 'in_progress')"),
                  postgresql_where=sa.text("state IN ('pending', 'in_progress')")),
         # 24 h deadline warnings: only open urgent calls not yet reported as missed are indexed.

@@ -1,5 +1,6 @@
 """What the per-request shortcuts keep: a request that did not commit leaves nothing, a read keeps
-PostgreSQL's prepared statements, and the orjson answers are the JSON Flask's encoder gave."""
+PostgreSQL's prepared statements, the orjson answers are the JSON Flask's encoder gave (with dates as
+the schemas write them), and what the fast paths read and dump is what the slow ones gave."""
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -81,16 +82,36 @@ class Point:
     label: str
 
 
-def test_api_answers_are_the_json_flasks_encoder_gave(app):
-    value = {"b": 1, "a": "中文 ✓", "when": datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc),
-             "day": date(2026, 3, 2), "amount": Decimal("1.50"), "point": Point(1, "p"),
+def test_api_answers_are_the_json_flasks_encoder_gave_with_dates_as_the_schemas_write_them(app):
+    from marshmallow import fields
+
+    when = datetime(2026, 3, 2, 1, 30, 5, 120, tzinfo=timezone.utc)
+    value = {"b": 1, "a": "中文 ✓", "amount": Decimal("1.50"), "point": Point(1, "p"),
              "text": lazy_gettext("Not found"), "nested": [{"z": None, "y": True, "x": 1.5}]}
+    dates = {"when": when, "whole_second": when.replace(microsecond=0), "day": date(2026, 3, 2)}
     with app.test_request_context():
-        fast = app.json.response(value).get_data()
-        standard = app.json.dumps(value, separators=(",", ":"))
-    assert json.loads(fast) == json.loads(standard)
-    assert list(json.loads(fast)) == sorted(value)
-    assert "中文 ✓".encode() in fast
+        fast = json.loads(app.json.response({**value, **dates}).get_data())
+        standard = json.loads(app.json.dumps(value, separators=(",", ":")))
+    assert {k: fast[k] for k in value} == standard
+    assert list(fast) == sorted({**value, **dates})
+    assert fast["when"] == fields.DateTime().serialize("v", {"v": when}) == "2026-03-02T01:30:05.000120+00:00"
+    assert fast["whole_second"] == "2026-03-02T01:30:05+00:00"
+    assert fast["day"] == fields.Date().serialize("day", dates) == "2026-03-02"
+    with app.test_request_context():
+        assert "中文 ✓".encode() in app.json.response(value).get_data()
+
+
+def test_a_body_built_in_its_schemas_form_is_not_dumped_again():
+    from marshmallow import fields
+
+    from qcflow.core.schemas import BaseSchema, Dumped
+
+    class Out(BaseSchema):
+        n = fields.Integer()
+
+    body = Dumped(n=1)
+    assert Out().dump(body) is body
+    assert Out().dump({"n": "1", "extra": "dropped"}) == {"n": 1}
 
 
 def test_what_orjson_refuses_is_still_encoded(app):

@@ -71,6 +71,29 @@ def test_queue_pages_with_a_keyset_cursor(client, tokens, calls):
     assert seen == [calls["urgent"], calls["overdue"], calls["due"]]
 
 
+def test_the_queue_page_is_the_json_its_schema_dumps(client, tokens, calls, monkeypatch):
+    """The page is built in QueuePage's form without a dump (schemas.Dumped): for calls claimed
+    (phone shown) and not, tried, urgent, overdue and due, its JSON is byte for byte what
+    marshmallow's own dump of the same page gives."""
+    from marshmallow import Schema
+
+    from qcflow.core.schemas import BaseSchema
+    from qcflow.followup import api
+
+    path = f"/api/v1/followup/tasks/{calls['due']}"
+    post(client, path + "/claim", tokens("nurse"))
+    assert post(client, path + "/attempts", tokens("nurse"), channel="phone", result="no_answer").status_code == 201
+    built = client.get("/api/v1/followup/queue", headers=tokens("nurse"))
+    monkeypatch.setattr(api, "Dumped", dict)
+    monkeypatch.setattr(BaseSchema, "dump", Schema.dump)
+    dumped = client.get("/api/v1/followup/queue", headers=tokens("nurse"))
+    assert built.status_code == dumped.status_code == 200
+    assert built.get_data() == dumped.get_data()
+    items = built.json["items"]
+    assert [i["patient"]["phone"] == i["patient"]["phone"].replace("*", "") for i in items] == [False, False, True]
+    assert items[2]["attempt_count"] == 1 and items[2]["due_at"].endswith("+00:00")
+
+
 def test_queue_filters_and_another_departments_queue(client, tokens, calls, ward):
     nurse = tokens("nurse")
     assert [i["id"] for i in client.get("/api/v1/followup/queue?pathway=cancer_lung", headers=nurse).json["items"]] == [calls["due"]]
