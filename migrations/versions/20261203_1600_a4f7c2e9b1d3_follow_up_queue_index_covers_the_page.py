@@ -6,9 +6,9 @@ Create Date: 2026-12-03 16:00:00.000000
 
 P4: the daily queue read every open task of the department from the table (a few hundred rows
 scattered over millions) to sort them and to count them by timeliness, and joined each to its
-patient before keeping 50. With the sort, filter and timeliness columns in the (partial) index, the
-counts and the choice of the page read the index alone; only the page's 50 tasks and patients are
-fetched.
+patient before keeping 50. With the sort, filter and timeliness columns and the id in the (partial)
+index, the counts and the choice of the page read the index alone; only the page's 50 tasks and
+patients are fetched. (SQLite's indexes end with the rowid anyway; PostgreSQL needs the id named.)
 """
 import sqlalchemy as sa
 from alembic import op
@@ -21,7 +21,8 @@ branch_labels = None
 depends_on = None
 
 OPEN = sa.text("state IN ('pending', 'in_progress')")
-COLUMNS = ['department_id', 'opens_at', 'is_urgent', 'closes_at', 'due_at', 'snoozed_until', 'state', 'closed_at']
+COLUMNS = ['department_id', 'opens_at', 'is_urgent', 'closes_at', 'due_at', 'snoozed_until', 'state', 'closed_at',
+           'id']
 
 
 def upgrade():

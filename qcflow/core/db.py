@@ -45,19 +45,24 @@ class UTCDateTime(sa.TypeDecorator):
         return value.astimezone(timezone.utc)
 
     def result_processor(self, dialect, coltype):
-        """SQLite: the stored naive-UTC text is read as UTC in one step. Parsing it and then attaching
-        UTC with `replace` took 2 µs a value, `replace` most of it; a page of 50 tasks reads 250."""
+        """The common case in one step. SQLite: the stored naive-UTC text is read as UTC (parsing it,
+        then attaching UTC with `replace`, took 2 µs a value, `replace` most of it). PostgreSQL: the
+        session's time zone is UTC (configure_engine), so values arrive in UTC already (`astimezone`
+        took 0.9 µs). A page of 50 tasks reads 250 of them; anything else goes the general way."""
         general = super().result_processor(dialect, coltype)
+        utc = timezone.utc
         if dialect.name != "sqlite":
-            return general
+            return lambda value: value if value is None or value.tzinfo is utc else general(value)
 
         def process(value):
             if value is None:
                 return None
             try:
-                return datetime.fromisoformat(value + "+00:00")
-            except (TypeError, ValueError):  # not the text this type writes (a date, an offset): as before
-                return general(value)
+                parsed = datetime.fromisoformat(value + "+00:00")
+            except (TypeError, ValueError):
+                parsed = None
+            # Not the text this type writes (a bare date, an offset of its own): as before.
+            return parsed if parsed is not None and parsed.tzinfo is utc else general(value)
 
         return process
 
@@ -130,8 +135,8 @@ WROTE = "qc_wrote"
 
 
 def configure_engine(engine: sa.Engine) -> None:
-    """Note which transactions write (end_read_only_transaction); SQLite: WAL, a 5 s busy timeout and
-    foreign keys on every connection."""
+    """Note which transactions write (end_read_only_transaction); PostgreSQL: sessions in UTC; SQLite:
+    WAL, a 5 s busy timeout, foreign keys and a memory map on every connection."""
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection):
@@ -141,6 +146,14 @@ def configure_engine(engine: sa.Engine) -> None:
     def _note_write(connection, _cursor, statement, _parameters, _context, _executemany):
         if statement[:6].upper() != "SELECT":
             connection.info[WROTE] = True
+
+    if engine.dialect.name == "postgresql":
+        @sa.event.listens_for(engine, "connect")
+        def _utc_session(dbapi_connection, _record):
+            # Timestamps come back in the session's time zone: UTC, whatever the server's default,
+            # as on SQLite; the hospital's time zone is applied in Python and named in SQL.
+            dbapi_connection.execute("SET TIME ZONE 'UTC'")
+            dbapi_connection.commit()
 
     if engine.dialect.name != "sqlite":
         return

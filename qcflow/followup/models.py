@@ -212,7 +212,7 @@ class Task(Versioned, Base):
         # sorts and filters by and its counts classify, so both read the index alone and only the
         # page's own rows are fetched (queries.py).
         sa.Index("ix_followup_task_queue", "department_id", "opens_at", "is_urgent", "closes_at", "due_at",
-                 "snoozed_until", "state", "closed_at",
+                 "snoozed_until", "state", "closed_at", "id",
                  sqlite_where=sa.text("state IN ('pending', 'in_progress')"),
                  postgresql_where=sa.text("state IN ('pending', 'in_progress')")),
         # 24 h deadline warnings: only open urgent calls not yet reported as missed are indexed.

@@ -69,9 +69,29 @@ def test_datetimes_come_back_aware_utc(ctx, create_user):
     db.session.commit()
     db.session.expire_all()
     loaded = db.session.get(User, user.id)
-    assert loaded.created_at.tzinfo is not None
-    assert loaded.created_at.utcoffset().total_seconds() == 0
+    assert loaded.created_at.tzinfo is timezone.utc
     assert loaded.created_at == shanghai_noon
+
+
+def test_datetimes_written_by_other_hands_come_back_aware_utc(ctx, create_user, is_postgres):
+    """Values not written through the column type (bulk SQL, a date, another session time zone) are
+    still read as UTC instants."""
+    from qcflow.auth.models import User
+    from qcflow.extensions import db
+
+    user = create_user()
+    db.session.commit()
+    if is_postgres:
+        assert db.session.scalar(sa.text("SHOW TIME ZONE")) == "UTC"
+        stored = ["2026-05-01 12:00:00+08", "2026-05-01 04:00:00.000001+00"]
+    else:
+        stored = ["2026-05-01 04:00:00", "2026-05-01 04:00:00.000001", "2026-05-01"]
+    for text in stored:
+        db.session.execute(sa.text("UPDATE user_account SET created_at = :at WHERE id = :id"), {"at": text, "id": user.id})
+        db.session.expire_all()
+        loaded = db.session.get(User, user.id).created_at
+        assert loaded.tzinfo is timezone.utc
+        assert loaded.replace(microsecond=0) == datetime(2026, 5, 1, 4 if text != "2026-05-01" else 0, tzinfo=timezone.utc)
 
 
 def test_naive_datetimes_are_refused(ctx, create_user):
