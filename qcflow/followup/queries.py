@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import functools
 from datetime import date, datetime, timedelta
 
@@ -14,7 +15,7 @@ from qcflow.auth.permissions import get_scoped_or_404, scoped, scoped_to, sees_a
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
-from qcflow.core.db import NamedBundle, UTCDateTime
+from qcflow.core.db import UTCDateTime
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import hospital_tz, local
@@ -53,11 +54,14 @@ SHOWN = ("id", "plan_id", "occurrence", "pathway", "department_id", "state", "ve
          "complication", "unplanned_readmission", "reoperation", "recurrence_metastasis", "vital_status",
          "health_education_given", "revisit_booked", "satisfaction", "is_effective", "closed_at")
 
-#: A queue page for the API (queue_page): the task columns present() shows and the patient's, as plain
-#: rows; loading 50 tasks and patients as ORM objects cost more than the page query itself, and
-#: reading the columns nobody shows (notes, reasons, claim times) cost a fifth of the query.
-PAGE_TASK = NamedBundle("task", *(getattr(Task, name) for name in (*SHOWN, "died_on", "patient_id")))
-PAGE_PATIENT = NamedBundle("patient", Patient.id, Patient.mrn, Patient.name, Patient.sex, Patient.phone)
+#: A queue page for the API (queue_page): the task columns present() shows and the patient's, read
+#: through the connection as named tuples. Loading 50 tasks and patients as ORM objects cost more
+#: than the page query itself, reading the columns nobody shows (notes, reasons, claim times) a fifth
+#: of the query, and reading a column of SQLAlchemy's Row by name about 1 µs (present() reads 32).
+PAGE_TASK = tuple(getattr(Task, name) for name in (*SHOWN, "died_on", "patient_id"))
+PAGE_PATIENT = (Patient.id, Patient.mrn, Patient.name, Patient.sex, Patient.phone)
+_task_row = collections.namedtuple("TaskRow", [column.key for column in PAGE_TASK])._make
+_patient_row = collections.namedtuple("PatientRow", [column.key for column in PAGE_PATIENT])._make
 
 #: The label of "my open tasks" in counts()' one statement (not a timeliness value).
 MINE = "mine"
@@ -154,8 +158,8 @@ def _queue_statement(rows: bool, own_department: bool, department: bool, pathway
     page = chosen.order_by(*order).limit(sa.bindparam("limit")).subquery("page")
     # The page shows task columns and the patient: the patient comes in the same query; the plan and
     # its protocol (and phases) are not loaded at all.
-    stmt = (sa.select(PAGE_TASK if rows else Task).join(page, page.c.id == Task.id)
-            .add_columns(PAGE_PATIENT).join(Patient, Patient.id == Task.patient_id).order_by(*order))
+    stmt = (sa.select(*PAGE_TASK) if rows else sa.select(Task)).join(page, page.c.id == Task.id)
+    stmt = stmt.add_columns(*PAGE_PATIENT).join(Patient, Patient.id == Task.patient_id).order_by(*order)
     return stmt if rows else stmt.options(lazyload(Task.plan))
 
 
@@ -182,7 +186,12 @@ def _queue(rows: bool, actor: Actor, *, now: datetime, department=None, date=Non
     stmt = _queue_statement(rows, own, department is not None, bool(pathway),
                             "none" if assignee == "none" else "one" if assignee else None,
                             bool(state), key is not None)
-    pairs = db.session.execute(stmt, params).all()
+    if rows:  # plain rows: through the connection, not the ORM
+        width = len(PAGE_TASK)
+        pairs = [(_task_row(row[:width]), _patient_row(row[width:]))
+                 for row in db.session.connection().execute(stmt, params)]
+    else:
+        pairs = [(row[0], _patient_row(row[1:])) for row in db.session.execute(stmt, params)]
     tasks = [task for task, _patient in pairs]
     next_cursor = None
     if len(tasks) == limit:
@@ -212,7 +221,7 @@ def counts(actor: Actor, *, now: datetime, department=None) -> dict:
     params = {"now": now, "end_of_day": _end_of(local(now).date()), "scope": actor.department_id,
               "department": department, "me": actor.user_id}
     by, urgent, mine = {}, 0, 0
-    for name, count, urgent_count in db.session.execute(stmt, params):
+    for name, count, urgent_count in db.session.connection().execute(stmt, params):
         if name == MINE:
             mine = count
         else:
@@ -239,9 +248,12 @@ def phone_for(task: Task, patient: Patient, actor: Actor) -> str | None:
 
 
 def present(task: Task, actor: Actor, now: datetime, patient: Patient | None = None) -> dict:
-    """A task as this actor may see it (TaskOut)."""
+    """A task (or a queue_page row) as this actor may see it (TaskOut)."""
     patient = patient or db.session.get(Patient, task.patient_id)
-    data = {name: getattr(task, name) for name in SHOWN}
+    if isinstance(task, tuple):  # a queue_page row: SHOWN's columns come first, in order
+        data = dict(zip(SHOWN, task))
+    else:
+        data = {name: getattr(task, name) for name in SHOWN}
     data["date_of_death"] = task.died_on
     timeliness = of(task, now)
     data["timeliness"] = timeliness.value if timeliness else None
