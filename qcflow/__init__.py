@@ -51,7 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from qcflow.auth.login import install_login
 
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, sqlite_mmap=app.config["SQLITE_MMAP"])
     app.teardown_appcontext(end_read_only_transaction)
     register_error_handlers(app)
     install_login(app)

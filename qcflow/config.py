@@ -18,6 +18,10 @@ class Config:
 
     MAX_CONTENT_LENGTH = 1024 * 1024
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    #: SQLite: read the database through a 1 GiB memory map (core/db.py). The web workers set it
+    #: (scripts/gunicorn.conf.py): their pages read scattered rows. Jobs and commands stream through
+    #: large parts of the file, and mapped pages they read would count in their RSS.
+    SQLITE_MMAP = False
 
     SESSION_COOKIE_NAME = "qcflow_session"
     SESSION_COOKIE_HTTPONLY = True

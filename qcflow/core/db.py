@@ -117,9 +117,9 @@ def import_all_models() -> None:
 WROTE = "qc_wrote"
 
 
-def configure_engine(engine: sa.Engine) -> None:
+def configure_engine(engine: sa.Engine, *, sqlite_mmap: bool = False) -> None:
     """Note which transactions write (end_read_only_transaction); PostgreSQL: sessions in UTC; SQLite:
-    WAL, a 5 s busy timeout, foreign keys and a memory map on every connection."""
+    WAL, a 5 s busy timeout and foreign keys on every connection, and a memory map if asked."""
 
     @sa.event.listens_for(engine, "begin")
     def _begin(connection):
@@ -150,10 +150,12 @@ def configure_engine(engine: sa.Engine) -> None:
         if not in_memory:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+        if sqlite_mmap and not in_memory:
             # Reads through a memory map instead of a read() per page into a 2 MB private cache: at 4M
-            # tasks the queue's scattered rows cost two thirds of its query that way (1.1 -> 0.4 ms).
-            # The map shares the operating system's page cache between workers; it is address
-            # space, not memory. Past the first GiB of a larger file, pages are read as before.
+            # tasks the queue page's scattered rows cost a third more that way. The map shares the
+            # operating system's page cache between workers; it is address space, not memory, but
+            # the pages a process read through it count in its RSS (config.SQLITE_MMAP). Past the
+            # first GiB of a larger file, pages are read as before.
             cursor.execute("PRAGMA mmap_size = 1073741824")  # 1 GiB (SQLite caps it near 2 GB)
         cursor.close()
 

@@ -1,4 +1,5 @@
 """The app factory, configuration, database settings and the clock helpers."""
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -6,7 +7,7 @@ import sqlalchemy as sa
 
 from qcflow import create_app
 from qcflow.core import time as clock
-from tests.conftest import PG_URL, make_app
+from tests.conftest import PG_URL, ROOT, make_app
 
 
 def test_production_refuses_default_secret_key(tmp_path):
@@ -47,6 +48,26 @@ def test_sqlite_runs_in_wal_mode_with_busy_timeout_and_foreign_keys(app, ctx):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 0  # jobs and commands: no map
+
+
+@pytest.mark.skipif(PG_URL is not None, reason="SQLite settings")
+def test_the_web_workers_read_sqlite_through_a_memory_map(tmp_path, monkeypatch):
+    import runpy
+
+    from qcflow.extensions import db
+
+    monkeypatch.setenv("QCFLOW_SQLITE_MMAP", "")  # so that what the settings file sets is undone after
+    monkeypatch.delenv("QCFLOW_SQLITE_MMAP")
+    runpy.run_path(os.path.join(ROOT, "scripts", "gunicorn.conf.py"))
+    assert os.environ["QCFLOW_SQLITE_MMAP"] == "true"
+    monkeypatch.setenv("QCFLOW_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("QCFLOW_DATABASE_URL", f"sqlite:///{tmp_path}/web.sqlite3")
+    app = create_app()
+    with app.app_context(), db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == 1 << 30
+    with app.app_context():
+        db.engine.dispose()
 
 
 def test_foreign_keys_are_enforced(ctx):
