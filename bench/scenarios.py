@@ -89,7 +89,7 @@ class Hospital:
                 self.users[name] = user.id
                 self.tokens[name] = auth.create_token(user, "bench", actor=actor, now=now)
             session.commit()
-            if wanted & {"P4", "P9", "P10", "P12"} or wanted & {"P7", "P8"}:
+            if wanted & {"P4", "P9", "P10", "P11", "P12"} or wanted & {"P7", "P8"}:
                 seed_plans(session, size["queue_plans"], due_from=now + timedelta(days=400),
                            due_to=now + timedelta(days=800), tag="q", department_count=size["departments"],
                            anchors=min(size["queue_plans"], 2000))
