@@ -18,11 +18,11 @@ workers = int(os.environ.get("QCFLOW_WORKERS", "2"))
 # Flask's context and the database session, both per thread. Two threads per worker: one request
 # can run while the other waits on the database; more only contend for the GIL on a 2-CPU server.
 worker_class = "gthread"
+threads = int(os.environ.get("QCFLOW_THREADS", "2"))
 
 # SQLite: the workers read the database through a memory map (qcflow/config.py: SQLITE_MMAP); the
 # scheduler and the command line do not. Ignored on PostgreSQL.
 os.environ.setdefault("QCFLOW_SQLITE_MMAP", "true")
-threads = int(os.environ.get("QCFLOW_THREADS", "2"))
 
 # Access log to stdout (systemd/journald or the terminal collects it).
 accesslog = "-"
