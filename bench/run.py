@@ -40,7 +40,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from bench.harness import pct
-from bench.scenarios import HTTP_NOTE, Row, run_hospital
+from bench.scenarios import HTTP_NOTE, Row, run_hospital, sig3
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, "bench", "results")
@@ -187,7 +187,7 @@ def scenario_generate(name, db, scale, url, n, due_window_days, absolute_ms, lab
     ratio = app_ms / raw_ms if raw_ms else float("inf")
     # The absolute bound is judged on the job's real path (one commit per batch), end to end.
     ok = ratio <= 20 and commit_ms <= absolute_ms and correct
-    return [Row(f"{name} {label}", db, scale, app_rows, round(raw_ms, 2), round(app_ms, 2), round(ratio, 1),
+    return [Row(f"{name} {label}", db, scale, app_rows, round(raw_ms, 2), round(app_ms, 2), sig3(ratio),
                 f"<=20x,<={absolute_ms / 1000:g}s", verdict(ok),
                 {"plans": n, "raw_rows": raw_rows, "seed_s": round(seeded.seconds, 2),
                  "app_committed_ms": round(commit_ms, 2), "correct": correct, "generated": generated,
@@ -221,7 +221,7 @@ def scenario_p2(db, scale, url) -> list[Row]:
     (raw_s, _, app_s, rows_s), (raw_l, _, app_l, rows_l) = timings
     ratio = app_l / app_s if app_s else float("inf")
     ok = ratio <= 2 and rows_s == rows_l and correct
-    return [Row("P2 o_due_scaling", db, scale, rows_l, round(raw_l, 2), round(app_l, 2), round(ratio, 2),
+    return [Row("P2 o_due_scaling", db, scale, rows_l, round(raw_l, 2), round(app_l, 2), sig3(ratio),
                 f"t({large:,})/t({small:,})<=2", verdict(ok),
                 {"small_plans": small, "large_plans": large, "app_small_ms": round(app_s, 2),
                  "raw_small_ms": round(raw_s, 2), "rows_small": rows_s, "correct": correct, "generated": generated,

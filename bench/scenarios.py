@@ -57,6 +57,11 @@ def r2(value):
     return None if value is None else round(value, 2)
 
 
+def sig3(ratio: float) -> float:
+    """A ratio to three significant figures: 0.00185 stays 0.00185, which round(…, 2) showed as 0.0."""
+    return float(f"{ratio:.3g}")
+
+
 class Hospital:
     """The seeded database, its users and tokens, and an app bound to it."""
 
@@ -200,7 +205,7 @@ def p4_queue(h: Hospital) -> list[Row]:
     open_tasks = raw.query("SELECT count(*) FROM followup_task WHERE state IN ('pending', 'in_progress')")[0][0]
     raw.close()
     raw_p50, app_p50 = statistics.median(raw_ms), statistics.median(app_ms)
-    rows = [Row("P4 queue_page_app", h.db, h.scale, len(expected), r2(raw_p50), r2(app_p50), round(app_p50 / raw_p50, 1),
+    rows = [Row("P4 queue_page_app", h.db, h.scale, len(expected), r2(raw_p50), r2(app_p50), sig3(app_p50 / raw_p50),
                 "info (in-process)", verdict(correct),
                 {"tasks": h.tasks, "open_tasks": open_tasks, "samples": n, "correct": correct,
                  "check": "page 1 and 2 ids == raw query (keyset == offset)"},
@@ -216,7 +221,7 @@ def p4_queue(h: Hospital) -> list[Row]:
     correct = http_ids == expected and ok_status
     p50, p95, p99 = statistics.median(lat), pct(lat, 95), pct(lat, 99)
     ok = correct and p95 <= 50 and p99 <= 150 and rps >= 300
-    rows.append(Row("P4 queue_page_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), round(p50 / raw_p50, 1),
+    rows.append(Row("P4 queue_page_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), sig3(p50 / raw_p50),
                     "p95<=50ms,p99<=150ms,>=300rps", verdict(ok),
                     {"tasks": h.tasks, "open_tasks": open_tasks, "rps": round(rps, 1), "rps_windows": run["rates"],
                      "rps_p95": r2(pct(tput, 95)),
@@ -289,7 +294,7 @@ def p5_submit(h: Hospital) -> list[Row]:
     target = ">=50/s,0 lock errors" if h.db == "sqlite" else ">=100/s,p95<=200ms"
     ok = correct and (rate >= 50 if h.db == "sqlite" else rate >= 100 and p95 <= 200)
     raw_p50 = statistics.median(raw_ms)
-    return [Row("P5 submit_http", h.db, h.scale, created, r2(raw_p50), r2(p50), round(p50 / raw_p50, 1), target,
+    return [Row("P5 submit_http", h.db, h.scale, created, r2(raw_p50), r2(p50), sig3(p50 / raw_p50), target,
                 verdict(ok),
                 {"per_second": round(rate, 1), "per_second_windows": run["rates"], "seconds": round(run["seconds"], 1),
                  "workers": workers, "clients": clients,
@@ -334,12 +339,12 @@ def p6_inbox(h: Hospital) -> list[Row]:
     head_raw, head_p50 = statistics.median(head_raw_ms), statistics.median(head_ms)
     head_ok = head_ids == expected_head
     return [
-        Row("P6 inbox_deep_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), round(p50 / raw_p50, 1),
+        Row("P6 inbox_deep_http", h.db, h.scale, len(expected), r2(raw_p50), r2(p50), sig3(p50 / raw_p50),
             "p95<=100ms", verdict(correct and p95 <= 100),
             {"cases": h.events, "cursor": deep, "correct": correct, "check": "HTTP page ids == raw keyset query"},
             r2(p95), r2(p99), ratio_gated=False),
         Row("P6 inbox_head_app", h.db, h.scale, len(expected_head), r2(head_raw), r2(head_p50),
-            round(head_p50 / head_raw, 1), "p95<=100ms (in-process)", verdict(head_ok and pct(head_ms, 95) <= 100),
+            sig3(head_p50 / head_raw), "p95<=100ms (in-process)", verdict(head_ok and pct(head_ms, 95) <= 100),
             {"cases": h.events, "correct": head_ok, "check": "department head's page ids == raw scoped query"},
             r2(pct(head_ms, 95)), r2(pct(head_ms, 99)), ratio_gated=False),
     ]
@@ -523,7 +528,7 @@ def p7_p8_indicators(h: Hospital, label: str) -> list[Row]:
         name, target, bound = "P8 indicators_province", "<=10x,p95<=2s (rollups: 300ms)", 300
     p95 = pct(app_ms, 95)
     ok = correct and app_p50 / raw_p50 <= 10 and p95 <= bound
-    return [Row(name, h.db, h.scale, reports, r2(raw_p50), r2(app_p50), round(app_p50 / raw_p50, 2), target,
+    return [Row(name, h.db, h.scale, reports, r2(raw_p50), r2(app_p50), sig3(app_p50 / raw_p50), target,
                 verdict(ok),
                 {"reports": h.events, "indicators": len(values), "raw_statements": len(statements), "samples": n,
                  "rollup_refresh_s": round(refresh_s, 1), "refresh_job": job_result, "rolled_up_months": rolled,
@@ -573,7 +578,7 @@ def pdf_row(h: Hospital, name: str, result: dict, target: str, bound_ms: float, 
     ok = app_p50 <= bound_ms and (ratio_bound is None or ratio <= ratio_bound) and (
         rss_bound is None or result["rss_mib"] <= rss_bound)
     correct = pages is None or pages[0] <= result["pages"] <= pages[1]
-    return Row(name, h.db, h.scale, result["pages"], r2(raw_p50), r2(app_p50), round(ratio, 2), target,
+    return Row(name, h.db, h.scale, result["pages"], r2(raw_p50), r2(app_p50), sig3(ratio), target,
                verdict(ok and correct),
                {"pages": result["pages"], "bytes": result["bytes"], "peak_rss_mib": result["rss_mib"],
                 "samples": len(result["app_ms"]), "correct": correct,
@@ -646,7 +651,7 @@ def p12_cold_start(h: Hospital) -> list[Row]:
     app_ms = [once(COLD_APP, h.url, h.tokens["nurse"]) for _ in range(runs)][skip:]
     raw_ms = [once(COLD_RAW, h.url) for _ in range(runs)][skip:]
     app_p50, raw_p50 = statistics.median(app_ms), statistics.median(raw_ms)
-    return [Row("P12 cold_start", h.db, h.scale, 1, r2(raw_p50), r2(app_p50), round(app_p50 / raw_p50, 1), "<=3s",
+    return [Row("P12 cold_start", h.db, h.scale, 1, r2(raw_p50), r2(app_p50), sig3(app_p50 / raw_p50), "<=3s",
                 verdict(app_p50 <= 3000),
                 {"samples": len(app_ms), "raw": "bare Flask + SQLAlchemy app, one query", "correct": True,
                  "check": "first request 200"},
