@@ -20,9 +20,9 @@ from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
-from qcflow.followup.models import OPEN_TASK_STATES, Attempt, EventPrompt, Plan, Protocol, Task
+from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
 from qcflow.followup.schedule import local_midnight
-from qcflow.followup.timeliness import Timeliness, of, overdue_clause, timeliness_sql
+from qcflow.followup.timeliness import Timeliness, is_open, of, overdue_clause, timeliness_sql
 from qcflow.followup.workflow import PromptState
 
 
@@ -71,12 +71,6 @@ def _end_of(day: date) -> datetime:
     return local_midnight(day + timedelta(days=1), hospital_tz())
 
 
-def is_open():
-    """The task is open; the states are rendered into the SQL, not bound, because SQLite uses the
-    partial queue index only when it can see that the query implies the index's WHERE clause."""
-    return Task.state.in_(sa.bindparam("open_states", list(OPEN_TASK_STATES), expanding=True, literal_execute=True))
-
-
 #: "now" in the queue's statements (bound per request; the statements are built once).
 NOW = sa.bindparam("now", type_=UTCDateTime())
 
@@ -88,7 +82,7 @@ def _queue_where(stmt, own_department: bool, department: bool):
         stmt = scoped_to(stmt, Task.department_id, sa.bindparam("scope"))
     if department:
         stmt = stmt.where(Task.department_id == sa.bindparam("department"))
-    return stmt.where(is_open(), Task.opens_at < sa.bindparam("end_of_day", type_=UTCDateTime()),
+    return stmt.where(is_open(Task), Task.opens_at < sa.bindparam("end_of_day", type_=UTCDateTime()),
                       sa.or_(Task.snoozed_until.is_(None), Task.snoozed_until <= NOW))
 
 
@@ -210,7 +204,7 @@ def _counts_statement(own_department: bool, department: bool, mine: bool):
                          .select_from(Task), own_department, department).group_by(label))
     if mine:
         stmt = sa.union_all(stmt, sa.select(sa.literal(MINE), sa.func.count(), sa.literal(0)).select_from(Task)
-                            .where(Task.assignee_id == sa.bindparam("me"), is_open()))
+                            .where(Task.assignee_id == sa.bindparam("me"), is_open(Task)))
     return stmt
 
 

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 
+from qcflow.followup.models import OPEN_TASK_STATES
 from qcflow.followup.workflow import TaskState
 
 
@@ -61,6 +62,14 @@ def timeliness_sql(task, now):
     )
 
 
+def is_open(task):
+    """The task is open (pending or in progress). The states are rendered into the SQL, not bound:
+    SQLite uses a partial index of open tasks only when it can see that the query implies the
+    index's WHERE clause; with bound states it read the whole task table (the bulletin's overdue
+    counts took 90 s at 4M tasks)."""
+    return task.state.in_(sa.bindparam("open_states", list(OPEN_TASK_STATES), expanding=True, literal_execute=True))
+
+
 def overdue_clause(task, now: datetime):
     """Open tasks whose window has closed (the queue's and the counts' "overdue")."""
-    return sa.and_(task.state.in_([TaskState.PENDING.value, TaskState.IN_PROGRESS.value]), task.closes_at <= now)
+    return sa.and_(is_open(task), task.closes_at <= now)
