@@ -1,9 +1,11 @@
 """The app factory, configuration, database settings and the clock helpers."""
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, strategies as st
+from sqlalchemy.dialects import sqlite
 
 from qcflow import create_app
 from qcflow.core import time as clock
@@ -113,6 +115,20 @@ def test_datetimes_written_by_other_hands_come_back_aware_utc(ctx, create_user, 
         loaded = db.session.get(User, user.id).created_at
         assert loaded.tzinfo is timezone.utc
         assert loaded.replace(microsecond=0) == datetime(2026, 5, 1, 4 if text != "2026-05-01" else 0, tzinfo=timezone.utc)
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=8)),
+                                               timezone(timedelta(hours=-5, minutes=-30))])))
+def test_sqlite_stores_the_text_sqlalchemy_writes(value):
+    """The one-step SQLite writer of UTC timestamps stores exactly the text the general path (UTC,
+    then SQLAlchemy's DATETIME) stores, so text order stays time order and old rows compare equal."""
+    from qcflow.core.db import UTCDateTime
+
+    dialect = sqlite.dialect()
+    general = sa.DateTime()._cached_bind_processor(dialect)
+    assert UTCDateTime()._cached_bind_processor(dialect)(value) == general(
+        value.astimezone(timezone.utc).replace(tzinfo=None))
 
 
 def test_naive_datetimes_are_refused(ctx, create_user):
