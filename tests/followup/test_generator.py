@@ -117,7 +117,7 @@ def explain(stmt) -> str:
     from qcflow.extensions import db
 
     bind = db.session.get_bind()
-    compiled = stmt.compile(bind, compile_kwargs={"render_postcompile": True})
+    compiled = stmt.compile(bind)
     conn = db.session.connection()
     if bind.dialect.name == "postgresql":
         rows = conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params).all()
