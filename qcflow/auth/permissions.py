@@ -1,8 +1,13 @@
-"""Deny-by-default access declarations and the one department-scoping helper.
+"""The permission matrix, deny-by-default access declarations and the one department rule.
 
-Every route declares who may use it with one of `public`, `authenticated` or
-`roles_required(...)`. `enforce_access` runs before every request; a route with
+`PERMISSIONS` says which roles may do what (DESIGN §3); `DISCUSSION_PERMISSIONS` says what each
+relation to an MDT discussion allows. Routes declare who may use them with `public`,
+`authenticated`, `allowed(capability)` or `roles_required(...)`; pages ask `can(...)`; workflow
+tables take their role sets from here. `enforce_access` runs before every request; a route with
 no declaration is refused (and a test walks `app.url_map` to catch it earlier).
+
+`department_for` is the one answer to "which department may this actor read": every list filter,
+indicator, analysis, export and report asks it.
 """
 from __future__ import annotations
 
@@ -13,16 +18,60 @@ from flask import current_app, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from qcflow.auth.models import Role
+from qcflow.auth.models import Department, Role
 from qcflow.core.actors import Actor
-from qcflow.core.errors import Forbidden, NotAuthenticated, NotFound, is_api_request
+from qcflow.core.errors import Forbidden, NotAuthenticated, NotFound, Unprocessable, is_api_request
 from qcflow.extensions import db
 
 #: Endpoints registered by libraries, not by us.
 LIBRARY_ENDPOINTS = {"static": "public", "api-docs.openapi_json": "public"}
 
-#: Roles that see every department's objects.
-ALL_DEPARTMENTS_ROLES = frozenset({Role.QUALITY})
+R = Role
+#: Who may do what, by role (DESIGN §3). Objects add relations (reporter, holder of a call,
+#: organiser of a discussion …) in their workflow tables and services; department scoping is
+#: `scoped`/`get_scoped_or_404`/`department_for` below.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    #: Keep a list of one's own named reports (everyone files, also without login).
+    "own_reports": frozenset({R.CLINICIAN, R.NURSE, R.DEPT_HEAD, R.QUALITY}),
+    #: Read the cases of one's department (reporter de-identified), download exports and analyses.
+    "department_cases": frozenset({R.DEPT_HEAD, R.QUALITY}),
+    #: Triage, investigate, close and reopen cases; prompts; confidential reporters.
+    "handle_cases": frozenset({R.QUALITY}),
+    #: Work the follow-up queue of one's department.
+    "followup_queue": frozenset({R.NURSE, R.DEPT_HEAD, R.QUALITY}),
+    #: Reassign and reschedule others' calls, pause or withdraw plans, enrol patients.
+    "supervise_followup": frozenset({R.DEPT_HEAD, R.QUALITY}),
+    #: Request, read and take part in MDT discussions (what each may do in one: DISCUSSION_PERMISSIONS).
+    "mdt": frozenset({R.CLINICIAN, R.DEPT_HEAD, R.QUALITY}),
+    #: Book, perform and cancel operations of one's department.
+    "operations": frozenset({R.CLINICIAN, R.DEPT_HEAD, R.QUALITY}),
+    #: Read indicators (own department; the quality office all).
+    "indicators": frozenset({R.NURSE, R.DEPT_HEAD, R.QUALITY}),
+    #: Push HIS facts and reference data through the intake API.
+    "his_intake": frozenset({R.ADMIN, R.QUALITY}),
+    #: Users, departments, catalogues, protocols, targets.
+    "administer": frozenset({R.ADMIN}),
+    #: See every department's objects.
+    "all_departments": frozenset({R.QUALITY}),
+}
+ALL_DEPARTMENTS_ROLES = PERMISSIONS["all_departments"]
+
+#: What each relation to an MDT discussion allows (docs/decisions.md, "Who may act on a discussion").
+#: organiser: a clinician or head of the organising department, or the quality office;
+#: organising_head: a head of the organising department; chair: the appointed chair;
+#: participant: anyone on the participant list. "quality" is the role itself.
+DISCUSSION_PERMISSIONS: dict[str, frozenset[str]] = {
+    "read": frozenset({"organiser", "chair", "participant"}),
+    #: Question, summary, conclusion and decision.
+    "record": frozenset({"organiser", "chair"}),
+    #: Participants, the chair, everyone's attendance, cancelling.
+    "manage": frozenset({"organiser"}),
+    #: Scheduling the meeting and recording that it was held.
+    "conduct": frozenset({"organiser", "chair"}),
+    "sign": frozenset({"chair", "organising_head", "quality"}),
+    "confirm_own_attendance": frozenset({"participant"}),
+    "add_addendum": frozenset({"organiser", "chair", "participant"}),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +100,17 @@ def roles_required(*roles: str):
     if unknown or not roles:
         raise ValueError(f"unknown roles {unknown}")
     return _declare(Access(roles=frozenset(roles)))
+
+
+def allowed(capability: str):
+    """Declare a route open to the roles of one capability of the matrix."""
+    return roles_required(*PERMISSIONS[capability])
+
+
+def can(subject, capability: str) -> bool:
+    """Whether a user or an actor holds a role of `capability` (pages show only what they may do)."""
+    roles = subject.roles if isinstance(subject, Actor) else (subject.role_names if subject.is_authenticated else ())
+    return bool(set(roles) & PERMISSIONS[capability])
 
 
 def access_of(endpoint: str | None) -> Access | None:
@@ -124,6 +184,23 @@ def current_actor() -> Actor:
 
 def sees_all_departments(actor: Actor) -> bool:
     return bool(actor.roles & ALL_DEPARTMENTS_ROLES)
+
+
+def department_for(actor: Actor, requested: int | None) -> int | None:
+    """The department whose objects and figures the actor may read, given the one they asked for.
+
+    The quality office: the one asked for, or None (the whole hospital). Everybody else: their own,
+    whatever they ask for; another department is a 404, as for any department-owned object. A
+    department that does not exist is a 422 naming the field (departments are not secret: every
+    form lists them).
+    """
+    if requested is not None and db.session.get(Department, requested) is None:
+        raise Unprocessable(errors={"department": [_("No such department.")]})
+    if sees_all_departments(actor):
+        return requested
+    if requested is not None and requested != actor.department_id:
+        raise NotFound()
+    return actor.department_id
 
 
 def scoped(stmt, columns, actor: Actor):

@@ -1,8 +1,7 @@
 """MDT and death-review discussions over the JSON API (DESIGN §7, §10)."""
 from __future__ import annotations
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint, created_links
 from qcflow.core.time import now
 from qcflow.extensions import db
@@ -24,11 +23,10 @@ from qcflow.mdt.schemas import (
 
 blp = Blueprint("mdt_api", __name__, url_prefix="/api/v1/mdt",
                 description="MDT and death-review discussions (多学科讨论、死亡病例讨论)")
-RECORDERS = (Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
 
 
 @blp.post("/discussions")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(DiscussionIn)
 @blp.response(201, DiscussionOut)
 @blp.alt_response(409, description="A discussion of this kind is already open for the operation or patient")
@@ -48,7 +46,7 @@ def create_discussion(data):
 
 
 @blp.get("/discussions")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(DiscussionListArgs, location="query")
 @blp.response(200, DiscussionPage)
 def list_discussions(args):
@@ -59,7 +57,7 @@ def list_discussions(args):
 
 
 @blp.get("/discussions/<int:discussion_id>")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.response(200, DiscussionOut)
 @blp.alt_response(404, description="No such discussion in your department")
 def get_discussion(discussion_id):
@@ -68,7 +66,7 @@ def get_discussion(discussion_id):
 
 
 @blp.patch("/discussions/<int:discussion_id>")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(DiscussionRecordIn)
 @blp.response(200, DiscussionOut)
 @blp.alt_response(409, description="Signed or cancelled (only addenda), or a stale version")
@@ -83,7 +81,7 @@ def update_discussion(data, discussion_id):
 
 
 @blp.post("/discussions/<int:discussion_id>/transitions")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(DiscussionTransitionIn)
 @blp.response(200, DiscussionOut)
 @blp.alt_response(403, description="Your role may not take this step (signing: the chair, department heads, quality)")
@@ -101,7 +99,7 @@ def transition(data, discussion_id):
 
 
 @blp.post("/discussions/<int:discussion_id>/participants")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(ParticipantIn)
 @blp.response(201, ParticipantOut)
 @blp.alt_response(409, description="Already a participant, or the record is signed")
@@ -114,11 +112,12 @@ def add_participant(data, discussion_id):
 
 
 @blp.patch("/discussions/<int:discussion_id>/participants/<int:participant_id>")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(ParticipantPatch)
 @blp.response(200, ParticipantOut)
 def update_participant(data, discussion_id, participant_id):
-    """Record a participant's attendance, or correct their specialty, department or role."""
+    """Record a participant's attendance, or correct their specialty, department or role (the organisers);
+    a participant may set their own `attended` only."""
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
     participant = services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
@@ -128,7 +127,7 @@ def update_participant(data, discussion_id, participant_id):
 
 
 @blp.delete("/discussions/<int:discussion_id>/participants/<int:participant_id>")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.response(204)
 def remove_participant(discussion_id, participant_id):
     """Take a participant off the list (before signing)."""
@@ -140,7 +139,7 @@ def remove_participant(discussion_id, participant_id):
 
 
 @blp.put("/discussions/<int:discussion_id>/attendance")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(AttendanceIn)
 @blp.response(200, DiscussionOut)
 def record_attendance(data, discussion_id):
@@ -153,7 +152,7 @@ def record_attendance(data, discussion_id):
 
 
 @blp.post("/discussions/<int:discussion_id>/addenda")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @blp.arguments(AddendumIn)
 @blp.response(201, AddendumOut)
 @blp.alt_response(409, description="The record is not signed yet (change the record itself)")

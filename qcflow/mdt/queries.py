@@ -51,6 +51,14 @@ def load_participant(discussion: Discussion, participant_id: int) -> Participant
     return participant
 
 
+def own_participant(discussion: Discussion, user_id: int | None) -> Participant:
+    """The actor's own row of the participant list (not invited: 404)."""
+    participant = next((p for p in discussion.participants if user_id is not None and p.user_id == user_id), None)
+    if participant is None:
+        raise NotFound()
+    return participant
+
+
 def list_discussions(actor: Actor, *, kind=None, state=None, cursor=None,
                      limit=50) -> tuple[list[Discussion], int | None]:
     """Discussions the actor may see, newest first, keyset-paginated by id."""

@@ -60,6 +60,10 @@ class ParticipantPatch(BaseSchema):
     role = fields.String(validate=validate.OneOf(PARTICIPANT_ROLES))
 
 
+class OwnAttendanceIn(BaseSchema):
+    attended = fields.Boolean(required=True)
+
+
 class AttendanceIn(BaseSchema):
     version = fields.Integer(required=True)
     attended = fields.List(fields.Integer(), load_default=list,

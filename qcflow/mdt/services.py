@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm.attributes import flag_modified
 
 from qcflow.auth.models import Department, Role, User
+from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, can
 from qcflow.clinical.models import Encounter, Operation, Patient, Staff
 from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
@@ -23,7 +24,7 @@ from qcflow.events.models import AdverseEvent
 from qcflow.events.services import CASE_REVIEW_CHECKS
 from qcflow.extensions import db
 from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
-from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, RECORDERS, DiscussionState
+from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, DiscussionState
 from qcflow.notify.services import notify, users_with_role
 
 K = DiscussionKind
@@ -122,29 +123,42 @@ def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
     return blockers
 
 
-def may_record(discussion: Discussion | None, actor: Actor) -> bool:
-    """Clinicians, department heads and the quality office request and record; so does the chair."""
-    if actor.roles & RECORDERS:
-        return True
-    return discussion is not None and actor.user_id is not None and actor.user_id == discussion.chair_user_id
+def may(discussion: Discussion, actor: Actor, what: str) -> bool:
+    """Whether the actor's roles or relations to the discussion allow `what` (DISCUSSION_PERMISSIONS)."""
+    return bool(DISCUSSION_WORKFLOW.roles_of(discussion, actor) & DISCUSSION_PERMISSIONS[what])
 
 
-def is_editable(discussion: Discussion, actor: Actor) -> bool:
-    """Whether the actor may still change the record and its participants (`check_editable` says why not)."""
-    return discussion.state not in FINAL_STATES and may_record(discussion, actor)
+def allowed_here(discussion: Discussion, actor: Actor) -> dict[str, bool]:
+    """What the actor may do on the discussion page now: each capability, false once it no longer applies."""
+    final = discussion.state in FINAL_STATES
+    signed = discussion.state == DiscussionState.SIGNED
+    return {what: may(discussion, actor, what) and (signed if what == "add_addendum" else what == "read" or not final)
+            for what in DISCUSSION_PERMISSIONS}
 
 
-def check_editable(discussion: Discussion, actor: Actor, expected_version: int | None = None) -> None:
-    """Refuse any change to a signed or cancelled record (409), by a wrong role (403) or stale (409)."""
+def check_editable(discussion: Discussion, actor: Actor, expected_version: int | None = None,
+                   what: str = "record") -> None:
+    """Refuse any change to a signed or cancelled record (409), by someone whose relation to the
+    discussion does not allow `what` (403), or stale (409)."""
     if discussion.state == DiscussionState.SIGNED:
         raise Conflict(_("The record is signed and can no longer change; add an addendum instead."),
                        state=discussion.state)
     if discussion.state == DiscussionState.CANCELLED:
         raise Conflict(_("The discussion is cancelled and can no longer change."), state=discussion.state)
-    if not may_record(discussion, actor):
-        raise Forbidden()
+    if not may(discussion, actor, what):
+        raise Forbidden(_refusal(what))
     if expected_version is not None and expected_version != discussion.version:
         raise Conflict(current_version=discussion.version)
+
+
+def _refusal(what: str) -> str:
+    """Why a participant or the chair may not do `what`, and who may."""
+    if what in ("manage", "conduct"):
+        return _("Only the organising department's clinicians and heads and the quality office manage a "
+                 "discussion's participants, chair, attendance and steps.")
+    if what == "sign":
+        return _("Only the chair, a head of the organising department or the quality office signs the record.")
+    return _("Only the organising department, the chair and the quality office record the discussion.")
 
 
 def _touch(discussion: Discussion, now: datetime) -> None:
@@ -285,7 +299,7 @@ def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion
 
     The organising department is the actor's own; the quality office may choose another.
     """
-    if not may_record(None, actor):
+    if not can(actor, "mdt"):
         raise Forbidden()
     links = _resolve_links(data, actor)
     operation = links.pop("operation")
@@ -486,6 +500,8 @@ def update_discussion(discussion: Discussion, data: dict, *, actor: Actor, now: 
     check_editable(discussion, actor, expected_version)
     _check_record_rules(discussion, data)
     changed = {k: v for k, v in data.items() if k in RECORD_FIELDS and getattr(discussion, k) != v}
+    if "chair_user_id" in changed and not may(discussion, actor, "manage"):
+        raise Forbidden(_refusal("manage"))
     for key, value in changed.items():
         setattr(discussion, key, value)
     if "chair_user_id" in changed:
@@ -550,7 +566,7 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
 
 def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: datetime) -> Participant:
     """Invite a colleague (a user) or an outside expert (by name); the chair role makes them chair."""
-    check_editable(discussion, actor)
+    check_editable(discussion, actor, what="manage")
     errors = {}
     user = db.session.get(User, data["user_id"]) if data.get("user_id") else None
     if data.get("user_id") and (user is None or not user.is_active):
@@ -585,8 +601,11 @@ def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: da
 
 def update_participant(discussion: Discussion, participant: Participant, data: dict, *, actor: Actor,
                        now: datetime) -> Participant:
-    """Record attendance, or correct a participant's specialty, department or role."""
-    check_editable(discussion, actor)
+    """Record attendance, or correct a participant's specialty, department or role; a participant
+    may confirm (or withdraw) their own attendance and nothing else."""
+    own_attendance = (participant.user_id is not None and participant.user_id == actor.user_id
+                      and set(data) <= {"attended"} and may(discussion, actor, "confirm_own_attendance"))
+    check_editable(discussion, actor, what="confirm_own_attendance" if own_attendance else "manage")
     if data.get("role") == "chair":
         if participant.user_id is None:
             raise Unprocessable(errors={"role": [_("The chair must be a qcflow user.")]})
@@ -609,7 +628,7 @@ def update_participant(discussion: Discussion, participant: Participant, data: d
 def record_attendance(discussion: Discussion, attended_ids, *, actor: Actor, now: datetime,
                       expected_version: int | None = None) -> Discussion:
     """Set who attended in one go (the page's checkboxes): the listed participants, nobody else."""
-    check_editable(discussion, actor, expected_version)
+    check_editable(discussion, actor, expected_version, what="manage")
     attended_ids = set(attended_ids)
     for participant in discussion.participants:
         participant.attended = participant.id in attended_ids
@@ -621,7 +640,7 @@ def record_attendance(discussion: Discussion, attended_ids, *, actor: Actor, now
 
 def remove_participant(discussion: Discussion, participant: Participant, *, actor: Actor, now: datetime) -> None:
     """Take someone off the list (before signing); removing the chair leaves the discussion without one."""
-    check_editable(discussion, actor)
+    check_editable(discussion, actor, what="manage")
     if participant.user_id is not None and participant.user_id == discussion.chair_user_id:
         discussion.chair_user_id = None
     discussion.participants.remove(participant)
@@ -636,7 +655,7 @@ def add_addendum(discussion: Discussion, text: str, *, actor: Actor, now: dateti
     if discussion.state != DiscussionState.SIGNED:
         raise Conflict(_("Addenda are added to signed records; until then, change the record itself."),
                        state=discussion.state)
-    if not may_record(discussion, actor) or actor.user_id is None:
+    if not may(discussion, actor, "add_addendum") or actor.user_id is None:
         raise Forbidden()
     text = (text or "").strip()
     if not text:

@@ -5,8 +5,8 @@ import sqlalchemy as sa
 from flask import Blueprint, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department, Role, User, UserRole
-from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.auth.models import Department, User, UserRole
+from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, translate_errors
@@ -22,12 +22,12 @@ from qcflow.mdt.schemas import (
     DiscussionListArgs,
     DiscussionRecordIn,
     DiscussionTransitionIn,
+    OwnAttendanceIn,
     ParticipantIn,
 )
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, OPEN_STATES, DiscussionState
 
 bp = Blueprint("mdt", __name__)
-RECORDERS = (Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
 
 
 @bp.context_processor
@@ -42,7 +42,7 @@ def choices() -> dict:
                                           .order_by(Department.kind, Department.code)))
     colleagues = list(db.session.scalars(
         sa.select(User).where(User.is_active.is_(True), User.id.in_(
-            sa.select(UserRole.user_id).where(UserRole.role.in_([r.value for r in RECORDERS]))))
+            sa.select(UserRole.user_id).where(UserRole.role.in_(sorted(PERMISSIONS["mdt"])))))
         .order_by(User.department_id, User.display_name)))
     return {"department_choices": departments, "colleagues": colleagues, "decisions": DECISIONS,
             "participant_roles": PARTICIPANT_ROLES}
@@ -53,7 +53,7 @@ def back(discussion_id: int, anchor: str = ""):
 
 
 @bp.get("/mdt")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def index():
     """Discussions I may see, newest first, with the open ones waiting for me on top."""
     actor, at = current_actor(), now()
@@ -73,7 +73,7 @@ def index():
 
 
 @bp.route("/mdt/new", methods=["GET", "POST"])
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def new():
     """Request a discussion: kind, patient or operation, question; participants are proposed by kind."""
     errors, status = {}, 200
@@ -94,21 +94,20 @@ def new():
 
 
 @bp.get("/mdt/<int:discussion_id>")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def detail(discussion_id):
     """One discussion: facts, participants and attendance, the record, the steps available now, addenda."""
     actor, at = current_actor(), now()
     discussion = queries.load_discussion(discussion_id, actor)
-    editable = services.is_editable(discussion, actor)
     return render_template(
-        "mdt/detail.html", d=discussion, editable=editable, overdue=services.is_overdue(discussion, at),
+        "mdt/detail.html", d=discussion, may=services.allowed_here(discussion, actor), overdue=services.is_overdue(discussion, at),
         transitions=DISCUSSION_WORKFLOW.available(discussion, actor),
         blockers=services.sign_blockers(discussion, {}) if discussion.state in OPEN_STATES else [],
         timeline=queries.timeline(discussion), **queries.record_context(discussion), **choices())
 
 
 @bp.post("/mdt/<int:discussion_id>/record")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def record(discussion_id):
     """Save the question, chair, summary, conclusion and decision."""
     actor = current_actor()
@@ -121,7 +120,7 @@ def record(discussion_id):
 
 
 @bp.post("/mdt/<int:discussion_id>/transitions")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def transition(discussion_id):
     """Schedule, record as held, sign or cancel from the discussion page."""
     actor = current_actor()
@@ -134,7 +133,7 @@ def transition(discussion_id):
 
 
 @bp.post("/mdt/<int:discussion_id>/participants")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def add_participant(discussion_id):
     """Invite a colleague or an outside expert."""
     actor = current_actor()
@@ -145,7 +144,7 @@ def add_participant(discussion_id):
 
 
 @bp.post("/mdt/<int:discussion_id>/participants/<int:participant_id>/remove")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def remove_participant(discussion_id, participant_id):
     """Take a participant off the list."""
     actor = current_actor()
@@ -157,7 +156,7 @@ def remove_participant(discussion_id, participant_id):
 
 
 @bp.post("/mdt/<int:discussion_id>/attendance")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def attendance(discussion_id):
     """Save the attendance checkboxes."""
     actor = current_actor()
@@ -168,8 +167,21 @@ def attendance(discussion_id):
     return back(discussion_id, "#participants")
 
 
+@bp.post("/mdt/<int:discussion_id>/my-attendance")
+@allowed("mdt")
+def confirm_attendance(discussion_id):
+    """A participant confirms (or withdraws) their own attendance."""
+    actor = current_actor()
+    discussion = queries.load_discussion(discussion_id, actor)
+    participant = queries.own_participant(discussion, actor.user_id)
+    services.update_participant(discussion, participant, {"attended": load_form(OwnAttendanceIn())["attended"]},
+                                actor=actor, now=now())
+    db.session.commit()
+    return back(discussion_id, "#participants")
+
+
 @bp.post("/mdt/<int:discussion_id>/addenda")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 def add_addendum(discussion_id):
     """Append an addendum to the signed record."""
     actor = current_actor()
@@ -180,7 +192,7 @@ def add_addendum(discussion_id):
 
 
 @bp.get("/mdt/<int:discussion_id>/minutes.pdf")
-@roles_required(*RECORDERS)
+@allowed("mdt")
 @rate_limited("pdf")
 def minutes(discussion_id):
     """The minutes as PDF (signed status, participants and attendance, conclusion, addenda)."""

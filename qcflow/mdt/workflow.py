@@ -5,6 +5,7 @@ from enum import StrEnum
 
 from flask_babel import gettext as _
 
+from qcflow.auth.permissions import DISCUSSION_PERMISSIONS
 from qcflow.core.workflow import Transition as T, Workflow
 
 
@@ -32,27 +33,38 @@ def cancel_guard(discussion, data):
     return None if data.get("reason") else _("Required for this step: %(fields)s.", fields="reason")
 
 
-def discussion_relations(discussion, actor):
-    if actor.user_id is not None and actor.user_id == discussion.chair_user_id:
-        return {"chair"}
-    return set()
+def discussion_relations(discussion, actor) -> set[str]:
+    """How the actor stands to this discussion: organiser, organising_head, chair, participant.
+
+    The organisers are the organising department's clinicians and heads and the quality office;
+    what each relation may do is `DISCUSSION_PERMISSIONS` (qcflow/auth/permissions.py).
+    """
+    relations = set()
+    if "quality" in actor.roles or (actor.department_id is not None and actor.department_id == discussion.department_id
+                                    and actor.roles & {"clinician", "dept_head"}):
+        relations.add("organiser")
+    if "dept_head" in actor.roles and actor.department_id is not None and actor.department_id == discussion.department_id:
+        relations.add("organising_head")
+    if actor.user_id is not None:
+        if actor.user_id == discussion.chair_user_id:
+            relations.add("chair")
+        if any(p.user_id == actor.user_id for p in discussion.participants):
+            relations.add("participant")
+    return relations
 
 
 S = DiscussionState
-#: Who may request and record discussions (DESIGN §3).
-RECORDERS = {"clinician", "dept_head", "quality"}
-#: Who may sign: the discussion's chair, department heads and the quality office.
-SIGNERS = {"chair", "dept_head", "quality"}
+MAY = DISCUSSION_PERMISSIONS
 
 DISCUSSION_WORKFLOW = Workflow(
     "mdt_discussion",
     DiscussionState,
     [
-        #  action      from                                to            roles       guard
-        T("schedule",  {S.REQUESTED, S.SCHEDULED},         S.SCHEDULED,  RECORDERS,  schedule_guard),
-        T("hold",      {S.SCHEDULED},                      S.HELD,       RECORDERS),
-        T("sign",      {S.HELD},                           S.SIGNED,     SIGNERS,    sign_guard),
-        T("cancel",    {S.REQUESTED, S.SCHEDULED, S.HELD}, S.CANCELLED,  RECORDERS,  cancel_guard),
+        #  action      from                                to            relations        guard
+        T("schedule",  {S.REQUESTED, S.SCHEDULED},         S.SCHEDULED,  MAY["conduct"],  schedule_guard),
+        T("hold",      {S.SCHEDULED},                      S.HELD,       MAY["conduct"]),
+        T("sign",      {S.HELD},                           S.SIGNED,     MAY["sign"],     sign_guard),
+        T("cancel",    {S.REQUESTED, S.SCHEDULED, S.HELD}, S.CANCELLED,  MAY["manage"],   cancel_guard),
     ],
     relations=discussion_relations,
     initial=S.REQUESTED,

@@ -1,4 +1,5 @@
-"""The discussion transition table, exhaustively, against DESIGN §3 and §7."""
+"""The discussion transition table, exhaustively, against DESIGN §3 and §7 and the authority model
+(docs/decisions.md, "Who may act on a discussion"): each relation to the discussion × each step."""
 from types import SimpleNamespace
 
 import pytest
@@ -7,19 +8,33 @@ from qcflow.core.actors import Actor
 from qcflow.core.errors import Forbidden, InvalidTransition
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, DiscussionState
 
-RECORDERS = {"clinician", "dept_head", "quality"}
-# (action, from state) → (to state, roles allowed), written out from the design, not from the code.
+#: The organising department's clinicians and heads and the quality office run the discussion.
+ORGANISERS = {"organising_clinician", "organising_head", "quality"}
+# (action, from state) → (to state, who may), written out from the design, not from the code.
 EXPECTED = {
-    ("schedule", "requested"): ("scheduled", RECORDERS),
-    ("schedule", "scheduled"): ("scheduled", RECORDERS),  # a new date
-    ("hold", "scheduled"): ("held", RECORDERS),
-    ("sign", "held"): ("signed", {"chair", "dept_head", "quality"}),
-    ("cancel", "requested"): ("cancelled", RECORDERS),
-    ("cancel", "scheduled"): ("cancelled", RECORDERS),
-    ("cancel", "held"): ("cancelled", RECORDERS),
+    ("schedule", "requested"): ("scheduled", ORGANISERS | {"chair"}),
+    ("schedule", "scheduled"): ("scheduled", ORGANISERS | {"chair"}),  # a new date
+    ("hold", "scheduled"): ("held", ORGANISERS | {"chair"}),
+    ("sign", "held"): ("signed", {"chair", "organising_head", "quality"}),
+    ("cancel", "requested"): ("cancelled", ORGANISERS),
+    ("cancel", "scheduled"): ("cancelled", ORGANISERS),
+    ("cancel", "held"): ("cancelled", ORGANISERS),
 }
 ACTIONS = sorted({a for a, _ in EXPECTED})
-ROLES = ["chair", "clinician", "dept_head", "quality", "nurse", "admin"]
+#: Who tries: relations to a discussion organised by department 1 and chaired by user 7.
+ACTORS = {
+    "chair": Actor("user:7", 7, 5, frozenset()),  # the relation alone: no role of their own
+    "organising_clinician": Actor("user:20", 20, 1, frozenset({"clinician"})),
+    "organising_head": Actor("user:21", 21, 1, frozenset({"dept_head"})),
+    "quality": Actor("user:22", 22, 9, frozenset({"quality"})),
+    # invited from other departments: they read and confirm their own attendance, nothing else
+    "outside_participant": Actor("user:102", 102, 2, frozenset({"clinician"})),
+    "outside_head_participant": Actor("user:103", 103, 3, frozenset({"dept_head"})),
+    "outside_clinician": Actor("user:30", 30, 4, frozenset({"clinician"})),
+    "organising_nurse": Actor("user:31", 31, 1, frozenset({"nurse"})),
+    "admin": Actor("user:32", 32, 9, frozenset({"admin"})),
+}
+ROLES = sorted(ACTORS)
 #: Everything every step needs, so only the table (state, role) decides.
 DATA = {"scheduled_at": "2026-03-05T14:00:00+08:00", "reason": "患者转院"}
 
@@ -35,9 +50,7 @@ def ctx(tmp_path_factory):
 
 
 def actor_for(role):
-    if role == "chair":  # the relation alone: no role of their own
-        return Actor("user:7", 7, 1, frozenset())
-    return Actor(f"user:{role}", 99, 1, frozenset({role}))
+    return ACTORS[role]
 
 
 def attendee(n, specialty, department_id):
@@ -47,7 +60,7 @@ def attendee(n, specialty, department_id):
 def fake_discussion(state):
     """A pre-operative record ready to sign: chair 7, conclusion, decision and a full quorum."""
     return SimpleNamespace(
-        state=state, version=3, kind="preop_level4", chair_user_id=7, conclusion="同意手术", decision="proceed",
+        state=state, version=3, kind="preop_level4", department_id=1, chair_user_id=7, conclusion="同意手术", decision="proceed",
         participants=[attendee(1, "general_surgery", 1), attendee(2, "anaesthesia", 2), attendee(3, "oncology", 3)])
 
 
@@ -105,3 +118,9 @@ def test_a_clinician_who_chairs_may_sign_and_one_who_does_not_may_not(ctx):
     with pytest.raises(Forbidden):
         DISCUSSION_WORKFLOW.check(discussion, "sign", actor=other)
     assert [t.action for t in DISCUSSION_WORKFLOW.available(discussion, other)] == ["cancel"]
+
+
+def test_an_invited_head_of_another_department_is_offered_no_step(ctx):
+    """A head signs their own department's discussions, not those they are invited to."""
+    for state in ("requested", "scheduled", "held"):
+        assert DISCUSSION_WORKFLOW.available(fake_discussion(state), ACTORS["outside_head_participant"]) == []

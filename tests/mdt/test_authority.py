@@ -1,0 +1,190 @@
+"""Who may act on a discussion (docs/decisions.md, "Who may act on a discussion").
+
+The organising department's clinicians and heads and the quality office record, manage the
+participants, appoint the chair and mark attendance; the chair (or a head of the organising
+department, or the quality office) signs; a participant from another department reads, confirms their
+own attendance and adds addenda after signing — nothing else. Observed before: an anaesthetist invited
+to a general-surgery pre-operative discussion made himself chair, recorded the decision, marked
+everyone present, signed alone, and the surgeon could then book the grade-4 operation.
+"""
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+URL = "/api/v1/mdt/discussions"
+
+
+@pytest.fixture
+def bearer(runner, hospital):
+    """API clients by role name, each with its own bearer token made through the CLI."""
+    made = {}
+
+    def get(role):
+        if role not in made:
+            result = runner.invoke(args=["qcflow", "tokens", "create", "--username", hospital[role].username])
+            assert result.exit_code == 0, result.output
+            made[role] = {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
+        return made[role]
+
+    return get
+
+
+def snapshot(discussion_id):
+    """What an auditor would compare: the record, the participant list and the audit trail's length."""
+    from qcflow.core.audit import AuditEntry
+    from qcflow.extensions import db
+    from qcflow.mdt.models import Discussion
+
+    db.session.expire_all()
+    d = db.session.get(Discussion, discussion_id)
+    return {"state": d.state, "version": d.version, "chair": d.chair_user_id, "conclusion": d.conclusion,
+            "decision": d.decision, "scheduled_at": d.scheduled_at,
+            "participants": sorted((p.id, p.user_id, p.role, p.attended) for p in d.participants),
+            "audit": db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry))}
+
+
+def test_an_invited_outsider_cannot_open_the_booking_gate_alone(client, hospital, held_preop, grade_four, bearer):
+    outsider = bearer("anaesthetist")
+    me = hospital["anaesthetist"].id
+    d = client.get(f"{URL}/{held_preop.id}", headers=outsider).json
+    surgeon_row = next(p for p in d["participants"] if p["user_id"] == hospital["clinician"].id)
+    own_row = next(p for p in d["participants"] if p["user_id"] == me)
+    before = snapshot(held_preop.id)
+    attempts = {
+        "appoint himself chair": client.patch(f"{URL}/{d['id']}", headers=outsider,
+                                               json={"version": d["version"], "chair_user_id": me}),
+        "record the decision": client.patch(f"{URL}/{d['id']}", headers=outsider,
+                                            json={"version": d["version"], "conclusion": "同意", "decision": "proceed"}),
+        "mark everyone present": client.put(f"{URL}/{d['id']}/attendance", headers=outsider,
+                                            json={"version": d["version"],
+                                                  "attended": [p["id"] for p in d["participants"]]}),
+        "mark the surgeon present": client.patch(f"{URL}/{d['id']}/participants/{surgeon_row['id']}",
+                                                 headers=outsider, json={"attended": True}),
+        "make his own row the chair": client.patch(f"{URL}/{d['id']}/participants/{own_row['id']}",
+                                                   headers=outsider, json={"role": "chair"}),
+        "invite a colleague": client.post(f"{URL}/{d['id']}/participants", headers=outsider,
+                                          json={"name": "外院专家", "specialty": "pathology", "attended": True}),
+        "remove the surgeon": client.delete(f"{URL}/{d['id']}/participants/{surgeon_row['id']}", headers=outsider),
+        "sign": client.post(f"{URL}/{d['id']}/transitions", headers=outsider,
+                            json={"action": "sign", "version": d["version"], "conclusion": "同意", "decision": "proceed"}),
+        "cancel": client.post(f"{URL}/{d['id']}/transitions", headers=outsider,
+                              json={"action": "cancel", "version": d["version"], "reason": "x"}),
+    }
+    wrong = {what: r.status_code for what, r in attempts.items() if r.status_code != 403}
+    assert not wrong, wrong
+    assert all(r.json["message"] for r in attempts.values())
+    assert snapshot(held_preop.id) == before
+
+    # What a participant may do: confirm their own attendance.
+    confirmed = client.patch(f"{URL}/{d['id']}/participants/{own_row['id']}", headers=outsider, json={"attended": True})
+    assert confirmed.status_code == 200 and confirmed.json["attended"] is True
+
+    # The gate stays shut for the surgeon.
+    from qcflow.clinical.models import Operation
+    from qcflow.extensions import db
+
+    db.session.expire_all()
+    booked = client.post(f"/api/v1/operations/{grade_four.id}/transitions", headers=bearer("clinician"),
+                         json={"action": "book", "version": db.session.get(Operation, grade_four.id).version})
+    assert booked.status_code == 409, booked.json
+
+
+def test_an_outsider_on_a_requested_discussion_cannot_schedule_or_hold(client, hospital, grade_four, bearer, mdt_now):
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+
+    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    db.session.commit()
+    outsider = bearer("anaesthetist")
+    scheduled = client.post(f"{URL}/{discussion.id}/transitions", headers=outsider,
+                            json={"action": "schedule", "version": discussion.version,
+                                  "scheduled_at": "2026-03-05T14:00:00+08:00"})
+    assert scheduled.status_code == 403
+    assert snapshot(discussion.id)["state"] == "requested"
+
+
+def test_the_chair_appointed_by_the_organisers_records_and_signs_but_does_not_manage(
+        client, hospital, held_preop, bearer, actor_of, mdt_now):
+    """The organising head appoints the oncologist (another department) chair: she records and signs."""
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+
+    head = actor_of("head")
+    services.record_attendance(held_preop, [p.id for p in held_preop.participants], actor=head, now=mdt_now)
+    services.update_discussion(held_preop, {"chair_user_id": hospital["oncologist"].id}, actor=head, now=mdt_now)
+    db.session.commit()
+    chair = bearer("oncologist")
+    d = client.get(f"{URL}/{held_preop.id}", headers=chair).json
+    invited = client.post(f"{URL}/{d['id']}/participants", headers=chair, json={"name": "外院专家"})
+    assert invited.status_code == 403
+    handed_on = client.patch(f"{URL}/{d['id']}", headers=chair,
+                             json={"version": d["version"], "chair_user_id": hospital["radiologist"].id})
+    assert handed_on.status_code == 403
+    recorded = client.patch(f"{URL}/{d['id']}", headers=chair,
+                            json={"version": d["version"], "summary": "评估麻醉风险。"})
+    assert recorded.status_code == 200, recorded.json
+    signed = client.post(f"{URL}/{d['id']}/transitions", headers=chair,
+                         json={"action": "sign", "version": recorded.json["version"], "conclusion": "同意手术",
+                               "decision": "proceed"})
+    assert signed.status_code == 200, signed.json
+    assert signed.json["signed_by_user_id"] == hospital["oncologist"].id
+
+
+@pytest.mark.parametrize("role, status", [("other_head", 404), ("med_head", 404), ("head", 200), ("quality", 200),
+                                          ("clinician", 403), ("anaesthetist", 403)])
+def test_who_signs_a_complete_record(client, hospital, held_preop, bearer, actor_of, mdt_now, role, status):
+    """A head signs their own department's discussions; invited or not, another head does not."""
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+
+    head = actor_of("head")
+    services.record_attendance(held_preop, [p.id for p in held_preop.participants], actor=head, now=mdt_now)
+    services.update_discussion(held_preop, {"chair_user_id": hospital["colleague"].id, "conclusion": "同意手术",
+                                            "decision": "proceed"}, actor=head, now=mdt_now)
+    if role == "med_head":  # invited from another department: reads it, signs nothing
+        services.add_participant(held_preop, {"user_id": hospital["med_head"].id}, actor=head, now=mdt_now)
+        status = 403
+    db.session.commit()
+    signed = client.post(f"{URL}/{held_preop.id}/transitions", headers=bearer(role),
+                         json={"action": "sign", "version": held_preop.version})
+    assert signed.status_code == status, signed.json
+    assert snapshot(held_preop.id)["state"] == ("signed" if status == 200 else "held")
+
+
+def test_participants_add_addenda_after_signing_and_outsiders_do_not(client, hospital, held_preop, bearer, actor_of,
+                                                                     mdt_now):
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+
+    head = actor_of("head")
+    services.record_attendance(held_preop, [p.id for p in held_preop.participants], actor=head, now=mdt_now)
+    services.update_discussion(held_preop, {"chair_user_id": hospital["head"].id, "conclusion": "同意手术",
+                                            "decision": "proceed"}, actor=head, now=mdt_now)
+    services.transition_discussion(held_preop, "sign", {}, actor=head, now=mdt_now + timedelta(hours=2))
+    db.session.commit()
+    url = f"{URL}/{held_preop.id}/addenda"
+    assert client.post(url, headers=bearer("anaesthetist"), json={"text": "麻醉方案调整。"}).status_code == 201
+    assert client.post(url, headers=bearer("other_head"), json={"text": "x"}).status_code == 404
+
+
+def test_the_page_offers_a_participant_only_their_own_attendance(app, clients, hospital, held_preop):
+    from tests.conftest import csrf_from
+
+    page = clients("anaesthetist")
+    html = page.get(f"/mdt/{held_preop.id}").get_data(as_text=True)
+    assert 'name="chair_user_id"' not in html and "mdt/%d/participants\"" % held_preop.id not in html
+    assert 'type="checkbox" name="attended"' not in html and "/remove" not in html
+    assert f"/mdt/{held_preop.id}/my-attendance" in html
+    token = csrf_from(page, f"/mdt/{held_preop.id}")
+    refused = page.post(f"/mdt/{held_preop.id}/attendance",
+                        data={"csrf_token": token, "version": held_preop.version,
+                              "attended": [p.id for p in held_preop.participants]})
+    assert refused.status_code == 403
+    confirmed = page.post(f"/mdt/{held_preop.id}/my-attendance", data={"csrf_token": token, "attended": "true"})
+    assert confirmed.status_code == 302
+    rows = {p[1]: p[3] for p in snapshot(held_preop.id)["participants"]}
+    assert rows[hospital["anaesthetist"].id] is True
+    assert [attended for user, attended in rows.items() if user != hospital["anaesthetist"].id] == [False] * (len(rows) - 1)
+    organiser = clients("head").get(f"/mdt/{held_preop.id}").get_data(as_text=True)
+    assert 'name="chair_user_id"' in organiser and 'type="checkbox" name="attended"' in organiser
