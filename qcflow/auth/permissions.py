@@ -45,8 +45,18 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "mdt": frozenset({R.CLINICIAN, R.DEPT_HEAD, R.QUALITY}),
     #: Book, perform and cancel operations of one's department.
     "operations": frozenset({R.CLINICIAN, R.DEPT_HEAD, R.QUALITY}),
+    #: Find a patient by medical record number (masked phone and ID number).
+    "patients": frozenset({R.CLINICIAN, R.NURSE, R.DEPT_HEAD, R.QUALITY}),
+    #: Read the follow-up protocols.
+    "protocols": frozenset({R.ADMIN, R.QUALITY, R.DEPT_HEAD, R.NURSE}),
     #: Read indicators (own department; the quality office all).
     "indicators": frozenset({R.NURSE, R.DEPT_HEAD, R.QUALITY}),
+    #: Read the indicator targets.
+    "targets": frozenset({R.ADMIN, R.QUALITY}),
+    #: Event analysis, under-reporting, CSV/XLSX exports (own department; the quality office all).
+    "reports": frozenset({R.DEPT_HEAD, R.QUALITY}),
+    #: The hospital's monthly bulletin.
+    "bulletin": frozenset({R.QUALITY}),
     #: Push HIS facts and reference data through the intake API.
     "his_intake": frozenset({R.ADMIN, R.QUALITY}),
     #: Users, departments, catalogues, protocols, targets.
@@ -186,7 +196,7 @@ def sees_all_departments(actor: Actor) -> bool:
     return bool(actor.roles & ALL_DEPARTMENTS_ROLES)
 
 
-def department_for(actor: Actor, requested: int | None) -> int | None:
+def department_for(actor: Actor, requested: int | None, field: str = "department") -> int | None:
     """The department whose objects and figures the actor may read, given the one they asked for.
 
     The quality office: the one asked for, or None (the whole hospital). Everybody else: their own,
@@ -195,7 +205,7 @@ def department_for(actor: Actor, requested: int | None) -> int | None:
     form lists them).
     """
     if requested is not None and db.session.get(Department, requested) is None:
-        raise Unprocessable(errors={"department": [_("No such department.")]})
+        raise Unprocessable(errors={field: [_("No such department.")]})
     if sees_all_departments(actor):
         return requested
     if requested is not None and requested != actor.department_id:

@@ -4,8 +4,7 @@ from __future__ import annotations
 from flask_babel import gettext as _
 from marshmallow import fields, validate
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import authenticated, current_actor, roles_required
+from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
 from qcflow.clinical.schemas import BatchOut, OperationOut, OperationTransitionIn, PatientOut
 from qcflow.core.api import Blueprint
@@ -27,7 +26,7 @@ class PatientArgs(QueryArgs):
 
 
 @blp.post("/intake/<kind>")
-@roles_required(Role.ADMIN, Role.QUALITY)
+@allowed("his_intake")
 @blp.arguments(BatchIn)
 @blp.response(200, BatchOut)
 @blp.alt_response(404, description="Unknown kind")
@@ -47,7 +46,7 @@ def intake(data, kind):
 
 
 @blp.get("/patients")
-@roles_required(Role.NURSE, Role.DEPT_HEAD, Role.QUALITY, Role.CLINICIAN)
+@allowed("patients")
 @blp.arguments(PatientArgs, location="query")
 @blp.response(200, PatientOut(many=True))
 def patients(args):
@@ -65,7 +64,7 @@ def get_operation(operation_id):
 
 
 @blp.post("/operations/<int:operation_id>/transitions")
-@roles_required(Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
+@allowed("operations")
 @blp.arguments(OperationTransitionIn)
 @blp.response(200, OperationOut)
 @blp.alt_response(409, description="Booking gate: what is missing (signed pre-operative MDT, surgeon authorisation)")

@@ -7,8 +7,7 @@ import io
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import authenticated, current_actor, roles_required
+from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
 from qcflow.clinical.schemas import OperationTransitionIn
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
@@ -52,7 +51,7 @@ def operation(operation_id):
 
 
 @bp.post("/operations/<int:operation_id>/transitions")
-@roles_required(Role.CLINICIAN, Role.DEPT_HEAD, Role.QUALITY)
+@allowed("operations")
 def operation_transition(operation_id):
     """Book, perform or cancel from the operation page."""
     actor = current_actor()
@@ -65,7 +64,7 @@ def operation_transition(operation_id):
 
 
 @bp.route("/admin/reference/<kind>", methods=["GET", "POST"])
-@roles_required(Role.ADMIN)
+@allowed("administer")
 def reference(kind):
     """Reference data (procedure catalogue, staff, surgeon authorisations): list and CSV upload."""
     if kind not in REFERENCE_KINDS:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from qcflow.auth.permissions import PERMISSIONS
 from qcflow.core.workflow import Transition as T, Workflow
 
 
@@ -15,7 +16,7 @@ class OperationState(StrEnum):
 
 S = OperationState
 #: The HIS (an API client with the clinician role) and the quality office drive operations.
-CLINICAL = {"clinician", "dept_head", "quality"}
+CLINICAL = PERMISSIONS["operations"]
 
 OPERATION_WORKFLOW = Workflow(
     "operation",

@@ -43,13 +43,18 @@ def lang_url(code: str) -> str:
 
 
 def install_template_helpers(app) -> None:
+    from flask_login import current_user
+
     from qcflow.auth.models import ROLE_LABELS
+    from qcflow.auth.permissions import can
     from qcflow.core.time import local
 
     app.jinja_env.globals.update(
         current_language=current_language,
         lang_url=lang_url,
         role_label=lambda role: ROLE_LABELS.get(role, role),
+        # Pages show what the permission matrix allows: {% if can('handle_cases') %}.
+        can=lambda capability: can(current_user, capability),
     )
     app.jinja_env.globals["label"] = label
     app.jinja_env.filters["localtime"] = lambda at: local(at).strftime("%Y-%m-%d %H:%M") if at else ""

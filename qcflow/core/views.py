@@ -16,7 +16,7 @@ def home():
     """Show the home page with a section for each of the user's roles."""
     from flask_login import current_user
 
-    from qcflow.auth.permissions import current_actor
+    from qcflow.auth.permissions import can, current_actor
     from qcflow.core.time import now
     from qcflow.events import queries as events
 
@@ -24,7 +24,7 @@ def home():
     from qcflow.mdt.queries import pending_for
 
     context = {"my_reports": events.my_reports(current_user.id), "mdt_pending": pending_for(actor)}
-    if current_user.has_role("dept_head", "quality"):
+    if can(actor, "department_cases"):
         context["event_counts"] = events.state_counts(actor, now())
     return render_template("home.html", **context)
 

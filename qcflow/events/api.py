@@ -8,8 +8,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import authenticated, current_actor, public, roles_required
+from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import TooManyRequests
 from qcflow.core.security import AddressRateLimiter
@@ -91,7 +90,7 @@ def update_draft(data, event_id):
 
 
 @blp.get("/events")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("department_cases")
 @blp.arguments(EventListArgs, location="query")
 @blp.response(200, EventPage)
 def list_events(args):
@@ -112,7 +111,7 @@ def my_events():
 
 
 @blp.get("/events/<int:event_id>")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("department_cases")
 @blp.response(200, EventOut)
 @blp.alt_response(404, description="No such case in your departments")
 def get_event(event_id):
@@ -140,7 +139,7 @@ def transition(data, event_id):
 
 
 @blp.post("/events/<int:event_id>/actions")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 @blp.arguments(ActionIn)
 @blp.response(201, ActionOut)
 @blp.doc(**created_links(StepAction=("post", "/api/v1/events/{event_id}/actions/{action_id}/transitions",
@@ -168,7 +167,7 @@ def transition_action(data, event_id, action_id):
 
 
 @blp.post("/events/<int:event_id>/messages")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 @blp.arguments(MessageIn)
 @blp.response(201, MessageOut)
 def post_message(data, event_id):
@@ -180,7 +179,7 @@ def post_message(data, event_id):
 
 
 @blp.post("/events/<int:event_id>/external-report")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 @blp.arguments(ExternalReportIn)
 @blp.response(200, EventOut)
 def external_report(data, event_id):

@@ -5,8 +5,8 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from qcflow.auth.models import Role, User
-from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
+from qcflow.auth.models import User
+from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AuditEntry
 from qcflow.core.errors import NotFound
@@ -50,6 +50,7 @@ def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category
     if category:
         where.append(AdverseEvent.category_code == category)
     if department_id:
+        department_id = department_for(actor, department_id)
         where.append(sa.or_(AdverseEvent.department_id == department_id,
                             AdverseEvent.handling_department_id == department_id))
     if overdue is not None:
@@ -98,7 +99,7 @@ def load_event(event_id: int, actor: Actor) -> AdverseEvent:
     event = db.session.get(AdverseEvent, event_id)
     if event is not None and actor.user_id is not None and event.reporter_user_id == actor.user_id:
         return event
-    if not actor.roles & {Role.QUALITY, Role.DEPT_HEAD}:
+    if not can(actor, "department_cases"):
         raise NotFound()
     return get_scoped_or_404(AdverseEvent, event_id, actor)
 
@@ -129,7 +130,7 @@ def staff_and_patient_names() -> list[str]:
 
 def present_all(events, actor: Actor) -> list[dict]:
     """`present` for a page of cases: the names to scrub are read once for the page, not once per case."""
-    names = None if Role.QUALITY in actor.roles else staff_and_patient_names()
+    names = None if can(actor, "handle_cases") else staff_and_patient_names()
     return [present(event, actor, names) for event in events]
 
 
@@ -139,7 +140,7 @@ def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -
     `names`: staff_and_patient_names(), when the caller has already read them (present_all).
     """
     data = {name: getattr(event, name) for name in EventOut._declared_fields if hasattr(event, name)}
-    if Role.QUALITY not in actor.roles:
+    if not can(actor, "handle_cases"):
         names = staff_and_patient_names() if names is None else names
         for field in ("description", "immediate_actions", "analysis", "rca_factors", "feedback", "reject_reason"):
             if data.get(field):

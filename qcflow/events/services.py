@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
+from qcflow.auth.permissions import can
 from qcflow.auth.models import Department, Role, User
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -260,7 +261,7 @@ def messages(event: AdverseEvent) -> list[EventMessage]:
 
 def reporter_identity(event: AdverseEvent, *, actor: Actor, now: datetime) -> User | None:
     """The reporter of a named or confidential report, for the quality office; confidential reads are audited."""
-    if event.reporter_user_id is None or Role.QUALITY not in actor.roles:
+    if event.reporter_user_id is None or not can(actor, "handle_cases"):
         return None
     if event.mode == Mode.CONFIDENTIAL:
         audit.record(actor.audit_name, "event.read_reporter", "adverse_event", event.id, now)
@@ -289,7 +290,7 @@ def reply_by_receipt(code: str, body: str, *, now: datetime) -> AdverseEvent:
 
 def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> CorrectiveAction:
     """Add a corrective action to a case under investigation or with actions open."""
-    if Role.QUALITY not in actor.roles:
+    if not can(actor, "handle_cases"):
         raise Forbidden()
     if event.state not in (EventState.INVESTIGATING, EventState.ACTIONS_OPEN):
         raise Conflict(_("Corrective actions are added while the case is under investigation or has actions open."),

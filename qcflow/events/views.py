@@ -7,8 +7,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department, Role
-from qcflow.auth.permissions import authenticated, current_actor, public, roles_required
+from qcflow.auth.models import Department
+from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
 from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.time import hospital_tz, now
@@ -152,7 +152,7 @@ def receipt():
 
 
 @bp.get("/events")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("department_cases")
 def inbox():
     """The case inbox: counts by state, overdue badges, filters, newest first."""
     actor, at = current_actor(), now()
@@ -171,19 +171,19 @@ def inbox():
 
 
 @bp.get("/events/<int:event_id>")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("department_cases")
 def detail(event_id):
     """One case: facts, timeline, messages, corrective actions and the steps available now."""
     actor, at = current_actor(), now()
     event = queries.load_event(event_id, actor)
     reporter = None
-    if request.args.get("show_reporter") and Role.QUALITY in actor.roles:
+    if request.args.get("show_reporter") and can(actor, "handle_cases"):
         reporter = services.reporter_identity(event, actor=actor, now=at)
         db.session.commit()  # the audited read
     return render_template(
         "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter,
         transitions=EVENT_WORKFLOW.available(event, actor), timeline=queries.timeline(event),
-        messages=services.messages(event) if Role.QUALITY in actor.roles else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
+        messages=services.messages(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
         overdue=bool(queries.overdue_ids([event.id], at)), severities=EXTERNAL_SEVERITY, cause_domains=CAUSE_DOMAINS,
         improvement_types=IMPROVEMENT_TYPES, errors={}, **report_choices(),
     )
@@ -199,13 +199,13 @@ def transition(event_id):
     action, version = data.pop("action"), data.pop("version")
     services.transition_event(event, action, data, actor=actor, now=now(), expected_version=version)
     db.session.commit()
-    if event.reporter_user_id == actor.user_id and Role.QUALITY not in actor.roles:
+    if event.reporter_user_id == actor.user_id and not can(actor, "handle_cases"):
         return redirect(url_for("events.my_reports"))
     return redirect(url_for("events.detail", event_id=event.id))
 
 
 @bp.post("/events/<int:event_id>/actions")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 def add_action(event_id):
     """Add a corrective action from the case page."""
     actor = current_actor()
@@ -229,7 +229,7 @@ def transition_action(event_id, action_id):
 
 
 @bp.post("/events/<int:event_id>/messages")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 def post_message(event_id):
     """Send a question to the reporter from the case page."""
     actor = current_actor()

@@ -5,6 +5,7 @@ from enum import StrEnum
 
 from flask_babel import gettext as _
 
+from qcflow.auth.permissions import PERMISSIONS
 from qcflow.core.workflow import Transition as T, Workflow
 
 
@@ -105,7 +106,7 @@ def event_relations(event, actor):
 
 
 S = EventState
-QUALITY = {"quality"}
+QUALITY = PERMISSIONS["handle_cases"]
 
 EVENT_WORKFLOW = Workflow(
     "event",

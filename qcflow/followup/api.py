@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.auth.permissions import allowed, current_actor, department_for
 from qcflow.clinical.models import Patient
 from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import NotFound, Unprocessable
@@ -34,7 +33,6 @@ from qcflow.followup.schemas import (
 
 blp = Blueprint("followup_api", __name__, url_prefix="/api/v1/followup", description="Follow-up (随访)")
 
-QUEUE = (Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
 
 
 def _task(task_id):
@@ -47,7 +45,7 @@ def _done(task, actor, at):
 
 
 @blp.get("/queue")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(QueueArgs, location="query")
 @blp.response(200, QueuePage)
 @blp.alt_response(404, description="Another department's queue")
@@ -62,7 +60,7 @@ def get_queue(args):
 
 
 @blp.get("/tasks/<int:task_id>")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.response(200, TaskOut)
 @blp.alt_response(404, description="No such task in your department")
 def get_task(task_id):
@@ -72,7 +70,7 @@ def get_task(task_id):
 
 
 @blp.post("/tasks/<int:task_id>/claim")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.response(200, TaskOut)
 @blp.alt_response(409, description="Already claimed (two nurses never hold the same task) or not waiting")
 def claim(task_id):
@@ -83,7 +81,7 @@ def claim(task_id):
 
 
 @blp.post("/tasks/<int:task_id>/release")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(VersionIn)
 @blp.response(200, TaskOut)
 def release(data, task_id):
@@ -94,7 +92,7 @@ def release(data, task_id):
 
 
 @blp.post("/tasks/<int:task_id>/attempts")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(AttemptIn)
 @blp.response(201, AttemptOut)
 @blp.alt_response(409, description="Not claimed by you, or the task is closed (e.g. cancelled)")
@@ -106,7 +104,7 @@ def attempts(data, task_id):
 
 
 @blp.post("/tasks/<int:task_id>/complete")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(CompleteIn)
 @blp.response(200, TaskOut)
 @blp.alt_response(409, description="Not claimed by you")
@@ -120,7 +118,7 @@ def complete(data, task_id):
 
 
 @blp.post("/tasks/<int:task_id>/reschedule")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(RescheduleIn)
 @blp.response(200, TaskOut)
 @blp.alt_response(422, description="Outside the protocol's window: the allowed range is in the answer")
@@ -133,7 +131,7 @@ def reschedule(data, task_id):
 
 
 @blp.post("/tasks/<int:task_id>/cancel")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(ReasonIn)
 @blp.response(200, TaskOut)
 def cancel(data, task_id):
@@ -145,7 +143,7 @@ def cancel(data, task_id):
 
 
 @blp.post("/tasks/<int:task_id>/unreachable")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(VersionIn)
 @blp.response(200, TaskOut)
 def unreachable(data, task_id):
@@ -156,7 +154,7 @@ def unreachable(data, task_id):
 
 
 @blp.post("/tasks/<int:task_id>/reassign")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("supervise_followup")
 @blp.arguments(ReassignIn)
 @blp.response(200, TaskOut)
 def reassign(data, task_id):
@@ -168,7 +166,7 @@ def reassign(data, task_id):
 
 
 @blp.post("/plans")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.arguments(EnrolIn)
 @blp.response(201, PlanOut)
 @blp.doc(**created_links(GetPlan=("get", "/api/v1/followup/plans/{plan_id}", {"plan_id": "$response.body#/id"})))
@@ -186,8 +184,7 @@ def manual_enrol(data: dict, actor, at):
     patient = db.session.get(Patient, data["patient_id"])
     if patient is None:
         raise Unprocessable(errors={"patient_id": [_("Unknown patient.")]})
-    if data["department_id"] != actor.department_id and not sees_all_departments(actor):
-        raise NotFound()
+    department_for(actor, data["department_id"], field="department_id")
     source_id = data.get("source_id")
     if data["source_type"] != "manual" and source_id is None:
         raise Unprocessable(errors={"source_id": [_("Give the id of the source record.")]})
@@ -198,7 +195,7 @@ def manual_enrol(data: dict, actor, at):
 
 
 @blp.get("/plans/<int:plan_id>")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @blp.response(200, PlanOut)
 def get_plan(plan_id):
     """Show a follow-up plan."""
@@ -206,7 +203,7 @@ def get_plan(plan_id):
 
 
 @blp.post("/plans/<int:plan_id>/transitions")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("supervise_followup")
 @blp.arguments(PlanStepIn)
 @blp.response(200, PlanOut)
 @blp.alt_response(409, description="Not possible in the plan's state, or a stale version")
@@ -223,7 +220,7 @@ def plan_transition(data, plan_id):
 
 
 @blp.get("/protocols")
-@roles_required(Role.ADMIN, Role.QUALITY, Role.DEPT_HEAD, Role.NURSE)
+@allowed("protocols")
 @blp.response(200, ProtocolOut(many=True))
 def list_protocols():
     """Every protocol version, current ones flagged."""
@@ -231,7 +228,7 @@ def list_protocols():
 
 
 @blp.post("/protocols")
-@roles_required(Role.ADMIN)
+@allowed("administer")
 @blp.arguments(NewProtocolIn)
 @blp.response(201, ProtocolOut)
 @blp.alt_response(422, description="Overlapping or empty phases, unknown items")
@@ -244,7 +241,7 @@ def create_protocol(data):
 
 
 @blp.post("/protocols/<code>/versions")
-@roles_required(Role.ADMIN)
+@allowed("administer")
 @blp.arguments(ProtocolIn)
 @blp.response(201, ProtocolOut)
 @blp.alt_response(404, description="No such pathway")
@@ -259,7 +256,7 @@ def create_version(data, code):
 
 
 @blp.get("/prompts")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 @blp.response(200, PromptOut(many=True))
 def list_prompts():
     """Open "possible adverse event" prompts from follow-up findings."""
@@ -267,7 +264,7 @@ def list_prompts():
 
 
 @blp.post("/prompts/<int:prompt_id>/file")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 @blp.arguments(VersionIn)
 @blp.response(201, PromptOut)
 def file_prompt(data, prompt_id):
@@ -279,7 +276,7 @@ def file_prompt(data, prompt_id):
 
 
 @blp.post("/prompts/<int:prompt_id>/dismiss")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 @blp.arguments(ReasonIn)
 @blp.response(200, PromptOut)
 def dismiss_prompt(data, prompt_id):

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import lazyload
 
 from qcflow.auth.models import Role, User
-from qcflow.auth.permissions import get_scoped_or_404, scoped, scoped_to, sees_all_departments
+from qcflow.auth.permissions import department_for, get_scoped_or_404, scoped, scoped_to, sees_all_departments
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -40,12 +40,6 @@ def load_prompt(prompt_id: int) -> EventPrompt:
     if prompt is None:
         raise NotFound()
     return prompt
-
-
-def _check_department(actor: Actor, department_id: int | None) -> None:
-    """The actor's department, or any chosen one for the quality office; others' are 404."""
-    if department_id is not None and not sees_all_departments(actor) and department_id != actor.department_id:
-        raise NotFound()
 
 
 #: The task columns a task is shown with (present(), TaskOut).
@@ -163,7 +157,8 @@ def _queue(rows: bool, actor: Actor, *, now: datetime, department=None, date=Non
 
     Keyset-paginated; the cursor keeps the first page's "now" so the order holds across pages.
     """
-    _check_department(actor, department)
+    if department is not None:
+        department = department_for(actor, department)
     key = None
     if cursor:
         now, key = decode_cursor(cursor)
@@ -210,7 +205,8 @@ def _counts_statement(own_department: bool, department: bool, mine: bool):
 
 def counts(actor: Actor, *, now: datetime, department=None) -> dict:
     """Today's queue by timeliness (due, overdue, not yet open today), urgent calls and my tasks."""
-    _check_department(actor, department)
+    if department is not None:
+        department = department_for(actor, department)
     stmt = _counts_statement(not sees_all_departments(actor), department is not None, bool(actor.user_id))
     params = {"now": now, "end_of_day": _end_of(local(now).date()), "scope": actor.department_id,
               "department": department, "me": actor.user_id}

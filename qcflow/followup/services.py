@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import ARRAY
 from flask_babel import gettext as _
 
+from qcflow.auth.permissions import can
 from qcflow.auth.models import Role, User
 from qcflow.clinical.models import CancerDiagnosis, CancerType, Encounter, Operation, Patient
 from qcflow.clinical.workflow import OperationState
@@ -606,8 +607,8 @@ def reassign_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
     """Give a task to a nurse of its department (department heads, the quality office)."""
     TASK_WORKFLOW.check(task, "reassign", actor=actor, data=data, expected_version=expected_version)
     user = db.session.get(User, data["assignee_id"])
-    if (user is None or not user.is_active or not user.has_role(Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
-            or (user.department_id != task.department_id and not user.has_role(Role.QUALITY))):
+    if (user is None or not user.is_active or not can(user, "followup_queue")
+            or (user.department_id != task.department_id and not can(user, "all_departments"))):
         raise Unprocessable(errors={"assignee_id": [_("Choose an active nurse of the task's department.")]})
     before = task.assignee_id
     task.assignee_id, task.claimed_at = user.id, now
@@ -643,7 +644,7 @@ def allowed_range(task: Task) -> tuple:
 
 def reschedule_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Task:
     """Move the planned call within the protocol's window (reason required); the queue hides it until then."""
-    if not actor.roles & {Role.DEPT_HEAD, Role.QUALITY}:
+    if not can(actor, "supervise_followup"):
         _require_holder(task, actor)
     TASK_WORKFLOW.check(task, "reschedule", actor=actor, data=data, expected_version=expected_version)
     tz = hospital_tz()
@@ -684,7 +685,7 @@ def reschedule_task(task: Task, data: dict, *, actor: Actor, now: datetime, expe
 
 def cancel_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Task:
     """Cancel a task that will not be done (reason required)."""
-    if "system" not in actor.roles and not actor.roles & {Role.DEPT_HEAD, Role.QUALITY}:
+    if "system" not in actor.roles and not can(actor, "supervise_followup"):
         _require_holder(task, actor)
     TASK_WORKFLOW.check(task, "cancel", actor=actor, data=data, expected_version=expected_version)
     task.cancel_reason, task.closed_at, task.snoozed_until = data["reason"].strip(), now, None
@@ -695,7 +696,7 @@ def cancel_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected
 def mark_unreachable(task: Task, data: dict, *, actor: Actor, now: datetime,
                      expected_version: int | None = None) -> Task:
     """Close a task whose patient could not be reached; N in a row and the plan is lost to follow-up."""
-    if not actor.roles & {Role.DEPT_HEAD, Role.QUALITY}:
+    if not can(actor, "supervise_followup"):
         _require_holder(task, actor)
     TASK_WORKFLOW.check(task, "mark_unreachable", actor=actor, data=data, expected_version=expected_version)
     task.closed_at, task.snoozed_until = now, None

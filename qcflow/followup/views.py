@@ -6,8 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department, Role
-from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.auth.models import Department
+from qcflow.auth.permissions import allowed, can, current_actor, sees_all_departments
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, Forbidden, NotFound, translate_errors
@@ -36,7 +36,6 @@ from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFL
 
 bp = Blueprint("followup", __name__)
 
-QUEUE = (Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
 BOOL_ITEMS = ("complication", "unplanned_readmission", "reoperation", "recurrence_metastasis",
               "health_education_given", "revisit_booked")
 
@@ -47,7 +46,7 @@ def followup_helpers():
     def home_counts():
         from flask_login import current_user
 
-        if not current_user.is_authenticated or not current_user.has_role(*QUEUE):
+        if not current_user.is_authenticated or not can(current_user, "followup_queue"):
             return None
         return queries.counts(current_actor(), now=now())
 
@@ -61,7 +60,7 @@ def followup_helpers():
 
 
 @bp.get("/followup/queue")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 def queue():
     """Today's follow-up queue of my department: open or overdue, most urgent first."""
     actor, at = current_actor(), now()
@@ -83,7 +82,7 @@ def queue():
 
 
 @bp.get("/followup/tasks/<int:task_id>")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 def task(task_id):
     """One task: patient (phone unmasked only for the nurse holding it), window, attempts, the outcome form."""
     actor, at = current_actor(), now()
@@ -97,7 +96,7 @@ def task(task_id):
         transitions={t.action for t in TASK_WORKFLOW.available(item, actor)}, holder=item.assignee_id == actor.user_id,
         names=queries.user_names([item.assignee_id, *(a.user_id for a in attempts)]),
         plan_tasks=queries.plan_tasks(item.plan), window=services.allowed_range(item),
-        assignable=queries.assignable_users(item.department_id) if actor.roles & {Role.DEPT_HEAD, Role.QUALITY} else [],
+        assignable=queries.assignable_users(item.department_id) if can(actor, "supervise_followup") else [],
         channels=CHANNELS, results=RESULTS, respondents=RESPONDENTS, bool_items=BOOL_ITEMS, now=at,
     )
 
@@ -134,7 +133,7 @@ def _step_unreachable(task, actor, at):
 
 
 def _step_reassign(task, actor, at):
-    if not actor.roles & {Role.DEPT_HEAD, Role.QUALITY}:
+    if not can(actor, "supervise_followup"):
         raise Forbidden()
     data = load_form(ReassignIn())
     services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
@@ -148,7 +147,7 @@ STEPS = {
 
 
 @bp.post("/followup/tasks/<int:task_id>/<step>")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 def task_step(task_id, step):
     """Claim, release, log an attempt, complete, reschedule, cancel, mark unreachable or reassign."""
     if step not in STEPS:
@@ -163,7 +162,7 @@ def task_step(task_id, step):
 
 
 @bp.get("/followup/plans")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 def plans():
     """My department's follow-up plans (e.g. the paused ones, to resume them)."""
     state = request.args.get("state") or None
@@ -176,7 +175,7 @@ def plans():
 
 
 @bp.get("/followup/plans/<int:plan_id>")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 def plan(plan_id):
     """One plan: its calls and, for the department head or quality office, pause / resume / withdraw."""
     actor = current_actor()
@@ -188,7 +187,7 @@ def plan(plan_id):
 
 
 @bp.post("/followup/plans/<int:plan_id>/<action>")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("supervise_followup")
 def plan_step(plan_id, action):
     if action not in services.PLAN_STEPS:
         raise NotFound()
@@ -201,7 +200,7 @@ def plan_step(plan_id, action):
 
 
 @bp.route("/followup/enrol", methods=["GET", "POST"])
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 def enrol():
     """Enrol a patient on a follow-up pathway by hand."""
     actor, errors, status, plan = current_actor(), {}, 200, None
@@ -229,7 +228,7 @@ def enrol():
 
 
 @bp.get("/followup/prompts")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 def prompts():
     """Follow-up findings that may be adverse events (提醒上报), for the quality office."""
     items = queries.prompts(state=request.args.get("state") or "open")
@@ -242,7 +241,7 @@ def prompts():
 
 
 @bp.post("/followup/prompts/<int:prompt_id>/file")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 def file_prompt(prompt_id):
     """One click: a pre-filled confidential report from the prompt."""
     prompt = queries.load_prompt(prompt_id)
@@ -253,7 +252,7 @@ def file_prompt(prompt_id):
 
 
 @bp.post("/followup/prompts/<int:prompt_id>/dismiss")
-@roles_required(Role.QUALITY)
+@allowed("handle_cases")
 def dismiss_prompt(prompt_id):
     """Close a prompt without a report."""
     prompt = queries.load_prompt(prompt_id)
@@ -264,7 +263,7 @@ def dismiss_prompt(prompt_id):
 
 
 @bp.get("/followup/patients/<int:patient_id>/sheet.pdf")
-@roles_required(*QUEUE)
+@allowed("followup_queue")
 @rate_limited("pdf")
 def sheet(patient_id):
     """The patient's follow-up record sheet (随访记录单) as PDF, for the medical record; phone masked."""
@@ -280,14 +279,14 @@ def sheet(patient_id):
 
 
 @bp.get("/admin/followup/protocols")
-@roles_required(Role.ADMIN)
+@allowed("administer")
 def protocols():
     """Follow-up protocols: current versions and their history."""
     return render_template("followup/protocols.html", protocols=queries.protocols())
 
 
 @bp.get("/admin/followup/protocols/<int:protocol_id>")
-@roles_required(Role.ADMIN)
+@allowed("administer")
 def protocol(protocol_id):
     """One protocol version and its occurrences."""
     item = queries.load_protocol(protocol_id)
@@ -326,7 +325,7 @@ def protocol_form() -> dict:
 
 
 @bp.route("/admin/followup/protocols/new", methods=["GET", "POST"])
-@roles_required(Role.ADMIN)
+@allowed("administer")
 def new_protocol():
     """Create a new pathway or the next version of one (?code=); active plans move to the new version."""
     errors, status = {}, 200

@@ -5,6 +5,7 @@ from enum import StrEnum
 
 from flask_babel import gettext as _
 
+from qcflow.auth.permissions import PERMISSIONS
 from qcflow.core.workflow import Transition as T, Workflow
 
 
@@ -54,8 +55,8 @@ def task_relations(task, actor):
 
 S = TaskState
 #: Who works the queue of their department (DESIGN §3).
-QUEUE = {"nurse", "dept_head", "quality"}
-SUPERVISORS = {"dept_head", "quality"}
+QUEUE = PERMISSIONS["followup_queue"]
+SUPERVISORS = PERMISSIONS["supervise_followup"]
 
 TASK_WORKFLOW = Workflow(
     "followup_task",

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.auth.permissions import allowed, current_actor, department_for
 from qcflow.core.api import Blueprint
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
@@ -24,7 +23,6 @@ from qcflow.indicators.schemas import (
 
 blp = Blueprint("indicators_api", __name__, url_prefix="/api/v1/indicators", description="Quality indicators (质量指标)")
 
-READERS = (Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
 
 
 def present(value: queries.IndicatorValue) -> dict:
@@ -44,7 +42,7 @@ def period_of(args: dict, at: datetime):
     end = args.get("to") or today(at)
     start = args.get("from_") or end.replace(day=1)
     queries.check_period(start, end, at)
-    return start, end, queries.department_for(current_actor(), args.get("department"))
+    return start, end, department_for(current_actor(), args.get("department"))
 
 
 def month_of(text: str | None, at: datetime):
@@ -54,7 +52,7 @@ def month_of(text: str | None, at: datetime):
 
 
 @blp.get("")
-@roles_required(*READERS)
+@allowed("indicators")
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, IndicatorValueOut(many=True))
 @blp.alt_response(404, description="Another department's indicators")
@@ -70,7 +68,7 @@ def list_indicators(args):
 
 
 @blp.get("/targets")
-@roles_required(Role.ADMIN, Role.QUALITY)
+@allowed("targets")
 @blp.arguments(QueryArgs, location="query")
 @blp.response(200, TargetOut(many=True))
 def list_targets(args):
@@ -79,7 +77,7 @@ def list_targets(args):
 
 
 @blp.put("/targets")
-@roles_required(Role.ADMIN)
+@allowed("administer")
 @blp.arguments(TargetIn)
 @blp.response(200, TargetOut)
 @blp.alt_response(422, description="Unknown indicator, level or comparison")
@@ -92,7 +90,7 @@ def put_target(data):
 
 
 @blp.get("/<code>")
-@roles_required(*READERS)
+@allowed("indicators")
 @blp.arguments(TrendArgs, location="query")
 @blp.response(200, TrendOut)
 @blp.alt_response(404, description="No such indicator, or another department's")
@@ -102,7 +100,7 @@ def get_indicator(args, code):
     at = now()
     indicator = queries.indicator(code)
     month = month_of(args.get("month"), at)
-    department_id = queries.department_for(current_actor(), args.get("department"))
+    department_id = department_for(current_actor(), args.get("department"))
     points = queries.trend(code, month, department_id=department_id, now=at, compare=True)
     return {"code": code, "name": indicator.label(current_language()), "unit": indicator.unit,
             "direction": indicator.direction, "source": indicator.source, "department": department_id,
@@ -110,7 +108,7 @@ def get_indicator(args, code):
 
 
 @blp.get("/<code>/cases")
-@roles_required(*READERS)
+@allowed("indicators")
 @blp.arguments(CasesArgs, location="query")
 @blp.response(200, CasesPage)
 @blp.alt_response(404, description="No such indicator, or another department's")

@@ -14,8 +14,6 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from qcflow.auth.models import Department
-from qcflow.auth.permissions import sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language
@@ -274,20 +272,6 @@ def trend(code: str, end_month: date, months: int = 12, *, department_id: int | 
     last = month_start(end_month)
     return [(month, month_values(month, department_id=department_id, codes=[code], now=now, compare=compare)[0])
             for month in (add_months(last, -n) for n in range(months - 1, -1, -1))]
-
-
-def department_for(actor: Actor, department_id: int | None) -> int | None:
-    """The department an actor may read: quality any (None = hospital), others only their own.
-
-    An unknown department is 422; another department's is 404, as for any department-owned object.
-    """
-    if department_id is not None and db.session.get(Department, department_id) is None:
-        raise Unprocessable(errors={"department": [_("No such department.")]})
-    if sees_all_departments(actor):
-        return department_id
-    if department_id is not None and department_id != actor.department_id:
-        raise NotFound()
-    return actor.department_id
 
 
 #: The longest period computed in one request (10 years).

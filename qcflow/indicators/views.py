@@ -10,8 +10,8 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department, Role
-from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.auth.models import Department
+from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
 from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
@@ -22,7 +22,6 @@ from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
 from qcflow.indicators.schemas import CasesArgs, PeriodArgs, TargetIn, TrendArgs
 
 bp = Blueprint("indicators", __name__)
-READERS = (Role.NURSE, Role.DEPT_HEAD, Role.QUALITY)
 #: pygal always writes its config as an inline <script> and credits as comments: neither is kept.
 _STRIP = re.compile(r"<!--.*?-->|<script\b[^>]*/>|<script\b.*?</script>", re.S)
 
@@ -60,7 +59,7 @@ def _period(args: dict, at: datetime):
     end = args.get("to") or today(at)
     start = args.get("from_") or end.replace(day=1)
     queries.check_period(start, end, at)
-    return start, end, queries.department_for(current_actor(), args.get("department"))
+    return start, end, department_for(current_actor(), args.get("department"))
 
 
 def _departments() -> list[Department]:
@@ -71,7 +70,7 @@ def _departments() -> list[Department]:
 
 
 @bp.get("/indicators")
-@roles_required(*READERS)
+@allowed("indicators")
 def index():
     """Every indicator for the chosen period and department, with its 12-month trend."""
     at = now()
@@ -89,7 +88,7 @@ def index():
 
 
 @bp.get("/indicators/<code>")
-@roles_required(*READERS)
+@allowed("indicators")
 def detail(code):
     """One indicator: its definition and the 12 months up to the chosen month, frozen or computed."""
     at = now()
@@ -97,7 +96,7 @@ def detail(code):
     args = _args(TrendArgs())
     month = datetime.strptime(args["month"], "%Y-%m").date() if args.get("month") else today(at).replace(day=1)
     queries.check_month(month, at)
-    department_id = queries.department_for(current_actor(), args.get("department"))
+    department_id = department_for(current_actor(), args.get("department"))
     points = queries.trend(code, month, department_id=department_id, now=at, compare=True)
     target = points[-1][1].target if points else None
     chart = trend_chart(points, width=720, height=260, target=target, title=indicator.label(current_language()))
@@ -110,7 +109,7 @@ def detail(code):
 
 
 @bp.get("/indicators/<code>/cases")
-@roles_required(*READERS)
+@allowed("indicators")
 def cases(code):
     """The records behind an indicator's numerator or denominator, with links to their pages."""
     at = now()
@@ -125,7 +124,7 @@ def cases(code):
 
 
 @bp.route("/admin/indicators/targets", methods=["GET", "POST"])
-@roles_required(Role.ADMIN)
+@allowed("administer")
 def targets():
     """Indicator targets by hospital level and year; a posted row sets (or replaces) one."""
     errors, status = {}, 200

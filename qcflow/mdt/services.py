@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm.attributes import flag_modified
 
 from qcflow.auth.models import Department, Role, User
-from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, can
+from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, can, sees_all_departments
 from qcflow.clinical.models import Encounter, Operation, Patient, Staff
 from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
@@ -250,7 +250,7 @@ def propose_participants(discussion: Discussion, *, surgeon: Staff | None, now: 
 def _resolve_links(data: dict, actor: Actor) -> dict:
     """Check the linked records exist (and, outside the quality office, belong to the actor's department)."""
     errors: dict[str, list[str]] = {}
-    own_only = Role.QUALITY not in actor.roles
+    own_only = not sees_all_departments(actor)
     links: dict = {"operation": None, "patient_id": None, "encounter_id": None, "event_id": None}
     if data.get("operation_id"):
         operation = db.session.get(Operation, data["operation_id"])
@@ -304,7 +304,7 @@ def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion
     links = _resolve_links(data, actor)
     operation = links.pop("operation")
     department_id = actor.department_id
-    if Role.QUALITY in actor.roles:
+    if sees_all_departments(actor):
         department_id = data.get("department_id") or (operation.department_id if operation else actor.department_id)
     _refuse_duplicate(data["kind"], operation, links["patient_id"])
     disputed = bool(data.get("is_disputed"))

@@ -16,9 +16,9 @@ from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department
-from qcflow.auth.permissions import sees_all_departments
+from qcflow.auth.permissions import department_for
 from qcflow.core.actors import Actor
-from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.errors import Unprocessable
 from qcflow.core.i18n import current_language, label
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import CARE_STAGES, AdverseEvent, EventCategory
@@ -99,17 +99,9 @@ def check_period(start: date | None, end: date | None, today: date) -> Period:
 
 
 def analysis_department(actor: Actor, department_id: int | None) -> Department | None:
-    """The department the actor may analyse: any (or the hospital) for quality, otherwise their own."""
-    if sees_all_departments(actor):
-        if department_id is None:
-            return None
-        department = db.session.get(Department, department_id)
-        if department is None:
-            raise NotFound()
-        return department
-    if department_id is not None and department_id != actor.department_id:
-        raise NotFound()
-    return db.session.get(Department, actor.department_id)
+    """The department the actor may analyse (department_for), or None for the whole hospital."""
+    department_id = department_for(actor, department_id)
+    return db.session.get(Department, department_id) if department_id is not None else None
 
 
 def is_report():

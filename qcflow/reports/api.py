@@ -1,8 +1,7 @@
 """Reports and exports over the JSON API: the event analysis, the monthly bulletin, CSV/XLSX exports."""
 from __future__ import annotations
 
-from qcflow.auth.models import Role
-from qcflow.auth.permissions import current_actor, roles_required
+from qcflow.auth.permissions import allowed, current_actor, department_for
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.core.api import Blueprint
 from qcflow.core.time import now, today
@@ -18,7 +17,7 @@ def _period(args):
 
 
 @blp.get("/reports/analysis")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, AnalysisOut)
 @blp.alt_response(404, description="Another department (department heads see only their own)")
@@ -32,7 +31,7 @@ def analysis(args):
 def _export(kind: str, fmt: str, args):
     actor = current_actor()
     period = _period(args)
-    department_id = exports.export_department(actor, args.get("department"))
+    department_id = department_for(actor, args.get("department"))
     if kind == "events":
         columns, rows = exports.EVENT_COLUMNS, lambda: exports.event_rows(actor, period, department_id)
     else:
@@ -45,7 +44,7 @@ def _export(kind: str, fmt: str, args):
 
 
 @blp.get("/exports/events.csv")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type="text/csv", description="UTF-8 CSV with a BOM, streamed")
 @blp.alt_response(404, description="Another department")
@@ -57,7 +56,7 @@ def export_events_csv(args):
 
 
 @blp.get("/exports/events.xlsx")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type=exports.XLSX_MIMETYPE, description="XLSX workbook, streamed")
 @blp.alt_response(404, description="Another department")
@@ -69,7 +68,7 @@ def export_events_xlsx(args):
 
 
 @blp.get("/exports/followup.csv")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type="text/csv", description="UTF-8 CSV with a BOM, streamed")
 @blp.alt_response(404, description="Another department")
@@ -81,7 +80,7 @@ def export_followup_csv(args):
 
 
 @blp.get("/exports/followup.xlsx")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 @blp.arguments(PeriodArgs, location="query")
 @blp.response(200, content_type=exports.XLSX_MIMETYPE, description="XLSX workbook, streamed")
 @blp.alt_response(404, description="Another department")
@@ -93,7 +92,7 @@ def export_followup_xlsx(args):
 
 
 @blp.get("/reports/monthly.pdf")
-@roles_required(Role.QUALITY)
+@allowed("bulletin")
 @blp.arguments(MonthArgs, location="query")
 @blp.response(200, content_type="application/pdf", description="The monthly quality bulletin (质量安全月报)")
 @blp.alt_response(422, description="Malformed month, or a month in the future")

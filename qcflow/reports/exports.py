@@ -26,10 +26,9 @@ from flask import Response, stream_with_context
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department, User
-from qcflow.auth.permissions import scoped, sees_all_departments
+from qcflow.auth.permissions import scoped
 from qcflow.clinical.models import Patient, Staff
 from qcflow.core.actors import Actor
-from qcflow.core.errors import NotFound
 from qcflow.core.i18n import current_language, label
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local
@@ -133,15 +132,6 @@ FOLLOWUP_COLUMNS = [
     Column("outcome_note", _l("Note")),
     Column("is_effective", _l("Effective follow-up")),
 ]
-
-
-def export_department(actor: Actor, department_id: int | None) -> int | None:
-    """The department filter the actor may use: any for quality, only their own for others (404)."""
-    if department_id is not None and not sees_all_departments(actor) and department_id != actor.department_id:
-        raise NotFound()
-    if department_id is not None and db.session.get(Department, department_id) is None:
-        raise NotFound()
-    return department_id
 
 
 def _names() -> list[str]:

@@ -6,8 +6,8 @@ from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department, Role
-from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
+from qcflow.auth.models import Department
+from qcflow.auth.permissions import allowed, current_actor, sees_all_departments
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
@@ -22,7 +22,7 @@ bp = Blueprint("reports", __name__)
 
 
 @bp.get("/reports")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 def index():
     """List the reports: the event analysis, the monthly bulletins, the exports."""
     this_month = today().replace(day=1)
@@ -32,7 +32,7 @@ def index():
 
 
 @bp.get("/reports/analysis")
-@roles_required(Role.DEPT_HEAD, Role.QUALITY)
+@allowed("reports")
 def analysis():
     """Show the event analysis and the under-reporting funnel for a period (and department)."""
     actor = current_actor()
