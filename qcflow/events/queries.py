@@ -50,7 +50,7 @@ def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category
     if category:
         where.append(AdverseEvent.category_code == category)
     if department_id:
-        department_id = department_for(actor, department_id)
+        department_id = department_for(actor, department_id, field="department_id")
         where.append(sa.or_(AdverseEvent.department_id == department_id,
                             AdverseEvent.handling_department_id == department_id))
     if overdue is not None:
