@@ -144,6 +144,8 @@ def test_named_report_needs_the_token_of_the_logged_in_session(clients, hospital
     other = clients("nurse")  # another login's token is no better
     borrowed = form_of(other.get("/report/named").get_data(as_text=True))
     assert doctor.post("/report/named", data={**report_form(report_body, mode="named"), **borrowed}).status_code == 400
+    # Over the API a named report opens the session too, so it needs the session's token in a header.
+    assert doctor.post("/api/v1/events", json={**report_body(), "mode": "named"}).status_code == 400
     assert rows(AdverseEvent) == []
     page = doctor.get("/report/named").get_data(as_text=True)
     own = {**form_of(page), "form_key": re.search(r'name="form_key" value="([^"]+)"', page).group(1)}
