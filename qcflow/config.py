@@ -69,9 +69,17 @@ class Config:
     #: Key for the receipt-code hash; defaults to one derived from SECRET_KEY. Changing it
     #: makes existing receipt codes unusable.
     RECEIPT_KEY = None
-    #: Receipt lookups allowed per client per 10 minutes (counted in memory, keyed by a daily
-    #: rotating hash of the address; nothing is stored).
-    RECEIPT_LOOKUPS_PER_10_MIN = 20
+    #: Wrong receipt codes allowed per code prefix (its first 4 symbols) per 10 minutes, whoever
+    #: sends them; then that prefix answers 429, even to the right code. Counted in memory under a
+    #: daily rotating hash; nothing is stored.
+    RECEIPT_WRONG_CODES_PER_PREFIX_10_MIN = 10
+    #: Wrong receipt codes allowed per client address per 10 minutes, only where the address is
+    #: known (see TRUSTED_PROXIES): behind the shipped nginx it never is, and no address is counted.
+    RECEIPT_LOOKUPS_PER_10_MIN = 60
+    #: Peers that are reverse proxies (gunicorn's forwarded_allow_ips default): a request from one
+    #: of them has a known client address only if the proxy sent X-Forwarded-For (the shipped nginx
+    #: blanks it). Any other peer is the client itself.
+    TRUSTED_PROXIES = ("127.0.0.1", "::1")
 
     #: A pre-operative MDT must be signed at most this many days before the planned operation.
     MDT_VALIDITY_DAYS = 30

@@ -7,6 +7,9 @@ The scheduler is never started inside these workers; it runs as its own process
 """
 
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("QCFLOW_BIND", "127.0.0.1:5000")
 workers = int(os.environ.get("QCFLOW_WORKERS", "2"))
@@ -36,10 +39,33 @@ accesslog = "-"
 # duration in milliseconds.
 access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 
+
+class AnonymousErrorLogger(Logger):
+    """Gunicorn's logger, minus the client in its error log.
+
+    For a malformed request gunicorn writes "Invalid request from ip=<address>: <error>", and the
+    error quotes what the client sent (a request line with a receipt code, a header with its user
+    agent). Anonymous reporting must leave no address or agent anywhere, so the line keeps only the
+    kind of error: "Invalid request: Invalid HTTP request line".
+    """
+
+    INVALID_REQUEST = "Invalid request from ip="
+
+    def warning(self, msg, *args, **kwargs):
+        if isinstance(msg, str) and msg.startswith(self.INVALID_REQUEST):
+            error = msg[len(self.INVALID_REQUEST):].partition(": ")[2]  # IPv6 addresses hold ":", never ": "
+            msg, args = "Invalid request: %s", (re.split(r"[:'\"(]", error, maxsplit=1)[0].strip() or "refused",)
+        super().warning(msg, *args, **kwargs)
+
+
+logger_class = AnonymousErrorLogger
+
 # forwarded_allow_ips is left at gunicorn's default (127.0.0.1 and ::1, or the
 # FORWARDED_ALLOW_IPS environment variable): only a reverse proxy on the same
 # host is trusted for X-Forwarded-Proto, so https is detected behind nginx and
-# nobody else can claim it. Nothing in qcflow reads the client address anyway.
+# nobody else can claim it. qcflow's TRUSTED_PROXIES has the same default; the
+# shipped nginx sends no X-Forwarded-For, so behind it no client address is
+# known, and the receipt look-up limits count code prefixes only.
 
 # Gunicorn 25+ opens a control socket in $XDG_RUNTIME_DIR or ~/.gunicorn by
 # default; qcflow does not use it, and the service user may have no writable

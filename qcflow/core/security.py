@@ -57,30 +57,46 @@ def sessionless_token_valid(key: str, token: str | None, max_age: int, now_ts: f
     return 0 <= age <= max_age and hmac.compare_digest(mac, expected)
 
 
-class AddressRateLimiter:
-    """Counts requests per client without keeping the client's address.
+class MemoryRateLimiter:
+    """Counts events per key (a receipt-code prefix, a client address) without keeping the key.
 
-    The address is hashed with a random key that lives only in memory and changes every
-    day; counts are kept in memory for one window. Nothing reaches the database or logs.
-    Per process: with N workers the effective limit is at most N times the setting.
+    The key is hashed with a random secret that lives only in memory and changes every day;
+    counts are kept in memory for one window. Nothing reaches the database or logs. At most
+    `max_slots` keys are counted at once (a flood of distinct keys cannot exhaust memory; beyond
+    that a key is not counted). Per process: with N workers the effective limit is at most N times
+    the setting.
     """
 
-    def __init__(self, window_seconds: int = 600):
+    def __init__(self, window_seconds: int = 600, max_slots: int = 100_000):
         self.window = window_seconds
+        self.max_slots = max_slots
         self._lock = threading.Lock()
         self._day = None
         self._key = b""
         self._counts: dict[str, tuple[int, float]] = {}
 
-    def hit(self, address: str | None, limit: int, now_ts: float) -> bool:
-        """Count one request; False once `limit` is exceeded within the window."""
+    def _slot(self, key: str, now_ts: float) -> str:
         day = time.strftime("%Y%m%d", time.gmtime(now_ts))
+        if day != self._day:
+            self._day, self._key, self._counts = day, secrets.token_bytes(32), {}
+        return hmac.new(self._key, key.encode(), hashlib.sha256).hexdigest()
+
+    def _current(self, slot: str, now_ts: float) -> tuple[int, float]:
+        count, started = self._counts.get(slot, (0, now_ts))
+        return (0, now_ts) if now_ts - started >= self.window else (count, started)
+
+    def exceeded(self, key: str, limit: int, now_ts: float) -> bool:
+        """Whether `key` has used up its `limit` within the window (counts nothing)."""
         with self._lock:
-            if day != self._day:
-                self._day, self._key, self._counts = day, secrets.token_bytes(32), {}
-            slot = hmac.new(self._key, (address or "").encode(), hashlib.sha256).hexdigest()
-            count, started = self._counts.get(slot, (0, now_ts))
-            if now_ts - started >= self.window:
-                count, started = 0, now_ts
+            return self._current(self._slot(key, now_ts), now_ts)[0] >= limit
+
+    def add(self, key: str, now_ts: float) -> None:
+        """Count one event for `key`."""
+        with self._lock:
+            slot = self._slot(key, now_ts)
+            if slot not in self._counts and len(self._counts) >= self.max_slots:
+                self._counts = {k: v for k, v in self._counts.items() if now_ts - v[1] < self.window}
+                if len(self._counts) >= self.max_slots:
+                    return
+            count, started = self._current(slot, now_ts)
             self._counts[slot] = (count + 1, started)
-            return count + 1 <= limit

@@ -7,9 +7,11 @@ import os
 import orjson
 from flask import Flask, current_app, request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_login import current_user
-from werkzeug.routing import IntegerConverter
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, RoutingException
 
 from qcflow.config import DEFAULT_SECRET_KEY
 from qcflow.core.errors import BadRequest, is_api_request
@@ -47,6 +49,73 @@ def sessionless_csrf(view):
     """Mark a form view whose CSRF token is checked without a session (it must set no cookie)."""
     view.qc_sessionless_csrf = True
     return view
+
+
+def session_free(view=None, *, unless=None):
+    """Mark an anonymous route that never opens the browser's session (A2, decisions.md).
+
+    Its request neither reads the session cookie nor loads the logged-in user, so the login's
+    `last_seen_at` is not touched, no Set-Cookie is sent and the answer is the same for everybody.
+    `unless(request)`, read before the session would be opened, names the requests of that route that
+    need the login after all (a named report over the API).
+    """
+    def mark(view):
+        view.qc_session_free = unless or True
+        return view
+
+    return mark(view) if view is not None else mark
+
+
+class NoSession(SecureCookieSession):
+    """The empty session of a session-free request: it is never saved, and writing to it is a bug."""
+
+    def __init__(self):
+        super().__init__()
+
+        def refuse(_session):
+            raise RuntimeError("this route uses no session")
+
+        self.on_update = refuse
+
+
+def opens_no_session(app: Flask, request) -> bool:
+    """Whether the request goes to a route marked `session_free` (matched before the session opens)."""
+    try:
+        endpoint, _args = app.create_url_adapter(request).match()
+    except (HTTPException, RoutingException):
+        return False
+    view = app.view_functions.get(endpoint)
+    marker = getattr(view, "qc_session_free", None)
+    if marker is None and getattr(view, "view_class", None) is not None:
+        method = getattr(view.view_class, request.method.lower(), None)
+        marker = getattr(method, "qc_session_free", None)
+    if marker is None:
+        return False
+    return marker is True or not marker(request)
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, except that session-free routes neither read nor write it."""
+
+    def open_session(self, app, request):
+        if opens_no_session(app, request):
+            return NoSession()
+        return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if isinstance(session, NoSession):
+            return None
+        return super().save_session(app, session, response)
+
+
+def known_client_address() -> str | None:
+    """The client's address where it is known, for in-memory rate limits only (never stored or logged):
+    the peer itself, or behind a trusted proxy the last X-Forwarded-For hop that proxy added."""
+    peer = request.remote_addr
+    if peer not in current_app.config["TRUSTED_PROXIES"]:
+        return peer
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+    return hops[-1] if hops else None
 
 
 def csrf_key() -> str:
@@ -155,6 +224,7 @@ def install_request_hooks(app: Flask) -> None:
     from qcflow.auth.permissions import enforce_access
 
     app.url_map.converters["int"] = IdConverter  # before any blueprint adds its rules
+    app.session_interface = SessionInterface()
     app.json = JSONProvider(app)
     app.before_request(enforce_access)
     app.before_request(check_csrf)

@@ -7,13 +7,16 @@ from flask import current_app, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
 
 from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.api import Blueprint, created_links
-from qcflow.core.errors import TooManyRequests
-from qcflow.core.security import AddressRateLimiter
+from qcflow.core.errors import NotFound, TooManyRequests
+from qcflow.core.security import MemoryRateLimiter
 from qcflow.core.time import now
+from qcflow.core.web import known_client_address, session_free
 from qcflow.events import queries, services
+from qcflow.events.models import Mode
 from qcflow.events.queries import load_action, load_event, load_own_draft, present
 from qcflow.events.schemas import (
     ActionIn,
@@ -36,11 +39,29 @@ from qcflow.events.schemas import (
 from qcflow.extensions import db
 
 blp = Blueprint("events_api", __name__, url_prefix="/api/v1", description="Adverse events (不良事件)")
-receipt_limiter = AddressRateLimiter()
+#: Wrong receipt codes counted per code prefix (whoever sends them) and per known client address.
+receipt_guesses = MemoryRateLimiter()
+receipt_clients = MemoryRateLimiter()
+#: Symbols of a receipt code that name its guessing bucket: 31**4 buckets, so a flood of wrong codes
+#: fills the bucket of a given reporter's code only by chance (about once in 900,000 codes per slot).
+RECEIPT_PREFIX_SYMBOLS = 4
+
+
+def names_its_reporter(request) -> bool:
+    """A named or confidential report over the API needs the login; any other one opens no session.
+    Read from the body before the session would be opened."""
+    if (request.content_length or 0) > (request.max_content_length or 1 << 20):
+        return False
+    try:
+        body = request.get_json(silent=True)
+    except HTTPException:
+        return False
+    return isinstance(body, dict) and body.get("mode") in (Mode.NAMED, Mode.CONFIDENTIAL)
 
 
 @blp.post("/events")
 @public
+@session_free(unless=names_its_reporter)
 @blp.arguments(ReportIn)
 @blp.response(201, ReportCreated)
 @blp.alt_response(409, description="Same Idempotency-Key already used")
@@ -191,10 +212,41 @@ def external_report(data, event_id):
     return present(event, actor)
 
 
-def check_receipt_rate():
-    limit = current_app.config["RECEIPT_LOOKUPS_PER_10_MIN"]
-    if not receipt_limiter.hit(request.remote_addr, limit, time.time()):
-        raise TooManyRequests(_("Too many receipt lookups. Wait ten minutes and try again."))
+def receipt_prefix(code: str) -> str:
+    return services.normalise_receipt_code(code).replace("-", "")[:RECEIPT_PREFIX_SYMBOLS]
+
+
+def check_receipt_rate(code: str) -> None:
+    """Refuse a look-up whose code prefix, or whose known client, has had too many wrong codes.
+
+    Guessing is made infeasible by the code's 129 bits, not by this limit; behind the shipped nginx
+    every client is the proxy, so there is no per-address lock (one client's flood must not lock
+    every reporter out). A correct code keeps working unless wrong codes with its own prefix piled up.
+    """
+    config, at = current_app.config, time.time()
+    address = known_client_address()
+    if receipt_guesses.exceeded(receipt_prefix(code), config["RECEIPT_WRONG_CODES_PER_PREFIX_10_MIN"], at) or (
+            address is not None and receipt_clients.exceeded(address, config["RECEIPT_LOOKUPS_PER_10_MIN"], at)):
+        raise TooManyRequests(_("Too many wrong receipt codes. Wait ten minutes and try again."))
+
+
+def count_wrong_receipt(code: str) -> None:
+    at, address = time.time(), known_client_address()
+    receipt_guesses.add(receipt_prefix(code), at)
+    if address is not None:
+        receipt_clients.add(address, at)
+
+
+def find_receipt(code: str, reply: str | None = None, *, at=None):
+    """The report of a receipt code (with the reporter's reply added), within the wrong-code limits."""
+    check_receipt_rate(code)
+    try:
+        if reply:
+            return services.reply_by_receipt(code, reply, now=at)
+        return services.find_by_receipt(code)
+    except NotFound:
+        count_wrong_receipt(code)
+        raise
 
 
 def receipt_view(event) -> dict:
@@ -204,24 +256,24 @@ def receipt_view(event) -> dict:
 
 @blp.post("/receipts/lookup")
 @public
+@session_free
 @blp.arguments(ReceiptLookupIn)
 @blp.response(200, ReceiptOut)
 @blp.alt_response(404, description="Unknown or malformed code (indistinguishable)")
 @blp.alt_response(429, description="Too many lookups")
 def receipt_lookup(data):
     """Read a report's status, questions and feedback with its receipt code."""
-    check_receipt_rate()
-    return receipt_view(services.find_by_receipt(data["receipt_code"]))
+    return receipt_view(find_receipt(data["receipt_code"]))
 
 
 @blp.post("/receipts/reply")
 @public
+@session_free
 @blp.arguments(ReceiptReplyIn)
 @blp.response(200, ReceiptOut)
 @blp.alt_response(404, description="Unknown or malformed code")
 def receipt_reply(data):
     """Answer the quality office's question anonymously, with the receipt code."""
-    check_receipt_rate()
-    event = services.reply_by_receipt(data["receipt_code"], data["message"], now=now())
+    event = find_receipt(data["receipt_code"], data["message"], at=now())
     db.session.commit()
     return receipt_view(event)

@@ -9,10 +9,11 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
+from qcflow.core.actors import Actor
 from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.time import hospital_tz, now
-from qcflow.core.web import sessionless_csrf
+from qcflow.core.web import session_free, sessionless_csrf
 from qcflow.events import queries, services
 from qcflow.events.models import (
     CARE_STAGES,
@@ -67,10 +68,10 @@ def draft_values(event) -> dict:
 
 
 def form_idempotency_key() -> str | None:
-    """One report per rendered form: its one-time form token, hashed, is the Idempotency-Key."""
+    """One report per rendered form: its one-time form key, hashed, is the Idempotency-Key."""
     import hashlib
 
-    token = request.form.get("csrf_token")
+    token = request.form.get("form_key") or request.form.get("csrf_token")
     return "form:" + hashlib.sha256(token.encode()).hexdigest()[:40] if token else None
 
 
@@ -93,54 +94,86 @@ def save_report(actor):
     return draft, None
 
 
+def post_report(actor, anonymous: bool):
+    """Save the posted form: the page to answer with, or (errors, status) to show the form again."""
+    try:
+        event, code = save_report(actor)
+    except ValidationError as error:
+        return None, (translate_errors(error.messages), 422)
+    except DomainError as error:
+        db.session.rollback()
+        if error.extra.get("event_id") and not anonymous:  # the same form sent twice
+            return redirect(url_for("events.my_reports")), None
+        if error.extra.get("event_id"):
+            error.message = _("This report was already received. Its receipt code was shown after the first submission.")
+        return None, (translate_errors(error.errors or {"form": [str(error.message)]}), error.status)
+    db.session.commit()
+    if anonymous:
+        return render_template("events/receipt_code.html", event=event, code=code), None
+    return redirect(url_for("events.my_reports", filed=event.reference or event.id)), None
+
+
 @bp.route("/report", methods=["GET", "POST"])
 @public
+@session_free
 @sessionless_csrf
 def report():
-    """File an adverse-event report: named, confidential or anonymous; no login needed for anonymous."""
-    errors, status = {}, 200
-    values = {}
-    if request.method == "GET" and request.args.get("draft", type=int) and current_user.is_authenticated:
-        values = draft_values(queries.load_own_draft(request.args.get("draft", type=int), current_actor()))
+    """File an anonymous report. The page opens no session: it is the same for everybody, logged in or not."""
+    errors, status, values = {}, 200, {}
+    if request.method == "GET" and request.args.get("draft", type=int):  # drafts are named: the logged-in form
+        return redirect(url_for("events.report_named", draft=request.args.get("draft", type=int)))
     if request.method == "POST":
         values = request.form
-        mode = request.form.get("mode", Mode.ANONYMOUS)
-        try:
-            event, code = save_report(current_actor())
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            if error.extra.get("event_id") and mode != Mode.ANONYMOUS:  # the same form sent twice
-                return redirect(url_for("events.my_reports"))
-            if error.extra.get("event_id"):
-                error.message = _("This report was already received. Its receipt code was shown after the first submission.")
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        if request.form.get("mode", Mode.ANONYMOUS) != Mode.ANONYMOUS:
+            # This form's token is bound to no session: a named report needs the logged-in form's.
+            errors, status = {"mode": [_("Named and confidential reports are filed on the form for logged-in "
+                                         "staff: follow the link next to your choice.")]}, 400
         else:
-            db.session.commit()
-            if code is not None or mode == Mode.ANONYMOUS:
-                return render_template("events/receipt_code.html", event=event, code=code)
-            return redirect(url_for("events.my_reports", filed=event.reference or event.id))
-    return render_template("events/report.html", errors=errors, values=values, **report_choices()), status
+            page, failed = post_report(Actor.anonymous(), anonymous=True)
+            if page is not None:
+                return page
+            errors, status = failed
+    return render_template("events/report.html", named=False, errors=errors, values=values,
+                           **report_choices()), status
+
+
+@bp.route("/report/named", methods=["GET", "POST"])
+@authenticated
+def report_named():
+    """File a named or confidential report, or continue a draft, as the logged-in user."""
+    actor = current_actor()
+    errors, status, values = {}, 200, {"mode": Mode.NAMED}
+    if request.method == "GET" and request.args.get("draft", type=int):
+        values = draft_values(queries.load_own_draft(request.args.get("draft", type=int), actor))
+    if request.method == "POST":
+        values = request.form
+        if request.form.get("mode") not in (Mode.NAMED, Mode.CONFIDENTIAL):
+            errors, status = {"mode": [_("Anonymous reports are filed on the anonymous form, which does not use "
+                                         "your login: follow the link next to your choice.")]}, 422
+        else:
+            page, failed = post_report(actor, anonymous=False)
+            if page is not None:
+                return page
+            errors, status = failed
+    return render_template("events/report.html", named=True, errors=errors, values=values,
+                           **report_choices()), status
 
 
 @bp.route("/receipt", methods=["GET", "POST"])
 @public
+@session_free
 @sessionless_csrf
 def receipt():
     """Read a report's status, questions and feedback with the receipt code; reply anonymously."""
     event, error, status = None, None, 200
     code = (request.form.get("receipt_code") or "").strip()
     if request.method == "POST":
-        from qcflow.events.api import check_receipt_rate
+        from qcflow.events.api import find_receipt
 
+        reply = request.form.get("message", "")
         try:
-            check_receipt_rate()
-            if request.form.get("message", "").strip():
-                event = services.reply_by_receipt(code, request.form["message"], now=now())
-                db.session.commit()
-            else:
-                event = services.find_by_receipt(code)
+            event = find_receipt(code, reply if reply.strip() else None, at=now())
+            db.session.commit()
         except DomainError as failure:
             db.session.rollback()
             error, status = str(failure.message), failure.status

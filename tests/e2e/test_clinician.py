@@ -176,6 +176,59 @@ def test_named_reporter_sees_question_and_feedback_under_my_reports(server, cont
     shot(page, "clinician-05-my-reports", full_page=False)
 
 
+def test_logged_in_doctor_reports_anonymously_without_the_login_then_by_name_on_a_phone(server, contexts):
+    """A2 in a browser holding a login: /report opens no session (neutral top bar, cookie untouched); the
+    named report is one tap away, on the logged-in form."""
+    import sqlalchemy as sa
+
+    from qcflow.auth.models import User
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+
+    phone = contexts("phone", user="doctor")
+    page = phone.new_page()
+    page.goto("/")
+    with page.expect_navigation():
+        page.click("#nav-report")  # staff who are logged in start on the named form
+    assert page.url.endswith("/report/named") and page.is_checked("input[name=mode][value=named]")
+    with page.expect_navigation():
+        page.click("#anonymous-form")
+    assert page.locator("#nav-account").count() == 0 and page.locator("#nav-notifications").count() == 0
+    assert page.is_checked("input[name=mode][value=anonymous]") and page.is_disabled("input[name=mode][value=named]")
+    cookies = phone.cookies()
+
+    def fill(taps, description):
+        taps.select("#category_code", value="fall")
+        taps.check("input[name=reporter_grade][value=IV]")
+        taps.select("#care_stage", value="nursing")
+        taps.fill("#occurred_at", local_input(50))
+        taps.fill("#discovered_at", local_input(40))
+        taps.select("#department_id", label="普通外科")
+        taps.fill("#location", "5病区走廊")
+        taps.fill("#description", description)
+        with page.expect_navigation():
+            taps.tap("form button.primary")
+
+    fill(Counted(page), "患者夜间如厕时在走廊滑倒，未受伤。")
+    assert page.locator("#receipt-code").count() == 1, page.inner_text("main")
+    assert phone.cookies() == cookies  # the login's cookie was neither read into a session nor refreshed
+    with server.db():
+        event = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.description.like("%走廊滑倒%")))
+        assert event.mode == "anonymous" and event.reporter_user_id is None
+
+    page.goto("/report")
+    taps = Counted(page)
+    with page.expect_navigation():
+        taps.tap("#named-form")
+    fill(taps, "床栏未拉起，患者坠床，轻度擦伤。")
+    assert taps.count <= MAX_INTERACTIONS, taps.count
+    page.wait_for_url("**/my/reports**")
+    with server.db():
+        doctor = db.session.scalar(sa.select(User.id).where(User.username == "doctor"))
+        event = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.description.like("%患者坠床%")))
+        assert event.mode == "named" and event.reporter_user_id == doctor
+
+
 @pytest.mark.parametrize("lang, required", [("zh", "必填"), ("en", "required")])
 def test_field_errors_are_in_the_page_language_next_to_the_field_and_keep_the_typed_text(server, contexts, lang, required):
     page = contexts("phone", locale="zh-CN" if lang == "zh" else "en-GB").new_page()

@@ -191,7 +191,7 @@ def test_named_drafts_then_submit_and_my_reports(clients, hospital, report_body,
     body = report_body(category_code="fall", subcategory_code=None, ncc_merp=None)
     updated = doctor.patch(f"/api/v1/events/{draft.json['id']}", json=body, headers={"X-CSRFToken": csrf(doctor)})
     assert updated.status_code == 200 and updated.json["location"] == "5病区护士站"
-    assert "5病区护士站" in doctor.get(f"/report?draft={draft.json['id']}").get_data(as_text=True)
+    assert "5病区护士站" in doctor.get(f"/report/named?draft={draft.json['id']}").get_data(as_text=True)
     submitted = act(doctor, draft.json["id"], "submit", updated.json["version"], headers={"X-CSRFToken": csrf(doctor)})
     assert submitted.status_code == 200 and submitted.json["state"] == "submitted"
     assert submitted.json["reference"].startswith("AE-")
