@@ -126,6 +126,60 @@ def test_guesses_from_many_addresses_slow_unknown_browsers_but_not_the_owners_kn
         assert login(known, "owner").status_code == 302  # the owner's browser is not held back
 
 
+def test_the_wait_doubles_from_thirty_seconds_and_stops_at_fifteen_minutes(ctx, create_user):
+    """The account + address rule with an explicit clock: each guess after the fifth must wait twice as
+    long as the one before, never more than 15 minutes (a wait, not a lock-out)."""
+    from flask import current_app
+
+    from qcflow.auth import services
+    from qcflow.core.errors import TooManyRequests
+    from qcflow.core.time import now as clock_now
+
+    limits = services.login_limits(current_app.config["LOGIN_THROTTLE"])
+    at, waits = clock_now(), []
+    for _ in range(12):
+        while True:
+            attempt = services.record_login_attempt("nobody", now=at, address_hash="a" * 64)
+            try:
+                assert services.authenticate("nobody", "guess", attempt_id=attempt, now=at, limits=limits) is None
+                break
+            except TooManyRequests as refused:
+                wait = int(refused.extra["headers"]["Retry-After"])
+                waits.append(wait)
+                at += timedelta(seconds=wait)
+    assert waits == [30, 60, 120, 240, 480, 900, 900], waits
+
+
+def test_a_client_cannot_choose_its_address_unless_the_proxy_header_is_configured(app, create_user):
+    create_user(username="spoof")
+    commit()
+    client = app.test_client()
+    statuses = [client.post("/login", data={"csrf_token": csrf_from(client), "username": "spoof", "password": "x"},
+                            headers={"X-Qcflow-Client": f"10.0.0.{n}"}).status_code for n in range(8)]
+    assert statuses == [401] * 5 + [429] * 3  # the header is ignored: one address
+    app.config["LOGIN_ADDRESS_HEADER"] = "X-Qcflow-Client"
+    answer = client.post("/login", data={"csrf_token": csrf_from(client), "username": "spoof", "password": PASSWORD},
+                         headers={"X-Qcflow-Client": "10.9.9.9"})
+    assert answer.status_code == 302  # behind the proxy that sets it, it is the address
+
+
+def test_the_known_browser_mark_is_a_signed_http_only_cookie_of_the_login_pages(client, create_user):
+    create_user(username="mark")
+    commit()
+    login(client, "mark")
+    cookie = client.get_cookie("qcflow_known_browser", path="/login")
+    assert cookie is not None and cookie.http_only and cookie.path == "/login"
+    assert PASSWORD not in cookie.value
+    from qcflow.auth import throttling
+
+    tampered = f"qcflow_known_browser={cookie.value[:-3]}xyz"
+    with client.application.test_request_context("/login", headers={"Cookie": tampered}):
+        assert throttling.attempt_source("mark")["browser_hash"] is None  # an unknown browser
+    with client.application.test_request_context("/login", headers={"Cookie": f"qcflow_known_browser={cookie.value}"}):
+        assert throttling.attempt_source("mark")["browser_hash"] is not None
+        assert throttling.attempt_source("someone-else")["browser_hash"] is None
+
+
 def test_session_key_changes_at_every_login(app, client, create_user):
     from qcflow.auth.models import UserSession
     from qcflow.extensions import db
