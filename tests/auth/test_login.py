@@ -150,6 +150,28 @@ def test_the_wait_doubles_from_thirty_seconds_and_stops_at_fifteen_minutes(ctx, 
     assert waits == [30, 60, 120, 240, 480, 900, 900], waits
 
 
+def test_guesses_from_any_number_of_addresses_check_fewer_than_100_passwords_an_hour(ctx, create_user):
+    """ASVS 2.2.1 (4.0.3): never more than 100 failed attempts per hour on one account. The attacker
+    here has a new address for every guess and tries again exactly when the wait is over."""
+    from flask import current_app
+
+    from qcflow.auth import services
+    from qcflow.core.errors import TooManyRequests
+    from qcflow.core.time import now as clock_now
+
+    limits = services.login_limits(current_app.config["LOGIN_THROTTLE"])
+    start = at = clock_now()
+    checked = 0
+    while at < start + timedelta(hours=1):
+        attempt = services.record_login_attempt("victim", now=at, address_hash=f"{checked:064d}")
+        try:
+            services.authenticate("victim", "guess", attempt_id=attempt, now=at, limits=limits)
+            checked += 1
+        except TooManyRequests as refused:
+            at += timedelta(seconds=int(refused.extra["headers"]["Retry-After"]))
+    assert 10 < checked < 100, checked
+
+
 def test_a_client_cannot_choose_its_address_unless_the_proxy_header_is_configured(app, create_user):
     create_user(username="spoof")
     commit()
