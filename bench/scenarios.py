@@ -92,7 +92,7 @@ class Hospital:
                                 ("reporter", ["clinician"])):
                 user = auth.create_user(f"bench_{name}", "bench-Horse-battery-9", roles, home, actor=actor, now=now)
                 self.users[name] = user.id
-                self.tokens[name] = auth.create_token(user, "bench", actor=actor, now=now)
+                _row, self.tokens[name] = auth.create_token(user, "bench", days=30, actor=actor, now=now)
             session.commit()
             if wanted & {"P4", "P9", "P10", "P11", "P12"} or wanted & {"P7", "P8"}:
                 seed_plans(session, size["queue_plans"], due_from=now + timedelta(days=400),

@@ -90,15 +90,50 @@ tokens_cli = AppGroup("tokens", help="API bearer tokens.")
 @tokens_cli.command("create")
 @click.option("--username", required=True)
 @click.option("--name", default="cli", help="What the token is for, e.g. his-interface.")
-def tokens_create(username, name):
+@click.option("--days", type=int, default=None,
+              help="Days until the token expires (default: API_TOKEN_DAYS, 90 unless configured).")
+def tokens_create(username, name, days):
     """Create an API token; the token is printed once, alone on the last line."""
     from qcflow.auth import services
 
     user = run_service(services.find_user, username)
-    token = services.create_token(user, name, actor=CLI_ACTOR, now=now())
+    days = current_app.config["API_TOKEN_DAYS"] if days is None else days
+    row, token = run_service(services.create_token, user, name, days=days, actor=CLI_ACTOR, now=now())
     db.session.commit()
-    click.echo(f"token for {user.username} (shown once; store it safely):")
+    click.echo(f"token {row.id} ({row.prefix}…) for {user.username}, valid until "
+               f"{row.expires_at:%Y-%m-%d %H:%M} UTC (shown once; store it safely):")
     click.echo(token)
+
+
+@tokens_cli.command("list")
+@click.option("--username", help="Only this user's tokens.")
+def tokens_list(username):
+    """List API tokens: id, status, user, name, prefix, created, expires, last used (UTC)."""
+    from qcflow.auth import services
+
+    tokens = run_service(services.list_tokens, username)
+    at = now()
+    stamp = lambda value: f"{value:%Y-%m-%d %H:%M}" if value else "-"  # noqa: E731
+    click.echo(f"{'id':>5}  {'status':<8} {'user':<16} {'name':<24} {'prefix':<13} {'created':<16}  "
+               f"{'expires':<16}  {'last used':<16}")
+    for token in tokens:
+        click.echo(f"{token.id:>5}  {token.status(at):<8} {token.user.username:<16} {token.name[:24]:<24} "
+                   f"{token.prefix:<13} {stamp(token.created_at):<16}  {stamp(token.expires_at):<16}  "
+                   f"{stamp(token.last_used_at):<16}")
+    if not tokens:
+        click.echo("no tokens")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id):
+    """Revoke an API token (see `tokens list` for the id); it is refused from the next request on."""
+    from qcflow.auth import services
+
+    token = run_service(services.get_token, token_id)
+    run_service(services.revoke_token, token, actor=CLI_ACTOR, now=now())
+    db.session.commit()
+    click.echo(f"token {token.id} ({token.prefix}…) of {token.user.username} revoked")
 
 
 departments_cli = AppGroup("departments", help="Departments.")

@@ -29,8 +29,20 @@ class Config:
     SESSION_COOKIE_SECURE = False
     SESSION_IDLE_MINUTES = 30
     SESSION_ABSOLUTE_HOURS = 12
-    LOGIN_MAX_FAILURES = 5
-    LOGIN_WINDOW_MINUTES = 15
+    #: Login throttling (N2, docs/decisions.md), one back-off per rule: [free failures, first wait in
+    #: seconds, longest wait in seconds, window in minutes]. After the free failures within the window,
+    #: each attempt waits first·2^k seconds (at most the longest) after the latest failure. "source":
+    #: one account from one address, or from one known browser; "address": every account from one
+    #: address; "account": one account from every address. Known browsers (a completed login of the
+    #: account before) meet only their own "source" rule.
+    LOGIN_THROTTLE = {"source": [5, 30, 900, 1440], "address": [30, 2, 120, 60], "account": [10, 2, 300, 1440]}
+    #: Days a browser stays known to an account after a completed login (its mark is a signed cookie).
+    LOGIN_KNOWN_BROWSER_DAYS = 90
+    #: Request header holding the client address, set by the reverse proxy on the login routes only
+    #: (deploy/nginx); None: the connection's address. Never set it without such a proxy.
+    LOGIN_ADDRESS_HEADER = None
+    #: Days an API token is valid unless `tokens create --days` (or the admin page) says otherwise.
+    API_TOKEN_DAYS = 90
     #: Roles that must pass a second factor (TOTP) at every web login (N3): the quality office, the
     #: administrators and everyone who may export data; department heads download their department's
     #: CSV/XLSX exports (qcflow/reports/api.py). A user who has enrolled a second factor is asked for

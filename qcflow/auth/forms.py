@@ -1,8 +1,8 @@
 """HTML forms of the auth pages (shape only; rules live in services)."""
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, PasswordField, StringField
-from wtforms.validators import AnyOf, DataRequired, Length
+from wtforms import HiddenField, IntegerField, PasswordField, StringField
+from wtforms.validators import AnyOf, DataRequired, Length, NumberRange
 
 
 class LoginForm(FlaskForm):
@@ -33,3 +33,9 @@ class SecondFactorForm(FlaskForm):
 class EnrolForm(SecondFactorForm):
     #: The new secret, signed by the server (qcflow.auth.views), so the browser cannot choose it.
     enrolment = HiddenField(validators=[DataRequired()])
+
+
+class TokenForm(FlaskForm):
+    username = StringField(_l("User name"), validators=[DataRequired(), Length(max=64)])
+    name = StringField(_l("What the token is for"), validators=[DataRequired(), Length(max=100)])
+    days = IntegerField(_l("Valid for (days)"), validators=[DataRequired(), NumberRange(min=1, max=3650)])

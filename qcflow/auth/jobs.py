@@ -7,11 +7,12 @@ from qcflow.auth import ratelimit, services
 
 
 def purge_expired_sessions(now: datetime) -> str:
-    """Delete ended sessions, login failures older than the throttling window and old rate-limit hits."""
+    """Delete ended sessions, login failures older than every throttling window and old rate-limit hits."""
     config = current_app.config
+    limits = services.login_limits(config["LOGIN_THROTTLE"])
     removed = services.purge_expired(
         now, idle=timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
-        failure_window=timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
+        failure_window=max(backoff.window for backoff in limits.values()),
     )
     removed += ratelimit.purge(now)
     return f"removed {removed}"

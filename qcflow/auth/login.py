@@ -6,7 +6,7 @@ from datetime import timedelta
 from flask import Flask, current_app, g
 
 from qcflow.auth import services
-from qcflow.core.errors import NotAuthenticated
+from qcflow.core.errors import NotAuthenticated, is_api_request
 from qcflow.core.time import now
 from qcflow.extensions import db, login_manager
 
@@ -32,10 +32,15 @@ def install_login(app: Flask) -> None:
     @login_manager.request_loader
     def load_token_user(request):
         header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
+        if not header.startswith("Bearer ") or not is_api_request():
+            return None  # a token opens the JSON API only; enforce_access refuses it anywhere else
+        try:
+            user, touched = services.load_token(header[len("Bearer "):].strip(), now=now())
+        except NotAuthenticated as refused:
+            g.bearer_refusal = refused.message  # enforce_access answers 401 with it
             return None
-        user = services.load_token(header[len("Bearer "):].strip(), now=now())
-        g.bad_bearer_token = user is None
+        if touched:
+            db.session.commit()  # last_used_at, at most once a minute per token
         return user
 
     @login_manager.unauthorized_handler

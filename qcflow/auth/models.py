@@ -125,6 +125,8 @@ class UserSession(Base):
 
 
 class ApiToken(Base):
+    """A bearer token for the JSON API (`/api/` only), for machine clients; expires, revocable."""
+
     __tablename__ = "api_token"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -135,22 +137,40 @@ class ApiToken(Base):
     #: First characters of the token, to tell tokens apart in lists.
     prefix: Mapped[str] = mapped_column(sa.String(12))
     created_at: Mapped[datetime]
+    #: The token is refused from this instant on (API_TOKEN_DAYS after creation unless chosen).
+    expires_at: Mapped[datetime]
+    #: Last accepted use, written at most once a minute (TOKEN_TOUCH_EVERY) to keep API calls cheap.
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
 
+    def status(self, now: datetime) -> str:
+        """"revoked", "expired" or "active" (the loader refuses the first two)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= now else "active"
+
 
 class LoginFailure(Base):
-    """One failed login; counted per account name to throttle guessing across all workers."""
+    """One login attempt (password or second-factor code), written before it is checked and kept if it
+    failed; counted per account, per address and per known browser to slow guessing in every worker."""
 
     __tablename__ = "login_failure"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(sa.String(64))
+    #: HMAC of the client address under a key derived from SECRET_KEY: no raw address is stored.
+    address_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    #: HMAC of the browser's known-browser mark for this account (a browser that completed a login of
+    #: it before); None for any other browser.
+    browser_hash: Mapped[str | None] = mapped_column(sa.String(64))
     failed_at: Mapped[datetime]
 
-    __table_args__ = (sa.Index("ix_login_failure_username_failed_at", "username", "failed_at"),)
+    __table_args__ = (
+        sa.Index("ix_login_failure_username_failed_at", "username", "failed_at"),
+        sa.Index("ix_login_failure_address_hash_failed_at", "address_hash", "failed_at"),
+    )
 
 
 class RateLimitHit(Base):

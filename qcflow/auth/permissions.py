@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from flask import current_app, redirect, request, url_for
+from flask import current_app, g, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -153,9 +153,15 @@ def enforce_access():
     """before_request: 404 for unknown routes is Flask's; everything else must be declared."""
     if request.endpoint is None:
         return None
-    if request.headers.get("Authorization", "").startswith("Bearer ") and not current_user.is_authenticated:
-        # A wrong token is an error, even on a public route: never a silent fall-back to anonymous.
-        raise NotAuthenticated(_("The API token is not valid (revoked, mistyped or of a disabled user)."))
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        if not is_api_request():
+            # Tokens are for machine clients of the JSON API: a page never opens with one (and a
+            # token holder never skips the second factor of the web login).
+            raise NotAuthenticated(_("API tokens work only for the JSON API under /api/. To use the pages, "
+                                     "log in with your user name and password."))
+        if not current_user.is_authenticated:
+            # A wrong token is an error, even on a public route: never a silent fall-back to anonymous.
+            raise NotAuthenticated(g.get("bearer_refusal") or _("The API token is not valid."))
     access = access_of(request.endpoint)
     if access is None:
         current_app.logger.error("route %s has no access declaration; refused", request.endpoint)

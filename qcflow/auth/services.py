@@ -1,7 +1,11 @@
 """Accounts, departments, logins, sessions and API tokens. Services flush, never commit."""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import math
 import os
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
@@ -22,7 +26,7 @@ from qcflow.auth.models import (
 )
 from qcflow.core import audit
 from qcflow.core.actors import Actor
-from qcflow.core.errors import Conflict, NotFound, TooManyRequests, Unprocessable
+from qcflow.core.errors import Conflict, NotAuthenticated, NotFound, TooManyRequests, Unprocessable
 from qcflow.core.security import digest, hash_password, new_secret, password_matches
 from qcflow.extensions import db
 
@@ -151,29 +155,62 @@ def set_locale(user: User, locale: str | None, *, actor: Actor, now: datetime) -
     audit.record(actor.audit_name, "user.set_locale", "user_account", user.id, now, after={"locale": locale})
 
 
-def record_login_attempt(username: str, *, now: datetime) -> int:
-    """Write the attempt down before its password is checked; the caller commits at once.
+@dataclass(frozen=True)
+class Backoff:
+    """One throttling rule: after `free` failures within `window`, each attempt must wait `first`·2^k
+    seconds (at most `longest`) after the latest failure, k being the failures beyond the free ones.
+    A wait, never a lock: the owner gets in once it has passed."""
 
-    Concurrent guesses in other workers then see it: the n-th attempt to be written counts at least
-    n, so no more than the limit are ever checked, however many arrive at the same moment.
+    free: int
+    first: float
+    longest: float
+    window: timedelta
+
+    def wait(self, failures: int, latest: datetime | None, now: datetime) -> float:
+        """Seconds still to wait after `failures` earlier failures, the latest at `latest`."""
+        if failures < self.free or latest is None:
+            return 0.0
+        gap = min(self.first * 2 ** min(failures - self.free, 32), self.longest)
+        return max(0.0, gap - (now - latest).total_seconds())
+
+
+def login_limits(config: dict) -> dict[str, Backoff]:
+    """The rules of LOGIN_THROTTLE ("source", "address", "account") as Backoffs."""
+    return {rule: Backoff(int(free), float(first), float(longest), timedelta(minutes=float(minutes)))
+            for rule, (free, first, longest, minutes) in config.items()}
+
+
+def record_login_attempt(username: str, *, now: datetime, address_hash: str | None = None,
+                         browser_hash: str | None = None) -> int:
+    """Write the attempt down before its password (or code) is checked; the caller commits at once.
+
+    Concurrent guesses in other workers then see it: each attempt is judged on the attempts written
+    before it, so of any number arriving at the same moment no more than the free ones are checked.
+    `address_hash` and `browser_hash` are keyed digests (`source_digest`), never the raw values.
     """
-    attempt = LoginFailure(username=normalise_username(username)[:64], failed_at=now)
+    attempt = LoginFailure(username=normalise_username(username)[:64], address_hash=address_hash,
+                           browser_hash=browser_hash, failed_at=now)
     db.session.add(attempt)
     db.session.flush()
     return attempt.id
 
 
-def authenticate(username: str, password: str, *, attempt_id: int, now: datetime, max_failures: int,
-                 window: timedelta) -> User | None:
+def source_digest(key: str, value: str) -> str:
+    """HMAC-SHA256 of a client address or a browser mark under `key`: stored in place of the value."""
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+def authenticate(username: str, password: str, *, attempt_id: int, now: datetime,
+                 limits: dict[str, Backoff]) -> User | None:
     """Return the user for valid credentials, else keep the attempt as a failure and return None.
 
     `attempt_id` is the row of `record_login_attempt`, committed before this call. Unknown user and
-    wrong password are indistinguishable (same answer, same work). Raises TooManyRequests when more
-    than `max_failures` attempts (this one included) fall within `window`; a refused or successful
-    attempt is not kept as a failure.
+    wrong password are indistinguishable (same answer, same work). Raises TooManyRequests (with the
+    wait) while a rule of `limits` holds the attempt back; a refused or successful attempt is not
+    kept as a failure.
     """
     name = normalise_username(username)
-    _refuse_when_throttled(name, attempt_id=attempt_id, now=now, max_failures=max_failures, window=window)
+    _refuse_when_throttled(attempt_id, now=now, limits=limits)
     user = db.session.scalar(sa.select(User).where(User.username == name)) if name else None
     if password_matches(user.password_hash if user else None, password) and user.is_active:
         _forget_attempt(attempt_id)
@@ -181,19 +218,40 @@ def authenticate(username: str, password: str, *, attempt_id: int, now: datetime
     return None
 
 
-def _refuse_when_throttled(name: str, *, attempt_id: int, now: datetime, max_failures: int, window: timedelta) -> None:
-    """Raise TooManyRequests (dropping the attempt) when more than `max_failures` attempts on the
-    account, this one included, fall within `window`: wrong passwords and wrong codes alike."""
-    attempts = db.session.scalar(
-        sa.select(sa.func.count()).select_from(LoginFailure)
-        .where(LoginFailure.username == name[:64], LoginFailure.failed_at > now - window)
-    )
-    if attempts > max_failures:
+def _refuse_when_throttled(attempt_id: int, *, now: datetime, limits: dict[str, Backoff]) -> None:
+    """Raise TooManyRequests (dropping the attempt) while the failures written before it call for a
+    wait: wrong passwords and wrong codes alike.
+
+    A known browser of the account meets only its own rule, so guesses from elsewhere never keep
+    the owner out; any other browser meets the rules of its account and address, its address, and
+    its account (gentler, capped: it slows guessing spread over many addresses).
+    """
+    failure = LoginFailure
+    attempt = db.session.get(LoginFailure, attempt_id)
+    if attempt.browser_hash is not None:
+        rules = {"source": [failure.username == attempt.username, failure.browser_hash == attempt.browser_hash]}
+    else:
+        unknown = failure.browser_hash.is_(None)
+        address = failure.address_hash == attempt.address_hash if attempt.address_hash else failure.address_hash.is_(None)
+        rules = {"source": [failure.username == attempt.username, address, unknown],
+                 "address": [address, unknown],
+                 "account": [failure.username == attempt.username, unknown]}
+    wait = 0.0
+    for rule, conditions in rules.items():
+        backoff = limits[rule]
+        failures, latest = db.session.execute(
+            sa.select(sa.func.count(), sa.func.max(failure.failed_at))
+            .where(*conditions, failure.id < attempt_id, failure.failed_at > now - backoff.window)
+        ).one()
+        wait = max(wait, backoff.wait(failures, latest, now))
+    if wait > 0:
         _forget_attempt(attempt_id)
-        raise TooManyRequests(
-            _("Too many failed logins for this account. Wait %(minutes)d minutes and try again.",
-              minutes=int(window.total_seconds() // 60))
-        )
+        seconds = math.ceil(wait)
+        if seconds < 120:
+            message = _("Too many failed logins. Wait %(seconds)d seconds and try again.", seconds=seconds)
+        else:
+            message = _("Too many failed logins. Wait %(minutes)d minutes and try again.", minutes=math.ceil(seconds / 60))
+        raise TooManyRequests(message, headers={"Retry-After": str(seconds)})
 
 
 def _forget_attempt(attempt_id: int) -> None:
@@ -206,7 +264,7 @@ def needs_second_factor(user: User, required_roles) -> bool:
 
 
 def enrol_second_factor(user: User, secret: str, code: str, *, attempt_id: int, actor: Actor, now: datetime,
-                        max_failures: int, window: timedelta) -> bool:
+                        limits: dict[str, Backoff]) -> bool:
     """Store `secret` as the user's second factor if `code` is its current code; else keep the failure.
 
     `attempt_id` is the row of `record_login_attempt`, committed before this call: a wrong code
@@ -216,7 +274,7 @@ def enrol_second_factor(user: User, secret: str, code: str, *, attempt_id: int, 
     if user.totp_secret is not None:
         _forget_attempt(attempt_id)
         raise Conflict(_("A second factor is already set up for this account."))
-    _refuse_when_throttled(user.username, attempt_id=attempt_id, now=now, max_failures=max_failures, window=window)
+    _refuse_when_throttled(attempt_id, now=now, limits=limits)
     step = totp.matching_step(secret, code, now)
     if step is None:
         audit.record(actor.audit_name, "user.second_factor_failed", "user_account", user.id, now, stage="enrol")
@@ -230,13 +288,13 @@ def enrol_second_factor(user: User, secret: str, code: str, *, attempt_id: int, 
     return True
 
 
-def verify_second_factor(user: User, code: str, *, attempt_id: int, actor: Actor, now: datetime, max_failures: int,
-                         window: timedelta) -> bool:
+def verify_second_factor(user: User, code: str, *, attempt_id: int, actor: Actor, now: datetime,
+                         limits: dict[str, Backoff]) -> bool:
     """Accept a TOTP code once: within ±1 step and later than the last accepted step (no replay).
 
     `attempt_id` as for `enrol_second_factor`; a wrong or replayed code is kept as a login failure.
     """
-    _refuse_when_throttled(user.username, attempt_id=attempt_id, now=now, max_failures=max_failures, window=window)
+    _refuse_when_throttled(attempt_id, now=now, limits=limits)
     step = totp.matching_step(user.totp_secret, code, now) if user.totp_secret else None
     replayed = step is not None and user.totp_last_step is not None and step <= user.totp_last_step
     if step is None or replayed:
@@ -312,28 +370,89 @@ def revoke_sessions(user: User, now: datetime) -> int:
     return result.rowcount
 
 
-def create_token(user: User, name: str, *, actor: Actor, now: datetime) -> str:
-    """Issue an API bearer token; only its digest is stored."""
+#: Longest lifetime an API token may be given.
+MAX_TOKEN_DAYS = 3650
+#: A token's `last_used_at` is written at most this often, so API calls stay read-only.
+TOKEN_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def create_token(user: User, name: str, *, days: int, actor: Actor, now: datetime) -> tuple[ApiToken, str]:
+    """Issue an API bearer token valid for `days`; return its row and the token (shown once, stored as a digest)."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise Unprocessable(errors={"name": [_("Give the token a name of 1 to 100 characters, e.g. his-interface.")]})
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_TOKEN_DAYS:
+        raise Unprocessable(_("A token is valid for 1 to %(max)d days.", max=MAX_TOKEN_DAYS),
+                            errors={"days": [_("Enter a whole number of days from 1 to %(max)d.", max=MAX_TOKEN_DAYS)]})
+    if not user.is_active:
+        raise Conflict(_("The account “%(name)s” is disabled and cannot be given a token.", name=user.username))
     token = "qcf_" + new_secret()
-    db.session.add(ApiToken(user_id=user.id, name=name, token_hash=digest(token), prefix=token[:12], created_at=now))
+    row = ApiToken(user_id=user.id, name=name, token_hash=digest(token), prefix=token[:12], created_at=now,
+                   expires_at=now + timedelta(days=days))
+    db.session.add(row)
     db.session.flush()
-    audit.record(actor.audit_name, "token.create", "user_account", user.id, now, after={"name": name, "prefix": token[:12]})
+    audit.record(actor.audit_name, "token.create", "api_token", row.id, now,
+                 after={"user_id": user.id, "name": name, "prefix": row.prefix, "expires_at": row.expires_at.isoformat()})
+    return row, token
+
+
+def list_tokens(username: str | None = None) -> list[ApiToken]:
+    """Every token (of one user if `username` is given), newest first."""
+    stmt = sa.select(ApiToken).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id.desc())
+    if username is not None:
+        stmt = stmt.where(User.username == find_user(username).username)
+    return list(db.session.scalars(stmt))
+
+
+def get_token(token_id: int) -> ApiToken:
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise NotFound(_("No API token with id %(id)s.", id=token_id))
     return token
+
+
+def revoke_token(token: ApiToken, *, actor: Actor, now: datetime) -> None:
+    """Revoke a token: refused from the next request on, in every worker."""
+    if token.revoked_at is not None:
+        raise Conflict(_("Token %(id)d was already revoked.", id=token.id))
+    token.revoked_at = now
+    db.session.flush()
+    audit.record(actor.audit_name, "token.revoke", "api_token", token.id, now, before={"revoked": False},
+                 after={"revoked": True, "user_id": token.user_id, "name": token.name, "prefix": token.prefix})
 
 
 @lru_cache(maxsize=None)
 def _token_user():
-    """One round trip on every API call: the user and its roles (the department only if it is used).
-    Built once: building it cost more than running it."""
-    return (sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == sa.bindparam("token_hash"), ApiToken.revoked_at.is_(None),
-                   User.is_active.is_(True))
+    """One round trip on every API call: the token's dates, its user and the user's roles (the
+    department only if it is used). Built once: building it cost more than running it."""
+    return (sa.select(ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at, ApiToken.last_used_at, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == sa.bindparam("token_hash"))
             .options(joinedload(User.roles), lazyload(User.department)))
 
 
-def load_token(token: str, *, now: datetime) -> User | None:
-    """The active user a bearer token belongs to, or None."""
-    return db.session.scalars(_token_user(), {"token_hash": digest(token)}).unique().one_or_none()
+def load_token(token: str, *, now: datetime) -> tuple[User, bool]:
+    """The active user of a live bearer token, and whether its use was noted (`last_used_at`, at most
+    once a minute; the caller commits it). NotAuthenticated, saying why, for any other token."""
+    found = db.session.execute(_token_user(), {"token_hash": digest(token)}).unique().one_or_none()
+    if found is None:
+        raise NotAuthenticated(_("The API token is not valid: check that it was copied whole."))
+    token_id, expires_at, revoked_at, last_used_at, user = found
+    if revoked_at is not None:
+        raise NotAuthenticated(_("This API token has been revoked. Ask an administrator for a new one."))
+    if expires_at <= now:
+        raise NotAuthenticated(_("This API token has expired. Ask an administrator for a new one."))
+    if not user.is_active:
+        raise NotAuthenticated(_("The account this API token belongs to is disabled."))
+    touched = last_used_at is None or now - last_used_at >= TOKEN_TOUCH_EVERY
+    if touched:
+        # Conditional, so workers serving the same token at the same moment write it once.
+        touched = db.session.execute(
+            sa.update(ApiToken).where(ApiToken.id == token_id, sa.or_(
+                ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - TOKEN_TOUCH_EVERY))
+            .values(last_used_at=now)
+        ).rowcount > 0
+    return user, touched
 
 
 def purge_expired(now: datetime, *, idle: timedelta, failure_window: timedelta) -> int:

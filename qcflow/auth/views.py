@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
@@ -11,11 +10,11 @@ from flask_login import current_user, login_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from markupsafe import Markup
 
-from qcflow.auth import services, totp
-from qcflow.auth.forms import EnrolForm, LanguageForm, LoginForm, PasswordForm, SecondFactorForm
+from qcflow.auth import services, throttling, totp
+from qcflow.auth.forms import EnrolForm, LanguageForm, LoginForm, PasswordForm, SecondFactorForm, TokenForm
 from qcflow.auth.login import session_lifetimes
 from qcflow.auth.models import User
-from qcflow.auth.permissions import authenticated, current_actor, public
+from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, DomainError, TooManyRequests
 from qcflow.core.time import now
@@ -42,7 +41,8 @@ def login():
     status = 200
     if form.validate_on_submit():
         config, at = current_app.config, now()
-        attempt = services.record_login_attempt(form.username.data, now=at)
+        attempt = services.record_login_attempt(form.username.data, now=at,
+                                                **throttling.attempt_source(form.username.data))
         db.session.commit()  # visible to every worker before the password is checked (N2)
         try:
             user = services.authenticate(form.username.data, form.password.data, attempt_id=attempt, now=at,
@@ -51,7 +51,7 @@ def login():
             db.session.commit()  # the refused attempt is not kept
             log.warning("login refused, too many failures: account %s", form.username.data)
             form.form_errors.append(str(error.message))
-            return render_template("auth/login.html", form=form), 429
+            return render_template("auth/login.html", form=form), 429, error.extra.get("headers")
         if user is None:
             db.session.commit()  # keep the failure: it counts towards throttling
             log.warning("login failed: account %s", form.username.data)
@@ -90,7 +90,7 @@ def _start_login(user: User):
     db.session.commit()
     login_user(user)
     session.pop("_id", None)  # Flask-Login's IP/User-Agent digest: not needed, not kept
-    return redirect(safe_next(request.args.get("next")))
+    return throttling.remember_browser(redirect(safe_next(request.args.get("next"))), user.username)
 
 
 def _pending_user() -> User | None:
@@ -126,7 +126,7 @@ def _carried_args() -> dict:
 
 def _throttling() -> dict:
     config = current_app.config
-    return {"max_failures": config["LOGIN_MAX_FAILURES"], "window": timedelta(minutes=config["LOGIN_WINDOW_MINUTES"])}
+    return {"limits": services.login_limits(config["LOGIN_THROTTLE"])}
 
 
 def _enrolment_signer() -> URLSafeTimedSerializer:
@@ -163,7 +163,7 @@ def second_factor():
     status = 200
     if form.validate_on_submit():
         at = now()
-        attempt = services.record_login_attempt(user.username, now=at)
+        attempt = services.record_login_attempt(user.username, now=at, **throttling.attempt_source(user.username))
         db.session.commit()  # counted by every worker before the code is checked, as for passwords (N2)
         try:
             passed = services.verify_second_factor(user, form.code.data, attempt_id=attempt, actor=Actor.for_user(user),
@@ -172,7 +172,7 @@ def second_factor():
             db.session.commit()
             log.warning("second factor refused, too many failures: account %s", user.username)
             form.form_errors.append(str(error.message))
-            return render_template("auth/second_factor.html", form=form), 429
+            return render_template("auth/second_factor.html", form=form), 429, error.extra.get("headers")
         if passed:
             return _start_login(user)
         db.session.commit()  # keep the failure and its audit entry
@@ -196,7 +196,7 @@ def enrol():
     if user.totp_secret is not None:
         return redirect(url_for("auth.second_factor", **_carried_args()))
     form = EnrolForm()
-    status, secret = 200, None
+    status, secret, headers = 200, None, None
     if form.validate_on_submit():
         secret = _enrolment_secret(form.enrolment.data, user)
         if secret is None:
@@ -204,7 +204,7 @@ def enrol():
             status = 400
         else:
             at = now()
-            attempt = services.record_login_attempt(user.username, now=at)
+            attempt = services.record_login_attempt(user.username, now=at, **throttling.attempt_source(user.username))
             db.session.commit()
             try:
                 enrolled = services.enrol_second_factor(user, secret, form.code.data, attempt_id=attempt,
@@ -216,7 +216,7 @@ def enrol():
                 db.session.commit()
                 log.warning("second factor refused, too many failures: account %s", user.username)
                 form.form_errors.append(str(error.message))
-                status = 429
+                status, headers = 429, error.extra.get("headers")
             else:
                 if enrolled:
                     return _start_login(user)
@@ -232,7 +232,7 @@ def enrol():
     form.enrolment.data = _enrolment_signer().dumps([user.id, secret])
     uri = totp.provisioning_uri(secret, user.username, current_app.config["TOTP_ISSUER"])
     return render_template("auth/enrol.html", form=form, secret=totp.grouped(secret), qr=_qr_svg(uri),
-                           account=user.username, issuer=current_app.config["TOTP_ISSUER"]), status
+                           account=user.username, issuer=current_app.config["TOTP_ISSUER"]), status, headers
 
 
 @bp.post("/logout")
@@ -277,3 +277,47 @@ def account():
         else:
             status = 400
     return render_template("auth/account.html", password_form=password_form, language_form=language_form), status
+
+
+def _tokens_page(form: TokenForm, status: int = 200, new_token: str | None = None):
+    return render_template("auth/tokens.html", form=form, tokens=services.list_tokens(), at=now(),
+                           new_token=new_token), status
+
+
+@bp.get("/admin/tokens")
+@allowed("administer")
+def tokens():
+    """API tokens: who holds which, until when, last used; create and revoke."""
+    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"]))
+
+
+@bp.post("/admin/tokens")
+@allowed("administer")
+def create_token():
+    """Issue a token and show it on this answer only (it is stored as a digest)."""
+    form = TokenForm()
+    if not form.validate():
+        return _tokens_page(form, 400)
+    try:
+        user = services.find_user(form.username.data)
+        _row, token = services.create_token(user, form.name.data, days=form.days.data, actor=current_actor(),
+                                            now=now())
+    except DomainError as error:
+        db.session.rollback()
+        form.form_errors.append(str(error.message))
+        for field, messages in (error.errors or {}).items():
+            form.form_errors.extend(str(m) for m in messages)
+        return _tokens_page(form, error.status)
+    db.session.commit()
+    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"], formdata=None), 200, new_token=token)
+
+
+@bp.post("/admin/tokens/<int:token_id>/revoke")
+@allowed("administer")
+def revoke_token(token_id):
+    """Revoke a token: the next API call with it is refused."""
+    token = services.get_token(token_id)
+    services.revoke_token(token, actor=current_actor(), now=now())
+    db.session.commit()
+    flash(_("Token “%(name)s” of %(user)s has been revoked.", name=token.name, user=token.user.username))
+    return redirect(url_for("auth.tokens"))

@@ -100,12 +100,11 @@ def test_a_code_is_accepted_once_and_earlier_steps_never_again(ctx, create_user)
     from qcflow.core.actors import Actor
 
     user = create_user(roles=("quality",))
-    actor, window = Actor.for_user(user), timedelta(minutes=15)
+    actor, limits = Actor.for_user(user), services.login_limits({rule: [50, 1, 1, 15] for rule in ("source", "address", "account")})
 
     def verify(value, at):
         attempt = services.record_login_attempt(user.username, now=at)
-        return services.verify_second_factor(user, value, attempt_id=attempt, actor=actor, now=at, max_failures=50,
-                                             window=window)
+        return services.verify_second_factor(user, value, attempt_id=attempt, actor=actor, now=at, limits=limits)
 
     assert verify(code(0), T0)
     assert not verify(code(0), T0)  # the same code again: a replay

@@ -151,7 +151,7 @@ def seed(app) -> dict:
             results = import_rows(kind, rows, actor=system, now=at, strict=True)
             assert not any(r.errors for r in results), [r.errors for r in results]
         generate_due(at)
-        token = auth.create_token(users["quality"], "e2e", actor=system, now=at)
+        _row, token = auth.create_token(users["quality"], "e2e", days=30, actor=system, now=at)
         db.session.commit()
         operation = db.session.scalar(sa.select(Operation).where(Operation.his_id == "E2E-O4"))
         return {"receipt_code": code, "quality_token": token, "operation_id": operation.id,

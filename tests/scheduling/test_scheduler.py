@@ -32,8 +32,8 @@ def test_housekeeping_tick_purges_ended_sessions_and_logs_the_run(app, runner, c
     db.session.add_all([
         UserSession(key_hash="a" * 64, user_id=user.id, created_at=now - 13 * hour, last_seen_at=now - hour, expires_at=now - hour),
         UserSession(key_hash="b" * 64, user_id=user.id, created_at=now, last_seen_at=now, expires_at=now + 12 * hour),
+        LoginFailure(username="x", failed_at=now - 25 * hour),  # older than every throttling window (a day)
         LoginFailure(username="x", failed_at=now - 2 * hour),
-        LoginFailure(username="x", failed_at=now - timedelta(minutes=5)),
     ])
     db.session.commit()
     result = runner.invoke(args=["qcflow", "scheduler", "tick", "--now", now.isoformat(), "--job", "housekeeping.purge_sessions"])
