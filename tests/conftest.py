@@ -41,6 +41,7 @@ def make_app(database_url: str, instance_path: str, **overrides):
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
+        "AUDIT_KEY": "test-audit-key-of-at-least-32-characters",
         "DATABASE_URL": database_url,
         "SCHEDULER_IDLE_RETRY_SECONDS": 1,
         **overrides,

@@ -74,6 +74,9 @@ class AdverseEvent(Versioned, Base):
     #: Keyed hash (HMAC) of the anonymous receipt code; the code itself is never stored.
     receipt_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     wants_feedback: Mapped[bool] = mapped_column(default=True)
+    #: The quality office has been notified of the report: at submission for named and confidential
+    #: ones, after the submission hour has ended for anonymous ones.
+    is_announced: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     category_code: Mapped[str | None] = mapped_column(sa.ForeignKey("event_category.code"))
     subcategory_code: Mapped[str | None] = mapped_column(sa.ForeignKey("event_category.code"))
@@ -112,6 +115,7 @@ class AdverseEvent(Versioned, Base):
 
     #: Anonymous reports: coarsened to the hour (A5).
     created_at: Mapped[datetime]
+    #: Lists order cases by this time, then id: an anonymous report's (the hour) places it only within its hour.
     submitted_at: Mapped[datetime | None] = mapped_column(index=True)
     triaged_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
@@ -136,10 +140,11 @@ class AdverseEvent(Versioned, Base):
         sa.CheckConstraint("confirmed_grade IS NULL OR confirmed_grade IN ('I', 'II', 'III', 'IV')", name="confirmed_grade_valid"),
         sa.CheckConstraint("ncc_merp IS NULL OR category_code = 'medication'", name="ncc_merp_only_medication"),
         sa.CheckConstraint("state != 'closed' OR closed_at IS NOT NULL", name="closed_has_closed_at"),
-        sa.Index("ix_adverse_event_state_id", "state", "id"),
-        # A department's cases newest first (P6): each scope column with the id, in id order.
-        sa.Index("ix_adverse_event_department_id_id", "department_id", "id"),
-        sa.Index("ix_adverse_event_handling_department_id_id", "handling_department_id", "id"),
+        # The case lists' order (submitted_at, id), newest first, by state and by each scope column (P6).
+        sa.Index("ix_adverse_event_state_submitted_at_id", "state", "submitted_at", "id"),
+        sa.Index("ix_adverse_event_department_id_submitted_at_id", "department_id", "submitted_at", "id"),
+        sa.Index("ix_adverse_event_handling_department_id_submitted_at_id", "handling_department_id",
+                 "submitted_at", "id"),
     )
 
     @property

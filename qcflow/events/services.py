@@ -52,6 +52,27 @@ def coarse(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
 
 
+#: Anonymous reports' ids are drawn at random from [ANONYMOUS_ID_FLOOR, 2**31 - 1), above every named
+#: report's id: an id from the sequence named reports share would order an anonymous report among
+#: them (and its reference, made from the id) more finely than its stored hour.
+ANONYMOUS_ID_FLOOR = 2**30
+ANONYMOUS_ID_CEILING = 2**31 - 1
+
+
+def new_event_id(mode: str) -> int | None:
+    """The id for a new report: random for anonymous ones, the next named one otherwise (None: the database's)."""
+    if mode == Mode.ANONYMOUS:
+        while True:
+            candidate = ANONYMOUS_ID_FLOOR + secrets.randbelow(ANONYMOUS_ID_CEILING - ANONYMOUS_ID_FLOOR)
+            if db.session.get(AdverseEvent, candidate) is None:
+                return candidate
+    if db.session.get_bind().dialect.name == "postgresql":
+        return None  # the identity sequence, which the explicit anonymous ids never advance
+    # SQLite gives max(id) + 1, which would follow the highest anonymous id: count below them instead.
+    return (db.session.scalar(sa.select(sa.func.max(AdverseEvent.id)).where(AdverseEvent.id < ANONYMOUS_ID_FLOOR))
+            or 0) + 1
+
+
 def has_case_review(event: AdverseEvent) -> bool:
     return any(check(event) for check in CASE_REVIEW_CHECKS)
 
@@ -125,8 +146,8 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
         raise Unprocessable(errors={"mode": [_("Log in to file a named or confidential report, or choose anonymous.")]})
     check_report_rules(data, checked_at)
     data = {"wants_feedback": True, **data}
-    event = AdverseEvent(mode=mode, reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id,
-                         created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
+    event = AdverseEvent(id=new_event_id(mode), mode=mode,
+                         reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
         code = new_receipt_code()
@@ -170,11 +191,40 @@ def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_
     event.submitted_at = now
     event.reference = f"AE-{local(now).year}-{event.id:06d}"
     event.triage_due_at = deadlines.triage_due(event.reporter_grade, now)
+    # An anonymous report is announced after its hour has ended (announce_anonymous_reports).
+    event.is_announced = not event.is_anonymous
     EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now)
-    quality = users_with_role(Role.QUALITY)
-    notify(quality, "event.submitted", _("New adverse-event report %(ref)s", ref=event.reference), now=now,
-           link=f"/events/{event.id}")
+    if event.is_announced:
+        announce(event, now)
     return event
+
+
+def announce(event: AdverseEvent, now: datetime) -> None:
+    """Tell the quality office about a new report."""
+    notify(users_with_role(Role.QUALITY), "event.submitted", _("New adverse-event report %(ref)s", ref=event.reference),
+           now=now, link=f"/events/{event.id}")
+
+
+def announce_anonymous_reports(now: datetime) -> int:
+    """Announce the anonymous reports submitted in hours that have ended, in random order; return how many.
+
+    Announcing at submission would give the notification (its id, time, the e-mail's arrival) the
+    exact order of the report among named ones. Each report is claimed by a conditional update, so a
+    second run announces nothing twice.
+    """
+    table = AdverseEvent.__table__
+    ids = list(db.session.scalars(sa.select(AdverseEvent.id).where(
+        AdverseEvent.mode == Mode.ANONYMOUS.value, AdverseEvent.is_announced.is_(False),
+        AdverseEvent.submitted_at.is_not(None), AdverseEvent.submitted_at < coarse(now))))
+    secrets.SystemRandom().shuffle(ids)
+    announced = 0
+    for event_id in ids:
+        claimed = db.session.execute(table.update().where(table.c.id == event_id, table.c.is_announced.is_(False))
+                                     .values(is_announced=True))
+        if claimed.rowcount == 1:
+            announce(db.session.get(AdverseEvent, event_id), coarse(now))  # the run's minute would date it too
+            announced += 1
+    return announced
 
 
 

@@ -1,0 +1,148 @@
+"""Nothing IT or the quality office can read orders an anonymous report among named ones more finely than its hour.
+
+Three reports filed in one hour at distinct seconds: named, anonymous, named. The database is read
+as IT would read it, every table and column, and compared before and after each filing.
+"""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+HOUR = datetime(2026, 3, 2, 2, tzinfo=timezone.utc)  # 10:00 in Shanghai
+#: The reporter's own facts about the incident, not times of the filing.
+REPORTED_FACTS = {"occurred_at", "discovered_at"}
+
+
+def snapshot() -> dict:
+    """Every row of every table, by table and primary key, read through reflection (no ORM model)."""
+    from qcflow.extensions import db
+
+    metadata = sa.MetaData()
+    metadata.reflect(bind=db.session.connection())
+    rows = {}
+    for table in metadata.sorted_tables:
+        key = [column.name for column in table.primary_key.columns] or [column.name for column in table.columns]
+        rows[table.name] = {tuple(row[k] for k in key): dict(row)
+                            for row in db.session.execute(sa.select(table)).mappings()}
+    rows["__types__"] = {table.name: {c.name: c.type for c in table.columns} for table in metadata.sorted_tables}
+    return rows
+
+
+def written(before: dict, after: dict) -> dict:
+    """Rows added or changed between two snapshots: table → list of (row, changed column names)."""
+    out = {}
+    for table, rows in after.items():
+        if table == "__types__":
+            continue
+        for key, row in rows.items():
+            old = before.get(table, {}).get(key)
+            changed = set(row) if old is None else {c for c in row if row[c] != old.get(c)}
+            if changed:
+                out.setdefault(table, []).append((row, changed, old is None))
+    return out
+
+
+def order_values(rows, column):
+    return [row[column] for row, _, added in rows if added and row.get(column) is not None]
+
+
+@pytest.fixture
+def filings(ctx, hospital, report_body):
+    """File named, anonymous, named at 10:10:07, 10:25:13, 10:40:41; the writes of each filing."""
+    from qcflow.core.actors import Actor
+    from qcflow.events.services import file_report
+    from qcflow.extensions import db
+
+    facts = {"occurred_at": HOUR - timedelta(hours=2), "discovered_at": HOUR - timedelta(hours=1)}
+    steps = [("named", Actor.for_user(hospital["clinician"]), timedelta(minutes=10, seconds=7)),
+             ("anonymous", Actor.anonymous(), timedelta(minutes=25, seconds=13)),
+             ("named", Actor.for_user(hospital["nurse"]), timedelta(minutes=40, seconds=41))]
+    writes, events, before = [], [], snapshot()
+    for mode, actor, offset in steps:
+        event, _ = file_report(report_body(**facts), mode=mode, actor=actor, now=HOUR + offset)
+        events.append(event.id)
+        db.session.commit()
+        after = snapshot()
+        writes.append(written(before, after))
+        before = after
+    return {"events": events, "writes": writes, "types": before["__types__"], "last": before}
+
+
+def test_no_row_the_anonymous_filing_wrote_has_an_exact_time_within_its_hour(filings):
+    anonymous = filings["writes"][1]
+    assert anonymous, "the filing wrote nothing?"
+    for table, rows in anonymous.items():
+        for row, changed, _ in rows:
+            for column in changed - REPORTED_FACTS:
+                value = row[column]
+                if isinstance(value, datetime):
+                    assert (value.minute, value.second, value.microsecond) == (0, 0, 0), (table, column, value)
+
+
+def test_no_id_sequence_or_reference_places_the_anonymous_report_between_the_named_ones(filings):
+    first, anonymous, last = filings["writes"]
+    compared = 0
+    for table, rows in anonymous.items():
+        types = filings["types"][table]
+        for column in types:
+            if not (isinstance(types[column], sa.Integer) or column == "reference"):
+                continue
+            mine = order_values(rows, column)
+            before, after = order_values(first.get(table, []), column), order_values(last.get(table, []), column)
+            if mine and before and after:
+                compared += 1
+                assert not any(max(before) < value < min(after) for value in mine), (table, column, before, mine, after)
+    assert compared  # adverse_event.id and reference at least are compared
+
+
+def test_the_anonymous_audit_entries_are_outside_the_named_reports_chain(filings):
+    from qcflow.core import audit
+    from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
+    from qcflow.extensions import db
+
+    named_1, anonymous, named_2 = (str(i) for i in filings["events"])
+    main = db.session.scalars(sa.select(AuditEntry).order_by(AuditEntry.seq)).all()
+    assert {e.object_id for e in main if e.object_type == "adverse_event"} == {named_1, named_2}
+    own = db.session.scalars(sa.select(AnonymousAuditEntry).order_by(AnonymousAuditEntry.seq)).all()
+    assert [(e.action, e.object_id, e.at) for e in own] == [("event.create", anonymous, HOUR),
+                                                            ("event.submit", anonymous, HOUR)]
+    assert audit.verify().ok and audit.verify().checked == len(main) + 2
+
+
+def test_the_case_list_places_the_anonymous_report_only_within_its_hour(filings, hospital):
+    from qcflow.core.actors import Actor
+    from qcflow.events.queries import list_events
+
+    named_1, anonymous, named_2 = filings["events"]
+    quality = Actor.for_user(hospital["quality"])
+    page, _ = list_events(quality, now=HOUR + timedelta(hours=1))
+    assert [e.id for e in page] == [named_2, named_1, anonymous]  # at its stored hour, after that hour's named ones
+    walked, cursor = [], None
+    for _ in range(4):
+        page, cursor = list_events(quality, now=HOUR + timedelta(hours=1), cursor=cursor, limit=1)
+        walked += [e.id for e in page]
+        if cursor is None:
+            break
+    assert walked == [named_2, named_1, anonymous]
+    head = Actor.for_user(hospital["head"])  # the department's own list: one page per scope column
+    assert [e.id for e in list_events(head, now=HOUR + timedelta(hours=1))[0]] == [named_2, named_1, anonymous]
+
+
+def test_the_quality_office_is_told_of_the_anonymous_report_after_its_hour_in_the_hours_order(filings, hospital):
+    from qcflow.events.services import announce_anonymous_reports
+    from qcflow.extensions import db
+    from qcflow.notify.models import Notification
+
+    named_1, anonymous, named_2 = filings["events"]
+    told = lambda: db.session.scalars(sa.select(Notification).where(  # noqa: E731
+        Notification.link == f"/events/{anonymous}")).all()
+    assert told() == []  # nothing during the hour: a notification's id and e-mail would time it
+    assert announce_anonymous_reports(HOUR + timedelta(minutes=59)) == 0
+    assert announce_anonymous_reports(HOUR + timedelta(hours=1, minutes=1, seconds=9)) == 1
+    db.session.commit()
+    assert announce_anonymous_reports(HOUR + timedelta(hours=1, minutes=16)) == 0  # once
+    [notice] = told()
+    assert notice.user_id == hospital["quality"].id and notice.created_at == HOUR + timedelta(hours=1)
+    named = db.session.scalars(sa.select(Notification.id).where(
+        Notification.link.in_([f"/events/{named_1}", f"/events/{named_2}"]))).all()
+    assert len(named) == 2 and notice.id > max(named)
