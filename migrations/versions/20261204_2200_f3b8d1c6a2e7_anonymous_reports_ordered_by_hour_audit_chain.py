@@ -10,6 +10,8 @@ Nothing may order an anonymous report among named ones more finely than its stor
   the three list indexes become (column, submitted_at, id);
 - `is_announced`: an anonymous report is announced to the quality office after its hour has ended.
   Every existing report was announced at submission.
+- `event_message.number`: a case's messages are shown in this order (1, 2, …), not by id, which is
+  random for an anonymous reporter's replies. Existing messages are numbered in id order.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -52,6 +54,14 @@ def upgrade():
                               ['handling_department_id', 'submitted_at', 'id'], unique=False)
     op.execute("UPDATE adverse_event SET is_announced = " + ("true" if op.get_bind().dialect.name == "postgresql" else "1"))
 
+    with op.batch_alter_table('event_message', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('number', sa.Integer(), nullable=True))
+    op.execute("UPDATE event_message SET number = (SELECT count(*) FROM event_message AS earlier "
+               "WHERE earlier.event_id = event_message.event_id AND earlier.id <= event_message.id)")
+    with op.batch_alter_table('event_message', schema=None) as batch_op:
+        batch_op.alter_column('number', existing_type=sa.Integer(), nullable=False)
+        batch_op.create_unique_constraint('uq_event_message_event_id_number', ['event_id', 'number'])
+
     # Append-only like audit_entry (I2).
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
@@ -78,6 +88,9 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('event_message', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_event_message_event_id_number', type_='unique')
+        batch_op.drop_column('number')
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER audit_anonymous_entry_append_only ON audit_anonymous_entry")
         op.execute("DROP FUNCTION audit_anonymous_entry_refuse_change()")

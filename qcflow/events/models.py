@@ -157,8 +157,11 @@ class EventMessage(Base):
 
     __tablename__ = "event_message"
 
+    #: Random for an anonymous reporter's replies (core.db.new_id): no order among other cases' messages.
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(sa.ForeignKey("adverse_event.id"), index=True)
+    #: Position in the case's conversation (1, 2, …): the order messages are shown in.
+    number: Mapped[int]
     #: "to_reporter" (question) or "from_reporter" (reply).
     direction: Mapped[str] = mapped_column(sa.String(14))
     #: The quality-office author; NULL for replies (the reporter is never linked here).
@@ -167,7 +170,8 @@ class EventMessage(Base):
     #: Coarsened to the hour for replies to anonymous reports.
     created_at: Mapped[datetime]
 
-    __table_args__ = (enum_check("direction", ("to_reporter", "from_reporter")),)
+    __table_args__ = (enum_check("direction", ("to_reporter", "from_reporter")),
+                      sa.UniqueConstraint("event_id", "number", name="uq_event_message_event_id_number"))
 
 
 class CorrectiveAction(Versioned, Base):

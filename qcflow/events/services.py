@@ -17,6 +17,7 @@ from flask_babel import gettext as _
 from qcflow.auth.models import Department, Role, User
 from qcflow.core import audit
 from qcflow.core.actors import Actor
+from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.time import local
 from qcflow.events import deadlines
@@ -50,27 +51,6 @@ CASE_REVIEW_CHECKS: list[Callable[[AdverseEvent], bool]] = []
 def coarse(at: datetime) -> datetime:
     """Round down to the hour: stored times of anonymous reports must not single out a reporter."""
     return at.replace(minute=0, second=0, microsecond=0)
-
-
-#: Anonymous reports' ids are drawn at random from [ANONYMOUS_ID_FLOOR, 2**31 - 1), above every named
-#: report's id: an id from the sequence named reports share would order an anonymous report among
-#: them (and its reference, made from the id) more finely than its stored hour.
-ANONYMOUS_ID_FLOOR = 2**30
-ANONYMOUS_ID_CEILING = 2**31 - 1
-
-
-def new_event_id(mode: str) -> int | None:
-    """The id for a new report: random for anonymous ones, the next named one otherwise (None: the database's)."""
-    if mode == Mode.ANONYMOUS:
-        while True:
-            candidate = ANONYMOUS_ID_FLOOR + secrets.randbelow(ANONYMOUS_ID_CEILING - ANONYMOUS_ID_FLOOR)
-            if db.session.get(AdverseEvent, candidate) is None:
-                return candidate
-    if db.session.get_bind().dialect.name == "postgresql":
-        return None  # the identity sequence, which the explicit anonymous ids never advance
-    # SQLite gives max(id) + 1, which would follow the highest anonymous id: count below them instead.
-    return (db.session.scalar(sa.select(sa.func.max(AdverseEvent.id)).where(AdverseEvent.id < ANONYMOUS_ID_FLOOR))
-            or 0) + 1
 
 
 def has_case_review(event: AdverseEvent) -> bool:
@@ -146,7 +126,7 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
         raise Unprocessable(errors={"mode": [_("Log in to file a named or confidential report, or choose anonymous.")]})
     check_report_rules(data, checked_at)
     data = {"wants_feedback": True, **data}
-    event = AdverseEvent(id=new_event_id(mode), mode=mode,
+    event = AdverseEvent(id=new_id(db.session, AdverseEvent, unordered=mode == Mode.ANONYMOUS), mode=mode,
                          reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
@@ -294,8 +274,12 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
     if event.state not in OPEN_STATES:
         raise Conflict(_("The case is no longer open for messages."))
     author = actor.user_id if direction == "to_reporter" else None
-    at = coarse(now) if event.is_anonymous and direction == "from_reporter" else now
-    message = EventMessage(event_id=event.id, direction=direction, author_user_id=author, body=body, created_at=at)
+    anonymous_reply = event.is_anonymous and direction == "from_reporter"
+    at = coarse(now) if anonymous_reply else now
+    number = (db.session.scalar(sa.select(sa.func.max(EventMessage.number)).where(EventMessage.event_id == event.id))
+              or 0) + 1
+    message = EventMessage(id=new_id(db.session, EventMessage, unordered=anonymous_reply), event_id=event.id,
+                           number=number, direction=direction, author_user_id=author, body=body, created_at=at)
     db.session.add(message)
     db.session.flush()
     if audit_it:
@@ -305,7 +289,7 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
 
 def messages(event: AdverseEvent) -> list[EventMessage]:
     return list(db.session.scalars(
-        sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.id)))
+        sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.number)))
 
 
 def reporter_identity(event: AdverseEvent, *, actor: Actor, now: datetime) -> User | None:

@@ -46,32 +46,24 @@ def order_values(rows, column):
     return [row[column] for row, _, added in rows if added and row.get(column) is not None]
 
 
-@pytest.fixture
-def filings(ctx, hospital, report_body):
-    """File named, anonymous, named at 10:10:07, 10:25:13, 10:40:41; the writes of each filing."""
-    from qcflow.core.actors import Actor
-    from qcflow.events.services import file_report
+def record(steps) -> tuple[list[dict], dict]:
+    """Run each step and commit; the rows each one wrote."""
     from qcflow.extensions import db
 
-    facts = {"occurred_at": HOUR - timedelta(hours=2), "discovered_at": HOUR - timedelta(hours=1)}
-    steps = [("named", Actor.for_user(hospital["clinician"]), timedelta(minutes=10, seconds=7)),
-             ("anonymous", Actor.anonymous(), timedelta(minutes=25, seconds=13)),
-             ("named", Actor.for_user(hospital["nurse"]), timedelta(minutes=40, seconds=41))]
-    writes, events, before = [], [], snapshot()
-    for mode, actor, offset in steps:
-        event, _ = file_report(report_body(**facts), mode=mode, actor=actor, now=HOUR + offset)
-        events.append(event.id)
+    writes, before = [], snapshot()
+    for step in steps:
+        step()
         db.session.commit()
         after = snapshot()
         writes.append(written(before, after))
         before = after
-    return {"events": events, "writes": writes, "types": before["__types__"], "last": before}
+    return writes, before["__types__"]
 
 
-def test_no_row_the_anonymous_filing_wrote_has_an_exact_time_within_its_hour(filings):
-    anonymous = filings["writes"][1]
-    assert anonymous, "the filing wrote nothing?"
-    for table, rows in anonymous.items():
+def assert_no_exact_time(writes):
+    """No time within the hour on any row the anonymous step wrote (the reporter's facts aside)."""
+    assert writes, "the step wrote nothing?"
+    for table, rows in writes.items():
         for row, changed, _ in rows:
             for column in changed - REPORTED_FACTS:
                 value = row[column]
@@ -79,20 +71,74 @@ def test_no_row_the_anonymous_filing_wrote_has_an_exact_time_within_its_hour(fil
                     assert (value.minute, value.second, value.microsecond) == (0, 0, 0), (table, column, value)
 
 
-def test_no_id_sequence_or_reference_places_the_anonymous_report_between_the_named_ones(filings):
-    first, anonymous, last = filings["writes"]
-    compared = 0
+def assert_not_between(writes, types, required_tables):
+    """No id, seq or other integer column, nor reference, of the anonymous step's rows lies between the named steps'."""
+    first, anonymous, last = writes
+    compared = set()
     for table, rows in anonymous.items():
-        types = filings["types"][table]
-        for column in types:
-            if not (isinstance(types[column], sa.Integer) or column == "reference"):
+        for column in types[table]:
+            if not (isinstance(types[table][column], sa.Integer) or column == "reference"):
                 continue
             mine = order_values(rows, column)
             before, after = order_values(first.get(table, []), column), order_values(last.get(table, []), column)
             if mine and before and after:
-                compared += 1
+                compared.add(table)
                 assert not any(max(before) < value < min(after) for value in mine), (table, column, before, mine, after)
-    assert compared  # adverse_event.id and reference at least are compared
+    assert required_tables <= compared
+
+
+@pytest.fixture
+def filings(ctx, hospital, report_body):
+    """File named, anonymous, named at 10:10:07, 10:25:13, 10:40:41; the writes of each filing."""
+    from qcflow.core.actors import Actor
+    from qcflow.events.services import file_report
+
+    facts = {"occurred_at": HOUR - timedelta(hours=2), "discovered_at": HOUR - timedelta(hours=1)}
+    events = []
+
+    def filing(mode, actor, offset):
+        def step():
+            event, code = file_report(report_body(**facts), mode=mode, actor=actor, now=HOUR + offset)
+            events.append((event.id, code))
+        return step
+
+    writes, types = record([filing("named", Actor.for_user(hospital["clinician"]), timedelta(minutes=10, seconds=7)),
+                            filing("anonymous", Actor.anonymous(), timedelta(minutes=25, seconds=13)),
+                            filing("named", Actor.for_user(hospital["nurse"]), timedelta(minutes=40, seconds=41))])
+    return {"events": [event_id for event_id, _ in events], "code": events[1][1], "writes": writes, "types": types}
+
+
+def test_no_row_the_anonymous_filing_wrote_has_an_exact_time_within_its_hour(filings):
+    assert_no_exact_time(filings["writes"][1])
+
+
+def test_no_id_sequence_or_reference_places_the_anonymous_report_between_the_named_ones(filings):
+    assert_not_between(filings["writes"], filings["types"], {"adverse_event"})
+
+
+def test_an_anonymous_reply_is_not_ordered_among_named_replies_either(filings, hospital):
+    from qcflow.core.actors import Actor
+    from qcflow.events.models import AdverseEvent
+    from qcflow.events.services import add_message, messages, reply_by_receipt
+    from qcflow.extensions import db
+
+    named_1, anonymous, named_2 = (db.session.get(AdverseEvent, i) for i in filings["events"])
+    quality = Actor.for_user(hospital["quality"])
+    for event in (named_1, anonymous, named_2):
+        add_message(event, "to_reporter", "请补充药品批号", actor=quality, now=HOUR + timedelta(hours=1, minutes=2))
+    db.session.commit()
+    at = HOUR + timedelta(hours=1)
+    writes, types = record([
+        lambda: add_message(named_1, "from_reporter", "批号 A1", actor=Actor.for_user(hospital["clinician"]),
+                            now=at + timedelta(minutes=10, seconds=5)),
+        lambda: reply_by_receipt(filings["code"], "批号 B2", now=at + timedelta(minutes=20, seconds=31)),
+        lambda: add_message(named_2, "from_reporter", "批号 C3", actor=Actor.for_user(hospital["nurse"]),
+                            now=at + timedelta(minutes=30, seconds=59)),
+    ])
+    assert_no_exact_time(writes[1])
+    assert_not_between(writes, types, {"event_message"})
+    # The conversation still reads in order for the quality office.
+    assert [m.body for m in messages(anonymous)] == ["请补充药品批号", "批号 B2"]
 
 
 def test_the_anonymous_audit_entries_are_outside_the_named_reports_chain(filings):
