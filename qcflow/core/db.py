@@ -108,11 +108,13 @@ UNORDERED_ID_FLOOR = 2**30
 ID_CEILING = 2**31 - 1  # ids are 32-bit keys (the routes' IdConverter)
 
 
-def new_id(session, model, *, unordered: bool) -> int | None:
+def new_id(session, model, *, unordered: bool):
     """The id for a new `model` row: random when `unordered`, else the next below the random range.
 
-    None leaves it to the database (PostgreSQL's sequence, which explicit ids never advance);
-    SQLite would continue after the highest id, a random one, so the next is counted below them.
+    None leaves it to the database (PostgreSQL's sequence, which explicit ids never advance).
+    SQLite would continue after the highest id, a random one, so the next is counted below them,
+    in the INSERT itself (an expression): it runs under the write lock, so two writers never
+    count the same id.
     """
     if unordered:
         while True:
@@ -121,7 +123,8 @@ def new_id(session, model, *, unordered: bool) -> int | None:
                 return candidate
     if session.get_bind().dialect.name == "postgresql":
         return None
-    return (session.scalar(sa.select(sa.func.max(model.id)).where(model.id < UNORDERED_ID_FLOOR)) or 0) + 1
+    return (sa.select(sa.func.coalesce(sa.func.max(model.id), 0) + 1).where(model.id < UNORDERED_ID_FLOOR)
+            .scalar_subquery())
 
 
 def enum_check(column: str, values) -> sa.CheckConstraint:

@@ -276,8 +276,9 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
     author = actor.user_id if direction == "to_reporter" else None
     anonymous_reply = event.is_anonymous and direction == "from_reporter"
     at = coarse(now) if anonymous_reply else now
-    number = (db.session.scalar(sa.select(sa.func.max(EventMessage.number)).where(EventMessage.event_id == event.id))
-              or 0) + 1
+    # Counted in the INSERT: the next place in this case's conversation.
+    number = (sa.select(sa.func.coalesce(sa.func.max(EventMessage.number), 0) + 1)
+              .where(EventMessage.event_id == event.id).scalar_subquery())
     message = EventMessage(id=new_id(db.session, EventMessage, unordered=anonymous_reply), event_id=event.id,
                            number=number, direction=direction, author_user_id=author, body=body, created_at=at)
     db.session.add(message)

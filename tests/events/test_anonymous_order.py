@@ -192,3 +192,45 @@ def test_the_quality_office_is_told_of_the_anonymous_report_after_its_hour_in_th
     named = db.session.scalars(sa.select(Notification.id).where(
         Notification.link.in_([f"/events/{named_1}", f"/events/{named_2}"]))).all()
     assert len(named) == 2 and notice.id > max(named)
+
+
+def test_concurrent_filings_get_distinct_ids_named_ones_in_sequence(app, hospital, report_body):
+    """Named ids are counted in the INSERT (SQLite) or by the sequence (PostgreSQL): no two filings collide."""
+    import threading
+
+    from qcflow.core.actors import Actor
+    from qcflow.events.models import AdverseEvent
+    from qcflow.events.services import file_report
+    from qcflow.extensions import db
+
+    facts = {"occurred_at": HOUR - timedelta(hours=2), "discovered_at": HOUR - timedelta(hours=1)}
+    threads, per_thread, errors = 4, 5, []
+    barrier = threading.Barrier(threads)
+    user_ids = [hospital["clinician"].id, hospital["nurse"].id]
+
+    def work(t):
+        try:
+            with app.app_context():
+                from qcflow.auth.models import User
+
+                actor = Actor.for_user(db.session.get(User, user_ids[t % 2]))
+                barrier.wait()
+                for i in range(per_thread):
+                    mode = "anonymous" if (t + i) % 3 == 0 else "named"
+                    file_report(report_body(**facts), mode=mode, actor=actor,
+                                now=HOUR + timedelta(minutes=t * 10 + i, seconds=7))
+                    db.session.commit()
+        except Exception as error:  # reported below, not lost in the thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not errors, errors
+    with app.app_context():
+        rows = db.session.execute(sa.select(AdverseEvent.id, AdverseEvent.mode)).all()
+        named = sorted(i for i, mode in rows if mode != "anonymous")
+        assert len(rows) == threads * per_thread and named == list(range(1, len(named) + 1))
+        assert all(i >= 2**30 for i, mode in rows if mode == "anonymous")
