@@ -215,7 +215,8 @@ def audit_verify(anchor_file):
         click.echo(f"audit chain BROKEN ({result.chain} chain) at seq {result.broken_seq}: {result.reason} "
                    f"({result.checked} entries before it are intact)", err=True)
         sys.exit(1)
-    click.echo(f"audit chain intact: {result.checked} entries, {result.anchors_checked} anchors matched")
+    click.echo(f"audit chain intact: {result.counts['main']} entries, {result.counts['anonymous']} in the anonymous "
+               f"chain, {result.anchors_checked} anchors matched")
     if anchor_file:
         _append_anchor(anchor_file, now())
 

@@ -35,7 +35,7 @@ import hmac
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -309,6 +309,8 @@ class VerifyResult:
     chain: str = "main"
     #: Anchors (written heads) the chains were checked against.
     anchors_checked: int = 0
+    #: Entries checked per chain.
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -392,7 +394,7 @@ def anchor_job(now: datetime) -> str:
 
 def verify(batch: int = 5000, anchors: list[Anchor] | None = None) -> VerifyResult:
     """Walk each chain in order; report the first entry that does not link, hash or match an anchor."""
-    checked_total, anchors = 0, list(anchors or ())
+    counts, anchors = {}, list(anchors or ())
     for chain, (entry_class, head_id) in CHAINS.items():
         expected = {}
         for anchor in anchors:
@@ -401,8 +403,8 @@ def verify(batch: int = 5000, anchors: list[Anchor] | None = None) -> VerifyResu
         result = _verify_chain(entry_class, head_id, batch, expected)
         if not result.ok:
             return result
-        checked_total += result.checked
-    return VerifyResult(True, checked_total, anchors_checked=len(anchors))
+        counts[chain] = result.checked
+    return VerifyResult(True, sum(counts.values()), anchors_checked=len(anchors), counts=counts)
 
 
 def _verify_chain(entry_class, head_id: int, batch: int, anchored: dict[int, set[str]]) -> VerifyResult:

@@ -3,7 +3,7 @@ import pytest
 import sqlalchemy as sa
 
 from qcflow.core import audit
-from tests.conftest import PG_URL
+from tests.conftest import AUDIT_KEY, PG_URL
 
 
 def write_entries(now, n=3):
@@ -30,7 +30,7 @@ def test_entries_chain_from_genesis(ctx, now):
     assert entries[0].prev_hash == GENESIS
     assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:]))
     # Sealed with the configured AUDIT_KEY (HMAC), not a hash anyone could recompute.
-    assert entries[2].hash == chain_hash(entries[1].hash, entries[2].canonical(), "test-audit-key-of-at-least-32-characters")
+    assert entries[2].hash == chain_hash(entries[1].hash, entries[2].canonical(), AUDIT_KEY)
     assert entries[2].hash != chain_hash(entries[1].hash, entries[2].canonical())
     assert audit.verify().ok and audit.verify().checked == 3
 
@@ -221,7 +221,7 @@ def test_cli_anchor_and_verify_exit_codes(ctx, runner, now, tmp_path):
     missing = runner.invoke(args=["qcflow", "audit", "verify", "--anchor", str(tmp_path / "missing.log")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
     ok = runner.invoke(args=["qcflow", "audit", "verify", "--anchor", anchors])
-    assert ok.exit_code == 0 and "3 entries, 1 anchors matched" in ok.output
+    assert ok.exit_code == 0 and "3 entries, 0 in the anonymous chain, 1 anchors matched" in ok.output
     without_trigger(["DELETE FROM audit_entry WHERE seq = 3", "UPDATE audit_head SET seq = 2, hash = "
                      "(SELECT hash FROM audit_entry WHERE seq = 2) WHERE id = 1"])
     assert runner.invoke(args=["qcflow", "audit", "verify"]).exit_code == 0  # the database alone cannot tell
