@@ -262,3 +262,19 @@ def without_anonymous_trigger(statements):
     from qcflow.extensions import db
 
     db.session.commit()
+
+
+def test_an_existing_unkeyed_chain_is_sealed_from_the_configured_seq_on(ctx, app, now):
+    """Upgrading an installation: entries before AUDIT_KEY_SINCE_SEQ keep the plain hash, later ones need the key."""
+    app.config["AUDIT_KEY"] = None
+    write_entries(now)
+    app.config["AUDIT_KEY"], app.config["AUDIT_KEY_SINCE_SEQ"] = AUDIT_KEY, 4
+    write_entries(now)
+    assert audit.verify().ok and audit.verify().checked == 6
+    app.config["AUDIT_KEY_SINCE_SEQ"] = 1  # the key claimed for entries written without it
+    result = audit.verify()
+    assert not result.ok and result.broken_seq == 1
+    app.config["AUDIT_KEY_SINCE_SEQ"] = 4
+    without_trigger(edit_and_rehash_without_the_key(5, "user:9"))  # the keyed part re-hashed without the key
+    result = audit.verify()
+    assert not result.ok and result.broken_seq == 4

@@ -155,6 +155,22 @@ def test_the_anonymous_audit_entries_are_outside_the_named_reports_chain(filings
     assert audit.verify().ok and audit.verify().checked == len(main) + 2
 
 
+def test_the_case_timeline_merges_both_chains_in_time_order(filings, hospital):
+    from qcflow.core.actors import Actor
+    from qcflow.events.models import AdverseEvent
+    from qcflow.events.queries import timeline
+    from qcflow.events.services import transition_event
+    from qcflow.extensions import db
+
+    event = db.session.get(AdverseEvent, filings["events"][1])
+    transition_event(event, "request_info", {"message": "请补充药品批号"}, actor=Actor.for_user(hospital["quality"]),
+                     now=HOUR + timedelta(hours=1, minutes=5))
+    db.session.commit()
+    entries = timeline(event)
+    assert [(e.action, e.chain) for e in entries] == [("event.create", "anonymous"), ("event.submit", "anonymous"),
+                                                      ("event.request_info", "main")]
+
+
 def test_the_case_list_places_the_anonymous_report_only_within_its_hour(filings, hospital):
     from qcflow.core.actors import Actor
     from qcflow.events.queries import list_events
