@@ -7,7 +7,7 @@ Create Date: 2026-12-04 22:00:00.000000
 Nothing may order an anonymous report among named ones more finely than its stored hour:
 - its audit entries go into their own append-only chain (audit_anonymous_entry, head id 2);
 - the case lists are ordered by (submitted_at, id) instead of id (anonymous ids are random), so
-  the three list indexes become (column, submitted_at, id);
+  the list indexes become (submitted_at, id) and (column, submitted_at, id);
 - `is_announced`: an anonymous report is announced to the quality office after its hour has ended.
   Every existing report was announced at submission.
 - `event_message.number`: a case's messages are shown in this order (1, 2, …), not by id, which is
@@ -47,6 +47,8 @@ def upgrade():
         batch_op.drop_index('ix_adverse_event_state_id')
         batch_op.drop_index('ix_adverse_event_department_id_id')
         batch_op.drop_index('ix_adverse_event_handling_department_id_id')
+        batch_op.drop_index('ix_adverse_event_submitted_at')
+        batch_op.create_index('ix_adverse_event_submitted_at_id', ['submitted_at', 'id'], unique=False)
         batch_op.create_index('ix_adverse_event_state_submitted_at_id', ['state', 'submitted_at', 'id'], unique=False)
         batch_op.create_index('ix_adverse_event_department_id_submitted_at_id',
                               ['department_id', 'submitted_at', 'id'], unique=False)
@@ -98,6 +100,8 @@ def downgrade():
         batch_op.drop_index('ix_adverse_event_handling_department_id_submitted_at_id')
         batch_op.drop_index('ix_adverse_event_department_id_submitted_at_id')
         batch_op.drop_index('ix_adverse_event_state_submitted_at_id')
+        batch_op.drop_index('ix_adverse_event_submitted_at_id')
+        batch_op.create_index('ix_adverse_event_submitted_at', ['submitted_at'], unique=False)
         batch_op.create_index('ix_adverse_event_handling_department_id_id', ['handling_department_id', 'id'],
                               unique=False)
         batch_op.create_index('ix_adverse_event_department_id_id', ['department_id', 'id'], unique=False)

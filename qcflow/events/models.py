@@ -116,7 +116,7 @@ class AdverseEvent(Versioned, Base):
     #: Anonymous reports: coarsened to the hour (A5).
     created_at: Mapped[datetime]
     #: Lists order cases by this time, then id: an anonymous report's (the hour) places it only within its hour.
-    submitted_at: Mapped[datetime | None] = mapped_column(index=True)
+    submitted_at: Mapped[datetime | None]
     triaged_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     external_reported_at: Mapped[datetime | None]
@@ -140,7 +140,9 @@ class AdverseEvent(Versioned, Base):
         sa.CheckConstraint("confirmed_grade IS NULL OR confirmed_grade IN ('I', 'II', 'III', 'IV')", name="confirmed_grade_valid"),
         sa.CheckConstraint("ncc_merp IS NULL OR category_code = 'medication'", name="ncc_merp_only_medication"),
         sa.CheckConstraint("state != 'closed' OR closed_at IS NOT NULL", name="closed_has_closed_at"),
-        # The case lists' order (submitted_at, id), newest first, by state and by each scope column (P6).
+        # The case lists' order (submitted_at, id), newest first: all cases (also time ranges), by state
+        # and by each scope column (P6).
+        sa.Index("ix_adverse_event_submitted_at_id", "submitted_at", "id"),
         sa.Index("ix_adverse_event_state_submitted_at_id", "state", "submitted_at", "id"),
         sa.Index("ix_adverse_event_department_id_submitted_at_id", "department_id", "submitted_at", "id"),
         sa.Index("ix_adverse_event_handling_department_id_submitted_at_id", "handling_department_id",
