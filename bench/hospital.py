@@ -199,12 +199,12 @@ def seed_events(session, n: int, *, depts: list[int], start: datetime, days: int
         "INSERT INTO adverse_event (reference, state, mode, reporter_user_id, wants_feedback, category_code, "
         "reporter_grade, confirmed_grade, care_stage, occurred_at, discovered_at, location, department_id, "
         "handling_department_id, description, immediate_actions, is_unplanned_reoperation, created_at, submitted_at, "
-        "triaged_at, closed_at, triage_due_at, investigation_due_at, version) "
+        "triaged_at, closed_at, triage_due_at, investigation_due_at, is_announced, version) "
         f"SELECT 'AE-B{tag}-' || (g + {offset}), k.state, k.mode, {reporter}, true, k.category_code, k.grade, "
         f"k.confirmed, k.care_stage, d.at, d.at, '病区', {dmin} + g % {dn}, "
         f"CASE WHEN k.triaged THEN {dmin} + (g / 7) % {dn} END, '基准测试事件描述', '', false, d.at, d.at, "
         "CASE WHEN k.triaged THEN d.plus1 END, CASE WHEN k.closed THEN d.plus30 END, d.plus1, "
-        "CASE WHEN k.triaged THEN d.plus30 END, 1 "
+        "CASE WHEN k.triaged THEN d.plus30 END, true, 1 "
         f"FROM ({series(dialect, n)}) AS s JOIN bench_day d ON d.d = g % {days} "
         f"JOIN bench_event_kind k ON k.v = g % {kinds}"))
     event_kind.drop(bind=session.connection())

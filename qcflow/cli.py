@@ -6,6 +6,7 @@ Bad input exits with code 2 and a message saying what to fix.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import sys
 
@@ -225,17 +226,58 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 
 
 @audit_cli.command("verify")
-def audit_verify():
-    """Walk the hash chain; exit 1 at the first broken link."""
+@click.option("--anchor", "anchor_file", type=click.Path(dir_okay=False),
+              help="Anchor file to check the chains against (default: AUDIT_ANCHOR_FILE).")
+def audit_verify(anchor_file):
+    """Walk the hash chains and check them against the anchors; exit 1 at the first broken link.
+
+    When the chains are intact, their heads are appended to the anchor file.
+    Exit 2 when the anchor file cannot be read.
+    """
     from qcflow.core import audit
 
-    result = audit.verify()
-    if result.ok:
-        click.echo(f"audit chain intact: {result.checked} entries")
-        return
-    click.echo(f"audit chain BROKEN at seq {result.broken_seq}: {result.reason} "
-               f"({result.checked} entries before it are intact)", err=True)
-    sys.exit(1)
+    explicit, anchor_file = bool(anchor_file), anchor_file or current_app.config.get("AUDIT_ANCHOR_FILE")
+    anchors = []
+    # The configured file may not exist before the first anchor; a file named on the command line must.
+    if anchor_file and (explicit or os.path.exists(anchor_file)):
+        try:
+            anchors = audit.read_anchors(anchor_file)
+        except audit.AnchorFileError as error:
+            click.echo(f"audit anchors unusable: {error}", err=True)
+            sys.exit(2)
+    result = audit.verify(anchors=anchors)
+    if not result.ok:
+        click.echo(f"audit chain BROKEN ({result.chain} chain) at seq {result.broken_seq}: {result.reason} "
+                   f"({result.checked} entries before it are intact)", err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {result.counts['main']} entries, {result.counts['anonymous']} in the anonymous "
+               f"chain, {result.anchors_checked} anchors matched")
+    if anchor_file:
+        _append_anchor(anchor_file, now())
+
+
+@audit_cli.command("anchor")
+@click.option("--file", "anchor_file", type=click.Path(dir_okay=False),
+              help="File to append the heads to (default: AUDIT_ANCHOR_FILE).")
+def audit_anchor(anchor_file):
+    """Append the chains' heads (seq, hash, time) to the anchor file, outside the database."""
+    anchor_file = anchor_file or current_app.config.get("AUDIT_ANCHOR_FILE")
+    if not anchor_file:
+        click.echo("no anchor file: pass --file or set QCFLOW_AUDIT_ANCHOR_FILE", err=True)
+        sys.exit(2)
+    _append_anchor(anchor_file, now())
+
+
+def _append_anchor(path: str, at) -> None:
+    from qcflow.core import audit
+
+    try:
+        anchors = audit.write_anchor(path, at)
+    except OSError as error:
+        click.echo(f"cannot write the anchor file {path}: {error.strerror}", err=True)
+        sys.exit(2)
+    for anchor in anchors:
+        click.echo(f"anchored {anchor.chain} chain at seq {anchor.seq} in {path}")
 
 
 workflow_cli = AppGroup("workflow", help="Workflow tables.")

@@ -81,6 +81,16 @@ class Config:
     #: Key for the receipt-code hash; defaults to one derived from SECRET_KEY. Changing it
     #: makes existing receipt codes unusable.
     RECEIPT_KEY = None
+    #: Key of the audit chains' HMAC (QCFLOW_AUDIT_KEY; required in production). Kept outside the
+    #: database, so a database administrator cannot re-hash the chain after an edit. Never change it
+    #: on a running installation: entries already written stay sealed with the old key.
+    AUDIT_KEY = None
+    #: First main-chain entry sealed with AUDIT_KEY, on an installation whose chain began before the
+    #: key was set (entries before it keep the plain hash).
+    AUDIT_KEY_SINCE_SEQ = 1
+    #: Append-only file the chains' heads are written to (scheduler job `audit.anchor`, `audit
+    #: anchor`, `audit verify`) and that `audit verify` checks (QCFLOW_AUDIT_ANCHOR_FILE).
+    AUDIT_ANCHOR_FILE = None
     #: Wrong receipt codes allowed per code prefix (its first 4 symbols) per 10 minutes, whoever
     #: sends them; then that prefix answers 429, even to the right code. Counted in memory under a
     #: daily rotating hash; nothing is stored.

@@ -20,6 +20,10 @@ PG_URL = os.environ.get("QCFLOW_TEST_DATABASE_URL")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS = os.path.join(ROOT, "migrations")
 PASSWORD = "correct-horse-9"
+#: The audit chain's key in every app of the tests, and (through the environment) in the CLI,
+#: gunicorn and scheduler processes they start, so all of them seal and verify alike.
+AUDIT_KEY = "test-audit-key-of-at-least-32-characters"
+os.environ["QCFLOW_AUDIT_KEY"] = AUDIT_KEY
 
 pytest_plugins = ["tests.factories"]
 
@@ -41,6 +45,7 @@ def make_app(database_url: str, instance_path: str, **overrides):
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
+        "AUDIT_KEY": AUDIT_KEY,
         "DATABASE_URL": database_url,
         "SCHEDULER_IDLE_RETRY_SECONDS": 1,
         **overrides,

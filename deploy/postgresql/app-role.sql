@@ -29,4 +29,5 @@ ALTER DEFAULT PRIVILEGES FOR ROLE :"owner" IN SCHEMA public
 
 -- Append-only tables: the application inserts and reads, never changes or removes.
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_entry FROM :"app_role";
+REVOKE UPDATE, DELETE, TRUNCATE ON audit_anonymous_entry FROM :"app_role";
 REVOKE UPDATE, DELETE, TRUNCATE ON mdt_addendum FROM :"app_role";

@@ -1,6 +1,7 @@
 """Declarative base, column types and conventions shared by every model."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
@@ -98,6 +99,32 @@ class Versioned:
     @declared_attr.directive
     def __mapper_args__(cls):
         return {"version_id_col": cls.__table__.c.version}
+
+
+#: Rows that must not be ordered among others (anonymous reports and their replies) get random ids
+#: from [UNORDERED_ID_FLOOR, ID_CEILING); the others keep counting below UNORDERED_ID_FLOOR. An id
+#: from the shared sequence would order an anonymous row among named ones to the second.
+UNORDERED_ID_FLOOR = 2**30
+ID_CEILING = 2**31 - 1  # ids are 32-bit keys (the routes' IdConverter)
+
+
+def new_id(session, model, *, unordered: bool):
+    """The id for a new `model` row: random when `unordered`, else the next below the random range.
+
+    None leaves it to the database (PostgreSQL's sequence, which explicit ids never advance).
+    SQLite would continue after the highest id, a random one, so the next is counted below them,
+    in the INSERT itself (an expression): it runs under the write lock, so two writers never
+    count the same id.
+    """
+    if unordered:
+        while True:
+            candidate = UNORDERED_ID_FLOOR + secrets.randbelow(ID_CEILING - UNORDERED_ID_FLOOR)
+            if session.get(model, candidate) is None:
+                return candidate
+    if session.get_bind().dialect.name == "postgresql":
+        return None
+    return (sa.select(sa.func.coalesce(sa.func.max(model.id), 0) + 1).where(model.id < UNORDERED_ID_FLOOR)
+            .scalar_subquery())
 
 
 def enum_check(column: str, values) -> sa.CheckConstraint:

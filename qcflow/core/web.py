@@ -26,6 +26,8 @@ def check_production_config(app: Flask) -> None:
         return
     if not app.config.get("SECRET_KEY") or app.config["SECRET_KEY"] == DEFAULT_SECRET_KEY:
         raise RuntimeError("QCFLOW_SECRET_KEY must be set to a long random value in production")
+    if not app.config.get("AUDIT_KEY") or len(str(app.config["AUDIT_KEY"])) < 32:
+        raise RuntimeError("QCFLOW_AUDIT_KEY must be set to a random value of at least 32 characters in production")
     if app.debug or app.config.get("DEBUG"):
         raise RuntimeError("DEBUG must be off in production")
     app.config["SESSION_COOKIE_SECURE"] = True

@@ -7,3 +7,8 @@ from qcflow.events import services
 def escalate_deadlines(now: datetime) -> str:
     """Escalate breached triage, investigation and external-report deadlines (once per level)."""
     return f"escalations sent {services.escalate_breaches(now)}"
+
+
+def announce_anonymous_reports(now: datetime) -> str:
+    """Notify the quality office of anonymous reports whose submission hour has ended."""
+    return f"anonymous reports announced {services.announce_anonymous_reports(now)}"

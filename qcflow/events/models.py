@@ -74,6 +74,9 @@ class AdverseEvent(Versioned, Base):
     #: Keyed hash (HMAC) of the anonymous receipt code; the code itself is never stored.
     receipt_hash: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
     wants_feedback: Mapped[bool] = mapped_column(default=True)
+    #: The quality office has been notified of the report: at submission for named and confidential
+    #: ones, after the submission hour has ended for anonymous ones.
+    is_announced: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     category_code: Mapped[str | None] = mapped_column(sa.ForeignKey("event_category.code"))
     subcategory_code: Mapped[str | None] = mapped_column(sa.ForeignKey("event_category.code"))
@@ -112,7 +115,8 @@ class AdverseEvent(Versioned, Base):
 
     #: Anonymous reports: coarsened to the hour (A5).
     created_at: Mapped[datetime]
-    submitted_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: Lists order cases by this time, then id: an anonymous report's (the hour) places it only within its hour.
+    submitted_at: Mapped[datetime | None]
     triaged_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     external_reported_at: Mapped[datetime | None]
@@ -136,10 +140,13 @@ class AdverseEvent(Versioned, Base):
         sa.CheckConstraint("confirmed_grade IS NULL OR confirmed_grade IN ('I', 'II', 'III', 'IV')", name="confirmed_grade_valid"),
         sa.CheckConstraint("ncc_merp IS NULL OR category_code = 'medication'", name="ncc_merp_only_medication"),
         sa.CheckConstraint("state != 'closed' OR closed_at IS NOT NULL", name="closed_has_closed_at"),
-        sa.Index("ix_adverse_event_state_id", "state", "id"),
-        # A department's cases newest first (P6): each scope column with the id, in id order.
-        sa.Index("ix_adverse_event_department_id_id", "department_id", "id"),
-        sa.Index("ix_adverse_event_handling_department_id_id", "handling_department_id", "id"),
+        # The case lists' order (submitted_at, id), newest first: all cases (also time ranges), by state
+        # and by each scope column (P6).
+        sa.Index("ix_adverse_event_submitted_at_id", "submitted_at", "id"),
+        sa.Index("ix_adverse_event_state_submitted_at_id", "state", "submitted_at", "id"),
+        sa.Index("ix_adverse_event_department_id_submitted_at_id", "department_id", "submitted_at", "id"),
+        sa.Index("ix_adverse_event_handling_department_id_submitted_at_id", "handling_department_id",
+                 "submitted_at", "id"),
     )
 
     @property
@@ -152,8 +159,11 @@ class EventMessage(Base):
 
     __tablename__ = "event_message"
 
+    #: Random for an anonymous reporter's replies (core.db.new_id): no order among other cases' messages.
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[int] = mapped_column(sa.ForeignKey("adverse_event.id"), index=True)
+    #: Position in the case's conversation (1, 2, …): the order messages are shown in.
+    number: Mapped[int]
     #: "to_reporter" (question) or "from_reporter" (reply).
     direction: Mapped[str] = mapped_column(sa.String(14))
     #: The quality-office author; NULL for replies (the reporter is never linked here).
@@ -162,7 +172,8 @@ class EventMessage(Base):
     #: Coarsened to the hour for replies to anonymous reports.
     created_at: Mapped[datetime]
 
-    __table_args__ = (enum_check("direction", ("to_reporter", "from_reporter")),)
+    __table_args__ = (enum_check("direction", ("to_reporter", "from_reporter")),
+                      sa.UniqueConstraint("event_id", "number", name="uq_event_message_event_id_number"))
 
 
 class CorrectiveAction(Versioned, Base):

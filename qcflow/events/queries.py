@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from qcflow.auth.models import User
 from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
-from qcflow.core.audit import AuditEntry
+from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
 from qcflow.events.models import AdverseEvent, CorrectiveAction
 from qcflow.events.schemas import EventOut
@@ -41,7 +41,12 @@ def overdue_ids(event_ids, now: datetime) -> set[int]:
 
 def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category=None, department_id=None,
                 overdue=None, cursor=None, limit=50) -> tuple[list[AdverseEvent], int | None]:
-    """Cases the actor may see, newest first, keyset-paginated by id; drafts are never listed."""
+    """Cases the actor may see, newest first, keyset-paginated; drafts are never listed.
+
+    Newest first is by submission time, then id: an anonymous report's stored hour places it after the
+    named reports of that hour, so a list position tells nothing finer than its hour (ids do not
+    follow time). The cursor is the id of the previous page's last case.
+    """
     where = [AdverseEvent.state != EventState.DRAFT.value]
     if state:
         where.append(AdverseEvent.state == state)
@@ -57,19 +62,22 @@ def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category
         clause = overdue_clause(now)
         where.append(clause if overdue else sa.not_(clause))
     if cursor:
-        where.append(AdverseEvent.id < cursor)
-    newest = AdverseEvent.id.desc()
+        after = db.session.scalar(sa.select(AdverseEvent.submitted_at).where(AdverseEvent.id == cursor))
+        if after is None:
+            return [], None
+        where.append(sa.tuple_(AdverseEvent.submitted_at, AdverseEvent.id) < sa.tuple_(after, cursor))
+    newest = (AdverseEvent.submitted_at.desc(), AdverseEvent.id.desc())
     if sees_all_departments(actor):
         stmt = scoped(sa.select(AdverseEvent), SCOPE, actor).where(*where)
     else:
         # A department sees cases it reported or handles. One newest-first page per scope column, then
         # the page of their union: an OR over the two columns makes SQLite collect every case of the
         # department from both indexes and sort them all, to keep 50.
-        pages = [scoped(sa.select(AdverseEvent.id), [column], actor).where(*where).order_by(newest).limit(limit)
+        pages = [scoped(sa.select(AdverseEvent.id), [column], actor).where(*where).order_by(*newest).limit(limit)
                  .subquery() for column in SCOPE]
         ids = sa.union(*(sa.select(page.c.id) for page in pages))
         stmt = sa.select(AdverseEvent).where(AdverseEvent.id.in_(ids))
-    rows = list(db.session.scalars(stmt.order_by(newest).limit(limit)))
+    rows = list(db.session.scalars(stmt.order_by(*newest).limit(limit)))
     return rows, (rows[-1].id if len(rows) == limit else None)
 
 
@@ -90,8 +98,12 @@ def my_reports(user_id: int) -> list[AdverseEvent]:
 
 
 def timeline(event: AdverseEvent) -> list[AuditEntry]:
-    return list(db.session.scalars(sa.select(AuditEntry).where(
-        AuditEntry.object_type == "adverse_event", AuditEntry.object_id == str(event.id)).order_by(AuditEntry.seq)))
+    """The case's audit entries in time order, from both chains (an anonymous reporter's are in their own)."""
+    entries = []
+    for entry_class in (AnonymousAuditEntry, AuditEntry):
+        entries += db.session.scalars(sa.select(entry_class).where(
+            entry_class.object_type == "adverse_event", entry_class.object_id == str(event.id)).order_by(entry_class.seq))
+    return sorted(entries, key=lambda entry: entry.at)
 
 
 def load_event(event_id: int, actor: Actor) -> AdverseEvent:

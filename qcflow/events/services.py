@@ -18,6 +18,7 @@ from qcflow.auth.permissions import can
 from qcflow.auth.models import Department, Role, User
 from qcflow.core import audit
 from qcflow.core.actors import Actor
+from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.time import local
 from qcflow.events import deadlines
@@ -126,8 +127,8 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
         raise Unprocessable(errors={"mode": [_("Log in to file a named or confidential report, or choose anonymous.")]})
     check_report_rules(data, checked_at)
     data = {"wants_feedback": True, **data}
-    event = AdverseEvent(mode=mode, reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id,
-                         created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
+    event = AdverseEvent(id=new_id(db.session, AdverseEvent, unordered=mode == Mode.ANONYMOUS), mode=mode,
+                         reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
         code = new_receipt_code()
@@ -171,11 +172,40 @@ def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_
     event.submitted_at = now
     event.reference = f"AE-{local(now).year}-{event.id:06d}"
     event.triage_due_at = deadlines.triage_due(event.reporter_grade, now)
+    # An anonymous report is announced after its hour has ended (announce_anonymous_reports).
+    event.is_announced = not event.is_anonymous
     EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now)
-    quality = users_with_role(Role.QUALITY)
-    notify(quality, "event.submitted", _("New adverse-event report %(ref)s", ref=event.reference), now=now,
-           link=f"/events/{event.id}")
+    if event.is_announced:
+        announce(event, now)
     return event
+
+
+def announce(event: AdverseEvent, now: datetime) -> None:
+    """Tell the quality office about a new report."""
+    notify(users_with_role(Role.QUALITY), "event.submitted", _("New adverse-event report %(ref)s", ref=event.reference),
+           now=now, link=f"/events/{event.id}")
+
+
+def announce_anonymous_reports(now: datetime) -> int:
+    """Announce the anonymous reports submitted in hours that have ended, in random order; return how many.
+
+    Announcing at submission would give the notification (its id, time, the e-mail's arrival) the
+    exact order of the report among named ones. Each report is claimed by a conditional update, so a
+    second run announces nothing twice.
+    """
+    table = AdverseEvent.__table__
+    ids = list(db.session.scalars(sa.select(AdverseEvent.id).where(
+        AdverseEvent.mode == Mode.ANONYMOUS.value, AdverseEvent.is_announced.is_(False),
+        AdverseEvent.submitted_at.is_not(None), AdverseEvent.submitted_at < coarse(now))))
+    secrets.SystemRandom().shuffle(ids)
+    announced = 0
+    for event_id in ids:
+        claimed = db.session.execute(table.update().where(table.c.id == event_id, table.c.is_announced.is_(False))
+                                     .values(is_announced=True))
+        if claimed.rowcount == 1:
+            announce(db.session.get(AdverseEvent, event_id), coarse(now))  # the run's minute would date it too
+            announced += 1
+    return announced
 
 
 
@@ -245,8 +275,13 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
     if event.state not in OPEN_STATES:
         raise Conflict(_("The case is no longer open for messages."))
     author = actor.user_id if direction == "to_reporter" else None
-    at = coarse(now) if event.is_anonymous and direction == "from_reporter" else now
-    message = EventMessage(event_id=event.id, direction=direction, author_user_id=author, body=body, created_at=at)
+    anonymous_reply = event.is_anonymous and direction == "from_reporter"
+    at = coarse(now) if anonymous_reply else now
+    # Counted in the INSERT: the next place in this case's conversation.
+    number = (sa.select(sa.func.coalesce(sa.func.max(EventMessage.number), 0) + 1)
+              .where(EventMessage.event_id == event.id).scalar_subquery())
+    message = EventMessage(id=new_id(db.session, EventMessage, unordered=anonymous_reply), event_id=event.id,
+                           number=number, direction=direction, author_user_id=author, body=body, created_at=at)
     db.session.add(message)
     db.session.flush()
     if audit_it:
@@ -256,7 +291,7 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
 
 def messages(event: AdverseEvent) -> list[EventMessage]:
     return list(db.session.scalars(
-        sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.id)))
+        sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.number)))
 
 
 def reporter_identity(event: AdverseEvent, *, actor: Actor, now: datetime) -> User | None:

@@ -18,6 +18,14 @@ def test_production_refuses_default_secret_key(tmp_path):
                  SECRET_KEY="dev-only-not-secret")
 
 
+@pytest.mark.parametrize("audit_key", [None, "", "too-short"])
+def test_production_refuses_a_missing_or_short_audit_key(tmp_path, audit_key):
+    """Without the key outside the database, a database administrator could re-hash the audit chain."""
+    with pytest.raises(RuntimeError, match="QCFLOW_AUDIT_KEY"):
+        make_app(f"sqlite:///{tmp_path}/x.sqlite3", str(tmp_path), ENV="production",
+                 SECRET_KEY="a-long-random-production-secret", AUDIT_KEY=audit_key)
+
+
 def test_production_starts_with_a_real_secret_and_secure_cookies(tmp_path):
     app = make_app(f"sqlite:///{tmp_path}/x.sqlite3", str(tmp_path), ENV="production",
                    SECRET_KEY="a-long-random-production-secret")
