@@ -1,13 +1,10 @@
 """Follow-up over the JSON API (DESIGN §10): the queue, task steps, enrolment, protocols, prompts."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from qcflow.auth.models import Role
-from qcflow.auth.permissions import current_actor, roles_required, sees_all_departments
-from qcflow.clinical.models import Patient
+from qcflow.auth.permissions import current_actor, roles_required
 from qcflow.core.api import Blueprint, created_links
-from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.errors import NotFound
 from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
 from qcflow.extensions import db
@@ -172,29 +169,14 @@ def reassign(data, task_id):
 @blp.arguments(EnrolIn)
 @blp.response(201, PlanOut)
 @blp.doc(**created_links(GetPlan=("get", "/api/v1/followup/plans/{plan_id}", {"plan_id": "$response.body#/id"})))
-@blp.alt_response(422, description="Unknown pathway or patient, or the patient has died")
+@blp.alt_response(404, description="Another department (the quality office may enrol into any)")
+@blp.alt_response(422, description="Unknown pathway or patient (for nurses and clinicians: a patient without a clinical record in the department), or the patient has died")
 def enrol(data):
     """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""
     actor, at = current_actor(), now()
-    plan = manual_enrol(data, actor, at)
+    plan = services.enrol_by_hand(data, actor=actor, now=at)
     db.session.commit()
     return plan
-
-
-def manual_enrol(data: dict, actor, at):
-    """Shared by the page and the API: checks the department, then enrols."""
-    patient = db.session.get(Patient, data["patient_id"])
-    if patient is None:
-        raise Unprocessable(errors={"patient_id": [_("Unknown patient.")]})
-    if data["department_id"] != actor.department_id and not sees_all_departments(actor):
-        raise NotFound()
-    source_id = data.get("source_id")
-    if data["source_type"] != "manual" and source_id is None:
-        raise Unprocessable(errors={"source_id": [_("Give the id of the source record.")]})
-    key = None if data["source_type"] != "manual" else f"manual:{data['anchor_at'].isoformat()}"
-    return services.enrol(patient, data["pathway"], source_type=data["source_type"], source_id=source_id,
-                          anchor_at=data["anchor_at"], department_id=data["department_id"], actor=actor, now=at,
-                          source_key=key)
 
 
 @blp.get("/plans/<int:plan_id>")

@@ -16,7 +16,6 @@ from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
-from qcflow.followup.api import manual_enrol
 from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, Protocol
 from qcflow.followup.schedule import UNITS
 from qcflow.followup.schemas import (
@@ -214,13 +213,15 @@ def enrol():
             if patient is None:
                 raise ValidationError({"mrn": [_("No patient with this record number.")]})
             data["patient_id"] = patient.id
-            plan = manual_enrol(EnrolIn().load(data), actor, now())
+            plan = services.enrol_by_hand(EnrolIn().load(data), actor=actor, now=now())
             db.session.commit()
         except ValidationError as error:
             errors, status = translate_errors(error.messages), 422
         except DomainError as error:
             db.session.rollback()
             errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+            if "patient_id" in errors:  # another department's patient reads as an unknown record number
+                errors = {"mrn": [_("No patient with this record number.")]}
     departments = [d for d in db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
                                                  .order_by(Department.code))
                    if sees_all_departments(actor) or d.id == actor.department_id]
