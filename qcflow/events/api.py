@@ -164,7 +164,7 @@ def transition_action(data, event_id, action_id):
     name, version = data.pop("action"), data.pop("version")
     services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
     db.session.commit()
-    return action
+    return queries.present_action(action, actor)
 
 
 @blp.post("/events/<int:event_id>/messages")
@@ -199,8 +199,7 @@ def check_receipt_rate():
 
 
 def receipt_view(event) -> dict:
-    return {"reference": event.reference, "state": event.state, "messages": services.messages(event),
-            "feedback": event.feedback if event.state in ("closed", "not_reportable") else None}
+    return {"reference": event.reference, "state": event.state, **queries.present_receipt(event)}
 
 
 @blp.post("/receipts/lookup")

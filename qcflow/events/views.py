@@ -146,9 +146,9 @@ def receipt():
             error, status = str(failure.message), failure.status
             if failure.errors:
                 error = " ".join(str(m) for ms in failure.errors.values() for m in ms)
-    messages = services.messages(event) if event else []
+    shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
     return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
-                           messages=messages), status
+                           **shown), status
 
 
 @bp.get("/events")
@@ -244,7 +244,7 @@ def post_message(event_id):
 def my_reports():
     """My named and confidential reports: state, questions, feedback."""
     reports = queries.my_reports(current_user.id)
-    return render_template("events/my_reports.html", reports=reports,
-                           messages={e.id: services.messages(e) for e in reports},
+    shown = {e.id: queries.present_receipt(e) for e in reports}
+    return render_template("events/my_reports.html", reports=reports, shown=shown,
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
                            filed=request.args.get("filed"), categories=report_choices()["categories"])
