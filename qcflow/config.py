@@ -72,6 +72,9 @@ class Config:
     #: Receipt lookups allowed per client per 10 minutes (counted in memory, keyed by a daily
     #: rotating hash of the address; nothing is stored).
     RECEIPT_LOOKUPS_PER_10_MIN = 20
+    #: Hours an Idempotency-Key of an intake is remembered (a client's retries come within minutes);
+    #: the housekeeping job deletes older ones.
+    IDEMPOTENCY_KEY_HOURS = 24
 
     #: A pre-operative MDT must be signed at most this many days before the planned operation.
     MDT_VALIDITY_DAYS = 30

@@ -20,6 +20,7 @@ from qcflow.events.schemas import (
     ActionIn,
     ActionOut,
     ActionTransitionIn,
+    DraftIn,
     EventListArgs,
     EventOut,
     EventPage,
@@ -29,7 +30,6 @@ from qcflow.events.schemas import (
     ReceiptLookupIn,
     ReceiptOut,
     ReceiptReplyIn,
-    ReportFields,
     ReportCreated,
     ReportIn,
     TransitionIn,
@@ -64,13 +64,13 @@ def file_event(data):
                                            idempotency_key=key)
         # Read before the commit expires the event: reading after it would load the row (and its
         # actions) again only to answer with values already known.
-        body = {"id": event.id, "reference": event.reference, "state": event.state}
+        body = {"id": event.id, "reference": event.reference, "state": event.state, "version": event.version}
         db.session.commit()
     except IntegrityError:
         # A simultaneous retry with the same key won the race: answer as a sequential retry is answered (R12).
         db.session.rollback()
         if key:
-            services.refuse_replayed_key(key)
+            services.refuse_replayed_key(key, scope=services.idempotency_scope(mode, current_actor()))
         raise
     if code:
         body["receipt_code"] = code
@@ -79,13 +79,16 @@ def file_event(data):
 
 @blp.patch("/events/<int:event_id>")
 @authenticated
-@blp.arguments(ReportFields)
+@blp.arguments(DraftIn)
 @blp.response(200, EventOut)
 @blp.alt_response(404, description="Not one of your drafts")
+@blp.alt_response(409, description="Stale version: the draft changed since you read it")
 def update_draft(data, event_id):
-    """Change one of my drafts (submit it with the `submit` transition)."""
+    """Change one of my drafts, giving the `version` you read (submit it with the `submit` transition)."""
     actor = current_actor()
-    event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now())
+    version = data.pop("version")
+    event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now(),
+                                  expected_version=version)
     db.session.commit()
     return present(event, actor)
 

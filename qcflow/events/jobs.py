@@ -7,3 +7,8 @@ from qcflow.events import services
 def escalate_deadlines(now: datetime) -> str:
     """Escalate breached triage, investigation and external-report deadlines (once per level)."""
     return f"escalations sent {services.escalate_breaches(now)}"
+
+
+def purge_idempotency_keys(now: datetime) -> str:
+    """Forget intake Idempotency-Keys older than IDEMPOTENCY_KEY_HOURS."""
+    return f"idempotency keys purged {services.purge_idempotency_keys(now)}"

@@ -53,7 +53,7 @@ def report_choices() -> dict:
 
 def draft_values(event) -> dict:
     """A draft's fields as the form's string values (times in hospital local time)."""
-    values = {"mode": event.mode, "draft_id": str(event.id)}
+    values = {"mode": event.mode, "draft_id": str(event.id), "version": str(event.version)}
     for name in services.REPORT_FIELDS:
         value = getattr(event, name)
         if value is None:
@@ -87,7 +87,7 @@ def save_report(actor):
         return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
                                     idempotency_key=form_idempotency_key())
     draft = queries.load_own_draft(draft_id, actor)
-    services.update_draft(draft, data, actor=actor, now=now())
+    services.update_draft(draft, data, actor=actor, now=now(), expected_version=request.form.get("version", type=int))
     if submit:
         services.submit_report(draft, actor=actor, now=now())
     return draft, None
