@@ -186,11 +186,12 @@ def post_message(data, event_id):
 @roles_required(Role.QUALITY)
 @blp.arguments(ExternalReportIn)
 @blp.response(200, EventOut)
+@blp.alt_response(409, description="Stale version")
 def external_report(data, event_id):
-    """Record when the case was reported to the health authority (stops that deadline)."""
+    """Record when the case was reported to the health authority (stops that deadline), from the case's `version`."""
     actor = current_actor()
     event = services.record_external_report(load_event(event_id, actor), actor=actor, now=now(),
-                                            reported_at=data["reported_at"])
+                                            reported_at=data["reported_at"], expected_version=data["version"])
     db.session.commit()
     return present(event, actor)
 

@@ -114,6 +114,7 @@ class MessageOut(BaseSchema):
 
 class ExternalReportIn(BaseSchema):
     reported_at = fields.AwareDateTime(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The version of the case you read; stale → 409."})
 
 
 class EventOut(BaseSchema):

@@ -407,8 +407,11 @@ def escalate_breaches(now: datetime) -> int:
     return sent
 
 
-def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, reported_at: datetime) -> AdverseEvent:
-    """Record when the case was reported to the health authority."""
+def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, reported_at: datetime,
+                           expected_version: int | None) -> AdverseEvent:
+    """Record when the case was reported to the health authority, from the version read (stale → 409)."""
+    if expected_version != event.version:
+        raise Conflict(current_version=event.version)
     if reported_at > now + timedelta(minutes=5):
         raise Unprocessable(errors={"reported_at": [_("This time is in the future.")]})
     event.external_reported_at = reported_at

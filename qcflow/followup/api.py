@@ -86,7 +86,7 @@ def claim(task_id):
 def release(data, task_id):
     """Hand a claimed task back to the queue."""
     actor, at = current_actor(), now()
-    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data.get("version"))
+    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data["version"])
     return _done(task, actor, at)
 
 
@@ -111,7 +111,7 @@ def attempts(data, task_id):
 def complete(data, task_id):
     """Record the outcome; the service decides whether it is an effective follow-up (有效随访)."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.complete_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -124,7 +124,7 @@ def complete(data, task_id):
 def reschedule(data, task_id):
     """Move the planned call within the protocol's window, with a reason."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.reschedule_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -136,7 +136,7 @@ def reschedule(data, task_id):
 def cancel(data, task_id):
     """Cancel a task, with a reason."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.cancel_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -148,7 +148,7 @@ def cancel(data, task_id):
 def unreachable(data, task_id):
     """Close a task whose patient could not be reached (N in a row: lost to follow-up)."""
     actor, at = current_actor(), now()
-    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data.get("version"))
+    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data["version"])
     return _done(task, actor, at)
 
 
@@ -159,7 +159,7 @@ def unreachable(data, task_id):
 def reassign(data, task_id):
     """Give a task to a nurse of its department."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.reassign_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -197,7 +197,7 @@ def plan_transition(data, plan_id):
     """Pause a plan (its open calls are cancelled, nothing is generated), resume it (occurrences whose
     window closed meanwhile are skipped) or withdraw it for good."""
     actor, at = current_actor(), now()
-    action, version = data.pop("action"), data.pop("version", None)
+    action, version = data.pop("action"), data.pop("version")
     plan = services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
                                        expected_version=version)
     db.session.commit()
@@ -255,7 +255,7 @@ def list_prompts():
 def file_prompt(data, prompt_id):
     """File a pre-filled confidential adverse-event report from a prompt."""
     prompt = queries.load_prompt(prompt_id)
-    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data.get("version"))
+    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"])
     db.session.commit()
     return prompt
 
@@ -266,7 +266,7 @@ def file_prompt(data, prompt_id):
 @blp.response(200, PromptOut)
 def dismiss_prompt(data, prompt_id):
     """Close a prompt without a report, with a reason."""
-    version = data.pop("version", None)
+    version = data.pop("version")
     prompt = queries.load_prompt(prompt_id)
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=version)
     db.session.commit()

@@ -154,7 +154,7 @@ class QueuePage(BaseSchema):
 
 
 class VersionIn(BaseSchema):
-    version = fields.Integer(metadata={"description": "The version you read; stale → 409."})
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
 
 
 class AttemptIn(BaseSchema):

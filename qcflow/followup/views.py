@@ -106,7 +106,7 @@ def _step_claim(task, actor, at):
 
 
 def _step_release(task, actor, at):
-    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn()).get("version"))
+    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
 
 
 def _step_attempt(task, actor, at):
@@ -115,28 +115,28 @@ def _step_attempt(task, actor, at):
 
 def _step_complete(task, actor, at):
     data = load_form(CompleteIn())
-    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 def _step_reschedule(task, actor, at):
     data = load_form(RescheduleIn())
-    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 def _step_cancel(task, actor, at):
     data = load_form(ReasonIn())
-    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 def _step_unreachable(task, actor, at):
-    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn()).get("version"))
+    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
 
 
 def _step_reassign(task, actor, at):
     if not actor.roles & {Role.DEPT_HEAD, Role.QUALITY}:
         raise Forbidden()
     data = load_form(ReassignIn())
-    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 STEPS = {
@@ -192,9 +192,9 @@ def plan_step(plan_id, action):
     if action not in services.PLAN_STEPS:
         raise NotFound()
     actor = current_actor()
+    item = queries.load_plan(plan_id, actor)  # another department's plan is 404 whatever the form says
     data = load_form(PlanFormIn())
-    services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=now(),
-                                expected_version=data.pop("version", None))
+    services.PLAN_STEPS[action](item, data, actor=actor, now=now(), expected_version=data.pop("version"))
     db.session.commit()
     return redirect(url_for("followup.plan", plan_id=plan_id))
 
@@ -247,7 +247,7 @@ def prompts():
 def file_prompt(prompt_id):
     """One click: a pre-filled confidential report from the prompt."""
     prompt = queries.load_prompt(prompt_id)
-    version = load_form(VersionIn()).get("version")
+    version = load_form(VersionIn())["version"]
     event = services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=version)
     db.session.commit()
     return redirect(url_for("events.detail", event_id=event.id))
@@ -259,7 +259,7 @@ def dismiss_prompt(prompt_id):
     """Close a prompt without a report."""
     prompt = queries.load_prompt(prompt_id)
     data = load_form(ReasonIn())
-    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version", None))
+    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version"))
     db.session.commit()
     return redirect(url_for("followup.prompts"))
 
