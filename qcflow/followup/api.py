@@ -216,7 +216,8 @@ def list_protocols():
 @roles_required(Role.ADMIN)
 @blp.arguments(NewProtocolIn)
 @blp.response(201, ProtocolOut)
-@blp.alt_response(422, description="Overlapping or empty phases, unknown items")
+@blp.alt_response(409, description="A newer version exists than `based_on_version_no`")
+@blp.alt_response(422, description="Overlapping or empty phases, unknown items, or `based_on_version_no` missing")
 def create_protocol(data):
     """Create a pathway's first protocol version, or the next version of an existing pathway."""
     code = data.pop("code")
@@ -230,7 +231,8 @@ def create_protocol(data):
 @blp.arguments(ProtocolIn)
 @blp.response(201, ProtocolOut)
 @blp.alt_response(404, description="No such pathway")
-@blp.alt_response(422, description="Overlapping or empty phases, unknown items")
+@blp.alt_response(409, description="A newer version exists than `based_on_version_no`")
+@blp.alt_response(422, description="Overlapping or empty phases, unknown items, or `based_on_version_no` missing")
 def create_version(data, code):
     """Add a version to an existing pathway; active plans move to it (untouched pending tasks retimed)."""
     if services.current_protocol(code) is None:

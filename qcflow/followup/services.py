@@ -113,13 +113,20 @@ def check_protocol(data: dict) -> list[Phase]:
 
 
 def create_protocol_version(code: str, data: dict, *, actor: Actor, now: datetime) -> Protocol:
-    """Add a protocol version (the first of a new pathway, or the next of an existing one).
+    """Add a protocol version (the first of a new pathway, or the next of an existing one, from the
+    current version the administrator started from: `based_on_version_no`, stale → 409).
 
     Active plans of the pathway move to it; of their tasks only the untouched pending ones (never
     claimed, no attempt, not rescheduled) are retimed, or cancelled past the new protocol's end.
     """
     phases = check_protocol(data)
     previous = current_protocol(code)
+    based_on = data.get("based_on_version_no")
+    if previous is not None and based_on is None:
+        raise Unprocessable(errors={"based_on_version_no": [_("Give the number of the version you started from.")]})
+    if previous is not None and based_on != previous.version_no:
+        raise Conflict(_("Version %(number)d of this pathway was added since you opened it. Start again from it.",
+                         number=previous.version_no), current_version_no=previous.version_no)
     if previous is not None:
         previous.is_current = False
         db.session.flush()  # one current version per code (partial unique index)

@@ -301,7 +301,8 @@ PHASE_ROWS = 6
 def protocol_form() -> dict:
     """The protocol form's fields in the API's shape (blank phase rows are left out)."""
     form = request.form
-    data = {k: form.get(k, "").strip() for k in ("code", "name", "name_en", "anchor", "change_note")}
+    data = {k: form.get(k, "").strip() for k in ("code", "name", "name_en", "anchor", "change_note",
+                                                  "based_on_version_no")}
     data = {k: v for k, v in data.items() if v}
     data["outcome_items"] = form.getlist("outcome_items")
     data["core_items"] = form.getlist("core_items")
