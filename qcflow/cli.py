@@ -365,7 +365,9 @@ def indicators_set_target(code, level, year, comparison, value, source):
     """Set an indicator's target for a hospital level from a year on."""
     from qcflow.indicators import services
 
-    run_service(services.set_target, code, level, year, comparison, value, actor=CLI_ACTOR, now=now(), source=source)
+    # The operator replaces whatever is there (audited with the value before).
+    run_service(services.set_target, code, level, year, comparison, value, actor=CLI_ACTOR, now=now(), source=source,
+                expected_version=services.target_version(code, level, year))
     db.session.commit()
     click.echo(f"target {code} {level} {year}: {comparison} {value}")
 

@@ -102,6 +102,9 @@ class Config:
     #: of them has a known client address only if the proxy sent X-Forwarded-For (the shipped nginx
     #: blanks it). Any other peer is the client itself.
     TRUSTED_PROXIES = ("127.0.0.1", "::1")
+    #: Hours an Idempotency-Key of an intake is remembered (a client's retries come within minutes);
+    #: the housekeeping job deletes older ones.
+    IDEMPOTENCY_KEY_HOURS = 24
 
     #: A pre-operative MDT must be signed at most this many days before the planned operation.
     MDT_VALIDITY_DAYS = 30

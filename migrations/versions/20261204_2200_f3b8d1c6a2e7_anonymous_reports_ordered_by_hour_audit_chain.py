@@ -1,7 +1,7 @@
 """anonymous reports ordered by their hour only; the anonymous audit chain
 
 Revision ID: f3b8d1c6a2e7
-Revises: 5b8e3d1c7a62
+Revises: b7e3d1c9a2f4
 Create Date: 2026-12-04 22:00:00.000000
 
 Nothing may order an anonymous report among named ones more finely than its stored hour:
@@ -19,7 +19,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'f3b8d1c6a2e7'
-down_revision = '5b8e3d1c7a62'
+down_revision = 'b7e3d1c9a2f4'
 branch_labels = None
 depends_on = None
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from qcflow.auth.permissions import get_scoped_or_404, scoped
-from qcflow.clinical.models import Operation, Patient, Procedure, Staff, SurgeonAuthorisation
+from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
+from qcflow.clinical.models import (
+    CancerDiagnosis,
+    Encounter,
+    Operation,
+    Patient,
+    Procedure,
+    Staff,
+    SurgeonAuthorisation,
+)
 from qcflow.core.actors import Actor
 from qcflow.core.masking import mask_id_number, mask_phone
 from qcflow.extensions import db
@@ -24,9 +32,27 @@ def masked_patient(patient: Patient) -> dict:
     }
 
 
+def clinical_record_clause(patient_id, department_id):
+    """The patient has a clinical record in the department: an encounter, an operation or a diagnosis there.
+
+    This is what makes a patient one of a department's patients (patient search, manual enrolment).
+    """
+    return sa.or_(*(sa.exists().where(model.patient_id == patient_id, model.department_id == department_id)
+                    for model in (Encounter, Operation, CancerDiagnosis)))
+
+
+def has_clinical_record(patient_id: int, department_id: int | None) -> bool:
+    """Whether the patient has a clinical record in the department."""
+    if department_id is None:
+        return False
+    return bool(db.session.scalar(sa.select(clinical_record_clause(patient_id, department_id))))
+
+
 def find_patients(actor: Actor, *, mrn: str | None = None, limit: int = 50) -> list[dict]:
-    """Patients by record number, masked."""
+    """Patients by record number, masked: the quality office finds any, others only their department's."""
     stmt = sa.select(Patient)
+    if not sees_all_departments(actor):
+        stmt = stmt.where(clinical_record_clause(Patient.id, actor.department_id))
     if mrn:
         stmt = stmt.where(Patient.mrn == mrn)
     return [masked_patient(p) for p in db.session.scalars(stmt.order_by(Patient.id.desc()).limit(limit))]

@@ -22,6 +22,7 @@ from qcflow.events.schemas import (
     ActionIn,
     ActionOut,
     ActionTransitionIn,
+    DraftIn,
     EventListArgs,
     EventOut,
     EventPage,
@@ -31,7 +32,6 @@ from qcflow.events.schemas import (
     ReceiptLookupIn,
     ReceiptOut,
     ReceiptReplyIn,
-    ReportFields,
     ReportCreated,
     ReportIn,
     TransitionIn,
@@ -84,13 +84,13 @@ def file_event(data):
                                            idempotency_key=key)
         # Read before the commit expires the event: reading after it would load the row (and its
         # actions) again only to answer with values already known.
-        body = {"id": event.id, "reference": event.reference, "state": event.state}
+        body = {"id": event.id, "reference": event.reference, "state": event.state, "version": event.version}
         db.session.commit()
     except IntegrityError:
         # A simultaneous retry with the same key won the race: answer as a sequential retry is answered (R12).
         db.session.rollback()
         if key:
-            services.refuse_replayed_key(key)
+            services.refuse_replayed_key(key, scope=services.idempotency_scope(mode, current_actor()))
         raise
     if code:
         body["receipt_code"] = code
@@ -99,13 +99,16 @@ def file_event(data):
 
 @blp.patch("/events/<int:event_id>")
 @authenticated
-@blp.arguments(ReportFields)
+@blp.arguments(DraftIn)
 @blp.response(200, EventOut)
 @blp.alt_response(404, description="Not one of your drafts")
+@blp.alt_response(409, description="Stale version: the draft changed since you read it")
 def update_draft(data, event_id):
-    """Change one of my drafts (submit it with the `submit` transition)."""
+    """Change one of my drafts, giving the `version` you read (submit it with the `submit` transition)."""
     actor = current_actor()
-    event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now())
+    version = data.pop("version")
+    event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now(),
+                                  expected_version=version)
     db.session.commit()
     return present(event, actor)
 
@@ -184,7 +187,7 @@ def transition_action(data, event_id, action_id):
     name, version = data.pop("action"), data.pop("version")
     services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
     db.session.commit()
-    return action
+    return queries.present_action(action, actor)
 
 
 @blp.post("/events/<int:event_id>/messages")
@@ -203,11 +206,12 @@ def post_message(data, event_id):
 @allowed("handle_cases")
 @blp.arguments(ExternalReportIn)
 @blp.response(200, EventOut)
+@blp.alt_response(409, description="Stale version")
 def external_report(data, event_id):
-    """Record when the case was reported to the health authority (stops that deadline)."""
+    """Record when the case was reported to the health authority (stops that deadline), from the case's `version`."""
     actor = current_actor()
     event = services.record_external_report(load_event(event_id, actor), actor=actor, now=now(),
-                                            reported_at=data["reported_at"])
+                                            reported_at=data["reported_at"], expected_version=data["version"])
     db.session.commit()
     return present(event, actor)
 
@@ -250,8 +254,7 @@ def find_receipt(code: str, reply: str | None = None, *, at=None):
 
 
 def receipt_view(event) -> dict:
-    return {"reference": event.reference, "state": event.state, "messages": services.messages(event),
-            "feedback": event.feedback if event.state in ("closed", "not_reportable") else None}
+    return {"reference": event.reference, "state": event.state, **queries.present_receipt(event)}
 
 
 @blp.post("/receipts/lookup")

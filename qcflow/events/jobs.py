@@ -12,3 +12,8 @@ def escalate_deadlines(now: datetime) -> str:
 def announce_anonymous_reports(now: datetime) -> str:
     """Notify the quality office of anonymous reports whose submission hour has ended."""
     return f"anonymous reports announced {services.announce_anonymous_reports(now)}"
+
+
+def purge_idempotency_keys(now: datetime) -> str:
+    """Forget intake Idempotency-Keys older than IDEMPOTENCY_KEY_HOURS."""
+    return f"idempotency keys purged {services.purge_idempotency_keys(now)}"

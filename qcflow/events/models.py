@@ -216,13 +216,17 @@ class EventEscalation(Base):
 
 
 class IdempotencyKey(Base):
-    """Client retry protection for intake: one key, one created event."""
+    """Client retry protection for intake: one key of one client, one created event; purged after
+    IDEMPOTENCY_KEY_HOURS."""
 
     __tablename__ = "idempotency_key"
 
-    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
-    event_id: Mapped[int] = mapped_column(sa.ForeignKey("adverse_event.id"))
-    created_at: Mapped[datetime]
+    #: Keyed hash (HMAC) of the client's scope and the key; the key itself is never stored.
+    key_hash: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    #: The report filed with the key; NULL for anonymous reports, which no key may point at.
+    event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))
+    #: Coarsened to the hour for anonymous reports, as every time stored about them.
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 register_labels({

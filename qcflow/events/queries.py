@@ -10,9 +10,9 @@ from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scop
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
-from qcflow.events.models import AdverseEvent, CorrectiveAction
-from qcflow.events.schemas import EventOut
-from qcflow.events.scrub import scrub
+from qcflow.events.models import AdverseEvent, CorrectiveAction, EventMessage
+from qcflow.events.schemas import ActionOut, EventOut
+from qcflow.events.scrub import personal_names, scrub
 from qcflow.events.services import DEADLINES
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
@@ -135,27 +135,62 @@ def load_action(event_id: int, action_id: int, actor: Actor) -> CorrectiveAction
     return action
 
 
-def staff_and_patient_names() -> list[str]:
-    """Names the scrubber removes from free text (staff now; patients once clinical intake exists)."""
-    return [n for n in db.session.scalars(sa.select(User.display_name)) if n]
+#: Every free-text field of a case: scrubbed wherever a case is shown outside the quality office.
+FREE_TEXT = ("description", "immediate_actions", "location", "clinical_state", "analysis", "rca_factors",
+             "feedback", "reject_reason")
+#: Free text of a corrective action.
+ACTION_TEXT = ("title", "evidence", "note")
+
+
+def sees_raw_text(actor: Actor) -> bool:
+    """Only the quality office reads free text as written."""
+    return can(actor, "handle_cases")
+
+
+def scrub_action(action: CorrectiveAction, names: list[str]) -> dict:
+    """A corrective action's fields, its free text scrubbed."""
+    data = {name: getattr(action, name) for name in (*ActionOut._declared_fields, *ACTION_TEXT)}
+    for field in ACTION_TEXT:
+        if data[field]:
+            data[field] = scrub(data[field], names)
+    return data
+
+
+def present_action(action: CorrectiveAction, actor: Actor) -> CorrectiveAction | dict:
+    """A corrective action as this actor may see it (outside the quality office: scrubbed)."""
+    if sees_raw_text(actor):
+        return action
+    return scrub_action(action, personal_names([action.event.patient_mrn]))
 
 
 def present_all(events, actor: Actor) -> list[dict]:
     """`present` for a page of cases: the names to scrub are read once for the page, not once per case."""
-    names = None if can(actor, "handle_cases") else staff_and_patient_names()
+    names = None if sees_raw_text(actor) else personal_names(e.patient_mrn for e in events)
     return [present(event, actor, names) for event in events]
 
 
 def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -> dict:
     """The case as this actor may see it: free text scrubbed of personal data outside the quality office.
 
-    `names`: staff_and_patient_names(), when the caller has already read them (present_all).
+    `names`: personal_names() of the case, when the caller has already read them (present_all).
     """
     data = {name: getattr(event, name) for name in EventOut._declared_fields if hasattr(event, name)}
-    if not can(actor, "handle_cases"):
-        names = staff_and_patient_names() if names is None else names
-        for field in ("description", "immediate_actions", "analysis", "rca_factors", "feedback", "reject_reason"):
+    if not sees_raw_text(actor):
+        names = personal_names([event.patient_mrn]) if names is None else names
+        for field in FREE_TEXT:
             if data.get(field):
                 data[field] = scrub(data[field], names)
+        data["actions"] = [scrub_action(action, names) for action in event.actions]
         data["patient_mrn"] = None
     return data
+
+
+def present_receipt(event: AdverseEvent) -> dict:
+    """What the reporter reads (receipt, my reports): the messages and, once decided, the feedback, scrubbed."""
+    names = personal_names([event.patient_mrn])
+    messages = db.session.scalars(sa.select(EventMessage).where(EventMessage.event_id == event.id)
+                                  .order_by(EventMessage.id))
+    feedback = event.feedback if event.state in ("closed", "not_reportable") else None
+    return {"messages": [{"id": m.id, "direction": m.direction, "body": scrub(m.body, names),
+                          "created_at": m.created_at} for m in messages],
+            "feedback": scrub(feedback, names) if feedback else None}

@@ -37,6 +37,10 @@ class ReportFields(BaseSchema):
     wants_feedback = fields.Boolean()
 
 
+class DraftIn(ReportFields):
+    version = fields.Integer(required=True, metadata={"description": "The version of the draft you read; stale → 409."})
+
+
 class ReportIn(ReportFields):
     mode = fields.String(load_default=Mode.ANONYMOUS.value, validate=validate.OneOf(list(Mode)))
     #: false saves a draft (logged-in reporters only).
@@ -47,6 +51,7 @@ class ReportCreated(BaseSchema):
     id = fields.Integer()
     reference = fields.String(allow_none=True)
     state = fields.String()
+    version = fields.Integer(metadata={"description": "Give it back to change a draft (PATCH)."})
     receipt_code = fields.String(metadata={"description": "Anonymous reports only; shown once, never again."})
 
 
@@ -109,6 +114,7 @@ class MessageOut(BaseSchema):
 
 class ExternalReportIn(BaseSchema):
     reported_at = fields.AwareDateTime(required=True)
+    version = fields.Integer(required=True, metadata={"description": "The version of the case you read; stale → 409."})
 
 
 class EventOut(BaseSchema):

@@ -19,11 +19,20 @@ In numbers and identifiers, full-width digits and letters count like ASCII ones.
 can change the context of its neighbour (an ID number glued to a mobile number), so the
 replacements are repeated until the text no longer changes: scrubbing twice gives the same text as
 scrubbing once. Placeholders already in the text are never matched again, so this ends.
+
+`personal_names` is the one list of names every caller passes: pages, API, PDFs, exports,
+notifications.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+import sqlalchemy as sa
+
+from qcflow.auth.models import User
+from qcflow.clinical.models import Patient, Staff
+from qcflow.extensions import db
 
 ID_NUMBER = "[身份证号]"
 MOBILE = "[手机号]"
@@ -112,3 +121,21 @@ def scrub(text: str, names: Iterable[str] = ()) -> str:
         if scrubbed == text:
             return scrubbed
         text = scrubbed
+
+
+def personal_names(mrns: Iterable[str] = ()) -> list[str]:
+    """The one list of names the scrubber removes: users, HIS staff, and the patients of these record numbers."""
+    return staff_names() + patient_names(mrns)
+
+
+def staff_names() -> list[str]:
+    """Users' display names and HIS staff names (the part of personal_names common to every case)."""
+    users = db.session.scalars(sa.select(User.display_name))
+    staff = db.session.scalars(sa.select(Staff.name))
+    return [n for n in (*users, *staff) if n]
+
+
+def patient_names(mrns: Iterable[str]) -> list[str]:
+    """The names of the patients with these record numbers (the part of personal_names of some cases)."""
+    mrns = {mrn for mrn in mrns if mrn}
+    return [n for n in db.session.scalars(sa.select(Patient.name).where(Patient.mrn.in_(mrns))) if n] if mrns else []

@@ -32,6 +32,7 @@ from qcflow.events.models import (
     IdempotencyKey,
     Mode,
 )
+from qcflow.events.scrub import personal_names, scrub
 from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, OPEN_STATES, ActionState, EventState
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
@@ -116,8 +117,9 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
 
     Anonymous reports keep no trace of the reporter: no user, and times coarsened to the hour.
     """
+    scope = idempotency_scope(mode, actor)
     if idempotency_key:
-        refuse_replayed_key(idempotency_key)
+        refuse_replayed_key(idempotency_key, scope=scope)
     checked_at = now  # the real time: an event of 10 minutes ago is not "in the future" of the coarsened hour
     if mode == Mode.ANONYMOUS:
         actor, now = Actor.anonymous(), coarse(now)
@@ -139,24 +141,54 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     db.session.flush()
     audit.record(actor.audit_name, "event.create", "adverse_event", event.id, now, after={"mode": mode})
     if idempotency_key:
-        db.session.add(IdempotencyKey(key=idempotency_key, event_id=event.id, created_at=now))
+        db.session.add(IdempotencyKey(key_hash=idempotency_hash(scope, idempotency_key),
+                                      event_id=None if mode == Mode.ANONYMOUS else event.id, created_at=now))
     if submit:
         submit_report(event, actor=actor if mode != Mode.ANONYMOUS else Actor("anonymous", roles=frozenset({"reporter"})),
                       now=now)
     return event, code
 
 
-def refuse_replayed_key(key: str) -> None:
-    """409 naming the report that this Idempotency-Key already filed, if any."""
-    existing = db.session.get(IdempotencyKey, key)
-    if existing is not None:
-        raise Conflict(_("This report was already received (same Idempotency-Key)."), event_id=existing.event_id)
+def idempotency_scope(mode: str, actor: Actor) -> str:
+    """Whose retries a key protects: the logged-in reporter's (session or token), or for anonymous
+    reports one scope shared by every anonymous client, so that no key leads back to a reporter."""
+    return "anonymous" if mode == Mode.ANONYMOUS else f"user:{actor.user_id}"
 
 
-def update_draft(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> AdverseEvent:
-    """Change a draft; only its reporter can."""
+def idempotency_hash(scope: str, key: str) -> str:
+    """Keyed hash of a client's Idempotency-Key: the key is never stored, and one client's key is not another's."""
+    secret = hashlib.sha256(("idempotency:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()
+    return hmac.new(secret.encode(), f"{scope}\n{key}".encode(), hashlib.sha256).hexdigest()
+
+
+def refuse_replayed_key(key: str, *, scope: str) -> None:
+    """409 if this client already filed a report with this Idempotency-Key.
+
+    The answer names the report only to the logged-in reporter who filed it; an anonymous replay
+    learns that the report was received, not which one (whoever sends the key is not known to be
+    its reporter).
+    """
+    existing = db.session.get(IdempotencyKey, idempotency_hash(scope, key))
+    if existing is None:
+        return
+    if existing.event_id is None:
+        raise Conflict(_("This report was already received. Its receipt code was shown after the first submission."))
+    raise Conflict(_("This report was already received (same Idempotency-Key)."), event_id=existing.event_id)
+
+
+def purge_idempotency_keys(now: datetime) -> int:
+    """Delete Idempotency-Keys older than IDEMPOTENCY_KEY_HOURS (housekeeping); returns how many."""
+    cutoff = now - timedelta(hours=current_app.config["IDEMPOTENCY_KEY_HOURS"])
+    return db.session.execute(sa.delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount
+
+
+def update_draft(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime,
+                 expected_version: int | None) -> AdverseEvent:
+    """Change a draft; only its reporter can, from the version they read (stale or missing → 409)."""
     if event.state != EventState.DRAFT or event.reporter_user_id != actor.user_id:
         raise Conflict(_("Only your own drafts can be edited."))
+    if expected_version != event.version:
+        raise Conflict(current_version=event.version)
     check_report_rules(data, now)
     for key, value in data.items():
         if key in REPORT_FIELDS:
@@ -340,7 +372,8 @@ def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) 
     audit.record(actor.audit_name, "corrective_action.create", "corrective_action", action.id, now,
                  after={"event_id": event.id, "title": action.title, "due_on": str(action.due_on)})
     owners = [action.owner_user_id] if action.owner_user_id else users_with_role(Role.DEPT_HEAD, action.owner_department_id)
-    notify(owners, "action.assigned", _("Corrective action for %(ref)s: %(title)s", ref=event.reference, title=action.title),
+    title = scrub(action.title, personal_names([event.patient_mrn]))  # read by department heads
+    notify(owners, "action.assigned", _("Corrective action for %(ref)s: %(title)s", ref=event.reference, title=title),
            now=now, link=f"/events/{event.id}")
     db.session.refresh(event, ["actions"])
     return action
@@ -410,8 +443,11 @@ def escalate_breaches(now: datetime) -> int:
     return sent
 
 
-def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, reported_at: datetime) -> AdverseEvent:
-    """Record when the case was reported to the health authority."""
+def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, reported_at: datetime,
+                           expected_version: int | None) -> AdverseEvent:
+    """Record when the case was reported to the health authority, from the version read (stale → 409)."""
+    if expected_version != event.version:
+        raise Conflict(current_version=event.version)
     if reported_at > now + timedelta(minutes=5):
         raise Unprocessable(errors={"reported_at": [_("This time is in the future.")]})
     event.external_reported_at = reported_at

@@ -54,7 +54,7 @@ def report_choices() -> dict:
 
 def draft_values(event) -> dict:
     """A draft's fields as the form's string values (times in hospital local time)."""
-    values = {"mode": event.mode, "draft_id": str(event.id)}
+    values = {"mode": event.mode, "draft_id": str(event.id), "version": str(event.version)}
     for name in services.REPORT_FIELDS:
         value = getattr(event, name)
         if value is None:
@@ -88,7 +88,7 @@ def save_report(actor):
         return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
                                     idempotency_key=form_idempotency_key())
     draft = queries.load_own_draft(draft_id, actor)
-    services.update_draft(draft, data, actor=actor, now=now())
+    services.update_draft(draft, data, actor=actor, now=now(), expected_version=request.form.get("version", type=int))
     if submit:
         services.submit_report(draft, actor=actor, now=now())
     return draft, None
@@ -179,9 +179,9 @@ def receipt():
             error, status = str(failure.message), failure.status
             if failure.errors:
                 error = " ".join(str(m) for ms in failure.errors.values() for m in ms)
-    messages = services.messages(event) if event else []
+    shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
     return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
-                           messages=messages), status
+                           **shown), status
 
 
 @bp.get("/events")
@@ -277,7 +277,7 @@ def post_message(event_id):
 def my_reports():
     """My named and confidential reports: state, questions, feedback."""
     reports = queries.my_reports(current_user.id)
-    return render_template("events/my_reports.html", reports=reports,
-                           messages={e.id: services.messages(e) for e in reports},
+    shown = {e.id: queries.present_receipt(e) for e in reports}
+    return render_template("events/my_reports.html", reports=reports, shown=shown,
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
                            filed=request.args.get("filed"), categories=report_choices()["categories"])

@@ -1,12 +1,9 @@
 """Follow-up over the JSON API (DESIGN §10): the queue, task steps, enrolment, protocols, prompts."""
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
-from qcflow.auth.permissions import allowed, current_actor, department_for
-from qcflow.clinical.models import Patient
+from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint, created_links
-from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.errors import NotFound
 from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
 from qcflow.extensions import db
@@ -87,7 +84,7 @@ def claim(task_id):
 def release(data, task_id):
     """Hand a claimed task back to the queue."""
     actor, at = current_actor(), now()
-    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data.get("version"))
+    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data["version"])
     return _done(task, actor, at)
 
 
@@ -112,7 +109,7 @@ def attempts(data, task_id):
 def complete(data, task_id):
     """Record the outcome; the service decides whether it is an effective follow-up (有效随访)."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.complete_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -125,7 +122,7 @@ def complete(data, task_id):
 def reschedule(data, task_id):
     """Move the planned call within the protocol's window, with a reason."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.reschedule_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -137,7 +134,7 @@ def reschedule(data, task_id):
 def cancel(data, task_id):
     """Cancel a task, with a reason."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.cancel_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -149,7 +146,7 @@ def cancel(data, task_id):
 def unreachable(data, task_id):
     """Close a task whose patient could not be reached (N in a row: lost to follow-up)."""
     actor, at = current_actor(), now()
-    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data.get("version"))
+    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data["version"])
     return _done(task, actor, at)
 
 
@@ -160,7 +157,7 @@ def unreachable(data, task_id):
 def reassign(data, task_id):
     """Give a task to a nurse of its department."""
     actor, at = current_actor(), now()
-    version = data.pop("version", None)
+    version = data.pop("version")
     task = services.reassign_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
     return _done(task, actor, at)
 
@@ -170,28 +167,14 @@ def reassign(data, task_id):
 @blp.arguments(EnrolIn)
 @blp.response(201, PlanOut)
 @blp.doc(**created_links(GetPlan=("get", "/api/v1/followup/plans/{plan_id}", {"plan_id": "$response.body#/id"})))
-@blp.alt_response(422, description="Unknown pathway or patient, or the patient has died")
+@blp.alt_response(404, description="Another department (the quality office may enrol into any)")
+@blp.alt_response(422, description="Unknown pathway or patient (for nurses and clinicians: a patient without a clinical record in the department), or the patient has died")
 def enrol(data):
     """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""
     actor, at = current_actor(), now()
-    plan = manual_enrol(data, actor, at)
+    plan = services.enrol_by_hand(data, actor=actor, now=at)
     db.session.commit()
     return plan
-
-
-def manual_enrol(data: dict, actor, at):
-    """Shared by the page and the API: checks the department, then enrols."""
-    patient = db.session.get(Patient, data["patient_id"])
-    if patient is None:
-        raise Unprocessable(errors={"patient_id": [_("Unknown patient.")]})
-    department_for(actor, data["department_id"], field="department_id")
-    source_id = data.get("source_id")
-    if data["source_type"] != "manual" and source_id is None:
-        raise Unprocessable(errors={"source_id": [_("Give the id of the source record.")]})
-    key = None if data["source_type"] != "manual" else f"manual:{data['anchor_at'].isoformat()}"
-    return services.enrol(patient, data["pathway"], source_type=data["source_type"], source_id=source_id,
-                          anchor_at=data["anchor_at"], department_id=data["department_id"], actor=actor, now=at,
-                          source_key=key)
 
 
 @blp.get("/plans/<int:plan_id>")
@@ -212,7 +195,7 @@ def plan_transition(data, plan_id):
     """Pause a plan (its open calls are cancelled, nothing is generated), resume it (occurrences whose
     window closed meanwhile are skipped) or withdraw it for good."""
     actor, at = current_actor(), now()
-    action, version = data.pop("action"), data.pop("version", None)
+    action, version = data.pop("action"), data.pop("version")
     plan = services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
                                        expected_version=version)
     db.session.commit()
@@ -231,7 +214,8 @@ def list_protocols():
 @allowed("administer")
 @blp.arguments(NewProtocolIn)
 @blp.response(201, ProtocolOut)
-@blp.alt_response(422, description="Overlapping or empty phases, unknown items")
+@blp.alt_response(409, description="A newer version exists than `based_on_version_no`")
+@blp.alt_response(422, description="Overlapping or empty phases, unknown items, or `based_on_version_no` missing")
 def create_protocol(data):
     """Create a pathway's first protocol version, or the next version of an existing pathway."""
     code = data.pop("code")
@@ -245,7 +229,8 @@ def create_protocol(data):
 @blp.arguments(ProtocolIn)
 @blp.response(201, ProtocolOut)
 @blp.alt_response(404, description="No such pathway")
-@blp.alt_response(422, description="Overlapping or empty phases, unknown items")
+@blp.alt_response(409, description="A newer version exists than `based_on_version_no`")
+@blp.alt_response(422, description="Overlapping or empty phases, unknown items, or `based_on_version_no` missing")
 def create_version(data, code):
     """Add a version to an existing pathway; active plans move to it (untouched pending tasks retimed)."""
     if services.current_protocol(code) is None:
@@ -270,7 +255,7 @@ def list_prompts():
 def file_prompt(data, prompt_id):
     """File a pre-filled confidential adverse-event report from a prompt."""
     prompt = queries.load_prompt(prompt_id)
-    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data.get("version"))
+    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"])
     db.session.commit()
     return prompt
 
@@ -281,7 +266,7 @@ def file_prompt(data, prompt_id):
 @blp.response(200, PromptOut)
 def dismiss_prompt(data, prompt_id):
     """Close a prompt without a report, with a reason."""
-    version = data.pop("version", None)
+    version = data.pop("version")
     prompt = queries.load_prompt(prompt_id)
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=version)
     db.session.commit()

@@ -35,6 +35,8 @@ class ProtocolIn(BaseSchema):
     outcome_items = fields.List(fields.String(validate=validate.OneOf(OUTCOME_ITEMS)), load_default=list)
     core_items = fields.List(fields.String(validate=validate.OneOf(OUTCOME_ITEMS)), load_default=list)
     change_note = Text(2000, allow_none=True)
+    based_on_version_no = fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "The current version you started from (required once the pathway has one); stale → 409."})
 
 
 class NewProtocolIn(ProtocolIn):
@@ -154,7 +156,7 @@ class QueuePage(BaseSchema):
 
 
 class VersionIn(BaseSchema):
-    version = fields.Integer(metadata={"description": "The version you read; stale → 409."})
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
 
 
 class AttemptIn(BaseSchema):

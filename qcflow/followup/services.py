@@ -17,9 +17,10 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import ARRAY
 from flask_babel import gettext as _
 
-from qcflow.auth.permissions import can
 from qcflow.auth.models import Role, User
+from qcflow.auth.permissions import can, department_for
 from qcflow.clinical.models import CancerDiagnosis, CancerType, Encounter, Operation, Patient
+from qcflow.clinical.queries import has_clinical_record
 from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -112,13 +113,20 @@ def check_protocol(data: dict) -> list[Phase]:
 
 
 def create_protocol_version(code: str, data: dict, *, actor: Actor, now: datetime) -> Protocol:
-    """Add a protocol version (the first of a new pathway, or the next of an existing one).
+    """Add a protocol version (the first of a new pathway, or the next of an existing one, from the
+    current version the administrator started from: `based_on_version_no`, stale → 409).
 
     Active plans of the pathway move to it; of their tasks only the untouched pending ones (never
     claimed, no attempt, not rescheduled) are retimed, or cancelled past the new protocol's end.
     """
     phases = check_protocol(data)
     previous = current_protocol(code)
+    based_on = data.get("based_on_version_no")
+    if previous is not None and based_on is None:
+        raise Unprocessable(errors={"based_on_version_no": [_("Give the number of the version you started from.")]})
+    if previous is not None and based_on != previous.version_no:
+        raise Conflict(_("Version %(number)d of this pathway was added since you opened it. Start again from it.",
+                         number=previous.version_no), current_version_no=previous.version_no)
     if previous is not None:
         previous.is_current = False
         db.session.flush()  # one current version per code (partial unique index)
@@ -204,8 +212,31 @@ def find_plan(patient_id: int, pathway: str, source_key: str) -> Plan | None:
                                                    Plan.source_key == source_key))
 
 
+def enrol_by_hand(data: dict, *, actor: Actor, now: datetime) -> Plan:
+    """Enrol a patient by hand (the page and the API).
+
+    A nurse or clinician enrols only a patient with a clinical record (encounter, operation, diagnosis)
+    in their own department: anyone else is answered as an unknown patient, so the phone number of
+    another department's patient is never one enrolment away. The head of the department and the
+    quality office may enrol any patient; an enrolment without such a record is audited as such.
+    """
+    department_for(actor, data["department_id"], field="department_id")
+    patient = db.session.get(Patient, data["patient_id"])
+    has_record = patient is not None and has_clinical_record(patient.id, data["department_id"])
+    if patient is None or not (has_record or can(actor, "supervise_followup")):
+        raise Unprocessable(errors={"patient_id": [_("Unknown patient.")]})
+    source_id = data.get("source_id")
+    if data["source_type"] != "manual" and source_id is None:
+        raise Unprocessable(errors={"source_id": [_("Give the id of the source record.")]})
+    key = None if data["source_type"] != "manual" else f"manual:{data['anchor_at'].isoformat()}"
+    return enrol(patient, data["pathway"], source_type=data["source_type"], source_id=source_id,
+                 anchor_at=data["anchor_at"], department_id=data["department_id"], actor=actor, now=now,
+                 source_key=key, without_clinical_record=not has_record)
+
+
 def enrol(patient: Patient, pathway: str, *, source_type: str, source_id: int | None, anchor_at: datetime,
-          department_id: int, actor: Actor, now: datetime, source_key: str | None = None) -> Plan:
+          department_id: int, actor: Actor, now: datetime, source_key: str | None = None,
+          without_clinical_record: bool = False) -> Plan:
     """Enrol a patient on a pathway from one source record; enrolling again returns the same plan.
 
     Tasks already due (e.g. the day-surgery 24 h call) are generated at once.
@@ -228,7 +259,8 @@ def enrol(patient: Patient, pathway: str, *, source_type: str, source_id: int | 
     db.session.flush()
     audit.record(actor.audit_name, "followup_plan.enrol", "followup_plan", plan.id, now,
                  after={"patient_id": patient.id, "pathway": pathway, "protocol_id": protocol.id,
-                        "source": source_key, "anchor_at": plan.anchor_at.isoformat()})
+                        "source": source_key, "anchor_at": plan.anchor_at.isoformat(),
+                        **({"without_clinical_record": True} if without_clinical_record else {})})
     generate_due(now, plan_ids=[plan.id])
     return plan
 

@@ -16,7 +16,6 @@ from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
-from qcflow.followup.api import manual_enrol
 from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, Protocol
 from qcflow.followup.schedule import UNITS
 from qcflow.followup.schemas import (
@@ -106,7 +105,7 @@ def _step_claim(task, actor, at):
 
 
 def _step_release(task, actor, at):
-    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn()).get("version"))
+    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
 
 
 def _step_attempt(task, actor, at):
@@ -115,28 +114,28 @@ def _step_attempt(task, actor, at):
 
 def _step_complete(task, actor, at):
     data = load_form(CompleteIn())
-    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 def _step_reschedule(task, actor, at):
     data = load_form(RescheduleIn())
-    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 def _step_cancel(task, actor, at):
     data = load_form(ReasonIn())
-    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 def _step_unreachable(task, actor, at):
-    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn()).get("version"))
+    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
 
 
 def _step_reassign(task, actor, at):
     if not can(actor, "supervise_followup"):
         raise Forbidden()
     data = load_form(ReassignIn())
-    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version", None))
+    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
 
 
 STEPS = {
@@ -192,9 +191,9 @@ def plan_step(plan_id, action):
     if action not in services.PLAN_STEPS:
         raise NotFound()
     actor = current_actor()
+    item = queries.load_plan(plan_id, actor)  # another department's plan is 404 whatever the form says
     data = load_form(PlanFormIn())
-    services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=now(),
-                                expected_version=data.pop("version", None))
+    services.PLAN_STEPS[action](item, data, actor=actor, now=now(), expected_version=data.pop("version"))
     db.session.commit()
     return redirect(url_for("followup.plan", plan_id=plan_id))
 
@@ -213,13 +212,15 @@ def enrol():
             if patient is None:
                 raise ValidationError({"mrn": [_("No patient with this record number.")]})
             data["patient_id"] = patient.id
-            plan = manual_enrol(EnrolIn().load(data), actor, now())
+            plan = services.enrol_by_hand(EnrolIn().load(data), actor=actor, now=now())
             db.session.commit()
         except ValidationError as error:
             errors, status = translate_errors(error.messages), 422
         except DomainError as error:
             db.session.rollback()
             errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+            if "patient_id" in errors:  # another department's patient reads as an unknown record number
+                errors = {"mrn": [_("No patient with this record number.")]}
     departments = [d for d in db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
                                                  .order_by(Department.code))
                    if sees_all_departments(actor) or d.id == actor.department_id]
@@ -245,7 +246,7 @@ def prompts():
 def file_prompt(prompt_id):
     """One click: a pre-filled confidential report from the prompt."""
     prompt = queries.load_prompt(prompt_id)
-    version = load_form(VersionIn()).get("version")
+    version = load_form(VersionIn())["version"]
     event = services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=version)
     db.session.commit()
     return redirect(url_for("events.detail", event_id=event.id))
@@ -257,7 +258,7 @@ def dismiss_prompt(prompt_id):
     """Close a prompt without a report."""
     prompt = queries.load_prompt(prompt_id)
     data = load_form(ReasonIn())
-    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version", None))
+    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version"))
     db.session.commit()
     return redirect(url_for("followup.prompts"))
 
@@ -299,7 +300,8 @@ PHASE_ROWS = 6
 def protocol_form() -> dict:
     """The protocol form's fields in the API's shape (blank phase rows are left out)."""
     form = request.form
-    data = {k: form.get(k, "").strip() for k in ("code", "name", "name_en", "anchor", "change_note")}
+    data = {k: form.get(k, "").strip() for k in ("code", "name", "name_en", "anchor", "change_note",
+                                                  "based_on_version_no")}
     data = {k: v for k, v in data.items() if v}
     data["outcome_items"] = form.getlist("outcome_items")
     data["core_items"] = form.getlist("core_items")

@@ -80,11 +80,13 @@ def list_targets(args):
 @allowed("administer")
 @blp.arguments(TargetIn)
 @blp.response(200, TargetOut)
+@blp.alt_response(409, description="A target exists for this code, level and year: give its current version")
 @blp.alt_response(422, description="Unknown indicator, level or comparison")
 def put_target(data):
     """Set an indicator's target for a hospital level from a year on (audited)."""
     row = services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
-                              actor=current_actor(), now=now(), source=data.get("source"))
+                              actor=current_actor(), now=now(), source=data.get("source"),
+                              expected_version=data["version"])
     db.session.commit()
     return row
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column
 
-from qcflow.core.db import Base, enum_check
+from qcflow.core.db import Base, Versioned, enum_check
 from qcflow.core.i18n import register_labels
 
 HOSPITAL_LEVELS = ("tertiary", "secondary")
@@ -15,7 +15,7 @@ HOSPITAL_LEVELS = ("tertiary", "secondary")
 COMPARISONS = ("gt", "ge", "le", "lt")
 
 
-class IndicatorTarget(Base):
+class IndicatorTarget(Versioned, Base):
     """A target for one indicator, hospital level and year; later years inherit the latest row."""
 
     __tablename__ = "indicator_target"

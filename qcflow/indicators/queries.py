@@ -79,6 +79,17 @@ def all_targets() -> list[IndicatorTarget]:
         IndicatorTarget.code, IndicatorTarget.hospital_level, IndicatorTarget.year)))
 
 
+def target_form_values(target_id: int | None) -> dict:
+    """The targets form's values for replacing one target (its version included); empty for a new one."""
+    if target_id is None:
+        return {}
+    row = db.session.get(IndicatorTarget, target_id)
+    if row is None:
+        raise NotFound()
+    return {"code": row.code, "level": row.hospital_level, "year": str(row.year), "comparison": row.comparison,
+            "value": f"{row.value:g}", "source": row.source or "", "version": str(row.version)}
+
+
 def value_of(indicator: Indicator, numerator: int, denominator: int) -> float | None:
     return numerator * UNIT_FACTORS[indicator.unit] / denominator if denominator else None
 

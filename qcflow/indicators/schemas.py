@@ -91,6 +91,9 @@ class TargetIn(BaseSchema):
     comparison = fields.String(required=True, validate=validate.OneOf(COMPARISONS))
     value = fields.Float(required=True, allow_nan=False, metadata={"example": 2.5})
     source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "The version of the target you replace (required when this code, level and year have one); "
+                       "stale → 409."})
 
 
 class TargetOut(BaseSchema):
@@ -103,3 +106,4 @@ class TargetOut(BaseSchema):
     source = fields.String(allow_none=True)
     updated_at = fields.DateTime()
     updated_by = fields.String()
+    version = fields.Integer()

@@ -10,7 +10,7 @@ from qcflow.auth.models import Department
 from qcflow.clinical.models import DischargeCensus, Encounter, Operation, Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
-from qcflow.core.errors import Unprocessable
+from qcflow.core.errors import Conflict, Unprocessable
 from qcflow.core.time import local, today
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
@@ -122,9 +122,19 @@ def _stored_rollup() -> tuple[set, set]:
     return {tuple(m) for m in months}, {tuple(r) for r in rows}
 
 
+def target_version(code: str, level: str, year: int) -> int | None:
+    """The version of the target of this indicator, level and year, if there is one."""
+    return db.session.scalar(sa.select(IndicatorTarget.version).where(
+        IndicatorTarget.code == code, IndicatorTarget.hospital_level == level, IndicatorTarget.year == year))
+
+
 def set_target(code: str, level: str, year: int, comparison: str, value: float, *, actor: Actor, now: datetime,
-               source: str | None = None) -> IndicatorTarget:
-    """Set an indicator's target for a hospital level from a year on (a later year's row overrides it)."""
+               expected_version: int | None, source: str | None = None) -> IndicatorTarget:
+    """Set an indicator's target for a hospital level from a year on (a later year's row overrides it).
+
+    Replacing an existing target needs its version (`expected_version`): a missing or stale one is 409,
+    so that an administrator never overwrites a target she has not seen.
+    """
     errors = {}
     if code not in BY_CODE:
         errors["code"] = [_("No indicator %(code)s.", code=code)]
@@ -138,6 +148,10 @@ def set_target(code: str, level: str, year: int, comparison: str, value: float, 
         raise Unprocessable(errors=errors)
     row = db.session.scalar(sa.select(IndicatorTarget).where(
         IndicatorTarget.code == code, IndicatorTarget.hospital_level == level, IndicatorTarget.year == year))
+    if row is not None and expected_version != row.version:
+        raise Conflict(_("A target for this indicator, level and year exists already (%(comparison)s %(value)s). "
+                         "Edit that row to replace it.", comparison=row.comparison, value=row.value),
+                       current_version=row.version)
     before = {"comparison": row.comparison, "value": row.value} if row is not None else None
     if row is None:
         row = IndicatorTarget(code=code, hospital_level=level, year=year)

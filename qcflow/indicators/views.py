@@ -126,13 +126,15 @@ def cases(code):
 @bp.route("/admin/indicators/targets", methods=["GET", "POST"])
 @allowed("administer")
 def targets():
-    """Indicator targets by hospital level and year; a posted row sets (or replaces) one."""
+    """Indicator targets by hospital level and year; a posted row sets one, or replaces the one opened
+    with ?edit= (from its version)."""
     errors, status = {}, 200
     if request.method == "POST":
         try:
             data = TargetIn().load({k: v.strip() for k, v in request.form.items() if k != "csrf_token" and v.strip()})
             services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
-                                actor=current_actor(), now=now(), source=data.get("source"))
+                                actor=current_actor(), now=now(), source=data.get("source"),
+                                expected_version=data["version"])
             db.session.commit()
             return redirect(url_for("indicators.targets"))
         except ValidationError as error:
@@ -140,8 +142,9 @@ def targets():
         except DomainError as error:
             db.session.rollback()
             errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+    values = request.form if request.method == "POST" else queries.target_form_values(request.args.get("edit", type=int))
     return render_template("indicators/targets.html", targets=queries.all_targets(), indicators=INDICATORS,
-                           levels=HOSPITAL_LEVELS, comparisons=COMPARISONS, errors=errors, values=request.form,
+                           levels=HOSPITAL_LEVELS, comparisons=COMPARISONS, errors=errors, values=values,
                            level=queries.hospital_level()), status
 
 

@@ -17,12 +17,13 @@ from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import department_for
+from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable
 from qcflow.core.i18n import current_language, label
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import CARE_STAGES, AdverseEvent, EventCategory
-from qcflow.events.scrub import scrub
+from qcflow.events.scrub import scrub, staff_names
 from qcflow.extensions import db
 from qcflow.indicators.definitions import NOT_REPORTS
 from qcflow.reports.suppression import SHOWN, suppress
@@ -183,16 +184,27 @@ def _domain(name: str, period: Period, counts: dict) -> list[tuple[object, str]]
     raise ValueError(name)
 
 
+def _free_text_counts(expr, where) -> dict:
+    """Counts of a free-text dimension by (value, patient record number): each value is scrubbed with
+    the name of its own case's patient."""
+    stmt = (sa.select(expr.label("value"), AdverseEvent.patient_mrn, sa.func.count().label("n")).where(where)
+            .group_by(expr, AdverseEvent.patient_mrn))
+    return {(value, mrn): n for value, mrn, n in db.session.execute(stmt)}
+
+
 def _free_text_rows(counts: dict, k: int, below: bool) -> list[tuple[object, str, int]]:
     """Top values of a free-text dimension (scrubbed labels), the rest pooled as "other"."""
     merged: dict[str, int] = {}
     missing = 0
-    for value, n in counts.items():
+    names = staff_names()
+    patients = dict(db.session.execute(sa.select(Patient.mrn, Patient.name).where(
+        Patient.mrn.in_({mrn for _value, mrn in counts if mrn}))).all()) if counts else {}
+    for (value, mrn), n in counts.items():
         text = (value or "").strip()
         if not text:
             missing += n
             continue
-        key = scrub(text)
+        key = scrub(text, names + ([patients[mrn]] if patients.get(mrn) else []))
         merged[key] = merged.get(key, 0) + n
     ranked = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
     listed = [(text, n) for text, n in ranked if not below or n >= k][:FREE_TEXT_TOP]
@@ -221,11 +233,11 @@ def _expression(name: str, period: Period):
 def table(name: str, period: Period, department_id: int | None, k: int) -> dict:
     """One dimension: rows of {code, label, count, display, share}, the total, suppression applied."""
     where = reports_clause(period, department_id)
-    counts = _count_by(_expression(name, period), where)
     below = department_id is not None or name == "department"
     if name in ("location", "clinical_state"):
-        rows = _free_text_rows(counts, k, below)
+        rows = _free_text_rows(_free_text_counts(_expression(name, period), where), k, below)
     else:
+        counts = _count_by(_expression(name, period), where)
         rows = [(code, text, counts.get(code, 0)) for code, text in _domain(name, period, counts)]
         listed = {code for code, _text, _n in rows}
         unlisted = sum(n for value, n in counts.items() if value not in listed)

@@ -27,14 +27,14 @@ from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import scoped
-from qcflow.clinical.models import Patient, Staff
+from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
 from qcflow.core.i18n import current_language, label
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local
 from qcflow.events.models import AdverseEvent, EventCategory
 from qcflow.events.queries import SCOPE as EVENT_SCOPE
-from qcflow.events.scrub import scrub
+from qcflow.events.scrub import patient_names, scrub, staff_names
 from qcflow.extensions import db
 from qcflow.followup.models import Protocol, Task
 from qcflow.followup.timeliness import timeliness_sql
@@ -134,11 +134,6 @@ FOLLOWUP_COLUMNS = [
 ]
 
 
-def _names() -> list[str]:
-    """Names the scrubber removes from free text: users and HIS staff."""
-    users = db.session.scalars(sa.select(User.display_name))
-    staff = db.session.scalars(sa.select(Staff.name))
-    return [n for n in (*users, *staff) if n]
 
 
 def _batched(result, size: int = BATCH) -> Iterator[list]:
@@ -151,7 +146,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
     language = current_language()
     departments = {d.id: d.label(language) for d in db.session.scalars(sa.select(Department))}
     categories = {c.code: c.label(language) for c in db.session.scalars(sa.select(EventCategory))}
-    names = _names()
+    names = staff_names()
     e = AdverseEvent
     stmt = scoped(sa.select(
         e.reference, e.state, e.submitted_at, e.occurred_at, e.discovered_at, e.department_id, e.location,
@@ -164,9 +159,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
         stmt = stmt.where(sa.or_(e.department_id == department_id, e.handling_department_id == department_id))
     result = db.session.execute(stmt.execution_options(yield_per=BATCH))
     for batch in _batched(result):
-        mrns = {row.patient_mrn for row in batch if row.patient_mrn}
-        patients = list(db.session.scalars(sa.select(Patient.name).where(Patient.mrn.in_(mrns)))) if mrns else []
-        batch_names = names + patients
+        batch_names = names + patient_names(row.patient_mrn for row in batch)
 
         def clean(text):
             return scrub(text or "", batch_names)

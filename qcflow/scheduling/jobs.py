@@ -21,6 +21,8 @@ class JobSpec:
 
 JOBS: list[JobSpec] = [
     JobSpec("housekeeping.purge_sessions", "qcflow.auth.jobs:purge_expired_sessions", "interval", {"minutes": 30}),
+    JobSpec("housekeeping.purge_idempotency_keys", "qcflow.events.jobs:purge_idempotency_keys", "interval",
+            {"minutes": 30}),
     JobSpec("events.escalate_deadlines", "qcflow.events.jobs:escalate_deadlines", "interval", {"minutes": 5}),
     JobSpec("followup.generate_tasks", "qcflow.followup.jobs:generate_tasks", "interval", {"minutes": 5}),
     JobSpec("followup.warn_urgent_deadlines", "qcflow.followup.jobs:warn_urgent_deadlines", "interval",

@@ -113,6 +113,25 @@ def test_triaged_case_stops_the_triage_clock(hospital, grade_one):
     late = event.external_report_due_at + timedelta(minutes=1)
     assert services.escalate_breaches(late) == 1
     assert escalations(event) == [("external_report", 1)]
-    services.record_external_report(event, actor=quality, now=late, reported_at=late)
+    services.record_external_report(event, actor=quality, now=late, reported_at=late, expected_version=event.version)
     db.session.commit()
     assert services.escalate_breaches(late + timedelta(days=10)) == 0
+
+
+def test_recording_the_external_report_needs_the_version_read(clients, quality_token, report_body):
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+
+    filed = clients("anonymous").post("/api/v1/events", json=report_body()).json
+    path = f"/api/v1/events/{filed['id']}/external-report"
+    quality = clients("quality")
+    missing = quality.post(path, json={"reported_at": "2026-03-01T12:00:00+08:00"}, headers=quality_token)
+    assert missing.status_code == 422 and "version" in missing.json["errors"]
+    stale = quality.post(path, json={"reported_at": "2026-03-01T12:00:00+08:00", "version": filed["version"] - 1},
+                         headers=quality_token)
+    assert stale.status_code == 409
+    db.session.expire_all()
+    assert db.session.get(AdverseEvent, filed["id"]).external_reported_at is None
+    done = quality.post(path, json={"reported_at": "2026-03-01T12:00:00+08:00", "version": filed["version"]},
+                        headers=quality_token)
+    assert done.status_code == 200 and done.json["external_reported_at"]

@@ -171,7 +171,7 @@ def test_idempotency_key_makes_a_retry_harmless(clients, report_body):
     first = client.post("/api/v1/events", json=report_body(), headers={"Idempotency-Key": "client-42"})
     again = client.post("/api/v1/events", json=report_body(), headers={"Idempotency-Key": "client-42"})
     assert first.status_code == 201 and again.status_code == 409
-    assert again.json["event_id"] == first.json["id"]
+    assert "event_id" not in again.json and "receipt_code" not in again.json  # an anonymous sender proves nothing
     assert len(rows(AdverseEvent)) == 1
 
 
@@ -190,15 +190,56 @@ def test_named_drafts_then_submit_and_my_reports(clients, hospital, report_body,
     incomplete = act(doctor, draft.json["id"], "submit", 1, headers={"X-CSRFToken": csrf(doctor)})
     assert incomplete.status_code == 422
     body = report_body(category_code="fall", subcategory_code=None, ncc_merp=None)
-    updated = doctor.patch(f"/api/v1/events/{draft.json['id']}", json=body, headers={"X-CSRFToken": csrf(doctor)})
+    updated = doctor.patch(f"/api/v1/events/{draft.json['id']}", json={**body, "version": draft.json["version"]},
+                           headers={"X-CSRFToken": csrf(doctor)})
     assert updated.status_code == 200 and updated.json["location"] == "5病区护士站"
     assert "5病区护士站" in doctor.get(f"/report/named?draft={draft.json['id']}").get_data(as_text=True)
     submitted = act(doctor, draft.json["id"], "submit", updated.json["version"], headers={"X-CSRFToken": csrf(doctor)})
     assert submitted.status_code == 200 and submitted.json["state"] == "submitted"
     assert submitted.json["reference"].startswith("AE-")
     other = clients("nurse")
-    assert other.patch(f"/api/v1/events/{draft.json['id']}", json=body,
+    assert other.patch(f"/api/v1/events/{draft.json['id']}", json={**body, "version": updated.json["version"]},
                        headers={"X-CSRFToken": csrf(other)}).status_code == 404
+
+
+def test_a_stale_or_missing_version_cannot_overwrite_a_draft(clients, report_body):
+    """Two tabs on one draft: the second save, from the version it read, must not undo the first."""
+    from qcflow.events.models import AdverseEvent
+
+    doctor = clients("clinician")
+    headers = {"X-CSRFToken": csrf(doctor)}
+    draft = doctor.post("/api/v1/events", json={"mode": "named", "submit": False, "category_code": "fall"},
+                        headers=headers).json
+    path = f"/api/v1/events/{draft['id']}"
+    first = doctor.patch(path, json={"location": "3病区", "version": draft["version"]}, headers=headers)
+    assert first.status_code == 200
+    stale = doctor.patch(path, json={"location": "急诊", "version": draft["version"]}, headers=headers)
+    assert stale.status_code == 409 and stale.json["current_version"] == first.json["version"]
+    missing = doctor.patch(path, json={"location": "急诊"}, headers=headers)
+    assert missing.status_code == 422 and "version" in missing.json["errors"]
+    (row,) = rows(AdverseEvent)
+    assert row.location == "3病区"
+
+
+def test_a_stale_draft_page_is_refused(clients, report_body):
+    from qcflow.events.models import AdverseEvent
+
+    doctor = clients("clinician")
+    headers = {"X-CSRFToken": csrf(doctor)}
+    draft = doctor.post("/api/v1/events", json={"mode": "named", "submit": False, "category_code": "fall"},
+                        headers=headers).json
+    page = doctor.get(f"/report?draft={draft['id']}").get_data(as_text=True)
+    form_html = page[:page.index('name="draft_id"')]  # the report form's own (session-less) token
+    token = re.findall(r'name="csrf_token" value="([^"]+)"', form_html)[-1]
+    version = re.search(r'name="version" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "mode": "named", "draft_id": str(draft["id"]), "version": version,
+            "category_code": "fall", "save_draft": "1"}
+    assert doctor.patch(f"/api/v1/events/{draft['id']}", json={"location": "3病区", "version": draft["version"]},
+                        headers=headers).status_code == 200
+    stale = doctor.post("/report", data={**form, "location": "急诊"})
+    assert stale.status_code == 409, stale.get_data(as_text=True)[-3000:]
+    (row,) = rows(AdverseEvent)
+    assert row.location == "3病区"
 
 
 def csrf(client):

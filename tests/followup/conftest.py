@@ -65,6 +65,23 @@ def create_patient(ctx):
 
 
 @pytest.fixture
+def create_encounter(ctx):
+    """An inpatient stay of `patient` in `department` (a clinical record there); flushes."""
+    from qcflow.clinical.models import Encounter
+    from qcflow.extensions import db
+
+    def create(patient, department):
+        at = datetime(2026, 1, 2, tzinfo=timezone.utc)
+        encounter = Encounter(his_id=f"FE{next(_seq)}", patient_id=patient.id, department_id=department.id,
+                              admitted_at=at, created_at=at, updated_at=at)
+        db.session.add(encounter)
+        db.session.flush()
+        return encounter
+
+    return create
+
+
+@pytest.fixture
 def enrol(ctx, ward, create_patient):
     """Enrol a (new) patient on a pathway through the real service; flushes, commits nothing."""
     from qcflow.core.actors import Actor

@@ -166,10 +166,11 @@ def test_a_dead_patient_is_not_enrolled(his):
     assert plans() == []
 
 
-def test_manual_enrolment_over_the_api(client, tokens, ward, create_patient, ctx):
+def test_manual_enrolment_over_the_api(client, tokens, ward, create_patient, create_encounter, ctx):
     from qcflow.extensions import db
 
     patient = create_patient(mrn="BA777")
+    create_encounter(patient, ward["surgery"])
     db.session.commit()
     body = {"patient_id": patient.id, "pathway": "four_level_surgery", "department_id": ward["surgery"].id,
             "anchor_at": "2026-02-20T10:00:00+08:00"}
@@ -185,11 +186,11 @@ def test_manual_enrolment_over_the_api(client, tokens, ward, create_patient, ctx
     assert client.get(f"/api/v1/followup/plans/{made.json['id']}", headers=tokens("card_nurse")).status_code == 404
 
 
-def test_manual_enrolment_page(client, clients, ward, create_patient, ctx):
+def test_manual_enrolment_page(client, clients, ward, create_patient, create_encounter, ctx):
     from tests.conftest import csrf_from
     from qcflow.extensions import db
 
-    create_patient(mrn="BA888")
+    create_encounter(create_patient(mrn="BA888"), ward["surgery"])
     db.session.commit()
     nurse = clients("nurse")
     assert nurse.get("/followup/enrol").status_code == 200
@@ -202,6 +203,62 @@ def test_manual_enrolment_page(client, clients, ward, create_patient, ctx):
     missing = nurse.post("/followup/enrol", data={**form, "mrn": "NOPE"})
     assert missing.status_code == 422
     assert nurse.post("/followup/enrol", data={k: v for k, v in form.items() if k != "csrf_token"}).status_code == 400
+
+
+def test_a_nurse_cannot_enrol_another_departments_patient(client, tokens, ward, create_patient, create_encounter,
+                                                         ctx):
+    """Enrolling would show the nurse the patient's full phone number once she holds a call."""
+    from qcflow.core.audit import AuditEntry
+    from qcflow.extensions import db
+
+    cardiac = create_patient(mrn="CARD01")
+    create_encounter(cardiac, ward["cardio"])
+    stranger = create_patient(mrn="NONE01")
+    db.session.commit()
+    body = {"pathway": "four_level_surgery", "department_id": ward["surgery"].id,
+            "anchor_at": "2026-02-20T10:00:00+08:00"}
+    foreign = client.post("/api/v1/followup/plans", json={**body, "patient_id": cardiac.id}, headers=tokens("nurse"))
+    unknown = client.post("/api/v1/followup/plans", json={**body, "patient_id": 999999}, headers=tokens("nurse"))
+    assert foreign.status_code == unknown.status_code == 422
+    assert foreign.json == unknown.json
+    nowhere = client.post("/api/v1/followup/plans", json={**body, "patient_id": stranger.id}, headers=tokens("nurse"))
+    assert nowhere.status_code == 422
+    assert plans() == []
+    # The department head approves by enrolling herself; the audit trail says there was no record.
+    head = client.post("/api/v1/followup/plans", json={**body, "patient_id": cardiac.id}, headers=tokens("head"))
+    assert head.status_code == 201, head.json
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "followup_plan.enrol"))
+    assert "without_clinical_record" in entry.detail
+
+
+def test_the_enrolment_page_treats_another_departments_patient_as_unknown(clients, ward, create_patient,
+                                                                         create_encounter, ctx):
+    from tests.conftest import csrf_from
+    from qcflow.extensions import db
+
+    create_encounter(create_patient(mrn="CARD02"), ward["cardio"])
+    db.session.commit()
+    nurse = clients("nurse")
+    form = {"csrf_token": csrf_from(nurse, "/followup/enrol"), "pathway": "cancer_colorectal",
+            "department_id": str(ward["surgery"].id), "anchor_at": "2026-02-01T00:00", "source_type": "manual"}
+    foreign = nurse.post("/followup/enrol", data={**form, "mrn": "CARD02"})
+    missing = nurse.post("/followup/enrol", data={**form, "mrn": "NOPE"})
+    assert foreign.status_code == missing.status_code == 422
+    assert plans() == []
+
+
+def test_patient_search_finds_only_the_departments_patients(client, tokens, ward, create_patient, create_encounter,
+                                                            ctx):
+    from qcflow.extensions import db
+
+    create_encounter(create_patient(mrn="CARD03", name="钱多多"), ward["cardio"])
+    create_encounter(create_patient(mrn="GS0003", name="孙小小"), ward["surgery"])
+    db.session.commit()
+    for user in ("nurse", "doctor", "head"):
+        assert client.get("/api/v1/patients?mrn=CARD03", headers=tokens(user)).json == []
+        assert [p["name"] for p in client.get("/api/v1/patients?mrn=GS0003", headers=tokens(user)).json] == ["孙小小"]
+    assert {p["mrn"] for p in client.get("/api/v1/patients", headers=tokens("nurse")).json} == {"GS0003"}
+    assert [p["name"] for p in client.get("/api/v1/patients?mrn=CARD03", headers=tokens("quality")).json] == ["钱多多"]
 
 
 def test_enrolment_needs_a_protocol(enrol, ctx):

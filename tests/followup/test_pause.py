@@ -109,7 +109,8 @@ def test_another_departments_plan_is_not_found(app, enrol, ward, tokens):
     plan = enrol("cancer_breast", anchor_at=ANCHOR, now=ANCHOR, department=ward["cardio"])
     db.session.commit()
     response = app.test_client().post(f"/api/v1/followup/plans/{plan.id}/transitions",
-                                      json={"action": "pause", "reason": "x"}, headers=tokens("head"))
+                                      json={"action": "pause", "reason": "x", "version": plan.version},
+                                      headers=tokens("head"))
     assert response.status_code == 404
 
 

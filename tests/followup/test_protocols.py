@@ -21,6 +21,8 @@ def create_version(code, data, now):
     from qcflow.extensions import db
     from qcflow.followup import services
 
+    current = services.current_protocol(code)
+    data = {"based_on_version_no": current.version_no if current else None, **data}
     protocol = services.create_protocol_version(code, data, actor=Actor.system("test-admin"), now=now)
     db.session.commit()
     return protocol
@@ -85,6 +87,29 @@ def test_protocol_api_is_for_administrators(client, tokens):
     assert {"thyroid_surgery", "day_surgery", "cancer_lung"} <= {p["code"] for p in listed}
 
 
+def test_a_new_version_is_made_from_the_current_one_or_refused(client, tokens, ctx):
+    """Two administrators editing a pathway: the second, started from the old version, must not
+    silently replace the first one's version (active plans would move to it)."""
+    from qcflow.extensions import db
+    from qcflow.followup.models import Protocol
+
+    path = "/api/v1/followup/protocols/four_level_surgery/versions"
+    current = db.session.scalar(sa.select(Protocol).where(Protocol.code == "four_level_surgery",
+                                                          Protocol.is_current.is_(True)))
+    missing = client.post(path, json=YEARLY_TO_7, headers=tokens("admin"))
+    assert missing.status_code == 422 and "based_on_version_no" in missing.json["errors"]
+    first = client.post(path, json={**YEARLY_TO_7, "based_on_version_no": current.version_no}, headers=tokens("admin"))
+    assert first.status_code == 201
+    second = client.post(path, json={**YEARLY_TO_7, "name": "旧版改", "based_on_version_no": current.version_no},
+                         headers=tokens("admin"))
+    assert second.status_code == 409 and second.json["current_version_no"] == first.json["version_no"]
+    again = client.post("/api/v1/followup/protocols", json={**YEARLY_TO_7, "code": "four_level_surgery"},
+                        headers=tokens("admin"))
+    assert again.status_code == 422
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Protocol).where(
+        Protocol.code == "four_level_surgery")) == current.version_no + 1
+
+
 def test_core_items_must_be_asked(client, tokens):
     body = {**YEARLY_TO_7, "outcome_items": ["complication"], "core_items": ["vital_status"]}
     response = client.post("/api/v1/followup/protocols/four_level_surgery/versions", json=body,
@@ -103,7 +128,9 @@ def test_admin_pages_show_versions_and_create_one(clients, ctx):
     assert admin.get(f"/admin/followup/protocols/{current.id}").status_code == 200
     form_page = admin.get("/admin/followup/protocols/new?code=day_surgery")
     assert form_page.status_code == 200 and 'value="24"' in form_page.get_data(as_text=True)
+    assert f'name="based_on_version_no" value="{current.version_no}"' in form_page.get_data(as_text=True)
     form = {"csrf_token": csrf_from(admin, "/admin/followup/protocols/new"), "code": "day_surgery",
+            "based_on_version_no": str(current.version_no),
             "name": "日间手术随访", "anchor": "discharge_at", "outcome_items": ["complication", "satisfaction"],
             "core_items": ["complication"],
             "p1_unit": "hour", "p1_start": "24", "p1_early": "24", "p1_late": "0", "p1_urgent": "1",
@@ -116,6 +143,9 @@ def test_admin_pages_show_versions_and_create_one(clients, ctx):
     assert new.phases[1].early_hours == 24 and new.phases[0].is_urgent
     bad = admin.post("/admin/followup/protocols/new?lang=en", data={**form, "p2_start": "0"})
     assert bad.status_code == 422 and "overlap" in bad.get_data(as_text=True).lower()
+    # The same form sent again is now stale: version 2 exists, the form started from 1.
+    stale = admin.post("/admin/followup/protocols/new", data=form)
+    assert stale.status_code == 409
     assert clients("nurse").get("/admin/followup/protocols").status_code == 403
 
 

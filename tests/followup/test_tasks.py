@@ -44,7 +44,20 @@ def calls(ctx, enrol, ward, frozen):
 
 
 def post(client, path, headers, **body):
+    """POST a step from the version just read, as a page would (unless the test gives its own)."""
+    if "version" not in body and not path.endswith(("/claim", "/attempts")):
+        body["version"] = current_version(path)
     return client.post(path, json=body, headers=headers)
+
+
+def current_version(path: str) -> int:
+    from qcflow.extensions import db
+    from qcflow.followup.models import EventPrompt, Task
+
+    kind, object_id = path.split("/")[4:6]
+    db.session.expire_all()
+    row = db.session.get({"tasks": Task, "prompts": EventPrompt}[kind], int(object_id))
+    return row.version if row is not None else 1
 
 
 def test_the_queue_is_my_departments_most_urgent_first(client, tokens, calls):
@@ -150,6 +163,28 @@ def test_concurrent_claims_leave_exactly_one_holder(app, ctx, create_user, token
     claims = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
         AuditEntry.action == "followup_task.claim", AuditEntry.object_id == str(task.id)))
     assert claims == 1
+
+
+def test_every_step_on_a_task_or_plan_needs_the_version_read(client, tokens, calls, ward):
+    """Without it, a step taken on a stale screen would silently undo what someone did meanwhile."""
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+
+    path = f"/api/v1/followup/tasks/{calls['due']}"
+    assert client.post(path + "/claim", headers=tokens("nurse")).status_code == 200
+    for step, body, user in (("cancel", {"reason": "转院"}, "nurse"), ("unreachable", {}, "nurse"),
+                             ("release", {}, "nurse"), ("complete", {"respondent": "patient"}, "nurse"),
+                             ("reassign", {"assignee_id": ward["nurse2"].id}, "head")):
+        response = client.post(f"{path}/{step}", json=body, headers=tokens(user))
+        assert response.status_code == 422 and "version" in response.json["errors"], (step, response.json)
+    db.session.expire_all()
+    task = db.session.get(Task, calls["due"])
+    assert (task.state, task.assignee_id) == ("in_progress", ward["nurse"].id)
+    plan = client.post(f"/api/v1/followup/plans/{task.plan_id}/transitions", json={"action": "withdraw", "reason": "x"},
+                       headers=tokens("head"))
+    assert plan.status_code == 422 and "version" in plan.json["errors"]
+    stale = client.post(path + "/cancel", json={"reason": "转院", "version": task.version - 1}, headers=tokens("nurse"))
+    assert stale.status_code == 409
 
 
 def test_attempts_need_the_holder_and_an_open_task(client, tokens, calls):

@@ -170,3 +170,41 @@ def test_targets_page(clients, hospital):
                                                         "value": "10"})
     assert bad.status_code == 422
     assert clients("quality").get("/admin/indicators/targets").status_code == 403
+
+
+def test_replacing_a_target_needs_the_version_seen(clients, hospital):
+    """Two administrators: the second, who has not seen the first one's target, must not overwrite it."""
+    from tests.conftest import csrf_from
+
+    admin = clients("admin")
+    headers = {"X-CSRFToken": csrf_from(admin, "/admin/indicators/targets")}
+    body = {"code": "day_surgery_share", "level": "tertiary", "year": 2027, "comparison": "ge", "value": 12.5}
+    first = admin.put("/api/v1/indicators/targets", json=body, headers=headers)
+    assert first.status_code == 200 and first.get_json()["version"] == 1
+    blind = admin.put("/api/v1/indicators/targets", json={**body, "value": 20}, headers=headers)
+    assert blind.status_code == 409 and blind.get_json()["current_version"] == 1
+    replaced = admin.put("/api/v1/indicators/targets", json={**body, "value": 15, "version": 1}, headers=headers)
+    assert replaced.status_code == 200 and replaced.get_json()["version"] == 2
+    stale = admin.put("/api/v1/indicators/targets", json={**body, "value": 20, "version": 1}, headers=headers)
+    assert stale.status_code == 409
+    listed = clients("quality").get("/api/v1/indicators/targets").get_json()
+    assert next(t for t in listed if t["code"] == "day_surgery_share" and t["year"] == 2027)["value"] == 15
+
+
+def test_the_targets_page_replaces_a_target_from_its_edit_link(clients, hospital):
+    from tests.conftest import csrf_from
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorTarget
+    import sqlalchemy as sa
+
+    admin = clients("admin")
+    row = db.session.scalar(sa.select(IndicatorTarget).where(IndicatorTarget.code == "ae_per_100_discharges",
+                                                              IndicatorTarget.hospital_level == "tertiary"))
+    form = {"csrf_token": csrf_from(admin, "/admin/indicators/targets"), "code": row.code, "level": "tertiary",
+            "year": str(row.year), "comparison": "gt", "value": "3"}
+    assert admin.post("/admin/indicators/targets", data=form).status_code == 409
+    page = admin.get(f"/admin/indicators/targets?edit={row.id}").get_data(as_text=True)
+    assert f'name="version" value="{row.version}"' in page
+    assert admin.post("/admin/indicators/targets", data={**form, "version": str(row.version)}).status_code == 302
+    db.session.expire_all()
+    assert db.session.get(IndicatorTarget, row.id).value == 3

@@ -31,21 +31,24 @@ MISSING = 999_999
 
 #: Bodies that pass each API schema, so that the request reaches the object lookup.
 BODIES = {
-    "events_api.update_draft": {"location": "x"},
+    "events_api.update_draft": {"location": "x", "version": 1},
     "events_api.transition": {"action": "triage", "version": 1, "confirmed_grade": "III",
                               "handling_department_id": 1, "external_severity": "none"},
     "events_api.add_action": {"title": "t", "improvement_type": "training", "owner_department_id": 1,
                               "due_on": "2030-01-01"},
     "events_api.transition_action": {"action": "verify", "version": 1},
     "events_api.post_message": {"message": "x"},
-    "events_api.external_report": {"reported_at": "2026-03-01T10:00:00+08:00"},
+    "events_api.external_report": {"reported_at": "2026-03-01T10:00:00+08:00", "version": 1},
     "followup_api.attempts": {"channel": "phone", "result": "no_answer"},
-    "followup_api.complete": {"respondent": "patient"},
-    "followup_api.reschedule": {"reason": "x", "due_at": "2030-01-01T10:00:00+08:00"},
-    "followup_api.cancel": {"reason": "x"},
-    "followup_api.unreachable": {},
-    "followup_api.reassign": {"assignee_id": 1},
-    "followup_api.plan_transition": {"action": "pause", "reason": "x"},
+    "followup_api.release": {"version": 1},
+    "followup_api.complete": {"respondent": "patient", "version": 1},
+    "followup_api.reschedule": {"reason": "x", "due_at": "2030-01-01T10:00:00+08:00", "version": 1},
+    "followup_api.cancel": {"reason": "x", "version": 1},
+    "followup_api.unreachable": {"version": 1},
+    "followup_api.reassign": {"assignee_id": 1, "version": 1},
+    "followup_api.plan_transition": {"action": "pause", "reason": "x", "version": 1},
+    "followup_api.file_prompt": {"version": 1},
+    "followup_api.dismiss_prompt": {"reason": "x", "version": 1},
     "mdt_api.update_discussion": {"version": 1, "question": "x"},
     "mdt_api.transition": {"action": "cancel", "version": 1, "reason": "x"},
     "mdt_api.add_participant": {"name": "外院专家"},
@@ -187,6 +190,6 @@ def test_nurse_cannot_take_quality_office_steps(world, role_client):
                               json={"action": action, "version": event.version})
         assert response.status_code in (403, 404), (action, response.status_code)
     assert nurse.post(f"/api/v1/followup/tasks/{task.id}/reassign", headers=token,
-                      json={"assignee_id": world["users"]["nurse"].id}).status_code == 403
+                      json={"assignee_id": world["users"]["nurse"].id, "version": task.version}).status_code == 403
     assert nurse.get("/admin/followup/protocols").status_code == 403
     assert nurse.post("/api/v1/intake/patients", headers=token, json={"items": []}).status_code == 403

@@ -90,10 +90,14 @@ def test_a_transition_cannot_smuggle_fields(world, role_client, field, value):
 def test_a_draft_update_cannot_change_state_or_reporter(world, doctor):
     draft = doctor.post("/api/v1/events", json={**report(world), "mode": "named", "submit": False}, headers=doctor.csrf)
     assert draft.status_code == 201 and draft.json["state"] == "draft"
-    for field, value in (("state", "submitted"), ("reporter_user_id", world["users"]["nurse"].id), ("version", 7),
+    for field, value in (("state", "submitted"), ("reporter_user_id", world["users"]["nurse"].id),
                          ("submitted_at", "2026-03-01T00:00:00+00:00")):
-        response = doctor.patch(f"/api/v1/events/{draft.json['id']}", json={field: value}, headers=doctor.csrf)
+        response = doctor.patch(f"/api/v1/events/{draft.json['id']}", json={field: value, "version": 1},
+                                headers=doctor.csrf)
         assert response.status_code == 422 and field in response.json["errors"], (field, response.json)
+    # The version is a precondition, never a value to set.
+    stale = doctor.patch(f"/api/v1/events/{draft.json['id']}", json={"version": 7}, headers=doctor.csrf)
+    assert stale.status_code == 409
     from qcflow.events.models import AdverseEvent
     from qcflow.extensions import db
 

@@ -142,8 +142,17 @@ def check_r12_idempotency_key(server, world):
     assert count(AdverseEvent) == before + 1, answers
     created = [body for status, body in answers if status == 201]
     assert len(created) == 1, answers
-    ids = {body.get("id") or body.get("event_id") for _status, body in answers}
-    assert ids == {created[0]["id"]}, answers
+    # The anonymous retries learn that the report was received, not which one it is.
+    assert sorted(status for status, _ in answers) == [201, 409, 409, 409], answers
+    assert all("event_id" not in body for status, body in answers if status == 409), answers
+    # A logged-in reporter's simultaneous retries: one report, every answer names it.
+    named = {**body, "mode": "named"}
+    answers = at_once([lambda: call(server.base_url, "POST", "/api/v1/events", named,
+                                    {"Idempotency-Key": key, **server.tokens["nurse"]})] * 4)
+    assert count(AdverseEvent) == before + 2, answers
+    created = [body for status, body in answers if status == 201]
+    assert len(created) == 1, answers
+    assert {body.get("id") or body.get("event_id") for _status, body in answers} == {created[0]["id"]}, answers
 
 
 def test_four_gunicorn_workers_r3_r6_r12(server, world, tmp_path, database_url):
