@@ -7,8 +7,11 @@ us. Submission times are written to the hour for every report, as an anonymous o
 the minute never tells anonymous reports from the others. Follow-up: tasks with their outcome, the patient's phone masked. docs/exports.md maps
 each column to the NCIS form.
 
-CSV is a generator (UTF-8 with a BOM so Excel reads the Chinese); XLSX is written row by row by
-xlsxwriter in constant-memory mode into a temporary file, which is streamed and then deleted.
+Both formats are written completely, inside the request, into a temporary file (CSV: UTF-8 with a
+BOM so Excel reads the Chinese; XLSX: row by row by xlsxwriter in constant-memory mode), which is
+then sent. Nothing that needs the request (its language, the database session, the user) runs
+after the view has returned: the server sends the response after Flask has torn the request down,
+so a generator that still translated a header or read a row failed there (a 500 on every export).
 """
 from __future__ import annotations
 
@@ -19,10 +22,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Callable
+from typing import IO, Callable
 
 import sqlalchemy as sa
-from flask import Response, stream_with_context
+from flask import Response
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department, User
@@ -248,16 +251,23 @@ def _defuse(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
-def csv_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str) -> Response:
-    """Stream rows as CSV with a UTF-8 BOM (Excel then reads Chinese correctly)."""
-    def generate():
-        yield "\ufeff" + _csv_line(header(columns))
-        for cells in rows():
-            yield _csv_line(cells)
+def write_csv(handle: IO[bytes], columns: list[Column], rows: Iterable[list[str]]) -> None:
+    """Write the header and rows as CSV in UTF-8 with a BOM (Excel then reads Chinese correctly)."""
+    handle.write(("\ufeff" + _csv_line(header(columns))).encode("utf-8"))
+    for cells in rows:
+        handle.write(_csv_line(cells).encode("utf-8"))
 
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Cache-Control": "no-store"})
+
+def csv_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str) -> Response:
+    """The rows as a CSV file, written completely before the response is returned."""
+    directory, path = _scratch("export.csv")
+    try:
+        with open(path, "wb") as handle:
+            write_csv(handle, columns, rows())
+    except BaseException:
+        _remove(directory)
+        raise
+    return _file_response(directory, path, "text/csv", filename)
 
 
 def write_xlsx(path: str, columns: list[Column], rows: Iterable[list[str]], sheet: str) -> None:
@@ -277,28 +287,52 @@ def write_xlsx(path: str, columns: list[Column], rows: Iterable[list[str]], shee
 
 
 def xlsx_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str, sheet: str) -> Response:
-    """Write the XLSX to a temporary file (memory stays flat however many rows), then stream it."""
-    directory = tempfile.mkdtemp(prefix="qcflow-export-")
-    path = os.path.join(directory, "export.xlsx")
+    """Write the XLSX to a temporary file (memory stays flat however many rows), then send it."""
+    directory, path = _scratch("export.xlsx")
     try:
         write_xlsx(path, columns, rows(), sheet)
-        handle = open(path, "rb")
     except BaseException:
         _remove(directory)
         raise
-    size = os.path.getsize(path)
+    return _file_response(directory, path, XLSX_MIMETYPE, filename)
 
-    def generate():
-        try:
-            while chunk := handle.read(64 * 1024):
-                yield chunk
-        finally:
-            handle.close()
-            _remove(directory)
 
-    return Response(generate(), mimetype=XLSX_MIMETYPE,
+def _scratch(name: str) -> tuple[str, str]:
+    directory = tempfile.mkdtemp(prefix="qcflow-export-")
+    return directory, os.path.join(directory, name)
+
+
+def _file_response(directory: str, path: str, mimetype: str, filename: str) -> Response:
+    """Send a finished file. It is opened, then unlinked at once (the open handle keeps it readable), so
+    no temporary file outlives the response, whether or not the client reads it to the end."""
+    try:
+        handle = open(path, "rb")
+        size = os.fstat(handle.fileno()).st_size
+    finally:
+        _remove(directory)
+    return Response(_Chunks(handle), mimetype=mimetype, direct_passthrough=True,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
                              "Content-Length": str(size), "Cache-Control": "no-store"})
+
+
+class _Chunks:
+    """A file read in 64 KiB chunks, closed when read to its end or when the server closes the response."""
+
+    def __init__(self, handle: IO[bytes]):
+        self.handle = handle
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self.handle.read(64 * 1024)
+        if not chunk:
+            self.handle.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _remove(directory: str) -> None:
