@@ -13,10 +13,7 @@ def select_locale() -> str:
     # through an error page's translations.
     user = g.get("_login_user")
     logged_in = user is not None and user.is_authenticated
-    try:
-        asked = request.args.get("lang")
-    except UnicodeDecodeError:  # a query string that is not UTF-8: refused (core.web), in the usual language
-        asked = None
+    asked = request.args.get("lang")
     if asked in LANGUAGES:
         # Remember the switch only where a session exists already: anonymous pages set no cookie.
         if logged_in:

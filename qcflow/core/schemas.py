@@ -4,7 +4,7 @@ import functools
 import re
 
 from flask_babel import lazy_gettext as _l
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import _get_value_for_key, ensure_text_type, missing
 
@@ -77,7 +77,14 @@ MIN_YEAR, MAX_YEAR = 1900, 2200
 _OUT_OF_RANGE = _l("Enter a date between the years %(low)s and %(high)s.", low=MIN_YEAR, high=MAX_YEAR)
 
 
-class DateTime(fields.AwareDateTime):
+class _Translated:
+    """Field errors as text in the request's language (a lazy message would be kept as an iterable)."""
+
+    def make_error(self, key: str, **kwargs) -> ValidationError:
+        return ValidationError(str(self.error_messages[key]).format(**kwargs))
+
+
+class DateTime(_Translated, fields.AwareDateTime):
     """Every date-time of the API: ISO 8601 with its offset, within MIN_YEAR..MAX_YEAR, loaded as UTC.
 
     Dumped as marshmallow's DateTime dumps (ISO 8601)."""
@@ -91,7 +98,7 @@ class DateTime(fields.AwareDateTime):
         return value.astimezone(dt.timezone.utc)
 
 
-class Date(fields.Date):
+class Date(_Translated, fields.Date):
     """Every date of the API: YYYY-MM-DD within MIN_YEAR..MAX_YEAR."""
 
     default_error_messages = {"range": _OUT_OF_RANGE}
@@ -103,7 +110,7 @@ class Date(fields.Date):
         return value
 
 
-class Month(fields.String):
+class Month(_Translated, fields.String):
     """A month given as YYYY-MM (within MIN_YEAR..MAX_YEAR), loaded as its first day; dumped as YYYY-MM."""
 
     default_error_messages = {"invalid": _l("Enter a month as YYYY-MM."), "range": _OUT_OF_RANGE}

@@ -138,6 +138,7 @@ def check_text_input():
     try:
         request.query_string.decode()
     except UnicodeDecodeError:
+        request.query_string = b""  # the error page reads the query string (its language, its links) too
         raise BadRequest(_("The address contains bytes that are not UTF-8 text. Check the link.")) from None
     has_form = request.method in UNSAFE_METHODS and not is_api_request()
     sources = [request.args, request.form] if has_form else [request.args]
