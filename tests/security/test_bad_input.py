@@ -85,3 +85,24 @@ def test_an_error_that_cannot_be_rendered_still_answers_in_the_error_shape(app, 
     assert errors.PLAIN_MESSAGE in page.get_data(as_text=True)
     api = client.get("/api/v1/no-such-thing")
     assert api.status_code == 404 and api.json == {"code": "not_found", "message": errors.PLAIN_MESSAGE}
+
+
+def test_a_reference_csv_the_csv_module_cannot_read_is_a_400_and_nothing_is_stored(role_client):
+    import io
+
+    import sqlalchemy as sa
+
+    from qcflow.clinical.models import Staff
+    from qcflow.extensions import db
+    from tests.conftest import csrf_from
+
+    admin = role_client("admin")
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(Staff))
+    data = b"his_id,name,department_code\nS-NEW," + b"x" * 200_000 + b",GS\n"
+    response = admin.post("/admin/reference/staff?lang=en", content_type="multipart/form-data",
+                          data={"csrf_token": csrf_from(admin, "/admin/reference/staff"),
+                                "file": (io.BytesIO(data), "staff.csv")})
+    assert response.status_code == 400
+    assert "field larger than field limit" in response.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Staff)) == before
