@@ -106,3 +106,15 @@ def test_a_reference_csv_the_csv_module_cannot_read_is_a_400_and_nothing_is_stor
     assert "field larger than field limit" in response.get_data(as_text=True)
     db.session.rollback()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Staff)) == before
+
+
+@pytest.mark.parametrize("text", ["2026-01-01T00:00:00|0|0|2026-01-01T00:00:00|1",  # no offset
+                                  "0001-01-01T00:00:00+00:00|0|0|0001-01-01T00:00:00+00:00|1",
+                                  "9999-12-31T23:59:59+00:00|1|1|9999-12-31T23:59:59-12:00|1"])
+def test_a_forged_queue_cursor_is_a_422_naming_the_cursor(app, world, token_for, text):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    response = app.test_client().get(f"/api/v1/followup/queue?cursor={cursor}&lang=en", headers=token_for("nurse"))
+    assert response.status_code == 422, response.json
+    assert response.json["errors"]["cursor"] == ["Not a cursor from this queue; start again without it."]
