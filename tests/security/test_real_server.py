@@ -231,7 +231,7 @@ def test_a_lone_surrogate_or_deep_json_gets_a_translated_400_naming_the_problem(
                                raw=b"[" * 100_000 + b"]" * 100_000)
     assert status == 400 and "嵌套" in json.loads(body)["message"]
     status, _type, body = send(base, "GET", "/api/v1/reports/analysis?from=9999-12-31&lang=en", headers=quality)
-    assert status == 422 and json.loads(body)["errors"]["from"] == "Enter a date between the years 1900 and 2200."
+    assert status == 422 and json.loads(body)["errors"]["from"] == ["Enter a date between the years 1900 and 2200."]
 
 
 def fuzz(base_url: str, headers: dict, examples: int) -> list[str]:
