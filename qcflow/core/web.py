@@ -93,15 +93,12 @@ def check_json_body():
     if not request.is_json:
         raise BadRequest(_("Send the body as JSON with the header Content-Type: application/json."))
     try:
-        data = request.get_json(silent=True)  # parsed once: every later reader gets this value
-    except RecursionError:
-        data = _TOO_DEEP
+        data = request.get_json(silent=True)  # cached: the view's get_json() gets this value
+    except RecursionError:  # deeper than the parser's own stack allows
+        raise _too_deep() from None
     if data is None:
         raise BadRequest(_("The body is not valid JSON. Check quotes, commas and brackets."))
     check_json_value(data)
-
-
-_TOO_DEEP = object()
 
 
 def _too_deep():
@@ -115,8 +112,6 @@ def _surrogate():
 
 def check_json_value(data) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding a lone surrogate, keys included (400)."""
-    if data is _TOO_DEEP:
-        raise _too_deep()
     stack = [(data, 1)]
     while stack:
         value, depth = stack.pop()

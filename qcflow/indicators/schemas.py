@@ -9,7 +9,7 @@ PARTS = ("numerator", "denominator")
 
 class PeriodArgs(QueryArgs):
     from_ = Date(data_key="from", load_default=None,
-                        metadata={"description": "First day (YYYY-MM-DD); default: the first of this month"})
+                 metadata={"description": "First day (YYYY-MM-DD); default: the first of this month"})
     to = Date(load_default=None, metadata={"description": "Last day, inclusive; default: today"})
     department = fields.Integer(load_default=None, validate=validate.Range(min=1),
                                 metadata={"description": "Department id (quality office: any; others: their own)"})
