@@ -23,7 +23,7 @@ test: setup ## Run the whole test suite (QCFLOW_TEST_DATABASE_URL selects Postgr
 	if [ $$rc -eq 5 ]; then echo "make test: no tests collected"; rc=0; fi; \
 	exit $$rc
 
-test-slow: setup ## Run only the long variants (tests marked slow: R1 at 200k plans, long API fuzzing, 60 s load)
+test-slow: setup ## Run only the long variants (tests marked slow: R1 at 200k plans, long API fuzzing in-process and through gunicorn, 60 s load)
 	QCFLOW_RUN_SLOW=1 .venv/bin/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: setup ## Benchmarks P1–P12 against their raw lower bound (BENCH_ARGS, default SQLite scale S, all)

@@ -2,7 +2,7 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import DISPOSITIONS, SEXES, CancerType
-from qcflow.core.schemas import BaseSchema
+from qcflow.core.schemas import BaseSchema, Date, DateTime, Month
 
 Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
 HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
@@ -13,18 +13,18 @@ class PatientIn(BaseSchema):
     mrn = Text(40, required=True, metadata={"example": "BA20260001"})
     name = Text(100, required=True, metadata={"example": "王小明"})
     sex = fields.String(required=True, validate=validate.OneOf(SEXES))
-    birth_on = fields.Date(allow_none=True)
+    birth_on = Date(allow_none=True)
     phone = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9+\- ]{5,30}$"))
     id_number = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9A-Za-z]{6,30}$"))
-    died_on = fields.Date(allow_none=True)
+    died_on = Date(allow_none=True)
 
 
 class EncounterIn(BaseSchema):
     his_id = HisId(metadata={"example": "E000456"})
     patient_his_id = HisId()
     department_code = Text(40, required=True, metadata={"example": "GS"})
-    admitted_at = fields.AwareDateTime(required=True)
-    discharged_at = fields.AwareDateTime(allow_none=True)
+    admitted_at = DateTime(required=True)
+    discharged_at = DateTime(allow_none=True)
     is_day_surgery = fields.Boolean(load_default=False)
     disposition = fields.String(allow_none=True, validate=validate.OneOf(DISPOSITIONS))
 
@@ -37,7 +37,7 @@ class OperationIn(BaseSchema):
     grade = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=4))
     surgeon_his_id = HisId()
     department_code = Text(40, allow_none=True)
-    planned_at = fields.AwareDateTime(required=True)
+    planned_at = DateTime(required=True)
     is_unplanned_reoperation = fields.Boolean(load_default=False)
 
 
@@ -46,15 +46,14 @@ class DiagnosisIn(BaseSchema):
     patient_his_id = HisId()
     cancer_type = fields.String(required=True, validate=validate.OneOf(list(CancerType)))
     icd10 = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"))
-    diagnosed_on = fields.Date(required=True)
+    diagnosed_on = Date(required=True)
     stage = Text(10, allow_none=True)
     department_code = Text(40, allow_none=True)
 
 
 class CensusIn(BaseSchema):
     department_code = Text(40, required=True)
-    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"),
-                          metadata={"example": "2026-03"})
+    month = Month(required=True, metadata={"example": "2026-03"})
     discharges = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
@@ -80,8 +79,8 @@ class StaffIn(BaseSchema):
 class AuthorisationIn(BaseSchema):
     staff_his_id = HisId()
     procedure_code = Text(40, required=True)
-    valid_from = fields.Date(required=True)
-    valid_until = fields.Date(allow_none=True)
+    valid_from = Date(required=True)
+    valid_until = Date(allow_none=True)
 
 
 class RowResult(BaseSchema):
@@ -106,7 +105,7 @@ class OperationTransitionIn(BaseSchema):
     version = fields.Integer(required=True)
     emergency_override = fields.Boolean(load_default=False)
     override_reason = fields.String(validate=validate.Length(max=2000))
-    performed_at = fields.AwareDateTime()
+    performed_at = DateTime()
     reason = fields.String(validate=validate.Length(max=2000))
 
 
@@ -122,9 +121,9 @@ class OperationOut(BaseSchema):
     grade = fields.Integer()
     is_restricted_technology = fields.Boolean()
     surgeon_staff_id = fields.Integer()
-    planned_at = fields.DateTime()
-    booked_at = fields.DateTime(allow_none=True)
-    performed_at = fields.DateTime(allow_none=True)
+    planned_at = DateTime()
+    booked_at = DateTime(allow_none=True)
+    performed_at = DateTime(allow_none=True)
     is_unplanned_reoperation = fields.Boolean()
     is_emergency_override = fields.Boolean()
     override_reason = fields.String(allow_none=True)
@@ -138,7 +137,7 @@ class PatientOut(BaseSchema):
     mrn = fields.String()
     name = fields.String()
     sex = fields.String()
-    birth_on = fields.Date(allow_none=True)
+    birth_on = Date(allow_none=True)
     phone = fields.String(allow_none=True)
     id_number = fields.String(allow_none=True)
-    died_on = fields.Date(allow_none=True)
+    died_on = Date(allow_none=True)

@@ -7,7 +7,7 @@ a changed record is updated and audited with the fields that changed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
@@ -131,9 +131,8 @@ def resolve_diagnosis(row: dict) -> Resolved:
 
 def resolve_census(row: dict) -> Resolved:
     resolved = Resolved()
-    year, month = map(int, row["month"].split("-"))
     resolved.values = {"department_id": _department(row["department_code"], resolved),
-                       "month_on": date(year, month, 1), "discharges": row["discharges"]}
+                       "month_on": row["month"], "discharges": row["discharges"]}
     return resolved
 
 

@@ -27,8 +27,12 @@ def read_csv(data: bytes) -> list[dict]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadRequest(_("The file is not UTF-8 text. Save it as “CSV UTF-8” and try again."))
-    return [{k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
-            for row in csv.DictReader(io.StringIO(text))]
+    try:
+        return [{k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
+                for row in csv.DictReader(io.StringIO(text))]
+    except csv.Error as error:  # e.g. a cell beyond the csv module's limit of 128 KiB
+        raise BadRequest(_("The file is not a CSV file we can read (%(problem)s). Save it as “CSV UTF-8” and try "
+                           "again.", problem=str(error))) from None
 
 
 @bp.get("/operations")

@@ -5,10 +5,11 @@ pages get a translated error template.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 
-from flask import current_app, jsonify, render_template, request
+from flask import Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _, lazy_gettext as _l
 from marshmallow import ValidationError
 from sqlalchemy.exc import DataError, IntegrityError
@@ -135,7 +136,31 @@ def snake(name: str) -> str:
 
 
 def error_response(status: int, code: str, message, errors=None, headers=None, **extra):
-    """Render one error for the API (JSON) or for a page (template)."""
+    """Render one error for the API (JSON) or for a page (template); if even that fails, a plain answer
+    in the same shape (never the server's bare English page)."""
+    try:
+        response = _rendered_error(status, code, message, errors, **extra)
+    except Exception:
+        log.exception("rendering the error response failed")
+        response = _plain_error(status, code)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+#: The last resort when the translated error cannot be rendered (no translation, no template).
+PLAIN_MESSAGE = "请求未能处理，未保存任何内容。 The request could not be completed; nothing was saved."
+
+
+def _plain_error(status: int, code: str) -> Response:
+    if is_api_request():
+        return Response(json.dumps({"code": code, "message": PLAIN_MESSAGE}), mimetype="application/json")
+    return Response(f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{PLAIN_MESSAGE}</p>",
+                    mimetype="text/html")
+
+
+def _rendered_error(status: int, code: str, message, errors=None, **extra):
     if is_api_request():
         body = {"code": code, "message": str(message), **extra}
         if errors:
@@ -146,9 +171,6 @@ def error_response(status: int, code: str, message, errors=None, headers=None, *
             render_template("errors/error.html", status=status, message=str(message),
                             errors=translate_errors(errors) if errors else None, **extra)
         )
-    response.status_code = status
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
     return response
 
 

@@ -1,7 +1,10 @@
 """Marshmallow base schema and shared fields."""
+import datetime as dt
 import functools
+import re
 
-from marshmallow import RAISE, Schema, fields, validate
+from flask_babel import lazy_gettext as _l
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import _get_value_for_key, ensure_text_type, missing
 
@@ -28,7 +31,7 @@ def _fast_serializer(field):
     if kind is fields.Boolean and field.truthy is fields.Boolean.truthy and field.falsy is fields.Boolean.falsy:
         serialize = field._serialize
         return lambda value: value if value is None or value is True or value is False else serialize(value, None, None)
-    if kind in (fields.DateTime, fields.Date):
+    if kind in (fields.DateTime, fields.Date, DateTime, Date):
         formatted = kind.SERIALIZATION_FUNCS.get(field.format or kind.DEFAULT_FORMAT)
         if formatted is not None:
             return lambda value: None if value is None else formatted(value)
@@ -65,6 +68,68 @@ def _dump_plan(schema: Schema):
     if None not in fast and schema.dict_class is dict:
         result.fast = tuple(fast)
     return result
+
+
+#: The years a date or a date-time of the API may fall in. Beyond them no record of a hospital makes sense,
+#: and nearer to year 1 or 9999 a shift by a time zone or a deadline overflows Python's datetime.
+MIN_YEAR, MAX_YEAR = 1900, 2200
+
+_OUT_OF_RANGE = _l("Enter a date between the years %(low)s and %(high)s.", low=MIN_YEAR, high=MAX_YEAR)
+
+
+class _Translated:
+    """Field errors as text in the request's language (a lazy message would be kept as an iterable)."""
+
+    def make_error(self, key: str, **kwargs) -> ValidationError:
+        return ValidationError(str(self.error_messages[key]).format(**kwargs))
+
+
+class DateTime(_Translated, fields.AwareDateTime):
+    """Every date-time of the API: ISO 8601 with its offset, within MIN_YEAR..MAX_YEAR, loaded as UTC.
+
+    Dumped as marshmallow's DateTime dumps (ISO 8601)."""
+
+    default_error_messages = {"range": _OUT_OF_RANGE}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dt.datetime:
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise self.make_error("range")
+        return value.astimezone(dt.timezone.utc)
+
+
+class Date(_Translated, fields.Date):
+    """Every date of the API: YYYY-MM-DD within MIN_YEAR..MAX_YEAR."""
+
+    default_error_messages = {"range": _OUT_OF_RANGE}
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if not MIN_YEAR <= value.year <= MAX_YEAR:
+            raise self.make_error("range")
+        return value
+
+
+class Month(_Translated, fields.String):
+    """A month given as YYYY-MM (within MIN_YEAR..MAX_YEAR), loaded as its first day; dumped as YYYY-MM."""
+
+    default_error_messages = {"invalid": _l("Enter a month as YYYY-MM."), "range": _OUT_OF_RANGE}
+    PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": self.PATTERN.pattern, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
+        match = self.PATTERN.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise self.make_error("invalid")
+        if not MIN_YEAR <= int(match.group(1)) <= MAX_YEAR:
+            raise self.make_error("range")
+        return dt.date(int(match.group(1)), int(match.group(2)), 1)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else f"{value.year:04d}-{value.month:02d}"
 
 
 class Dumped(dict):

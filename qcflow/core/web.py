@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import orjson
 from flask import Flask, current_app, request
@@ -18,6 +19,14 @@ from qcflow.core.errors import BadRequest, is_api_request
 from qcflow.core.security import sessionless_token, sessionless_token_valid
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+#: JSON bodies nest at most this deep: no form of ours needs more than a few levels, and a parser or
+#: schema walking 100 000 levels runs out of stack (RecursionError) before any rule could refuse it.
+MAX_JSON_DEPTH = 64
+
+#: A lone UTF-16 surrogate (JSON's "\ud800" escape): a Python string may hold one, but it is no
+#: character, cannot be encoded as UTF-8 and so can be neither stored nor sent back.
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def check_production_config(app: Flask) -> None:
@@ -154,8 +163,55 @@ def check_json_body():
         return
     if not request.is_json:
         raise BadRequest(_("Send the body as JSON with the header Content-Type: application/json."))
-    if request.get_json(silent=True) is None:
+    try:
+        data = request.get_json(silent=True)  # cached: the view's get_json() gets this value
+    except RecursionError:  # deeper than the parser's own stack allows
+        raise _too_deep() from None
+    if data is None:
         raise BadRequest(_("The body is not valid JSON. Check quotes, commas and brackets."))
+    check_json_value(data)
+
+
+def _too_deep():
+    return BadRequest(_("The body is nested too deeply (at most %(n)d levels of objects and lists).", n=MAX_JSON_DEPTH))
+
+
+def _surrogate():
+    return BadRequest(_("The request contains an invalid character (a lone UTF-16 surrogate). "
+                        "Remove it and send again."))
+
+
+def check_json_value(data) -> None:
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding a lone surrogate, keys included (400)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and SURROGATE.search(value):
+                raise _surrogate()
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(value, dict):
+                stack.extend((key, depth) for key in value)
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+
+
+def check_text_input():
+    """Refuse a query string that is not UTF-8, and a lone surrogate in the query string or a page's posted
+    form (400), before any view reads it. (API bodies are JSON only: check_json_body.)"""
+    try:
+        request.query_string.decode()
+    except UnicodeDecodeError:
+        request.query_string = b""  # the error page reads the query string (its language, its links) too
+        raise BadRequest(_("The address contains bytes that are not UTF-8 text. Check the link.")) from None
+    has_form = request.method in UNSAFE_METHODS and not is_api_request()
+    sources = [request.args, request.form] if has_form else [request.args]
+    for source in sources:
+        for key, value in source.items(multi=True):
+            if (not key.isascii() and SURROGATE.search(key)) or (not value.isascii() and SURROGATE.search(value)):
+                raise _surrogate()
 
 
 def security_headers(response):
@@ -228,6 +284,7 @@ def install_request_hooks(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter  # before any blueprint adds its rules
     app.session_interface = SessionInterface()
     app.json = JSONProvider(app)
+    app.before_request(check_text_input)  # first: the other hooks and the error pages read the query string
     app.before_request(enforce_access)
     app.before_request(check_csrf)
     app.before_request(check_json_body)

@@ -1,7 +1,7 @@
 """Shapes of event requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime
 from qcflow.events.models import (
     CARE_STAGES,
     CAUSE_DOMAINS,
@@ -24,8 +24,8 @@ class ReportFields(BaseSchema):
     harm = fields.String(validate=validate.OneOf(HARM), allow_none=True)
     ncc_merp = fields.String(validate=validate.OneOf(NCC_MERP), allow_none=True, metadata={"example": "C"})
     care_stage = fields.String(validate=validate.OneOf(CARE_STAGES), metadata={"example": "medication"})
-    occurred_at = fields.AwareDateTime(metadata={"example": "2026-03-01T09:30:00+08:00"})
-    discovered_at = fields.AwareDateTime(metadata={"example": "2026-03-01T10:00:00+08:00"})
+    occurred_at = DateTime(metadata={"example": "2026-03-01T09:30:00+08:00"})
+    discovered_at = DateTime(metadata={"example": "2026-03-01T10:00:00+08:00"})
     location = Text(200, metadata={"example": "外科病房 12 床旁"})
     department_id = fields.Integer(validate=validate.Range(min=1))
     clinical_state = Text(200, allow_none=True)
@@ -77,7 +77,7 @@ class ActionIn(BaseSchema):
     improvement_type = fields.String(required=True, validate=validate.OneOf(IMPROVEMENT_TYPES))
     owner_department_id = fields.Integer(required=True, validate=validate.Range(min=1))
     owner_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    due_on = fields.Date(required=True)
+    due_on = Date(required=True)
 
 
 class ActionTransitionIn(BaseSchema):
@@ -95,10 +95,10 @@ class ActionOut(BaseSchema):
     improvement_type = fields.String()
     owner_department_id = fields.Integer()
     owner_user_id = fields.Integer(allow_none=True)
-    due_on = fields.Date()
+    due_on = Date()
     evidence = fields.String(allow_none=True)
-    done_at = fields.DateTime(allow_none=True)
-    verified_at = fields.DateTime(allow_none=True)
+    done_at = DateTime(allow_none=True)
+    verified_at = DateTime(allow_none=True)
 
 
 class MessageIn(BaseSchema):
@@ -109,11 +109,11 @@ class MessageOut(BaseSchema):
     id = fields.Integer()
     direction = fields.String()
     body = fields.String()
-    created_at = fields.DateTime()
+    created_at = DateTime()
 
 
 class ExternalReportIn(BaseSchema):
-    reported_at = fields.AwareDateTime(required=True)
+    reported_at = DateTime(required=True)
     version = fields.Integer(required=True, metadata={"description": "The version of the case you read; stale → 409."})
 
 
@@ -132,8 +132,8 @@ class EventOut(BaseSchema):
     harm = fields.String(allow_none=True)
     ncc_merp = fields.String(allow_none=True)
     care_stage = fields.String(allow_none=True)
-    occurred_at = fields.DateTime(allow_none=True)
-    discovered_at = fields.DateTime(allow_none=True)
+    occurred_at = DateTime(allow_none=True)
+    discovered_at = DateTime(allow_none=True)
     location = fields.String(allow_none=True)
     department_id = fields.Integer(allow_none=True)
     handling_department_id = fields.Integer(allow_none=True)
@@ -152,13 +152,13 @@ class EventOut(BaseSchema):
     analysis = fields.String(allow_none=True)
     improvement_types = fields.String(allow_none=True)
     feedback = fields.String(allow_none=True)
-    submitted_at = fields.DateTime(allow_none=True)
-    triaged_at = fields.DateTime(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
-    triage_due_at = fields.DateTime(allow_none=True)
-    investigation_due_at = fields.DateTime(allow_none=True)
-    external_report_due_at = fields.DateTime(allow_none=True)
-    external_reported_at = fields.DateTime(allow_none=True)
+    submitted_at = DateTime(allow_none=True)
+    triaged_at = DateTime(allow_none=True)
+    closed_at = DateTime(allow_none=True)
+    triage_due_at = DateTime(allow_none=True)
+    investigation_due_at = DateTime(allow_none=True)
+    external_report_due_at = DateTime(allow_none=True)
+    external_reported_at = DateTime(allow_none=True)
     actions = fields.List(fields.Nested(ActionOut))
 
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 from sqlalchemy.orm import lazyload
 
 from qcflow.auth.models import Role, User
@@ -18,6 +19,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.db import UTCDateTime
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.masking import mask_phone
+from qcflow.core.schemas import DateTime
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
@@ -99,8 +101,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, tuple]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         as_of, urgent, overdue, sort_at, task_id = text.split("|")
-        return datetime.fromisoformat(as_of), (int(urgent), int(overdue), datetime.fromisoformat(sort_at), int(task_id))
-    except (ValueError, UnicodeDecodeError):
+        # The API's own date-time field: a cursor is client input (an offset is required, years are bounded).
+        instant = DateTime().deserialize
+        return instant(as_of), (int(urgent), int(overdue), instant(sort_at), int(task_id))
+    except (ValueError, UnicodeDecodeError, ValidationError):
         raise Unprocessable(errors={"cursor": [_("Not a cursor from this queue; start again without it.")]})
 
 

@@ -1,7 +1,7 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, QueryArgs
+from qcflow.core.schemas import BaseSchema, Date, DateTime, QueryArgs
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -66,7 +66,7 @@ class ProtocolOut(BaseSchema):
     outcome_items = fields.List(fields.String())
     core_items = fields.List(fields.String())
     change_note = fields.String(allow_none=True)
-    created_at = fields.DateTime()
+    created_at = DateTime()
     phases = fields.List(fields.Nested(PhaseOut))
 
 
@@ -74,7 +74,7 @@ class EnrolIn(BaseSchema):
     patient_id = fields.Integer(required=True, validate=validate.Range(min=1))
     pathway = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "four_level_surgery"})
     department_id = fields.Integer(required=True, validate=validate.Range(min=1))
-    anchor_at = fields.AwareDateTime(required=True, metadata={"example": "2026-03-01T10:00:00+08:00"})
+    anchor_at = DateTime(required=True, metadata={"example": "2026-03-01T10:00:00+08:00"})
     source_type = fields.String(load_default="manual", validate=validate.OneOf(SOURCE_TYPES))
     source_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
 
@@ -86,19 +86,19 @@ class PlanOut(BaseSchema):
     protocol_id = fields.Integer()
     pathway = fields.String()
     source_key = fields.String()
-    anchor_at = fields.DateTime()
+    anchor_at = DateTime()
     state = fields.String()
     version = fields.Integer()
     next_occurrence = fields.Integer()
-    next_due_at = fields.DateTime(allow_none=True)
-    enrolled_at = fields.DateTime()
-    ended_on = fields.Date(allow_none=True)
+    next_due_at = DateTime(allow_none=True)
+    enrolled_at = DateTime()
+    ended_on = Date(allow_none=True)
     end_reason = fields.String(allow_none=True)
 
 
 class QueueArgs(QueryArgs):
     department = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Department id (quality office: any)"})
-    date = fields.Date(metadata={"description": "Tasks open by the end of this day (default: today, hospital time)"})
+    date = Date(metadata={"description": "Tasks open by the end of this day (default: today, hospital time)"})
     pathway = Text(40)
     assignee = fields.String(validate=validate.Regexp(r"^(me|none|[1-9][0-9]*)$"),
                              metadata={"description": "me, none (unclaimed) or a user id"})
@@ -125,14 +125,14 @@ class TaskOut(BaseSchema):
     state = fields.String()
     version = fields.Integer()
     timeliness = fields.String(allow_none=True, metadata={"description": "not_open, due or overdue"})
-    due_at = fields.DateTime()
-    due_on = fields.Date()
-    opens_at = fields.DateTime()
-    closes_at = fields.DateTime()
+    due_at = DateTime()
+    due_on = Date()
+    opens_at = DateTime()
+    closes_at = DateTime()
     is_urgent = fields.Boolean()
     is_timed = fields.Boolean()
     assignee_id = fields.Integer(allow_none=True)
-    snoozed_until = fields.DateTime(allow_none=True)
+    snoozed_until = DateTime(allow_none=True)
     attempt_count = fields.Integer()
     patient = fields.Nested(PatientBrief)
     respondent = fields.String(allow_none=True)
@@ -141,12 +141,12 @@ class TaskOut(BaseSchema):
     reoperation = fields.Boolean(allow_none=True)
     recurrence_metastasis = fields.Boolean(allow_none=True)
     vital_status = fields.String(allow_none=True)
-    date_of_death = fields.Date(allow_none=True)
+    date_of_death = Date(allow_none=True)
     health_education_given = fields.Boolean(allow_none=True)
     revisit_booked = fields.Boolean(allow_none=True)
     satisfaction = fields.Integer(allow_none=True)
     is_effective = fields.Boolean(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
+    closed_at = DateTime(allow_none=True)
 
 
 class QueuePage(BaseSchema):
@@ -163,7 +163,7 @@ class AttemptIn(BaseSchema):
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     result = fields.String(required=True, validate=validate.OneOf(RESULTS))
     note = Text(2000, allow_none=True)
-    snooze_until = fields.AwareDateTime(allow_none=True, metadata={"example": "2026-03-02T15:00:00+08:00"})
+    snooze_until = DateTime(allow_none=True, metadata={"example": "2026-03-02T15:00:00+08:00"})
 
 
 class AttemptOut(BaseSchema):
@@ -173,8 +173,8 @@ class AttemptOut(BaseSchema):
     channel = fields.String()
     result = fields.String()
     note = fields.String(allow_none=True)
-    snooze_until = fields.DateTime(allow_none=True)
-    attempted_at = fields.DateTime()
+    snooze_until = DateTime(allow_none=True)
+    attempted_at = DateTime()
 
 
 class CompleteIn(VersionIn):
@@ -186,7 +186,7 @@ class CompleteIn(VersionIn):
     reoperation = fields.Boolean(allow_none=True)
     recurrence_metastasis = fields.Boolean(allow_none=True)
     vital_status = fields.String(allow_none=True, validate=validate.OneOf(VITAL_STATUS))
-    date_of_death = fields.Date(allow_none=True)
+    date_of_death = Date(allow_none=True)
     health_education_given = fields.Boolean(allow_none=True)
     revisit_booked = fields.Boolean(allow_none=True)
     satisfaction = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5))
@@ -194,8 +194,8 @@ class CompleteIn(VersionIn):
 
 
 class RescheduleIn(VersionIn):
-    due_on = fields.Date(metadata={"description": "New call date (tasks due on a day)"})
-    due_at = fields.AwareDateTime(metadata={"description": "New call time (timed tasks, e.g. the 24 h call)"})
+    due_on = Date(metadata={"description": "New call date (tasks due on a day)"})
+    due_at = DateTime(metadata={"description": "New call time (timed tasks, e.g. the 24 h call)"})
     reason = Text(2000, required=True)
 
 
@@ -225,4 +225,4 @@ class PromptOut(BaseSchema):
     state = fields.String()
     version = fields.Integer()
     event_id = fields.Integer(allow_none=True)
-    created_at = fields.DateTime()
+    created_at = DateTime()

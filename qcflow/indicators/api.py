@@ -1,7 +1,7 @@
 """Indicators over the JSON API (DESIGN §8, §10): values for a period, a 12-month trend, drill-down."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from qcflow.auth.permissions import allowed, current_actor, department_for
 from qcflow.core.api import Blueprint
@@ -45,8 +45,8 @@ def period_of(args: dict, at: datetime):
     return start, end, department_for(current_actor(), args.get("department"))
 
 
-def month_of(text: str | None, at: datetime):
-    month = datetime.strptime(text, "%Y-%m").date() if text else today(at).replace(day=1)
+def month_of(first: date | None, at: datetime):
+    month = first or today(at).replace(day=1)
     queries.check_month(month, at)
     return month
 

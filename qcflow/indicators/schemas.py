@@ -1,25 +1,23 @@
 """Shapes of indicator requests and responses (rules live in queries and services)."""
-from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, QueryArgs
+from qcflow.core.schemas import BaseSchema, Date, DateTime, Month, QueryArgs
 from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
 
 PARTS = ("numerator", "denominator")
 
 
 class PeriodArgs(QueryArgs):
-    from_ = fields.Date(data_key="from", load_default=None,
-                        metadata={"description": "First day (YYYY-MM-DD); default: the first of this month"})
-    to = fields.Date(load_default=None, metadata={"description": "Last day, inclusive; default: today"})
+    from_ = Date(data_key="from", load_default=None,
+                 metadata={"description": "First day (YYYY-MM-DD); default: the first of this month"})
+    to = Date(load_default=None, metadata={"description": "Last day, inclusive; default: today"})
     department = fields.Integer(load_default=None, validate=validate.Range(min=1),
                                 metadata={"description": "Department id (quality office: any; others: their own)"})
 
 
 class TrendArgs(QueryArgs):
-    month = fields.String(load_default=None, validate=validate.Regexp(
-        r"^\d{4}-(0[1-9]|1[0-2])$", error=_l("Enter a month as YYYY-MM.")),
-        metadata={"description": "Last month of the 12-month trend (YYYY-MM); default: this month"})
+    month = Month(load_default=None,
+                  metadata={"description": "Last month of the 12-month trend (YYYY-MM); default: this month"})
     department = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
@@ -48,7 +46,7 @@ class IndicatorValueOut(BaseSchema):
     target = fields.Float(allow_none=True)
     comparison = fields.String(allow_none=True, metadata={"description": "gt, ge, le or lt"})
     met = fields.Boolean(allow_none=True)
-    frozen_at = fields.DateTime(allow_none=True, metadata={"description": "Set when the value is a frozen snapshot"})
+    frozen_at = DateTime(allow_none=True, metadata={"description": "Set when the value is a frozen snapshot"})
     differs = fields.Boolean(metadata={"description": "The snapshot differs from a computation now"})
     recomputed = fields.Nested(ComputedOut, allow_none=True)
 
@@ -104,6 +102,6 @@ class TargetOut(BaseSchema):
     comparison = fields.String()
     value = fields.Float()
     source = fields.String(allow_none=True)
-    updated_at = fields.DateTime()
+    updated_at = DateTime()
     updated_by = fields.String()
     version = fields.Integer()

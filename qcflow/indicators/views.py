@@ -94,7 +94,7 @@ def detail(code):
     at = now()
     indicator = queries.indicator(code)
     args = _args(TrendArgs())
-    month = datetime.strptime(args["month"], "%Y-%m").date() if args.get("month") else today(at).replace(day=1)
+    month = args.get("month") or today(at).replace(day=1)
     queries.check_month(month, at)
     department_id = department_for(current_actor(), args.get("department"))
     points = queries.trend(code, month, department_id=department_id, now=at, compare=True)

@@ -1,7 +1,7 @@
 """Shapes of discussion requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs
+from qcflow.core.schemas import BaseSchema, CursorArgs, DateTime
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
@@ -21,7 +21,7 @@ class DiscussionIn(BaseSchema):
     question = Text(5000, load_default="", metadata={"example": "胰十二指肠切除术的手术指征与麻醉风险评估"})
     chair_user_id = Id(allow_none=True)
     is_disputed = fields.Boolean(load_default=False)
-    due_at = fields.AwareDateTime(allow_none=True, metadata={"description": "Default: by kind (see README)."})
+    due_at = DateTime(allow_none=True, metadata={"description": "Default: by kind (see README)."})
 
 
 class DiscussionRecordIn(BaseSchema):
@@ -36,8 +36,8 @@ class DiscussionRecordIn(BaseSchema):
 class DiscussionTransitionIn(BaseSchema):
     action = fields.String(required=True, metadata={"example": "sign"})
     version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
-    scheduled_at = fields.AwareDateTime(metadata={"example": "2026-03-05T14:00:00+08:00"})
-    held_at = fields.AwareDateTime()
+    scheduled_at = DateTime(metadata={"example": "2026-03-05T14:00:00+08:00"})
+    held_at = DateTime()
     reason = Text(5000)
     summary = Text(20000)
     conclusion = Text(20000)
@@ -88,7 +88,7 @@ class AddendumOut(BaseSchema):
     id = fields.Integer()
     author_user_id = fields.Integer()
     text = fields.String()
-    created_at = fields.DateTime()
+    created_at = DateTime()
 
 
 class DiscussionOut(BaseSchema):
@@ -107,13 +107,13 @@ class DiscussionOut(BaseSchema):
     conclusion = fields.String(allow_none=True)
     decision = fields.String(allow_none=True)
     is_disputed = fields.Boolean()
-    due_at = fields.DateTime(allow_none=True)
-    scheduled_at = fields.DateTime(allow_none=True)
-    held_at = fields.DateTime(allow_none=True)
-    signed_at = fields.DateTime(allow_none=True)
+    due_at = DateTime(allow_none=True)
+    scheduled_at = DateTime(allow_none=True)
+    held_at = DateTime(allow_none=True)
+    signed_at = DateTime(allow_none=True)
     signed_by_user_id = fields.Integer(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
-    created_at = fields.DateTime()
+    created_at = DateTime()
     participants = fields.List(fields.Nested(ParticipantOut))
     addenda = fields.List(fields.Nested(AddendumOut))
 

@@ -1,6 +1,6 @@
 from marshmallow import fields
 
-from qcflow.core.schemas import BaseSchema
+from qcflow.core.schemas import BaseSchema, DateTime
 
 
 class NotificationOut(BaseSchema):
@@ -9,8 +9,8 @@ class NotificationOut(BaseSchema):
     title = fields.String()
     body = fields.String()
     link = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    read_at = fields.DateTime(allow_none=True)
+    created_at = DateTime()
+    read_at = DateTime(allow_none=True)
 
 
 class NotificationPage(BaseSchema):

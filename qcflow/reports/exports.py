@@ -1,5 +1,5 @@
 """CSV and XLSX exports of reports (shaped for re-keying into the national NCIS platform) and of
-follow-up results, streamed.
+follow-up results.
 
 Events: every analysis field, free text through the PII scrubber, and nothing about the reporter
 (no mode, no user, no receipt, no message): the export is a list of what happened, not of who told
@@ -7,8 +7,12 @@ us. Submission times are written to the hour for every report, as an anonymous o
 the minute never tells anonymous reports from the others. Follow-up: tasks with their outcome, the patient's phone masked. docs/exports.md maps
 each column to the NCIS form.
 
-CSV is a generator (UTF-8 with a BOM so Excel reads the Chinese); XLSX is written row by row by
-xlsxwriter in constant-memory mode into a temporary file, which is streamed and then deleted.
+Both formats are written completely, inside the request, into a spooled temporary file (in memory up
+to SPOOL_BYTES, then an anonymous file on disk; CSV: UTF-8 with a BOM so Excel reads the Chinese;
+XLSX: row by row by xlsxwriter in constant-memory mode), which is then sent. Nothing that needs the
+request (its language, the database session, the user) runs after the view has returned: the server
+sends the body after Flask has torn the request down, so a generator that still translated a header
+or read a row failed there (a 500 on every CSV export).
 """
 from __future__ import annotations
 
@@ -19,10 +23,10 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Callable
+from typing import IO, Callable
 
 import sqlalchemy as sa
-from flask import Response, stream_with_context
+from flask import Response
 from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department, User
@@ -231,25 +235,30 @@ def _defuse(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
+def write_csv(handle: IO[bytes], columns: list[Column], rows: Iterable[list[str]]) -> None:
+    """Write the header and rows as CSV in UTF-8 with a BOM (Excel then reads Chinese correctly)."""
+    handle.write(("\ufeff" + _csv_line(header(columns))).encode("utf-8"))
+    for cells in rows:
+        handle.write(_csv_line(cells).encode("utf-8"))
+
+
 def csv_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str) -> Response:
-    """Stream rows as CSV with a UTF-8 BOM (Excel then reads Chinese correctly)."""
-    def generate():
-        yield "\ufeff" + _csv_line(header(columns))
-        for cells in rows():
-            yield _csv_line(cells)
+    """The rows as a CSV file, written completely before the response is returned."""
+    buffer = _buffer()
+    try:
+        write_csv(buffer, columns, rows())
+    except BaseException:
+        buffer.close()
+        raise
+    return _file_response(buffer, "text/csv", filename)
 
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "Cache-Control": "no-store"})
 
-
-def write_xlsx(path: str, columns: list[Column], rows: Iterable[list[str]], sheet: str) -> None:
-    """Write the rows into an XLSX file, one row at a time (constant memory)."""
+def write_xlsx(target: str | IO[bytes], columns: list[Column], rows: Iterable[list[str]], sheet: str) -> None:
+    """Write the rows as an XLSX workbook into a path or a binary file, one row at a time (constant memory)."""
     import xlsxwriter
 
-    workbook = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_formulas": False,
-                                          "strings_to_urls": False, "strings_to_numbers": False,
-                                          "tmpdir": os.path.dirname(path)})
+    workbook = xlsxwriter.Workbook(target, {"constant_memory": True, "strings_to_formulas": False,
+                                            "strings_to_urls": False, "strings_to_numbers": False})
     worksheet = workbook.add_worksheet(sheet[:31])
     bold = workbook.add_format({"bold": True, "bg_color": "#EEF1F4"})
     worksheet.write_row(0, 0, header(columns), bold)
@@ -260,31 +269,52 @@ def write_xlsx(path: str, columns: list[Column], rows: Iterable[list[str]], shee
 
 
 def xlsx_response(columns: list[Column], rows: Callable[[], Iterable[list[str]]], filename: str, sheet: str) -> Response:
-    """Write the XLSX to a temporary file (memory stays flat however many rows), then stream it."""
-    directory = tempfile.mkdtemp(prefix="qcflow-export-")
-    path = os.path.join(directory, "export.xlsx")
+    """The rows as an XLSX workbook, written completely before the response is returned."""
+    buffer = _buffer()
     try:
-        write_xlsx(path, columns, rows(), sheet)
-        handle = open(path, "rb")
+        write_xlsx(buffer, columns, rows(), sheet)
     except BaseException:
-        _remove(directory)
+        buffer.close()
         raise
-    size = os.path.getsize(path)
+    return _file_response(buffer, XLSX_MIMETYPE, filename)
 
-    def generate():
-        try:
-            while chunk := handle.read(64 * 1024):
-                yield chunk
-        finally:
-            handle.close()
-            _remove(directory)
 
-    return Response(generate(), mimetype=XLSX_MIMETYPE,
+#: An export up to this size is kept in memory; a larger one goes to an anonymous temporary file, which
+#: the system deletes when it is closed (no file is left behind, however the download ends).
+SPOOL_BYTES = 4 * 1024 * 1024
+
+
+def _buffer() -> IO[bytes]:
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="qcflow-export-")
+
+
+def _file_response(buffer: IO[bytes], mimetype: str, filename: str) -> Response:
+    """Send a finished file from its start, in 64 KiB chunks."""
+    size = buffer.seek(0, os.SEEK_END)
+    buffer.seek(0)
+    return Response(_Chunks(buffer), mimetype=mimetype, direct_passthrough=True,
                     headers={"Content-Disposition": f'attachment; filename="{filename}"',
                              "Content-Length": str(size), "Cache-Control": "no-store"})
 
 
-def _remove(directory: str) -> None:
-    for name in os.listdir(directory):
-        os.unlink(os.path.join(directory, name))
-    os.rmdir(directory)
+class _Chunks:
+    """A file read in 64 KiB chunks, closed when read to its end, when the server closes the response, or
+    when a response nobody read is dropped."""
+
+    def __init__(self, handle: IO[bytes]):
+        self.handle = handle
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self.handle.read(64 * 1024)
+        if not chunk:
+            self.handle.close()
+            raise StopIteration
+        return chunk
+
+    def close(self) -> None:
+        self.handle.close()
+
+    __del__ = close

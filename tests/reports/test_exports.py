@@ -196,3 +196,22 @@ def test_followup_export_has_outcomes_and_masked_phones(clients, followups, hosp
 def test_followup_export_is_scoped_for_department_heads(clients, followups):
     rows = read_csv(clients("head").get("/api/v1/exports/followup.csv", query_string=FEB))
     assert [r["Patient"] for r in rows] == ["赵敏", "钱红"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_an_export_beyond_the_memory_spool_goes_to_disk_and_leaves_no_file(clients, reports, tmp_path, monkeypatch, fmt):
+    import tempfile
+
+    from qcflow.reports import exports
+
+    in_memory = read_csv if fmt == "csv" else read_xlsx
+    expected = in_memory(clients("quality").get(f"/api/v1/exports/events.{fmt}", query_string=FEB))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(exports, "SPOOL_BYTES", 64)
+    response = clients("quality").get(f"/api/v1/exports/events.{fmt}", query_string=FEB)
+    assert int(response.headers["Content-Length"]) > 64
+    assert in_memory(response) == expected
+    response.close()
+    assert list(scratch.iterdir()) == []
