@@ -120,8 +120,9 @@ def update_participant(data, discussion_id, participant_id):
     a participant may set their own `attended` only."""
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
+    version = data.pop("version")
     participant = services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
-                                              actor=actor, now=now())
+                                              actor=actor, now=now(), expected_version=version)
     db.session.commit()
     return participant
 

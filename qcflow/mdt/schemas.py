@@ -54,6 +54,7 @@ class ParticipantIn(BaseSchema):
 
 
 class ParticipantPatch(BaseSchema):
+    version = fields.Integer(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
     attended = fields.Boolean()
     specialty = Text(60, allow_none=True)
     department_id = Id(allow_none=True)
@@ -61,6 +62,7 @@ class ParticipantPatch(BaseSchema):
 
 
 class OwnAttendanceIn(BaseSchema):
+    version = fields.Integer(required=True)
     attended = fields.Boolean(required=True)
 
 

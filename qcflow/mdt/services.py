@@ -600,12 +600,12 @@ def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: da
 
 
 def update_participant(discussion: Discussion, participant: Participant, data: dict, *, actor: Actor,
-                       now: datetime) -> Participant:
+                       now: datetime, expected_version: int | None = None) -> Participant:
     """Record attendance, or correct a participant's specialty, department or role; a participant
     may confirm (or withdraw) their own attendance and nothing else."""
     own_attendance = (participant.user_id is not None and participant.user_id == actor.user_id
                       and set(data) <= {"attended"} and may(discussion, actor, "confirm_own_attendance"))
-    check_editable(discussion, actor, what="confirm_own_attendance" if own_attendance else "manage")
+    check_editable(discussion, actor, expected_version, what="confirm_own_attendance" if own_attendance else "manage")
     if data.get("role") == "chair":
         if participant.user_id is None:
             raise Unprocessable(errors={"role": [_("The chair must be a qcflow user.")]})

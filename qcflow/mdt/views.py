@@ -174,8 +174,9 @@ def confirm_attendance(discussion_id):
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
     participant = queries.own_participant(discussion, actor.user_id)
-    services.update_participant(discussion, participant, {"attended": load_form(OwnAttendanceIn())["attended"]},
-                                actor=actor, now=now())
+    data = load_form(OwnAttendanceIn())
+    services.update_participant(discussion, participant, {"attended": data["attended"]}, actor=actor, now=now(),
+                                expected_version=data["version"])
     db.session.commit()
     return back(discussion_id, "#participants")
 

@@ -114,10 +114,14 @@ def test_participants_over_the_api(clients, hospital, held_preop):
     expert = head.post(url, headers=head.csrf, json={"name": "王教授（省人民医院）", "specialty": "pathology",
                                                      "role": "invited"})
     assert expert.status_code == 201 and expert.json["user_id"] is None
-    marked = head.patch(f"{url}/{expert.json['id']}", headers=head.csrf, json={"attended": True})
+    version = head.get(f"{URL}/{held_preop.id}").json["version"]
+    marked = head.patch(f"{url}/{expert.json['id']}", headers=head.csrf, json={"version": version, "attended": True})
     assert marked.status_code == 200 and marked.json["attended"] is True
+    stale = head.patch(f"{url}/{expert.json['id']}", headers=head.csrf, json={"version": version, "attended": False})
+    assert stale.status_code == 409 and stale.json["current_version"] == version + 1
     assert head.delete(f"{url}/{expert.json['id']}", headers=head.csrf).status_code == 204
-    assert head.patch(f"{url}/{expert.json['id']}", headers=head.csrf, json={"attended": True}).status_code == 404
+    assert head.patch(f"{url}/{expert.json['id']}", headers=head.csrf,
+                      json={"version": version + 2, "attended": True}).status_code == 404
 
 
 @pytest.fixture

@@ -60,9 +60,9 @@ def test_an_invited_outsider_cannot_open_the_booking_gate_alone(client, hospital
                                             json={"version": d["version"],
                                                   "attended": [p["id"] for p in d["participants"]]}),
         "mark the surgeon present": client.patch(f"{URL}/{d['id']}/participants/{surgeon_row['id']}",
-                                                 headers=outsider, json={"attended": True}),
+                                                 headers=outsider, json={"version": d["version"], "attended": True}),
         "make his own row the chair": client.patch(f"{URL}/{d['id']}/participants/{own_row['id']}",
-                                                   headers=outsider, json={"role": "chair"}),
+                                                   headers=outsider, json={"version": d["version"], "role": "chair"}),
         "invite a colleague": client.post(f"{URL}/{d['id']}/participants", headers=outsider,
                                           json={"name": "外院专家", "specialty": "pathology", "attended": True}),
         "remove the surgeon": client.delete(f"{URL}/{d['id']}/participants/{surgeon_row['id']}", headers=outsider),
@@ -77,7 +77,11 @@ def test_an_invited_outsider_cannot_open_the_booking_gate_alone(client, hospital
     assert snapshot(held_preop.id) == before
 
     # What a participant may do: confirm their own attendance.
-    confirmed = client.patch(f"{URL}/{d['id']}/participants/{own_row['id']}", headers=outsider, json={"attended": True})
+    stale = client.patch(f"{URL}/{d['id']}/participants/{own_row['id']}", headers=outsider,
+                         json={"version": d["version"] - 1, "attended": True})
+    assert stale.status_code == 409  # confirmed on a page read before the record changed
+    confirmed = client.patch(f"{URL}/{d['id']}/participants/{own_row['id']}", headers=outsider,
+                             json={"version": d["version"], "attended": True})
     assert confirmed.status_code == 200 and confirmed.json["attended"] is True
 
     # The gate stays shut for the surgeon.
@@ -181,7 +185,8 @@ def test_the_page_offers_a_participant_only_their_own_attendance(app, clients, h
                         data={"csrf_token": token, "version": held_preop.version,
                               "attended": [p.id for p in held_preop.participants]})
     assert refused.status_code == 403
-    confirmed = page.post(f"/mdt/{held_preop.id}/my-attendance", data={"csrf_token": token, "attended": "true"})
+    confirmed = page.post(f"/mdt/{held_preop.id}/my-attendance",
+                          data={"csrf_token": token, "version": held_preop.version, "attended": "true"})
     assert confirmed.status_code == 302
     rows = {p[1]: p[3] for p in snapshot(held_preop.id)["participants"]}
     assert rows[hospital["anaesthetist"].id] is True

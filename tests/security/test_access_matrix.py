@@ -52,7 +52,7 @@ BODIES = {
     "mdt_api.update_discussion": {"version": 1, "question": "x"},
     "mdt_api.transition": {"action": "cancel", "version": 1, "reason": "x"},
     "mdt_api.add_participant": {"name": "外院专家"},
-    "mdt_api.update_participant": {"attended": True},
+    "mdt_api.update_participant": {"version": 1, "attended": True},
     "mdt_api.record_attendance": {"version": 1, "attended": []},
     "mdt_api.add_addendum": {"text": "x"},
     "clinical_api.operation_transition": {"action": "cancel", "version": 1, "reason": "x"},
