@@ -92,8 +92,8 @@ class Config:
     #: anchor`, `audit verify`) and that `audit verify` checks (QCFLOW_AUDIT_ANCHOR_FILE).
     AUDIT_ANCHOR_FILE = None
     #: Wrong receipt codes allowed per code prefix (its first 4 symbols) per 10 minutes, whoever
-    #: sends them; then that prefix answers 429, even to the right code. Counted in memory under a
-    #: daily rotating hash; nothing is stored.
+    #: sends them; then a wrong code of that prefix answers 429 (a right one never). Counted in
+    #: memory under a daily rotating hash; nothing is stored.
     RECEIPT_WRONG_CODES_PER_PREFIX_10_MIN = 10
     #: Wrong receipt codes allowed per client address per 10 minutes, only where the address is
     #: known (see TRUSTED_PROXIES): behind the shipped nginx it never is, and no address is counted.

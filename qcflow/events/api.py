@@ -220,36 +220,33 @@ def receipt_prefix(code: str) -> str:
     return services.normalise_receipt_code(code).replace("-", "")[:RECEIPT_PREFIX_SYMBOLS]
 
 
-def check_receipt_rate(code: str) -> None:
-    """Refuse a look-up whose code prefix, or whose known client, has had too many wrong codes.
+def refuse_when_guessing(code: str) -> None:
+    """After a wrong code: 429 once its prefix, or its known client, has had too many wrong codes.
 
-    Guessing is made infeasible by the code's 129 bits, not by this limit; behind the shipped nginx
-    every client is the proxy, so there is no per-address lock (one client's flood must not lock
-    every reporter out). A correct code keeps working unless wrong codes with its own prefix piled up.
+    A right code is always answered: guessing one is made infeasible by its 129 bits, not by this
+    limit, which only turns a flood of wrong codes into cheap refusals. Behind the shipped nginx
+    every client is the proxy, so there is no per-address lock: one client's flood, or a reporter
+    mistyping their own code, never keeps a reporter with the right code out.
     """
     config, at = current_app.config, time.time()
     address = known_client_address()
     if receipt_guesses.exceeded(receipt_prefix(code), config["RECEIPT_WRONG_CODES_PER_PREFIX_10_MIN"], at) or (
             address is not None and receipt_clients.exceeded(address, config["RECEIPT_LOOKUPS_PER_10_MIN"], at)):
-        raise TooManyRequests(_("Too many wrong receipt codes. Wait ten minutes and try again."))
-
-
-def count_wrong_receipt(code: str) -> None:
-    at, address = time.time(), known_client_address()
+        raise TooManyRequests(_("Too many wrong receipt codes. Wait ten minutes and try again."),
+                              headers={"Retry-After": str(receipt_guesses.window)})
     receipt_guesses.add(receipt_prefix(code), at)
     if address is not None:
         receipt_clients.add(address, at)
 
 
 def find_receipt(code: str, reply: str | None = None, *, at=None):
-    """The report of a receipt code (with the reporter's reply added), within the wrong-code limits."""
-    check_receipt_rate(code)
+    """The report of a receipt code (with the reporter's reply added); wrong codes within their limits."""
     try:
         if reply:
             return services.reply_by_receipt(code, reply, now=at)
         return services.find_by_receipt(code)
     except NotFound:
-        count_wrong_receipt(code)
+        refuse_when_guessing(code)
         raise
 
 
