@@ -132,8 +132,8 @@ def allowed_here(discussion: Discussion, actor: Actor) -> dict[str, bool]:
     """What the actor may do on the discussion page now: each capability, false once it no longer applies."""
     final = discussion.state in FINAL_STATES
     signed = discussion.state == DiscussionState.SIGNED
-    return {what: may(discussion, actor, what) and (signed if what == "add_addendum" else what == "read" or not final)
-            for what in DISCUSSION_PERMISSIONS}
+    when = {"add_addendum": signed, "read": True, "confirm_own_attendance": discussion.state == DiscussionState.HELD}
+    return {what: may(discussion, actor, what) and when.get(what, not final) for what in DISCUSSION_PERMISSIONS}
 
 
 def check_editable(discussion: Discussion, actor: Actor, expected_version: int | None = None,
@@ -606,6 +606,8 @@ def update_participant(discussion: Discussion, participant: Participant, data: d
     own_attendance = (participant.user_id is not None and participant.user_id == actor.user_id
                       and set(data) <= {"attended"} and may(discussion, actor, "confirm_own_attendance"))
     check_editable(discussion, actor, expected_version, what="confirm_own_attendance" if own_attendance else "manage")
+    if own_attendance and discussion.state != DiscussionState.HELD:
+        raise Conflict(_("You can confirm your attendance once the discussion has been held."), state=discussion.state)
     if data.get("role") == "chair":
         if participant.user_id is None:
             raise Unprocessable(errors={"role": [_("The chair must be a qcflow user.")]})

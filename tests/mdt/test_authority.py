@@ -156,6 +156,28 @@ def test_who_signs_a_complete_record(client, hospital, held_preop, bearer, actor
     assert snapshot(held_preop.id)["state"] == ("signed" if status == 200 else "held")
 
 
+def test_a_participant_confirms_attendance_only_once_the_discussion_is_held(client, hospital, grade_four, bearer,
+                                                                         mdt_now, actor_of):
+    """Before the meeting there is nothing to attend: a confirmation then would count towards the quorum."""
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+
+    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    db.session.commit()
+    own = next(p.id for p in discussion.participants if p.user_id == hospital["anaesthetist"].id)
+    early = client.patch(f"{URL}/{discussion.id}/participants/{own}", headers=bearer("anaesthetist"),
+                         json={"version": discussion.version, "attended": True})
+    assert early.status_code == 409 and early.json["message"]
+    assert not snapshot(discussion.id)["participants"][0][3]
+    head = actor_of("head")
+    services.transition_discussion(discussion, "schedule", {"scheduled_at": mdt_now}, actor=head, now=mdt_now)
+    services.transition_discussion(discussion, "hold", {}, actor=head, now=mdt_now)
+    db.session.commit()
+    held = client.patch(f"{URL}/{discussion.id}/participants/{own}", headers=bearer("anaesthetist"),
+                        json={"version": discussion.version, "attended": True})
+    assert held.status_code == 200 and held.json["attended"] is True
+
+
 def test_participants_add_addenda_after_signing_and_outsiders_do_not(client, hospital, held_preop, bearer, actor_of,
                                                                      mdt_now):
     from qcflow.extensions import db

@@ -39,7 +39,7 @@ MDT_ROUTES = {
 }
 VERSIONED = {"mdt_api.update_discussion", "mdt.record", "mdt_api.transition", "mdt.transition",
              "mdt_api.record_attendance", "mdt.attendance", "mdt_api.update_participant", "mdt.confirm_attendance"}
-#: Relations to department A's pre-operative discussion (not yet held) → what they may do. The
+#: Relations to department A's pre-operative discussion (held, not signed) → what they may do. The
 #: organiser (department A's surgeon) is also on the participant list.
 MDT_RELATIONS = {
     "organiser": {"read", "record", "manage", "conduct", "add_addendum", "confirm_own_attendance"},
@@ -135,8 +135,11 @@ def test_discussion_routes_by_relation(app, world, logged_in, create_user, relat
 
     discussion = world["A"]["discussion"]
     b_doctor = world["b_users"]["doctor"]
-    services.add_participant(discussion, {"user_id": b_doctor.id}, actor=Actor.for_user(world["users"]["doctor"]),
-                             now=world["now"])
+    organiser = Actor.for_user(world["users"]["doctor"])
+    services.add_participant(discussion, {"user_id": b_doctor.id}, actor=organiser, now=world["now"])
+    services.transition_discussion(discussion, "schedule", {"scheduled_at": world["now"]}, actor=organiser,
+                                   now=world["now"])
+    services.transition_discussion(discussion, "hold", {}, actor=organiser, now=world["now"])
     db.session.commit()
     username = {"organiser": "doctor", "participant_from_another_department": b_doctor.username,
                 "outsider_of_another_department": world["b_users"]["dept_head"].username}[relation]
