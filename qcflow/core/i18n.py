@@ -42,6 +42,14 @@ def lang_url(code: str) -> str:
     return request.path + "?" + urlencode(args, doseq=True)
 
 
+def with_lang(path: str) -> str:
+    """A link that keeps the language chosen with ?lang= (pages without a session have no other memory)."""
+    chosen = request.args.get("lang")
+    if chosen not in ("zh", "en"):
+        return path
+    return path + ("&" if "?" in path else "?") + "lang=" + chosen
+
+
 def install_template_helpers(app) -> None:
     from flask_login import current_user
 
@@ -52,6 +60,7 @@ def install_template_helpers(app) -> None:
     app.jinja_env.globals.update(
         current_language=current_language,
         lang_url=lang_url,
+        with_lang=with_lang,
         role_label=lambda role: ROLE_LABELS.get(role, role),
         # Pages show what the permission matrix allows: {% if can('handle_cases') %}.
         can=lambda capability: can(current_user, capability),

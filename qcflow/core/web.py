@@ -6,7 +6,7 @@ import os
 import re
 
 import orjson
-from flask import Flask, current_app, request
+from flask import Flask, current_app, request, session
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import gettext as _
@@ -283,6 +283,8 @@ def install_request_hooks(app: Flask) -> None:
 
     app.url_map.converters["int"] = IdConverter  # before any blueprint adds its rules
     app.session_interface = SessionInterface()
+    # The top bar of a session-free page cannot know who is logged in: it offers the staff pages to all.
+    app.jinja_env.globals["session_free_page"] = lambda: isinstance(session, NoSession)
     app.json = JSONProvider(app)
     app.before_request(check_text_input)  # first: the other hooks and the error pages read the query string
     app.before_request(enforce_access)

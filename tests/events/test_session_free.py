@@ -207,3 +207,13 @@ def test_wrong_codes_are_limited_per_code_prefix_and_per_known_address(app, clie
                        environ_base={"REMOTE_ADDR": "192.0.2.10"}).status_code == 404
     keys = [*receipt_guesses._counts, *receipt_clients._counts]  # keyed hashes: no address, no code
     assert keys and all(re.fullmatch(r"[0-9a-f]{64}", key) for key in keys)
+
+
+@pytest.mark.parametrize("page", ["/report", "/receipt"])
+def test_the_session_free_bar_offers_the_staff_pages_and_keeps_the_chosen_language(clients, hospital, page):
+    """A logged-in doctor on the anonymous form is not told to "log in"; English stays English."""
+    html = clients("clinician").get(page + "?lang=en").get_data(as_text=True)
+    assert re.search(r'<a href="/\?lang=en" id="nav-login">Staff pages</a>', html), html[:3000]
+    assert 'href="/receipt?lang=en"' in html and 'href="/report?lang=en"' in html
+    chinese = clients("anonymous").get(page).get_data(as_text=True)
+    assert '<a href="/" id="nav-login">工作人员入口</a>' in chinese and 'href="/receipt"' in chinese
