@@ -54,7 +54,7 @@ def names_its_reporter(request) -> bool:
         return False
     try:
         body = request.get_json(silent=True)
-    except HTTPException:
+    except (HTTPException, RecursionError):  # refused with its own message once the request runs
         return False
     return isinstance(body, dict) and body.get("mode") in (Mode.NAMED, Mode.CONFIDENTIAL)
 

@@ -228,15 +228,15 @@ def test_a_stale_draft_page_is_refused(clients, report_body):
     headers = {"X-CSRFToken": csrf(doctor)}
     draft = doctor.post("/api/v1/events", json={"mode": "named", "submit": False, "category_code": "fall"},
                         headers=headers).json
-    page = doctor.get(f"/report?draft={draft['id']}").get_data(as_text=True)
-    form_html = page[:page.index('name="draft_id"')]  # the report form's own (session-less) token
+    page = doctor.get(f"/report/named?draft={draft['id']}").get_data(as_text=True)
+    form_html = page[:page.index('name="draft_id"')]  # the logged-in form's token
     token = re.findall(r'name="csrf_token" value="([^"]+)"', form_html)[-1]
     version = re.search(r'name="version" value="([^"]+)"', page).group(1)
     form = {"csrf_token": token, "mode": "named", "draft_id": str(draft["id"]), "version": version,
             "category_code": "fall", "save_draft": "1"}
     assert doctor.patch(f"/api/v1/events/{draft['id']}", json={"location": "3病区", "version": draft["version"]},
                         headers=headers).status_code == 200
-    stale = doctor.post("/report", data={**form, "location": "急诊"})
+    stale = doctor.post("/report/named", data={**form, "location": "急诊"})
     assert stale.status_code == 409, stale.get_data(as_text=True)[-3000:]
     (row,) = rows(AdverseEvent)
     assert row.location == "3病区"
