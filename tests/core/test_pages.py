@@ -26,6 +26,17 @@ def test_home_shows_the_sections_of_the_role_in_chinese(app, client, create_user
     assert "首页" in html and "退出登录" in html
 
 
+def test_the_administrators_home_links_every_admin_page_it_names(client, create_user):
+    """The tokens page exists: the home page no longer sends the administrator to the command line for it."""
+    from qcflow.extensions import db
+
+    create_user(username="admin", roles=("admin",))
+    db.session.commit()
+    login(client, "admin")
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/admin/tokens"' in html and "API 令牌" in html and "API 令牌目前通过命令行" not in html
+
+
 def test_login_page_is_chinese_by_default_and_english_on_request(client):
     assert "<h1>登录</h1>" in client.get("/login").get_data(as_text=True)
     english = client.get("/login?lang=en").get_data(as_text=True)
