@@ -105,11 +105,18 @@ def opens_no_session(app: Flask, request) -> bool:
     return marker is True or not marker(request)
 
 
+def authenticated_by_token(request) -> bool:
+    """An API request with a bearer token is authenticated by the token alone: its session is not
+    opened, so a browser cookie riding along neither supplies the user nor spares the CSRF check."""
+    return request.path.startswith("/api/") and request.headers.get("Authorization", "").startswith("Bearer ")
+
+
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, except that session-free routes neither read nor write it."""
+    """Flask's signed-cookie session, except that session-free routes and token-authenticated API
+    requests neither read nor write it."""
 
     def open_session(self, app, request):
-        if opens_no_session(app, request):
+        if authenticated_by_token(request) or opens_no_session(app, request):
             return NoSession()
         return super().open_session(app, request)
 

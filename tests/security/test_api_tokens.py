@@ -203,3 +203,24 @@ def test_the_admin_page_refuses_bad_input_with_a_message_and_creates_nothing(app
             assert message in answer.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken)) == 0
     assert role_client("quality").get("/admin/tokens").status_code == 403
+
+
+def test_a_bearer_header_on_the_api_is_the_only_credential_even_beside_a_session_cookie(app, world, role_client,
+                                                                                     token_for):
+    """A logged-in browser's cookie with `Authorization: Bearer <junk>` was acted on as the session's
+    user, without the CSRF check the cookie needs; a valid token beside the cookie filed as the cookie's user."""
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+
+    doctor = role_client("doctor")  # logged in: its cookie goes with every request
+    body = {"mode": "named", "category_code": "fall", "reporter_grade": "IV", "care_stage": "nursing",
+            "occurred_at": "2026-03-01T09:00:00+08:00", "discovered_at": "2026-03-01T09:30:00+08:00",
+            "location": "5病区", "department_id": world["A"]["department"].id, "description": "险些跌倒。"}
+    before = db.session.scalar(db.select(db.func.count()).select_from(AdverseEvent))
+    junk = doctor.post("/api/v1/events", json=body, headers={"Authorization": "Bearer not-a-token"})
+    assert junk.status_code == 401 and "set-cookie" not in {k.lower() for k in junk.headers.keys()}
+    filed = doctor.post("/api/v1/events", json=body, headers=token_for("quality"))
+    assert filed.status_code == 201, filed.json
+    db.session.expire_all()
+    assert db.session.scalar(db.select(db.func.count()).select_from(AdverseEvent)) == before + 1
+    assert db.session.get(AdverseEvent, filed.json["id"]).reporter_user_id == world["users"]["quality"].id
