@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy.orm.attributes import flag_modified
 
 from qcflow.auth.models import Department, Role, User
-from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, can, sees_all_departments
+from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, can, department_for, sees_all_departments
 from qcflow.clinical.models import Encounter, Operation, Patient, Staff
 from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
@@ -283,15 +283,38 @@ def _resolve_links(data: dict, actor: Actor) -> dict:
             errors["event_id"] = [_("Unknown adverse event.")]
         else:
             links["event_id"] = event.id
-    if data.get("chair_user_id") and db.session.get(User, data["chair_user_id"]) is None:
-        errors["chair_user_id"] = [_("Unknown user.")]
+    if data.get("chair_user_id") and (refusal := chair_refusal(db.session.get(User, data["chair_user_id"]))):
+        errors["chair_user_id"] = [refusal]
     if data["kind"] == K.PREOP_LEVEL4 and links["operation"] is None and "operation_id" not in errors:
         errors["operation_id"] = [_("A pre-operative discussion is about one operation: choose it.")]
-    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
-        errors["department_id"] = [_("Unknown department.")]
     if errors:
         raise Unprocessable(errors=errors)
     return links
+
+
+def chair_refusal(user: User | None) -> str | None:
+    """Why a user cannot chair a discussion: only active clinicians, heads and the quality office do."""
+    if user is None or not user.is_active:
+        return _("Unknown user.")
+    if not can(user, "mdt"):
+        return _("The chair is a clinician, a department head or the quality office.")
+    return None
+
+
+def _participant_errors(user: User | None, data: dict) -> dict:
+    """A colleague's department is their own and their specialty the staff list's (the quorum counts
+    them): only an outside expert's are written by hand."""
+    errors = {}
+    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
+        errors["department_id"] = [_("Unknown department.")]
+    if user is None:
+        return errors
+    if data.get("department_id") and data["department_id"] != user.department_id:
+        errors["department_id"] = [_("A colleague takes part for their own department.")]
+    listed = db.session.scalar(sa.select(Staff.specialty).where(Staff.user_id == user.id, Staff.specialty.is_not(None)))
+    if listed and data.get("specialty") and _specialty(data["specialty"]) != _specialty(listed):
+        errors["specialty"] = [_("The staff list gives this colleague's specialty as %(specialty)s.", specialty=listed)]
+    return errors
 
 
 def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion:
@@ -304,8 +327,10 @@ def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion
     links = _resolve_links(data, actor)
     operation = links.pop("operation")
     department_id = actor.department_id
-    if sees_all_departments(actor):
-        department_id = data.get("department_id") or (operation.department_id if operation else actor.department_id)
+    if data.get("department_id"):  # the quality office chooses; others may only name their own (else 404)
+        department_id = department_for(actor, data["department_id"], field="department_id")
+    elif sees_all_departments(actor):
+        department_id = operation.department_id if operation else actor.department_id
     _refuse_duplicate(data["kind"], operation, links["patient_id"])
     disputed = bool(data.get("is_disputed"))
     due_at = data.get("due_at") or due_at_for(data["kind"], start=now, disputed=disputed, operation=operation)
@@ -486,10 +511,8 @@ def _check_record_rules(discussion: Discussion, data: dict) -> None:
         errors["decision"] = [_("Only a pre-operative discussion records a decision.")]
     if data.get("decision") and data["decision"] not in DECISIONS:
         errors["decision"] = [_("Choose one of: %(values)s.", values=", ".join(DECISIONS))]
-    if data.get("chair_user_id"):
-        chair = db.session.get(User, data["chair_user_id"])
-        if chair is None or not chair.is_active:
-            errors["chair_user_id"] = [_("Unknown user.")]
+    if data.get("chair_user_id") and (refusal := chair_refusal(db.session.get(User, data["chair_user_id"]))):
+        errors["chair_user_id"] = [refusal]
     if errors:
         raise Unprocessable(errors=errors)
 
@@ -575,8 +598,9 @@ def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: da
         errors["name"] = [_("Choose a colleague or write the outside expert's name.")]
     if data.get("role") == "chair" and user is None:
         errors["role"] = [_("The chair must be a qcflow user.")]
-    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
-        errors["department_id"] = [_("Unknown department.")]
+    elif data.get("role") == "chair" and user is not None and (refusal := chair_refusal(user)):
+        errors["role"] = [refusal]
+    errors.update(_participant_errors(user, data))
     if errors:
         raise Unprocessable(errors=errors)
     if user is not None and any(p.user_id == user.id for p in discussion.participants):
@@ -608,14 +632,18 @@ def update_participant(discussion: Discussion, participant: Participant, data: d
     check_editable(discussion, actor, expected_version, what="confirm_own_attendance" if own_attendance else "manage")
     if own_attendance and discussion.state != DiscussionState.HELD:
         raise Conflict(_("You can confirm your attendance once the discussion has been held."), state=discussion.state)
+    user = db.session.get(User, participant.user_id) if participant.user_id is not None else None
+    errors = _participant_errors(user, data)
     if data.get("role") == "chair":
-        if participant.user_id is None:
-            raise Unprocessable(errors={"role": [_("The chair must be a qcflow user.")]})
+        refusal = _("The chair must be a qcflow user.") if user is None else chair_refusal(user)
+        if refusal:
+            errors["role"] = [refusal]
+    if errors:
+        raise Unprocessable(errors=errors)
+    if data.get("role") == "chair":
         discussion.chair_user_id = participant.user_id
     elif participant.role == "chair" and data.get("role") not in (None, "chair"):
         discussion.chair_user_id = None
-    if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
-        raise Unprocessable(errors={"department_id": [_("Unknown department.")]})
     changed = {k: v for k, v in data.items() if k in ("attended", "specialty", "department_id", "role")
                and getattr(participant, k) != v}
     for key, value in changed.items():

@@ -215,3 +215,46 @@ def test_the_page_offers_a_participant_only_their_own_attendance(app, clients, h
     assert [attended for user, attended in rows.items() if user != hospital["anaesthetist"].id] == [False] * (len(rows) - 1)
     organiser = clients("head").get(f"/mdt/{held_preop.id}").get_data(as_text=True)
     assert 'name="chair_user_id"' in organiser and 'type="checkbox" name="attended"' in organiser
+
+
+def test_an_organiser_cannot_invent_a_colleagues_specialty_or_department(client, hospital, held_preop, bearer):
+    """The quorum counts distinct specialties from distinct departments: for a colleague both come from
+    the staff list and their account, not from whoever records (an outside expert's are written by hand)."""
+    doctor = bearer("clinician")
+    d = client.get(f"{URL}/{held_preop.id}", headers=doctor).json
+    anaesthetist = next(p for p in d["participants"] if p["user_id"] == hospital["anaesthetist"].id)
+    relabelled = client.patch(f"{URL}/{d['id']}/participants/{anaesthetist['id']}", headers=doctor,
+                              json={"version": d["version"], "specialty": "cardiology"})
+    assert relabelled.status_code == 422 and "anaesthesia" in relabelled.json["errors"]["specialty"][0]
+    moved = client.post(f"{URL}/{d['id']}/participants", headers=doctor,
+                        json={"user_id": hospital["colleague"].id, "department_id": hospital["cardio"].id,
+                              "specialty": "hepatobiliary_surgery"})
+    assert moved.status_code == 422 and "department_id" in moved.json["errors"]
+    expert = client.post(f"{URL}/{d['id']}/participants", headers=doctor,
+                         json={"name": "王教授（省人民医院）", "specialty": "pathology"})
+    assert expert.status_code == 201 and expert.json["specialty"] == "pathology"
+    assert snapshot(held_preop.id)["participants"] == sorted(
+        [*((p["id"], p["user_id"], p["role"], p["attended"]) for p in d["participants"]),
+         (expert.json["id"], None, "member", False)])
+
+
+@pytest.mark.parametrize("who", ["nurse", "disabled clinician"])
+def test_a_chair_is_an_active_clinician_head_or_quality_officer(client, hospital, grade_four, bearer, create_user,
+                                                                 who):
+    from qcflow.extensions import db
+
+    chair = hospital["nurse"] if who == "nurse" else create_user(username="gone", roles=("clinician",),
+                                                                 department=hospital["surgery"], is_active=False)
+    db.session.commit()
+    requested = client.post(URL, headers=bearer("head"), json={"kind": "difficult_case", "question": "疑难病例",
+                                                               "operation_id": grade_four.id,
+                                                               "chair_user_id": chair.id})
+    assert requested.status_code == 422 and "chair_user_id" in requested.json["errors"], requested.json
+
+
+def test_a_clinician_names_only_their_own_department_as_organiser(client, hospital, grade_four, bearer):
+    body = {"kind": "difficult_case", "question": "疑难病例", "operation_id": grade_four.id}
+    other = client.post(URL, headers=bearer("clinician"), json={**body, "department_id": hospital["cardio"].id})
+    assert other.status_code == 404  # not silently organised by their own department instead
+    own = client.post(URL, headers=bearer("clinician"), json={**body, "department_id": hospital["surgery"].id})
+    assert own.status_code == 201 and own.json["department_id"] == hospital["surgery"].id
