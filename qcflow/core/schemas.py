@@ -93,9 +93,12 @@ class DateTime(_Translated, fields.AwareDateTime):
 
     def _deserialize(self, value, attr, data, **kwargs) -> dt.datetime:
         value = super()._deserialize(value, attr, data, **kwargs)
-        if not MIN_YEAR <= value.year <= MAX_YEAR:
+        if not MIN_YEAR <= value.year <= MAX_YEAR:  # first as written: year 9999 would overflow in UTC
             raise self.make_error("range")
-        return value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.timezone.utc)
+        if not MIN_YEAR <= value.year <= MAX_YEAR:  # then as stored: 1900-01-01T00:00+14:00 is 1899 in UTC
+            raise self.make_error("range")
+        return value
 
 
 class Date(_Translated, fields.Date):

@@ -12,7 +12,9 @@ OUT_OF_RANGE = "Enter a date between the years 1900 and 2200."
 
 
 @pytest.mark.parametrize("text", ["0001-01-01T00:00:00+00:00", "1899-12-31T23:59:59+00:00",
-                                  "9999-12-31T23:59:59-12:00", "2201-01-01T00:00:00+08:00"])
+                                  "9999-12-31T23:59:59-12:00", "2201-01-01T00:00:00+08:00",
+                                  # within the years as written, outside them as stored (UTC)
+                                  "1900-01-01T00:00:00+14:00", "2200-12-31T23:59:59-14:00"])
 def test_a_date_time_outside_1900_to_2200_is_refused_with_a_translated_message(app, text):
     from qcflow.core.schemas import DateTime
 
@@ -29,9 +31,9 @@ def test_a_date_time_outside_1900_to_2200_is_refused_with_a_translated_message(a
 def test_a_date_time_is_loaded_as_utc_and_dumped_as_iso_8601(app):
     from qcflow.core.schemas import DateTime
 
-    loaded = DateTime().deserialize("2200-12-31T23:30:00-12:00")
-    assert loaded == datetime(2201, 1, 1, 11, 30, tzinfo=timezone.utc) and loaded.tzinfo is timezone.utc
-    assert DateTime().serialize("at", {"at": loaded}) == "2201-01-01T11:30:00+00:00"
+    loaded = DateTime().deserialize("2200-12-31T06:30:00-12:00")
+    assert loaded == datetime(2200, 12, 31, 18, 30, tzinfo=timezone.utc) and loaded.tzinfo is timezone.utc
+    assert DateTime().serialize("at", {"at": loaded}) == "2200-12-31T18:30:00+00:00"
 
 
 @pytest.mark.parametrize("field, text", [("Date", "0001-01-01"), ("Date", "9999-12-31"), ("Month", "0000-01"),
