@@ -15,8 +15,11 @@ def select_locale() -> str:
     logged_in = user is not None and user.is_authenticated
     asked = request.args.get("lang")
     if asked in LANGUAGES:
-        # Remember the switch only where a session exists already: anonymous pages set no cookie.
-        if logged_in:
+        # Remember the switch only where a session exists already: anonymous pages and token-authenticated
+        # API requests open none.
+        from qcflow.core.web import NoSession
+
+        if logged_in and not isinstance(session, NoSession):
             session["lang"] = asked
         return asked
     if session.get("lang") in LANGUAGES:
