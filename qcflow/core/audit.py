@@ -437,6 +437,8 @@ def _verify_chain(entry_class, head_id: int, batch: int, anchored: dict[int, set
         return VerifyResult(False, checked, checked + 1, f"the chain ends before seq {min(beyond)}, which an "
                             "anchor records (newest entries deleted)", chain=chain)
     head = db.session.get(AuditHead, head_id)
+    if head is None and checked:
+        return VerifyResult(False, checked, checked + 1, "the chain's head is missing (deleted)", chain=chain)
     if head is not None and (head.seq != checked or head.hash != prev_hash):
         return VerifyResult(False, checked, checked + 1, "chain ends before the recorded head (entries deleted at the end)",
                             chain=chain)

@@ -173,6 +173,13 @@ def test_newest_entries_deleted_and_the_head_moved_back_fail_against_the_anchor(
     assert not result.ok and result.broken_seq == 4 and "anchor" in result.reason
 
 
+def test_a_deleted_head_is_reported_not_passed_as_intact(ctx, now):
+    write_entries(now)
+    without_trigger(["DELETE FROM audit_head WHERE id = 1"])
+    result = audit.verify()
+    assert not result.ok and "head is missing" in result.reason
+
+
 def test_a_chain_rebuilt_with_the_key_from_an_earlier_point_fails_against_the_anchor(ctx, app, now, tmp_path):
     """Even with the key (the app's environment), a chain rewritten below an anchor no longer matches it."""
     from qcflow.core.audit import chain_hash
