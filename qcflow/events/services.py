@@ -450,6 +450,8 @@ def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, 
         raise Conflict(current_version=event.version)
     if reported_at > now + timedelta(minutes=5):
         raise Unprocessable(errors={"reported_at": [_("This time is in the future.")]})
+    if event.discovered_at is not None and reported_at < event.discovered_at:
+        raise Unprocessable(errors={"reported_at": [_("The event was reported before it was discovered: check the time.")]})
     event.external_reported_at = reported_at
     db.session.flush()
     audit.record(actor.audit_name, "event.external_reported", "adverse_event", event.id, now,

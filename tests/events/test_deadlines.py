@@ -135,3 +135,17 @@ def test_recording_the_external_report_needs_the_version_read(clients, quality_t
     done = quality.post(path, json={"reported_at": "2026-03-01T12:00:00+08:00", "version": filed["version"]},
                         headers=quality_token)
     assert done.status_code == 200 and done.json["external_reported_at"]
+
+
+def test_an_external_report_before_the_event_was_discovered_is_refused(clients, quality_token, report_body):
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+
+    filed = clients("anonymous").post("/api/v1/events", json=report_body()).json
+    event = db.session.get(AdverseEvent, filed["id"])
+    before = (event.discovered_at - timedelta(hours=1)).isoformat()
+    refused = clients("quality").post(f"/api/v1/events/{filed['id']}/external-report", headers=quality_token,
+                                      json={"reported_at": before, "version": filed["version"]})
+    assert refused.status_code == 422 and "reported_at" in refused.json["errors"]
+    db.session.expire_all()
+    assert db.session.get(AdverseEvent, filed["id"]).external_reported_at is None
