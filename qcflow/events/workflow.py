@@ -137,7 +137,7 @@ ACTION_WORKFLOW = Workflow(
     "corrective_action",
     ActionState,
     [
-        T("complete", {A.OPEN},           A.DONE,      {"quality", "owner"}, lambda action, data: _required(data, "evidence")),
+        T("complete", {A.OPEN},           A.DONE,      QUALITY | {"owner"}, lambda action, data: _required(data, "evidence")),
         T("verify",   {A.DONE},           A.VERIFIED,  QUALITY),
         T("reopen",   {A.DONE},           A.OPEN,      QUALITY, reason_guard),
         T("cancel",   {A.OPEN, A.DONE},   A.CANCELLED, QUALITY, reason_guard),

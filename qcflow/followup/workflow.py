@@ -57,6 +57,7 @@ S = TaskState
 #: Who works the queue of their department (DESIGN §3).
 QUEUE = PERMISSIONS["followup_queue"]
 SUPERVISORS = PERMISSIONS["supervise_followup"]
+QUALITY = PERMISSIONS["handle_cases"]
 
 TASK_WORKFLOW = Workflow(
     "followup_task",
@@ -85,7 +86,7 @@ PLAN_WORKFLOW = Workflow(
     [
         T("pause",     {P.ACTIVE},           P.PAUSED,    SUPERVISORS,          reason_guard),
         T("resume",    {P.PAUSED},           P.ACTIVE,    SUPERVISORS),
-        T("stop",      {P.ACTIVE, P.PAUSED}, P.STOPPED,   {"system", "quality"}),
+        T("stop",      {P.ACTIVE, P.PAUSED}, P.STOPPED,   {"system"} | QUALITY),
         T("mark_lost", {P.ACTIVE},           P.LOST,      {"system"}),
         T("withdraw",  {P.ACTIVE, P.PAUSED}, P.WITHDRAWN, SUPERVISORS,          reason_guard),
     ],
@@ -98,8 +99,8 @@ PROMPT_WORKFLOW = Workflow(
     "followup_prompt",
     PromptState,
     [
-        T("file",    {R.OPEN}, R.FILED,     {"quality"}),
-        T("dismiss", {R.OPEN}, R.DISMISSED, {"quality"}, reason_guard),
+        T("file",    {R.OPEN}, R.FILED,     QUALITY),
+        T("dismiss", {R.OPEN}, R.DISMISSED, QUALITY, reason_guard),
     ],
     initial=R.OPEN,
 )

@@ -5,7 +5,7 @@ from enum import StrEnum
 
 from flask_babel import gettext as _
 
-from qcflow.auth.permissions import DISCUSSION_PERMISSIONS
+from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, PERMISSIONS
 from qcflow.core.workflow import Transition as T, Workflow
 
 
@@ -40,10 +40,10 @@ def discussion_relations(discussion, actor) -> set[str]:
     what each relation may do is `DISCUSSION_PERMISSIONS` (qcflow/auth/permissions.py).
     """
     relations = set()
-    if "quality" in actor.roles or (actor.department_id is not None and actor.department_id == discussion.department_id
-                                    and actor.roles & {"clinician", "dept_head"}):
+    organising_department = actor.department_id is not None and actor.department_id == discussion.department_id
+    if actor.roles & PERMISSIONS["all_departments"] or (organising_department and actor.roles & PERMISSIONS["mdt"]):
         relations.add("organiser")
-    if "dept_head" in actor.roles and actor.department_id is not None and actor.department_id == discussion.department_id:
+    if organising_department and "dept_head" in actor.roles:
         relations.add("organising_head")
     if actor.user_id is not None:
         if actor.user_id == discussion.chair_user_id:
