@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from qcflow.auth.permissions import can
 from qcflow.auth.models import Department, Role, User
+from qcflow.auth.permissions import can
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
@@ -130,7 +130,8 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     check_report_rules(data, checked_at)
     data = {"wants_feedback": True, **data}
     event = AdverseEvent(id=new_id(db.session, AdverseEvent, unordered=mode == Mode.ANONYMOUS), mode=mode,
-                         reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now, **{k: v for k, v in data.items() if k in REPORT_FIELDS})
+                         reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now,
+                         **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
         code = new_receipt_code()
