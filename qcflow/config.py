@@ -10,6 +10,10 @@ class Config:
     #: "development" or "production"; production refuses a default SECRET_KEY or DEBUG.
     ENV = "development"
     SECRET_KEY = DEFAULT_SECRET_KEY
+    #: qcflow remembers nobody ("remember me" is off), but Flask-Login reads a remember-me cookie
+    #: before the bearer token: a name no other application sets, so a stray `remember_token` cookie
+    #: on the same host cannot hide an API client's token.
+    REMEMBER_COOKIE_NAME = "qcflow_remember_is_off"
     #: SQLAlchemy URL; None means instance/qcflow.sqlite3.
     DATABASE_URL = None
     TIMEZONE = "Asia/Shanghai"

@@ -15,6 +15,7 @@ from sqlalchemy.orm.attributes import flag_modified
 from qcflow.auth.models import Department, Role, User
 from qcflow.auth.permissions import DISCUSSION_PERMISSIONS, can, department_for, sees_all_departments
 from qcflow.clinical.models import Encounter, Operation, Patient, Staff
+from qcflow.clinical.queries import has_clinical_record
 from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -198,7 +199,9 @@ def _open(kind: str, *, department_id: int, actor: Actor, now: datetime, operati
 
 
 def _existing(kind: str, trigger_key: str, **links) -> Discussion | None:
-    """The discussion a hook already requested, or a live one someone requested for the same record."""
+    """The discussion a hook already requested, or a live one someone requested for the same record in the
+    department the hook would organise it in (one requested elsewhere is never adopted: its deadline and
+    department are not the rule's)."""
     found = db.session.scalar(sa.select(Discussion).where(Discussion.trigger_key == trigger_key))
     if found is not None:
         return found
@@ -260,6 +263,8 @@ def _resolve_links(data: dict, actor: Actor) -> dict:
             links.update(operation=operation, patient_id=operation.patient_id, encounter_id=operation.encounter_id)
     if data.get("patient_mrn"):
         patients = list(db.session.scalars(sa.select(Patient.id).where(Patient.mrn == data["patient_mrn"]).limit(2)))
+        if own_only:  # another department's patient is answered as an unknown one (no name look-up by MRN)
+            patients = [p for p in patients if has_clinical_record(p, actor.department_id)]
         if not patients:
             errors["patient_mrn"] = [_("No patient has this medical record number.")]
         elif len(patients) > 1:
@@ -309,11 +314,16 @@ def _participant_errors(user: User | None, data: dict) -> dict:
         errors["department_id"] = [_("Unknown department.")]
     if user is None:
         return errors
-    if data.get("department_id") and data["department_id"] != user.department_id:
+    if not can(user, "mdt"):
+        errors["user_id"] = [_("Colleagues who take part are clinicians, department heads or the quality office; "
+                               "add anyone else as an outside expert.")]
+    if "department_id" in data and data["department_id"] != user.department_id:
         errors["department_id"] = [_("A colleague takes part for their own department.")]
     listed = db.session.scalar(sa.select(Staff.specialty).where(Staff.user_id == user.id, Staff.specialty.is_not(None)))
-    if listed and data.get("specialty") and _specialty(data["specialty"]) != _specialty(listed):
-        errors["specialty"] = [_("The staff list gives this colleague's specialty as %(specialty)s.", specialty=listed)]
+    if "specialty" in data and _specialty(data["specialty"]) != _specialty(listed):
+        errors["specialty"] = [_("The staff list gives this colleague's specialty as %(specialty)s.", specialty=listed)
+                               if listed else _("The staff list gives this colleague no specialty: ask the "
+                                                "administrator to add it there.")]
     return errors
 
 
@@ -333,7 +343,11 @@ def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion
         department_id = operation.department_id if operation else actor.department_id
     _refuse_duplicate(data["kind"], operation, links["patient_id"])
     disputed = bool(data.get("is_disputed"))
-    due_at = data.get("due_at") or due_at_for(data["kind"], start=now, disputed=disputed, operation=operation)
+    rule_due = due_at_for(data["kind"], start=now, disputed=disputed, operation=operation)
+    if data.get("due_at") and rule_due is not None and data["due_at"] > rule_due:
+        raise Unprocessable(errors={"due_at": [_("This kind of discussion is due by %(date)s at the latest.",
+                                                 date=local(rule_due).strftime("%Y-%m-%d %H:%M"))]})
+    due_at = data.get("due_at") or rule_due
     discussion = _open(data["kind"], department_id=department_id, actor=actor, now=now, operation=operation,
                        question=data.get("question") or "", due_at=due_at, is_disputed=disputed,
                        chair_user_id=data.get("chair_user_id"), **links)
@@ -361,7 +375,7 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion |
     if not operation.needs_mdt:
         return None
     key = f"preop_level4:operation:{operation.id}"
-    existing = _existing(K.PREOP_LEVEL4, key, operation_id=operation.id)
+    existing = _existing(K.PREOP_LEVEL4, key, operation_id=operation.id, department_id=operation.department_id)
     if existing is not None:
         if existing.state in OPEN_STATES and existing.due_at != operation.planned_at:
             _move_due(existing, operation.planned_at, now)  # the operation was planned for another time
@@ -422,7 +436,7 @@ def on_death(patient: Patient, *, died_at: datetime, encounter: Encounter | None
         return None
     key = f"{kind}:patient:{patient.id}"
     due_at = due_at_for(kind, start=died_at, disputed=disputed)
-    existing = _existing(kind, key, patient_id=patient.id)
+    existing = _existing(kind, key, patient_id=patient.id, department_id=department_id)
     if existing is not None:
         if disputed and not existing.is_disputed and existing.state in OPEN_STATES:
             _mark_disputed(existing, due_at, now)
@@ -462,7 +476,7 @@ def _mark_disputed(discussion: Discussion, due_at: datetime, now: datetime) -> N
 def on_unplanned_reoperation(operation: Operation, *, now: datetime) -> Discussion:
     """Request the case review of an unplanned reoperation, once per operation."""
     key = f"case_review:operation:{operation.id}"
-    existing = _existing(K.CASE_REVIEW, key, operation_id=operation.id)
+    existing = _existing(K.CASE_REVIEW, key, operation_id=operation.id, department_id=operation.department_id)
     if existing is not None:
         return existing
     discussion = _open(K.CASE_REVIEW, department_id=operation.department_id, actor=SYSTEM, now=now,
@@ -557,6 +571,10 @@ def _sync_chair(discussion: Discussion, now: datetime) -> None:
 def transition_discussion(discussion: Discussion, action: str, data: dict, *, actor: Actor, now: datetime,
                           expected_version: int | None = None) -> Discussion:
     """Take one step: schedule, hold, sign (the record may be completed in the same step) or cancel."""
+    needs = {"schedule": "conduct", "hold": "conduct", "sign": "sign", "cancel": "manage"}.get(action)
+    if needs and not may(discussion, actor, needs) and action in DISCUSSION_WORKFLOW.allowed_actions(
+            DiscussionState(discussion.state)):
+        raise Forbidden(_refusal(needs))
     DISCUSSION_WORKFLOW.check(discussion, action, actor=actor, data=data, expected_version=expected_version)
     if action == "schedule":
         discussion.scheduled_at = data["scheduled_at"]
@@ -564,6 +582,8 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
         held_at = data.get("held_at") or now
         if held_at > now + timedelta(minutes=5):
             raise Unprocessable(errors={"held_at": [_("This time is in the future.")]})
+        if held_at < discussion.created_at:
+            raise Unprocessable(errors={"held_at": [_("This time is before the discussion was requested.")]})
         discussion.held_at = held_at
     elif action == "sign":
         record = {k: data[k] for k in ("summary", "conclusion", "decision") if data.get(k)}
@@ -600,7 +620,7 @@ def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: da
         errors["role"] = [_("The chair must be a qcflow user.")]
     elif data.get("role") == "chair" and user is not None and (refusal := chair_refusal(user)):
         errors["role"] = [refusal]
-    errors.update(_participant_errors(user, data))
+    errors.update(_participant_errors(user, {k: v for k, v in data.items() if v not in (None, "")}))  # blank: default
     if errors:
         raise Unprocessable(errors=errors)
     if user is not None and any(p.user_id == user.id for p in discussion.participants):

@@ -258,3 +258,76 @@ def test_a_clinician_names_only_their_own_department_as_organiser(client, hospit
     assert other.status_code == 404  # not silently organised by their own department instead
     own = client.post(URL, headers=bearer("clinician"), json={**body, "department_id": hospital["surgery"].id})
     assert own.status_code == 201 and own.json["department_id"] == hospital["surgery"].id
+
+
+def test_a_clinician_cannot_reach_another_departments_patient_by_record_number(client, hospital, grade_four, bearer):
+    """Requesting a discussion by MRN was a hospital-wide name look-up (and let another department
+    take over that patient's death review)."""
+    from qcflow.clinical.models import Patient
+    from qcflow.extensions import db
+
+    mrn = db.session.get(Patient, grade_four.patient_id).mrn
+    body = {"kind": "death_case", "question": "x", "patient_mrn": mrn}
+    foreign = client.post(URL, headers=bearer("other_head"), json=body)
+    unknown = client.post(URL, headers=bearer("other_head"), json={**body, "patient_mrn": "NO-SUCH-MRN"})
+    assert foreign.status_code == unknown.status_code == 422
+    assert foreign.json["errors"] == unknown.json["errors"]  # the same answer: nothing to enumerate
+    assert client.post(URL, headers=bearer("head"), json=body).status_code == 201
+
+
+def test_the_death_hook_never_adopts_a_review_requested_in_another_department(hospital, create_patient,
+                                                                           create_encounter, actor_of, mdt_now):
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+
+    patient = create_patient()
+    stay = create_encounter(patient, hospital["cardio"], mdt_now - timedelta(days=3))
+    db.session.commit()
+    elsewhere = services.request_discussion(
+        {"kind": "death_case", "patient_mrn": patient.mrn, "department_id": hospital["onco"].id, "question": "x"},
+        actor=actor_of("quality"), now=mdt_now)
+    review = services.on_death(patient, died_at=mdt_now - timedelta(hours=2), encounter=stay, now=mdt_now)
+    assert review.id != elsewhere.id
+    assert (review.department_id, review.due_at) == (hospital["cardio"].id, mdt_now - timedelta(hours=2) + timedelta(days=7))
+
+
+def test_a_requester_cannot_push_a_death_review_beyond_its_rule(client, hospital, grade_four, bearer):
+    from qcflow.clinical.models import Patient
+    from qcflow.extensions import db
+
+    mrn = db.session.get(Patient, grade_four.patient_id).mrn
+    late = client.post(URL, headers=bearer("head"), json={"kind": "death_case", "patient_mrn": mrn,
+                                                          "due_at": "2199-01-01T00:00:00+00:00"})
+    assert late.status_code == 422 and "due_at" in late.json["errors"]
+
+
+def test_only_clinicians_heads_and_quality_take_part_as_colleagues_with_their_listed_specialty(
+        client, hospital, held_preop, bearer):
+    doctor = bearer("clinician")
+    d = client.get(f"{URL}/{held_preop.id}", headers=doctor).json
+    admin = client.post(f"{URL}/{d['id']}/participants", headers=doctor,
+                        json={"user_id": hospital["admin"].id, "specialty": "anaesthesia"})
+    assert admin.status_code == 422 and "user_id" in admin.json["errors"]
+    unlisted = client.post(f"{URL}/{d['id']}/participants", headers=doctor,   # no staff row: no specialty
+                           json={"user_id": hospital["med_head"].id, "specialty": "anaesthesia"})
+    assert unlisted.status_code == 422 and "specialty" in unlisted.json["errors"]
+    anaesthetist = next(p for p in d["participants"] if p["user_id"] == hospital["anaesthetist"].id)
+    nowhere = client.patch(f"{URL}/{d['id']}/participants/{anaesthetist['id']}", headers=doctor,
+                           json={"version": d["version"], "department_id": None})
+    assert nowhere.status_code == 422 and "department_id" in nowhere.json["errors"]
+    assert snapshot(held_preop.id)["version"] == d["version"]
+
+
+def test_a_refused_step_says_who_may_and_a_hold_time_before_the_request_is_refused(client, hospital, held_preop,
+                                                                                     grade_four, bearer):
+    refused = client.post(f"{URL}/{held_preop.id}/transitions", headers=bearer("clinician"),
+                          json={"action": "sign", "version": held_preop.version})
+    assert refused.status_code == 403 and "主持人" in refused.json["message"]
+    requested = client.post(URL, headers=bearer("head"), json={"kind": "difficult_case", "question": "x",
+                                                               "operation_id": grade_four.id}).json
+    scheduled = client.post(f"{URL}/{requested['id']}/transitions", headers=bearer("head"),
+                            json={"action": "schedule", "version": requested["version"],
+                                  "scheduled_at": "2030-01-01T09:00:00+08:00"}).json
+    early = client.post(f"{URL}/{requested['id']}/transitions", headers=bearer("head"),
+                        json={"action": "hold", "version": scheduled["version"], "held_at": "1990-01-01T09:00:00+08:00"})
+    assert early.status_code == 422 and "held_at" in early.json["errors"]

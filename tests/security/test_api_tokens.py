@@ -224,3 +224,14 @@ def test_a_bearer_header_on_the_api_is_the_only_credential_even_beside_a_session
     db.session.expire_all()
     assert db.session.scalar(db.select(db.func.count()).select_from(AdverseEvent)) == before + 1
     assert db.session.get(AdverseEvent, filed.json["id"]).reporter_user_id == world["users"]["quality"].id
+
+
+def test_a_token_request_renders_the_api_reference_and_ignores_stray_cookies(app, world, token_for):
+    """The HTML API reference with a token answered 500 (its top bar wrote a CSRF token into the
+    session a token request does not open); a stray remember-me cookie made a valid token a 401."""
+    client = app.test_client()
+    headers = token_for("quality")
+    docs = client.get("/api/v1/docs", headers=headers)
+    assert docs.status_code == 200 and "set-cookie" not in {k.lower() for k in docs.headers.keys()}
+    client.set_cookie("remember_token", "left-by-another-app")
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
