@@ -10,10 +10,16 @@ What is replaced, by a placeholder in brackets:
 - The value after a label 住院号, 病案号, 门诊号, 病历号, 床号, ID号 (each optionally with 码) or MRN
   → ``住院号：[编号]``; after 身份证/身份证号/身份证号码 → ``身份证号：[身份证号]``, whatever its checksum.
   A value is letters, digits and hyphens with at least one digit.
-- Bed numbers written ``12床`` or ``加3床`` → ``[床号]``.
+- Bed numbers written ``12床``, ``加3床``, ``3 床``, ``12号床`` or in Chinese numerals (``加三床``)
+  → ``[床号]``.
 - The caller's names (staff, patients) of 2 characters or more → ``[姓名]``, longest first. A
   name with Latin letters matches whole words only, ignoring case and the spacing between words;
-  other names match anywhere, also with a space between characters (forms pad 张　三).
+  other names match anywhere, also with a space, a hyphen, a dot or a combining mark between
+  characters (forms pad 张　三; a name can be split to slip past a filter).
+
+Invisible characters (zero-width spaces and joiners, soft hyphens, byte-order marks) are removed
+first, and any space (no-break and ideographic ones too) or dash may separate a mobile number's
+groups: neither hides a number or a name.
 
 In numbers and identifiers, full-width digits and letters count like ASCII ones. Replacing a value
 can change the context of its neighbour (an ID number glued to a mobile number), so the
@@ -42,6 +48,10 @@ NAME = "[姓名]"
 
 _D = "0-9０-９"
 _L = "A-Za-zＡ-Ｚａ-ｚ"
+_NUMERALS = "一二三四五六七八九十百零两〇"
+#: What may stand between a name's characters, or a mobile number's groups.
+_GAP = r"[\s\-‐‑‒–—·・.\u0300-\u036f]"
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 
@@ -52,9 +62,9 @@ _RULES = rf"""
  (?P<value>(?=[{_L}-]*[{_D}])[{_L}{_D}][{_L}{_D}-]*)
 |(?<![{_D}])(?P<id>[{_D}]{{17}}[{_D}XxＸｘ])(?![{_D}])
 |(?<![{_D}])
- (?P<mobile>(?:[+＋]?[8８][6６][ -]?)?[1１][3-9３-９][{_D}][ -]?[{_D}]{{4}}[ -]?[{_D}]{{4}})
+ (?P<mobile>(?:[+＋]?[8８][6６][\s\-‐‑–—]?)?[1１][3-9３-９][{_D}][\s\-‐‑–—]?[{_D}]{{4}}[\s\-‐‑–—]?[{_D}]{{4}})
  (?![{_D}])
-|(?<![{_D}])(?P<bed>加?[{_D}]{{1,4}}床)
+|(?<![{_D}{_NUMERALS}])(?P<bed>加?\s?(?:[{_D}]{{1,4}}|[{_NUMERALS}]{{1,5}})\s?号?\s?床)
 """
 _BASE = re.compile(_RULES, re.VERBOSE)
 _LATIN = re.compile("[A-Za-z]")
@@ -83,14 +93,14 @@ def _replace(match: re.Match) -> str:
 
 
 def _compact(text: str) -> str:
-    return _SPACE.sub("", text).casefold()
+    return re.sub(_GAP, "", text).casefold()
 
 
 def _name_pattern(name: str) -> str:
     if _LATIN.search(name):
         words = r"\s+".join(re.escape(word) for word in name.split())
         return rf"(?<![A-Za-z])(?i:{words})(?![A-Za-z])"
-    return r"\s?".join(re.escape(char) for char in _SPACE.sub("", name))
+    return f"{_GAP}{{0,2}}".join(re.escape(char) for char in _SPACE.sub("", name))
 
 
 def _pattern(text: str, names: Iterable[str] | None) -> re.Pattern:
@@ -115,6 +125,7 @@ def scrub(text: str, names: Iterable[str] = ()) -> str:
     """Replace ID and mobile numbers, hospital identifiers, bed numbers and `names` in `text`."""
     if not text:
         return ""
+    text = _INVISIBLE.sub("", text)
     pattern = _pattern(text, names)
     while True:
         scrubbed = pattern.sub(_replace, text)

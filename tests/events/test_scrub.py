@@ -201,3 +201,18 @@ def test_any_text_scrubs_idempotently(text, names):
     once = scrub(text, names)
 
     assert scrub(once, names) == once
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("陈\u200b建华来过，陈-建华、陈\u0301建华、陈·建华也来过", "[姓名]来过，[姓名]、[姓名]、[姓名]也来过"),
+        ("电话138\u00a00013\u00a08000，或138\u30000013\u30008000", "电话[手机号]，或[手机号]"),
+        ("3 床、加三床、12号床、十二床的患者", "[床号]、[床号]、[床号]、[床号]的患者"),
+        ("病床不足，临床科室协调", "病床不足，临床科室协调"),
+    ],
+)
+def test_split_names_spaced_numbers_and_written_out_beds_are_scrubbed(text, expected):
+    """A department head saw these through: a name split by an invisible or punctuation character, a
+    mobile number grouped with no-break spaces, bed numbers with a space, 号 or Chinese numerals."""
+    assert scrub(text, ["陈建华"]) == expected
