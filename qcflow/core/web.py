@@ -147,8 +147,8 @@ def form_token() -> str:
 
 def check_csrf():
     """Form posts need a CSRF token; API calls with a bearer token or without a session need none."""
-    if request.method not in UNSAFE_METHODS:
-        return
+    if request.method not in UNSAFE_METHODS or request.routing_exception is not None:
+        return  # a method the route does not take is a 405 (an unknown address a 404), not a CSRF failure
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if getattr(view, "qc_sessionless_csrf", False):
         if not sessionless_token_valid(csrf_key(), request.form.get("csrf_token"), max_age=4 * 3600):

@@ -206,3 +206,9 @@ def test_bodies_over_one_mebibyte_are_refused_with_413(world, clients, path, use
     else:
         response = client.post(path, data={"description": big})
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("method, path", [("PUT", "/report"), ("DELETE", "/receipt"), ("PATCH", "/login")])
+def test_a_method_the_page_does_not_take_is_405_not_a_csrf_failure(client, method, path):
+    response = client.open(path, method=method)
+    assert response.status_code == 405 and "Allow" in response.headers
