@@ -284,7 +284,7 @@ LABELS = {
         "active": _l("Active"), "paused": _l("Paused"), "stopped": _l("Stopped (death)"), "lost": _l("Lost to follow-up"),
         "withdrawn": _l("Withdrawn"),
     },
-    "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw")},
+    "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw from follow-up")},
     "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "dismissed": _l("Dismissed")},
     "timeliness": {"not_open": _l("Not open yet"), "due": _l("Due"), "overdue": _l("Overdue")},
     "action": {

@@ -222,3 +222,11 @@ def test_quality_office_works_a_case_through_the_page_forms(clients, hospital, r
     assert stale.status_code == 409
     no_token = quality.post(base + "/transitions", data={"action": "verify", "version": str(case["version"])})
     assert no_token.status_code == 400
+
+
+def test_the_reporters_withdraw_button_says_withdraw_the_report_not_withdraw_from_follow_up(clients, report_body):
+    """The event's "Withdraw" shared its translation with the follow-up plan's step (撤销随访)."""
+    doctor = clients("clinician")
+    doctor.post("/api/v1/events", json={**report_body(), "mode": "named"}, headers={"X-CSRFToken": csrf(doctor)})
+    page = doctor.get("/my/reports").get_data(as_text=True)
+    assert 'value="withdraw"' in page and ">撤回</button>" in page and "撤销随访" not in page
