@@ -1,8 +1,6 @@
 """Accounts, departments, logins, sessions and API tokens. Services flush, never commit."""
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import os
 from dataclasses import dataclass
@@ -186,18 +184,13 @@ def record_login_attempt(username: str, *, now: datetime, address_hash: str | No
 
     Concurrent guesses in other workers then see it: each attempt is judged on the attempts written
     before it, so of any number arriving at the same moment no more than the free ones are checked.
-    `address_hash` and `browser_hash` are keyed digests (`source_digest`), never the raw values.
+    `address_hash` and `browser_hash` are keyed hashes (`core.security.keyed_hash`), never the raw values.
     """
     attempt = LoginFailure(username=normalise_username(username)[:64], address_hash=address_hash,
                            browser_hash=browser_hash, failed_at=now)
     db.session.add(attempt)
     db.session.flush()
     return attempt.id
-
-
-def source_digest(key: str, value: str) -> str:
-    """HMAC-SHA256 of a client address or a browser mark under `key`: stored in place of the value."""
-    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def authenticate(username: str, password: str, *, attempt_id: int, now: datetime,

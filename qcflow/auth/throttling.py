@@ -7,21 +7,15 @@ anywhere else never keep the account's owner out.
 """
 from __future__ import annotations
 
-import hashlib
-
 from flask import current_app, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from qcflow.auth import services
-from qcflow.core.security import new_secret
+from qcflow.core.security import derived_key, keyed_hash, new_secret
 
 COOKIE = "qcflow_known_browser"
 #: Accounts one browser is known to (a shared ward PC); the oldest mark goes first.
 MAX_MARKS = 5
-
-
-def _key(purpose: str) -> str:
-    return hashlib.sha256(f"{purpose}:{current_app.config['SECRET_KEY']}".encode()).hexdigest()
 
 
 def _signer() -> URLSafeTimedSerializer:
@@ -54,8 +48,8 @@ def attempt_source(username: str) -> dict[str, str | None]:
     services.record_login_attempt); no raw address or mark reaches the database."""
     name = services.normalise_username(username)
     mark = next((m for user, m in _marks() if user == name), None)
-    return {"address_hash": services.source_digest(_key("login-address"), client_address()),
-            "browser_hash": services.source_digest(_key("login-browser"), mark) if mark else None}
+    return {"address_hash": keyed_hash(derived_key("login-address"), client_address()),
+            "browser_hash": keyed_hash(derived_key("login-browser"), mark) if mark else None}
 
 
 def remember_browser(response, username: str):

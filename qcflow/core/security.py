@@ -8,6 +8,7 @@ import threading
 import time
 from functools import lru_cache
 
+from flask import current_app
 from werkzeug.security import check_password_hash, generate_password_hash
 
 
@@ -26,6 +27,16 @@ def new_secret(nbytes: int = 32) -> str:
 def digest(secret: str) -> str:
     """sha256 hex digest used to store tokens and session keys."""
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def derived_key(purpose: str) -> str:
+    """A key of its own for each use of SECRET_KEY (CSRF, receipt codes, idempotency keys, login sources)."""
+    return digest(f"{purpose}:{current_app.config['SECRET_KEY']}")
+
+
+def keyed_hash(key: str, value: str) -> str:
+    """HMAC-SHA256 of `value` under `key`: stored or compared in place of the value itself."""
+    return hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()
 
 
 def hash_password(password: str) -> str:

@@ -1,7 +1,6 @@
 """Request hooks shared by every page and API call: access, CSRF, JSON bodies, headers."""
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 
@@ -16,7 +15,7 @@ from werkzeug.routing import IntegerConverter, RoutingException
 
 from qcflow.config import DEFAULT_SECRET_KEY
 from qcflow.core.errors import BadRequest, is_api_request
-from qcflow.core.security import sessionless_token, sessionless_token_valid
+from qcflow.core.security import derived_key, sessionless_token, sessionless_token_valid
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -136,13 +135,9 @@ def known_client_address() -> str | None:
     return hops[-1] if hops else None
 
 
-def csrf_key() -> str:
-    return hashlib.sha256(("csrf:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()
-
-
 def form_token() -> str:
     """Template helper: a session-less CSRF token."""
-    return sessionless_token(csrf_key())
+    return sessionless_token(derived_key("csrf"))
 
 
 def check_csrf():
@@ -151,7 +146,7 @@ def check_csrf():
         return  # a method the route does not take is a 405 (an unknown address a 404), not a CSRF failure
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if getattr(view, "qc_sessionless_csrf", False):
-        if not sessionless_token_valid(csrf_key(), request.form.get("csrf_token"), max_age=4 * 3600):
+        if not sessionless_token_valid(derived_key("csrf"), request.form.get("csrf_token"), max_age=4 * 3600):
             raise BadRequest(_("The form has expired. Reload the page and submit again."))
         return
     if is_api_request() and (request.headers.get("Authorization", "").startswith("Bearer ") or not current_user.is_authenticated):

@@ -4,8 +4,6 @@ Services flush and never commit; callers pass `actor` and `now`.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
 from datetime import datetime, timedelta
 from typing import Callable
@@ -20,6 +18,7 @@ from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from qcflow.core.security import derived_key, keyed_hash
 from qcflow.core.time import local
 from qcflow.events import deadlines
 from qcflow.events.models import (
@@ -76,9 +75,8 @@ def normalise_receipt_code(code: str) -> str:
 
 def receipt_hash(code: str) -> str:
     """Keyed hash of a receipt code; the same work for well-formed and malformed codes."""
-    key = current_app.config.get("RECEIPT_KEY") or hashlib.sha256(
-        ("receipt:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()
-    return hmac.new(key.encode(), normalise_receipt_code(code).encode(), hashlib.sha256).hexdigest()
+    key = current_app.config.get("RECEIPT_KEY") or derived_key("receipt")
+    return keyed_hash(key, normalise_receipt_code(code))
 
 
 
@@ -158,8 +156,7 @@ def idempotency_scope(mode: str, actor: Actor) -> str:
 
 def idempotency_hash(scope: str, key: str) -> str:
     """Keyed hash of a client's Idempotency-Key: the key is never stored, and one client's key is not another's."""
-    secret = hashlib.sha256(("idempotency:" + current_app.config["SECRET_KEY"]).encode()).hexdigest()
-    return hmac.new(secret.encode(), f"{scope}\n{key}".encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(derived_key("idempotency"), f"{scope}\n{key}")
 
 
 def refuse_replayed_key(key: str, *, scope: str) -> None:
