@@ -57,6 +57,8 @@ class Workflow:
     #: relations(obj, actor) -> extra role names the actor holds for this object (e.g. "reporter").
     relations: Callable[[object, Actor], Iterable[str]] | None = None
     initial: StrEnum | None = None
+    #: refusal(action) -> the (translated) reason a refused actor reads: who may take the step.
+    refusal: Callable[[str], str] | None = None
     _by_action: dict = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -95,7 +97,7 @@ class Workflow:
                 state=current.value,
             )
         if not transition.roles & self.roles_of(obj, actor):
-            raise Forbidden()
+            raise Forbidden(self.refusal(action) if self.refusal else None)
         if expected_version is not None and expected_version != obj.version:
             raise Conflict(current_version=obj.version)
         if transition.guard is not None:

@@ -53,8 +53,21 @@ def discussion_relations(discussion, actor) -> set[str]:
     return relations
 
 
+def refusal(what: str) -> str:
+    """Why someone may not do `what` (a DISCUSSION_PERMISSIONS capability or a step), and who may."""
+    what = STEP_NEEDS.get(what, what)
+    if what in ("manage", "conduct"):
+        return _("Only the organising department's clinicians and heads and the quality office manage a "
+                 "discussion's participants, chair, attendance and steps.")
+    if what == "sign":
+        return _("Only the chair, a head of the organising department or the quality office signs the record.")
+    return _("Only the organising department, the chair and the quality office record the discussion.")
+
+
 S = DiscussionState
 MAY = DISCUSSION_PERMISSIONS
+#: The capability each step needs (the table below uses the same sets).
+STEP_NEEDS = {"schedule": "conduct", "hold": "conduct", "sign": "sign", "cancel": "manage"}
 
 DISCUSSION_WORKFLOW = Workflow(
     "mdt_discussion",
@@ -68,6 +81,7 @@ DISCUSSION_WORKFLOW = Workflow(
     ],
     relations=discussion_relations,
     initial=S.REQUESTED,
+    refusal=refusal,
 )
 
 #: States in which a discussion is still to be held or signed (lists, deadlines, escalation).
