@@ -1,7 +1,14 @@
-"""Demo departments and users for a first look (`make run` loads them once)."""
+"""Demo data for a first look (`make run` loads it once): departments, users, staff and a year of
+hospital life, so that every journey of the README can be walked straight away.
+
+Everything goes through the real services and the HIS intake (`import_rows`) with past `now=`
+times, so it is audited like real use. A fixed seed makes the data the same on every load.
+"""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -34,14 +41,84 @@ DEMO_USERS = [
     ("head", "demo-head-2025", ["dept_head", "clinician"], "GS", "王主任"),
     ("quality", "demo-quality-2025", ["quality"], "QC", "赵质控"),
     ("admin", "demo-admin-2025", ["admin"], "QC", "系统管理员"),
+    ("anes", "demo-anes-2025", ["clinician"], "ANES", "孙麻醉"),
+    ("cardio", "demo-cardio-2025", ["clinician"], "CARD", "钱心内"),
 ]
+
+#: The HIS's reference data: procedures, staff (some without a login) and surgeons' authorisations.
+DEMO_PROCEDURES = [
+    {"code": "52.7001", "name": "胰十二指肠切除术", "grade": 4},
+    {"code": "43.7001", "name": "腹腔镜根治性远端胃大部切除术", "grade": 4},
+    {"code": "51.2301", "name": "腹腔镜胆囊切除术", "grade": 3},
+    {"code": "54.1101", "name": "剖腹探查止血术", "grade": 3},
+    {"code": "53.0201", "name": "腹股沟疝修补术", "grade": 2, "is_day_surgery_allowed": True},
+]
+DEMO_STAFF = [
+    {"his_id": "DEMO-S1", "name": "刘外科", "department_code": "GS", "specialty": "general_surgery", "username": "head"},
+    {"his_id": "DEMO-S2", "name": "孙麻醉", "department_code": "ANES", "specialty": "anaesthesia", "username": "anes"},
+    {"his_id": "DEMO-S3", "name": "钱心内", "department_code": "CARD", "specialty": "cardiology", "username": "cardio"},
+    {"his_id": "DEMO-S4", "name": "周骨科", "department_code": "ORTH", "specialty": "orthopaedics"},
+    {"his_id": "DEMO-S5", "name": "吴肿瘤", "department_code": "ONC", "specialty": "oncology"},
+]
+
+#: Kinds of report seen over a year: category, subcategory, care stage, reporter's grade, department
+#: where it happened, place, description.
+EVENT_KINDS = [
+    ("fall", "fall_inpatient", "nursing", "III", "ORTH", "骨科 7 病区", "患者夜间自行下床如厕时跌倒，臀部着地，查体未见骨折。"),
+    ("fall", "fall_from_bed", "nursing", "III", "CARD", "心内科 CCU", "患者躁动，床栏未拉起，坠床致额部皮肤擦伤，已清创。"),
+    ("medication", "omission", "medication", "III", "GS", "普外科 5 病区", "交接班遗漏一次口服降压药，次日晨测血压偏高，已补服。"),
+    ("medication", "wrong_route_time", "medication", "IV", "ONC", "肿瘤科治疗室",
+     "化疗前预处理药物给药时间推迟 1 小时，核对时发现，已按医嘱补给后再开始化疗。"),
+    ("medication", "adverse_reaction", "medication", "III", "CARD", "心内科 6 病区",
+     "头孢类抗生素输注后出现全身皮疹，立即停药并予抗过敏处理后好转。"),
+    ("pressure_injury", None, "nursing", "III", "ORTH", "骨科 8 病区", "长期卧床患者骶尾部发现 2 期压力性损伤，已加强翻身与减压。"),
+    ("tube_dislodgement", None, "nursing", "III", "GS", "普外科 5 病区", "患者睡眠中自行拔除胃管，已重新置管，未发生误吸。"),
+    ("device", "device_malfunction", "surgery_anaesthesia", "IV", "GS", "手术室 5 号间",
+     "术中高频电刀主机报警停机，更换备用主机后继续手术，未延误手术。"),
+    ("diagnosis_lab_imaging", "specimen_error", "examination", "IV", "CARD", "检验科标本接收处",
+     "血标本试管标签与申请单不符，接收核对时发现，已重新采血。"),
+    ("identification", None, "medication", "IV", "DSC", "日间手术中心", "输液前核对发现输液卡床号与腕带不符，及时更正，未输注。"),
+    ("infection", None, "nursing", "III", "ORTH", "骨科 7 病区", "术后切口浅表感染，分泌物培养为金黄色葡萄球菌，已换药并抗感染治疗。"),
+    ("anaesthesia", None, "surgery_anaesthesia", "III", "ANES", "麻醉恢复室", "全麻苏醒期患者出现低氧血症，经面罩加压给氧后恢复。"),
+    ("transfusion", "transfusion_reaction", "transfusion", "III", "ONC", "肿瘤科 9 病区",
+     "输注红细胞悬液 20 分钟后出现寒战、发热，立即停止输血并通知输血科。"),
+    ("communication", None, "outpatient", "IV", "CARD", "门诊二楼心内科诊室", "家属对检查结果告知的时间有异议，经科室沟通后理解。"),
+    ("nursing_care", None, "nursing", "III", "CARD", "心内科 6 病区", "患者入院时跌倒风险评估漏评，次日补评为高风险并落实防护措施。"),
+    ("treatment_procedure", None, "examination", "III", "GS", "内镜中心", "胃镜活检后患者咽部少量出血，局部处理后停止。"),
+    ("facility", None, "other", "IV", "ONC", "住院部三楼走廊", "走廊顶灯故障致夜间照明不足，已报修更换。"),
+]
+#: Who handles a category (the category's default department).
+HANDLERS = {"medication": "PHA", "fall": "NUR", "pressure_injury": "NUR", "tube_dislodgement": "NUR", "device": "EQP",
+            "infection": "INF", "identification": "NUR", "nursing_care": "NUR"}
+#: Reports per month over the last year, oldest first (this month so far last).
+MONTHLY_REPORTS = [6, 7, 9, 8, 10, 7, 8, 9, 11, 8, 7, 3]
+#: Corrective actions by kind of improvement, for cases investigated in full.
+ACTIONS = {
+    "training": "全科室开展专项培训并考核",
+    "rule_update": "修订交接班核对制度并下发",
+    "system_change": "信息系统增加核对提醒",
+}
+
+
+@dataclass
+class DemoData:
+    """What the loader made that a reader may want to use again."""
+
+    #: The receipt code of the anonymous fall report in the inbox (printed by `qcflow demo-data`).
+    receipt_code: str
+    #: Every anonymous report's receipt code by event id (receipt codes are only stored hashed).
+    receipt_codes: dict[int, str] = field(default_factory=dict)
 
 
 def load_demo_data(*, now: datetime) -> str | None:
-    """Create the demo departments, users and reports unless they exist.
+    """Create the demo data unless it exists; returns the inbox's anonymous report's receipt code, else None."""
+    demo = load_demo(now=now)
+    return demo.receipt_code if demo else None
 
-    Returns the demo anonymous report's receipt code when it creates the data, else None.
-    """
+
+def load_demo(*, now: datetime) -> DemoData | None:
+    """Create the demo departments, users, reference data, a year of reports, operations, discussions
+    and follow-up calls, and the cases of today, unless the demo departments exist."""
     if db.session.scalar(sa.select(Department.id).where(Department.code == "QC")) is not None:
         return None
     actor = Actor.system("demo-data")
@@ -54,103 +131,486 @@ def load_demo_data(*, now: datetime) -> str | None:
                                        display_name=display_name)
         for username, password, roles, dept, display_name in DEMO_USERS
     }
-    code = load_demo_events(departments, users, now)
-    load_demo_followup(users, now)
+    demo = Demo(departments, users, now)
+    data = demo.inbox_reports()
+    demo.reference_data()
+    demo.year_of_reports()
+    demo.cases_in_every_state(data)
+    demo.year_of_operations_and_calls()
+    demo.planned_operations()
+    demo.calls_due_today()
     load_demo_census(now)
-    return code
+    return data
 
 
-def load_demo_events(departments, users, now: datetime) -> str:
-    """Three reports in the quality office's inbox: anonymous, named and confidential."""
-    from qcflow.events.services import file_report
+class Demo:
+    """The demo hospital's year, built step by step through the services."""
 
-    def report(category, subcategory, grade, stage, hours_ago, place, text, **extra):
-        return {"category_code": category, "subcategory_code": subcategory, "reporter_grade": grade,
-                "care_stage": stage, "occurred_at": now - timedelta(hours=hours_ago),
-                "discovered_at": now - timedelta(hours=hours_ago - 1), "location": place,
-                "department_id": departments["GS"].id, "description": text, **extra}
+    def __init__(self, departments, users, now: datetime):
+        from qcflow.core.time import local
 
-    _event, code = file_report(
-        report("fall", "fall_inpatient", "IV", "nursing", 20, "5病区走廊", "夜间患者如厕时险些滑倒，地面有水渍，被护工及时扶住。"),
-        mode="anonymous", actor=Actor.anonymous(), now=now)
-    file_report(
-        report("medication", "wrong_dose", "III", "medication", 30, "5病区治疗室",
-               "配药时发现胰岛素剂量多抽了 4 单位，双人核对时发现，未给患者使用。", ncc_merp="B"),
-        mode="named", actor=Actor.for_user(users["doctor"]), now=now)
-    file_report(
-        report("surgery", "unplanned_reoperation", "II", "surgery_anaesthesia", 48, "手术室 3 号间",
-               "腹腔镜胆囊切除术后第 1 天出现活动性出血，返回手术室止血。", is_unplanned_reoperation=True),
-        mode="confidential", actor=Actor.for_user(users["head"]), now=now)
-    return code
+        self.departments, self.users, self.now = departments, users, now
+        self.tz = local(now).tzinfo
+        self.today = local(now).date()
+        self.random = random.Random(17)
+        self.his = Actor.system("demo-data")
+        self.quality = Actor.for_user(users["quality"])
+        self.head = Actor.for_user(users["head"])
+        self.nurse = Actor.for_user(users["nurse"])
+        #: HIS ids of patients whose calls the year's loop handles (not today's demo calls).
+        self.history_patients: set[str] = set()
+        self.outcomes: dict[str, str] = {}
 
+    def at(self, day: date, hour: int, minute: int = 0) -> datetime:
+        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.tz)
 
-def load_demo_followup(users, now: datetime) -> None:
-    """Follow-up calls due today for the demo nurse (general surgery): a day-surgery 24 h call, the
-    yearly call after a four-level operation and a lung-cancer call, from HIS facts pushed through
-    the real intake (which enrols the patients automatically)."""
-    from qcflow.clinical.models import Operation
-    from qcflow.clinical.services import import_rows, transition_operation
-    from qcflow.core.time import local
-    from qcflow.followup import services as followup
-    from qcflow.followup.models import Task
-    from qcflow.followup.schedule import add_months
+    def days_ago(self, days: int, hour: int, minute: int = 0) -> datetime:
+        return self.at(self.today - timedelta(days=days), hour, minute)
 
-    if any(followup.current_protocol(code) is None for code in ("day_surgery", "four_level_surgery", "cancer_lung")):
-        return  # a database without the default protocols (they come with the migrations)
-    his = Actor.system("demo-data")
-    today = local(now).date()
-    tz = local(now).tzinfo
+    def dept(self, code: str) -> int:
+        return self.departments[code].id
 
-    def at(day, hour, minute=0):
-        return datetime(day.year, day.month, day.day, hour, minute, tzinfo=tz)
+    def intake(self, kind: str, rows: list[dict], now: datetime) -> None:
+        from qcflow.clinical.services import import_rows
 
-    year_ago, quarter_ago = add_months(today, -12), add_months(today, -3)
-    discharged = now - timedelta(hours=2)
-    batches = [
-        ("procedures", [{"code": "52.7001", "name": "胰十二指肠切除术", "grade": 4},
-                        {"code": "53.0201", "name": "腹股沟疝修补术", "grade": 2, "is_day_surgery_allowed": True}]),
-        ("staff", [{"his_id": "DEMO-S1", "name": "刘外科", "department_code": "GS", "specialty": "general_surgery"}]),
-        ("patients", [
-            {"his_id": "DEMO-P1", "mrn": "BA260001", "name": "陈建华", "sex": "M", "birth_on": "1968-04-12",
-             "phone": "13812340001"},
-            {"his_id": "DEMO-P2", "mrn": "BA250002", "name": "林秀英", "sex": "F", "birth_on": "1959-09-30",
-             "phone": "13912340002"},
-            {"his_id": "DEMO-P3", "mrn": "BA250003", "name": "黄国强", "sex": "M", "birth_on": "1955-01-21",
-             "phone": "13712340003"},
-        ]),
-        ("encounters", [
-            {"his_id": "DEMO-E1", "patient_his_id": "DEMO-P1", "department_code": "GS", "is_day_surgery": True,
-             "admitted_at": (discharged - timedelta(hours=7)).isoformat(), "discharged_at": discharged.isoformat(),
-             "disposition": "home"},
-            {"his_id": "DEMO-E2", "patient_his_id": "DEMO-P2", "department_code": "GS",
-             "admitted_at": at(year_ago - timedelta(days=3), 9).isoformat(),
-             "discharged_at": at(year_ago + timedelta(days=12), 10).isoformat(), "disposition": "home"},
-        ]),
-        ("operations", [{"his_id": "DEMO-O1", "encounter_his_id": "DEMO-E2", "procedure_code": "52.7001",
-                         "surgeon_his_id": "DEMO-S1", "planned_at": at(year_ago, 8, 30).isoformat()}]),
-        ("diagnoses", [{"his_id": "DEMO-D1", "patient_his_id": "DEMO-P3", "cancer_type": "lung", "icd10": "C34.1",
-                        "diagnosed_on": quarter_ago.isoformat(), "stage": "IIA", "department_code": "GS"}]),
-    ]
-    for kind, rows in batches:
-        import_rows(kind, rows, actor=his, now=now, strict=True)
-    # The four-level operation was performed a year ago (booked under an emergency override, as the
-    # demo has no signed MDT record); its 30-day call was completed by the nurse.
-    operation = db.session.scalar(sa.select(Operation).where(Operation.his_id == "DEMO-O1"))
-    surgeon_side = Actor.for_user(users["head"])
-    transition_operation(operation, "book", {"emergency_override": True, "override_reason": "演示数据：急诊手术"},
-                         actor=surgeon_side, now=at(year_ago, 7))
-    transition_operation(operation, "perform", {"performed_at": at(year_ago, 9)}, actor=surgeon_side,
-                         now=at(year_ago, 14))
-    nurse = Actor.for_user(users["nurse"])
-    first = db.session.scalar(sa.select(Task).join(Task.plan).where(Task.patient_id == operation.patient_id,
-                                                                    Task.occurrence == 1))
-    called = first.due_at + timedelta(hours=10)
-    followup.claim_task(first, actor=nurse, now=called)
-    followup.complete_task(first, {"respondent": "patient", "channel": "phone", "complication": False,
-                                   "unplanned_readmission": False, "reoperation": False, "vital_status": "alive",
-                                   "health_education_given": True, "revisit_booked": True, "satisfaction": 5},
-                           actor=nurse, now=called)
-    followup.generate_due(now)
+        import_rows(kind, rows, actor=self.his, now=now, strict=True)
+
+    # --- adverse events ---------------------------------------------------------------------------
+
+    def report(self, kind, occurred_at: datetime, **extra) -> dict:
+        category, subcategory, stage, grade, dept, place, text = kind
+        data = {"category_code": category, "reporter_grade": grade, "care_stage": stage, "occurred_at": occurred_at,
+                "discovered_at": occurred_at + timedelta(minutes=40), "location": place,
+                "department_id": self.dept(dept), "description": text}
+        if subcategory:
+            data["subcategory_code"] = subcategory
+        return {**data, **extra}
+
+    def file(self, data: dict, *, by: str | None, mode: str = "named", hours_later: float = 2):
+        from qcflow.events.services import file_report
+
+        actor = Actor.anonymous() if mode == "anonymous" else Actor.for_user(self.users[by])
+        return file_report(data, mode=mode, actor=actor, now=data["discovered_at"] + timedelta(hours=hours_later))
+
+    def step(self, event, action: str, at: datetime, **data):
+        from qcflow.events.services import transition_event
+
+        return transition_event(event, action, data, actor=self.quality, now=at)
+
+    def triage(self, event, at: datetime, grade: str | None = None, harm: str = "none") -> None:
+        handler = HANDLERS.get(event.category_code, "MED")
+        self.step(event, "triage", at, confirmed_grade=grade or event.reporter_grade,
+                  handling_department_id=self.dept(handler), external_severity="none", harm=harm)
+
+    def add_actions(self, event, at: datetime, kinds: list[str]) -> list:
+        from qcflow.events.services import add_action
+
+        owner = HANDLERS.get(event.category_code, "MED")
+        return [add_action(event, {"title": ACTIONS[kind], "improvement_type": kind, "owner_department_id": self.dept(owner),
+                                   "due_on": (at + timedelta(days=21)).date()}, actor=self.quality, now=at)
+                for kind in kinds]
+
+    def finish_actions(self, actions, done_at: datetime, verified_at: datetime | None) -> None:
+        from qcflow.events.services import transition_action
+
+        for action in actions:
+            transition_action(action, "complete", {"evidence": "培训签到表与考核记录已归档"}, actor=self.quality, now=done_at)
+            if verified_at is not None:
+                transition_action(action, "verify", {}, actor=self.quality, now=verified_at)
+
+    def investigate(self, event, start: datetime, kinds: list[str], *, until: str = "closed") -> None:
+        """Investigate a triaged case with corrective actions, as far as `until`."""
+        self.step(event, "start_investigation", start)
+        actions = self.add_actions(event, start + timedelta(days=2), kinds)
+        self.step(event, "plan_actions", start + timedelta(days=3), rca_cause_domains=["process", "practice"],
+                  rca_factors="交接班核对流程执行不到位，高风险环节缺少提醒。",
+                  analysis="根本原因分析：流程缺少双人核对节点，新入职人员培训不足。")
+        if until == "actions_open":
+            self.finish_actions(actions[:1], start + timedelta(days=5), None)
+            return
+        self.finish_actions(actions, start + timedelta(days=10), start + timedelta(days=12))
+        self.step(event, "verify", start + timedelta(days=13))
+        if until == "verifying":
+            return
+        self.step(event, "close", start + timedelta(days=15), improvement_types=kinds,
+                  feedback="感谢上报。科室已完成整改并经质控办验证，相关制度已更新。")
+
+    def inbox_reports(self) -> DemoData:
+        """Today's inbox: an anonymous fall, a named medication near miss and a confidential reoperation."""
+        now = self.now
+        fall = self.report(EVENT_KINDS[0], now - timedelta(hours=20), location="5病区走廊", department_id=self.dept("GS"),
+                           subcategory_code="fall_inpatient", reporter_grade="IV",
+                           description="夜间患者如厕时险些滑倒，地面有水渍，被护工及时扶住。")
+        event, code = self.file(fall, by=None, mode="anonymous", hours_later=18)
+        data = DemoData(receipt_code=code, receipt_codes={event.id: code})
+        self.file(self.report(("medication", "wrong_dose", "medication", "III", "GS", "5病区治疗室",
+                               "配药时发现胰岛素剂量多抽了 4 单位，双人核对时发现，未给患者使用。"),
+                              now - timedelta(hours=30), ncc_merp="B"), by="doctor", hours_later=28)
+        self.file(self.report(("surgery", "unplanned_reoperation", "surgery_anaesthesia", "II", "GS", "手术室 3 号间",
+                               "腹腔镜胆囊切除术后第 1 天出现活动性出血，返回手术室止血。"),
+                              now - timedelta(hours=48), is_unplanned_reoperation=True),
+                  by="head", mode="confidential", hours_later=46)
+        return data
+
+    def year_of_reports(self) -> None:
+        """About a hundred reports over twelve months, nearly all handled: most grade III/IV cases closed
+        from triage, every fourth investigated with corrective actions, a few rejected."""
+        reporters = ["nurse", "head", "anes", "cardio", "nurse", "head"]
+        first_month = self.today.replace(day=1)
+        number = 0
+        for back, count in zip(range(11, -1, -1), MONTHLY_REPORTS):
+            index = first_month.year * 12 + first_month.month - 1 - back
+            month = date(index // 12, index % 12 + 1, 1)
+            for _ in range(count):
+                number += 1
+                day = month + timedelta(days=self.random.randrange(28))
+                if (self.today - day).days < 45:
+                    continue  # the recent weeks hold the cases in every state (cases_in_every_state)
+                kind = EVENT_KINDS[self.random.randrange(len(EVENT_KINDS))]
+                occurred = self.at(day, self.random.choice([2, 9, 11, 15, 20, 23]), self.random.randrange(60))
+                extra = {"wants_feedback": (self.today - day).days < 90}
+                if kind[0] == "medication":
+                    extra["ncc_merp"] = self.random.choice(["B", "C", "D"])
+                event, _code = self.file(self.report(kind, occurred, **extra), by=reporters[number % len(reporters)],
+                                         mode="confidential" if number % 9 == 0 else "named")
+                triaged = event.submitted_at + timedelta(hours=self.random.choice([3, 6, 20, 30]))
+                if number % 13 == 0:
+                    self.step(event, "reject", triaged, reason="经核实为患者自行外出期间发生，不属于院内医疗质量安全事件。")
+                    continue
+                self.triage(event, triaged, grade="III" if kind[3] == "III" else "IV",
+                            harm="mild" if kind[3] == "III" else "none")
+                if number % 4 == 0:
+                    self.investigate(event, triaged + timedelta(days=1), ["training", "rule_update"][: 1 + number % 2])
+                else:
+                    late = number % 10 == 3  # a few cases closed late, so the on-time rate is not 100 %
+                    self.step(event, "close", triaged + timedelta(days=40 if late else self.random.choice([1, 3, 6])),
+                              analysis="科室已组织讨论，明确原因并落实改进。", feedback="感谢上报，已反馈科室并完成整改。")
+
+    def cases_in_every_state(self, data: DemoData) -> None:
+        """Recent cases, one or more in every state of the case workflow."""
+        kinds = {kind[0]: kind for kind in EVENT_KINDS}
+        # Submitted two days ago, grade II, not triaged: its 12 h triage deadline has passed.
+        self.file(self.report(("fall", None, "nursing", "II", "ORTH", "7病区", "患者夜间跌倒，额部擦伤。"),
+                              self.now - timedelta(days=2, hours=2)), by="head", hours_later=0.5)
+        event, code = self.file(self.report(("identification", None, "examination", "IV", "CARD", "心内科导管室",
+                                             "术前核对时发现手术通知单上的住院号与腕带不一致，暂停核实后更正。"),
+                                            self.now - timedelta(days=1, hours=5)),
+                                by=None, mode="anonymous", hours_later=3)
+        data.receipt_codes[event.id] = code
+        # Information requested from the reporter.
+        event, _ = self.file(self.report(kinds["tube_dislodgement"], self.days_ago(3, 2, 10)), by="nurse")
+        self.step(event, "request_info", self.days_ago(2, 10), message="请补充：患者当时是否使用约束，镇静评估结果如何？")
+        # Triaged, waiting for the investigation to start.
+        pressure, _ = self.file(self.report(kinds["pressure_injury"], self.days_ago(4, 9)), by="nurse")
+        self.triage(pressure, self.days_ago(3, 11), grade="III", harm="mild")
+        # A second report of the same pressure injury, marked as a duplicate.
+        twin, _ = self.file(self.report(kinds["pressure_injury"], self.days_ago(4, 10)), by="head")
+        self.step(twin, "mark_duplicate", self.days_ago(3, 11, 30), duplicate_of_id=pressure.id)
+        # Under investigation: a fall with a fracture (grade II).
+        fall, _ = self.file(self.report(("fall", "fall_inpatient", "nursing", "II", "ORTH", "骨科 8 病区",
+                                         "患者术后首次下床未呼叫护士，在床旁跌倒致右腕骨折，已行石膏固定。"),
+                                        self.days_ago(10, 6), harm="moderate"), by="nurse")
+        self.triage(fall, self.days_ago(10, 14), grade="II", harm="moderate")
+        self.step(fall, "start_investigation", self.days_ago(9, 9))
+        # Corrective actions open (one done), then one being verified.
+        wrong_drug, _ = self.file(self.report(("medication", "wrong_drug", "medication", "III", "CARD", "心内科 6 病区",
+                                               "口服药摆药时将阿托伐他汀与阿司匹林肠溶片放错药杯，发药前患者提出疑问，"
+                                               "核对后更正，未服用。"), self.days_ago(20, 8), ncc_merp="B"), by="cardio")
+        self.triage(wrong_drug, self.days_ago(19, 10))
+        self.investigate(wrong_drug, self.days_ago(18, 9), ["rule_update", "system_change"], until="actions_open")
+        device, _ = self.file(self.report(kinds["device"], self.days_ago(30, 10)), by="anes")
+        self.triage(device, self.days_ago(29, 15))
+        self.investigate(device, self.days_ago(28, 9), ["training", "system_change"], until="verifying")
+        # Closed after a full investigation, with the improvement types.
+        infection, _ = self.file(self.report(kinds["infection"], self.days_ago(42, 11)), by="nurse")
+        self.triage(infection, self.days_ago(41, 10))
+        self.investigate(infection, self.days_ago(40, 9), ["training", "rule_update"])
+        # Not reportable, and one withdrawn by its reporter.
+        noise, _ = self.file(self.report(("other", None, "other", "IV", "ONC", "肿瘤科 9 病区",
+                                          "夜间病房空调噪音大，患者反映休息不好。"), self.days_ago(6, 22)), by="cardio")
+        self.step(noise, "reject", self.days_ago(5, 9), reason="属于后勤服务问题，已转总务科处理，不属于医疗质量安全事件。")
+        mistaken, _ = self.file(self.report(kinds["communication"], self.days_ago(2, 15)), by="cardio")
+        from qcflow.events.services import transition_event
+
+        transition_event(mistaken, "withdraw", {}, actor=Actor.for_user(self.users["cardio"]), now=self.days_ago(1, 9))
+
+    # --- operations, discussions and follow-up calls ------------------------------------------
+
+    def reference_data(self) -> None:
+        """Procedures, staff (an orthopaedist and an oncologist without a login) and authorisations."""
+        start = (self.today - timedelta(days=800)).isoformat()
+        self.intake("procedures", DEMO_PROCEDURES, self.now - timedelta(days=400))
+        self.intake("staff", DEMO_STAFF, self.now - timedelta(days=400))
+        self.intake("authorisations", [
+            {"staff_his_id": "DEMO-S1", "procedure_code": code, "valid_from": start}
+            for code in ("52.7001", "43.7001", "51.2301", "54.1101")], self.now - timedelta(days=400))
+
+    def admit(self, number: int, *, name: str, sex: str, born: str, admitted_at: datetime,
+              discharged_at: datetime | None = None, day_surgery: bool = False, history: bool = True) -> str:
+        """A patient and an encounter in general surgery; returns the encounter's HIS id."""
+        patient = f"DEMO-P{number}"
+        self.intake("patients", [{"his_id": patient, "mrn": f"BA{250000 + number}", "name": name, "sex": sex,
+                                  "birth_on": born, "phone": f"1381234{number:04d}"}], admitted_at)
+        encounter = {"his_id": f"DEMO-E{number}", "patient_his_id": patient, "department_code": "GS",
+                     "admitted_at": admitted_at.isoformat(), "is_day_surgery": day_surgery}
+        if discharged_at is not None:
+            encounter.update(discharged_at=discharged_at.isoformat(), disposition="home")
+        self.intake("encounters", [encounter], discharged_at or admitted_at)
+        if history:
+            self.history_patients.add(patient)
+        return f"DEMO-E{number}"
+
+    def operation(self, number: int, encounter: str, code: str, planned_at: datetime, imported_at: datetime,
+                  **extra):
+        from qcflow.clinical.models import Operation
+
+        self.intake("operations", [{"his_id": f"DEMO-O{number}", "encounter_his_id": encounter, "procedure_code": code,
+                                    "surgeon_his_id": "DEMO-S1", "planned_at": planned_at.isoformat(), **extra}],
+                    imported_at)
+        return db.session.scalar(sa.select(Operation).where(Operation.his_id == f"DEMO-O{number}"))
+
+    def discussion_of(self, operation, kind: str = "preop_level4"):
+        from qcflow.mdt.models import Discussion
+
+        return db.session.scalar(sa.select(Discussion).where(Discussion.operation_id == operation.id,
+                                                             Discussion.kind == kind))
+
+    def discuss(self, operation, *, held_at: datetime, kind: str = "preop_level4") -> None:
+        """Hold and sign the discussion the operation's import requested, everyone invited attending."""
+        from qcflow.mdt.services import record_attendance, transition_discussion, update_discussion
+
+        discussion = self.discussion_of(operation, kind)
+        record = {"chair_user_id": self.users["head"].id,
+                  "summary": "患者一般情况可，心肺功能可耐受手术，麻醉评估 ASA II 级。",
+                  "conclusion": "具备手术指征，同意按计划实施手术，术后转外科重症监护。", "decision": "proceed"}
+        if kind == "case_review":
+            record = {"chair_user_id": self.users["head"].id,
+                      "summary": "术后第 1 天引流量增多、血红蛋白下降，再次手术见胆囊动脉残端出血。",
+                      "conclusion": "原因为胆囊动脉夹闭不牢靠；今后术中常规双重夹闭并在关腹前再次检查创面。"}
+        update_discussion(discussion, record, actor=self.head, now=held_at - timedelta(days=1))
+        transition_discussion(discussion, "schedule", {"scheduled_at": held_at}, actor=self.head,
+                              now=held_at - timedelta(days=1))
+        record_attendance(discussion, [p.id for p in discussion.participants], actor=self.head, now=held_at)
+        transition_discussion(discussion, "hold", {"held_at": held_at}, actor=self.head, now=held_at + timedelta(hours=1))
+        transition_discussion(discussion, "sign", {}, actor=self.head, now=held_at + timedelta(hours=2))
+
+    def cancel_discussion(self, operation, at: datetime) -> None:
+        """An emergency operation went ahead without its pre-operative discussion: close the request."""
+        from qcflow.mdt.services import transition_discussion
+
+        transition_discussion(self.discussion_of(operation), "cancel",
+                              {"reason": "急诊手术已在紧急授权下实施，术前讨论不再适用。"}, actor=self.head, now=at)
+
+    def operate(self, operation, performed_at: datetime, **book) -> None:
+        from qcflow.clinical.services import transition_operation
+
+        transition_operation(operation, "book", book, actor=self.head, now=performed_at - timedelta(days=2))
+        transition_operation(operation, "perform", {"performed_at": performed_at}, actor=self.head,
+                             now=performed_at + timedelta(hours=5))
+
+    def year_of_operations_and_calls(self) -> None:
+        """A year of general surgery: grade-4 operations after a signed pre-operative discussion (one
+        booked under an emergency override), grade-3 operations, day surgery and cancer diagnoses, with
+        the follow-up calls the nurse made (most effective, some late, some unreachable) week by week."""
+        names = ["赵志刚", "钱玉兰", "孙伟", "周桂芳", "吴海涛", "郑淑珍", "王建军", "冯丽娟", "陈志强", "褚美玲",
+                 "卫国平", "蒋秀兰", "沈浩", "韩金凤", "杨明", "朱红梅", "秦德胜", "尤雪梅", "许立新", "何春花",
+                 "吕振华", "施桂英", "张宏伟", "孔凤英", "曹永康", "严素梅", "华建国", "金玉珍", "魏长青", "陶淑英",
+                 "姜文斌", "戚彩霞", "谢光明", "邹月娥", "喻家豪", "柏翠兰", "水长林", "窦秋菊", "章海波", "云丽萍"]
+        happenings = []  # (time, what): done in time order, the calls of each week in between
+        number = 10
+        # Grade-4 operations, days ago (not within the windows of calls open today).
+        for days, code in ((300, "52.7001"), (270, "43.7001"), (240, "52.7001"), (205, "43.7001"), (180, "43.7001"),
+                           (150, "52.7001"), (120, "43.7001"), (95, "52.7001"), (70, "43.7001"), (50, "52.7001"),
+                           (15, "43.7001")):
+            number += 1
+            happenings.append((self.days_ago(days + 9, 9), "level4", (number, days, code)))
+        # Grade-3 operations (one followed by an unplanned return to theatre).
+        for days in (280, 230, 190, 160, 130, 100, 60, 40, 20):
+            number += 1
+            happenings.append((self.days_ago(days + 2, 9), "level3", (number, days)))
+        # Day surgery: hernia repairs discharged the same day.
+        for days in (350, 335, 320, 300, 288, 270, 255, 240, 226, 210, 196, 182, 168, 150, 137, 122, 110, 96, 84, 70,
+                     57, 45, 38, 21, 12, 7, 3):
+            number += 1
+            happenings.append((self.days_ago(days, 7), "day", (number, days)))
+        # Cancer diagnoses (the three-monthly calls are not open today).
+        for days, cancer, icd10 in ((320, "gastric", "C16.3"), (230, "colorectal", "C18.7"), (140, "gastric", "C16.2"),
+                                    (45, "colorectal", "C20")):
+            number += 1
+            happenings.append((self.days_ago(days, 10), "cancer", (number, days, cancer, icd10)))
+        happenings.sort(key=lambda h: h[0])
+        tick = self.days_ago(365, 23)
+        for when, what, args in happenings:
+            while tick < when:
+                self.work_calls(tick)
+                tick += timedelta(days=7)
+            getattr(self, f"_{what}")(names[args[0] % len(names)], *args)
+        self.work_calls(self.now)
+
+    def _level4(self, name, number, days, code) -> None:
+        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1950 + number % 20}-0{1 + number % 9}-1{number % 10}",
+                               admitted_at=self.days_ago(days + 9, 9))
+        operation = self.operation(number, encounter, code, self.days_ago(days, 8, 30), self.days_ago(days + 9, 10))
+        if days == 120:  # bleeding on the ward: booked without the discussion under an emergency override
+            self.operate(operation, self.days_ago(days, 9), emergency_override=True,
+                         override_reason="消化道大出血，需急诊手术，来不及组织术前讨论。")
+            self.cancel_discussion(operation, self.days_ago(days - 1, 10))
+        else:
+            self.discuss(operation, held_at=self.days_ago(days + 4, 15))
+            self.operate(operation, self.days_ago(days, 9))
+        if days == 95:
+            self.outcomes[f"DEMO-P{number}"] = "complication_dismissed"
+        elif number % 4 == 0:
+            self.outcomes[f"DEMO-P{number}"] = "unreachable"
+
+    def _level3(self, name, number, days) -> None:
+        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1960 + number % 25}-1{number % 3}-0{1 + number % 9}",
+                               admitted_at=self.days_ago(days + 2, 9))
+        operation = self.operation(number, encounter, "51.2301", self.days_ago(days, 8), self.days_ago(days + 2, 10))
+        self.operate(operation, self.days_ago(days, 9))
+        if days == 100:  # bleeding the next day: back to theatre
+            reoperation = self.operation(number + 100, encounter, "54.1101", self.days_ago(days - 1, 20),
+                                         self.days_ago(days - 1, 19), is_unplanned_reoperation=True)
+            self.operate(reoperation, self.days_ago(days - 1, 21))
+            self.discuss(reoperation, held_at=self.days_ago(days - 5, 16), kind="case_review")
+
+    def _day(self, name, number, days) -> None:
+        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1970 + number % 25}-0{1 + number % 9}-2{number % 8}",
+                               admitted_at=self.days_ago(days, 7), discharged_at=self.days_ago(days, 16),
+                               day_surgery=True)
+        operation = self.operation(number, encounter, "53.0201", self.days_ago(days, 9), self.days_ago(days, 7))
+        self.operate(operation, self.days_ago(days, 9))
+        patient = f"DEMO-P{number}"
+        if days == 3:
+            self.outcomes[patient] = "complication"  # the open possible-event prompt
+        elif number % 7 == 0:
+            self.outcomes[patient] = "unreachable"
+        elif number % 5 == 0:
+            self.outcomes[patient] = "late"
+
+    def _cancer(self, name, number, days, cancer, icd10) -> None:
+        patient = f"DEMO-P{number}"
+        self.intake("patients", [{"his_id": patient, "mrn": f"BA{250000 + number}", "name": name, "sex": "MF"[number % 2],
+                                  "birth_on": f"195{number % 10}-0{1 + number % 9}-15", "phone": f"1381234{number:04d}"}],
+                    self.days_ago(days, 10))
+        self.intake("diagnoses", [{"his_id": f"DEMO-D{number}", "patient_his_id": patient, "cancer_type": cancer,
+                                   "icd10": icd10, "diagnosed_on": (self.today - timedelta(days=days)).isoformat(),
+                                   "stage": "IIB", "department_code": "GS"}], self.days_ago(days, 10))
+        self.history_patients.add(patient)
+
+    def work_calls(self, until: datetime) -> None:
+        """Generate the calls due by `until` and make each of the year's patients' calls as the nurse."""
+        from qcflow.clinical.models import Patient
+        from qcflow.followup import services as followup
+        from qcflow.followup.models import EventPrompt, Task
+
+        followup.generate_due(until)
+        tasks = db.session.execute(
+            sa.select(Task, Patient.his_id).join(Patient, Patient.id == Task.patient_id)
+            .where(Task.state == "pending", Task.due_at <= until, Patient.his_id.in_(self.history_patients))
+            .order_by(Task.due_at, Task.id)).all()
+        for task, patient in tasks:
+            outcome = self.outcomes.get(patient, "effective")
+            late = outcome == "late" and task.occurrence == 1
+            called = task.due_at + timedelta(hours=30 if late else (-5 if task.is_urgent else 3))
+            followup.claim_task(task, actor=self.nurse, now=called)
+            if outcome == "unreachable" and task.occurrence == 1:
+                for minutes, result in ((0, "no_answer"), (90, "busy")):
+                    followup.log_attempt(task, {"channel": "phone", "result": result}, actor=self.nurse,
+                                         now=called + timedelta(minutes=minutes))
+                followup.mark_unreachable(task, {}, actor=self.nurse, now=called + timedelta(hours=26))
+                continue
+            found = outcome.startswith("complication") and task.occurrence == 1
+            followup.complete_task(task, {
+                "respondent": "patient" if task.id % 5 else "family", "channel": "phone", "complication": found,
+                "complication_note": "切口红肿、少量渗液，已嘱门诊换药。" if found else None,
+                "unplanned_readmission": False, "reoperation": False, "recurrence_metastasis": False,
+                "vital_status": "alive", "health_education_given": True, "revisit_booked": task.id % 3 != 0,
+                "satisfaction": 5 if task.id % 4 else 4}, actor=self.nurse, now=called)
+            if found and outcome == "complication_dismissed":
+                prompt = db.session.scalar(sa.select(EventPrompt).where(EventPrompt.task_id == task.id))
+                followup.dismiss_prompt(prompt, {"reason": "切口脂肪液化，属术后常见情况，门诊换药后愈合，不构成不良事件。"},
+                                        actor=self.quality, now=called + timedelta(days=1))
+
+    def planned_operations(self) -> None:
+        """Two grade-4 operations planned: one in five days with its discussion requested (the booking
+        gate stops it until the discussion is signed), one in nine days with its discussion scheduled."""
+        planned = self.today + timedelta(days=5)
+        encounter = self.admit(4, name="周明", sex="M", born="1962-07-01", admitted_at=self.now - timedelta(days=1),
+                               history=False)
+        self.operation(4, encounter, "52.7001", self.at(planned, 8, 30), self.now - timedelta(hours=20))
+        encounter = self.admit(6, name="郭小萍", sex="F", born="1958-03-18", admitted_at=self.now - timedelta(days=2),
+                               history=False)
+        operation = self.operation(6, encounter, "43.7001", self.at(planned + timedelta(days=4), 8, 30),
+                                   self.now - timedelta(days=2))
+        from qcflow.mdt.services import transition_discussion
+
+        transition_discussion(self.discussion_of(operation), "schedule", {"scheduled_at": self.at(self.today + timedelta(days=2), 15)},
+                              actor=self.head, now=self.now - timedelta(days=1))
+
+    def calls_due_today(self) -> None:
+        """Calls for the demo nurse: a day-surgery 24 h call due today and one overdue, the yearly call
+        after a four-level operation and a lung-cancer call, from HIS facts pushed through the intake
+        (which enrols the patients automatically)."""
+        from qcflow.clinical.models import Operation
+        from qcflow.clinical.services import transition_operation
+        from qcflow.followup import services as followup
+        from qcflow.followup.models import Task
+        from qcflow.followup.schedule import add_months
+
+        if any(followup.current_protocol(code) is None for code in ("day_surgery", "four_level_surgery", "cancer_lung")):
+            return  # a database without the default protocols (they come with the migrations)
+        now, his = self.now, self.his
+        year_ago, quarter_ago = add_months(self.today, -12), add_months(self.today, -3)
+        discharged = now - timedelta(hours=2)
+        batches = [
+            ("patients", [
+                {"his_id": "DEMO-P1", "mrn": "BA260001", "name": "陈建华", "sex": "M", "birth_on": "1968-04-12",
+                 "phone": "13812340001"},
+                {"his_id": "DEMO-P2", "mrn": "BA250002", "name": "林秀英", "sex": "F", "birth_on": "1959-09-30",
+                 "phone": "13912340002"},
+                {"his_id": "DEMO-P3", "mrn": "BA250003", "name": "黄国强", "sex": "M", "birth_on": "1955-01-21",
+                 "phone": "13712340003"},
+                {"his_id": "DEMO-P5", "mrn": "BA260005", "name": "吴丽", "sex": "F", "birth_on": "1980-02-11",
+                 "phone": "13812340005"},
+            ]),
+            ("encounters", [
+                {"his_id": "DEMO-E1", "patient_his_id": "DEMO-P1", "department_code": "GS", "is_day_surgery": True,
+                 "admitted_at": (discharged - timedelta(hours=7)).isoformat(), "discharged_at": discharged.isoformat(),
+                 "disposition": "home"},
+                {"his_id": "DEMO-E2", "patient_his_id": "DEMO-P2", "department_code": "GS",
+                 "admitted_at": self.at(year_ago - timedelta(days=3), 9).isoformat(),
+                 "discharged_at": self.at(year_ago + timedelta(days=12), 10).isoformat(), "disposition": "home"},
+                # discharged 30 h ago from day surgery: the 24 h call is overdue
+                {"his_id": "DEMO-E5", "patient_his_id": "DEMO-P5", "department_code": "GS", "is_day_surgery": True,
+                 "admitted_at": (now - timedelta(hours=38)).isoformat(),
+                 "discharged_at": (now - timedelta(hours=30)).isoformat(), "disposition": "home"},
+            ]),
+            ("operations", [{"his_id": "DEMO-O1", "encounter_his_id": "DEMO-E2", "procedure_code": "52.7001",
+                             "surgeon_his_id": "DEMO-S1", "planned_at": self.at(year_ago, 8, 30).isoformat()}]),
+            ("diagnoses", [{"his_id": "DEMO-D1", "patient_his_id": "DEMO-P3", "cancer_type": "lung", "icd10": "C34.1",
+                            "diagnosed_on": quarter_ago.isoformat(), "stage": "IIA", "department_code": "GS"}]),
+        ]
+        for kind, rows in batches:
+            self.intake(kind, rows, now)
+        # The four-level operation was performed a year ago (booked under an emergency override); its
+        # 30-day call was completed by the nurse.
+        operation = db.session.scalar(sa.select(Operation).where(Operation.his_id == "DEMO-O1"))
+        transition_operation(operation, "book", {"emergency_override": True, "override_reason": "急性梗阻性黄疸伴胆管炎，急诊手术"},
+                             actor=self.head, now=self.at(year_ago, 7))
+        transition_operation(operation, "perform", {"performed_at": self.at(year_ago, 9)}, actor=self.head,
+                             now=self.at(year_ago, 14))
+        self.cancel_discussion(operation, self.at(year_ago + timedelta(days=1), 10))
+        followup.generate_due(now)
+        first = db.session.scalar(sa.select(Task).join(Task.plan).where(Task.patient_id == operation.patient_id,
+                                                                        Task.occurrence == 1))
+        called = first.due_at + timedelta(hours=10)
+        followup.claim_task(first, actor=self.nurse, now=called)
+        followup.complete_task(first, {"respondent": "patient", "channel": "phone", "complication": False,
+                                       "unplanned_readmission": False, "reoperation": False, "vital_status": "alive",
+                                       "health_education_given": True, "revisit_booked": True, "satisfaction": 5},
+                               actor=self.nurse, now=called)
+        followup.generate_due(now)
 
 
 def load_demo_census(now: datetime) -> None:
