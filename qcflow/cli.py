@@ -162,7 +162,8 @@ def demo_data():
     receipt = load_demo_data(now=now())
     db.session.commit()
     if receipt:
-        click.echo("demo data loaded: departments, users and three event reports")
+        click.echo("demo data loaded: departments, users, staff and a year of reports, operations, discussions and "
+                   "follow-up calls")
         click.echo(f"receipt code of the demo anonymous report (try it on /receipt): {receipt}")
     else:
         click.echo("demo data already present")

@@ -353,12 +353,13 @@ def test_second_factor_pages_work_in_english(client, create_user):
 
 def test_demo_users_have_no_preset_secret_and_the_office_enrols_at_first_login(app, runner):
     from qcflow.auth.models import User
+    from qcflow.demo import DEMO_USERS
     from qcflow.extensions import db
 
     result = runner.invoke(args=["qcflow", "demo-data"])
     assert result.exit_code == 0 and "head, quality, admin set up an authenticator app" in result.output
     with app.app_context():
-        assert db.session.scalars(sa.select(User.totp_secret)).all() == [None] * 5
+        assert db.session.scalars(sa.select(User.totp_secret)).all() == [None] * len(DEMO_USERS)
     browser = app.test_client()
     response = password_step(browser, "quality", "demo-quality-2025")
     assert browser.get(response.headers["Location"]).headers["Location"] == "/login/enrol"

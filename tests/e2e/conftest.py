@@ -13,7 +13,6 @@ import re
 import shutil
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -93,69 +92,35 @@ def server(database_template, tmp_path_factory):
 
 
 def seed(app) -> dict:
-    """The demo data of `make run`, plus what the journeys need: an overdue case, an overdue 24 h
-    call, an anaesthetist and a cardiologist for the MDT quorum, and a grade-4 operation to book."""
+    """The demo data of `make run` (a year of cases, calls and operations; the users anes and cardio;
+    the grade-4 operation in five days that the booking gate stops), plus an API token for the
+    quality office. Returns the facts the journeys start from."""
     from qcflow.auth import services as auth
-    from qcflow.auth.models import Department, User
+    from qcflow.auth.models import User
     from qcflow.clinical.models import Operation
-    from qcflow.clinical.services import import_rows
     from qcflow.core.actors import Actor
-    from qcflow.core.time import local, now
-    from qcflow.demo import load_demo_data
-    from qcflow.events.services import file_report
+    from qcflow.core.time import now
+    from qcflow.demo import load_demo
+    from qcflow.events.models import AdverseEvent
     from qcflow.extensions import db
-    from qcflow.followup.services import generate_due
 
     import sqlalchemy as sa
 
     at = now()
     with app.app_context():
-        code = load_demo_data(now=at)
-        system = Actor.system("e2e")
-        departments = {d.code: d for d in db.session.scalars(sa.select(Department))}
-        users = {u.username: u for u in db.session.scalars(sa.select(User))}
-        for username, name, dept in (("anes", "孙麻醉", "ANES"), ("cardio", "钱心内", "CARD")):
-            users[username] = auth.create_user(username, DEMO_PASSWORDS[username], ["clinician"], departments[dept],
-                                               actor=system, now=at, display_name=name)
-        # A named grade II case filed two days ago: its 12 h triage deadline has passed.
-        overdue_event, _code = file_report(
-            {"category_code": "fall", "reporter_grade": "II", "care_stage": "nursing",
-             "occurred_at": at - timedelta(days=2, hours=2), "discovered_at": at - timedelta(days=2, hours=1),
-             "location": "7病区", "department_id": departments["ORTH"].id, "description": "患者夜间跌倒，额部擦伤。"},
-            mode="named", actor=Actor.for_user(users["head"]), now=at - timedelta(days=2))
-        in_five_days = local(at).date() + timedelta(days=5)
-        planned = datetime(in_five_days.year, in_five_days.month, in_five_days.day, 8, 30, tzinfo=local(at).tzinfo)
-        batches = [
-            ("staff", [{"his_id": "DEMO-S1", "name": "刘外科", "department_code": "GS", "specialty": "general_surgery",
-                        "username": "head"},
-                       {"his_id": "E2E-ANES", "name": "孙麻醉", "department_code": "ANES", "specialty": "anaesthesia",
-                        "username": "anes"},
-                       {"his_id": "E2E-CARD", "name": "钱心内", "department_code": "CARD", "specialty": "cardiology",
-                        "username": "cardio"}]),
-            ("authorisations", [{"staff_his_id": "DEMO-S1", "procedure_code": "52.7001",
-                                 "valid_from": (local(at).date() - timedelta(days=400)).isoformat()}]),
-            ("patients", [{"his_id": "E2E-P4", "mrn": "BA260004", "name": "周明", "sex": "M", "birth_on": "1962-07-01",
-                           "phone": "13812340004"},
-                          {"his_id": "E2E-P5", "mrn": "BA260005", "name": "吴丽", "sex": "F", "birth_on": "1980-02-11",
-                           "phone": "13812340005"}]),
-            ("encounters", [{"his_id": "E2E-E4", "patient_his_id": "E2E-P4", "department_code": "GS",
-                             "admitted_at": (at - timedelta(days=1)).isoformat()},
-                            # discharged 30 h ago from day surgery: the 24 h call is overdue
-                            {"his_id": "E2E-E5", "patient_his_id": "E2E-P5", "department_code": "GS",
-                             "is_day_surgery": True, "admitted_at": (at - timedelta(hours=38)).isoformat(),
-                             "discharged_at": (at - timedelta(hours=30)).isoformat(), "disposition": "home"}]),
-            ("operations", [{"his_id": "E2E-O4", "encounter_his_id": "E2E-E4", "procedure_code": "52.7001",
-                             "surgeon_his_id": "DEMO-S1", "planned_at": planned.isoformat()}]),
-        ]
-        for kind, rows in batches:
-            results = import_rows(kind, rows, actor=system, now=at, strict=True)
-            assert not any(r.errors for r in results), [r.errors for r in results]
-        generate_due(at)
-        _row, token = auth.create_token(users["quality"], "e2e", days=30, actor=system, now=at)
+        demo = load_demo(now=at)
+        quality = db.session.scalar(sa.select(User).where(User.username == "quality"))
+        _row, token = auth.create_token(quality, "e2e", days=30, actor=Actor.system("e2e"), now=at)
         db.session.commit()
-        operation = db.session.scalar(sa.select(Operation).where(Operation.his_id == "E2E-O4"))
-        return {"receipt_code": code, "quality_token": token, "operation_id": operation.id,
-                "overdue_event_id": overdue_event.id}
+        # The journeys take "the" anonymous case as the database returns it first (the very query of
+        # tests/e2e/test_quality.py): give them that case's receipt code.
+        anonymous = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.mode == "anonymous")).id
+        operation = db.session.scalar(sa.select(Operation.id).where(Operation.his_id == "DEMO-O4"))
+        overdue = db.session.scalar(sa.select(AdverseEvent.id).where(AdverseEvent.state == "submitted",
+                                                                     AdverseEvent.triage_due_at < at)
+                                    .order_by(AdverseEvent.id).limit(1))
+        return {"receipt_code": demo.receipt_codes[anonymous], "receipt_codes": demo.receipt_codes,
+                "quality_token": token, "operation_id": operation, "overdue_event_id": overdue}
 
 
 @pytest.fixture

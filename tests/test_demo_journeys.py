@@ -1,0 +1,165 @@
+"""The README's journeys can be walked straight after `make run` loads the demo data: the booking
+gate stops the planned grade-4 operation, its discussion is held and signed by the demo users, the
+indicators of the last months have real numbers, a possible-event prompt waits for the quality
+office, and the inbox holds a case in every state."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+
+@pytest.fixture
+def demo(app):
+    """The demo data loaded as `make run` does (today's date), and an API client per demo user."""
+    from qcflow.auth import services as auth
+    from qcflow.auth.models import User
+    from qcflow.core.actors import Actor
+    from qcflow.core.time import now
+    from qcflow.demo import load_demo
+    from qcflow.extensions import db
+
+    with app.app_context():
+        data = load_demo(now=now())
+        tokens = {user.username: auth.create_token(user, "journeys", days=1, actor=Actor.system("test"), now=now())[1]
+                  for user in db.session.scalars(sa.select(User))}
+        db.session.commit()
+
+    def call(username, method, path, body=None):
+        response = app.test_client().open(path, method=method, json=body,
+                                          headers={"Authorization": f"Bearer {tokens[username]}"})
+        return response.status_code, response.get_json()
+
+    data.call = call
+    return data
+
+
+def operation_id(app, his_id):
+    from qcflow.clinical.models import Operation
+    from qcflow.extensions import db
+
+    with app.app_context():
+        return db.session.scalar(sa.select(Operation.id).where(Operation.his_id == his_id))
+
+
+def test_the_gate_stops_the_planned_grade_four_operation_until_the_demo_users_sign_its_discussion(app, demo):
+    from qcflow.clinical.models import Staff
+    from qcflow.extensions import db
+
+    with app.app_context():
+        staff = {s.name: (s.specialty, s.user_id is not None) for s in db.session.scalars(sa.select(Staff))}
+    assert staff["刘外科"] == ("general_surgery", True)
+    assert staff["孙麻醉"] == ("anaesthesia", True) and staff["钱心内"] == ("cardiology", True)
+
+    operation = f"/api/v1/operations/{operation_id(app, 'DEMO-O4')}"
+    status, body = demo.call("head", "GET", operation)
+    assert status == 200 and body["state"] == "planned" and body["grade"] == 4, body
+    status, refused = demo.call("head", "POST", f"{operation}/transitions", {"action": "book", "version": body["version"]})
+    assert status == 409, refused
+    # Only the discussion is missing: the surgeon's authorisation is in place.
+    assert len(refused["missing"]) == 1 and "多学科讨论" in refused["missing"][0], refused
+
+    from qcflow.mdt.models import Discussion
+
+    with app.app_context():
+        discussion_id = db.session.scalar(sa.select(Discussion.id).where(
+            Discussion.operation_id == operation_id(app, "DEMO-O4")))
+    path = f"/api/v1/mdt/discussions/{discussion_id}"
+    status, discussion = demo.call("head", "GET", path)
+    assert status == 200 and discussion["state"] == "requested"
+    specialties = {p["specialty"] for p in discussion["participants"]}
+    assert {"general_surgery", "anaesthesia", "cardiology"} <= specialties, discussion["participants"]
+    head_id = next(p["user_id"] for p in discussion["participants"] if p["specialty"] == "general_surgery")
+
+    status, discussion = demo.call("head", "PUT", f"{path}/attendance", {
+        "version": discussion["version"], "attended": [p["id"] for p in discussion["participants"]]})
+    assert status == 200, discussion
+    status, discussion = demo.call("head", "PATCH", path, {
+        "version": discussion["version"], "chair_user_id": head_id, "summary": "麻醉评估 ASA II 级，心功能可耐受。",
+        "conclusion": "同意按计划手术。", "decision": "proceed"})
+    assert status == 200, discussion
+    from qcflow.core.time import now
+
+    for step in ({"action": "schedule", "scheduled_at": (now() - timedelta(hours=1)).isoformat()},
+                 {"action": "hold"}, {"action": "sign"}):
+        status, discussion = demo.call("head", "POST", f"{path}/transitions", {**step, "version": discussion["version"]})
+        assert status == 200, (step, discussion)
+    assert discussion["state"] == "signed"
+
+    status, body = demo.call("head", "GET", operation)
+    status, booked = demo.call("head", "POST", f"{operation}/transitions", {"action": "book", "version": body["version"]})
+    assert status == 200 and booked["state"] == "booked", booked
+
+
+def test_the_anaesthetist_and_the_cardiologist_log_in_and_find_their_discussions(app, demo):
+    from tests.conftest import login
+
+    for username, password in (("anes", "demo-anes-2025"), ("cardio", "demo-cardio-2025")):
+        client = app.test_client()
+        assert login(client, username, password).status_code == 302
+        status, listed = demo.call(username, "GET", "/api/v1/mdt/discussions")
+        assert status == 200
+        items = listed["items"] if isinstance(listed, dict) else listed
+        states = {d["state"] for d in items}
+        assert {"requested", "scheduled", "signed"} <= states, (username, states)
+
+
+def test_the_indicators_of_the_last_months_have_real_numbers(demo):
+    first_of_month = date.today().replace(day=1)
+    start = (first_of_month - timedelta(days=150)).replace(day=1)
+    status, values = demo.call("quality", "GET", f"/api/v1/indicators?from={start}&to={first_of_month - timedelta(days=1)}")
+    assert status == 200, values
+    by_code = {v["code"]: v for v in values}
+    for code in ("ae_per_100_discharges", "ae_closure_on_time_rate", "followup_rate_level4",
+                 "day_surgery_24h_followup_rate", "preop_mdt_rate_level4", "day_surgery_share"):
+        assert by_code[code]["denominator"] and by_code[code]["value"] is not None, by_code[code]
+    # Not everything is perfect: some calls are missed and one grade-4 operation went ahead in an emergency.
+    assert 0 < by_code["followup_rate_level4"]["value"] < 100
+    assert 0 < by_code["preop_mdt_rate_level4"]["value"] < 100
+    month_end = first_of_month - timedelta(days=1)
+    for _ in range(3):  # every one of the last three months has reports
+        month_start = month_end.replace(day=1)
+        status, values = demo.call("quality", "GET", f"/api/v1/indicators?from={month_start}&to={month_end}")
+        ae = next(v for v in values if v["code"] == "ae_per_100_discharges")
+        assert ae["numerator"] > 0, (month_start, ae)
+        month_end = month_start - timedelta(days=1)
+
+
+def test_a_possible_event_prompt_and_every_kind_of_call_are_there(app, demo):
+    status, prompts = demo.call("quality", "GET", "/api/v1/followup/prompts")
+    assert status == 200 and len(prompts) == 1 and "complication" in prompts[0]["findings"], prompts
+
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+
+    with app.app_context():
+        states = dict(db.session.execute(sa.select(Task.state, sa.func.count()).group_by(Task.state)).all())
+    assert states["completed"] >= 40 and states["unreachable"] >= 3 and states["pending"] >= 4, states
+
+
+def test_every_case_state_is_there_with_corrective_actions_and_a_year_of_reports(app, demo):
+    from qcflow.core.time import local
+    from qcflow.events.models import AdverseEvent, CorrectiveAction
+    from qcflow.events.workflow import EventState
+    from qcflow.extensions import db
+
+    with app.app_context():
+        events = list(db.session.scalars(sa.select(AdverseEvent)))
+        actions = list(db.session.scalars(sa.select(CorrectiveAction)))
+        by_state = {}
+        for event in events:
+            by_state.setdefault(event.state, []).append(event)
+        assert set(by_state) == {s.value for s in EventState} - {"draft"}, sorted(by_state)
+        assert 60 <= len(events) <= 150
+        assert len({local(e.submitted_at).strftime("%Y-%m") for e in events}) >= 12
+        assert len({e.category_code for e in events}) >= 10 and len({e.department_id for e in events}) >= 5
+        assert {e.mode for e in events} == {"anonymous", "named", "confidential"}
+        assert any(e.confirmed_grade == "II" for e in by_state["investigating"])
+        open_case = by_state["actions_open"][0]
+        assert {a.state for a in open_case.actions} == {"open", "done"}
+        assert all(a.state == "verified" for a in by_state["verifying"][0].actions)
+        assert sum(bool(e.improvement_types) for e in by_state["closed"]) >= 10
+        assert all(e.feedback for e in by_state["closed"] + by_state["not_reportable"])
+        assert len(actions) >= 20
+        assert len(demo.receipt_codes) == sum(e.mode == "anonymous" for e in events)
