@@ -100,6 +100,17 @@ ACTIONS = {
 }
 
 
+SURNAMES = "赵钱孙周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
+GIVEN_NAMES = ["志刚", "玉兰", "伟", "桂芳", "海涛", "淑珍", "建军", "秀芝", "志强", "美玲", "国平", "秀兰", "浩",
+               "金凤", "家明", "红梅", "德胜", "雪梅", "立新", "春花", "振华", "桂英", "宏伟", "凤英", "永康", "素梅",
+               "建国", "玉珍", "长青", "淑英", "文斌", "彩霞", "光明"]
+
+
+def patient_name(number: int) -> str:
+    """A made-up patient name, different for every demo patient number below 330."""
+    return SURNAMES[number % len(SURNAMES)] + GIVEN_NAMES[number * 7 % len(GIVEN_NAMES)]
+
+
 @dataclass
 class DemoData:
     """What the loader made that a reader may want to use again."""
@@ -412,25 +423,22 @@ class Demo:
         """A year of general surgery: grade-4 operations after a signed pre-operative discussion (one
         booked under an emergency override), grade-3 operations, day surgery and cancer diagnoses, with
         the follow-up calls the nurse made (most effective, some late, some unreachable) week by week."""
-        names = ["赵志刚", "钱玉兰", "孙伟", "周桂芳", "吴海涛", "郑淑珍", "王建军", "冯丽娟", "陈志强", "褚美玲",
-                 "卫国平", "蒋秀兰", "沈浩", "韩金凤", "杨明", "朱红梅", "秦德胜", "尤雪梅", "许立新", "何春花",
-                 "吕振华", "施桂英", "张宏伟", "孔凤英", "曹永康", "严素梅", "华建国", "金玉珍", "魏长青", "陶淑英",
-                 "姜文斌", "戚彩霞", "谢光明", "邹月娥", "喻家豪", "柏翠兰", "水长林", "窦秋菊", "章海波", "云丽萍"]
         happenings = []  # (time, what): done in time order, the calls of each week in between
         number = 10
-        # Grade-4 operations, days ago (not within the windows of calls open today).
-        for days, code in ((300, "52.7001"), (270, "43.7001"), (240, "52.7001"), (205, "43.7001"), (180, "43.7001"),
-                           (150, "52.7001"), (120, "43.7001"), (95, "52.7001"), (70, "43.7001"), (50, "52.7001"),
-                           (15, "43.7001")):
-            number += 1
-            happenings.append((self.days_ago(days + 9, 9), "level4", (number, days, code)))
+        # Grade-4 operations every two weeks (none whose 30-day or yearly call window is open today).
+        for days in range(326, 7, -14):
+            if not 22 <= days <= 31:
+                number += 1
+                code = ("52.7001", "43.7001")[number % 2]
+                happenings.append((self.days_ago(days + 9, 9), "level4", (number, days, code)))
         # Grade-3 operations (one followed by an unplanned return to theatre).
         for days in (280, 230, 190, 160, 130, 100, 60, 40, 20):
             number += 1
             happenings.append((self.days_ago(days + 2, 9), "level3", (number, days)))
-        # Day surgery: hernia repairs discharged the same day.
-        for days in (350, 335, 320, 300, 288, 270, 255, 240, 226, 210, 196, 182, 168, 150, 137, 122, 110, 96, 84, 70,
-                     57, 45, 38, 21, 12, 7, 3):
+        # Day surgery about weekly: hernia repairs discharged the same day (none whose 30-day call is open today).
+        for days in [*range(358, 1, -6), 3]:
+            if 26 <= days <= 30:
+                continue
             number += 1
             happenings.append((self.days_ago(days, 7), "day", (number, days)))
         # Cancer diagnoses (the three-monthly calls are not open today).
@@ -444,23 +452,23 @@ class Demo:
             while tick < when:
                 self.work_calls(tick)
                 tick += timedelta(days=7)
-            getattr(self, f"_{what}")(names[args[0] % len(names)], *args)
+            getattr(self, f"_{what}")(patient_name(args[0]), *args)
         self.work_calls(self.now)
 
     def _level4(self, name, number, days, code) -> None:
         encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1950 + number % 20}-0{1 + number % 9}-1{number % 10}",
                                admitted_at=self.days_ago(days + 9, 9))
         operation = self.operation(number, encounter, code, self.days_ago(days, 8, 30), self.days_ago(days + 9, 10))
-        if days == 120:  # bleeding on the ward: booked without the discussion under an emergency override
+        if 116 <= days < 130:  # bleeding on the ward: booked without the discussion under an emergency override
             self.operate(operation, self.days_ago(days, 9), emergency_override=True,
                          override_reason="消化道大出血，需急诊手术，来不及组织术前讨论。")
             self.cancel_discussion(operation, self.days_ago(days - 1, 10))
         else:
             self.discuss(operation, held_at=self.days_ago(days + 4, 15))
             self.operate(operation, self.days_ago(days, 9))
-        if days == 95:
+        if 88 <= days < 102:
             self.outcomes[f"DEMO-P{number}"] = "complication_dismissed"
-        elif number % 4 == 0:
+        elif number % 6 == 0:
             self.outcomes[f"DEMO-P{number}"] = "unreachable"
 
     def _level3(self, name, number, days) -> None:
@@ -513,6 +521,7 @@ class Demo:
             outcome = self.outcomes.get(patient, "effective")
             late = outcome == "late" and task.occurrence == 1
             called = task.due_at + timedelta(hours=30 if late else (-5 if task.is_urgent else 3))
+            called = min(called, self.now - timedelta(hours=27))  # the call and its attempts are all in the past
             followup.claim_task(task, actor=self.nurse, now=called)
             if outcome == "unreachable" and task.occurrence == 1:
                 for minutes, result in ((0, "no_answer"), (90, "busy")):
