@@ -92,11 +92,11 @@ HANDLERS = {"medication": "PHA", "fall": "NUR", "pressure_injury": "NUR", "tube_
             "infection": "INF", "identification": "NUR", "nursing_care": "NUR"}
 #: Reports per month over the last year, oldest first (this month so far last).
 MONTHLY_REPORTS = [6, 7, 9, 8, 10, 7, 8, 9, 11, 8, 7, 3]
-#: Corrective actions by kind of improvement, for cases investigated in full.
+#: Corrective actions by kind of improvement (title, evidence of completion), for cases investigated in full.
 ACTIONS = {
-    "training": "全科室开展专项培训并考核",
-    "rule_update": "修订交接班核对制度并下发",
-    "system_change": "信息系统增加核对提醒",
+    "training": ("全科室开展专项培训并考核", "培训签到表与考核记录已归档"),
+    "rule_update": ("修订相关核对制度并下发", "新版制度已下发，科室已组织学习"),
+    "system_change": ("信息系统增加核对提醒", "提醒功能已上线，测试记录已归档"),
 }
 
 
@@ -217,7 +217,7 @@ class Demo:
         from qcflow.events.services import add_action
 
         owner = HANDLERS.get(event.category_code, "MED")
-        return [add_action(event, {"title": ACTIONS[kind], "improvement_type": kind, "owner_department_id": self.dept(owner),
+        return [add_action(event, {"title": ACTIONS[kind][0], "improvement_type": kind, "owner_department_id": self.dept(owner),
                                    "due_on": (at + timedelta(days=21)).date()}, actor=self.quality, now=at)
                 for kind in kinds]
 
@@ -225,7 +225,8 @@ class Demo:
         from qcflow.events.services import transition_action
 
         for action in actions:
-            transition_action(action, "complete", {"evidence": "培训签到表与考核记录已归档"}, actor=self.quality, now=done_at)
+            evidence = ACTIONS[action.improvement_type][1]
+            transition_action(action, "complete", {"evidence": evidence}, actor=self.quality, now=done_at)
             if verified_at is not None:
                 transition_action(action, "verify", {}, actor=self.quality, now=verified_at)
 
@@ -234,7 +235,7 @@ class Demo:
         self.step(event, "start_investigation", start)
         actions = self.add_actions(event, start + timedelta(days=2), kinds)
         self.step(event, "plan_actions", start + timedelta(days=3), rca_cause_domains=["process", "practice"],
-                  rca_factors="交接班核对流程执行不到位，高风险环节缺少提醒。",
+                  rca_factors="相关环节核对流程执行不到位，高风险环节缺少提醒。",
                   analysis="根本原因分析：流程缺少双人核对节点，新入职人员培训不足。")
         if until == "actions_open":
             self.finish_actions(actions[:1], start + timedelta(days=5), None)
@@ -491,9 +492,9 @@ class Demo:
         patient = f"DEMO-P{number}"
         if days == 3:
             self.outcomes[patient] = "complication"  # the open possible-event prompt
-        elif number % 7 == 0:
+        elif number % 13 == 0:
             self.outcomes[patient] = "unreachable"
-        elif number % 5 == 0:
+        elif number % 10 == 3:
             self.outcomes[patient] = "late"
 
     def _cancer(self, name, number, days, cancer, icd10) -> None:
