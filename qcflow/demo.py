@@ -150,6 +150,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.year_of_operations_and_calls()
     demo.planned_operations()
     demo.calls_due_today()
+    demo.read_old_notifications()
     load_demo_census(now)
     return data
 
@@ -621,6 +622,16 @@ class Demo:
                                        "health_education_given": True, "revisit_booked": True, "satisfaction": 5},
                                actor=self.nurse, now=called)
         followup.generate_due(now)
+
+
+    def read_old_notifications(self) -> None:
+        """The year's notifications were read when they came; only the last three days' are new."""
+        from qcflow.notify.models import Notification
+        from qcflow.notify.services import mark_read
+
+        for notification in db.session.scalars(sa.select(Notification).where(
+                Notification.created_at < self.now - timedelta(days=3), Notification.read_at.is_(None))):
+            mark_read(notification.user_id, notification.id, now=notification.created_at + timedelta(hours=2))
 
 
 def load_demo_census(now: datetime) -> None:

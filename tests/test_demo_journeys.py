@@ -138,6 +138,19 @@ def test_a_possible_event_prompt_and_every_kind_of_call_are_there(app, demo):
     assert states["completed"] >= 40 and states["unreachable"] >= 3 and states["pending"] >= 4, states
 
 
+def test_the_quality_office_finds_only_the_last_days_notifications_unread(app, demo):
+    from qcflow.auth.models import User
+    from qcflow.extensions import db
+    from qcflow.notify.models import Notification
+    from qcflow.notify.services import unread_count
+
+    with app.app_context():
+        quality = db.session.scalar(sa.select(User.id).where(User.username == "quality"))
+        received = db.session.scalar(sa.select(sa.func.count()).select_from(Notification)
+                                     .where(Notification.user_id == quality))
+        assert received > 50 and 1 <= unread_count(quality) <= 10, (received, unread_count(quality))
+
+
 def test_every_case_state_is_there_with_corrective_actions_and_a_year_of_reports(app, demo):
     from qcflow.core.time import local
     from qcflow.events.models import AdverseEvent, CorrectiveAction
