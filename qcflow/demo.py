@@ -143,6 +143,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
         for username, password, roles, dept, display_name in DEMO_USERS
     }
     demo = Demo(departments, users, now)
+    # Today's inbox first: its named reports take the first ids, which the browser journeys start from.
     data = demo.inbox_reports()
     demo.reference_data()
     demo.year_of_reports()
@@ -218,7 +219,8 @@ class Demo:
         from qcflow.events.services import add_action
 
         owner = HANDLERS.get(event.category_code, "MED")
-        return [add_action(event, {"title": ACTIONS[kind][0], "improvement_type": kind, "owner_department_id": self.dept(owner),
+        return [add_action(event, {"title": ACTIONS[kind][0], "improvement_type": kind,
+                                   "owner_department_id": self.dept(owner),
                                    "due_on": (at + timedelta(days=21)).date()}, actor=self.quality, now=at)
                 for kind in kinds]
 
@@ -374,13 +376,14 @@ class Demo:
         return f"DEMO-E{number}"
 
     def operation(self, number: int, encounter: str, code: str, planned_at: datetime, imported_at: datetime,
-                  **extra):
+                  prefix: str = "DEMO-O", **extra):
         from qcflow.clinical.models import Operation
 
-        self.intake("operations", [{"his_id": f"DEMO-O{number}", "encounter_his_id": encounter, "procedure_code": code,
+        his_id = f"{prefix}{number}"
+        self.intake("operations", [{"his_id": his_id, "encounter_his_id": encounter, "procedure_code": code,
                                     "surgeon_his_id": "DEMO-S1", "planned_at": planned_at.isoformat(), **extra}],
                     imported_at)
-        return db.session.scalar(sa.select(Operation).where(Operation.his_id == f"DEMO-O{number}"))
+        return db.session.scalar(sa.select(Operation).where(Operation.his_id == his_id))
 
     def discussion_of(self, operation, kind: str = "preop_level4"):
         from qcflow.mdt.models import Discussion
@@ -404,7 +407,8 @@ class Demo:
         transition_discussion(discussion, "schedule", {"scheduled_at": held_at}, actor=self.head,
                               now=held_at - timedelta(days=1))
         record_attendance(discussion, [p.id for p in discussion.participants], actor=self.head, now=held_at)
-        transition_discussion(discussion, "hold", {"held_at": held_at}, actor=self.head, now=held_at + timedelta(hours=1))
+        transition_discussion(discussion, "hold", {"held_at": held_at}, actor=self.head,
+                              now=held_at + timedelta(hours=1))
         transition_discussion(discussion, "sign", {}, actor=self.head, now=held_at + timedelta(hours=2))
 
     def cancel_discussion(self, operation, at: datetime) -> None:
@@ -458,7 +462,8 @@ class Demo:
         self.work_calls(self.now)
 
     def _level4(self, name, number, days, code) -> None:
-        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1950 + number % 20}-0{1 + number % 9}-1{number % 10}",
+        born = f"{1950 + number % 20}-0{1 + number % 9}-1{number % 10}"
+        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=born,
                                admitted_at=self.days_ago(days + 9, 9))
         operation = self.operation(number, encounter, code, self.days_ago(days, 8, 30), self.days_ago(days + 9, 10))
         if 116 <= days < 130:  # bleeding on the ward: booked without the discussion under an emergency override
@@ -474,18 +479,20 @@ class Demo:
             self.outcomes[f"DEMO-P{number}"] = "unreachable"
 
     def _level3(self, name, number, days) -> None:
-        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1960 + number % 25}-1{number % 3}-0{1 + number % 9}",
+        born = f"{1960 + number % 25}-1{number % 3}-0{1 + number % 9}"
+        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=born,
                                admitted_at=self.days_ago(days + 2, 9))
         operation = self.operation(number, encounter, "51.2301", self.days_ago(days, 8), self.days_ago(days + 2, 10))
         self.operate(operation, self.days_ago(days, 9))
         if days == 100:  # bleeding the next day: back to theatre
-            reoperation = self.operation(number + 100, encounter, "54.1101", self.days_ago(days - 1, 20),
-                                         self.days_ago(days - 1, 19), is_unplanned_reoperation=True)
+            reoperation = self.operation(number, encounter, "54.1101", self.days_ago(days - 1, 20),
+                                         self.days_ago(days - 1, 19), prefix="DEMO-R", is_unplanned_reoperation=True)
             self.operate(reoperation, self.days_ago(days - 1, 21))
             self.discuss(reoperation, held_at=self.days_ago(days - 5, 16), kind="case_review")
 
     def _day(self, name, number, days) -> None:
-        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=f"{1970 + number % 25}-0{1 + number % 9}-2{number % 8}",
+        born = f"{1970 + number % 25}-0{1 + number % 9}-2{number % 8}"
+        encounter = self.admit(number, name=name, sex="MF"[number % 2], born=born,
                                admitted_at=self.days_ago(days, 7), discharged_at=self.days_ago(days, 16),
                                day_surgery=True)
         operation = self.operation(number, encounter, "53.0201", self.days_ago(days, 9), self.days_ago(days, 7))
@@ -500,8 +507,9 @@ class Demo:
 
     def _cancer(self, name, number, days, cancer, icd10) -> None:
         patient = f"DEMO-P{number}"
-        self.intake("patients", [{"his_id": patient, "mrn": f"BA{250000 + number}", "name": name, "sex": "MF"[number % 2],
-                                  "birth_on": f"195{number % 10}-0{1 + number % 9}-15", "phone": f"1381234{number:04d}"}],
+        self.intake("patients", [{"his_id": patient, "mrn": f"BA{250000 + number}", "name": name,
+                                  "sex": "MF"[number % 2], "birth_on": f"195{number % 10}-0{1 + number % 9}-15",
+                                  "phone": f"1381234{number:04d}"}],
                     self.days_ago(days, 10))
         self.intake("diagnoses", [{"his_id": f"DEMO-D{number}", "patient_his_id": patient, "cancer_type": cancer,
                                    "icd10": icd10, "diagnosed_on": (self.today - timedelta(days=days)).isoformat(),
@@ -556,7 +564,8 @@ class Demo:
                                    self.now - timedelta(days=2))
         from qcflow.mdt.services import transition_discussion
 
-        transition_discussion(self.discussion_of(operation), "schedule", {"scheduled_at": self.at(self.today + timedelta(days=2), 15)},
+        transition_discussion(self.discussion_of(operation), "schedule",
+                              {"scheduled_at": self.at(self.today + timedelta(days=2), 15)},
                               actor=self.head, now=self.now - timedelta(days=1))
 
     def calls_due_today(self) -> None:
@@ -569,7 +578,8 @@ class Demo:
         from qcflow.followup.models import Task
         from qcflow.followup.schedule import add_months
 
-        if any(followup.current_protocol(code) is None for code in ("day_surgery", "four_level_surgery", "cancer_lung")):
+        if any(followup.current_protocol(code) is None
+               for code in ("day_surgery", "four_level_surgery", "cancer_lung")):
             return  # a database without the default protocols (they come with the migrations)
         now, his = self.now, self.his
         year_ago, quarter_ago = add_months(self.today, -12), add_months(self.today, -3)

@@ -22,7 +22,8 @@ def demo(app):
 
     with app.app_context():
         data = load_demo(now=now())
-        tokens = {user.username: auth.create_token(user, "journeys", days=1, actor=Actor.system("test"), now=now())[1]
+        tokens = {user.username: auth.create_token(user, "journeys", days=1, actor=Actor.system("test"),
+                                                   now=now())[1]
                   for user in db.session.scalars(sa.select(User))}
         db.session.commit()
 
@@ -55,7 +56,8 @@ def test_the_gate_stops_the_planned_grade_four_operation_until_the_demo_users_si
     operation = f"/api/v1/operations/{operation_id(app, 'DEMO-O4')}"
     status, body = demo.call("head", "GET", operation)
     assert status == 200 and body["state"] == "planned" and body["grade"] == 4, body
-    status, refused = demo.call("head", "POST", f"{operation}/transitions", {"action": "book", "version": body["version"]})
+    status, refused = demo.call("head", "POST", f"{operation}/transitions",
+                                {"action": "book", "version": body["version"]})
     assert status == 409, refused
     # Only the discussion is missing: the surgeon's authorisation is in place.
     assert len(refused["missing"]) == 1 and "多学科讨论" in refused["missing"][0], refused
@@ -88,7 +90,8 @@ def test_the_gate_stops_the_planned_grade_four_operation_until_the_demo_users_si
     assert discussion["state"] == "signed"
 
     status, body = demo.call("head", "GET", operation)
-    status, booked = demo.call("head", "POST", f"{operation}/transitions", {"action": "book", "version": body["version"]})
+    status, booked = demo.call("head", "POST", f"{operation}/transitions",
+                               {"action": "book", "version": body["version"]})
     assert status == 200 and booked["state"] == "booked", booked
 
 
@@ -108,7 +111,8 @@ def test_the_anaesthetist_and_the_cardiologist_log_in_and_find_their_discussions
 def test_the_indicators_of_the_last_months_have_real_numbers(demo):
     first_of_month = date.today().replace(day=1)
     start = (first_of_month - timedelta(days=150)).replace(day=1)
-    status, values = demo.call("quality", "GET", f"/api/v1/indicators?from={start}&to={first_of_month - timedelta(days=1)}")
+    last_day = first_of_month - timedelta(days=1)
+    status, values = demo.call("quality", "GET", f"/api/v1/indicators?from={start}&to={last_day}")
     assert status == 200, values
     by_code = {v["code"]: v for v in values}
     for code in ("ae_per_100_discharges", "ae_closure_on_time_rate", "followup_rate_level4",
