@@ -118,3 +118,49 @@ def test_cancelling_a_call_asks_for_its_reason_and_a_confirmation(server, contex
     assert "已取消" in page.inner_text("h1")
     assert "患者已在外院复诊" in page.inner_text("main")
     assert page.locator("h1 .badge").count() == 0
+
+
+RAW = re.compile(r"\b(day_surgery|four_level_surgery|cancer_[a-z]+|operation:\d+|encounter:\d+|diagnosis:\d+|"
+                 r"manual:\S+|None|pending|in_progress|completed|cancelled|unreachable|not_open|overdue|"
+                 r"complication|unplanned_readmission|reoperation|vital_status|operation_at|discharge_at|"
+                 r"diagnosis_on|plan_paused|protocol_changed)\b")
+ENGLISH_WORD = re.compile(r"\b[A-Za-z]{4,}\b")
+#: Words that stay as they are in Chinese text (the product's name, units, abbreviations).
+ALLOWED = {"qcflow", "MRN", "yyyy"}
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_followup_page_reads_without_codes(server, contexts, lang):
+    """Each follow-up page of each role, in each language: no raw code, no None, no English in Chinese."""
+    pages = {
+        "nurse": ["/followup/queue", "/followup/plans", "/followup/enrol"],
+        "head": ["/followup/plans"],
+        "quality": ["/followup/prompts", "/followup/prompts?state=filed", "/followup/prompts?state=dismissed"],
+        "admin": ["/admin/followup/protocols", "/admin/followup/protocols/new",
+                  "/admin/followup/protocols/new?code=four_level_surgery"],
+    }
+    problems = []
+    for user, paths in pages.items():
+        page = contexts("desktop", user=user).new_page()
+        found = list(paths)
+        seen = set()
+        while found:
+            path = found.pop(0)
+            if path in seen:
+                continue
+            seen.add(path)
+            page.goto(path + ("&" if "?" in path else "?") + f"lang={lang}")
+            text = page.inner_text("main")
+            raw = RAW.findall(text)
+            english = [w for w in ENGLISH_WORD.findall(text) if w not in ALLOWED] if lang == "zh" else []
+            if raw or english:
+                problems.append((user, path, raw, english[:10]))
+            # Follow the plan, task and protocol pages listed here (a few of each).
+            for href in page.eval_on_selector_all(
+                    "main a[href^='/followup/plans/'], main a[href^='/followup/tasks/'], "
+                    "main a[href^='/admin/followup/protocols/']", "links => links.map(a => a.getAttribute('href'))"):
+                href = href.split("#")[0]
+                if href.split("?")[0] not in seen and len(seen) < 25 and not href.endswith(".pdf"):
+                    found.append(href.split("?")[0])
+        page.close()
+    assert not problems, problems
