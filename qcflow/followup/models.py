@@ -293,7 +293,7 @@ LABELS = {
     },
     "plan_state": {
         "active": _l("Active"), "paused": _l("Paused"), "stopped": _l("Stopped (death)"), "lost": _l("Lost to follow-up"),
-        "withdrawn": _l("Withdrawn"),
+        "withdrawn": _l("Withdrawn from follow-up"),
     },
     "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw from follow-up")},
     "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "dismissed": _l("Dismissed")},

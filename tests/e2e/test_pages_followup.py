@@ -164,3 +164,29 @@ def test_every_followup_page_reads_without_codes(server, contexts, lang):
                     found.append(href.split("?")[0])
         page.close()
     assert not problems, problems
+
+
+def test_withdrawing_a_plan_asks_for_confirmation(server, contexts):
+    import sqlalchemy as sa
+
+    from qcflow.extensions import db
+    from qcflow.followup.models import Plan
+
+    with server.db():
+        plan_id = db.session.scalar(sa.select(Plan.id).where(Plan.state == "active", Plan.pathway.like("cancer_%"))
+                                    .order_by(Plan.id))
+    page = contexts("phone", user="head").new_page()
+    page.goto(f"/followup/plans/{plan_id}")
+    withdraw = 'form[action$="/withdraw"]'
+    assert page.locator(withdraw).is_hidden()  # behind its own summary, away from the pause button
+    page.click(f"details:has({withdraw}) > summary")
+    page.fill(f"{withdraw} input[name=reason]", "患者转至外院随访")
+    page.click(f"{withdraw} button[type=submit]")
+    assert page.locator(f"{withdraw} input[name=confirmed]").evaluate("box => !box.validity.valid")
+    assert "进行中" in page.inner_text("h1")
+    page.check(f"{withdraw} input[name=confirmed]")
+    with page.expect_navigation():
+        page.click(f"{withdraw} button[type=submit]")
+    assert "已撤销随访" in page.inner_text("h1"), page.inner_text("h1")
+    assert "患者转至外院随访" in page.inner_text("main")
+    assert not CODES.search(page.inner_text("main"))
