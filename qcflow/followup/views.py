@@ -247,7 +247,8 @@ def prompts():
     actor = current_actor()
     actions = {p.id: {t.action for t in PROMPT_WORKFLOW.available(p, actor)} for p in items}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
-                           state=request.args.get("state") or "open")
+                           state=request.args.get("state") or "open",
+                           names=queries.user_names(p.handled_by_id for p in items))
 
 
 @bp.post("/followup/prompts/<int:prompt_id>/file")

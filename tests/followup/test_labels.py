@@ -227,3 +227,19 @@ def test_the_record_sheet_names_sex_and_operation(clients, operated, tmp_path):
     assert not re.search(r"\bF\b", text) and not CODES.search(text), CODES.search(text)
     plan_page = visible(clients("nurse").get(f"/followup/plans/{operated.id}?lang=zh").get_data(as_text=True))
     assert "手术 胰十二指肠切除术 · 2026-03-02" in plan_page and not CODES.search(plan_page)
+
+
+def test_a_dismissed_prompt_shows_why(clients, call):
+    from qcflow.extensions import db
+    from qcflow.followup.models import EventPrompt
+
+    complete_with_complication(clients("nurse"), call)
+    quality = clients("quality")
+    prompt = db.session.scalar(sa.select(EventPrompt))
+    token = csrf_from(quality, "/followup/prompts")
+    dismissed = quality.post(f"/followup/prompts/{prompt.id}/dismiss",
+                             data={"csrf_token": token, "version": str(prompt.version), "reason": "切口换药即可，非不良事件"})
+    assert dismissed.status_code == 302
+    page = visible(quality.get("/followup/prompts?state=dismissed&lang=zh").get_data(as_text=True))
+    assert "原因：切口换药即可，非不良事件" in page
+    assert "日间手术随访 #1" in page
