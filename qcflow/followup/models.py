@@ -355,10 +355,12 @@ class PathwayNames(Mapping):
     KEY = "qcflow.followup.pathway_names"
 
     def _names(self) -> dict:
-        from flask import has_request_context, request
+        from flask import has_app_context, has_request_context, request
 
         from qcflow.extensions import db
 
+        if not has_app_context():  # no database to ask (e.g. a catalogue check at import)
+            return {}
         cache = request.environ if has_request_context() else {}
         if self.KEY not in cache:
             rows = db.session.execute(sa.select(Protocol.code, Protocol.name, Protocol.name_en)
