@@ -1,6 +1,7 @@
 """Follow-up protocols (versioned), plans with their generation cursor, tasks, attempts, event prompts."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -8,7 +9,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qcflow.core.db import Base, Versioned, enum_check
-from qcflow.core.i18n import register_labels
+from qcflow.core.i18n import LABELS as REGISTRY, current_language, register_labels
 from qcflow.followup.schedule import UNITS, Phase
 from qcflow.followup.workflow import PlanState, PromptState, TaskState
 
@@ -24,6 +25,10 @@ OUTCOME_ITEMS = ("complication", "unplanned_readmission", "reoperation", "recurr
 #: Outcome findings that prompt the quality office to consider an adverse-event report.
 PROMPT_FINDINGS = ("complication", "unplanned_readmission", "reoperation", "death")
 OPEN_TASK_STATES = (TaskState.PENDING.value, TaskState.IN_PROGRESS.value)
+#: Why the system cancelled a call: the protocol changed, or the plan was paused or ended.
+CANCEL_CODES = ("protocol_changed", "plan_paused", "plan_withdrawn", "plan_stopped", "plan_lost")
+#: Why a plan ended (besides a person's reason): death recorded, unreachable call after call.
+END_CODES = ("death", "unreachable")
 
 
 class Protocol(Base):
@@ -129,6 +134,9 @@ class Plan(Versioned, Base):
     ended_at: Mapped[datetime | None]
     #: Death date for stopped plans.
     ended_on: Mapped[date | None]
+    #: Why the plan ended, as a code (END_CODES) the pages show as a label in the reader's language.
+    end_code: Mapped[str | None] = mapped_column(sa.String(20))
+    #: The reason a person gave (free text); NULL when the system ended the plan.
     end_reason: Mapped[str | None] = mapped_column(sa.Text)
 
     protocol: Mapped[Protocol] = relationship(lazy="joined")
@@ -182,6 +190,9 @@ class Task(Versioned, Base):
     attempt_count: Mapped[int] = mapped_column(default=0)
     rescheduled_at: Mapped[datetime | None]
     reschedule_reason: Mapped[str | None] = mapped_column(sa.Text)
+    #: Why the system cancelled the call, as a code (CANCEL_CODES); NULL when a person cancelled it.
+    cancel_code: Mapped[str | None] = mapped_column(sa.String(20))
+    #: The reason a person gave (the nurse's, or the head's when pausing or withdrawing the plan).
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
@@ -282,10 +293,13 @@ LABELS = {
     },
     "plan_state": {
         "active": _l("Active"), "paused": _l("Paused"), "stopped": _l("Stopped (death)"), "lost": _l("Lost to follow-up"),
-        "withdrawn": _l("Withdrawn"),
+        "withdrawn": _l("Withdrawn from follow-up"),
     },
     "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw from follow-up")},
     "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "dismissed": _l("Dismissed")},
+    #: A prompt's state as the nurse who raised it reads it.
+    "prompt_progress": {"open": _l("waiting for the quality office"), "filed": _l("the quality office filed a report"),
+                        "dismissed": _l("the quality office decided no report was needed")},
     "timeliness": {"not_open": _l("Not open yet"), "due": _l("Due"), "overdue": _l("Overdue")},
     "action": {
         "claim": _l("Claim"), "release": _l("Release"), "reassign": _l("Reassign"), "log_attempt": _l("Log attempt"),
@@ -311,6 +325,58 @@ LABELS = {
         "operation_at": _l("Operation time"), "discharge_at": _l("Discharge time"), "diagnosis_on": _l("Diagnosis date"),
     },
     "unit": {"hour": _l("hours"), "day": _l("days"), "month": _l("months")},
+    "vital_status": {"alive": _l("Alive"), "dead": _l("Deceased")},
+    "source": {
+        "operation": _l("Operation"), "encounter": _l("Day-surgery discharge"), "diagnosis": _l("Cancer diagnosis"),
+        "manual": _l("Enrolled by hand"),
+    },
+    "cancel_code": {
+        "protocol_changed": _l("The protocol changed and no longer has this call"),
+        "plan_paused": _l("Plan paused"), "plan_withdrawn": _l("Plan withdrawn"),
+        "plan_stopped": _l("Plan stopped: death recorded"), "plan_lost": _l("Plan ended: lost to follow-up"),
+    },
+    "end_code": {"death": _l("Death recorded"), "unreachable": _l("Unreachable on consecutive calls")},
+    #: A closed call's timeliness, judged at its completion.
+    "done_timeliness": {"not_open": _l("Completed before its window"), "due": _l("Completed on time"),
+                        "overdue": _l("Completed late")},
+    "sex": {"M": _l("Male"), "F": _l("Female"), "U": _l("Unknown")},
 }
 
 register_labels(LABELS, prefix="fu_")
+
+
+class PathwayNames(Mapping):
+    """fu_pathway: a pathway's name is its current protocol's, in the reader's language.
+
+    Administrators add pathways, so the protocol table is the registry; the names are read once per
+    request (a queue page labels fifty rows).
+    """
+
+    KEY = "qcflow.followup.pathway_names"
+
+    def _names(self) -> dict:
+        from flask import has_app_context, has_request_context, request
+
+        from qcflow.extensions import db
+
+        if not has_app_context():  # no database to ask (e.g. a catalogue check at import)
+            return {}
+        cache = request.environ if has_request_context() else {}
+        if self.KEY not in cache:
+            rows = db.session.execute(sa.select(Protocol.code, Protocol.name, Protocol.name_en)
+                                      .where(Protocol.is_current.is_(True)))
+            cache[self.KEY] = {code: (name, name_en or name) for code, name, name_en in rows}
+        return cache[self.KEY]
+
+    def __getitem__(self, code):
+        name, name_en = self._names()[code]
+        return name_en if current_language() == "en" else name
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+
+REGISTRY["fu_pathway"] = PathwayNames()

@@ -327,3 +327,40 @@ def patient_record(patient_id: int, actor: Actor) -> tuple[Patient, list[Plan], 
     for task in db.session.scalars(sa.select(Task).where(Task.plan_id.in_(list(tasks))).order_by(Task.occurrence)):
         tasks[task.plan_id].append(task)
     return patient, plans, tasks
+
+
+def prompt_of(task: Task) -> EventPrompt | None:
+    """The possible-event prompt a completed call raised for the quality office, if any."""
+    return db.session.scalar(sa.select(EventPrompt).where(EventPrompt.task_id == task.id))
+
+
+def sources(plans) -> dict[int, dict]:
+    """What each plan follows, as a person reads it: the operation's name and day, the day-surgery
+    discharge, the cancer diagnosis, or a manual enrolment (never the "operation:12" key)."""
+    from qcflow.clinical.models import CancerDiagnosis, Encounter, Operation
+
+    plans = list(plans)
+    by_type = collections.defaultdict(set)
+    for plan in plans:
+        if plan.source_id is not None:
+            by_type[plan.source_type].add(plan.source_id)
+    operations = {o.id: o for o in db.session.scalars(sa.select(Operation).where(
+        Operation.id.in_(by_type["operation"])))} if by_type["operation"] else {}
+    encounters = {e.id: e for e in db.session.scalars(sa.select(Encounter).where(
+        Encounter.id.in_(by_type["encounter"])))} if by_type["encounter"] else {}
+    diagnoses = {d.id: d for d in db.session.scalars(sa.select(CancerDiagnosis).where(
+        CancerDiagnosis.id.in_(by_type["diagnosis"])))} if by_type["diagnosis"] else {}
+    found = {}
+    for plan in plans:
+        source = {"kind": plan.source_type, "name": None, "on": local(plan.anchor_at).date()}
+        if plan.source_type == "operation" and plan.source_id in operations:
+            operation = operations[plan.source_id]
+            source["name"] = operation.procedure.name if operation.procedure else None
+            source["on"] = local(operation.performed_at or operation.planned_at).date()
+        elif plan.source_type == "encounter" and plan.source_id in encounters:
+            encounter = encounters[plan.source_id]
+            source["on"] = local(encounter.discharged_at or encounter.admitted_at).date()
+        elif plan.source_type == "diagnosis" and plan.source_id in diagnoses:
+            source["on"] = diagnoses[plan.source_id].diagnosed_on
+        found[plan.id] = source
+    return found

@@ -93,7 +93,8 @@ class PlanOut(BaseSchema):
     next_due_at = DateTime(allow_none=True)
     enrolled_at = DateTime()
     ended_on = Date(allow_none=True)
-    end_reason = fields.String(allow_none=True)
+    end_code = fields.String(allow_none=True, metadata={"description": "Why the system ended the plan: death, unreachable"})
+    end_reason = fields.String(allow_none=True, metadata={"description": "The reason a person gave"})
 
 
 class QueueArgs(QueryArgs):

@@ -25,6 +25,7 @@ from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Unprocessable
+from qcflow.core.i18n import current_language, label
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.followup import schedule
@@ -94,7 +95,7 @@ def check_protocol(data: dict) -> list[Phase]:
     """Rules of a protocol version (the schema checked the shape); 422 names every problem."""
     errors: dict[str, list[str]] = {}
     if data["anchor"] not in ANCHORS:
-        errors["anchor"] = [_("Choose one of: %(values)s.", values=", ".join(ANCHORS))]
+        errors["anchor"] = [_("Choose one of: %(values)s.", values=", ".join(label("fu_anchor", a) for a in ANCHORS))]
     items, core = list(data.get("outcome_items") or []), list(data.get("core_items") or [])
     unknown = [i for i in items + core if i not in OUTCOME_ITEMS]
     if unknown:
@@ -179,8 +180,7 @@ def _retime(plan: Plan, protocol: Protocol, slots: list[Slot], tz, *, now: datet
             continue
         occ = schedule.occurrence(slots, plan.anchor_at, task.occurrence, tz)
         if occ is None:
-            cancel_task(task, {"reason": _("The protocol changed and has no such occurrence any more.")},
-                        actor=system_actor("followup.protocol"), now=now)
+            cancel_task(task, {}, actor=system_actor("followup.protocol"), now=now, code="protocol_changed")
         else:
             _time_task(task, occ)
             task.protocol_id = protocol.id
@@ -341,20 +341,27 @@ def on_death(patient: Patient, *, died_on: date, now: datetime) -> int:
     plans = list(db.session.scalars(sa.select(Plan).where(Plan.patient_id == patient.id, Plan.state.in_(running))
                                     .order_by(Plan.id)))
     for plan in plans:
-        end_plan(plan, "stop", {"reason": _("Death recorded (%(day)s).", day=died_on.isoformat())}, actor=actor,
-                 now=now, ended_on=died_on)
+        end_plan(plan, "stop", {}, actor=actor, now=now, ended_on=died_on, code="death")
     return len(plans)
 
 
+#: The code a call cancelled by a plan's end carries, by the plan's step.
+CANCELLED_BY = {"pause": "plan_paused", "withdraw": "plan_withdrawn", "stop": "plan_stopped", "mark_lost": "plan_lost"}
+
+
 def end_plan(plan: Plan, action: str, data: dict, *, actor: Actor, now: datetime, ended_on: date | None = None,
-             expected_version: int | None = None) -> Plan:
-    """Stop, mark lost or withdraw a plan: nothing more is generated and its open tasks are cancelled."""
+             expected_version: int | None = None, code: str | None = None) -> Plan:
+    """Stop, mark lost or withdraw a plan: nothing more is generated and its open tasks are cancelled.
+
+    `code` (END_CODES) says why when the system ends it; a person's reason is kept as they wrote it.
+    """
     PLAN_WORKFLOW.check(plan, action, actor=actor, data=data, expected_version=expected_version)
-    cancel_open_tasks(plan, data.get("reason") or "", now=now)
-    plan.ended_at, plan.ended_on, plan.end_reason = now, ended_on, data.get("reason")
+    reason = (data.get("reason") or "").strip() or None
+    cancel_open_tasks(plan, CANCELLED_BY[action], reason, now=now)
+    plan.ended_at, plan.ended_on, plan.end_code, plan.end_reason = now, ended_on, code, reason
     _set_cursor(plan, None)
     PLAN_WORKFLOW.apply(plan, action, actor=actor, now=now, data=data,
-                        audit_detail={"reason": data.get("reason"), "ended_on": str(ended_on) if ended_on else None})
+                        audit_detail={"reason": reason, "code": code, "ended_on": str(ended_on) if ended_on else None})
     return plan
 
 
@@ -362,7 +369,7 @@ def pause_plan(plan: Plan, data: dict, *, actor: Actor, now: datetime, expected_
     """Pause a plan (patient abroad, followed by another hospital for a while): its open calls are
     cancelled and nothing is generated until it is resumed."""
     PLAN_WORKFLOW.check(plan, "pause", actor=actor, data=data, expected_version=expected_version)
-    cancelled = cancel_open_tasks(plan, _("Plan paused: %(reason)s", reason=data["reason"]), now=now)
+    cancelled = cancel_open_tasks(plan, CANCELLED_BY["pause"], data["reason"].strip(), now=now)
     PLAN_WORKFLOW.apply(plan, "pause", actor=actor, now=now, data=data,
                         audit_detail={"reason": data["reason"], "cancelled_tasks": cancelled})
     return plan
@@ -397,11 +404,12 @@ def withdraw_plan(plan: Plan, data: dict, *, actor: Actor, now: datetime, expect
 PLAN_STEPS = {"pause": pause_plan, "resume": resume_plan, "withdraw": withdraw_plan}
 
 
-def cancel_open_tasks(plan: Plan, reason: str, *, now: datetime) -> int:
+def cancel_open_tasks(plan: Plan, code: str, reason: str | None, *, now: datetime) -> int:
+    """Cancel the plan's open calls with `code` (CANCEL_CODES) and the person's reason, if any."""
     actor = system_actor("followup.plan_end")
     tasks = list(db.session.scalars(sa.select(Task).where(Task.plan_id == plan.id, Task.state.in_(OPEN_TASK_STATES))))
     for task in tasks:
-        cancel_task(task, {"reason": reason or _("The plan ended.")}, actor=actor, now=now)
+        cancel_task(task, {"reason": reason} if reason else {}, actor=actor, now=now, code=code)
     return len(tasks)
 
 
@@ -715,13 +723,19 @@ def reschedule_task(task: Task, data: dict, *, actor: Actor, now: datetime, expe
     return task
 
 
-def cancel_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Task:
-    """Cancel a task that will not be done (reason required)."""
+def cancel_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None,
+                code: str | None = None) -> Task:
+    """Cancel a task that will not be done: a person gives a reason; the system gives a code (CANCEL_CODES)
+    and passes on the reason a person gave for the plan's step, if any."""
     if "system" not in actor.roles and not can(actor, "supervise_followup"):
         _require_holder(task, actor)
-    TASK_WORKFLOW.check(task, "cancel", actor=actor, data=data, expected_version=expected_version)
-    task.cancel_reason, task.closed_at, task.snoozed_until = data["reason"].strip(), now, None
-    TASK_WORKFLOW.apply(task, "cancel", actor=actor, now=now, data=data, audit_detail={"reason": task.cancel_reason})
+    reason = (data.get("reason") or "").strip() or None
+    # The reason guard asks a person for a reason; the system's code is its reason.
+    checked = {**data, "reason": reason or code}
+    TASK_WORKFLOW.check(task, "cancel", actor=actor, data=checked, expected_version=expected_version)
+    task.cancel_code, task.cancel_reason, task.closed_at, task.snoozed_until = code, reason, now, None
+    TASK_WORKFLOW.apply(task, "cancel", actor=actor, now=now, data=checked,
+                        audit_detail={"reason": reason, "code": code})
     return task
 
 
@@ -748,8 +762,7 @@ def check_lost(plan: Plan, *, now: datetime) -> bool:
         .order_by(Task.occurrence.desc()).limit(n)))
     if len(last) < n or any(state != TaskState.UNREACHABLE for state in last):
         return False
-    end_plan(plan, "mark_lost", {"reason": _("Unreachable %(n)d times in a row.", n=n)},
-             actor=system_actor("followup.lost"), now=now)
+    end_plan(plan, "mark_lost", {}, actor=system_actor("followup.lost"), now=now, code="unreachable")
     return True
 
 
@@ -820,6 +833,11 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
     return prompt
 
 
+def findings_text(found: list[str]) -> str:
+    """Findings as labels in the reader's language, e.g. 并发症、再次手术."""
+    return ("、" if current_language() == "zh" else ", ").join(label("fu_item", f) for f in found if f)
+
+
 def report_data(prompt: EventPrompt) -> dict:
     """A confidential adverse-event report pre-filled from the follow-up record."""
     task = prompt.task
@@ -831,11 +849,10 @@ def report_data(prompt: EventPrompt) -> dict:
     occurred = discovered
     if task.died_on is not None:
         occurred = min(schedule.local_midnight(task.died_on, hospital_tz()), discovered)
-    labels = {"complication": _("complication"), "unplanned_readmission": _("unplanned readmission"),
-              "reoperation": _("reoperation"), "death": _("death")}
+    # The filing user's own pre-filled text: labels in their language, never codes.
     description = _("Found at follow-up call %(n)d (%(pathway)s, due %(due)s): %(findings)s.",
-                    n=task.occurrence, pathway=plan.pathway, due=task.due_on.isoformat(),
-                    findings=", ".join(str(labels[f]) for f in found))
+                    n=task.occurrence, pathway=label("fu_pathway", plan.pathway), due=task.due_on.isoformat(),
+                    findings=findings_text(found))
     if task.complication_note:
         description += " " + task.complication_note
     if task.outcome_note:

@@ -16,7 +16,7 @@ from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
-from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, Protocol
+from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, VITAL_STATUS, Protocol
 from qcflow.followup.schedule import UNITS
 from qcflow.followup.schemas import (
     AttemptIn,
@@ -55,7 +55,7 @@ def followup_helpers():
             return f"{local(low):%Y-%m-%d %H:%M} – {local(high):%Y-%m-%d %H:%M}"
         return f"{low} – {high}"
 
-    return {"followup_counts": home_counts, "fwindow": window}
+    return {"followup_counts": home_counts, "fwindow": window, "task_is_open": is_open}
 
 
 @bp.get("/followup/queue")
@@ -89,15 +89,24 @@ def task(task_id):
     patient = db.session.get(Patient, item.patient_id)
     protocol = db.session.get(Protocol, item.protocol_id)
     attempts = queries.attempts(item)
+    prompt = queries.prompt_of(item)
     return render_template(
         "followup/task.html", task=item, patient=patient, phone=queries.phone_for(item, patient, actor),
         protocol=protocol, plan=item.plan, attempts=attempts, timeliness=timeliness_of(item, at),
-        transitions={t.action for t in TASK_WORKFLOW.available(item, actor)}, holder=item.assignee_id == actor.user_id,
-        names=queries.user_names([item.assignee_id, *(a.user_id for a in attempts)]),
-        plan_tasks=queries.plan_tasks(item.plan), window=services.allowed_range(item),
+        is_open=is_open(item), transitions={t.action for t in TASK_WORKFLOW.available(item, actor)},
+        holder=item.assignee_id == actor.user_id, source=queries.sources([item.plan])[item.plan_id],
+        names=queries.user_names([item.assignee_id, item.completed_by_id, *(a.user_id for a in attempts)]),
+        plan_tasks=queries.plan_tasks(item.plan), window=services.allowed_range(item), prompt=prompt,
+        prompt_findings=services.findings_text(prompt.findings.split(",")) if prompt else None,
         assignable=queries.assignable_users(item.department_id) if can(actor, "supervise_followup") else [],
-        channels=CHANNELS, results=RESULTS, respondents=RESPONDENTS, bool_items=BOOL_ITEMS, now=at,
+        channels=CHANNELS, results=RESULTS, respondents=RESPONDENTS, vital_statuses=VITAL_STATUS,
+        bool_items=BOOL_ITEMS, now=at,
     )
+
+
+def is_open(task) -> bool:
+    """The task is still to be worked: its workflow has steps left from its state."""
+    return bool(TASK_WORKFLOW.allowed_actions(task.state))
 
 
 def _step_claim(task, actor, at):
@@ -180,7 +189,7 @@ def plan(plan_id):
     actor = current_actor()
     item = queries.load_plan(plan_id, actor)
     return render_template("followup/plan.html", plan=item, patient=db.session.get(Patient, item.patient_id),
-                           tasks=queries.plan_tasks(item),
+                           tasks=queries.plan_tasks(item), source=queries.sources([item])[item.id],
                            transitions=[t.action for t in PLAN_WORKFLOW.available(item, actor)
                                         if t.action in services.PLAN_STEPS])
 
@@ -238,7 +247,8 @@ def prompts():
     actor = current_actor()
     actions = {p.id: {t.action for t in PROMPT_WORKFLOW.available(p, actor)} for p in items}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
-                           state=request.args.get("state") or "open")
+                           state=request.args.get("state") or "open",
+                           names=queries.user_names(p.handled_by_id for p in items))
 
 
 @bp.post("/followup/prompts/<int:prompt_id>/file")
@@ -274,6 +284,7 @@ def sheet(patient_id):
     patient, plans, tasks = queries.patient_record(patient_id, actor)
     names = queries.user_names(t.completed_by_id for items in tasks.values() for t in items)
     data = pdf.render_template_pdf("followup/sheet.html", patient=patient, plans=plans, tasks=tasks,
+                                   sources=queries.sources(plans),
                                    timeliness=lambda t: timeliness_of(t, at), printed_at=at,
                                    phone=mask_phone(patient.phone), names=names)
     return pdf.pdf_response(data, f"followup-{patient.mrn}.pdf")

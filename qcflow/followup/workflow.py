@@ -36,7 +36,7 @@ class PromptState(StrEnum):
 
 
 def reason_guard(obj, data):
-    return None if (data.get("reason") or "").strip() else _("Required for this step: %(fields)s.", fields="reason")
+    return None if (data.get("reason") or "").strip() else _("Give a reason for this step.")
 
 
 def unreachable_guard(task, data):
@@ -44,7 +44,7 @@ def unreachable_guard(task, data):
 
 
 def assignee_guard(task, data):
-    return None if data.get("assignee_id") else _("Required for this step: %(fields)s.", fields="assignee_id")
+    return None if data.get("assignee_id") else _("Choose the nurse to give the task to.")
 
 
 def task_relations(task, actor):
