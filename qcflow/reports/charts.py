@@ -120,7 +120,9 @@ def bars(title: str, rows: list[dict], *, horizontal: bool = False, **options) -
         options = {"y_labels": ticks, "range": (0, ticks[-1]), **options}
     pygal = _pygal()[0]
     chart = (pygal.HorizontalBar if horizontal else pygal.Bar)(**_config(
-        title=title, value_formatter=lambda value: f"{value:g}", no_data_text=_("No reports in this period"),
+        title=title, value_formatter=lambda value: f"{value:g}",
+        no_data_text=_("Every count is too small to show") if counts and all(c is None for c in counts)
+        else _("No reports in this period"),
         **options))
     chart.x_labels = labels
     if drawn:
@@ -137,15 +139,18 @@ def trend(title: str, months: list[date], values: list[float | None], *, unit: s
     percentage) and, when no month has a value, the empty state in the reader's language."""
     known = [v for v in values if v is not None]
     top = 100.0 if unit == "percent" else max(known + ([target] if target is not None else []) + [0]) * 1.2
-    ticks = value_ticks(top)
-    labels, shown = month_labels(months, every=3 if compact else 1)
+    ticks = [0, 25, 50, 75, 100] if unit == "percent" else value_ticks(top)
+    # About 60 px per printed label: "2026年1月" side by side with "2月" must not touch.
+    labels, shown = month_labels(months, every=max(1, math.ceil(len(months) * 60 / max(width - 60, 60))))
     size = 9 if compact else 11
     style = _pygal()[1].__class__(**{**_pygal()[1].to_dict(), "label_font_size": size,
                                      "major_label_font_size": size, "legend_font_size": size})
     chart = _pygal()[0].Line(**_config(
         title=title or None, style=style, width=width, height=height, show_legend=target is not None and not compact,
         legend_at_bottom=True, x_label_rotation=0, print_values=False, dots_size=2 if compact else 2.5,
-        allow_interruptions=True, include_x_axis=True, **({"y_labels": ticks, "range": (0, ticks[-1])} if known else {}),
+        allow_interruptions=True, include_x_axis=True,
+        # Without a value: no invented 0–1 scale, only the empty state.
+        **({"y_labels": ticks, "range": (0, ticks[-1])} if known else {"show_y_labels": False, "show_y_guides": False}),
         value_formatter=lambda v: "" if v is None else f"{v:g}", x_labels_major=shown, show_minor_x_labels=False,
         no_data_text=_("No values in these 12 months"), margin=8 if compact else 12))
     chart.x_labels = labels
