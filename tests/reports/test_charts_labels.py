@@ -8,6 +8,8 @@ import re
 import pytest
 
 from tests.reports.conftest import local
+from tests.reports.pdftools import CJK_FONT, embedded_fonts, needs_poppler, pdf_text
+from tests.reports.test_bulletin import february  # noqa: F401 (fixture)
 
 IMG = re.compile(r'src="data:image/svg\+xml;base64,([^"]+)"')
 
@@ -23,7 +25,7 @@ def axis_labels(svg: str, axis: str) -> list[str]:
 
 
 @pytest.fixture
-def february(hospital, create_report):
+def three_reports(hospital, create_report):
     from qcflow.extensions import db
 
     create_report(submitted=local(2026, 2, 10, 9, 0), occurred=local(2026, 2, 10, 2, 30))
@@ -43,7 +45,7 @@ def test_count_axes_are_whole_numbers(app):
     assert ticks and all(re.fullmatch(r"\d+", tick) for tick in ticks), ticks
 
 
-def test_analysis_page_charts_count_in_whole_numbers_and_hour_bands_fit(clients, february):
+def test_analysis_page_charts_count_in_whole_numbers_and_hour_bands_fit(clients, three_reports):
     html = clients("quality").get("/reports/analysis?from=2026-02-01&to=2026-02-28").get_data(as_text=True)
     charts = svgs(html)
     assert charts
@@ -115,7 +117,7 @@ def test_indicator_filters_refused_on_the_page_not_an_error_page(clients):
     assert "质量指标" in html and 'id="indicators"' in html
 
 
-def test_event_export_writes_grades_as_labels(clients, february):
+def test_event_export_writes_grades_as_labels(clients, three_reports):
     response = clients("quality").get("/api/v1/exports/events.csv", query_string={"from": "2026-02-01",
                                                                               "to": "2026-02-28"})
     rows = list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
@@ -125,3 +127,37 @@ def test_event_export_writes_grades_as_labels(clients, february):
                                                                              "to": "2026-02-28", "lang": "en"})
     rows = list(csv.DictReader(io.StringIO(english.get_data().decode("utf-8-sig"))))
     assert all(row["Grade"].startswith("Grade ") for row in rows), [row["Grade"] for row in rows]
+
+
+@needs_poppler
+def test_bulletin_charts_in_the_reader_s_language(app, ctx, february, tmp_path):
+    """The bulletin's trends name months (no "26-02"), hour bands fit ("20–24时"), count axes are whole
+    numbers, an indicator without values says so in the reader's language; the CJK font is embedded."""
+    from datetime import date
+
+    from flask_babel import refresh
+
+    from qcflow.reports import bulletin
+
+    with app.test_request_context("/?lang=zh"):
+        chinese = bulletin.render(date(2026, 2, 1), local(2026, 3, 5, 9, 0))
+    with app.test_request_context("/?lang=en"):
+        refresh()  # the locale chosen for the Chinese render is cached in the shared app context
+        english = bulletin.render(date(2026, 2, 1), local(2026, 3, 5, 9, 0))
+    text = pdf_text(chinese, tmp_path)
+
+    def section(heading, following):  # the body's section, not the cover's list of contents
+        start = text.index(heading, text.index(heading) + 1)
+        return text[start:text.index(following, start)]
+
+    trends, events = section("2. 近12个月趋势", "3. 不良事件分析"), section("3. 不良事件分析", "4. 漏报监测")
+    assert "2026年2月" in trends and not re.search(r"\b\d{2}-\d{2}\b", trends)
+    assert "近12个月均无可计算的数值" in trends and "No data" not in text
+    assert "20–24时" in events and not re.search(r"(?<![\d.])0\.\d\b", events)  # whole-number count axes
+    assert any(CJK_FONT.search(font) for font in embedded_fonts(chinese, tmp_path))
+    text = pdf_text(english, tmp_path)
+    assert "No values in these 12 months" in text and "Feb 2026" in text and "20–24 h" in text
+    start = text.index("2. 12-month trends", text.index("2. 12-month trends") + 1)
+    trends = text[start:text.index("3. Adverse", start)]
+    assert "Feb 2026" in trends
+    assert not re.search(r"[\u4e00-\u9fff]", trends)  # (a department without an English name keeps its own)
