@@ -116,3 +116,18 @@ def test_export_period_picker_works_without_script(server, browser, contexts, ki
         assert "开始日期晚于结束日期" in alert and "422" not in page.inner_text("main")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("username, paths", [
+    ("head", ["/indicators", "/indicators/preop_mdt_rate_level4", "/reports", "/reports/analysis"]),
+    ("nurse", ["/indicators", "/indicators/followup_rate_level4"]),
+])
+def test_department_roles_see_words_not_codes_on_a_phone(server, contexts, username, paths):
+    page = contexts("phone", user=username).new_page()
+    for path in paths:
+        for lang in ("zh", "en"):
+            answer = page.goto(f"{path}?lang={lang}")
+            assert answer.status == 200, path
+            text = page.inner_text("main")
+            assert visible_problems(text) == [], (username, path, lang, visible_problems(text))
+            assert check_no_horizontal_scroll(page), (username, path)
