@@ -50,6 +50,13 @@ def test_indicators_are_cards_on_a_phone(server, contexts):
     assert name["width"] > 300 and chart["width"] > 300
     label = row.locator("td").nth(1).evaluate("td => getComputedStyle(td, '::before').content")
     assert "指标值" in label  # each stacked figure says what it is
+    # The funnel's table too: each department a card, its figures labelled.
+    page.goto("/reports/analysis")
+    first = page.locator("#funnel-table tbody tr").first
+    department, discharges = (first.locator("td").nth(i).bounding_box() for i in (0, 1))
+    assert discharges["y"] > department["y"] and department["width"] > 300
+    label = first.locator("td").nth(1).evaluate("td => getComputedStyle(td, '::before').content")
+    assert "出院人次" in label
     desktop = contexts("desktop", user="quality").new_page()
     desktop.goto("/indicators")
     cells = desktop.locator("#ind-ae_per_100_discharges td")
