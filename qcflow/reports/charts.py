@@ -152,7 +152,8 @@ def trend(title: str, months: list[date], values: list[float | None], *, unit: s
         # Without a value: no invented 0–1 scale, only the empty state.
         **({"y_labels": ticks, "range": (0, ticks[-1])} if known else {"show_y_labels": False, "show_y_guides": False}),
         value_formatter=lambda v: "" if v is None else f"{v:g}", x_labels_major=shown, show_minor_x_labels=False,
-        no_data_text=_("No values in these 12 months"), margin=8 if compact else 12))
+        no_data_text=_("No values in these 12 months"), margin=8 if compact else 12,
+        margin_right=24))  # the latest month's label is centred on the last point, at the edge
     chart.x_labels = labels
     if known:
         chart.add(_("Value"), [None if v is None else round(v, 2) for v in values])
