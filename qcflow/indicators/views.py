@@ -126,13 +126,21 @@ def cases(code):
     """The records behind an indicator's numerator or denominator, with links to their pages."""
     at = now()
     indicator = queries.indicator(code)
-    args = _args(CasesArgs())
-    start, end, department_id = _period(args, at)
-    items, next_cursor, total = queries.cases(code, args["part"], start, end, department_id=department_id, now=at,
-                                              cursor=args.get("cursor"), limit=args["limit"])
+    args, errors = _args_or_errors(CasesArgs())
+    start, end, department_id = _period_or_default(args, errors, at)
+    if errors:
+        args = CasesArgs().load({})
+    try:
+        items, next_cursor, total = queries.cases(code, args["part"], start, end, department_id=department_id,
+                                                  now=at, cursor=args.get("cursor"), limit=args["limit"])
+    except Unprocessable as error:  # a cursor from another list: the first page, and why
+        errors.update(translate_errors(error.errors))
+        items, next_cursor, total = queries.cases(code, args["part"], start, end, department_id=department_id,
+                                                  now=at, limit=args["limit"])
     return render_template("indicators/cases.html", indicator=indicator, part=args["part"], items=items,
                            next_cursor=next_cursor, total=total, start=start, end=end, department_id=department_id,
-                           department=db.session.get(Department, department_id) if department_id else None)
+                           department=db.session.get(Department, department_id) if department_id else None,
+                           errors=errors), 422 if errors else 200
 
 
 @bp.route("/admin/indicators/targets", methods=["GET", "POST"])

@@ -161,3 +161,12 @@ def test_bulletin_charts_in_the_reader_s_language(app, ctx, february, tmp_path):
     trends = text[start:text.index("3. Adverse", start)]
     assert "Feb 2026" in trends
     assert not re.search(r"[\u4e00-\u9fff]", trends)  # (a department without an English name keeps its own)
+
+
+def test_indicator_case_list_refuses_in_words(clients):
+    response = clients("quality").get("/indicators/ae_per_100_discharges/cases?part=numerator&cursor=x.y")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'role="alert"' in html and "(422)" not in html
+    assert "每百出院人次主动报告不良事件例次" in html
+    bad = clients("quality").get("/indicators/ae_per_100_discharges/cases?from=2026-03-31&to=2026-03-01")
+    assert bad.status_code == 422 and "开始日期晚于结束日期" in bad.get_data(as_text=True)
