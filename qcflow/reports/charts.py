@@ -135,7 +135,7 @@ def bars(title: str, rows: list[dict], *, horizontal: bool = False, **options) -
 def trend(title: str, months: list[date], values: list[float | None], *, unit: str, target: float | None = None,
           width: int = 640, height: int = 260, compact: bool = False) -> Markup:
     """A 12-month trend: the monthly values as a line, the target as a dashed red line, months labelled
-    "3月"/"Mar" (every third one where the chart is small), a y axis with round ticks (0–100 for a
+    "3月"/"Mar" (every second or third one where the chart is narrow), a y axis with round ticks (0–100 for a
     percentage) and, when no month has a value, the empty state in the reader's language."""
     known = [v for v in values if v is not None]
     top = 100.0 if unit == "percent" else max(known + ([target] if target is not None else []) + [0]) * 1.2
