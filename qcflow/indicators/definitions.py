@@ -15,6 +15,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.expression import FunctionElement
@@ -128,13 +129,23 @@ class Indicator:
     unit: str
     #: higher, lower (is better) or rising (no numeric target; should rise over time).
     direction: str
-    #: The plan and line the indicator comes from.
-    source: str
+    #: The key of its requirement in BASES (words for pages) and SOURCE_PLANS (plan and line, for auditors).
+    plan: str
     numerator: list[Source] = field(default_factory=list)
     denominator: list[Source] = field(default_factory=list)
 
     def label(self, language: str) -> str:
         return self.name_en if language == "en" else self.name
+
+    @property
+    def basis(self) -> "Basis":
+        """The requirement and plans behind the indicator, in words for its page."""
+        return BASES[self.plan]
+
+    @property
+    def source(self) -> str:
+        """The plans and lines it comes from, as docs/indicators.md cites them (the API's `source`)."""
+        return SOURCE_PLANS[self.plan]
 
     def sources(self, part: str) -> list[Source]:
         return self.numerator if part == "numerator" else self.denominator
@@ -175,7 +186,8 @@ def census_rows(period: Period) -> sa.Select:
     """Census rows of the whole months in the period (each weighs its discharges)."""
     months = _census_months(period)
     return _row(DischargeCensus.id, DischargeCensus.department_id, DischargeCensus.month_on.label("month_on"),
-                Department.code.label("department_code"), weight=DischargeCensus.discharges).join(
+                Department.code.label("department_code"), Department.name.label("department_name"),
+                Department.name_en.label("department_name_en"), weight=DischargeCensus.discharges).join(
         Department, Department.id == DischargeCensus.department_id).where(
         DischargeCensus.month_on.in_(months) if months else sa.false())
 
@@ -350,6 +362,63 @@ SOURCE_PLANS = {
     "share": "日间手术占择期手术的比例 逐步提高 (Guizhou [000:61]; Yubei [002:338-340]; Henan [003:1005-1007])",
     "closure": "internal: 不良事件按期结案率 (DESIGN §8)",
 }
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """A plan the indicators come from: a short name for the help line and its title."""
+
+    name: object  # lazy label
+    title: object
+
+
+#: The seed plans of docs/indicators.md (file 000 … 003 of the requirement sources), named as users know them.
+PLANS = {
+    "guizhou": SourcePlan(_l("Guizhou provincial implementation plan"),
+                    _l("Guizhou Province implementation plan for the comprehensive improvement of medical quality "
+                       "(2023–2025)")),
+    "shaoxing": SourcePlan(_l("Shaoxing Hospital of TCM three-year plan"),
+                     _l("Shaoxing Hospital of Traditional Chinese Medicine three-year medical quality improvement plan "
+                        "(2023–2025)")),
+    "yubei": SourcePlan(_l("Yubei district (Chongqing) implementation plan"),
+                  _l("Yubei District, Chongqing, implementation plan for the comprehensive improvement of medical "
+                     "quality (2023–2025)")),
+    "henan": SourcePlan(_l("Henan provincial implementation plan"),
+                  _l("Henan Province implementation plan for the comprehensive improvement of medical quality "
+                     "(2023–2025)")),
+}
+
+
+@dataclass(frozen=True)
+class Basis:
+    """What a plan asks of an indicator, in words, and which plans ask it (SOURCE_PLANS cites their lines)."""
+
+    requirement: object  # lazy label
+    plans: tuple[str, ...] = ()
+
+    def plan_names(self) -> str:
+        """The plans' short names as one list in the reader's language ("河南省实施方案、…")."""
+        from qcflow.core.i18n import current_language
+
+        return ("; " if current_language() == "en" else "、").join(str(PLANS[key].name) for key in self.plans)
+
+    def plan_titles(self) -> list[str]:
+        return [str(PLANS[key].title) for key in self.plans]
+
+
+BASES = {
+    "ae": Basis(_l("More than 2.5 adverse events reported per 100 discharges"), ("guizhou", "yubei", "henan")),
+    "level4": Basis(_l("Effective follow-up of at least 90 percent of four-level surgery patients"), ("yubei", "henan")),
+    "cancer": Basis(_l("Effective follow-up of at least 90 percent of cancer patients (five key cancers)"),
+                    ("yubei", "guizhou")),
+    "day24": Basis(_l("First follow-up of day-surgery patients within 24 hours of discharge"), ("henan", "shaoxing")),
+    "mdt": Basis(_l("A pre-operative MDT discussion before every four-level operation"),
+                 ("shaoxing", "guizhou", "henan")),
+    "death": Basis(_l("An MDT discussion of every perioperative death"), ("shaoxing",)),
+    "reop": Basis(_l("At most 1.8 ‰ unplanned return-to-theatre reoperations"), ("guizhou", "yubei", "henan")),
+    "share": Basis(_l("A rising share of day surgery among elective operations"), ("guizhou", "yubei", "henan")),
+    "closure": Basis(_l("The hospital's own indicator: adverse-event cases closed by their deadline")),
+}
 CANCER_NAMES = {"lung": ("肺癌", "lung cancer"), "gastric": ("胃癌", "gastric cancer"),
                 "liver": ("肝癌", "liver cancer"), "breast": ("乳腺癌", "breast cancer"),
                 "colorectal": ("结直肠癌", "colorectal cancer")}
@@ -360,14 +429,14 @@ def _pathway(*names):
 
 
 def _followup(code, name, name_en, plan, pathways):
-    return Indicator(code, name, name_en, "percent", "higher", SOURCE_PLANS[plan],
+    return Indicator(code, name, name_en, "percent", "higher", plan,
                      numerator=[Source("followup_task", followup_calls_effective(pathways), TASK_URL)],
                      denominator=[Source("followup_task", followup_calls_due(pathways), TASK_URL)])
 
 
 INDICATORS: list[Indicator] = [
     Indicator("ae_per_100_discharges", "每百出院人次主动报告不良事件例次",
-              "Adverse events reported per 100 discharges", "per100", "higher", SOURCE_PLANS["ae"],
+              "Adverse events reported per 100 discharges", "per100", "higher", "ae",
               numerator=[Source("event", reported_events, EVENT_URL)], denominator=DISCHARGES),
     _followup("followup_rate_level4", "四级手术患者有效随访率", "Effective follow-up rate, four-level surgery",
               "level4", _pathway("four_level_surgery")),
@@ -377,31 +446,31 @@ INDICATORS: list[Indicator] = [
                 f"Effective follow-up rate, {CANCER_NAMES[t][1]}", "cancer", _pathway(f"cancer_{t}"))
       for t in KEY_CANCERS],
     Indicator("day_surgery_24h_followup_rate", "日间手术患者出院后24小时内随访率",
-              "Day-surgery patients followed up within 24 h of discharge", "percent", "higher", SOURCE_PLANS["day24"],
+              "Day-surgery patients followed up within 24 h of discharge", "percent", "higher", "day24",
               numerator=[Source("encounter", day_surgery_called_in_24h)],
               denominator=[Source("encounter", day_surgery_discharges)]),
     Indicator("preop_mdt_rate_level4", "四级手术术前多学科讨论完成率",
-              "Pre-operative MDT completion rate, four-level surgery", "percent", "higher", SOURCE_PLANS["mdt"],
+              "Pre-operative MDT completion rate, four-level surgery", "percent", "higher", "mdt",
               numerator=[Source("operation", level4_with_preop_mdt, OPERATION_URL)],
               denominator=[Source("operation", level4_operations, OPERATION_URL)]),
     Indicator("periop_death_discussion_rate", "围手术期死亡病例讨论完成率",
-              "Perioperative deaths discussed", "percent", "higher", SOURCE_PLANS["death"],
+              "Perioperative deaths discussed", "percent", "higher", "death",
               numerator=[Source("discussion", perioperative_deaths_discussed, MDT_URL)],
               denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
     Indicator("periop_death_discussion_7d_rate", "围手术期死亡病例7日内讨论完成率",
-              "Perioperative deaths discussed within 7 days", "percent", "higher", SOURCE_PLANS["death"],
+              "Perioperative deaths discussed within 7 days", "percent", "higher", "death",
               numerator=[Source("discussion", perioperative_deaths_discussed_on_time, MDT_URL)],
               denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
     Indicator("unplanned_reoperation_rate", "非计划重返手术室再手术率", "Unplanned return-to-theatre reoperation rate",
-              "permille", "lower", SOURCE_PLANS["reop"],
+              "permille", "lower", "reop",
               numerator=[Source("operation", unplanned_reoperations, OPERATION_URL)],
               denominator=[Source("operation", performed_operations, OPERATION_URL)]),
     Indicator("day_surgery_share", "日间手术占择期手术的比例", "Day surgery as a share of elective surgery",
-              "percent", "rising", SOURCE_PLANS["share"],
+              "percent", "rising", "share",
               numerator=[Source("operation", day_surgery_operations, OPERATION_URL)],
               denominator=[Source("operation", elective_operations, OPERATION_URL)]),
     Indicator("ae_closure_on_time_rate", "不良事件按期结案率", "Adverse events closed on time", "percent", "higher",
-              SOURCE_PLANS["closure"],
+              "closure",
               numerator=[Source("event", events_closed_on_time, EVENT_URL)],
               denominator=[Source("event", events_due_to_close, EVENT_URL)]),
 ]

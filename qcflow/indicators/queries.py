@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 
 from qcflow.core.actors import Actor
 from qcflow.core.errors import NotFound, Unprocessable
-from qcflow.core.i18n import current_language
+from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now as clock_now, today
 from qcflow.extensions import db
 from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, Period, settled_at
@@ -328,14 +328,16 @@ def _label(kind: str, row) -> str:
     if kind == "event":
         return mapping["reference"] or f"#{row.id}"
     if kind == "census":
-        return _("Discharge census %(department)s %(month)s: %(n)d discharges", department=mapping["department_code"],
+        english = current_language() == "en" and mapping["department_name_en"]
+        department = mapping["department_name_en"] if english else mapping["department_name"]
+        return _("Discharge census %(department)s %(month)s: %(n)d discharges", department=department,
                  month=mapping["month_on"].strftime("%Y-%m"), n=row.weight)
     if kind == "encounter":
         return f"{mapping['his_id']} · {mapping['mrn']}"
     if kind == "operation":
         return f"{mapping['his_id']} · {mapping['procedure']} · {mapping['mrn']}"
     if kind == "followup_task":
-        return f"{mapping['pathway']} · {mapping['due_on'].isoformat()} · {mapping['mrn']}"
+        return f"{label('fu_pathway', mapping['pathway'])} · {mapping['due_on'].isoformat()} · {mapping['mrn']}"
     return f"#{row.id} · {mapping['mrn']}"
 
 

@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 
 from qcflow.auth.models import Department
 from qcflow.core.errors import Unprocessable
-from qcflow.core.i18n import current_language
+from qcflow.core.i18n import current_language, label
 from qcflow.core.time import today
 from qcflow.events.queries import overdue_clause as event_overdue
 from qcflow.events.models import AdverseEvent
@@ -43,7 +43,6 @@ COMPLIANCE_CODES = ("preop_mdt_rate_level4", "periop_death_discussion_rate", "pe
 #: Dimensions of the event analysis drawn in the bulletin.
 CHART_DIMENSIONS = ("category", "grade", "care_stage", "hour_band", "weekday", "department")
 UNIT_SUFFIX = {"percent": " %", "permille": " ‰", "per100": ""}
-COMPARISON = {"gt": ">", "ge": "≥", "le": "≤", "lt": "<"}
 
 
 def parse_month(text: str, today_: date) -> date:
@@ -72,7 +71,7 @@ def fmt(value: float | None, unit: str) -> str:
 def target_text(value) -> str:
     if value.target is None:
         return _("rising") if value.direction == "rising" else "—"
-    return f"{COMPARISON.get(value.comparison, '')} {fmt(value.target, value.unit)}".strip()
+    return f"{label('ind_comparison', value.comparison)} {fmt(value.target, value.unit)}".strip()
 
 
 def met_text(value) -> str:
@@ -88,12 +87,8 @@ def _row(value) -> dict:
 def _trend_chart(code: str, month: date, now: datetime):
     points = indicators.trend(code, month, 12, now=now)
     latest = points[-1][1]
-    values = [v.value for _m, v in points]
-    known = [v for v in values + [latest.target] if v is not None]
-    top = 100.0 if latest.unit == "percent" else max(known + [1.0]) * 1.3
-    return charts.line(latest.name, [m.strftime("%y-%m") for m, _v in points], {latest.name: values},
-                       target=latest.target, target_label=_("Target"), width=440, height=230, range=(0, top),
-                       value_formatter=lambda v: "" if v is None else f"{v:.1f}")
+    return charts.trend(latest.name, [m for m, _v in points], [v.value for _m, v in points], unit=latest.unit,
+                        target=latest.target, width=440, height=240)
 
 
 def followup_by_department(month: date, cutoff: datetime, now: datetime) -> list[dict]:

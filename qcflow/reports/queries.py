@@ -42,6 +42,10 @@ def dimension_charts(result: dict, names=None, *, width: int = 640) -> dict[str,
         horizontal = table["name"] in HORIZONTAL
         if table["name"] not in TIME_AXES:  # empty categories make a chart harder to read, not better
             rows = [row for row in rows if row["count"] != 0] or rows
+        if table["name"] == "hour_band":  # "08:00–12:00" six times side by side overlap: "8–12时"
+            rows = [{**row, "label": _("%(start)d–%(end)d h", start=int(row["code"]) * analysis.HOUR_BAND_HOURS,
+                                        end=(int(row["code"]) + 1) * analysis.HOUR_BAND_HOURS)}
+                    if row["code"] is not None and row["code"].isdigit() else row for row in rows]
         out[table["name"]] = charts.bars(table["title"], rows, horizontal=horizontal, width=width,
                                          height=max(160, 28 * len(rows) + 80) if horizontal else 240)
     return out

@@ -1,6 +1,8 @@
 """Report pages: the reports index and the event analysis."""
 from __future__ import annotations
 
+from datetime import date
+
 import sqlalchemy as sa
 from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
@@ -21,14 +23,46 @@ from qcflow.reports.schemas import PeriodArgs
 bp = Blueprint("reports", __name__)
 
 
+def _departments(actor) -> list[Department]:
+    if not sees_all_departments(actor):
+        return []
+    return list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
+                                   .order_by(Department.kind, Department.code)))
+
+
+def _period_args() -> tuple[dict, dict]:
+    """The period of the query string (PeriodArgs, as the exports read it) and its errors, translated."""
+    try:
+        return PeriodArgs().load({key: value for key, value in request.args.items() if value.strip()}), {}
+    except ValidationError as error:
+        return {}, translate_errors(error.messages)
+
+
 @bp.get("/reports")
 @allowed("reports")
 def index():
-    """List the reports: the event analysis, the monthly bulletins, the exports."""
+    """List the reports: the event analysis, the monthly bulletins, and the exports of the chosen period
+    (last month unless from=/to= say otherwise; a form picks them, without script)."""
+    actor = current_actor()
     this_month = today().replace(day=1)
     months = [add_months(this_month, -n) for n in range(1, 13)]
     last = month_period(months[0])
-    return render_template("reports/index.html", months=months, last_month=last.start, last_day=last.end)
+    args, errors = _period_args()
+    start, end = last.start, last.end
+    if not errors and (args.get("start") or args.get("end")):
+        try:
+            chosen = check_period(args.get("start"), args.get("end"), today())
+            start, end = chosen.start, chosen.end
+        except Unprocessable as error:
+            errors = translate_errors(error.errors)
+    quarter = this_month.replace(month=(this_month.month - 1) // 3 * 3 + 1)
+    presets = [(_("Previous month"), last.start, last.end), (_("This month so far"), this_month, today()),
+               (_("This quarter so far"), quarter, today()), (_("This year so far"), this_month.replace(month=1), today()),
+               (_("Last year"), date(this_month.year - 1, 1, 1), date(this_month.year - 1, 12, 31))]
+    departments = _departments(actor)
+    department = args.get("department") if any(d.id == args.get("department") for d in departments) else None
+    return render_template("reports/index.html", months=months, start=start, end=end, errors=errors,
+                           presets=presets, departments=departments, department=department), 422 if errors else 200
 
 
 @bp.get("/reports/analysis")
@@ -47,10 +81,7 @@ def analysis():
         errors, status = translate_errors(error.errors), 422
         period = check_period(None, None, today())
     result = queries.event_analysis(actor, period, args.get("department"), now=now())
-    departments = []
-    if sees_all_departments(actor):
-        departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                              .order_by(Department.kind, Department.code)))
+    departments = _departments(actor)
     titles = {table["name"]: table["title"] for table in result["dimensions"]}
     charts = {name: as_image(svg, titles[name]) for name, svg in queries.dimension_charts(result).items()}
     return render_template("reports/analysis.html", result=result, errors=errors, departments=departments,

@@ -29,7 +29,7 @@ def test_indicators_drill_into_the_follow_up_rate_denominator(server, contexts):
     page.goto("/")
     page.click("#nav-indicators")
     page.wait_for_url("**/indicators")
-    row = page.locator("tr", has_text="followup_rate_level4")
+    row = page.locator("#ind-followup_rate_level4")
     assert row.count() == 1, page.inner_text("main")
     assert check_accessible_form_fields(page) == []
     shot(page, "quality-07-indicators")
