@@ -40,7 +40,7 @@ from qcflow.events.models import AdverseEvent, EventCategory
 from qcflow.events.queries import SCOPE as EVENT_SCOPE
 from qcflow.events.scrub import patient_names, scrub, staff_names
 from qcflow.extensions import db
-from qcflow.followup.models import Protocol, Task
+from qcflow.followup.models import Task
 from qcflow.followup.timeliness import timeliness_sql
 from qcflow.reports.analysis import Period, effective_grade, reports_clause
 
@@ -188,8 +188,6 @@ def followup_rows(actor: Actor, period: Period, department_id: int | None, now: 
     """Follow-up calls due in the period the actor may see, with their outcome; phones masked."""
     language = current_language()
     departments = {d.id: d.label(language) for d in db.session.scalars(sa.select(Department))}
-    pathways = {p.code: (p.name_en if language == "en" else p.name)
-                for p in db.session.scalars(sa.select(Protocol).where(Protocol.is_current.is_(True)))}
     users = {u.id: u.display_name for u in db.session.scalars(sa.select(User))}
     t = Task
     stmt = scoped(sa.select(
@@ -206,14 +204,14 @@ def followup_rows(actor: Actor, period: Period, department_id: int | None, now: 
     for batch in _batched(result):
         for row in batch:
             yield [
-                str(row.id), pathways.get(row.pathway, row.pathway), str(row.occurrence),
+                str(row.id), label("fu_pathway", row.pathway), str(row.occurrence),
                 departments.get(row.department_id, ""), row.mrn, row.name, mask_phone(row.phone) or "",
                 _on(row.due_on), _at(row.opens_at), _at(row.closes_at), label("fu_task_state", row.state),
                 label("fu_timeliness", row.timeliness) if row.timeliness else "", str(row.attempt_count),
                 _at(row.closed_at), users.get(row.completed_by_id, ""), label("fu_respondent", row.respondent),
                 label("fu_channel", row.channel), _yes_no(row.complication), scrub(row.complication_note or ""),
                 _yes_no(row.unplanned_readmission), _yes_no(row.reoperation), _yes_no(row.recurrence_metastasis),
-                {"alive": _("alive"), "dead": _("dead")}.get(row.vital_status, ""), _on(row.died_on),
+                label("fu_vital_status", row.vital_status), _on(row.died_on),
                 _yes_no(row.health_education_given), _yes_no(row.revisit_booked),
                 "" if row.satisfaction is None else str(row.satisfaction), scrub(row.outcome_note or ""),
                 _yes_no(row.is_effective),
