@@ -242,7 +242,7 @@ LABELS = {
     },
     #: What an uploaded row did.
     "import_status": {
-        "created": _l("Created"), "updated": _l("Updated"), "unchanged": _l("Unchanged"),
+        "created": _l("New record"), "updated": _l("Record updated"), "unchanged": _l("No change"),
         "skipped": _l("Not imported (another row has errors)"), "error": _l("Rejected"),
     },
 }
