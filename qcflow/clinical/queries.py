@@ -81,6 +81,11 @@ REFERENCE_HEADINGS = {
 }
 
 
+def reference_headings(kind: str) -> dict:
+    """The column headings of one reference list (a staff member's name is a person's)."""
+    return {**REFERENCE_HEADINGS, "name": _l("Full name")} if kind == "staff" else REFERENCE_HEADINGS
+
+
 def reference_table(kind: str, columns: list[str], limit: int = 500) -> list[dict]:
     """The reference rows as the admin reads them: one display text per CSV column (department, account and
     staff member by name, specialty by label, an open end as “open-ended”)."""

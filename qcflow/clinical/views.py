@@ -85,6 +85,6 @@ def reference(kind):
         status = 422 if any(r.errors for r in results) else 200
     columns = list(services.KINDS[kind].schema._declared_fields)
     return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, columns=columns,
-                           headings=queries.REFERENCE_HEADINGS, rows=queries.reference_table(kind, columns),
+                           headings=queries.reference_headings(kind), rows=queries.reference_table(kind, columns),
                            specialties=SPECIALTIES,
                            results=results), status

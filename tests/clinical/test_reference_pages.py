@@ -32,6 +32,7 @@ def test_the_staff_list_shows_department_account_and_specialty_label(admin_clien
     assert "麻醉科" in shown and "肿瘤科" in shown and "anaesthesia" not in shown
     assert any(c.startswith("adm · ") for c in shown) and "无账号" in shown
     assert "None" not in shown and "" not in shown
+    assert "<th>姓名</th>" in page and "<th>专科</th>" in page  # a person's name, not a thing's (名称)
 
 
 def test_the_authorisations_name_the_staff_member_and_an_open_end(admin_client):
