@@ -85,6 +85,16 @@ def test_the_api_accepts_specialty_codes_and_names_the_valid_ones(client, client
     assert unknown.status_code == 422 and "staff_id" in unknown.json["errors"]
 
 
+def test_the_api_adds_a_staff_member_without_an_account(clients, hospital, held_preop, anaesthetist_without_account):
+    head = clients("head")
+    added = head.post(f"{URL}/{held_preop.id}/participants", headers=head.csrf,
+                      json={"staff_id": anaesthetist_without_account.id})
+    assert added.status_code == 201, added.json
+    assert (added.json["user_id"], added.json["staff_id"], added.json["name"], added.json["specialty"],
+            added.json["department_id"]) == (None, anaesthetist_without_account.id, "孙麻醉", "anaesthesia",
+                                             hospital["anaes"].id)
+
+
 def test_an_invited_colleague_is_notified_once(hospital, held_preop, actor_of, mdt_now):
     before = len(notified(hospital["colleague"], "mdt.invited"))
     services.add_participant(held_preop, {"user_id": hospital["colleague"].id}, actor=actor_of("head"),
