@@ -149,3 +149,11 @@ def test_specialties_stored_as_free_text_become_codes_on_upgrade(tmp_path):
             stored = list(conn.execute(sa.text("SELECT specialty FROM staff ORDER BY id")).scalars())
         db.engine.dispose()
     assert stored == ["anaesthesia", "general_surgery", "anaesthesia", "general_surgery", "针灸推拿"]
+
+
+def test_the_quorum_rules_name_specialties_of_the_list(app):
+    """A required specialty outside the list could never be met (nobody can be given it)."""
+    from qcflow.clinical.models import SPECIALTIES
+
+    required = {code for rule in app.config["MDT_QUORUM"].values() for code in rule.get("required", [])}
+    assert required and required <= set(SPECIALTIES)
