@@ -5,12 +5,53 @@ from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from qcflow.clinical.workflow import OperationState
 from qcflow.core.db import Base, Versioned, enum_check
+from qcflow.core.i18n import register_labels
 
 SEXES = ("M", "F", "U")
+
+#: The clinical specialties of the staff list and of MDT participants (the quorum counts distinct ones);
+#: the HIS and the forms send the code, pages show the label.
+SPECIALTIES = {
+    "general_surgery": _l("General surgery"),
+    "hepatobiliary_surgery": _l("Hepatobiliary surgery"),
+    "gastrointestinal_surgery": _l("Gastrointestinal surgery"),
+    "thoracic_surgery": _l("Thoracic surgery"),
+    "cardiac_surgery": _l("Cardiac surgery"),
+    "vascular_surgery": _l("Vascular surgery"),
+    "neurosurgery": _l("Neurosurgery"),
+    "orthopaedics": _l("Orthopaedics"),
+    "urology": _l("Urology"),
+    "obstetrics_gynaecology": _l("Obstetrics and gynaecology"),
+    "paediatrics": _l("Paediatrics"),
+    "ent": _l("Otorhinolaryngology (ENT)"),
+    "ophthalmology": _l("Ophthalmology"),
+    "anaesthesia": _l("Anaesthesia"),
+    "icu": _l("Critical care medicine"),
+    "emergency": _l("Emergency medicine"),
+    "cardiology": _l("Cardiology"),
+    "respiratory": _l("Respiratory medicine"),
+    "gastroenterology": _l("Gastroenterology"),
+    "nephrology": _l("Nephrology"),
+    "endocrinology": _l("Endocrinology"),
+    "neurology": _l("Neurology"),
+    "haematology": _l("Haematology"),
+    "infectious_diseases": _l("Infectious diseases"),
+    "oncology": _l("Oncology"),
+    "radiation_oncology": _l("Radiation oncology"),
+    "radiology": _l("Radiology"),
+    "ultrasound": _l("Ultrasound"),
+    "pathology": _l("Pathology"),
+    "laboratory": _l("Laboratory medicine"),
+    "pharmacy": _l("Clinical pharmacy"),
+    "nursing": _l("Nursing"),
+    "nutrition": _l("Clinical nutrition"),
+    "rehabilitation": _l("Rehabilitation medicine"),
+}
 DISPOSITIONS = ("home", "transfer", "death", "against_advice", "other")
 
 
@@ -186,3 +227,24 @@ class DischargeCensus(Base):
         sa.UniqueConstraint("department_id", "month_on", name="uq_discharge_census_month"),
         sa.CheckConstraint("discharges >= 0", name="discharges_not_negative"),
     )
+
+
+#: Display labels of the clinical codes (codes stay English in the API and the HIS feed).
+LABELS = {
+    "specialty": SPECIALTIES,
+    "operation_state": {
+        "planned": _l("Planned"), "booked": _l("Booked"), "performed": _l("Performed"),
+        "cancelled": _l("Cancelled"),
+    },
+    "operation_action": {"book": _l("Book"), "perform": _l("Mark performed"), "cancel": _l("Cancel the operation")},
+    "reference": {
+        "procedures": _l("Procedure catalogue"), "staff": _l("Staff"), "authorisations": _l("Surgeon authorisations"),
+    },
+    #: What an uploaded row did.
+    "import_status": {
+        "created": _l("New record"), "updated": _l("Record updated"), "unchanged": _l("No change"),
+        "skipped": _l("Not imported (another row has errors)"), "error": _l("Rejected"),
+    },
+}
+
+register_labels(LABELS, prefix="clin_")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask_babel import gettext as _, lazy_gettext as _l
 
+from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
 from qcflow.clinical.models import (
     CancerDiagnosis,
@@ -14,6 +16,7 @@ from qcflow.clinical.models import (
     SurgeonAuthorisation,
 )
 from qcflow.core.actors import Actor
+from qcflow.core.i18n import current_language, label
 from qcflow.core.masking import mask_id_number, mask_phone
 from qcflow.extensions import db
 
@@ -65,6 +68,63 @@ def reference_rows(kind: str, limit: int = 500) -> list:
     if kind == "staff":
         return list(db.session.scalars(sa.select(Staff).order_by(Staff.his_id).limit(limit)))
     return list(db.session.scalars(sa.select(SurgeonAuthorisation).order_by(SurgeonAuthorisation.id.desc()).limit(limit)))
+
+
+#: Column headings of the reference lists (the CSV columns, in the reader's words).
+REFERENCE_HEADINGS = {
+    "code": _l("Procedure code"), "name": _l("Name"), "grade": _l("Grade"),
+    "is_restricted_technology": _l("Restricted technology"), "is_day_surgery_allowed": _l("Day surgery allowed"),
+    "is_active": _l("In use"), "his_id": _l("HIS staff number"), "department_code": _l("Department"),
+    "specialty": _l("Specialty"), "username": _l("qcflow account"), "staff_his_id": _l("Staff member"),
+    "procedure_code": _l("Procedure"), "valid_from": _l("Valid from"), "valid_until": _l("Valid until"),
+    "row": _l("Row"),
+}
+
+
+def reference_headings(kind: str) -> dict:
+    """The column headings of one reference list (a staff member's name is a person's)."""
+    return {**REFERENCE_HEADINGS, "name": _l("Full name")} if kind == "staff" else REFERENCE_HEADINGS
+
+
+def reference_table(kind: str, columns: list[str], limit: int = 500) -> list[dict]:
+    """The reference rows as the admin reads them: one display text per CSV column (department, account and
+    staff member by name, specialty by label, an open end as “open-ended”)."""
+    rows = reference_rows(kind, limit)
+    language = current_language()
+    departments = _by_id(Department, [getattr(r, "department_id", None) for r in rows])
+    users = _by_id(User, [getattr(r, "user_id", None) for r in rows])
+    staff = _by_id(Staff, [getattr(r, "staff_id", None) for r in rows])
+    procedures = {p.code: p for p in db.session.scalars(sa.select(Procedure).where(
+        Procedure.code.in_({r.procedure_code for r in rows if hasattr(r, "procedure_code")})))} if kind == "authorisations" else {}
+
+    def text(row, column):
+        if column == "department_code":
+            dept = departments.get(row.department_id)
+            return f"{dept.code} · {dept.label(language)}" if dept else "—"
+        if column == "username":
+            user = users.get(row.user_id)
+            return f"{user.username} · {user.display_name}" if user else _("no account")
+        if column == "staff_his_id":
+            person = staff.get(row.staff_id)
+            return f"{person.his_id} · {person.name}" if person else "—"
+        if column == "procedure_code" and kind == "authorisations":
+            procedure = procedures.get(row.procedure_code)
+            return f"{row.procedure_code} · {procedure.name}" if procedure else row.procedure_code
+        if column == "specialty":
+            return label("clin_specialty", row.specialty) if row.specialty else "—"
+        if column == "valid_until" and row.valid_until is None:
+            return _("open-ended")
+        value = getattr(row, column, None)
+        if isinstance(value, bool):
+            return _("yes") if value else _("no")
+        return "—" if value is None else str(value)
+
+    return [{column: text(row, column) for column in columns} for row in rows]
+
+
+def _by_id(model, ids) -> dict:
+    ids = {i for i in ids if i is not None}
+    return {row.id: row for row in db.session.scalars(sa.select(model).where(model.id.in_(ids)))} if ids else {}
 
 
 def department_operations(actor: Actor, limit: int = 100) -> list[Operation]:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 
 from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
+from qcflow.clinical.models import SPECIALTIES
 from qcflow.clinical.schemas import OperationTransitionIn
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
 from qcflow.core.errors import BadRequest, NotFound
@@ -84,4 +85,6 @@ def reference(kind):
         status = 422 if any(r.errors for r in results) else 200
     columns = list(services.KINDS[kind].schema._declared_fields)
     return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, columns=columns,
-                           rows=queries.reference_rows(kind), results=results), status
+                           headings=queries.reference_headings(kind), rows=queries.reference_table(kind, columns),
+                           specialties=SPECIALTIES,
+                           results=results), status

@@ -104,7 +104,8 @@ def transition(data, discussion_id):
 @blp.response(201, ParticipantOut)
 @blp.alt_response(409, description="Already a participant, or the record is signed")
 def add_participant(data, discussion_id):
-    """Invite a colleague (user_id) or an outside expert (name)."""
+    """Invite a colleague (user_id), a staff-list entry with or without an account (staff_id) or an outside
+    expert (name); an unknown specialty code is a 422 listing the valid ones."""
     actor = current_actor()
     participant = services.add_participant(queries.load_discussion(discussion_id, actor), data, actor=actor, now=now())
     db.session.commit()

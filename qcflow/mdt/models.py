@@ -88,9 +88,11 @@ class Participant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     discussion_id: Mapped[int] = mapped_column(sa.ForeignKey("mdt_discussion.id"), index=True)
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"), index=True)
+    #: The staff-list entry (with or without a user account); NULL for an outside expert typed by hand.
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100))
     department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
-    #: e.g. general_surgery, anaesthesia (the quorum counts distinct ones).
+    #: A code of clinical.models.SPECIALTIES, e.g. general_surgery (the quorum counts distinct ones).
     specialty: Mapped[str | None] = mapped_column(sa.String(60))
     role: Mapped[str] = mapped_column(sa.String(10), default="member")
     attended: Mapped[bool] = mapped_column(default=False)
@@ -101,6 +103,7 @@ class Participant(Base):
     __table_args__ = (
         enum_check("role", PARTICIPANT_ROLES),
         sa.UniqueConstraint("discussion_id", "user_id", name="uq_mdt_participant_user"),
+        sa.UniqueConstraint("discussion_id", "staff_id", name="uq_mdt_participant_staff"),
     )
 
 

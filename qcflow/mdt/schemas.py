@@ -1,6 +1,7 @@
 """Shapes of discussion requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
+from qcflow.clinical.schemas import Specialty
 from qcflow.core.schemas import BaseSchema, CursorArgs, DateTime
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
@@ -46,9 +47,12 @@ class DiscussionTransitionIn(BaseSchema):
 
 class ParticipantIn(BaseSchema):
     user_id = Id(allow_none=True, metadata={"description": "A qcflow user; leave out for an outside expert."})
-    name = Text(100, metadata={"description": "Required without user_id.", "example": "王教授（省人民医院）"})
+    staff_id = Id(allow_none=True, metadata={"description": "A staff-list entry, with or without a user account "
+                                                            "(its name, department and specialty are the list's)."})
+    name = Text(100, metadata={"description": "Required without user_id or staff_id.",
+                               "example": "王教授（省人民医院）"})
     department_id = Id(allow_none=True)
-    specialty = Text(60, allow_none=True, metadata={"example": "anaesthesia"})
+    specialty = Specialty(allow_none=True)
     role = fields.String(load_default="member", validate=validate.OneOf(PARTICIPANT_ROLES))
     attended = fields.Boolean(load_default=False)
 
@@ -56,7 +60,7 @@ class ParticipantIn(BaseSchema):
 class ParticipantPatch(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
     attended = fields.Boolean()
-    specialty = Text(60, allow_none=True)
+    specialty = Specialty(allow_none=True)
     department_id = Id(allow_none=True)
     role = fields.String(validate=validate.OneOf(PARTICIPANT_ROLES))
 
@@ -79,6 +83,7 @@ class AddendumIn(BaseSchema):
 class ParticipantOut(BaseSchema):
     id = fields.Integer()
     user_id = fields.Integer(allow_none=True)
+    staff_id = fields.Integer(allow_none=True)
     name = fields.String()
     department_id = fields.Integer(allow_none=True)
     specialty = fields.String(allow_none=True)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import gettext as _, pgettext
 from sqlalchemy.orm.attributes import flag_modified
 
 from qcflow.auth.models import Department, Role, User
@@ -20,6 +20,7 @@ from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Forbidden, Unprocessable
+from qcflow.core.i18n import label
 from qcflow.core.time import local, today
 from qcflow.events.models import AdverseEvent
 from qcflow.events.services import CASE_REVIEW_CHECKS
@@ -76,6 +77,11 @@ def _specialty(value: str | None) -> str:
     return (value or "").strip().lower()
 
 
+def specialty_names(codes) -> str:
+    """Specialties as the reader's words, e.g. “麻醉科、肿瘤科”."""
+    return pgettext("list separator", ", ").join(label("clin_specialty", code) for code in codes)
+
+
 def distinct_attendance(participants) -> int:
     """The most attending participants with pairwise distinct specialties and departments.
 
@@ -116,7 +122,7 @@ def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
     attended = {_specialty(p.specialty) for p in discussion.participants if p.attended}
     missing = [s for s in rule["required"] if _specialty(s) not in attended]
     if missing:
-        blockers.append(_("missing specialties: %(specialties)s", specialties=", ".join(missing)))
+        blockers.append(_("missing specialties: %(specialties)s", specialties=specialty_names(missing)))
     count = distinct_attendance(discussion.participants)
     if count < rule["min_specialties"]:
         blockers.append(_("%(n)d of %(min)d distinct specialties attended (each from a different department)",
@@ -167,8 +173,8 @@ def procedure_name(operation: Operation) -> str:
 def _open(kind: str, *, department_id: int, actor: Actor, now: datetime, operation: Operation | None = None,
           patient_id: int | None = None, encounter_id: int | None = None, event_id: int | None = None,
           question: str = "", due_at: datetime | None = None, is_disputed: bool = False,
-          chair_user_id: int | None = None, trigger_key: str | None = None) -> Discussion:
-    """Create a requested discussion, audit it and invite participants by the kind's quorum."""
+          chair_user_id: int | None = None, trigger_key: str | None = None, told=()) -> Discussion:
+    """Create a requested discussion, audit it, invite participants by the kind's quorum and tell them."""
     discussion = Discussion(
         kind=kind, department_id=department_id, operation_id=operation.id if operation else None,
         patient_id=patient_id or (operation.patient_id if operation else None),
@@ -182,10 +188,18 @@ def _open(kind: str, *, department_id: int, actor: Actor, now: datetime, operati
                         "patient_id": discussion.patient_id, "event_id": event_id,
                         "due_at": due_at.isoformat() if due_at else None},
                  trigger=trigger_key)
-    propose_participants(discussion, surgeon=operation.surgeon if operation else None, now=now)
+    proposed = propose_participants(discussion, surgeon=operation.surgeon if operation else None, now=now)
     if chair_user_id:
         _sync_chair(discussion, now)
+    _tell_invited(discussion, [p.user_id for p in proposed if p.user_id not in told], actor=actor, now=now)
     return discussion
+
+
+def _tell_invited(discussion: Discussion, user_ids, *, actor: Actor, now: datetime) -> None:
+    """Notify the invited participants who have an account (not the one who invited them)."""
+    recipients = [uid for uid in user_ids if uid is not None and uid != actor.user_id]
+    notify(recipients, "mdt.invited", _("You are invited to MDT discussion #%(id)d: %(kind)s", id=discussion.id,
+                                       kind=label("mdt_kind", discussion.kind)), now=now, link=link(discussion))
 
 
 def _existing(kind: str, trigger_key: str, **links) -> Discussion | None:
@@ -202,13 +216,15 @@ def _existing(kind: str, trigger_key: str, **links) -> Discussion | None:
 
 
 def propose_participants(discussion: Discussion, *, surgeon: Staff | None, now: datetime) -> list[Participant]:
-    """Invite staff by specialty (doctor-initiated MDT): the surgeon, the specialties the kind requires,
-    then other specialties until the quorum's minimum, each from a department not yet invited."""
+    """Invite staff from the staff list by specialty, with or without a user account: the surgeon, the
+    specialties the kind requires, then other specialties until the quorum's minimum, each from a
+    department not yet invited (staff with an account first)."""
     rule = quorum_rule(discussion.kind)
     chosen: list[Staff] = [surgeon] if surgeon is not None and surgeon.is_active else []
     candidates = list(db.session.scalars(
-        sa.select(Staff).where(Staff.is_active.is_(True), Staff.user_id.is_not(None), Staff.specialty.is_not(None),
-                               Staff.department_id.is_not(None)).order_by(Staff.id)))
+        sa.select(Staff).where(Staff.is_active.is_(True), Staff.specialty.is_not(None),
+                               Staff.department_id.is_not(None))
+        .order_by(Staff.user_id.is_(None), Staff.id)))
 
     def pick(wanted: str | None = None) -> Staff | None:
         specialties = {_specialty(s.specialty) for s in chosen}
@@ -231,10 +247,12 @@ def propose_participants(discussion: Discussion, *, surgeon: Staff | None, now: 
         if found is None:
             break
         chosen.append(found)
-    invited = {p.user_id for p in discussion.participants if p.user_id is not None}
-    rows = [Participant(user_id=staff.user_id, name=staff.name, department_id=staff.department_id,
+    invited_users = {p.user_id for p in discussion.participants if p.user_id is not None}
+    invited_staff = {p.staff_id for p in discussion.participants if p.staff_id is not None}
+    rows = [Participant(user_id=staff.user_id, staff_id=staff.id, name=staff.name, department_id=staff.department_id,
                         specialty=staff.specialty, role="member", created_at=now)
-            for staff in chosen if staff.user_id is None or staff.user_id not in invited]
+            for staff in chosen if staff.id not in invited_staff
+            and (staff.user_id is None or staff.user_id not in invited_users)]
     discussion.participants.extend(rows)
     db.session.flush()
     return rows
@@ -296,25 +314,34 @@ def chairrefusal(user: User | None) -> str | None:
     return None
 
 
-def _participant_errors(user: User | None, data: dict) -> dict:
-    """A colleague's department is their own and their specialty the staff list's (the quorum counts
-    them): only an outside expert's are written by hand."""
+def _participant_errors(user: User | None, staff: Staff | None, data: dict) -> dict:
+    """A colleague's department is their own and a listed person's specialty the staff list's (the quorum
+    counts them): only an outside expert's are written by hand."""
     errors = {}
     if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
         errors["department_id"] = [_("Unknown department.")]
-    if user is None:
+    if user is None and staff is None:
         return errors
-    if not can(user, "mdt"):
+    if user is not None and not can(user, "mdt"):
         errors["user_id"] = [_("Colleagues who take part are clinicians, department heads or the quality office; "
                                "add anyone else as an outside expert.")]
-    if "department_id" in data and data["department_id"] != user.department_id:
+    own_department = user.department_id if user is not None else staff.department_id
+    if "department_id" in data and data["department_id"] != own_department:
         errors["department_id"] = [_("A colleague takes part for their own department.")]
-    listed = db.session.scalar(sa.select(Staff.specialty).where(Staff.user_id == user.id, Staff.specialty.is_not(None)))
+    listed = staff.specialty if staff is not None else None
     if "specialty" in data and _specialty(data["specialty"]) != _specialty(listed):
-        errors["specialty"] = [_("The staff list gives this colleague's specialty as %(specialty)s.", specialty=listed)
+        errors["specialty"] = [_("The staff list gives this colleague's specialty as %(specialty)s (%(code)s).",
+                                 specialty=label("clin_specialty", listed), code=listed)
                                if listed else _("The staff list gives this colleague no specialty: ask the "
                                                 "administrator to add it there.")]
     return errors
+
+
+def staff_of(user: User | None) -> Staff | None:
+    """The staff-list entry linked to a user account, if any."""
+    if user is None:
+        return None
+    return db.session.scalar(sa.select(Staff).where(Staff.user_id == user.id))
 
 
 def request_discussion(data: dict, *, actor: Actor, now: datetime) -> Discussion:
@@ -370,11 +397,11 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion |
         if existing.state in OPEN_STATES and existing.due_at != operation.planned_at:
             _move_due(existing, operation.planned_at, now)  # the operation was planned for another time
         return existing
+    surgeon_user = operation.surgeon.user_id if operation.surgeon is not None else None
     discussion = _open(K.PREOP_LEVEL4, department_id=operation.department_id, actor=SYSTEM, now=now,
                        operation=operation, due_at=due_at_for(K.PREOP_LEVEL4, start=now, operation=operation),
                        question=_("Pre-operative discussion: %(procedure)s", procedure=procedure_name(operation)),
-                       trigger_key=key)
-    surgeon_user = operation.surgeon.user_id if operation.surgeon is not None else None
+                       trigger_key=key, told={surgeon_user})
     notify([surgeon_user] if surgeon_user else [], "mdt.requested",
            _("Pre-operative MDT needed before %(date)s: %(procedure)s",
              date=local(operation.planned_at).strftime("%Y-%m-%d"), procedure=procedure_name(operation)),
@@ -549,8 +576,9 @@ def _sync_chair(discussion: Discussion, now: datetime) -> None:
     row = next((p for p in discussion.participants if p.user_id == discussion.chair_user_id), None)
     if row is None:
         chair = db.session.get(User, discussion.chair_user_id)
-        staff = db.session.scalar(sa.select(Staff).where(Staff.user_id == chair.id))
-        row = Participant(discussion_id=discussion.id, user_id=chair.id, name=chair.display_name,
+        staff = staff_of(chair)
+        row = Participant(discussion_id=discussion.id, user_id=chair.id, staff_id=staff.id if staff else None,
+                          name=chair.display_name,
                           department_id=chair.department_id, specialty=staff.specialty if staff else None,
                           created_at=now)
         discussion.participants.append(row)
@@ -594,28 +622,46 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
 
 
 def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: datetime) -> Participant:
-    """Invite a colleague (a user) or an outside expert (by name); the chair role makes them chair."""
+    """Invite a colleague (a user), someone from the staff list (with or without an account) or an outside
+    expert (by name); the chair role makes them chair; an invited user is notified."""
     check_editable(discussion, actor, what="manage")
     errors = {}
     user = db.session.get(User, data["user_id"]) if data.get("user_id") else None
+    staff = db.session.get(Staff, data["staff_id"]) if data.get("staff_id") else None
     if data.get("user_id") and (user is None or not user.is_active):
         errors["user_id"] = [_("Unknown user.")]
-    if user is None and not (data.get("name") or "").strip():
-        errors["name"] = [_("Choose a colleague or write the outside expert's name.")]
+    if data.get("staff_id") and (staff is None or not staff.is_active):
+        errors["staff_id"] = [_("Unknown staff member.")]
+    elif staff is not None and staff.user_id is not None:
+        if user is not None and user.id != staff.user_id:
+            errors["staff_id"] = [_("Choose either a colleague or a staff member, not both.")]
+        elif user is None:  # a listed person with an account takes part as that colleague
+            user = db.session.get(User, staff.user_id)
+            if not user.is_active:
+                errors["staff_id"] = [_("Unknown staff member.")]
+    elif staff is not None and user is not None:
+        errors["staff_id"] = [_("Choose either a colleague or a staff member, not both.")]
+    if staff is None and user is not None:
+        staff = staff_of(user)
+    if user is None and staff is None and not (data.get("name") or "").strip():
+        errors["name"] = [_("Choose a colleague or a staff member, or write the outside expert's name.")]
     if data.get("role") == "chair" and user is None:
         errors["role"] = [_("The chair must be a qcflow user.")]
     elif data.get("role") == "chair" and user is not None and (refusal := chairrefusal(user)):
         errors["role"] = [refusal]
-    errors.update(_participant_errors(user, {k: v for k, v in data.items() if v not in (None, "")}))  # blank: default
+    errors.update(_participant_errors(user, staff, {k: v for k, v in data.items() if v not in (None, "")}))  # blank: default
     if errors:
         raise Unprocessable(errors=errors)
-    if user is not None and any(p.user_id == user.id for p in discussion.participants):
-        raise Conflict(_("%(name)s is already a participant.", name=user.display_name))
-    staff = db.session.scalar(sa.select(Staff).where(Staff.user_id == user.id)) if user is not None else None
+    if any((user is not None and p.user_id == user.id) or (staff is not None and p.staff_id == staff.id)
+           for p in discussion.participants):
+        name = user.display_name if user is not None else staff.name
+        raise Conflict(_("%(name)s is already a participant.", name=name))
+    listed_name = user.display_name if user is not None else (staff.name if staff is not None else "")
     participant = Participant(
-        discussion_id=discussion.id, user_id=user.id if user else None,
-        name=(data.get("name") or "").strip() or user.display_name,
-        department_id=data.get("department_id") or (user.department_id if user else None),
+        discussion_id=discussion.id, user_id=user.id if user else None, staff_id=staff.id if staff else None,
+        name=(data.get("name") or "").strip() or listed_name,
+        department_id=data.get("department_id") or (user.department_id if user else None)
+        or (staff.department_id if staff else None),
         specialty=data.get("specialty") or (staff.specialty if staff else None),
         role=data.get("role") or "member", attended=bool(data.get("attended")), created_at=now)
     discussion.participants.append(participant)
@@ -624,8 +670,10 @@ def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: da
         _sync_chair(discussion, now)
     _touch(discussion, now)
     audit.record(actor.audit_name, "mdt_participant.add", "mdt_discussion", discussion.id, now,
-                 after={"participant_id": participant.id, "user_id": participant.user_id, "role": participant.role,
+                 after={"participant_id": participant.id, "user_id": participant.user_id,
+                        "staff_id": participant.staff_id, "role": participant.role,
                         "specialty": participant.specialty, "department_id": participant.department_id})
+    _tell_invited(discussion, [participant.user_id], actor=actor, now=now)
     return participant
 
 
@@ -639,7 +687,8 @@ def update_participant(discussion: Discussion, participant: Participant, data: d
     if own_attendance and discussion.state != DiscussionState.HELD:
         raise Conflict(_("You can confirm your attendance once the discussion has been held."), state=discussion.state)
     user = db.session.get(User, participant.user_id) if participant.user_id is not None else None
-    errors = _participant_errors(user, data)
+    staff = db.session.get(Staff, participant.staff_id) if participant.staff_id is not None else staff_of(user)
+    errors = _participant_errors(user, staff, data)
     if data.get("role") == "chair":
         refusal = _("The chair must be a qcflow user.") if user is None else chairrefusal(user)
         if refusal:

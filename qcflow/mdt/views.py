@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 from qcflow.auth.models import Department, User, UserRole
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor
 from qcflow.auth.ratelimit import rate_limited
-from qcflow.clinical.models import Patient
+from qcflow.clinical.models import SPECIALTIES, Patient, Staff
 from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.time import now
@@ -37,15 +37,21 @@ def template_values():
 
 
 def choices() -> dict:
-    """Departments and the colleagues who can chair or take part (clinicians, heads, quality office)."""
+    """Departments, the colleagues who can chair or take part (clinicians, heads, quality office), the
+    staff-list entries without an account and the specialties."""
     departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
                                           .order_by(Department.kind, Department.code)))
     colleagues = list(db.session.scalars(
         sa.select(User).where(User.is_active.is_(True), User.id.in_(
             sa.select(UserRole.user_id).where(UserRole.role.in_(sorted(PERMISSIONS["mdt"])))))
         .order_by(User.department_id, User.display_name)))
+    # Staff-list entries without an account (visiting experts, anaesthetists without a login); those with
+    # an account are offered as colleagues.
+    listed = list(db.session.scalars(sa.select(Staff).where(Staff.is_active.is_(True), Staff.user_id.is_(None))
+                                     .order_by(Staff.department_id, Staff.name)))
     return {"department_choices": departments, "colleagues": colleagues, "decisions": DECISIONS,
-            "participant_roles": PARTICIPANT_ROLES}
+            "participant_roles": PARTICIPANT_ROLES, "staff_choices": listed, "specialties": SPECIALTIES,
+            "department_of": {dep.id: dep for dep in departments}}
 
 
 def back(discussion_id: int, anchor: str = ""):
@@ -90,6 +96,7 @@ def new():
             return back(discussion.id)
     values = request.form if request.method == "POST" else request.args
     return render_template("mdt/new.html", errors=errors, values=values, quorum=services.quorum_rule,
+                           specialty_names=services.specialty_names,
                            **choices()), status
 
 

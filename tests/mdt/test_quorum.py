@@ -43,7 +43,7 @@ SURGERY, ANAES, ONCO, RADIO = 1, 2, 3, 4
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, True), ("oncology", ONCO, True)],
                  [], id="three specialties from three departments"),
     pytest.param([("general_surgery", SURGERY, True), ("oncology", ONCO, True), ("radiology", RADIO, True)],
-                 ["missing specialties: anaesthesia"], id="missing anaesthesia"),
+                 ["missing specialties: Anaesthesia"], id="missing anaesthesia"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, True)],
                  ["2 of 3 distinct specialties attended"], id="too few specialties"),
     pytest.param([("general_surgery", SURGERY, True), ("hepatobiliary_surgery", SURGERY, True),
@@ -51,7 +51,7 @@ SURGERY, ANAES, ONCO, RADIO = 1, 2, 3, 4
                  ["2 of 3 distinct specialties attended"], id="same department twice counts once"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, False), ("oncology", ONCO, True),
                   ("radiology", RADIO, False)],
-                 ["missing specialties: anaesthesia", "2 of 3 distinct specialties attended"],
+                 ["missing specialties: Anaesthesia", "2 of 3 distinct specialties attended"],
                  id="absent participants do not count"),
     pytest.param([("general_surgery", SURGERY, True), ("general_surgery", ONCO, True), ("anaesthesia", ANAES, True)],
                  ["2 of 3 distinct specialties attended"], id="same specialty twice counts once"),
@@ -105,7 +105,7 @@ def test_signing_without_anaesthesia_is_refused_with_what_is_missing(english, ho
     with pytest.raises(GuardFailed) as caught:
         services.transition_discussion(held_preop, "sign", {}, actor=actor_of("head"), now=mdt_now)
     assert caught.value.status == 422
-    assert "missing specialties: anaesthesia; 2 of 3 distinct specialties attended" in str(caught.value.message)
+    assert "missing specialties: Anaesthesia; 2 of 3 distinct specialties attended" in str(caught.value.message)
     assert held_preop.state == "held"
 
 
@@ -116,7 +116,7 @@ def test_signing_over_the_api_names_every_gap_then_succeeds(clients, hospital, h
     refused = head.post(url + "/transitions?lang=en", headers=head.csrf,
                         json={"action": "sign", "version": current["version"]})
     assert refused.status_code == 422 and refused.json["code"] == "guard_failed"
-    for gap in ("no chair", "no conclusion", "no decision", "missing specialties: anaesthesia",
+    for gap in ("no chair", "no conclusion", "no decision", "missing specialties: Anaesthesia",
                 "0 of 3 distinct specialties attended"):
         assert gap in refused.json["message"]
     ids = [p["id"] for p in current["participants"]]

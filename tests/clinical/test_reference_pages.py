@@ -1,0 +1,56 @@
+"""The administrator's reference lists show every stored fact in words, and import results as labels."""
+import io
+import re
+
+import pytest
+
+from tests.conftest import csrf_from, login
+
+
+@pytest.fixture
+def admin_client(app, reference, create_user):
+    from qcflow.extensions import db
+
+    create_user(username="adm", roles=("admin",))
+    db.session.commit()
+    client = app.test_client()
+    login(client, "adm")
+    return client
+
+
+def cells(page: str, table_id: str) -> list[str]:
+    table = page.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0]
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", table, re.S)]
+
+
+def test_the_staff_list_shows_department_account_and_specialty_label(admin_client, reference):
+    reference.push("staff", [{"his_id": "S3", "name": "钱医生", "department_code": "GS", "specialty": "oncology",
+                              "username": "adm"}])
+    page = admin_client.get("/admin/reference/staff").get_data(as_text=True)
+    shown = cells(page, "reference-rows")
+    assert "GS · 普通外科" in shown and "ANES · 麻醉科" in shown
+    assert "麻醉科" in shown and "肿瘤科" in shown and "anaesthesia" not in shown
+    assert any(c.startswith("adm · ") for c in shown) and "无账号" in shown
+    assert "None" not in shown and "" not in shown
+    assert "<th>姓名</th>" in page and "<th>专科</th>" in page  # a person's name, not a thing's (名称)
+
+
+def test_the_authorisations_name_the_staff_member_and_an_open_end(admin_client):
+    page = admin_client.get("/admin/reference/authorisations").get_data(as_text=True)
+    shown = cells(page, "reference-rows")
+    assert "S1 · 李刀" in shown and "长期有效" in shown and "2026-12-31" in shown
+    assert "None" not in page and "" not in shown
+    english = admin_client.get("/admin/reference/authorisations?lang=en").get_data(as_text=True)
+    assert "open-ended" in cells(english, "reference-rows")
+
+
+def test_upload_results_are_labels(admin_client):
+    token = csrf_from(admin_client, "/admin/reference/staff")
+    csv = "his_id,name,department_code,specialty\nS1,李刀,GS,general_surgery\nS9,孙医生,GS,oncology\nS2,赵麻,ANES,麻醉\n"
+    response = admin_client.post("/admin/reference/staff", content_type="multipart/form-data",
+                                 data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")})
+    assert response.status_code == 422
+    shown = cells(response.get_data(as_text=True), "import-results")
+    assert "无变化" in shown and "新增" in shown and "已拒绝" in shown
+    assert not {"created", "unchanged", "error"} & set(shown)
+    assert any("anaesthesia" in c and "specialty" not in c for c in shown), shown
