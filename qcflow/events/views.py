@@ -14,6 +14,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.errors import DomainError, NotFound, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import with_lang
+from qcflow.core.security import derived_key, sessionless_token_valid
 from qcflow.core.time import hospital_tz, now
 from qcflow.core.web import session_free, sessionless_csrf
 from qcflow.events import queries, services
@@ -40,6 +41,8 @@ bp.add_app_template_global(queries.department_label, "department_label")
 bp.add_app_template_global(queries.labels, "labels")
 
 TIME_FIELDS = {"occurred_at", "discovered_at"}
+#: A form's key is honoured as long as a form's CSRF token is (core.web.check_csrf).
+FORM_KEY_MAX_AGE = 4 * 3600
 
 
 def report_choices() -> dict:
@@ -74,11 +77,22 @@ def draft_values(event) -> dict:
     return values
 
 
+def form_key() -> str | None:
+    """The posted form's one-time key: the form_key the server issued with it (report.js may bring back
+    the key of the same form sent before), else the anonymous form's session-less CSRF token (the named
+    form's token is the session's, the same for every form)."""
+    key = request.form.get("form_key")
+    if key and (request.endpoint != "events.report"  # a named form's key only keys its reporter's own forms
+                or sessionless_token_valid(derived_key("csrf"), key, max_age=FORM_KEY_MAX_AGE)):  # it seeds a code
+        return key
+    return request.form.get("csrf_token") if request.endpoint == "events.report" else None
+
+
 def form_idempotency_key() -> str | None:
     """One report per rendered form: its one-time form key, hashed, is the Idempotency-Key."""
     import hashlib
 
-    token = request.form.get("form_key") or request.form.get("csrf_token")
+    token = form_key()
     return "form:" + hashlib.sha256(token.encode()).hexdigest()[:40] if token else None
 
 
@@ -92,7 +106,7 @@ def save_report(actor):
         raise ValidationError({name: ["Missing data for required field."] for name in missing})
     draft_id = request.form.get("draft_id", type=int)
     if not draft_id:
-        seed = request.form.get("csrf_token") if mode == Mode.ANONYMOUS else None
+        seed = form_key() if mode == Mode.ANONYMOUS else None
         return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
                                     idempotency_key=form_idempotency_key(), receipt_seed=seed)
     draft = queries.load_own_draft(draft_id, actor)
@@ -114,7 +128,7 @@ def resent_form(filed, anonymous: bool):
     if not anonymous:
         event = db.session.get(AdverseEvent, filed.event_id) if filed and filed.event_id else None
         return redirect(url_for("events.my_reports", filed=(event.reference or event.id) if event else None))
-    code = services.receipt_code_for(request.form.get("csrf_token", ""))
+    code = services.receipt_code_for(form_key() or "")
     try:
         event = services.find_by_receipt(code)
     except NotFound:  # filed without a receipt code: the reporter wanted no feedback
