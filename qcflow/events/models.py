@@ -252,8 +252,8 @@ register_labels({
         "draft": _l("Draft"), "submitted": _l("Submitted"), "info_requested": _l("Question to reporter"),
         "triaged": _l("Triaged"), "investigating": _l("Investigating"), "actions_open": _l("Actions open"),
         "verifying": _l("Verifying"), "closed": _l("Closed"), "duplicate": _l("Duplicate"),
-        "not_reportable": _l("Not reportable"), "withdrawn": _l("Withdrawn"),
-        "open": _l("Open"), "done": _l("Done"), "verified": _l("Verified"), "cancelled": _l("Cancelled"),
+        "not_reportable": _l("Not reportable"), "withdrawn": _l("Withdrawn by the reporter"),
+        "open": _l("Not done yet"), "done": _l("Done"), "verified": _l("Verified"), "cancelled": _l("Cancelled"),
         "planned": _l("Planned"), "booked": _l("Booked"), "performed": _l("Performed"),
     },
     "action": {
