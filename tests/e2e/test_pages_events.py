@@ -234,3 +234,15 @@ def test_named_form_sent_again_after_back_files_nothing(server, contexts):
     page.wait_for_url("**/my/reports**")
     assert page.url == first and "filed=AE-" in first
     assert count_events(server) == before + 1
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_inbox_on_a_phone_keeps_references_and_times_whole(server, contexts, investigating_case, lang):
+    page = contexts("phone", locale="zh-CN" if lang == "zh" else "en-GB", user="quality").new_page()
+    page.goto(f"/events?lang={lang}")
+    whole = page.evaluate("""() => Array.from(document.querySelectorAll('.inbox-cases .case-ref a, .inbox-cases td.when'))
+        .every(el => { const r = document.createRange(); r.selectNodeContents(el); return r.getClientRects().length <= 1; })""")
+    assert whole
+    assert page.evaluate("document.documentElement.scrollWidth <= document.documentElement.clientWidth + 1")
+    assert ("药品事件 / 剂量错误" if lang == "zh" else "Medication / Wrong dose") in page.inner_text("main")
+    shot(page, f"events-inbox-phone-{lang}")

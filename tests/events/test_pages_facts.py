@@ -186,3 +186,39 @@ def test_anonymous_reply_is_shown_after_the_question_it_answers(app, clients, re
                                                "receipt_code": filed["receipt_code"]}).get_data(as_text=True)
     receipt = visible(receipt)
     assert receipt.index("请问是哪个批次") < receipt.index("批号 2026A01") and "12:35–13:00" in receipt
+
+
+def codes_in(text: str, codes) -> list[str]:
+    return sorted({code for code in codes if re.search(rf"(?<![\w/.-]){re.escape(code)}(?![\w/-])", text)})
+
+
+def test_no_event_page_shows_a_raw_code_or_none(app, clients, hospital, report_body, act):
+    """Every events page of every role, in both languages: no stored code, no Python None (the audit
+    timeline, rendered elsewhere, is left out)."""
+    from qcflow.events.models import (CARE_STAGES, CAUSE_DOMAINS, EXTERNAL_SEVERITY, HARM, IMPROVEMENT_TYPES,
+                                      EventCategory, Mode)
+    from qcflow.events.workflow import ActionState, EventState
+    from qcflow.extensions import db
+
+    closed = closed_named_case(clients, hospital, report_body, act)
+    anonymous = clients("anonymous").post("/api/v1/events", json=report_body(harm="severe")).json
+    with app.app_context():
+        categories = [c.code for c in db.session.scalars(sa.select(EventCategory))]
+    codes = {*categories, *CARE_STAGES, *HARM, *EXTERNAL_SEVERITY, *CAUSE_DOMAINS, *IMPROVEMENT_TYPES,
+             *(s.value for s in EventState), *(s.value for s in ActionState), *(m.value for m in Mode), "None"}
+    pages = {"quality": ["/events", f"/events/{closed}", f"/events/{anonymous['id']}"],
+             "head": ["/events", f"/events/{closed}"],
+             "clinician": ["/my/reports", "/report/named"],
+             "anonymous": ["/report", "/report/received"]}
+    for lang in ("zh", "en"):
+        for who, paths in pages.items():
+            for path in paths:
+                html = clients(who).get(f"{path}?lang={lang}").get_data(as_text=True)
+                html = re.sub(r'<ol class="timeline">.*?</ol>', "", html, flags=re.S)
+                html = re.sub(r"<(script|option)[^>]*>.*?</\1>", "", html, flags=re.S)  # option values are codes
+                text = visible(html)
+                found = codes_in(text, codes if lang == "zh" else [c for c in codes if "_" in c or c == "None"])
+                assert not found, (who, path, lang, found)
+        receipt = clients("anonymous").post("/receipt", data={"csrf_token": csrf_from(clients("anonymous"), "/receipt"),
+                                                              "receipt_code": anonymous["receipt_code"]})
+        assert not codes_in(visible(receipt.get_data(as_text=True)), {"submitted", "None"})
