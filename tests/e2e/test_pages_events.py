@@ -122,8 +122,8 @@ def test_session_free_pages_keep_the_language_on_their_links(server, contexts, l
     page = contexts("desktop").new_page()
     for path in ("/report", "/receipt", "/report/received"):
         page.goto(f"{path}?lang={lang}")
-        hrefs = page.eval_on_selector_all(
-            "main a[href^='/'], nav.crumbs a[href^='/']", "els => els.map(e => e.getAttribute('href'))")
+        hrefs = page.eval_on_selector_all(  # the page's own links and the section bar (the footer is the frame's)
+            "main a[href^='/'], nav.sections a[href^='/'], #nav-login", "els => els.map(e => e.getAttribute('href'))")
         assert hrefs, path
         assert all(f"lang={lang}" in href for href in hrefs), (path, hrefs)
 
