@@ -179,7 +179,8 @@ def test_case_page_shows_every_fact_as_labels_and_says_why_a_step_waits(server, 
     step.locator("summary").click()
     assert ("请先至少添加一项整改措施" if lang == "zh" else "Add at least one corrective action first") in step.inner_text()
     assert step.locator("textarea").count() == 0
-    step.locator("a[href='#add-action']").click()
+    assert not page.locator("#add-action-title").is_visible()
+    step.locator("a[href='#add-action-title']").click()  # the browser opens the form around the field
     assert page.locator("#add-action input[name=title]").is_visible()
     shot(page, f"events-case-{kind}-{lang}")
 

@@ -222,3 +222,25 @@ def test_no_event_page_shows_a_raw_code_or_none(app, clients, hospital, report_b
         receipt = clients("anonymous").post("/receipt", data={"csrf_token": csrf_from(clients("anonymous"), "/receipt"),
                                                               "receipt_code": anonymous["receipt_code"]})
         assert not codes_in(visible(receipt.get_data(as_text=True)), {"submitted", "None"})
+
+
+def test_root_cause_step_waits_for_an_action_and_cancelling_one_states_the_consequence(clients, hospital, report_body,
+                                                                                      act):
+    doctor, quality = clients("clinician"), clients("quality")
+    q = {"X-CSRFToken": csrf(quality)}
+    event_id = doctor.post("/api/v1/events", headers={"X-CSRFToken": csrf(doctor)},
+                           json={**report_body(), "mode": "named"}).json["id"]
+    r = act(quality, event_id, "triage", 2, q, confirmed_grade="III", handling_department_id=hospital["pharmacy"].id,
+            external_severity="none").json
+    act(quality, event_id, "start_investigation", r["version"], q)
+    page = quality.get(f"/events/{event_id}").get_data(as_text=True)
+    step = page[page.index('id="step-plan_actions"'):page.index("</details>", page.index('id="step-plan_actions"'))]
+    assert "请先至少添加一项整改措施" in step and 'name="rca_factors"' not in step  # said before the form
+    assert 'href="#add-action-title"' in step
+    quality.post(f"/api/v1/events/{event_id}/actions", headers=q, json={
+        "title": "双人核对培训", "improvement_type": "training", "owner_department_id": hospital["pharmacy"].id,
+        "due_on": "2026-04-30"})
+    page = quality.get(f"/events/{event_id}").get_data(as_text=True)
+    step = page[page.index('id="step-plan_actions"'):page.index("</details>", page.index('id="step-plan_actions"'))]
+    assert 'name="rca_factors"' in step and "请先至少添加一项整改措施" not in step
+    assert "取消后该措施不再跟踪" in visible(page[page.index('id="actions"'):])
