@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import g
 
+from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
-from qcflow.auth.models import Department, User
 from qcflow.core.i18n import current_language, label
 from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory, EventMessage
 from qcflow.events.schemas import ActionOut, EventOut

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public

@@ -4,7 +4,6 @@ stays in order."""
 import re
 
 import sqlalchemy as sa
-from werkzeug.datastructures import MultiDict
 
 from tests.conftest import csrf_from
 from tests.events.test_intake import csrf
