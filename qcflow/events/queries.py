@@ -15,7 +15,7 @@ from qcflow.core.i18n import current_language, label
 from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory, EventMessage
 from qcflow.events.schemas import ActionOut, EventOut
 from qcflow.events.scrub import personal_names, scrub
-from qcflow.events.services import DEADLINES
+from qcflow.events.services import DEADLINES, messages
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
 
@@ -127,10 +127,8 @@ def dialogue(event: AdverseEvent, names: list[str] | None = None) -> list[dict]:
     the message before it (or the hour's start) to the hour's end, e.g. 12:35–13:00 after a question
     of 12:35, never as 12:00. `names`: scrub the bodies of these personal names (the reporter's pages).
     """
-    rows = db.session.scalars(sa.select(EventMessage).where(EventMessage.event_id == event.id)
-                              .order_by(EventMessage.number))
     shown, previous = [], None
-    for m in rows:
+    for m in messages(event):
         start, until = m.created_at, None
         if event.is_anonymous and m.direction == "from_reporter":
             until = m.created_at + timedelta(hours=1)

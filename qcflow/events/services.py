@@ -337,6 +337,12 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
     return message
 
 
+def messages(event: AdverseEvent) -> list[EventMessage]:
+    """A case's messages in conversation order (by their number, not their time: replies are kept to the hour)."""
+    return list(db.session.scalars(
+        sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.number)))
+
+
 def reporter_identity(event: AdverseEvent, *, actor: Actor, now: datetime) -> User | None:
     """The reporter of a named or confidential report, for the quality office; confidential reads are audited."""
     if event.reporter_user_id is None or not can(actor, "handle_cases"):
