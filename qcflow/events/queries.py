@@ -12,7 +12,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
 from qcflow.core.i18n import current_language, label
-from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory, EventMessage
+from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory
 from qcflow.events.schemas import ActionOut, EventOut
 from qcflow.events.scrub import personal_names, scrub
 from qcflow.events.services import DEADLINES, messages
