@@ -361,9 +361,16 @@ def find_by_receipt(code: str) -> AdverseEvent:
     return event
 
 
-def reply_by_receipt(code: str, body: str, *, now: datetime) -> AdverseEvent:
-    """An anonymous reporter answers: provide_info when asked, otherwise a message on the case."""
+def reply_by_receipt(code: str, body: str, *, now: datetime, seen: int | None = None) -> AdverseEvent:
+    """An anonymous reporter answers: provide_info when asked, otherwise a message on the case.
+
+    `seen`: the number of the last message on the reporter's page. The same reply already added after
+    it is that page sent again (a reload, a double tap): it is not added twice.
+    """
     event = find_by_receipt(code)
+    if seen is not None and any(m.direction == "from_reporter" and m.number > seen and m.body == body.strip()
+                                for m in messages(event)):
+        return event
     holder = Actor("anonymous", roles=frozenset({"receipt_holder"}))
     if event.state == EventState.INFO_REQUESTED:
         return transition_event(event, "provide_info", {"message": body}, actor=holder, now=now)

@@ -227,7 +227,8 @@ def receipt():
 
         reply = request.form.get("message", "")
         try:
-            event = find_receipt(code, reply if reply.strip() else None, at=now())
+            event = find_receipt(code, reply if reply.strip() else None, at=now(),
+                                 seen=request.form.get("seen", type=int))
             db.session.commit()
         except DomainError as failure:
             db.session.rollback()

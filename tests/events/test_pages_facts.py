@@ -243,3 +243,21 @@ def test_root_cause_step_waits_for_an_action_and_cancelling_one_states_the_conse
     step = page[page.index('id="step-plan_actions"'):page.index("</details>", page.index('id="step-plan_actions"'))]
     assert 'name="rca_factors"' in step and "请先至少添加一项整改措施" not in step
     assert "取消后该措施不再跟踪" in visible(page[page.index('id="actions"'):])
+
+
+def test_an_anonymous_reply_sent_again_from_the_same_page_is_added_once(app, clients, report_body):
+    from qcflow.events.models import EventMessage
+    from qcflow.extensions import db
+
+    anonymous = clients("anonymous")
+    code = anonymous.post("/api/v1/events", json=report_body()).json["receipt_code"]
+    page = anonymous.post("/receipt", data={"csrf_token": csrf_from(anonymous, "/receipt"), "receipt_code": code})
+    html = page.get_data(as_text=True)
+    form = {"csrf_token": re.findall(r'name="csrf_token" value="([^"]+)"', html)[-1], "receipt_code": code,
+            "seen": re.search(r'name="seen" value="(\d+)"', html).group(1), "message": "药品批号 2026A01。"}
+    for _ in range(2):  # sent, then the page reloaded and sent again
+        assert anonymous.post("/receipt", data=form).status_code == 200
+    anonymous.post("/receipt", data={**form, "message": "另外，当时是夜班。"})
+    with app.app_context():
+        bodies = list(db.session.scalars(sa.select(EventMessage.body).order_by(EventMessage.number)))
+    assert bodies == ["药品批号 2026A01。", "另外，当时是夜班。"]
