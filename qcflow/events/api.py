@@ -239,11 +239,11 @@ def refuse_when_guessing(code: str) -> None:
         receipt_clients.add(address, at)
 
 
-def find_receipt(code: str, reply: str | None = None, *, at=None):
+def find_receipt(code: str, reply: str | None = None, *, at=None, seen: int | None = None):
     """The report of a receipt code (with the reporter's reply added); wrong codes within their limits."""
     try:
         if reply:
-            return services.reply_by_receipt(code, reply, now=at)
+            return services.reply_by_receipt(code, reply, now=at, seen=seen)
         return services.find_by_receipt(code)
     except NotFound:
         refuse_when_guessing(code)

@@ -229,6 +229,14 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 
+#: What a step does that cannot simply be undone, said next to its button.
+ACTION_CONSEQUENCES = {
+    "reject": _l("The case closes as not reportable and the reporter is told the reason. Only a new report reopens the matter."),
+    "mark_duplicate": _l("The case closes as a duplicate; work continues on the case you name."),
+    "withdraw": _l("The report is withdrawn: the quality office stops working on it. This cannot be undone."),
+    "close": _l("The case closes and the reporter (if they asked) is told the feedback."),
+}
+
 register_labels({
     "mode": {
         "named": _l("Named"),
@@ -244,8 +252,8 @@ register_labels({
         "draft": _l("Draft"), "submitted": _l("Submitted"), "info_requested": _l("Question to reporter"),
         "triaged": _l("Triaged"), "investigating": _l("Investigating"), "actions_open": _l("Actions open"),
         "verifying": _l("Verifying"), "closed": _l("Closed"), "duplicate": _l("Duplicate"),
-        "not_reportable": _l("Not reportable"), "withdrawn": _l("Withdrawn"),
-        "open": _l("Open"), "done": _l("Done"), "verified": _l("Verified"), "cancelled": _l("Cancelled"),
+        "not_reportable": _l("Not reportable"), "withdrawn": _l("Withdrawn by the reporter"),
+        "open": _l("Not done yet"), "done": _l("Done"), "verified": _l("Verified"), "cancelled": _l("Cancelled"),
         "planned": _l("Planned"), "booked": _l("Booked"), "performed": _l("Performed"),
     },
     "action": {
@@ -278,6 +286,7 @@ register_labels({
         "system_change": _l("System change"),
     },
     "grade": GRADE_LABELS,
+    "grade_short": {"I": _l("Grade I"), "II": _l("Grade II"), "III": _l("Grade III"), "IV": _l("Grade IV")},
     "reference": {
         "procedures": _l("Procedure catalogue"), "staff": _l("Staff"), "authorisations": _l("Surgeon authorisations"),
     },

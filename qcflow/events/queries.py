@@ -1,19 +1,21 @@
 """Read side of events: the inbox list, counts, the reporter's own list, the timeline."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import g
 
-from qcflow.auth.models import User
+from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
-from qcflow.events.models import AdverseEvent, CorrectiveAction, EventMessage
+from qcflow.core.i18n import current_language, label
+from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory
 from qcflow.events.schemas import ActionOut, EventOut
 from qcflow.events.scrub import personal_names, scrub
-from qcflow.events.services import DEADLINES
+from qcflow.events.services import DEADLINES, messages
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
 
@@ -98,12 +100,45 @@ def my_reports(user_id: int) -> list[AdverseEvent]:
 
 
 def timeline(event: AdverseEvent) -> list[AuditEntry]:
-    """The case's audit entries in time order, from both chains (an anonymous reporter's are in their own)."""
-    entries = []
-    for entry_class in (AnonymousAuditEntry, AuditEntry):
-        entries += db.session.scalars(sa.select(entry_class).where(
-            entry_class.object_type == "adverse_event", entry_class.object_id == str(event.id)).order_by(entry_class.seq))
-    return sorted(entries, key=lambda entry: entry.at)
+    """The case's audit entries in time order, from both chains (an anonymous reporter's are in their own).
+
+    An anonymous reporter's reply is stored to the hour only: it is placed after the message it follows
+    in the conversation (dialogue), not at the start of its hour, before the question it answers.
+    """
+    named = list(db.session.scalars(sa.select(AuditEntry).where(
+        AuditEntry.object_type == "adverse_event", AuditEntry.object_id == str(event.id)).order_by(AuditEntry.seq)))
+    anonymous = list(db.session.scalars(sa.select(AnonymousAuditEntry).where(
+        AnonymousAuditEntry.object_type == "adverse_event", AnonymousAuditEntry.object_id == str(event.id))
+        .order_by(AnonymousAuditEntry.seq)))
+    replies = [entry for entry in anonymous if entry.action in REPLY_ACTIONS]
+    spans = [m["shown_from"] for m in dialogue(event) if m["shown_until"]] if replies else []
+    placed = {id(entry): start for entry, start in zip(replies, spans)}
+    return sorted(named + anonymous, key=lambda entry: (placed.get(id(entry), entry.at), id(entry) in placed))
+
+
+#: Audit actions of a reporter's reply (with or without a pending question).
+REPLY_ACTIONS = ("event.provide_info", "event.message_from_reporter")
+
+
+def dialogue(event: AdverseEvent, names: list[str] | None = None) -> list[dict]:
+    """The case's messages in conversation order, each with the time to show.
+
+    An anonymous reporter's reply is stored to the hour (decisions.md): it is shown as the span from
+    the message before it (or the hour's start) to the hour's end, e.g. 12:35–13:00 after a question
+    of 12:35, never as 12:00. `names`: scrub the bodies of these personal names (the reporter's pages).
+    """
+    shown, previous = [], None
+    for m in messages(event):
+        start, until = m.created_at, None
+        if event.is_anonymous and m.direction == "from_reporter":
+            until = m.created_at + timedelta(hours=1)
+            if previous is not None and previous > start:
+                start = min(previous, until)
+        previous = start
+        shown.append({"id": m.id, "number": m.number, "direction": m.direction, "created_at": m.created_at,
+                      "body": scrub(m.body, names) if names is not None else m.body,
+                      "shown_from": start, "shown_until": until})
+    return shown
 
 
 def load_event(event_id: int, actor: Actor) -> AdverseEvent:
@@ -188,9 +223,35 @@ def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -
 def present_receipt(event: AdverseEvent) -> dict:
     """What the reporter reads (receipt, my reports): the messages and, once decided, the feedback, scrubbed."""
     names = personal_names([event.patient_mrn])
-    messages = db.session.scalars(sa.select(EventMessage).where(EventMessage.event_id == event.id)
-                                  .order_by(EventMessage.id))
     feedback = event.feedback if event.state in ("closed", "not_reportable") else None
-    return {"messages": [{"id": m.id, "direction": m.direction, "body": scrub(m.body, names),
-                          "created_at": m.created_at} for m in messages],
-            "feedback": scrub(feedback, names) if feedback else None}
+    return {"messages": dialogue(event, names), "feedback": scrub(feedback, names) if feedback else None}
+
+
+def category_label(code: str | None) -> str:
+    """A category's or subcategory's name in the reader's language (the taxonomy is a table, so its
+    names are read from it, once per request)."""
+    if not code:
+        return ""
+    names = g.get("event_category_names")
+    if names is None:
+        language = current_language()
+        names = g.event_category_names = {c.code: c.label(language)
+                                          for c in db.session.scalars(sa.select(EventCategory))}
+    return names.get(code, code)
+
+
+def department_label(department_id: int | None) -> str:
+    """A department's name in the reader's language."""
+    department = db.session.get(Department, department_id) if department_id else None
+    return department.label(current_language()) if department else ""
+
+
+def labels(kind: str, codes: str | None) -> str:
+    """The labels of a comma-separated list of codes (cause domains, improvement types), in one line."""
+    separator = "、" if current_language() == "zh" else ", "
+    return separator.join(label(kind, code) for code in (codes or "").split(",") if code)
+
+
+def reference_of(event_id: int | None) -> str | None:
+    """The reference of another case (the original of a duplicate)."""
+    return db.session.scalar(sa.select(AdverseEvent.reference).where(AdverseEvent.id == event_id)) if event_id else None

@@ -68,6 +68,17 @@ def new_receipt_code() -> str:
     return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
 
 
+def receipt_code_for(seed: str) -> str:
+    """The receipt code of the report filed with a form's one-time token (keyed, so only the server can
+    compute it): the same form sent again is answered with the same code instead of a second report."""
+    number = int(keyed_hash(derived_key("receipt-code"), seed), 16)  # 256 bits for 26 symbols of 31 (≈ 129)
+    raw = ""
+    for _ in range(26):
+        number, symbol = divmod(number, len(RECEIPT_ALPHABET))
+        raw += RECEIPT_ALPHABET[symbol]
+    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+
+
 def normalise_receipt_code(code: str) -> str:
     cleaned = "".join(c for c in (code or "").upper() if c.isalnum())[:64]
     return "-".join(cleaned[i:i + 4] for i in range(0, len(cleaned), 4))
@@ -110,10 +121,12 @@ def check_report_rules(data: dict, now: datetime) -> None:
 
 
 def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: bool = True,
-                idempotency_key: str | None = None) -> tuple[AdverseEvent, str | None]:
+                idempotency_key: str | None = None, receipt_seed: str | None = None) -> tuple[AdverseEvent, str | None]:
     """File a report (or save a draft); returns the event and, for anonymous reports, the receipt code.
 
     Anonymous reports keep no trace of the reporter: no user, and times coarsened to the hour.
+    `receipt_seed`: the form's one-time token, from which the receipt code is derived (receipt_code_for),
+    so that the same form sent again can be shown the same receipt; without it the code is random.
     """
     scope = idempotency_scope(mode, actor)
     if idempotency_key:
@@ -132,7 +145,7 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
                          **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
-        code = new_receipt_code()
+        code = receipt_code_for(receipt_seed) if receipt_seed else new_receipt_code()
         event.receipt_hash = receipt_hash(code) if event.wants_feedback else None
         if not event.wants_feedback:
             code = None
@@ -159,6 +172,11 @@ def idempotency_hash(scope: str, key: str) -> str:
     return keyed_hash(derived_key("idempotency"), f"{scope}\n{key}")
 
 
+def filed_with_key(key: str | None, *, scope: str) -> IdempotencyKey | None:
+    """The record of a report this client already filed with this key, if any."""
+    return db.session.get(IdempotencyKey, idempotency_hash(scope, key)) if key else None
+
+
 def refuse_replayed_key(key: str, *, scope: str) -> None:
     """409 if this client already filed a report with this Idempotency-Key.
 
@@ -166,7 +184,7 @@ def refuse_replayed_key(key: str, *, scope: str) -> None:
     learns that the report was received, not which one (whoever sends the key is not known to be
     its reporter).
     """
-    existing = db.session.get(IdempotencyKey, idempotency_hash(scope, key))
+    existing = filed_with_key(key, scope=scope)
     if existing is None:
         return
     if existing.event_id is None:
@@ -320,6 +338,7 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
 
 
 def messages(event: AdverseEvent) -> list[EventMessage]:
+    """A case's messages in conversation order (by their number, not their time: replies are kept to the hour)."""
     return list(db.session.scalars(
         sa.select(EventMessage).where(EventMessage.event_id == event.id).order_by(EventMessage.number)))
 
@@ -342,9 +361,16 @@ def find_by_receipt(code: str) -> AdverseEvent:
     return event
 
 
-def reply_by_receipt(code: str, body: str, *, now: datetime) -> AdverseEvent:
-    """An anonymous reporter answers: provide_info when asked, otherwise a message on the case."""
+def reply_by_receipt(code: str, body: str, *, now: datetime, seen: int | None = None) -> AdverseEvent:
+    """An anonymous reporter answers: provide_info when asked, otherwise a message on the case.
+
+    `seen`: the number of the last message on the reporter's page. The same reply already added after
+    it is that page sent again (a reload, a double tap): it is not added twice.
+    """
     event = find_by_receipt(code)
+    if seen is not None and any(m.direction == "from_reporter" and m.number > seen and m.body == body.strip()
+                                for m in messages(event)):
+        return event
     holder = Actor("anonymous", roles=frozenset({"receipt_holder"}))
     if event.state == EventState.INFO_REQUESTED:
         return transition_event(event, "provide_info", {"message": body}, actor=holder, now=now)

@@ -6,16 +6,20 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from marshmallow import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
 from qcflow.core.actors import Actor
-from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.errors import DomainError, NotFound, translate_errors
 from qcflow.core.forms import form_data, load_form
+from qcflow.core.i18n import with_lang
+from qcflow.core.security import derived_key, sessionless_token_valid
 from qcflow.core.time import hospital_tz, now
 from qcflow.core.web import session_free, sessionless_csrf
 from qcflow.events import queries, services
 from qcflow.events.models import (
+    ACTION_CONSEQUENCES,
     CARE_STAGES,
     CAUSE_DOMAINS,
     EXTERNAL_SEVERITY,
@@ -23,16 +27,22 @@ from qcflow.events.models import (
     HARM,
     IMPROVEMENT_TYPES,
     NCC_MERP,
+    AdverseEvent,
     EventCategory,
     Mode,
 )
 from qcflow.events.schemas import ActionIn, ActionTransitionIn, EventListArgs, ReportIn, TransitionIn
-from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW
+from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, waiting_for
 from qcflow.extensions import db
 
 bp = Blueprint("events", __name__)
+bp.add_app_template_global(queries.category_label, "category_label")
+bp.add_app_template_global(queries.department_label, "department_label")
+bp.add_app_template_global(queries.labels, "labels")
 
 TIME_FIELDS = {"occurred_at", "discovered_at"}
+#: A form's key is honoured as long as a form's CSRF token is (core.web.check_csrf).
+FORM_KEY_MAX_AGE = 4 * 3600
 
 
 def report_choices() -> dict:
@@ -67,11 +77,22 @@ def draft_values(event) -> dict:
     return values
 
 
+def form_key() -> str | None:
+    """The posted form's one-time key: the form_key the server issued with it (report.js may bring back
+    the key of the same form sent before), else the anonymous form's session-less CSRF token (the named
+    form's token is the session's, the same for every form)."""
+    key = request.form.get("form_key")
+    if key and (request.endpoint != "events.report"  # a named form's key only keys its reporter's own forms
+                or sessionless_token_valid(derived_key("csrf"), key, max_age=FORM_KEY_MAX_AGE)):  # it seeds a code
+        return key
+    return request.form.get("csrf_token") if request.endpoint == "events.report" else None
+
+
 def form_idempotency_key() -> str | None:
     """One report per rendered form: its one-time form key, hashed, is the Idempotency-Key."""
     import hashlib
 
-    token = request.form.get("form_key") or request.form.get("csrf_token")
+    token = form_key()
     return "form:" + hashlib.sha256(token.encode()).hexdigest()[:40] if token else None
 
 
@@ -85,8 +106,9 @@ def save_report(actor):
         raise ValidationError({name: ["Missing data for required field."] for name in missing})
     draft_id = request.form.get("draft_id", type=int)
     if not draft_id:
+        seed = form_key() if mode == Mode.ANONYMOUS else None
         return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
-                                    idempotency_key=form_idempotency_key())
+                                    idempotency_key=form_idempotency_key(), receipt_seed=seed)
     draft = queries.load_own_draft(draft_id, actor)
     services.update_draft(draft, data, actor=actor, now=now(), expected_version=request.form.get("version", type=int))
     if submit:
@@ -94,23 +116,47 @@ def save_report(actor):
     return draft, None
 
 
+def receipt_page(event, code, *, again=False):
+    """The receipt of an anonymous report; its script moves the code into the address's fragment, so a
+    reload shows it again without the server keeping it (decisions.md)."""
+    return render_template("events/receipt_code.html", reference=event.reference if event else None, code=code,
+                           again=again, address=with_lang(url_for("events.report_received")))
+
+
+def resent_form(filed, anonymous: bool):
+    """The answer to a form sent a second time (Back, reload, a double tap): the first report, not another."""
+    if not anonymous:
+        event = db.session.get(AdverseEvent, filed.event_id) if filed and filed.event_id else None
+        return redirect(url_for("events.my_reports", filed=(event.reference or event.id) if event else None))
+    code = services.receipt_code_for(form_key() or "")
+    try:
+        event = services.find_by_receipt(code)
+    except NotFound:  # filed without a receipt code: the reporter wanted no feedback
+        return receipt_page(None, None, again=True)
+    return receipt_page(event, code, again=True)
+
+
 def post_report(actor, anonymous: bool):
     """Save the posted form: the page to answer with, or (errors, status) to show the form again."""
+    scope = services.idempotency_scope(Mode.ANONYMOUS if anonymous else Mode.NAMED, actor)
+    filed = services.filed_with_key(form_idempotency_key(), scope=scope)
+    if filed is not None:  # the same form sent twice
+        return resent_form(filed, anonymous), None
     try:
         event, code = save_report(actor)
+        reference = event.reference or event.id
+        db.session.commit()
     except ValidationError as error:
         return None, (translate_errors(error.messages), 422)
     except DomainError as error:
         db.session.rollback()
-        if error.extra.get("event_id") and not anonymous:  # the same form sent twice
-            return redirect(url_for("events.my_reports")), None
-        if error.extra.get("event_id"):
-            error.message = _("This report was already received. Its receipt code was shown after the first submission.")
         return None, (translate_errors(error.errors or {"form": [str(error.message)]}), error.status)
-    db.session.commit()
+    except IntegrityError:  # the same form sent twice at once: the other request filed it
+        db.session.rollback()
+        return resent_form(services.filed_with_key(form_idempotency_key(), scope=scope), anonymous), None
     if anonymous:
-        return render_template("events/receipt_code.html", event=event, code=code), None
-    return redirect(url_for("events.my_reports", filed=event.reference or event.id)), None
+        return receipt_page(event, code), None
+    return redirect(url_for("events.my_reports", filed=reference)), None
 
 
 @bp.route("/report", methods=["GET", "POST"])
@@ -159,6 +205,15 @@ def report_named():
                            **report_choices()), status
 
 
+@bp.get("/report/received")
+@public
+@session_free
+def report_received():
+    """The receipt of an anonymous report, read from the address's fragment (#…), which the browser never
+    sends: the same page for everybody, which a reload or a bookmark shows again."""
+    return receipt_page(None, None)
+
+
 @bp.route("/receipt", methods=["GET", "POST"])
 @public
 @session_free
@@ -172,7 +227,8 @@ def receipt():
 
         reply = request.form.get("message", "")
         try:
-            event = find_receipt(code, reply if reply.strip() else None, at=now())
+            event = find_receipt(code, reply if reply.strip() else None, at=now(),
+                                 seen=request.form.get("seen", type=int))
             db.session.commit()
         except DomainError as failure:
             db.session.rollback()
@@ -213,12 +269,15 @@ def detail(event_id):
     if request.args.get("show_reporter") and can(actor, "handle_cases"):
         reporter = services.reporter_identity(event, actor=actor, now=at)
         db.session.commit()  # the audited read
+    transitions = EVENT_WORKFLOW.available(event, actor)
     return render_template(
         "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter,
-        transitions=EVENT_WORKFLOW.available(event, actor), timeline=queries.timeline(event),
-        messages=services.messages(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
+        transitions=transitions, waiting={t.action: waiting_for(event, t.action) for t in transitions},
+        consequences=ACTION_CONSEQUENCES, timeline=queries.timeline(event),
+        messages=queries.dialogue(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
         overdue=bool(queries.overdue_ids([event.id], at)), severities=EXTERNAL_SEVERITY, cause_domains=CAUSE_DOMAINS,
-        improvement_types=IMPROVEMENT_TYPES, errors={}, **report_choices(),
+        improvement_types=IMPROVEMENT_TYPES, duplicate_reference=queries.reference_of(event.duplicate_of_id),
+        errors={}, **report_choices(),
     )
 
 
@@ -278,6 +337,6 @@ def my_reports():
     """My named and confidential reports: state, questions, feedback."""
     reports = queries.my_reports(current_user.id)
     shown = {e.id: queries.present_receipt(e) for e in reports}
-    return render_template("events/my_reports.html", reports=reports, shown=shown,
+    return render_template("events/my_reports.html", reports=reports, shown=shown, consequences=ACTION_CONSEQUENCES,
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
                            filed=request.args.get("filed"), categories=report_choices()["categories"])

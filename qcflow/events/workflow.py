@@ -60,12 +60,13 @@ def reason_guard(event, data):
     return _required(data, "reason")
 
 
-def plan_actions_guard(event, data):
-    missing = _required(data, "rca_cause_domains", "rca_factors")
-    if missing:
-        return missing
+def has_live_action(event) -> str | None:
     live = [a for a in event.actions if a.state != ActionState.CANCELLED]
     return None if live else _("Add at least one corrective action first.")
+
+
+def plan_actions_guard(event, data):
+    return _required(data, "rca_cause_domains", "rca_factors") or has_live_action(event)
 
 
 def discussion_guard(event) -> str | None:
@@ -78,24 +79,57 @@ def discussion_guard(event) -> str | None:
     return None
 
 
-def close_from_triage_guard(event, data):
+def closes_without_investigation(event) -> str | None:
     if event.confirmed_grade not in ("III", "IV"):
         return _("Only grade III/IV cases can close without an investigation.")
+    return discussion_guard(event)
+
+
+def close_from_triage_guard(event, data):
+    if event.confirmed_grade not in ("III", "IV"):
+        return closes_without_investigation(event)
     return _required(data, "analysis", "feedback") or discussion_guard(event)
 
 
-def verify_guard(event, data):
+def actions_done(event) -> str | None:
     live = [a for a in event.actions if a.state != ActionState.CANCELLED]
     if not live or any(a.state == ActionState.OPEN for a in live):
         return _("Every corrective action must be done first.")
     return None
 
 
-def close_after_verification_guard(event, data):
+def verify_guard(event, data):
+    return actions_done(event)
+
+
+def actions_verified(event) -> str | None:
     live = [a for a in event.actions if a.state != ActionState.CANCELLED]
     if any(a.state != ActionState.VERIFIED for a in live):
         return _("Every corrective action must be verified first.")
+    return discussion_guard(event)
+
+
+def close_after_verification_guard(event, data):
+    live = [a for a in event.actions if a.state != ActionState.CANCELLED]
+    if any(a.state != ActionState.VERIFIED for a in live):
+        return actions_verified(event)
     return _required(data, "improvement_types", "feedback") or discussion_guard(event)
+
+
+#: (action, state) → the part of the step's guard that no field of its form can satisfy: the case page
+#: says it before the form is filled, instead of refusing the filled form.
+PRECONDITIONS = {
+    ("plan_actions", "investigating"): has_live_action,
+    ("verify", "actions_open"): actions_done,
+    ("close", "triaged"): closes_without_investigation,
+    ("close", "verifying"): actions_verified,
+}
+
+
+def waiting_for(event, action: str) -> str | None:
+    """Why `action` cannot be taken on `event` yet, whatever its form says (None: it can)."""
+    check = PRECONDITIONS.get((action, event.state))
+    return check(event) if check else None
 
 
 def event_relations(event, actor):

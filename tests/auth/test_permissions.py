@@ -48,9 +48,10 @@ def test_public_routes_are_an_allow_list(app):
         "static", "api-docs.openapi_json", "auth.login", "core.health", "core.api_docs",
         # The second login step: public routes, each refusing everything without a fresh password step.
         "auth.second_factor", "auth.enrol",
-        # The anonymous reporting channel: the form, the receipt page and their API.
-        "events.report", "events.receipt", "events_api.file_event", "events_api.receipt_lookup",
-        "events_api.receipt_reply",
+        # The anonymous reporting channel: the form, the receipt page and their API; the receipt read
+        # back from the address's fragment (the same page for everybody).
+        "events.report", "events.receipt", "events.report_received", "events_api.file_event",
+        "events_api.receipt_lookup", "events_api.receipt_reply",
     }
 
 

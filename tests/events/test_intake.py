@@ -97,8 +97,8 @@ def test_anonymous_form_sets_no_cookie_and_shows_the_code_once(clients, hospital
     response = client.post("/report", data=form, headers={"User-Agent": SENTINEL_UA})
     assert response.status_code == 200 and "Set-Cookie" not in response.headers
     html = response.get_data(as_text=True)
-    code = re.search(r'id="receipt-code">([^<]+)<', html).group(1).strip()
-    assert "无法找回" in html or "cannot be recovered" in html
+    code = re.search(r'data-code="([^"]+)"', html).group(1)
+    assert "无法替您查到" in html or "can look it up for you" in html
     [event] = rows(AdverseEvent)
     assert event.occurred_at.isoformat() == "2026-03-01T01:30:00+00:00"  # local 09:30 in Shanghai
     lookup = client.post("/api/v1/receipts/lookup", json={"receipt_code": code})

@@ -83,7 +83,7 @@ def test_logged_in_browser_files_anonymously_without_its_session_being_loaded(ap
     assert not session_statements(sql_log)
     with app.app_context():
         assert last_seen(hospital["clinician"].id) == before
-    code = re.search(r'id="receipt-code">([^<]+)<', posted.get_data(as_text=True)).group(1).strip()
+    code = re.search(r'data-code="([^"]+)"', posted.get_data(as_text=True)).group(1)
     # A logged-in browser's anonymous API calls need no CSRF header: they carry no login.
     api = doctor.post("/api/v1/events", json=report_body())
     receipt_page = doctor.get("/receipt")
