@@ -254,7 +254,6 @@ register_labels({
         "verifying": _l("Verifying"), "closed": _l("Closed"), "duplicate": _l("Duplicate"),
         "not_reportable": _l("Not reportable"), "withdrawn": _l("Withdrawn by the reporter"),
         "open": _l("Not done yet"), "done": _l("Done"), "verified": _l("Verified"), "cancelled": _l("Cancelled"),
-        "planned": _l("Planned"), "booked": _l("Booked"), "performed": _l("Performed"),
     },
     "action": {
         "submit": _l("Submit"), "request_info": _l("Ask the reporter"), "provide_info": _l("Answer"),
@@ -262,7 +261,6 @@ register_labels({
         "withdraw": _l("Withdraw"), "start_investigation": _l("Start investigation"),
         "plan_actions": _l("Record RCA and open actions"), "verify": _l("Verify"), "close": _l("Close case"),
         "reopen": _l("Reopen"), "complete": _l("Mark done"), "cancel": _l("Cancel"),
-        "book": _l("Book"), "perform": _l("Mark performed"),
     },
     "care_stage": {
         "outpatient": _l("Outpatient"), "emergency": _l("Emergency"), "admission": _l("Admission"),
@@ -287,7 +285,4 @@ register_labels({
     },
     "grade": GRADE_LABELS,
     "grade_short": {"I": _l("Grade I"), "II": _l("Grade II"), "III": _l("Grade III"), "IV": _l("Grade IV")},
-    "reference": {
-        "procedures": _l("Procedure catalogue"), "staff": _l("Staff"), "authorisations": _l("Surgeon authorisations"),
-    },
 })
