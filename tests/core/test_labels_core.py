@@ -1,0 +1,96 @@
+"""Audit actions and actors as people read them: every action written has a label; timelines show names."""
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parents[2] / "qcflow"
+#: audit.record(actor, "action", …) and audit.note_read(actor, "action", …): the action argument.
+CALL = re.compile(r"(?:audit\.record|audit\.note_read|\brecord)\(\s*(?:[^,()]|\([^()]*\))+,\s*(f?)\"([^\"]+)\"", re.S)
+
+
+def written_actions():
+    """Every audit action the code writes, with the dynamic ones expanded."""
+    from qcflow.clinical.services import KINDS
+    from qcflow.core.workflow import Workflow
+    import qcflow.clinical.workflow, qcflow.events.workflow, qcflow.followup.workflow, qcflow.mdt.workflow  # noqa: E401,F401
+    import gc
+
+    actions, dynamic = set(), set()
+    for path in ROOT.rglob("*.py"):
+        for is_f, action in CALL.findall(path.read_text(encoding="utf-8")):
+            (dynamic if is_f else actions).add(action)
+    expanded = {
+        "{self.name}.{action}": {f"{w.name}.{t.action}" for w in gc.get_objects() if isinstance(w, Workflow)
+                                 for t in w.transitions},
+        "intake.{kind.name}.{result.status}": {f"intake.{name}.{status}" for name in KINDS
+                                               for status in ("created", "updated")},
+        "event.message_{direction}": {"event.message_to_reporter", "event.message_from_reporter"},
+    }
+    unknown = dynamic - set(expanded)
+    assert not unknown, f"audit actions built at run time that this test cannot list: {unknown}"
+    for pattern in dynamic:
+        actions |= expanded[pattern]
+    return actions
+
+
+def test_every_audit_action_the_code_writes_has_a_label(app):
+    from qcflow.core.audit_labels import AUDIT_ACTIONS
+
+    actions = written_actions()
+    assert {"event.triage", "mdt_participant.add", "user.login", "intake.staff.created"} <= actions
+    assert sorted(actions - set(AUDIT_ACTIONS)) == []
+
+
+def test_action_labels_are_chinese_and_english(app):
+    from flask_babel import force_locale
+
+    from qcflow.core.audit_labels import AUDIT_ACTIONS
+    from qcflow.core.i18n import label
+
+    with app.test_request_context("/"):
+        with force_locale("zh"):
+            untranslated = [code for code, text in AUDIT_ACTIONS.items()
+                            if not re.search(r"[\u4e00-\u9fff]", str(text))]
+            assert untranslated == []
+            assert label("audit_action", "event.triage") == "完成分级分派"
+        with force_locale("en"):
+            assert label("audit_action", "mdt_participant.add") == "Participant added"
+
+
+def test_event_timeline_shows_labels_and_names_to_handlers_only(app, client, create_user, create_department):
+    from qcflow.core import audit
+    from qcflow.core.audit import AuditEntry
+    from qcflow.core.audit_labels import audit_rows
+    from qcflow.extensions import db
+
+    dept = create_department(name="骨科", name_en="Orthopaedics")
+    quality = create_user(username="q1", roles=("quality",), display_name="王质控", department=dept)
+    at = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+    audit.record(f"user:{quality.id}", "event.triage", "adverse_event", 1, at)
+    audit.record("system:events.escalate", "event.deadline_breached", "adverse_event", 1, at)
+    db.session.commit()
+    entries = list(db.session.scalars(db.select(AuditEntry).order_by(AuditEntry.seq)))
+    with app.test_request_context("/?lang=zh"):
+        rows = audit_rows(entries)
+        assert [(r.action, r.actor) for r in rows] == [("完成分级分派", "王质控 · 骨科"),
+                                                       ("超过时限，已升级", "系统（定时任务）")]
+        hidden = audit_rows(entries, show_users=False)
+        assert [r.actor for r in hidden] == ["", "系统（定时任务）"]
+    from flask_babel import force_locale
+
+    with app.test_request_context("/"), force_locale("en"):
+        rows = audit_rows(entries)
+        assert [(r.action, r.actor) for r in rows] == [("Case triaged", "王质控 · Orthopaedics"),
+                                                       ("Deadline passed, escalated", "System (scheduler)")]
+
+
+def test_anonymous_and_his_actors_read_as_words(app):
+    from qcflow.core.audit_labels import actor_key
+    from qcflow.core.i18n import label
+
+    with app.test_request_context("/"):
+        assert label("audit_actor", actor_key("anonymous")) == "匿名报告人"
+        assert label("audit_actor", actor_key("his")) == "医院信息系统"
+        assert label("audit_actor", actor_key("system:cli")) == "系统（命令行）"
+        assert label("audit_actor", actor_key("system:mdt")) == "系统（自动）"
