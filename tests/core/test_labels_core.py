@@ -12,17 +12,20 @@ CALL = re.compile(r"(?:audit\.record|audit\.note_read|\brecord)\(\s*(?:[^,()]|\(
 def written_actions():
     """Every audit action the code writes, with the dynamic ones expanded."""
     from qcflow.clinical.services import KINDS
+    import importlib
+
     from qcflow.core.workflow import Workflow
-    import qcflow.clinical.workflow, qcflow.events.workflow, qcflow.followup.workflow, qcflow.mdt.workflow  # noqa: E401,F401
-    import gc
+
+    workflows = [value for path in ROOT.glob("*/workflow.py")
+                 for value in vars(importlib.import_module(f"qcflow.{path.parent.name}.workflow")).values()
+                 if isinstance(value, Workflow)]
 
     actions, dynamic = set(), set()
     for path in ROOT.rglob("*.py"):
         for is_f, action in CALL.findall(path.read_text(encoding="utf-8")):
             (dynamic if is_f else actions).add(action)
     expanded = {
-        "{self.name}.{action}": {f"{w.name}.{t.action}" for w in gc.get_objects() if isinstance(w, Workflow)
-                                 for t in w.transitions},
+        "{self.name}.{action}": {f"{w.name}.{t.action}" for w in workflows for t in w.transitions},
         "intake.{kind.name}.{result.status}": {f"intake.{name}.{status}" for name in KINDS
                                                for status in ("created", "updated")},
         "event.message_{direction}": {"event.message_to_reporter", "event.message_from_reporter"},
@@ -94,3 +97,37 @@ def test_anonymous_and_his_actors_read_as_words(app):
         assert label("audit_actor", actor_key("his")) == "医院信息系统"
         assert label("audit_actor", actor_key("system:cli")) == "系统（命令行）"
         assert label("audit_actor", actor_key("system:mdt")) == "系统（自动）"
+
+
+def test_error_pages_say_what_happened_without_status_codes_in_the_prose(app, client, create_user):
+    """The heading and message read as sentences; the status is a small support line, not "(404)" in the title."""
+    import re as _re
+
+    from qcflow.extensions import db
+    from tests.conftest import login
+
+    create_user(username="c1", roles=("clinician",))
+    db.session.commit()
+    login(client, "c1")
+    html = client.get("/no-such-page").get_data(as_text=True)
+    heading = _re.search(r'<h1 id="error-title">(.*?)</h1>', html, _re.S).group(1)
+    assert heading.strip() == "未找到" and "(404)" not in html
+    assert "如需技术支持，请提供错误代码 404" in html
+
+
+def test_a_refused_step_explains_itself_without_codes(app):
+    from qcflow.core.errors import InvalidTransition
+    from qcflow.events.workflow import EVENT_WORKFLOW, EventState
+    from qcflow.core.actors import Actor
+
+    class Case:
+        state, version, __tablename__, id = EventState.CLOSED.value, 1, "adverse_event", 1
+
+    with app.test_request_context("/"):
+        try:
+            EVENT_WORKFLOW.check(Case(), "triage", actor=Actor("user:1", 1, 1, frozenset({"quality"})))
+        except InvalidTransition as refused:
+            assert "triage" not in str(refused.message) and "closed" not in str(refused.message)
+            assert "不能执行此步骤" in str(refused.message)
+        else:
+            raise AssertionError("a closed case cannot be triaged")
