@@ -131,3 +131,42 @@ def test_a_refused_step_explains_itself_without_codes(app):
             assert "不能执行此步骤" in str(refused.message)
         else:
             raise AssertionError("a closed case cannot be triaged")
+
+
+def test_home_names_the_department_once_and_mdt_states_as_labels(app, client, create_user, create_department, now):
+    from qcflow.extensions import db
+    from qcflow.mdt.models import Discussion
+    from tests.conftest import csrf_from, login
+
+    office = create_department(code="QC", name="质控办", name_en="Quality Control Office", kind="functional")
+    quality = create_user(username="q9", roles=("quality",), department=office)
+    surgery = create_department(code="GS", name="普通外科", name_en="General Surgery")
+    head = create_user(username="h9", roles=("clinician", "dept_head"), department=surgery)
+    db.session.add(Discussion(kind="case_review", state="requested", department_id=surgery.id,
+                              chair_user_id=head.id, created_at=now, updated_at=now))
+    db.session.commit()
+    login(client, "q9")
+    html = client.get("/?lang=zh").get_data(as_text=True)
+    assert "质控办 · 质控办" not in html and '<p class="hint" id="home-who">质控办</p>' in html
+    # No cases and no follow-ups yet: the indicators card says why it is empty.
+    assert "有了事件和随访记录后，这里会显示指标。" in html
+    client.post("/logout", data={"csrf_token": csrf_from(client, "/")})
+    login(client, "h9")
+    head_home = client.get("/?lang=zh").get_data(as_text=True)
+    assert '<p class="hint" id="home-who">普通外科 · 临床医务人员、科室主任</p>' in head_home
+    mdt = head_home[head_home.index('id="home-mdt"'):]
+    assert "requested" not in mdt and "已申请" in mdt
+
+
+def test_home_points_to_the_indicators_once_cases_exist(app, client, create_user, create_department, now):
+    from unittest import mock
+
+    from qcflow.extensions import db
+    from tests.conftest import login
+
+    create_user(username="q8", roles=("quality",))
+    db.session.commit()
+    login(client, "q8")
+    with mock.patch("qcflow.events.queries.state_counts", return_value={"by_state": {"submitted": 4}, "overdue": 0}):
+        html = client.get("/?lang=zh").get_data(as_text=True)
+    assert "有了事件和随访记录后" not in html and "查看本月医疗质量指标" in html
