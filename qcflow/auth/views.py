@@ -17,6 +17,7 @@ from qcflow.auth.models import User
 from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, DomainError, TooManyRequests
+from qcflow.core.i18n import LANGUAGES
 from qcflow.core.time import now
 from qcflow.extensions import db
 
@@ -83,8 +84,13 @@ def _fresh_browser_session() -> None:
 
 
 def _start_login(user: User):
-    """Open the server-side session, set the login cookie and go on to the page asked for."""
+    """Open the server-side session, set the login cookie and go on to the page asked for.
+
+    A language chosen on the login page (?lang=, carried through the second step) becomes the session's.
+    """
     _fresh_browser_session()
+    if request.args.get("lang") in LANGUAGES:
+        session["lang"] = request.args["lang"]
     _idle, absolute = session_lifetimes()
     services.start_session(user, now=now(), absolute=absolute)
     db.session.commit()
@@ -120,8 +126,12 @@ def _back_to_login():
 
 def _carried_args() -> dict:
     """What the login steps pass on to each other: where to go afterwards, and whether a form was
-    posted after a session ended (static/js/app.js keeps its text for the way back)."""
-    return {key: request.args[key] for key in ("next", "expired") if request.args.get(key)}
+    posted after a session ended (static/js/app.js keeps its text for the way back), and the language
+    chosen on the login page (an anonymous page has no session to remember it)."""
+    carried = {key: request.args[key] for key in ("next", "expired") if request.args.get(key)}
+    if request.args.get("lang") in LANGUAGES:
+        carried["lang"] = request.args["lang"]
+    return carried
 
 
 def _throttling() -> dict:
