@@ -289,37 +289,41 @@ def account():
     return render_template("auth/account.html", password_form=password_form, language_form=language_form), status
 
 
-def _tokens_page(form: TokenForm, status: int = 200, new_token: str | None = None):
+def _tokens_page(form: TokenForm, status: int = 200, new_tokens=()):
     return render_template("auth/tokens.html", form=form, tokens=services.list_tokens(), at=now(),
-                           new_token=new_token), status
+                           new_tokens=new_tokens), status
 
 
 @bp.get("/admin/tokens")
 @allowed("administer")
 def tokens():
-    """API tokens: who holds which, until when, last used; create and revoke."""
-    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"]))
+    """API tokens: who holds which, until when, last used; create and revoke. A token just created is
+    shown here once."""
+    new_tokens = services.take_new_tokens(current_user.session_key, now=now())
+    db.session.commit()
+    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"]), new_tokens=new_tokens)
 
 
 @bp.post("/admin/tokens")
 @allowed("administer")
 def create_token():
-    """Issue a token and show it on this answer only (it is stored as a digest)."""
+    """Issue a token, then show it once on the tokens page (it is stored as a digest)."""
     form = TokenForm()
     if not form.validate():
         return _tokens_page(form, 400)
     try:
         user = services.find_user(form.username.data)
-        _row, token = services.create_token(user, form.name.data, days=form.days.data, actor=current_actor(),
-                                            now=now())
+        row, token = services.create_token(user, form.name.data, days=form.days.data, actor=current_actor(),
+                                           now=now())
     except DomainError as error:
         db.session.rollback()
         form.form_errors.append(str(error.message))
         for field, messages in (error.errors or {}).items():
             form.form_errors.extend(str(m) for m in messages)
         return _tokens_page(form, error.status)
+    services.stash_new_token(row, token, session_key=current_user.session_key, now=now())
     db.session.commit()
-    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"], formdata=None), 200, new_token=token)
+    return redirect(url_for("auth.tokens"), code=303)
 
 
 @bp.post("/admin/tokens/<int:token_id>/revoke")

@@ -136,3 +136,34 @@ def test_a_form_that_changed_meanwhile_is_not_put_back_half(server, contexts):
     pass_second_factor(page, "nurse")
     assert page.is_visible("#not-restored-notice") and not page.is_visible("#restored-notice")
     assert page.input_value(f"{attempt} textarea[name=note]") == ""
+
+
+def test_a_new_api_token_is_shown_once_and_a_reload_creates_no_second_one(server, contexts):
+    from qcflow.auth.models import ApiToken
+    from qcflow.extensions import db
+
+    with server.db():
+        before = db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken))
+    page = contexts("phone").new_page()
+    login(page, "admin")
+    page.goto("/admin/tokens")
+    page.fill("#username", "quality")
+    page.fill("#name", "his-interface")
+    with page.expect_navigation():
+        page.click("form button.primary")
+    assert page.url.endswith("/admin/tokens")  # redirected: the address bar holds no post and no token
+    token = page.inner_text("#token-value")
+    assert token.startswith("qcf_") and "his-interface" in page.inner_text("#new-token")
+    assert check_no_horizontal_scroll(page)
+    shot(page, "core-tokens-new-phone")
+    page.reload()
+    assert page.locator("#new-token").count() == 0 and token not in page.content()
+    with server.db():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken)) == before + 1
+    row = page.locator("#tokens tbody tr", has_text="his-interface")
+    assert row.count() == 1
+    width = page.evaluate("() => document.documentElement.clientWidth")
+    box = row.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width  # a card within the screen, not a wide table
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= width
+    shot(page, "core-tokens-list-phone")
