@@ -17,7 +17,7 @@ from qcflow.auth.models import User
 from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, DomainError, TooManyRequests
-from qcflow.core.i18n import LANGUAGES
+from qcflow.core.i18n import LANGUAGES, current_language
 from qcflow.core.time import now
 from qcflow.extensions import db
 
@@ -262,7 +262,8 @@ def logout():
 def account():
     """Show the account; change the password or the language."""
     password_form = PasswordForm(prefix="pw")
-    language_form = LanguageForm(prefix="lang", locale=current_user.locale or "zh")
+    # No setting yet: the language the pages are shown in now is the one marked.
+    language_form = LanguageForm(prefix="lang", locale=current_user.locale or current_language())
     status = 200
     if request.method == "POST":
         if "pw-new_password" in request.form and password_form.validate():

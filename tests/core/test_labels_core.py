@@ -170,3 +170,16 @@ def test_home_points_to_the_indicators_once_cases_exist(app, client, create_user
     with mock.patch("qcflow.events.queries.state_counts", return_value={"by_state": {"submitted": 4}, "overdue": 0}):
         html = client.get("/?lang=zh").get_data(as_text=True)
     assert "有了事件和随访记录后" not in html and "查看本月医疗质量指标" in html
+
+
+def test_the_account_page_marks_the_language_in_use_and_names_the_person(app, client, create_user):
+    from qcflow.extensions import db
+    from tests.conftest import login
+
+    create_user(username="acc", display_name="周医生", roles=("clinician", "dept_head"))
+    db.session.commit()
+    login(client, "acc")
+    english = client.get("/account?lang=en").get_data(as_text=True)
+    assert 'value="en" checked' in english and 'value="zh" checked' not in english
+    chinese = client.get("/account?lang=zh").get_data(as_text=True)
+    assert "<dt>姓名</dt><dd>周医生</dd>" in chinese and "临床医务人员、科室主任" in chinese
