@@ -167,3 +167,18 @@ def test_a_new_api_token_is_shown_once_and_a_reload_creates_no_second_one(server
     assert box["x"] >= 0 and box["x"] + box["width"] <= width  # a card within the screen, not a wide table
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
     shot(page, "core-tokens-list-phone")
+
+
+def test_case_timeline_reads_as_words_and_names_in_both_languages(server, contexts):
+    import re
+
+    event_id = server.facts["overdue_event_id"]
+    page = contexts("phone", user="quality").new_page()
+    page.goto(f"/events/{event_id}?lang=zh")
+    timeline = page.inner_text("#timeline")
+    assert "提交报告" in timeline and "王主任 · " in timeline  # the head filed it; the office sees who
+    assert not re.search(r"\b(event|user|system)[.:]\w", timeline), timeline
+    page.goto(f"/events/{event_id}?lang=en")
+    timeline = page.inner_text("#timeline")
+    assert "Report submitted" in timeline and "提交报告" not in timeline
+    shot(page, "core-case-timeline-en-phone")
