@@ -118,6 +118,7 @@ for _kind, _what in INTAKE_KINDS.items():
 #: Actors that are not a user account ("system:<job>" is matched by its prefix).
 ACTORS = {
     "anonymous": _l("Anonymous reporter"),
+    "reporter": _l("Reporter"),
     "his": _l("Hospital information system"),
     "system": _l("System (automatic)"),
     "system:cli": _l("System (command line)"),
@@ -147,10 +148,12 @@ class Row:
     actor: str
 
 
-def audit_rows(entries, show_users: bool = True) -> list[Row]:
-    """Timeline rows: labelled actions, actors as names (users as "name (department)").
+def audit_rows(entries, show_users: bool = True, reporter: str | None = None) -> list[Row]:
+    """Timeline rows: labelled actions, actors as names (users as "name · department").
 
-    With show_users false, user actors are left blank (a reporter's identity is not every reader's to see).
+    With show_users false, user actors are left blank (a reporter's identity is not every reader's to see);
+    the actor `reporter` (a case's reporter, "user:<id>", while the page has not asked to show who) reads
+    as "Reporter".
     """
     import sqlalchemy as sa
 
@@ -158,13 +161,15 @@ def audit_rows(entries, show_users: bool = True) -> list[Row]:
     from qcflow.core.i18n import current_language, label
     from qcflow.extensions import db
 
-    ids = {int(e.actor.split(":", 1)[1]) for e in entries
-           if e.actor.startswith("user:") and e.actor.split(":", 1)[1].isdigit()} if show_users else set()
+    ids = {int(e.actor.split(":", 1)[1]) for e in entries if e.actor != reporter
+           and e.actor.startswith("user:") and e.actor.split(":", 1)[1].isdigit()} if show_users else set()
     users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
     language = current_language()
     rows = []
     for entry in entries:
-        if entry.actor.startswith("user:"):
+        if reporter is not None and entry.actor == reporter:
+            who = label("audit_actor", "reporter") if show_users else ""
+        elif entry.actor.startswith("user:"):
             user = users.get(int(entry.actor[5:])) if entry.actor[5:].isdigit() else None
             if not show_users:
                 who = ""

@@ -183,3 +183,23 @@ def test_the_account_page_marks_the_language_in_use_and_names_the_person(app, cl
     assert 'value="en" checked' in english and 'value="zh" checked' not in english
     chinese = client.get("/account?lang=zh").get_data(as_text=True)
     assert "<dt>姓名</dt><dd>周医生</dd>" in chinese and "临床医务人员、科室主任" in chinese
+
+
+def test_a_case_reporter_reads_as_reporter_until_the_page_asks_to_show_who(app, create_user):
+    from qcflow.core import audit
+    from qcflow.core.audit import AuditEntry
+    from qcflow.core.audit_labels import audit_rows
+    from qcflow.extensions import db
+
+    reporter = create_user(username="r7", display_name="张建国")
+    handler = create_user(username="q7", roles=("quality",), display_name="王质控")
+    at = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+    audit.record(f"user:{reporter.id}", "event.submit", "adverse_event", 7, at)
+    audit.record(f"user:{handler.id}", "event.triage", "adverse_event", 7, at)
+    db.session.commit()
+    entries = list(db.session.scalars(db.select(AuditEntry).order_by(AuditEntry.seq)))
+    with app.test_request_context("/"):
+        masked = [r.actor for r in audit_rows(entries, True, f"user:{reporter.id}")]
+        assert masked[0] == "报告人" and masked[1].startswith("王质控")
+        assert audit_rows(entries, True)[0].actor.startswith("张建国")
+        assert [r.actor for r in audit_rows(entries, False, f"user:{reporter.id}")] == ["", ""]

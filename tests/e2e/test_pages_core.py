@@ -176,9 +176,12 @@ def test_case_timeline_reads_as_words_and_names_in_both_languages(server, contex
     page = contexts("phone", user="quality").new_page()
     page.goto(f"/events/{event_id}?lang=zh")
     timeline = page.inner_text("#timeline")
-    assert "提交报告" in timeline and "王主任 · " in timeline  # the head filed it; the office sees who
+    # The head filed it: the reporter's identity stays behind the recorded "show reporter" step.
+    assert "提交报告" in timeline and "报告人" in timeline and "王主任" not in timeline
     assert not re.search(r"\b(event|user|system)[.:]\w", timeline), timeline
     page.goto(f"/events/{event_id}?lang=en")
     timeline = page.inner_text("#timeline")
     assert "Report submitted" in timeline and "提交报告" not in timeline
     shot(page, "core-case-timeline-en-phone")
+    page.goto(f"/events/{event_id}?lang=zh&show_reporter=1")
+    assert "王主任 · " in page.inner_text("#timeline")
