@@ -334,5 +334,5 @@ def revoke_token(token_id):
     token = services.get_token(token_id)
     services.revoke_token(token, actor=current_actor(), now=now())
     db.session.commit()
-    flash(_("Token “%(name)s” of %(user)s has been revoked.", name=token.name, user=token.user.username))
+    flash(_("Token “%(name)s” of %(user)s has been revoked.", name=token.name, user=token.user.display_name))
     return redirect(url_for("auth.tokens"))
