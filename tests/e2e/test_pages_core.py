@@ -185,3 +185,24 @@ def test_case_timeline_reads_as_words_and_names_in_both_languages(server, contex
     shot(page, "core-case-timeline-en-phone")
     page.goto(f"/events/{event_id}?lang=zh&show_reporter=1")
     assert "王主任 · " in page.inner_text("#timeline")
+
+
+#: What a person should never read on a page: Python's None, snake_case or dotted codes, "(404)".
+RAW = r"\bNone\b|\b[a-z]+_[a-z0-9_]+\b|\b[a-z]+\.[a-z_]+\b|\(\d{3}\)"
+
+
+def test_home_notifications_account_and_error_pages_show_no_raw_codes_for_any_role(server, contexts):
+    import re
+
+    pages = ["/", "/notifications", "/account", "/no-such-page"]
+    for role in ("doctor", "nurse", "head", "quality", "admin"):
+        page = contexts("phone", user=role).new_page()
+        for lang in ("zh", "en"):
+            for path in pages + (["/admin/tokens"] if role == "admin" else []):
+                page.goto(f"{path}?lang={lang}")
+                text = page.inner_text("main")
+                if path == "/admin/tokens":
+                    text = re.sub(r"qcf_\S+", "", text)  # token prefixes are what they are
+                assert not re.findall(RAW, text), (role, lang, path, re.findall(RAW, text))
+                assert check_no_horizontal_scroll(page), (role, lang, path)
+        page.close()
