@@ -132,7 +132,7 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(sa.String(100))
-    #: sha256 of the token; the token itself is shown once and never stored.
+    #: sha256 of the token; the token itself is shown once (TokenReveal holds it until then) and never kept.
     token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     #: First characters of the token, to tell tokens apart in lists.
     prefix: Mapped[str] = mapped_column(sa.String(12))
@@ -184,3 +184,21 @@ class RateLimitHit(Base):
     at: Mapped[datetime]
 
     __table_args__ = (sa.Index("ix_rate_limit_hit_bucket_subject_at", "bucket", "subject", "at"),)
+
+
+class TokenReveal(Base):
+    """A token just created, kept until the tokens page shows it once to the browser that created it
+    (Post/Redirect/Get: reloading that page neither creates a second token nor shows this one again)."""
+
+    __tablename__ = "api_token_reveal"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(sa.ForeignKey("api_token.id", ondelete="CASCADE"))
+    #: sha256 of the creating login session's key: no other session is shown the token.
+    session_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    #: The token itself, deleted when shown or after REVEAL_MINUTES at the latest.
+    secret: Mapped[str] = mapped_column(sa.String(100))
+    created_at: Mapped[datetime]
+
+    token: Mapped[ApiToken] = relationship(lazy="joined")
+

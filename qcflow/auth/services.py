@@ -18,6 +18,7 @@ from qcflow.auth.models import (
     DepartmentKind,
     LoginFailure,
     Role,
+    TokenReveal,
     User,
     UserRole,
     UserSession,
@@ -387,6 +388,31 @@ def create_token(user: User, name: str, *, days: int, actor: Actor, now: datetim
     audit.record(actor.audit_name, "token.create", "api_token", row.id, now,
                  after={"user_id": user.id, "name": name, "prefix": row.prefix, "expires_at": row.expires_at.isoformat()})
     return row, token
+
+
+#: How long a created token waits to be shown (normally the next page load, a second later).
+REVEAL_MINUTES = 5
+
+
+def stash_new_token(row: ApiToken, token: str, *, session_key: str, now: datetime) -> None:
+    """Keep a just-created token for the tokens page to show once to this login session."""
+    db.session.add(TokenReveal(token_id=row.id, session_hash=digest(session_key), secret=token, created_at=now))
+    db.session.flush()
+
+
+def take_new_tokens(session_key: str | None, *, now: datetime) -> list[tuple[ApiToken, str]]:
+    """The tokens this session created and has not been shown yet, removed as they are returned (and
+    any left unshown for longer than REVEAL_MINUTES, whoever created them)."""
+    db.session.execute(sa.delete(TokenReveal).where(TokenReveal.created_at < now - timedelta(minutes=REVEAL_MINUTES)))
+    if not session_key:
+        return []
+    rows = list(db.session.scalars(sa.select(TokenReveal).where(TokenReveal.session_hash == digest(session_key))
+                                   .order_by(TokenReveal.id)))
+    shown = [(row.token, row.secret) for row in rows]
+    for row in rows:
+        db.session.delete(row)
+    db.session.flush()
+    return shown
 
 
 def list_tokens(username: str | None = None) -> list[ApiToken]:

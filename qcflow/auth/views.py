@@ -17,6 +17,7 @@ from qcflow.auth.models import User
 from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, DomainError, TooManyRequests
+from qcflow.core.i18n import LANGUAGES, current_language
 from qcflow.core.time import now
 from qcflow.extensions import db
 
@@ -83,8 +84,13 @@ def _fresh_browser_session() -> None:
 
 
 def _start_login(user: User):
-    """Open the server-side session, set the login cookie and go on to the page asked for."""
+    """Open the server-side session, set the login cookie and go on to the page asked for.
+
+    A language chosen on the login page (?lang=, carried through the second step) becomes the session's.
+    """
     _fresh_browser_session()
+    if request.args.get("lang") in LANGUAGES:
+        session["lang"] = request.args["lang"]
     _idle, absolute = session_lifetimes()
     services.start_session(user, now=now(), absolute=absolute)
     db.session.commit()
@@ -120,8 +126,12 @@ def _back_to_login():
 
 def _carried_args() -> dict:
     """What the login steps pass on to each other: where to go afterwards, and whether a form was
-    posted after a session ended (static/js/app.js keeps its text for the way back)."""
-    return {key: request.args[key] for key in ("next", "expired") if request.args.get(key)}
+    posted after a session ended (static/js/app.js keeps its text for the way back), and the language
+    chosen on the login page (an anonymous page has no session to remember it)."""
+    carried = {key: request.args[key] for key in ("next", "expired") if request.args.get(key)}
+    if request.args.get("lang") in LANGUAGES:
+        carried["lang"] = request.args["lang"]
+    return carried
 
 
 def _throttling() -> dict:
@@ -252,7 +262,8 @@ def logout():
 def account():
     """Show the account; change the password or the language."""
     password_form = PasswordForm(prefix="pw")
-    language_form = LanguageForm(prefix="lang", locale=current_user.locale or "zh")
+    # No setting yet: the language the pages are shown in now is the one marked.
+    language_form = LanguageForm(prefix="lang", locale=current_user.locale or current_language())
     status = 200
     if request.method == "POST":
         if "pw-new_password" in request.form and password_form.validate():
@@ -279,37 +290,41 @@ def account():
     return render_template("auth/account.html", password_form=password_form, language_form=language_form), status
 
 
-def _tokens_page(form: TokenForm, status: int = 200, new_token: str | None = None):
+def _tokens_page(form: TokenForm, status: int = 200, new_tokens=()):
     return render_template("auth/tokens.html", form=form, tokens=services.list_tokens(), at=now(),
-                           new_token=new_token), status
+                           new_tokens=new_tokens), status
 
 
 @bp.get("/admin/tokens")
 @allowed("administer")
 def tokens():
-    """API tokens: who holds which, until when, last used; create and revoke."""
-    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"]))
+    """API tokens: who holds which, until when, last used; create and revoke. A token just created is
+    shown here once."""
+    new_tokens = services.take_new_tokens(current_user.session_key, now=now())
+    db.session.commit()
+    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"]), new_tokens=new_tokens)
 
 
 @bp.post("/admin/tokens")
 @allowed("administer")
 def create_token():
-    """Issue a token and show it on this answer only (it is stored as a digest)."""
+    """Issue a token, then show it once on the tokens page (it is stored as a digest)."""
     form = TokenForm()
     if not form.validate():
         return _tokens_page(form, 400)
     try:
         user = services.find_user(form.username.data)
-        _row, token = services.create_token(user, form.name.data, days=form.days.data, actor=current_actor(),
-                                            now=now())
+        row, token = services.create_token(user, form.name.data, days=form.days.data, actor=current_actor(),
+                                           now=now())
     except DomainError as error:
         db.session.rollback()
         form.form_errors.append(str(error.message))
         for field, messages in (error.errors or {}).items():
             form.form_errors.extend(str(m) for m in messages)
         return _tokens_page(form, error.status)
+    services.stash_new_token(row, token, session_key=current_user.session_key, now=now())
     db.session.commit()
-    return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"], formdata=None), 200, new_token=token)
+    return redirect(url_for("auth.tokens"), code=303)
 
 
 @bp.post("/admin/tokens/<int:token_id>/revoke")
@@ -319,5 +334,5 @@ def revoke_token(token_id):
     token = services.get_token(token_id)
     services.revoke_token(token, actor=current_actor(), now=now())
     db.session.commit()
-    flash(_("Token “%(name)s” of %(user)s has been revoked.", name=token.name, user=token.user.username))
+    flash(_("Token “%(name)s” of %(user)s has been revoked.", name=token.name, user=token.user.display_name))
     return redirect(url_for("auth.tokens"))

@@ -357,7 +357,6 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
         on_operation_performed(operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
-               _("Emergency booking without MDT: operation %(id)s (%(code)s)", id=operation.his_id,
-                 code=operation.procedure_code), now=now, body=operation.override_reason,
-               link=f"/operations/{operation.id}")
+               {"id": operation.his_id, "code": operation.procedure_code, "reason": operation.override_reason},
+               now=now, link=f"/operations/{operation.id}")
     return operation

@@ -69,6 +69,9 @@ def install_template_helpers(app) -> None:
         can=lambda capability: can(current_user, capability),
     )
     app.jinja_env.globals["label"] = label
+    from qcflow.core.audit_labels import audit_rows
+
+    app.jinja_env.globals["audit_rows"] = audit_rows
     app.jinja_env.filters["localtime"] = lambda at: local(at).strftime("%Y-%m-%d %H:%M") if at else ""
 
 

@@ -92,7 +92,7 @@ class Workflow:
         transition = self._by_action.get((action, current))
         if transition is None:
             raise InvalidTransition(
-                _("“%(action)s” is not possible while the record is “%(state)s”.", action=action, state=current.value),
+                _("This step is not possible at this stage of the record. Reload the page to see what can be done now."),
                 allowed_actions=self.allowed_actions(current),
                 state=current.value,
             )

@@ -230,8 +230,7 @@ def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_
 
 def announce(event: AdverseEvent, now: datetime) -> None:
     """Tell the quality office about a new report."""
-    notify(users_with_role(Role.QUALITY), "event.submitted", _("New adverse-event report %(ref)s", ref=event.reference),
-           now=now, link=f"/events/{event.id}")
+    notify(users_with_role(Role.QUALITY), "event.submitted", {"ref": event.reference}, now=now, link=f"/events/{event.id}")
 
 
 def announce_anonymous_reports(now: datetime) -> int:
@@ -306,11 +305,9 @@ def transition_event(event: AdverseEvent, action: str, data: dict, *, actor: Act
     detail = {k: v for k, v in data.items() if k not in ("message", "version")}
     EVENT_WORKFLOW.apply(event, action, actor=actor, now=now, data=data, audit_detail={"data": detail})
     if action in ("close", "reject") and event.reporter_user_id and event.wants_feedback:
-        notify([event.reporter_user_id], "event.feedback", _("Feedback on your report %(ref)s", ref=event.reference),
-               now=now, link="/my/reports")
+        notify([event.reporter_user_id], "event.feedback", {"ref": event.reference}, now=now, link="/my/reports")
     if action == "request_info" and event.reporter_user_id:
-        notify([event.reporter_user_id], "event.question", _("A question about your report %(ref)s", ref=event.reference),
-               now=now, link="/my/reports")
+        notify([event.reporter_user_id], "event.question", {"ref": event.reference}, now=now, link="/my/reports")
     return event
 
 
@@ -397,8 +394,7 @@ def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) 
                  after={"event_id": event.id, "title": action.title, "due_on": str(action.due_on)})
     owners = [action.owner_user_id] if action.owner_user_id else users_with_role(Role.DEPT_HEAD, action.owner_department_id)
     title = scrub(action.title, personal_names([event.patient_mrn]))  # read by department heads
-    notify(owners, "action.assigned", _("Corrective action for %(ref)s: %(title)s", ref=event.reference, title=title),
-           now=now, link=f"/events/{event.id}")
+    notify(owners, "action.assigned", {"ref": event.reference, "title": title}, now=now, link=f"/events/{event.id}")
     db.session.refresh(event, ["actions"])
     return action
 
@@ -460,9 +456,7 @@ def escalate_breaches(now: datetime) -> int:
                 audit.record("system:events.escalate", "event.deadline_breached", "adverse_event", event.id, now,
                              deadline=name, level=level, due_at=due.isoformat())
                 notify(_escalation_targets(event, level), "event.deadline_breached",
-                       _("Deadline passed (%(deadline)s) for %(ref)s — escalation level %(level)d",
-                         deadline=name, ref=event.reference, level=level),
-                       now=now, link=f"/events/{event.id}")
+                       {"deadline": name, "ref": event.reference, "level": level}, now=now, link=f"/events/{event.id}")
                 sent += 1
     return sent
 

@@ -588,17 +588,14 @@ def warn_urgent_deadlines(now: datetime) -> tuple[int, int]:
                                    .values(breach_level=level), execution_options={"preserve_rowcount": True})
         if moved.rowcount != 1:
             continue
-        deadline = local(row.closes_at).strftime("%Y-%m-%d %H:%M")
         link = f"/followup/tasks/{row.id}"
         if level == 1:
             to = [row.assignee_id] if row.assignee_id else (users_with_role(Role.NURSE, row.department_id)
                                                              + users_with_role(Role.DEPT_HEAD, row.department_id))
-            notify(to, "followup.urgent_due", _("24 h follow-up call #%(id)d is due by %(time)s", id=row.id,
-                                               time=deadline), now=now, link=link)
+            notify(to, "followup.urgent_due", {"id": row.id, "time": row.closes_at.isoformat()}, now=now, link=link)
         else:
             to = users_with_role(Role.DEPT_HEAD, row.department_id) + users_with_role(Role.QUALITY)
-            notify(to, "followup.urgent_missed", _("24 h follow-up call #%(id)d missed its deadline (%(time)s)",
-                                                  id=row.id, time=deadline), now=now, link=link)
+            notify(to, "followup.urgent_missed", {"id": row.id, "time": row.closes_at.isoformat()}, now=now, link=link)
         audit.record("system:followup.urgent", "followup_task.urgent_warning", "followup_task", row.id, now,
                      level=level, closes_at=row.closes_at.isoformat(), assignee_id=row.assignee_id)
         counts[level - 1] += 1
@@ -827,9 +824,8 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
     db.session.flush()
     audit.record(SYSTEM, "followup_prompt.open", "followup_event_prompt", prompt.id, now,
                  after={"task_id": task.id, "findings": prompt.findings})
-    notify(users_with_role(Role.QUALITY), "followup.event_prompt",
-           _("Follow-up finding may be an adverse event: %(findings)s", findings=prompt.findings),
-           now=now, link="/followup/prompts")
+    notify(users_with_role(Role.QUALITY), "followup.event_prompt", {"findings": findings(task)}, now=now,
+           link="/followup/prompts")
     return prompt
 
 

@@ -198,8 +198,7 @@ def _open(kind: str, *, department_id: int, actor: Actor, now: datetime, operati
 def _tell_invited(discussion: Discussion, user_ids, *, actor: Actor, now: datetime) -> None:
     """Notify the invited participants who have an account (not the one who invited them)."""
     recipients = [uid for uid in user_ids if uid is not None and uid != actor.user_id]
-    notify(recipients, "mdt.invited", _("You are invited to MDT discussion #%(id)d: %(kind)s", id=discussion.id,
-                                       kind=label("mdt_kind", discussion.kind)), now=now, link=link(discussion))
+    notify(recipients, "mdt.invited", {"id": discussion.id, "kind": discussion.kind}, now=now, link=link(discussion))
 
 
 def _existing(kind: str, trigger_key: str, **links) -> Discussion | None:
@@ -403,9 +402,8 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion |
                        question=_("Pre-operative discussion: %(procedure)s", procedure=procedure_name(operation)),
                        trigger_key=key, told={surgeon_user})
     notify([surgeon_user] if surgeon_user else [], "mdt.requested",
-           _("Pre-operative MDT needed before %(date)s: %(procedure)s",
-             date=local(operation.planned_at).strftime("%Y-%m-%d"), procedure=procedure_name(operation)),
-           now=now, link=link(discussion))
+           {"date": operation.planned_at.isoformat(), "procedure": procedure_name(operation)}, now=now,
+           link=link(discussion))
     return discussion
 
 
@@ -461,13 +459,8 @@ def on_death(patient: Patient, *, died_at: datetime, encounter: Encounter | None
     discussion = _open(kind, department_id=department_id, actor=SYSTEM, now=now, operation=operation,
                        patient_id=patient.id, encounter_id=encounter.id if encounter is not None else None,
                        due_at=due_at, is_disputed=disputed, trigger_key=key)
-    if kind == K.PERIOPERATIVE_DEATH:
-        title = _("Perioperative death review requested")
-    else:
-        title = _("Death case review requested")
-    body = _("Due by %(date)s", date=local(due_at).strftime("%Y-%m-%d %H:%M")) if due_at else ""
-    notify(users_with_role(Role.DEPT_HEAD, department_id) + users_with_role(Role.QUALITY), f"mdt.{kind}", title,
-           now=now, body=body, link=link(discussion))
+    notify(users_with_role(Role.DEPT_HEAD, department_id) + users_with_role(Role.QUALITY), f"mdt.{kind}",
+           {"date": due_at.isoformat() if due_at else None}, now=now, link=link(discussion))
     return discussion
 
 
@@ -500,8 +493,7 @@ def on_unplanned_reoperation(operation: Operation, *, now: datetime) -> Discussi
                        operation=operation, due_at=due_at_for(K.CASE_REVIEW, start=now),
                        question=_("Unplanned reoperation: %(procedure)s", procedure=procedure_name(operation)),
                        trigger_key=key)
-    notify(users_with_role(Role.DEPT_HEAD, operation.department_id), "mdt.case_review",
-           _("Case review needed: unplanned reoperation"), now=now, link=link(discussion))
+    notify(users_with_role(Role.DEPT_HEAD, operation.department_id), "mdt.case_review", now=now, link=link(discussion))
     return discussion
 
 
@@ -613,10 +605,9 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
     DISCUSSION_WORKFLOW.apply(discussion, action, actor=actor, now=now, data=data, audit_detail={"data": detail})
     invited = [p.user_id for p in discussion.participants if p.user_id is not None and p.user_id != actor.user_id]
     if action == "schedule":
-        notify(invited, "mdt.scheduled", _("MDT discussion on %(date)s", date=local(discussion.scheduled_at)
-                                           .strftime("%Y-%m-%d %H:%M")), now=now, link=link(discussion))
+        notify(invited, "mdt.scheduled", {"date": discussion.scheduled_at.isoformat()}, now=now, link=link(discussion))
     elif action == "sign":
-        notify(invited, "mdt.signed", _("MDT record signed"), now=now, link=link(discussion))
+        notify(invited, "mdt.signed", now=now, link=link(discussion))
     return discussion
 
 
@@ -782,10 +773,8 @@ def remind_missing_preop(now: datetime) -> int:
         audit.record("system:mdt.remind_preop", "mdt_alert.preop_missing", "operation", operation.id, now,
                      planned_at=operation.planned_at.isoformat(), recipients=sorted(recipients))
         discussion = _existing(K.PREOP_LEVEL4, f"preop_level4:operation:{operation.id}", operation_id=operation.id)
-        notify(recipients, "mdt.preop_missing",
-               _("Grade-4 operation on %(date)s has no signed pre-operative MDT",
-                 date=local(operation.planned_at).strftime("%Y-%m-%d %H:%M")),
-               now=now, link=link(discussion) if discussion else f"/operations/{operation.id}")
+        notify(recipients, "mdt.preop_missing", {"date": operation.planned_at.isoformat()}, now=now,
+               link=link(discussion) if discussion else f"/operations/{operation.id}")
         sent += 1
     return sent
 
@@ -802,8 +791,6 @@ def escalate_overdue(now: datetime) -> int:
         audit.record("system:mdt.escalate", "mdt_discussion.overdue", "mdt_discussion", discussion.id, now,
                      due_at=discussion.due_at.isoformat(), state=discussion.state)
         notify(users_with_role(Role.DEPT_HEAD, discussion.department_id) + users_with_role(Role.QUALITY),
-               "mdt.overdue", _("MDT discussion #%(id)d is overdue (due %(date)s)", id=discussion.id,
-                                 date=local(discussion.due_at).strftime("%Y-%m-%d %H:%M")),
-               now=now, link=link(discussion))
+               "mdt.overdue", {"id": discussion.id, "date": discussion.due_at.isoformat()}, now=now, link=link(discussion))
         sent += 1
     return sent

@@ -36,27 +36,33 @@ def settings() -> dict | None:
     }
 
 
-def recipients(user_ids) -> list[str]:
-    """Addresses for these users (from the template) plus the fixed SMTP_TO list."""
+def recipients(user_ids) -> list[tuple[str, str]]:
+    """(address, language) for these users (from the template, in their language setting) plus the
+    fixed SMTP_TO list (in the hospital's language)."""
     from qcflow.auth.models import User
     from qcflow.extensions import db
 
     config = current_app.config
-    addresses: list[str] = []
+    default = config["BABEL_DEFAULT_LOCALE"]
+    addresses: list[tuple[str, str]] = []
     template = config.get("SMTP_RECIPIENT_TEMPLATE")
     if template and user_ids:
-        names = db.session.scalars(sa.select(User.username).where(User.id.in_(list(user_ids)), User.is_active.is_(True))
-                                   .order_by(User.id))
-        addresses += [template.format(username=name) for name in names]
+        rows = db.session.execute(sa.select(User.username, User.locale)
+                                  .where(User.id.in_(list(user_ids)), User.is_active.is_(True)).order_by(User.id))
+        addresses += [(template.format(username=name), locale or default) for name, locale in rows]
     fixed = config.get("SMTP_TO") or []
     if isinstance(fixed, str):
         fixed = [a.strip() for a in fixed.split(",")]
-    addresses += [a for a in fixed if a]
-    return list(dict.fromkeys(addresses))
+    addresses += [(a, default) for a in fixed if a]
+    first: dict[str, str] = {}
+    for address, language in addresses:
+        first.setdefault(address, language)
+    return list(first.items())
 
 
 def queue_mail(payload: dict, user_ids) -> None:
-    """Queue one notification's e-mail in the current transaction (sent only if it commits)."""
+    """Queue one notification's e-mails in the current transaction (sent only if it commits), each
+    rendered in its recipient's language."""
     smtp = settings()
     if smtp is None:
         return
@@ -64,8 +70,15 @@ def queue_mail(payload: dict, user_ids) -> None:
     if not to:
         return
     from qcflow.extensions import db
+    from qcflow.notify.services import rendered
 
-    db.session().info.setdefault(PENDING, []).append((smtp, to, payload))
+    by_language: dict[str, list[str]] = {}
+    for address, language in to:
+        by_language.setdefault(language, []).append(address)
+    for language, addresses in by_language.items():
+        title, body = rendered(payload["kind"], payload["params"], language)
+        db.session().info.setdefault(PENDING, []).append(
+            (smtp, addresses, {**payload, "title": title, "body": body}))
 
 
 def build(smtp: dict, to: str, payload: dict) -> EmailMessage:

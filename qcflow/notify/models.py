@@ -16,7 +16,10 @@ class Notification(Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user_account.id", ondelete="CASCADE"))
     #: Machine code of what happened, e.g. "event.deadline_breached".
     kind: Mapped[str] = mapped_column(sa.String(60))
-    title: Mapped[str] = mapped_column(sa.String(200))
+    #: What to say, rendered in the reader's language (qcflow.notify.messages): codes, ids, numbers, ISO times.
+    params: Mapped[dict | None] = mapped_column(sa.JSON)
+    #: The text of rows written before `params` (shown as stored); empty on newer rows.
+    title: Mapped[str] = mapped_column(sa.String(200), default="")
     body: Mapped[str] = mapped_column(sa.Text, default="")
     #: Relative link to the object in qcflow.
     link: Mapped[str | None] = mapped_column(sa.String(300))

@@ -9,23 +9,49 @@ from qcflow.auth.models import Role, User, UserRole
 from qcflow.core.errors import NotFound
 from qcflow.extensions import db
 from qcflow.notify.mail import queue_mail
+from qcflow.notify.messages import MESSAGES, render
 from qcflow.notify.models import Notification
 from qcflow.notify.webhook import queue_webhook
 
 
-def notify(user_ids, kind: str, title: str, *, now: datetime, body: str = "", link: str | None = None) -> list[Notification]:
-    """Create one in-app notification per user and queue the webhook payload and the e-mail."""
+def notify(user_ids, kind: str, params: dict | None = None, *, now: datetime, link: str | None = None
+           ) -> list[Notification]:
+    """Create one in-app notification per user and queue the webhook payload and the e-mails.
+
+    `kind` names a message of qcflow.notify.messages; `params` fill it in (codes, ids, numbers, ISO
+    times), so each reader gets it in their own language.
+    """
+    if kind not in MESSAGES:
+        raise ValueError(f"no message for notification kind {kind!r}")
+    params = dict(params or {})
+    render(kind, params)  # a missing or malformed parameter fails here, not in someone's inbox
     if not user_ids:
         return []
-    rows = [Notification(user_id=uid, kind=kind, title=title, body=body, link=link, created_at=now)
+    rows = [Notification(user_id=uid, kind=kind, params=params, title="", body="", link=link, created_at=now)
             for uid in sorted(set(user_ids))]
     db.session.add_all(rows)
     db.session.flush()
-    payload = {"kind": kind, "title": str(title), "body": str(body), "link": link,
-               "user_ids": [r.user_id for r in rows], "created_at": now.isoformat()}
-    queue_webhook(payload)
+    payload = {"kind": kind, "params": params, "link": link, "user_ids": [r.user_id for r in rows],
+               "created_at": now.isoformat()}
+    # The webhook is one POST for all recipients: its text is in the hospital's language, with the
+    # kind and parameters for a receiver that renders its own.
+    queue_webhook({**payload, **dict(zip(("title", "body"), rendered(kind, params, default_locale())))})
     queue_mail(payload, payload["user_ids"])
     return rows
+
+
+def default_locale() -> str:
+    from flask import current_app
+
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def rendered(kind: str, params: dict, locale: str) -> tuple[str, str]:
+    """(title, body) in `locale` (an e-mail in its recipient's language, the webhook in the hospital's)."""
+    from flask_babel import force_locale
+
+    with force_locale(locale):
+        return render(kind, params)
 
 
 def users_with_role(role: Role, department_id: int | None = None) -> list[int]:
@@ -47,7 +73,7 @@ def unread_count(user_id: int) -> int:
 #: bypassed) and reminders (something is due or requested); everything else is information.
 ESCALATIONS = ("event.deadline_breached", "followup.urgent_missed", "mdt.preop_missing", "mdt.overdue",
                "operation.emergency_override")
-REMINDERS = ("followup.urgent_due", "followup.event_prompt", "mdt.requested", "mdt.scheduled", "event.question",
+REMINDERS = ("followup.urgent_due", "followup.event_prompt", "mdt.requested", "mdt.invited", "mdt.scheduled", "event.question",
              "action.assigned")
 
 

@@ -7,6 +7,7 @@ from qcflow.auth.permissions import authenticated
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.notify import services
+from qcflow.notify.messages import texts
 
 bp = Blueprint("notify", __name__)
 
@@ -46,7 +47,8 @@ def list_notifications():
     group = request.args.get("group") if request.args.get("group") in ("escalation", "reminder") else None
     unread = request.args.get("unread") == "1"
     items = services.inbox(current_user.id, before_id=before, group=group, unread_only=unread)
-    return render_template("notify/list.html", items=items, group=group, unread=unread, group_of=services.group_of)
+    return render_template("notify/list.html", items=items, group=group, unread=unread, group_of=services.group_of,
+                           texts=texts)
 
 
 @bp.post("/notifications/<int:notification_id>/read")

@@ -119,7 +119,10 @@ def test_emergency_override_books_audits_and_tells_the_quality_office(ctx, refer
     assert response.json["is_emergency_override"] is True
     entry = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "operation.book")).one()
     assert "emergency_override" in entry.detail and "腹腔大出血" in entry.detail
-    titles = db.session.scalars(sa.select(Notification.title).where(Notification.kind == "operation.emergency_override")).all()
+    from qcflow.notify.messages import texts
+
+    titles = [texts(n)[0] for n in db.session.scalars(sa.select(Notification).where(
+        Notification.kind == "operation.emergency_override"))]
     assert titles and "O4" in titles[0]
 
 

@@ -64,8 +64,10 @@ def notified(user):
     from qcflow.notify.models import Notification
     from qcflow.extensions import db
 
-    return db.session.scalars(sa.select(Notification.title).where(Notification.user_id == user.id,
-                                                                  Notification.kind == "event.deadline_breached")).all()
+    from qcflow.notify.messages import texts
+
+    return [texts(n)[0] for n in db.session.scalars(sa.select(Notification).where(
+        Notification.user_id == user.id, Notification.kind == "event.deadline_breached"))]
 
 
 def test_breach_escalates_once_per_level_owner_then_head_then_quality(runner, hospital, grade_one):

@@ -20,8 +20,10 @@ def titles(user, kind):
     from qcflow.extensions import db
     from qcflow.notify.models import Notification
 
-    return list(db.session.scalars(sa.select(Notification.title).where(Notification.user_id == user.id,
-                                                                      Notification.kind == kind)))
+    from qcflow.notify.messages import texts
+
+    return [texts(n)[0] for n in db.session.scalars(sa.select(Notification).where(Notification.user_id == user.id,
+                                                                                   Notification.kind == kind))]
 
 
 def audited(action):

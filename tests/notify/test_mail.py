@@ -91,7 +91,7 @@ def two_users(now):
     db.session.add(dept)
     db.session.flush()
     users = [User(username=name, display_name=name, password_hash="x", department_id=dept.id, created_at=now,
-                  password_changed_at=now) for name in ("zhao", "qian")]
+                  password_changed_at=now, locale=locale) for name, locale in (("zhao", None), ("qian", "en"))]
     db.session.add_all(users)
     db.session.flush()
     return [u.id for u in users]
@@ -103,19 +103,22 @@ def test_each_recipient_gets_a_mail_after_commit(database_url, tmp_path, smtp, n
     app = mail_app(database_url, tmp_path, smtp, SMTP_USER="qcflow", SMTP_PASSWORD="s3cret")
     with app.app_context():
         ids = two_users(now)
-        services.notify(ids, "event.deadline_breached", "不良事件 AE-2026-000001 分级超时", now=now,
-                        body="请尽快处理。", link="/events/1")
+        services.notify(ids, "operation.emergency_override", {"id": "OP-9", "code": "47.0901", "reason": "急性腹膜炎"},
+                        now=now, link="/operations/1")
         assert not smtp.arrived.wait(0.3)  # nothing leaves before the commit
         db.session.commit()
     deadline = time.monotonic() + 5
     while len(smtp.messages) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert sorted(env["to"][0] for env, _m in smtp.messages) == ["qian@hospital.example", "zhao@hospital.example"]
-    envelope, message = smtp.messages[0]
-    assert envelope["from"] == "qcflow@hospital.example"
-    assert message["Subject"] == "不良事件 AE-2026-000001 分级超时"
-    body = message.get_content()
-    assert "请尽快处理。" in body and "https://qcflow.hospital.example/events/1" in body
+    # Each in the recipient's language: zhao has no setting (the hospital's Chinese), qian chose English.
+    by_address = {env["to"][0]: message for env, message in smtp.messages}
+    assert all(env["from"] == "qcflow@hospital.example" for env, _m in smtp.messages)
+    assert by_address["zhao@hospital.example"]["Subject"] == "未经多学科讨论的急诊手术预约：手术 OP-9（47.0901）"
+    assert by_address["qian@hospital.example"]["Subject"] == "Emergency booking without MDT: operation OP-9 (47.0901)"
+    body = by_address["zhao@hospital.example"].get_content()
+    assert "急性腹膜炎" in body and "https://qcflow.hospital.example/operations/1" in body
+    assert "Reason: 急性腹膜炎" in by_address["qian@hospital.example"].get_content()
     assert smtp.logins == [[b"qcflow", b"s3cret"]]
 
 
@@ -124,7 +127,7 @@ def test_no_mail_when_the_transaction_rolls_back(database_url, tmp_path, smtp, n
 
     app = mail_app(database_url, tmp_path, smtp)
     with app.app_context():
-        services.notify(two_users(now), "test", "不会发送", now=now)
+        services.notify(two_users(now), "mdt.signed", now=now)
         db.session.rollback()
         db.session.commit()
     assert not smtp.arrived.wait(0.5) and smtp.messages == []
@@ -135,7 +138,7 @@ def test_mail_is_off_without_smtp_host(database_url, tmp_path, smtp, now):
 
     app = make_app(database_url, str(tmp_path), SMTP_RECIPIENT_TEMPLATE="{username}@hospital.example")
     with app.app_context():
-        services.notify(two_users(now), "test", "关闭", now=now)
+        services.notify(two_users(now), "mdt.signed", now=now)
         db.session.commit()
     assert not smtp.arrived.wait(0.5)
 
@@ -146,7 +149,7 @@ def test_fixed_recipients_and_an_unreachable_server_do_not_break_the_request(dat
 
     app = mail_app(database_url, tmp_path, smtp, SMTP_RECIPIENT_TEMPLATE=None, SMTP_TO="qc-office@hospital.example")
     with app.app_context():
-        services.notify(two_users(now), "test", "共享邮箱", now=now)
+        services.notify(two_users(now), "mdt.signed", now=now)
         db.session.commit()
     assert smtp.arrived.wait(5)
     assert [env["to"] for env, _m in smtp.messages] == [["qc-office@hospital.example"]]

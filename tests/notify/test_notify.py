@@ -36,14 +36,14 @@ def test_badge_counts_unread_and_reading_clears_it(app, client, create_user, now
     from qcflow.extensions import db
 
     user = create_user(username="n")
-    services.notify([user.id], "test.hello", "新的随访任务", now=now, link="/notifications")
-    services.notify([user.id], "test.hello", "第二条", now=now)
+    services.notify([user.id], "event.submitted", {"ref": "AE-1"}, now=now, link="/notifications")
+    services.notify([user.id], "event.submitted", {"ref": "AE-2"}, now=now)
     db.session.commit()
     login(client, "n")
     home = client.get("/").get_data(as_text=True)
     assert '<span class="badge"' in home and ">2</span>" in home
     page = client.get("/notifications").get_data(as_text=True)
-    assert "新的随访任务" in page
+    assert "新的不良事件报告 AE-1" in page
     first_id = services.inbox(user.id)[-1].id
     response = client.post(f"/notifications/{first_id}/read", data={"csrf_token": csrf_from(client, "/notifications")})
     assert response.status_code == 302 and response.headers["Location"] == "/notifications"
@@ -55,14 +55,15 @@ def test_api_lists_my_notifications_with_keyset_pages(app, client, create_user, 
 
     me, other = create_user(username="me"), create_user(username="other")
     for i in range(3):
-        services.notify([me.id], "test", f"n{i}", now=now)
-    services.notify([other.id], "test", "not mine", now=now)
+        services.notify([me.id], "event.submitted", {"ref": f"n{i}"}, now=now)
+    services.notify([other.id], "event.submitted", {"ref": "not mine"}, now=now)
     db.session.commit()
     login(client, "me")
     page = client.get("/api/v1/notifications?limit=2").json
-    assert [n["title"] for n in page["items"]] == ["n2", "n1"] and page["unread"] == 3
+    assert [n["title"] for n in page["items"]] == ["新的不良事件报告 n2", "新的不良事件报告 n1"] and page["unread"] == 3
+    assert page["items"][0]["params"] == {"ref": "n2"}
     rest = client.get(f"/api/v1/notifications?limit=2&cursor={page['next_cursor']}").json
-    assert [n["title"] for n in rest["items"]] == ["n0"] and rest["next_cursor"] is None
+    assert [n["title"] for n in rest["items"]] == ["新的不良事件报告 n0"] and rest["next_cursor"] is None
 
 
 def test_someone_elses_notification_is_404(app, client, create_user, now):
@@ -70,7 +71,7 @@ def test_someone_elses_notification_is_404(app, client, create_user, now):
 
     create_user(username="me")
     other = create_user(username="other")
-    [theirs] = services.notify([other.id], "test", "not mine", now=now)
+    [theirs] = services.notify([other.id], "mdt.signed", now=now)
     db.session.commit()
     login(client, "me")
     token = csrf_from(client, "/notifications")
@@ -89,7 +90,8 @@ def notify_new_user(now):
                 created_at=now, password_changed_at=now)
     db.session.add(user)
     db.session.flush()
-    services.notify([user.id], "event.deadline_breached", "超时提醒", now=now, link="/events/1")
+    services.notify([user.id], "event.deadline_breached", {"deadline": "triage", "ref": "AE-1", "level": 1}, now=now,
+                    link="/events/1")
     return user.id
 
 
@@ -103,7 +105,8 @@ def test_webhook_receives_the_notification_after_commit(database_url, tmp_path, 
         assert not arrived.wait(0.3)  # nothing leaves before the commit
         db.session.commit()
         assert arrived.wait(5)
-    assert received == [{"kind": "event.deadline_breached", "title": "超时提醒", "body": "", "link": "/events/1",
+    assert received == [{"kind": "event.deadline_breached", "params": {"deadline": "triage", "ref": "AE-1", "level": 1},
+                         "title": "AE-1 已超过时限（分级），第 1 级督办", "body": "", "link": "/events/1",
                          "user_ids": [user_id], "created_at": now.isoformat()}]
 
 
@@ -123,19 +126,22 @@ def test_inbox_page_groups_escalations_and_reminders(app, client, create_user, n
     from qcflow.extensions import db
 
     user = create_user(username="q")
-    services.notify([user.id], "event.deadline_breached", "分级超时 AE-1", now=now, link="/events/1")
-    services.notify([user.id], "followup.urgent_due", "24 小时随访即将到期", now=now)
-    services.notify([user.id], "mdt.signed", "讨论记录已签署", now=now)
+    services.notify([user.id], "event.deadline_breached", {"deadline": "triage", "ref": "AE-1", "level": 1}, now=now,
+                    link="/events/1")
+    services.notify([user.id], "followup.urgent_due", {"id": 7, "time": "2026-03-02T02:00:00+00:00"}, now=now)
+    services.notify([user.id], "mdt.signed", now=now)
     db.session.commit()
     login(client, "q")
     everything = client.get("/notifications?lang=en").get_data(as_text=True)
-    assert all(t in everything for t in ("分级超时 AE-1", "24 小时随访即将到期", "讨论记录已签署"))
+    assert all(t in everything for t in ("Deadline passed (triage) for AE-1 — escalation level 1",
+                                         "24 h follow-up call #7 is due by 2026-03-02 10:00", "MDT record signed"))
+    client.get("/notifications?lang=zh")
     assert "Escalation" in everything and "Reminder" in everything and "Information" in everything
     escalations = client.get("/notifications?group=escalation").get_data(as_text=True)
-    assert "分级超时 AE-1" in escalations and "24 小时随访即将到期" not in escalations
+    assert "AE-1 已超过时限（分级）" in escalations and "随访 #7" not in escalations
     reminders = client.get("/notifications?group=reminder").get_data(as_text=True)
-    assert "24 小时随访即将到期" in reminders and "讨论记录已签署" not in reminders
+    assert "随访 #7" in reminders and "MDT 记录已签署" not in reminders
     first = services.inbox(user.id)[0]
     client.post(f"/notifications/{first.id}/read", data={"csrf_token": csrf_from(client, "/notifications")})
     unread = client.get("/notifications?unread=1").get_data(as_text=True)
-    assert first.title not in unread and "分级超时 AE-1" in unread
+    assert "MDT 记录已签署" not in unread and "AE-1 已超过时限（分级）" in unread

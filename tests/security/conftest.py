@@ -77,7 +77,7 @@ def _department_objects(dept, people, procedure, now):
     followup.claim_task(task, actor=Actor.for_user(people["nurse"]), now=now)
     attempt = followup.log_attempt(task, {"channel": "phone", "result": "no_answer"},
                                    actor=Actor.for_user(people["nurse"]), now=now)
-    note = notify([people["doctor"].id], "test", "通知", now=now)[0]
+    note = notify([people["doctor"].id], "mdt.signed", now=now)[0]
     db.session.flush()
     return {"department": dept, "patient": patient, "encounter": encounter, "operation": operation,
             "discussion": discussion, "participant": participant, "event": event, "action": action,

@@ -7,21 +7,69 @@
     try { return window.sessionStorage; } catch (e) { return null; }
   }
 
-  // Typed values of a form (not hidden fields, passwords or files): kept in this tab only, so a
-  // post refused because the session ended can be put back after logging in again.
-  function typedValues(form) {
-    var values = [];
+  var SKIPPED = ["hidden", "password", "file", "submit", "button", "reset", "image"];
+
+  // Every field of a form as the user left it (not hidden fields, passwords or files): text, dates
+  // and numbers by value, selects by their chosen options, radio buttons and checkboxes by whether
+  // each is ticked. Kept in this tab only, so a post refused because the session ended can be put
+  // back after logging in again.
+  function fieldStates(form) {
+    var fields = [], typed = false;
     Array.prototype.forEach.call(form.elements, function (el) {
       if (!el.name || el.disabled) { return; }
       var type = (el.type || "").toLowerCase();
-      if (["hidden", "password", "file", "submit", "button", "reset"].indexOf(type) !== -1) { return; }
-      if ((type === "radio" || type === "checkbox")) {
-        if (el.checked) { values.push([el.name, el.value, true]); }
-        return;
+      if (SKIPPED.indexOf(type) !== -1 || el.tagName === "BUTTON" || el.tagName === "FIELDSET") { return; }
+      if (type === "radio" || type === "checkbox") {
+        fields.push({ name: el.name, kind: "check", value: el.value, checked: el.checked });
+        typed = typed || el.checked;
+      } else if (el.tagName === "SELECT") {
+        var chosen = Array.prototype.filter.call(el.options, function (o) { return o.selected; })
+          .map(function (o) { return o.value; });
+        fields.push({ name: el.name, kind: "select", values: chosen });
+        typed = typed || chosen.some(function (v) { return v !== ""; });
+      } else {
+        fields.push({ name: el.name, kind: "value", value: el.value });
+        typed = typed || el.value !== "";
       }
-      if (el.value) { values.push([el.name, el.value, false]); }
     });
-    return values;
+    return typed ? fields : [];
+  }
+
+  // The element each saved field goes back into, or null: the n-th field of that name and kind
+  // (a checkbox or radio button by its value).
+  function target(form, field, seen) {
+    var key = field.name + "\u0000" + field.kind + (field.kind === "check" ? "\u0000" + field.value : "");
+    var index = seen[key] || 0;
+    seen[key] = index + 1;
+    var matches = Array.prototype.filter.call(form.elements, function (el) {
+      if (el.name !== field.name || el.disabled) { return false; }
+      var type = (el.type || "").toLowerCase();
+      if (field.kind === "check") { return (type === "radio" || type === "checkbox") && el.value === field.value; }
+      if (field.kind === "select") { return el.tagName === "SELECT"; }
+      return el.tagName !== "SELECT" && type !== "radio" && type !== "checkbox" && SKIPPED.indexOf(type) === -1;
+    });
+    var el = matches[index] || null;
+    if (el && field.kind === "select") {
+      var values = Array.prototype.map.call(el.options, function (o) { return o.value; });
+      if (!field.values.every(function (v) { return values.indexOf(v) !== -1; })) { return null; }
+    }
+    return el;
+  }
+
+  // Put every saved field back, or none: a form half put back (a select left at its default) would
+  // be submitted with a value the user never chose.
+  function putBack(form, fields) {
+    var seen = {}, targets = fields.map(function (field) { return target(form, field, seen); });
+    if (targets.some(function (el) { return el === null; })) { return false; }
+    fields.forEach(function (field, i) {
+      var el = targets[i];
+      if (field.kind === "check") { el.checked = field.checked; }
+      else if (field.kind === "select") {
+        Array.prototype.forEach.call(el.options, function (o) { o.selected = field.values.indexOf(o.value) !== -1; });
+      } else { el.value = field.value; }
+      el.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+    return true;
   }
 
   // Several forms may post to one address (the steps of a case): the hidden "action" tells them apart.
@@ -35,10 +83,10 @@
     // Only for logged-in pages (a session can end there); never on the anonymous report or receipt pages.
     if (!store || !document.querySelector("form[action$='/logout']")) { return; }
     if (form.hasAttribute("data-no-restore") || form.querySelector("input[type=password]")) { return; }
-    var values = typedValues(form);
-    if (!values.length) { return; }
+    var fields = fieldStates(form);
+    if (!fields.length) { return; }
     store.setItem(PENDING, JSON.stringify({
-      path: location.pathname + location.search, action: formKey(form), values: values
+      path: location.pathname + location.search, action: formKey(form), fields: fields
     }));
   }
 
@@ -62,19 +110,13 @@
     store.removeItem(PENDING);
     if (!pending.restore || pending.path !== here) { return; }
     var form = Array.prototype.find.call(document.forms, function (f) { return formKey(f) === pending.action; });
-    if (!form) { return; }
-    pending.values.forEach(function (item) {
-      var name = item[0], value = item[1], checked = item[2];
-      Array.prototype.forEach.call(form.elements, function (el) {
-        if (el.name !== name) { return; }
-        if (checked) { if (el.value === value) { el.checked = true; } }
-        else if (!el.value) { el.value = value; }
-      });
-    });
+    if (!form || !Array.isArray(pending.fields)) { return; }
+    var restored = putBack(form, pending.fields);
     var details = form.closest("details");
     if (details) { details.open = true; }
-    var notice = document.getElementById("restored-notice");
+    var notice = document.getElementById(restored ? "restored-notice" : "not-restored-notice");
     if (notice) { notice.hidden = false; }
+    if (!restored) { return; }
     var first = form.querySelector("textarea, input:not([type=hidden]), select");
     if (first) { first.focus(); }
   }

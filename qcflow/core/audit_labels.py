@@ -1,0 +1,183 @@
+"""What an audit entry says to a person: its action as a label, its actor as a name.
+
+Every action the code writes has a label here (tests/core/test_labels_core.py fails on one that
+has none); every timeline renders its entries through `audit_rows()` (the macro
+templates/_macros/timeline.html).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+
+from qcflow.core.i18n import register_labels
+
+#: Rows that one intake (CSV upload, HIS push, command line) writes, by intake kind.
+INTAKE_KINDS = {
+    "patients": _l("Patient"),
+    "encounters": _l("Admission record"),
+    "operations": _l("Operation"),
+    "diagnoses": _l("Cancer diagnosis"),
+    "census": _l("Discharge census"),
+    "procedures": _l("Procedure catalogue entry"),
+    "staff": _l("Staff member"),
+    "authorisations": _l("Surgeon authorisation"),
+}
+
+AUDIT_ACTIONS = {
+    # Accounts and access
+    "department.create": _l("Department created"),
+    "user.create": _l("User account created"),
+    "user.disable": _l("User account disabled"),
+    "user.change_password": _l("Password changed"),
+    "user.set_locale": _l("Language setting changed"),
+    "user.login": _l("Logged in"),
+    "user.second_factor_enrol": _l("Second factor set up"),
+    "user.second_factor_passed": _l("Second factor checked"),
+    "user.second_factor_failed": _l("Wrong second-factor code"),
+    "user.second_factor_reset": _l("Second factor reset"),
+    "token.create": _l("API token created"),
+    "token.revoke": _l("API token revoked"),
+    # Adverse events
+    "event.create": _l("Report started"),
+    "event.update_draft": _l("Draft saved"),
+    "event.submit": _l("Report submitted"),
+    "event.request_info": _l("Question sent to the reporter"),
+    "event.provide_info": _l("Reporter answered"),
+    "event.triage": _l("Case triaged"),
+    "event.mark_duplicate": _l("Marked as duplicate"),
+    "event.reject": _l("Marked as not reportable"),
+    "event.withdraw": _l("Report withdrawn"),
+    "event.start_investigation": _l("Investigation started"),
+    "event.plan_actions": _l("Root-cause analysis and improvement measures recorded"),
+    "event.verify": _l("Improvement measures verified"),
+    "event.close": _l("Case closed"),
+    "event.reopen": _l("Case reopened"),
+    "event.message_to_reporter": _l("Message to the reporter"),
+    "event.message_from_reporter": _l("Message from the reporter"),
+    "event.read_reporter": _l("Reporter's identity viewed"),
+    "event.deadline_breached": _l("Deadline passed, escalated"),
+    "event.external_reported": _l("Reported to the health authority"),
+    "corrective_action.create": _l("Improvement measure added"),
+    "corrective_action.complete": _l("Improvement measure completed"),
+    "corrective_action.verify": _l("Improvement measure verified"),
+    "corrective_action.reopen": _l("Improvement measure reopened"),
+    "corrective_action.cancel": _l("Improvement measure cancelled"),
+    # Follow-up
+    "patient.read_phone": _l("Patient's phone number viewed"),
+    "followup_protocol.create": _l("Follow-up pathway version created"),
+    "followup_plan.enrol": _l("Patient enrolled in follow-up"),
+    "followup_plan.protocol_moved": _l("Follow-up plan moved to a new pathway version"),
+    "followup_plan.reanchor": _l("Follow-up dates recalculated"),
+    "followup_plan.pause": _l("Follow-up paused"),
+    "followup_plan.resume": _l("Follow-up resumed"),
+    "followup_plan.stop": _l("Follow-up stopped"),
+    "followup_plan.mark_lost": _l("Patient lost to follow-up"),
+    "followup_plan.withdraw": _l("Follow-up withdrawn"),
+    "followup_task.claim": _l("Follow-up call claimed"),
+    "followup_task.release": _l("Follow-up call released"),
+    "followup_task.reassign": _l("Follow-up call reassigned"),
+    "followup_task.log_attempt": _l("Call attempt recorded"),
+    "followup_task.reschedule": _l("Follow-up call rescheduled"),
+    "followup_task.complete": _l("Follow-up call completed"),
+    "followup_task.mark_unreachable": _l("Patient marked unreachable"),
+    "followup_task.cancel": _l("Follow-up call cancelled"),
+    "followup_task.urgent_warning": _l("24 h follow-up warning sent"),
+    "followup_prompt.open": _l("Possible adverse event flagged to the quality office"),
+    "followup_prompt.file": _l("Possible adverse event filed as a report"),
+    "followup_prompt.dismiss": _l("Possible adverse event dismissed"),
+    # MDT and operations
+    "mdt_discussion.request": _l("MDT discussion requested"),
+    "mdt_discussion.update": _l("MDT record edited"),
+    "mdt_discussion.due_changed": _l("MDT due time changed"),
+    "mdt_discussion.disputed": _l("Marked as disputed"),
+    "mdt_discussion.overdue": _l("MDT discussion overdue, escalated"),
+    "mdt_discussion.schedule": _l("MDT discussion scheduled"),
+    "mdt_discussion.hold": _l("MDT discussion held"),
+    "mdt_discussion.sign": _l("MDT record signed"),
+    "mdt_discussion.cancel": _l("MDT discussion cancelled"),
+    "mdt_participant.add": _l("Participant added"),
+    "mdt_participant.update": _l("Participant changed"),
+    "mdt_participant.attendance": _l("Attendance recorded"),
+    "mdt_participant.remove": _l("Participant removed"),
+    "mdt_addendum.add": _l("Addendum added"),
+    "mdt_alert.preop_missing": _l("Reminder: no signed pre-operative MDT"),
+    "operation.book": _l("Operation booked"),
+    "operation.perform": _l("Operation performed"),
+    "operation.cancel": _l("Operation cancelled"),
+    # Indicators
+    "indicator_snapshot.freeze": _l("Monthly indicators frozen"),
+    "indicator_rollup.refresh": _l("Indicator figures refreshed"),
+    "indicator_target.set": _l("Indicator target set"),
+}
+for _kind, _what in INTAKE_KINDS.items():
+    AUDIT_ACTIONS[f"intake.{_kind}.created"] = _l("%(what)s imported (new)", what=_what)
+    AUDIT_ACTIONS[f"intake.{_kind}.updated"] = _l("%(what)s imported (changed)", what=_what)
+
+#: Actors that are not a user account ("system:<job>" is matched by its prefix).
+ACTORS = {
+    "anonymous": _l("Anonymous reporter"),
+    "reporter": _l("Reporter"),
+    "his": _l("Hospital information system"),
+    "system": _l("System (automatic)"),
+    "system:cli": _l("System (command line)"),
+    "system:demo-data": _l("System (demo data)"),
+    "system:scheduler": _l("System (scheduler)"),
+}
+
+register_labels({"audit_action": AUDIT_ACTIONS, "audit_actor": ACTORS})
+
+
+def actor_key(actor: str) -> str:
+    """The ACTORS entry of a non-user actor: scheduler jobs are named "<domain>.<job>"."""
+    if actor in ACTORS:
+        return actor
+    if actor.startswith("his"):
+        return "his"
+    if actor.startswith("system:"):
+        return "system:scheduler" if "." in actor else "system"
+    return actor
+
+
+@dataclass(frozen=True)
+class Row:
+    at: datetime
+    action: str
+    #: Who did it, as a person reads it; "" when the page may not show who.
+    actor: str
+
+
+def audit_rows(entries, show_users: bool = True, reporter: str | None = None) -> list[Row]:
+    """Timeline rows: labelled actions, actors as names (users as "name · department").
+
+    With show_users false, user actors are left blank (a reporter's identity is not every reader's to see);
+    the actor `reporter` (a case's reporter, "user:<id>", while the page has not asked to show who) reads
+    as "Reporter".
+    """
+    import sqlalchemy as sa
+
+    from qcflow.auth.models import User
+    from qcflow.core.i18n import current_language, label
+    from qcflow.extensions import db
+
+    ids = {int(e.actor.split(":", 1)[1]) for e in entries if e.actor != reporter
+           and e.actor.startswith("user:") and e.actor.split(":", 1)[1].isdigit()} if show_users else set()
+    users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
+    language = current_language()
+    rows = []
+    for entry in entries:
+        if reporter is not None and entry.actor == reporter:
+            who = label("audit_actor", "reporter") if show_users else ""
+        elif entry.actor.startswith("user:"):
+            user = users.get(int(entry.actor[5:])) if entry.actor[5:].isdigit() else None
+            if not show_users:
+                who = ""
+            elif user is None:
+                who = str(_l("Former user"))
+            else:
+                who = f"{user.display_name} · {user.department.label(language)}"
+        else:
+            who = label("audit_actor", actor_key(entry.actor))
+        rows.append(Row(entry.at, label("audit_action", entry.action), who))
+    return rows

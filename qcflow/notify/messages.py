@@ -1,0 +1,110 @@
+"""The text of each kind of notification, rendered in the reader's language when it is read.
+
+A notification stores its kind and parameters (codes, ids, numbers, ISO times, text people typed);
+the page renders them in the current language, an e-mail in its recipient's. Codes among the
+parameters go through label(); times are shown in hospital time.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask_babel import lazy_gettext as _l
+
+from qcflow.core.i18n import register_labels
+
+
+@dataclass(frozen=True)
+class Message:
+    title: object
+    body: object = None
+    #: Parameters that are codes, shown through label(): {parameter: label kind}; a list is joined.
+    labels: dict = field(default_factory=dict)
+    #: Parameters holding ISO date-times, shown as hospital-local "YYYY-MM-DD HH:MM".
+    times: tuple = ()
+    #: Parameters holding ISO date-times or dates, shown as hospital-local "YYYY-MM-DD".
+    dates: tuple = ()
+
+
+#: The deadlines of a case (qcflow.events.services.DEADLINES) as an escalation names them.
+register_labels({"event_deadline": {
+    "triage": _l("triage"),
+    "investigation": _l("investigation"),
+    "external_report": _l("report to the health authority"),
+}})
+
+MESSAGES = {
+    "event.submitted": Message(_l("New adverse-event report %(ref)s")),
+    "event.feedback": Message(_l("Feedback on your report %(ref)s")),
+    "event.question": Message(_l("A question about your report %(ref)s")),
+    "event.deadline_breached": Message(_l("Deadline passed (%(deadline)s) for %(ref)s — escalation level %(level)d"),
+                                       labels={"deadline": "event_deadline"}),
+    "action.assigned": Message(_l("Corrective action for %(ref)s: %(title)s")),
+    "followup.urgent_due": Message(_l("24 h follow-up call #%(id)d is due by %(time)s"), times=("time",)),
+    "followup.urgent_missed": Message(_l("24 h follow-up call #%(id)d missed its deadline (%(time)s)"),
+                                      times=("time",)),
+    "followup.event_prompt": Message(_l("Follow-up finding may be an adverse event: %(findings)s"),
+                                     labels={"findings": "fu_item"}),
+    "operation.emergency_override": Message(_l("Emergency booking without MDT: operation %(id)s (%(code)s)"),
+                                            _l("Reason: %(reason)s")),
+    "mdt.requested": Message(_l("Pre-operative MDT needed before %(date)s: %(procedure)s"), dates=("date",)),
+    "mdt.perioperative_death": Message(_l("Perioperative death review requested"), _l("Due by %(date)s"),
+                                       times=("date",)),
+    "mdt.death_case": Message(_l("Death case review requested"), _l("Due by %(date)s"), times=("date",)),
+    "mdt.case_review": Message(_l("Case review needed: unplanned reoperation")),
+    "mdt.invited": Message(_l("You are invited to MDT discussion #%(id)d: %(kind)s"), labels={"kind": "mdt_kind"}),
+    "mdt.scheduled": Message(_l("MDT discussion on %(date)s"), times=("date",)),
+    "mdt.signed": Message(_l("MDT record signed")),
+    "mdt.preop_missing": Message(_l("Grade-4 operation on %(date)s has no signed pre-operative MDT"), times=("date",)),
+    "mdt.overdue": Message(_l("MDT discussion #%(id)d is overdue (due %(date)s)"), times=("date",)),
+}
+
+
+def _value(message: Message, name: str, value):
+    from qcflow.core.i18n import current_language, label
+    from qcflow.core.time import local
+
+    if name in message.labels:
+        values = value if isinstance(value, (list, tuple)) else [value]
+        return ("、" if current_language() == "zh" else ", ").join(label(message.labels[name], v) for v in values)
+    if name in message.times or name in message.dates:
+        if not value:
+            return ""
+        at = datetime.fromisoformat(value)
+        if len(value) <= 10:
+            return at.strftime("%Y-%m-%d")
+        return local(at).strftime("%Y-%m-%d" if name in message.dates else "%Y-%m-%d %H:%M")
+    return value
+
+
+def render(kind: str, params: dict) -> tuple[str, str]:
+    """(title, body) of a notification of `kind` in the current language."""
+    message = MESSAGES[kind]
+    values = {name: _value(message, name, value) for name, value in (params or {}).items()}
+    title = _format(str(message.title), values)
+    body = ""
+    # A body whose parameters are empty (a review without a deadline) is left out.
+    if message.body is not None and all(values.get(name) for name in _names(str(message.body))):
+        body = _format(str(message.body), values)
+    return title, body
+
+
+def _names(template: str) -> list[str]:
+    return re.findall(r"%\((\w+)\)", template)
+
+
+def _format(template: str, values: dict) -> str:
+    """The template filled in; a missing parameter raises KeyError."""
+    return template % values if _names(template) else template
+
+
+def texts(notification) -> tuple[str, str]:
+    """(title, body) of a stored notification in the current language; rows from before parameters keep their text."""
+    if notification.params is None:
+        return notification.title, notification.body
+    try:
+        return render(notification.kind, notification.params)
+    except (KeyError, TypeError, ValueError):
+        # A kind or parameter this version no longer knows: the kind, never a crash of the inbox.
+        return notification.kind, ""
