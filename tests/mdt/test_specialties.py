@@ -11,10 +11,11 @@ URL = "/api/v1/mdt/discussions"
 
 def notified(user, kind):
     from qcflow.extensions import db
+    from qcflow.notify.messages import texts
     from qcflow.notify.models import Notification
 
-    return list(db.session.scalars(sa.select(Notification.title).where(Notification.user_id == user.id,
-                                                                      Notification.kind == kind)))
+    rows = db.session.scalars(sa.select(Notification).where(Notification.user_id == user.id, Notification.kind == kind))
+    return [texts(row)[0] for row in rows]
 
 
 @pytest.fixture
