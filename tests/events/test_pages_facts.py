@@ -261,3 +261,21 @@ def test_an_anonymous_reply_sent_again_from_the_same_page_is_added_once(app, cli
     with app.app_context():
         bodies = list(db.session.scalars(sa.select(EventMessage.body).order_by(EventMessage.number)))
     assert bodies == ["药品批号 2026A01。", "另外，当时是夜班。"]
+
+
+def test_the_inbox_overdue_count_is_red_only_when_cases_are_overdue(clients, report_body):
+    """A red "已超时 0" read as an alarm; at zero the count stays neutral, with one overdue case it is red."""
+    quality = clients("quality")
+    link = re.compile(r'<a href="\?overdue=1"[^>]*>')
+    assert link.search(quality.get("/events").get_data(as_text=True)).group(0) == '<a href="?overdue=1">'
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+
+    filed = clients("clinician")
+    event_id = filed.post("/api/v1/events", headers={"X-CSRFToken": csrf(filed)},
+                          json={**report_body(), "mode": "named"}).json["id"]
+    with quality.application.app_context():
+        event = db.session.get(AdverseEvent, event_id)
+        event.triage_due_at = event.submitted_at.replace(year=2000)
+        db.session.commit()
+    assert 'class="overdue"' in link.search(quality.get("/events").get_data(as_text=True)).group(0)
