@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
@@ -100,9 +101,29 @@ def record_context(discussion: Discussion) -> dict:
     users = names_of(User, [discussion.chair_user_id, discussion.signed_by_user_id, discussion.requested_by_user_id,
                             *(a.author_user_id for a in discussion.addenda)])
     departments = names_of(Department, [discussion.department_id, *(p.department_id for p in discussion.participants)])
+    operation = db.session.get(Operation, discussion.operation_id) if discussion.operation_id else None
     return {
         "patient": db.session.get(Patient, discussion.patient_id) if discussion.patient_id else None,
-        "operation": db.session.get(Operation, discussion.operation_id) if discussion.operation_id else None,
+        "operation": operation,
+        "question": discussion.question or automatic_question(discussion.kind, operation),
         "users": users,
         "departments": departments,
     }
+
+
+#: The question of a discussion qcflow requests by itself, in the reader's language (stored empty:
+#: stored text would stay in the language of whoever happened to trigger the request).
+AUTOMATIC_QUESTIONS = {
+    "preop_level4": _l("Pre-operative discussion: %(procedure)s"),
+    "case_review": _l("Unplanned reoperation: %(procedure)s"),
+}
+
+
+def automatic_question(kind: str, operation: Operation | None) -> str:
+    if operation is None or kind not in AUTOMATIC_QUESTIONS:
+        return ""
+    return str(AUTOMATIC_QUESTIONS[kind]) % {"procedure": procedure_name(operation)}
+
+
+def procedure_name(operation: Operation) -> str:
+    return operation.procedure.name if operation.procedure is not None else operation.procedure_code

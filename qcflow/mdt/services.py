@@ -26,6 +26,7 @@ from qcflow.events.models import AdverseEvent
 from qcflow.events.services import CASE_REVIEW_CHECKS
 from qcflow.extensions import db
 from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
+from qcflow.mdt.queries import procedure_name
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, DiscussionState, refusal
 from qcflow.notify.services import notify, users_with_role
 
@@ -163,10 +164,6 @@ def _touch(discussion: Discussion, now: datetime) -> None:
     discussion.updated_at = now
     flag_modified(discussion, "updated_at")
     db.session.flush()
-
-
-def procedure_name(operation: Operation) -> str:
-    return operation.procedure.name if operation.procedure is not None else operation.procedure_code
 
 
 
@@ -399,7 +396,6 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion |
     surgeon_user = operation.surgeon.user_id if operation.surgeon is not None else None
     discussion = _open(K.PREOP_LEVEL4, department_id=operation.department_id, actor=SYSTEM, now=now,
                        operation=operation, due_at=due_at_for(K.PREOP_LEVEL4, start=now, operation=operation),
-                       question=_("Pre-operative discussion: %(procedure)s", procedure=procedure_name(operation)),
                        trigger_key=key, told={surgeon_user})
     notify([surgeon_user] if surgeon_user else [], "mdt.requested",
            {"date": operation.planned_at.isoformat(), "procedure": procedure_name(operation)}, now=now,
@@ -491,7 +487,6 @@ def on_unplanned_reoperation(operation: Operation, *, now: datetime) -> Discussi
         return existing
     discussion = _open(K.CASE_REVIEW, department_id=operation.department_id, actor=SYSTEM, now=now,
                        operation=operation, due_at=due_at_for(K.CASE_REVIEW, start=now),
-                       question=_("Unplanned reoperation: %(procedure)s", procedure=procedure_name(operation)),
                        trigger_key=key)
     notify(users_with_role(Role.DEPT_HEAD, operation.department_id), "mdt.case_review", now=now, link=link(discussion))
     return discussion

@@ -14,10 +14,13 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHOSEN = {
     "clinician-01-report-form": "1-report-form-phone",
     "clinician-02-receipt-code": "2-receipt-code-phone",
-    "nurse-01-queue": "3-followup-queue",
+    "followup-queue-phone-zh": "3-followup-queue-phone",
     "quality-01-inbox": "4-event-inbox",
     "quality-04-mdt-gate": "5-mdt-booking-gate",
     "nurse-04-quality-prompt": "6-possible-event-prompt",
+    "events-case-desktop-zh": "7-case-page",
+    "followup-completed-call-desktop": "8-completed-call",
+    "reports-indicators-desktop-zh": "9-indicators",
 }
 MAX_WIDTH = 960
 

@@ -212,3 +212,17 @@ def test_a_discussion_signed_after_the_planned_time_does_not_count(hospital, gra
 
 def test_an_unsigned_discussion_does_not_count(grade_four, held_preop):
     assert services.signed_preop_discussion(grade_four, window_days=30) is None
+
+
+def test_an_automatic_request_asks_its_question_in_the_readers_language(hospital, grade_four, mdt_now, clients):
+    """The question qcflow writes for a request it makes by itself is not stored in one language: an English
+    reader sees it in English, a Chinese reader in Chinese."""
+    from qcflow.extensions import db
+
+    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    db.session.commit()
+    assert discussion.question == ""
+    name = grade_four.procedure.name
+    head = clients("head")
+    assert f"Pre-operative discussion: {name}" in head.get(f"/mdt/{discussion.id}?lang=en").get_data(as_text=True)
+    assert f"术前讨论：{name}" in head.get(f"/mdt/{discussion.id}?lang=zh").get_data(as_text=True)
