@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.models import Department
-from qcflow.auth.permissions import allowed, current_actor, sees_all_departments
+from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
@@ -60,7 +60,14 @@ def index():
                (_("This quarter so far"), quarter, today()), (_("This year so far"), this_month.replace(month=1), today()),
                (_("Last year"), date(this_month.year - 1, 1, 1), date(this_month.year - 1, 12, 31))]
     departments = _departments(actor)
-    department = args.get("department") if any(d.id == args.get("department") for d in departments) else None
+    department = None
+    if not errors:
+        try:  # another department's figures are a 404, an unknown department a 422, as on every page
+            department = department_for(actor, args.get("department"))
+        except Unprocessable as error:
+            errors = translate_errors(error.errors)
+    if not any(d.id == department for d in departments):
+        department = None  # only the quality office picks one; the others' exports are their own anyway
     return render_template("reports/index.html", months=months, start=start, end=end, errors=errors,
                            presets=presets, departments=departments, department=department), 422 if errors else 200
 

@@ -170,3 +170,14 @@ def test_indicator_case_list_refuses_in_words(clients):
     assert "每百出院人次主动报告不良事件例次" in html
     bad = clients("quality").get("/indicators/ae_per_100_discharges/cases?from=2026-03-31&to=2026-03-01")
     assert bad.status_code == 422 and "开始日期晚于结束日期" in bad.get_data(as_text=True)
+
+
+def test_reports_page_refuses_another_department_as_every_page_does(clients, hospital):
+    """A head asking /reports for another department gets a 404 and an unknown department a 422 with its
+    reason, as on the analysis and indicator pages; before, the page answered 200 and dropped the choice."""
+    head = clients("head")
+    assert head.get(f"/reports?department={hospital['cardio'].id}").status_code == 404
+    unknown = head.get("/reports?department=99999")
+    assert unknown.status_code == 422 and "没有这个科室。" in unknown.get_data(as_text=True)
+    assert head.get(f"/reports?department={hospital['surgery'].id}").status_code == 200
+    assert clients("quality").get("/reports?department=99999").status_code == 422
