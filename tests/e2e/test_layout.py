@@ -187,3 +187,27 @@ def test_a_step_refused_by_the_server_keeps_the_typed_values_on_the_way_back(ser
         page.click("#error-back")
     assert page.input_value(f"#steps {form} input[name=duplicate_of_id]") == "424242"
     assert page.is_visible(f"#steps {form} input[name=duplicate_of_id]") and page.is_visible("#restored-notice")
+
+
+#: Pages whose tables become cards on a phone, and who reads them.
+CARD_PAGES = {"nurse": ["/followup/queue"], "quality": ["/events", "/operations", "/mdt", "/indicators", "/mdt/{mdt}"],
+              "admin": ["/admin/tokens", "/admin/reference/staff"]}
+
+
+@pytest.mark.parametrize("username", sorted(CARD_PAGES))
+def test_card_tables_on_a_phone_never_draw_a_label_over_its_value(server, contexts, username):
+    """Every table marked as cards uses the one card layout: on a 390 px screen each cell's column name is
+    written before its value, never drawn over it, and nothing spills out of its card (the queue once printed
+    "随访路径" over "日间手术随访" where two card styles met)."""
+    page = contexts("phone", user=username).new_page()
+    for path in CARD_PAGES[username]:
+        page.goto(path.format(**ids(server, username)))
+        cells = page.evaluate("""() => Array.from(document.querySelectorAll('table.cards td[data-label]'))
+            .filter(td => td.offsetParent !== null)
+            .map(td => ({label: td.dataset.label, before: getComputedStyle(td, '::before').position,
+                         content: getComputedStyle(td, '::before').content,
+                         spills: td.scrollWidth > td.clientWidth + 1}))""")
+        assert cells, f"{path}: no card cells at 390 px"
+        assert all(c["before"] == "static" and c["label"] in c["content"] for c in cells), (path, cells[:3])
+        assert not [c for c in cells if c["spills"]], path
+        check_no_horizontal_scroll(page)
