@@ -16,3 +16,8 @@ def purge_expired_sessions(now: datetime) -> str:
     )
     removed += ratelimit.purge(now)
     return f"removed {removed}"
+
+
+def purge_token_reveals(now: datetime) -> str:
+    """Forget new API tokens nobody came back to see within REVEAL_MINUTES."""
+    return f"removed {services.purge_token_reveals(now)}"

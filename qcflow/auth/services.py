@@ -394,8 +394,17 @@ def create_token(user: User, name: str, *, days: int, actor: Actor, now: datetim
 REVEAL_MINUTES = 5
 
 
+def purge_token_reveals(now: datetime) -> int:
+    """Forget every created token left unshown for longer than REVEAL_MINUTES (its only plain copy)."""
+    result = db.session.execute(
+        sa.delete(TokenReveal).where(TokenReveal.created_at < now - timedelta(minutes=REVEAL_MINUTES)))
+    return result.rowcount
+
+
 def stash_new_token(row: ApiToken, token: str, *, session_key: str, now: datetime) -> None:
-    """Keep a just-created token for the tokens page to show once to this login session."""
+    """Keep a just-created token for the tokens page to show once to this login session (and forget
+    any other left unshown too long)."""
+    purge_token_reveals(now)
     db.session.add(TokenReveal(token_id=row.id, session_hash=digest(session_key), secret=token, created_at=now))
     db.session.flush()
 
@@ -403,7 +412,7 @@ def stash_new_token(row: ApiToken, token: str, *, session_key: str, now: datetim
 def take_new_tokens(session_key: str | None, *, now: datetime) -> list[tuple[ApiToken, str]]:
     """The tokens this session created and has not been shown yet, removed as they are returned (and
     any left unshown for longer than REVEAL_MINUTES, whoever created them)."""
-    db.session.execute(sa.delete(TokenReveal).where(TokenReveal.created_at < now - timedelta(minutes=REVEAL_MINUTES)))
+    purge_token_reveals(now)
     if not session_key:
         return []
     rows = list(db.session.scalars(sa.select(TokenReveal).where(TokenReveal.session_hash == digest(session_key))

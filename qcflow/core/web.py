@@ -15,7 +15,7 @@ from werkzeug.routing import IntegerConverter, RoutingException
 
 from qcflow.config import DEFAULT_SECRET_KEY
 from qcflow.core.errors import BadRequest, is_api_request
-from qcflow.core.security import derived_key, sessionless_token, sessionless_token_valid
+from qcflow.core.security import derived_key, keyed_hash, sessionless_token, sessionless_token_valid
 
 UNSAFE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -280,6 +280,14 @@ class IdConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+def form_owner() -> str:
+    """Who a form typed on this page belongs to, for the browser to put it back only for the same
+    user after a new login: a keyed hash of the user id (names nobody), empty on anonymous pages."""
+    if isinstance(session, NoSession) or not current_user.is_authenticated:
+        return ""
+    return keyed_hash(derived_key("pending-form"), str(current_user.id))[:32]
+
+
 def install_request_hooks(app: Flask) -> None:
     from qcflow.auth.permissions import enforce_access
 
@@ -287,6 +295,7 @@ def install_request_hooks(app: Flask) -> None:
     app.session_interface = SessionInterface()
     # The top bar of a session-free page cannot know who is logged in: it offers the staff pages to all.
     app.jinja_env.globals["session_free_page"] = lambda: isinstance(session, NoSession)
+    app.jinja_env.globals["form_owner"] = form_owner
     app.json = JSONProvider(app)
     app.before_request(check_text_input)  # first: the other hooks and the error pages read the query string
     app.before_request(enforce_access)

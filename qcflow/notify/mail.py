@@ -7,6 +7,7 @@ SMTP_RECIPIENT_TEMPLATE (e.g. "{username}@hospital.example") and/or the fixed SM
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import threading
 from email.message import EmailMessage
@@ -18,6 +19,15 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 PENDING = "qcflow_mail"
+
+#: What a mail header cannot hold: control characters (CR and LF above all, which would start another
+#: header) and Unicode's line and paragraph separators.
+NOT_IN_A_HEADER = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """`text` as one header line: every run of control characters becomes a single space."""
+    return re.sub(r" {2,}", " ", NOT_IN_A_HEADER.sub(" ", str(text))).strip()
 
 
 def settings() -> dict | None:
@@ -83,18 +93,34 @@ def queue_mail(payload: dict, user_ids) -> None:
 
 def build(smtp: dict, to: str, payload: dict) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = payload["title"]
+    # A title holds typed text (a corrective action's title): it may not add lines to the header.
+    subject = one_line(payload["title"])
+    message["Subject"] = subject
     message["From"] = smtp["sender"]
     message["To"] = to
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=smtp["sender"].rpartition("@")[2] or "localhost")
-    lines = [payload["title"]]
+    lines = [subject]
     if payload.get("body"):
         lines += ["", payload["body"]]
     if payload.get("link"):
         lines += ["", smtp["link_base"] + payload["link"]]
     message.set_content("\n".join(lines) + "\n")  # UTF-8 text; Chinese titles are encoded by the library
     return message
+
+
+def deliver(client: smtplib.SMTP, smtp: dict, address: str, payload: dict) -> None:
+    """Send one message; one that cannot be built or is refused is logged (its kind, never the address
+    or the text) and the others still go."""
+    try:
+        message = build(smtp, address, payload)
+    except Exception as error:  # whatever one message's text does, the others must still go
+        log.warning("a %s mail could not be built (%s); skipped", payload.get("kind"), type(error).__name__)
+        return
+    try:
+        client.send_message(message)
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as error:
+        log.warning("a %s mail was refused by the server (%s); skipped", payload.get("kind"), type(error).__name__)
 
 
 def send(smtp: dict, batch: list[tuple[list[str], dict]]) -> None:
@@ -107,7 +133,7 @@ def send(smtp: dict, batch: list[tuple[list[str], dict]]) -> None:
                 client.login(smtp["user"], smtp["password"] or "")
             for to, payload in batch:
                 for address in to:
-                    client.send_message(build(smtp, address, payload))
+                    deliver(client, smtp, address, payload)
     except (OSError, smtplib.SMTPException) as error:
         log.warning("mail via %s:%s failed: %s", smtp["host"], smtp["port"], error)
 

@@ -21,6 +21,9 @@ class JobSpec:
 
 JOBS: list[JobSpec] = [
     JobSpec("housekeeping.purge_sessions", "qcflow.auth.jobs:purge_expired_sessions", "interval", {"minutes": 30}),
+    # A new token waits at most REVEAL_MINUTES (5) in plain text to be shown; this bounds how long it
+    # may stay when nobody opens the tokens page again.
+    JobSpec("housekeeping.purge_token_reveals", "qcflow.auth.jobs:purge_token_reveals", "interval", {"minutes": 1}),
     JobSpec("housekeeping.purge_idempotency_keys", "qcflow.events.jobs:purge_idempotency_keys", "interval",
             {"minutes": 30}),
     JobSpec("events.escalate_deadlines", "qcflow.events.jobs:escalate_deadlines", "interval", {"minutes": 5}),

@@ -206,3 +206,65 @@ def test_home_notifications_account_and_error_pages_show_no_raw_codes_for_any_ro
                 assert not re.findall(RAW, text), (role, lang, path, re.findall(RAW, text))
                 assert check_no_horizontal_scroll(page), (role, lang, path)
         page.close()
+
+
+def test_a_report_typed_before_the_session_ended_is_never_shown_to_the_next_user_of_the_tab(server, contexts):
+    """The doctor's confidential report (with a record number) is put back for the doctor only: the nurse
+    who logs in next on the same tab finds an empty form, and nothing of it is left in the tab."""
+    for kind in ("phone", "desktop"):
+        page = contexts(kind).new_page()
+        login(page, "doctor")
+        page.goto("/report/named")
+        page.fill("#patient_mrn", "MRN-0042917")
+        page.fill("#description", "术后第二天给错药，患者王某血压下降。")
+        end_sessions(server, "doctor")
+        with page.expect_navigation():
+            page.click("form button.primary[type=submit]")
+        assert "/login" in page.url and "expired=1" in page.url
+        page.fill("#username", "nurse")
+        page.fill("#password", DEMO_PASSWORDS["nurse"])
+        with page.expect_navigation():
+            page.click("form button[type=submit]")
+        pass_second_factor(page, "nurse")
+        assert page.url.endswith("/report/named"), page.url
+        assert page.input_value("#description") == "" and page.input_value("#patient_mrn") == ""
+        assert not page.is_visible("#restored-notice") and not page.is_visible("#not-restored-notice")
+        assert page.evaluate("() => sessionStorage.getItem('qcflow.pendingForm')") is None
+        shot(page, f"core-not-restored-for-another-user-{kind}", full_page=False)
+
+
+def test_the_doctor_gets_their_own_report_back_after_the_session_ended_in_english(server, contexts):
+    page = contexts("desktop").new_page()
+    login(page, "doctor")
+    page.goto("/report/named?lang=en")
+    page.fill("#description", "Wrong dose given on day 2.")
+    end_sessions(server, "doctor")
+    with page.expect_navigation():
+        page.click("form button.primary[type=submit]")
+    page.fill("#username", "doctor")
+    page.fill("#password", DEMO_PASSWORDS["doctor"])
+    with page.expect_navigation():
+        page.click("form button[type=submit]")
+    assert "/report/named" in page.url, page.url
+    assert page.input_value("#description") == "Wrong dose given on day 2."
+    assert page.is_visible("#restored-notice")
+    assert "What you typed has been put back" in page.inner_text("#restored-notice")
+
+
+def test_logging_out_forgets_what_was_typed_even_when_the_logout_page_never_arrives(server, contexts):
+    """A form refused by the server (kept for the way back to it) is forgotten at logout: the next user
+    of the tab cannot get it back, even if the answer to the logout was lost on the way."""
+    page = contexts("desktop").new_page()
+    login(page, "doctor")
+    page.goto("/report/named")
+    page.fill("#description", "患者李某跌倒")
+    page.evaluate("""() => {
+        const form = document.querySelector('form button.primary').form;
+        form.addEventListener('submit', e => e.preventDefault());  // as if the server refused it
+        form.requestSubmit(form.querySelector('button.primary'));
+    }""")
+    assert page.evaluate("() => sessionStorage.getItem('qcflow.pendingForm')") is not None
+    page.route("**/logout", lambda route: route.fulfill(status=204))  # the page stays
+    page.click("form[action$='/logout'] button[type=submit]")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => sessionStorage.getItem('qcflow.pendingForm')") is None

@@ -158,3 +158,47 @@ def test_fixed_recipients_and_an_unreachable_server_do_not_break_the_request(dat
               "timeout": 1.0, "link_base": ""}
     mail.send(closed, [(["x@y"], {"title": "t", "body": "", "link": None})])
     assert "mail via 127.0.0.1:1 failed" in caplog.text
+
+
+def wait_for(smtp, count, seconds=5):
+    deadline = time.monotonic() + seconds
+    while len(smtp.messages) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return smtp.messages
+
+
+def test_a_line_break_in_a_typed_title_stays_in_the_subject_and_adds_no_header(database_url, tmp_path, smtp, now):
+    """A corrective action titled "line1\\r\\nBcc: …" is mailed with that title on one line, to its
+    recipients only."""
+    from qcflow.extensions import db
+
+    app = mail_app(database_url, tmp_path, smtp)
+    with app.app_context():
+        services.notify(two_users(now), "action.assigned",
+                        {"ref": "AE-2026-7", "title": "核对医嘱\r\nBcc: outsider@elsewhere.example\u2028再次核对"},
+                        now=now, link="/events/7")
+        db.session.commit()
+    messages = wait_for(smtp, 2)
+    assert sorted(env["to"][0] for env, _m in messages) == ["qian@hospital.example", "zhao@hospital.example"]
+    by_address = {env["to"][0]: message for env, message in messages}
+    zhao = by_address["zhao@hospital.example"]
+    assert zhao["Subject"] == "AE-2026-7 的整改措施：核对医嘱 Bcc: outsider@elsewhere.example 再次核对"
+    assert by_address["qian@hospital.example"]["Subject"] == \
+        "Corrective action for AE-2026-7: 核对医嘱 Bcc: outsider@elsewhere.example 再次核对"
+    assert all(message["Bcc"] is None for _env, message in messages)
+    assert not any("outsider@elsewhere.example" in env["to"] for env, _m in messages)
+
+
+def test_a_message_that_cannot_be_built_is_logged_and_the_others_are_sent(database_url, tmp_path, smtp, now, caplog):
+    from qcflow.extensions import db
+
+    broken = "qc-office@hospital.example\r\nBcc: outsider@elsewhere.example"
+    app = mail_app(database_url, tmp_path, smtp, SMTP_TO=[broken, "archive@hospital.example"])
+    with app.app_context():
+        services.notify(two_users(now), "mdt.signed", now=now)
+        db.session.commit()
+    messages = wait_for(smtp, 3)
+    assert sorted(env["to"][0] for env, _m in messages) == [
+        "archive@hospital.example", "qian@hospital.example", "zhao@hospital.example"]
+    assert "a mdt.signed mail could not be built (ValueError); skipped" in caplog.text
+    assert "qc-office" not in caplog.text and "outsider" not in caplog.text

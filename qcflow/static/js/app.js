@@ -78,15 +78,27 @@
     return (form.getAttribute("action") || "") + (step ? "#" + step.value : "");
   }
 
+  // Who is logged in on this page (a keyed hash of the user, see base.html); "" on anonymous pages
+  // and on the login pages.
+  function formOwner() {
+    return document.body.getAttribute("data-form-owner") || "";
+  }
+
   function rememberSubmission(form) {
     var store = storage();
+    // Logging out of this tab: what was typed before must not reach whoever logs in next.
+    if (/\/logout$/.test(form.getAttribute("action") || "")) {
+      if (store) { store.removeItem(PENDING); }
+      return;
+    }
     // Only for logged-in pages (a session can end there); never on the anonymous report or receipt pages.
-    if (!store || !document.querySelector("form[action$='/logout']")) { return; }
+    var owner = formOwner();
+    if (!store || !owner) { return; }
     if (form.hasAttribute("data-no-restore") || form.querySelector("input[type=password]")) { return; }
     var fields = fieldStates(form);
     if (!fields.length) { return; }
     store.setItem(PENDING, JSON.stringify({
-      path: location.pathname + location.search, action: formKey(form), fields: fields
+      path: location.pathname + location.search, action: formKey(form), fields: fields, owner: owner
     }));
   }
 
@@ -96,6 +108,9 @@
     var pending = null;
     try { pending = JSON.parse(store.getItem(PENDING) || "null"); } catch (e) { pending = null; }
     if (!pending) { return; }
+    var owner = formOwner();
+    // Another user logged in on this tab (or the saved form names nobody): it is not theirs to see.
+    if (!pending.owner || (owner && owner !== pending.owner)) { store.removeItem(PENDING); return; }
     var params = new URLSearchParams(location.search);
     var here = location.pathname + location.search;
     var loginAfterExpiry = document.body.classList.contains("page-login") && params.get("expired") &&
@@ -108,7 +123,7 @@
       return;
     }
     store.removeItem(PENDING);
-    if (!pending.restore || pending.path !== here) { return; }
+    if (!pending.restore || pending.path !== here || owner !== pending.owner) { return; }
     var form = Array.prototype.find.call(document.forms, function (f) { return formKey(f) === pending.action; });
     if (!form || !Array.isArray(pending.fields)) { return; }
     var restored = putBack(form, pending.fields);
