@@ -79,6 +79,31 @@ def receipt_code_for(seed: str) -> str:
     return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
 
 
+def _comparable(value):
+    """A report field as compared between a form sent again and the report filed: whitespace runs are one
+    space, an empty text is no text, and an unticked box (sent as nothing, stored as false) is no answer."""
+    if isinstance(value, str):
+        value = " ".join(value.split())
+    return None if value == "" or value is False else value
+
+
+def same_report(event: AdverseEvent, data: dict) -> bool:
+    """Whether a form's fields (loaded by ReportIn) are those of the report it filed."""
+    data = {"wants_feedback": True, **data}  # as file_report stores them
+    return all(_comparable(getattr(event, name)) == _comparable(data.get(name)) for name in REPORT_FIELDS)
+
+
+def receipt_of_resent_form(seed: str, data: dict) -> tuple[AdverseEvent, str] | None:
+    """The report and receipt code filed with an anonymous form's key, when the form sent again is that
+    same report; None for other content (whoever holds a used key learns nothing of the first report)
+    and for a report filed without a receipt code (nothing to compare it with, nothing to give back)."""
+    code = receipt_code_for(seed)
+    event = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.receipt_hash == receipt_hash(code)))
+    if event is None or not same_report(event, data):
+        return None
+    return event, code
+
+
 def normalise_receipt_code(code: str) -> str:
     cleaned = "".join(c for c in (code or "").upper() if c.isalnum())[:64]
     return "-".join(cleaned[i:i + 4] for i in range(0, len(cleaned), 4))
@@ -361,12 +386,16 @@ def find_by_receipt(code: str) -> AdverseEvent:
 def reply_by_receipt(code: str, body: str, *, now: datetime, seen: int | None = None) -> AdverseEvent:
     """An anonymous reporter answers: provide_info when asked, otherwise a message on the case.
 
-    `seen`: the number of the last message on the reporter's page. The same reply already added after
-    it is that page sent again (a reload, a double tap): it is not added twice.
+    `seen`: the number of the last message on the reporter's page. A reply that repeats the reporter's
+    latest message, added after that page was shown and with nothing from the quality office after it,
+    is that page sent again (a reload, a double tap): it is not added twice. The same words after
+    another question ("是" twice) are another answer, and are added.
     """
     event = find_by_receipt(code)
-    if seen is not None and any(m.direction == "from_reporter" and m.number > seen and m.body == body.strip()
-                                for m in messages(event)):
+    conversation = messages(event)
+    latest = conversation[-1] if conversation else None
+    if (seen is not None and latest is not None and latest.direction == "from_reporter" and latest.number > seen
+            and latest.body == (body or "").strip()):
         return event
     holder = Actor("anonymous", roles=frozenset({"receipt_holder"}))
     if event.state == EventState.INFO_REQUESTED:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
 from qcflow.core.actors import Actor
-from qcflow.core.errors import DomainError, NotFound, translate_errors
+from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
@@ -79,13 +79,13 @@ def draft_values(event) -> dict:
 
 def form_key() -> str | None:
     """The posted form's one-time key: the form_key the server issued with it (report.js may bring back
-    the key of the same form sent before), else the anonymous form's session-less CSRF token (the named
-    form's token is the session's, the same for every form)."""
+    the key of the same form sent before). A post without one is a new report each time: the CSRF token
+    is not a key (it is not kept on Back, and it would be a second secret that gives a receipt back)."""
     key = request.form.get("form_key")
     if key and (request.endpoint != "events.report"  # a named form's key only keys its reporter's own forms
                 or sessionless_token_valid(derived_key("csrf"), key, max_age=FORM_KEY_MAX_AGE)):  # it seeds a code
         return key
-    return request.form.get("csrf_token") if request.endpoint == "events.report" else None
+    return None
 
 
 def form_idempotency_key() -> str | None:
@@ -124,16 +124,22 @@ def receipt_page(event, code, *, again=False):
 
 
 def resent_form(filed, anonymous: bool):
-    """The answer to a form sent a second time (Back, reload, a double tap): the first report, not another."""
+    """The answer to a form sent a second time (Back, reload, a double tap): the first report, not another.
+
+    An anonymous form gets its receipt back only when it is the same report (its key alone proves nothing:
+    anyone who saw the form could send it); any other content, or a report filed without a receipt code,
+    gets the same page that names no report and files nothing (decisions.md)."""
     if not anonymous:
         event = db.session.get(AdverseEvent, filed.event_id) if filed and filed.event_id else None
         return redirect(url_for("events.my_reports", filed=(event.reference or event.id) if event else None))
-    code = services.receipt_code_for(form_key() or "")
     try:
-        event = services.find_by_receipt(code)
-    except NotFound:  # filed without a receipt code: the reporter wanted no feedback
-        return receipt_page(None, None, again=True)
-    return receipt_page(event, code, again=True)
+        data = load_form(ReportIn())
+    except ValidationError:
+        data = None
+    found = services.receipt_of_resent_form(form_key() or "", data) if data is not None else None
+    if found is None:
+        return render_template("events/report_resent.html"), 409
+    return receipt_page(*found, again=True)
 
 
 def post_report(actor, anonymous: bool):

@@ -286,7 +286,7 @@ def test_the_server_also_refuses_the_same_form_twice(server, contexts):
     context = contexts("phone")
     page = context.new_page()
     page.goto("/report")
-    form = {name: page.get_attribute(f"input[name={name}]", "value") for name in ("csrf_token",)}
+    form = {name: page.get_attribute(f"input[name={name}]", "value") for name in ("csrf_token", "form_key")}
     form.update({"mode": "anonymous", "category_code": "other", "reporter_grade": "IV", "care_stage": "other",
                  "occurred_at": local_input(30), "discovered_at": local_input(20), "department_id": page.locator("#department_id option", has_text="普通外科").get_attribute("value"),
                  "location": "门诊大厅", "description": "地面湿滑未放警示牌。", "wants_feedback": "1"})

@@ -96,7 +96,8 @@ def test_a_form_sent_twice_shows_the_first_receipt_again(server, contexts):
     context = contexts("phone")
     page = context.new_page()
     page.goto("/report")
-    form = {"csrf_token": page.get_attribute("input[name=csrf_token]", "value"), "mode": "anonymous",
+    form = {"csrf_token": page.get_attribute("input[name=csrf_token]", "value"),
+            "form_key": page.get_attribute("input[name=form_key]", "value"), "mode": "anonymous",
             "category_code": "other", "reporter_grade": "IV", "care_stage": "other",
             "occurred_at": local_input(30), "discovered_at": local_input(20),
             "department_id": page.locator("#department_id option").nth(1).get_attribute("value"),
@@ -108,6 +109,36 @@ def test_a_form_sent_twice_shows_the_first_receipt_again(server, contexts):
     assert second.status == 200 and re.search(r'data-code="([^"]+)"', second.text()).group(1) == code
     assert "只登记了一次" in second.text()
     assert count_events(server) == before + 1
+
+
+@pytest.mark.parametrize("kind, lang", [("phone", "zh"), ("desktop", "en")])
+def test_a_sent_form_changed_after_back_files_nothing_and_shows_no_receipt(server, contexts, kind, lang):
+    """Back, another text, Submit: the form's key was used, so nothing is filed and no receipt is shown
+    (whoever holds a used form gets the receipt only for the same report); a fresh form is offered."""
+    words = {"zh": ("此表单已提交过", "请打开一份新表单", "打开新表单"),
+             "en": ("This form was already sent", "send it from a fresh form", "Open a fresh form")}[lang]
+    page = contexts(kind, locale="zh-CN" if lang == "zh" else "en-GB").new_page()
+    page.goto(f"/report?lang={lang}")
+    before = count_events(server)
+    fill_report(page, f"治疗室地面有水（{kind} {lang}）。")
+    with page.expect_navigation():
+        page.click("form button.primary")
+    code = page.inner_text("#receipt-code").strip()
+    reference = page.inner_text("#receipt-reference").strip()
+    page.go_back()
+    page.wait_for_url(re.compile(r"/report\?lang="))
+    page.wait_for_function("document.querySelector('#description').value !== ''")
+    page.fill("#description", f"换了一段文字（{kind} {lang}）。")
+    with page.expect_navigation():
+        page.click("form button.primary")
+    main = page.inner_text("main")
+    assert words[0] in main and words[1] in main
+    assert code not in page.content() and reference not in main
+    assert count_events(server) == before + 1
+    shot(page, f"events-resent-{kind}-{lang}", full_page=False)
+    with page.expect_navigation():
+        page.click(f"main a:has-text('{words[2]}')")
+    assert page.input_value("#description") == "" and count_events(server) == before + 1
 
 
 def test_receipt_address_opened_elsewhere_explains_where_the_code_is(server, contexts):

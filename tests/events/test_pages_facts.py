@@ -89,7 +89,9 @@ def test_inbox_and_my_reports_show_category_labels(clients, hospital, report_bod
 
 
 def post_anonymous(client, page_html, report_body, **fields):
-    return client.post("/report", data=form_of(page_html, **report_form(report_body, **fields)))
+    """Send the anonymous form as a browser does: with its CSRF token and its one-time key."""
+    key = re.search(r'name="form_key" value="([^"]+)"', page_html).group(1)
+    return client.post("/report", data=form_of(page_html, form_key=key, **report_form(report_body, **fields)))
 
 
 def receipt_code_of(html: str) -> str:
@@ -121,9 +123,11 @@ def test_anonymous_form_without_feedback_sent_again_files_nothing(app, clients, 
 
     anonymous = clients("anonymous")
     form = anonymous.get("/report").get_data(as_text=True)
-    for _ in range(2):
-        sent = post_anonymous(anonymous, form, report_body, wants_feedback="0")
-        assert sent.status_code == 200 and "data-code" not in sent.get_data(as_text=True)
+    first, again = (post_anonymous(anonymous, form, report_body, wants_feedback="0") for _ in range(2))
+    assert first.status_code == 200 and "data-code" not in first.get_data(as_text=True)
+    # Without a receipt code there is nothing to give back: the page that names no report.
+    assert again.status_code == 409 and "data-code" not in again.get_data(as_text=True)
+    assert "此表单已提交过" in again.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AdverseEvent)) == 1
 
