@@ -25,8 +25,9 @@ def english(app):
 
 
 def people(*rows):
-    """(specialty, department_id, attended) rows; department None is an outside expert."""
-    return [SimpleNamespace(id=n, user_id=n, specialty=s, department_id=d, attended=a)
+    """(specialty, department_id, attended) rows; department None is an outside expert (no account, not listed)."""
+    return [SimpleNamespace(id=n, user_id=n if d is not None else None, staff_id=None, specialty=s, department_id=d,
+                            attended=a)
             for n, (s, d, a) in enumerate(rows, 1)]
 
 
