@@ -369,15 +369,26 @@ def _outside_expert_errors(data: dict) -> dict:
     if data.get("department_id"):
         errors["department_id"] = [_("An outside expert is not of a department of this hospital: choose "
                                      "colleagues of this hospital from the colleagues or the staff list.")]
-    key = _name_key(data.get("name"))
-    if key:
-        names = db.session.scalars(sa.select(Staff.name).where(Staff.is_active.is_(True)).union(
-            sa.select(User.display_name).where(User.is_active.is_(True))))
-        if any(_name_key(name) == key for name in names):
-            errors["name"] = [_("%(name)s is on this hospital's staff list: pick them from the staff list. An "
+    if _namesake_on_the_lists(data.get("name")):
+        errors["name"] = [_("%(name)s is on this hospital's staff list: pick them from the staff list. An "
                                 "expert of another hospital with the same name is written with their hospital, "
                                 "e.g. 王伟（省人民医院）.", name=data["name"].strip())]
     return errors
+
+
+def _namesake_on_the_lists(name: str | None) -> bool:
+    """Whether the name is that of someone the invite form offers: an active staff-list entry (without an account,
+    or with one that may take part) or an active colleague who may take part. Others (a nurse, say) are still
+    added by name."""
+    key = _name_key(name)
+    if not key:
+        return False
+    listed = db.session.execute(sa.select(Staff.name, Staff.user_id).where(Staff.is_active.is_(True))).all()
+    accounts = db.session.execute(sa.select(User.display_name, User.id).where(User.is_active.is_(True))).all()
+    if any(_name_key(n) == key and user_id is None for n, user_id in listed):
+        return True
+    user_ids = {user_id for n, user_id in [*listed, *accounts] if user_id is not None and _name_key(n) == key}
+    return any(not chairrefusal(db.session.get(User, user_id)) for user_id in user_ids)
 
 
 def staff_of(user: User | None) -> Staff | None:
