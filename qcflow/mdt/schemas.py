@@ -51,7 +51,10 @@ class ParticipantIn(BaseSchema):
                                                             "(its name, department and specialty are the list's)."})
     name = Text(100, metadata={"description": "Required without user_id or staff_id.",
                                "example": "王教授（省人民医院）"})
-    department_id = Id(allow_none=True)
+    department_id = Id(allow_none=True, metadata={
+        "description": "A colleague's own department only (may be left out); an outside expert has none (422). An "
+                       "outside expert never meets a required specialty, and outside experts together count as one "
+                       "specialty towards the quorum."})
     specialty = Specialty(allow_none=True)
     role = fields.String(load_default="member", validate=validate.OneOf(PARTICIPANT_ROLES))
     attended = fields.Boolean(load_default=False)

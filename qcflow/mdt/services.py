@@ -5,6 +5,7 @@ the clinical services and are idempotent: a repeated call finds the discussion t
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ from qcflow.events.models import AdverseEvent
 from qcflow.events.services import CASE_REVIEW_CHECKS
 from qcflow.extensions import db
 from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
-from qcflow.mdt.queries import procedure_name
+from qcflow.mdt.queries import procedure_name, timeline
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, DiscussionState, refusal
 from qcflow.notify.services import notify, users_with_role
 
@@ -83,17 +84,27 @@ def specialty_names(codes) -> str:
     return pgettext("list separator", ", ").join(label("clin_specialty", code) for code in codes)
 
 
+def is_listed(participant) -> bool:
+    """Whether a participant is of this hospital: a colleague with an account or someone from the staff list
+    (the others are outside experts typed by name, who can be checked by nobody here)."""
+    return participant.user_id is not None or participant.staff_id is not None
+
+
 def distinct_attendance(participants) -> int:
     """The most attending participants with pairwise distinct specialties and departments.
 
-    Two colleagues of one department count once even with different specialties; an outside
-    expert (no department) is a department of their own. A maximum bipartite matching of
-    specialties to departments, so the order of the list never changes the count.
+    Two colleagues of one department count once even with different specialties; a listed person
+    without a department is a department of their own; outside experts (typed by name) together hold
+    one place, so they add at most one specialty. A maximum bipartite matching of specialties to
+    departments, so the order of the list never changes the count.
     """
     departments_of: dict[str, set] = {}
     for p in participants:
         if p.attended and _specialty(p.specialty):
-            place = p.department_id if p.department_id is not None else ("outside", p.id)
+            if not is_listed(p):
+                place = ("outside",)
+            else:
+                place = p.department_id if p.department_id is not None else ("unplaced", p.id)
             departments_of.setdefault(_specialty(p.specialty), set()).add(place)
     holder: dict = {}
 
@@ -111,7 +122,10 @@ def distinct_attendance(participants) -> int:
 
 
 def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
-    """What still stops signing: chair, conclusion, the pre-operative decision, the quorum."""
+    """What still stops signing: chair, conclusion, the pre-operative decision, the quorum.
+
+    A required specialty is met only by someone of this hospital (an account or the staff list);
+    outside experts count towards the minimum as one place (docs/decisions.md)."""
     blockers = []
     if not discussion.chair_user_id:
         blockers.append(_("no chair"))
@@ -120,14 +134,24 @@ def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
     if discussion.kind == K.PREOP_LEVEL4 and not (data.get("decision") or discussion.decision):
         blockers.append(_("no decision (proceed, modify the plan or do not operate)"))
     rule = quorum_rule(discussion.kind)
-    attended = {_specialty(p.specialty) for p in discussion.participants if p.attended}
+    present = [p for p in discussion.participants if p.attended]
+    attended = {_specialty(p.specialty) for p in present if is_listed(p)}
+    outside = {_specialty(p.specialty) for p in present if not is_listed(p) and _specialty(p.specialty)}
     missing = [s for s in rule["required"] if _specialty(s) not in attended]
     if missing:
         blockers.append(_("missing specialties: %(specialties)s", specialties=specialty_names(missing)))
+        stand_ins = [s for s in missing if _specialty(s) in outside]
+        if stand_ins:
+            blockers.append(_("an outside expert does not stand in for a required specialty (%(specialties)s): "
+                              "invite a colleague from the staff list", specialties=specialty_names(stand_ins)))
     count = distinct_attendance(discussion.participants)
     if count < rule["min_specialties"]:
-        blockers.append(_("%(n)d of %(min)d distinct specialties attended (each from a different department)",
-                          n=count, min=rule["min_specialties"]))
+        if outside:
+            blockers.append(_("%(n)d of %(min)d distinct specialties attended (each from a different department; "
+                              "outside experts together count as one)", n=count, min=rule["min_specialties"]))
+        else:
+            blockers.append(_("%(n)d of %(min)d distinct specialties attended (each from a different department)",
+                              n=count, min=rule["min_specialties"]))
     return blockers
 
 
@@ -317,7 +341,7 @@ def _participant_errors(user: User | None, staff: Staff | None, data: dict) -> d
     if data.get("department_id") and db.session.get(Department, data["department_id"]) is None:
         errors["department_id"] = [_("Unknown department.")]
     if user is None and staff is None:
-        return errors
+        return {**errors, **_outside_expert_errors(data)}
     if user is not None and not can(user, "mdt"):
         errors["user_id"] = [_("Colleagues who take part are clinicians, department heads or the quality office; "
                                "add anyone else as an outside expert.")]
@@ -331,6 +355,40 @@ def _participant_errors(user: User | None, staff: Staff | None, data: dict) -> d
                                if listed else _("The staff list gives this colleague no specialty: ask the "
                                                 "administrator to add it there.")]
     return errors
+
+
+def _name_key(name: str | None) -> str:
+    """A name as compared: without any spaces (full-width ones included) and case."""
+    return "".join((name or "").split()).casefold()
+
+
+def _outside_expert_errors(data: dict) -> dict:
+    """An outside expert is of another hospital: no department of this one, and not a namesake of someone
+    on the staff list or with an account (who is chosen from the lists, so the quorum knows who they are)."""
+    errors = {}
+    if data.get("department_id"):
+        errors["department_id"] = [_("An outside expert is not of a department of this hospital: choose "
+                                     "colleagues of this hospital from the colleagues or the staff list.")]
+    if _namesake_on_the_lists(data.get("name")):
+        errors["name"] = [_("%(name)s is on this hospital's staff list: pick them from the staff list. An "
+                                "expert of another hospital with the same name is written with their hospital, "
+                                "e.g. 王伟（省人民医院）.", name=data["name"].strip())]
+    return errors
+
+
+def _namesake_on_the_lists(name: str | None) -> bool:
+    """Whether the name is that of someone the invite form offers: an active staff-list entry (without an account,
+    or with one that may take part) or an active colleague who may take part. Others (a nurse, say) are still
+    added by name."""
+    key = _name_key(name)
+    if not key:
+        return False
+    listed = db.session.execute(sa.select(Staff.name, Staff.user_id).where(Staff.is_active.is_(True))).all()
+    accounts = db.session.execute(sa.select(User.display_name, User.id).where(User.is_active.is_(True))).all()
+    if any(_name_key(n) == key and user_id is None for n, user_id in listed):
+        return True
+    user_ids = {user_id for n, user_id in [*listed, *accounts] if user_id is not None and _name_key(n) == key}
+    return any(not chairrefusal(db.session.get(User, user_id)) for user_id in user_ids)
 
 
 def staff_of(user: User | None) -> Staff | None:
@@ -603,7 +661,30 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
         notify(invited, "mdt.scheduled", {"date": discussion.scheduled_at.isoformat()}, now=now, link=link(discussion))
     elif action == "sign":
         notify(invited, "mdt.signed", now=now, link=link(discussion))
+        _tell_sign_off(discussion, told={actor.user_id, *invited}, now=now)
     return discussion
+
+
+def removed_invitees(discussion: Discussion) -> list[int]:
+    """Users who were on the participant list and were taken off it (and not added back)."""
+    present = {p.user_id for p in discussion.participants}
+    removed = set()
+    for entry in timeline(discussion):
+        if entry.action == "mdt_participant.remove":
+            user_id = (json.loads(entry.detail).get("before") or {}).get("user_id")
+            if user_id is not None and user_id not in present:
+                removed.add(user_id)
+    return sorted(removed)
+
+
+def _tell_sign_off(discussion: Discussion, *, told: set, now: datetime) -> None:
+    """Tell the quality office, and anyone taken off the list after being invited, that the record is signed:
+    who attended is recorded by the organisers, so someone outside the meeting can check it."""
+    params = {"id": discussion.id, "kind": discussion.kind}
+    removed = [uid for uid in removed_invitees(discussion) if uid not in told]
+    notify(removed, "mdt.signed_after_removal", params, now=now, link=link(discussion))
+    quality = [uid for uid in users_with_role(Role.QUALITY) if uid not in told and uid not in removed]
+    notify(quality, "mdt.signed_for_review", params, now=now, link=link(discussion))
 
 
 
@@ -638,9 +719,10 @@ def add_participant(discussion: Discussion, data: dict, *, actor: Actor, now: da
     errors.update(_participant_errors(user, staff, {k: v for k, v in data.items() if v not in (None, "")}))  # blank: default
     if errors:
         raise Unprocessable(errors=errors)
+    typed = _name_key(data.get("name")) if user is None and staff is None else None
     if any((user is not None and p.user_id == user.id) or (staff is not None and p.staff_id == staff.id)
-           for p in discussion.participants):
-        name = user.display_name if user is not None else staff.name
+           or (typed and _name_key(p.name) == typed) for p in discussion.participants):
+        name = user.display_name if user is not None else staff.name if staff is not None else data["name"].strip()
         raise Conflict(_("%(name)s is already a participant.", name=name))
     listed_name = user.display_name if user is not None else (staff.name if staff is not None else "")
     participant = Participant(

@@ -56,6 +56,12 @@ MESSAGES = {
     "mdt.invited": Message(_l("You are invited to MDT discussion #%(id)d: %(kind)s"), labels={"kind": "mdt_kind"}),
     "mdt.scheduled": Message(_l("MDT discussion on %(date)s"), times=("date",)),
     "mdt.signed": Message(_l("MDT record signed")),
+    "mdt.signed_for_review": Message(_l("MDT record #%(id)d signed: %(kind)s"),
+                                     _l("The organisers recorded the participants and who attended; check them."),
+                                     labels={"kind": "mdt_kind"}),
+    "mdt.signed_after_removal": Message(_l("MDT record #%(id)d was signed after you were taken off its participants"),
+                                        _l("%(kind)s. If you should have taken part, tell the quality office."),
+                                        labels={"kind": "mdt_kind"}),
     "mdt.preop_missing": Message(_l("Grade-4 operation on %(date)s has no signed pre-operative MDT"), times=("date",)),
     "mdt.overdue": Message(_l("MDT discussion #%(id)d is overdue (due %(date)s)"), times=("date",)),
 }

@@ -70,7 +70,7 @@ def test_participants_read_as_cards_on_a_phone_with_specialty_labels(server, con
     name_cell = first.locator("td").first
     # One card per person: the column's name is written above each value.
     assert name_cell.evaluate("td => getComputedStyle(td, '::before').content") == (
-        '"参会人员"' if language == "zh" else '"Participant"')
+        '"参会人员："' if language == "zh" else '"Participant: "')
     assert first.evaluate("tr => getComputedStyle(tr).display") == "block"
     shot(page, f"mdt-participants-phone-{language}")
 

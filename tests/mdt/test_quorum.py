@@ -25,8 +25,9 @@ def english(app):
 
 
 def people(*rows):
-    """(specialty, department_id, attended) rows; department None is an outside expert."""
-    return [SimpleNamespace(id=n, user_id=n, specialty=s, department_id=d, attended=a)
+    """(specialty, department_id, attended) rows; department None is an outside expert (no account, not listed)."""
+    return [SimpleNamespace(id=n, user_id=n if d is not None else None, staff_id=None, specialty=s, department_id=d,
+                            attended=a)
             for n, (s, d, a) in enumerate(rows, 1)]
 
 
@@ -57,6 +58,13 @@ SURGERY, ANAES, ONCO, RADIO = 1, 2, 3, 4
                  ["2 of 3 distinct specialties attended"], id="same specialty twice counts once"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, True), ("oncology", None, True)],
                  [], id="an outside expert is a department of their own"),
+    pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", None, True), ("oncology", ONCO, True)],
+                 ["missing specialties: Anaesthesia",
+                  "an outside expert does not stand in for a required specialty (Anaesthesia)"],
+                 id="an outside expert never meets a required specialty"),
+    pytest.param([("anaesthesia", ANAES, True), ("oncology", None, True), ("radiology", None, True)],
+                 ["2 of 3 distinct specialties attended (each from a different department; outside experts together "
+                  "count as one)"], id="outside experts together count as one"),
     pytest.param([("Anaesthesia ", ANAES, True), ("general_surgery", SURGERY, True), ("oncology", ONCO, True)],
                  [], id="specialties compare without case or spaces"),
     # A greedy count would pair anaesthesia with department 1 first and stop at 2.

@@ -26,8 +26,9 @@ MDT_ROUTES = {
     "mdt.record": ("record", {"question": "改问题"}),
     "mdt_api.transition": ("manage", {"action": "cancel", "reason": "不需要了"}),
     "mdt.transition": ("manage", {"action": "cancel", "reason": "不需要了"}),
-    "mdt_api.add_participant": ("manage", {"name": "外院专家", "specialty": "pathology"}),
-    "mdt.add_participant": ("manage", {"name": "外院专家", "specialty": "pathology"}),
+    # Two different experts: the same typed name twice is one person already on the list (409).
+    "mdt_api.add_participant": ("manage", {"name": "王教授（省人民医院）", "specialty": "pathology"}),
+    "mdt.add_participant": ("manage", {"name": "李教授（市中心医院）", "specialty": "pathology"}),
     "mdt_api.update_participant": ("manage", {"attended": True}),  # someone else's row
     "mdt_api.remove_participant": ("manage", None),
     "mdt.remove_participant": ("manage", None),
