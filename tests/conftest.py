@@ -125,16 +125,22 @@ def empty_postgres(url: str) -> None:
         conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         # Tests create protocol versions, so the default protocols are put back from the migration.
         followup_migration().seed_protocols(conn)
+        # as the later migration left them (without the developers' note)
+        conn.execute(sa.text(migration_module("*_followup_reasons_stored_as_codes.py").CLEAR_DEVELOPER_NOTE))
     engine.dispose()
 
 
 def followup_migration():
     """The follow-up migration module (its seed rows are the default protocols)."""
+    return migration_module("*_follow_up_protocols_plans_tasks_attempts.py")
+
+
+def migration_module(pattern: str):
     import glob
     import importlib.util
 
-    path = glob.glob(os.path.join(MIGRATIONS, "versions", "*_follow_up_protocols_plans_tasks_attempts.py"))[0]
-    spec = importlib.util.spec_from_file_location("followup_migration", path)
+    path = glob.glob(os.path.join(MIGRATIONS, "versions", pattern))[0]
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

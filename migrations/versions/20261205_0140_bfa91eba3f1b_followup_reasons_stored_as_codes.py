@@ -22,14 +22,17 @@ down_revision = 'c3a8e6f1d2b5'
 branch_labels = None
 depends_on = None
 
+#: Also applied by the tests' PostgreSQL reset, which re-seeds the default protocols from their migration.
+CLEAR_DEVELOPER_NOTE = ("UPDATE followup_protocol SET change_note = NULL "
+                        "WHERE created_by = 'system:migration' AND change_note = 'default protocol (DESIGN §6)'")
+
 
 def upgrade():
     with op.batch_alter_table('followup_task', schema=None) as batch_op:
         batch_op.add_column(sa.Column('cancel_code', sa.String(length=20), nullable=True))
     with op.batch_alter_table('followup_plan', schema=None) as batch_op:
         batch_op.add_column(sa.Column('end_code', sa.String(length=20), nullable=True))
-    op.execute("UPDATE followup_protocol SET change_note = NULL "
-               "WHERE created_by = 'system:migration' AND change_note = 'default protocol (DESIGN §6)'")
+    op.execute(CLEAR_DEVELOPER_NOTE)
 
 
 def downgrade():
