@@ -71,6 +71,18 @@ def state_in(task, states):
     return task.state.in_([sa.literal_column(f"'{TaskState(state).value}'") for state in states])
 
 
+def timeliness_label(state: str, timeliness: str | None) -> str:
+    """A call's timeliness as its readers say it: an open call is due or overdue, a completed one was
+    completed on time or late; a cancelled or unreachable call has none (pages, sheet and export alike)."""
+    from qcflow.core.i18n import label
+
+    if not timeliness:
+        return ""
+    if state in OPEN_TASK_STATES:
+        return label("fu_timeliness", timeliness)
+    return label("fu_done_timeliness", timeliness) if state == TaskState.COMPLETED else ""
+
+
 def is_open(task):
     """The task is open (pending or in progress)."""
     return state_in(task, OPEN_TASK_STATES)

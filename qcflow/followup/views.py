@@ -30,7 +30,7 @@ from qcflow.followup.schemas import (
     RescheduleIn,
     VersionIn,
 )
-from qcflow.followup.timeliness import of as timeliness_of
+from qcflow.followup.timeliness import of as timeliness_of, timeliness_label
 from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState
 
 bp = Blueprint("followup", __name__)
@@ -55,7 +55,7 @@ def followup_helpers():
             return f"{local(low):%Y-%m-%d %H:%M} – {local(high):%Y-%m-%d %H:%M}"
         return f"{low} – {high}"
 
-    return {"followup_counts": home_counts, "fwindow": window, "task_is_open": is_open}
+    return {"followup_counts": home_counts, "fwindow": window, "task_is_open": is_open, "timeliness_label": timeliness_label}
 
 
 @bp.get("/followup/queue")

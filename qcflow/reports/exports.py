@@ -41,7 +41,7 @@ from qcflow.events.queries import SCOPE as EVENT_SCOPE
 from qcflow.events.scrub import patient_names, scrub, staff_names
 from qcflow.extensions import db
 from qcflow.followup.models import Task
-from qcflow.followup.timeliness import timeliness_sql
+from qcflow.followup.timeliness import timeliness_label, timeliness_sql
 from qcflow.reports.analysis import Period, effective_grade, reports_clause
 
 BATCH = 500
@@ -207,7 +207,7 @@ def followup_rows(actor: Actor, period: Period, department_id: int | None, now: 
                 str(row.id), label("fu_pathway", row.pathway), str(row.occurrence),
                 departments.get(row.department_id, ""), row.mrn, row.name, mask_phone(row.phone) or "",
                 _on(row.due_on), _at(row.opens_at), _at(row.closes_at), label("fu_task_state", row.state),
-                label("fu_timeliness", row.timeliness) if row.timeliness else "", str(row.attempt_count),
+                timeliness_label(row.state, row.timeliness), str(row.attempt_count),
                 _at(row.closed_at), users.get(row.completed_by_id, ""), label("fu_respondent", row.respondent),
                 label("fu_channel", row.channel), _yes_no(row.complication), scrub(row.complication_note or ""),
                 _yes_no(row.unplanned_readmission), _yes_no(row.reoperation), _yes_no(row.recurrence_metastasis),

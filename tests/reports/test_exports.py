@@ -190,6 +190,8 @@ def test_followup_export_has_outcomes_and_masked_phones(clients, followups, hosp
     assert done["Complication note"] == "切口渗液，电话[手机号]复诊"
     assert done["Completed by"] == hospital["nurse"].display_name
     assert rows[1]["State"] == "Waiting" and rows[1]["Complication"] == ""
+    # A call completed inside its window was completed on time (it once read "Due", like an open call).
+    assert done["Timeliness"] == "Completed on time" and rows[1]["Timeliness"] in ("Not open yet", "Due", "Overdue")
     assert "13912345678" not in str(rows)
 
 
