@@ -149,6 +149,13 @@ def undeclared_endpoints(app) -> list[str]:
     return missing
 
 
+def _chosen_language() -> dict:
+    """The language asked for with ?lang=, carried to the login page (no session remembers it yet)."""
+    from qcflow.core.i18n import LANGUAGES
+
+    return {"lang": request.args["lang"]} if request.args.get("lang") in LANGUAGES else {}
+
+
 def enforce_access():
     """before_request: 404 for unknown routes is Flask's; everything else must be declared."""
     if request.endpoint is None:
@@ -174,8 +181,8 @@ def enforce_access():
         if request.method != "GET":
             # A page form posted after the session ended: log in, then back to the page it came from
             # (the browser keeps the typed text, see static/js/app.js). Nothing posted is acted on.
-            return redirect(url_for("auth.login", next=_referring_path(), expired=1), code=303)
-        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            return redirect(url_for("auth.login", next=_referring_path(), expired=1, **_chosen_language()), code=303)
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?"), **_chosen_language()))
     if access.roles and not current_user.has_role(*access.roles):
         raise Forbidden()
     return None

@@ -79,3 +79,11 @@ def test_invalid_language_setting_is_refused(client, create_user):
 def test_anonymous_json_routes_set_no_cookie(client):
     response = client.get("/healthz")
     assert "Set-Cookie" not in response.headers
+
+
+def test_a_page_asked_for_in_english_asks_for_the_login_in_english(client):
+    """/?lang=en without a session used to land on a Chinese login page (the choice was only inside next=)."""
+    response = client.get("/report/named?lang=en")
+    assert response.status_code == 302 and "lang=en" in response.headers["Location"].split("?", 1)[1].split("&")
+    assert "<h1>Log in</h1>" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "lang=" not in client.get("/report/named").headers["Location"].replace("next=", "")
