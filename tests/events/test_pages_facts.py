@@ -59,7 +59,8 @@ def test_case_page_shows_every_fact_entered_as_labels(clients, hospital, report_
                   "夜班配药未执行双人核对",  # analysis
                   "培训教育", "改变系统运行模式",  # improvement types chosen at closure
                   "药品事件", "剂量错误",  # category / subcategory
-                  "流程、实践"):  # cause domains
+                  "问题所在：流程、实践",  # cause domains, with the Chinese colon
+                  "分级 已于"):  # a deadline met says so instead of still showing its due time
         assert shown in page, shown
     for raw in ("medication", "wrong_dose", "process,practice", "training", "system_change", "None"):
         assert raw not in page, raw
