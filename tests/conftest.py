@@ -63,6 +63,20 @@ def make_app(database_url: str, instance_path: str, **overrides):
 CREATED_APPS: list = []
 
 
+def module_app(database_template, base):
+    """An app over a fresh migrated database of its own (a copy of the template, or the emptied
+    PostgreSQL one) that lives for a whole test module, not one test."""
+    if PG_URL:
+        empty_postgres(PG_URL)
+        url = PG_URL
+    else:
+        shutil.copyfile(database_template, base / "qcflow.sqlite3")
+        url = f"sqlite:///{base / 'qcflow.sqlite3'}"
+    app = make_app(url, str(base))
+    CREATED_APPS.remove(app)
+    return app
+
+
 @pytest.fixture(autouse=True)
 def _close_connections():
     """Close every pooled connection of the apps a test created (no leaked DB connections)."""

@@ -10,7 +10,6 @@ reads as the to-do list it is.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from collections import Counter, deque
 from html.parser import HTMLParser
@@ -18,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import CREATED_APPS, PG_URL, empty_postgres, login, make_app
+from tests.conftest import login, module_app
 
 #: Pages of one shape (ids replaced by #) read per role and language.
 PER_SHAPE = 2
@@ -122,15 +121,7 @@ def demo_app(database_template, tmp_path_factory):
     from qcflow.demo import load_demo_data
     from qcflow.extensions import db
 
-    base = tmp_path_factory.mktemp("walk")
-    if PG_URL:
-        empty_postgres(PG_URL)
-        url = PG_URL
-    else:
-        shutil.copyfile(database_template, base / "qcflow.sqlite3")
-        url = f"sqlite:///{base / 'qcflow.sqlite3'}"
-    app = make_app(url, str(base))
-    CREATED_APPS.remove(app)  # lives for the module
+    app = module_app(database_template, tmp_path_factory.mktemp("walk"))
     with app.app_context():
         load_demo_data(now=now())
         db.session.commit()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import CREATED_APPS, PG_URL, empty_postgres, make_app
+from tests.conftest import module_app
 
 CHROMIUM = "/usr/bin/chromium"
 #: G3 in the stack probe: the flags Debian's Chromium needs under Playwright here.
@@ -66,15 +65,7 @@ def server(database_template, tmp_path_factory):
     """A real HTTP server on a free port of 127.0.0.1, over a fresh migrated database with demo data."""
     from werkzeug.serving import make_server
 
-    base = tmp_path_factory.mktemp("e2e")
-    if PG_URL:
-        empty_postgres(PG_URL)
-        url = PG_URL
-    else:
-        shutil.copyfile(database_template, base / "qcflow.sqlite3")
-        url = f"sqlite:///{base / 'qcflow.sqlite3'}"
-    app = make_app(url, str(base))
-    CREATED_APPS.remove(app)  # lives for the module, not one test
+    app = module_app(database_template, tmp_path_factory.mktemp("e2e"))
     facts = seed(app)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the test output
     http = make_server("127.0.0.1", 0, app, threaded=True)

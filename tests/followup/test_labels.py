@@ -4,15 +4,15 @@ import html
 import re
 import shutil
 import subprocess
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
-import time_machine
 
 from tests.conftest import csrf_from
 from tests.followup.conftest import sh
 from tests.followup.test_generator import generate
+from tests.followup.test_pages import call, frozen, step  # noqa: F401 (fixtures)
 
 CODES = re.compile(r"\b(day_surgery|four_level_surgery|cancer_[a-z]+|operation:\d+|encounter:\d+|manual:\S+|"
                    r"complication|unplanned_readmission|plan_paused|death|None)\b")
@@ -22,29 +22,6 @@ def visible(page: str) -> str:
     """The text a user reads: no tags, no attribute values, no scripts."""
     page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
-
-
-@pytest.fixture
-def frozen(fu_now):
-    with time_machine.travel(fu_now, tick=False):
-        yield fu_now
-
-
-@pytest.fixture
-def call(ctx, enrol, create_patient, frozen):
-    """A day-surgery patient discharged three hours ago: the 24 h call is open."""
-    from qcflow.extensions import db
-    from qcflow.followup.models import Task
-
-    patient = create_patient(name="陈静", mrn="BA3001", phone="13912345678")
-    plan = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=3), now=frozen)
-    db.session.commit()
-    return db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == 1))
-
-
-def step(client, task_id, name, **form):
-    token = csrf_from(client, f"/followup/tasks/{task_id}")
-    return client.post(f"/followup/tasks/{task_id}/{name}", data={"csrf_token": token, **form})
 
 
 def complete_with_complication(client, task_id):

@@ -223,3 +223,18 @@ def operated_death(hospital, create_operation, mdt_now):
     discussion = services.on_death(operation.encounter.patient, died_at=mdt_now - timedelta(days=1), now=mdt_now)
     db.session.commit()
     return discussion
+
+
+@pytest.fixture
+def bearer(runner, hospital):
+    """API headers by role name, each with its own bearer token made through the CLI."""
+    made = {}
+
+    def get(role):
+        if role not in made:
+            result = runner.invoke(args=["qcflow", "tokens", "create", "--username", hospital[role].username])
+            assert result.exit_code == 0, result.output
+            made[role] = {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
+        return made[role]
+
+    return get

@@ -15,21 +15,6 @@ import sqlalchemy as sa
 URL = "/api/v1/mdt/discussions"
 
 
-@pytest.fixture
-def bearer(runner, hospital):
-    """API clients by role name, each with its own bearer token made through the CLI."""
-    made = {}
-
-    def get(role):
-        if role not in made:
-            result = runner.invoke(args=["qcflow", "tokens", "create", "--username", hospital[role].username])
-            assert result.exit_code == 0, result.output
-            made[role] = {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
-        return made[role]
-
-    return get
-
-
 def snapshot(discussion_id):
     """What an auditor would compare: the record, the participant list and the audit trail's length."""
     from qcflow.core.audit import AuditEntry

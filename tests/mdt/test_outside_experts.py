@@ -15,21 +15,6 @@ from qcflow.mdt import services
 URL = "/api/v1/mdt/discussions"
 
 
-@pytest.fixture
-def bearer(runner, hospital):
-    """API headers by role name, each with its own bearer token made through the CLI."""
-    made = {}
-
-    def get(role):
-        if role not in made:
-            result = runner.invoke(args=["qcflow", "tokens", "create", "--username", hospital[role].username])
-            assert result.exit_code == 0, result.output
-            made[role] = {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
-        return made[role]
-
-    return get
-
-
 def titles(user, kind):
     """The user's notifications of `kind` as they read them (the hospital's language, Chinese)."""
     from qcflow.extensions import db
