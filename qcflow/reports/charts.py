@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from qcflow.core.i18n import current_language
+from qcflow.core.time import today
 
 FONT = '"Noto Sans CJK SC", "WenQuanYi Zen Hei", sans-serif'
 
@@ -75,6 +76,9 @@ def month_labels(months: list[date], every: int = 1) -> tuple[list[str], list[st
             labels.append(f"{month:%b}" + (f" {month:%Y}" if with_year else ""))
         else:
             labels.append((f"{month.year}年" if with_year else "") + f"{month.month}月")
+    if months and months[-1] == today().replace(day=1):
+        # the month under way: its value is a month so far, not comparable with whole months yet
+        labels[-1] = _("%(month)s so far", month=labels[-1])
     return labels, [labels[i] for i in shown]
 
 

@@ -80,6 +80,23 @@ def test_trend_charts_name_the_months_and_say_when_there_is_nothing(app):
     assert axis_labels(drawn, "y") == ["0", "25", "50", "75", "100"]
 
 
+def test_the_month_under_way_is_marked_as_so_far(app):
+    """Five days into a month its rate is not a month's rate: the trend's last label says "so far"
+    (a new user read a spike in a month-to-date point); a whole month is not marked."""
+    from qcflow.core.time import today
+    from qcflow.reports import charts
+    from qcflow.followup.schedule import add_months
+
+    this_month = today().replace(day=1)
+    months = [add_months(this_month, -n) for n in range(11, -1, -1)]
+    with app.test_request_context("/?lang=zh"):
+        labels = axis_labels(str(charts.trend("", months, [1.0] * 12, unit="per100", width=720, height=280)), "x")
+        settled = axis_labels(str(charts.trend("", months[:-1], [1.0] * 11, unit="per100", width=720,
+                                               height=280)), "x")
+    assert labels[-1] == f"{this_month.month}月（至今）"
+    assert not any("至今" in label for label in settled)
+
+
 def test_empty_state_is_sized_like_text(app):
     from qcflow.reports import charts
 
