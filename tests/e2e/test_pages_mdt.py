@@ -138,6 +138,6 @@ def test_reference_lists_show_every_stored_fact_on_a_phone(server, contexts, arr
     page.goto(f"/admin/reference/{kind}")
     text = page.inner_text("#reference-rows")
     assert "None" not in text and not re.search(r"\b(anaesthesia|general_surgery)\b", text)
-    assert ("ANES · 麻醉科" in text and "麻醉科" in text) if kind == "staff" else ("DEMO-S1 · 刘外科" in text)
+    assert ("ANES · 麻醉科" in text and "麻醉科" in text) if kind == "staff" else ("DEMO-S1 · 王主任" in text)
     assert check_no_horizontal_scroll(page)
     shot(page, f"mdt-reference-{kind}-phone")

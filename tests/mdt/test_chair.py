@@ -1,0 +1,23 @@
+"""One chair everywhere: the record's chair, the participant with the chair role and the record form's choice."""
+import re
+
+from tests.conftest import csrf_from
+
+
+def test_the_saved_chair_is_the_chair_participant_and_stays_chosen_in_the_form(clients, hospital, held_preop):
+    from qcflow.extensions import db
+
+    head = clients("head")
+    base = f"/mdt/{held_preop.id}"
+    csrf = csrf_from(head, base)
+    db.session.expire_all()
+    saved = head.post(base + "/record", data={"csrf_token": csrf, "version": str(held_preop.version),
+                                              "chair_user_id": str(hospital["head"].id)})
+    assert saved.status_code == 302
+    html = head.get(base + "?lang=en").get_data(as_text=True)
+    select = re.search(r'<select name="chair_user_id">.*?</select>', html, re.S).group(0)
+    chosen = re.findall(r'<option value="(\d*)" selected>([^<]*)</option>', select)
+    assert chosen and chosen[0][0] == str(hospital["head"].id) and "陈主任" in chosen[0][1]
+    rows = re.search(r'id="participant-list".*?</table>', html, re.S).group(0)
+    chair_rows = [row for row in re.findall(r"<tr.*?</tr>", rows, re.S) if ">Chair<" in row]
+    assert len(chair_rows) == 1 and "陈主任" in chair_rows[0]
