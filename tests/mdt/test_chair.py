@@ -21,3 +21,20 @@ def test_the_saved_chair_is_the_chair_participant_and_stays_chosen_in_the_form(c
     rows = re.search(r'id="participant-list".*?</table>', html, re.S).group(0)
     chair_rows = [row for row in re.findall(r"<tr.*?</tr>", rows, re.S) if ">Chair<" in row]
     assert len(chair_rows) == 1 and "陈主任" in chair_rows[0]
+
+
+def test_the_blocker_names_the_specialty_whose_invitee_is_not_yet_marked_present(clients, hospital, held_preop):
+    """The anaesthetist is invited but not marked present: the page says nobody of that specialty attended."""
+    from qcflow.extensions import db
+    from qcflow.mdt import services
+    from qcflow.mdt.models import Discussion
+
+    db.session.expire_all()
+    discussion = db.session.get(Discussion, held_preop.id)
+    anaesthetist = next(p for p in discussion.participants if p.specialty == "anaesthesia")
+    assert not anaesthetist.attended
+    assert services.sign_blockers(discussion, {})  # still blocked
+    for language, expected in (("zh", "以下专科尚无人员出席：麻醉科"), ("en", "no attending participant for: Anaesthesia")):
+        html = clients("head").get(f"/mdt/{held_preop.id}?lang={language}").get_data(as_text=True)
+        quorum = re.search(r'id="quorum".*?</section>', html, re.S).group(0)
+        assert expected in quorum and "缺少专科" not in quorum and "missing specialties" not in quorum
