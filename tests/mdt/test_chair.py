@@ -38,3 +38,16 @@ def test_the_blocker_names_the_specialty_whose_invitee_is_not_yet_marked_present
         html = clients("head").get(f"/mdt/{held_preop.id}?lang={language}").get_data(as_text=True)
         quorum = re.search(r'id="quorum".*?</section>', html, re.S).group(0)
         assert expected in quorum and "缺少专科" not in quorum and "missing specialties" not in quorum
+
+
+def test_the_operation_is_linked_only_for_readers_who_may_open_it(clients, hospital, held_preop, grade_four):
+    """The invited anaesthetist reads the discussion and the procedure's name, without a link that would be a 404."""
+    link = f'href="/operations/{grade_four.id}"'
+    anaesthetist = clients("anaesthetist")
+    html = anaesthetist.get(f"/mdt/{held_preop.id}?lang=en").get_data(as_text=True)
+    assert link not in html and "胰十二指肠切除术" in html
+    assert anaesthetist.get(f"/operations/{grade_four.id}").status_code == 404  # no new read rights
+    for reader in ("head", "quality"):
+        html = clients(reader).get(f"/mdt/{held_preop.id}?lang=en").get_data(as_text=True)
+        assert link in html
+        assert clients(reader).get(f"/operations/{grade_four.id}").status_code == 200
