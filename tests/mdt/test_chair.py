@@ -51,3 +51,19 @@ def test_the_operation_is_linked_only_for_readers_who_may_open_it(clients, hospi
         html = clients(reader).get(f"/mdt/{held_preop.id}?lang=en").get_data(as_text=True)
         assert link in html
         assert clients(reader).get(f"/operations/{grade_four.id}").status_code == 200
+
+
+def test_the_home_page_names_the_patient_and_the_operation_of_each_waiting_discussion(clients, hospital, held_preop,
+                                                                                       grade_four):
+    from qcflow.clinical.models import Patient
+    from qcflow.extensions import db
+
+    patient = db.session.get(Patient, grade_four.patient_id)
+    html = clients("clinician").get("/?lang=en").get_data(as_text=True)
+    mdt = re.search(r'id="home-mdt".*?</section>', html, re.S).group(0)
+    item = re.search(rf'<li>.*?href="/mdt/{held_preop.id}".*?</li>', mdt, re.S).group(0)
+    link = re.search(r"<a [^>]*>(.*?)</a>", item, re.S).group(1)
+    assert patient.name in link  # two discussions of one kind read differently
+    assert "胰十二指肠切除术" in item and "planned" in item
+    # A colleague with no part in it does not find it on their home page.
+    assert f'/mdt/{held_preop.id}"' not in clients("radiologist").get("/").get_data(as_text=True)
