@@ -54,7 +54,7 @@ DEMO_PROCEDURES = [
     {"code": "53.0201", "name": "腹股沟疝修补术", "grade": 2, "is_day_surgery_allowed": True},
 ]
 DEMO_STAFF = [
-    {"his_id": "DEMO-S1", "name": "刘外科", "department_code": "GS", "specialty": "general_surgery", "username": "head"},
+    {"his_id": "DEMO-S1", "name": "王主任", "department_code": "GS", "specialty": "general_surgery", "username": "head"},
     {"his_id": "DEMO-S2", "name": "孙麻醉", "department_code": "ANES", "specialty": "anaesthesia", "username": "anes"},
     {"his_id": "DEMO-S3", "name": "钱心内", "department_code": "CARD", "specialty": "cardiology", "username": "cardio"},
     {"his_id": "DEMO-S4", "name": "周骨科", "department_code": "ORTH", "specialty": "orthopaedics"},

@@ -50,7 +50,7 @@ def test_the_gate_stops_the_planned_grade_four_operation_until_the_demo_users_si
 
     with app.app_context():
         staff = {s.name: (s.specialty, s.user_id is not None) for s in db.session.scalars(sa.select(Staff))}
-    assert staff["刘外科"] == ("general_surgery", True)
+    assert staff["王主任"] == ("general_surgery", True)
     assert staff["孙麻醉"] == ("anaesthesia", True) and staff["钱心内"] == ("cardiology", True)
 
     operation = f"/api/v1/operations/{operation_id(app, 'DEMO-O4')}"

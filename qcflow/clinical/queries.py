@@ -26,6 +26,16 @@ def load_operation(operation_id: int, actor: Actor) -> Operation:
     return get_scoped_or_404(Operation, operation_id, actor)
 
 
+def may_open_operation(operation: Operation | None, actor: Actor) -> bool:
+    """Whether the actor may open the operation's page (load_operation would not be a 404): pages that name an
+    operation link to it only then (an invited colleague of another department reads the discussion, not the
+    operation)."""
+    if operation is None:
+        return False
+    stmt = scoped(sa.select(Operation.id).where(Operation.id == operation.id), [Operation.department_id], actor)
+    return db.session.scalar(stmt) is not None
+
+
 def masked_patient(patient: Patient) -> dict:
     """A patient for lists and exports: phone and ID numbers masked."""
     return {

@@ -317,7 +317,7 @@ def booking_missing(operation: Operation) -> list[str]:
     missing = []
     window = current_app.config["MDT_VALIDITY_DAYS"]
     if operation.needs_mdt and not has_signed_preop_mdt(operation, window):
-        missing.append(_("a signed pre-operative MDT discussion (术前多学科讨论) linked to this operation, signed "
+        missing.append(_("a signed pre-operative MDT discussion linked to this operation, signed "
                          "within %(days)d days before the planned date: request or finish it under MDT, then book "
                          "again", days=window))
     if operation.grade >= 3 and not authorised(operation):

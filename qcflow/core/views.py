@@ -21,9 +21,11 @@ def home():
     from qcflow.events import queries as events
 
     actor = current_actor()
-    from qcflow.mdt.queries import pending_for
+    from qcflow.mdt.queries import pending_for, subjects_of
 
-    context = {"my_reports": events.my_reports(current_user.id), "mdt_pending": pending_for(actor)}
+    pending = pending_for(actor)
+    context = {"my_reports": events.my_reports(current_user.id), "mdt_pending": pending,
+               "mdt_subjects": subjects_of(pending[:5])}
     if can(actor, "department_cases"):
         context["event_counts"] = events.state_counts(actor, now())
     return render_template("home.html", **context)

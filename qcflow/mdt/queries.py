@@ -82,6 +82,20 @@ def pending_for(actor: Actor, limit: int = 20) -> list[Discussion]:
     return list(db.session.scalars(stmt.order_by(sa.nulls_last(Discussion.due_at.asc()), Discussion.id).limit(limit)))
 
 
+def subjects_of(discussions) -> dict[int, dict]:
+    """Whom and what each discussion is about, for lists that must tell them apart: the patient's name and
+    the operation's procedure and planned time (by discussion id; missing ones are None)."""
+    patients = names_of(Patient, [d.patient_id for d in discussions])
+    operations = names_of(Operation, [d.operation_id for d in discussions])
+    subjects = {}
+    for d in discussions:
+        operation = operations.get(d.operation_id)
+        subjects[d.id] = {"patient": patients[d.patient_id].name if d.patient_id in patients else None,
+                          "procedure": procedure_name(operation) if operation is not None else None,
+                          "planned_at": operation.planned_at if operation is not None else None}
+    return subjects
+
+
 def timeline(discussion: Discussion) -> list[AuditEntry]:
     return list(db.session.scalars(sa.select(AuditEntry).where(
         AuditEntry.object_type == "mdt_discussion", AuditEntry.object_id == str(discussion.id))

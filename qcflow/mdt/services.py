@@ -139,7 +139,7 @@ def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
     outside = {_specialty(p.specialty) for p in present if not is_listed(p) and _specialty(p.specialty)}
     missing = [s for s in rule["required"] if _specialty(s) not in attended]
     if missing:
-        blockers.append(_("missing specialties: %(specialties)s", specialties=specialty_names(missing)))
+        blockers.append(_("no attending participant for: %(specialties)s", specialties=specialty_names(missing)))
         stand_ins = [s for s in missing if _specialty(s) in outside]
         if stand_ins:
             blockers.append(_("an outside expert does not stand in for a required specialty (%(specialties)s): "

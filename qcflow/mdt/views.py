@@ -8,6 +8,7 @@ from marshmallow import ValidationError
 from qcflow.auth.models import Department, User, UserRole
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor
 from qcflow.auth.ratelimit import rate_limited
+from qcflow.clinical import queries as clinical_queries
 from qcflow.clinical.models import SPECIALTIES, Patient, Staff
 from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.forms import form_data, load_form
@@ -106,11 +107,12 @@ def detail(discussion_id):
     """One discussion: facts, participants and attendance, the record, the steps available now, addenda."""
     actor, at = current_actor(), now()
     discussion = queries.load_discussion(discussion_id, actor)
+    context = queries.record_context(discussion)
     return render_template(
-        "mdt/detail.html", d=discussion, may=services.allowed_here(discussion, actor), overdue=services.is_overdue(discussion, at),
+        "mdt/detail.html", may_open_operation=clinical_queries.may_open_operation(context["operation"], actor), d=discussion, may=services.allowed_here(discussion, actor), overdue=services.is_overdue(discussion, at),
         transitions=DISCUSSION_WORKFLOW.available(discussion, actor),
         blockers=services.sign_blockers(discussion, {}) if discussion.state in OPEN_STATES else [],
-        timeline=queries.timeline(discussion), **queries.record_context(discussion), **choices())
+        timeline=queries.timeline(discussion), **context, **choices())
 
 
 @bp.post("/mdt/<int:discussion_id>/record")

@@ -138,6 +138,45 @@ def test_reference_lists_show_every_stored_fact_on_a_phone(server, contexts, arr
     page.goto(f"/admin/reference/{kind}")
     text = page.inner_text("#reference-rows")
     assert "None" not in text and not re.search(r"\b(anaesthesia|general_surgery)\b", text)
-    assert ("ANES · 麻醉科" in text and "麻醉科" in text) if kind == "staff" else ("DEMO-S1 · 刘外科" in text)
+    assert ("ANES · 麻醉科" in text and "麻醉科" in text) if kind == "staff" else ("DEMO-S1 · 王主任" in text)
     assert check_no_horizontal_scroll(page)
     shot(page, f"mdt-reference-{kind}-phone")
+
+
+@pytest.mark.parametrize("kind, language", [("desktop", "zh"), ("phone", "en")])
+def test_the_chosen_chair_is_the_one_chair_of_the_page_and_stays_chosen(server, contexts, arranged, kind, language):
+    page = contexts(kind, user="head").new_page()
+    page.goto(f"/mdt/{arranged['discussion_id']}?lang={language}")
+    chair = page.locator("#record [name=chair_user_id]")
+    chair.select_option(label=f"王主任 · {'普通外科' if language == 'zh' else 'General Surgery'}")
+    with page.expect_navigation():
+        page.locator("#record form button[type=submit]").click()
+    page.goto(f"/mdt/{arranged['discussion_id']}?lang={language}")
+    chosen = page.locator("#record [name=chair_user_id] option:checked").inner_text()
+    assert chosen.startswith("王主任"), chosen
+    role = "主持人" if language == "zh" else "Chair"
+    chair_rows = page.locator("#participant-list tbody tr", has_text=role)
+    assert chair_rows.count() == 1 and "王主任" in chair_rows.first.inner_text()
+    assert "刘外科" not in page.inner_text("main")
+    shot(page, f"mdt-chair-{kind}-{language}")
+
+
+@pytest.mark.parametrize("kind, language", [("phone", "zh"), ("desktop", "en")])
+def test_the_home_page_tells_the_waiting_discussions_apart(server, contexts, arranged, kind, language):
+    page = contexts(kind, user="head").new_page()
+    page.goto(f"/?lang={language}")
+    links = [a.inner_text() for a in page.locator("#home-mdt li a").all()]
+    assert len(links) >= 2 and len(set(links)) == len(links), links
+    assert "周明" in page.inner_text("#home-mdt") and "胰十二指肠切除术" in page.inner_text("#home-mdt")
+    assert check_no_horizontal_scroll(page)
+    shot(page, f"mdt-home-{kind}-{language}")
+
+
+@pytest.mark.parametrize("user", ["anes", "cardio"])
+def test_invited_colleagues_of_other_departments_read_the_procedure_without_a_dead_link(server, contexts, arranged,
+                                                                                          user):
+    page = contexts("desktop", user=user).new_page()
+    page.goto(f"/mdt/{arranged['discussion_id']}")
+    assert "胰十二指肠切除术" in page.inner_text("main")
+    assert page.locator("main a[href^='/operations/']").count() == 0
+    assert page.goto(f"/operations/{server.facts['operation_id']}").status == 404

@@ -63,7 +63,7 @@ def test_one_organiser_cannot_open_the_booking_gate_with_typed_experts(client, h
     signed = client.post(f"{url}/transitions?lang=en", headers=doctor, json={"action": "sign", "version": d["version"]})
     assert signed.status_code == 422, signed.json
     message = signed.json["message"]
-    assert "missing specialties: Anaesthesia" in message
+    assert "no attending participant for: Anaesthesia" in message
     assert "an outside expert does not stand in for a required specialty (Anaesthesia)" in message
     assert "2 of 3 distinct specialties attended" in message and "outside experts together count as one" in message
 

@@ -44,7 +44,7 @@ SURGERY, ANAES, ONCO, RADIO = 1, 2, 3, 4
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, True), ("oncology", ONCO, True)],
                  [], id="three specialties from three departments"),
     pytest.param([("general_surgery", SURGERY, True), ("oncology", ONCO, True), ("radiology", RADIO, True)],
-                 ["missing specialties: Anaesthesia"], id="missing anaesthesia"),
+                 ["no attending participant for: Anaesthesia"], id="missing anaesthesia"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, True)],
                  ["2 of 3 distinct specialties attended"], id="too few specialties"),
     pytest.param([("general_surgery", SURGERY, True), ("hepatobiliary_surgery", SURGERY, True),
@@ -52,14 +52,14 @@ SURGERY, ANAES, ONCO, RADIO = 1, 2, 3, 4
                  ["2 of 3 distinct specialties attended"], id="same department twice counts once"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, False), ("oncology", ONCO, True),
                   ("radiology", RADIO, False)],
-                 ["missing specialties: Anaesthesia", "2 of 3 distinct specialties attended"],
+                 ["no attending participant for: Anaesthesia", "2 of 3 distinct specialties attended"],
                  id="absent participants do not count"),
     pytest.param([("general_surgery", SURGERY, True), ("general_surgery", ONCO, True), ("anaesthesia", ANAES, True)],
                  ["2 of 3 distinct specialties attended"], id="same specialty twice counts once"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", ANAES, True), ("oncology", None, True)],
                  [], id="an outside expert is a department of their own"),
     pytest.param([("general_surgery", SURGERY, True), ("anaesthesia", None, True), ("oncology", ONCO, True)],
-                 ["missing specialties: Anaesthesia",
+                 ["no attending participant for: Anaesthesia",
                   "an outside expert does not stand in for a required specialty (Anaesthesia)"],
                  id="an outside expert never meets a required specialty"),
     pytest.param([("anaesthesia", ANAES, True), ("oncology", None, True), ("radiology", None, True)],
@@ -113,7 +113,7 @@ def test_signing_without_anaesthesia_is_refused_with_what_is_missing(english, ho
     with pytest.raises(GuardFailed) as caught:
         services.transition_discussion(held_preop, "sign", {}, actor=actor_of("head"), now=mdt_now)
     assert caught.value.status == 422
-    assert "missing specialties: Anaesthesia; 2 of 3 distinct specialties attended" in str(caught.value.message)
+    assert "no attending participant for: Anaesthesia; 2 of 3 distinct specialties attended" in str(caught.value.message)
     assert held_preop.state == "held"
 
 
@@ -124,7 +124,7 @@ def test_signing_over_the_api_names_every_gap_then_succeeds(clients, hospital, h
     refused = head.post(url + "/transitions?lang=en", headers=head.csrf,
                         json={"action": "sign", "version": current["version"]})
     assert refused.status_code == 422 and refused.json["code"] == "guard_failed"
-    for gap in ("no chair", "no conclusion", "no decision", "missing specialties: Anaesthesia",
+    for gap in ("no chair", "no conclusion", "no decision", "no attending participant for: Anaesthesia",
                 "0 of 3 distinct specialties attended"):
         assert gap in refused.json["message"]
     ids = [p["id"] for p in current["participants"]]

@@ -46,7 +46,7 @@ def test_a_staff_member_without_an_account_is_picked_counts_for_the_quorum_and_c
         if p.specialty == "anaesthesia":
             services.remove_participant(held_preop, p, actor=head, now=later)
     missing = services.sign_blockers(held_preop, {})
-    assert "缺少专科：麻醉科" in missing, missing
+    assert "以下专科尚无人员出席：麻醉科" in missing, missing
     with pytest.raises(Unprocessable) as refused:
         services.add_participant(held_preop, {"staff_id": anaesthetist_without_account.id, "specialty": "oncology"},
                                  actor=head, now=later)
