@@ -111,10 +111,13 @@ def detail(code):
     target = points[-1][1].target if points else None
     chart = trend_chart(points, unit=indicator.unit, width=720, height=280, target=target,
                         title=indicator.label(current_language()), compact=False)
+    # A phone draws its own, narrower chart: the desktop one scaled to 390 px has 5 px labels.
+    phone_chart = trend_chart(points, unit=indicator.unit, width=360, height=220, target=target)
     last_day = today(at)
     rows = [(first, value, {"from": first.isoformat(), "to": min(queries.month_end(first), last_day).isoformat()})
             for first, value in reversed(points)]
-    return render_template("indicators/detail.html", indicator=indicator, rows=rows, chart=chart, month=month,
+    return render_template("indicators/detail.html", indicator=indicator, rows=rows, chart=chart, phone_chart=phone_chart,
+                           month=month,
                            department_id=department_id, departments=_departments(), errors=errors,
                            department=db.session.get(Department, department_id) if department_id else None), (
         422 if errors else 200)
