@@ -151,9 +151,9 @@ def undeclared_endpoints(app) -> list[str]:
 
 def _chosen_language() -> dict:
     """The language asked for with ?lang=, carried to the login page (no session remembers it yet)."""
-    from qcflow.core.i18n import LANGUAGES
+    from qcflow.core.i18n import chosen_language
 
-    return {"lang": request.args["lang"]} if request.args.get("lang") in LANGUAGES else {}
+    return {"lang": chosen_language()} if chosen_language() else {}
 
 
 def enforce_access():

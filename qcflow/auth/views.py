@@ -17,7 +17,7 @@ from qcflow.auth.models import User
 from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, DomainError, TooManyRequests
-from qcflow.core.i18n import LANGUAGES, current_language
+from qcflow.core.i18n import chosen_language, current_language
 from qcflow.core.time import now
 from qcflow.extensions import db
 
@@ -89,8 +89,8 @@ def _start_login(user: User):
     A language chosen on the login page (?lang=, carried through the second step) becomes the session's.
     """
     _fresh_browser_session()
-    if request.args.get("lang") in LANGUAGES:
-        session["lang"] = request.args["lang"]
+    if chosen_language():
+        session["lang"] = chosen_language()
     _idle, absolute = session_lifetimes()
     services.start_session(user, now=now(), absolute=absolute)
     db.session.commit()
@@ -129,8 +129,8 @@ def _carried_args() -> dict:
     posted after a session ended (static/js/app.js keeps its text for the way back), and the language
     chosen on the login page (an anonymous page has no session to remember it)."""
     carried = {key: request.args[key] for key in ("next", "expired") if request.args.get(key)}
-    if request.args.get("lang") in LANGUAGES:
-        carried["lang"] = request.args["lang"]
+    if chosen_language():
+        carried["lang"] = chosen_language()
     return carried
 
 

@@ -13,8 +13,8 @@ def select_locale() -> str:
     # through an error page's translations.
     user = g.get("_login_user")
     logged_in = user is not None and user.is_authenticated
-    asked = request.args.get("lang")
-    if asked in LANGUAGES:
+    asked = chosen_language()
+    if asked:
         # Remember the switch only where a session exists already: anonymous pages and token-authenticated
         # API requests open none.
         from qcflow.core.web import NoSession
@@ -45,10 +45,16 @@ def lang_url(code: str) -> str:
     return request.path + "?" + urlencode(args, doseq=True)
 
 
+def chosen_language() -> str | None:
+    """The language this request asks for with ?lang=, if it is one qcflow speaks."""
+    asked = request.args.get("lang")
+    return asked if asked in LANGUAGES else None
+
+
 def with_lang(path: str) -> str:
     """A link that keeps the language chosen with ?lang= (pages without a session have no other memory)."""
-    chosen = request.args.get("lang")
-    if chosen not in ("zh", "en"):
+    chosen = chosen_language()
+    if chosen is None:
         return path
     return path + ("&" if "?" in path else "?") + "lang=" + chosen
 
@@ -69,6 +75,7 @@ def install_template_helpers(app) -> None:
         can=lambda capability: can(current_user, capability),
     )
     app.jinja_env.globals["label"] = label
+    app.jinja_env.globals["label_list"] = label_list
     from qcflow.core.audit_labels import audit_rows
 
     app.jinja_env.globals["audit_rows"] = audit_rows
@@ -83,6 +90,16 @@ LABELS: dict[str, dict] = {}
 def register_labels(tables: dict, prefix: str = "") -> None:
     for kind, table in tables.items():
         LABELS.setdefault(prefix + kind, {}).update(table)
+
+
+def label_list(kind: str, codes) -> str:
+    """The labels of several codes (a list, or comma-separated as stored) joined as the reader's language
+    joins a list: 流程、实践 / Process, Practice."""
+    from flask_babel import pgettext
+
+    if isinstance(codes, str):
+        codes = codes.split(",")
+    return pgettext("list separator", ", ").join(label(kind, code) for code in codes or () if code)
 
 
 def label(kind: str, value) -> str:

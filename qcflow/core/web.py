@@ -140,13 +140,18 @@ def form_token() -> str:
     return sessionless_token(derived_key("csrf"))
 
 
+#: How long a session-free form (and its one-time key) stays valid: a report typed slowly still goes.
+SESSIONLESS_FORM_MAX_AGE = 4 * 3600
+
+
 def check_csrf():
     """Form posts need a CSRF token; API calls with a bearer token or without a session need none."""
     if request.method not in UNSAFE_METHODS or request.routing_exception is not None:
         return  # a method the route does not take is a 405 (an unknown address a 404), not a CSRF failure
     view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
     if getattr(view, "qc_sessionless_csrf", False):
-        if not sessionless_token_valid(derived_key("csrf"), request.form.get("csrf_token"), max_age=4 * 3600):
+        if not sessionless_token_valid(derived_key("csrf"), request.form.get("csrf_token"),
+                                       max_age=SESSIONLESS_FORM_MAX_AGE):
             raise BadRequest(_("The form has expired. Reload the page and submit again."))
         return
     if is_api_request() and (request.headers.get("Authorization", "").startswith("Bearer ") or not current_user.is_authenticated):

@@ -238,6 +238,12 @@ ACTION_CONSEQUENCES = {
 }
 
 register_labels({
+    #: The deadlines of a case (events.services.DEADLINES), as the case page and an escalation name them.
+    "event_deadline": {
+        "triage": _l("triage"),
+        "investigation": _l("investigation"),
+        "external_report": _l("report to the health authority"),
+    },
     "mode": {
         "named": _l("Named"),
         "confidential": _l("Confidential"),

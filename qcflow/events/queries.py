@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import g
 
-from qcflow.auth.models import Department, User
+from qcflow.auth.models import Department
 from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
@@ -244,12 +244,6 @@ def department_label(department_id: int | None) -> str:
     """A department's name in the reader's language."""
     department = db.session.get(Department, department_id) if department_id else None
     return department.label(current_language()) if department else ""
-
-
-def labels(kind: str, codes: str | None) -> str:
-    """The labels of a comma-separated list of codes (cause domains, improvement types), in one line."""
-    separator = "、" if current_language() == "zh" else ", "
-    return separator.join(label(kind, code) for code in (codes or "").split(",") if code)
 
 
 def reference_of(event_id: int | None) -> str | None:

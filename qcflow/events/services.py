@@ -32,7 +32,7 @@ from qcflow.events.models import (
     Mode,
 )
 from qcflow.events.scrub import personal_names, scrub
-from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, OPEN_STATES, ActionState, EventState
+from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, OPEN_STATES, EventState
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
 

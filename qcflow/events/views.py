@@ -16,7 +16,7 @@ from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
 from qcflow.core.time import hospital_tz, now
-from qcflow.core.web import session_free, sessionless_csrf
+from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, session_free, sessionless_csrf
 from qcflow.events import queries, services
 from qcflow.events.models import (
     ACTION_CONSEQUENCES,
@@ -38,11 +38,8 @@ from qcflow.extensions import db
 bp = Blueprint("events", __name__)
 bp.add_app_template_global(queries.category_label, "category_label")
 bp.add_app_template_global(queries.department_label, "department_label")
-bp.add_app_template_global(queries.labels, "labels")
 
 TIME_FIELDS = {"occurred_at", "discovered_at"}
-#: A form's key is honoured as long as a form's CSRF token is (core.web.check_csrf).
-FORM_KEY_MAX_AGE = 4 * 3600
 
 
 def report_choices() -> dict:
@@ -83,7 +80,7 @@ def form_key() -> str | None:
     is not a key (it is not kept on Back, and it would be a second secret that gives a receipt back)."""
     key = request.form.get("form_key")
     if key and (request.endpoint != "events.report"  # a named form's key only keys its reporter's own forms
-                or sessionless_token_valid(derived_key("csrf"), key, max_age=FORM_KEY_MAX_AGE)):  # it seeds a code
+                or sessionless_token_valid(derived_key("csrf"), key, max_age=SESSIONLESS_FORM_MAX_AGE)):  # it seeds a code
         return key
     return None
 
@@ -159,7 +156,10 @@ def post_report(actor, anonymous: bool):
         return None, (translate_errors(error.errors or {"form": [str(error.message)]}), error.status)
     except IntegrityError:  # the same form sent twice at once: the other request filed it
         db.session.rollback()
-        return resent_form(services.filed_with_key(form_idempotency_key(), scope=scope), anonymous), None
+        filed = services.filed_with_key(form_idempotency_key(), scope=scope)
+        if filed is None:
+            raise  # another constraint: an error, never a report said to be filed that was not
+        return resent_form(filed, anonymous), None
     if anonymous:
         return receipt_page(event, code), None
     return redirect(url_for("events.my_reports", filed=reference)), None

@@ -25,7 +25,7 @@ from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Unprocessable
-from qcflow.core.i18n import current_language, label
+from qcflow.core.i18n import label, label_list
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.followup import schedule
@@ -831,7 +831,7 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
 
 def findings_text(found: list[str]) -> str:
     """Findings as labels in the reader's language, e.g. 并发症、再次手术."""
-    return ("、" if current_language() == "zh" else ", ").join(label("fu_item", f) for f in found if f)
+    return label_list("fu_item", found)
 
 
 def report_data(prompt: EventPrompt) -> dict:

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from qcflow.core.actors import Actor
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now as clock_now, today

@@ -100,6 +100,12 @@ class Participant(Base):
 
     discussion: Mapped[Discussion] = relationship(back_populates="participants")
 
+    @property
+    def is_outside_expert(self) -> bool:
+        """Typed by name, neither a colleague with an account nor on the staff list: nobody here can check
+        them, so they never stand in for one of the hospital's specialties (mdt.services.distinct_attendance)."""
+        return self.user_id is None and self.staff_id is None
+
     __table_args__ = (
         enum_check("role", PARTICIPANT_ROLES),
         sa.UniqueConstraint("discussion_id", "user_id", name="uq_mdt_participant_user"),

@@ -111,7 +111,10 @@ class DiscussionOut(BaseSchema):
     operation_id = fields.Integer(allow_none=True)
     encounter_id = fields.Integer(allow_none=True)
     event_id = fields.Integer(allow_none=True)
-    question = fields.String()
+    question = fields.String(metadata={"description": "The question as the team wrote it; empty for a discussion qcflow "
+                                                      "requested by itself until the team writes one (kind and "
+                                                      "operation_id say what it is about; pages word it in the "
+                                                      "reader's language)."})
     chair_user_id = fields.Integer(allow_none=True)
     summary = fields.String(allow_none=True)
     conclusion = fields.String(allow_none=True)

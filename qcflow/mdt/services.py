@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext as _, pgettext
+from flask_babel import gettext as _
 from sqlalchemy.orm.attributes import flag_modified
 
 from qcflow.auth.models import Department, Role, User
@@ -21,7 +21,7 @@ from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Forbidden, Unprocessable
-from qcflow.core.i18n import label
+from qcflow.core.i18n import label, label_list
 from qcflow.core.time import local, today
 from qcflow.events.models import AdverseEvent
 from qcflow.events.services import CASE_REVIEW_CHECKS
@@ -81,13 +81,7 @@ def _specialty(value: str | None) -> str:
 
 def specialty_names(codes) -> str:
     """Specialties as the reader's words, e.g. “麻醉科、肿瘤科”."""
-    return pgettext("list separator", ", ").join(label("clin_specialty", code) for code in codes)
-
-
-def is_listed(participant) -> bool:
-    """Whether a participant is of this hospital: a colleague with an account or someone from the staff list
-    (the others are outside experts typed by name, who can be checked by nobody here)."""
-    return participant.user_id is not None or participant.staff_id is not None
+    return label_list("clin_specialty", codes)
 
 
 def distinct_attendance(participants) -> int:
@@ -101,7 +95,7 @@ def distinct_attendance(participants) -> int:
     departments_of: dict[str, set] = {}
     for p in participants:
         if p.attended and _specialty(p.specialty):
-            if not is_listed(p):
+            if p.is_outside_expert:
                 place = ("outside",)
             else:
                 place = p.department_id if p.department_id is not None else ("unplaced", p.id)
@@ -135,8 +129,8 @@ def sign_blockers(discussion: Discussion, data: dict) -> list[str]:
         blockers.append(_("no decision (proceed, modify the plan or do not operate)"))
     rule = quorum_rule(discussion.kind)
     present = [p for p in discussion.participants if p.attended]
-    attended = {_specialty(p.specialty) for p in present if is_listed(p)}
-    outside = {_specialty(p.specialty) for p in present if not is_listed(p) and _specialty(p.specialty)}
+    attended = {_specialty(p.specialty) for p in present if not p.is_outside_expert}
+    outside = {_specialty(p.specialty) for p in present if p.is_outside_expert and _specialty(p.specialty)}
     missing = [s for s in rule["required"] if _specialty(s) not in attended]
     if missing:
         blockers.append(_("no attending participant for: %(specialties)s", specialties=specialty_names(missing)))

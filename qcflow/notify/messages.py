@@ -12,7 +12,6 @@ from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
 
-from qcflow.core.i18n import register_labels
 
 
 @dataclass(frozen=True)
@@ -27,12 +26,6 @@ class Message:
     dates: tuple = ()
 
 
-#: The deadlines of a case (qcflow.events.services.DEADLINES) as an escalation names them.
-register_labels({"event_deadline": {
-    "triage": _l("triage"),
-    "investigation": _l("investigation"),
-    "external_report": _l("report to the health authority"),
-}})
 
 MESSAGES = {
     "event.submitted": Message(_l("New adverse-event report %(ref)s")),
@@ -68,12 +61,12 @@ MESSAGES = {
 
 
 def _value(message: Message, name: str, value):
-    from qcflow.core.i18n import current_language, label
+    from qcflow.core.i18n import label_list
     from qcflow.core.time import local
 
     if name in message.labels:
         values = value if isinstance(value, (list, tuple)) else [value]
-        return ("、" if current_language() == "zh" else ", ").join(label(message.labels[name], v) for v in values)
+        return label_list(message.labels[name], values)
     if name in message.times or name in message.dates:
         if not value:
             return ""

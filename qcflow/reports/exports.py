@@ -33,7 +33,7 @@ from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import scoped
 from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
-from qcflow.core.i18n import current_language, label
+from qcflow.core.i18n import current_language, label, label_list
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local
 from qcflow.events.models import AdverseEvent, EventCategory
@@ -70,10 +70,6 @@ def _on(value: date | None) -> str:
 
 def _yes_no(value: bool | None) -> str:
     return "" if value is None else (_("yes") if value else _("no"))
-
-
-def _labels(kind: str, codes: str | None) -> str:
-    return "、".join(label(kind, code) for code in (codes or "").split(",") if code)
 
 
 EVENT_COLUMNS = [
@@ -179,8 +175,8 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
                 clean(row.description), clean(row.immediate_actions),
                 label("external_severity", row.external_severity) if row.external_severity else "",
                 _at(row.external_reported_at), departments.get(row.handling_department_id, ""),
-                _labels("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),
-                _labels("improvement_type", row.improvement_types), _at(row.closed_at),
+                label_list("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),
+                label_list("improvement_type", row.improvement_types), _at(row.closed_at),
             ]
 
 

@@ -26,8 +26,10 @@ def english(app):
 
 def people(*rows):
     """(specialty, department_id, attended) rows; department None is an outside expert (no account, not listed)."""
-    return [SimpleNamespace(id=n, user_id=n if d is not None else None, staff_id=None, specialty=s, department_id=d,
-                            attended=a)
+    from qcflow.mdt.models import Participant
+
+    return [Participant(id=n, user_id=n if d is not None else None, staff_id=None, specialty=s, department_id=d,
+                        attended=a)
             for n, (s, d, a) in enumerate(rows, 1)]
 
 

@@ -54,7 +54,9 @@ def actor_for(role):
 
 
 def attendee(n, specialty, department_id):
-    return SimpleNamespace(id=n, user_id=100 + n, attended=True, specialty=specialty, department_id=department_id)
+    from qcflow.mdt.models import Participant
+
+    return Participant(id=n, user_id=100 + n, attended=True, specialty=specialty, department_id=department_id)
 
 
 def fake_discussion(state):
