@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis import GenerationMode, checks
 from schemathesis.openapi import from_wsgi
 
@@ -80,9 +80,16 @@ def stateful(app, headers, steps, examples):
         def validate_response(self, response, case, **kwargs):
             case.validate_response(response, checks=CHECKS[:4], headers=headers)
 
-    WithRole.run(settings=settings(max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
-                                   derandomize=True, phases=[Phase.explicit, Phase.generate],
-                                   suppress_health_check=list(HealthCheck)))
+    run = dict(settings=settings(max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
+                                 derandomize=True, phases=[Phase.explicit, Phase.generate],
+                                 suppress_health_check=list(HealthCheck)))
+    try:
+        WithRole.run(**run)
+    except FlakyStrategyDefinition:
+        # The links draw their values from earlier responses, and the database keeps what earlier
+        # examples created, so a replayed prefix can meet other values and Hypothesis stops generating
+        # (not a finding about the API). Once more, on the state it has now; a second time is a failure.
+        WithRole.run(**run)
 
 
 @pytest.mark.parametrize("role", ["quality", "dept_head", "doctor"])
