@@ -169,7 +169,8 @@ def walk(client, tmp_path, language: str, names: frozenset) -> dict[str, list[st
             seen.add(local)
             shapes[shape(local)] += 1
             queue.append(local)
-    assert len(seen) >= 10, f"the walk read only {len(seen)} pages: {sorted(seen)}"  # a walk that reads nothing proves nothing
+    # a walk that reads nothing proves nothing
+    assert len(seen) >= 10, f"the walk read only {len(seen)} pages: {sorted(seen)}"
     return problems
 
 
