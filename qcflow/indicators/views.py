@@ -24,14 +24,15 @@ bp = Blueprint("indicators", __name__)
 
 
 def trend_chart(points: list[tuple[date, queries.IndicatorValue]], *, unit: str, title: str = "", width: int = 360,
-                height: int = 170, target: float | None = None, compact: bool = True) -> str:
+                height: int = 170, target: float | None = None, compact: bool = True,
+                now: datetime | None = None) -> str:
     """A 12-month trend as a data: URL for an <img> (reports.charts.trend: the same chart as the bulletin's).
 
     An <img> with a data: URL keeps the chart's own styles inside the image, so the page's CSP
     (style-src 'self') holds.
     """
     svg = charts.trend(title, [month for month, _v in points], [v.value for _month, v in points], unit=unit,
-                       target=target, width=width, height=height, compact=compact)
+                       target=target, width=width, height=height, compact=compact, now=now)
     return charts.data_url(svg)
 
 
@@ -85,7 +86,7 @@ def index():
     by_month = [(month, {v.code: v for v in queries.month_values(month, department_id=department_id, now=at)})
                 for month in (queries.add_months(last_month, -n) for n in range(11, -1, -1))]
     trends = {v.code: trend_chart([(month, values_of[v.code]) for month, values_of in by_month], unit=v.unit,
-                              target=v.target)
+                              target=v.target, now=at)
               for v in values}
     return render_template("indicators/index.html", values=values, charts=trends, start=start, end=end,
                            department_id=department_id, departments=_departments(), counted_at=queries.rollup_counted_at(),
@@ -110,9 +111,9 @@ def detail(code):
     points = queries.trend(code, month, department_id=department_id, now=at, compare=True)
     target = points[-1][1].target if points else None
     chart = trend_chart(points, unit=indicator.unit, width=720, height=280, target=target,
-                        title=indicator.label(current_language()), compact=False)
+                        title=indicator.label(current_language()), compact=False, now=at)
     # A phone draws its own, narrower chart: the desktop one scaled to 390 px has 5 px labels.
-    phone_chart = trend_chart(points, unit=indicator.unit, width=360, height=220, target=target)
+    phone_chart = trend_chart(points, unit=indicator.unit, width=360, height=220, target=target, now=at)
     last_day = today(at)
     rows = [(first, value, {"from": first.isoformat(), "to": min(queries.month_end(first), last_day).isoformat()})
             for first, value in reversed(points)]

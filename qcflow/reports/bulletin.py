@@ -88,7 +88,7 @@ def _trend_chart(code: str, month: date, now: datetime):
     points = indicators.trend(code, month, 12, now=now)
     latest = points[-1][1]
     return charts.trend(latest.name, [m for m, _v in points], [v.value for _m, v in points], unit=latest.unit,
-                        target=latest.target, width=440, height=240)
+                        target=latest.target, width=440, height=240, now=now)
 
 
 def followup_by_department(month: date, cutoff: datetime, now: datetime) -> list[dict]:

@@ -6,7 +6,7 @@ import base64
 import math
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 
 from flask_babel import gettext as _
@@ -62,7 +62,7 @@ def value_ticks(top: float) -> list[float]:
     return [round(i * step, 6) for i in range(math.ceil((top if top > 0 else 1) / step - 1e-9) + 1)]
 
 
-def month_labels(months: list[date], every: int = 1) -> tuple[list[str], list[str]]:
+def month_labels(months: list[date], every: int = 1, *, now: datetime | None = None) -> tuple[list[str], list[str]]:
     """Readable month labels ("3月", "Mar") with the year on the first one shown and at each new year,
     and the labels to print when only every `every`-th month (counted back from the latest) has room."""
     english = current_language() == "en"
@@ -76,7 +76,7 @@ def month_labels(months: list[date], every: int = 1) -> tuple[list[str], list[st
             labels.append(f"{month:%b}" + (f" {month:%Y}" if with_year else ""))
         else:
             labels.append((f"{month.year}年" if with_year else "") + f"{month.month}月")
-    if months and months[-1] == today().replace(day=1):
+    if months and months[-1] == today(now).replace(day=1):
         # the month under way: its value is a month so far, not comparable with whole months yet
         labels[-1] = _("%(month)s so far", month=labels[-1])
     return labels, [labels[i] for i in shown]
@@ -137,7 +137,7 @@ def bars(title: str, rows: list[dict], *, horizontal: bool = False, **options) -
 
 
 def trend(title: str, months: list[date], values: list[float | None], *, unit: str, target: float | None = None,
-          width: int = 640, height: int = 260, compact: bool = False) -> Markup:
+          width: int = 640, height: int = 260, compact: bool = False, now: datetime | None = None) -> Markup:
     """A 12-month trend: the monthly values as a line, the target as a dashed red line, months labelled
     "3月"/"Mar" (every second or third one where the chart is narrow), a y axis with round ticks (0–100 for a
     percentage) and, when no month has a value, the empty state in the reader's language."""
@@ -145,7 +145,7 @@ def trend(title: str, months: list[date], values: list[float | None], *, unit: s
     top = 100.0 if unit == "percent" else max(known + ([target] if target is not None else []) + [0]) * 1.2
     ticks = [0, 25, 50, 75, 100] if unit == "percent" else value_ticks(top)
     # About 60 px per printed label: "2026年1月" side by side with "2月" must not touch.
-    labels, shown = month_labels(months, every=max(1, math.ceil(len(months) * 60 / max(width - 60, 60))))
+    labels, shown = month_labels(months, every=max(1, math.ceil(len(months) * 60 / max(width - 60, 60))), now=now)
     size = 9 if compact else 11
     style = _pygal()[1].__class__(**{**_pygal()[1].to_dict(), "label_font_size": size,
                                      "major_label_font_size": size, "legend_font_size": size})

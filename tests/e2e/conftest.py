@@ -147,6 +147,11 @@ def login(page, username: str, password: str | None = None):
     """Log in through the login page (and the second step, where asked) and land on the home page
     (or the `next` target)."""
     page.goto("/login")
+    return login_here(page, username, password)
+
+
+def login_here(page, username: str, password: str | None = None):
+    """Fill in the login page the browser is on (e.g. after a session ended) and pass the second step."""
     page.fill("#username", username)
     page.fill("#password", password or DEMO_PASSWORDS[username])
     with page.expect_navigation():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tests.e2e.conftest import (DEMO_PASSWORDS, E2E, check_no_horizontal_scroll, login, pass_second_factor,
-                                shot)
+from tests.e2e.conftest import (DEMO_PASSWORDS, E2E, check_no_horizontal_scroll, login, login_here,
+                                pass_second_factor, shot)
 
 pytestmark = E2E
 
@@ -77,11 +77,7 @@ def test_after_the_session_ended_selects_radios_and_text_all_come_back(server, c
     with page.expect_navigation():
         page.click(f"{attempt} button[type=submit]")
     assert "/login" in page.url and "expired=1" in page.url
-    page.fill("#username", "nurse")
-    page.fill("#password", DEMO_PASSWORDS["nurse"])
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
-    pass_second_factor(page, "nurse")
+    login_here(page, "nurse")
     assert page.url.endswith(f"/followup/tasks/{task_id}"), page.url
     assert page.input_value(f"{attempt} select[name=result]") == "busy"
     assert page.input_value(f"{attempt} select[name=channel]") == "wechat"
@@ -101,11 +97,7 @@ def test_after_the_session_ended_selects_radios_and_text_all_come_back(server, c
     end_sessions(server, "nurse")
     with page.expect_navigation():
         page.click(f"{complete} button[type=submit]")
-    page.fill("#username", "nurse")
-    page.fill("#password", DEMO_PASSWORDS["nurse"])
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
-    pass_second_factor(page, "nurse")
+    login_here(page, "nurse")
     assert page.is_checked(f"{complete} input[name={name}][value='0']")
     assert not page.is_checked(f"{complete} input[name={name}][value='1']")
     assert page.input_value(f"{complete} select[name=respondent]") == "family"
@@ -129,11 +121,7 @@ def test_a_form_that_changed_meanwhile_is_not_put_back_half(server, contexts):
         p.fields.forEach(f => { if (f.name === 'result') { f.values = ['no_longer_offered']; } });
         sessionStorage.setItem('qcflow.pendingForm', JSON.stringify(p));
     }""")
-    page.fill("#username", "nurse")
-    page.fill("#password", DEMO_PASSWORDS["nurse"])
-    with page.expect_navigation():
-        page.click("form button[type=submit]")
-    pass_second_factor(page, "nurse")
+    login_here(page, "nurse")
     assert page.is_visible("#not-restored-notice") and not page.is_visible("#restored-notice")
     assert page.input_value(f"{attempt} textarea[name=note]") == ""
 
@@ -221,11 +209,7 @@ def test_a_report_typed_before_the_session_ended_is_never_shown_to_the_next_user
         with page.expect_navigation():
             page.click("form button.primary[type=submit]")
         assert "/login" in page.url and "expired=1" in page.url
-        page.fill("#username", "nurse")
-        page.fill("#password", DEMO_PASSWORDS["nurse"])
-        with page.expect_navigation():
-            page.click("form button[type=submit]")
-        pass_second_factor(page, "nurse")
+        login_here(page, "nurse")
         assert page.url.endswith("/report/named"), page.url
         assert page.input_value("#description") == "" and page.input_value("#patient_mrn") == ""
         assert not page.is_visible("#restored-notice") and not page.is_visible("#not-restored-notice")
