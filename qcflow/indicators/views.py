@@ -117,8 +117,8 @@ def detail(code):
     last_day = today(at)
     rows = [(first, value, {"from": first.isoformat(), "to": min(queries.month_end(first), last_day).isoformat()})
             for first, value in reversed(points)]
-    return render_template("indicators/detail.html", indicator=indicator, rows=rows, chart=chart, phone_chart=phone_chart,
-                           month=month,
+    return render_template("indicators/detail.html", indicator=indicator, rows=rows, chart=chart,
+                           phone_chart=phone_chart, month=month,
                            department_id=department_id, departments=_departments(), errors=errors,
                            department=db.session.get(Department, department_id) if department_id else None), (
         422 if errors else 200)
