@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import CJK, E2E, api_call, check_accessible_form_fields, check_no_horizontal_scroll, login, shot
 
@@ -245,8 +246,8 @@ def test_field_errors_are_in_the_page_language_next_to_the_field_and_keep_the_ty
     assert page.input_value("#description") == "器械清点数目不符，术中找到。"
     assert page.input_value("#location") == "3号手术间"
     # focus on the first error (the page's script moves it there once loaded; a busy machine may take a moment)
-    page.wait_for_function("document.activeElement && document.activeElement.getAttribute('aria-invalid') === 'true'",
-                           timeout=5000)
+    # (a locator assertion: a string predicate would be polled through eval, which the page's CSP refuses)
+    expect(page.locator("[aria-invalid=true]").first).to_be_focused(timeout=5000)
     if lang == "zh":
         shot(page, "clinician-06-field-errors", full_page=False)
 

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import E2E, shot
 from tests.e2e.test_clinician import local_input
@@ -75,7 +76,7 @@ def test_anonymous_receipt_survives_reload_and_back_and_a_resent_form_files_noth
 
     page.go_back()  # Back shows the filled form again; sending it once more files nothing new
     page.wait_for_url(re.compile(r"/report\?lang="))
-    page.wait_for_function("document.querySelector('#description').value !== ''")
+    expect(page.locator("#description")).not_to_have_value("")
     with page.expect_navigation():
         page.click("form button.primary")
     assert TEXT[lang]["again"] in page.inner_text("main")
@@ -127,7 +128,7 @@ def test_a_sent_form_changed_after_back_files_nothing_and_shows_no_receipt(serve
     reference = page.inner_text("#receipt-reference").strip()
     page.go_back()
     page.wait_for_url(re.compile(r"/report\?lang="))
-    page.wait_for_function("document.querySelector('#description').value !== ''")
+    expect(page.locator("#description")).not_to_have_value("")
     page.fill("#description", f"换了一段文字（{kind} {lang}）。")
     with page.expect_navigation():
         page.click("form button.primary")
@@ -260,7 +261,7 @@ def test_named_form_sent_again_after_back_files_nothing(server, contexts):
     page.wait_for_url("**/my/reports**")
     first = page.url
     page.go_back()
-    page.wait_for_function("document.querySelector('#description').value !== ''")
+    expect(page.locator("#description")).not_to_have_value("")
     with page.expect_navigation():
         page.click("form button.primary")
     page.wait_for_url("**/my/reports**")
