@@ -30,7 +30,7 @@ from qcflow.clinical.models import (
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
 from qcflow.core import audit
 from qcflow.core.actors import Actor
-from qcflow.core.errors import Conflict, Unprocessable, translate_errors
+from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
@@ -329,21 +329,17 @@ def booking_missing(operation: Operation) -> list[str]:
 
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,
                          expected_version: int | None = None) -> Operation:
-    """Book, perform or cancel an operation; booking grade 4 passes the MDT gate or a reasoned override."""
+    """Book, perform or cancel an operation; booking passes the table's gate or, for grade 4, a reasoned override."""
     OPERATION_WORKFLOW.check(operation, action, actor=actor, data=data, expected_version=expected_version)
     detail = {}
     if action == "book":
-        missing = booking_missing(operation)
-        override = data.get("emergency_override")
-        if override and operation.needs_mdt:
+        if data.get("emergency_override") and operation.needs_mdt:
             if not (data.get("override_reason") or "").strip():
                 raise Unprocessable(errors={"override_reason": [_("An emergency override needs a reason.")]})
             operation.is_emergency_override = True
             operation.override_reason = data["override_reason"].strip()
-            detail = {"emergency_override": True, "override_reason": operation.override_reason, "bypassed": missing}
-        elif missing:
-            raise Conflict(_("This operation cannot be booked yet. Missing: %(missing)s.", missing="; ".join(missing)),
-                           missing=missing)
+            detail = {"emergency_override": True, "override_reason": operation.override_reason,
+                      "bypassed": booking_missing(operation)}
         operation.booked_at = now
     elif action == "perform":
         performed_at = data.get("performed_at") or now

@@ -49,7 +49,7 @@ def operation(operation_id):
     """One operation: the booking gate's state and the steps available now."""
     actor = current_actor()
     item = queries.load_operation(operation_id, actor)
-    missing = services.booking_missing(item) if item.state == "planned" else []
+    missing = OPERATION_WORKFLOW.missing(item, "book")
     return render_template("clinical/operation.html", op=item, missing=missing,
                            discussions=queries.operation_discussions(item),
                            transitions=OPERATION_WORKFLOW.available(item, actor))

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from flask_babel import gettext as _
+
 from qcflow.auth.permissions import PERMISSIONS
-from qcflow.core.workflow import Transition as T, Workflow
+from qcflow.core.workflow import Gate, Transition as T, Workflow
 
 
 class OperationState(StrEnum):
@@ -14,6 +16,24 @@ class OperationState(StrEnum):
     CANCELLED = "cancelled"
 
 
+def _booking_missing(operation) -> list[str]:
+    # The services module imports this table, so its rule is looked up when the gate is asked.
+    from qcflow.clinical.services import booking_missing
+
+    return booking_missing(operation)
+
+
+#: Grade 4 and restricted technology need a signed pre-operative MDT within the validity window, grade 3
+#: and above a valid surgeon authorisation. An operation that needs the MDT may be booked by an emergency
+#: override instead, whatever is missing (the service asks its reason, audits and reports it).
+BOOKING_GATE = Gate(
+    "booking gate (signed pre-op MDT, surgeon authorisation, or emergency override)",
+    _booking_missing,
+    lambda missing: _("This operation cannot be booked yet. Missing: %(missing)s.", missing="; ".join(missing)),
+    may_override=lambda operation: operation.needs_mdt,
+    override_field="emergency_override",
+)
+
 S = OperationState
 #: The HIS (an API client with the clinician role) and the quality office drive operations.
 CLINICAL = PERMISSIONS["operations"]
@@ -22,9 +42,10 @@ OPERATION_WORKFLOW = Workflow(
     "operation",
     OperationState,
     [
-        T("book",    {S.PLANNED},           S.BOOKED,    CLINICAL),
+        T("book",    {S.PLANNED},           S.BOOKED,    CLINICAL,  BOOKING_GATE),
         T("perform", {S.BOOKED},            S.PERFORMED, CLINICAL),
         T("cancel",  {S.PLANNED, S.BOOKED}, S.CANCELLED, CLINICAL),
     ],
     initial=S.PLANNED,
+    table="operation",
 )

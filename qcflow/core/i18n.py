@@ -79,6 +79,9 @@ def install_template_helpers(app) -> None:
     from qcflow.core.audit_labels import audit_rows
 
     app.jinja_env.globals["audit_rows"] = audit_rows
+    from qcflow.core.workflow import install_template_tests
+
+    install_template_tests(app)
     app.jinja_env.filters["localtime"] = lambda at: local(at).strftime("%Y-%m-%d %H:%M") if at else ""
 
 

@@ -1,7 +1,8 @@
 """The one workflow engine: transition tables are data, this module applies them.
 
 Nothing else assigns `.state`. Each domain's workflow.py declares a StrEnum of
-states and one `Workflow` table; services call `workflow.apply(...)`.
+states and one `Workflow` table; services call `workflow.apply(...)`, pages ask the
+table (`is in_phase(...)`, `is permitting(...)`) instead of naming states.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from qcflow.core.errors import Conflict, Forbidden, GuardFailed, InvalidTransiti
 Guard = Callable[[object, dict], "str | None"]
 
 WORKFLOWS: dict[str, "Workflow"] = {}
+#: The workflow of each table's records, for templates that hold a record and ask about it.
+WORKFLOW_OF_TABLE: dict[str, "Workflow"] = {}
 
 #: Modules whose import registers a domain workflow table.
 WORKFLOW_MODULES: tuple[str, ...] = ("qcflow.events.workflow", "qcflow.clinical.workflow", "qcflow.mdt.workflow",
@@ -34,12 +37,40 @@ def import_all_workflows() -> None:
 
 
 @dataclass(frozen=True)
+class Gate:
+    """A guard on what the record itself holds, not on the step's form (e.g. the booking gate).
+
+    A shut gate refuses the step with 409 and the list of what is `missing`, and the engine does not
+    offer the step, unless the record `may_override` it and the form asks to (`override_field`).
+    """
+
+    #: How the diagram names the gate.
+    name: str
+    #: missing(obj) -> what the record still needs, translated (empty: the gate is open).
+    missing: Callable[[object], list[str]]
+    #: refusal(missing) -> the (translated) message of the 409.
+    refusal: Callable[[list[str]], str]
+    may_override: Callable[[object], bool] = lambda obj: False
+    override_field: str | None = None
+
+    def is_shut(self, obj) -> bool:
+        """Whether no form can take the step now (what is missing cannot be overridden)."""
+        return bool(self.missing(obj)) and not self.may_override(obj)
+
+    def enforce(self, obj, data: dict) -> None:
+        missing = self.missing(obj)
+        overridden = self.override_field is not None and data.get(self.override_field) and self.may_override(obj)
+        if missing and not overridden:
+            raise Conflict(self.refusal(missing), missing=missing)
+
+
+@dataclass(frozen=True)
 class Transition:
     action: str
     from_states: frozenset
     to_state: StrEnum
     roles: frozenset[str]
-    guard: Guard | None = None
+    guard: Guard | Gate | None = None
 
     def __init__(self, action, from_states, to_state, roles, guard=None):
         object.__setattr__(self, "action", action)
@@ -59,6 +90,11 @@ class Workflow:
     initial: StrEnum | None = None
     #: refusal(action) -> the (translated) reason a refused actor reads: who may take the step.
     refusal: Callable[[str], str] | None = None
+    #: The table whose records this workflow drives (templates find the workflow from a record).
+    table: str | None = None
+    #: Named sets of states the pages ask about ({% if task is in_phase('completed') %}), so that the
+    #: domain, not each template, says which states a word covers.
+    phases: dict[str, Iterable] = field(default_factory=dict)
     _by_action: dict = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -69,7 +105,10 @@ class Workflow:
                 if key in self._by_action:
                     raise ValueError(f"{self.name}: two transitions for {key}")
                 self._by_action[key] = t
+        self.phases = {name: frozenset(states) for name, states in self.phases.items()}
         WORKFLOWS[self.name] = self
+        if self.table is not None:
+            WORKFLOW_OF_TABLE[self.table] = self
 
     def roles_of(self, obj, actor: Actor) -> frozenset[str]:
         extra = self.relations(obj, actor) if self.relations else ()
@@ -79,10 +118,24 @@ class Workflow:
         """Actions the table permits from `state`, for anyone."""
         return sorted({t.action for t in self.transitions if state in t.from_states})
 
+    def permits(self, obj, action: str) -> bool:
+        """Whether the table has `action` from the record's state, for anyone."""
+        return (action, obj.state) in self._by_action
+
+    def in_phase(self, obj, phase: str) -> bool:
+        """Whether the record's state is one of the named `phase`."""
+        return obj.state in self.phases[phase]
+
     def available(self, obj, actor: Actor) -> list[Transition]:
-        """Transitions this actor may attempt now (role fits); templates show these as buttons."""
+        """Transitions this actor may attempt now (role fits, no shut gate); templates show these as buttons."""
         roles = self.roles_of(obj, actor)
-        return [t for t in self.transitions if obj.state in t.from_states and t.roles & roles]
+        return [t for t in self.transitions if obj.state in t.from_states and t.roles & roles
+                and not (isinstance(t.guard, Gate) and t.guard.is_shut(obj))]
+
+    def missing(self, obj, action: str) -> list[str]:
+        """What the gate of `action` still needs from the record (empty: no gate, open, or not a step from here)."""
+        transition = self._by_action.get((action, obj.state))
+        return transition.guard.missing(obj) if transition and isinstance(transition.guard, Gate) else []
 
     def check(self, obj, action: str, *, actor: Actor, data: dict | None = None,
               expected_version: int | None = None) -> Transition:
@@ -100,7 +153,9 @@ class Workflow:
             raise Forbidden(self.refusal(action) if self.refusal else None)
         if expected_version is not None and expected_version != obj.version:
             raise Conflict(current_version=obj.version)
-        if transition.guard is not None:
+        if isinstance(transition.guard, Gate):
+            transition.guard.enforce(obj, data)
+        elif transition.guard is not None:
             reason = transition.guard(obj, data)
             if reason:
                 raise GuardFailed(reason)
@@ -143,7 +198,17 @@ class Workflow:
             lines.append(f"    [*] --> {self.initial.value}")
         for t in self.transitions:
             roles = ", ".join(sorted(t.roles))
-            guard = " [guard]" if t.guard else ""
+            guard = f" [guard: {t.guard.name}]" if isinstance(t.guard, Gate) else " [guard]" if t.guard else ""
             for state in sorted(t.from_states):
                 lines.append(f"    {state.value} --> {t.to_state.value}: {t.action} ({roles}){guard}")
         return "\n".join(lines)
+
+
+def workflow_of(obj) -> Workflow:
+    return WORKFLOW_OF_TABLE[obj.__tablename__]
+
+
+def install_template_tests(app) -> None:
+    """Pages ask the table: {% if event is in_phase('open') %}, {% if op is permitting('book') %}."""
+    app.jinja_env.tests["in_phase"] = lambda obj, phase: workflow_of(obj).in_phase(obj, phase)
+    app.jinja_env.tests["permitting"] = lambda obj, action: workflow_of(obj).permits(obj, action)

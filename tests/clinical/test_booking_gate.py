@@ -126,9 +126,18 @@ def test_emergency_override_books_audits_and_tells_the_quality_office(ctx, refer
     assert titles and "O4" in titles[0]
 
 
-@pytest.mark.parametrize("code,authorised,status", [("47.0101", False, 200), ("51.2301", True, 200)])
+@pytest.mark.parametrize("code,authorised,status", [
+    ("47.0101", False, 200),  # grade 2: no authorisation needed
+    ("51.2301", True, 200),
+    ("51.2301", False, 409),  # grade 3: the surgeon's authorisation is
+])
 def test_grades_one_to_three_book_without_mdt(ctx, reference, quality_client, code, authorised, status):
-    operation_id = push_operation(reference, "O2", code)
+    from qcflow.clinical.models import Operation
+    from qcflow.clinical.services import authorised as holds_authorisation
+    from qcflow.extensions import db
+
+    operation_id = push_operation(reference, "O2", code, surgeon="S1" if authorised else "S2")
+    assert holds_authorisation(db.session.get(Operation, operation_id)) is authorised
     assert preop_discussions(operation_id) == []
     assert book(quality_client, operation_id).status_code == status
 
@@ -155,3 +164,18 @@ def test_operation_page_explains_the_gate(ctx, reference, quality_client):
     operation_id = push_operation(reference, "O4", "52.7001")
     page = quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
     assert "术前多学科讨论" in page and 'name="emergency_override"' in page
+
+
+def test_operation_page_does_not_offer_a_booking_the_gate_refuses(ctx, reference, quality_client):
+    operation_id = push_operation(reference, "O3", "51.2301", surgeon="S2")
+    page = quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
+    assert "赵麻" in page and 'value="book"' not in page and 'value="cancel"' in page
+
+
+def test_operation_page_offers_booking_once_the_gate_is_open(ctx, reference, quality_client):
+    operation_id = push_operation(reference, "O3", "51.2301")
+    page = quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
+    assert 'id="gate"' in page and 'value="book"' in page and 'name="emergency_override"' not in page
+    book(quality_client, operation_id)
+    page = quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
+    assert 'id="gate"' not in page and 'value="book"' not in page and 'value="perform"' in page

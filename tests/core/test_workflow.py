@@ -7,7 +7,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Forbidden, GuardFailed, InvalidTransition
-from qcflow.core.workflow import WORKFLOWS, Transition, Workflow
+from qcflow.core.workflow import WORKFLOWS, Gate, Transition, Workflow
 
 
 class ScratchBase(DeclarativeBase):
@@ -45,7 +45,20 @@ TICKETS = Workflow(
     ],
     relations=lambda ticket, actor: {"owner"} if actor.user_id == ticket.owner_id else set(),
     initial=S.OPEN,
+    table="wf_test_ticket",
+    phases={"live": {S.OPEN, S.WORKING}},
 )
+
+#: Finishing needs a note on the ticket itself; a ticket with an owner may be finished without one if the
+#: form says it is urgent.
+NOTE_GATE = Gate(
+    "note gate",
+    lambda ticket: [] if ticket.note else ["a note on the ticket"],
+    lambda missing: "缺少：" + "；".join(missing),
+    may_override=lambda ticket: ticket.owner_id is not None,
+    override_field="urgent",
+)
+GATED = Workflow("test_gated_ticket", S, [Transition("finish", {S.WORKING}, S.DONE, {"quality"}, NOTE_GATE)])
 
 QUALITY = Actor("user:1", 1, 1, frozenset({"quality"}))
 NURSE = Actor("user:2", 2, 1, frozenset({"nurse"}))
@@ -182,6 +195,44 @@ def test_cli_prints_the_diagram(runner):
 def test_cli_unknown_workflow_exits_2(runner):
     result = runner.invoke(args=["qcflow", "workflow", "diagram", "nope"])
     assert result.exit_code == 2 and "no workflow named 'nope'" in result.output
+
+
+def test_a_shut_gate_refuses_with_409_and_what_is_missing_and_is_not_offered(ticket, now):
+    ticket.state, ticket.owner_id = "working", None
+    assert GATED.available(ticket, QUALITY) == [] and GATED.missing(ticket, "finish") == ["a note on the ticket"]
+    with pytest.raises(Conflict) as caught:
+        GATED.apply(ticket, "finish", actor=QUALITY, now=now, data={"urgent": True})
+    assert caught.value.status == 409 and caught.value.extra["missing"] == ["a note on the ticket"]
+    assert str(caught.value.message) == "缺少：a note on the ticket" and ticket.state == "working"
+
+
+def test_a_gate_the_record_may_override_is_offered_and_passes_only_when_the_form_asks(ticket, now):
+    ticket.state = "working"
+    assert [t.action for t in GATED.available(ticket, QUALITY)] == ["finish"]
+    with pytest.raises(Conflict):
+        GATED.apply(ticket, "finish", actor=QUALITY, now=now, data={})
+    GATED.apply(ticket, "finish", actor=QUALITY, now=now, data={"urgent": True})
+    assert ticket.state == "done"
+
+
+def test_an_open_gate_lets_the_step_through_and_misses_nothing(ticket, now):
+    ticket.state, ticket.owner_id, ticket.note = "working", None, "已处理"
+    assert [t.action for t in GATED.available(ticket, QUALITY)] == ["finish"] and GATED.missing(ticket, "finish") == []
+    GATED.apply(ticket, "finish", actor=QUALITY, now=now)
+    assert ticket.state == "done" and GATED.missing(ticket, "finish") == []  # no step from here
+
+
+def test_the_diagram_names_the_gate():
+    assert "working --> done: finish (quality) [guard: note gate]" in GATED.mermaid()
+
+
+def test_templates_ask_the_table_about_a_record(app, ticket):
+    render = app.jinja_env.from_string("{{ t is in_phase('live') }} {{ t is permitting('start') }}").render
+    assert render(t=ticket) == "True True"
+    ticket.state = "working"
+    assert render(t=ticket) == "True False"
+    ticket.state = "done"
+    assert render(t=ticket) == "False False"
 
 
 def test_a_table_with_two_rows_for_one_state_and_action_is_refused():
