@@ -142,6 +142,13 @@ def event_relations(event, actor):
 S = EventState
 QUALITY = PERMISSIONS["handle_cases"]
 
+#: States in which the case is still open (counts, inbox default, deadlines, messages with the reporter).
+OPEN_STATES = (S.SUBMITTED, S.INFO_REQUESTED, S.TRIAGED, S.INVESTIGATING, S.ACTIONS_OPEN, S.VERIFYING)
+#: States in which the triage deadline runs (the inbox's next deadline is the triage one).
+AWAITING_TRIAGE = (S.SUBMITTED, S.INFO_REQUESTED)
+#: States in which corrective actions may be added.
+TAKES_ACTIONS = (S.INVESTIGATING, S.ACTIONS_OPEN)
+
 EVENT_WORKFLOW = Workflow(
     "event",
     EventState,
@@ -163,6 +170,14 @@ EVENT_WORKFLOW = Workflow(
     ],
     relations=event_relations,
     initial=S.DRAFT,
+    table="adverse_event",
+    phases={
+        "open": OPEN_STATES,
+        "awaiting_triage": AWAITING_TRIAGE,
+        "takes_actions": TAKES_ACTIONS,
+        # closing after verification records the improvement made (close_after_verification_guard)
+        "records_improvement": {S.VERIFYING},
+    },
 )
 
 A = ActionState
@@ -180,7 +195,5 @@ ACTION_WORKFLOW = Workflow(
         actor.user_id == action.owner_user_id
         or ("dept_head" in actor.roles and actor.department_id == action.owner_department_id)) else set(),
     initial=A.OPEN,
+    table="corrective_action",
 )
-
-#: States in which the case is still open (counts, inbox default, deadlines).
-OPEN_STATES = (S.SUBMITTED, S.INFO_REQUESTED, S.TRIAGED, S.INVESTIGATING, S.ACTIONS_OPEN, S.VERIFYING)

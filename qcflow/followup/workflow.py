@@ -76,6 +76,9 @@ TASK_WORKFLOW = Workflow(
     ],
     relations=task_relations,
     initial=S.PENDING,
+    table="followup_task",
+    # only a completed call has an outcome to show (an unreachable or cancelled one has a reason)
+    phases={"has_outcome": {S.COMPLETED}},
 )
 
 P = PlanState
@@ -91,6 +94,9 @@ PLAN_WORKFLOW = Workflow(
         T("withdraw",  {P.ACTIVE, P.PAUSED}, P.WITHDRAWN, SUPERVISORS,          reason_guard),
     ],
     initial=P.ACTIVE,
+    table="followup_plan",
+    # only an active plan generates its next call
+    phases={"generating": {P.ACTIVE}},
 )
 
 R = PromptState
@@ -103,6 +109,7 @@ PROMPT_WORKFLOW = Workflow(
         T("dismiss", {R.OPEN}, R.DISMISSED, QUALITY, reason_guard),
     ],
     initial=R.OPEN,
+    table="followup_event_prompt",
 )
 
 #: States in which a task is still to be worked (queue, counts, death cancels these).

@@ -82,6 +82,9 @@ DISCUSSION_WORKFLOW = Workflow(
     relations=discussion_relations,
     initial=S.REQUESTED,
     refusal=refusal,
+    table="mdt_discussion",
+    # a signed record is final: it takes addenda and its minutes carry the signature
+    phases={"signed": {S.SIGNED}},
 )
 
 #: States in which a discussion is still to be held or signed (lists, deadlines, escalation).

@@ -3,8 +3,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from flask_babel import gettext as _
+
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Forbidden, GuardFailed, InvalidTransition
+from qcflow.events.services import REQUIRED_FIELDS
 from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, ActionState, EventState
 
 # (action, from state) → (to state, roles allowed), written out from DESIGN §4, not from the code.
@@ -46,11 +49,21 @@ def actor_for(role):
     return Actor(f"user:{role}", 99, 1, frozenset({role}))
 
 
-def fake_event(state):
+#: Form data that satisfies every step's own fields.
+GOOD = {"message": "请补充经过", "confirmed_grade": "III", "handling_department_id": 2, "external_severity": "none",
+        "duplicate_of_id": 1, "reason": "不属于上报范围", "rca_cause_domains": ["process"], "rca_factors": "交接不清",
+        "analysis": "流程缺陷", "feedback": "已整改", "improvement_types": ["process"]}
+
+
+def fake_event(state, *, ready=True):
+    """A grade III case; `ready`: its report complete and its corrective actions verified, so only the table
+    (state, role) decides; otherwise nothing filled in and no action, so every guard has something to say."""
     from qcflow.events.services import REQUIRED_FIELDS
 
-    return SimpleNamespace(state=state, version=3, reporter_user_id=7, actions=[], confirmed_grade="III",
-                           is_unplanned_reoperation=False, **dict.fromkeys(REQUIRED_FIELDS))
+    filled = {f: "x" for f in REQUIRED_FIELDS} if ready else dict.fromkeys(REQUIRED_FIELDS)
+    actions = [SimpleNamespace(state="verified")] if ready else []
+    return SimpleNamespace(state=state, version=3, reporter_user_id=7, actions=actions, confirmed_grade="III",
+                           is_unplanned_reoperation=False, **filled)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -61,20 +74,51 @@ def test_event_table(ctx, state, action, role):
     event = fake_event(state)
     if expected is None:
         with pytest.raises(InvalidTransition) as caught:
-            EVENT_WORKFLOW.check(event, action, actor=actor_for(role))
+            EVENT_WORKFLOW.check(event, action, actor=actor_for(role), data=GOOD)
         assert caught.value.status == 409
         assert caught.value.extra["allowed_actions"] == sorted({a for a, s in EXPECTED if s == state})
         return
     to_state, roles = expected
-    assert EVENT_WORKFLOW._by_action[(action, EventState(state))].to_state == to_state
     if role not in roles:
         with pytest.raises(Forbidden):
-            EVENT_WORKFLOW.check(event, action, actor=actor_for(role))
+            EVENT_WORKFLOW.check(event, action, actor=actor_for(role), data=GOOD)
     else:
-        try:  # the table admits it; only the step's own fields (guard) may still be missing
-            EVENT_WORKFLOW.check(event, action, actor=actor_for(role))
-        except GuardFailed as failure:
-            assert failure.status == 422 and str(failure.message)
+        assert EVENT_WORKFLOW.check(event, action, actor=actor_for(role), data=GOOD).to_state == to_state
+
+
+def required(*fields):
+    return lambda: _("Required for this step: %(fields)s.", fields=", ".join(fields))
+
+
+#: (action, from state) → what its guard says of an empty case and an empty form, from DESIGN §4.
+REFUSALS = {
+    ("submit", "draft"): lambda: _("Fill in before submitting: %(fields)s.", fields=", ".join(REQUIRED_FIELDS)),
+    ("request_info", "submitted"): required("message"),
+    ("provide_info", "info_requested"): required("message"),
+    ("triage", "submitted"): required("confirmed_grade", "handling_department_id", "external_severity"),
+    ("mark_duplicate", "submitted"): required("duplicate_of_id"),
+    ("mark_duplicate", "info_requested"): required("duplicate_of_id"),
+    ("reject", "submitted"): required("reason"),
+    ("reject", "info_requested"): required("reason"),
+    ("plan_actions", "investigating"): required("rca_cause_domains", "rca_factors"),
+    ("close", "triaged"): required("analysis", "feedback"),
+    ("verify", "actions_open"): lambda: _("Every corrective action must be done first."),
+    ("close", "verifying"): required("improvement_types", "feedback"),
+    ("reopen", "closed"): required("reason"),
+}
+
+
+@pytest.mark.parametrize("action,state", sorted(REFUSALS))
+def test_each_guard_refuses_an_empty_case_and_form_saying_what_is_missing(ctx, action, state):
+    allowed_role = sorted(EXPECTED[(action, state)][1])[0]
+    with pytest.raises(GuardFailed) as caught:
+        EVENT_WORKFLOW.check(fake_event(state, ready=False), action, actor=actor_for(allowed_role), data={})
+    assert caught.value.status == 422 and str(caught.value.message) == REFUSALS[(action, state)]()
+
+
+def test_steps_without_a_guard_are_exactly_those_not_listed_as_refused(ctx):
+    guarded = {(t.action, s.value) for t in EVENT_WORKFLOW.transitions for s in t.from_states if t.guard}
+    assert guarded == set(REFUSALS)
 
 
 def test_every_state_is_reachable_and_terminal_states_have_no_exit():
