@@ -329,7 +329,8 @@ def booking_missing(operation: Operation) -> list[str]:
 
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,
                          expected_version: int | None = None) -> Operation:
-    """Book, perform or cancel an operation; booking passes the table's gate or, for grade 4, a reasoned override."""
+    """Book, perform or cancel an operation; booking passes the table's gate or, where the MDT is needed, a
+    reasoned emergency override."""
     OPERATION_WORKFLOW.check(operation, action, actor=actor, data=data, expected_version=expected_version)
     detail = {}
     if action == "book":

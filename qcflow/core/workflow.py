@@ -58,6 +58,7 @@ class Gate:
         return bool(self.missing(obj)) and not self.may_override(obj)
 
     def enforce(self, obj, data: dict) -> None:
+        """Raise 409 with what is missing unless the gate is open or the form overrides it where it may."""
         missing = self.missing(obj)
         overridden = self.override_field is not None and data.get(self.override_field) and self.may_override(obj)
         if missing and not overridden:
@@ -92,7 +93,7 @@ class Workflow:
     refusal: Callable[[str], str] | None = None
     #: The table whose records this workflow drives (templates find the workflow from a record).
     table: str | None = None
-    #: Named sets of states the pages ask about ({% if task is in_phase('completed') %}), so that the
+    #: Named sets of states the pages ask about ({% if event is in_phase('open') %}), so that the
     #: domain, not each template, says which states a word covers.
     phases: dict[str, Iterable] = field(default_factory=dict)
     _by_action: dict = field(init=False, repr=False)
@@ -205,6 +206,7 @@ class Workflow:
 
 
 def workflow_of(obj) -> Workflow:
+    """The workflow that drives this record (found by its table)."""
     return WORKFLOW_OF_TABLE[obj.__tablename__]
 
 
