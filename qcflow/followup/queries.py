@@ -19,11 +19,11 @@ from qcflow.core.actors import Actor
 from qcflow.core.db import UTCDateTime
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.masking import mask_phone
+from qcflow.core.periods import local_midnight
 from qcflow.core.schemas import DateTime
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
-from qcflow.followup.schedule import local_midnight
 from qcflow.followup.timeliness import Timeliness, is_open, of, overdue_clause, timeliness_sql
 from qcflow.followup.workflow import PromptState
 

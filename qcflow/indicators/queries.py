@@ -16,9 +16,10 @@ from flask_babel import gettext as _
 
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language, label
+from qcflow.core.periods import Period, add_months, month_end, month_start
 from qcflow.core.time import now as clock_now, today
 from qcflow.extensions import db
-from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, Period, settled_at
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, settled_at
 from qcflow.indicators.models import IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot, IndicatorTarget
 
 COMPARE = {"gt": operator.gt, "ge": operator.ge, "le": operator.le, "lt": operator.lt}
@@ -46,19 +47,6 @@ class IndicatorValue:
     @property
     def differs(self) -> bool:
         return self.recomputed is not None
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def month_end(month: date) -> date:
-    return (month.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-
-
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def hospital_level() -> str:
@@ -151,7 +139,7 @@ def definition_digest() -> str:
 def rolled_up_months(period: Period) -> list[date]:
     """The months the period covers whole whose rollup can be read: settled by `period.now` and
     counted under the current definitions."""
-    candidates = [month for month, first, last, _whole in period.months()
+    candidates = [month for month, first, last, _whole in period.segments()
                   if first == month and last == month_end(month) and settled_at(month) <= period.now]
     if not candidates:
         return []
@@ -282,23 +270,6 @@ def trend(code: str, end_month: date, months: int = 12, *, department_id: int | 
     last = month_start(end_month)
     return [(month, month_values(month, department_id=department_id, codes=[code], now=now, compare=compare)[0])
             for month in (add_months(last, -n) for n in range(months - 1, -1, -1))]
-
-
-#: The longest period computed in one request (10 years).
-MAX_PERIOD_DAYS = 3653
-
-
-def check_period(start: date, end: date, now: datetime) -> None:
-    errors = {}
-    if start > end:
-        errors["from"] = [_("The start date is after the end date.")]
-    if end > today(now):
-        errors["to"] = [_("This date is in the future: indicators are computed for days that have begun.")]
-    if (end - start).days > MAX_PERIOD_DAYS:
-        # A period of centuries builds one SQL expression per month, beyond what SQLite accepts.
-        errors["from"] = [_("A period spans at most 10 years.")]
-    if errors:
-        raise Unprocessable(_("Choose a period that has started and ends after it begins."), errors=errors)
 
 
 def check_month(month: date, now: datetime) -> None:
