@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language, label
+from qcflow.core.pagination import keyset_page
 from qcflow.core.periods import Period, add_months, month_end, month_start
 from qcflow.core.time import now as clock_now, today
 from qcflow.extensions import db
@@ -341,13 +342,14 @@ def cases(code: str, part: str, start: date, end: date, *, department_id: int | 
     for position in range(index, len(sources)):
         source = sources[position]
         stmt = _source_rows(source, period, department_id, last_id if position == index else 0)
-        room = limit - len(items)
-        rows = db.session.execute(stmt.order_by(stmt.selected_columns.id).limit(room + 1)).all()
+        stmt = stmt.order_by(stmt.selected_columns.id)
+        rows, after = keyset_page(lambda n: db.session.execute(stmt.limit(n)), limit - len(items),
+                                  key=lambda row: row.id)
         items += [{"kind": source.kind, "id": row.id, "label": _label(source.kind, row),
                    "url": source.url.format(id=row.id) if source.url else None, "weight": int(row.weight)}
-                  for row in rows[:room]]
+                  for row in rows]
         if len(items) >= limit:
-            more = len(rows) > room or _has_more(sources[position + 1:], period, department_id)
+            more = after is not None or _has_more(sources[position + 1:], period, department_id)
             return items, encode_cursor(position, items[-1]["id"]) if more else None, total
     return items, None, total
 
