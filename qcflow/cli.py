@@ -342,13 +342,11 @@ indicators_cli = AppGroup("indicators", help="Quality indicators: monthly snapsh
 @click.option("--month", required=True, help="The finished month to freeze, as YYYY-MM.")
 def indicators_freeze(month):
     """Freeze a finished month's indicator values (rows already frozen are kept)."""
-    from datetime import datetime as _datetime
-
+    from qcflow.core.periods import parse_month
     from qcflow.indicators import services
 
-    try:
-        first = _datetime.strptime(month, "%Y-%m").date()
-    except ValueError:
+    first = parse_month(month)
+    if first is None:
         fail(f"--month {month!r} is not a month as YYYY-MM, e.g. 2026-01")
     added = run_service(services.freeze_month, first, actor=CLI_ACTOR, now=now())
     db.session.commit()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from qcflow.auth import services
 from qcflow.auth.models import Department
 from qcflow.core.actors import Actor
+from qcflow.core.periods import add_months
 from qcflow.extensions import db
 
 DEMO_DEPARTMENTS = [
@@ -274,8 +275,7 @@ class Demo:
         first_month = self.today.replace(day=1)
         number = 0
         for back, count in zip(range(11, -1, -1), MONTHLY_REPORTS):
-            index = first_month.year * 12 + first_month.month - 1 - back
-            month = date(index // 12, index % 12 + 1, 1)
+            month = add_months(first_month, -back)
             for _ in range(count):
                 number += 1
                 day = month + timedelta(days=self.random.randrange(28))
@@ -576,7 +576,6 @@ class Demo:
         from qcflow.clinical.services import transition_operation
         from qcflow.followup import services as followup
         from qcflow.followup.models import Task
-        from qcflow.followup.schedule import add_months
 
         if any(followup.current_protocol(code) is None
                for code in ("day_surgery", "four_level_surgery", "cancer_lung")):
@@ -653,8 +652,7 @@ def load_demo_census(now: datetime) -> None:
     month = local(now).date().replace(day=1)
     rows = []
     for back in range(12):
-        index = month.year * 12 + month.month - 1 - back
-        label = f"{index // 12:04d}-{index % 12 + 1:02d}"
+        label = f"{add_months(month, -back):%Y-%m}"
         share = local(now).day / 30 if back == 0 else 1  # this month: so far
         for code, per_month in (("GS", 180), ("ORTH", 150), ("CARD", 210), ("ONC", 120), ("DSC", 90)):
             rows.append({"department_code": code, "month": label,

@@ -1,12 +1,13 @@
 """Marshmallow base schema and shared fields."""
 import datetime as dt
 import functools
-import re
 
 from flask_babel import lazy_gettext as _l
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from marshmallow.decorators import POST_DUMP, PRE_DUMP
 from marshmallow.utils import _get_value_for_key, ensure_text_type, missing
+
+from qcflow.core.periods import MONTH, parse_month
 
 _UNPLANNED = object()
 
@@ -117,19 +118,18 @@ class Month(_Translated, fields.String):
     """A month given as YYYY-MM (within MIN_YEAR..MAX_YEAR), loaded as its first day; dumped as YYYY-MM."""
 
     default_error_messages = {"invalid": _l("Enter a month as YYYY-MM."), "range": _OUT_OF_RANGE}
-    PATTERN = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
     def __init__(self, **kwargs):
-        kwargs["metadata"] = {"pattern": self.PATTERN.pattern, **kwargs.get("metadata", {})}
+        kwargs["metadata"] = {"pattern": MONTH.pattern, **kwargs.get("metadata", {})}
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
-        match = self.PATTERN.match(value) if isinstance(value, str) else None
-        if match is None:
+        if not isinstance(value, str) or MONTH.match(value) is None:
             raise self.make_error("invalid")
-        if not MIN_YEAR <= int(match.group(1)) <= MAX_YEAR:
+        month = parse_month(value)  # None: a year outside the calendar (0000)
+        if month is None or not MIN_YEAR <= month.year <= MAX_YEAR:
             raise self.make_error("range")
-        return dt.date(int(match.group(1)), int(match.group(2)), 1)
+        return month
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else f"{value.year:04d}-{value.month:02d}"

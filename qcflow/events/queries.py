@@ -12,6 +12,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
 from qcflow.core.i18n import current_language, label
+from qcflow.core.pagination import keyset_page
 from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory
 from qcflow.events.schemas import ActionOut, EventOut
 from qcflow.events.scrub import personal_names, scrub
@@ -69,18 +70,21 @@ def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category
             return [], None
         where.append(sa.tuple_(AdverseEvent.submitted_at, AdverseEvent.id) < sa.tuple_(after, cursor))
     newest = (AdverseEvent.submitted_at.desc(), AdverseEvent.id.desc())
-    if sees_all_departments(actor):
-        stmt = scoped(sa.select(AdverseEvent), SCOPE, actor).where(*where)
-    else:
-        # A department sees cases it reported or handles. One newest-first page per scope column, then
-        # the page of their union: an OR over the two columns makes SQLite collect every case of the
-        # department from both indexes and sort them all, to keep 50.
-        pages = [scoped(sa.select(AdverseEvent.id), [column], actor).where(*where).order_by(*newest).limit(limit)
-                 .subquery() for column in SCOPE]
-        ids = sa.union(*(sa.select(page.c.id) for page in pages))
-        stmt = sa.select(AdverseEvent).where(AdverseEvent.id.in_(ids))
-    rows = list(db.session.scalars(stmt.order_by(*newest).limit(limit)))
-    return rows, (rows[-1].id if len(rows) == limit else None)
+
+    def read(n: int):
+        if sees_all_departments(actor):
+            stmt = scoped(sa.select(AdverseEvent), SCOPE, actor).where(*where)
+        else:
+            # A department sees cases it reported or handles. One newest-first page per scope column, then
+            # the page of their union: an OR over the two columns makes SQLite collect every case of the
+            # department from both indexes and sort them all, to keep 50.
+            pages = [scoped(sa.select(AdverseEvent.id), [column], actor).where(*where).order_by(*newest).limit(n)
+                     .subquery() for column in SCOPE]
+            ids = sa.union(*(sa.select(page.c.id) for page in pages))
+            stmt = sa.select(AdverseEvent).where(AdverseEvent.id.in_(ids))
+        return db.session.scalars(stmt.order_by(*newest).limit(n))
+
+    return keyset_page(read, limit, key=lambda event: event.id)
 
 
 def state_counts(actor: Actor, now: datetime) -> dict:

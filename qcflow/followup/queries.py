@@ -19,11 +19,12 @@ from qcflow.core.actors import Actor
 from qcflow.core.db import UTCDateTime
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.masking import mask_phone
+from qcflow.core.pagination import keyset_page
+from qcflow.core.periods import local_midnight
 from qcflow.core.schemas import DateTime
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
-from qcflow.followup.schedule import local_midnight
 from qcflow.followup.timeliness import Timeliness, is_open, of, overdue_clause, timeliness_sql
 from qcflow.followup.workflow import PromptState
 
@@ -168,7 +169,7 @@ def _queue(rows: bool, actor: Actor, *, now: datetime, department=None, date=Non
         now, key = decode_cursor(cursor)
     day = date or local(now).date()
     own = not sees_all_departments(actor)
-    params = {"now": now, "end_of_day": _end_of(day), "limit": limit, "scope": actor.department_id,
+    params = {"now": now, "end_of_day": _end_of(day), "scope": actor.department_id,
               "department": department, "pathway": pathway, "state": state}
     if assignee == "me":
         params["assignee"] = actor.user_id
@@ -179,20 +180,22 @@ def _queue(rows: bool, actor: Actor, *, now: datetime, department=None, date=Non
     stmt = _queue_statement(rows, own, department is not None, bool(pathway),
                             "none" if assignee == "none" else "one" if assignee else None,
                             bool(state), key is not None)
-    if rows:  # plain rows: through the connection, not the ORM
-        width = len(PAGE_TASK)
-        pairs = [(_task_row(row[:width]), _patient_row(row[width:]))
-                 for row in db.session.connection().execute(stmt, params)]
-    else:
-        pairs = [(row[0], _patient_row(row[1:])) for row in db.session.execute(stmt, params)]
-    tasks = [task for task, _patient in pairs]
-    next_cursor = None
-    if len(tasks) == limit:
-        last = tasks[-1]
+
+    def read(n: int):
+        if rows:  # plain rows: through the connection, not the ORM
+            width = len(PAGE_TASK)
+            return [(_task_row(row[:width]), _patient_row(row[width:]))
+                    for row in db.session.connection().execute(stmt, {**params, "limit": n})]
+        return [(row[0], _patient_row(row[1:])) for row in db.session.execute(stmt, {**params, "limit": n})]
+
+    def cursor_after(pair) -> str:
+        last = pair[0]
         is_overdue = of(last, now) == Timeliness.OVERDUE
-        next_cursor = encode_cursor(now, (0 if last.is_urgent else 1, 0 if is_overdue else 1,
-                                          last.closes_at if is_overdue else last.due_at, last.id))
-    return tasks, {patient.id: patient for _task, patient in pairs}, next_cursor
+        return encode_cursor(now, (0 if last.is_urgent else 1, 0 if is_overdue else 1,
+                                   last.closes_at if is_overdue else last.due_at, last.id))
+
+    pairs, next_cursor = keyset_page(read, limit, cursor_after)
+    return [task for task, _patient in pairs], {patient.id: patient for _task, patient in pairs}, next_cursor
 
 
 @functools.lru_cache(maxsize=16)
@@ -263,13 +266,12 @@ def attempts(task: Task) -> list[Attempt]:
 def plans(actor: Actor, *, state: str | None = None, cursor: int | None = None, limit: int = 50
           ) -> tuple[list[Plan], int | None]:
     """The department's plans (quality: all), newest first, keyset-paginated by id; optionally one state."""
-    stmt = scoped(sa.select(Plan), Plan.department_id, actor).order_by(Plan.id.desc()).limit(limit + 1)
+    stmt = scoped(sa.select(Plan), Plan.department_id, actor).order_by(Plan.id.desc())
     if state:
         stmt = stmt.where(Plan.state == state)
     if cursor:
         stmt = stmt.where(Plan.id < cursor)
-    rows = list(db.session.scalars(stmt))
-    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+    return keyset_page(lambda n: db.session.scalars(stmt.limit(n)), limit, key=lambda plan: plan.id)
 
 
 def plan_tasks(plan: Plan) -> list[Task]:

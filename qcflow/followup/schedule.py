@@ -16,10 +16,11 @@ local midnight after the day `late` days after it, so "due on 3 March, ±14 days
 """
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from qcflow.core.periods import add_months, local_midnight
 
 UNITS = ("hour", "day", "month")
 #: Mean month length in days and how far a real month span can stray from it (overlap check only).
@@ -89,19 +90,6 @@ def expand(phases) -> list[Slot]:
         for offset in phase.offsets():
             slots.append(Slot(len(slots) + 1, phase.unit, offset, phase.early_hours, phase.late_hours, phase.is_urgent))
     return slots
-
-
-def add_months(day: date, months: int) -> date:
-    """`day` plus whole months, the day of the month clamped to the target month's length."""
-    year, month = divmod(day.month - 1 + months, 12)
-    year += day.year
-    month += 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def local_midnight(day: date, tz: ZoneInfo) -> datetime:
-    """The instant (UTC) at which `day` begins in `tz`."""
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(timezone.utc)
 
 
 def occurrence(slots: list[Slot], anchor_at: datetime, number: int, tz: ZoneInfo) -> Occurrence | None:

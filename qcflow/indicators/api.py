@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from qcflow.auth.permissions import allowed, current_actor, department_for
+from qcflow.core import periods
 from qcflow.core.api import Blueprint
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
@@ -39,10 +40,8 @@ def present(value: queries.IndicatorValue) -> dict:
 
 def period_of(args: dict, at: datetime):
     """The checked period and the department the caller may read."""
-    end = args.get("to") or today(at)
-    start = args.get("from_") or end.replace(day=1)
-    queries.check_period(start, end, at)
-    return start, end, department_for(current_actor(), args.get("department"))
+    period = periods.check_period(args.get("from_"), args.get("to"), today(at), periods.INDICATOR_PERIODS)
+    return period.start, period.end, department_for(current_actor(), args.get("department"))
 
 
 def month_of(first: date | None, at: datetime):

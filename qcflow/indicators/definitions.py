@@ -23,11 +23,11 @@ from sqlalchemy.sql.expression import FunctionElement
 from qcflow.auth.models import Department
 from qcflow.clinical.models import DischargeCensus, Encounter, Operation, Patient, Procedure
 from qcflow.clinical.workflow import OperationState
+from qcflow.core.periods import Period, local_midnight, month_end
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import AdverseEvent
 from qcflow.events.workflow import EventState
 from qcflow.followup.models import Plan, Task
-from qcflow.followup.schedule import local_midnight
 from qcflow.followup.timeliness import Timeliness, timeliness_sql
 from qcflow.followup.workflow import TaskState
 from qcflow.mdt.models import Discussion, DiscussionKind
@@ -59,45 +59,6 @@ def _days_between_postgresql(element, compiler, **kw):
     return f"(EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0)"
 
 
-@dataclass(frozen=True)
-class Period:
-    """Calendar days `start`..`end` (inclusive) in the hospital time zone, judged at `now`."""
-
-    start: date
-    end: date
-    now: datetime
-
-    @property
-    def start_at(self) -> datetime:
-        return local_midnight(self.start, hospital_tz())
-
-    @property
-    def end_at(self) -> datetime:
-        """The instant after the last day (exclusive bound)."""
-        return local_midnight(self.end + timedelta(days=1), hospital_tz())
-
-    @property
-    def closed_by(self) -> datetime:
-        """Windows and deadlines count once they have passed: the period's end, or now if earlier."""
-        return min(self.end_at, self.now)
-
-    def months(self) -> list[tuple[date, date, date, bool]]:
-        """(month, first day, last day, whole?) for each month the period touches.
-
-        A month is whole when the period covers it from its first day to its last, or, for the
-        current month, to today (the HIS may push a month-to-date census).
-        """
-        result, month = [], self.start.replace(day=1)
-        today = self.now.astimezone(hospital_tz()).date()
-        while month <= self.end:
-            following = (month + timedelta(days=32)).replace(day=1)
-            first, last = max(month, self.start), min(following - timedelta(days=1), self.end)
-            whole = first == month and last >= min(following - timedelta(days=1), today)
-            result.append((month, first, last, whole))
-            month = following
-        return result
-
-
 #: How long after a month's last day a definition still looks at `now`: a day-surgery discharge
 #: counts once its first 24 hours have passed. From then on a month's counts depend on the records
 #: only, not on when they are computed (every other window or deadline is bounded by the month's end).
@@ -106,8 +67,7 @@ SETTLING = timedelta(hours=24)
 
 def settled_at(month: date) -> datetime:
     """The instant from which a month's counts no longer depend on `now` (rollups cover such months)."""
-    following = (month.replace(day=1) + timedelta(days=32)).replace(day=1)
-    return local_midnight(following, hospital_tz()) + SETTLING
+    return local_midnight(month_end(month) + timedelta(days=1), hospital_tz()) + SETTLING
 
 
 @dataclass(frozen=True)
@@ -165,13 +125,13 @@ def reported_events(period: Period) -> sa.Select:
 
 
 def _census_months(period: Period) -> list[date]:
-    return [month for month, _first, _last, whole in period.months() if whole]
+    return [month for month, _first, _last, whole in period.segments() if whole]
 
 
 def discharged_encounters(period: Period) -> sa.Select:
     """Discharges in the period, except in whole months where the department's census replaces them."""
     clauses = []
-    for month, first, last, whole in period.months():
+    for month, first, last, whole in period.segments():
         in_segment = sa.and_(Encounter.discharged_at >= local_midnight(first, hospital_tz()),
                              Encounter.discharged_at < local_midnight(last + timedelta(days=1), hospital_tz()))
         if whole:

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from qcflow.core import periods
 from qcflow.core.actors import Actor
 from qcflow.core.time import today
-from qcflow.indicators import queries, services
+from qcflow.indicators import services
 
 
 def freeze_snapshots(now: datetime) -> str:
     """Freeze the previous month's indicator values (nightly; once per month, scope and code)."""
-    month = queries.add_months(queries.month_start(today(now)), -1)
+    month = periods.add_months(periods.month_start(today(now)), -1)
     added = services.freeze_month(month, actor=Actor.system("indicators.freeze"), now=now)
     return f"{month:%Y-%m}: snapshot rows added {added}"
 

@@ -16,9 +16,11 @@ from flask_babel import gettext as _
 
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language, label
+from qcflow.core.pagination import keyset_page
+from qcflow.core.periods import Period, add_months, month_end, month_start
 from qcflow.core.time import now as clock_now, today
 from qcflow.extensions import db
-from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, Period, settled_at
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, settled_at
 from qcflow.indicators.models import IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot, IndicatorTarget
 
 COMPARE = {"gt": operator.gt, "ge": operator.ge, "le": operator.le, "lt": operator.lt}
@@ -46,19 +48,6 @@ class IndicatorValue:
     @property
     def differs(self) -> bool:
         return self.recomputed is not None
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def month_end(month: date) -> date:
-    return (month.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
-
-
-def add_months(month: date, n: int) -> date:
-    index = month.year * 12 + month.month - 1 + n
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def hospital_level() -> str:
@@ -151,7 +140,7 @@ def definition_digest() -> str:
 def rolled_up_months(period: Period) -> list[date]:
     """The months the period covers whole whose rollup can be read: settled by `period.now` and
     counted under the current definitions."""
-    candidates = [month for month, first, last, _whole in period.months()
+    candidates = [month for month, first, last, _whole in period.segments()
                   if first == month and last == month_end(month) and settled_at(month) <= period.now]
     if not candidates:
         return []
@@ -284,23 +273,6 @@ def trend(code: str, end_month: date, months: int = 12, *, department_id: int | 
             for month in (add_months(last, -n) for n in range(months - 1, -1, -1))]
 
 
-#: The longest period computed in one request (10 years).
-MAX_PERIOD_DAYS = 3653
-
-
-def check_period(start: date, end: date, now: datetime) -> None:
-    errors = {}
-    if start > end:
-        errors["from"] = [_("The start date is after the end date.")]
-    if end > today(now):
-        errors["to"] = [_("This date is in the future: indicators are computed for days that have begun.")]
-    if (end - start).days > MAX_PERIOD_DAYS:
-        # A period of centuries builds one SQL expression per month, beyond what SQLite accepts.
-        errors["from"] = [_("A period spans at most 10 years.")]
-    if errors:
-        raise Unprocessable(_("Choose a period that has started and ends after it begins."), errors=errors)
-
-
 def check_month(month: date, now: datetime) -> None:
     if month_start(month) > month_start(today(now)):
         raise Unprocessable(_("This month is in the future."),
@@ -370,13 +342,14 @@ def cases(code: str, part: str, start: date, end: date, *, department_id: int | 
     for position in range(index, len(sources)):
         source = sources[position]
         stmt = _source_rows(source, period, department_id, last_id if position == index else 0)
-        room = limit - len(items)
-        rows = db.session.execute(stmt.order_by(stmt.selected_columns.id).limit(room + 1)).all()
+        stmt = stmt.order_by(stmt.selected_columns.id)
+        rows, after = keyset_page(lambda n: db.session.execute(stmt.limit(n)), limit - len(items),
+                                  key=lambda row: row.id)
         items += [{"kind": source.kind, "id": row.id, "label": _label(source.kind, row),
                    "url": source.url.format(id=row.id) if source.url else None, "weight": int(row.weight)}
-                  for row in rows[:room]]
+                  for row in rows]
         if len(items) >= limit:
-            more = len(rows) > room or _has_more(sources[position + 1:], period, department_id)
+            more = after is not None or _has_more(sources[position + 1:], period, department_id)
             return items, encode_cursor(position, items[-1]["id"]) if more else None, total
     return items, None, total
 

@@ -10,17 +10,18 @@ from qcflow.auth.models import Department
 from qcflow.clinical.models import DischargeCensus, Encounter, Operation, Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
+from qcflow.core import periods
 from qcflow.core.errors import Conflict, Unprocessable
 from qcflow.core.time import local, today
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
 from qcflow.followup.models import Task
 from qcflow.indicators import queries
-from qcflow.indicators.definitions import BY_CODE, INDICATORS, Period, settled_at
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, settled_at
 from qcflow.indicators.models import (COMPARISONS, HOSPITAL_LEVELS, IndicatorRollup, IndicatorRollupMonth,
                                       IndicatorSnapshot, IndicatorTarget)
 
-#: How far back the rollup reaches: the longest period the list computes (queries.MAX_PERIOD_DAYS).
+#: How far back the rollup reaches: the longest period the list computes (periods.INDICATOR_PERIODS).
 ROLLUP_MONTHS = 120
 
 
@@ -30,8 +31,8 @@ def freeze_month(month: date, *, actor: Actor, now: datetime) -> int:
     Idempotent: an indicator already frozen for the month and scope is left as it was (the unique
     keys make a concurrent second run fail rather than freeze twice).
     """
-    first = queries.month_start(month)
-    if queries.month_end(first) >= today(now):
+    first = periods.month_start(month)
+    if periods.month_end(first) >= today(now):
         raise Unprocessable(_("Only a finished month can be frozen."),
                             errors={"month": [_("Choose a month before the current one.")]})
     scopes = [None] + list(db.session.scalars(sa.select(Department.id).where(Department.is_active.is_(True))
@@ -42,7 +43,7 @@ def freeze_month(month: date, *, actor: Actor, now: datetime) -> int:
         missing = [code for code in BY_CODE if code not in frozen]
         if not missing:
             continue
-        for value in queries.compute(first, queries.month_end(first), department_id=department_id, codes=missing,
+        for value in queries.compute(first, periods.month_end(first), department_id=department_id, codes=missing,
                                      now=now):
             db.session.add(IndicatorSnapshot(
                 month_on=first, code=value.code, department_id=department_id, numerator=value.numerator,
@@ -58,9 +59,9 @@ def freeze_month(month: date, *, actor: Actor, now: datetime) -> int:
 
 def last_settled_month(now: datetime) -> date:
     """The latest month whose counts no longer depend on `now` (definitions.settled_at)."""
-    month = queries.add_months(queries.month_start(today(now)), -1)
+    month = periods.add_months(periods.month_start(today(now)), -1)
     while settled_at(month) > now:
-        month = queries.add_months(month, -1)
+        month = periods.add_months(month, -1)
     return month
 
 
@@ -72,8 +73,8 @@ def _first_record_month(last: date) -> date:
         DischargeCensus.month_on, Patient.died_on)]
     days = [local(value).date() if isinstance(value, datetime) else value for value in oldest if value is not None]
     if not days:
-        return queries.add_months(last, 1)  # no records: nothing to roll up
-    return max(queries.month_start(min(days)), queries.add_months(last, 1 - ROLLUP_MONTHS))
+        return periods.add_months(last, 1)  # no records: nothing to roll up
+    return max(periods.month_start(min(days)), periods.add_months(last, 1 - ROLLUP_MONTHS))
 
 
 def refresh_rollups(*, actor: Actor, now: datetime) -> int:
@@ -91,7 +92,7 @@ def refresh_rollups(*, actor: Actor, now: datetime) -> int:
     # Count everything first, write at the end: on SQLite the write lock is then held for the
     # replacement only, not for the whole recount.
     while month <= last:
-        period = Period(month, queries.month_end(month), now)
+        period = periods.month_period(month, now)
         for indicator in INDICATORS:
             for part in queries.PARTS:
                 counts = queries.counts_by_department(indicator, part, period)
@@ -99,7 +100,7 @@ def refresh_rollups(*, actor: Actor, now: datetime) -> int:
                 rows += [{"month_on": month, "code": indicator.code, "part": part, "department_id": department_id,
                           "total": n} for department_id, n in scopes if n]
         months.append({"month_on": month, "definition": digest, "refreshed_at": now})
-        month = queries.add_months(month, 1)
+        month = periods.add_months(month, 1)
     if _stored_rollup() == ({(m["month_on"], m["definition"]) for m in months},
                             {(r["month_on"], r["code"], r["part"], r["department_id"], r["total"]) for r in rows}):
         return len(months)  # the same counts: nothing to write or audit

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
+from qcflow.core import periods
 from qcflow.core.errors import DomainError, Unprocessable, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
@@ -61,10 +62,8 @@ def _period_or_default(args: dict, errors: dict, at: datetime):
 
 
 def _period(args: dict, at: datetime):
-    end = args.get("to") or today(at)
-    start = args.get("from_") or end.replace(day=1)
-    queries.check_period(start, end, at)
-    return start, end, department_for(current_actor(), args.get("department"))
+    period = periods.check_period(args.get("from_"), args.get("to"), today(at), periods.INDICATOR_PERIODS)
+    return period.start, period.end, department_for(current_actor(), args.get("department"))
 
 
 def _departments() -> list[Department]:
@@ -82,9 +81,9 @@ def index():
     args, errors = _args_or_errors(PeriodArgs())
     start, end, department_id = _period_or_default(args, errors, at)
     values = queries.period_values(start, end, department_id=department_id, now=at)
-    last_month = queries.month_start(end)
+    last_month = periods.month_start(end)
     by_month = [(month, {v.code: v for v in queries.month_values(month, department_id=department_id, now=at)})
-                for month in (queries.add_months(last_month, -n) for n in range(11, -1, -1))]
+                for month in (periods.add_months(last_month, -n) for n in range(11, -1, -1))]
     trends = {v.code: trend_chart([(month, values_of[v.code]) for month, values_of in by_month], unit=v.unit,
                               target=v.target, now=at)
               for v in values}
@@ -115,7 +114,7 @@ def detail(code):
     # A phone draws its own, narrower chart: the desktop one scaled to 390 px has 5 px labels.
     phone_chart = trend_chart(points, unit=indicator.unit, width=360, height=220, target=target, now=at)
     last_day = today(at)
-    rows = [(first, value, {"from": first.isoformat(), "to": min(queries.month_end(first), last_day).isoformat()})
+    rows = [(first, value, {"from": first.isoformat(), "to": min(periods.month_end(first), last_day).isoformat()})
             for first, value in reversed(points)]
     return render_template("indicators/detail.html", indicator=indicator, rows=rows, chart=chart,
                            phone_chart=phone_chart, month=month,

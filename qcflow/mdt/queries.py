@@ -10,6 +10,7 @@ from qcflow.clinical.models import Operation, Patient
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AuditEntry
 from qcflow.core.errors import NotFound
+from qcflow.core.pagination import keyset_page
 from qcflow.extensions import db
 from qcflow.mdt.models import Discussion, Participant
 from qcflow.mdt.workflow import OPEN_STATES
@@ -70,8 +71,8 @@ def list_discussions(actor: Actor, *, kind=None, state=None, cursor=None,
         stmt = stmt.where(Discussion.state == state)
     if cursor:
         stmt = stmt.where(Discussion.id < cursor)
-    rows = list(db.session.scalars(stmt.order_by(Discussion.id.desc()).limit(limit)))
-    return rows, (rows[-1].id if len(rows) == limit else None)
+    stmt = stmt.order_by(Discussion.id.desc())
+    return keyset_page(lambda n: db.session.scalars(stmt.limit(n)), limit, key=lambda discussion: discussion.id)
 
 
 def pending_for(actor: Actor, limit: int = 20) -> list[Discussion]:

@@ -3,6 +3,7 @@ from flask_login import current_user
 
 from qcflow.auth.permissions import authenticated
 from qcflow.core.api import Blueprint
+from qcflow.core.pagination import keyset_page
 from qcflow.core.schemas import CursorArgs
 from qcflow.core.time import now
 from qcflow.extensions import db
@@ -18,8 +19,8 @@ blp = Blueprint("notify_api", __name__, url_prefix="/api/v1/notifications", desc
 @blp.response(200, NotificationPage)
 def list_notifications(args):
     """List my notifications, newest first."""
-    items = services.inbox(current_user.id, limit=args["limit"], before_id=args["cursor"])
-    next_cursor = items[-1].id if len(items) == args["limit"] else None
+    items, next_cursor = keyset_page(lambda n: services.inbox(current_user.id, limit=n, before_id=args["cursor"]),
+                                     args["limit"], key=lambda notification: notification.id)
     return {"items": items, "unread": services.unread_count(current_user.id), "next_cursor": next_cursor}
 
 

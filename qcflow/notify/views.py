@@ -4,6 +4,7 @@ from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from qcflow.auth.permissions import authenticated
+from qcflow.core.pagination import keyset_page
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.notify import services
@@ -46,9 +47,11 @@ def list_notifications():
     before = request.args.get("before", type=int)
     group = request.args.get("group") if request.args.get("group") in ("escalation", "reminder") else None
     unread = request.args.get("unread") == "1"
-    items = services.inbox(current_user.id, before_id=before, group=group, unread_only=unread)
-    return render_template("notify/list.html", items=items, group=group, unread=unread, group_of=services.group_of,
-                           texts=texts)
+    items, older = keyset_page(
+        lambda n: services.inbox(current_user.id, limit=n, before_id=before, group=group, unread_only=unread),
+        50, key=lambda notification: notification.id)
+    return render_template("notify/list.html", items=items, older=older, group=group, unread=unread,
+                           group_of=services.group_of, texts=texts)
 
 
 @bp.post("/notifications/<int:notification_id>/read")

@@ -8,9 +8,6 @@ duplicate, not reportable or withdrawn; it belongs to the period in which it was
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l
@@ -19,8 +16,8 @@ from qcflow.auth.models import Department
 from qcflow.auth.permissions import department_for
 from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
-from qcflow.core.errors import Unprocessable
 from qcflow.core.i18n import current_language, label
+from qcflow.core.periods import Period
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import CARE_STAGES, AdverseEvent, EventCategory
 from qcflow.events.scrub import scrub, staff_names
@@ -59,46 +56,6 @@ def small_cell_k() -> int:
     return int(current_app.config["REPORT_SMALL_CELL_K"])
 
 
-@dataclass(frozen=True)
-class Period:
-    """Calendar days `start`..`end` inclusive, hospital time."""
-
-    start: date
-    end: date
-
-    @property
-    def start_at(self) -> datetime:
-        return datetime.combine(self.start, datetime.min.time(), hospital_tz())
-
-    @property
-    def end_at(self) -> datetime:
-        """The instant after the last day (exclusive bound)."""
-        return datetime.combine(self.end + timedelta(days=1), datetime.min.time(), hospital_tz())
-
-    def months(self) -> list[date]:
-        first, months = self.start.replace(day=1), []
-        while first <= self.end:
-            months.append(first)
-            first = (first + timedelta(days=32)).replace(day=1)
-        return months
-
-
-def month_period(month: date) -> Period:
-    first = month.replace(day=1)
-    return Period(first, (first + timedelta(days=32)).replace(day=1) - timedelta(days=1))
-
-
-def check_period(start: date | None, end: date | None, today: date) -> Period:
-    """The asked period, by default this month so far; a reversed or over-long one is refused."""
-    end = end or today
-    start = start or end.replace(day=1)
-    if start > end:
-        raise Unprocessable(errors={"from": [_("The start date is after the end date.")]})
-    if (end - start).days > 366 * 3:
-        raise Unprocessable(errors={"from": [_("Choose a period of at most three years.")]})
-    return Period(start, end)
-
-
 def analysis_department(actor: Actor, department_id: int | None) -> Department | None:
     """The department the actor may analyse (department_for), or None for the whole hospital."""
     department_id = department_for(actor, department_id)
@@ -131,7 +88,7 @@ def harm_clause():
 
 def _sqlite_offset(period: Period) -> str:
     # SQLite has no time-zone database: shift by the zone's offset at the start of the period.
-    minutes = int(period.start_at.utcoffset().total_seconds() // 60)
+    minutes = int(period.start_at.astimezone(hospital_tz()).utcoffset().total_seconds() // 60)
     return f"{minutes:+d} minutes"
 
 

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 from qcflow.auth.permissions import allowed, current_actor, department_for
 from qcflow.auth.ratelimit import rate_limited
+from qcflow.core import periods
 from qcflow.core.api import Blueprint
 from qcflow.core.time import now, today
 from qcflow.reports import exports, queries
-from qcflow.reports.analysis import check_period
 from qcflow.reports.schemas import AnalysisOut, MonthArgs, PeriodArgs
 
 blp = Blueprint("reports_api", __name__, url_prefix="/api/v1", description="Reports and exports (报表与导出)")
 
 
 def _period(args):
-    return check_period(args.get("start"), args.get("end"), today())
+    return periods.check_period(args.get("start"), args.get("end"), today(), periods.REPORT_PERIODS)
 
 
 @blp.get("/reports/analysis")

@@ -9,7 +9,6 @@ hospital level are suppressed as on the analysis page: the bulletin is read acro
 from __future__ import annotations
 
 import os
-import re
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -19,6 +18,7 @@ from flask_babel import gettext as _
 from qcflow.auth.models import Department
 from qcflow.core.errors import Unprocessable
 from qcflow.core.i18n import current_language, label
+from qcflow.core.periods import add_months, month_period, month_start, parse_month as read_month
 from qcflow.core.time import today
 from qcflow.events.queries import overdue_clause as event_overdue
 from qcflow.events.models import AdverseEvent
@@ -26,13 +26,11 @@ from qcflow.extensions import db
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import overdue_clause as task_overdue
 from qcflow.indicators import queries as indicators
-from qcflow.indicators.definitions import BY_CODE, Period as IndicatorPeriod
+from qcflow.indicators.definitions import BY_CODE
 from qcflow.mdt.models import Discussion
 from qcflow.mdt.services import overdue_clause as discussion_overdue
 from qcflow.reports import analysis, charts, pdf, queries, underreporting
-from qcflow.reports.analysis import month_period
 
-MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 #: Indicators drawn as 12-month trends (the five cancer types are in the table only).
 TREND_CODES = ("ae_per_100_discharges", "followup_rate_level4", "followup_rate_cancer", "day_surgery_24h_followup_rate",
                "preop_mdt_rate_level4", "periop_death_discussion_rate", "unplanned_reoperation_rate",
@@ -47,11 +45,10 @@ UNIT_SUFFIX = {"percent": " %", "permille": " ‰", "per100": ""}
 
 def parse_month(text: str, today_: date) -> date:
     """YYYY-MM → the month's first day; a malformed month or one in the future is refused (422)."""
-    match = MONTH.match(text or "")
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
+    month = read_month(text)
+    if month is None or month.year < 2000:
         raise Unprocessable(errors={"month": [_("Give the month as YYYY-MM, e.g. 2026-02.")]})
-    month = date(int(match.group(1)), int(match.group(2)), 1)
-    if month > today_.replace(day=1):
+    if month > month_start(today_):
         raise Unprocessable(errors={"month": [_("%(month)s is in the future: there is no bulletin for it yet.",
                                                 month=text)]})
     return month
@@ -94,7 +91,7 @@ def _trend_chart(code: str, month: date, now: datetime):
 def followup_by_department(month: date, cutoff: datetime, now: datetime) -> list[dict]:
     """Each department's effective follow-up rates (the indicators' definitions, grouped by department)
     and its overdue open calls at the cut-off."""
-    period = IndicatorPeriod(month, indicators.month_end(month), now)
+    period = month_period(month, now)
     counts: dict[int, dict[str, list[int]]] = {}
     for code in FOLLOWUP_CODES:
         for index, part in enumerate(indicators.PARTS):
@@ -164,7 +161,7 @@ def render(month: date, now: datetime) -> bytes:
 
 
 def previous_month(now: datetime) -> date:
-    return (today(now).replace(day=1) - timedelta(days=1)).replace(day=1)
+    return add_months(month_start(today(now)), -1)
 
 
 def archive_path(month: date) -> str:

@@ -35,6 +35,7 @@ from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
 from qcflow.core.i18n import current_language, label, label_list
 from qcflow.core.masking import mask_phone
+from qcflow.core.periods import Period
 from qcflow.core.time import local
 from qcflow.events.models import AdverseEvent, EventCategory
 from qcflow.events.queries import SCOPE as EVENT_SCOPE
@@ -42,7 +43,7 @@ from qcflow.events.scrub import patient_names, scrub, staff_names
 from qcflow.extensions import db
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import timeliness_label, timeliness_sql
-from qcflow.reports.analysis import Period, effective_grade, reports_clause
+from qcflow.reports.analysis import effective_grade, reports_clause
 
 BATCH = 500
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

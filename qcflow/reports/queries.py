@@ -7,8 +7,8 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 
 from qcflow.core.actors import Actor
+from qcflow.core.periods import Period
 from qcflow.reports import analysis, charts, underreporting
-from qcflow.reports.analysis import Period
 
 #: Dimensions drawn as horizontal bars (long labels); the others as columns.
 HORIZONTAL = {"category", "grade", "care_stage", "location", "department", "clinical_state"}

@@ -15,6 +15,7 @@ gets the same flag (otherwise "too few to judge"), so the flag never narrows a h
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -23,10 +24,11 @@ from flask_babel import lazy_gettext as _l
 
 from qcflow.auth.models import Department, DepartmentKind
 from qcflow.core.i18n import current_language, register_labels
+from qcflow.core.periods import Period
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
-from qcflow.indicators.definitions import DISCHARGES, Period as IndicatorPeriod
-from qcflow.reports.analysis import Period, harm_clause, is_report, reports_clause
+from qcflow.indicators.definitions import DISCHARGES
+from qcflow.reports.analysis import harm_clause, is_report, reports_clause
 from qcflow.reports.suppression import SHOWN, suppress
 
 #: Two-sided control limits: name → (lower tail, upper tail).
@@ -78,7 +80,7 @@ def control_limits(rate: float, discharges: int) -> dict[str, tuple[float, float
 
 def discharges_by_department(period: Period, now: datetime) -> dict[int, int]:
     """Discharges per department, as the indicator ae_per_100_discharges counts them (census or encounters)."""
-    window = IndicatorPeriod(period.start, period.end, now)
+    window = replace(period, now=now)
     totals: dict[int, int] = {}
     for source in DISCHARGES:
         rows = source.select(window).subquery()

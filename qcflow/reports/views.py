@@ -10,13 +10,12 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
+from qcflow.core import periods
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.extensions import db
-from qcflow.indicators.queries import add_months
 from qcflow.reports import queries
-from qcflow.reports.analysis import check_period, month_period
 from qcflow.reports.charts import as_image
 from qcflow.reports.schemas import PeriodArgs
 
@@ -45,13 +44,13 @@ def index():
     (last month unless from=/to= say otherwise; a form picks them, without script)."""
     actor = current_actor()
     this_month = today().replace(day=1)
-    months = [add_months(this_month, -n) for n in range(1, 13)]
-    last = month_period(months[0])
+    months = [periods.add_months(this_month, -n) for n in range(1, 13)]
+    last = periods.month_period(months[0])
     args, errors = _period_args()
     start, end = last.start, last.end
     if not errors and (args.get("start") or args.get("end")):
         try:
-            chosen = check_period(args.get("start"), args.get("end"), today())
+            chosen = periods.check_period(args.get("start"), args.get("end"), today(), periods.REPORT_PERIODS)
             start, end = chosen.start, chosen.end
         except Unprocessable as error:
             errors = translate_errors(error.errors)
@@ -83,10 +82,10 @@ def analysis():
     except ValidationError as error:
         args, errors, status = {}, translate_errors(error.messages), 422
     try:
-        period = check_period(args.get("start"), args.get("end"), today())
+        period = periods.check_period(args.get("start"), args.get("end"), today(), periods.REPORT_PERIODS)
     except Unprocessable as error:
         errors, status = translate_errors(error.errors), 422
-        period = check_period(None, None, today())
+        period = periods.check_period(None, None, today(), periods.REPORT_PERIODS)
     result = queries.event_analysis(actor, period, args.get("department"), now=now())
     departments = _departments(actor)
     titles = {table["name"]: table["title"] for table in result["dimensions"]}

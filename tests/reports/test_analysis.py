@@ -141,11 +141,11 @@ def test_chart_svg_has_no_script_and_no_xml_declaration(app):
 
 
 def test_period_months_and_default(app):
-    from qcflow.reports.analysis import Period, check_period
+    from qcflow.core.periods import REPORT_PERIODS, Period, check_period
 
     assert Period(date(2025, 11, 15), date(2026, 2, 3)).months() == [
         date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 2, 1)]
-    assert check_period(None, None, date(2026, 3, 17)) == Period(date(2026, 3, 1), date(2026, 3, 17))
+    assert check_period(None, None, date(2026, 3, 17), REPORT_PERIODS) == Period(date(2026, 3, 1), date(2026, 3, 17))
 
 
 def test_analysis_page_explains_a_reversed_period(clients, hospital):

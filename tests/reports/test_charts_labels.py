@@ -85,7 +85,7 @@ def test_the_month_under_way_is_marked_as_so_far(app):
     (a new user read a spike in a month-to-date point); a whole month is not marked."""
     from qcflow.core.time import today
     from qcflow.reports import charts
-    from qcflow.followup.schedule import add_months
+    from qcflow.core.periods import add_months
 
     this_month = today().replace(day=1)
     months = [add_months(this_month, -n) for n in range(11, -1, -1)]
