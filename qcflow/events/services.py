@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
+from qcflow import reactions
 from qcflow.auth.models import Department, Role, User
 from qcflow.auth.permissions import can
 from qcflow.core import audit
@@ -45,9 +45,6 @@ REPORT_FIELDS = REQUIRED_FIELDS + ("subcategory_code", "harm", "ncc_merp", "clin
                                    "operation_id", "is_unplanned_reoperation", "immediate_actions",
                                    "wants_feedback")
 
-#: Checks that a case-review discussion is linked (the MDT module registers one).
-CASE_REVIEW_CHECKS: list[Callable[[AdverseEvent], bool]] = []
-
 
 def coarse(at: datetime) -> datetime:
     """Round down to the hour: stored times of anonymous reports must not single out a reporter."""
@@ -55,7 +52,8 @@ def coarse(at: datetime) -> datetime:
 
 
 def has_case_review(event: AdverseEvent) -> bool:
-    return any(check(event) for check in CASE_REVIEW_CHECKS)
+    """Whether a signed case-review discussion is linked to the event (the MDT domain answers)."""
+    return reactions.ask("event.has_signed_case_review", event)
 
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
+from qcflow.auth.models import Department
 from qcflow.auth.permissions import can, department_for
 from qcflow.clinical.models import CancerDiagnosis, CancerType, Encounter, Operation, Patient
 from qcflow.clinical.queries import has_clinical_record
@@ -117,8 +118,6 @@ def _fallback_department(patient: Patient) -> int | None:
         return latest
     code = current_app.config.get("FOLLOWUP_FALLBACK_DEPARTMENT")
     if code:
-        from qcflow.auth.models import Department
-
         return db.session.scalar(sa.select(Department.id).where(Department.code == code))
     return None
 

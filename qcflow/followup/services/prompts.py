@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from qcflow import reactions
 from qcflow.auth.models import Role
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
@@ -91,11 +92,9 @@ def report_data(prompt: EventPrompt) -> dict:
 
 def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_version: int | None = None):
     """Turn a prompt into a confidential adverse-event report filed by this quality-office user."""
-    from qcflow.events.services import file_report
-
     PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
     data = {k: v for k, v in report_data(prompt).items() if v is not None}
-    event, _code = file_report(data, mode="confidential", actor=actor, now=now)
+    event, _code = reactions.ask("event.file_report", data, mode="confidential", actor=actor, now=now)
     prompt.event_id, prompt.handled_at, prompt.handled_by_id = event.id, now, actor.user_id
     PROMPT_WORKFLOW.apply(prompt, "file", actor=actor, now=now, audit_detail={"event_id": event.id})
     return event
