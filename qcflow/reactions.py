@@ -3,7 +3,8 @@
 A domain that records a fact others act on calls `publish(fact, ...)`; a domain that needs an answer
 or a record only another domain can give calls `ask(question, ...)`. Neither imports the other:
 `create_app` installs this table once (`install`), and a process that did not install it fails on
-the first fact instead of silently skipping the work.
+the first fact instead of silently skipping the work. This module imports the domains only when the
+table is built, so any domain can import it at the top without a cycle.
 
 Read `table()` to know what happens when, for example, an operation is performed, a death is
 recorded or a follow-up call finds a possible adverse event.
@@ -17,9 +18,6 @@ from typing import Any, Callable
 from flask import Flask, current_app
 
 from qcflow.core.time import local
-from qcflow.events import services as events
-from qcflow.followup import services as followup
-from qcflow.mdt import services as mdt
 
 EXTENSION = "qcflow.reactions"
 
@@ -34,6 +32,14 @@ class Reactions:
 
 def table() -> Reactions:
     """The reactions between domains (read once, when the app is created)."""
+    from qcflow.events import services as events
+    from qcflow.followup import services as followup
+    from qcflow.mdt import services as mdt
+
+    def stop_follow_up(patient, *, died_at: datetime, encounter, now: datetime) -> None:
+        """Follow-up stops the patient's plans as of the day of death in the hospital's calendar."""
+        followup.on_death(patient, died_on=local(died_at).date(), now=now)
+
     return Reactions(
         facts={
             # clinical: an operation needing an MDT (grade 4, restricted technology) is planned or re-planned
@@ -43,7 +49,7 @@ def table() -> Reactions:
             # clinical: an operation is flagged as an unplanned reoperation
             "operation.unplanned_reoperation": (mdt.on_unplanned_reoperation,),
             # clinical: a death (an encounter discharged as a death, or a patient's date of death)
-            "death.recorded": (mdt.on_death, _stop_follow_up),
+            "death.recorded": (mdt.on_death, stop_follow_up),
             # clinical: a day-surgery encounter is discharged (or its discharge time corrected)
             "encounter.day_surgery_discharged": (followup.on_encounter_discharged,),
             # clinical: a cancer diagnosis is recorded
@@ -56,11 +62,6 @@ def table() -> Reactions:
             "event.file_report": events.file_report,
         },
     )
-
-
-def _stop_follow_up(patient, *, died_at: datetime, encounter, now: datetime) -> None:
-    """Follow-up stops the patient's plans as of the day of death in the hospital's calendar."""
-    followup.on_death(patient, died_on=local(died_at).date(), now=now)
 
 
 def install(app: Flask) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import ast
 from datetime import date, datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -34,19 +35,22 @@ def test_every_fact_and_question_used_is_in_the_table_and_nothing_more(app):
 def test_create_app_installs_the_table(app):
     from qcflow.reactions import EXTENSION, table
 
-    assert app.extensions[EXTENSION] == table()
+    installed, fresh = app.extensions[EXTENSION], table()
+    assert installed.answers == fresh.answers
+    assert ({fact: [h.__qualname__ for h in handlers] for fact, handlers in installed.facts.items()}
+            == {fact: [h.__qualname__ for h in handlers] for fact, handlers in fresh.facts.items()})
 
 
 def test_a_process_without_the_table_fails_instead_of_skipping_the_work():
     from qcflow import reactions
-    from qcflow.events.services import has_case_review
+    from qcflow.events.workflow import discussion_guard
 
     bare = Flask("bare")
     with bare.app_context():
         with pytest.raises(RuntimeError, match="create_app"):
             reactions.publish("operation.performed", object(), now=datetime(2026, 3, 1, tzinfo=timezone.utc))
         with pytest.raises(RuntimeError, match="create_app"):
-            has_case_review(object())
+            discussion_guard(SimpleNamespace(confirmed_grade="II", is_unplanned_reoperation=False))
 
 
 def test_a_death_is_reviewed_by_the_mdt_then_stops_follow_up_as_of_the_hospitals_day(monkeypatch):

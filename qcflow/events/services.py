@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from qcflow import reactions
 from qcflow.auth.models import Department, Role, User
 from qcflow.auth.permissions import can
 from qcflow.core import audit
@@ -49,12 +48,6 @@ REPORT_FIELDS = REQUIRED_FIELDS + ("subcategory_code", "harm", "ncc_merp", "clin
 def coarse(at: datetime) -> datetime:
     """Round down to the hour: stored times of anonymous reports must not single out a reporter."""
     return at.replace(minute=0, second=0, microsecond=0)
-
-
-def has_case_review(event: AdverseEvent) -> bool:
-    """Whether a signed case-review discussion is linked to the event (the MDT domain answers)."""
-    return reactions.ask("event.has_signed_case_review", event)
-
 
 
 RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by hand
