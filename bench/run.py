@@ -107,7 +107,8 @@ def median_ms(session, fn, repeats=REPEATS, times=None) -> tuple[float, int]:
 
 def raw_insert(session, now: datetime) -> int:
     """The lower bound: one set-based insert of every due plan's next occurrence, nothing else."""
-    from qcflow.followup.services import TASK_COPY, _insert, lookahead
+    from qcflow.followup.services import TASK_COPY, lookahead
+    from qcflow.followup.services.generator import _insert
     from qcflow.followup.models import Plan, Task
 
     plan = Plan.__table__

@@ -57,7 +57,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     install_login(app)
     install_request_hooks(app)
     install_template_helpers(app)
+    _install_auth_helpers(app)
 
+    from qcflow import reactions
+
+    reactions.install(app)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)
     for blueprint in _api_blueprints():
@@ -67,6 +71,24 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def _install_auth_helpers(app: Flask) -> None:
+    """Auth's part of every page, given to the kernel (which imports no domain): role labels, `can()` in
+    templates ({% if can('handle_cases') %}: pages show what the permission matrix allows), and the
+    users a timeline names."""
+    import sqlalchemy as sa
+    from flask_login import current_user
+
+    from qcflow.auth.models import ROLE_LABELS, User
+    from qcflow.auth.permissions import can
+    from qcflow.core.audit_labels import install_user_lookup
+    from qcflow.core.i18n import register_labels
+    from qcflow.extensions import db
+
+    register_labels({"auth_role": ROLE_LABELS})
+    app.jinja_env.globals["can"] = lambda capability: can(current_user, capability)
+    install_user_lookup(app, lambda ids: db.session.scalars(sa.select(User).where(User.id.in_(ids))))
 
 
 def _blueprints():

@@ -19,6 +19,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.i18n import current_language, label
 from qcflow.core.masking import mask_id_number, mask_phone
 from qcflow.extensions import db
+from qcflow.mdt.models import Discussion
 
 
 def load_operation(operation_id: int, actor: Actor) -> Operation:
@@ -144,7 +145,5 @@ def department_operations(actor: Actor, limit: int = 100) -> list[Operation]:
 
 def operation_discussions(operation: Operation) -> list:
     """The MDT discussions linked to an operation (pre-operative and case reviews)."""
-    from qcflow.mdt.models import Discussion
-
     return list(db.session.scalars(sa.select(Discussion).where(Discussion.operation_id == operation.id)
                                    .order_by(Discussion.id)))

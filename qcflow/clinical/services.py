@@ -15,6 +15,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from marshmallow import Schema, ValidationError
 
+from qcflow import reactions
 from qcflow.auth.models import Department, Role, User
 from qcflow.clinical import schemas
 from qcflow.clinical.models import (
@@ -268,26 +269,20 @@ def _identity(obj):
 
 def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor, now: datetime) -> None:
     """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up."""
-    from importlib import import_module
-
-    mdt = lambda: import_module("qcflow.mdt.services")  # noqa: E731  (only where a fact calls for it)
-    followup = lambda: import_module("qcflow.followup.services")  # noqa: E731
     if kind == "operations":
         if obj.needs_mdt and (created or "planned_at" in changed):
-            mdt().on_operation_planned(obj, now=now)
+            reactions.publish("operation.planned", obj, now=now)
         if obj.is_unplanned_reoperation and "is_unplanned_reoperation" in changed:
-            mdt().on_unplanned_reoperation(obj, now=now)
+            reactions.publish("operation.unplanned_reoperation", obj, now=now)
     elif kind == "encounters" and obj.disposition == "death" and {"disposition", "discharged_at"} & set(changed):
-        mdt().on_death(obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
-        followup().on_death(obj.patient, died_on=local(obj.discharged_at).date(), now=now)
+        reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
     elif kind == "patients" and obj.died_on and "died_on" in changed:
         died_at = datetime.combine(obj.died_on, datetime.min.time(), tzinfo=hospital_tz())
-        mdt().on_death(obj, died_at=died_at, encounter=None, now=now)
-        followup().on_death(obj, died_on=obj.died_on, now=now)
+        reactions.publish("death.recorded", obj, died_at=died_at, encounter=None, now=now)
     if kind == "encounters" and obj.is_day_surgery and obj.discharged_at and {"discharged_at", "is_day_surgery"} & set(changed):
-        followup().on_encounter_discharged(obj, now=now)
+        reactions.publish("encounter.day_surgery_discharged", obj, now=now)
     elif kind == "diagnoses" and created:
-        followup().on_cancer_diagnosis(obj, now=now)
+        reactions.publish("diagnosis.recorded", obj, now=now)
 
 
 def summarise(results: list[RowResult]) -> dict:
@@ -349,9 +344,7 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
         operation.performed_at = performed_at
     OPERATION_WORKFLOW.apply(operation, action, actor=actor, now=now, data=data, audit_detail=detail)
     if action == "perform" and (operation.needs_mdt or operation.grade == 4):
-        from qcflow.followup.services import on_operation_performed
-
-        on_operation_performed(operation, now=now)
+        reactions.publish("operation.performed", operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
                {"id": operation.his_id, "code": operation.procedure_code, "reason": operation.override_reason},

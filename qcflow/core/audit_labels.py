@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable, Iterable
 
+from flask import Flask, current_app
 from flask_babel import lazy_gettext as _l
 
-from qcflow.core.i18n import register_labels
+from qcflow.core.i18n import current_language, label, register_labels
 
 #: Rows that one intake (CSV upload, HIS push, command line) writes, by intake kind.
 INTAKE_KINDS = {
@@ -148,6 +150,16 @@ class Row:
     actor: str
 
 
+#: app.extensions key of the user lookup timelines name their actors with.
+USER_LOOKUP = "qcflow.audit_user_lookup"
+
+
+def install_user_lookup(app: Flask, lookup: Callable[[set[int]], Iterable]) -> None:
+    """Let timelines find users by id: the kernel knows no user model, the auth domain installs this at app
+    creation (each user has `id`, `display_name` and `department.label(language)`)."""
+    app.extensions[USER_LOOKUP] = lookup
+
+
 def audit_rows(entries, show_users: bool = True, reporter: str | None = None) -> list[Row]:
     """Timeline rows: labelled actions, actors as names (users as "name · department").
 
@@ -155,15 +167,9 @@ def audit_rows(entries, show_users: bool = True, reporter: str | None = None) ->
     the actor `reporter` (a case's reporter, "user:<id>", while the page has not asked to show who) reads
     as "Reporter".
     """
-    import sqlalchemy as sa
-
-    from qcflow.auth.models import User
-    from qcflow.core.i18n import current_language, label
-    from qcflow.extensions import db
-
     ids = {int(e.actor.split(":", 1)[1]) for e in entries if e.actor != reporter
            and e.actor.startswith("user:") and e.actor.split(":", 1)[1].isdigit()} if show_users else set()
-    users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
+    users = {u.id: u for u in current_app.extensions[USER_LOOKUP](ids)} if ids else {}
     language = current_language()
     rows = []
     for entry in entries:

@@ -60,19 +60,14 @@ def with_lang(path: str) -> str:
 
 
 def install_template_helpers(app) -> None:
-    from flask_login import current_user
-
-    from qcflow.auth.models import ROLE_LABELS
-    from qcflow.auth.permissions import can
+    """The page helpers of the kernel; the auth domain adds its own (`can`, role labels) at app creation."""
     from qcflow.core.time import local
 
     app.jinja_env.globals.update(
         current_language=current_language,
         lang_url=lang_url,
         with_lang=with_lang,
-        role_label=lambda role: ROLE_LABELS.get(role, role),
-        # Pages show what the permission matrix allows: {% if can('handle_cases') %}.
-        can=lambda capability: can(current_user, capability),
+        role_label=lambda role: label("auth_role", role),
     )
     app.jinja_env.globals["label"] = label
     app.jinja_env.globals["label_list"] = label_list

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Callable
 
 import sqlalchemy as sa
 from flask import current_app
@@ -45,18 +44,10 @@ REPORT_FIELDS = REQUIRED_FIELDS + ("subcategory_code", "harm", "ncc_merp", "clin
                                    "operation_id", "is_unplanned_reoperation", "immediate_actions",
                                    "wants_feedback")
 
-#: Checks that a case-review discussion is linked (the MDT module registers one).
-CASE_REVIEW_CHECKS: list[Callable[[AdverseEvent], bool]] = []
-
 
 def coarse(at: datetime) -> datetime:
     """Round down to the hour: stored times of anonymous reports must not single out a reporter."""
     return at.replace(minute=0, second=0, microsecond=0)
-
-
-def has_case_review(event: AdverseEvent) -> bool:
-    return any(check(event) for check in CASE_REVIEW_CHECKS)
-
 
 
 RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by hand

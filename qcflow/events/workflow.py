@@ -5,6 +5,7 @@ from enum import StrEnum
 
 from flask_babel import gettext as _
 
+from qcflow import reactions
 from qcflow.auth.permissions import PERMISSIONS
 from qcflow.core.workflow import Transition as T, Workflow
 
@@ -72,9 +73,7 @@ def plan_actions_guard(event, data):
 def discussion_guard(event) -> str | None:
     """Grade I/II and unplanned-reoperation cases close only with a linked case-review record."""
     if event.confirmed_grade in ("I", "II") or event.is_unplanned_reoperation:
-        from qcflow.events.services import has_case_review
-
-        if not has_case_review(event):
+        if not reactions.ask("event.has_signed_case_review", event):
             return _("Grade I/II and unplanned-reoperation cases need a linked case-review discussion record before closing.")
     return None
 

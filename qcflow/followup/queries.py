@@ -11,9 +11,9 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy.orm import lazyload
 
-from qcflow.auth.models import Role, User
+from qcflow.auth.models import Role, User, UserRole
 from qcflow.auth.permissions import department_for, get_scoped_or_404, scoped, scoped_to, sees_all_departments
-from qcflow.clinical.models import Patient
+from qcflow.clinical.models import CancerDiagnosis, Encounter, Operation, Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import UTCDateTime
@@ -280,8 +280,6 @@ def plan_tasks(plan: Plan) -> list[Task]:
 
 def assignable_users(department_id: int) -> list[User]:
     """Who a task of this department can be given to."""
-    from qcflow.auth.models import UserRole
-
     stmt = (sa.select(User).join(UserRole).where(User.is_active.is_(True), User.department_id == department_id,
                                                  UserRole.role.in_([Role.NURSE, Role.DEPT_HEAD]))
             .order_by(User.display_name).distinct())
@@ -339,8 +337,6 @@ def prompt_of(task: Task) -> EventPrompt | None:
 def sources(plans) -> dict[int, dict]:
     """What each plan follows, as a person reads it: the operation's name and day, the day-surgery
     discharge, the cancer diagnosis, or a manual enrolment (never the "operation:12" key)."""
-    from qcflow.clinical.models import CancerDiagnosis, Encounter, Operation
-
     plans = list(plans)
     by_type = collections.defaultdict(set)
     for plan in plans:

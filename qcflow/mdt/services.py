@@ -24,7 +24,6 @@ from qcflow.core.errors import Conflict, Forbidden, Unprocessable
 from qcflow.core.i18n import label, label_list
 from qcflow.core.time import local, today
 from qcflow.events.models import AdverseEvent
-from qcflow.events.services import CASE_REVIEW_CHECKS
 from qcflow.extensions import db
 from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
 from qcflow.mdt.queries import procedure_name, timeline
@@ -565,14 +564,6 @@ def has_signed_case_review(event: AdverseEvent) -> bool:
         links.append(Discussion.operation_id == event.operation_id)
     return db.session.scalar(sa.select(sa.exists().where(
         Discussion.kind == K.CASE_REVIEW, Discussion.state == DiscussionState.SIGNED.value, sa.or_(*links))))
-
-
-# The events domain asks its registered checks before closing grade I/II and reoperation cases.
-# Registering here, when the MDT domain is imported (create_app imports it with its blueprints),
-# ties the rule to the code that satisfies it, whichever app or process runs.
-if has_signed_case_review not in CASE_REVIEW_CHECKS:
-    CASE_REVIEW_CHECKS.append(has_signed_case_review)
-
 
 
 def _check_record_rules(discussion: Discussion, data: dict) -> None:

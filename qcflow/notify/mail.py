@@ -17,6 +17,9 @@ import sqlalchemy as sa
 from flask import current_app, has_app_context
 from sqlalchemy.orm import Session
 
+from qcflow.auth.models import User
+from qcflow.extensions import db
+
 log = logging.getLogger(__name__)
 PENDING = "qcflow_mail"
 
@@ -49,9 +52,6 @@ def settings() -> dict | None:
 def recipients(user_ids) -> list[tuple[str, str]]:
     """(address, language) for these users (from the template, in their language setting) plus the
     fixed SMTP_TO list (in the hospital's language)."""
-    from qcflow.auth.models import User
-    from qcflow.extensions import db
-
     config = current_app.config
     default = config["BABEL_DEFAULT_LOCALE"]
     addresses: list[tuple[str, str]] = []
@@ -79,8 +79,7 @@ def queue_mail(payload: dict, user_ids) -> None:
     to = recipients(user_ids)
     if not to:
         return
-    from qcflow.extensions import db
-    from qcflow.notify.services import rendered
+    from qcflow.notify.services import rendered  # notify.services imports this module
 
     by_language: dict[str, list[str]] = {}
     for address, language in to:

@@ -172,13 +172,14 @@ def test_a_grade_two_event_closes_once_a_linked_case_review_is_signed(clients, h
     assert closed.status_code == 200 and closed.json["state"] == "closed"
 
 
-def test_the_case_review_check_is_registered_once_however_many_apps(app, database_url, tmp_path):
-    from qcflow.events.services import CASE_REVIEW_CHECKS
+def test_every_app_asks_the_mdt_domain_for_the_case_review(app, database_url, tmp_path):
     from qcflow.mdt.services import has_signed_case_review
+    from qcflow.reactions import EXTENSION
     from tests.conftest import make_app
 
-    make_app(database_url, str(tmp_path))
-    assert CASE_REVIEW_CHECKS.count(has_signed_case_review) == 1
+    other = make_app(database_url, str(tmp_path))
+    for each in (app, other):
+        assert each.extensions[EXTENSION].answers["event.has_signed_case_review"] is has_signed_case_review
 
 
 def test_a_case_review_linked_by_operation_counts_for_the_event(ctx, hospital, operated_death, actor_of, mdt_now):
