@@ -56,6 +56,8 @@ def table() -> Reactions:
             "diagnosis.recorded": (followup.on_cancer_diagnosis,),
         },
         answers={
+            # clinical, at the booking gate: the signed pre-operative discussion within the validity window
+            "operation.signed_preop_discussion": mdt.signed_preop_discussion,
             # events, before closing a grade I/II or unplanned-reoperation case
             "event.has_signed_case_review": mdt.has_signed_case_review,
             # follow-up, when the quality office files a call's findings as a confidential report

@@ -302,9 +302,7 @@ def authorised(operation: Operation) -> bool:
 
 
 def has_signed_preop_mdt(operation: Operation, window_days: int) -> bool:
-    from qcflow.mdt import services as mdt
-
-    return mdt.signed_preop_discussion(operation, window_days=window_days) is not None
+    return reactions.ask("operation.signed_preop_discussion", operation, window_days=window_days) is not None
 
 
 def booking_missing(operation: Operation) -> list[str]:

@@ -17,6 +17,7 @@ from qcflow.clinical.workflow import OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable
+from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz
 from qcflow.extensions import db
 from qcflow.followup import schedule
@@ -153,7 +154,7 @@ def on_cancer_diagnosis(diagnosis: CancerDiagnosis, *, now: datetime) -> Plan | 
     if diagnosis.cancer_type not in KEY_CANCERS:
         return None
     patient = db.session.get(Patient, diagnosis.patient_id)
-    anchor_at = schedule.local_midnight(diagnosis.diagnosed_on, hospital_tz())
+    anchor_at = local_midnight(diagnosis.diagnosed_on, hospital_tz())
     return _auto_enrol(patient, f"cancer_{diagnosis.cancer_type}", "diagnosis", diagnosis.id, anchor_at,
                        diagnosis.department_id, now)
 

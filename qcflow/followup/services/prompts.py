@@ -13,9 +13,9 @@ from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.i18n import label, label_list
+from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz
 from qcflow.extensions import db
-from qcflow.followup import schedule
 from qcflow.followup.models import EventPrompt, Task
 from qcflow.followup.workflow import PROMPT_WORKFLOW
 from qcflow.notify.services import notify, users_with_role
@@ -63,7 +63,7 @@ def report_data(prompt: EventPrompt) -> dict:
     discovered = task.closed_at
     occurred = discovered
     if task.died_on is not None:
-        occurred = min(schedule.local_midnight(task.died_on, hospital_tz()), discovered)
+        occurred = min(local_midnight(task.died_on, hospital_tz()), discovered)
     # The filing user's own pre-filled text: labels in their language, never codes.
     description = _("Found at follow-up call %(n)d (%(pathway)s, due %(due)s): %(findings)s.",
                     n=task.occurrence, pathway=label("fu_pathway", plan.pathway), due=task.due_on.isoformat(),

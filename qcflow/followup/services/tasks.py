@@ -11,9 +11,9 @@ from qcflow.auth.models import User
 from qcflow.auth.permissions import can
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Unprocessable
+from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
-from qcflow.followup import schedule
 from qcflow.followup.models import Attempt, Task
 from qcflow.followup.workflow import TASK_WORKFLOW, TaskState
 
@@ -124,7 +124,7 @@ def reschedule_task(task: Task, data: dict, *, actor: Actor, now: datetime, expe
                   high=high.isoformat()),
                 errors={"due_on": [_("Allowed: %(low)s – %(high)s.", low=low.isoformat(), high=high.isoformat())]},
                 allowed_range={"from": low.isoformat(), "to": high.isoformat()})
-        due_at = schedule.local_midnight(day, tz)
+        due_at = local_midnight(day, tz)
         due_on, hide_until = day, due_at
     before = task.due_at
     task.due_at, task.due_on = due_at, due_on
