@@ -1,7 +1,7 @@
 """create_* factory fixtures: flush, never commit."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from itertools import count
 
@@ -59,5 +59,101 @@ def create_user(ctx, create_department):
         db.session.add(user)
         db.session.flush()
         return user
+
+    return create
+
+
+@pytest.fixture
+def create_procedure(ctx):
+    from qcflow.clinical.models import Procedure
+    from qcflow.extensions import db
+
+    def create(code=None, name="胰十二指肠切除术", grade=4, **kwargs):
+        procedure = Procedure(code=code or f"P{next(_seq)}", name=name, grade=grade, **kwargs)
+        db.session.add(procedure)
+        db.session.flush()
+        return procedure
+
+    return create
+
+
+@pytest.fixture
+def create_staff(ctx):
+    """A clinician as the HIS lists them, linked to `user` (whose name it takes) if given."""
+    from qcflow.clinical.models import Staff
+    from qcflow.extensions import db
+
+    def create(name=None, department=None, specialty=None, user=None, **kwargs):
+        n = next(_seq)
+        staff = Staff(his_id=kwargs.pop("his_id", f"S{n}"), name=name or (user.display_name if user else f"医生{n}"),
+                      department_id=department.id if department else None, specialty=specialty,
+                      user_id=user.id if user else None, **kwargs)
+        db.session.add(staff)
+        db.session.flush()
+        return staff
+
+    return create
+
+
+@pytest.fixture
+def create_patient(ctx):
+    """A patient with a unique name and MRN and a phone to call."""
+    from qcflow.clinical.models import Patient
+    from qcflow.extensions import db
+
+    def create(**kwargs):
+        n = next(_seq)
+        at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        kwargs.setdefault("name", f"患者{n}")
+        kwargs.setdefault("phone", "13812345678")
+        kwargs.setdefault("sex", "F")
+        patient = Patient(his_id=kwargs.pop("his_id", f"P{n}"), mrn=kwargs.pop("mrn", None) or f"MRN{n:05d}",
+                          created_at=at, updated_at=at, **kwargs)
+        db.session.add(patient)
+        db.session.flush()
+        return patient
+
+    return create
+
+
+@pytest.fixture
+def create_encounter(ctx):
+    """A stay of `patient` in `department` (a clinical record there)."""
+    from qcflow.clinical.models import Encounter
+    from qcflow.extensions import db
+
+    def create(patient, department, admitted_at=datetime(2026, 1, 2, tzinfo=timezone.utc), discharged_at=None,
+               **kwargs):
+        encounter = Encounter(his_id=kwargs.pop("his_id", f"E{next(_seq)}"), patient_id=patient.id,
+                              department_id=department.id, admitted_at=admitted_at, discharged_at=discharged_at,
+                              created_at=admitted_at, updated_at=admitted_at, **kwargs)
+        db.session.add(encounter)
+        db.session.flush()
+        return encounter
+
+    return create
+
+
+@pytest.fixture
+def create_operation(ctx, create_procedure, create_patient, create_encounter):
+    """An operation as the HIS records it; `performed_at` makes it a performed one."""
+    from qcflow.clinical.models import Operation
+    from qcflow.extensions import db
+
+    def create(department, surgeon, planned_at, *, patient=None, encounter=None, procedure=None,
+               performed_at=None, state=None, **kwargs):
+        procedure = procedure or create_procedure()
+        patient = patient or (encounter.patient if encounter else create_patient())
+        encounter = encounter or create_encounter(patient, department, planned_at - timedelta(days=2))
+        operation = Operation(
+            his_id=kwargs.pop("his_id", f"O{next(_seq)}"), encounter_id=encounter.id, patient_id=patient.id,
+            department_id=department.id, procedure_code=procedure.code, grade=procedure.grade,
+            is_restricted_technology=procedure.is_restricted_technology,
+            surgeon_staff_id=surgeon.id, planned_at=planned_at, performed_at=performed_at,
+            state=state or ("performed" if performed_at else "planned"), created_at=planned_at, updated_at=planned_at,
+            **kwargs)
+        db.session.add(operation)
+        db.session.flush()
+        return operation
 
     return create

@@ -9,8 +9,7 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_from
-from tests.followup.conftest import sh
+from tests.conftest import csrf_from, sh
 from tests.followup.test_generator import generate
 from tests.followup.test_pages import call, frozen, step  # noqa: F401 (fixtures)
 

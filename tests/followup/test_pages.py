@@ -7,8 +7,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.conftest import csrf_from
-from tests.followup.conftest import sh
+from tests.conftest import csrf_from, sh
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.followup.conftest import sh
+from tests.conftest import sh
 
 
 @pytest.fixture

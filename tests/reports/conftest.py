@@ -3,39 +3,31 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from itertools import count
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import login
+from tests.conftest import sh
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _refs = count(1)
 
 
-def local(*args) -> datetime:
-    """A hospital-local wall time as an aware datetime."""
-    return datetime(*args, tzinfo=SHANGHAI)
-
-
 @pytest.fixture
-def hospital(ctx, create_department, create_user):
-    """Departments and users by role, committed."""
-    from qcflow.extensions import db
-
-    qc = create_department(code="QC", name="质控办", kind="functional")
-    surgery = create_department(code="GS", name="普通外科", name_en="General Surgery")
-    cardio = create_department(code="CARD", name="心内科", name_en="Cardiology")
-    ortho = create_department(code="ORTH", name="骨科", name_en="Orthopaedics")
-    users = {
-        "quality": create_user(username="quality", roles=("quality",), department=qc, display_name="王质控"),
-        "head": create_user(username="head", roles=("dept_head",), department=surgery, display_name="李主任"),
-        "cardhead": create_user(username="cardhead", roles=("dept_head",), department=cardio),
-        "doctor": create_user(username="doctor", roles=("clinician",), department=surgery, display_name="张建国"),
-        "nurse": create_user(username="nurse", roles=("nurse",), department=surgery),
+def hospital_layout():
+    """The quality office and three clinical departments with English names; users by role."""
+    departments = {
+        "qc": {"code": "QC", "name": "质控办", "kind": "functional"},
+        "surgery": {"code": "GS", "name": "普通外科", "name_en": "General Surgery"},
+        "cardio": {"code": "CARD", "name": "心内科", "name_en": "Cardiology"},
+        "ortho": {"code": "ORTH", "name": "骨科", "name_en": "Orthopaedics"},
     }
-    db.session.commit()
-    return {"qc": qc, "surgery": surgery, "cardio": cardio, "ortho": ortho, **users}
+    people = {
+        "quality": ("quality", "quality", "qc", "王质控"),
+        "head": ("head", "dept_head", "surgery", "李主任"),
+        "cardhead": ("cardhead", "dept_head", "cardio"),
+        "doctor": ("doctor", "clinician", "surgery", "张建国"),
+        "nurse": ("nurse", "nurse", "surgery"),
+    }
+    return departments, people
 
 
 @pytest.fixture
@@ -47,7 +39,7 @@ def create_report(ctx, hospital):
     def create(*, department=None, state="submitted", mode="named", submitted=None, occurred=None,
                category="medication", grade="III", confirmed_grade=None, care_stage="medication",
                location="5病区护士站", clinical_state=None, harm=None, reporter=None, **kwargs):
-        submitted = (submitted or local(2026, 2, 10, 9, 0)).astimezone(timezone.utc)
+        submitted = (submitted or sh(2026, 2, 10, 9, 0)).astimezone(timezone.utc)
         if mode == "anonymous":
             submitted = submitted.replace(minute=0, second=0, microsecond=0)
         occurred = (occurred or submitted - timedelta(hours=3)).astimezone(timezone.utc)
@@ -82,17 +74,3 @@ def create_census(ctx):
         return row
 
     return create
-
-
-@pytest.fixture
-def clients(app, hospital):
-    """Logged-in test clients by user name."""
-    made = {"anonymous": app.test_client()}
-
-    def get(name):
-        if name not in made:
-            made[name] = app.test_client()
-            login(made[name], hospital[name].username)
-        return made[name]
-
-    return get

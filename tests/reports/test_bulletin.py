@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from tests.reports.conftest import local
+from tests.conftest import sh as local
 from tests.reports.pdftools import CJK_FONT, embedded_fonts, missing_glyphs, needs_poppler, pdf_text
 
 NOW = local(2026, 3, 5, 9, 0)
