@@ -249,11 +249,7 @@ def clients(app, hospital):
 
     def get(name):
         if name not in made:
-            client = app.test_client()
-            if name not in (None, "anonymous"):
-                response = login(client, hospital[name].username)
-                assert response.status_code == 302, response.get_data(as_text=True)[:500]
-            made[name] = client
+            made[name] = app.test_client() if name in (None, "anonymous") else logged_in(app, hospital[name].username)
         return made[name]
 
     return get
@@ -313,6 +309,14 @@ def login(client, username, password=PASSWORD):
     if response.status_code == 302 and response.headers["Location"].startswith("/login/"):
         return pass_second_factor(client, username, response.headers["Location"])
     return response
+
+
+def logged_in(app, username):
+    """A new test client of `app` logged in as `username` (the login must succeed)."""
+    client = app.test_client()
+    response = login(client, username)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
 
 
 #: The second factor the factories give every user of MFA_REQUIRED_ROLES (tests/factories.py).

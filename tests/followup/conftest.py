@@ -6,6 +6,7 @@ from itertools import count
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from tests.conftest import sh
 
@@ -16,6 +17,13 @@ _seq = count(1)
 def fu_now():
     """09:30 on Monday 2 March 2026, hospital time."""
     return sh(2026, 3, 2, 9, 30)
+
+
+@pytest.fixture
+def frozen(fu_now):
+    """The clock stopped at `fu_now`."""
+    with time_machine.travel(fu_now, tick=False):
+        yield fu_now
 
 
 @pytest.fixture
@@ -59,6 +67,18 @@ def enrol(ctx, ward, create_patient):
                               actor=Actor.system("test"), now=now or anchor_at)
 
     return make
+
+
+@pytest.fixture
+def call(ctx, enrol, create_patient, frozen):
+    """A day-surgery patient discharged three hours ago: the 24 h call is open."""
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+
+    patient = create_patient(name="陈静", mrn="BA3001", phone="13912345678")
+    plan = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=3), now=frozen)
+    db.session.commit()
+    return db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == 1))
 
 
 def expected_keys(plans, through: datetime) -> set:

@@ -5,27 +5,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-import time_machine
 
 from tests.conftest import csrf_from, sh
-
-
-@pytest.fixture
-def frozen(fu_now):
-    with time_machine.travel(fu_now, tick=False):
-        yield fu_now
-
-
-@pytest.fixture
-def call(ctx, enrol, create_patient, frozen):
-    """A day-surgery patient discharged three hours ago: the 24 h call is open."""
-    from qcflow.extensions import db
-    from qcflow.followup.models import Task
-
-    patient = create_patient(name="陈静", mrn="BA3001", phone="13912345678")
-    plan = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=3), now=frozen)
-    db.session.commit()
-    return db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == 1))
 
 
 def step(client, task_id, name, **form):

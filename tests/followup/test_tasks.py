@@ -10,12 +10,6 @@ from tests.conftest import sh
 
 
 @pytest.fixture
-def frozen(fu_now):
-    with time_machine.travel(fu_now, tick=False):
-        yield fu_now
-
-
-@pytest.fixture
 def calls(ctx, enrol, ward, frozen):
     """Open calls in general surgery (urgent 24 h call, overdue yearly call, due cancer call) and one in cardiology."""
     from qcflow.extensions import db

@@ -25,9 +25,8 @@ ROLE_USERS = {"doctor": "clinician", "nurse": "nurse", "dept_head": "dept_head",
 ROLES = (*ROLE_USERS, "anonymous")
 
 
-def _department_objects(dept, people, procedure, now):
+def _department_objects(dept, people, procedure, now, create):
     """One object of every type owned by `dept`, made by `people` (that department's staff)."""
-    from qcflow.clinical.models import Encounter, Operation, Patient, Staff
     from qcflow.core.actors import Actor
     from qcflow.events import services as events
     from qcflow.extensions import db
@@ -38,23 +37,14 @@ def _department_objects(dept, people, procedure, now):
 
     code = dept.code
     quality = Actor.for_user(people["quality"])
-    staff = Staff(his_id=f"S-{code}", name=f"{code}外科医生", department_id=dept.id, specialty="general_surgery",
-                  user_id=people["doctor"].id)
-    patient = Patient(his_id=f"P-{code}", mrn=f"MRN-{code}", name=f"患者{code}", sex="M",
-                      phone="13812345678", id_number="110101196005011234", created_at=now, updated_at=now)
-    db.session.add_all([staff, patient])
-    db.session.flush()
-    encounter = Encounter(his_id=f"E-{code}", patient_id=patient.id, department_id=dept.id,
-                          admitted_at=now - timedelta(days=2), discharged_at=now - timedelta(hours=3),
-                          is_day_surgery=True, created_at=now, updated_at=now)
-    db.session.add(encounter)
-    db.session.flush()
-    operation = Operation(his_id=f"O-{code}", encounter_id=encounter.id, patient_id=patient.id,
-                          department_id=dept.id, procedure_code=procedure.code, grade=procedure.grade,
-                          is_restricted_technology=False, surgeon_staff_id=staff.id,
-                          planned_at=now + timedelta(days=7), state="planned", created_at=now, updated_at=now)
-    db.session.add(operation)
-    db.session.flush()
+    staff = create["staff"](his_id=f"S-{code}", name=f"{code}外科医生", department=dept, specialty="general_surgery",
+                            user=people["doctor"])
+    patient = create["patient"](his_id=f"P-{code}", mrn=f"MRN-{code}", name=f"患者{code}", sex="M",
+                                phone="13812345678", id_number="110101196005011234", created_at=now)
+    encounter = create["encounter"](patient, dept, now - timedelta(days=2), now - timedelta(hours=3),
+                                    his_id=f"E-{code}", is_day_surgery=True, created_at=now)
+    operation = create["operation"](dept, staff, now + timedelta(days=7), patient=patient, encounter=encounter,
+                                    procedure=procedure, his_id=f"O-{code}", created_at=now)
     discussion = mdt.on_operation_planned(operation, now=now)
     participant = discussion.participants[0]
 
@@ -110,7 +100,7 @@ def hospital_layout():
 
 
 @pytest.fixture
-def world(hospital, create_staff, create_procedure):
+def world(hospital, create_staff, create_procedure, create_patient, create_encounter, create_operation):
     """Departments A (GS) and B (CARD) with their staff and one object of every type each, committed."""
     from qcflow.core.time import now as clock_now
     from qcflow.extensions import db
@@ -122,10 +112,12 @@ def world(hospital, create_staff, create_procedure):
     create_staff(his_id="S-ANES", name="赵麻", department=hospital["anaes"], specialty="anaesthesia",
                  user=hospital["anaesthetist"])
     procedure = create_procedure(code="52.7001")
+    create = {"staff": create_staff, "patient": create_patient, "encounter": create_encounter,
+              "operation": create_operation}
     world = {
         "now": now, "users": users, "b_users": b_people,
-        "A": _department_objects(hospital["A"], users, procedure, now),
-        "B": _department_objects(hospital["B"], b_people, procedure, now),
+        "A": _department_objects(hospital["A"], users, procedure, now, create),
+        "B": _department_objects(hospital["B"], b_people, procedure, now, create),
     }
     db.session.commit()
     return world
