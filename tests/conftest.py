@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 from datetime import datetime, timezone
+from functools import cached_property
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -26,6 +28,14 @@ AUDIT_KEY = "test-audit-key-of-at-least-32-characters"
 os.environ["QCFLOW_AUDIT_KEY"] = AUDIT_KEY
 
 pytest_plugins = ["tests.factories"]
+
+#: The hospital's time zone (the application's TIMEZONE); tests write local wall times in it.
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def sh(*args) -> datetime:
+    """A Shanghai wall-clock time as an aware datetime."""
+    return datetime(*args, tzinfo=SHANGHAI)
 
 #: Set by .ci/run: also run the tests marked `slow` (long variants of the default ones).
 RUN_SLOW = bool(os.environ.get("QCFLOW_RUN_SLOW"))
@@ -182,6 +192,11 @@ class FreshContextClient(FlaskClient):
         with self.application.app_context():
             return super().open(*args, **kwargs)
 
+    @cached_property
+    def csrf(self) -> dict:
+        """The CSRF header this browser's session sends with JSON posts (read once from its account page)."""
+        return {"X-CSRFToken": csrf_from(self, "/account")}
+
 
 @pytest.fixture
 def app(database_url, tmp_path):
@@ -207,6 +222,60 @@ def runner(app):
 @pytest.fixture
 def now():
     return datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def hospital(ctx, create_department, create_user, hospital_layout):
+    """The departments and people of the test directory's `hospital_layout`, committed, in one dict by key.
+
+    `hospital_layout` is (departments, people): departments by key as `create_department`'s
+    arguments; people by key as (username, role, department key) or (…, display name).
+    """
+    from qcflow.extensions import db
+
+    departments, people = hospital_layout
+    made = {key: create_department(**fields) for key, fields in departments.items()}
+    for key, (username, role, department, *display_name) in people.items():
+        named = {"display_name": display_name[0]} if display_name else {}
+        made[key] = create_user(username=username, roles=(role,), department=made[department], **named)
+    db.session.commit()
+    return made
+
+
+@pytest.fixture
+def clients(app, hospital):
+    """Test clients by key of a person in `hospital`, each logged in once; `anonymous` (or None) is not."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = app.test_client() if name in (None, "anonymous") else logged_in(app, hospital[name].username)
+        return made[name]
+
+    return get
+
+
+@pytest.fixture
+def tokens(runner, hospital):
+    """Bearer-token headers by key of a person in `hospital`, each token made once through the CLI."""
+    made = {}
+
+    def get(name):
+        if name not in made:
+            result = runner.invoke(args=["qcflow", "tokens", "create", "--username", hospital[name].username])
+            assert result.exit_code == 0, result.output
+            made[name] = {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
+        return made[name]
+
+    return get
+
+
+@pytest.fixture
+def actor_of(hospital):
+    """The service actor of a person in `hospital`, by key."""
+    from qcflow.core.actors import Actor
+
+    return lambda name: Actor.for_user(hospital[name])
 
 
 @pytest.fixture
@@ -240,6 +309,14 @@ def login(client, username, password=PASSWORD):
     if response.status_code == 302 and response.headers["Location"].startswith("/login/"):
         return pass_second_factor(client, username, response.headers["Location"])
     return response
+
+
+def logged_in(app, username):
+    """A new test client of `app` logged in as `username` (the login must succeed)."""
+    client = app.test_client()
+    response = login(client, username)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
 
 
 #: The second factor the factories give every user of MFA_REQUIRED_ROLES (tests/factories.py).

@@ -1,7 +1,7 @@
 """Fixtures for clinical tests: an API client allowed to push HIS data, and reference data."""
 import pytest
 
-from tests.conftest import login
+from tests.conftest import logged_in
 
 
 @pytest.fixture
@@ -59,6 +59,4 @@ def quality_client(app, create_user, his):
 
     create_user(username="qc", roles=("quality",))
     db.session.commit()
-    client = app.test_client()
-    login(client, "qc")
-    return client
+    return logged_in(app, "qc")

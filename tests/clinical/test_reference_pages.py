@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from tests.conftest import csrf_from, login
+from tests.conftest import csrf_from, logged_in
 
 
 @pytest.fixture
@@ -13,9 +13,7 @@ def admin_client(app, reference, create_user):
 
     create_user(username="adm", roles=("admin",))
     db.session.commit()
-    client = app.test_client()
-    login(client, "adm")
-    return client
+    return logged_in(app, "adm")
 
 
 def cells(page: str, table_id: str) -> list[str]:

@@ -7,8 +7,7 @@ import pytest
 
 from qcflow.core import workdays
 from qcflow.core.workdays import add_working_days, covered_years, is_working_day
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from tests.conftest import SHANGHAI
 
 
 def local(text: str) -> datetime:

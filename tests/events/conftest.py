@@ -1,30 +1,27 @@
 """Fixtures for the events tests: a hospital with departments, users and valid report data."""
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 
-from tests.conftest import login
-
 
 @pytest.fixture
-def hospital(ctx, create_department, create_user):
-    """Departments and one user per role, committed."""
-    from qcflow.extensions import db
-
-    qc = create_department(code="QC", name="质控办", kind="functional")
-    pharmacy = create_department(code="PHA", name="药剂科", kind="functional")
-    surgery = create_department(code="GS", name="普通外科")
-    cardio = create_department(code="CARD", name="心内科")
-    users = {
-        "clinician": create_user(username="doctor", roles=("clinician",), department=surgery, display_name="张建国"),
-        "nurse": create_user(username="nurse", roles=("nurse",), department=surgery),
-        "head": create_user(username="head", roles=("dept_head",), department=surgery),
-        "other_head": create_user(username="cardhead", roles=("dept_head",), department=cardio),
-        "quality": create_user(username="quality", roles=("quality",), department=qc),
-        "admin": create_user(username="admin", roles=("admin",), department=qc),
+def hospital_layout():
+    """The quality office, pharmacy, general surgery and cardiology; one user per role."""
+    departments = {
+        "qc": {"code": "QC", "name": "质控办", "kind": "functional"},
+        "pharmacy": {"code": "PHA", "name": "药剂科", "kind": "functional"},
+        "surgery": {"code": "GS", "name": "普通外科"},
+        "cardio": {"code": "CARD", "name": "心内科"},
     }
-    db.session.commit()
-    return {"qc": qc, "pharmacy": pharmacy, "surgery": surgery, "cardio": cardio, **users}
+    people = {
+        "clinician": ("doctor", "clinician", "surgery", "张建国"),
+        "nurse": ("nurse", "nurse", "surgery"),
+        "head": ("head", "dept_head", "surgery"),
+        "other_head": ("cardhead", "dept_head", "cardio"),
+        "quality": ("quality", "quality", "qc"),
+        "admin": ("admin", "admin", "qc"),
+    }
+    return departments, people
 
 
 @pytest.fixture
@@ -44,28 +41,13 @@ def report_body(hospital):
 
 
 @pytest.fixture
-def clients(app, hospital):
-    """Logged-in test clients by role name, plus an anonymous one."""
-    made = {"anonymous": app.test_client()}
-
-    def get(role):
-        if role not in made:
-            made[role] = app.test_client()
-            login(made[role], hospital[role].username)
-        return made[role]
-
-    return get
+def quality_token(tokens):
+    return tokens("quality")
 
 
 @pytest.fixture
-def quality_token(runner, hospital):
-    result = runner.invoke(args=["qcflow", "tokens", "create", "--username", "quality"])
-    return {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
-
-
-@pytest.fixture
-def event_now():
-    return datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
+def event_now(now):
+    return now
 
 
 def transition(client, event_id, action, version, headers=None, **fields):

@@ -1,13 +1,12 @@
 """Case deadlines on the Chinese calendar and once-only escalation of breaches."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from qcflow.core.actors import Actor
 from qcflow.events import deadlines, services
-
-SHANGHAI = timezone(timedelta(hours=8))
+from tests.conftest import SHANGHAI
 
 
 def test_triage_deadline_of_grade_three_skips_national_day_and_counts_the_makeup_saturday(ctx):

@@ -1,21 +1,16 @@
 """Fixtures for follow-up tests: a hospital, patients, plans through the real enrolment, clients."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from itertools import count
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
-from tests.conftest import login
+from tests.conftest import sh
 
 _seq = count(1)
-SHANGHAI = timezone(timedelta(hours=8))
-
-
-def sh(*args) -> datetime:
-    """A Shanghai wall-clock time as an aware datetime."""
-    return datetime(*args, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
@@ -25,60 +20,36 @@ def fu_now():
 
 
 @pytest.fixture
-def ward(ctx, create_department, create_user):
-    """Departments and users for the follow-up queue, committed."""
-    from qcflow.extensions import db
+def frozen(fu_now):
+    """The clock stopped at `fu_now`."""
+    with time_machine.travel(fu_now, tick=False):
+        yield fu_now
 
-    surgery = create_department(code="GS", name="普通外科")
-    cardio = create_department(code="CARD", name="心内科")
-    qc = create_department(code="QC", name="质控办", kind="functional")
-    users = {
-        "nurse": create_user(username="nurse", roles=("nurse",), department=surgery, display_name="李护士"),
-        "nurse2": create_user(username="nurse2", roles=("nurse",), department=surgery, display_name="周护士"),
-        "head": create_user(username="head", roles=("dept_head",), department=surgery),
-        "card_nurse": create_user(username="cardnurse", roles=("nurse",), department=cardio),
-        "quality": create_user(username="quality", roles=("quality",), department=qc),
-        "admin": create_user(username="admin", roles=("admin",), department=qc),
-        "doctor": create_user(username="doctor", roles=("clinician",), department=surgery),
+
+@pytest.fixture
+def hospital_layout():
+    """General surgery (two nurses), cardiology and the quality office."""
+    departments = {
+        "surgery": {"code": "GS", "name": "普通外科"},
+        "cardio": {"code": "CARD", "name": "心内科"},
+        "qc": {"code": "QC", "name": "质控办", "kind": "functional"},
     }
-    db.session.commit()
-    return {"surgery": surgery, "cardio": cardio, "qc": qc, **users}
+    people = {
+        "nurse": ("nurse", "nurse", "surgery", "李护士"),
+        "nurse2": ("nurse2", "nurse", "surgery", "周护士"),
+        "head": ("head", "dept_head", "surgery"),
+        "card_nurse": ("cardnurse", "nurse", "cardio"),
+        "quality": ("quality", "quality", "qc"),
+        "admin": ("admin", "admin", "qc"),
+        "doctor": ("doctor", "clinician", "surgery"),
+    }
+    return departments, people
 
 
 @pytest.fixture
-def create_patient(ctx):
-    from qcflow.clinical.models import Patient
-    from qcflow.extensions import db
-
-    def create(**kwargs):
-        n = next(_seq)
-        at = datetime(2026, 1, 1, tzinfo=timezone.utc)
-        kwargs.setdefault("name", f"患者{n}")
-        kwargs.setdefault("phone", "13812345678")
-        patient = Patient(his_id=f"FP{n}", mrn=kwargs.pop("mrn", f"MRN{n:05d}"), sex="F", created_at=at,
-                          updated_at=at, **kwargs)
-        db.session.add(patient)
-        db.session.flush()
-        return patient
-
-    return create
-
-
-@pytest.fixture
-def create_encounter(ctx):
-    """An inpatient stay of `patient` in `department` (a clinical record there); flushes."""
-    from qcflow.clinical.models import Encounter
-    from qcflow.extensions import db
-
-    def create(patient, department):
-        at = datetime(2026, 1, 2, tzinfo=timezone.utc)
-        encounter = Encounter(his_id=f"FE{next(_seq)}", patient_id=patient.id, department_id=department.id,
-                              admitted_at=at, created_at=at, updated_at=at)
-        db.session.add(encounter)
-        db.session.flush()
-        return encounter
-
-    return create
+def ward(hospital):
+    """The follow-up tests' name for the hospital."""
+    return hospital
 
 
 @pytest.fixture
@@ -96,6 +67,18 @@ def enrol(ctx, ward, create_patient):
                               actor=Actor.system("test"), now=now or anchor_at)
 
     return make
+
+
+@pytest.fixture
+def call(ctx, enrol, create_patient, frozen):
+    """A day-surgery patient discharged three hours ago: the 24 h call is open."""
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+
+    patient = create_patient(name="陈静", mrn="BA3001", phone="13912345678")
+    plan = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=3), now=frozen)
+    db.session.commit()
+    return db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == 1))
 
 
 def expected_keys(plans, through: datetime) -> set:
@@ -127,40 +110,5 @@ def tasks_of(ctx):
     def get(plan):
         db.session.expire_all()
         return list(db.session.scalars(sa.select(Task).where(Task.plan_id == plan.id).order_by(Task.occurrence)))
-
-    return get
-
-
-@pytest.fixture
-def actor_of(ward):
-    from qcflow.core.actors import Actor
-
-    return lambda name: Actor.for_user(ward[name])
-
-
-@pytest.fixture
-def clients(app, ward):
-    """Logged-in test clients by user name in `ward`."""
-    made = {}
-
-    def get(name):
-        if name not in made:
-            made[name] = app.test_client()
-            login(made[name], ward[name].username)
-        return made[name]
-
-    return get
-
-
-@pytest.fixture
-def tokens(runner, ward):
-    """Bearer-token headers by user name in `ward`."""
-    made = {}
-
-    def get(name):
-        if name not in made:
-            result = runner.invoke(args=["qcflow", "tokens", "create", "--username", ward[name].username])
-            made[name] = {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
-        return made[name]
 
     return get

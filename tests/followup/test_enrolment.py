@@ -4,7 +4,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.followup.conftest import sh
+from tests.conftest import sh
 
 
 @pytest.fixture

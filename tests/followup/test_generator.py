@@ -4,8 +4,7 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.conftest import PG_URL
-from tests.followup.conftest import sh
+from tests.conftest import PG_URL, sh
 
 
 def generate(now, **kw):

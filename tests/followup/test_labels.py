@@ -9,10 +9,9 @@ from datetime import date
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_from
-from tests.followup.conftest import sh
+from tests.conftest import csrf_from, sh
 from tests.followup.test_generator import generate
-from tests.followup.test_pages import call, frozen, step  # noqa: F401 (fixtures)
+from tests.followup.test_pages import step
 
 CODES = re.compile(r"\b(day_surgery|four_level_surgery|cancer_[a-z]+|operation:\d+|encounter:\d+|manual:\S+|"
                    r"complication|unplanned_readmission|plan_paused|death|None)\b")

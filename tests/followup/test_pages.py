@@ -5,28 +5,8 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-import time_machine
 
-from tests.conftest import csrf_from
-from tests.followup.conftest import sh
-
-
-@pytest.fixture
-def frozen(fu_now):
-    with time_machine.travel(fu_now, tick=False):
-        yield fu_now
-
-
-@pytest.fixture
-def call(ctx, enrol, create_patient, frozen):
-    """A day-surgery patient discharged three hours ago: the 24 h call is open."""
-    from qcflow.extensions import db
-    from qcflow.followup.models import Task
-
-    patient = create_patient(name="陈静", mrn="BA3001", phone="13912345678")
-    plan = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=3), now=frozen)
-    db.session.commit()
-    return db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == 1))
+from tests.conftest import csrf_from, sh
 
 
 def step(client, task_id, name, **form):
@@ -34,10 +14,36 @@ def step(client, task_id, name, **form):
     return client.post(f"/followup/tasks/{task_id}/{name}", data={"csrf_token": token, **form})
 
 
-def test_the_queue_page_lists_the_24_hour_call_first(clients, call):
+@pytest.fixture
+def queue(ctx, enrol, create_patient, frozen):
+    """A due cancer call, an overdue yearly call, then the 24 h call of 陈静, made in that order:
+    the queue's order (24 h call, overdue, due) is the reverse of the order they were stored in."""
+    from qcflow.core.actors import Actor
+    from qcflow.extensions import db
+    from qcflow.followup import services
+    from qcflow.followup.models import Task
+
+    def task_of(plan, occurrence=1):
+        return db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == occurrence))
+
+    cancer = enrol("cancer_lung", anchor_at=sh(2025, 12, 1, 0, 0), now=sh(2025, 12, 1, 0, 0))
+    yearly = enrol("four_level_surgery", anchor_at=sh(2025, 1, 20, 9, 0), now=sh(2025, 1, 20, 9, 0))
+    services.generate_due(frozen)
+    stale = db.session.get(Task, task_of(yearly))
+    services.cancel_task(stale, {"reason": "已在门诊随访"}, actor=Actor.system("test"), now=frozen)
+    patient = create_patient(name="陈静", mrn="BA3001", phone="13912345678")
+    day = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=3), now=frozen)
+    db.session.commit()
+    return {"urgent": task_of(day), "overdue": task_of(yearly, 2), "due": task_of(cancer)}
+
+
+def test_the_queue_page_lists_the_24_hour_call_first(clients, queue):
     page = clients("nurse").get("/followup/queue")
     html = page.get_data(as_text=True)
-    assert page.status_code == 200 and "陈静" in html and f"/followup/tasks/{call}" in html
+    assert page.status_code == 200 and "陈静" in html
+    assert queue["urgent"] > queue["overdue"] > queue["due"]  # stored in the reverse of the queue's order
+    rows = [html.index(f'href="/followup/tasks/{queue[kind]}"') for kind in ("urgent", "overdue", "due")]
+    assert rows == sorted(rows)
     assert clients("doctor").get("/followup/queue").status_code == 403
     assert clients("nurse").get("/followup/queue?state=nonsense").status_code == 422
 

@@ -9,8 +9,7 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from tests.conftest import csrf_from
-from tests.followup.conftest import sh
+from tests.conftest import csrf_from, sh
 from tests.followup.test_generator import generate
 
 ANCHOR = sh(2025, 6, 1, 10, 0)

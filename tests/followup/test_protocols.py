@@ -4,8 +4,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import csrf_from
-from tests.followup.conftest import sh
+from tests.conftest import csrf_from, sh
 
 YEARLY_TO_7 = {
     "name": "四级手术随访（7 年）", "name_en": "Four-level surgery, 7 years", "anchor": "operation_at",

@@ -12,8 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.seed import actual_tasks, expected_tasks, seed_plans
-from tests.conftest import ROOT, die_with_parent
-from tests.followup.conftest import sh
+from tests.conftest import ROOT, die_with_parent, sh
 
 THROUGH = sh(2026, 3, 2, 6, 0)
 

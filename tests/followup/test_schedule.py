@@ -1,15 +1,12 @@
 """Occurrences of protocols: offsets from the anchor, Shanghai midnights, month ends, 29 February."""
 from datetime import date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from qcflow.followup.schedule import Phase, add_months, expand, occurrence, occurrences, phase_errors
-from tests.conftest import followup_migration
-from tests.followup.conftest import sh
+from tests.conftest import SHANGHAI as TZ, followup_migration, sh
 
-TZ = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc
 
 

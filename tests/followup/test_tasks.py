@@ -6,13 +6,7 @@ import pytest
 import sqlalchemy as sa
 import time_machine
 
-from tests.followup.conftest import sh
-
-
-@pytest.fixture
-def frozen(fu_now):
-    with time_machine.travel(fu_now, tick=False):
-        yield fu_now
+from tests.conftest import sh
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from tests.followup.conftest import sh
+from tests.conftest import sh
 
 DISCHARGE = sh(2026, 3, 1, 16, 0)  # the call is due by 2 March 16:00
 

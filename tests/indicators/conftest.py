@@ -5,38 +5,20 @@ indicator can be counted by hand from this file (see EXPECTED in test_reference_
 """
 from __future__ import annotations
 
-import glob
-import importlib.util
-import os
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from itertools import count
-from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import MIGRATIONS, PG_URL, login
+from tests.conftest import PG_URL, migration_module, sh
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _seq = count(1)
-
-
-def sh(*args) -> datetime:
-    """A Shanghai wall-clock time as an aware datetime."""
-    return datetime(*args, tzinfo=SHANGHAI)
 
 
 #: The reference month and when it is judged (every window and deadline of March has closed).
 MARCH = (date(2026, 3, 1), date(2026, 3, 31))
 JUDGED_AT = sh(2026, 4, 10, 9, 0)
-
-
-def indicator_migration():
-    path = glob.glob(os.path.join(MIGRATIONS, "versions", "*_indicator_targets_and_snapshots.py"))[0]
-    spec = importlib.util.spec_from_file_location("indicator_migration", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -47,41 +29,27 @@ def _seeded_targets(database_url):
     engine = sa.create_engine(database_url)
     with engine.begin() as conn:
         if not conn.execute(sa.text("SELECT count(*) FROM indicator_target")).scalar():
-            indicator_migration().seed_targets(conn)
+            migration_module("*_indicator_targets_and_snapshots.py").seed_targets(conn)
     engine.dispose()
 
 
 @pytest.fixture
-def hospital(ctx, create_department, create_user):
-    """Departments and users, committed."""
-    from qcflow.extensions import db
-
-    surgery = create_department(code="GS", name="普通外科")
-    cardio = create_department(code="CARD", name="心内科")
-    qc = create_department(code="QC", name="质控办", kind="functional")
-    users = {
-        "nurse": create_user(username="nurse", roles=("nurse",), department=surgery),
-        "head": create_user(username="head", roles=("dept_head",), department=surgery),
-        "card_head": create_user(username="cardhead", roles=("dept_head",), department=cardio),
-        "quality": create_user(username="quality", roles=("quality",), department=qc),
-        "admin": create_user(username="admin", roles=("admin",), department=qc),
-        "doctor": create_user(username="doctor", roles=("clinician",), department=surgery),
+def hospital_layout():
+    """General surgery, cardiology and the quality office; users by role."""
+    departments = {
+        "surgery": {"code": "GS", "name": "普通外科"},
+        "cardio": {"code": "CARD", "name": "心内科"},
+        "qc": {"code": "QC", "name": "质控办", "kind": "functional"},
     }
-    db.session.commit()
-    return {"surgery": surgery, "cardio": cardio, "qc": qc, **users}
-
-
-@pytest.fixture
-def clients(app, hospital):
-    made = {}
-
-    def get(name):
-        if name not in made:
-            made[name] = app.test_client()
-            login(made[name], hospital[name].username)
-        return made[name]
-
-    return get
+    people = {
+        "nurse": ("nurse", "nurse", "surgery"),
+        "head": ("head", "dept_head", "surgery"),
+        "card_head": ("cardhead", "dept_head", "cardio"),
+        "quality": ("quality", "quality", "qc"),
+        "admin": ("admin", "admin", "qc"),
+        "doctor": ("doctor", "clinician", "surgery"),
+    }
+    return departments, people
 
 
 class Builder:

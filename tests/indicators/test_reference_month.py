@@ -163,7 +163,7 @@ def test_closure_days_are_configurable(reference_month, app):
 
 def test_open_windows_are_not_counted_yet(reference_month):
     from qcflow.indicators.queries import compute
-    from tests.indicators.conftest import sh
+    from tests.conftest import sh
 
     # Judged on 7 March at 09:00: only the day case of 5 March has had its 24 hours (6 March 10:00
     # has not, 7 March has not); the four-level windows close on the 15th, so none counts yet.

@@ -3,7 +3,8 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from tests.indicators.conftest import JUDGED_AT, sh
+from tests.conftest import sh
+from tests.indicators.conftest import JUDGED_AT
 
 
 def snapshot_rows():

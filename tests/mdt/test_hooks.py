@@ -5,7 +5,8 @@ import pytest
 import sqlalchemy as sa
 
 from qcflow.mdt import services
-from tests.mdt.conftest import SHANGHAI, complete_record
+from tests.conftest import SHANGHAI
+from tests.mdt.conftest import complete_record
 
 
 def discussions(**where):

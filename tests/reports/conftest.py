@@ -1,41 +1,36 @@
 """Fixtures for the report tests: a small hospital, reports as explicit rows, discharges, logged-in clients."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import count
-from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy as sa
 
-from tests.conftest import login
+from tests.conftest import sh
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _refs = count(1)
-
-
-def local(*args) -> datetime:
-    """A hospital-local wall time as an aware datetime."""
-    return datetime(*args, tzinfo=SHANGHAI)
+#: When the bulletin tests run: early March 2026, February's bulletin is due.
+NOW = sh(2026, 3, 5, 9, 0)
 
 
 @pytest.fixture
-def hospital(ctx, create_department, create_user):
-    """Departments and users by role, committed."""
-    from qcflow.extensions import db
-
-    qc = create_department(code="QC", name="质控办", kind="functional")
-    surgery = create_department(code="GS", name="普通外科", name_en="General Surgery")
-    cardio = create_department(code="CARD", name="心内科", name_en="Cardiology")
-    ortho = create_department(code="ORTH", name="骨科", name_en="Orthopaedics")
-    users = {
-        "quality": create_user(username="quality", roles=("quality",), department=qc, display_name="王质控"),
-        "head": create_user(username="head", roles=("dept_head",), department=surgery, display_name="李主任"),
-        "cardhead": create_user(username="cardhead", roles=("dept_head",), department=cardio),
-        "doctor": create_user(username="doctor", roles=("clinician",), department=surgery, display_name="张建国"),
-        "nurse": create_user(username="nurse", roles=("nurse",), department=surgery),
+def hospital_layout():
+    """The quality office and three clinical departments with English names; users by role."""
+    departments = {
+        "qc": {"code": "QC", "name": "质控办", "kind": "functional"},
+        "surgery": {"code": "GS", "name": "普通外科", "name_en": "General Surgery"},
+        "cardio": {"code": "CARD", "name": "心内科", "name_en": "Cardiology"},
+        "ortho": {"code": "ORTH", "name": "骨科", "name_en": "Orthopaedics"},
     }
-    db.session.commit()
-    return {"qc": qc, "surgery": surgery, "cardio": cardio, "ortho": ortho, **users}
+    people = {
+        "quality": ("quality", "quality", "qc", "王质控"),
+        "head": ("head", "dept_head", "surgery", "李主任"),
+        "cardhead": ("cardhead", "dept_head", "cardio"),
+        "doctor": ("doctor", "clinician", "surgery", "张建国"),
+        "nurse": ("nurse", "nurse", "surgery"),
+    }
+    return departments, people
 
 
 @pytest.fixture
@@ -47,7 +42,7 @@ def create_report(ctx, hospital):
     def create(*, department=None, state="submitted", mode="named", submitted=None, occurred=None,
                category="medication", grade="III", confirmed_grade=None, care_stage="medication",
                location="5病区护士站", clinical_state=None, harm=None, reporter=None, **kwargs):
-        submitted = (submitted or local(2026, 2, 10, 9, 0)).astimezone(timezone.utc)
+        submitted = (submitted or sh(2026, 2, 10, 9, 0)).astimezone(timezone.utc)
         if mode == "anonymous":
             submitted = submitted.replace(minute=0, second=0, microsecond=0)
         occurred = (occurred or submitted - timedelta(hours=3)).astimezone(timezone.utc)
@@ -85,14 +80,27 @@ def create_census(ctx):
 
 
 @pytest.fixture
-def clients(app, hospital):
-    """Logged-in test clients by user name."""
-    made = {"anonymous": app.test_client()}
+def february(hospital, create_report, create_census):
+    """February 2026: 1,250 discharges and 30 reports (2.40 per 100, below the 2025 target of 2.5)."""
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorTarget
 
-    def get(name):
-        if name not in made:
-            made[name] = app.test_client()
-            login(made[name], hospital[name].username)
-        return made[name]
-
-    return get
+    if db.session.scalar(sa.select(IndicatorTarget).where(IndicatorTarget.code == "ae_per_100_discharges",
+                                                          IndicatorTarget.hospital_level == "tertiary")) is None:
+        db.session.add(IndicatorTarget(code="ae_per_100_discharges", hospital_level="tertiary", year=2025,
+                                       comparison="gt", value=2.5, updated_at=NOW, updated_by="test"))
+    feb = date(2026, 2, 1)
+    create_census(hospital["surgery"], feb, 700)
+    create_census(hospital["cardio"], feb, 300)
+    create_census(hospital["ortho"], feb, 250)
+    plan = ((hospital["surgery"], "medication", 14), (hospital["surgery"], "fall", 6), (hospital["cardio"], "fall", 7),
+            (hospital["ortho"], "pressure_injury", 3))
+    day = 1
+    for department, category, n in plan:
+        for i in range(n):
+            day = day % 27 + 1
+            create_report(department=department, category=category, grade=("II" if i == 0 else "III"),
+                          mode="anonymous" if i % 3 == 0 else "named",
+                          occurred=sh(2026, 2, day, (i * 5) % 24, 10), submitted=sh(2026, 2, day, 23, 0))
+    create_report(state="duplicate", submitted=sh(2026, 2, 3, 9, 0))
+    db.session.commit()

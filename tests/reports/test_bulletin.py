@@ -5,39 +5,10 @@ import re
 from datetime import date, datetime, timezone
 
 import pytest
-import sqlalchemy as sa
 
-from tests.reports.conftest import local
+from tests.conftest import sh as local
+from tests.reports.conftest import NOW
 from tests.reports.pdftools import CJK_FONT, embedded_fonts, missing_glyphs, needs_poppler, pdf_text
-
-NOW = local(2026, 3, 5, 9, 0)
-
-
-@pytest.fixture
-def february(hospital, create_report, create_census):
-    """February 2026: 1,250 discharges and 30 reports (2.40 per 100, below the 2025 target of 2.5)."""
-    from qcflow.extensions import db
-    from qcflow.indicators.models import IndicatorTarget
-
-    if db.session.scalar(sa.select(IndicatorTarget).where(IndicatorTarget.code == "ae_per_100_discharges",
-                                                          IndicatorTarget.hospital_level == "tertiary")) is None:
-        db.session.add(IndicatorTarget(code="ae_per_100_discharges", hospital_level="tertiary", year=2025,
-                                       comparison="gt", value=2.5, updated_at=NOW, updated_by="test"))
-    feb = date(2026, 2, 1)
-    create_census(hospital["surgery"], feb, 700)
-    create_census(hospital["cardio"], feb, 300)
-    create_census(hospital["ortho"], feb, 250)
-    plan = ((hospital["surgery"], "medication", 14), (hospital["surgery"], "fall", 6), (hospital["cardio"], "fall", 7),
-            (hospital["ortho"], "pressure_injury", 3))
-    day = 1
-    for department, category, n in plan:
-        for i in range(n):
-            day = day % 27 + 1
-            create_report(department=department, category=category, grade=("II" if i == 0 else "III"),
-                          mode="anonymous" if i % 3 == 0 else "named",
-                          occurred=local(2026, 2, day, (i * 5) % 24, 10), submitted=local(2026, 2, day, 23, 0))
-    create_report(state="duplicate", submitted=local(2026, 2, 3, 9, 0))
-    db.session.commit()
 
 
 def render(app, month=date(2026, 2, 1), now=NOW):

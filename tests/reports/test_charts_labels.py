@@ -7,9 +7,8 @@ import re
 
 import pytest
 
-from tests.reports.conftest import local
+from tests.conftest import sh as local
 from tests.reports.pdftools import CJK_FONT, embedded_fonts, needs_poppler, pdf_text
-from tests.reports.test_bulletin import february  # noqa: F401 (fixture)
 
 IMG = re.compile(r'src="data:image/svg\+xml;base64,([^"]+)"')
 

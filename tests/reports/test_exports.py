@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from tests.reports.conftest import local
+from tests.conftest import sh as local
 
 FEB = {"from": "2026-02-01", "to": "2026-02-28", "lang": "en"}
 NARRATIVE = "患者张建国（住院号 A12345，电话 13812345678）在12床跌倒，身份证110101199003071234。"

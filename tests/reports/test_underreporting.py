@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from tests.reports.conftest import local
+from tests.conftest import sh as local
 
 FEB = {"from": "2026-02-01", "to": "2026-02-28"}
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.conftest import ROOT, die_with_parent, login
+from tests.conftest import ROOT, die_with_parent
 
 #: The role users of department A (the quality office and the administrator sit in QC).
 ROLE_USERS = {"doctor": "clinician", "nurse": "nurse", "dept_head": "dept_head", "quality": "quality",
@@ -25,9 +25,8 @@ ROLE_USERS = {"doctor": "clinician", "nurse": "nurse", "dept_head": "dept_head",
 ROLES = (*ROLE_USERS, "anonymous")
 
 
-def _department_objects(dept, people, procedure, now):
+def _department_objects(dept, people, procedure, now, create):
     """One object of every type owned by `dept`, made by `people` (that department's staff)."""
-    from qcflow.clinical.models import Encounter, Operation, Patient, Staff
     from qcflow.core.actors import Actor
     from qcflow.events import services as events
     from qcflow.extensions import db
@@ -38,23 +37,14 @@ def _department_objects(dept, people, procedure, now):
 
     code = dept.code
     quality = Actor.for_user(people["quality"])
-    staff = Staff(his_id=f"S-{code}", name=f"{code}外科医生", department_id=dept.id, specialty="general_surgery",
-                  user_id=people["doctor"].id)
-    patient = Patient(his_id=f"P-{code}", mrn=f"MRN-{code}", name=f"患者{code}", sex="M",
-                      phone="13812345678", id_number="110101196005011234", created_at=now, updated_at=now)
-    db.session.add_all([staff, patient])
-    db.session.flush()
-    encounter = Encounter(his_id=f"E-{code}", patient_id=patient.id, department_id=dept.id,
-                          admitted_at=now - timedelta(days=2), discharged_at=now - timedelta(hours=3),
-                          is_day_surgery=True, created_at=now, updated_at=now)
-    db.session.add(encounter)
-    db.session.flush()
-    operation = Operation(his_id=f"O-{code}", encounter_id=encounter.id, patient_id=patient.id,
-                          department_id=dept.id, procedure_code=procedure.code, grade=procedure.grade,
-                          is_restricted_technology=False, surgeon_staff_id=staff.id,
-                          planned_at=now + timedelta(days=7), state="planned", created_at=now, updated_at=now)
-    db.session.add(operation)
-    db.session.flush()
+    staff = create["staff"](his_id=f"S-{code}", name=f"{code}外科医生", department=dept, specialty="general_surgery",
+                            user=people["doctor"])
+    patient = create["patient"](his_id=f"P-{code}", mrn=f"MRN-{code}", name=f"患者{code}", sex="M",
+                                phone="13812345678", id_number="110101196005011234", created_at=now)
+    encounter = create["encounter"](patient, dept, now - timedelta(days=2), now - timedelta(hours=3),
+                                    his_id=f"E-{code}", is_day_surgery=True, created_at=now)
+    operation = create["operation"](dept, staff, now + timedelta(days=7), patient=patient, encounter=encounter,
+                                    procedure=procedure, his_id=f"O-{code}", created_at=now)
     discussion = mdt.on_operation_planned(operation, now=now)
     participant = discussion.participants[0]
 
@@ -86,75 +76,63 @@ def _department_objects(dept, people, procedure, now):
 
 
 @pytest.fixture
-def world(ctx, create_department, create_user):
+def hospital_layout():
+    """Departments A (GS) and B (CARD) with their staff; the quality office, medical affairs, anaesthesia."""
+    departments = {
+        "qc": {"code": "QC", "name": "质控办", "kind": "functional"},
+        "med": {"code": "MED", "name": "医务科", "kind": "functional"},
+        "anaes": {"code": "ANES", "name": "麻醉科"},
+        "A": {"code": "GS", "name": "普通外科"},
+        "B": {"code": "CARD", "name": "心内科"},
+    }
+    people = {
+        "doctor": ("doctor", "clinician", "A", "张建国"),
+        "nurse": ("nurse", "nurse", "A", "李护士"),
+        "dept_head": ("head", "dept_head", "A", "陈主任"),
+        "quality": ("quality", "quality", "qc", "质控员"),
+        "admin": ("admin", "admin", "qc"),
+        "b_doctor": ("carddoctor", "clinician", "B", "王心"),
+        "b_nurse": ("cardnurse", "nurse", "B", "赵护士"),
+        "b_dept_head": ("cardhead", "dept_head", "B"),
+        "anaesthetist": ("anaes", "clinician", "anaes", "赵麻"),
+    }
+    return departments, people
+
+
+@pytest.fixture
+def world(hospital, create_staff, create_procedure, create_patient, create_encounter, create_operation):
     """Departments A (GS) and B (CARD) with their staff and one object of every type each, committed."""
-    from qcflow.clinical.models import Procedure
     from qcflow.core.time import now as clock_now
     from qcflow.extensions import db
 
     now = clock_now()
-    qc = create_department(code="QC", name="质控办", kind="functional")
-    create_department(code="MED", name="医务科", kind="functional")
-    anaes = create_department(code="ANES", name="麻醉科")
-    a = create_department(code="GS", name="普通外科")
-    b = create_department(code="CARD", name="心内科")
-    users = {
-        "doctor": create_user(username="doctor", roles=("clinician",), department=a, display_name="张建国"),
-        "nurse": create_user(username="nurse", roles=("nurse",), department=a, display_name="李护士"),
-        "dept_head": create_user(username="head", roles=("dept_head",), department=a, display_name="陈主任"),
-        "quality": create_user(username="quality", roles=("quality",), department=qc, display_name="质控员"),
-        "admin": create_user(username="admin", roles=("admin",), department=qc),
-    }
-    b_people = {
-        "doctor": create_user(username="carddoctor", roles=("clinician",), department=b, display_name="王心"),
-        "nurse": create_user(username="cardnurse", roles=("nurse",), department=b, display_name="赵护士"),
-        "dept_head": create_user(username="cardhead", roles=("dept_head",), department=b),
-        "quality": users["quality"],
-    }
-    anaesthetist = create_user(username="anaes", roles=("clinician",), department=anaes, display_name="赵麻")
-    from qcflow.clinical.models import Staff
-
-    db.session.add(Staff(his_id="S-ANES", name="赵麻", department_id=anaes.id, specialty="anaesthesia",
-                         user_id=anaesthetist.id))
-    procedure = Procedure(code="52.7001", name="胰十二指肠切除术", grade=4)
-    db.session.add(procedure)
-    db.session.flush()
+    users = {role: hospital[role] for role in ROLE_USERS}
+    b_people = {role: hospital[f"b_{role}"] for role in ("doctor", "nurse", "dept_head")}
+    b_people["quality"] = users["quality"]
+    create_staff(his_id="S-ANES", name="赵麻", department=hospital["anaes"], specialty="anaesthesia",
+                 user=hospital["anaesthetist"])
+    procedure = create_procedure(code="52.7001")
+    create = {"staff": create_staff, "patient": create_patient, "encounter": create_encounter,
+              "operation": create_operation}
     world = {
         "now": now, "users": users, "b_users": b_people,
-        "A": _department_objects(a, {**users}, procedure, now),
-        "B": _department_objects(b, b_people, procedure, now),
+        "A": _department_objects(hospital["A"], users, procedure, now, create),
+        "B": _department_objects(hospital["B"], b_people, procedure, now, create),
     }
     db.session.commit()
     return world
 
 
 @pytest.fixture
-def role_client(app, world):
+def role_client(clients):
     """A test client logged in as the role's user of department A (`anonymous`: not logged in)."""
-    made = {}
-
-    def get(role):
-        if role not in made:
-            client = app.test_client()
-            if role != "anonymous":
-                response = login(client, world["users"][role].username)
-                assert response.status_code == 302, response.get_data(as_text=True)[:500]
-            made[role] = client
-        return made[role]
-
-    return get
+    return clients
 
 
 @pytest.fixture
-def token_for(runner, world):
+def token_for(tokens):
     """Bearer-token headers of a role's user (created through the CLI, as an operator would)."""
-
-    def make(role):
-        result = runner.invoke(args=["qcflow", "tokens", "create", "--username", world["users"][role].username])
-        assert result.exit_code == 0, result.output
-        return {"Authorization": "Bearer " + result.output.strip().splitlines()[-1]}
-
-    return make
+    return tokens
 
 
 def free_port() -> int:

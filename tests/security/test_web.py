@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.conftest import PASSWORD, csrf_from, login
+from tests.conftest import PASSWORD, csrf_from
 from tests.reports.pdftools import needs_poppler, pdf_text
 from tests.security.test_access_matrix import GLOBAL_ARGS, ID_ARGS
 
@@ -41,20 +41,6 @@ def user_for(access):
 def path_of(rule, world):
     values = {arg: world["A"][ID_ARGS[arg]].id if arg in ID_ARGS else GLOBAL_ARGS[arg] for arg in rule.arguments}
     return rule.build(values, append_unknown=False)[1]
-
-
-@pytest.fixture
-def clients(app, world):
-    made = {}
-
-    def get(user):
-        if user not in made:
-            made[user] = app.test_client()
-            if user is not None:
-                login(made[user], world["users"][user].username)
-        return made[user]
-
-    return get
 
 
 def test_every_form_post_without_a_csrf_token_is_400_and_changes_nothing(app, world, clients):
