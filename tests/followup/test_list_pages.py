@@ -1,5 +1,5 @@
 """The queue's and the plan list's pages: a cursor only when a row follows the page."""
-from tests.followup.test_tasks import calls, frozen  # noqa: F401 (fixtures)
+from tests.followup.test_tasks import calls  # noqa: F401 (fixture)
 
 
 def test_the_last_full_queue_page_has_no_cursor_and_one_more_call_gets_a_page_of_its_own(client, tokens, calls):
