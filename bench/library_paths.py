@@ -1,14 +1,15 @@
-"""The custom dump and timestamp conversions against the libraries' own, alternately, in one run.
+"""The custom paths that remain (a pre-built queue page, SQLite timestamps written in one step) against
+the libraries' own, alternately, in one run.
 
     python -m bench.library_paths --db sqlite --scale S --rounds 3 [--scenario P4,P6,P3] [--json out.json]
+    python -m bench.library_paths --cpu --db postgres --scale S --scenario P4,P6 [--variants custom,library]
 
 Variants (each applied before an app or a gunicorn master imports the code, so the workers inherit it):
-  custom    the code as it is
-  no-plan   `BaseSchema.dump` is marshmallow's `Schema.dump` (a body built as `Dumped` is still handed over)
-  no-utc    `UTCDateTime` converts with `process_bind_param` / `process_result_value` only (SQLAlchemy's
-            TypeDecorator path) instead of its one-step `bind_processor` / `result_processor`
-  library   all of them off, and the queue page dumped by marshmallow too (`Dumped` no longer passes through)
-  no-utc-read, no-utc-write   (named with --variants) one half of no-utc
+  custom      the code as it is
+  no-dumped   the queue page is dumped by marshmallow (`BaseSchema.dump` no longer hands `Dumped` over)
+  no-utc      `UTCDateTime` writes SQLite timestamps through `process_bind_param` and the dialect's DATETIME
+              (SQLAlchemy's TypeDecorator path) instead of its one-step `bind_processor`
+  library     both off
 
 Each round measures every variant once, in turn, on the same seeded database; the figures are ratios to
 the raw lower bound measured in the same round (bench/scenarios.py), and each scenario's answer is
@@ -17,7 +18,8 @@ checked as in bench.run. P3 is the rolled-back generator run (median of 5) again
 `--cpu` measures the CPU time of the requests instead (in-process, `time.thread_time`): one app per
 variant on the same database, batches of requests alternating between the variants, the minimum and the
 median batch per variant. Other load on the machine inflates wall times by a varying amount; CPU time
-per request much less, and alternating batches share whatever load there is.
+per request much less, and alternating batches share whatever load there is. The figures behind the
+decisions are in docs/decisions.md ("Library internals").
 """
 from __future__ import annotations
 
@@ -28,9 +30,7 @@ import statistics
 import sys
 from datetime import timedelta
 
-VARIANTS = ("custom", "no-plan", "no-utc", "library")
-#: Finer variants, not run unless named: only the reading or only the writing half of "no-utc".
-MORE_VARIANTS = ("no-utc-read", "no-utc-write")
+VARIANTS = ("custom", "no-dumped", "no-utc", "library")
 
 
 def apply(variant: str) -> None:
@@ -43,18 +43,10 @@ def apply(variant: str) -> None:
     originals = _originals()
     schemas.BaseSchema.dump = originals["dump"]
     db.UTCDateTime.bind_processor = originals["bind_processor"]
-    db.UTCDateTime.result_processor = originals["result_processor"]
-    if variant in ("no-plan", "library"):
-        def dump(self, obj, *, many=None):
-            if type(obj) is schemas.Dumped and variant == "no-plan":
-                return obj
-            return Schema.dump(self, obj, many=many)
-
-        schemas.BaseSchema.dump = dump
-    if variant in ("no-utc", "library", "no-utc-write"):
+    if variant in ("no-dumped", "library"):
+        schemas.BaseSchema.dump = Schema.dump
+    if variant in ("no-utc", "library"):
         db.UTCDateTime.bind_processor = sa.TypeDecorator.bind_processor
-    if variant in ("no-utc", "library", "no-utc-read"):
-        db.UTCDateTime.result_processor = sa.TypeDecorator.result_processor
 
 
 _saved: dict = {}
@@ -64,9 +56,7 @@ def _originals() -> dict:
     from qcflow.core import db, schemas
 
     if not _saved:
-        _saved.update(dump=schemas.BaseSchema.__dict__["dump"],
-                      bind_processor=db.UTCDateTime.__dict__["bind_processor"],
-                      result_processor=db.UTCDateTime.__dict__["result_processor"])
+        _saved.update(dump=schemas.BaseSchema.__dict__["dump"], bind_processor=db.UTCDateTime.__dict__["bind_processor"])
     return _saved
 
 
@@ -213,7 +203,7 @@ def summary(row) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--serve", choices=VARIANTS + MORE_VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--scale", choices=["S", "M"], default="S")
     parser.add_argument("--scenario", default="P4,P6", help="a comma list of P3, P4, P6")
