@@ -99,7 +99,10 @@ def free_port() -> int:
 
 class Gunicorn:
     """`gunicorn -c scripts/gunicorn.conf.py wsgi:app` with `workers` workers (the shipped worker class and
-    threads) on a random port. Clients of `load` keep their connection open between requests."""
+    threads) on a random port. Clients of `load` keep their connection open between requests. `command`: the
+    interpreter's arguments that start it (bench.library_paths starts it with parts of the code switched off)."""
+
+    command = ("-m", "gunicorn", "-c", "scripts/gunicorn.conf.py", "wsgi:app")
 
     def __init__(self, url: str, instance: str, workers: int = 2, log: str | None = None):
         self.url, self.instance, self.workers = url, instance, workers
@@ -113,7 +116,7 @@ class Gunicorn:
                "QCFLOW_WORKERS": str(self.workers)}
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "scripts/gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env,
+            [sys.executable, *self.command], cwd=ROOT, env=env,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 60
         while True:

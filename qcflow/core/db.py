@@ -45,9 +45,11 @@ class UTCDateTime(sa.TypeDecorator):
     def bind_processor(self, dialect):
         """SQLite: the stored text in one step, exactly what SQLAlchemy's own DATETIME writes
         (`2026-03-01 22:00:00.000000`): the UTC value's `isoformat` without its offset (1.2 µs), where
-        `process_bind_param` and then the dialect's formatting took 3.1 µs. A 30-day catch-up writes
-        260,000 of them. Anything else (None, a naive value, which is refused, a datetime subclass)
-        and PostgreSQL take the general path."""
+        `process_bind_param` and then the dialect's formatting took 3.1 µs. A 30-day catch-up (P3) writes
+        260,000 of them; without this its run takes 8 % more CPU, and its 10 s bound on SQLite has been
+        missed without it (docs/decisions.md, "Library internals"). Anything else (None, a naive value,
+        which is refused, a datetime subclass) and PostgreSQL take the general path. Held to the general
+        path's text by tests/core/test_library_contracts.py."""
         general = super().bind_processor(dialect)
         if dialect.name != "sqlite":
             return general
@@ -59,28 +61,6 @@ class UTCDateTime(sa.TypeDecorator):
             if value.tzinfo is not utc:
                 value = value.astimezone(utc)
             return value.isoformat(" ", "microseconds")[:26]
-
-        return process
-
-    def result_processor(self, dialect, coltype):
-        """The common case in one step. SQLite: the stored naive-UTC text is read as UTC (parsing it,
-        then attaching UTC with `replace`, took 2 µs a value, `replace` most of it). PostgreSQL: the
-        session's time zone is UTC (configure_engine), so values arrive in UTC already (`astimezone`
-        took 0.9 µs). A page of 50 tasks reads 250 of them; anything else goes the general way."""
-        general = super().result_processor(dialect, coltype)
-        utc = timezone.utc
-        if dialect.name != "sqlite":
-            return lambda value: value if value is None or value.tzinfo is utc else general(value)
-
-        def process(value):
-            if value is None:
-                return None
-            try:
-                parsed = datetime.fromisoformat(value + "+00:00")
-            except (TypeError, ValueError):
-                parsed = None
-            # Not the text this type writes (a bare date, an offset of its own): as before.
-            return parsed if parsed is not None and parsed.tzinfo is utc else general(value)
 
         return process
 

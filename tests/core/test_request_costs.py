@@ -120,37 +120,3 @@ def test_what_orjson_refuses_is_still_encoded(app):
         body = app.json.response(value).get_data()
     assert json.loads(body) == value
 
-
-def test_the_fast_dump_of_plain_fields_is_marshmallows_to_the_type():
-    """BaseSchema dumps a plain dict with one comprehension of per-type serializers; for odd values
-    (numbers as text, 1 for true, bytes, missing keys, defaults) the JSON is marshmallow's own."""
-    from marshmallow import Schema, fields
-
-    from qcflow.core.schemas import BaseSchema
-
-    class Inner(BaseSchema):
-        n = fields.Integer()
-
-    class Out(BaseSchema):
-        i = fields.Integer(allow_none=True)
-        s = fields.String(allow_none=True)
-        b = fields.Boolean(allow_none=True)
-        t = fields.DateTime(allow_none=True)
-        d = fields.Date(allow_none=True)
-        inner = fields.Nested(Inner, allow_none=True)
-        items = fields.List(fields.Nested(Inner))
-        renamed = fields.String(data_key="shown", dump_default="默认")
-
-    at = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
-    rows = [
-        {"i": 3, "s": "文", "b": True, "t": at, "d": date(2026, 3, 2), "inner": {"n": 1}, "items": [{"n": 2}],
-         "renamed": "x"},
-        {"i": "4", "s": b"bytes", "b": 1, "t": None, "d": None, "inner": None, "items": [], "renamed": None},
-        {"i": Decimal("5"), "s": 7, "b": "yes", "t": at, "d": at.date(), "inner": {"n": "8"}, "items": [{"n": True}],
-         "renamed": "y"},
-        {"i": None, "s": None, "b": 0, "items": [{"n": 1}]},  # keys left out: defaults and absences
-    ]
-    schema = Out()
-    for row in rows:
-        assert json.dumps(schema.dump(row), sort_keys=True) == json.dumps(Schema.dump(schema, row), sort_keys=True)
-    assert json.dumps(schema.dump(rows, many=True)) == json.dumps(Schema.dump(schema, rows, many=True))

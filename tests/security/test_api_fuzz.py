@@ -111,9 +111,9 @@ def as_sent(value) -> bytes:
 
 
 def test_the_fast_dump_gives_what_marshmallow_gives(app, world, token_for, monkeypatch):
-    """`BaseSchema.dump` skips marshmallow's per-value plumbing (P4/P6) and hands a body built in its
-    schema's form (the queue page) over as it is; over a fuzzing pass of every operation for the
-    quality office and a nurse, each answer's JSON is the JSON of `marshmallow.Schema.dump`."""
+    """`BaseSchema.dump` hands a body built in its schema's form (the queue page) over as it is; over a
+    fuzzing pass of every operation for the quality office and a nurse, each answer's JSON is the JSON
+    of `marshmallow.Schema.dump`."""
     from marshmallow import Schema
 
     from qcflow.core.schemas import BaseSchema
