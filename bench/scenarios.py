@@ -178,7 +178,7 @@ QUEUE_SQL = (
 
 def queue_params(h: Hospital, skip: int = 0) -> dict:
     from qcflow.core.time import hospital_tz, local
-    from qcflow.followup.schedule import local_midnight
+    from qcflow.core.periods import local_midnight
 
     with h.app.app_context():
         now = datetime.now(timezone.utc)
@@ -373,7 +373,8 @@ def _raw_indicator_sql(h: Hospital, start: date, end: date, now: datetime) -> li
     from flask import current_app
 
     from qcflow.core.time import hospital_tz
-    from qcflow.indicators.definitions import NOT_REPORTS, Period
+    from qcflow.core.periods import Period
+    from qcflow.indicators.definitions import NOT_REPORTS
 
     period = Period(start, end, now)
     s, e = period.start_at, period.end_at
@@ -477,7 +478,8 @@ def p7_p8_indicators(h: Hospital, label: str) -> list[Row]:
     reporting numerator == a raw GROUP BY month × category, and every month came from the rollup."""
     from qcflow.extensions import db
     from qcflow.indicators import queries
-    from qcflow.indicators.definitions import NOT_REPORTS, Period
+    from qcflow.core.periods import Period
+    from qcflow.indicators.definitions import NOT_REPORTS
     from qcflow.scheduling.jobs import find_job
     from qcflow.scheduling.runner import run_job
 

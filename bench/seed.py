@@ -125,7 +125,7 @@ def seed_plans(session, n: int, *, anchors_from: datetime | None = None, anchors
 
 def first_due_to_anchor(protocol, due: datetime, tz) -> datetime:
     """An anchor whose first occurrence of `protocol` falls due at (about) `due`."""
-    from qcflow.followup.schedule import add_months
+    from qcflow.core.periods import add_months
 
     phase = protocol.phases[0]
     if phase.unit == "hour":

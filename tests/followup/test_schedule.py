@@ -4,7 +4,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from qcflow.followup.schedule import Phase, add_months, expand, occurrence, occurrences, phase_errors
+from qcflow.core.periods import add_months
+from qcflow.followup.schedule import Phase, expand, occurrence, occurrences, phase_errors
 from tests.conftest import SHANGHAI as TZ, followup_migration, sh
 
 UTC = timezone.utc
