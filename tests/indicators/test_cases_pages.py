@@ -5,7 +5,8 @@ from tests.indicators.conftest import JUDGED_AT, MARCH
 from tests.indicators.test_reference_month import EXPECTED
 
 
-@pytest.mark.parametrize("code", sorted(EXPECTED))
+@pytest.mark.parametrize("code", sorted(code for code, (_numerator, denominator, *_rest) in EXPECTED.items()
+                                         if denominator >= 2))
 def test_the_last_full_page_has_no_cursor_and_one_more_record_gets_a_page_of_its_own(reference_month, code):
     from qcflow.indicators.queries import cases
 
@@ -14,8 +15,7 @@ def test_the_last_full_page_has_no_cursor_and_one_more_record_gets_a_page_of_its
 
     every, after = page(100)
     assert after is None
-    if len(every) < 2:
-        pytest.skip("one record or none: nothing to page")
+    assert len(every) >= 2
     whole, after = page(len(every))
     assert whole == every and after is None
     first, after = page(len(every) - 1)
