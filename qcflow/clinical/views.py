@@ -15,7 +15,6 @@ from qcflow.clinical.workflow import OPERATION_WORKFLOW
 from qcflow.core.errors import BadRequest, NotFound
 from qcflow.core.time import now
 from qcflow.events.views import load_form
-from qcflow.extensions import db
 
 bp = Blueprint("clinical", __name__)
 
@@ -64,7 +63,6 @@ def operation_transition(operation_id):
     data = load_form(OperationTransitionIn(), list(OperationTransitionIn._declared_fields))
     action, version = data.pop("action"), data.pop("version")
     services.transition_operation(item, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return redirect(url_for("clinical.operation", operation_id=operation_id))
 
 
@@ -81,7 +79,6 @@ def reference(kind):
             raise BadRequest(_("Choose a CSV file to upload."))
         results = services.import_rows(kind, read_csv(upload.read()), actor=current_actor(), now=now(),
                                        strict=bool(request.form.get("strict")), first_row=2)
-        db.session.commit()
         status = 422 if any(r.errors for r in results) else 200
     columns = list(services.KINDS[kind].schema._declared_fields)
     return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, columns=columns,

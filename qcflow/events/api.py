@@ -82,10 +82,8 @@ def file_event(data):
     try:
         event, code = services.file_report(data, mode=mode, actor=current_actor(), now=now(), submit=submit,
                                            idempotency_key=key)
-        # Read before the commit expires the event: reading after it would load the row (and its
-        # actions) again only to answer with values already known.
+        db.session.flush()  # a simultaneous retry's key surfaces here, where it is answered as a retry
         body = {"id": event.id, "reference": event.reference, "state": event.state, "version": event.version}
-        db.session.commit()
     except IntegrityError:
         # A simultaneous retry with the same key won the race: answer as a sequential retry is answered (R12).
         db.session.rollback()
@@ -109,7 +107,6 @@ def update_draft(data, event_id):
     version = data.pop("version")
     event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now(),
                                   expected_version=version)
-    db.session.commit()
     return present(event, actor)
 
 
@@ -158,7 +155,6 @@ def transition(data, event_id):
     event = load_event(event_id, actor)
     action, version = data.pop("action"), data.pop("version")
     services.transition_event(event, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return present(event, actor)
 
 
@@ -172,7 +168,6 @@ def add_action(data, event_id):
     """Add a corrective action (owner department, due date)."""
     actor = current_actor()
     action = services.add_action(load_event(event_id, actor), data, actor=actor, now=now())
-    db.session.commit()
     return action
 
 
@@ -186,7 +181,6 @@ def transition_action(data, event_id, action_id):
     action = load_action(event_id, action_id, actor)
     name, version = data.pop("action"), data.pop("version")
     services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return queries.present_action(action, actor)
 
 
@@ -198,7 +192,6 @@ def post_message(data, event_id):
     """Send a question to the reporter (by receipt for anonymous reports)."""
     actor = current_actor()
     message = services.add_message(load_event(event_id, actor), "to_reporter", data["message"], actor=actor, now=now())
-    db.session.commit()
     return message
 
 
@@ -212,7 +205,6 @@ def external_report(data, event_id):
     actor = current_actor()
     event = services.record_external_report(load_event(event_id, actor), actor=actor, now=now(),
                                             reported_at=data["reported_at"], expected_version=data["version"])
-    db.session.commit()
     return present(event, actor)
 
 
@@ -275,5 +267,4 @@ def receipt_lookup(data):
 def receipt_reply(data):
     """Answer the quality office's question anonymously, with the receipt code."""
     event = find_receipt(data["receipt_code"], data["message"], at=now())
-    db.session.commit()
     return receipt_view(event)

@@ -6,7 +6,6 @@ from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import NotFound
 from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
-from qcflow.extensions import db
 from qcflow.followup import queries, services
 from qcflow.followup.schemas import (
     AttemptIn,
@@ -31,13 +30,11 @@ from qcflow.followup.schemas import (
 blp = Blueprint("followup_api", __name__, url_prefix="/api/v1/followup", description="Follow-up (随访)")
 
 
-
 def _task(task_id):
     return queries.load_task(task_id, current_actor())
 
 
 def _done(task, actor, at):
-    db.session.commit()
     return queries.present(task, actor, at)
 
 
@@ -96,7 +93,6 @@ def release(data, task_id):
 def attempts(data, task_id):
     """Log a contact attempt (channel, result, note); `snooze_until` hides the task until then."""
     attempt = services.log_attempt(_task(task_id), data, actor=current_actor(), now=now())
-    db.session.commit()
     return attempt
 
 
@@ -173,7 +169,6 @@ def enrol(data):
     """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""
     actor, at = current_actor(), now()
     plan = services.enrol_by_hand(data, actor=actor, now=at)
-    db.session.commit()
     return plan
 
 
@@ -198,7 +193,6 @@ def plan_transition(data, plan_id):
     action, version = data.pop("action"), data.pop("version")
     plan = services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
                                        expected_version=version)
-    db.session.commit()
     return plan
 
 
@@ -220,7 +214,6 @@ def create_protocol(data):
     """Create a pathway's first protocol version, or the next version of an existing pathway."""
     code = data.pop("code")
     protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-    db.session.commit()
     return protocol
 
 
@@ -236,7 +229,6 @@ def create_version(data, code):
     if services.current_protocol(code) is None:
         raise NotFound()
     protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-    db.session.commit()
     return protocol
 
 
@@ -256,7 +248,6 @@ def file_prompt(data, prompt_id):
     """File a pre-filled confidential adverse-event report from a prompt."""
     prompt = queries.load_prompt(prompt_id)
     services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"])
-    db.session.commit()
     return prompt
 
 
@@ -269,5 +260,4 @@ def dismiss_prompt(data, prompt_id):
     version = data.pop("version")
     prompt = queries.load_prompt(prompt_id)
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=version)
-    db.session.commit()
     return prompt

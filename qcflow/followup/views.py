@@ -10,7 +10,7 @@ from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, can, current_actor, sees_all_departments
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
-from qcflow.core.errors import DomainError, Forbidden, NotFound, translate_errors
+from qcflow.core.errors import DomainError, Forbidden, NotFound, page_refusal, translate_errors
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_form
@@ -163,7 +163,6 @@ def task_step(task_id, step):
     actor, at = current_actor(), now()
     item = queries.load_task(task_id, actor)
     STEPS[step](item, actor, at)
-    db.session.commit()
     if step == "claim":
         flash(_("You hold this task now."))
     return redirect(url_for("followup.task", task_id=task_id))
@@ -203,7 +202,6 @@ def plan_step(plan_id, action):
     item = queries.load_plan(plan_id, actor)  # another department's plan is 404 whatever the form says
     data = load_form(PlanFormIn())
     services.PLAN_STEPS[action](item, data, actor=actor, now=now(), expected_version=data.pop("version"))
-    db.session.commit()
     return redirect(url_for("followup.plan", plan_id=plan_id))
 
 
@@ -222,12 +220,8 @@ def enrol():
                 raise ValidationError({"mrn": [_("No patient with this record number.")]})
             data["patient_id"] = patient.id
             plan = services.enrol_by_hand(EnrolIn().load(data), actor=actor, now=now())
-            db.session.commit()
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
             if "patient_id" in errors:  # another department's patient reads as an unknown record number
                 errors = {"mrn": [_("No patient with this record number.")]}
     departments = [d for d in db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
@@ -258,7 +252,6 @@ def file_prompt(prompt_id):
     prompt = queries.load_prompt(prompt_id)
     version = load_form(VersionIn())["version"]
     event = services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=version)
-    db.session.commit()
     return redirect(url_for("events.detail", event_id=event.id))
 
 
@@ -269,7 +262,6 @@ def dismiss_prompt(prompt_id):
     prompt = queries.load_prompt(prompt_id)
     data = load_form(ReasonIn())
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version"))
-    db.session.commit()
     return redirect(url_for("followup.prompts"))
 
 
@@ -348,13 +340,9 @@ def new_protocol():
             data = NewProtocolIn().load(protocol_form())
             code = data.pop("code")
             created = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-            db.session.commit()
             return redirect(url_for("followup.protocol", protocol_id=created.id))
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
     posted = request.method == "POST"
     asked = set(request.form.getlist("outcome_items")) if posted else set(base.outcome_items if base else ())
     core = set(request.form.getlist("core_items")) if posted else set(base.core_items if base else ())

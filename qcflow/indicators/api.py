@@ -8,7 +8,6 @@ from qcflow.core.api import Blueprint
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.extensions import db
 from qcflow.indicators import queries, services
 from qcflow.indicators.schemas import (
     CasesArgs,
@@ -22,7 +21,6 @@ from qcflow.indicators.schemas import (
 )
 
 blp = Blueprint("indicators_api", __name__, url_prefix="/api/v1/indicators", description="Quality indicators (质量指标)")
-
 
 
 def present(value: queries.IndicatorValue) -> dict:
@@ -87,7 +85,6 @@ def put_target(data):
     row = services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
                               actor=current_actor(), now=now(), source=data.get("source"),
                               expected_version=data["version"])
-    db.session.commit()
     return row
 
 

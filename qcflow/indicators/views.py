@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
-from qcflow.core.errors import DomainError, Unprocessable, translate_errors
+from qcflow.core.errors import DomainError, Unprocessable, page_refusal, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.extensions import db
@@ -159,13 +159,9 @@ def targets():
             services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
                                 actor=current_actor(), now=now(), source=data.get("source"),
                                 expected_version=data["version"])
-            db.session.commit()
             return redirect(url_for("indicators.targets"))
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
     values = request.form if request.method == "POST" else queries.target_form_values(request.args.get("edit", type=int))
     targets = queries.all_targets()
     return render_template("indicators/targets.html", targets=targets, indicators=INDICATORS, by_code=BY_CODE,
