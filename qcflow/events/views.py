@@ -8,8 +8,8 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
+from qcflow.auth.queries import active_departments
 from qcflow.core.actors import Actor
 from qcflow.core.errors import DomainError, page_refusal, translate_errors
 from qcflow.core.forms import form_data, load_form
@@ -31,6 +31,7 @@ from qcflow.events.models import (
     EventCategory,
     Mode,
 )
+from qcflow.events.receipts import find_receipt
 from qcflow.events.schemas import ActionIn, ActionTransitionIn, EventListArgs, ReportIn, TransitionIn
 from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, waiting_for
 from qcflow.extensions import db
@@ -45,8 +46,7 @@ TIME_FIELDS = {"occurred_at", "discovered_at"}
 def report_choices() -> dict:
     categories = list(db.session.scalars(sa.select(EventCategory).where(EventCategory.is_active.is_(True))
                                          .order_by(EventCategory.sort_order)))
-    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                          .order_by(Department.kind, Department.code)))
+    departments = active_departments()
     return {
         "categories": [c for c in categories if c.parent_code is None],
         "subcategories": [c for c in categories if c.parent_code],
@@ -226,8 +226,6 @@ def receipt():
     event, error, status = None, None, 200
     code = (request.form.get("receipt_code") or "").strip()
     if request.method == "POST":
-        from qcflow.events.api import find_receipt
-
         reply = request.form.get("message", "")
         try:
             event = find_receipt(code, reply if reply.strip() else None, at=now(),

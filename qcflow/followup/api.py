@@ -34,7 +34,10 @@ def _task(task_id):
     return queries.load_task(task_id, current_actor())
 
 
-def _done(task, actor, at):
+def _step(step: str, task_id: int, data: dict):
+    """Take a task step (services.TASK_STEPS) and answer with the task as the caller now sees it."""
+    actor, at = current_actor(), now()
+    task = services.take_task_step(step, _task(task_id), data, actor=actor, now=at)
     return queries.present(task, actor, at)
 
 
@@ -69,9 +72,7 @@ def get_task(task_id):
 @blp.alt_response(409, description="Already claimed (two nurses never hold the same task) or not waiting")
 def claim(task_id):
     """Claim a waiting task."""
-    actor, at = current_actor(), now()
-    task = services.claim_task(_task(task_id), actor=actor, now=at)
-    return _done(task, actor, at)
+    return _step("claim", task_id, {})
 
 
 @blp.post("/tasks/<int:task_id>/release")
@@ -80,9 +81,7 @@ def claim(task_id):
 @blp.response(200, TaskOut)
 def release(data, task_id):
     """Hand a claimed task back to the queue."""
-    actor, at = current_actor(), now()
-    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data["version"])
-    return _done(task, actor, at)
+    return _step("release", task_id, data)
 
 
 @blp.post("/tasks/<int:task_id>/attempts")
@@ -92,8 +91,7 @@ def release(data, task_id):
 @blp.alt_response(409, description="Not claimed by you, or the task is closed (e.g. cancelled)")
 def attempts(data, task_id):
     """Log a contact attempt (channel, result, note); `snooze_until` hides the task until then."""
-    attempt = services.log_attempt(_task(task_id), data, actor=current_actor(), now=now())
-    return attempt
+    return services.take_task_step("attempts", _task(task_id), data, actor=current_actor(), now=now())
 
 
 @blp.post("/tasks/<int:task_id>/complete")
@@ -104,10 +102,7 @@ def attempts(data, task_id):
 @blp.alt_response(422, description="Outcome fields missing or inconsistent")
 def complete(data, task_id):
     """Record the outcome; the service decides whether it is an effective follow-up (有效随访)."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.complete_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+    return _step("complete", task_id, data)
 
 
 @blp.post("/tasks/<int:task_id>/reschedule")
@@ -117,10 +112,7 @@ def complete(data, task_id):
 @blp.alt_response(422, description="Outside the protocol's window: the allowed range is in the answer")
 def reschedule(data, task_id):
     """Move the planned call within the protocol's window, with a reason."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.reschedule_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+    return _step("reschedule", task_id, data)
 
 
 @blp.post("/tasks/<int:task_id>/cancel")
@@ -129,10 +121,7 @@ def reschedule(data, task_id):
 @blp.response(200, TaskOut)
 def cancel(data, task_id):
     """Cancel a task, with a reason."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.cancel_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+    return _step("cancel", task_id, data)
 
 
 @blp.post("/tasks/<int:task_id>/unreachable")
@@ -141,9 +130,7 @@ def cancel(data, task_id):
 @blp.response(200, TaskOut)
 def unreachable(data, task_id):
     """Close a task whose patient could not be reached (N in a row: lost to follow-up)."""
-    actor, at = current_actor(), now()
-    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data["version"])
-    return _done(task, actor, at)
+    return _step("unreachable", task_id, data)
 
 
 @blp.post("/tasks/<int:task_id>/reassign")
@@ -152,10 +139,7 @@ def unreachable(data, task_id):
 @blp.response(200, TaskOut)
 def reassign(data, task_id):
     """Give a task to a nurse of its department."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.reassign_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+    return _step("reassign", task_id, data)
 
 
 @blp.post("/plans")

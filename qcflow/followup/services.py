@@ -890,3 +890,30 @@ def dismiss_prompt(prompt: EventPrompt, data: dict, *, actor: Actor, now: dateti
     prompt.dismiss_reason, prompt.handled_at, prompt.handled_by_id = data["reason"].strip(), now, actor.user_id
     PROMPT_WORKFLOW.apply(prompt, "dismiss", actor=actor, now=now, data=data)
     return prompt
+
+
+
+def _claim_step(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None) -> Task:
+    return claim_task(task, actor=actor, now=now)
+
+
+def _release_step(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None) -> Task:
+    return release_task(task, actor=actor, now=now, expected_version=expected_version)
+
+
+def _attempt_step(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None) -> Attempt:
+    return log_attempt(task, data, actor=actor, now=now)
+
+
+#: A task's steps as the pages and the API name them, each taking the caller's data and version.
+TASK_STEPS = {"claim": _claim_step, "release": _release_step, "attempts": _attempt_step, "complete": complete_task,
+              "reschedule": reschedule_task, "cancel": cancel_task, "unreachable": mark_unreachable,
+              "reassign": reassign_task}
+
+
+def take_task_step(step: str, task: Task, data: dict, *, actor: Actor, now: datetime) -> Task | Attempt:
+    """Take one of a task's steps (TASK_STEPS) with the page's form or the API's body, whose `version`,
+    if any, is the one the caller saw. Returns the task, or for `attempts` the attempt logged."""
+    data = dict(data)
+    version = data.pop("version", None)
+    return TASK_STEPS[step](task, data, actor=actor, now=now, expected_version=version)

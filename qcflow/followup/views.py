@@ -6,8 +6,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, can, current_actor, sees_all_departments
+from qcflow.auth.queries import active_departments, department_choices
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, Forbidden, NotFound, page_refusal, translate_errors
@@ -71,8 +71,7 @@ def queue():
                                departments=[], pathways=[]), 422
     args.pop("lang", None)
     items, patients, next_cursor = queries.queue(actor, now=at, **args)
-    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                          .order_by(Department.code))) if sees_all_departments(actor) else []
+    departments = department_choices(actor, by_kind=False)
     return render_template("followup/queue.html", items=items, next_cursor=next_cursor, args=request.args, now=at,
                            counts=queries.counts(actor, now=at, department=args.get("department")),
                            patients=patients, names=queries.user_names(t.assignee_id for t in items),
@@ -109,60 +108,23 @@ def is_open(task) -> bool:
     return bool(TASK_WORKFLOW.allowed_actions(task.state))
 
 
-def _step_claim(task, actor, at):
-    services.claim_task(task, actor=actor, now=at)
-
-
-def _step_release(task, actor, at):
-    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
-
-
-def _step_attempt(task, actor, at):
-    services.log_attempt(task, load_form(AttemptIn()), actor=actor, now=at)
-
-
-def _step_complete(task, actor, at):
-    data = load_form(CompleteIn())
-    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-def _step_reschedule(task, actor, at):
-    data = load_form(RescheduleIn())
-    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-def _step_cancel(task, actor, at):
-    data = load_form(ReasonIn())
-    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-def _step_unreachable(task, actor, at):
-    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
-
-
-def _step_reassign(task, actor, at):
-    if not can(actor, "supervise_followup"):
-        raise Forbidden()
-    data = load_form(ReassignIn())
-    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-STEPS = {
-    "claim": _step_claim, "release": _step_release, "attempts": _step_attempt, "complete": _step_complete,
-    "reschedule": _step_reschedule, "cancel": _step_cancel, "unreachable": _step_unreachable,
-    "reassign": _step_reassign,
-}
+#: The form each task step reads (a claim reads none).
+STEP_FORMS = {"claim": None, "release": VersionIn, "attempts": AttemptIn, "complete": CompleteIn,
+              "reschedule": RescheduleIn, "cancel": ReasonIn, "unreachable": VersionIn, "reassign": ReassignIn}
 
 
 @bp.post("/followup/tasks/<int:task_id>/<step>")
 @allowed("followup_queue")
 def task_step(task_id, step):
     """Claim, release, log an attempt, complete, reschedule, cancel, mark unreachable or reassign."""
-    if step not in STEPS:
+    if step not in STEP_FORMS:
         raise NotFound()
-    actor, at = current_actor(), now()
+    actor = current_actor()
     item = queries.load_task(task_id, actor)
-    STEPS[step](item, actor, at)
+    if step == "reassign" and not can(actor, "supervise_followup"):
+        raise Forbidden()
+    form = STEP_FORMS[step]
+    services.take_task_step(step, item, load_form(form()) if form else {}, actor=actor, now=now())
     if step == "claim":
         flash(_("You hold this task now."))
     return redirect(url_for("followup.task", task_id=task_id))
@@ -224,8 +186,7 @@ def enrol():
             errors, status = page_refusal(error)
             if "patient_id" in errors:  # another department's patient reads as an unknown record number
                 errors = {"mrn": [_("No patient with this record number.")]}
-    departments = [d for d in db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                                 .order_by(Department.code))
+    departments = [d for d in active_departments(by_kind=False)
                    if sees_all_departments(actor) or d.id == actor.department_id]
     return render_template("followup/enrol.html", protocols=queries.protocols(current_only=True),
                            departments=departments, errors=errors, values=values, plan=plan), status

@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User, UserRole
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor
+from qcflow.auth.queries import active_departments
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical import queries as clinical_queries
 from qcflow.clinical.models import SPECIALTIES, Patient, Staff
@@ -40,8 +41,7 @@ def template_values():
 def choices() -> dict:
     """Departments, the colleagues who can chair or take part (clinicians, heads, quality office), the
     staff-list entries without an account and the specialties."""
-    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                          .order_by(Department.kind, Department.code)))
+    departments = active_departments()
     colleagues = list(db.session.scalars(
         sa.select(User).where(User.is_active.is_(True), User.id.in_(
             sa.select(UserRole.user_id).where(UserRole.role.in_(sorted(PERMISSIONS["mdt"])))))
