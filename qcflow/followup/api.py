@@ -66,24 +66,6 @@ def get_task(task_id):
     return queries.present(_task(task_id), actor, now())
 
 
-@blp.post("/tasks/<int:task_id>/claim")
-@allowed("followup_queue")
-@blp.response(200, TaskOut)
-@blp.alt_response(409, description="Already claimed (two nurses never hold the same task) or not waiting")
-def claim(task_id):
-    """Claim a waiting task."""
-    return _step("claim", task_id, {})
-
-
-@blp.post("/tasks/<int:task_id>/release")
-@allowed("followup_queue")
-@blp.arguments(VersionIn)
-@blp.response(200, TaskOut)
-def release(data, task_id):
-    """Hand a claimed task back to the queue."""
-    return _step("release", task_id, data)
-
-
 @blp.post("/tasks/<int:task_id>/attempts")
 @allowed("followup_queue")
 @blp.arguments(AttemptIn)
@@ -94,52 +76,46 @@ def attempts(data, task_id):
     return services.take_task_step("attempts", _task(task_id), data, actor=current_actor(), now=now())
 
 
-@blp.post("/tasks/<int:task_id>/complete")
-@allowed("followup_queue")
-@blp.arguments(CompleteIn)
-@blp.response(200, TaskOut)
-@blp.alt_response(409, description="Not claimed by you")
-@blp.alt_response(422, description="Outcome fields missing or inconsistent")
-def complete(data, task_id):
-    """Record the outcome; the service decides whether it is an effective follow-up (有效随访)."""
-    return _step("complete", task_id, data)
+#: The steps that answer with the task: step → (body schema, capability, summary, {status: when}).
+#: Each is one endpoint, POST /tasks/<id>/<step>, named after the step.
+TASK_STEP_ENDPOINTS = {
+    "claim": (None, "followup_queue", "Claim a waiting task.",
+              {409: "Already claimed (two nurses never hold the same task) or not waiting"}),
+    "release": (VersionIn, "followup_queue", "Hand a claimed task back to the queue.", {}),
+    "complete": (CompleteIn, "followup_queue",
+                 "Record the outcome; the service decides whether it is an effective follow-up (有效随访).",
+                 {409: "Not claimed by you", 422: "Outcome fields missing or inconsistent"}),
+    "reschedule": (RescheduleIn, "followup_queue", "Move the planned call within the protocol's window, with a reason.",
+                   {422: "Outside the protocol's window: the allowed range is in the answer"}),
+    "cancel": (ReasonIn, "followup_queue", "Cancel a task, with a reason.", {}),
+    "unreachable": (VersionIn, "followup_queue",
+                    "Close a task whose patient could not be reached (N in a row: lost to follow-up).", {}),
+    "reassign": (ReassignIn, "supervise_followup", "Give a task to a nurse of its department.", {}),
+}
 
 
-@blp.post("/tasks/<int:task_id>/reschedule")
-@allowed("followup_queue")
-@blp.arguments(RescheduleIn)
-@blp.response(200, TaskOut)
-@blp.alt_response(422, description="Outside the protocol's window: the allowed range is in the answer")
-def reschedule(data, task_id):
-    """Move the planned call within the protocol's window, with a reason."""
-    return _step("reschedule", task_id, data)
+def _task_step_endpoint(step: str, schema, capability: str, summary: str, refusals: dict) -> None:
+    """Register the endpoint of one task step (services.TASK_STEPS)."""
+    if schema is None:
+        def endpoint(task_id):
+            return _step(step, task_id, {})
+    else:
+        def endpoint(data, task_id):
+            return _step(step, task_id, data)
+
+    endpoint.__name__ = endpoint.__qualname__ = step
+    endpoint.__doc__ = summary
+    decorators = [blp.alt_response(status, description=when) for status, when in reversed(refusals.items())]
+    decorators.append(blp.response(200, TaskOut))
+    if schema is not None:
+        decorators.append(blp.arguments(schema))
+    decorators += [allowed(capability), blp.post(f"/tasks/<int:task_id>/{step}")]
+    for decorate in decorators:
+        endpoint = decorate(endpoint)
 
 
-@blp.post("/tasks/<int:task_id>/cancel")
-@allowed("followup_queue")
-@blp.arguments(ReasonIn)
-@blp.response(200, TaskOut)
-def cancel(data, task_id):
-    """Cancel a task, with a reason."""
-    return _step("cancel", task_id, data)
-
-
-@blp.post("/tasks/<int:task_id>/unreachable")
-@allowed("followup_queue")
-@blp.arguments(VersionIn)
-@blp.response(200, TaskOut)
-def unreachable(data, task_id):
-    """Close a task whose patient could not be reached (N in a row: lost to follow-up)."""
-    return _step("unreachable", task_id, data)
-
-
-@blp.post("/tasks/<int:task_id>/reassign")
-@allowed("supervise_followup")
-@blp.arguments(ReassignIn)
-@blp.response(200, TaskOut)
-def reassign(data, task_id):
-    """Give a task to a nurse of its department."""
-    return _step("reassign", task_id, data)
+for step, declared in TASK_STEP_ENDPOINTS.items():
+    _task_step_endpoint(step, *declared)
 
 
 @blp.post("/plans")
