@@ -157,8 +157,7 @@ def transition(data, event_id):
 def add_action(data, event_id):
     """Add a corrective action (owner department, due date)."""
     actor = current_actor()
-    action = services.add_action(load_event(event_id, actor), data, actor=actor, now=now())
-    return action
+    return services.add_action(load_event(event_id, actor), data, actor=actor, now=now())
 
 
 @blp.post("/events/<int:event_id>/actions/<int:action_id>/transitions")
@@ -181,8 +180,7 @@ def transition_action(data, event_id, action_id):
 def post_message(data, event_id):
     """Send a question to the reporter (by receipt for anonymous reports)."""
     actor = current_actor()
-    message = services.add_message(load_event(event_id, actor), "to_reporter", data["message"], actor=actor, now=now())
-    return message
+    return services.add_message(load_event(event_id, actor), "to_reporter", data["message"], actor=actor, now=now())
 
 
 @blp.post("/events/<int:event_id>/external-report")

@@ -128,8 +128,7 @@ for step, declared in TASK_STEP_ENDPOINTS.items():
 def enrol(data):
     """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""
     actor, at = current_actor(), now()
-    plan = services.enrol_by_hand(data, actor=actor, now=at)
-    return plan
+    return services.enrol_by_hand(data, actor=actor, now=at)
 
 
 @blp.get("/plans/<int:plan_id>")
@@ -151,9 +150,8 @@ def plan_transition(data, plan_id):
     window closed meanwhile are skipped) or withdraw it for good."""
     actor, at = current_actor(), now()
     action, version = data.pop("action"), data.pop("version")
-    plan = services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
+    return services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
                                        expected_version=version)
-    return plan
 
 
 @blp.get("/protocols")
@@ -173,8 +171,7 @@ def list_protocols():
 def create_protocol(data):
     """Create a pathway's first protocol version, or the next version of an existing pathway."""
     code = data.pop("code")
-    protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-    return protocol
+    return services.create_protocol_version(code, data, actor=current_actor(), now=now())
 
 
 @blp.post("/protocols/<code>/versions")
@@ -188,8 +185,7 @@ def create_version(data, code):
     """Add a version to an existing pathway; active plans move to it (untouched pending tasks retimed)."""
     if services.current_protocol(code) is None:
         raise NotFound()
-    protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-    return protocol
+    return services.create_protocol_version(code, data, actor=current_actor(), now=now())
 
 
 @blp.get("/prompts")

@@ -82,10 +82,9 @@ def list_targets(args):
 @blp.alt_response(422, description="Unknown indicator, level or comparison")
 def put_target(data):
     """Set an indicator's target for a hospital level from a year on (audited)."""
-    row = services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
-                              actor=current_actor(), now=now(), source=data.get("source"),
-                              expected_version=data["version"])
-    return row
+    return services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
+                               actor=current_actor(), now=now(), source=data.get("source"),
+                               expected_version=data["version"])
 
 
 @blp.get("/<code>")

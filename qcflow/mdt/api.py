@@ -39,8 +39,7 @@ blp = Blueprint("mdt_api", __name__, url_prefix="/api/v1/mdt",
 ))
 def create_discussion(data):
     """Request a discussion; participants are proposed by the kind's required specialties."""
-    discussion = services.request_discussion(data, actor=current_actor(), now=now())
-    return discussion
+    return services.request_discussion(data, actor=current_actor(), now=now())
 
 
 @blp.get("/discussions")
@@ -103,8 +102,7 @@ def add_participant(data, discussion_id):
     """Invite a colleague (user_id), a staff-list entry with or without an account (staff_id) or an outside
     expert (name); an unknown specialty code is a 422 listing the valid ones."""
     actor = current_actor()
-    participant = services.add_participant(queries.load_discussion(discussion_id, actor), data, actor=actor, now=now())
-    return participant
+    return services.add_participant(queries.load_discussion(discussion_id, actor), data, actor=actor, now=now())
 
 
 @blp.patch("/discussions/<int:discussion_id>/participants/<int:participant_id>")
@@ -117,9 +115,8 @@ def update_participant(data, discussion_id, participant_id):
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
     version = data.pop("version")
-    participant = services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
-                                              actor=actor, now=now(), expected_version=version)
-    return participant
+    return services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
+                                       actor=actor, now=now(), expected_version=version)
 
 
 @blp.delete("/discussions/<int:discussion_id>/participants/<int:participant_id>")
@@ -154,5 +151,4 @@ def add_addendum(data, discussion_id):
     """Append an addendum to a signed record."""
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
-    addendum = services.add_addendum(discussion, data["text"], actor=actor, now=now())
-    return addendum
+    return services.add_addendum(discussion, data["text"], actor=actor, now=now())

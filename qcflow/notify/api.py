@@ -28,5 +28,4 @@ def list_notifications(args):
 @blp.alt_response(404, description="Not one of my notifications")
 def read_notification(notification_id):
     """Mark one of my notifications read."""
-    row = services.mark_read(current_user.id, notification_id, now=now())
-    return row
+    return services.mark_read(current_user.id, notification_id, now=now())
