@@ -231,10 +231,8 @@ def receipt():
             event = find_receipt(code, reply if reply.strip() else None, at=now(),
                                  seen=request.form.get("seen", type=int))
         except DomainError as failure:
-            db.session.rollback()
-            error, status = str(failure.message), failure.status
-            if failure.errors:
-                error = " ".join(str(m) for ms in failure.errors.values() for m in ms)
+            errors, status = page_refusal(failure)
+            error = " ".join(str(m) for messages in errors.values() for m in messages)
     shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
     return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
                            **shown), status
