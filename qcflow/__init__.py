@@ -8,7 +8,9 @@ from flask import Flask
 
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: config, extensions, error handlers, blueprints, CLI. Starts nothing."""
-    app = Flask(
+    from qcflow.core.web import App
+
+    app = App(
         __name__,
         instance_path=os.environ.get("QCFLOW_INSTANCE_PATH") or os.path.join(os.path.dirname(os.path.dirname(__file__)), "instance"),
         instance_relative_config=True,

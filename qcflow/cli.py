@@ -183,7 +183,7 @@ def import_csv(kind, path, strict):
     """Import a CSV file (header row = field names): patients, encounters, operations, diagnoses,
     census, procedures, staff or authorisations. Exit 1 if any row was refused."""
     from qcflow.clinical import services
-    from qcflow.clinical.views import read_csv
+    from qcflow.clinical.intake_csv import read_csv
 
     if kind not in services.KINDS:
         fail(f"unknown kind {kind!r}; use one of: {', '.join(services.KINDS)}")

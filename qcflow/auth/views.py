@@ -49,17 +49,14 @@ def login():
             user = services.authenticate(form.username.data, form.password.data, attempt_id=attempt, now=at,
                                          **_throttling())
         except TooManyRequests as error:
-            db.session.commit()  # the refused attempt is not kept
             log.warning("login refused, too many failures: account %s", form.username.data)
             form.form_errors.append(str(error.message))
             return render_template("auth/login.html", form=form), 429, error.extra.get("headers")
         if user is None:
-            db.session.commit()  # keep the failure: it counts towards throttling
             log.warning("login failed: account %s", form.username.data)
             form.form_errors.append(_("User name or password is not correct."))
             status = 401
         elif services.needs_second_factor(user, config["MFA_REQUIRED_ROLES"]):
-            db.session.commit()
             _fresh_browser_session()
             # Grants nothing: Flask-Login sees no user until the second step starts the session.
             session[PENDING_KEY] = {"user_id": user.id, "at": int(at.timestamp())}
@@ -93,7 +90,6 @@ def _start_login(user: User):
         session["lang"] = chosen_language()
     _idle, absolute = session_lifetimes()
     services.start_session(user, now=now(), absolute=absolute)
-    db.session.commit()
     login_user(user)
     session.pop("_id", None)  # Flask-Login's IP/User-Agent digest: not needed, not kept
     return throttling.remember_browser(redirect(safe_next(request.args.get("next"))), user.username)
@@ -179,13 +175,11 @@ def second_factor():
             passed = services.verify_second_factor(user, form.code.data, attempt_id=attempt, actor=Actor.for_user(user),
                                                    now=at, **_throttling())
         except TooManyRequests as error:
-            db.session.commit()
             log.warning("second factor refused, too many failures: account %s", user.username)
             form.form_errors.append(str(error.message))
             return render_template("auth/second_factor.html", form=form), 429, error.extra.get("headers")
         if passed:
             return _start_login(user)
-        db.session.commit()  # keep the failure and its audit entry
         log.warning("second factor failed: account %s", user.username)
         form.form_errors.append(_("The code is not correct or has already been used. Enter the current code "
                                   "from your authenticator app."))
@@ -215,22 +209,19 @@ def enrol():
         else:
             at = now()
             attempt = services.record_login_attempt(user.username, now=at, **throttling.attempt_source(user.username))
-            db.session.commit()
+            db.session.commit()  # counted before the code is checked (N2)
             try:
                 enrolled = services.enrol_second_factor(user, secret, form.code.data, attempt_id=attempt,
                                                         actor=Actor.for_user(user), now=at, **_throttling())
             except Conflict:
-                db.session.commit()
                 return redirect(url_for("auth.second_factor", **_carried_args()))
             except TooManyRequests as error:
-                db.session.commit()
                 log.warning("second factor refused, too many failures: account %s", user.username)
                 form.form_errors.append(str(error.message))
                 status, headers = 429, error.extra.get("headers")
             else:
                 if enrolled:
                     return _start_login(user)
-                db.session.commit()
                 log.warning("second factor enrolment failed: account %s", user.username)
                 form.form_errors.append(_("The code is not correct. Check that the app shows the account below "
                                           "and enter its current code."))
@@ -250,7 +241,6 @@ def enrol():
 def logout():
     """End this session on the server and in the browser."""
     services.end_session(current_user.session_key, now=now())
-    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have logged out."))
@@ -271,18 +261,17 @@ def account():
                 services.change_password(current_user, password_form.current_password.data,
                                          password_form.new_password.data, actor=current_actor(), now=now())
             except DomainError as error:
+                db.session.rollback()
                 for field, messages in (error.errors or {}).items():
                     getattr(password_form, field).errors = list(messages)
                 status = error.status
             else:
-                db.session.commit()
                 logout_user()
                 session.clear()
                 flash(_("Password changed. Every session has ended; log in with the new password."))
                 return redirect(url_for("auth.login"))
         elif "lang-locale" in request.form and language_form.validate():
             services.set_locale(current_user, language_form.locale.data, actor=current_actor(), now=now())
-            db.session.commit()
             session["lang"] = language_form.locale.data
             return redirect(url_for("auth.account"))
         else:
@@ -301,7 +290,6 @@ def tokens():
     """API tokens: who holds which, until when, last used; create and revoke. A token just created is
     shown here once."""
     new_tokens = services.take_new_tokens(current_user.session_key, now=now())
-    db.session.commit()
     return _tokens_page(TokenForm(days=current_app.config["API_TOKEN_DAYS"]), new_tokens=new_tokens)
 
 
@@ -323,7 +311,6 @@ def create_token():
             form.form_errors.extend(str(m) for m in messages)
         return _tokens_page(form, error.status)
     services.stash_new_token(row, token, session_key=current_user.session_key, now=now())
-    db.session.commit()
     return redirect(url_for("auth.tokens"), code=303)
 
 
@@ -333,6 +320,5 @@ def revoke_token(token_id):
     """Revoke a token: the next API call with it is refused."""
     token = services.get_token(token_id)
     services.revoke_token(token, actor=current_actor(), now=now())
-    db.session.commit()
     flash(_("Token “%(name)s” of %(user)s has been revoked.", name=token.name, user=token.user.display_name))
     return redirect(url_for("auth.tokens"))

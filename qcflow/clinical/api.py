@@ -11,7 +11,6 @@ from qcflow.core.api import Blueprint
 from qcflow.core.errors import NotFound
 from qcflow.core.schemas import BaseSchema, QueryArgs
 from qcflow.core.time import now
-from qcflow.extensions import db
 
 blp = Blueprint("clinical_api", __name__, url_prefix="/api/v1", description="Clinical intake from the HIS (HIS 数据接入)")
 
@@ -38,7 +37,6 @@ def intake(data, kind):
     if kind not in services.KINDS:
         raise NotFound(_("Unknown kind “%(kind)s”; use one of: %(kinds)s.", kind=kind, kinds=", ".join(services.KINDS)))
     results = services.import_rows(kind, data["items"], actor=current_actor(), now=now(), strict=data["strict"])
-    db.session.commit()
     summary = services.summarise(results)
     # Some rows landed: 200 with per-row results. None did: 422, with the same per-row results.
     landed = summary["created"] + summary["updated"] + summary["unchanged"]
@@ -75,5 +73,4 @@ def operation_transition(data, operation_id):
     operation = queries.load_operation(operation_id, actor)
     action, version = data.pop("action"), data.pop("version")
     services.transition_operation(operation, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return operation

@@ -1,39 +1,22 @@
 """Operation pages (the booking gate) and the administrator's reference-data pages."""
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
+from qcflow.clinical.intake_csv import read_csv
 from qcflow.clinical.models import SPECIALTIES
 from qcflow.clinical.schemas import OperationTransitionIn
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
 from qcflow.core.errors import BadRequest, NotFound
+from qcflow.core.forms import load_form
 from qcflow.core.time import now
-from qcflow.events.views import load_form
-from qcflow.extensions import db
 
 bp = Blueprint("clinical", __name__)
 
 REFERENCE_KINDS = ("procedures", "staff", "authorisations")
-
-
-def read_csv(data: bytes) -> list[dict]:
-    """CSV rows as dicts (UTF-8, with or without BOM); empty cells are left out."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadRequest(_("The file is not UTF-8 text. Save it as “CSV UTF-8” and try again."))
-    try:
-        return [{k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
-                for row in csv.DictReader(io.StringIO(text))]
-    except csv.Error as error:  # e.g. a cell beyond the csv module's limit of 128 KiB
-        raise BadRequest(_("The file is not a CSV file we can read (%(problem)s). Save it as “CSV UTF-8” and try "
-                           "again.", problem=str(error))) from None
 
 
 @bp.get("/operations")
@@ -64,7 +47,6 @@ def operation_transition(operation_id):
     data = load_form(OperationTransitionIn(), list(OperationTransitionIn._declared_fields))
     action, version = data.pop("action"), data.pop("version")
     services.transition_operation(item, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return redirect(url_for("clinical.operation", operation_id=operation_id))
 
 
@@ -81,7 +63,6 @@ def reference(kind):
             raise BadRequest(_("Choose a CSV file to upload."))
         results = services.import_rows(kind, read_csv(upload.read()), actor=current_actor(), now=now(),
                                        strict=bool(request.form.get("strict")), first_row=2)
-        db.session.commit()
         status = 422 if any(r.errors for r in results) else 200
     columns = list(services.KINDS[kind].schema._declared_fields)
     return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, columns=columns,

@@ -288,10 +288,10 @@ def _touches_audit_entry(statement) -> bool:
 
 
 def note_read(actor: str, action: str, object_type: str, object_id, **detail) -> None:
-    """Remember a read of sensitive data; the after-request hook audits it once the answer is sent.
+    """Remember a read of sensitive data; the request's commit audits it once the answer is built.
 
-    Reads happen in GET handlers that commit nothing; qcflow.core.web.audit_reads writes these
-    entries after a successful response, in their own transaction.
+    Reads happen while a page or answer is presented; qcflow.core.web.commit_request writes these
+    entries only if the answer is a success, in the request's one commit.
     """
     from flask import g
 

@@ -174,6 +174,18 @@ def _rendered_error(status: int, code: str, message, errors=None, **extra):
     return response
 
 
+def page_refusal(error: ValidationError | DomainError) -> tuple[dict, int]:
+    """A page's form refused by its schema or by a rule: roll back what the attempt wrote (the request
+    still commits once, qcflow.core.web.commit_request), then its errors under the fields' names
+    (`form` for the form as a whole) and the status to show the form again with."""
+    from qcflow.extensions import db
+
+    db.session.rollback()
+    if isinstance(error, ValidationError):
+        return translate_errors(error.messages), 422
+    return translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+
+
 def http_error_response(error: HTTPException, errors=None):
     """Turn a Werkzeug HTTP error into our error format, keeping its headers (G9: Allow)."""
     status = error.code or 500

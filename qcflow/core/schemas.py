@@ -102,3 +102,10 @@ class CursorArgs(QueryArgs):
 
     cursor = fields.Integer(load_default=None, validate=validate.Range(min=1))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+
+
+class Page(BaseSchema):
+    """A page of a keyset-paginated list: each domain adds its `items`; `next_cursor` is the `cursor` of
+    the next page, null on the last one."""
+
+    next_cursor = fields.Integer(allow_none=True)

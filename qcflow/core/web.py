@@ -238,8 +238,25 @@ def security_headers(response):
     return response
 
 
-def audit_reads(response):
-    """Audit the sensitive reads a successful request noted (qcflow.core.audit.note_read), then commit."""
+class App(Flask):
+    """Flask, with one commit per request: the view's, right after it returns (commit_request)."""
+
+    def dispatch_request(self):
+        response = self.make_response(super().dispatch_request())
+        commit_request(response)
+        return response
+
+
+def commit_request(response) -> None:
+    """End a request whose view returned: audit the sensitive reads it noted (qcflow.core.audit.note_read)
+    if it succeeded, then commit everything once.
+
+    Inside the dispatch, so a commit that fails is answered like any failure of the view (409 on a
+    stale version or a duplicate) and a page that redirects after a POST has committed before the
+    browser follows. A view that raised was rolled back by its error handler; a page that refuses a
+    form rolls back itself (qcflow.core.errors.page_refusal). Mails and webhooks queued on the
+    transaction leave after this commit (qcflow.notify.mail, qcflow.notify.webhook).
+    """
     from flask import g
 
     from qcflow.core import audit
@@ -247,13 +264,12 @@ def audit_reads(response):
     from qcflow.extensions import db
 
     reads = g.pop("audited_reads", None)
-    if not reads or response.status_code >= 400:
-        return response
-    at = now()
-    for actor, action, object_type, object_id, detail in reads:
-        audit.record(actor, action, object_type, object_id, at, **detail)
-    db.session.commit()
-    return response
+    if reads and response.status_code < 400:
+        at = now()
+        for actor, action, object_type, object_id, detail in reads:
+            audit.record(actor, action, object_type, object_id, at, **detail)
+    if db.session.registry.has():
+        db.session.commit()
 
 
 class JSONProvider(DefaultJSONProvider):
@@ -307,5 +323,4 @@ def install_request_hooks(app: Flask) -> None:
     app.before_request(check_csrf)
     app.before_request(check_json_body)
     app.after_request(security_headers)
-    app.after_request(audit_reads)
     app.jinja_env.globals["form_token"] = form_token

@@ -1,23 +1,19 @@
 """Adverse events over the JSON API (DESIGN §10)."""
 from __future__ import annotations
 
-import time
-
-from flask import current_app, request
-from flask_babel import gettext as _
+from flask import request
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from qcflow.auth.permissions import allowed, authenticated, current_actor, public
 from qcflow.core.api import Blueprint, created_links
-from qcflow.core.errors import NotFound, TooManyRequests
-from qcflow.core.security import MemoryRateLimiter
 from qcflow.core.time import now
-from qcflow.core.web import known_client_address, session_free
+from qcflow.core.web import session_free
 from qcflow.events import queries, services
 from qcflow.events.models import Mode
 from qcflow.events.queries import load_action, load_event, load_own_draft, present
+from qcflow.events.receipts import find_receipt
 from qcflow.events.schemas import (
     ActionIn,
     ActionOut,
@@ -39,12 +35,6 @@ from qcflow.events.schemas import (
 from qcflow.extensions import db
 
 blp = Blueprint("events_api", __name__, url_prefix="/api/v1", description="Adverse events (不良事件)")
-#: Wrong receipt codes counted per code prefix (whoever sends them) and per known client address.
-receipt_guesses = MemoryRateLimiter()
-receipt_clients = MemoryRateLimiter()
-#: Symbols of a receipt code that name its guessing bucket: 31**4 buckets, so a flood of wrong codes
-#: fills the bucket of a given reporter's code only by chance (about once in 900,000 codes per slot).
-RECEIPT_PREFIX_SYMBOLS = 4
 
 
 def names_its_reporter(request) -> bool:
@@ -82,10 +72,8 @@ def file_event(data):
     try:
         event, code = services.file_report(data, mode=mode, actor=current_actor(), now=now(), submit=submit,
                                            idempotency_key=key)
-        # Read before the commit expires the event: reading after it would load the row (and its
-        # actions) again only to answer with values already known.
+        db.session.flush()  # a simultaneous retry's key surfaces here, where it is answered as a retry
         body = {"id": event.id, "reference": event.reference, "state": event.state, "version": event.version}
-        db.session.commit()
     except IntegrityError:
         # A simultaneous retry with the same key won the race: answer as a sequential retry is answered (R12).
         db.session.rollback()
@@ -109,7 +97,6 @@ def update_draft(data, event_id):
     version = data.pop("version")
     event = services.update_draft(load_own_draft(event_id, actor), data, actor=actor, now=now(),
                                   expected_version=version)
-    db.session.commit()
     return present(event, actor)
 
 
@@ -158,7 +145,6 @@ def transition(data, event_id):
     event = load_event(event_id, actor)
     action, version = data.pop("action"), data.pop("version")
     services.transition_event(event, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return present(event, actor)
 
 
@@ -171,9 +157,7 @@ def transition(data, event_id):
 def add_action(data, event_id):
     """Add a corrective action (owner department, due date)."""
     actor = current_actor()
-    action = services.add_action(load_event(event_id, actor), data, actor=actor, now=now())
-    db.session.commit()
-    return action
+    return services.add_action(load_event(event_id, actor), data, actor=actor, now=now())
 
 
 @blp.post("/events/<int:event_id>/actions/<int:action_id>/transitions")
@@ -186,7 +170,6 @@ def transition_action(data, event_id, action_id):
     action = load_action(event_id, action_id, actor)
     name, version = data.pop("action"), data.pop("version")
     services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return queries.present_action(action, actor)
 
 
@@ -197,9 +180,7 @@ def transition_action(data, event_id, action_id):
 def post_message(data, event_id):
     """Send a question to the reporter (by receipt for anonymous reports)."""
     actor = current_actor()
-    message = services.add_message(load_event(event_id, actor), "to_reporter", data["message"], actor=actor, now=now())
-    db.session.commit()
-    return message
+    return services.add_message(load_event(event_id, actor), "to_reporter", data["message"], actor=actor, now=now())
 
 
 @blp.post("/events/<int:event_id>/external-report")
@@ -212,42 +193,7 @@ def external_report(data, event_id):
     actor = current_actor()
     event = services.record_external_report(load_event(event_id, actor), actor=actor, now=now(),
                                             reported_at=data["reported_at"], expected_version=data["version"])
-    db.session.commit()
     return present(event, actor)
-
-
-def receipt_prefix(code: str) -> str:
-    return services.normalise_receipt_code(code).replace("-", "")[:RECEIPT_PREFIX_SYMBOLS]
-
-
-def refuse_when_guessing(code: str) -> None:
-    """After a wrong code: 429 once its prefix, or its known client, has had too many wrong codes.
-
-    A right code is always answered: guessing one is made infeasible by its 129 bits, not by this
-    limit, which only turns a flood of wrong codes into cheap refusals. Behind the shipped nginx
-    every client is the proxy, so there is no per-address lock: one client's flood, or a reporter
-    mistyping their own code, never keeps a reporter with the right code out.
-    """
-    config, at = current_app.config, time.time()
-    address = known_client_address()
-    if receipt_guesses.exceeded(receipt_prefix(code), config["RECEIPT_WRONG_CODES_PER_PREFIX_10_MIN"], at) or (
-            address is not None and receipt_clients.exceeded(address, config["RECEIPT_LOOKUPS_PER_10_MIN"], at)):
-        raise TooManyRequests(_("Too many wrong receipt codes. Wait ten minutes and try again."),
-                              headers={"Retry-After": str(receipt_guesses.window)})
-    receipt_guesses.add(receipt_prefix(code), at)
-    if address is not None:
-        receipt_clients.add(address, at)
-
-
-def find_receipt(code: str, reply: str | None = None, *, at=None, seen: int | None = None):
-    """The report of a receipt code (with the reporter's reply added); wrong codes within their limits."""
-    try:
-        if reply:
-            return services.reply_by_receipt(code, reply, now=at, seen=seen)
-        return services.find_by_receipt(code)
-    except NotFound:
-        refuse_when_guessing(code)
-        raise
 
 
 def receipt_view(event) -> dict:
@@ -275,5 +221,4 @@ def receipt_lookup(data):
 def receipt_reply(data):
     """Answer the quality office's question anonymously, with the receipt code."""
     event = find_receipt(data["receipt_code"], data["message"], at=now())
-    db.session.commit()
     return receipt_view(event)

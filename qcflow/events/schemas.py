@@ -1,7 +1,7 @@
 """Shapes of event requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, Page
 from qcflow.events.models import (
     CARE_STAGES,
     CAUSE_DOMAINS,
@@ -162,9 +162,8 @@ class EventOut(BaseSchema):
     actions = fields.List(fields.Nested(ActionOut))
 
 
-class EventPage(BaseSchema):
+class EventPage(Page):
     items = fields.List(fields.Nested(EventOut))
-    next_cursor = fields.Integer(allow_none=True)
 
 
 class EventListArgs(CursorArgs):

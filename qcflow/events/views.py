@@ -8,10 +8,10 @@ from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
+from qcflow.auth.queries import active_departments
 from qcflow.core.actors import Actor
-from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.errors import DomainError, page_refusal, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
@@ -31,6 +31,7 @@ from qcflow.events.models import (
     EventCategory,
     Mode,
 )
+from qcflow.events.receipts import find_receipt
 from qcflow.events.schemas import ActionIn, ActionTransitionIn, EventListArgs, ReportIn, TransitionIn
 from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, waiting_for
 from qcflow.extensions import db
@@ -45,8 +46,7 @@ TIME_FIELDS = {"occurred_at", "discovered_at"}
 def report_choices() -> dict:
     categories = list(db.session.scalars(sa.select(EventCategory).where(EventCategory.is_active.is_(True))
                                          .order_by(EventCategory.sort_order)))
-    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                          .order_by(Department.kind, Department.code)))
+    departments = active_departments()
     return {
         "categories": [c for c in categories if c.parent_code is None],
         "subcategories": [c for c in categories if c.parent_code],
@@ -147,13 +147,10 @@ def post_report(actor, anonymous: bool):
         return resent_form(filed, anonymous), None
     try:
         event, code = save_report(actor)
+        db.session.flush()  # the same form sent twice at once surfaces here, where it is answered as a resend
         reference = event.reference or event.id
-        db.session.commit()
-    except ValidationError as error:
-        return None, (translate_errors(error.messages), 422)
-    except DomainError as error:
-        db.session.rollback()
-        return None, (translate_errors(error.errors or {"form": [str(error.message)]}), error.status)
+    except (ValidationError, DomainError) as error:
+        return None, page_refusal(error)
     except IntegrityError:  # the same form sent twice at once: the other request filed it
         db.session.rollback()
         filed = services.filed_with_key(form_idempotency_key(), scope=scope)
@@ -229,18 +226,13 @@ def receipt():
     event, error, status = None, None, 200
     code = (request.form.get("receipt_code") or "").strip()
     if request.method == "POST":
-        from qcflow.events.api import find_receipt
-
         reply = request.form.get("message", "")
         try:
             event = find_receipt(code, reply if reply.strip() else None, at=now(),
                                  seen=request.form.get("seen", type=int))
-            db.session.commit()
         except DomainError as failure:
-            db.session.rollback()
-            error, status = str(failure.message), failure.status
-            if failure.errors:
-                error = " ".join(str(m) for ms in failure.errors.values() for m in ms)
+            errors, status = page_refusal(failure)
+            error = " ".join(str(m) for messages in errors.values() for m in messages)
     shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
     return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
                            **shown), status
@@ -274,7 +266,6 @@ def detail(event_id):
     reporter = None
     if request.args.get("show_reporter") and can(actor, "handle_cases"):
         reporter = services.reporter_identity(event, actor=actor, now=at)
-        db.session.commit()  # the audited read
     transitions = EVENT_WORKFLOW.available(event, actor)
     return render_template(
         "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter,
@@ -296,7 +287,6 @@ def transition(event_id):
     data = load_form(TransitionIn())
     action, version = data.pop("action"), data.pop("version")
     services.transition_event(event, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     if event.reporter_user_id == actor.user_id and not can(actor, "handle_cases"):
         return redirect(url_for("events.my_reports"))
     return redirect(url_for("events.detail", event_id=event.id))
@@ -309,7 +299,6 @@ def add_action(event_id):
     actor = current_actor()
     data = load_form(ActionIn())
     services.add_action(queries.load_event(event_id, actor), data, actor=actor, now=now())
-    db.session.commit()
     return redirect(url_for("events.detail", event_id=event_id) + "#actions")
 
 
@@ -322,7 +311,6 @@ def transition_action(event_id, action_id):
     data = load_form(ActionTransitionIn())
     name, version = data.pop("action"), data.pop("version")
     services.transition_action(action, name, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return redirect(url_for("events.detail", event_id=event_id) + "#actions")
 
 
@@ -333,7 +321,6 @@ def post_message(event_id):
     actor = current_actor()
     services.add_message(queries.load_event(event_id, actor), "to_reporter", request.form.get("message", ""),
                          actor=actor, now=now())
-    db.session.commit()
     return redirect(url_for("events.detail", event_id=event_id) + "#messages")
 
 

@@ -6,7 +6,6 @@ from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import NotFound
 from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
-from qcflow.extensions import db
 from qcflow.followup import queries, services
 from qcflow.followup.schemas import (
     AttemptIn,
@@ -31,13 +30,14 @@ from qcflow.followup.schemas import (
 blp = Blueprint("followup_api", __name__, url_prefix="/api/v1/followup", description="Follow-up (随访)")
 
 
-
 def _task(task_id):
     return queries.load_task(task_id, current_actor())
 
 
-def _done(task, actor, at):
-    db.session.commit()
+def _step(step: str, task_id: int, data: dict):
+    """Take a task step (services.TASK_STEPS) and answer with the task as the caller now sees it."""
+    actor, at = current_actor(), now()
+    task = services.take_task_step(step, _task(task_id), data, actor=actor, now=at)
     return queries.present(task, actor, at)
 
 
@@ -66,28 +66,6 @@ def get_task(task_id):
     return queries.present(_task(task_id), actor, now())
 
 
-@blp.post("/tasks/<int:task_id>/claim")
-@allowed("followup_queue")
-@blp.response(200, TaskOut)
-@blp.alt_response(409, description="Already claimed (two nurses never hold the same task) or not waiting")
-def claim(task_id):
-    """Claim a waiting task."""
-    actor, at = current_actor(), now()
-    task = services.claim_task(_task(task_id), actor=actor, now=at)
-    return _done(task, actor, at)
-
-
-@blp.post("/tasks/<int:task_id>/release")
-@allowed("followup_queue")
-@blp.arguments(VersionIn)
-@blp.response(200, TaskOut)
-def release(data, task_id):
-    """Hand a claimed task back to the queue."""
-    actor, at = current_actor(), now()
-    task = services.release_task(_task(task_id), actor=actor, now=at, expected_version=data["version"])
-    return _done(task, actor, at)
-
-
 @blp.post("/tasks/<int:task_id>/attempts")
 @allowed("followup_queue")
 @blp.arguments(AttemptIn)
@@ -95,71 +73,49 @@ def release(data, task_id):
 @blp.alt_response(409, description="Not claimed by you, or the task is closed (e.g. cancelled)")
 def attempts(data, task_id):
     """Log a contact attempt (channel, result, note); `snooze_until` hides the task until then."""
-    attempt = services.log_attempt(_task(task_id), data, actor=current_actor(), now=now())
-    db.session.commit()
-    return attempt
+    return services.take_task_step("attempts", _task(task_id), data, actor=current_actor(), now=now())
 
 
-@blp.post("/tasks/<int:task_id>/complete")
-@allowed("followup_queue")
-@blp.arguments(CompleteIn)
-@blp.response(200, TaskOut)
-@blp.alt_response(409, description="Not claimed by you")
-@blp.alt_response(422, description="Outcome fields missing or inconsistent")
-def complete(data, task_id):
-    """Record the outcome; the service decides whether it is an effective follow-up (有效随访)."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.complete_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+#: The steps that answer with the task: step → (body schema, capability, summary, {status: when}).
+#: Each is one endpoint, POST /tasks/<id>/<step>, named after the step.
+TASK_STEP_ENDPOINTS = {
+    "claim": (None, "followup_queue", "Claim a waiting task.",
+              {409: "Already claimed (two nurses never hold the same task) or not waiting"}),
+    "release": (VersionIn, "followup_queue", "Hand a claimed task back to the queue.", {}),
+    "complete": (CompleteIn, "followup_queue",
+                 "Record the outcome; the service decides whether it is an effective follow-up (有效随访).",
+                 {409: "Not claimed by you", 422: "Outcome fields missing or inconsistent"}),
+    "reschedule": (RescheduleIn, "followup_queue", "Move the planned call within the protocol's window, with a reason.",
+                   {422: "Outside the protocol's window: the allowed range is in the answer"}),
+    "cancel": (ReasonIn, "followup_queue", "Cancel a task, with a reason.", {}),
+    "unreachable": (VersionIn, "followup_queue",
+                    "Close a task whose patient could not be reached (N in a row: lost to follow-up).", {}),
+    "reassign": (ReassignIn, "supervise_followup", "Give a task to a nurse of its department.", {}),
+}
 
 
-@blp.post("/tasks/<int:task_id>/reschedule")
-@allowed("followup_queue")
-@blp.arguments(RescheduleIn)
-@blp.response(200, TaskOut)
-@blp.alt_response(422, description="Outside the protocol's window: the allowed range is in the answer")
-def reschedule(data, task_id):
-    """Move the planned call within the protocol's window, with a reason."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.reschedule_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+def _task_step_endpoint(step: str, schema, capability: str, summary: str, refusals: dict) -> None:
+    """Register the endpoint of one task step (services.TASK_STEPS)."""
+    if schema is None:
+        def endpoint(task_id):
+            return _step(step, task_id, {})
+    else:
+        def endpoint(data, task_id):
+            return _step(step, task_id, data)
+
+    endpoint.__name__ = endpoint.__qualname__ = step
+    endpoint.__doc__ = summary
+    decorators = [blp.alt_response(status, description=when) for status, when in reversed(refusals.items())]
+    decorators.append(blp.response(200, TaskOut))
+    if schema is not None:
+        decorators.append(blp.arguments(schema))
+    decorators += [allowed(capability), blp.post(f"/tasks/<int:task_id>/{step}")]
+    for decorate in decorators:
+        endpoint = decorate(endpoint)
 
 
-@blp.post("/tasks/<int:task_id>/cancel")
-@allowed("followup_queue")
-@blp.arguments(ReasonIn)
-@blp.response(200, TaskOut)
-def cancel(data, task_id):
-    """Cancel a task, with a reason."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.cancel_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
-
-
-@blp.post("/tasks/<int:task_id>/unreachable")
-@allowed("followup_queue")
-@blp.arguments(VersionIn)
-@blp.response(200, TaskOut)
-def unreachable(data, task_id):
-    """Close a task whose patient could not be reached (N in a row: lost to follow-up)."""
-    actor, at = current_actor(), now()
-    task = services.mark_unreachable(_task(task_id), {}, actor=actor, now=at, expected_version=data["version"])
-    return _done(task, actor, at)
-
-
-@blp.post("/tasks/<int:task_id>/reassign")
-@allowed("supervise_followup")
-@blp.arguments(ReassignIn)
-@blp.response(200, TaskOut)
-def reassign(data, task_id):
-    """Give a task to a nurse of its department."""
-    actor, at = current_actor(), now()
-    version = data.pop("version")
-    task = services.reassign_task(_task(task_id), data, actor=actor, now=at, expected_version=version)
-    return _done(task, actor, at)
+for step, declared in TASK_STEP_ENDPOINTS.items():
+    _task_step_endpoint(step, *declared)
 
 
 @blp.post("/plans")
@@ -172,9 +128,7 @@ def reassign(data, task_id):
 def enrol(data):
     """Enrol a patient on a pathway by hand (idempotent per patient, pathway and source)."""
     actor, at = current_actor(), now()
-    plan = services.enrol_by_hand(data, actor=actor, now=at)
-    db.session.commit()
-    return plan
+    return services.enrol_by_hand(data, actor=actor, now=at)
 
 
 @blp.get("/plans/<int:plan_id>")
@@ -196,10 +150,8 @@ def plan_transition(data, plan_id):
     window closed meanwhile are skipped) or withdraw it for good."""
     actor, at = current_actor(), now()
     action, version = data.pop("action"), data.pop("version")
-    plan = services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
+    return services.PLAN_STEPS[action](queries.load_plan(plan_id, actor), data, actor=actor, now=at,
                                        expected_version=version)
-    db.session.commit()
-    return plan
 
 
 @blp.get("/protocols")
@@ -219,9 +171,7 @@ def list_protocols():
 def create_protocol(data):
     """Create a pathway's first protocol version, or the next version of an existing pathway."""
     code = data.pop("code")
-    protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-    db.session.commit()
-    return protocol
+    return services.create_protocol_version(code, data, actor=current_actor(), now=now())
 
 
 @blp.post("/protocols/<code>/versions")
@@ -235,9 +185,7 @@ def create_version(data, code):
     """Add a version to an existing pathway; active plans move to it (untouched pending tasks retimed)."""
     if services.current_protocol(code) is None:
         raise NotFound()
-    protocol = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-    db.session.commit()
-    return protocol
+    return services.create_protocol_version(code, data, actor=current_actor(), now=now())
 
 
 @blp.get("/prompts")
@@ -256,7 +204,6 @@ def file_prompt(data, prompt_id):
     """File a pre-filled confidential adverse-event report from a prompt."""
     prompt = queries.load_prompt(prompt_id)
     services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"])
-    db.session.commit()
     return prompt
 
 
@@ -269,5 +216,4 @@ def dismiss_prompt(data, prompt_id):
     version = data.pop("version")
     prompt = queries.load_prompt(prompt_id)
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=version)
-    db.session.commit()
     return prompt

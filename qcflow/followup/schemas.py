@@ -1,7 +1,7 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, Date, DateTime, QueryArgs
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, Page
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -97,7 +97,7 @@ class PlanOut(BaseSchema):
     end_reason = fields.String(allow_none=True, metadata={"description": "The reason a person gave"})
 
 
-class QueueArgs(QueryArgs):
+class QueueArgs(CursorArgs):
     department = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Department id (quality office: any)"})
     date = Date(metadata={"description": "Tasks open by the end of this day (default: today, hospital time)"})
     pathway = Text(40)
@@ -105,7 +105,6 @@ class QueueArgs(QueryArgs):
                              metadata={"description": "me, none (unclaimed) or a user id"})
     state = fields.String(validate=validate.OneOf([TaskState.PENDING.value, TaskState.IN_PROGRESS.value]))
     cursor = fields.String(validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
 
 
 class PatientBrief(BaseSchema):
@@ -150,9 +149,9 @@ class TaskOut(BaseSchema):
     closed_at = DateTime(allow_none=True)
 
 
-class QueuePage(BaseSchema):
+class QueuePage(Page):
     items = fields.List(fields.Nested(TaskOut))
-    next_cursor = fields.String(allow_none=True)
+    next_cursor = fields.String(allow_none=True)  # the queue's cursor is its sort key as text
     counts = fields.Dict(keys=fields.String(), values=fields.Integer())
 
 

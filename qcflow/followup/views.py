@@ -6,11 +6,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, can, current_actor, sees_all_departments
+from qcflow.auth.queries import active_departments, department_choices
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical.models import Patient
-from qcflow.core.errors import DomainError, Forbidden, NotFound, translate_errors
+from qcflow.core.errors import DomainError, Forbidden, NotFound, page_refusal, translate_errors
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_form
@@ -71,8 +71,7 @@ def queue():
                                departments=[], pathways=[]), 422
     args.pop("lang", None)
     items, patients, next_cursor = queries.queue(actor, now=at, **args)
-    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                          .order_by(Department.code))) if sees_all_departments(actor) else []
+    departments = department_choices(actor, by_kind=False)
     return render_template("followup/queue.html", items=items, next_cursor=next_cursor, args=request.args, now=at,
                            counts=queries.counts(actor, now=at, department=args.get("department")),
                            patients=patients, names=queries.user_names(t.assignee_id for t in items),
@@ -109,61 +108,23 @@ def is_open(task) -> bool:
     return bool(TASK_WORKFLOW.allowed_actions(task.state))
 
 
-def _step_claim(task, actor, at):
-    services.claim_task(task, actor=actor, now=at)
-
-
-def _step_release(task, actor, at):
-    services.release_task(task, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
-
-
-def _step_attempt(task, actor, at):
-    services.log_attempt(task, load_form(AttemptIn()), actor=actor, now=at)
-
-
-def _step_complete(task, actor, at):
-    data = load_form(CompleteIn())
-    services.complete_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-def _step_reschedule(task, actor, at):
-    data = load_form(RescheduleIn())
-    services.reschedule_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-def _step_cancel(task, actor, at):
-    data = load_form(ReasonIn())
-    services.cancel_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-def _step_unreachable(task, actor, at):
-    services.mark_unreachable(task, {}, actor=actor, now=at, expected_version=load_form(VersionIn())["version"])
-
-
-def _step_reassign(task, actor, at):
-    if not can(actor, "supervise_followup"):
-        raise Forbidden()
-    data = load_form(ReassignIn())
-    services.reassign_task(task, data, actor=actor, now=at, expected_version=data.pop("version"))
-
-
-STEPS = {
-    "claim": _step_claim, "release": _step_release, "attempts": _step_attempt, "complete": _step_complete,
-    "reschedule": _step_reschedule, "cancel": _step_cancel, "unreachable": _step_unreachable,
-    "reassign": _step_reassign,
-}
+#: The form each task step reads (a claim reads none).
+STEP_FORMS = {"claim": None, "release": VersionIn, "attempts": AttemptIn, "complete": CompleteIn,
+              "reschedule": RescheduleIn, "cancel": ReasonIn, "unreachable": VersionIn, "reassign": ReassignIn}
 
 
 @bp.post("/followup/tasks/<int:task_id>/<step>")
 @allowed("followup_queue")
 def task_step(task_id, step):
     """Claim, release, log an attempt, complete, reschedule, cancel, mark unreachable or reassign."""
-    if step not in STEPS:
+    if step not in STEP_FORMS:
         raise NotFound()
-    actor, at = current_actor(), now()
+    actor = current_actor()
     item = queries.load_task(task_id, actor)
-    STEPS[step](item, actor, at)
-    db.session.commit()
+    if step == "reassign" and not can(actor, "supervise_followup"):
+        raise Forbidden()
+    form = STEP_FORMS[step]
+    services.take_task_step(step, item, load_form(form()) if form else {}, actor=actor, now=now())
     if step == "claim":
         flash(_("You hold this task now."))
     return redirect(url_for("followup.task", task_id=task_id))
@@ -203,7 +164,6 @@ def plan_step(plan_id, action):
     item = queries.load_plan(plan_id, actor)  # another department's plan is 404 whatever the form says
     data = load_form(PlanFormIn())
     services.PLAN_STEPS[action](item, data, actor=actor, now=now(), expected_version=data.pop("version"))
-    db.session.commit()
     return redirect(url_for("followup.plan", plan_id=plan_id))
 
 
@@ -222,16 +182,11 @@ def enrol():
                 raise ValidationError({"mrn": [_("No patient with this record number.")]})
             data["patient_id"] = patient.id
             plan = services.enrol_by_hand(EnrolIn().load(data), actor=actor, now=now())
-            db.session.commit()
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
             if "patient_id" in errors:  # another department's patient reads as an unknown record number
                 errors = {"mrn": [_("No patient with this record number.")]}
-    departments = [d for d in db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                                 .order_by(Department.code))
+    departments = [d for d in active_departments(by_kind=False)
                    if sees_all_departments(actor) or d.id == actor.department_id]
     return render_template("followup/enrol.html", protocols=queries.protocols(current_only=True),
                            departments=departments, errors=errors, values=values, plan=plan), status
@@ -258,7 +213,6 @@ def file_prompt(prompt_id):
     prompt = queries.load_prompt(prompt_id)
     version = load_form(VersionIn())["version"]
     event = services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=version)
-    db.session.commit()
     return redirect(url_for("events.detail", event_id=event.id))
 
 
@@ -269,7 +223,6 @@ def dismiss_prompt(prompt_id):
     prompt = queries.load_prompt(prompt_id)
     data = load_form(ReasonIn())
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version"))
-    db.session.commit()
     return redirect(url_for("followup.prompts"))
 
 
@@ -348,13 +301,9 @@ def new_protocol():
             data = NewProtocolIn().load(protocol_form())
             code = data.pop("code")
             created = services.create_protocol_version(code, data, actor=current_actor(), now=now())
-            db.session.commit()
             return redirect(url_for("followup.protocol", protocol_id=created.id))
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
     posted = request.method == "POST"
     asked = set(request.form.getlist("outcome_items")) if posted else set(base.outcome_items if base else ())
     core = set(request.form.getlist("core_items")) if posted else set(base.core_items if base else ())

@@ -9,7 +9,6 @@ from qcflow.core.api import Blueprint
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.extensions import db
 from qcflow.indicators import queries, services
 from qcflow.indicators.schemas import (
     CasesArgs,
@@ -23,7 +22,6 @@ from qcflow.indicators.schemas import (
 )
 
 blp = Blueprint("indicators_api", __name__, url_prefix="/api/v1/indicators", description="Quality indicators (质量指标)")
-
 
 
 def present(value: queries.IndicatorValue) -> dict:
@@ -83,11 +81,9 @@ def list_targets(args):
 @blp.alt_response(422, description="Unknown indicator, level or comparison")
 def put_target(data):
     """Set an indicator's target for a hospital level from a year on (audited)."""
-    row = services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
-                              actor=current_actor(), now=now(), source=data.get("source"),
-                              expected_version=data["version"])
-    db.session.commit()
-    return row
+    return services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
+                               actor=current_actor(), now=now(), source=data.get("source"),
+                               expected_version=data["version"])
 
 
 @blp.get("/<code>")

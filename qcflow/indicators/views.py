@@ -9,9 +9,10 @@ from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User
-from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
+from qcflow.auth.permissions import allowed, current_actor, department_for
+from qcflow.auth.queries import department_choices
 from qcflow.core import periods
-from qcflow.core.errors import DomainError, Unprocessable, translate_errors
+from qcflow.core.errors import DomainError, Unprocessable, page_refusal, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.extensions import db
@@ -66,13 +67,6 @@ def _period(args: dict, at: datetime):
     return period.start, period.end, department_for(current_actor(), args.get("department"))
 
 
-def _departments() -> list[Department]:
-    if not sees_all_departments(current_actor()):
-        return []
-    return list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                   .order_by(Department.kind, Department.code)))
-
-
 @bp.get("/indicators")
 @allowed("indicators")
 def index():
@@ -88,7 +82,8 @@ def index():
                               target=v.target, now=at)
               for v in values}
     return render_template("indicators/index.html", values=values, charts=trends, start=start, end=end,
-                           department_id=department_id, departments=_departments(), counted_at=queries.rollup_counted_at(),
+                           department_id=department_id, departments=department_choices(current_actor()),
+                           counted_at=queries.rollup_counted_at(),
                            department=db.session.get(Department, department_id) if department_id else None,
                            errors=errors), 422 if errors else 200
 
@@ -118,7 +113,8 @@ def detail(code):
             for first, value in reversed(points)]
     return render_template("indicators/detail.html", indicator=indicator, rows=rows, chart=chart,
                            phone_chart=phone_chart, month=month,
-                           department_id=department_id, departments=_departments(), errors=errors,
+                           department_id=department_id, departments=department_choices(current_actor()),
+                           errors=errors,
                            department=db.session.get(Department, department_id) if department_id else None), (
         422 if errors else 200)
 
@@ -158,13 +154,9 @@ def targets():
             services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
                                 actor=current_actor(), now=now(), source=data.get("source"),
                                 expected_version=data["version"])
-            db.session.commit()
             return redirect(url_for("indicators.targets"))
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
     values = request.form if request.method == "POST" else queries.target_form_values(request.args.get("edit", type=int))
     targets = queries.all_targets()
     return render_template("indicators/targets.html", targets=targets, indicators=INDICATORS, by_code=BY_CODE,

@@ -4,7 +4,6 @@ from __future__ import annotations
 from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint, created_links
 from qcflow.core.time import now
-from qcflow.extensions import db
 from qcflow.mdt import queries, services
 from qcflow.mdt.schemas import (
     AddendumIn,
@@ -40,9 +39,7 @@ blp = Blueprint("mdt_api", __name__, url_prefix="/api/v1/mdt",
 ))
 def create_discussion(data):
     """Request a discussion; participants are proposed by the kind's required specialties."""
-    discussion = services.request_discussion(data, actor=current_actor(), now=now())
-    db.session.commit()
-    return discussion
+    return services.request_discussion(data, actor=current_actor(), now=now())
 
 
 @blp.get("/discussions")
@@ -76,7 +73,6 @@ def update_discussion(data, discussion_id):
     discussion = queries.load_discussion(discussion_id, actor)
     version = data.pop("version")
     services.update_discussion(discussion, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return discussion
 
 
@@ -94,7 +90,6 @@ def transition(data, discussion_id):
     discussion = queries.load_discussion(discussion_id, actor)
     action, version = data.pop("action"), data.pop("version")
     services.transition_discussion(discussion, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return discussion
 
 
@@ -107,9 +102,7 @@ def add_participant(data, discussion_id):
     """Invite a colleague (user_id), a staff-list entry with or without an account (staff_id) or an outside
     expert (name); an unknown specialty code is a 422 listing the valid ones."""
     actor = current_actor()
-    participant = services.add_participant(queries.load_discussion(discussion_id, actor), data, actor=actor, now=now())
-    db.session.commit()
-    return participant
+    return services.add_participant(queries.load_discussion(discussion_id, actor), data, actor=actor, now=now())
 
 
 @blp.patch("/discussions/<int:discussion_id>/participants/<int:participant_id>")
@@ -122,10 +115,8 @@ def update_participant(data, discussion_id, participant_id):
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
     version = data.pop("version")
-    participant = services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
-                                              actor=actor, now=now(), expected_version=version)
-    db.session.commit()
-    return participant
+    return services.update_participant(discussion, queries.load_participant(discussion, participant_id), data,
+                                       actor=actor, now=now(), expected_version=version)
 
 
 @blp.delete("/discussions/<int:discussion_id>/participants/<int:participant_id>")
@@ -137,7 +128,6 @@ def remove_participant(discussion_id, participant_id):
     discussion = queries.load_discussion(discussion_id, actor)
     participant = queries.load_participant(discussion, participant_id)
     services.remove_participant(discussion, participant, actor=actor, now=now())
-    db.session.commit()
 
 
 @blp.put("/discussions/<int:discussion_id>/attendance")
@@ -149,7 +139,6 @@ def record_attendance(data, discussion_id):
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
     services.record_attendance(discussion, data["attended"], actor=actor, now=now(), expected_version=data["version"])
-    db.session.commit()
     return discussion
 
 
@@ -162,6 +151,4 @@ def add_addendum(data, discussion_id):
     """Append an addendum to a signed record."""
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
-    addendum = services.add_addendum(discussion, data["text"], actor=actor, now=now())
-    db.session.commit()
-    return addendum
+    return services.add_addendum(discussion, data["text"], actor=actor, now=now())

@@ -2,7 +2,7 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.schemas import Specialty
-from qcflow.core.schemas import BaseSchema, CursorArgs, DateTime
+from qcflow.core.schemas import BaseSchema, CursorArgs, DateTime, Page
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
@@ -131,9 +131,8 @@ class DiscussionOut(BaseSchema):
     addenda = fields.List(fields.Nested(AddendumOut))
 
 
-class DiscussionPage(BaseSchema):
+class DiscussionPage(Page):
     items = fields.List(fields.Nested(DiscussionOut))
-    next_cursor = fields.Integer(allow_none=True)
 
 
 class DiscussionListArgs(CursorArgs):

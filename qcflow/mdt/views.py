@@ -7,10 +7,11 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User, UserRole
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor
+from qcflow.auth.queries import active_departments
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical import queries as clinical_queries
 from qcflow.clinical.models import SPECIALTIES, Patient, Staff
-from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.errors import DomainError, page_refusal, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.time import now
 from qcflow.extensions import db
@@ -40,8 +41,7 @@ def template_values():
 def choices() -> dict:
     """Departments, the colleagues who can chair or take part (clinicians, heads, quality office), the
     staff-list entries without an account and the specialties."""
-    departments = list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                          .order_by(Department.kind, Department.code)))
+    departments = active_departments()
     colleagues = list(db.session.scalars(
         sa.select(User).where(User.is_active.is_(True), User.id.in_(
             sa.select(UserRole.user_id).where(UserRole.role.in_(sorted(PERMISSIONS["mdt"])))))
@@ -87,13 +87,9 @@ def new():
     if request.method == "POST":
         try:
             discussion = services.request_discussion(load_form(DiscussionIn()), actor=current_actor(), now=now())
-        except ValidationError as error:
-            errors, status = translate_errors(error.messages), 422
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = translate_errors(error.errors or {"form": [str(error.message)]}), error.status
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
         else:
-            db.session.commit()
             return back(discussion.id)
     values = request.form if request.method == "POST" else request.args
     return render_template("mdt/new.html", errors=errors, values=values, quorum=services.quorum_rule,
@@ -124,7 +120,6 @@ def record(discussion_id):
     data = load_form(DiscussionRecordIn())
     version = data.pop("version")
     services.update_discussion(discussion, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return back(discussion_id, "#record")
 
 
@@ -137,7 +132,6 @@ def transition(discussion_id):
     data = load_form(DiscussionTransitionIn())
     action, version = data.pop("action"), data.pop("version")
     services.transition_discussion(discussion, action, data, actor=actor, now=now(), expected_version=version)
-    db.session.commit()
     return back(discussion_id)
 
 
@@ -148,7 +142,6 @@ def add_participant(discussion_id):
     actor = current_actor()
     services.add_participant(queries.load_discussion(discussion_id, actor), load_form(ParticipantIn()),
                              actor=actor, now=now())
-    db.session.commit()
     return back(discussion_id, "#participants")
 
 
@@ -160,7 +153,6 @@ def remove_participant(discussion_id, participant_id):
     discussion = queries.load_discussion(discussion_id, actor)
     services.remove_participant(discussion, queries.load_participant(discussion, participant_id), actor=actor,
                                 now=now())
-    db.session.commit()
     return back(discussion_id, "#participants")
 
 
@@ -172,7 +164,6 @@ def attendance(discussion_id):
     discussion = queries.load_discussion(discussion_id, actor)
     data = load_form(AttendanceIn())
     services.record_attendance(discussion, data["attended"], actor=actor, now=now(), expected_version=data["version"])
-    db.session.commit()
     return back(discussion_id, "#participants")
 
 
@@ -186,7 +177,6 @@ def confirm_attendance(discussion_id):
     data = load_form(OwnAttendanceIn())
     services.update_participant(discussion, participant, {"attended": data["attended"]}, actor=actor, now=now(),
                                 expected_version=data["version"])
-    db.session.commit()
     return back(discussion_id, "#participants")
 
 
@@ -197,7 +187,6 @@ def add_addendum(discussion_id):
     actor = current_actor()
     services.add_addendum(queries.load_discussion(discussion_id, actor), load_form(AddendumIn())["text"],
                           actor=actor, now=now())
-    db.session.commit()
     return back(discussion_id, "#addenda")
 
 

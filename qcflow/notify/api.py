@@ -6,7 +6,6 @@ from qcflow.core.api import Blueprint
 from qcflow.core.pagination import keyset_page
 from qcflow.core.schemas import CursorArgs
 from qcflow.core.time import now
-from qcflow.extensions import db
 from qcflow.notify import services
 from qcflow.notify.schemas import NotificationOut, NotificationPage
 
@@ -30,6 +29,4 @@ def list_notifications(args):
 @blp.alt_response(404, description="Not one of my notifications")
 def read_notification(notification_id):
     """Mark one of my notifications read."""
-    row = services.mark_read(current_user.id, notification_id, now=now())
-    db.session.commit()
-    return row
+    return services.mark_read(current_user.id, notification_id, now=now())

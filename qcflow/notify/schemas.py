@@ -1,6 +1,6 @@
 from marshmallow import fields
 
-from qcflow.core.schemas import BaseSchema, DateTime
+from qcflow.core.schemas import BaseSchema, DateTime, Page
 from qcflow.notify.messages import texts
 
 
@@ -17,7 +17,6 @@ class NotificationOut(BaseSchema):
     read_at = DateTime(allow_none=True)
 
 
-class NotificationPage(BaseSchema):
+class NotificationPage(Page):
     items = fields.List(fields.Nested(NotificationOut))
     unread = fields.Integer()
-    next_cursor = fields.Integer(allow_none=True)

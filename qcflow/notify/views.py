@@ -6,7 +6,6 @@ from werkzeug.exceptions import HTTPException
 from qcflow.auth.permissions import authenticated
 from qcflow.core.pagination import keyset_page
 from qcflow.core.time import now
-from qcflow.extensions import db
 from qcflow.notify import services
 from qcflow.notify.messages import texts
 
@@ -59,5 +58,4 @@ def list_notifications():
 def read_notification(notification_id):
     """Mark a notification read and open what it points to."""
     row = services.mark_read(current_user.id, notification_id, now=now())
-    db.session.commit()
     return redirect(row.link or url_for("notify.list_notifications"))

@@ -43,52 +43,38 @@ def _export(kind: str, fmt: str, args):
     return exports.xlsx_response(columns, rows, filename, sheet=kind)
 
 
-@blp.get("/exports/events.csv")
-@allowed("reports")
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, content_type="text/csv", description="UTF-8 CSV with a BOM, streamed")
-@blp.alt_response(404, description="Another department")
-@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
-@rate_limited("export")
-def export_events_csv(args):
-    """Reports of the period for the NCIS platform (docs/exports.md): scrubbed, nothing about the reporter."""
-    return _export("events", "csv", args)
+#: The exports: (kind, format) → what the file holds. Each is one endpoint, `export_<kind>_<format>`.
+EXPORTS = {
+    ("events", "csv"): "Reports of the period for the NCIS platform (docs/exports.md): scrubbed, nothing about the "
+                       "reporter.",
+    ("events", "xlsx"): "Reports of the period as an XLSX workbook (same columns as the CSV).",
+    ("followup", "csv"): "Follow-up calls due in the period with their outcome (phones masked).",
+    ("followup", "xlsx"): "Follow-up calls due in the period as an XLSX workbook (same columns as the CSV).",
+}
+FORMATS = {"csv": ("text/csv", "UTF-8 CSV with a BOM, streamed"),
+           "xlsx": (exports.XLSX_MIMETYPE, "XLSX workbook, streamed")}
 
 
-@blp.get("/exports/events.xlsx")
-@allowed("reports")
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, content_type=exports.XLSX_MIMETYPE, description="XLSX workbook, streamed")
-@blp.alt_response(404, description="Another department")
-@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
-@rate_limited("export")
-def export_events_xlsx(args):
-    """Reports of the period as an XLSX workbook (same columns as the CSV)."""
-    return _export("events", "xlsx", args)
+def _export_endpoint(kind: str, fmt: str, summary: str) -> None:
+    """Register the export of `kind` as `fmt`: rate-limited, a department head's own department only."""
+    def export(args):
+        return _export(kind, fmt, args)
+
+    export.__name__ = export.__qualname__ = f"export_{kind}_{fmt}"
+    export.__doc__ = summary
+    content_type, description = FORMATS[fmt]
+    for decorate in (rate_limited("export"),
+                     blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)"),
+                     blp.alt_response(404, description="Another department"),
+                     blp.response(200, content_type=content_type, description=description),
+                     blp.arguments(PeriodArgs, location="query"),
+                     allowed("reports"),
+                     blp.get(f"/exports/{kind}.{fmt}")):
+        export = decorate(export)
 
 
-@blp.get("/exports/followup.csv")
-@allowed("reports")
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, content_type="text/csv", description="UTF-8 CSV with a BOM, streamed")
-@blp.alt_response(404, description="Another department")
-@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
-@rate_limited("export")
-def export_followup_csv(args):
-    """Follow-up calls due in the period with their outcome (phones masked)."""
-    return _export("followup", "csv", args)
-
-
-@blp.get("/exports/followup.xlsx")
-@allowed("reports")
-@blp.arguments(PeriodArgs, location="query")
-@blp.response(200, content_type=exports.XLSX_MIMETYPE, description="XLSX workbook, streamed")
-@blp.alt_response(404, description="Another department")
-@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
-@rate_limited("export")
-def export_followup_xlsx(args):
-    """Follow-up calls due in the period as an XLSX workbook (same columns as the CSV)."""
-    return _export("followup", "xlsx", args)
+for (kind, fmt), summary in EXPORTS.items():
+    _export_endpoint(kind, fmt, summary)
 
 
 @blp.get("/reports/monthly.pdf")

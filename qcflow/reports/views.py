@@ -3,30 +3,21 @@ from __future__ import annotations
 
 from datetime import date
 
-import sqlalchemy as sa
 from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
-from qcflow.auth.models import Department
-from qcflow.auth.permissions import allowed, current_actor, department_for, sees_all_departments
+from qcflow.auth.permissions import allowed, current_actor, department_for
+from qcflow.auth.queries import department_choices
 from qcflow.core import periods
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
-from qcflow.extensions import db
 from qcflow.reports import queries
 from qcflow.reports.charts import as_image
 from qcflow.reports.schemas import PeriodArgs
 
 bp = Blueprint("reports", __name__)
-
-
-def _departments(actor) -> list[Department]:
-    if not sees_all_departments(actor):
-        return []
-    return list(db.session.scalars(sa.select(Department).where(Department.is_active.is_(True))
-                                   .order_by(Department.kind, Department.code)))
 
 
 def _period_args() -> tuple[dict, dict]:
@@ -58,7 +49,7 @@ def index():
     presets = [(_("Previous month"), last.start, last.end), (_("This month so far"), this_month, today()),
                (_("This quarter so far"), quarter, today()), (_("This year so far"), this_month.replace(month=1), today()),
                (_("Last year"), date(this_month.year - 1, 1, 1), date(this_month.year - 1, 12, 31))]
-    departments = _departments(actor)
+    departments = department_choices(actor)
     department = None
     if not errors:
         try:  # another department's figures are a 404, an unknown department a 422, as on every page
@@ -87,7 +78,7 @@ def analysis():
         errors, status = translate_errors(error.errors), 422
         period = periods.check_period(None, None, today(), periods.REPORT_PERIODS)
     result = queries.event_analysis(actor, period, args.get("department"), now=now())
-    departments = _departments(actor)
+    departments = department_choices(actor)
     titles = {table["name"]: table["title"] for table in result["dimensions"]}
     charts = {name: as_image(svg, titles[name]) for name, svg in queries.dimension_charts(result).items()}
     return render_template("reports/analysis.html", result=result, errors=errors, departments=departments,

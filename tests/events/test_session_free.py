@@ -15,9 +15,9 @@ RECEIPT_SYMBOLS = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 @pytest.fixture(autouse=True)
 def fresh_receipt_limits():
-    from qcflow.events import api
+    from qcflow.events import receipts
 
-    for limiter in (api.receipt_guesses, api.receipt_clients):
+    for limiter in (receipts.receipt_guesses, receipts.receipt_clients):
         limiter._counts.clear()
 
 
@@ -185,7 +185,7 @@ def test_a_flood_of_wrong_codes_from_one_address_locks_no_reporter_out(app, clie
 
 
 def test_wrong_codes_are_limited_per_code_prefix_and_per_known_address(app, clients, report_body):
-    from qcflow.events.api import receipt_clients, receipt_guesses
+    from qcflow.events.receipts import receipt_clients, receipt_guesses
 
     client = clients("anonymous")
     code = client.post("/api/v1/events", json=report_body()).json["receipt_code"]

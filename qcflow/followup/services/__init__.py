@@ -2,9 +2,10 @@
 
 protocols (versions, moving plans onto a new one) · enrolment (by hand and from clinical facts) ·
 plans (pause, resume, end) · generator (tasks due, urgent-call warnings) · tasks (a nurse's steps on
-a call) · outcomes (completing a call, unreachable) · prompts (findings → adverse-event report).
+a call) · outcomes (completing a call, unreachable) · prompts (findings → adverse-event report) ·
+steps (a call's steps by name, for pages and the API).
 Inside the package the imports run one way: tasks ← protocols ← generator ← plans ← enrolment ←
-outcomes, prompts ← outcomes.
+outcomes ← steps, prompts ← outcomes.
 
 Services flush and never commit; callers pass `now` (and `actor` where a person acts).
 """
@@ -56,6 +57,7 @@ from qcflow.followup.services.protocols import (
     system_actor,
     untouched,
 )
+from qcflow.followup.services.steps import TASK_STEPS, take_task_step
 from qcflow.followup.services.tasks import (
     allowed_range,
     cancel_task,
@@ -67,12 +69,12 @@ from qcflow.followup.services.tasks import (
 )
 
 __all__ = [
-    "CANCELLED_BY", "KEY_CANCERS", "PLAN_STEPS", "SYSTEM", "TASK_COPY", "Generated", "allowed_range",
+    "CANCELLED_BY", "KEY_CANCERS", "PLAN_STEPS", "SYSTEM", "TASK_COPY", "TASK_STEPS", "Generated", "allowed_range",
     "cancel_open_tasks", "cancel_task", "check_lost", "check_protocol", "claim_task", "complete_task",
     "create_protocol_version", "current_protocol", "dismiss_prompt", "due_plans", "end_plan", "enrol",
     "enrol_by_hand", "file_prompt", "find_plan", "findings", "findings_text", "generate_due", "log_attempt",
     "lookahead", "mark_unreachable", "move_plans", "on_cancer_diagnosis", "on_death", "on_encounter_discharged",
     "on_operation_performed", "open_prompt", "pause_plan", "reanchor", "reassign_task", "release_task",
-    "report_data", "reschedule_task", "resume_plan", "slots_of", "system_actor", "untouched",
+    "report_data", "reschedule_task", "resume_plan", "slots_of", "system_actor", "take_task_step", "untouched",
     "warn_urgent_deadlines", "withdraw_plan",
 ]
