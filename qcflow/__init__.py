@@ -47,17 +47,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     api.init_app(app)
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
 
+    from qcflow.auth.login import install_login
+    from qcflow.auth.permissions import enforce_access
     from qcflow.core.db import configure_engine, end_read_only_transaction
     from qcflow.core.errors import register_error_handlers
     from qcflow.core.web import install_request_hooks
-    from qcflow.auth.login import install_login
 
     with app.app_context():
         configure_engine(db.engine, sqlite_mmap=app.config["SQLITE_MMAP"])
     app.teardown_appcontext(end_read_only_transaction)
     register_error_handlers(app)
     install_login(app)
-    install_request_hooks(app)
+    install_request_hooks(app, enforce_access)
     install_template_helpers(app)
     _install_auth_helpers(app)
 
@@ -96,7 +97,7 @@ def _install_auth_helpers(app: Flask) -> None:
 def _blueprints():
     from qcflow.auth.views import bp as auth
     from qcflow.clinical.views import bp as clinical
-    from qcflow.core.views import bp as core
+    from qcflow.home import bp as home
     from qcflow.events.views import bp as events
     from qcflow.followup.views import bp as followup
     from qcflow.indicators.views import bp as indicators
@@ -104,7 +105,7 @@ def _blueprints():
     from qcflow.notify.views import bp as notify
     from qcflow.reports.views import bp as reports
 
-    return (core, auth, events, clinical, mdt, notify, followup, indicators, reports)
+    return (home, auth, events, clinical, mdt, notify, followup, indicators, reports)
 
 
 def _api_blueprints():

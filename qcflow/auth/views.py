@@ -31,7 +31,7 @@ def safe_next(target: str | None) -> str:
     """Only same-site relative paths; anything else goes home."""
     if target and target.startswith("/") and not target.startswith("//") and not urlsplit(target).netloc:
         return target
-    return url_for("core.home")
+    return url_for("home.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -114,7 +114,7 @@ def _pending_user() -> User | None:
 
 def _back_to_login():
     if current_user.is_authenticated:
-        return redirect(url_for("core.home"))
+        return redirect(url_for("home.index"))
     session.pop(PENDING_KEY, None)
     flash(_("Log in again with your password: the second step must follow within a few minutes."))
     return redirect(url_for("auth.login", **_carried_args()))

@@ -2,13 +2,10 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import DISPOSITIONS, SEXES, SPECIALTIES, CancerType
-from qcflow.core.schemas import BaseSchema, Date, DateTime, Month
+from qcflow.core.schemas import BaseSchema, Choice, Date, DateTime, Month
 
 Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
 HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
-#: A specialty code (an unknown one is refused with the list of valid codes).
-Specialty = lambda **kw: fields.String(validate=validate.OneOf(list(SPECIALTIES)),  # noqa: E731
-                                       metadata={"example": "anaesthesia", "enum": list(SPECIALTIES)}, **kw)
 
 
 class PatientIn(BaseSchema):
@@ -73,7 +70,7 @@ class StaffIn(BaseSchema):
     his_id = HisId(metadata={"example": "S0042"})
     name = Text(100, required=True)
     department_code = Text(40, allow_none=True)
-    specialty = Specialty(allow_none=True)
+    specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
     #: Links the staff member to a qcflow account (for notifications and MDT).
     username = Text(64, allow_none=True)
     is_active = fields.Boolean(load_default=True)

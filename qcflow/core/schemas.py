@@ -21,6 +21,13 @@ class _Translated:
         return ValidationError(str(self.error_messages[key]).format(**kwargs))
 
 
+def Choice(codes, *, example: str, **kw) -> fields.String:  # noqa: N802 (a field, named like one)
+    """One code of a fixed list (an unknown one is refused with the list of valid codes, which the OpenAPI
+    document names as the field's enum)."""
+    codes = list(codes)
+    return fields.String(validate=validate.OneOf(codes), metadata={"example": example, "enum": codes}, **kw)
+
+
 class DateTime(_Translated, fields.AwareDateTime):
     """Every date-time of the API: ISO 8601 with its offset, within MIN_YEAR..MAX_YEAR, loaded as UTC.
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Callable
 
 import orjson
 from flask import Flask, current_app, request, session
@@ -309,9 +310,9 @@ def form_owner() -> str:
     return keyed_hash(derived_key("pending-form"), str(current_user.id))[:32]
 
 
-def install_request_hooks(app: Flask) -> None:
-    from qcflow.auth.permissions import enforce_access
-
+def install_request_hooks(app: Flask, enforce_access: Callable[[], object]) -> None:
+    """The kernel's hooks around every request; `enforce_access` is auth's check of the route's
+    declaration, run second (the kernel imports no domain, so create_app hands it in)."""
     app.url_map.converters["int"] = IdConverter  # before any blueprint adds its rules
     app.session_interface = SessionInterface()
     # The top bar of a session-free page cannot know who is logged in: it offers the staff pages to all.

@@ -32,6 +32,7 @@ from qcflow.followup.schemas import (
 )
 from qcflow.followup.timeliness import of as timeliness_of, timeliness_label
 from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState
+from qcflow.reports import pdf
 
 bp = Blueprint("followup", __name__)
 
@@ -231,8 +232,6 @@ def dismiss_prompt(prompt_id):
 @rate_limited("pdf")
 def sheet(patient_id):
     """The patient's follow-up record sheet (随访记录单) as PDF, for the medical record; phone masked."""
-    from qcflow.reports import pdf
-
     actor, at = current_actor(), now()
     patient, plans, tasks = queries.patient_record(patient_id, actor)
     names = queries.user_names(t.completed_by_id for items in tasks.values() for t in items)

@@ -1,8 +1,8 @@
 """Shapes of discussion requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.clinical.schemas import Specialty
-from qcflow.core.schemas import BaseSchema, CursorArgs, DateTime, Page
+from qcflow.clinical.models import SPECIALTIES
+from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, DateTime, Page
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
@@ -55,7 +55,7 @@ class ParticipantIn(BaseSchema):
         "description": "A colleague's own department only (may be left out); an outside expert has none (422). An "
                        "outside expert never meets a required specialty, and outside experts together count as one "
                        "specialty towards the quorum."})
-    specialty = Specialty(allow_none=True)
+    specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
     role = fields.String(load_default="member", validate=validate.OneOf(PARTICIPANT_ROLES))
     attended = fields.Boolean(load_default=False)
 
@@ -63,7 +63,7 @@ class ParticipantIn(BaseSchema):
 class ParticipantPatch(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
     attended = fields.Boolean()
-    specialty = Specialty(allow_none=True)
+    specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
     department_id = Id(allow_none=True)
     role = fields.String(validate=validate.OneOf(PARTICIPANT_ROLES))
 

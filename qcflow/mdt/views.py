@@ -28,6 +28,7 @@ from qcflow.mdt.schemas import (
     ParticipantIn,
 )
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, OPEN_STATES, DiscussionState
+from qcflow.reports import pdf
 
 bp = Blueprint("mdt", __name__)
 
@@ -195,8 +196,6 @@ def add_addendum(discussion_id):
 @rate_limited("pdf")
 def minutes(discussion_id):
     """The minutes as PDF (signed status, participants and attendance, conclusion, addenda)."""
-    from qcflow.reports import pdf
-
     discussion = queries.load_discussion(discussion_id, current_actor())
     data = pdf.render_template_pdf("reports/mdt_minutes.html", d=discussion, printed_at=now(),
                                    **queries.record_context(discussion))

@@ -45,7 +45,7 @@ def test_public_routes_are_an_allow_list(app):
             if access and access.public:
                 public_endpoints.add(rule.endpoint)
     assert public_endpoints == {
-        "static", "api-docs.openapi_json", "auth.login", "core.health", "core.api_docs",
+        "static", "api-docs.openapi_json", "auth.login", "home.health", "home.api_docs",
         # The second login step: public routes, each refusing everything without a fresh password step.
         "auth.second_factor", "auth.enrol",
         # The anonymous reporting channel: the form, the receipt page and their API; the receipt read

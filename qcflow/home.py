@@ -1,28 +1,28 @@
-"""The home page and the health check."""
+"""The home page, the API reference and the health check.
+
+The home page gathers what each of the user's roles has waiting across the domains (reports, cases,
+discussions), so it sits beside create_app rather than in the kernel, which imports no domain.
+"""
 from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, render_template
+from flask_login import current_user
 
-from qcflow.auth.permissions import authenticated, public
-from qcflow.extensions import db
+from qcflow.auth.permissions import authenticated, can, current_actor, public
+from qcflow.core.time import now
+from qcflow.events import queries as events
+from qcflow.extensions import api, db
+from qcflow.mdt.queries import pending_for, subjects_of
 
-bp = Blueprint("core", __name__)
+bp = Blueprint("home", __name__)
 
 
 @bp.get("/")
 @authenticated
-def home():
+def index():
     """Show the home page with a section for each of the user's roles."""
-    from flask_login import current_user
-
-    from qcflow.auth.permissions import can, current_actor
-    from qcflow.core.time import now
-    from qcflow.events import queries as events
-
     actor = current_actor()
-    from qcflow.mdt.queries import pending_for, subjects_of
-
     pending = pending_for(actor)
     context = {"my_reports": events.my_reports(current_user.id), "mdt_pending": pending,
                "mdt_subjects": subjects_of(pending[:5])}
@@ -35,10 +35,7 @@ def home():
 @public
 def api_docs():
     """Show the API reference, rendered from the OpenAPI document (no external assets)."""
-    from qcflow.extensions import api
-
-    spec = api.spec.to_dict()
-    return render_template("api/docs.html", spec=spec)
+    return render_template("api/docs.html", spec=api.spec.to_dict())
 
 
 @bp.get("/healthz")
