@@ -31,7 +31,7 @@ from qcflow.events.models import (
     Mode,
 )
 from qcflow.events.scrub import personal_names, scrub
-from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, OPEN_STATES, EventState
+from qcflow.events.workflow import ACTION_WORKFLOW, AWAITING_TRIAGE, EVENT_WORKFLOW, OPEN_STATES, EventState
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
 
@@ -400,7 +400,7 @@ def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) 
     """Add a corrective action to a case under investigation or with actions open."""
     if not can(actor, "handle_cases"):
         raise Forbidden()
-    if event.state not in (EventState.INVESTIGATING, EventState.ACTIONS_OPEN):
+    if not EVENT_WORKFLOW.in_phase(event, "takes_actions"):
         raise Conflict(_("Corrective actions are added while the case is under investigation or has actions open."),
                        allowed_actions=EVENT_WORKFLOW.allowed_actions(EventState(event.state)), state=event.state)
     if db.session.get(Department, data["owner_department_id"]) is None:
@@ -436,7 +436,7 @@ def transition_action(action: CorrectiveAction, name: str, data: dict, *, actor:
 
 #: deadline → (due column, states in which it still runs)
 DEADLINES = {
-    "triage": (AdverseEvent.triage_due_at, (EventState.SUBMITTED, EventState.INFO_REQUESTED)),
+    "triage": (AdverseEvent.triage_due_at, AWAITING_TRIAGE),
     "investigation": (AdverseEvent.investigation_due_at, (EventState.TRIAGED, EventState.INVESTIGATING)),
     "external_report": (AdverseEvent.external_report_due_at, tuple(EventState)),
 }

@@ -31,7 +31,7 @@ from qcflow.followup.schemas import (
     VersionIn,
 )
 from qcflow.followup.timeliness import of as timeliness_of, timeliness_label
-from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState
+from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState, PromptState
 from qcflow.reports import pdf
 
 bp = Blueprint("followup", __name__)
@@ -203,7 +203,7 @@ def prompts():
     actor = current_actor()
     actions = {p.id: {t.action for t in PROMPT_WORKFLOW.available(p, actor)} for p in items}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
-                           state=request.args.get("state") or "open",
+                           state=request.args.get("state") or "open", states=list(PromptState),
                            names=queries.user_names(p.handled_by_id for p in items))
 
 
