@@ -330,10 +330,10 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
         if data.get("emergency_override") and operation.needs_mdt:
             if not (data.get("override_reason") or "").strip():
                 raise Unprocessable(errors={"override_reason": [_("An emergency override needs a reason.")]})
+            bypassed = OPERATION_WORKFLOW.missing(operation, "book")
             operation.is_emergency_override = True
             operation.override_reason = data["override_reason"].strip()
-            detail = {"emergency_override": True, "override_reason": operation.override_reason,
-                      "bypassed": booking_missing(operation)}
+            detail = {"emergency_override": True, "override_reason": operation.override_reason, "bypassed": bypassed}
         operation.booked_at = now
     elif action == "perform":
         performed_at = data.get("performed_at") or now

@@ -43,7 +43,7 @@ def add_months(day: date, months: int) -> date:
 def parse_month(text: str | None) -> date | None:
     """YYYY-MM → the month's first day; None for anything else, year 0000 included (each caller words
     its refusal)."""
-    match = MONTH.match(text) if isinstance(text, str) else None
+    match = MONTH.fullmatch(text) if isinstance(text, str) else None
     if match is None or int(match.group(1)) < MINYEAR:
         return None
     return date(int(match.group(1)), int(match.group(2)), 1)

@@ -67,7 +67,7 @@ class Month(_Translated, fields.String):
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs) -> dt.date:
-        if not isinstance(value, str) or MONTH.match(value) is None:
+        if not isinstance(value, str) or MONTH.fullmatch(value) is None:
             raise self.make_error("invalid")
         month = parse_month(value)  # None: a year outside the calendar (0000)
         if month is None or not MIN_YEAR <= month.year <= MAX_YEAR:

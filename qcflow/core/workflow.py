@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Forbidden, GuardFailed, InvalidTransition
+from qcflow.extensions import db
 
 #: guard(obj, data) -> None when allowed, else the (translated) reason it is blocked.
 Guard = Callable[[object, dict], "str | None"]
@@ -53,13 +54,19 @@ class Gate:
     may_override: Callable[[object], bool] = lambda obj: False
     override_field: str | None = None
 
+    def what_is_missing(self, obj) -> list[str]:
+        """What the record still needs. Asking writes none of the record's pending changes: the step is
+        checked again when applied, after its fields are set, and must flush (bump the version) once."""
+        with db.session.no_autoflush:
+            return self.missing(obj)
+
     def is_shut(self, obj) -> bool:
         """Whether no form can take the step now (what is missing cannot be overridden)."""
-        return bool(self.missing(obj)) and not self.may_override(obj)
+        return bool(self.what_is_missing(obj)) and not self.may_override(obj)
 
     def enforce(self, obj, data: dict) -> None:
         """Raise 409 with what is missing unless the gate is open or the form overrides it where it may."""
-        missing = self.missing(obj)
+        missing = self.what_is_missing(obj)
         overridden = self.override_field is not None and data.get(self.override_field) and self.may_override(obj)
         if missing and not overridden:
             raise Conflict(self.refusal(missing), missing=missing)
@@ -136,7 +143,7 @@ class Workflow:
     def missing(self, obj, action: str) -> list[str]:
         """What the gate of `action` still needs from the record (empty: no gate, open, or not a step from here)."""
         transition = self._by_action.get((action, obj.state))
-        return transition.guard.missing(obj) if transition and isinstance(transition.guard, Gate) else []
+        return transition.guard.what_is_missing(obj) if transition and isinstance(transition.guard, Gate) else []
 
     def check(self, obj, action: str, *, actor: Actor, data: dict | None = None,
               expected_version: int | None = None) -> Transition:
@@ -177,8 +184,6 @@ class Workflow:
         before = obj.state
         transition = self.check(obj, action, actor=actor, data=data, expected_version=expected_version)
         obj.state = transition.to_state.value
-        from qcflow.extensions import db
-
         db.session.flush()  # bumps the version; a concurrent writer gets StaleDataError → 409
         audit.record(
             actor.audit_name,

@@ -179,3 +179,28 @@ def test_operation_page_offers_booking_once_the_gate_is_open(ctx, reference, qua
     book(quality_client, operation_id)
     page = quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
     assert 'id="gate"' not in page and 'value="book"' not in page and 'value="perform"' in page
+
+
+@pytest.mark.parametrize("code,signed,extra", [
+    ("51.2301", False, {}),  # grade 3, authorised: the gate asks for the authorisation only
+    ("52.7001", True, {}),  # grade 4 with its signed discussion
+    ("52.7001", False, {"emergency_override": True, "override_reason": "腹腔大出血，急诊手术"}),
+])
+def test_a_booking_is_one_new_version_of_the_operation(ctx, reference, quality_client, code, signed, extra):
+    """The gate is asked when the step is checked and again when it is applied; asking writes nothing, so
+    the HIS that tracks versions sees one step as one new version (and the audit entry says the same)."""
+    import json
+
+    from qcflow.clinical.models import Operation
+    from qcflow.core.audit import AuditEntry
+    from qcflow.extensions import db
+
+    operation_id = push_operation(reference, "O5", code)
+    if signed:
+        mark_signed(operation_id, PLANNED_AT - timedelta(days=30))
+    db.session.expire_all()
+    before = db.session.get(Operation, operation_id).version
+    response = book(quality_client, operation_id, **extra)
+    assert response.status_code == 200, response.json
+    entry = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "operation.book")).one()
+    assert response.json["version"] == json.loads(entry.detail)["after"]["version"] == before + 1

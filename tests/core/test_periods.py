@@ -26,7 +26,8 @@ def test_month_start_end_and_period():
 
 @pytest.mark.parametrize("text, expected", [("2026-02", date(2026, 2, 1)), ("1999-12", date(1999, 12, 1)),
                                             ("2026-2", None), ("2026-13", None), ("2026-00", None),
-                                            ("0000-01", None), (" 2026-02", None), ("", None), (None, None)])
+                                            ("0000-01", None), (" 2026-02", None), ("2026-02\n", None), ("", None),
+                                            (None, None)])
 def test_parse_month_reads_yyyy_mm_only(text, expected):
     assert parse_month(text) == expected
 
