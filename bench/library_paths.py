@@ -218,7 +218,7 @@ def main(argv=None) -> int:
     if args.serve:
         serve(args.serve)
         return 0
-    from bench.run import SCALES, fresh_database, make_app
+    from bench.run import fresh_database, make_app
     from bench.scenarios import Hospital
 
     wanted = set(args.scenario.upper().split(","))
@@ -228,20 +228,7 @@ def main(argv=None) -> int:
     if args.cpu:
         return cpu_main(args, wanted, variants)
     if "P3" in wanted:
-        from bench.run import DAY
-        from bench.seed import seed_plans
-        from qcflow.extensions import db as qdb
-        from qcflow.followup.services import lookahead
-
-        url = fresh_database(args.db, args.scale, args.database_url)
-        app = make_app(url)
-        with app.app_context():
-            horizon = DAY + lookahead()
-            n = SCALES[args.scale]
-            seed_plans(qdb.session, n, due_from=horizon - timedelta(days=30),
-                       due_to=horizon - timedelta(days=30) + timedelta(days=365), anchors=min(n, 20_000))
-            qdb.session.commit()
-            qdb.session.remove()
+        url = p3_database(args)
         for r in range(args.rounds):
             for v in variants:
                 results[v].append({"P3 catch_up_30d": p3_round(url, v, make_app)})
@@ -281,25 +268,31 @@ def main(argv=None) -> int:
     return 0
 
 
+def p3_database(args) -> str:
+    """A fresh database holding the scale's plans, due from 30 days before the horizon (P3's catch-up)."""
+    from bench.run import DAY, SCALES, fresh_database, make_app
+    from bench.seed import seed_plans
+    from qcflow.extensions import db as qdb
+    from qcflow.followup.services import lookahead
+
+    url = fresh_database(args.db, args.scale, args.database_url)
+    with make_app(url).app_context():
+        horizon = DAY + lookahead()
+        n = SCALES[args.scale]
+        seed_plans(qdb.session, n, due_from=horizon - timedelta(days=30),
+                   due_to=horizon - timedelta(days=30) + timedelta(days=365), anchors=min(n, 20_000))
+        qdb.session.commit()
+        qdb.session.remove()
+    return url
+
+
 def cpu_main(args, wanted: set[str], variants: list[str]) -> int:
-    from bench.run import SCALES, DAY, fresh_database, make_app
+    from bench.run import fresh_database, make_app
     from bench.scenarios import Hospital
 
     results = {}
     if "P3" in wanted:
-        from bench.seed import seed_plans
-        from qcflow.extensions import db as qdb
-        from qcflow.followup.services import lookahead
-
-        url = fresh_database(args.db, args.scale, args.database_url)
-        app = make_app(url)
-        with app.app_context():
-            horizon = DAY + lookahead()
-            n = SCALES[args.scale]
-            seed_plans(qdb.session, n, due_from=horizon - timedelta(days=30),
-                       due_to=horizon - timedelta(days=30) + timedelta(days=365), anchors=min(n, 20_000))
-            qdb.session.commit()
-            qdb.session.remove()
+        url = p3_database(args)
         results.update(p3_cpu(url, variants, make_app, args.batches))
     if wanted & {"P4", "P6"}:
         url = fresh_database(args.db, args.scale, args.database_url)
