@@ -155,3 +155,26 @@ def test_anonymous_reports_are_announced_after_the_hour_they_were_recorded_in(ct
     assert services.announce_anonymous_reports(sh(2026, 4, 2, 10, 40)) == 0
     assert services.announce_anonymous_reports(sh(2026, 4, 2, 11, 5)) == 1
     assert event(event_row.id).is_announced
+
+
+def test_the_named_form_takes_the_paper_time_and_the_case_page_shows_when_it_was_typed(clients, hospital, typing_day):
+    from qcflow.events.models import AdverseEvent
+    from qcflow.extensions import db
+    from tests.conftest import csrf_from
+
+    doctor = clients("clinician")
+    form = doctor.get("/report/named?lang=en").get_data(as_text=True)
+    assert 'name="submitted_at"' in form
+    assert 'name="submitted_at"' not in clients("anonymous").get("/report?lang=en").get_data(as_text=True)
+    filed = doctor.post("/report/named", data={
+        "csrf_token": csrf_from(doctor, "/report/named"), "mode": "named", "category_code": "medication",
+        "reporter_grade": "III", "care_stage": "medication", "occurred_at": "2026-03-31T14:00",
+        "discovered_at": "2026-03-31T15:00", "location": "5病区", "description": "纸质报告补录。",
+        "department_id": str(hospital["surgery"].id), "submitted_at": "2026-03-31T17:20"})
+    assert filed.status_code == 302, filed.get_data(as_text=True)
+    row = db.session.scalar(sa.select(AdverseEvent))
+    assert (row.submitted_at, row.submitted_recorded_at) == (HANDED_IN, TYPED)
+    quality = clients("quality")
+    for lang, words in (("en", "recorded 2026-04-02 10:00"), ("zh", "录入于 2026-04-02 10:00")):
+        page = quality.get(f"/events/{row.id}?lang={lang}").get_data(as_text=True)
+        assert "2026-03-31 17:20" in page and words in page

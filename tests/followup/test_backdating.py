@@ -137,3 +137,31 @@ def refused_version(task_id):
     from tests.followup.test_tasks import current_version
 
     return current_version(f"/api/v1/followup/tasks/{task_id}")
+
+
+def test_the_call_page_takes_the_time_of_a_call_logged_late_and_shows_when_it_was_recorded(clients, yesterdays_call,
+                                                                                          frozen):
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+    from tests.followup.test_pages import step
+
+    nurse = clients("nurse")
+    form = nurse.get(f"/followup/tasks/{yesterdays_call}?lang=en").get_data(as_text=True)
+    assert 'name="completed_at"' not in form  # only the holder completes
+    step(nurse, yesterdays_call, "claim")
+    form = nurse.get(f"/followup/tasks/{yesterdays_call}?lang=en").get_data(as_text=True)
+    assert 'type="datetime-local" name="completed_at"' in form
+    made = frozen - timedelta(hours=12)
+    version = str(db.session.get(Task, yesterdays_call).version)
+    too_old = step(nurse, yesterdays_call, "complete?lang=en", respondent="patient", version=version,
+                   completed_at=(frozen - timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"))
+    assert too_old.status_code == 422
+    assert "A call cannot be made before the operation" in too_old.get_data(as_text=True)
+    done = step(nurse, yesterdays_call, "complete", respondent="patient", version=version,
+                completed_at=made.strftime("%Y-%m-%dT%H:%M"))  # hospital-local, as the browser sends it
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Task, yesterdays_call).closed_at == made
+    for lang, words in (("en", "recorded 2026-03-02 09:30"), ("zh", "录入于 2026-03-02 09:30")):
+        page = nurse.get(f"/followup/tasks/{yesterdays_call}?lang={lang}").get_data(as_text=True)
+        assert "2026-03-01 21:30" in page and words in page

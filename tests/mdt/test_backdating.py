@@ -105,3 +105,22 @@ def test_the_chair_gives_the_signature_time_over_the_api(client, tokens, ready):
     assert signed.status_code == 200, signed.json
     assert signed.json["signed_at"] == SIGNED_ON_PAPER.astimezone(timezone.utc).isoformat()
     assert signed.json["signed_recorded_at"] == sh(2026, 3, 4, 8, 0).astimezone(timezone.utc).isoformat()
+
+
+def test_the_sign_form_takes_the_paper_signature_time_and_the_page_shows_both(clients, ready):
+    from qcflow.extensions import db
+    from tests.conftest import csrf_from
+
+    base = f"/mdt/{ready.id}"
+    with time_machine.travel(sh(2026, 3, 4, 8, 0), tick=False):
+        head = clients("head")
+        page = head.get(base + "?lang=en").get_data(as_text=True)
+        assert 'type="datetime-local" name="signed_at"' in page
+        signed = head.post(base + "/transitions", data={"csrf_token": csrf_from(head, base), "action": "sign",
+                                                         "version": str(ready.version), "signed_at": "2026-03-03T16:00"})
+        assert signed.status_code == 302
+        db.session.expire_all()
+        assert db.session.get(type(ready), ready.id).signed_at == SIGNED_ON_PAPER
+        for lang, words in (("en", "recorded 2026-03-04 08:00"), ("zh", "录入于 2026-03-04 08:00")):
+            page = head.get(f"{base}?lang={lang}").get_data(as_text=True)
+            assert "2026-03-03 16:00" in page and words in page
