@@ -38,6 +38,6 @@ def upgrade():
 
 
 def downgrade():
+    # Plain DROP COLUMN (SQLite >= 3.35): a batch copy would drop tables other tables' rows refer to.
     for table, column, _happened in reversed(COLUMNS):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column(column)
+        op.drop_column(table, column)

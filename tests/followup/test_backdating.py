@@ -165,3 +165,24 @@ def test_the_call_page_takes_the_time_of_a_call_logged_late_and_shows_when_it_wa
     for lang, words in (("en", "recorded 2026-03-02 09:30"), ("zh", "录入于 2026-03-02 09:30")):
         page = nurse.get(f"/followup/tasks/{yesterdays_call}?lang={lang}").get_data(as_text=True)
         assert "2026-03-01 21:30" in page and words in page
+
+
+def test_the_migration_gives_rows_recorded_before_it_their_happened_time(app, client, tokens, yesterdays_call,
+                                                                        frozen):
+    from flask_migrate import downgrade, upgrade
+
+    from qcflow.extensions import db
+    from qcflow.followup.models import Attempt, Task
+    from tests.conftest import MIGRATIONS
+
+    path = claimed(client, tokens, yesterdays_call)
+    made = frozen - timedelta(hours=12)
+    assert post(client, path + "/complete", tokens("nurse"), completed_at=made.isoformat(), **OUTCOME).status_code == 200
+    db.session.commit()
+    db.session.close()
+    downgrade(directory=MIGRATIONS, revision="e61b0c4f8a27")
+    upgrade(directory=MIGRATIONS)
+    task = db.session.get(Task, yesterdays_call)
+    attempt = db.session.scalar(sa.select(Attempt).where(Attempt.task_id == task.id))
+    assert task.closed_recorded_at == task.closed_at == made
+    assert attempt.recorded_at == attempt.attempted_at == made
