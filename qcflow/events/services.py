@@ -266,7 +266,8 @@ def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_
     event.triage_due_at = deadlines.triage_due(event.reporter_grade, now)
     # An anonymous report is announced after its hour has ended (announce_anonymous_reports).
     event.is_announced = not event.is_anonymous
-    EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now, audit_detail=audit.happened_detail(event.submitted_at, now))
+    EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now,
+                         audit_detail=audit.happened_detail(event.submitted_at, now))
     if event.is_announced:
         announce(event, now)
     return event
@@ -341,6 +342,7 @@ def transition_event(event: AdverseEvent, action: str, data: dict, *, actor: Act
                      expected_version: int | None = None) -> AdverseEvent:
     """Take one workflow step on a case, with the fields that step records."""
     if action == "submit":
+        EVENT_WORKFLOW.check(event, action, actor=actor, expected_version=expected_version)  # who, before when
         submitted_at = submitted_time_of(data.get("submitted_at"), {"discovered_at": event.discovered_at,
                                          "occurred_at": event.occurred_at}, mode=event.mode, actor=actor, now=now)
         return submit_report(event, actor=actor, now=now, expected_version=expected_version,
