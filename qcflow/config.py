@@ -109,6 +109,9 @@ class Config:
     #: Hours an Idempotency-Key of an intake is remembered (a client's retries come within minutes);
     #: the housekeeping job deletes older ones.
     IDEMPOTENCY_KEY_HOURS = 24
+    #: How many days back a user may date a fact recorded late (a paper report's submission, a
+    #: discussion's signature, a call's completion); the quality office may go further.
+    BACKDATE_MAX_DAYS = 7
 
     #: A pre-operative MDT must be signed at most this many days before the planned operation.
     MDT_VALIDITY_DAYS = 30

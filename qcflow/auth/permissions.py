@@ -61,6 +61,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "his_intake": frozenset({R.ADMIN, R.QUALITY}),
     #: Users, departments, catalogues, protocols, targets.
     "administer": frozenset({R.ADMIN}),
+    #: Date a fact recorded late (a report, a signature, a call) more than BACKDATE_MAX_DAYS back.
+    "backdate_freely": frozenset({R.QUALITY}),
     #: See every department's objects.
     "all_departments": frozenset({R.QUALITY}),
 }

@@ -178,6 +178,16 @@ def record(actor: str, action: str, object_type: str, object_id, now: datetime, 
     return entry
 
 
+def happened_detail(happened_at: datetime, recorded_at: datetime) -> dict:
+    """The detail of a fact recorded late: when it happened and when it was recorded (none when the same).
+
+    The entry's own time is the recording; indicators count the fact when it happened."""
+    if happened_at == recorded_at:
+        return {}
+    return {"happened_at": happened_at.astimezone(timezone.utc).isoformat(),
+            "recorded_at": recorded_at.astimezone(timezone.utc).isoformat()}
+
+
 def flush_pending(session: Session | None = None) -> int:
     """Write the entries queued on the session now (normally its commit does); return how many.
 

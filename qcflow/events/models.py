@@ -115,8 +115,12 @@ class AdverseEvent(Versioned, Base):
 
     #: Anonymous reports: coarsened to the hour (A5).
     created_at: Mapped[datetime]
-    #: Lists order cases by this time, then id: an anonymous report's (the hour) places it only within its hour.
+    #: When the report was submitted (a paper report: when it was handed in, given when typed in later);
+    #: indicators count it here. Lists order cases by this time, then id: an anonymous report's (the
+    #: hour) places it only within its hour.
     submitted_at: Mapped[datetime | None]
+    #: When the submission was recorded in qcflow (anonymous reports: the hour); triage runs from it.
+    submitted_recorded_at: Mapped[datetime | None]
     triaged_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     external_reported_at: Mapped[datetime | None]

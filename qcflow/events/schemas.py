@@ -41,10 +41,21 @@ class DraftIn(ReportFields):
     version = fields.Integer(required=True, metadata={"description": "The version of the draft you read; stale → 409."})
 
 
+def _submitted_at():
+    """The time a paper report was handed in (filing, or submitting a draft)."""
+    return DateTime(allow_none=True, metadata={
+        "example": "2026-03-02T08:00:00+08:00",
+        "description": "A paper report typed in later: when it was handed in (default: now). Its reporter "
+                       "(named, confidential) or the quality office (also anonymous, kept to the hour); not "
+                       "before discovery, not in the future, at most BACKDATE_MAX_DAYS back unless the "
+                       "quality office."})
+
+
 class ReportIn(ReportFields):
     mode = fields.String(load_default=Mode.ANONYMOUS.value, validate=validate.OneOf(list(Mode)))
     #: false saves a draft (logged-in reporters only).
     submit = fields.Boolean(load_default=True)
+    submitted_at = _submitted_at()
 
 
 class ReportCreated(BaseSchema):
@@ -70,6 +81,7 @@ class TransitionIn(BaseSchema):
     analysis = Text(10000)
     improvement_types = fields.List(fields.String(validate=validate.OneOf(IMPROVEMENT_TYPES)))
     feedback = Text(10000)
+    submitted_at = _submitted_at()
 
 
 class ActionIn(BaseSchema):
@@ -153,6 +165,8 @@ class EventOut(BaseSchema):
     improvement_types = fields.String(allow_none=True)
     feedback = fields.String(allow_none=True)
     submitted_at = DateTime(allow_none=True)
+    submitted_recorded_at = DateTime(allow_none=True, metadata={"description": "When the submission was recorded "
+                                                                "(later than submitted_at for a paper report)."})
     triaged_at = DateTime(allow_none=True)
     closed_at = DateTime(allow_none=True)
     triage_due_at = DateTime(allow_none=True)

@@ -18,7 +18,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.security import derived_key, keyed_hash
-from qcflow.core.time import local
+from qcflow.core.time import CLOCK_SLACK, local, when_it_happened
 from qcflow.events import deadlines
 from qcflow.events.models import (
     CARE_STAGES,
@@ -124,7 +124,7 @@ def check_report_rules(data: dict, now: datetime) -> None:
     if data.get("ncc_merp") and data.get("category_code") != "medication":
         errors["ncc_merp"] = [_("NCC MERP levels apply to medication events only.")]
     for field in ("occurred_at", "discovered_at"):
-        if data.get(field) and data[field] > now + timedelta(minutes=5):
+        if data.get(field) and data[field] > now + CLOCK_SLACK:
             errors[field] = [_("This time is in the future.")]
     if data.get("occurred_at") and data.get("discovered_at") and data["discovered_at"] < data["occurred_at"]:
         errors["discovered_at"] = [_("Discovery cannot be before the event happened.")]
@@ -141,6 +141,7 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     """File a report (or save a draft); returns the event and, for anonymous reports, the receipt code.
 
     Anonymous reports keep no trace of the reporter: no user, and times coarsened to the hour.
+    `submitted_at` (in `data`): when a paper report was handed in (submitted_time_of).
     `receipt_seed`: the form's one-time token, from which the receipt code is derived (receipt_code_for),
     so that the same form sent again can be shown the same receipt; without it the code is random.
     """
@@ -148,8 +149,14 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     if idempotency_key:
         refuse_replayed_key(idempotency_key, scope=scope)
     checked_at = now  # the real time: an event of 10 minutes ago is not "in the future" of the coarsened hour
+    data = dict(data)
+    given = data.pop("submitted_at", None)
+    submitted_at = submitted_time_of(given, data, mode=mode, actor=actor, now=now) if submit else None
+    if given is not None and not submit:
+        raise Unprocessable(errors={"submitted_at": [_("A draft has no submission time: give it when you submit.")]})
     if mode == Mode.ANONYMOUS:
         actor, now = Actor.anonymous(), coarse(now)
+        submitted_at = coarse(submitted_at) if submitted_at else None
         if not submit:
             raise Unprocessable(errors={"mode": [_("Anonymous reports cannot be saved as drafts.")]})
     elif actor.user_id is None:
@@ -173,7 +180,7 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
                                       event_id=None if mode == Mode.ANONYMOUS else event.id, created_at=now))
     if submit:
         submit_report(event, actor=actor if mode != Mode.ANONYMOUS else Actor("anonymous", roles=frozenset({"reporter"})),
-                      now=now)
+                      now=now, submitted_at=submitted_at)
     return event, code
 
 
@@ -230,15 +237,37 @@ def update_draft(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime
     return event
 
 
-def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_version: int | None = None) -> AdverseEvent:
-    """Submit: required fields checked, reference and triage deadline set."""
+def submitted_time_of(given: datetime | None, report: dict, *, mode: str, actor: Actor, now: datetime) -> datetime:
+    """When a report was submitted: `now`, or the time a paper report was handed in, typed in later.
+
+    Its reporter may give it for a named or confidential report; only the quality office for an
+    anonymous paper report (which keeps only its hour). Not before the event was discovered (or
+    happened), not in the future, not more than BACKDATE_MAX_DAYS back unless the quality office.
+    """
+    if given is not None and mode == Mode.ANONYMOUS and not can(actor, "handle_cases"):
+        raise Unprocessable(errors={"submitted_at": [
+            _("Only the quality office gives the submission time of an anonymous paper report.")]})
+    return when_it_happened(
+        "submitted_at", given, now=now, not_before=report.get("discovered_at") or report.get("occurred_at"),
+        too_early=_("A report cannot be submitted before the event was discovered."),
+        unlimited=can(actor, "backdate_freely"))
+
+
+def submit_report(event: AdverseEvent, *, actor: Actor, now: datetime, expected_version: int | None = None,
+                  submitted_at: datetime | None = None) -> AdverseEvent:
+    """Submit: required fields checked, reference and triage deadline set.
+
+    `submitted_at` (checked by submitted_time_of) is when it was handed in, `now` when it is recorded:
+    the triage deadline runs from the recording, when the quality office can first see the report.
+    """
     EVENT_WORKFLOW.check(event, "submit", actor=actor, expected_version=expected_version)
-    event.submitted_at = now
-    event.reference = f"AE-{local(now).year}-{event.id:06d}"
+    event.submitted_at, event.submitted_recorded_at = submitted_at or now, now
+    event.reference = f"AE-{local(event.submitted_at).year}-{event.id:06d}"
     event.triage_due_at = deadlines.triage_due(event.reporter_grade, now)
     # An anonymous report is announced after its hour has ended (announce_anonymous_reports).
     event.is_announced = not event.is_anonymous
-    EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now)
+    EVENT_WORKFLOW.apply(event, "submit", actor=actor, now=now,
+                         audit_detail=audit.happened_detail(event.submitted_at, now))
     if event.is_announced:
         announce(event, now)
     return event
@@ -259,7 +288,7 @@ def announce_anonymous_reports(now: datetime) -> int:
     table = AdverseEvent.__table__
     ids = list(db.session.scalars(sa.select(AdverseEvent.id).where(
         AdverseEvent.mode == Mode.ANONYMOUS.value, AdverseEvent.is_announced.is_(False),
-        AdverseEvent.submitted_at.is_not(None), AdverseEvent.submitted_at < coarse(now))))
+        AdverseEvent.submitted_recorded_at.is_not(None), AdverseEvent.submitted_recorded_at < coarse(now))))
     secrets.SystemRandom().shuffle(ids)
     announced = 0
     for event_id in ids:
@@ -313,7 +342,11 @@ def transition_event(event: AdverseEvent, action: str, data: dict, *, actor: Act
                      expected_version: int | None = None) -> AdverseEvent:
     """Take one workflow step on a case, with the fields that step records."""
     if action == "submit":
-        return submit_report(event, actor=actor, now=now, expected_version=expected_version)
+        EVENT_WORKFLOW.check(event, action, actor=actor, expected_version=expected_version)  # who, before when
+        submitted_at = submitted_time_of(data.get("submitted_at"), {"discovered_at": event.discovered_at,
+                                         "occurred_at": event.occurred_at}, mode=event.mode, actor=actor, now=now)
+        return submit_report(event, actor=actor, now=now, expected_version=expected_version,
+                             submitted_at=submitted_at)
     EVENT_WORKFLOW.check(event, action, actor=actor, data=data, expected_version=expected_version)
     if event.is_anonymous and action == "provide_info":
         now = coarse(now)
@@ -486,7 +519,7 @@ def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, 
     """Record when the case was reported to the health authority, from the version read (stale → 409)."""
     if expected_version != event.version:
         raise Conflict(current_version=event.version)
-    if reported_at > now + timedelta(minutes=5):
+    if reported_at > now + CLOCK_SLACK:
         raise Unprocessable(errors={"reported_at": [_("This time is in the future.")]})
     if event.discovered_at is not None and reported_at < event.discovered_at:
         raise Unprocessable(errors={"reported_at": [_("The event was reported before it was discovered: check the time.")]})

@@ -101,15 +101,18 @@ def save_report(actor):
     missing = [name for name in services.REQUIRED_FIELDS if data.get(name) in (None, "")]
     if submit and missing:  # each missing field marked next to itself, not one list at the top
         raise ValidationError({name: ["Missing data for required field."] for name in missing})
+    if not submit:
+        data.pop("submitted_at", None)  # a draft's submission time is given when it is submitted
     draft_id = request.form.get("draft_id", type=int)
     if not draft_id:
         seed = form_key() if mode == Mode.ANONYMOUS else None
         return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
                                     idempotency_key=form_idempotency_key(), receipt_seed=seed)
     draft = queries.load_own_draft(draft_id, actor)
+    submitted_at = data.pop("submitted_at", None)
     services.update_draft(draft, data, actor=actor, now=now(), expected_version=request.form.get("version", type=int))
     if submit:
-        services.submit_report(draft, actor=actor, now=now())
+        services.transition_event(draft, "submit", {"submitted_at": submitted_at}, actor=actor, now=now())
     return draft, None
 
 

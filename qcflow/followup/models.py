@@ -195,7 +195,11 @@ class Task(Versioned, Base):
     #: The reason a person gave (the nurse's, or the head's when pausing or withdrawing the plan).
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime]
+    #: When the call was completed, cancelled or given up (a call logged late: the time given);
+    #: timeliness is judged at it.
     closed_at: Mapped[datetime | None]
+    #: When the closing was recorded in qcflow.
+    closed_recorded_at: Mapped[datetime | None]
     completed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
 
     # The outcome form (recorded on completion).
@@ -254,7 +258,10 @@ class Attempt(Base):
     result: Mapped[str] = mapped_column(sa.String(16))
     note: Mapped[str | None] = mapped_column(sa.Text)
     snooze_until: Mapped[datetime | None]
+    #: When the call was made (a call logged late: the time given).
     attempted_at: Mapped[datetime]
+    #: When it was recorded in qcflow.
+    recorded_at: Mapped[datetime]
 
     __table_args__ = (enum_check("channel", CHANNELS), enum_check("result", RESULTS))
 

@@ -49,7 +49,8 @@ def load_prompt(prompt_id: int) -> EventPrompt:
 SHOWN = ("id", "plan_id", "occurrence", "pathway", "department_id", "state", "version", "due_at", "due_on", "opens_at",
          "closes_at", "is_urgent", "is_timed", "assignee_id", "snoozed_until", "attempt_count", "respondent",
          "complication", "unplanned_readmission", "reoperation", "recurrence_metastasis", "vital_status",
-         "health_education_given", "revisit_booked", "satisfaction", "is_effective", "closed_at")
+         "health_education_given", "revisit_booked", "satisfaction", "is_effective", "closed_at",
+         "closed_recorded_at")
 
 #: A queue page for the API (queue_page): the task columns present() shows and the patient's, read
 #: through the connection as named tuples. Loading 50 tasks and patients as ORM objects cost more

@@ -147,6 +147,8 @@ class TaskOut(BaseSchema):
     satisfaction = fields.Integer(allow_none=True)
     is_effective = fields.Boolean(allow_none=True)
     closed_at = DateTime(allow_none=True)
+    closed_recorded_at = DateTime(allow_none=True, metadata={
+        "description": "When the closing was recorded (later than closed_at for a call logged late)."})
 
 
 class QueuePage(Page):
@@ -175,6 +177,7 @@ class AttemptOut(BaseSchema):
     note = fields.String(allow_none=True)
     snooze_until = DateTime(allow_none=True)
     attempted_at = DateTime()
+    recorded_at = DateTime()
 
 
 class CompleteIn(VersionIn):
@@ -191,6 +194,11 @@ class CompleteIn(VersionIn):
     revisit_booked = fields.Boolean(allow_none=True)
     satisfaction = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5))
     note = Text(2000, allow_none=True)
+    completed_at = DateTime(allow_none=True, metadata={
+        "example": "2026-03-02T16:20:00+08:00",
+        "description": "A call logged late: when it was made (default: now); its timeliness is judged at it. Not "
+                       "before the plan's anchor, not in the future, at most BACKDATE_MAX_DAYS back unless the "
+                       "quality office."})
 
 
 class RescheduleIn(VersionIn):

@@ -51,7 +51,10 @@ class Discussion(Versioned, Base):
     due_at: Mapped[datetime | None]
     scheduled_at: Mapped[datetime | None]
     held_at: Mapped[datetime | None]
+    #: When the record was signed (on paper during an outage: the time given when it is entered).
     signed_at: Mapped[datetime | None]
+    #: When the signature was recorded in qcflow.
+    signed_recorded_at: Mapped[datetime | None]
     signed_by_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     #: NULL when the system requested it (operation planned, death, unplanned reoperation).

@@ -39,6 +39,10 @@ class DiscussionTransitionIn(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
     scheduled_at = DateTime(metadata={"example": "2026-03-05T14:00:00+08:00"})
     held_at = DateTime()
+    signed_at = DateTime(metadata={
+        "example": "2026-03-02T17:30:00+08:00",
+        "description": "sign: when the record was signed, for one signed on paper (default: now). Not before "
+                       "it was held, not in the future, at most BACKDATE_MAX_DAYS back unless the quality office."})
     reason = Text(5000)
     summary = Text(20000)
     conclusion = Text(20000)
@@ -124,6 +128,8 @@ class DiscussionOut(BaseSchema):
     scheduled_at = DateTime(allow_none=True)
     held_at = DateTime(allow_none=True)
     signed_at = DateTime(allow_none=True)
+    signed_recorded_at = DateTime(allow_none=True, metadata={
+        "description": "When the signature was recorded (later than signed_at for a record signed on paper)."})
     signed_by_user_id = fields.Integer(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
     created_at = DateTime()

@@ -22,7 +22,7 @@ from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Forbidden, Unprocessable
 from qcflow.core.i18n import label, label_list
-from qcflow.core.time import local, today
+from qcflow.core.time import CLOCK_SLACK, local, today, when_it_happened
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
 from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
@@ -624,7 +624,7 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
         discussion.scheduled_at = data["scheduled_at"]
     elif action == "hold":
         held_at = data.get("held_at") or now
-        if held_at > now + timedelta(minutes=5):
+        if held_at > now + CLOCK_SLACK:
             raise Unprocessable(errors={"held_at": [_("This time is in the future.")]})
         if held_at < discussion.created_at:
             raise Unprocessable(errors={"held_at": [_("This time is before the discussion was requested.")]})
@@ -634,13 +634,19 @@ def transition_discussion(discussion: Discussion, action: str, data: dict, *, ac
         _check_record_rules(discussion, record)
         for key, value in record.items():
             setattr(discussion, key, value)
-        discussion.signed_at, discussion.signed_by_user_id = now, actor.user_id
+        discussion.signed_at = when_it_happened(
+            "signed_at", data.get("signed_at"), now=now, not_before=discussion.held_at or discussion.created_at,
+            too_early=_("A record cannot be signed before the discussion was held."),
+            unlimited=can(actor, "backdate_freely"))
+        discussion.signed_recorded_at, discussion.signed_by_user_id = now, actor.user_id
     elif action == "cancel":
         discussion.cancel_reason = data["reason"]
     discussion.updated_at = now
     detail = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in data.items()
               if k in ("scheduled_at", "held_at", "reason", "decision")}
-    DISCUSSION_WORKFLOW.apply(discussion, action, actor=actor, now=now, data=data, audit_detail={"data": detail})
+    times = audit.happened_detail(discussion.signed_at, now) if action == "sign" else {}
+    DISCUSSION_WORKFLOW.apply(discussion, action, actor=actor, now=now, data=data,
+                              audit_detail={"data": detail, **times})
     invited = [p.user_id for p in discussion.participants if p.user_id is not None and p.user_id != actor.user_id]
     if action == "schedule":
         notify(invited, "mdt.scheduled", {"date": discussion.scheduled_at.isoformat()}, now=now, link=link(discussion))

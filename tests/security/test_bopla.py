@@ -12,6 +12,14 @@ SERVER_OWNED = {
     "done_at", "verified_at", "signed_at", "enrolled_at", "enrolled_by", "attempted_at", "author_user_id",
     "is_effective", "prev_hash", "hash", "seq", "password_hash", "token_hash",
 }
+#: The time a fact happened, which the step that records it late may give (within bounds the services
+#: check: tests/*/test_backdating.py); every other body still refuses it.
+GIVEN_BY_THE_STEP = {
+    ("POST /api/v1/events", "ReportIn"): {"submitted_at"},
+    ("POST /api/v1/events/{event_id}/transitions", "TransitionIn"): {"submitted_at"},
+    ("POST /api/v1/mdt/discussions/{discussion_id}/transitions", "DiscussionTransitionIn"): {"signed_at"},
+    ("POST /api/v1/followup/tasks/{task_id}/complete", "CompleteIn"): {"completed_at"},
+}
 
 
 def request_schemas(spec):
@@ -44,7 +52,8 @@ def test_no_request_body_schema_accepts_a_server_owned_field(client):
     spec = client.get("/api/v1/openapi.json").json
     found = list(request_schemas(spec))
     assert len(found) > 25
-    offending = [f"{op} {name}: {sorted(props & SERVER_OWNED)}" for op, name, props in found if props & SERVER_OWNED]
+    offending = [f"{op} {name}: {sorted(owned)}" for op, name, props in found
+                 if (owned := props & SERVER_OWNED - GIVEN_BY_THE_STEP.get((op, name), set()))]
     assert offending == []
 
 

@@ -8,9 +8,10 @@ from flask_babel import gettext as _
 
 from qcflow.auth.permissions import can
 from qcflow.clinical.models import Patient
+from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, Unprocessable
-from qcflow.core.time import local
+from qcflow.core.time import local, when_it_happened
 from qcflow.extensions import db
 from qcflow.followup.models import OUTCOME_ITEMS, Attempt, Protocol, Task
 from qcflow.followup.services.enrolment import on_death
@@ -26,7 +27,8 @@ def mark_unreachable(task: Task, data: dict, *, actor: Actor, now: datetime,
     if not can(actor, "supervise_followup"):
         require_holder(task, actor)
     TASK_WORKFLOW.check(task, "mark_unreachable", actor=actor, data=data, expected_version=expected_version)
-    task.closed_at, task.snoozed_until = now, None
+    task.closed_at = task.closed_recorded_at = now
+    task.snoozed_until = None
     TASK_WORKFLOW.apply(task, "mark_unreachable", actor=actor, now=now, data=data)
     check_lost(task.plan, now=now)
     return task
@@ -36,7 +38,8 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
     """Record the outcome of a task the caller holds; decide whether it is an effective follow-up.
 
     A finding (complication, unplanned readmission, reoperation, death) prompts the quality office;
-    a recorded death stops the patient's plans.
+    a recorded death stops the patient's plans. `completed_at` (in `data`): when a call logged late
+    was made; the call is closed and judged on time at it, and `now` is when it was recorded.
     """
     if task.state == TaskState.PENDING:
         raise Conflict(_("Claim the task before completing it."), state=task.state, allowed_actions=["claim"])
@@ -52,6 +55,10 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
         errors["date_of_death"] = [_("This date is in the future.")]
     if errors:
         raise Unprocessable(errors=errors)
+    completed_at = when_it_happened(
+        "completed_at", data.get("completed_at"), now=now, not_before=task.plan.anchor_at,
+        too_early=_("A call cannot be made before the operation, discharge or diagnosis it follows up."),
+        unlimited=can(actor, "backdate_freely"))
     protocol = db.session.get(Protocol, task.protocol_id)
     for item in OUTCOME_ITEMS:
         if item in data:
@@ -62,11 +69,13 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
     task.is_effective = task.respondent in ("patient", "family") and all(
         getattr(task, item) is not None for item in protocol.core_items)
     db.session.add(Attempt(task_id=task.id, user_id=actor.user_id, channel=task.channel, result="reached",
-                           note=data.get("note"), attempted_at=now))
+                           note=data.get("note"), attempted_at=completed_at, recorded_at=now))
     task.attempt_count += 1
-    task.closed_at, task.completed_by_id, task.snoozed_until = now, actor.user_id, None
+    task.closed_at, task.closed_recorded_at = completed_at, now
+    task.completed_by_id, task.snoozed_until = actor.user_id, None
     TASK_WORKFLOW.apply(task, "complete", actor=actor, now=now, data=data,
-                        audit_detail={"is_effective": task.is_effective, "findings": findings(task)})
+                        audit_detail={"is_effective": task.is_effective, "findings": findings(task),
+                                      **audit.happened_detail(completed_at, now)})
     if findings(task):
         open_prompt(task, now=now)
     if died_on is not None:

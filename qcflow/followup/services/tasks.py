@@ -78,7 +78,7 @@ def log_attempt(task: Task, data: dict, *, actor: Actor, now: datetime) -> Attem
     if snooze is not None and snooze <= now:
         raise Unprocessable(errors={"snooze_until": [_("Choose a time in the future.")]})
     attempt = Attempt(task_id=task.id, user_id=actor.user_id, channel=data["channel"], result=data["result"],
-                      note=data.get("note"), snooze_until=snooze, attempted_at=now)
+                      note=data.get("note"), snooze_until=snooze, attempted_at=now, recorded_at=now)
     db.session.add(attempt)
     task.attempt_count += 1
     task.snoozed_until = snooze
@@ -146,7 +146,8 @@ def cancel_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected
     # The reason guard asks a person for a reason; the system's code is its reason.
     checked = {**data, "reason": reason or code}
     TASK_WORKFLOW.check(task, "cancel", actor=actor, data=checked, expected_version=expected_version)
-    task.cancel_code, task.cancel_reason, task.closed_at, task.snoozed_until = code, reason, now, None
+    task.cancel_code, task.cancel_reason, task.snoozed_until = code, reason, None
+    task.closed_at = task.closed_recorded_at = now
     TASK_WORKFLOW.apply(task, "cancel", actor=actor, now=now, data=checked,
                         audit_detail={"reason": reason, "code": code})
     return task
