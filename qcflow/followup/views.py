@@ -24,6 +24,7 @@ from qcflow.followup.schemas import (
     EnrolIn,
     NewProtocolIn,
     PlanFormIn,
+    PlanListArgs,
     QueueArgs,
     ReasonIn,
     ReassignIn,
@@ -134,14 +135,16 @@ def task_step(task_id, step):
 @bp.get("/followup/plans")
 @allowed("followup_queue")
 def plans():
-    """My department's follow-up plans (e.g. the paused ones, to resume them)."""
-    state = request.args.get("state") or None
-    if state is not None and state not in set(PlanState):
-        raise NotFound()
-    cursor = request.args.get("cursor", type=int)
-    items, next_cursor = queries.plans(current_actor(), state=state, cursor=cursor)
-    return render_template("followup/plans.html", items=items, next_cursor=next_cursor, state=state,
-                           states=list(PlanState), patients=queries.patients_of(items))
+    """My department's follow-up plans (e.g. the paused ones, to resume them), by state or patient."""
+    errors, status = {}, 200
+    try:
+        args = PlanListArgs().load(form_data(request.args, PlanListArgs()))
+    except ValidationError as error:
+        args, errors, status = {}, translate_errors(error.messages), 422
+    args.pop("lang", None)
+    items, next_cursor = queries.plans(current_actor(), **args) if not errors else ([], None)
+    return render_template("followup/plans.html", items=items, next_cursor=next_cursor, args=request.args,
+                           errors=errors, states=list(PlanState), patients=queries.patients_of(items)), status
 
 
 @bp.get("/followup/plans/<int:plan_id>")

@@ -1,0 +1,85 @@
+"""A department is named by its code (GS) wherever it is named by its id, with the same answers: the own
+one (and, for the quality office, any) 200, another department 404, an unknown code a 422 naming the
+parameter. The departments and their codes are listed by GET /api/v1/departments."""
+from __future__ import annotations
+
+from tests.security.test_department_rule import PAGES, department_routes
+
+
+def test_every_department_filter_takes_the_code_with_the_answers_of_the_id(app, world, role_client):
+    routes = department_routes(app)
+    assert len(routes) >= 10, routes
+    expected = {"dept_head": {"GS": 200, "CARD": 404, "NOPE": 422},
+                "quality": {"GS": 200, "CARD": 200, "NOPE": 422}}
+    wrong = []
+    for role, answers in expected.items():
+        client = role_client(role)
+        for path, name in routes:
+            for code, status in answers.items():
+                response = client.get(f"{path}?{name}={code}")
+                response.get_data()
+                response.close()
+                if response.status_code != status:
+                    wrong.append(f"{role} {path}?{name}={code} → {response.status_code}, want {status}")
+                elif status == 422 and name not in (response.json.get("errors") or {}):
+                    wrong.append(f"{role} {path}?{name}={code}: the 422 does not name {name}: {response.json}")
+        for page in PAGES:
+            for code, status in answers.items():
+                got = client.get(page.format(d=code)).status_code
+                if got != status:
+                    wrong.append(f"{role} page {page.format(d=code)} → {got}, want {status}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_code_reads_the_same_figures_as_the_id(world, role_client):
+    client = role_client("quality")
+    by_id = client.get(f"/api/v1/indicators?department={world['B']['department'].id}")
+    by_code = client.get("/api/v1/indicators?department=CARD")
+    assert by_id.status_code == 200 and by_code.json == by_id.json
+    everyone = client.get("/api/v1/indicators")
+    assert [v["denominator"] for v in everyone.json] != [v["denominator"] for v in by_code.json]
+
+
+def test_body_fields_take_the_code(world, role_client):
+    from tests.conftest import csrf_from
+
+    nurse = role_client("nurse")
+    token = {"X-CSRFToken": csrf_from(nurse, "/account")}
+    body = {"patient_id": world["A"]["patient"].id, "pathway": "four_level_surgery", "source_type": "manual",
+            "anchor_at": "2026-01-05T09:00:00+08:00"}
+    enrolled = nurse.post("/api/v1/followup/plans", headers=token, json={**body, "department_id": "GS"})
+    assert enrolled.status_code == 201 and enrolled.json["department_id"] == world["A"]["department"].id
+    other = nurse.post("/api/v1/followup/plans", headers=token, json={**body, "department_id": "CARD"})
+    assert other.status_code == 404
+    unknown = nurse.post("/api/v1/followup/plans", headers=token, json={**body, "department_id": "NOPE"})
+    assert unknown.status_code == 422 and "department_id" in unknown.json["errors"], unknown.json
+
+    quality = role_client("quality")
+    token = {"X-CSRFToken": csrf_from(quality, "/account")}
+    discussion = quality.post("/api/v1/mdt/discussions", headers=token,
+                              json={"kind": "cancer_board", "patient_mrn": world["B"]["patient"].mrn,
+                                    "department_id": "CARD", "question": "术后辅助治疗方案"})
+    assert discussion.status_code == 201, discussion.json
+    assert discussion.json["department_id"] == world["B"]["department"].id
+
+
+def test_any_user_lists_the_active_departments_with_their_codes(app, world, role_client, ctx):
+    from qcflow.auth.models import Department
+    from qcflow.extensions import api, db
+
+    closed = db.session.get(Department, world["B"]["department"].id)
+    closed.is_active = False
+    db.session.commit()
+    listed = role_client("nurse").get("/api/v1/departments")
+    assert listed.status_code == 200
+    codes = [d["code"] for d in listed.json]
+    assert codes == sorted(codes) and "GS" in codes and "CARD" not in codes
+    surgery = next(d for d in listed.json if d["code"] == "GS")
+    assert surgery == {"id": world["A"]["department"].id, "code": "GS", "name": "普通外科", "name_en": None,
+                       "kind": "clinical", "is_active": True}
+    assert role_client("anonymous").get("/api/v1/departments").status_code == 401
+    with app.app_context():
+        spec = api.spec.to_dict()
+    assert "get" in spec["paths"]["/api/v1/departments"]
+    parameter = next(p for p in spec["paths"]["/api/v1/indicators"]["get"]["parameters"] if p["name"] == "department")
+    assert {"type": "string", "maxLength": 40} in parameter["schema"]["oneOf"]
