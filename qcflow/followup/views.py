@@ -20,6 +20,7 @@ from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS
 from qcflow.followup.schedule import UNITS
 from qcflow.followup.schemas import (
     AttemptIn,
+    CallListArgs,
     CompleteIn,
     EnrolIn,
     NewProtocolIn,
@@ -32,7 +33,7 @@ from qcflow.followup.schemas import (
     VersionIn,
 )
 from qcflow.followup.timeliness import of as timeliness_of, timeliness_label
-from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState, PromptState
+from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState, PromptState, TaskState
 from qcflow.reports import pdf
 
 bp = Blueprint("followup", __name__)
@@ -79,6 +80,23 @@ def queue():
                            patients=patients, names=queries.user_names(t.assignee_id for t in items),
                            timeliness=lambda t: timeliness_of(t, at), errors={}, departments=departments,
                            pathways=sorted({p.code for p in queries.protocols(current_only=True)}))
+
+
+@bp.get("/followup/calls")
+@allowed("followup_queue")
+def calls():
+    """My department's calls in every state, newest first, by state or patient (HIS id or record number)."""
+    actor, errors, status = current_actor(), {}, 200
+    try:
+        args = CallListArgs().load(form_data(request.args, CallListArgs()))
+    except ValidationError as error:
+        args, errors, status = {}, translate_errors(error.messages), 422
+    args.pop("lang", None)
+    items, next_cursor = queries.calls(actor, **args) if not errors else ([], None)
+    return render_template("followup/calls.html", items=items, next_cursor=next_cursor, args=request.args,
+                           errors=errors, states=list(TaskState), patients=queries.patients_of(items),
+                           names=queries.user_names(t.assignee_id for t in items),
+                           departments=department_choices(actor, by_kind=False)), status
 
 
 @bp.get("/followup/tasks/<int:task_id>")

@@ -106,3 +106,15 @@ def test_the_plans_and_discussions_pages_search_by_patient(clients, patients):
     discussions = clients("doctor").get("/mdt?patient=BA102").get_data(as_text=True)
     assert li.name in discussions and wang.name not in discussions
     assert 'name="patient"' in discussions and 'value="BA102"' in discussions
+
+
+def test_the_calls_page_lists_every_state_by_patient(clients, patients):
+    wang, li = patients["wang"], patients["li"]
+    page = clients("nurse").get("/followup/calls?patient=BA101&state=cancelled")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and wang.name in text and li.name not in text
+    assert "患者已在门诊复诊" in text  # the cancelled call, which the queue no longer shows
+    assert clients("nurse").get("/followup/calls?state=gone").status_code == 422
+    assert clients("nurse").get("/followup/calls?department=CARD").status_code == 404
+    everyone = clients("quality").get("/followup/calls?department=CARD").get_data(as_text=True)
+    assert patients["zhao"].name in everyone and wang.name not in everyone
