@@ -13,7 +13,7 @@ from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, Forbidden, NotFound, page_refusal, translate_errors
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local, now
-from qcflow.core.forms import form_data, load_form
+from qcflow.core.forms import form_data, load_args, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
 from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, VITAL_STATUS, Protocol
@@ -86,17 +86,13 @@ def queue():
 @allowed("followup_queue")
 def calls():
     """My department's calls in every state, newest first, by state or patient (HIS id or record number)."""
-    actor, errors, status = current_actor(), {}, 200
-    try:
-        args = CallListArgs().load(form_data(request.args, CallListArgs()))
-    except ValidationError as error:
-        args, errors, status = {}, translate_errors(error.messages), 422
-    args.pop("lang", None)
+    actor = current_actor()
+    args, errors = load_args(CallListArgs())
     items, next_cursor = queries.calls(actor, **args) if not errors else ([], None)
     return render_template("followup/calls.html", items=items, next_cursor=next_cursor, args=request.args,
                            errors=errors, states=list(TaskState), patients=queries.patients_of(items),
                            names=queries.user_names(t.assignee_id for t in items),
-                           departments=department_choices(actor, by_kind=False)), status
+                           departments=department_choices(actor, by_kind=False)), 422 if errors else 200
 
 
 @bp.get("/followup/tasks/<int:task_id>")
@@ -154,15 +150,11 @@ def task_step(task_id, step):
 @allowed("followup_queue")
 def plans():
     """My department's follow-up plans (e.g. the paused ones, to resume them), by state or patient."""
-    errors, status = {}, 200
-    try:
-        args = PlanListArgs().load(form_data(request.args, PlanListArgs()))
-    except ValidationError as error:
-        args, errors, status = {}, translate_errors(error.messages), 422
-    args.pop("lang", None)
+    args, errors = load_args(PlanListArgs())
     items, next_cursor = queries.plans(current_actor(), **args) if not errors else ([], None)
     return render_template("followup/plans.html", items=items, next_cursor=next_cursor, args=request.args,
-                           errors=errors, states=list(PlanState), patients=queries.patients_of(items)), status
+                           errors=errors, states=list(PlanState),
+                           patients=queries.patients_of(items)), 422 if errors else 200
 
 
 @bp.get("/followup/plans/<int:plan_id>")

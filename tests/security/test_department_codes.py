@@ -3,31 +3,12 @@ one (and, for the quality office, any) 200, another department 404, an unknown c
 parameter. The departments and their codes are listed by GET /api/v1/departments."""
 from __future__ import annotations
 
-from tests.security.test_department_rule import PAGES, department_routes
+from tests.security.test_department_rule import wrong_answers
 
 
 def test_every_department_filter_takes_the_code_with_the_answers_of_the_id(app, world, role_client):
-    routes = department_routes(app)
-    assert len(routes) >= 10, routes
-    expected = {"dept_head": {"GS": 200, "CARD": 404, "NOPE": 422},
-                "quality": {"GS": 200, "CARD": 200, "NOPE": 422}}
-    wrong = []
-    for role, answers in expected.items():
-        client = role_client(role)
-        for path, name in routes:
-            for code, status in answers.items():
-                response = client.get(f"{path}?{name}={code}")
-                response.get_data()
-                response.close()
-                if response.status_code != status:
-                    wrong.append(f"{role} {path}?{name}={code} → {response.status_code}, want {status}")
-                elif status == 422 and name not in (response.json.get("errors") or {}):
-                    wrong.append(f"{role} {path}?{name}={code}: the 422 does not name {name}: {response.json}")
-        for page in PAGES:
-            for code, status in answers.items():
-                got = client.get(page.format(d=code)).status_code
-                if got != status:
-                    wrong.append(f"{role} page {page.format(d=code)} → {got}, want {status}")
+    wrong = wrong_answers(app, role_client, {"dept_head": {"GS": 200, "CARD": 404, "NOPE": 422},
+                                             "quality": {"GS": 200, "CARD": 200, "NOPE": 422}})
     assert not wrong, "\n".join(wrong)
 
 
@@ -83,3 +64,9 @@ def test_any_user_lists_the_active_departments_with_their_codes(app, world, role
     assert "get" in spec["paths"]["/api/v1/departments"]
     parameter = next(p for p in spec["paths"]["/api/v1/indicators"]["get"]["parameters"] if p["name"] == "department")
     assert {"type": "string", "maxLength": 40} in parameter["schema"]["oneOf"]
+
+
+def test_a_page_filtered_by_code_shows_that_department_chosen(world, role_client):
+    chosen = f'value="{world["B"]["department"].id}" selected'
+    for page in ("/followup/queue?department=CARD", "/events?department_id=CARD", "/indicators?department=CARD"):
+        assert chosen in role_client("quality").get(page).get_data(as_text=True), page
