@@ -42,6 +42,15 @@ def test_body_fields_take_the_code(world, role_client):
                                     "department_id": "CARD", "question": "术后辅助治疗方案"})
     assert discussion.status_code == 201, discussion.json
     assert discussion.json["department_id"] == world["B"]["department"].id
+    action = quality.post(f"/api/v1/events/{world['A']['event'].id}/actions", headers=token,
+                          json={"title": "心内科双人核对培训", "improvement_type": "training",
+                                "owner_department_id": "CARD", "due_on": "2030-01-01"})
+    assert action.status_code == 201, action.json
+    assert action.json["owner_department_id"] == world["B"]["department"].id
+    unknown = quality.post(f"/api/v1/events/{world['A']['event'].id}/actions", headers=token,
+                           json={"title": "t", "improvement_type": "training", "owner_department_id": "NOPE",
+                                 "due_on": "2030-01-01"})
+    assert unknown.status_code == 422 and "owner_department_id" in unknown.json["errors"]
 
 
 def test_any_user_lists_the_active_departments_with_their_codes(app, world, role_client, ctx):
