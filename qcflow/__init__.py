@@ -78,18 +78,21 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _install_auth_helpers(app: Flask) -> None:
     """Auth's part of every page, given to the kernel (which imports no domain): role labels, `can()` in
-    templates ({% if can('handle_cases') %}: pages show what the permission matrix allows), and the
-    users a timeline names."""
+    templates ({% if can('handle_cases') %}: pages show what the permission matrix allows), the
+    users a timeline names and the departments a code names (core.schemas.DepartmentId)."""
     import sqlalchemy as sa
     from flask_login import current_user
 
     from qcflow.auth.models import ROLE_LABELS, User
     from qcflow.auth.permissions import can
+    from qcflow.auth.queries import department_id_by_code
     from qcflow.core.audit_labels import install_user_lookup
+    from qcflow.core.schemas import DEPARTMENT_LOOKUP
     from qcflow.core.i18n import register_labels
     from qcflow.extensions import db
 
     register_labels({"auth_role": ROLE_LABELS})
+    app.extensions[DEPARTMENT_LOOKUP] = department_id_by_code
     app.jinja_env.globals["can"] = lambda capability: can(current_user, capability)
     install_user_lookup(app, lambda ids: db.session.scalars(sa.select(User).where(User.id.in_(ids))))
 

@@ -20,3 +20,8 @@ def department_choices(actor: Actor, *, by_kind: bool = True) -> list[Department
     """The departments a page's filter offers: every active one to whoever sees all departments, none to
     the others (their own department is the only one they read)."""
     return active_departments(by_kind=by_kind) if sees_all_departments(actor) else []
+
+
+def department_id_by_code(code: str) -> int | None:
+    """The id of the department with this code (active or not), or None."""
+    return db.session.scalar(sa.select(Department.id).where(Department.code == code))

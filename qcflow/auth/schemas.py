@@ -5,10 +5,11 @@ from qcflow.core.schemas import BaseSchema
 
 class DepartmentOut(BaseSchema):
     id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    name_en = fields.String(allow_none=True)
-    kind = fields.String()
+    code = fields.String(metadata={"description": "Accepted wherever the API takes a department, as is the id"})
+    name = fields.String(metadata={"description": "Chinese name"})
+    name_en = fields.String(allow_none=True, metadata={"description": "English name, if the hospital gave one"})
+    kind = fields.String(metadata={"enum": ["clinical", "nursing", "functional"]})
+    is_active = fields.Boolean()
 
 
 class MeOut(BaseSchema):

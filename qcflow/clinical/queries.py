@@ -147,3 +147,10 @@ def operation_discussions(operation: Operation) -> list:
     """The MDT discussions linked to an operation (pre-operative and case reviews)."""
     return list(db.session.scalars(sa.select(Discussion).where(Discussion.operation_id == operation.id)
                                    .order_by(Discussion.id)))
+
+
+def patients_named(term: str):
+    """The ids of the patients a search box names: by HIS id or record number (病案号), both indexed; a
+    subquery for lists to filter by (`Model.patient_id.in_(...)`)."""
+    term = term.strip()
+    return sa.select(Patient.id).where(sa.or_(Patient.his_id == term, Patient.mrn == term))

@@ -7,7 +7,7 @@ a changed record is updated and audited with the fields that changed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
@@ -32,6 +32,7 @@ from qcflow.clinical.workflow import OPERATION_WORKFLOW
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable, translate_errors
+from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
@@ -277,12 +278,41 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
     elif kind == "encounters" and obj.disposition == "death" and {"disposition", "discharged_at"} & set(changed):
         reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
     elif kind == "patients" and obj.died_on and "died_on" in changed:
-        died_at = datetime.combine(obj.died_on, datetime.min.time(), tzinfo=hospital_tz())
-        reactions.publish("death.recorded", obj, died_at=died_at, encounter=None, now=now)
+        record_death(obj, obj.died_on, source=DEATH_FROM_HIS, actor=actor, now=now)
     if kind == "encounters" and obj.is_day_surgery and obj.discharged_at and {"discharged_at", "is_day_surgery"} & set(changed):
         reactions.publish("encounter.day_surgery_discharged", obj, now=now)
     elif kind == "diagnoses" and created:
         reactions.publish("diagnosis.recorded", obj, now=now)
+
+
+#: Who told qcflow of a death (record_death's `source`): the HIS's patient row, or a follow-up call.
+DEATH_FROM_HIS, DEATH_FROM_FOLLOWUP = "his", "followup"
+
+
+def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor, now: datetime) -> bool:
+    """Record that the patient died on `died_on`, whoever learnt it, and set off what a death sets off
+    (the perioperative death review, stopping follow-up: "death.recorded"). Returns whether it did.
+
+    The HIS's date is the hospital's record and stands (its intake row has stored it already); a death
+    reported at a follow-up call sets the date only when none is recorded: a recorded date that differs
+    stays, and the difference is audited for the quality office to settle.
+    """
+    if source != DEATH_FROM_HIS and patient.died_on is not None:
+        if patient.died_on != died_on:
+            audit.record(actor.audit_name, "patient.death_date_differs", "patient", patient.id, now,
+                         before={"died_on": patient.died_on.isoformat()},
+                         after={"died_on": died_on.isoformat(), "source": source})
+        return False
+    if patient.died_on != died_on:
+        before = patient.died_on.isoformat() if patient.died_on else None
+        patient.died_on, patient.updated_at = died_on, now
+        db.session.flush()
+        audit.record(actor.audit_name, "patient.death_recorded", "patient", patient.id, now,
+                     before={"died_on": before}, after={"died_on": died_on.isoformat(), "source": source})
+    # Known by the day only: at the day's last instant, so an operation performed that day came before it.
+    died_at = local_midnight(died_on + timedelta(days=1), hospital_tz()) - timedelta(microseconds=1)
+    reactions.publish("death.recorded", patient, died_at=died_at, encounter=None, now=now)
+    return True
 
 
 def summarise(results: list[RowResult]) -> dict:

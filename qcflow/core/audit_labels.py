@@ -68,6 +68,8 @@ AUDIT_ACTIONS = {
     "corrective_action.cancel": _l("Improvement measure cancelled"),
     # Follow-up
     "patient.read_phone": _l("Patient's phone number viewed"),
+    "patient.death_recorded": _l("Date of death recorded"),
+    "patient.death_date_differs": _l("A different date of death reported; the recorded one kept"),
     "followup_protocol.create": _l("Follow-up pathway version created"),
     "followup_plan.enrol": _l("Patient enrolled in follow-up"),
     "followup_plan.protocol_moved": _l("Follow-up plan moved to a new pathway version"),

@@ -4,7 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import request
-from marshmallow import fields as mfields
+from marshmallow import ValidationError, fields as mfields
+
+from qcflow.core.errors import translate_errors
 
 from qcflow.core.time import hospital_tz
 
@@ -43,3 +45,14 @@ def form_data(form, schema, names=None) -> dict:
 def load_form(schema, names=None) -> dict:
     """Load the posted form through `schema` (a ValidationError becomes a 422 like the API's)."""
     return schema.load(form_data(request.form, schema, names))
+
+
+def load_args(schema) -> tuple[dict, dict]:
+    """A list page's filters: the query string loaded through `schema` (`lang` left out) and the errors,
+    translated ({} when valid; the page then shows them beside an empty list, with a 422)."""
+    try:
+        args = schema.load(form_data(request.args, schema))
+    except ValidationError as error:
+        return {}, translate_errors(error.messages)
+    args.pop("lang", None)
+    return args, {}

@@ -1,6 +1,7 @@
 """Marshmallow base schema and shared fields."""
 import datetime as dt
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -76,6 +77,46 @@ class Month(_Translated, fields.String):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return None if value is None else f"{value.year:04d}-{value.month:02d}"
+
+
+#: Where `DepartmentId` finds a department's id by its code: the kernel knows no department model, the
+#: auth domain installs the lookup at app creation (code → id, or None for no such code).
+DEPARTMENT_LOOKUP = "qcflow.department_lookup"
+
+
+class DepartmentId(_Translated, fields.Field):
+    """A department, given by its id or by its code (GS): loaded as its id.
+
+    Digits are an id, anything else a code; an unknown code is refused here like an unknown id is where
+    the id is used ("No such department."). Which department the actor may read is not this field's
+    question (auth.permissions.department_for)."""
+
+    default_error_messages = {"invalid": _l("Give a department's id or code."),
+                              "unknown": _l("No such department.")}
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 40}],
+                              "example": "GS", "description": "Department id or code",
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        if not isinstance(value, str) or not 0 < len(value.strip()) <= 40:
+            raise self.make_error("invalid")
+        value = value.strip()
+        if value.isascii() and value.isdigit():
+            if int(value) < 1:
+                raise self.make_error("invalid")
+            return int(value)
+        found = current_app.extensions[DEPARTMENT_LOOKUP](value)
+        if found is None:
+            raise self.make_error("unknown")
+        return found
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
 
 
 class Dumped(dict):

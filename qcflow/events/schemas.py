@@ -1,7 +1,7 @@
 """Shapes of event requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, Page
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page
 from qcflow.events.models import (
     CARE_STAGES,
     CAUSE_DOMAINS,
@@ -27,7 +27,7 @@ class ReportFields(BaseSchema):
     occurred_at = DateTime(metadata={"example": "2026-03-01T09:30:00+08:00"})
     discovered_at = DateTime(metadata={"example": "2026-03-01T10:00:00+08:00"})
     location = Text(200, metadata={"example": "外科病房 12 床旁"})
-    department_id = fields.Integer(validate=validate.Range(min=1))
+    department_id = DepartmentId()
     clinical_state = Text(200, allow_none=True)
     patient_mrn = Text(40, allow_none=True)
     operation_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
@@ -71,7 +71,7 @@ class TransitionIn(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
     message = Text(5000)
     confirmed_grade = fields.String(validate=validate.OneOf(GRADES))
-    handling_department_id = fields.Integer(validate=validate.Range(min=1))
+    handling_department_id = DepartmentId()
     external_severity = fields.String(validate=validate.OneOf(EXTERNAL_SEVERITY))
     harm = fields.String(validate=validate.OneOf(HARM))
     duplicate_of_id = fields.Integer(validate=validate.Range(min=1))
@@ -87,7 +87,7 @@ class TransitionIn(BaseSchema):
 class ActionIn(BaseSchema):
     title = Text(300, required=True, metadata={"example": "高警示药品双人核对培训"})
     improvement_type = fields.String(required=True, validate=validate.OneOf(IMPROVEMENT_TYPES))
-    owner_department_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    owner_department_id = DepartmentId(required=True)
     owner_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     due_on = Date(required=True)
 
@@ -184,7 +184,7 @@ class EventListArgs(CursorArgs):
     state = fields.String(validate=validate.OneOf(list(EventState)))
     grade = fields.String(validate=validate.OneOf(GRADES))
     category = Text(40)
-    department_id = fields.Integer(validate=validate.Range(min=1))
+    department_id = DepartmentId()
     overdue = fields.Boolean()
 
 

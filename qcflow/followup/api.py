@@ -10,10 +10,14 @@ from qcflow.followup import queries, services
 from qcflow.followup.schemas import (
     AttemptIn,
     AttemptOut,
+    CallListArgs,
+    CallPage,
     CompleteIn,
     EnrolIn,
     NewProtocolIn,
+    PlanListArgs,
     PlanOut,
+    PlanPage,
     PlanStepIn,
     PromptOut,
     ProtocolIn,
@@ -54,6 +58,35 @@ def get_queue(args):
     items, patients, next_cursor = queries.queue_page(actor, now=at, **args)
     return Dumped(items=[queries.present(t, actor, at, patients[t.patient_id]) for t in items],
                   next_cursor=next_cursor, counts=queries.counts(actor, now=at, department=args.get("department")))
+
+
+@blp.get("/calls")
+@allowed("followup_queue")
+@blp.arguments(CallListArgs, location="query")
+@blp.response(200, CallPage)
+@blp.alt_response(404, description="Another department")
+def list_calls(args):
+    """My department's calls in every state (the quality office: all, or one department), newest first;
+    by state or patient (HIS id or record number). Keyset-paginated with `next_cursor`."""
+    args.pop("lang", None)
+    actor, at = current_actor(), now()
+    items, next_cursor = queries.calls(actor, **args)
+    patients = queries.patients_of(items)
+    return {"items": [queries.present(t, actor, at, patients[t.patient_id]) for t in items],
+            "next_cursor": next_cursor}
+
+
+@blp.get("/plans")
+@allowed("followup_queue")
+@blp.arguments(PlanListArgs, location="query")
+@blp.response(200, PlanPage)
+@blp.alt_response(404, description="Another department")
+def list_plans(args):
+    """My department's follow-up plans (the quality office: all, or one department), newest first; by state
+    or patient (HIS id or record number). Keyset-paginated with `next_cursor`."""
+    args.pop("lang", None)
+    items, next_cursor = queries.plans(current_actor(), **args)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.get("/tasks/<int:task_id>")

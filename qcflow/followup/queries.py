@@ -14,6 +14,7 @@ from sqlalchemy.orm import lazyload
 from qcflow.auth.models import Role, User, UserRole
 from qcflow.auth.permissions import department_for, get_scoped_or_404, scoped, scoped_to, sees_all_departments
 from qcflow.clinical.models import CancerDiagnosis, Encounter, Operation, Patient
+from qcflow.clinical.queries import patients_named
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import UTCDateTime
@@ -264,15 +265,29 @@ def attempts(task: Task) -> list[Attempt]:
     return list(db.session.scalars(sa.select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.id)))
 
 
-def plans(actor: Actor, *, state: str | None = None, cursor: int | None = None, limit: int = 50
-          ) -> tuple[list[Plan], int | None]:
-    """The department's plans (quality: all), newest first, keyset-paginated by id; optionally one state."""
-    stmt = scoped(sa.select(Plan), Plan.department_id, actor).order_by(Plan.id.desc())
+def _newest_first(model, actor: Actor, *, department=None, state=None, patient=None, cursor=None, limit=50):
+    """A department's plans or calls (quality: all, or the one asked for), newest first, keyset-paginated
+    by id; optionally one state or one patient (HIS id or record number)."""
+    stmt = scoped(sa.select(model), model.department_id, actor).order_by(model.id.desc())
+    if department is not None:
+        stmt = stmt.where(model.department_id == department_for(actor, department))
     if state:
-        stmt = stmt.where(Plan.state == state)
+        stmt = stmt.where(model.state == state)
+    if patient:
+        stmt = stmt.where(model.patient_id.in_(patients_named(patient)))
     if cursor:
-        stmt = stmt.where(Plan.id < cursor)
-    return keyset_page(lambda n: db.session.scalars(stmt.limit(n)), limit, key=lambda plan: plan.id)
+        stmt = stmt.where(model.id < cursor)
+    return keyset_page(lambda n: db.session.scalars(stmt.limit(n)), limit, key=lambda row: row.id)
+
+
+def plans(actor: Actor, **filters) -> tuple[list[Plan], int | None]:
+    """The department's plans (_newest_first's filters)."""
+    return _newest_first(Plan, actor, **filters)
+
+
+def calls(actor: Actor, **filters) -> tuple[list[Task], int | None]:
+    """The department's calls in every state (_newest_first's filters): the queue shows the open ones."""
+    return _newest_first(Task, actor, **filters)
 
 
 def plan_tasks(plan: Plan) -> list[Task]:

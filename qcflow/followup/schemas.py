@@ -1,7 +1,7 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, Page
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -12,7 +12,7 @@ from qcflow.followup.models import (
     VITAL_STATUS,
 )
 from qcflow.followup.schedule import UNITS
-from qcflow.followup.workflow import TaskState
+from qcflow.followup.workflow import PlanState, TaskState
 
 Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
 
@@ -73,7 +73,7 @@ class ProtocolOut(BaseSchema):
 class EnrolIn(BaseSchema):
     patient_id = fields.Integer(required=True, validate=validate.Range(min=1))
     pathway = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "four_level_surgery"})
-    department_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    department_id = DepartmentId(required=True)
     anchor_at = DateTime(required=True, metadata={"example": "2026-03-01T10:00:00+08:00"})
     source_type = fields.String(load_default="manual", validate=validate.OneOf(SOURCE_TYPES))
     source_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
@@ -98,13 +98,32 @@ class PlanOut(BaseSchema):
 
 
 class QueueArgs(CursorArgs):
-    department = fields.Integer(validate=validate.Range(min=1), metadata={"description": "Department id (quality office: any)"})
+    department = DepartmentId(metadata={"description": "Department id or code (quality office: any)"})
     date = Date(metadata={"description": "Tasks open by the end of this day (default: today, hospital time)"})
     pathway = Text(40)
     assignee = fields.String(validate=validate.Regexp(r"^(me|none|[1-9][0-9]*)$"),
                              metadata={"description": "me, none (unclaimed) or a user id"})
     state = fields.String(validate=validate.OneOf([TaskState.PENDING.value, TaskState.IN_PROGRESS.value]))
     cursor = fields.String(validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page"})
+
+
+#: A list's patient filter: the search box of the plans and calls lists (clinical.queries.patients_named).
+Patient = lambda: Text(40, metadata={"description": "The patient's HIS id or record number (病案号)",  # noqa: E731
+                                     "example": "BA001"})
+
+
+class CallListArgs(CursorArgs):
+    """Calls in every state, newest first (the queue holds the open ones due today)."""
+
+    department = DepartmentId(metadata={"description": "Department id or code (quality office: any)"})
+    patient = Patient()
+    state = fields.String(validate=validate.OneOf(list(TaskState)))
+
+
+class PlanListArgs(CursorArgs):
+    department = DepartmentId(metadata={"description": "Department id or code (quality office: any)"})
+    patient = Patient()
+    state = fields.String(validate=validate.OneOf(list(PlanState)))
 
 
 class PatientBrief(BaseSchema):
@@ -149,6 +168,14 @@ class TaskOut(BaseSchema):
     closed_at = DateTime(allow_none=True)
     closed_recorded_at = DateTime(allow_none=True, metadata={
         "description": "When the closing was recorded (later than closed_at for a call logged late)."})
+
+
+class CallPage(Page):
+    items = fields.List(fields.Nested(TaskOut))
+
+
+class PlanPage(Page):
+    items = fields.List(fields.Nested(PlanOut))
 
 
 class QueuePage(Page):

@@ -13,17 +13,19 @@ from qcflow.clinical.models import Patient
 from qcflow.core.errors import DomainError, Forbidden, NotFound, page_refusal, translate_errors
 from qcflow.core.masking import mask_phone
 from qcflow.core.time import local, now
-from qcflow.core.forms import form_data, load_form
+from qcflow.core.forms import form_data, load_args, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
 from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, VITAL_STATUS, Protocol
 from qcflow.followup.schedule import UNITS
 from qcflow.followup.schemas import (
     AttemptIn,
+    CallListArgs,
     CompleteIn,
     EnrolIn,
     NewProtocolIn,
     PlanFormIn,
+    PlanListArgs,
     QueueArgs,
     ReasonIn,
     ReassignIn,
@@ -31,7 +33,7 @@ from qcflow.followup.schemas import (
     VersionIn,
 )
 from qcflow.followup.timeliness import of as timeliness_of, timeliness_label
-from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState, PromptState
+from qcflow.followup.workflow import PLAN_WORKFLOW, PROMPT_WORKFLOW, TASK_WORKFLOW, PlanState, PromptState, TaskState
 from qcflow.reports import pdf
 
 bp = Blueprint("followup", __name__)
@@ -78,6 +80,19 @@ def queue():
                            patients=patients, names=queries.user_names(t.assignee_id for t in items),
                            timeliness=lambda t: timeliness_of(t, at), errors={}, departments=departments,
                            pathways=sorted({p.code for p in queries.protocols(current_only=True)}))
+
+
+@bp.get("/followup/calls")
+@allowed("followup_queue")
+def calls():
+    """My department's calls in every state, newest first, by state or patient (HIS id or record number)."""
+    actor = current_actor()
+    args, errors = load_args(CallListArgs())
+    items, next_cursor = queries.calls(actor, **args) if not errors else ([], None)
+    return render_template("followup/calls.html", items=items, next_cursor=next_cursor, args=request.args,
+                           errors=errors, states=list(TaskState), patients=queries.patients_of(items),
+                           names=queries.user_names(t.assignee_id for t in items),
+                           departments=department_choices(actor, by_kind=False)), 422 if errors else 200
 
 
 @bp.get("/followup/tasks/<int:task_id>")
@@ -134,14 +149,12 @@ def task_step(task_id, step):
 @bp.get("/followup/plans")
 @allowed("followup_queue")
 def plans():
-    """My department's follow-up plans (e.g. the paused ones, to resume them)."""
-    state = request.args.get("state") or None
-    if state is not None and state not in set(PlanState):
-        raise NotFound()
-    cursor = request.args.get("cursor", type=int)
-    items, next_cursor = queries.plans(current_actor(), state=state, cursor=cursor)
-    return render_template("followup/plans.html", items=items, next_cursor=next_cursor, state=state,
-                           states=list(PlanState), patients=queries.patients_of(items))
+    """My department's follow-up plans (e.g. the paused ones, to resume them), by state or patient."""
+    args, errors = load_args(PlanListArgs())
+    items, next_cursor = queries.plans(current_actor(), **args) if not errors else ([], None)
+    return render_template("followup/plans.html", items=items, next_cursor=next_cursor, args=request.args,
+                           errors=errors, states=list(PlanState),
+                           patients=queries.patients_of(items)), 422 if errors else 200
 
 
 @bp.get("/followup/plans/<int:plan_id>")

@@ -1,7 +1,7 @@
 """Shapes of indicator requests and responses (rules live in queries and services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, Date, DateTime, Month, QueryArgs
+from qcflow.core.schemas import BaseSchema, Date, DateTime, DepartmentId, Month, QueryArgs
 from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
 
 PARTS = ("numerator", "denominator")
@@ -11,14 +11,14 @@ class PeriodArgs(QueryArgs):
     from_ = Date(data_key="from", load_default=None,
                  metadata={"description": "First day (YYYY-MM-DD); default: the first of this month"})
     to = Date(load_default=None, metadata={"description": "Last day, inclusive; default: today"})
-    department = fields.Integer(load_default=None, validate=validate.Range(min=1),
-                                metadata={"description": "Department id (quality office: any; others: their own)"})
+    department = DepartmentId(load_default=None, metadata={
+        "description": "Department id or code (quality office: any; others: their own)"})
 
 
 class TrendArgs(QueryArgs):
     month = Month(load_default=None,
                   metadata={"description": "Last month of the 12-month trend (YYYY-MM); default: this month"})
-    department = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    department = DepartmentId(load_default=None)
 
 
 class CasesArgs(PeriodArgs):

@@ -7,6 +7,7 @@ from flask_babel import lazy_gettext as _l
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import get_scoped_or_404, scoped, sees_all_departments
 from qcflow.clinical.models import Operation, Patient
+from qcflow.clinical.queries import patients_named
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AuditEntry
 from qcflow.core.errors import NotFound
@@ -61,14 +62,17 @@ def own_participant(discussion: Discussion, user_id: int | None) -> Participant:
     return participant
 
 
-def list_discussions(actor: Actor, *, kind=None, state=None, cursor=None,
+def list_discussions(actor: Actor, *, kind=None, state=None, patient=None, cursor=None,
                      limit=50) -> tuple[list[Discussion], int | None]:
-    """Discussions the actor may see, newest first, keyset-paginated by id."""
+    """Discussions the actor may see, newest first, keyset-paginated by id; optionally of one kind, state
+    or patient (HIS id or record number)."""
     stmt = visible(sa.select(Discussion), actor)
     if kind:
         stmt = stmt.where(Discussion.kind == kind)
     if state:
         stmt = stmt.where(Discussion.state == state)
+    if patient:
+        stmt = stmt.where(Discussion.patient_id.in_(patients_named(patient)))
     if cursor:
         stmt = stmt.where(Discussion.id < cursor)
     stmt = stmt.order_by(Discussion.id.desc())

@@ -2,7 +2,7 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import SPECIALTIES
-from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, DateTime, Page
+from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, DateTime, DepartmentId, Page
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
@@ -17,8 +17,9 @@ class DiscussionIn(BaseSchema):
     patient_mrn = Text(40, allow_none=True, metadata={"description": "病案号; or link the operation."})
     encounter_id = Id(allow_none=True)
     event_id = Id(allow_none=True, metadata={"description": "The adverse event a case review is about."})
-    department_id = Id(allow_none=True, metadata={"description": "Organising department (quality office only; "
-                                                                 "others organise for their own)."})
+    department_id = DepartmentId(allow_none=True, metadata={"description": "Organising department, id or code "
+                                                                           "(quality office only; others organise "
+                                                                           "for their own)."})
     question = Text(5000, load_default="", metadata={"example": "胰十二指肠切除术的手术指征与麻醉风险评估"})
     chair_user_id = Id(allow_none=True)
     is_disputed = fields.Boolean(load_default=False)
@@ -55,8 +56,8 @@ class ParticipantIn(BaseSchema):
                                                             "(its name, department and specialty are the list's)."})
     name = Text(100, metadata={"description": "Required without user_id or staff_id.",
                                "example": "王教授（省人民医院）"})
-    department_id = Id(allow_none=True, metadata={
-        "description": "A colleague's own department only (may be left out); an outside expert has none (422). An "
+    department_id = DepartmentId(allow_none=True, metadata={
+        "description": "Id or code. A colleague's own department only (may be left out); an outside expert has none (422). An "
                        "outside expert never meets a required specialty, and outside experts together count as one "
                        "specialty towards the quorum."})
     specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
@@ -68,7 +69,7 @@ class ParticipantPatch(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
     attended = fields.Boolean()
     specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
-    department_id = Id(allow_none=True)
+    department_id = DepartmentId(allow_none=True)
     role = fields.String(validate=validate.OneOf(PARTICIPANT_ROLES))
 
 
@@ -144,3 +145,4 @@ class DiscussionPage(Page):
 class DiscussionListArgs(CursorArgs):
     kind = fields.String(validate=validate.OneOf(list(DiscussionKind)))
     state = fields.String(validate=validate.OneOf(list(DiscussionState)))
+    patient = Text(40, metadata={"description": "The patient's HIS id or record number (病案号)", "example": "BA001"})

@@ -11,8 +11,8 @@ from qcflow.auth.queries import active_departments
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.clinical import queries as clinical_queries
 from qcflow.clinical.models import SPECIALTIES, Patient, Staff
-from qcflow.core.errors import DomainError, page_refusal, translate_errors
-from qcflow.core.forms import form_data, load_form
+from qcflow.core.errors import DomainError, page_refusal
+from qcflow.core.forms import load_args, load_form
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.mdt import queries, services
@@ -65,19 +65,14 @@ def back(discussion_id: int, anchor: str = ""):
 def index():
     """Discussions I may see, newest first, with the open ones waiting for me on top."""
     actor, at = current_actor(), now()
-    errors, status = {}, 200
-    try:
-        args = DiscussionListArgs().load(form_data(request.args, DiscussionListArgs()))
-    except ValidationError as error:
-        args, errors, status = {}, translate_errors(error.messages), 422
-    args.pop("lang", None)
+    args, errors = load_args(DiscussionListArgs())
     items, next_cursor = queries.list_discussions(actor, **args) if not errors else ([], None)
     pending = queries.pending_for(actor) if not args.get("cursor") else []
     patients = queries.names_of(Patient, [d.patient_id for d in items + pending])
     departments = queries.names_of(Department, [d.department_id for d in items + pending])
     return render_template("mdt/list.html", items=items, pending=pending, next_cursor=next_cursor, args=request.args,
                            errors=errors, overdue=lambda d: services.is_overdue(d, at), patients=patients,
-                           department_names=departments), status
+                           department_names=departments), 422 if errors else 200
 
 
 @bp.route("/mdt/new", methods=["GET", "POST"])

@@ -1,15 +1,15 @@
 """Shapes of the report and export requests and responses (rules live in the modules they call)."""
-from marshmallow import fields, validate
+from marshmallow import fields
 
-from qcflow.core.schemas import BaseSchema, Date, QueryArgs
+from qcflow.core.schemas import BaseSchema, Date, DepartmentId, QueryArgs
 
 
 class PeriodArgs(QueryArgs):
     start = Date(data_key="from",
                  metadata={"description": "First day, YYYY-MM-DD (default: the 1st of the month of `to`)"})
     end = Date(data_key="to", metadata={"description": "Last day, inclusive (default: today, hospital time)"})
-    department = fields.Integer(validate=validate.Range(min=1), metadata={
-        "description": "Department id (quality office: any; department heads: their own)"})
+    department = DepartmentId(metadata={
+        "description": "Department id or code (quality office: any; department heads: their own)"})
 
 
 class MonthArgs(QueryArgs):

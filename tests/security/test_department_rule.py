@@ -15,7 +15,8 @@ UNKNOWN = 999_999
 CODE = "ae_per_100_discharges"
 #: Pages with a department filter (the API's come from its document).
 PAGES = ["/events?department_id={d}", "/followup/queue?department={d}", "/indicators?department={d}",
-         f"/indicators/{CODE}?department={{d}}", "/reports/analysis?department={d}"]
+         f"/indicators/{CODE}?department={{d}}", "/reports/analysis?department={d}",
+         "/followup/calls?department={d}", "/followup/plans?department={d}"]
 
 
 def department_routes(app):
@@ -33,11 +34,17 @@ def department_routes(app):
 
 
 def test_every_department_filter_gives_the_same_answers(app, world, role_client):
+    own, other = world["A"]["department"].id, world["B"]["department"].id
+    wrong = wrong_answers(app, role_client, {"dept_head": {own: 200, other: 404, UNKNOWN: 422},
+                                             "quality": {own: 200, other: 200, UNKNOWN: 422}})
+    assert not wrong, "\n".join(wrong)
+
+
+def wrong_answers(app, role_client, expected: dict) -> list[str]:
+    """Every department route and page asked by each role for each department: the answers that are not
+    `expected` ({role: {department: status}}), and the 422s that do not name the parameter."""
     routes = department_routes(app)
     assert len(routes) >= 10, routes  # events, queue, indicators ×3, analysis, exports ×4
-    own, other = world["A"]["department"].id, world["B"]["department"].id
-    expected = {"dept_head": {own: 200, other: 404, UNKNOWN: 422},
-                "quality": {own: 200, other: 200, UNKNOWN: 422}}
     wrong = []
     for role, answers in expected.items():
         client = role_client(role)
@@ -55,7 +62,7 @@ def test_every_department_filter_gives_the_same_answers(app, world, role_client)
                 got = client.get(page.format(d=department)).status_code
                 if got != status:
                     wrong.append(f"{role} page {page.format(d=department)} → {got}, want {status}")
-    assert not wrong, "\n".join(wrong)
+    return wrong
 
 
 @pytest.mark.parametrize("role", ["nurse", "doctor"])

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import can
+from qcflow.clinical import services as clinical
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -14,7 +15,6 @@ from qcflow.core.errors import Conflict, Unprocessable
 from qcflow.core.time import local, when_it_happened
 from qcflow.extensions import db
 from qcflow.followup.models import OUTCOME_ITEMS, Attempt, Protocol, Task
-from qcflow.followup.services.enrolment import on_death
 from qcflow.followup.services.plans import check_lost
 from qcflow.followup.services.prompts import findings, open_prompt
 from qcflow.followup.services.tasks import require_holder
@@ -38,8 +38,9 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
     """Record the outcome of a task the caller holds; decide whether it is an effective follow-up.
 
     A finding (complication, unplanned readmission, reoperation, death) prompts the quality office;
-    a recorded death stops the patient's plans. `completed_at` (in `data`): when a call logged late
-    was made; the call is closed and judged on time at it, and `now` is when it was recorded.
+    a death the family reports is the patient's, as one the HIS reports (clinical.record_death).
+    `completed_at` (in `data`): when a call logged late was made; the call is closed and judged on time
+    at it, and `now` is when it was recorded.
     """
     if task.state == TaskState.PENDING:
         raise Conflict(_("Claim the task before completing it."), state=task.state, allowed_actions=["claim"])
@@ -53,6 +54,9 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
         errors["vital_status"] = [_("A date of death needs the vital status “dead”.")]
     if died_on is not None and died_on > local(now).date():
         errors["date_of_death"] = [_("This date is in the future.")]
+    elif died_on is not None and died_on < local(task.plan.anchor_at).date():
+        errors["date_of_death"] = [_("This date is before the operation, discharge or diagnosis the follow-up "
+                                     "starts from (%(day)s).", day=local(task.plan.anchor_at).date().isoformat())]
     if errors:
         raise Unprocessable(errors=errors)
     completed_at = when_it_happened(
@@ -79,5 +83,6 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
     if findings(task):
         open_prompt(task, now=now)
     if died_on is not None:
-        on_death(db.session.get(Patient, task.patient_id), died_on=died_on, now=now)
+        clinical.record_death(db.session.get(Patient, task.patient_id), died_on,
+                              source=clinical.DEATH_FROM_FOLLOWUP, actor=actor, now=now)
     return task
