@@ -12,7 +12,7 @@ from typing import Callable
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 from marshmallow import Schema, ValidationError
 
 from qcflow import reactions
@@ -290,34 +290,85 @@ def summarise(results: list[RowResult]) -> dict:
     return {"results": results, **counts, "failed": sum(bool(r.errors) for r in results)}
 
 
-def authorised(operation: Operation) -> bool:
-    """Whether the surgeon holds an authorisation for the procedure valid on the planned day."""
-    day = local(operation.planned_at).date()
-    return db.session.scalar(sa.select(sa.func.count()).select_from(SurgeonAuthorisation).where(
-        SurgeonAuthorisation.staff_id == operation.surgeon_staff_id,
-        SurgeonAuthorisation.procedure_code == operation.procedure_code,
-        SurgeonAuthorisation.valid_from <= day,
-        sa.or_(SurgeonAuthorisation.valid_until.is_(None), SurgeonAuthorisation.valid_until >= day),
-    )) > 0
+@dataclass(frozen=True)
+class Reason:
+    """One reason a booking is refused: a stable code for the HIS, what is wrong and what to do next (both
+    lazily translated, so one reason reads in any language)."""
+
+    code: str
+    message: object
+    next_step: object
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.next_step}"
 
 
-def has_signed_preop_mdt(operation: Operation, window_days: int) -> bool:
-    return reactions.ask("operation.signed_preop_discussion", operation, window_days=window_days) is not None
+@dataclass(frozen=True)
+class BookingCase:
+    """What the booking gate decides on: an operation with the date and surgeon asked for (by default the
+    stored ones). The MDT answer reads its `id` and `planned_at` as it reads an operation's."""
+
+    id: int | None
+    needs_mdt: bool
+    grade: int
+    procedure_code: str
+    planned_at: datetime
+    surgeon: Staff
+
+    @classmethod
+    def of(cls, operation: Operation, *, planned_at: datetime | None = None, surgeon: Staff | None = None) -> "BookingCase":
+        return cls(operation.id, operation.needs_mdt, operation.grade, operation.procedure_code,
+                   planned_at or operation.planned_at, surgeon or operation.surgeon)
+
+
+def _authorisation_reason(case: BookingCase) -> Reason | None:
+    """None when the surgeon holds an authorisation for the procedure valid on the day asked."""
+    day = local(case.planned_at).date()
+    periods = db.session.execute(sa.select(SurgeonAuthorisation.valid_from, SurgeonAuthorisation.valid_until).where(
+        SurgeonAuthorisation.staff_id == case.surgeon.id,
+        SurgeonAuthorisation.procedure_code == case.procedure_code)).all()
+    if any(start <= day and (until is None or until >= day) for start, until in periods):
+        return None
+    names = {"surgeon": case.surgeon.name, "code": case.procedure_code}
+    if not periods:
+        return Reason("not_authorised", _l("Surgeon %(surgeon)s holds no authorisation for procedure %(code)s.", **names),
+                      _l("Ask medical affairs to grant it, or choose an authorised surgeon."))
+    return Reason("authorisation_not_valid",
+                  _l("The authorisation of surgeon %(surgeon)s for procedure %(code)s is not valid on %(date)s.",
+                     date=day.isoformat(), **names),
+                  _l("Ask medical affairs to renew it, or choose a date within its validity or an authorised surgeon."))
+
+
+def _discussion_reason(case: BookingCase) -> Reason | None:
+    """None when a signed pre-operative MDT discussion is valid for the date asked."""
+    window = current_app.config["MDT_VALIDITY_DAYS"]
+    if case.id is not None and reactions.ask("operation.signed_preop_discussion", case, window_days=window):
+        return None
+    # The MDT's own rule with an unbounded window finds a discussion signed too long before the date.
+    older = case.id is not None and reactions.ask("operation.signed_preop_discussion", case, window_days=36500)
+    if not older:
+        return Reason("mdt_missing", _l("No signed pre-operative MDT discussion is linked to this operation."),
+                      _l("Request or finish the discussion under MDT and have it signed within %(days)d days before "
+                         "the operation, then book again.", days=window))
+    return Reason("mdt_too_old",
+                  _l("The pre-operative MDT discussion was signed on %(signed)s, more than %(days)d days before "
+                     "%(date)s.", signed=local(older.signed_at).date().isoformat(), days=window,
+                     date=local(case.planned_at).date().isoformat()),
+                  _l("Hold and sign the discussion again, or book a date within %(days)d days of its signature.",
+                     days=window))
+
+
+def booking_reasons(case: BookingCase) -> list[Reason]:
+    """Why the booking gate refuses this case (empty: it may be booked): grade 4 and restricted technology need
+    a signed pre-operative MDT within MDT_VALIDITY_DAYS, grade 3 and above an authorised surgeon."""
+    reasons = [_discussion_reason(case) if case.needs_mdt else None,
+               _authorisation_reason(case) if case.grade >= 3 else None]
+    return [reason for reason in reasons if reason is not None]
 
 
 def booking_missing(operation: Operation) -> list[str]:
     """What the booking gate still needs for this operation (empty: it may be booked)."""
-    missing = []
-    window = current_app.config["MDT_VALIDITY_DAYS"]
-    if operation.needs_mdt and not has_signed_preop_mdt(operation, window):
-        missing.append(_("a signed pre-operative MDT discussion linked to this operation, signed "
-                         "within %(days)d days before the planned date: request or finish it under MDT, then book "
-                         "again", days=window))
-    if operation.grade >= 3 and not authorised(operation):
-        missing.append(_("an authorisation of surgeon %(surgeon)s for procedure %(code)s valid on the planned "
-                         "date: ask medical affairs to grant it", surgeon=operation.surgeon.name,
-                         code=operation.procedure_code))
-    return missing
+    return [str(reason) for reason in booking_reasons(BookingCase.of(operation))]
 
 
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,

@@ -29,7 +29,7 @@ def _booking_missing(operation) -> list[str]:
 BOOKING_GATE = Gate(
     "booking gate (signed pre-op MDT, surgeon authorisation, or emergency override)",
     _booking_missing,
-    lambda missing: _("This operation cannot be booked yet. Missing: %(missing)s.", missing="; ".join(missing)),
+    lambda missing: _("This operation cannot be booked yet. %(reasons)s", reasons=" ".join(missing)),
     may_override=lambda operation: operation.needs_mdt,
     override_field="emergency_override",
 )

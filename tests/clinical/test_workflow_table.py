@@ -73,7 +73,7 @@ def test_a_shut_gate_refuses_booking_with_409_and_what_is_missing(ctx, gate, nee
     with pytest.raises(Conflict) as caught:
         OPERATION_WORKFLOW.check(operation, "book", actor=actor_for("quality"))
     assert caught.value.status == 409 and caught.value.extra["missing"] == lacks
-    assert "; ".join(lacks) in str(caught.value.message)
+    assert " ".join(lacks) in str(caught.value.message)
     assert OPERATION_WORKFLOW.missing(operation, "book") == lacks
 
 
