@@ -141,3 +141,35 @@ class PatientOut(BaseSchema):
     phone = fields.String(allow_none=True)
     id_number = fields.String(allow_none=True)
     died_on = Date(allow_none=True)
+
+
+class BookingCheckIn(BaseSchema):
+    operation_his_id = HisId(metadata={"example": "O000789"})
+    planned_at = DateTime(metadata={"description": "The time the HIS wants to book; default: the stored planned time",
+                                    "example": "2026-03-20T08:00:00+08:00"})
+    surgeon_his_id = Text(40, metadata={"description": "The surgeon the HIS wants to book; default: the stored surgeon",
+                                        "example": "S0042"})
+
+
+class Bilingual(BaseSchema):
+    zh = fields.String()
+    en = fields.String()
+
+
+class BookingReasonOut(BaseSchema):
+    code = fields.String(metadata={"description": "operation_unknown, operation_cancelled, operation_performed, "
+                                                  "surgeon_unknown, mdt_missing, mdt_too_old, not_authorised, "
+                                                  "authorisation_not_valid"})
+    message = fields.Nested(Bilingual, metadata={"description": "What is wrong, in Chinese and English"})
+    next_step = fields.Nested(Bilingual, metadata={"description": "What to do next, in Chinese and English"})
+
+
+class BookingDecisionOut(BaseSchema):
+    allowed = fields.Boolean()
+    operation_his_id = fields.String()
+    operation_id = fields.Integer(allow_none=True)
+    planned_at = DateTime(allow_none=True)
+    surgeon_his_id = fields.String(allow_none=True)
+    emergency_override_possible = fields.Boolean(
+        metadata={"description": "Refused only for what an emergency override (with its reason, in qcflow) may bypass"})
+    reasons = fields.List(fields.Nested(BookingReasonOut))

@@ -12,11 +12,12 @@ from typing import Callable
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask_babel import force_locale, gettext as _, lazy_gettext as _l
 from marshmallow import Schema, ValidationError
 
 from qcflow import reactions
 from qcflow.auth.models import Department, Role, User
+from qcflow.auth.permissions import can, scoped
 from qcflow.clinical import schemas
 from qcflow.clinical.models import (
     CancerDiagnosis,
@@ -28,11 +29,12 @@ from qcflow.clinical.models import (
     Staff,
     SurgeonAuthorisation,
 )
-from qcflow.clinical.workflow import OPERATION_WORKFLOW
+from qcflow.clinical.workflow import OPERATION_WORKFLOW, OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.time import hospital_tz, local
+from qcflow.events.services import idempotency_hash
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
 
@@ -369,6 +371,76 @@ def booking_reasons(case: BookingCase) -> list[Reason]:
 def booking_missing(operation: Operation) -> list[str]:
     """What the booking gate still needs for this operation (empty: it may be booked)."""
     return [str(reason) for reason in booking_reasons(BookingCase.of(operation))]
+
+
+def _both_languages(text) -> dict:
+    with force_locale("zh"):
+        chinese = str(text)
+    with force_locale("en"):
+        english = str(text)
+    return {"zh": chinese, "en": english}
+
+
+def _operation_reasons(operation: Operation | None, his_id: str) -> list[Reason]:
+    """Why an operation cannot be booked whatever the date: unknown to the asker, cancelled or performed."""
+    if operation is None:
+        return [Reason("operation_unknown", _l("No operation with HIS id “%(id)s” in your departments.", id=his_id),
+                       _l("Send the operation through intake first, then ask again."))]
+    if operation.state == OperationState.CANCELLED:
+        return [Reason("operation_cancelled", _l("The operation is cancelled."),
+                       _l("Send a new operation if it is to be done after all."))]
+    if operation.state == OperationState.PERFORMED:
+        return [Reason("operation_performed", _l("The operation has already been performed."),
+                       _l("Nothing to book; correct the HIS record if it is wrong."))]
+    return []
+
+
+def _replayed_check(operation: Operation | None, key_hash: str, now: datetime) -> bool:
+    """Whether this client already asked with this Idempotency-Key within IDEMPOTENCY_KEY_HOURS."""
+    cutoff = now - timedelta(hours=current_app.config["IDEMPOTENCY_KEY_HOURS"])
+    entry = audit.AuditEntry
+    return db.session.scalar(sa.select(sa.exists().where(
+        entry.object_type == "operation",
+        entry.object_id == str(operation.id) if operation else entry.object_id.is_(None),
+        entry.action == "operation.booking_check", entry.at >= cutoff, entry.detail.contains(key_hash))))
+
+
+def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key: str | None = None) -> dict:
+    """May the operation (by HIS id) be booked for the time and by the surgeon asked? Decide with the asked
+    values through the booking gate's reasons, change nothing, and audit the decision (a replayed
+    Idempotency-Key answers again without a second entry)."""
+    his_id = data["operation_his_id"]
+    stmt = sa.select(Operation).where(Operation.his_id == his_id)
+    # The HIS's own token asks about any operation; a user who operates, about their department's.
+    operation = db.session.scalar(stmt if can(actor, "his_intake") else scoped(stmt, [Operation.department_id], actor))
+    reasons = _operation_reasons(operation, his_id)
+    planned_at = data.get("planned_at") or (operation.planned_at if operation else None)
+    surgeon = operation.surgeon if operation else None
+    if data.get("surgeon_his_id") and (surgeon is None or surgeon.his_id != data["surgeon_his_id"]):
+        surgeon = db.session.scalar(sa.select(Staff).where(Staff.his_id == data["surgeon_his_id"]))
+        if surgeon is None:
+            reasons.append(Reason("surgeon_unknown",
+                                  _l("No staff member with HIS id “%(id)s”.", id=data["surgeon_his_id"]),
+                                  _l("Send the staff list first, then ask again.")))
+    gated = operation is not None and not reasons
+    if gated:
+        reasons = booking_reasons(BookingCase.of(operation, planned_at=planned_at, surgeon=surgeon))
+    answer = {
+        "allowed": not reasons, "operation_his_id": his_id, "operation_id": operation.id if operation else None,
+        "planned_at": planned_at, "surgeon_his_id": surgeon.his_id if surgeon else data.get("surgeon_his_id"),
+        # In qcflow, the gate of an operation needing an MDT may be passed by a reasoned emergency override.
+        "emergency_override_possible": bool(gated and reasons and operation.needs_mdt
+                                            and OPERATION_WORKFLOW.permits(operation, "book")),
+        "reasons": [{"code": r.code, "message": _both_languages(r.message), "next_step": _both_languages(r.next_step)}
+                    for r in reasons],
+    }
+    key_hash = idempotency_hash(f"booking_check:{actor.audit_name}", idempotency_key) if idempotency_key else None
+    if key_hash is None or not _replayed_check(operation, key_hash, now):
+        audit.record(actor.audit_name, "operation.booking_check", "operation", answer["operation_id"], now,
+                     operation_his_id=his_id, planned_at=_plain(planned_at), surgeon_his_id=answer["surgeon_his_id"],
+                     allowed=answer["allowed"], reasons=[r.code for r in reasons],
+                     **({"idempotency_key": key_hash} if key_hash else {}))
+    return answer
 
 
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,
