@@ -6,6 +6,7 @@ a changed record is updated and audited with the fields that changed.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -29,10 +30,11 @@ from qcflow.clinical.models import (
     Staff,
     SurgeonAuthorisation,
 )
-from qcflow.clinical.workflow import OPERATION_WORKFLOW, OperationState
+from qcflow.clinical.workflow import HIS, OPERATION_WORKFLOW, OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable, translate_errors
+from qcflow.core.i18n import label
 from qcflow.core.time import hospital_tz, local
 from qcflow.events.services import idempotency_hash
 from qcflow.extensions import db
@@ -58,6 +60,8 @@ class Resolved:
     values: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    #: A state the HIS pushed with the row (operations): checked before anything lands, applied after the upsert.
+    step: "PushedState | None" = None
 
 
 def _department(code: str | None, resolved: Resolved, field_name: str = "department_code") -> int | None:
@@ -118,6 +122,8 @@ def resolve_operation(row: dict) -> Resolved:
         "surgeon_staff_id": surgeon.id if surgeon else None, "planned_at": row["planned_at"],
         "is_unplanned_reoperation": row.get("is_unplanned_reoperation", False),
     }
+    if row.get("state") and not resolved.errors:
+        resolved.step = PushedState(row, resolved.values, encounter, procedure, surgeon)
     return resolved
 
 
@@ -219,6 +225,8 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
             result.errors = translate_errors(error.messages)
             continue
         resolved = kind.resolve(row)
+        if resolved.step is not None:
+            resolved.errors.update(resolved.step.check(now))
         result.key, result.warnings = _key_label(resolved.values, kind), [str(w) for w in resolved.warnings]
         if result.key in seen:
             resolved.errors["row"] = [_("The same record appears twice in this batch.")]
@@ -226,14 +234,16 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         if resolved.errors:
             result.errors = translate_errors(resolved.errors)
             continue
-        planned.append((result, resolved.values))
+        planned.append((result, resolved))
     if strict and any(r.errors for r in results):
         for result in results:
             if not result.errors:
                 result.status = "skipped"
         return results
-    for result, values in planned:
-        _upsert(kind, result, values, actor=actor, now=now)
+    for result, resolved in planned:
+        _upsert(kind, result, resolved.values, actor=actor, now=now)
+        if resolved.step is not None:
+            resolved.step.apply(result, actor=actor, now=now)
     return results
 
 
@@ -443,12 +453,26 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
     return answer
 
 
+#: How far ahead of the server's clock a reported time may be (clocks of the HIS and qcflow differ a little).
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def _gate_lacked_discussion(operation: Operation, performed_at: datetime) -> list[str]:
+    """The discussion reasons the booking gate would have given for the day performed (empty: none, or the
+    operation needs no discussion or was booked by an emergency override)."""
+    if not operation.needs_mdt or operation.is_emergency_override:
+        return []
+    return [r.code for r in booking_reasons(BookingCase.of(operation, planned_at=performed_at))
+            if r.code.startswith("mdt_")]
+
+
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,
                          expected_version: int | None = None) -> Operation:
-    """Book, perform or cancel an operation; booking passes the table's gate or, where the MDT is needed, a
-    reasoned emergency override."""
+    """Book, perform or cancel an operation (the HIS: with the real times it sends); booking passes the table's
+    gate or, where the MDT is needed, a reasoned emergency override. An operation the HIS reports performed
+    without the signed discussion it needed is recorded and the quality office told at once."""
     OPERATION_WORKFLOW.check(operation, action, actor=actor, data=data, expected_version=expected_version)
-    detail = {}
+    detail, lacked = {}, []
     if action == "book":
         if data.get("emergency_override") and operation.needs_mdt:
             if not (data.get("override_reason") or "").strip():
@@ -457,17 +481,88 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
             operation.is_emergency_override = True
             operation.override_reason = data["override_reason"].strip()
             detail = {"emergency_override": True, "override_reason": operation.override_reason, "bypassed": bypassed}
-        operation.booked_at = now
-    elif action == "perform":
+        operation.booked_at = data.get("booked_at") or now
+    elif action in ("perform", "record_performed"):
         performed_at = data.get("performed_at") or now
-        if performed_at > now + timedelta(minutes=5):
+        if performed_at > now + CLOCK_SLACK:
             raise Unprocessable(errors={"performed_at": [_("This time is in the future.")]})
+        if action == "record_performed":
+            lacked = _gate_lacked_discussion(operation, performed_at)
+            operation.booked_at = data.get("booked_at")
+            detail = {"booked_at": _plain(operation.booked_at), "without_signed_discussion": lacked}
         operation.performed_at = performed_at
+        detail["performed_at"] = _plain(performed_at)
+    elif action == "cancel":
+        operation.cancelled_at = data.get("cancelled_at") or now
+        operation.cancel_reason = (data.get("reason") or "").strip() or None
+        detail = {"cancelled_at": _plain(operation.cancelled_at), "reason": operation.cancel_reason}
     OPERATION_WORKFLOW.apply(operation, action, actor=actor, now=now, data=data, audit_detail=detail)
-    if action == "perform" and (operation.needs_mdt or operation.grade == 4):
+    if action in ("perform", "record_performed") and (operation.needs_mdt or operation.grade == 4):
         reactions.publish("operation.performed", operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
                {"id": operation.his_id, "code": operation.procedure_code, "reason": operation.override_reason},
                now=now, link=f"/operations/{operation.id}")
+    if lacked:
+        notify(users_with_role(Role.QUALITY), "operation.performed_without_mdt",
+               {"id": operation.his_id, "code": operation.procedure_code, "time": _plain(operation.performed_at)},
+               now=now, link=f"/operations/{operation.id}")
     return operation
+
+
+class PushedState:
+    """A state the HIS pushed with an operation row, with its real times: checked with the row (a refused
+    booking or an impossible step is the row's error, and nothing of the row lands), then applied through
+    the operation workflow as the HIS."""
+
+    def __init__(self, row: dict, values: dict, encounter: Encounter, procedure: Procedure, surgeon: Staff):
+        self.row, self.values, self.encounter, self.procedure, self.surgeon = row, values, encounter, procedure, surgeon
+        self.existing = db.session.scalar(sa.select(Operation).where(Operation.his_id == row["his_id"]))
+
+    def action(self) -> str | None:
+        """The workflow step from the stored state to the pushed one (None: already there)."""
+        current, target = self.existing.state if self.existing else OperationState.PLANNED, self.row["state"]
+        if current == target:
+            return None
+        if target == OperationState.PERFORMED:
+            return "perform" if current == OperationState.BOOKED else "record_performed"
+        return {OperationState.BOOKED: "book", OperationState.CANCELLED: "cancel"}[target]
+
+    def check(self, now: datetime) -> dict:
+        """The row's errors: times in the future or out of order, a step the table refuses, a shut gate."""
+        row, errors = self.row, {}
+        for name in ("booked_at", "performed_at", "cancelled_at"):
+            if row.get(name) and row[name] > now + CLOCK_SLACK:
+                errors[name] = [_("This time is in the future.")]
+        if row.get("performed_at") and row["performed_at"] < self.encounter.admitted_at:
+            errors.setdefault("performed_at", []).append(
+                _("An operation cannot be performed before the admission (%(at)s).",
+                  at=local(self.encounter.admitted_at).strftime("%Y-%m-%d %H:%M")))
+        if row.get("booked_at") and row.get("performed_at") and row["booked_at"] > row["performed_at"]:
+            errors.setdefault("booked_at", []).append(_("The booking cannot be after the operation."))
+        action = self.action()
+        current = self.existing.state if self.existing else OperationState.PLANNED
+        if action is not None and action not in OPERATION_WORKFLOW.allowed_actions(OperationState(current)):
+            errors["state"] = [_("The operation is %(current)s in qcflow; it cannot become %(state)s.",
+                                 current=label("clin_operation_state", current),
+                                 state=label("clin_operation_state", row["state"]))]
+        elif action == "book":
+            case = BookingCase(self.existing.id if self.existing else None, self.procedure.needs_mdt,
+                               self.procedure.grade, self.procedure.code, self.values["planned_at"], self.surgeon)
+            reasons = booking_reasons(case)
+            if reasons:
+                errors["state"] = [str(reason) for reason in reasons]
+        return errors
+
+    def apply(self, result: RowResult, *, actor: Actor, now: datetime) -> None:
+        """Take the step as the HIS (the row's upsert has landed); re-sending the same state changes nothing."""
+        action = self.action()
+        if action is None:
+            return
+        operation = db.session.get(Operation, result.id)
+        data = {"booked_at": self.row.get("booked_at"), "performed_at": self.row.get("performed_at"),
+                "cancelled_at": self.row.get("cancelled_at"), "reason": self.row.get("cancel_reason")}
+        his = dataclasses.replace(actor, roles=actor.roles | {HIS})
+        transition_operation(operation, action, data, actor=his, now=now)
+        if result.status == "unchanged":
+            result.status = "updated"

@@ -35,8 +35,11 @@ BOOKING_GATE = Gate(
 )
 
 S = OperationState
-#: The HIS (an API client with the clinician role) and the quality office drive operations.
-CLINICAL = PERMISSIONS["operations"]
+#: The HIS pushing what happened through intake: the intake service grants this role for the pushed steps only;
+#: no user holds it, so no page or transitions call offers the HIS's own step.
+HIS = "his"
+#: Users who operate (their department's operations) and the HIS drive operations.
+CLINICAL = PERMISSIONS["operations"] | {HIS}
 
 OPERATION_WORKFLOW = Workflow(
     "operation",
@@ -45,6 +48,9 @@ OPERATION_WORKFLOW = Workflow(
         T("book",    {S.PLANNED},           S.BOOKED,    CLINICAL,  BOOKING_GATE),
         T("perform", {S.BOOKED},            S.PERFORMED, CLINICAL),
         T("cancel",  {S.PLANNED, S.BOOKED}, S.CANCELLED, CLINICAL),
+        # The HIS reports an operation performed that was never booked here: a fact, recorded with its real
+        # time whatever the gate lacks (the service reports a missing discussion to the quality office).
+        T("record_performed", {S.PLANNED}, S.PERFORMED, {HIS}),
     ],
     initial=S.PLANNED,
     table="operation",
