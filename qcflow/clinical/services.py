@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import lazyload
 from flask import current_app
 from flask_babel import force_locale, gettext as _, lazy_gettext as _l
 from marshmallow import Schema, ValidationError
@@ -383,12 +384,14 @@ def booking_missing(operation: Operation) -> list[str]:
     return [str(reason) for reason in booking_reasons(BookingCase.of(operation))]
 
 
-def _both_languages(text) -> dict:
-    with force_locale("zh"):
-        chinese = str(text)
-    with force_locale("en"):
-        english = str(text)
-    return {"zh": chinese, "en": english}
+def _in_both_languages(reasons: list[Reason]) -> list[dict]:
+    """The reasons as the HIS shows them: code, and message and next step in Chinese and in English."""
+    texts = {}
+    for language in ("zh", "en"):
+        with force_locale(language):
+            texts[language] = [(str(r.message), str(r.next_step)) for r in reasons]
+    return [{"code": r.code, "message": {lang: texts[lang][i][0] for lang in texts},
+             "next_step": {lang: texts[lang][i][1] for lang in texts}} for i, r in enumerate(reasons)]
 
 
 def _operation_reasons(operation: Operation | None, his_id: str) -> list[Reason]:
@@ -420,7 +423,7 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
     values through the booking gate's reasons, change nothing, and audit the decision (a replayed
     Idempotency-Key answers again without a second entry)."""
     his_id = data["operation_his_id"]
-    stmt = sa.select(Operation).where(Operation.his_id == his_id)
+    stmt = sa.select(Operation).where(Operation.his_id == his_id).options(lazyload(Operation.encounter))
     # The HIS's own token asks about any operation; a user who operates, about their department's.
     operation = db.session.scalar(stmt if can(actor, "his_intake") else scoped(stmt, [Operation.department_id], actor))
     reasons = _operation_reasons(operation, his_id)
@@ -441,8 +444,7 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
         # In qcflow, the gate of an operation needing an MDT may be passed by a reasoned emergency override.
         "emergency_override_possible": bool(gated and reasons and operation.needs_mdt
                                             and OPERATION_WORKFLOW.permits(operation, "book")),
-        "reasons": [{"code": r.code, "message": _both_languages(r.message), "next_step": _both_languages(r.next_step)}
-                    for r in reasons],
+        "reasons": _in_both_languages(reasons),
     }
     key_hash = idempotency_hash(f"booking_check:{actor.audit_name}", idempotency_key) if idempotency_key else None
     if key_hash is None or not _replayed_check(operation, key_hash, now):
