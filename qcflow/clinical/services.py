@@ -125,6 +125,7 @@ def resolve_operation(row: dict) -> Resolved:
     }
     if row.get("state") and not resolved.errors:
         resolved.step = PushedState(row, resolved.values, encounter, procedure, surgeon)
+        resolved.warnings.extend(resolved.step.kept_times())
     return resolved
 
 
@@ -529,6 +530,15 @@ class PushedState:
         if target == OperationState.PERFORMED:
             return "perform" if current == OperationState.BOOKED else "record_performed"
         return {OperationState.BOOKED: "book", OperationState.CANCELLED: "cancel"}[target]
+
+    def kept_times(self) -> list:
+        """Warnings for a re-sent state whose time differs from the one stored (the first report is kept)."""
+        name = {"booked": "booked_at", "performed": "performed_at", "cancelled": "cancelled_at"}[self.row["state"]]
+        stored, sent = getattr(self.existing, name) if self.existing else None, self.row.get(name)
+        if self.action() is not None or not (stored and sent) or stored == sent:
+            return []
+        return [_("%(field)s differs from the time already recorded (%(at)s), which was kept.", field=name,
+                  at=local(stored).strftime("%Y-%m-%d %H:%M"))]
 
     def check(self, now: datetime) -> dict:
         """The row's errors: times in the future or out of order, a step the table refuses, a shut gate."""

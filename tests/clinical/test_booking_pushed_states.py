@@ -68,7 +68,11 @@ def test_a_pushed_booking_through_the_gate_keeps_the_real_time_and_resending_cha
     booked = operation("O4")
     assert booked.state == "booked" and booked.booked_at == datetime.fromisoformat(BOOKED)
     again = reference.push("operations", [row(state="booked", booked_at=BOOKED)])
-    assert again.json["results"][0]["status"] == "unchanged"
+    assert again.json["results"][0]["status"] == "unchanged" and again.json["results"][0]["warnings"] == []
+    corrected = reference.push("operations", [row(state="booked", booked_at="2026-03-18T16:00:00+08:00")])
+    assert corrected.json["results"][0]["status"] == "unchanged"
+    assert "2026-03-18 15:20" in corrected.json["results"][0]["warnings"][0]
+    assert operation("O4").booked_at == datetime.fromisoformat(BOOKED)
     steps = [action for action, _ in audit_actions(operation_id) if action.startswith("operation.")]
     assert steps == ["operation.book"]
     assert operation("O4").version == booked.version
