@@ -89,8 +89,11 @@ def operation_transition(data, operation_id):
 @blp.arguments(BookingCheckIn)
 @blp.response(200, BookingDecisionOut)
 def booking_check(data):
-    """May this operation (by HIS id) be booked for this time by this surgeon? Asks the booking gate with the
-    values sent, changes nothing; each answer is audited. Send `Idempotency-Key` to make retries write no
-    second audit entry."""
+    """May this operation (by HIS id) be booked for this time by this surgeon?
+
+    Asks the booking gate with the values sent (by default the stored time and surgeon) and changes nothing:
+    allowed, or every reason as a code with its message and next step in Chinese and English. Each answer is
+    audited; send `Idempotency-Key` to make a retry write no second audit entry.
+    """
     return services.booking_decision(data, actor=current_actor(), now=now(),
                                      idempotency_key=request.headers.get("Idempotency-Key"))
