@@ -120,8 +120,10 @@ def test_performed_after_a_booking_is_the_perform_step_and_no_alarm(ctx, referen
         "operation.book", "operation.perform"]
 
 
-def test_a_cancellation_needs_its_time_and_reason_and_is_final(ctx, reference):
-    push_operation(reference, "O2", "47.0101")
+def test_a_cancellation_needs_its_time_and_reason_and_is_final(ctx, reference, quality_client):
+    operation_id = push_operation(reference, "O2", "47.0101")
+    # The HIS's own step is never offered on the page, to anybody.
+    assert 'value="record_performed"' not in quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
     refused = reference.push("operations", [row(his_id="O2", code="47.0101", state="cancelled",
                                                 cancelled_at="2026-03-19T17:00:00+08:00")])
     assert refused.status_code == 422 and "cancel_reason" in refused.json["results"][0]["errors"]
@@ -131,6 +133,8 @@ def test_a_cancellation_needs_its_time_and_reason_and_is_final(ctx, reference):
     cancelled = operation("O2")
     assert cancelled.state == "cancelled" and cancelled.cancel_reason == "患者要求推迟"
     assert cancelled.cancelled_at == datetime(2026, 3, 19, 9, tzinfo=timezone.utc)
+    page = quality_client.get(f"/operations/{operation_id}").get_data(as_text=True)
+    assert "2026-03-19 17:00" in page and "患者要求推迟" in page
     back = reference.push("operations", [row(his_id="O2", code="47.0101", state="booked", booked_at=BOOKED)])
     assert back.status_code == 422 and "已取消" in back.json["results"][0]["errors"]["state"][0]
     assert operation("O2").state == "cancelled"
