@@ -123,6 +123,9 @@ def test_a_replayed_idempotency_key_answers_again_without_a_second_audit_entry(c
     ask(reference, operation_his_id="O4")
     assert len(checks()) == 3
     assert "k-1" not in json.dumps(checks())
+    for _ in range(2):
+        assert ask(reference, {"Idempotency-Key": "k-3"}, operation_his_id="NOPE").json["allowed"] is False
+    assert [entry["object_id"] for entry in checks()][3:] == [None]
 
 
 @pytest.fixture
