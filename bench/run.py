@@ -316,7 +316,7 @@ def main(argv=None) -> int:
 
         scenarios.SIZES[args.scale] = {**scenarios.SIZES[args.scale], "samples": 40, "seconds": 1, "quick": True,
                                        "queue_plans": 1_000, "per_plan": 10, "encounters": 4_000,
-                                       "events_hospital": 1_000, "events_province": 5_000}
+                                       "events_hospital": 1_000, "events_province": 5_000, "operations": 4_000}
     rows: list[Row] = []
     url = None
     if "P1" in wanted:
