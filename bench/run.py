@@ -12,6 +12,7 @@ P7  indicators (qcflow.indicators.queries.compute), one hospital, 5 years       
 P8  the same at province volume of reports                                      ≤ 10× raw, p95 ≤ 2 s
 P9  PDF: 1-page follow-up sheet; P10 ≈ 10 pages; P11 monthly bulletin           ≤ 3× / ≤ 2× pure render, ≤ 1 s / ≤ 5 s; ≤ 60 s, RSS ≤ 1 GiB
 P12 cold start: interpreter + import + create_app + first API request            ≤ 3 s
+P13 the HIS's booking decision call among ≥ 100k operations (in-process, HTTP)   p95 ≤ 20 ms
 
 P1–P3: "raw" is one INSERT … SELECT … ON CONFLICT DO NOTHING of the due plans' next occurrence, run on the
 same data in the same run; "app" is qcflow.followup.services.generate_due, the real generator
@@ -19,7 +20,7 @@ same data in the same run; "app" is qcflow.followup.services.generate_due, the r
 then the real job (followup.jobs.generate_tasks: per-batch commits, GEN_WORKERS generators side by side on
 PostgreSQL) runs once and the generated set is compared with
 the expected set (a pure function of the plans); that committed run, end to end, is what the
-absolute bounds are checked against. P4–P12 (bench/scenarios.py) share one seeded hospital database.
+absolute bounds are checked against. P4–P13 (bench/scenarios.py) share one seeded hospital database.
 Databases are rebuilt from the migrations on every run: SQLite under bench/results/, PostgreSQL in
 QCFLOW_BENCH_DATABASE_URL (default postgresql+psycopg://postgres@127.0.0.1/qcflow_bench, dropped and created).
 """
@@ -291,14 +292,14 @@ def print_table(rows: list[Row], machine: dict | None = None) -> None:
         print(f"{r.scenario}: correctness ({r.extra.get('check', '')}) {check}" + ("; " + ", ".join(notes) if notes else ""))
 
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--scale", choices=list(SCALES), default="S")
-    parser.add_argument("--scenario", default="all", help="all, or a comma list of P1 … P12")
+    parser.add_argument("--scenario", default="all", help="all, or a comma list of P1 … P13")
     parser.add_argument("--plans", type=int, help="override the scale's plan count for P1/P3 (smoke runs)")
     parser.add_argument("--quick", action="store_true",
                         help="less data, fewer samples, shorter load phases (the test suite's smoke run; timings are rough)")
@@ -315,7 +316,7 @@ def main(argv=None) -> int:
 
         scenarios.SIZES[args.scale] = {**scenarios.SIZES[args.scale], "samples": 40, "seconds": 1, "quick": True,
                                        "queue_plans": 1_000, "per_plan": 10, "encounters": 4_000,
-                                       "events_hospital": 1_000, "events_province": 5_000}
+                                       "events_hospital": 1_000, "events_province": 5_000, "operations": 4_000}
     rows: list[Row] = []
     url = None
     if "P1" in wanted:
@@ -336,7 +337,7 @@ def main(argv=None) -> int:
             run_hospital(args.db, args.scale, url, wanted - {"P1", "P2", "P3"}, make_app, rows=rows)
         except Exception:  # keep and print what was measured; the run fails
             traceback.print_exc()
-            rows.append(Row("P4-P12 hospital", args.db, args.scale, 0, None, None, None, "-", "FAIL",
+            rows.append(Row("P4-P13 hospital", args.db, args.scale, 0, None, None, None, "-", "FAIL",
                             {"error": traceback.format_exc(limit=3)}))
     machine = hardware(args.db, url) if url else None
     order = {name: i for i, name in enumerate(ALL)}

@@ -1,4 +1,4 @@
-"""Read-path, intake, indicator, PDF and start-up scenarios (P4–P12) on one seeded hospital database.
+"""Read-path, intake, indicator, PDF, start-up and booking-decision scenarios (P4–P13) on one seeded hospital database.
 
 Each scenario measures the real qcflow path (HTTP through gunicorn, the Flask app in-process, or the
 service function) and its raw lower bound (the same work as bare SQL on the DB-API cursor, or a bare
@@ -19,14 +19,17 @@ import sqlalchemy as sa
 
 from bench.harness import ROOT, Gunicorn, Raw, compiled, load, pct, request, sustained, timed
 
-#: Data per scale. Tasks = queue_plans × per_plan; events: hospital (P7) then province (P8, P6).
+#: Data per scale. Tasks = queue_plans × per_plan; events: hospital (P7) then province (P8, P6); P13 asks among
+#: at least `operations` operations (one per encounter).
 SIZES = {
     "S": {"departments": 20, "queue_plans": 4_000, "per_plan": 25, "encounters": 20_000,
-          "events_hospital": 5_000, "events_province": 25_000, "samples": 200, "seconds": 3},
+          "events_hospital": 5_000, "events_province": 25_000, "samples": 200, "seconds": 3, "operations": 100_000},
     "M": {"departments": 200, "queue_plans": 160_000, "per_plan": 25, "encounters": 500_000,
-          "events_hospital": 250_000, "events_province": 2_500_000, "samples": 400, "seconds": 10},
+          "events_hospital": 250_000, "events_province": 2_500_000, "samples": 400, "seconds": 10,
+          "operations": 100_000},
     "L": {"departments": 200, "queue_plans": 400_000, "per_plan": 25, "encounters": 2_000_000,
-          "events_hospital": 500_000, "events_province": 5_000_000, "samples": 400, "seconds": 10},
+          "events_hospital": 500_000, "events_province": 5_000_000, "samples": 400, "seconds": 10,
+          "operations": 100_000},
 }
 HTTP_NOTE = "* HTTP rows gate on absolute bounds; their ratio (to the raw query) is shown for information"
 
@@ -94,7 +97,7 @@ class Hospital:
                 self.users[name] = user.id
                 _row, self.tokens[name] = auth.create_token(user, "bench", days=30, actor=actor, now=now)
             session.commit()
-            if wanted & {"P4", "P9", "P10", "P11", "P12"} or wanted & {"P7", "P8"}:
+            if wanted & {"P4", "P9", "P10", "P11", "P12", "P13"} or wanted & {"P7", "P8"}:
                 seed_plans(session, size["queue_plans"], due_from=now + timedelta(days=400),
                            due_to=now + timedelta(days=800), tag="q", department_count=size["departments"],
                            anchors=min(size["queue_plans"], 2000))
@@ -104,9 +107,10 @@ class Hospital:
                 self.tasks = hospital.seed_tasks(session, per_plan=size["per_plan"], now=now)
                 session.commit()
                 self.seed_s["tasks"] = time.perf_counter() - t
-            if wanted & {"P7", "P8"}:
+            if wanted & {"P7", "P8", "P13"}:
                 t = time.perf_counter()
-                self.clinical = hospital.seed_clinical(session, size["encounters"], depts=self.depts,
+                encounters = max(size["encounters"], size["operations"]) if "P13" in wanted else size["encounters"]
+                self.clinical = hospital.seed_clinical(session, encounters, depts=self.depts,
                                                        start=self.period_start_at(), days=self.period_days())
                 session.commit()
                 self.seed_s["clinical"] = time.perf_counter() - t
@@ -613,6 +617,133 @@ def p9_p11_pdfs(h: Hospital, wanted: set[str]) -> list[Row]:
     return rows
 
 
+# P13 --------------------------------------------------------------------------------------------
+
+#: The booking decision's work as bare SQL: the operation by HIS id with its procedure and surgeon, its signed
+#: pre-operative discussions before the date, the surgeon's authorisation periods for the procedure; then the
+#: audit entry and the chain head's write, committed.
+BOOKING_SQL = (
+    "SELECT o.id, o.state, o.grade, o.is_restricted_technology, o.planned_at, s.id, s.his_id, p.code "
+    "FROM operation o JOIN procedure p ON p.code = o.procedure_code JOIN staff s ON s.id = o.surgeon_staff_id "
+    "WHERE o.his_id = :his_id",
+    "SELECT signed_at FROM mdt_discussion WHERE kind = 'preop_level4' AND operation_id = :op AND state = 'signed' "
+    "AND signed_at <= :at ORDER BY signed_at DESC",
+    "SELECT valid_from, valid_until FROM surgeon_authorisation WHERE staff_id = :staff AND procedure_code = :code",
+)
+RAW_BOOKING_AUDIT = ("INSERT INTO audit_entry (seq, at, actor, action, object_type, object_id, detail, prev_hash, hash) "
+                     "VALUES (:seq, :at, 'bench', 'bench.raw_booking_check', 'operation', :op, '{}', 'bench', 'bench')")
+
+
+def seed_booking_cases(h: Hospital) -> list[dict]:
+    """Turn a spread of grade-3/4 operations back to planned; authorise every other surgeon for every procedure
+    and sign the pre-operative discussion of two in three grade-4 ones, two days before: every answer occurs."""
+    from qcflow.clinical.models import Operation, Procedure, Staff, SurgeonAuthorisation
+    from qcflow.extensions import db
+    from qcflow.mdt.models import Discussion
+
+    n = h.size["samples"]
+    with h.app.app_context():
+        session = db.session
+        step = max(1, session.scalar(sa.select(sa.func.count()).select_from(Operation)) // (3 * n))
+        operations = session.scalars(sa.select(Operation).where(Operation.grade >= 3, Operation.id % step == 0)
+                                     .order_by(Operation.id).limit(n)).all()
+        cases = [{"his_id": o.his_id, "planned_at": o.planned_at.isoformat(), "surgeon": o.surgeon.his_id}
+                 for o in operations]
+        session.execute(sa.update(Operation).where(Operation.id.in_([o.id for o in operations]))
+                        .values(state="planned", performed_at=None))
+        codes = session.scalars(sa.select(Procedure.code).where(Procedure.grade >= 3)).all()
+        staff = session.scalars(sa.select(Staff.id).where(Staff.his_id.like("BENCHS%"), Staff.id % 2 == 0)).all()
+        session.execute(sa.insert(SurgeonAuthorisation), [
+            {"staff_id": s, "procedure_code": c, "valid_from": date(2015, 1, 1)} for s in staff for c in codes])
+        signed = [
+            {"kind": "preop_level4", "state": "signed", "department_id": o.department_id, "patient_id": o.patient_id,
+             "operation_id": o.id, "question": "", "conclusion": "同意手术", "decision": "proceed",
+             "is_disputed": False, "signed_at": o.planned_at - timedelta(days=2), "created_at": h.now,
+             "updated_at": h.now, "version": 1}
+            for o in operations if o.grade == 4 and o.id % 3 != 0]
+        if signed:
+            session.execute(sa.insert(Discussion), signed)
+        session.commit()
+        session.remove()
+    return cases
+
+
+def raw_booking_codes(raw: Raw, his_id: str, window_days: int) -> list[str]:
+    """The gate's answer from the bare reads (grade 4: a discussion signed within the window, calendar days in
+    hospital time; grade 3+: an authorisation valid on the day)."""
+    from qcflow.core.time import local
+
+    op, state, grade, restricted, planned_at, staff, _surgeon, code = raw.query(BOOKING_SQL[0], {"his_id": his_id})[0]
+    planned_at = planned_at if isinstance(planned_at, datetime) else datetime.fromisoformat(planned_at).replace(
+        tzinfo=timezone.utc)
+    day = local(planned_at).date()
+    signed = [s if isinstance(s, datetime) else datetime.fromisoformat(s).replace(tzinfo=timezone.utc)
+              for (s,) in raw.query(BOOKING_SQL[1], {"op": op, "at": planned_at})]
+    periods = raw.query(BOOKING_SQL[2], {"staff": staff, "code": code})
+    codes = []
+    if (grade == 4 or restricted) and not any((day - local(s).date()).days <= window_days for s in signed):
+        codes.append("mdt_too_old" if signed else "mdt_missing")
+    as_date = lambda v: v if isinstance(v, date) or v is None else date.fromisoformat(v)  # noqa: E731
+    if not any(as_date(f) <= day and (u is None or as_date(u) >= day) for f, u in periods):
+        codes.append("not_authorised" if not periods else "authorisation_not_valid")
+    return codes
+
+
+def p13_booking_check(h: Hospital) -> list[Row]:
+    """The HIS's booking decision call (POST /api/v1/operations/booking-check) among ≥100k operations, in-process
+    and over HTTP; every answer's reasons must equal the gate computed from the raw reads."""
+    cases = seed_booking_cases(h)
+    n, window = len(cases), h.app.config["MDT_VALIDITY_DAYS"]
+    raw = h.raw()
+    operations = raw.query("SELECT count(*) FROM operation")[0][0]
+    expected = {c["his_id"]: raw_booking_codes(raw, c["his_id"], window) for c in cases}
+    seq = [raw.query("SELECT max(seq) FROM audit_entry")[0][0] + 20_000_000]
+
+    def raw_one(i):
+        case = cases[i % n]
+        op = raw.query(BOOKING_SQL[0], {"his_id": case["his_id"]})[0]
+        raw.query(BOOKING_SQL[1], {"op": op[0], "at": op[4]})
+        raw.query(BOOKING_SQL[2], {"staff": op[5], "code": op[7]})
+        seq[0] += 1
+        raw.execute_many([(RAW_BOOKING_AUDIT, {"seq": seq[0], "at": h.now, "op": str(op[0])}),
+                          ("UPDATE audit_head SET seq = seq WHERE id = 1", {})])
+
+    counter = iter(range(10**9))
+    raw_ms = timed(lambda: raw_one(next(counter)), n, warmup=10)
+    raw.close()
+    body = lambda i: {"operation_his_id": cases[i % n]["his_id"], "planned_at": cases[i % n]["planned_at"],  # noqa: E731
+                      "surgeon_his_id": cases[i % n]["surgeon"]}
+    headers = h.bearer("quality")
+    client = h.app.test_client()
+    answers = {}
+
+    def app_one(i):
+        answer = client.post("/api/v1/operations/booking-check", json=body(i), headers=headers).get_json()
+        answers[answer["operation_his_id"]] = [r["code"] for r in answer["reasons"]]
+
+    counter = iter(range(10**9))
+    app_ms = timed(lambda: app_one(next(counter)), n, warmup=10)
+    app_ok = answers == expected
+    with Gunicorn(h.url, h.instance, workers=2) as server:
+        lat, statuses, _ = load(server.port, lambda i: ("POST", "/api/v1/operations/booking-check", headers, body(i)),
+                                concurrency=2, count=n)
+    http_ok = app_ok and all(s == 200 for s in statuses)
+    raw_p50, app_p50, p50 = statistics.median(raw_ms), statistics.median(app_ms), statistics.median(lat)
+    mix = {"allowed": sum(not c for c in expected.values()),
+           **{code: sum(code in c for c in expected.values()) for code in ("mdt_missing", "not_authorised")}}
+    extra = {"operations": operations, "answers": mix, "raw": "3 reads + audit insert + head write, committed"}
+    return [
+        Row("P13 booking_check_app", h.db, h.scale, n, r2(raw_p50), r2(app_p50), sig3(app_p50 / raw_p50),
+            "p95<=20ms (in-process)", verdict(app_ok and pct(app_ms, 95) <= 20),
+            {**extra, "correct": app_ok, "check": "reason codes == the gate from the raw reads"},
+            r2(pct(app_ms, 95)), r2(pct(app_ms, 99)), ratio_gated=False),
+        Row("P13 booking_check_http", h.db, h.scale, n, r2(raw_p50), r2(p50), sig3(p50 / raw_p50), "p95<=20ms",
+            verdict(http_ok and pct(lat, 95) <= 20),
+            {**extra, "correct": http_ok, "check": "200 to every request; in-process answers == raw gate"},
+            r2(pct(lat, 95)), r2(pct(lat, 99)), ratio_gated=False),
+    ]
+
+
 # P12 --------------------------------------------------------------------------------------------
 
 COLD_APP = """
@@ -689,6 +820,8 @@ def run_hospital(db: str, scale: str, url: str, wanted: set[str], make_app, log=
         step("P9-P11", p9_p11_pdfs, h, wanted)
     if "P12" in wanted:
         step("P12", p12_cold_start, h)
+    if "P13" in wanted:
+        step("P13", p13_booking_check, h)
     if wanted & {"P7", "P8", "P6"}:
         missing = indicators_available() if wanted & {"P7", "P8"} else None
         if missing and wanted & {"P7", "P8"}:

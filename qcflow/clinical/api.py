@@ -1,12 +1,20 @@
 """HIS intake, reference data and operation steps over the JSON API."""
 from __future__ import annotations
 
+from flask import request
 from flask_babel import gettext as _
 from marshmallow import fields, validate
 
-from qcflow.auth.permissions import allowed, authenticated, current_actor
+from qcflow.auth.permissions import PERMISSIONS, allowed, authenticated, current_actor, roles_required
 from qcflow.clinical import queries, services
-from qcflow.clinical.schemas import BatchOut, OperationOut, OperationTransitionIn, PatientOut
+from qcflow.clinical.schemas import (
+    BatchOut,
+    BookingCheckIn,
+    BookingDecisionOut,
+    OperationOut,
+    OperationTransitionIn,
+    PatientOut,
+)
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import NotFound
 from qcflow.core.schemas import BaseSchema, QueryArgs
@@ -74,3 +82,18 @@ def operation_transition(data, operation_id):
     action, version = data.pop("action"), data.pop("version")
     services.transition_operation(operation, action, data, actor=actor, now=now(), expected_version=version)
     return operation
+
+
+@blp.post("/operations/booking-check")
+@roles_required(*(PERMISSIONS["his_intake"] | PERMISSIONS["operations"]))
+@blp.arguments(BookingCheckIn)
+@blp.response(200, BookingDecisionOut)
+def booking_check(data):
+    """May this operation (by HIS id) be booked for this time by this surgeon?
+
+    Asks the booking gate with the values sent (by default the stored time and surgeon) and changes nothing:
+    allowed, or every reason as a code with its message and next step in Chinese and English. Each answer is
+    audited; send `Idempotency-Key` to make a retry write no second audit entry.
+    """
+    return services.booking_decision(data, actor=current_actor(), now=now(),
+                                     idempotency_key=request.headers.get("Idempotency-Key"))

@@ -173,6 +173,9 @@ class Operation(Versioned, Base):
     planned_at: Mapped[datetime]
     performed_at: Mapped[datetime | None] = mapped_column(index=True)
     booked_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    #: Why it was cancelled (the HIS's text, or the user's).
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
     is_unplanned_reoperation: Mapped[bool] = mapped_column(default=False)
     is_emergency_override: Mapped[bool] = mapped_column(default=False)
     override_reason: Mapped[str | None] = mapped_column(sa.Text)
@@ -236,7 +239,8 @@ LABELS = {
         "planned": _l("Planned"), "booked": _l("Booked"), "performed": _l("Performed"),
         "cancelled": _l("Cancelled"),
     },
-    "operation_action": {"book": _l("Book"), "perform": _l("Mark performed"), "cancel": _l("Cancel the operation")},
+    "operation_action": {"book": _l("Book"), "perform": _l("Mark performed"), "cancel": _l("Cancel the operation"),
+                         "record_performed": _l("Performed (reported by the HIS)")},
     "reference": {
         "procedures": _l("Procedure catalogue"), "staff": _l("Staff"), "authorisations": _l("Surgeon authorisations"),
     },

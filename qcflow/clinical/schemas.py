@@ -1,9 +1,12 @@
 """Shapes of the HIS intake rows, reference data and operation steps (rules live in services)."""
-from marshmallow import fields, validate
+from flask_babel import lazy_gettext as _
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from qcflow.clinical.models import DISPOSITIONS, SEXES, SPECIALTIES, CancerType
 from qcflow.core.schemas import BaseSchema, Choice, Date, DateTime, Month
 
+#: The states the HIS may push (planned is where an operation starts).
+PUSHED_STATES = ("booked", "performed", "cancelled")
 Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
 HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
 
@@ -30,6 +33,11 @@ class EncounterIn(BaseSchema):
 
 
 class OperationIn(BaseSchema):
+    """An operation; with `state`, what happened to it in the HIS and when, applied through the operation
+    workflow: booked (needs booked_at; passes the booking gate or the row is refused with its reasons),
+    performed (needs performed_at; booked_at if known), cancelled (needs cancelled_at and cancel_reason).
+    Re-sending the same state changes nothing."""
+
     his_id = HisId(metadata={"example": "O000789"})
     encounter_his_id = HisId()
     procedure_code = Text(40, required=True, metadata={"example": "51.2301"})
@@ -39,6 +47,21 @@ class OperationIn(BaseSchema):
     department_code = Text(40, allow_none=True)
     planned_at = DateTime(required=True)
     is_unplanned_reoperation = fields.Boolean(load_default=False)
+    #: What happened in the HIS, with its real times; absent: the operation stays as it is (a new one is planned).
+    state = Choice(PUSHED_STATES, example="performed", allow_none=True)
+    booked_at = DateTime(allow_none=True, metadata={"example": "2026-03-18T15:20:00+08:00"})
+    performed_at = DateTime(allow_none=True, metadata={"example": "2026-03-20T09:05:00+08:00"})
+    cancelled_at = DateTime(allow_none=True, metadata={"example": "2026-03-19T17:00:00+08:00"})
+    cancel_reason = Text(2000, allow_none=True, metadata={"example": "患者要求推迟手术"})
+
+    @validates_schema
+    def _times_of_the_state(self, data, **kwargs):
+        needed = {"booked": ("booked_at",), "performed": ("performed_at",),
+                  "cancelled": ("cancelled_at", "cancel_reason")}.get(data.get("state"), ())
+        missing = {name: [_("The state “%(state)s” needs %(field)s.", state=data["state"], field=name)]
+                   for name in needed if not data.get(name)}
+        if missing:
+            raise ValidationError(missing)
 
 
 class DiagnosisIn(BaseSchema):
@@ -124,6 +147,8 @@ class OperationOut(BaseSchema):
     planned_at = DateTime()
     booked_at = DateTime(allow_none=True)
     performed_at = DateTime(allow_none=True)
+    cancelled_at = DateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
     is_unplanned_reoperation = fields.Boolean()
     is_emergency_override = fields.Boolean()
     override_reason = fields.String(allow_none=True)
@@ -141,3 +166,35 @@ class PatientOut(BaseSchema):
     phone = fields.String(allow_none=True)
     id_number = fields.String(allow_none=True)
     died_on = Date(allow_none=True)
+
+
+class BookingCheckIn(BaseSchema):
+    operation_his_id = HisId(metadata={"example": "O000789"})
+    planned_at = DateTime(metadata={"description": "The time the HIS wants to book; default: the stored planned time",
+                                    "example": "2026-03-20T08:00:00+08:00"})
+    surgeon_his_id = Text(40, metadata={"description": "The surgeon the HIS wants to book; default: the stored surgeon",
+                                        "example": "S0042"})
+
+
+class Bilingual(BaseSchema):
+    zh = fields.String()
+    en = fields.String()
+
+
+class BookingReasonOut(BaseSchema):
+    code = fields.String(metadata={"description": "operation_unknown, operation_cancelled, operation_performed, "
+                                                  "surgeon_unknown, mdt_missing, mdt_too_old, not_authorised, "
+                                                  "authorisation_not_valid"})
+    message = fields.Nested(Bilingual, metadata={"description": "What is wrong, in Chinese and English"})
+    next_step = fields.Nested(Bilingual, metadata={"description": "What to do next, in Chinese and English"})
+
+
+class BookingDecisionOut(BaseSchema):
+    allowed = fields.Boolean()
+    operation_his_id = fields.String()
+    operation_id = fields.Integer(allow_none=True)
+    planned_at = DateTime(allow_none=True)
+    surgeon_his_id = fields.String(allow_none=True)
+    emergency_override_possible = fields.Boolean(
+        metadata={"description": "Refused only for what an emergency override (with its reason, in qcflow) may bypass"})
+    reasons = fields.List(fields.Nested(BookingReasonOut))

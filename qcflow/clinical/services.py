@@ -6,17 +6,20 @@ a changed record is updated and audited with the fields that changed.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import lazyload
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import force_locale, gettext as _, lazy_gettext as _l
 from marshmallow import Schema, ValidationError
 
 from qcflow import reactions
 from qcflow.auth.models import Department, Role, User
+from qcflow.auth.permissions import can, scoped
 from qcflow.clinical import schemas
 from qcflow.clinical.models import (
     CancerDiagnosis,
@@ -28,12 +31,14 @@ from qcflow.clinical.models import (
     Staff,
     SurgeonAuthorisation,
 )
-from qcflow.clinical.workflow import OPERATION_WORKFLOW
+from qcflow.clinical.workflow import HIS, OPERATION_WORKFLOW, OperationState
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.periods import local_midnight
+from qcflow.core.i18n import label
 from qcflow.core.time import hospital_tz, local
+from qcflow.events.services import idempotency_hash
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
 
@@ -57,6 +62,8 @@ class Resolved:
     values: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    #: A state the HIS pushed with the row (operations): checked before anything lands, applied after the upsert.
+    step: "PushedState | None" = None
 
 
 def _department(code: str | None, resolved: Resolved, field_name: str = "department_code") -> int | None:
@@ -117,6 +124,9 @@ def resolve_operation(row: dict) -> Resolved:
         "surgeon_staff_id": surgeon.id if surgeon else None, "planned_at": row["planned_at"],
         "is_unplanned_reoperation": row.get("is_unplanned_reoperation", False),
     }
+    if row.get("state") and not resolved.errors:
+        resolved.step = PushedState(row, resolved.values, encounter, procedure, surgeon)
+        resolved.warnings.extend(resolved.step.kept_times())
     return resolved
 
 
@@ -218,6 +228,8 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
             result.errors = translate_errors(error.messages)
             continue
         resolved = kind.resolve(row)
+        if resolved.step is not None:
+            resolved.errors.update(resolved.step.check(now))
         result.key, result.warnings = _key_label(resolved.values, kind), [str(w) for w in resolved.warnings]
         if result.key in seen:
             resolved.errors["row"] = [_("The same record appears twice in this batch.")]
@@ -225,14 +237,16 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         if resolved.errors:
             result.errors = translate_errors(resolved.errors)
             continue
-        planned.append((result, resolved.values))
+        planned.append((result, resolved))
     if strict and any(r.errors for r in results):
         for result in results:
             if not result.errors:
                 result.status = "skipped"
         return results
-    for result, values in planned:
-        _upsert(kind, result, values, actor=actor, now=now)
+    for result, resolved in planned:
+        _upsert(kind, result, resolved.values, actor=actor, now=now)
+        if resolved.step is not None:
+            resolved.step.apply(result, actor=actor, now=now)
     return results
 
 
@@ -320,42 +334,178 @@ def summarise(results: list[RowResult]) -> dict:
     return {"results": results, **counts, "failed": sum(bool(r.errors) for r in results)}
 
 
-def authorised(operation: Operation) -> bool:
-    """Whether the surgeon holds an authorisation for the procedure valid on the planned day."""
-    day = local(operation.planned_at).date()
-    return db.session.scalar(sa.select(sa.func.count()).select_from(SurgeonAuthorisation).where(
-        SurgeonAuthorisation.staff_id == operation.surgeon_staff_id,
-        SurgeonAuthorisation.procedure_code == operation.procedure_code,
-        SurgeonAuthorisation.valid_from <= day,
-        sa.or_(SurgeonAuthorisation.valid_until.is_(None), SurgeonAuthorisation.valid_until >= day),
-    )) > 0
+@dataclass(frozen=True)
+class Reason:
+    """One reason a booking is refused: a stable code for the HIS, what is wrong and what to do next (both
+    lazily translated, so one reason reads in any language)."""
+
+    code: str
+    message: object
+    next_step: object
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.next_step}"
 
 
-def has_signed_preop_mdt(operation: Operation, window_days: int) -> bool:
-    return reactions.ask("operation.signed_preop_discussion", operation, window_days=window_days) is not None
+@dataclass(frozen=True)
+class BookingCase:
+    """What the booking gate decides on: an operation with the date and surgeon asked for (by default the
+    stored ones). The MDT answer reads its `id` and `planned_at` as it reads an operation's."""
+
+    id: int | None
+    needs_mdt: bool
+    grade: int
+    procedure_code: str
+    planned_at: datetime
+    surgeon: Staff
+
+    @classmethod
+    def of(cls, operation: Operation, *, planned_at: datetime | None = None, surgeon: Staff | None = None) -> "BookingCase":
+        return cls(operation.id, operation.needs_mdt, operation.grade, operation.procedure_code,
+                   planned_at or operation.planned_at, surgeon or operation.surgeon)
+
+
+def _authorisation_reason(case: BookingCase) -> Reason | None:
+    """None when the surgeon holds an authorisation for the procedure valid on the day asked."""
+    day = local(case.planned_at).date()
+    periods = db.session.execute(sa.select(SurgeonAuthorisation.valid_from, SurgeonAuthorisation.valid_until).where(
+        SurgeonAuthorisation.staff_id == case.surgeon.id,
+        SurgeonAuthorisation.procedure_code == case.procedure_code)).all()
+    if any(start <= day and (until is None or until >= day) for start, until in periods):
+        return None
+    names = {"surgeon": case.surgeon.name, "code": case.procedure_code}
+    if not periods:
+        return Reason("not_authorised", _l("Surgeon %(surgeon)s holds no authorisation for procedure %(code)s.", **names),
+                      _l("Ask medical affairs to grant it, or choose an authorised surgeon."))
+    return Reason("authorisation_not_valid",
+                  _l("The authorisation of surgeon %(surgeon)s for procedure %(code)s is not valid on %(date)s.",
+                     date=day.isoformat(), **names),
+                  _l("Ask medical affairs to renew it, or choose a date within its validity or an authorised surgeon."))
+
+
+def _discussion_reason(case: BookingCase) -> Reason | None:
+    """None when a signed pre-operative MDT discussion is valid for the date asked."""
+    window = current_app.config["MDT_VALIDITY_DAYS"]
+    if case.id is not None and reactions.ask("operation.signed_preop_discussion", case, window_days=window):
+        return None
+    # The MDT's own rule with an unbounded window finds a discussion signed too long before the date.
+    older = case.id is not None and reactions.ask("operation.signed_preop_discussion", case, window_days=36500)
+    if not older:
+        return Reason("mdt_missing", _l("No signed pre-operative MDT discussion is linked to this operation."),
+                      _l("Request or finish the discussion under MDT and have it signed within %(days)d days before "
+                         "the operation, then book again.", days=window))
+    return Reason("mdt_too_old",
+                  _l("The pre-operative MDT discussion was signed on %(signed)s, more than %(days)d days before "
+                     "%(date)s.", signed=local(older.signed_at).date().isoformat(), days=window,
+                     date=local(case.planned_at).date().isoformat()),
+                  _l("Hold and sign the discussion again, or book a date within %(days)d days of its signature.",
+                     days=window))
+
+
+def booking_reasons(case: BookingCase) -> list[Reason]:
+    """Why the booking gate refuses this case (empty: it may be booked): grade 4 and restricted technology need
+    a signed pre-operative MDT within MDT_VALIDITY_DAYS, grade 3 and above an authorised surgeon."""
+    reasons = [_discussion_reason(case) if case.needs_mdt else None,
+               _authorisation_reason(case) if case.grade >= 3 else None]
+    return [reason for reason in reasons if reason is not None]
 
 
 def booking_missing(operation: Operation) -> list[str]:
     """What the booking gate still needs for this operation (empty: it may be booked)."""
-    missing = []
-    window = current_app.config["MDT_VALIDITY_DAYS"]
-    if operation.needs_mdt and not has_signed_preop_mdt(operation, window):
-        missing.append(_("a signed pre-operative MDT discussion linked to this operation, signed "
-                         "within %(days)d days before the planned date: request or finish it under MDT, then book "
-                         "again", days=window))
-    if operation.grade >= 3 and not authorised(operation):
-        missing.append(_("an authorisation of surgeon %(surgeon)s for procedure %(code)s valid on the planned "
-                         "date: ask medical affairs to grant it", surgeon=operation.surgeon.name,
-                         code=operation.procedure_code))
-    return missing
+    return [str(reason) for reason in booking_reasons(BookingCase.of(operation))]
+
+
+def _in_both_languages(reasons: list[Reason]) -> list[dict]:
+    """The reasons as the HIS shows them: code, and message and next step in Chinese and in English."""
+    texts = {}
+    for language in ("zh", "en"):
+        with force_locale(language):
+            texts[language] = [(str(r.message), str(r.next_step)) for r in reasons]
+    return [{"code": r.code, "message": {lang: texts[lang][i][0] for lang in texts},
+             "next_step": {lang: texts[lang][i][1] for lang in texts}} for i, r in enumerate(reasons)]
+
+
+def _operation_reasons(operation: Operation | None, his_id: str) -> list[Reason]:
+    """Why an operation cannot be booked whatever the date: unknown to the asker, cancelled or performed."""
+    if operation is None:
+        return [Reason("operation_unknown", _l("No operation with HIS id “%(id)s” in your departments.", id=his_id),
+                       _l("Send the operation through intake first, then ask again."))]
+    if operation.state == OperationState.CANCELLED:
+        return [Reason("operation_cancelled", _l("The operation is cancelled."),
+                       _l("Send a new operation if it is to be done after all."))]
+    if operation.state == OperationState.PERFORMED:
+        return [Reason("operation_performed", _l("The operation has already been performed."),
+                       _l("Nothing to book; correct the HIS record if it is wrong."))]
+    return []
+
+
+def _replayed_check(operation: Operation | None, key_hash: str, now: datetime) -> bool:
+    """Whether this client already asked with this Idempotency-Key within IDEMPOTENCY_KEY_HOURS."""
+    cutoff = now - timedelta(hours=current_app.config["IDEMPOTENCY_KEY_HOURS"])
+    entry = audit.AuditEntry
+    return db.session.scalar(sa.select(sa.exists().where(
+        entry.object_type == "operation",
+        entry.object_id == str(operation.id) if operation else entry.object_id.is_(None),
+        entry.action == "operation.booking_check", entry.at >= cutoff, entry.detail.contains(key_hash))))
+
+
+def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key: str | None = None) -> dict:
+    """May the operation (by HIS id) be booked for the time and by the surgeon asked? Decide with the asked
+    values through the booking gate's reasons, change nothing, and audit the decision (a replayed
+    Idempotency-Key answers again without a second entry)."""
+    his_id = data["operation_his_id"]
+    stmt = sa.select(Operation).where(Operation.his_id == his_id).options(lazyload(Operation.encounter))
+    # The HIS's own token asks about any operation; a user who operates, about their department's.
+    operation = db.session.scalar(stmt if can(actor, "his_intake") else scoped(stmt, [Operation.department_id], actor))
+    reasons = _operation_reasons(operation, his_id)
+    planned_at = data.get("planned_at") or (operation.planned_at if operation else None)
+    surgeon = operation.surgeon if operation else None
+    if data.get("surgeon_his_id") and (surgeon is None or surgeon.his_id != data["surgeon_his_id"]):
+        surgeon = db.session.scalar(sa.select(Staff).where(Staff.his_id == data["surgeon_his_id"]))
+        if surgeon is None:
+            reasons.append(Reason("surgeon_unknown",
+                                  _l("No staff member with HIS id “%(id)s”.", id=data["surgeon_his_id"]),
+                                  _l("Send the staff list first, then ask again.")))
+    gated = operation is not None and not reasons
+    if gated:
+        reasons = booking_reasons(BookingCase.of(operation, planned_at=planned_at, surgeon=surgeon))
+    answer = {
+        "allowed": not reasons, "operation_his_id": his_id, "operation_id": operation.id if operation else None,
+        "planned_at": planned_at, "surgeon_his_id": surgeon.his_id if surgeon else data.get("surgeon_his_id"),
+        # In qcflow, the gate of an operation needing an MDT may be passed by a reasoned emergency override.
+        "emergency_override_possible": bool(gated and reasons and operation.needs_mdt
+                                            and OPERATION_WORKFLOW.permits(operation, "book")),
+        "reasons": _in_both_languages(reasons),
+    }
+    key_hash = idempotency_hash(f"booking_check:{actor.audit_name}", idempotency_key) if idempotency_key else None
+    if key_hash is None or not _replayed_check(operation, key_hash, now):
+        audit.record(actor.audit_name, "operation.booking_check", "operation", answer["operation_id"], now,
+                     operation_his_id=his_id, planned_at=_plain(planned_at), surgeon_his_id=answer["surgeon_his_id"],
+                     allowed=answer["allowed"], reasons=[r.code for r in reasons],
+                     **({"idempotency_key": key_hash} if key_hash else {}))
+    return answer
+
+
+#: How far ahead of the server's clock a reported time may be (clocks of the HIS and qcflow differ a little).
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+def _gate_lacked_discussion(operation: Operation, performed_at: datetime) -> list[str]:
+    """The discussion reasons the booking gate would have given for the day performed (empty: none, or the
+    operation needs no discussion or was booked by an emergency override)."""
+    if not operation.needs_mdt or operation.is_emergency_override:
+        return []
+    return [r.code for r in booking_reasons(BookingCase.of(operation, planned_at=performed_at))
+            if r.code.startswith("mdt_")]
 
 
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,
                          expected_version: int | None = None) -> Operation:
-    """Book, perform or cancel an operation; booking passes the table's gate or, where the MDT is needed, a
-    reasoned emergency override."""
+    """Book, perform or cancel an operation (the HIS: with the real times it sends); booking passes the table's
+    gate or, where the MDT is needed, a reasoned emergency override. An operation the HIS reports performed
+    without the signed discussion it needed is recorded and the quality office told at once."""
     OPERATION_WORKFLOW.check(operation, action, actor=actor, data=data, expected_version=expected_version)
-    detail = {}
+    detail, lacked = {}, []
     if action == "book":
         if data.get("emergency_override") and operation.needs_mdt:
             if not (data.get("override_reason") or "").strip():
@@ -364,17 +514,97 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
             operation.is_emergency_override = True
             operation.override_reason = data["override_reason"].strip()
             detail = {"emergency_override": True, "override_reason": operation.override_reason, "bypassed": bypassed}
-        operation.booked_at = now
-    elif action == "perform":
+        operation.booked_at = data.get("booked_at") or now
+    elif action in ("perform", "record_performed"):
         performed_at = data.get("performed_at") or now
-        if performed_at > now + timedelta(minutes=5):
+        if performed_at > now + CLOCK_SLACK:
             raise Unprocessable(errors={"performed_at": [_("This time is in the future.")]})
+        if action == "record_performed":
+            lacked = _gate_lacked_discussion(operation, performed_at)
+            operation.booked_at = data.get("booked_at")
+            detail = {"booked_at": _plain(operation.booked_at), "without_signed_discussion": lacked}
         operation.performed_at = performed_at
+        detail["performed_at"] = _plain(performed_at)
+    elif action == "cancel":
+        operation.cancelled_at = data.get("cancelled_at") or now
+        operation.cancel_reason = (data.get("reason") or "").strip() or None
+        detail = {"cancelled_at": _plain(operation.cancelled_at), "reason": operation.cancel_reason}
     OPERATION_WORKFLOW.apply(operation, action, actor=actor, now=now, data=data, audit_detail=detail)
-    if action == "perform" and (operation.needs_mdt or operation.grade == 4):
+    if action in ("perform", "record_performed") and (operation.needs_mdt or operation.grade == 4):
         reactions.publish("operation.performed", operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
                {"id": operation.his_id, "code": operation.procedure_code, "reason": operation.override_reason},
                now=now, link=f"/operations/{operation.id}")
+    if lacked:
+        notify(users_with_role(Role.QUALITY), "operation.performed_without_mdt",
+               {"id": operation.his_id, "code": operation.procedure_code, "time": _plain(operation.performed_at)},
+               now=now, link=f"/operations/{operation.id}")
     return operation
+
+
+class PushedState:
+    """A state the HIS pushed with an operation row, with its real times: checked with the row (a refused
+    booking or an impossible step is the row's error, and nothing of the row lands), then applied through
+    the operation workflow as the HIS."""
+
+    def __init__(self, row: dict, values: dict, encounter: Encounter, procedure: Procedure, surgeon: Staff):
+        self.row, self.values, self.encounter, self.procedure, self.surgeon = row, values, encounter, procedure, surgeon
+        self.existing = db.session.scalar(sa.select(Operation).where(Operation.his_id == row["his_id"]))
+
+    def action(self) -> str | None:
+        """The workflow step from the stored state to the pushed one (None: already there)."""
+        current, target = self.existing.state if self.existing else OperationState.PLANNED, self.row["state"]
+        if current == target:
+            return None
+        if target == OperationState.PERFORMED:
+            return "perform" if current == OperationState.BOOKED else "record_performed"
+        return {OperationState.BOOKED: "book", OperationState.CANCELLED: "cancel"}[target]
+
+    def kept_times(self) -> list:
+        """Warnings for a re-sent state whose time differs from the one stored (the first report is kept)."""
+        name = {"booked": "booked_at", "performed": "performed_at", "cancelled": "cancelled_at"}[self.row["state"]]
+        stored, sent = getattr(self.existing, name) if self.existing else None, self.row.get(name)
+        if self.action() is not None or not (stored and sent) or stored == sent:
+            return []
+        return [_("%(field)s differs from the time already recorded (%(at)s), which was kept.", field=name,
+                  at=local(stored).strftime("%Y-%m-%d %H:%M"))]
+
+    def check(self, now: datetime) -> dict:
+        """The row's errors: times in the future or out of order, a step the table refuses, a shut gate."""
+        row, errors = self.row, {}
+        for name in ("booked_at", "performed_at", "cancelled_at"):
+            if row.get(name) and row[name] > now + CLOCK_SLACK:
+                errors[name] = [_("This time is in the future.")]
+        if row.get("performed_at") and row["performed_at"] < self.encounter.admitted_at:
+            errors.setdefault("performed_at", []).append(
+                _("An operation cannot be performed before the admission (%(at)s).",
+                  at=local(self.encounter.admitted_at).strftime("%Y-%m-%d %H:%M")))
+        if row.get("booked_at") and row.get("performed_at") and row["booked_at"] > row["performed_at"]:
+            errors.setdefault("booked_at", []).append(_("The booking cannot be after the operation."))
+        action = self.action()
+        current = self.existing.state if self.existing else OperationState.PLANNED
+        if action is not None and action not in OPERATION_WORKFLOW.allowed_actions(OperationState(current)):
+            errors["state"] = [_("The operation is %(current)s in qcflow; it cannot become %(state)s.",
+                                 current=label("clin_operation_state", current),
+                                 state=label("clin_operation_state", row["state"]))]
+        elif action == "book":
+            case = BookingCase(self.existing.id if self.existing else None, self.procedure.needs_mdt,
+                               self.procedure.grade, self.procedure.code, self.values["planned_at"], self.surgeon)
+            reasons = booking_reasons(case)
+            if reasons:
+                errors["state"] = [str(reason) for reason in reasons]
+        return errors
+
+    def apply(self, result: RowResult, *, actor: Actor, now: datetime) -> None:
+        """Take the step as the HIS (the row's upsert has landed); re-sending the same state changes nothing."""
+        action = self.action()
+        if action is None:
+            return
+        operation = db.session.get(Operation, result.id)
+        data = {"booked_at": self.row.get("booked_at"), "performed_at": self.row.get("performed_at"),
+                "cancelled_at": self.row.get("cancelled_at"), "reason": self.row.get("cancel_reason")}
+        his = dataclasses.replace(actor, roles=actor.roles | {HIS})
+        transition_operation(operation, action, data, actor=his, now=now)
+        if result.status == "unchanged":
+            result.status = "updated"

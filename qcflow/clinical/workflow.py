@@ -29,14 +29,17 @@ def _booking_missing(operation) -> list[str]:
 BOOKING_GATE = Gate(
     "booking gate (signed pre-op MDT, surgeon authorisation, or emergency override)",
     _booking_missing,
-    lambda missing: _("This operation cannot be booked yet. Missing: %(missing)s.", missing="; ".join(missing)),
+    lambda missing: _("This operation cannot be booked yet. %(reasons)s", reasons=" ".join(missing)),
     may_override=lambda operation: operation.needs_mdt,
     override_field="emergency_override",
 )
 
 S = OperationState
-#: The HIS (an API client with the clinician role) and the quality office drive operations.
-CLINICAL = PERMISSIONS["operations"]
+#: The HIS pushing what happened through intake: the intake service grants this role for the pushed steps only;
+#: no user holds it, so no page or transitions call offers the HIS's own step.
+HIS = "his"
+#: Users who operate (their department's operations) and the HIS drive operations.
+CLINICAL = PERMISSIONS["operations"] | {HIS}
 
 OPERATION_WORKFLOW = Workflow(
     "operation",
@@ -45,6 +48,9 @@ OPERATION_WORKFLOW = Workflow(
         T("book",    {S.PLANNED},           S.BOOKED,    CLINICAL,  BOOKING_GATE),
         T("perform", {S.BOOKED},            S.PERFORMED, CLINICAL),
         T("cancel",  {S.PLANNED, S.BOOKED}, S.CANCELLED, CLINICAL),
+        # The HIS reports an operation performed that was never booked here: a fact, recorded with its real
+        # time whatever the gate lacks (the service reports a missing discussion to the quality office).
+        T("record_performed", {S.PLANNED}, S.PERFORMED, {HIS}),
     ],
     initial=S.PLANNED,
     table="operation",

@@ -41,6 +41,9 @@ MESSAGES = {
                                      labels={"findings": "fu_item"}),
     "operation.emergency_override": Message(_l("Emergency booking without MDT: operation %(id)s (%(code)s)"),
                                             _l("Reason: %(reason)s")),
+    "operation.performed_without_mdt": Message(
+        _l("Operation %(id)s (%(code)s) was performed without a signed pre-operative MDT"),
+        _l("Reported by the HIS: performed at %(time)s."), times=("time",)),
     "mdt.requested": Message(_l("Pre-operative MDT needed before %(date)s: %(procedure)s"), dates=("date",)),
     "mdt.perioperative_death": Message(_l("Perioperative death review requested"), _l("Due by %(date)s"),
                                        times=("date",)),

@@ -72,7 +72,7 @@ def unread_count(user_id: int) -> int:
 #: Kinds of notification shown together on the inbox page: escalations (a deadline passed, a rule was
 #: bypassed) and reminders (something is due or requested); everything else is information.
 ESCALATIONS = ("event.deadline_breached", "followup.urgent_missed", "mdt.preop_missing", "mdt.overdue",
-               "operation.emergency_override")
+               "operation.emergency_override", "operation.performed_without_mdt")
 REMINDERS = ("followup.urgent_due", "followup.event_prompt", "mdt.requested", "mdt.invited", "mdt.scheduled", "event.question",
              "action.assigned")
 

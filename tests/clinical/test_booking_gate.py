@@ -133,11 +133,12 @@ def test_emergency_override_books_audits_and_tells_the_quality_office(ctx, refer
 ])
 def test_grades_one_to_three_book_without_mdt(ctx, reference, quality_client, code, authorised, status):
     from qcflow.clinical.models import Operation
-    from qcflow.clinical.services import authorised as holds_authorisation
+    from qcflow.clinical.services import BookingCase, booking_reasons
     from qcflow.extensions import db
 
     operation_id = push_operation(reference, "O2", code, surgeon="S1" if authorised else "S2")
-    assert holds_authorisation(db.session.get(Operation, operation_id)) is authorised
+    reasons = booking_reasons(BookingCase.of(db.session.get(Operation, operation_id)))
+    assert [reason.code for reason in reasons] == ([] if authorised or code == "47.0101" else ["not_authorised"])
     assert preop_discussions(operation_id) == []
     assert book(quality_client, operation_id).status_code == status
 
