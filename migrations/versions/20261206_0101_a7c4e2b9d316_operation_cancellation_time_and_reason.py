@@ -1,7 +1,7 @@
 """operation cancellation time and reason
 
 Revision ID: a7c4e2b9d316
-Revises: e61b0c4f8a27
+Revises: a3c5e7f9b2d4
 Create Date: 2026-12-06 01:00:00.000000
 
 The HIS pushes an operation's state with its real times; a cancellation keeps when it happened and
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = 'a7c4e2b9d316'
-down_revision = 'e61b0c4f8a27'
+down_revision = 'a3c5e7f9b2d4'
 branch_labels = None
 depends_on = None
 
