@@ -534,11 +534,13 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
         reactions.publish("operation.performed", operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
-               {"id": operation.his_id, "code": operation.procedure_code, "reason": operation.override_reason},
+               {"id": operation.his_id, "code": operation.procedure_code, "procedure": operation.procedure.name,
+                "reason": operation.override_reason},
                now=now, link=f"/operations/{operation.id}")
     if lacked:
         notify(users_with_role(Role.QUALITY), "operation.performed_without_mdt",
-               {"id": operation.his_id, "code": operation.procedure_code, "time": _plain(operation.performed_at)},
+               {"id": operation.his_id, "code": operation.procedure_code, "procedure": operation.procedure.name,
+                "time": _plain(operation.performed_at)},
                now=now, link=f"/operations/{operation.id}")
     return operation
 

@@ -24,6 +24,8 @@ class Message:
     times: tuple = ()
     #: Parameters holding ISO date-times or dates, shown as hospital-local "YYYY-MM-DD".
     dates: tuple = ()
+    #: A parameter that rows stored by an earlier version lack: {parameter: the stored one shown instead}.
+    earlier: dict = field(default_factory=dict)
 
 
 
@@ -39,11 +41,11 @@ MESSAGES = {
                                       times=("time",)),
     "followup.event_prompt": Message(_l("Follow-up finding may be an adverse event: %(findings)s"),
                                      labels={"findings": "fu_item"}),
-    "operation.emergency_override": Message(_l("Emergency booking without MDT: operation %(id)s (%(code)s)"),
-                                            _l("Reason: %(reason)s")),
+    "operation.emergency_override": Message(_l("Emergency booking without MDT: %(procedure)s (operation %(id)s)"),
+                                            _l("Reason: %(reason)s"), earlier={"procedure": "code"}),
     "operation.performed_without_mdt": Message(
-        _l("Operation %(id)s (%(code)s) was performed without a signed pre-operative MDT"),
-        _l("Reported by the HIS: performed at %(time)s."), times=("time",)),
+        _l("%(procedure)s (operation %(id)s) was performed without a signed pre-operative MDT"),
+        _l("Reported by the HIS: performed at %(time)s."), times=("time",), earlier={"procedure": "code"}),
     "mdt.requested": Message(_l("Pre-operative MDT needed before %(date)s: %(procedure)s"), dates=("date",)),
     "mdt.perioperative_death": Message(_l("Perioperative death review requested"), _l("Due by %(date)s"),
                                        times=("date",)),
@@ -83,7 +85,8 @@ def _value(message: Message, name: str, value):
 def render(kind: str, params: dict) -> tuple[str, str]:
     """(title, body) of a notification of `kind` in the current language."""
     message = MESSAGES[kind]
-    values = {name: _value(message, name, value) for name, value in (params or {}).items()}
+    params = {**{name: (params or {}).get(stored) for name, stored in message.earlier.items()}, **(params or {})}
+    values = {name: _value(message, name, value) for name, value in params.items()}
     title = _format(str(message.title), values)
     body = ""
     # A body whose parameters are empty (a review without a deadline) is left out.

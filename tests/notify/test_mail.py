@@ -103,8 +103,8 @@ def test_each_recipient_gets_a_mail_after_commit(database_url, tmp_path, smtp, n
     app = mail_app(database_url, tmp_path, smtp, SMTP_USER="qcflow", SMTP_PASSWORD="s3cret")
     with app.app_context():
         ids = two_users(now)
-        services.notify(ids, "operation.emergency_override", {"id": "OP-9", "code": "47.0901", "reason": "急性腹膜炎"},
-                        now=now, link="/operations/1")
+        services.notify(ids, "operation.emergency_override", {"id": "OP-9", "code": "47.0901", "procedure": "阑尾切除术",
+                                                                 "reason": "急性腹膜炎"}, now=now, link="/operations/1")
         assert not smtp.arrived.wait(0.3)  # nothing leaves before the commit
         db.session.commit()
     deadline = time.monotonic() + 5
@@ -114,8 +114,8 @@ def test_each_recipient_gets_a_mail_after_commit(database_url, tmp_path, smtp, n
     # Each in the recipient's language: zhao has no setting (the hospital's Chinese), qian chose English.
     by_address = {env["to"][0]: message for env, message in smtp.messages}
     assert all(env["from"] == "qcflow@hospital.example" for env, _m in smtp.messages)
-    assert by_address["zhao@hospital.example"]["Subject"] == "未经多学科讨论的急诊手术预约：手术 OP-9（47.0901）"
-    assert by_address["qian@hospital.example"]["Subject"] == "Emergency booking without MDT: operation OP-9 (47.0901)"
+    assert by_address["zhao@hospital.example"]["Subject"] == "未经多学科讨论的急诊手术预约：阑尾切除术（手术 OP-9）"
+    assert by_address["qian@hospital.example"]["Subject"] == "Emergency booking without MDT: 阑尾切除术 (operation OP-9)"
     body = by_address["zhao@hospital.example"].get_content()
     assert "急性腹膜炎" in body and "https://qcflow.hospital.example/operations/1" in body
     assert "Reason: 急性腹膜炎" in by_address["qian@hospital.example"].get_content()
@@ -202,3 +202,10 @@ def test_a_message_that_cannot_be_built_is_logged_and_the_others_are_sent(databa
         "archive@hospital.example", "qian@hospital.example", "zhao@hospital.example"]
     assert "a mdt.signed mail could not be built (ValueError); skipped" in caplog.text
     assert "qc-office" not in caplog.text and "outsider" not in caplog.text
+
+
+def test_a_notification_stored_before_its_message_named_the_procedure_still_reads_as_words(ctx):
+    from qcflow.notify.messages import render
+
+    title, body = render("operation.emergency_override", {"id": "OP-9", "code": "47.0901", "reason": "急性腹膜炎"})
+    assert title == "未经多学科讨论的急诊手术预约：47.0901（手术 OP-9）" and body == "原因：急性腹膜炎"
