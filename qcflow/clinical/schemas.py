@@ -93,7 +93,7 @@ class StaffIn(BaseSchema):
     his_id = HisId(metadata={"example": "S0042"})
     name = Text(100, required=True)
     department_code = Text(40, allow_none=True)
-    specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
+    specialty = Choice(SPECIALTIES, example="anaesthesia", label_kind="clin_specialty", allow_none=True)
     #: Links the staff member to a qcflow account (for notifications and MDT).
     username = Text(64, allow_none=True)
     is_active = fields.Boolean(load_default=True)

@@ -22,11 +22,40 @@ class _Translated:
         return ValidationError(str(self.error_messages[key]).format(**kwargs))
 
 
-def Choice(codes, *, example: str, **kw) -> fields.String:  # noqa: N802 (a field, named like one)
+def Choice(codes, *, example: str, label_kind: str | None = None, **kw) -> fields.String:  # noqa: N802 (a field)
     """One code of a fixed list (an unknown one is refused with the list of valid codes, which the OpenAPI
-    document names as the field's enum)."""
+    document names as the field's enum). With `label_kind`, the code's label in Chinese or English is
+    taken for the code (a CSV typed by hand says 麻醉科), and a refusal lists the labels, not the codes."""
     codes = list(codes)
-    return fields.String(validate=validate.OneOf(codes), metadata={"example": example, "enum": codes}, **kw)
+    metadata = {"example": example, "enum": codes}
+    if label_kind is None:
+        return fields.String(validate=validate.OneOf(codes), metadata=metadata, **kw)
+    return _Labelled(codes, label_kind, metadata=metadata, **kw)
+
+
+class _Labelled(fields.String):
+    def __init__(self, codes: list[str], label_kind: str, **kw):
+        super().__init__(**kw)
+        self.codes, self.label_kind = codes, label_kind
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        from flask_babel import force_locale, gettext
+
+        from qcflow.core.i18n import label, label_list
+
+        value = super()._deserialize(value, attr, data, **kwargs)
+        if value in self.codes:
+            return value
+        wanted = value.strip().casefold()
+        for code in self.codes:
+            with force_locale("zh"):
+                chinese = label(self.label_kind, code)
+            with force_locale("en"):
+                english = label(self.label_kind, code)
+            if wanted in (chinese.casefold(), english.casefold()):
+                return code
+        raise ValidationError(gettext("“%(value)s” is not in the list: %(choices)s.", value=value,
+                                      choices=label_list(self.label_kind, self.codes)))
 
 
 class DateTime(_Translated, fields.AwareDateTime):

@@ -60,7 +60,7 @@ class ParticipantIn(BaseSchema):
         "description": "Id or code. A colleague's own department only (may be left out); an outside expert has none (422). An "
                        "outside expert never meets a required specialty, and outside experts together count as one "
                        "specialty towards the quorum."})
-    specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
+    specialty = Choice(SPECIALTIES, example="anaesthesia", label_kind="clin_specialty", allow_none=True)
     role = fields.String(load_default="member", validate=validate.OneOf(PARTICIPANT_ROLES))
     attended = fields.Boolean(load_default=False)
 
@@ -68,7 +68,7 @@ class ParticipantIn(BaseSchema):
 class ParticipantPatch(BaseSchema):
     version = fields.Integer(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
     attended = fields.Boolean()
-    specialty = Choice(SPECIALTIES, example="anaesthesia", allow_none=True)
+    specialty = Choice(SPECIALTIES, example="anaesthesia", label_kind="clin_specialty", allow_none=True)
     department_id = DepartmentId(allow_none=True)
     role = fields.String(validate=validate.OneOf(PARTICIPANT_ROLES))
 

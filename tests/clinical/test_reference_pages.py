@@ -51,4 +51,22 @@ def test_upload_results_are_labels(admin_client):
     shown = cells(response.get_data(as_text=True), "import-results")
     assert "无变化" in shown and "新增" in shown and "已拒绝" in shown
     assert not {"created", "unchanged", "error"} & set(shown)
-    assert any("anaesthesia" in c and "specialty" not in c for c in shown), shown
+    # The refusal names the specialties as the page does, never their codes.
+    refusal = next(c for c in shown if "麻醉科" in c)
+    assert "“麻醉”" in refusal and "普通外科" in refusal and not re.search(r"[a-z]+_[a-z]+|anaesthesia", refusal)
+
+
+def test_a_specialty_may_be_written_as_its_label_in_either_language(admin_client):
+    import sqlalchemy as sa
+
+    from qcflow.clinical.models import Staff
+    from qcflow.extensions import db
+
+    token = csrf_from(admin_client, "/admin/reference/staff")
+    csv = "his_id,name,department_code,specialty\nS7,孙麻醉,ANES,麻醉科\nS8,周心内,GS,cardiology\nS9,吴肿瘤,GS,Oncology\n"
+    response = admin_client.post("/admin/reference/staff", content_type="multipart/form-data",
+                                 data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")})
+    assert response.status_code == 200
+    stored = dict(db.session.execute(sa.select(Staff.his_id, Staff.specialty).where(
+        Staff.his_id.in_(["S7", "S8", "S9"]))).all())
+    assert stored == {"S7": "anaesthesia", "S8": "cardiology", "S9": "oncology"}

@@ -73,13 +73,16 @@ def test_a_listed_colleague_with_an_account_is_added_as_that_user(hospital, held
                                  now=mdt_now + timedelta(days=1, hours=2))
 
 
-def test_the_api_accepts_specialty_codes_and_names_the_valid_ones(client, clients, hospital, held_preop):
+def test_the_api_accepts_specialty_codes_or_labels_and_names_the_valid_ones(client, clients, hospital, held_preop):
     head = clients("head")
     url = f"{URL}/{held_preop.id}/participants"
     typed = head.post(url, headers=head.csrf, json={"name": "王教授（省人民医院）", "specialty": "麻醉"})
     assert typed.status_code == 422
     message = typed.json["errors"]["specialty"][0]
-    assert "anaesthesia" in message and "general_surgery" in message
+    # Named as the reader says them (the codes are the OpenAPI document's enum); a label is taken as its code.
+    assert "麻醉科" in message and "普通外科" in message and "general_surgery" not in message
+    labelled = head.post(url, headers=head.csrf, json={"name": "赵教授（省人民医院）", "specialty": "麻醉科"})
+    assert labelled.status_code == 201 and labelled.json["specialty"] == "anaesthesia"
     coded = head.post(url, headers=head.csrf, json={"name": "王教授（省人民医院）", "specialty": "pathology"})
     assert coded.status_code == 201 and coded.json["specialty"] == "pathology"
     unknown = head.post(url, headers=head.csrf, json={"staff_id": 99999})
@@ -126,7 +129,7 @@ def test_the_staff_feed_refuses_an_unknown_specialty(hospital, actor_of, mdt_now
         {"his_id": "X1", "name": "孙麻醉", "specialty": "麻醉"},
         {"his_id": "X2", "name": "钱病理", "specialty": "pathology"},
     ], actor=actor_of("admin"), now=mdt_now)
-    assert "specialty" in results[0].errors and "anaesthesia" in results[0].errors["specialty"][0]
+    assert "specialty" in results[0].errors and "麻醉科" in results[0].errors["specialty"][0]
     assert results[1].status == "created" and not results[1].errors
 
 
