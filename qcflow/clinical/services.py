@@ -2,7 +2,8 @@
 
 Every batch is validated row by row before anything is written: a bad row is reported with its
 errors and good rows land (or, with `strict`, nothing lands). Re-sending a batch changes nothing;
-a changed record is updated and audited with the fields that changed.
+a changed record is updated and audited with the fields that changed, and a field the row leaves out
+keeps its value (an explicit null clears an optional one). Each row says what it set off (`effects`).
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ class RowResult:
     id: object = None
     errors: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    #: What the record's change set off in other domains (reactions.Effect).
+    effects: list = field(default_factory=list)
 
 
 @dataclass
@@ -224,18 +227,27 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         if resolved.errors:
             result.errors = translate_errors(resolved.errors)
             continue
-        planned.append((result, resolved.values))
+        unmentioned = {_COLUMN_OF.get(name, name) for name in kind.schema._declared_fields if name not in raw} - {None}
+        planned.append((result, resolved.values, unmentioned))
     if strict and any(r.errors for r in results):
         for result in results:
             if not result.errors:
                 result.status = "skipped"
         return results
-    for result, values in planned:
-        _upsert(kind, result, values, actor=actor, now=now)
+    for result, values, unmentioned in planned:
+        _upsert(kind, result, values, unmentioned, actor=actor, now=now)
     return results
 
 
-def _upsert(kind: Kind, result: RowResult, values: dict, *, actor: Actor, now: datetime) -> None:
+#: The column an optional field of a row sets where it is not the field's name; None: it sets no column by
+#: itself (an operation's grade is the catalogue's, whatever the row says).
+_COLUMN_OF = {"department_code": "department_id", "username": "user_id", "grade": None}
+
+
+def _upsert(kind: Kind, result: RowResult, values: dict, unmentioned: set[str], *, actor: Actor,
+            now: datetime) -> None:
+    """Create the record with `values` (defaults for what the row left out), or update the columns the row
+    mentions: a re-sent row never erases what it does not mention."""
     stmt = sa.select(kind.model).where(*(getattr(kind.model, k) == values[k] for k in kind.key))
     obj = db.session.scalar(stmt)
     timestamps = {c for c in ("created_at", "updated_at") if hasattr(kind.model, c)}
@@ -245,6 +257,7 @@ def _upsert(kind: Kind, result: RowResult, values: dict, *, actor: Actor, now: d
         db.session.flush()
         result.status, changed, before = "created", sorted(values), {}
     else:
+        values = {k: v for k, v in values.items() if k not in unmentioned}
         before = {k: _plain(getattr(obj, k)) for k in values}
         changed = sorted(k for k, v in values.items() if _plain(getattr(obj, k)) != _plain(v))
         if not changed:
@@ -260,29 +273,34 @@ def _upsert(kind: Kind, result: RowResult, values: dict, *, actor: Actor, now: d
     result.id = _identity(obj)
     audit.record(actor.audit_name, f"intake.{kind.name}.{result.status}", kind.model.__tablename__, result.id, now,
                  changed=changed, before=before, after={k: _plain(values[k]) for k in changed})
-    _after_change(kind.name, obj, changed, created=result.status == "created", actor=actor, now=now)
+    result.effects = _after_change(kind.name, obj, changed, created=result.status == "created", actor=actor, now=now)
 
 
 def _identity(obj):
     return getattr(obj, "id", None) or getattr(obj, "code", None)
 
 
-def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor, now: datetime) -> None:
-    """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up."""
+def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor,
+                  now: datetime) -> list[reactions.Effect]:
+    """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up;
+    returns what they set off."""
+    effects = []
     if kind == "operations":
         if obj.needs_mdt and (created or "planned_at" in changed):
-            reactions.publish("operation.planned", obj, now=now)
+            effects += reactions.publish("operation.planned", obj, now=now)
         if obj.is_unplanned_reoperation and "is_unplanned_reoperation" in changed:
-            reactions.publish("operation.unplanned_reoperation", obj, now=now)
+            effects += reactions.publish("operation.unplanned_reoperation", obj, now=now)
     elif kind == "encounters" and obj.disposition == "death" and {"disposition", "discharged_at"} & set(changed):
-        reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
+        effects += reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
     elif kind == "patients" and obj.died_on and "died_on" in changed:
         died_at = datetime.combine(obj.died_on, datetime.min.time(), tzinfo=hospital_tz())
-        reactions.publish("death.recorded", obj, died_at=died_at, encounter=None, now=now)
-    if kind == "encounters" and obj.is_day_surgery and obj.discharged_at and {"discharged_at", "is_day_surgery"} & set(changed):
-        reactions.publish("encounter.day_surgery_discharged", obj, now=now)
+        effects += reactions.publish("death.recorded", obj, died_at=died_at, encounter=None, now=now)
+    if (kind == "encounters" and obj.is_day_surgery and obj.discharged_at
+            and {"discharged_at", "is_day_surgery"} & set(changed)):
+        effects += reactions.publish("encounter.day_surgery_discharged", obj, now=now)
     elif kind == "diagnoses" and created:
-        reactions.publish("diagnosis.recorded", obj, now=now)
+        effects += reactions.publish("diagnosis.recorded", obj, now=now)
+    return effects
 
 
 def summarise(results: list[RowResult]) -> dict:

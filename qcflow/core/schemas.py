@@ -25,7 +25,8 @@ def Choice(codes, *, example: str, **kw) -> fields.String:  # noqa: N802 (a fiel
     """One code of a fixed list (an unknown one is refused with the list of valid codes, which the OpenAPI
     document names as the field's enum)."""
     codes = list(codes)
-    return fields.String(validate=validate.OneOf(codes), metadata={"example": example, "enum": codes}, **kw)
+    metadata = {"example": example, "enum": codes, **kw.pop("metadata", {})}
+    return fields.String(validate=validate.OneOf(codes), metadata=metadata, **kw)
 
 
 class DateTime(_Translated, fields.AwareDateTime):
