@@ -126,7 +126,7 @@ class StaffIn(BaseSchema):
     """A member of staff (matched on `his_id`)."""
 
     his_id = HisId(metadata=doc("The staff member's id in the HIS (work number).", "S0042"))
-    name = Text(100, required=True, metadata=doc("Full name.", "王主任"))
+    name = Text(100, required=True, metadata=doc("Full name as the HIS lists it.", "王主任"))
     department_code = Text(40, allow_none=True, metadata=doc(DEPARTMENT + NULL_CLEARS, "GS"))
     specialty = Choice(SPECIALTIES, example="general_surgery", allow_none=True, metadata=doc(
         "Clinical specialty code; MDT quorums count distinct specialties." + NULL_CLEARS))
