@@ -76,24 +76,13 @@ def test_every_kind_has_a_template_whose_example_row_is_accepted(ctx, admin):
 
 
 def stored(kind, key):
-    from qcflow.clinical.models import (
-        CancerDiagnosis,
-        Encounter,
-        Operation,
-        Patient,
-        Procedure,
-        Staff,
-        SurgeonAuthorisation,
-    )
+    """The record of a kind by its HIS id (a procedure by code, an authorisation by procedure code)."""
+    from qcflow.clinical.services import KINDS
     from qcflow.extensions import db
 
-    if kind == "procedures":
-        return db.session.get(Procedure, key)
-    if kind == "authorisations":
-        return db.session.scalar(sa.select(SurgeonAuthorisation).where(SurgeonAuthorisation.procedure_code == key))
-    model = {"patients": Patient, "encounters": Encounter, "operations": Operation, "diagnoses": CancerDiagnosis,
-             "staff": Staff}[kind]
-    return db.session.scalar(sa.select(model).where(model.his_id == key))
+    model = KINDS[kind].model
+    column = getattr(model, {"procedures": "code", "authorisations": "procedure_code"}.get(kind, "his_id"))
+    return db.session.scalar(sa.select(model).where(column == key))
 
 
 #: kind, the full row, the row re-sent with only its required fields, the stored values it must keep.
@@ -213,7 +202,8 @@ def test_each_row_says_what_it_set_off_with_the_records_ids(ctx, reference):
 
 def test_the_upload_page_shows_what_each_line_set_off_in_words(app, admin, reference):
     page = "/admin/reference/operations"
-    rows = "his_id,encounter_his_id,procedure_code,surgeon_his_id,planned_at\nO9,E1,52.7001,S1,2026-03-05T08:00:00+08:00\n"
+    rows = ("his_id,encounter_his_id,procedure_code,surgeon_his_id,planned_at\n"
+            "O9,E1,52.7001,S1,2026-03-05T08:00:00+08:00\n")
     response = admin.post(page, content_type="multipart/form-data",
                           data={"csrf_token": csrf_from(admin, page), "file": (io.BytesIO(rows.encode()), "o.csv")})
     assert response.status_code == 200
