@@ -7,7 +7,8 @@ the first fact instead of silently skipping the work. This module imports the do
 table is built, so any domain can import it at the top without a cycle.
 
 Read `table()` to know what happens when, for example, an operation is performed, a death is
-recorded or a follow-up call finds a possible adverse event.
+recorded or a follow-up call finds a possible adverse event. Each handler returns the `Effect`s it had
+(or None), and `publish` returns them all, so the intake can tell the HIS what each fact set off.
 """
 from __future__ import annotations
 
@@ -20,6 +21,20 @@ from flask import Flask, current_app
 from qcflow.core.time import local
 
 EXTENSION = "qcflow.reactions"
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a handler did about a fact, as codes and ids an integrator can look up."""
+
+    #: discussion_requested, discussion_already_requested, discussion_rescheduled, discussion_disputed,
+    #: plan_enrolled, plan_already_enrolled, plan_reanchored, plan_stopped
+    code: str
+    #: The table of the record: mdt_discussion or followup_plan.
+    record: str
+    id: int
+    #: The record's kind: a discussion kind (preop_level4, …) or a follow-up pathway (day_surgery, …).
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -36,9 +51,9 @@ def table() -> Reactions:
     from qcflow.followup import services as followup
     from qcflow.mdt import services as mdt
 
-    def stop_follow_up(patient, *, died_at: datetime, encounter, now: datetime) -> None:
+    def stop_follow_up(patient, *, died_at: datetime, encounter, now: datetime) -> list[Effect]:
         """Follow-up stops the patient's plans as of the day of death in the hospital's calendar."""
-        followup.on_death(patient, died_on=local(died_at).date(), now=now)
+        return followup.on_death(patient, died_on=local(died_at).date(), now=now)
 
     return Reactions(
         facts={
@@ -77,10 +92,9 @@ def _installed() -> Reactions:
     return reactions
 
 
-def publish(fact: str, *args, **kwargs) -> None:
-    """Let every domain that reacts to `fact` do its work, in the table's order."""
-    for handler in _installed().facts[fact]:
-        handler(*args, **kwargs)
+def publish(fact: str, *args, **kwargs) -> list[Effect]:
+    """Let every domain that reacts to `fact` do its work, in the table's order; what they did."""
+    return [effect for handler in _installed().facts[fact] for effect in handler(*args, **kwargs) or ()]
 
 
 def ask(question: str, *args, **kwargs):

@@ -153,3 +153,14 @@ def create_operation(ctx, create_procedure, create_patient, create_encounter):
         return saved(operation)
 
     return create
+
+
+def discussion_of(effects):
+    """The discussion a reaction requested or found (reactions report effects, not records); None if none."""
+    from qcflow.extensions import db
+    from qcflow.mdt.models import Discussion
+
+    if not effects:
+        return None
+    [effect] = effects
+    return db.session.get(Discussion, effect.id)

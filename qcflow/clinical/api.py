@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import request
-from flask_babel import gettext as _
 from marshmallow import fields, validate
 
 from qcflow.auth.permissions import PERMISSIONS, allowed, authenticated, current_actor, roles_required
@@ -16,7 +15,6 @@ from qcflow.clinical.schemas import (
     PatientOut,
 )
 from qcflow.core.api import Blueprint
-from qcflow.core.errors import NotFound
 from qcflow.core.schemas import BaseSchema, QueryArgs
 from qcflow.core.time import now
 
@@ -24,31 +22,57 @@ blp = Blueprint("clinical_api", __name__, url_prefix="/api/v1", description="Cli
 
 
 class BatchIn(BaseSchema):
+    #: Rows are loaded one by one by the service (a bad row is reported, good rows land); the document shows
+    #: each kind's row schema (`batch_doc`).
     items = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=services.MAX_BATCH))
     strict = fields.Boolean(load_default=False, metadata={"description": "true: one bad row and nothing lands"})
+
+
+def batch_doc(kind: services.Kind) -> dict:
+    """The documented request body of one kind: its rows' schema, with the limits BatchIn checks."""
+    batch = {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": services.MAX_BATCH, "items": kind.schema,
+                  "description": "The rows; each is checked on its own: a bad row comes back with its errors and "
+                                 "the good rows land (unless strict)"},
+        "strict": {"type": "boolean", "default": False, "description": "true: one bad row and nothing lands"}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": batch}}}}
 
 
 class PatientArgs(QueryArgs):
     mrn = fields.String(validate=validate.Length(max=40))
 
 
-@blp.post("/intake/<kind>")
-@allowed("his_intake")
-@blp.arguments(BatchIn)
-@blp.response(200, BatchOut)
-@blp.alt_response(404, description="Unknown kind")
-@blp.alt_response(422, schema={"oneOf": [{"$ref": "#/components/schemas/BatchOut"}, {"$ref": "#/components/schemas/Error"}]},
-                  description="No row could be accepted (BatchOut, each row's errors listed), or the body is invalid (Error)")
-def intake(data, kind):
-    """Upsert a batch by HIS id: patients, encounters, operations, diagnoses, census, procedures, staff,
-    authorisations. Good rows land, bad rows come back with their errors; re-sending changes nothing."""
-    if kind not in services.KINDS:
-        raise NotFound(_("Unknown kind “%(kind)s”; use one of: %(kinds)s.", kind=kind, kinds=", ".join(services.KINDS)))
-    results = services.import_rows(kind, data["items"], actor=current_actor(), now=now(), strict=data["strict"])
-    summary = services.summarise(results)
-    # Some rows landed: 200 with per-row results. None did: 422, with the same per-row results.
-    landed = summary["created"] + summary["updated"] + summary["unchanged"]
-    return summary, (200 if landed or not summary["failed"] else 422)
+
+def _intake(kind: services.Kind):
+    def intake(data):
+        results = services.import_rows(kind.name, data["items"], actor=current_actor(), now=now(),
+                                       strict=data["strict"])
+        summary = services.summarise(results)
+        # Some rows landed: 200 with per-row results. None did: 422, with the same per-row results.
+        landed = summary["created"] + summary["updated"] + summary["unchanged"]
+        return summary, (200 if landed or not summary["failed"] else 422)
+
+    what = kind.schema.__doc__
+    intake.__doc__ = (f"Upsert {kind.name}: {what[0].lower()}{what[1:]}\n\nGood rows land, bad "
+                      "rows come back with their errors; re-sending changes nothing, and a field a row leaves out "
+                      "keeps its value. Each row lists what it set off (`effects`). See docs/his-integration.md.")
+    for decorate in (
+        blp.alt_response(422, schema={"oneOf": [{"$ref": "#/components/schemas/BatchOut"},
+                                                {"$ref": "#/components/schemas/Error"}]},
+                         description="No row could be accepted (BatchOut, each row's errors listed), or the body is "
+                                     "invalid (Error)"),
+        blp.response(200, BatchOut),
+        blp.doc(**batch_doc(kind)),
+        blp.arguments(BatchIn),
+        allowed("his_intake"),
+        blp.post(f"/intake/{kind.name}", endpoint=f"intake_{kind.name}"),
+    ):
+        intake = decorate(intake)
+    return intake
+
+
+for _kind in services.KINDS.values():
+    _intake(_kind)
 
 
 @blp.get("/patients")

@@ -243,6 +243,18 @@ LABELS = {
                          "record_performed": _l("Performed (reported by the HIS)")},
     "reference": {
         "procedures": _l("Procedure catalogue"), "staff": _l("Staff"), "authorisations": _l("Surgeon authorisations"),
+        "patients": _l("Patients"), "encounters": _l("Encounters"), "operations": _l("Operations"),
+        "diagnoses": _l("Cancer diagnoses"), "census": _l("Monthly discharges"),
+    },
+    #: What an intake row set off (reactions.Effect codes).
+    "intake_effect": {
+        "discussion_requested": _l("Discussion requested"),
+        "discussion_already_requested": _l("Discussion already requested"),
+        "discussion_rescheduled": _l("Discussion moved to the new operation time"),
+        "discussion_disputed": _l("Discussion deadline shortened (disputed death)"),
+        "plan_enrolled": _l("Follow-up plan started"), "plan_already_enrolled": _l("Follow-up plan already running"),
+        "plan_reanchored": _l("Follow-up calls moved to the corrected discharge"),
+        "plan_stopped": _l("Follow-up plan stopped (death)"),
     },
     #: What an uploaded row did.
     "import_status": {

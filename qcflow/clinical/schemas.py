@@ -10,49 +10,93 @@ PUSHED_STATES = ("booked", "performed", "cancelled")
 Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
 HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
 
+#: What every time of a row means (the OpenAPI document repeats it on each field).
+AT = " ISO 8601 with its UTC offset (e.g. +08:00 for China Standard Time); a time without offset is refused."
+DEPARTMENT = "Department code, as listed by GET /api/v1/departments (e.g. GS)."
+NULL_CLEARS = " Left out on a re-sent row: kept as it is; null: cleared."
+KEPT = " Left out on a re-sent row: kept as it is; on a new record: {default}."
+
+
+def doc(description: str, example=None) -> dict:
+    """A field's metadata for the OpenAPI document (and the example row of the CSV template)."""
+    return {"description": description, **({"example": example} if example is not None else {})}
+
 
 class PatientIn(BaseSchema):
-    his_id = HisId(metadata={"example": "P000123"})
-    mrn = Text(40, required=True, metadata={"example": "BA20260001"})
-    name = Text(100, required=True, metadata={"example": "王小明"})
-    sex = fields.String(required=True, validate=validate.OneOf(SEXES))
-    birth_on = Date(allow_none=True)
-    phone = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9+\- ]{5,30}$"))
-    id_number = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9A-Za-z]{6,30}$"))
-    died_on = Date(allow_none=True)
+    """A patient (matched on `his_id`)."""
+
+    his_id = HisId(metadata=doc("The patient's id in the HIS (the master patient index), stable for life.",
+                                "P000123"))
+    mrn = Text(40, required=True, metadata=doc("Medical record number (病案号) printed on the chart.", "BA20260001"))
+    name = Text(100, required=True, metadata=doc("Full name as registered.", "王小明"))
+    sex = fields.String(required=True, validate=validate.OneOf(SEXES),
+                        metadata=doc("M male, F female, U unknown.", "M"))
+    birth_on = Date(allow_none=True, metadata=doc("Date of birth (YYYY-MM-DD)." + NULL_CLEARS, "1968-05-14"))
+    phone = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9+\- ]{5,30}$"),
+                          metadata=doc("Phone number follow-up nurses call (digits, +, - and spaces); shown masked."
+                                       + NULL_CLEARS, "13800138000"))
+    id_number = fields.String(allow_none=True, validate=validate.Regexp(r"^[0-9A-Za-z]{6,30}$"),
+                              metadata=doc("Resident identity card or passport number; shown masked." + NULL_CLEARS,
+                                           "110101196805141234"))
+    died_on = Date(allow_none=True, metadata=doc(
+        "Date of death (YYYY-MM-DD, hospital calendar); null while alive. Setting it stops the patient's follow-up "
+        "plans and, within the perioperative window of a performed operation, requests the death review."
+        + NULL_CLEARS))
 
 
 class EncounterIn(BaseSchema):
-    his_id = HisId(metadata={"example": "E000456"})
-    patient_his_id = HisId()
-    department_code = Text(40, required=True, metadata={"example": "GS"})
-    admitted_at = DateTime(required=True)
-    discharged_at = DateTime(allow_none=True)
-    is_day_surgery = fields.Boolean(load_default=False)
-    disposition = fields.String(allow_none=True, validate=validate.OneOf(DISPOSITIONS))
+    """A hospital stay or day-surgery visit (matched on `his_id`)."""
+
+    his_id = HisId(metadata=doc("The encounter's (admission's) id in the HIS.", "E000456"))
+    patient_his_id = HisId(metadata=doc("`his_id` of the patient, sent before in /intake/patients.", "P000123"))
+    department_code = Text(40, required=True, metadata=doc("Discharging department. " + DEPARTMENT, "GS"))
+    admitted_at = DateTime(required=True, metadata=doc("Admission time," + AT, "2026-03-02T08:30:00+08:00"))
+    discharged_at = DateTime(allow_none=True, metadata=doc(
+        "Discharge time," + AT + " Null while the patient is in hospital." + NULL_CLEARS,
+        "2026-03-02T17:00:00+08:00"))
+    is_day_surgery = fields.Boolean(load_default=False, metadata=doc(
+        "A day-surgery stay: its discharge enrols the patient in day-surgery follow-up (the 24 h call)."
+        + KEPT.format(default="false"), True))
+    disposition = fields.String(allow_none=True, validate=validate.OneOf(DISPOSITIONS), metadata=doc(
+        "How the stay ended; needs `discharged_at`. `death` records the patient's death at the discharge time."
+        + NULL_CLEARS, "home"))
 
 
 class OperationIn(BaseSchema):
-    """An operation; with `state`, what happened to it in the HIS and when, applied through the operation
-    workflow: booked (needs booked_at; passes the booking gate or the row is refused with its reasons),
-    performed (needs performed_at; booked_at if known), cancelled (needs cancelled_at and cancel_reason).
-    Re-sending the same state changes nothing."""
+    """An operation (matched on `his_id`); with `state`, what happened to it in the HIS and when, applied
+    through the operation workflow: booked (needs booked_at; passes the booking gate or the row is refused
+    with its reasons), performed (needs performed_at; booked_at if known), cancelled (needs cancelled_at and
+    cancel_reason). Re-sending the same state changes nothing."""
 
-    his_id = HisId(metadata={"example": "O000789"})
-    encounter_his_id = HisId()
-    procedure_code = Text(40, required=True, metadata={"example": "51.2301"})
+    his_id = HisId(metadata=doc("The operation's id in the HIS (the operation request / schedule id).", "O000789"))
+    encounter_his_id = HisId(metadata=doc("`his_id` of the encounter, sent before in /intake/encounters.", "E000456"))
+    procedure_code = Text(40, required=True, metadata=doc(
+        "National clinical procedure code of the catalogue (/intake/procedures); the catalogue sets the grade.",
+        "51.2301"))
     #: The HIS's grade; the catalogue wins and a difference is reported back.
-    grade = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=4))
-    surgeon_his_id = HisId()
-    department_code = Text(40, allow_none=True)
-    planned_at = DateTime(required=True)
-    is_unplanned_reoperation = fields.Boolean(load_default=False)
-    #: What happened in the HIS, with its real times; absent: the operation stays as it is (a new one is planned).
-    state = Choice(PUSHED_STATES, example="performed", allow_none=True)
-    booked_at = DateTime(allow_none=True, metadata={"example": "2026-03-18T15:20:00+08:00"})
-    performed_at = DateTime(allow_none=True, metadata={"example": "2026-03-20T09:05:00+08:00"})
-    cancelled_at = DateTime(allow_none=True, metadata={"example": "2026-03-19T17:00:00+08:00"})
-    cancel_reason = Text(2000, allow_none=True, metadata={"example": "患者要求推迟手术"})
+    grade = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=4), metadata=doc(
+        "The HIS's surgical grade 1–4, only compared: the catalogue's grade is used and a difference comes back as a "
+        "warning.", 3))
+    surgeon_his_id = HisId(metadata=doc("`his_id` of the operating surgeon, sent before in /intake/staff.", "S0042"))
+    department_code = Text(40, allow_none=True, metadata=doc(
+        "Operating department. " + DEPARTMENT + " Left out on a new record: the encounter's department; on a "
+        "re-sent row: kept as it is.", "GS"))
+    planned_at = DateTime(required=True, metadata=doc(
+        "Planned start," + AT + " A grade-4 or restricted-technology operation requests its pre-operative "
+        "discussion, due at this time.", "2026-03-05T09:00:00+08:00"))
+    is_unplanned_reoperation = fields.Boolean(load_default=False, metadata=doc(
+        "An unplanned return to theatre: requests a case review." + KEPT.format(default="false"), False))
+    state = Choice(PUSHED_STATES, example="performed", allow_none=True, metadata=doc(
+        "What happened to the operation in the HIS, applied through the operation workflow with the times below; "
+        "left out: the operation stays as it is (a new one is planned)."))
+    booked_at = DateTime(allow_none=True, metadata=doc("When the HIS booked it (state booked)," + AT,
+                                                       "2026-03-18T15:20:00+08:00"))
+    performed_at = DateTime(allow_none=True, metadata=doc("When it was performed (state performed)," + AT,
+                                                          "2026-03-20T09:05:00+08:00"))
+    cancelled_at = DateTime(allow_none=True, metadata=doc("When it was cancelled (state cancelled)," + AT,
+                                                          "2026-03-19T17:00:00+08:00"))
+    cancel_reason = Text(2000, allow_none=True, metadata=doc("Why it was cancelled (state cancelled).",
+                                                             "患者要求推迟手术"))
 
     @validates_schema
     def _times_of_the_state(self, data, **kwargs):
@@ -65,54 +109,104 @@ class OperationIn(BaseSchema):
 
 
 class DiagnosisIn(BaseSchema):
-    his_id = HisId(metadata={"example": "D000321"})
-    patient_his_id = HisId()
-    cancer_type = fields.String(required=True, validate=validate.OneOf(list(CancerType)))
-    icd10 = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"))
-    diagnosed_on = Date(required=True)
-    stage = Text(10, allow_none=True)
-    department_code = Text(40, allow_none=True)
+    """A cancer diagnosis (matched on `his_id`)."""
+
+    his_id = HisId(metadata=doc("The diagnosis record's id in the HIS.", "D000321"))
+    patient_his_id = HisId(metadata=doc("`his_id` of the patient, sent before in /intake/patients.", "P000123"))
+    cancer_type = fields.String(required=True, validate=validate.OneOf(list(CancerType)), metadata=doc(
+        "Lung, gastric, liver, breast and colorectal cancers enrol the patient in that cancer's follow-up.", "lung"))
+    icd10 = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?$"),
+                          metadata=doc("ICD-10 code of the diagnosis.", "C34.1"))
+    diagnosed_on = Date(required=True, metadata=doc("Date of diagnosis (YYYY-MM-DD); anchors the follow-up.",
+                                                    "2026-02-20"))
+    stage = Text(10, allow_none=True, metadata=doc("Stage as written in the record (TNM group)." + NULL_CLEARS, "IIA"))
+    department_code = Text(40, allow_none=True, metadata=doc(
+        "Department that follows the patient up. " + DEPARTMENT + NULL_CLEARS, "GS"))
 
 
 class CensusIn(BaseSchema):
-    department_code = Text(40, required=True)
-    month = Month(required=True, metadata={"example": "2026-03"})
-    discharges = fields.Integer(required=True, validate=validate.Range(min=0))
+    """A department's discharges in a month (matched on department and month)."""
+
+    department_code = Text(40, required=True, metadata=doc(DEPARTMENT, "GS"))
+    month = Month(required=True, metadata=doc("Calendar month (YYYY-MM).", "2026-03"))
+    discharges = fields.Integer(required=True, validate=validate.Range(min=0), metadata=doc(
+        "Patients discharged that month; overrides the count of encounters as the indicators' denominator.", 412))
 
 
 class ProcedureIn(BaseSchema):
-    code = Text(40, required=True, metadata={"example": "51.2301"})
-    name = Text(200, required=True, metadata={"example": "腹腔镜胆囊切除术"})
-    grade = fields.Integer(required=True, validate=validate.Range(min=1, max=4))
-    is_restricted_technology = fields.Boolean(load_default=False)
-    is_day_surgery_allowed = fields.Boolean(load_default=False)
-    is_active = fields.Boolean(load_default=True)
+    """A procedure of the catalogue (matched on `code`)."""
+
+    code = Text(40, required=True, metadata=doc("National clinical procedure code.", "51.2301"))
+    name = Text(200, required=True, metadata=doc("Name of the procedure.", "腹腔镜胆囊切除术"))
+    grade = fields.Integer(required=True, validate=validate.Range(min=1, max=4),
+                           metadata=doc("Surgical grade 1–4 (4: the pre-operative discussion is required).", 3))
+    is_restricted_technology = fields.Boolean(load_default=False, metadata=doc(
+        "A restricted medical technology (限制类技术), gated like grade 4." + KEPT.format(default="false"), False))
+    is_day_surgery_allowed = fields.Boolean(load_default=False, metadata=doc(
+        "On the day-surgery list." + KEPT.format(default="false"), True))
+    is_active = fields.Boolean(load_default=True, metadata=doc(
+        "false: withdrawn; new operations with this code are refused." + KEPT.format(default="true"), True))
 
 
 class StaffIn(BaseSchema):
-    his_id = HisId(metadata={"example": "S0042"})
-    name = Text(100, required=True)
-    department_code = Text(40, allow_none=True)
-    specialty = Choice(SPECIALTIES, example="anaesthesia", label_kind="clin_specialty", allow_none=True)
+    """A member of staff (matched on `his_id`)."""
+
+    his_id = HisId(metadata=doc("The staff member's id in the HIS (work number).", "S0042"))
+    name = Text(100, required=True, metadata=doc("Full name as the HIS lists it.", "王主任"))
+    department_code = Text(40, allow_none=True, metadata=doc(DEPARTMENT + NULL_CLEARS, "GS"))
+    specialty = Choice(SPECIALTIES, example="general_surgery", label_kind="clin_specialty", allow_none=True, metadata=doc(
+        "Clinical specialty code (its Chinese or English label is taken too); MDT quorums count distinct "
+        "specialties." + NULL_CLEARS))
     #: Links the staff member to a qcflow account (for notifications and MDT).
-    username = Text(64, allow_none=True)
-    is_active = fields.Boolean(load_default=True)
+    username = Text(64, allow_none=True, metadata=doc(
+        "Login of the staff member's qcflow account (notifications, MDT invitations); it must exist."
+        + NULL_CLEARS, "wangzr"))
+    is_active = fields.Boolean(load_default=True, metadata=doc("false: has left." + KEPT.format(default="true"), True))
 
 
 class AuthorisationIn(BaseSchema):
-    staff_his_id = HisId()
-    procedure_code = Text(40, required=True)
-    valid_from = Date(required=True)
-    valid_until = Date(allow_none=True)
+    """A surgeon's authorisation for a procedure (matched on surgeon, procedure and start date)."""
+
+    staff_his_id = HisId(metadata=doc("`his_id` of the surgeon, sent before in /intake/staff.", "S0042"))
+    procedure_code = Text(40, required=True, metadata=doc("Procedure code of the catalogue.", "51.2301"))
+    valid_from = Date(required=True, metadata=doc("First day the authorisation is valid (YYYY-MM-DD).", "2026-01-01"))
+    valid_until = Date(allow_none=True, metadata=doc(
+        "Last day it is valid (YYYY-MM-DD); null: until withdrawn." + NULL_CLEARS, "2027-12-31"))
+
+
+EFFECT_CODES = ("discussion_requested", "discussion_already_requested", "discussion_rescheduled",
+                "discussion_disputed", "plan_enrolled", "plan_already_enrolled", "plan_reanchored", "plan_stopped")
+
+
+class EffectOut(BaseSchema):
+    """What a row's fact set off in qcflow: a record another team acts on."""
+
+    code = fields.String(metadata={"enum": list(EFFECT_CODES), "description": (
+        "discussion_requested: an MDT or death-review discussion was requested; discussion_already_requested: it "
+        "was requested before (nothing new); discussion_rescheduled: its due time moved with the operation; "
+        "discussion_disputed: a disputed death shortened its deadline; plan_enrolled: the patient was enrolled in a "
+        "follow-up plan; plan_already_enrolled: the plan existed; plan_reanchored: its calls moved with a corrected "
+        "discharge time; plan_stopped: a death stopped the plan")})
+    record = fields.String(metadata={"enum": ["mdt_discussion", "followup_plan"],
+                                     "description": "The kind of record: an MDT discussion or a follow-up plan"})
+    id = fields.Integer(metadata={"description": "Its id (/api/v1/mdt/discussions/{id}, /api/v1/followup/plans/{id})"})
+    detail = fields.String(metadata={"description": (
+        "The discussion's kind (preop_level4, case_review, perioperative_death, death_case) or the plan's pathway "
+        "(day_surgery, four_level_surgery, cancer_lung, …)")})
 
 
 class RowResult(BaseSchema):
     row = fields.Integer(metadata={"description": "1-based position in the batch (CSV: line number)"})
-    key = fields.String(allow_none=True)
-    status = fields.String(metadata={"description": "created, updated, unchanged or error"})
-    id = fields.Raw(allow_none=True)
-    errors = fields.Dict()
-    warnings = fields.List(fields.String())
+    key = fields.String(allow_none=True, metadata={"description": "The row's key: HIS id, or the natural key"})
+    status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "error", "skipped"], "description": (
+        "created, updated, unchanged (the row matches what is stored), error (see errors) or skipped (strict batch "
+        "with an error elsewhere)")})
+    id = fields.Raw(allow_none=True, metadata={"description": "qcflow's id of the record (a procedure: its code)"})
+    errors = fields.Dict(metadata={"description": "Field errors: {field: [messages]}, in the request's language"})
+    warnings = fields.List(fields.String(), metadata={"description": "Accepted, but look: e.g. a grade that differs "
+                                                                      "from the catalogue's"})
+    effects = fields.List(fields.Nested(EffectOut), metadata={"description": (
+        "What the row's change set off; empty when nothing changed")})
 
 
 class BatchOut(BaseSchema):

@@ -2,7 +2,8 @@
 
 Every batch is validated row by row before anything is written: a bad row is reported with its
 errors and good rows land (or, with `strict`, nothing lands). Re-sending a batch changes nothing;
-a changed record is updated and audited with the fields that changed.
+a changed record is updated and audited with the fields that changed, and a field the row leaves out
+keeps its value (an explicit null clears an optional one). Each row says what it set off (`effects`).
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ class RowResult:
     id: object = None
     errors: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    #: What the record's change set off in other domains (reactions.Effect).
+    effects: list = field(default_factory=list)
 
 
 @dataclass
@@ -237,20 +240,29 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         if resolved.errors:
             result.errors = translate_errors(resolved.errors)
             continue
-        planned.append((result, resolved))
+        unmentioned = {_COLUMN_OF.get(name, name) for name in kind.schema._declared_fields if name not in raw} - {None}
+        planned.append((result, resolved, unmentioned))
     if strict and any(r.errors for r in results):
         for result in results:
             if not result.errors:
                 result.status = "skipped"
         return results
-    for result, resolved in planned:
-        _upsert(kind, result, resolved.values, actor=actor, now=now)
+    for result, resolved, unmentioned in planned:
+        _upsert(kind, result, resolved.values, unmentioned, actor=actor, now=now)
         if resolved.step is not None:
             resolved.step.apply(result, actor=actor, now=now)
     return results
 
 
-def _upsert(kind: Kind, result: RowResult, values: dict, *, actor: Actor, now: datetime) -> None:
+#: The column an optional field of a row sets where it is not the field's name; None: it sets no column by
+#: itself (an operation's grade is the catalogue's, whatever the row says).
+_COLUMN_OF = {"department_code": "department_id", "username": "user_id", "grade": None}
+
+
+def _upsert(kind: Kind, result: RowResult, values: dict, unmentioned: set[str], *, actor: Actor,
+            now: datetime) -> None:
+    """Create the record with `values` (defaults for what the row left out), or update the columns the row
+    mentions: a re-sent row never erases what it does not mention."""
     stmt = sa.select(kind.model).where(*(getattr(kind.model, k) == values[k] for k in kind.key))
     obj = db.session.scalar(stmt)
     timestamps = {c for c in ("created_at", "updated_at") if hasattr(kind.model, c)}
@@ -260,6 +272,7 @@ def _upsert(kind: Kind, result: RowResult, values: dict, *, actor: Actor, now: d
         db.session.flush()
         result.status, changed, before = "created", sorted(values), {}
     else:
+        values = {k: v for k, v in values.items() if k not in unmentioned}
         before = {k: _plain(getattr(obj, k)) for k in values}
         changed = sorted(k for k, v in values.items() if _plain(getattr(obj, k)) != _plain(v))
         if not changed:
@@ -275,37 +288,44 @@ def _upsert(kind: Kind, result: RowResult, values: dict, *, actor: Actor, now: d
     result.id = _identity(obj)
     audit.record(actor.audit_name, f"intake.{kind.name}.{result.status}", kind.model.__tablename__, result.id, now,
                  changed=changed, before=before, after={k: _plain(values[k]) for k in changed})
-    _after_change(kind.name, obj, changed, created=result.status == "created", actor=actor, now=now)
+    result.effects = _after_change(kind.name, obj, changed, created=result.status == "created", actor=actor, now=now)
 
 
 def _identity(obj):
     return getattr(obj, "id", None) or getattr(obj, "code", None)
 
 
-def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor, now: datetime) -> None:
-    """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up."""
+def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor,
+                  now: datetime) -> list[reactions.Effect]:
+    """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up;
+    returns what they set off."""
+    effects = []
     if kind == "operations":
         if obj.needs_mdt and (created or "planned_at" in changed):
-            reactions.publish("operation.planned", obj, now=now)
+            effects += reactions.publish("operation.planned", obj, now=now)
         if obj.is_unplanned_reoperation and "is_unplanned_reoperation" in changed:
-            reactions.publish("operation.unplanned_reoperation", obj, now=now)
+            effects += reactions.publish("operation.unplanned_reoperation", obj, now=now)
     elif kind == "encounters" and obj.disposition == "death" and {"disposition", "discharged_at"} & set(changed):
-        reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
+        effects += reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
     elif kind == "patients" and obj.died_on and "died_on" in changed:
-        record_death(obj, obj.died_on, source=DEATH_FROM_HIS, actor=actor, now=now)
-    if kind == "encounters" and obj.is_day_surgery and obj.discharged_at and {"discharged_at", "is_day_surgery"} & set(changed):
-        reactions.publish("encounter.day_surgery_discharged", obj, now=now)
+        effects += record_death(obj, obj.died_on, source=DEATH_FROM_HIS, actor=actor, now=now)
+    if (kind == "encounters" and obj.is_day_surgery and obj.discharged_at
+            and {"discharged_at", "is_day_surgery"} & set(changed)):
+        effects += reactions.publish("encounter.day_surgery_discharged", obj, now=now)
     elif kind == "diagnoses" and created:
-        reactions.publish("diagnosis.recorded", obj, now=now)
+        effects += reactions.publish("diagnosis.recorded", obj, now=now)
+    return effects
 
 
 #: Who told qcflow of a death (record_death's `source`): the HIS's patient row, or a follow-up call.
 DEATH_FROM_HIS, DEATH_FROM_FOLLOWUP = "his", "followup"
 
 
-def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor, now: datetime) -> bool:
+def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor,
+                 now: datetime) -> list[reactions.Effect]:
     """Record that the patient died on `died_on`, whoever learnt it, and set off what a death sets off
-    (the perioperative death review, stopping follow-up: "death.recorded"). Returns whether it did.
+    (the perioperative death review, stopping follow-up: "death.recorded"). Returns what it set off
+    (nothing: a recorded date stands).
 
     The HIS's date is the hospital's record and stands (its intake row has stored it already); a death
     reported at a follow-up call sets the date only when none is recorded: a recorded date that differs
@@ -316,7 +336,7 @@ def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor, 
             audit.record(actor.audit_name, "patient.death_date_differs", "patient", patient.id, now,
                          before={"died_on": patient.died_on.isoformat()},
                          after={"died_on": died_on.isoformat(), "source": source})
-        return False
+        return []
     if patient.died_on != died_on:
         before = patient.died_on.isoformat() if patient.died_on else None
         patient.died_on, patient.updated_at = died_on, now
@@ -325,8 +345,7 @@ def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor, 
                      before={"died_on": before}, after={"died_on": died_on.isoformat(), "source": source})
     # Known by the day only: at the day's last instant, so an operation performed that day came before it.
     died_at = local_midnight(died_on + timedelta(days=1), hospital_tz()) - timedelta(microseconds=1)
-    reactions.publish("death.recorded", patient, died_at=died_at, encounter=None, now=now)
-    return True
+    return reactions.publish("death.recorded", patient, died_at=died_at, encounter=None, now=now)
 
 
 def summarise(results: list[RowResult]) -> dict:
@@ -500,12 +519,13 @@ def _gate_lacked_discussion(operation: Operation, performed_at: datetime) -> lis
 
 
 def transition_operation(operation: Operation, action: str, data: dict, *, actor: Actor, now: datetime,
-                         expected_version: int | None = None) -> Operation:
+                         expected_version: int | None = None) -> list[reactions.Effect]:
     """Book, perform or cancel an operation (the HIS: with the real times it sends); booking passes the table's
     gate or, where the MDT is needed, a reasoned emergency override. An operation the HIS reports performed
-    without the signed discussion it needed is recorded and the quality office told at once."""
+    without the signed discussion it needed is recorded and the quality office told at once. Returns what
+    the step set off in other domains."""
     OPERATION_WORKFLOW.check(operation, action, actor=actor, data=data, expected_version=expected_version)
-    detail, lacked = {}, []
+    detail, lacked, effects = {}, [], []
     if action == "book":
         if data.get("emergency_override") and operation.needs_mdt:
             if not (data.get("override_reason") or "").strip():
@@ -531,7 +551,7 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
         detail = {"cancelled_at": _plain(operation.cancelled_at), "reason": operation.cancel_reason}
     OPERATION_WORKFLOW.apply(operation, action, actor=actor, now=now, data=data, audit_detail=detail)
     if action in ("perform", "record_performed") and (operation.needs_mdt or operation.grade == 4):
-        reactions.publish("operation.performed", operation, now=now)
+        effects = reactions.publish("operation.performed", operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
                {"id": operation.his_id, "code": operation.procedure_code, "procedure": operation.procedure.name,
@@ -542,7 +562,7 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
                {"id": operation.his_id, "code": operation.procedure_code, "procedure": operation.procedure.name,
                 "time": _plain(operation.performed_at)},
                now=now, link=f"/operations/{operation.id}")
-    return operation
+    return effects
 
 
 class PushedState:
@@ -607,6 +627,6 @@ class PushedState:
         data = {"booked_at": self.row.get("booked_at"), "performed_at": self.row.get("performed_at"),
                 "cancelled_at": self.row.get("cancelled_at"), "reason": self.row.get("cancel_reason")}
         his = dataclasses.replace(actor, roles=actor.roles | {HIS})
-        transition_operation(operation, action, data, actor=his, now=now)
+        result.effects += transition_operation(operation, action, data, actor=his, now=now)
         if result.status == "unchanged":
             result.status = "updated"

@@ -1,12 +1,12 @@
-"""Operation pages (the booking gate) and the administrator's reference-data pages."""
+"""Operation pages (the booking gate) and the administrator's reference-data and CSV upload pages."""
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
-from qcflow.clinical.intake_csv import read_csv
+from qcflow.clinical.intake_csv import read_csv, template
 from qcflow.clinical.models import SPECIALTIES
 from qcflow.clinical.schemas import OperationTransitionIn
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
@@ -17,6 +17,8 @@ from qcflow.core.time import now
 bp = Blueprint("clinical", __name__)
 
 REFERENCE_KINDS = ("procedures", "staff", "authorisations")
+#: Uploaded here too: facts kept on paper (an outage, a backlog); the HIS sends them over the API.
+HIS_KINDS = ("patients", "encounters", "operations", "diagnoses", "census")
 
 
 @bp.get("/operations")
@@ -53,8 +55,9 @@ def operation_transition(operation_id):
 @bp.route("/admin/reference/<kind>", methods=["GET", "POST"])
 @allowed("administer")
 def reference(kind):
-    """Reference data (procedure catalogue, staff, surgeon authorisations): list and CSV upload."""
-    if kind not in REFERENCE_KINDS:
+    """Reference data (procedure catalogue, staff, surgeon authorisations) and HIS facts kept on paper: CSV
+    template and upload; the reference lists."""
+    if kind not in services.KINDS:
         raise NotFound()
     results, status = None, 200
     if request.method == "POST":
@@ -65,7 +68,17 @@ def reference(kind):
                                        strict=bool(request.form.get("strict")), first_row=2)
         status = 422 if any(r.errors for r in results) else 200
     columns = list(services.KINDS[kind].schema._declared_fields)
-    return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, columns=columns,
-                           headings=queries.reference_headings(kind), rows=queries.reference_table(kind, columns),
-                           specialties=SPECIALTIES,
-                           results=results), status
+    rows = queries.reference_table(kind, columns) if kind in REFERENCE_KINDS else None
+    return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, his_kinds=HIS_KINDS,
+                           columns=columns, headings=queries.reference_headings(kind), rows=rows,
+                           specialties=SPECIALTIES, results=results), status
+
+
+@bp.get("/admin/reference/<kind>/template.csv")
+@allowed("administer")
+def reference_template(kind):
+    """The CSV template of a kind: header row and one example row."""
+    if kind not in services.KINDS:
+        raise NotFound()
+    return Response(template(services.KINDS[kind].schema), mimetype="text/csv",
+                    headers={"Content-Disposition": f"attachment; filename=qcflow-{kind}-template.csv"})

@@ -50,7 +50,8 @@ def created_links(**links) -> dict:
     def ref(method, path):
         return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
 
-    return {"responses": {"201": {"links": {
+    # The status as an int, like flask-smorest's own keys, so the links join the documented 201 answer.
+    return {"responses": {201: {"links": {
         name: {"operationRef": ref(method, path), "parameters": parameters}
         for name, (method, path, parameters) in links.items()}}}}
 

@@ -27,7 +27,7 @@ def Choice(codes, *, example: str, label_kind: str | None = None, **kw) -> field
     document names as the field's enum). With `label_kind`, the code's label in Chinese or English is
     taken for the code (a CSV typed by hand says 麻醉科), and a refusal lists the labels, not the codes."""
     codes = list(codes)
-    metadata = {"example": example, "enum": codes}
+    metadata = {"example": example, "enum": codes, **kw.pop("metadata", {})}
     if label_kind is None:
         return fields.String(validate=validate.OneOf(codes), metadata=metadata, **kw)
     return _Labelled(codes, label_kind, metadata=metadata, **kw)

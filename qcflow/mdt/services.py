@@ -29,6 +29,7 @@ from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, Discussion
 from qcflow.mdt.queries import procedure_name, timeline
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, DiscussionState, refusal
 from qcflow.notify.services import notify, users_with_role
+from qcflow.reactions import Effect
 
 K = DiscussionKind
 #: The actor of discussions the system requests (hooks) and of scheduler alerts.
@@ -434,7 +435,12 @@ def _refuse_duplicate(kind: str, operation: Operation | None, patient_id: int | 
 
 
 
-def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion | None:
+def effect(code: str, discussion: Discussion) -> list[Effect]:
+    """What a reaction did to a discussion, for the fact's sender."""
+    return [Effect(code, "mdt_discussion", discussion.id, discussion.kind)]
+
+
+def on_operation_planned(operation: Operation, *, now: datetime) -> list[Effect] | None:
     """Request the pre-operative discussion of a grade-4 (or restricted-technology) operation, once."""
     if not operation.needs_mdt:
         return None
@@ -443,7 +449,8 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion |
     if existing is not None:
         if existing.state in OPEN_STATES and existing.due_at != operation.planned_at:
             _move_due(existing, operation.planned_at, now)  # the operation was planned for another time
-        return existing
+            return effect("discussion_rescheduled", existing)
+        return effect("discussion_already_requested", existing)
     surgeon_user = operation.surgeon.user_id if operation.surgeon is not None else None
     discussion = _open(K.PREOP_LEVEL4, department_id=operation.department_id, actor=SYSTEM, now=now,
                        operation=operation, due_at=due_at_for(K.PREOP_LEVEL4, start=now, operation=operation),
@@ -451,7 +458,7 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> Discussion |
     notify([surgeon_user] if surgeon_user else [], "mdt.requested",
            {"date": operation.planned_at.isoformat(), "procedure": procedure_name(operation)}, now=now,
            link=link(discussion))
-    return discussion
+    return effect("discussion_requested", discussion)
 
 
 def perioperative_operation(patient_id: int, died_at: datetime, encounter: Encounter | None = None) -> Operation | None:
@@ -484,7 +491,7 @@ def medical_affairs_department_id() -> int | None:
 
 
 def on_death(patient: Patient, *, died_at: datetime, encounter: Encounter | None = None, now: datetime,
-             disputed: bool = False) -> Discussion | None:
+             disputed: bool = False) -> list[Effect] | None:
     """Request the death review, once per patient: perioperative (organised by medical affairs) or,
     for an in-hospital death, a death case review; due 7 days after the death (24 h if disputed)."""
     died_at = died_at or now  # a death reported without its time counts from the report
@@ -502,13 +509,14 @@ def on_death(patient: Patient, *, died_at: datetime, encounter: Encounter | None
     if existing is not None:
         if disputed and not existing.is_disputed and existing.state in OPEN_STATES:
             _mark_disputed(existing, due_at, now)
-        return existing
+            return effect("discussion_disputed", existing)
+        return effect("discussion_already_requested", existing)
     discussion = _open(kind, department_id=department_id, actor=SYSTEM, now=now, operation=operation,
                        patient_id=patient.id, encounter_id=encounter.id if encounter is not None else None,
                        due_at=due_at, is_disputed=disputed, trigger_key=key)
     notify(users_with_role(Role.DEPT_HEAD, department_id) + users_with_role(Role.QUALITY), f"mdt.{kind}",
            {"date": due_at.isoformat() if due_at else None}, now=now, link=link(discussion))
-    return discussion
+    return effect("discussion_requested", discussion)
 
 
 def _move_due(discussion: Discussion, due_at: datetime, now: datetime) -> None:
@@ -530,17 +538,17 @@ def _mark_disputed(discussion: Discussion, due_at: datetime, now: datetime) -> N
                  after={"due_at": discussion.due_at.isoformat()})
 
 
-def on_unplanned_reoperation(operation: Operation, *, now: datetime) -> Discussion:
+def on_unplanned_reoperation(operation: Operation, *, now: datetime) -> list[Effect]:
     """Request the case review of an unplanned reoperation, once per operation."""
     key = f"case_review:operation:{operation.id}"
     existing = _existing(K.CASE_REVIEW, key, operation_id=operation.id, department_id=operation.department_id)
     if existing is not None:
-        return existing
+        return effect("discussion_already_requested", existing)
     discussion = _open(K.CASE_REVIEW, department_id=operation.department_id, actor=SYSTEM, now=now,
                        operation=operation, due_at=due_at_for(K.CASE_REVIEW, start=now),
                        trigger_key=key)
     notify(users_with_role(Role.DEPT_HEAD, operation.department_id), "mdt.case_review", now=now, link=link(discussion))
-    return discussion
+    return effect("discussion_requested", discussion)
 
 
 def signed_preop_discussion(operation: Operation, *, window_days: int) -> Discussion | None:

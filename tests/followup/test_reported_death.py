@@ -110,7 +110,7 @@ def test_a_death_the_his_recorded_first_keeps_its_date_and_the_difference_is_aud
     from qcflow.clinical.services import DEATH_FROM_FOLLOWUP, record_death
 
     assert record_death(patient, date(2026, 2, 28), source=DEATH_FROM_FOLLOWUP,
-                        actor=Actor.for_user(ward["nurse"]), now=frozen) is False
+                        actor=Actor.for_user(ward["nurse"]), now=frozen) == []
     db.session.commit()
     db.session.expire_all()
     assert patient.died_on == date(2026, 3, 2)

@@ -5,6 +5,7 @@ from functools import partial
 import pytest
 
 from tests.conftest import sh
+from tests.factories import discussion_of
 
 
 @pytest.fixture
@@ -81,7 +82,7 @@ def held_preop(hospital, grade_four, actor_of, mdt_now):
     from qcflow.extensions import db
     from qcflow.mdt import services
 
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     head = actor_of("head")
     services.transition_discussion(discussion, "schedule", {"scheduled_at": mdt_now + timedelta(days=1)},
                                    actor=head, now=mdt_now)
@@ -112,7 +113,8 @@ def operated_death(hospital, create_operation, mdt_now):
 
     operation = create_operation(hospital["surgery"], hospital["staff"]["surgeon"], mdt_now - timedelta(days=3),
                                  performed_at=mdt_now - timedelta(days=3))
-    discussion = services.on_death(operation.encounter.patient, died_at=mdt_now - timedelta(days=1), now=mdt_now)
+    discussion = discussion_of(services.on_death(operation.encounter.patient, died_at=mdt_now - timedelta(days=1),
+                                                 now=mdt_now))
     db.session.commit()
     return discussion
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from tests.factories import discussion_of
 
 URL = "/api/v1/mdt/discussions"
 
@@ -83,7 +84,7 @@ def test_an_outsider_on_a_requested_discussion_cannot_schedule_or_hold(client, h
     from qcflow.extensions import db
     from qcflow.mdt import services
 
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     db.session.commit()
     outsider = bearer("anaesthetist")
     scheduled = client.post(f"{URL}/{discussion.id}/transitions", headers=outsider,
@@ -147,7 +148,7 @@ def test_a_participant_confirms_attendance_only_once_the_discussion_is_held(clie
     from qcflow.extensions import db
     from qcflow.mdt import services
 
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     db.session.commit()
     own = next(p.id for p in discussion.participants if p.user_id == hospital["anaesthetist"].id)
     early = client.patch(f"{URL}/{discussion.id}/participants/{own}", headers=bearer("anaesthetist"),
@@ -271,7 +272,8 @@ def test_the_death_hook_never_adopts_a_review_requested_in_another_department(ho
     elsewhere = services.request_discussion(
         {"kind": "death_case", "patient_mrn": patient.mrn, "department_id": hospital["onco"].id, "question": "x"},
         actor=actor_of("quality"), now=mdt_now)
-    review = services.on_death(patient, died_at=mdt_now - timedelta(hours=2), encounter=stay, now=mdt_now)
+    review = discussion_of(services.on_death(patient, died_at=mdt_now - timedelta(hours=2), encounter=stay,
+                                             now=mdt_now))
     assert review.id != elsewhere.id
     assert (review.department_id, review.due_at) == (hospital["cardio"].id, mdt_now - timedelta(hours=2) + timedelta(days=7))
 

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from qcflow.mdt import services
 from tests.conftest import SHANGHAI
 from tests.mdt.conftest import complete_record
+from tests.factories import discussion_of
 
 
 def discussions(**where):
@@ -42,8 +43,8 @@ def notifications(user, kind):
 
 def test_planned_grade_four_operation_requests_one_preop_discussion_with_proposed_participants(
         hospital, grade_four, mdt_now):
-    first = services.on_operation_planned(grade_four, now=mdt_now)
-    again = services.on_operation_planned(grade_four, now=mdt_now + timedelta(hours=1))
+    first = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
+    again = discussion_of(services.on_operation_planned(grade_four, now=mdt_now + timedelta(hours=1)))
     assert again.id == first.id and len(discussions(operation_id=grade_four.id)) == 1
     assert (first.kind, first.state, first.department_id) == ("preop_level4", "requested", hospital["surgery"].id)
     assert (first.patient_id, first.encounter_id) == (grade_four.patient_id, grade_four.encounter_id)
@@ -57,12 +58,13 @@ def test_planned_grade_four_operation_requests_one_preop_discussion_with_propose
 
 
 def test_a_new_planned_time_moves_the_due_time_of_the_open_discussion(hospital, grade_four, mdt_now):
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     grade_four.planned_at = grade_four.planned_at + timedelta(days=2)
-    assert services.on_operation_planned(grade_four, now=mdt_now + timedelta(hours=1)).id == discussion.id
+    again = discussion_of(services.on_operation_planned(grade_four, now=mdt_now + timedelta(hours=1)))
+    assert again.id == discussion.id
     assert discussion.due_at == grade_four.planned_at
     assert audit_actions(discussion) == ["mdt_discussion.request", "mdt_discussion.due_changed"]
-    services.on_operation_planned(grade_four, now=mdt_now + timedelta(hours=2))
+    discussion_of(services.on_operation_planned(grade_four, now=mdt_now + timedelta(hours=2)))
     assert audit_actions(discussion)[-1] == "mdt_discussion.due_changed" and len(audit_actions(discussion)) == 2
 
 
@@ -70,16 +72,16 @@ def test_operations_below_grade_four_request_nothing_but_restricted_technology_d
         hospital, create_operation, create_procedure, mdt_now):
     surgeon = hospital["staff"]["surgeon"]
     grade_three = create_operation(hospital["surgery"], surgeon, mdt_now, procedure=create_procedure(grade=3))
-    assert services.on_operation_planned(grade_three, now=mdt_now) is None
+    assert discussion_of(services.on_operation_planned(grade_three, now=mdt_now)) is None
     robot = create_operation(hospital["surgery"], surgeon, mdt_now,
                              procedure=create_procedure(grade=3, is_restricted_technology=True))
-    assert services.on_operation_planned(robot, now=mdt_now).kind == "preop_level4"
+    assert discussion_of(services.on_operation_planned(robot, now=mdt_now)).kind == "preop_level4"
 
 
 def test_a_live_discussion_requested_by_hand_is_not_duplicated(hospital, grade_four, actor_of, mdt_now):
     by_hand = services.request_discussion({"kind": "preop_level4", "operation_id": grade_four.id, "question": "?"},
                                           actor=actor_of("clinician"), now=mdt_now)
-    assert services.on_operation_planned(grade_four, now=mdt_now).id == by_hand.id
+    assert discussion_of(services.on_operation_planned(grade_four, now=mdt_now)).id == by_hand.id
 
 
 # Death review window ----------------------------------------------------------------------------
@@ -109,7 +111,7 @@ def operated(hospital, create_operation, create_patient, create_encounter):
 def test_perioperative_window_counts_calendar_days_in_the_hospital_time_zone(
         hospital, operated, mdt_now, died_at, perioperative):
     patient, operation = operated
-    discussion = services.on_death(patient, died_at=died_at, now=mdt_now)
+    discussion = discussion_of(services.on_death(patient, died_at=died_at, now=mdt_now))
     if perioperative:
         assert discussion.kind == "perioperative_death" and discussion.operation_id == operation.id
         assert discussion.department_id == hospital["med"].id  # organised by medical affairs
@@ -125,7 +127,8 @@ def test_death_during_the_surgical_admission_is_perioperative_however_long_the_s
     create_operation(hospital["surgery"], hospital["staff"]["surgeon"], PERFORMED, encounter=stay,
                      performed_at=PERFORMED)
     died_at = PERFORMED + timedelta(days=45)
-    assert services.on_death(patient, died_at=died_at, encounter=stay, now=mdt_now).kind == "perioperative_death"
+    review = discussion_of(services.on_death(patient, died_at=died_at, encounter=stay, now=mdt_now))
+    assert review.kind == "perioperative_death"
 
 
 def test_in_hospital_death_without_operation_requests_a_death_case_review_once(
@@ -133,8 +136,9 @@ def test_in_hospital_death_without_operation_requests_a_death_case_review_once(
     patient = create_patient()
     stay = create_encounter(patient, hospital["cardio"], mdt_now - timedelta(days=3))
     died_at = mdt_now - timedelta(hours=2)
-    first = services.on_death(patient, died_at=died_at, encounter=stay, now=mdt_now)
-    again = services.on_death(patient, died_at=died_at, encounter=stay, now=mdt_now + timedelta(minutes=1))
+    first = discussion_of(services.on_death(patient, died_at=died_at, encounter=stay, now=mdt_now))
+    again = discussion_of(services.on_death(patient, died_at=died_at, encounter=stay,
+                                            now=mdt_now + timedelta(minutes=1)))
     assert again.id == first.id and len(discussions(patient_id=patient.id)) == 1
     assert (first.kind, first.department_id, first.encounter_id) == ("death_case", hospital["cardio"].id, stay.id)
     assert first.due_at == died_at + timedelta(days=7)
@@ -145,8 +149,8 @@ def test_perioperative_death_is_requested_once_and_a_later_dispute_shortens_the_
         hospital, operated, mdt_now):
     patient, _ = operated
     died_at = PERFORMED + timedelta(days=5)
-    first = services.on_death(patient, died_at=died_at, now=mdt_now)
-    again = services.on_death(patient, died_at=died_at, now=mdt_now, disputed=True)
+    first = discussion_of(services.on_death(patient, died_at=died_at, now=mdt_now))
+    again = discussion_of(services.on_death(patient, died_at=died_at, now=mdt_now, disputed=True))
     assert again.id == first.id and len(discussions(patient_id=patient.id)) == 1
     assert first.is_disputed and first.due_at == died_at + timedelta(hours=24)
     assert len(notifications(hospital["quality"], "mdt.perioperative_death")) == 1
@@ -156,14 +160,14 @@ def test_perioperative_death_is_requested_once_and_a_later_dispute_shortens_the_
 def test_disputed_death_is_due_in_24_hours(hospital, operated, mdt_now):
     patient, _ = operated
     died_at = PERFORMED + timedelta(days=2)
-    discussion = services.on_death(patient, died_at=died_at, now=mdt_now, disputed=True)
+    discussion = discussion_of(services.on_death(patient, died_at=died_at, now=mdt_now, disputed=True))
     assert discussion.is_disputed and discussion.due_at == died_at + timedelta(hours=24)
 
 
 def test_without_a_medical_affairs_department_the_operating_department_organises(app, hospital, operated, mdt_now):
     app.config["MEDICAL_AFFAIRS_DEPARTMENT"] = "NOPE"
     patient, operation = operated
-    discussion = services.on_death(patient, died_at=PERFORMED + timedelta(days=1), now=mdt_now)
+    discussion = discussion_of(services.on_death(patient, died_at=PERFORMED + timedelta(days=1), now=mdt_now))
     assert discussion.department_id == operation.department_id == hospital["surgery"].id
 
 
@@ -171,15 +175,15 @@ def test_planned_but_not_performed_operations_do_not_make_a_death_perioperative(
         hospital, create_operation, create_patient, mdt_now):
     patient = create_patient()
     create_operation(hospital["surgery"], hospital["staff"]["surgeon"], mdt_now - timedelta(days=1), patient=patient)
-    assert services.on_death(patient, died_at=mdt_now, now=mdt_now) is None
+    assert discussion_of(services.on_death(patient, died_at=mdt_now, now=mdt_now)) is None
 
 
 # Unplanned reoperation --------------------------------------------------------------------------
 
 def test_unplanned_reoperation_requests_one_case_review(hospital, operated, mdt_now):
     _, operation = operated
-    first = services.on_unplanned_reoperation(operation, now=mdt_now)
-    again = services.on_unplanned_reoperation(operation, now=mdt_now + timedelta(days=1))
+    first = discussion_of(services.on_unplanned_reoperation(operation, now=mdt_now))
+    again = discussion_of(services.on_unplanned_reoperation(operation, now=mdt_now + timedelta(days=1)))
     assert again.id == first.id and len(discussions(kind="case_review")) == 1
     assert (first.kind, first.operation_id) == ("case_review", operation.id)
     assert first.department_id == hospital["surgery"].id
@@ -220,7 +224,7 @@ def test_an_automatic_request_asks_its_question_in_the_readers_language(hospital
     reader sees it in English, a Chinese reader in Chinese."""
     from qcflow.extensions import db
 
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     db.session.commit()
     assert discussion.question == ""
     name = grade_four.procedure.name

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from werkzeug.datastructures import MultiDict
 
 from tests.conftest import csrf_from
+from tests.factories import discussion_of
 
 
 def token(client, path):
@@ -49,7 +50,7 @@ def test_the_record_page_drives_a_discussion_to_signed_with_forms(clients, hospi
     from qcflow.extensions import db
     from qcflow.mdt import services
 
-    discussion = services.on_operation_planned(grade_four, now=grade_four.planned_at.replace(day=1))
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=grade_four.planned_at.replace(day=1)))
     db.session.commit()
     head = clients("head")
     base = f"/mdt/{discussion.id}"

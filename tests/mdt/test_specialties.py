@@ -5,6 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 from qcflow.mdt import services
+from tests.factories import discussion_of
 
 URL = "/api/v1/mdt/discussions"
 
@@ -31,7 +32,7 @@ def anaesthetist_without_account(hospital, create_staff):
 
 def test_the_automatic_request_proposes_the_anaesthetist_without_an_account(
         hospital, grade_four, anaesthetist_without_account, mdt_now):
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     rows = [(p.name, p.user_id, p.staff_id, p.specialty) for p in discussion.participants]
     assert rows[0][3] == "general_surgery"
     assert ("孙麻醉", None, anaesthetist_without_account.id, "anaesthesia") in rows
@@ -108,7 +109,7 @@ def test_an_invited_colleague_is_notified_once(hospital, held_preop, actor_of, m
 
 
 def test_the_automatic_request_tells_the_proposed_colleagues_but_not_the_surgeon_twice(hospital, grade_four, mdt_now):
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     assert len(notified(hospital["anaesthetist"], "mdt.invited")) == 1
     assert notified(hospital["clinician"], "mdt.invited") == []
     assert len(notified(hospital["clinician"], "mdt.requested")) == 1
@@ -116,7 +117,7 @@ def test_the_automatic_request_tells_the_proposed_colleagues_but_not_the_surgeon
 
 
 def test_the_quorum_gap_is_named_in_the_readers_language(app, hospital, grade_four, mdt_now):
-    discussion = services.on_operation_planned(grade_four, now=mdt_now)
+    discussion = discussion_of(services.on_operation_planned(grade_four, now=mdt_now))
     with app.test_request_context("/?lang=zh"):
         blockers = services.sign_blockers(discussion, {})
     assert any("麻醉科" in b for b in blockers) and not any("anaesthesia" in b for b in blockers)

@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import ROOT, die_with_parent
+from tests.factories import discussion_of
 
 #: The role users of department A (the quality office and the administrator sit in QC).
 ROLE_USERS = {"doctor": "clinician", "nurse": "nurse", "dept_head": "dept_head", "quality": "quality",
@@ -45,7 +46,7 @@ def _department_objects(dept, people, procedure, now, create):
                                     his_id=f"E-{code}", is_day_surgery=True, created_at=now)
     operation = create["operation"](dept, staff, now + timedelta(days=7), patient=patient, encounter=encounter,
                                     procedure=procedure, his_id=f"O-{code}", created_at=now)
-    discussion = mdt.on_operation_planned(operation, now=now)
+    discussion = discussion_of(mdt.on_operation_planned(operation, now=now))
     participant = discussion.participants[0]
 
     event, _code = events.file_report(

@@ -26,6 +26,7 @@ from qcflow.followup.services.generator import generate_due
 from qcflow.followup.services.plans import end_plan, reanchor
 from qcflow.followup.services.protocols import current_protocol, set_cursor, slots_of, system_actor
 from qcflow.followup.workflow import PlanState
+from qcflow.reactions import Effect
 
 log = logging.getLogger(__name__)
 
@@ -92,14 +93,19 @@ def enrol(patient: Patient, pathway: str, *, source_type: str, source_id: int | 
     return plan
 
 
+def effect(code: str, plan: Plan) -> list[Effect]:
+    """What a reaction did to a plan, for the fact's sender."""
+    return [Effect(code, "followup_plan", plan.id, plan.pathway)]
+
+
 def _auto_enrol(patient: Patient, pathway: str, source_type: str, source_id: int, anchor_at: datetime,
-                department_id: int | None, now: datetime) -> Plan | None:
+                department_id: int | None, now: datetime) -> list[Effect] | None:
     """Automatic enrolment from a clinical fact: never fails the intake, says why it skipped."""
     if patient.died_on is not None:
         return None
     existing = find_plan(patient.id, pathway, f"{source_type}:{source_id}")
     if existing is not None:
-        return existing
+        return effect("plan_already_enrolled", existing)
     if current_protocol(pathway) is None:
         log.warning("no follow-up protocol %s; %s %s not enrolled", pathway, source_type, source_id)
         return None
@@ -107,8 +113,9 @@ def _auto_enrol(patient: Patient, pathway: str, source_type: str, source_id: int
     if department_id is None:
         log.warning("no department for follow-up of %s %s; not enrolled", source_type, source_id)
         return None
-    return enrol(patient, pathway, source_type=source_type, source_id=source_id, anchor_at=anchor_at,
-                 department_id=department_id, actor=system_actor("followup.enrol"), now=now)
+    return effect("plan_enrolled", enrol(patient, pathway, source_type=source_type, source_id=source_id,
+                                         anchor_at=anchor_at, department_id=department_id,
+                                         actor=system_actor("followup.enrol"), now=now))
 
 
 def _fallback_department(patient: Patient) -> int | None:
@@ -123,7 +130,7 @@ def _fallback_department(patient: Patient) -> int | None:
     return None
 
 
-def on_operation_performed(operation: Operation, *, now: datetime) -> Plan | None:
+def on_operation_performed(operation: Operation, *, now: datetime) -> list[Effect] | None:
     """A performed grade-4 (or restricted-technology) operation → four_level_surgery, anchored at performed_at."""
     if operation.state != OperationState.PERFORMED or operation.performed_at is None or not operation.needs_mdt:
         return None
@@ -132,7 +139,7 @@ def on_operation_performed(operation: Operation, *, now: datetime) -> Plan | Non
                        operation.department_id, now)
 
 
-def on_encounter_discharged(encounter: Encounter, *, now: datetime) -> Plan | None:
+def on_encounter_discharged(encounter: Encounter, *, now: datetime) -> list[Effect] | None:
     """A day-surgery discharge (not a death) → day_surgery, anchored at discharged_at.
 
     A corrected discharge time re-anchors the plan: its untouched tasks and cursor follow.
@@ -144,12 +151,13 @@ def on_encounter_discharged(encounter: Encounter, *, now: datetime) -> Plan | No
     if plan is not None:
         if plan.state == PlanState.ACTIVE and plan.anchor_at != encounter.discharged_at:
             reanchor(plan, encounter.discharged_at, actor=system_actor("followup.enrol"), now=now)
-        return plan
+            return effect("plan_reanchored", plan)
+        return effect("plan_already_enrolled", plan)
     return _auto_enrol(patient, "day_surgery", "encounter", encounter.id, encounter.discharged_at,
                        encounter.department_id, now)
 
 
-def on_cancer_diagnosis(diagnosis: CancerDiagnosis, *, now: datetime) -> Plan | None:
+def on_cancer_diagnosis(diagnosis: CancerDiagnosis, *, now: datetime) -> list[Effect] | None:
     """A diagnosis of one of the five key cancers → cancer_<type>, anchored at the diagnosis date."""
     if diagnosis.cancer_type not in KEY_CANCERS:
         return None
@@ -159,7 +167,7 @@ def on_cancer_diagnosis(diagnosis: CancerDiagnosis, *, now: datetime) -> Plan | 
                        diagnosis.department_id, now)
 
 
-def on_death(patient: Patient, *, died_on: date, now: datetime) -> int:
+def on_death(patient: Patient, *, died_on: date, now: datetime) -> list[Effect]:
     """Stop every active plan of the patient and cancel its open tasks; returns the plans stopped."""
     actor = system_actor("followup.death")
     running = (PlanState.ACTIVE.value, PlanState.PAUSED.value)
@@ -167,4 +175,4 @@ def on_death(patient: Patient, *, died_on: date, now: datetime) -> int:
                                     .order_by(Plan.id)))
     for plan in plans:
         end_plan(plan, "stop", {}, actor=actor, now=now, ended_on=died_on, code="death")
-    return len(plans)
+    return [e for plan in plans for e in effect("plan_stopped", plan)]
