@@ -110,6 +110,8 @@ AUDIT_ACTIONS = {
     "operation.book": _l("Operation booked"),
     "operation.perform": _l("Operation performed"),
     "operation.cancel": _l("Operation cancelled"),
+    "operation.record_performed": _l("Operation performed, as the HIS reported it"),
+    "operation.booking_check": _l("Asked whether the operation may be booked"),
     # Indicators
     "indicator_snapshot.freeze": _l("Monthly indicators frozen"),
     "indicator_rollup.refresh": _l("Indicator figures refreshed"),
