@@ -248,7 +248,8 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
                 result.status = "skipped"
         return results
     for result, resolved, unmentioned in planned:
-        _upsert(kind, result, resolved.values, unmentioned, actor=actor, now=now)
+        _upsert(kind, result, resolved.values, unmentioned, actor=actor, now=now,
+                settled=resolved.step is not None and resolved.step.settles())
         if resolved.step is not None:
             resolved.step.apply(result, actor=actor, now=now)
     return results
@@ -260,7 +261,7 @@ _COLUMN_OF = {"department_code": "department_id", "username": "user_id", "grade"
 
 
 def _upsert(kind: Kind, result: RowResult, values: dict, unmentioned: set[str], *, actor: Actor,
-            now: datetime) -> None:
+            now: datetime, settled: bool = False) -> None:
     """Create the record with `values` (defaults for what the row left out), or update the columns the row
     mentions: a re-sent row never erases what it does not mention."""
     stmt = sa.select(kind.model).where(*(getattr(kind.model, k) == values[k] for k in kind.key))
@@ -288,25 +289,28 @@ def _upsert(kind: Kind, result: RowResult, values: dict, unmentioned: set[str], 
     result.id = _identity(obj)
     audit.record(actor.audit_name, f"intake.{kind.name}.{result.status}", kind.model.__tablename__, result.id, now,
                  changed=changed, before=before, after={k: _plain(values[k]) for k in changed})
-    result.effects = _after_change(kind.name, obj, changed, created=result.status == "created", actor=actor, now=now)
+    result.effects = _after_change(kind.name, obj, changed, created=result.status == "created", actor=actor, now=now,
+                                   settled=settled)
 
 
 def _identity(obj):
     return getattr(obj, "id", None) or getattr(obj, "code", None)
 
 
-def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor,
-                  now: datetime) -> list[reactions.Effect]:
+def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: Actor, now: datetime,
+                  settled: bool = False) -> list[reactions.Effect]:
     """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up;
-    returns what they set off."""
+    returns what they set off. A `settled` operation (the HIS reports it performed or cancelled) is past
+    its pre-operative discussion: none is requested."""
     effects = []
     if kind == "operations":
-        if obj.needs_mdt and (created or "planned_at" in changed):
+        if obj.needs_mdt and not settled and (created or "planned_at" in changed):
             effects += reactions.publish("operation.planned", obj, now=now)
         if obj.is_unplanned_reoperation and "is_unplanned_reoperation" in changed:
             effects += reactions.publish("operation.unplanned_reoperation", obj, now=now)
     elif kind == "encounters" and obj.disposition == "death" and {"disposition", "discharged_at"} & set(changed):
-        effects += reactions.publish("death.recorded", obj.patient, died_at=obj.discharged_at, encounter=obj, now=now)
+        effects += record_death(obj.patient, local(obj.discharged_at).date(), source=DEATH_FROM_HIS, actor=actor,
+                                now=now, died_at=obj.discharged_at, encounter=obj)
     elif kind == "patients" and obj.died_on and "died_on" in changed:
         effects += record_death(obj, obj.died_on, source=DEATH_FROM_HIS, actor=actor, now=now)
     if (kind == "encounters" and obj.is_day_surgery and obj.discharged_at
@@ -321,11 +325,12 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
 DEATH_FROM_HIS, DEATH_FROM_FOLLOWUP = "his", "followup"
 
 
-def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor,
-                 now: datetime) -> list[reactions.Effect]:
+def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor, now: datetime,
+                 died_at: datetime | None = None, encounter: Encounter | None = None) -> list[reactions.Effect]:
     """Record that the patient died on `died_on`, whoever learnt it, and set off what a death sets off
     (the perioperative death review, stopping follow-up: "death.recorded"). Returns what it set off
-    (nothing: a recorded date stands).
+    (nothing: a recorded date stands). A death in hospital gives its time (`died_at`, the discharge of
+    `encounter`); one known by the day counts from the day's last instant.
 
     The HIS's date is the hospital's record and stands (its intake row has stored it already); a death
     reported at a follow-up call sets the date only when none is recorded: a recorded date that differs
@@ -344,8 +349,8 @@ def record_death(patient: Patient, died_on: date, *, source: str, actor: Actor,
         audit.record(actor.audit_name, "patient.death_recorded", "patient", patient.id, now,
                      before={"died_on": before}, after={"died_on": died_on.isoformat(), "source": source})
     # Known by the day only: at the day's last instant, so an operation performed that day came before it.
-    died_at = local_midnight(died_on + timedelta(days=1), hospital_tz()) - timedelta(microseconds=1)
-    return reactions.publish("death.recorded", patient, died_at=died_at, encounter=None, now=now)
+    died_at = died_at or local_midnight(died_on + timedelta(days=1), hospital_tz()) - timedelta(microseconds=1)
+    return reactions.publish("death.recorded", patient, died_at=died_at, encounter=encounter, now=now)
 
 
 def summarise(results: list[RowResult]) -> dict:
@@ -582,6 +587,10 @@ class PushedState:
         if target == OperationState.PERFORMED:
             return "perform" if current == OperationState.BOOKED else "record_performed"
         return {OperationState.BOOKED: "book", OperationState.CANCELLED: "cancel"}[target]
+
+    def settles(self) -> bool:
+        """Whether the row reports the operation performed or cancelled (no discussion can come before it now)."""
+        return self.row["state"] in (OperationState.PERFORMED, OperationState.CANCELLED)
 
     def kept_times(self) -> list:
         """Warnings for a re-sent state whose time differs from the one stored (the first report is kept)."""

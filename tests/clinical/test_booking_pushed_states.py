@@ -154,3 +154,20 @@ def test_reported_times_are_not_in_the_future_nor_before_the_admission(ctx, refe
                                                      performed_at=PERFORMED)]).json["results"][0]
     assert "booked_at" in late_booking["errors"]
     assert operation("O2").state == "planned"
+
+
+@pytest.mark.parametrize("state,times", [("performed", {"performed_at": PERFORMED}),
+                                         ("cancelled", {"cancelled_at": BOOKED, "cancel_reason": "患者要求推迟"})])
+def test_a_new_operation_reported_performed_or_cancelled_requests_no_pre_operative_discussion(
+        ctx, reference, quality_client, state, times):
+    from qcflow.extensions import db
+    from qcflow.mdt.models import Discussion
+
+    response = reference.push("operations", [row(state=state, **times)])
+    assert response.status_code == 200 and response.json["failed"] == 0, response.json
+    assert operation("O4").state == state
+    assert not {e["code"] for e in response.json["results"][0]["effects"]} & {"discussion_requested"}
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Discussion).where(
+        Discussion.operation_id == operation("O4").id)) == 0
+    # Performed without the discussion it needed: the quality office is told instead.
+    assert len(notifications("operation.performed_without_mdt")) == (1 if state == "performed" else 0)

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import sh
+from tests.conftest import SHANGHAI, sh
 from tests.followup.test_tasks import post
 
 
@@ -129,3 +129,27 @@ def test_a_day_of_death_before_the_follow_up_began_or_in_the_future_is_422(clien
     assert response.status_code == 422 and "date_of_death" in response.json["errors"], response.json
     db.session.expire_all()
     assert patient.died_on is None and death_reviews(patient.id) == []
+
+
+def test_a_death_in_hospital_the_his_discharges_is_the_patients_date_of_death(operated, ward, frozen):
+    """The HIS discharging a stay as a death sets the patient's date of death (it only requested the review)."""
+    from qcflow.clinical.services import import_rows
+    from qcflow.core.actors import Actor
+    from qcflow.core.audit import AuditEntry
+    from qcflow.extensions import db
+
+    patient, _task_id = operated(days_before=10)
+    died_at = frozen - timedelta(days=2)
+    rows = import_rows("encounters", [{"his_id": "E-DEATH", "patient_his_id": "P-DEATH", "department_code": "GS",
+                                       "admitted_at": (died_at - timedelta(days=3)).isoformat(),
+                                       "discharged_at": died_at.isoformat(), "disposition": "death"}],
+                       actor=Actor.for_user(ward["admin"]), now=frozen)
+    assert not rows[0].errors, rows[0].errors
+    db.session.commit()
+    db.session.expire_all()
+    assert patient.died_on == died_at.astimezone(SHANGHAI).date()
+    assert len(death_reviews(patient.id)) == 1
+    effects = {(e.code, e.detail) for e in rows[0].effects}
+    assert ("discussion_requested", "perioperative_death") in effects and ("plan_stopped", "day_surgery") in effects
+    recorded = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "patient.death_recorded"))
+    assert json.loads(recorded.detail)["after"]["source"] == "his"
