@@ -28,11 +28,13 @@ class Effect:
     """What a handler did about a fact, as codes and ids an integrator can look up."""
 
     #: discussion_requested, discussion_already_requested, discussion_rescheduled, discussion_disputed,
-    #: plan_enrolled, plan_already_enrolled, plan_reanchored, plan_stopped
+    #: discussion_withdrawn, plan_enrolled, plan_already_enrolled, plan_reanchored, plan_stopped, and
+    #: plan_not_enrolled_deceased,
+    #: plan_not_enrolled_no_protocol, plan_not_enrolled_no_department (nothing was created: `id` is None)
     code: str
     #: The table of the record: mdt_discussion or followup_plan.
     record: str
-    id: int
+    id: int | None
     #: The record's kind: a discussion kind (preop_level4, …) or a follow-up pathway (day_surgery, …).
     detail: str
 
@@ -61,6 +63,8 @@ def table() -> Reactions:
             "operation.planned": (mdt.on_operation_planned,),
             # clinical: the operation workflow's "perform" step on a grade-4 or MDT operation
             "operation.performed": (followup.on_operation_performed,),
+            # clinical: an operation is cancelled (by a user or the HIS)
+            "operation.cancelled": (mdt.on_operation_cancelled,),
             # clinical: an operation is flagged as an unplanned reoperation
             "operation.unplanned_reoperation": (mdt.on_unplanned_reoperation,),
             # clinical: a death (an encounter discharged as a death, or a patient's date of death)

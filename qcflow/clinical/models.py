@@ -252,9 +252,14 @@ LABELS = {
         "discussion_already_requested": _l("Discussion already requested"),
         "discussion_rescheduled": _l("Discussion moved to the new operation time"),
         "discussion_disputed": _l("Discussion deadline shortened (disputed death)"),
+        "discussion_withdrawn": _l("Discussion withdrawn (operation cancelled)"),
         "plan_enrolled": _l("Follow-up plan started"), "plan_already_enrolled": _l("Follow-up plan already running"),
         "plan_reanchored": _l("Follow-up calls moved to the corrected discharge"),
         "plan_stopped": _l("Follow-up plan stopped (death)"),
+        "plan_not_enrolled_deceased": _l("No follow-up plan started: the patient has died"),
+        "plan_not_enrolled_no_protocol": _l("No follow-up plan started: no protocol for this pathway"),
+        "plan_not_enrolled_no_department": _l("No follow-up plan started: no department to follow the patient up "
+                                              "(send the department code)"),
     },
     #: What an uploaded row did.
     "import_status": {

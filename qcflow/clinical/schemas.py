@@ -175,7 +175,8 @@ class AuthorisationIn(BaseSchema):
 
 
 EFFECT_CODES = ("discussion_requested", "discussion_already_requested", "discussion_rescheduled",
-                "discussion_disputed", "plan_enrolled", "plan_already_enrolled", "plan_reanchored", "plan_stopped")
+                "discussion_disputed", "discussion_withdrawn", "plan_enrolled", "plan_already_enrolled", "plan_reanchored", "plan_stopped",
+                "plan_not_enrolled_deceased", "plan_not_enrolled_no_protocol", "plan_not_enrolled_no_department")
 
 
 class EffectOut(BaseSchema):
@@ -184,12 +185,16 @@ class EffectOut(BaseSchema):
     code = fields.String(metadata={"enum": list(EFFECT_CODES), "description": (
         "discussion_requested: an MDT or death-review discussion was requested; discussion_already_requested: it "
         "was requested before (nothing new); discussion_rescheduled: its due time moved with the operation; "
-        "discussion_disputed: a disputed death shortened its deadline; plan_enrolled: the patient was enrolled in a "
+        "discussion_disputed: a disputed death shortened its deadline; discussion_withdrawn: the operation was "
+        "cancelled, so its pre-operative discussion not yet held was withdrawn; plan_enrolled: the patient was enrolled in a "
         "follow-up plan; plan_already_enrolled: the plan existed; plan_reanchored: its calls moved with a corrected "
-        "discharge time; plan_stopped: a death stopped the plan")})
+        "discharge time; plan_stopped: a death stopped the plan; plan_not_enrolled_deceased, _no_protocol, "
+        "_no_department: the fact would start a follow-up plan but none was started (the patient died; no protocol "
+        "is installed for the pathway; no department to follow the patient up: send the row's department_code)")})
     record = fields.String(metadata={"enum": ["mdt_discussion", "followup_plan"],
                                      "description": "The kind of record: an MDT discussion or a follow-up plan"})
-    id = fields.Integer(metadata={"description": "Its id (/api/v1/mdt/discussions/{id}, /api/v1/followup/plans/{id})"})
+    id = fields.Integer(allow_none=True, metadata={
+        "description": "Its id (/api/v1/mdt/discussions/{id}, /api/v1/followup/plans/{id}); null when none was made"})
     detail = fields.String(metadata={"description": (
         "The discussion's kind (preop_level4, case_review, perioperative_death, death_case) or the plan's pathway "
         "(day_surgery, four_level_surgery, cancer_lung, …)")})

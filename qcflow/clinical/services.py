@@ -316,7 +316,8 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
     if (kind == "encounters" and obj.is_day_surgery and obj.discharged_at
             and {"discharged_at", "is_day_surgery"} & set(changed)):
         effects += reactions.publish("encounter.day_surgery_discharged", obj, now=now)
-    elif kind == "diagnoses" and created:
+    elif kind == "diagnoses" and (created or "department_id" in changed):
+        # A diagnosis re-sent with the department it lacked is enrolled then (enrolment happens once).
         effects += reactions.publish("diagnosis.recorded", obj, now=now)
     return effects
 
@@ -557,6 +558,8 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
     OPERATION_WORKFLOW.apply(operation, action, actor=actor, now=now, data=data, audit_detail=detail)
     if action in ("perform", "record_performed") and (operation.needs_mdt or operation.grade == 4):
         effects = reactions.publish("operation.performed", operation, now=now)
+    elif action == "cancel":
+        effects = reactions.publish("operation.cancelled", operation, now=now)
     if detail.get("emergency_override"):
         notify(users_with_role(Role.QUALITY), "operation.emergency_override",
                {"id": operation.his_id, "code": operation.procedure_code, "procedure": operation.procedure.name,

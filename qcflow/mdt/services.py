@@ -461,6 +461,21 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> list[Effect]
     return effect("discussion_requested", discussion)
 
 
+def on_operation_cancelled(operation: Operation, *, now: datetime) -> list[Effect]:
+    """A cancelled operation needs no pre-operative discussion: withdraw the request not yet held (a held one
+    keeps its record for the organisers to sign or cancel), and tell whoever was invited."""
+    withdrawn = list(db.session.scalars(sa.select(Discussion).where(
+        Discussion.operation_id == operation.id, Discussion.kind == DiscussionKind.PREOP_LEVEL4.value,
+        Discussion.state.in_([DiscussionState.REQUESTED.value, DiscussionState.SCHEDULED.value]))))
+    for discussion in withdrawn:
+        discussion.updated_at = now
+        DISCUSSION_WORKFLOW.apply(discussion, "withdraw", actor=SYSTEM, now=now,
+                                  audit_detail={"operation_id": operation.id})
+        notify([p.user_id for p in discussion.participants if p.user_id is not None], "mdt.withdrawn",
+               {"id": discussion.id, "procedure": procedure_name(operation)}, now=now, link=link(discussion))
+    return [e for discussion in withdrawn for e in effect("discussion_withdrawn", discussion)]
+
+
 def perioperative_operation(patient_id: int, died_at: datetime, encounter: Encounter | None = None) -> Operation | None:
     """The performed operation that makes a death perioperative, if any.
 

@@ -66,6 +66,7 @@ def refusal(what: str) -> str:
 
 S = DiscussionState
 MAY = DISCUSSION_PERMISSIONS
+SYSTEM = frozenset({"system"})
 #: The capability each step needs (the table below uses the same sets).
 STEP_NEEDS = {"schedule": "conduct", "hold": "conduct", "sign": "sign", "cancel": "manage"}
 
@@ -78,6 +79,8 @@ DISCUSSION_WORKFLOW = Workflow(
         T("hold",      {S.SCHEDULED},                      S.HELD,       MAY["conduct"]),
         T("sign",      {S.HELD},                           S.SIGNED,     MAY["sign"],     sign_guard),
         T("cancel",    {S.REQUESTED, S.SCHEDULED, S.HELD}, S.CANCELLED,  MAY["manage"],   cancel_guard),
+        # qcflow itself, when the operation a pre-operative discussion was requested for is cancelled
+        T("withdraw",  {S.REQUESTED, S.SCHEDULED},         S.CANCELLED,  SYSTEM),
     ],
     relations=discussion_relations,
     initial=S.REQUESTED,

@@ -171,3 +171,21 @@ def test_a_new_operation_reported_performed_or_cancelled_requests_no_pre_operati
         Discussion.operation_id == operation("O4").id)) == 0
     # Performed without the discussion it needed: the quality office is told instead.
     assert len(notifications("operation.performed_without_mdt")) == (1 if state == "performed" else 0)
+
+
+def test_cancelling_an_operation_withdraws_its_pre_operative_discussion_not_yet_held(ctx, reference):
+    from qcflow.core.audit import AuditEntry
+    from qcflow.extensions import db
+    from qcflow.mdt.models import Discussion
+
+    operation_id = push_operation(reference, "O4", "52.7001")
+    [discussion] = db.session.scalars(sa.select(Discussion).where(Discussion.operation_id == operation_id)).all()
+    assert discussion.state == "requested"
+    response = reference.push("operations", [row(state="cancelled", cancelled_at=BOOKED, cancel_reason="患者转院")])
+    assert response.status_code == 200, response.json
+    assert [(e["code"], e["id"]) for e in response.json["results"][0]["effects"]] == [
+        ("discussion_withdrawn", discussion.id)]
+    db.session.expire_all()
+    assert db.session.get(Discussion, discussion.id).state == "cancelled"
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "mdt_discussion.withdraw"))
+    assert entry.actor == "system:mdt" and entry.object_id == str(discussion.id)

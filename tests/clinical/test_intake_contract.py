@@ -211,3 +211,16 @@ def test_the_upload_page_shows_what_each_line_set_off_in_words(app, admin, refer
     assert "已申请讨论：术前讨论（四级手术） #" in results and "discussion_requested" not in results
     english = admin.get(f"{page}?lang=en").get_data(as_text=True)
     assert "Current rows" not in english and "Records kept on paper" in english
+
+
+def test_a_diagnosis_without_a_department_says_no_plan_started_and_starts_it_when_resent_with_one(ctx, reference):
+    reference.push("patients", [{"his_id": "P2", "mrn": "BA002", "name": "李四", "sex": "F"}])
+    lung = {"his_id": "D9", "patient_his_id": "P2", "cancer_type": "lung", "icd10": "C34.1",
+            "diagnosed_on": "2026-02-20"}
+    first = reference.push("diagnoses", [lung])
+    assert effects(first) == [[("plan_not_enrolled_no_department", "followup_plan", "cancer_lung")]]
+    assert first.json["results"][0]["effects"][0]["id"] is None
+    resent = reference.push("diagnoses", [{**lung, "department_code": "GS"}])
+    assert resent.json["results"][0]["status"] == "updated"
+    assert effects(resent) == [[("plan_enrolled", "followup_plan", "cancer_lung")]]
+    assert effects(reference.push("diagnoses", [{**lung, "department_code": "GS"}])) == [[]]

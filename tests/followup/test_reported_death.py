@@ -153,3 +153,30 @@ def test_a_death_in_hospital_the_his_discharges_is_the_patients_date_of_death(op
     assert ("discussion_requested", "perioperative_death") in effects and ("plan_stopped", "day_surgery") in effects
     recorded = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "patient.death_recorded"))
     assert json.loads(recorded.detail)["after"]["source"] == "his"
+
+
+def test_a_day_of_death_after_the_call_that_reported_it_is_422(client, tokens, ctx, ward, enrol, create_patient,
+                                                               frozen):
+    """A call logged late (yesterday's) cannot report a death that happened after it."""
+    from qcflow.extensions import db
+    from qcflow.followup import services
+    from qcflow.followup.models import Task
+
+    patient = create_patient(his_id="P-LATE", mrn="BA9002", name="钱二")
+    plan = enrol("day_surgery", patient=patient, anchor_at=frozen - timedelta(hours=30), now=frozen)
+    services.generate_due(frozen)
+    db.session.commit()
+    task_id = db.session.scalar(sa.select(Task.id).where(Task.plan_id == plan.id, Task.occurrence == 1))
+    path = f"/api/v1/followup/tasks/{task_id}"
+    post(client, path + "/claim", tokens("nurse"))
+    yesterday = (frozen - timedelta(hours=20)).isoformat()  # 1 March, 13:30
+    response = post(client, path + "/complete", tokens("nurse"), respondent="family", vital_status="dead",
+                    date_of_death="2026-03-02", completed_at=yesterday, complication=False,
+                    recurrence_metastasis=False)
+    assert response.status_code == 422 and "2026-03-01" in response.json["errors"]["date_of_death"][0]
+    db.session.expire_all()
+    assert patient.died_on is None
+    accepted = post(client, path + "/complete", tokens("nurse"), respondent="family", vital_status="dead",
+                    date_of_death="2026-03-01", completed_at=yesterday, complication=False,
+                    recurrence_metastasis=False)
+    assert accepted.status_code == 200, accepted.json

@@ -19,6 +19,9 @@ EXPECTED = {
     ("cancel", "requested"): ("cancelled", ORGANISERS),
     ("cancel", "scheduled"): ("cancelled", ORGANISERS),
     ("cancel", "held"): ("cancelled", ORGANISERS),
+    # qcflow itself withdraws a request not yet held when its operation is cancelled; no person may
+    ("withdraw", "requested"): ("cancelled", set()),
+    ("withdraw", "scheduled"): ("cancelled", set()),
 }
 ACTIONS = sorted({a for a, _ in EXPECTED})
 #: Who tries: relations to a discussion organised by department 1 and chaired by user 7.

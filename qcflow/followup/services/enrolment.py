@@ -100,19 +100,22 @@ def effect(code: str, plan: Plan) -> list[Effect]:
 
 def _auto_enrol(patient: Patient, pathway: str, source_type: str, source_id: int, anchor_at: datetime,
                 department_id: int | None, now: datetime) -> list[Effect] | None:
-    """Automatic enrolment from a clinical fact: never fails the intake, says why it skipped."""
+    """Automatic enrolment from a clinical fact: never fails the intake, says why it skipped (an effect
+    `plan_not_enrolled_*` the sender sees, and the log)."""
+    def skipped(why: str) -> list[Effect]:
+        log.warning("%s %s not enrolled in %s: %s", source_type, source_id, pathway, why)
+        return [Effect(f"plan_not_enrolled_{why}", "followup_plan", None, pathway)]
+
     if patient.died_on is not None:
-        return None
+        return skipped("deceased")
     existing = find_plan(patient.id, pathway, f"{source_type}:{source_id}")
     if existing is not None:
         return effect("plan_already_enrolled", existing)
     if current_protocol(pathway) is None:
-        log.warning("no follow-up protocol %s; %s %s not enrolled", pathway, source_type, source_id)
-        return None
+        return skipped("no_protocol")
     department_id = department_id or _fallback_department(patient)
     if department_id is None:
-        log.warning("no department for follow-up of %s %s; not enrolled", source_type, source_id)
-        return None
+        return skipped("no_department")
     return effect("plan_enrolled", enrol(patient, pathway, source_type=source_type, source_id=source_id,
                                          anchor_at=anchor_at, department_id=department_id,
                                          actor=system_actor("followup.enrol"), now=now))

@@ -46,6 +46,10 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
         raise Conflict(_("Claim the task before completing it."), state=task.state, allowed_actions=["claim"])
     require_holder(task, actor)
     TASK_WORKFLOW.check(task, "complete", actor=actor, data=data, expected_version=expected_version)
+    completed_at = when_it_happened(
+        "completed_at", data.get("completed_at"), now=now, not_before=task.plan.anchor_at,
+        too_early=_("A call cannot be made before the operation, discharge or diagnosis it follows up."),
+        unlimited=can(actor, "backdate_freely"))
     errors = {}
     died_on = data.get("date_of_death")
     if data.get("vital_status") == "dead" and died_on is None:
@@ -54,15 +58,14 @@ def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expect
         errors["vital_status"] = [_("A date of death needs the vital status “dead”.")]
     if died_on is not None and died_on > local(now).date():
         errors["date_of_death"] = [_("This date is in the future.")]
+    elif died_on is not None and died_on > local(completed_at).date():
+        errors["date_of_death"] = [_("This date is after the call (%(day)s) that reported the death.",
+                                     day=local(completed_at).date().isoformat())]
     elif died_on is not None and died_on < local(task.plan.anchor_at).date():
         errors["date_of_death"] = [_("This date is before the operation, discharge or diagnosis the follow-up "
                                      "starts from (%(day)s).", day=local(task.plan.anchor_at).date().isoformat())]
     if errors:
         raise Unprocessable(errors=errors)
-    completed_at = when_it_happened(
-        "completed_at", data.get("completed_at"), now=now, not_before=task.plan.anchor_at,
-        too_early=_("A call cannot be made before the operation, discharge or diagnosis it follows up."),
-        unlimited=can(actor, "backdate_freely"))
     protocol = db.session.get(Protocol, task.protocol_id)
     for item in OUTCOME_ITEMS:
         if item in data:
