@@ -1,6 +1,7 @@
 """Read side of events: the inbox list, counts, the reporter's own list, the timeline."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -103,11 +104,25 @@ def my_reports(user_id: int) -> list[AdverseEvent]:
                                    .order_by(AdverseEvent.id.desc())))
 
 
-def timeline(event: AdverseEvent) -> list[AuditEntry]:
+@dataclass(frozen=True)
+class HourEntry:
+    """An anonymous-chain entry as the timeline shows it: the span of its stored hour, like the message card
+    ("12:35–13:00" after a question of 12:35), never a finer time than the one stored."""
+    at: datetime
+    until: datetime
+    action: str
+    actor: str
+    #: A reply placed at the message it follows: shown after the entries of that moment.
+    follows: bool = False
+    chain: str = AnonymousAuditEntry.chain
+
+
+def timeline(event: AdverseEvent) -> list[AuditEntry | HourEntry]:
     """The case's audit entries in time order, from both chains (an anonymous reporter's are in their own).
 
-    An anonymous reporter's reply is stored to the hour only: it is placed after the message it follows
-    in the conversation (dialogue), not at the start of its hour, before the question it answers.
+    An anonymous reporter's entries are stored to the hour only: each shows as its hour's span, and a reply
+    starts at the message it follows in the conversation (dialogue), so it comes after the question it
+    answers, not at the start of its hour before it.
     """
     named = list(db.session.scalars(sa.select(AuditEntry).where(
         AuditEntry.object_type == "adverse_event", AuditEntry.object_id == str(event.id)).order_by(AuditEntry.seq)))
@@ -117,7 +132,9 @@ def timeline(event: AdverseEvent) -> list[AuditEntry]:
     replies = [entry for entry in anonymous if entry.action in REPLY_ACTIONS]
     spans = [m["shown_from"] for m in dialogue(event) if m["shown_until"]] if replies else []
     placed = {id(entry): start for entry, start in zip(replies, spans)}
-    return sorted(named + anonymous, key=lambda entry: (placed.get(id(entry), entry.at), id(entry) in placed))
+    shown = [HourEntry(placed.get(id(entry), entry.at), entry.at + timedelta(hours=1), entry.action, entry.actor,
+                       follows=id(entry) in placed) for entry in anonymous]
+    return sorted(named + shown, key=lambda entry: (entry.at, isinstance(entry, HourEntry) and entry.follows))
 
 
 #: Audit actions of a reporter's reply (with or without a pending question).
