@@ -6,13 +6,14 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import g
+from flask_babel import gettext as _
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
-from qcflow.core.i18n import current_language, label
+from qcflow.core.i18n import current_language, label, label_list
 from qcflow.core.pagination import keyset_page
 from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory
 from qcflow.events.schemas import ActionOut, EventOut
@@ -225,12 +226,24 @@ def present_all(events, actor: Actor) -> list[dict]:
     return [present(event, actor, names) for event in events]
 
 
+def with_origin(origin: dict | None, location: str | None, description: str | None) -> tuple[str | None, str]:
+    """A report's place and description as read: a generated report's (`AdverseEvent.origin`) place and opening
+    sentence are written in the reader's language, before the words people stored."""
+    if not origin or origin.get("kind") != "followup_call":
+        return location, description or ""
+    sentence = _("Found at follow-up call %(n)d (%(pathway)s, due %(due)s): %(findings)s.",
+                 n=origin["call"], pathway=label("fu_pathway", origin["pathway"]), due=origin["due_on"],
+                 findings=label_list("fu_item", origin["findings"]))
+    return location or _("After discharge (found at follow-up)"), " ".join(p for p in (sentence, description) if p)
+
+
 def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -> dict:
     """The case as this actor may see it: free text scrubbed of personal data outside the quality office.
 
     `names`: personal_names() of the case, when the caller has already read them (present_all).
     """
     data = {name: getattr(event, name) for name in EventOut._declared_fields if hasattr(event, name)}
+    data["location"], data["description"] = with_origin(event.origin, data.get("location"), data.get("description"))
     if not sees_raw_text(actor):
         names = personal_names([event.patient_mrn]) if names is None else names
         for field in FREE_TEXT:
