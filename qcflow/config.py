@@ -122,6 +122,15 @@ class Config:
         "preop_level4": {"min_specialties": 3, "required": ["anaesthesia"]},
         "default": {"min_specialties": 2, "required": []},
     }
+    #: The specialties a discussion of each kind invites, besides the operating surgeon (or, without an
+    #: operation, a clinician of the discussion's department) and the quorum's required ones: what the
+    #: case needs, even where signing does not require it (a cancer board without an oncologist).
+    MDT_INVITED_SPECIALTIES = {
+        "preop_level4": ["anaesthesia"],
+        "cancer_board": ["oncology", "radiology", "pathology"],
+        "perioperative_death": ["anaesthesia", "icu"],
+        "death_case": ["icu"],
+    }
     #: Remind the surgeon this many hours before a grade-4 operation without a signed MDT.
     MDT_REMINDER_HOURS = 72
     #: Days to hold a discussion: deaths from the death, case reviews from the request.

@@ -88,6 +88,9 @@ EVENT_KINDS = [
     ("treatment_procedure", None, "examination", "III", "GS", "内镜中心", "胃镜活检后患者咽部少量出血，局部处理后停止。"),
     ("facility", None, "other", "IV", "ONC", "住院部三楼走廊", "走廊顶灯故障致夜间照明不足，已报修更换。"),
 ]
+#: Grade-4 operations (days ago) whose patient died on the ward: (days after the operation, the death review
+#: held and signed this many days after the death, or None: still to hold).
+DEATHS = {200: (6, 4), 18: (15, None)}
 #: Who handles a category (the category's default department).
 HANDLERS = {"medication": "PHA", "fall": "NUR", "pressure_injury": "NUR", "tube_dislodgement": "NUR", "device": "EQP",
             "infection": "INF", "identification": "NUR", "nursing_care": "NUR"}
@@ -348,6 +351,12 @@ class Demo:
         from qcflow.events.services import transition_event
 
         transition_event(mistaken, "withdraw", {}, actor=Actor.for_user(self.users["cardio"]), now=self.days_ago(1, 9))
+        # A draft the nurse saved and has not sent yet (at /my/reports).
+        from qcflow.events.services import file_report
+
+        draft = self.report(kinds["nursing_care"], self.days_ago(1, 20))
+        file_report({k: v for k, v in draft.items() if k != "description"}, mode="named",
+                    actor=Actor.for_user(self.users["nurse"]), now=self.days_ago(1, 21), submit=False)
 
     # --- operations, discussions and follow-up calls ------------------------------------------
 
@@ -393,8 +402,6 @@ class Demo:
 
     def discuss(self, operation, *, held_at: datetime, kind: str = "preop_level4") -> None:
         """Hold and sign the discussion the operation's import requested, everyone invited attending."""
-        from qcflow.mdt.services import record_attendance, transition_discussion, update_discussion
-
         discussion = self.discussion_of(operation, kind)
         record = {"chair_user_id": self.users["head"].id,
                   "summary": "患者一般情况可，心肺功能可耐受手术，麻醉评估 ASA II 级。",
@@ -403,13 +410,18 @@ class Demo:
             record = {"chair_user_id": self.users["head"].id,
                       "summary": "术后第 1 天引流量增多、血红蛋白下降，再次手术见胆囊动脉残端出血。",
                       "conclusion": "原因为胆囊动脉夹闭不牢靠；今后术中常规双重夹闭并在关腹前再次检查创面。"}
-        update_discussion(discussion, record, actor=self.head, now=held_at - timedelta(days=1))
-        transition_discussion(discussion, "schedule", {"scheduled_at": held_at}, actor=self.head,
+        self.hold_and_sign(discussion, held_at=held_at, by=self.head, record=record)
+
+    def hold_and_sign(self, discussion, *, held_at: datetime, by: Actor, record: dict) -> None:
+        """Write the record, schedule, hold (everyone invited attending) and sign a discussion."""
+        from qcflow.mdt.services import record_attendance, transition_discussion, update_discussion
+
+        update_discussion(discussion, record, actor=by, now=held_at - timedelta(days=1))
+        transition_discussion(discussion, "schedule", {"scheduled_at": held_at}, actor=by,
                               now=held_at - timedelta(days=1))
-        record_attendance(discussion, [p.id for p in discussion.participants], actor=self.head, now=held_at)
-        transition_discussion(discussion, "hold", {"held_at": held_at}, actor=self.head,
-                              now=held_at + timedelta(hours=1))
-        transition_discussion(discussion, "sign", {}, actor=self.head, now=held_at + timedelta(hours=2))
+        record_attendance(discussion, [p.id for p in discussion.participants], actor=by, now=held_at)
+        transition_discussion(discussion, "hold", {"held_at": held_at}, actor=by, now=held_at + timedelta(hours=1))
+        transition_discussion(discussion, "sign", {}, actor=by, now=held_at + timedelta(hours=2))
 
     def cancel_discussion(self, operation, at: datetime) -> None:
         """An emergency operation went ahead without its pre-operative discussion: close the request."""
@@ -449,7 +461,8 @@ class Demo:
             happenings.append((self.days_ago(days, 7), "day", (number, days)))
         # Cancer diagnoses (the three-monthly calls are not open today).
         for days, cancer, icd10 in ((320, "gastric", "C16.3"), (230, "colorectal", "C18.7"), (140, "gastric", "C16.2"),
-                                    (45, "colorectal", "C20")):
+                                    (45, "colorectal", "C20"), (322, "lung", "C34.1"), (231, "lung", "C34.3"),
+                                    (229, "liver", "C22.0"), (138, "breast", "C50.4"), (321, "breast", "C50.9")):
             number += 1
             happenings.append((self.days_ago(days, 10), "cancer", (number, days, cancer, icd10)))
         happenings.sort(key=lambda h: h[0])
@@ -473,10 +486,37 @@ class Demo:
         else:
             self.discuss(operation, held_at=self.days_ago(days + 4, 15))
             self.operate(operation, self.days_ago(days, 9))
-        if 88 <= days < 102:
+        if days in DEATHS:  # died on the ward after the operation: the death review, signed or still to hold
+            self.die(number, encounter, admitted_at=self.days_ago(days + 9, 9),
+                     died_at=self.days_ago(days - DEATHS[days][0], 4, 20), review_days=DEATHS[days][1])
+        elif 88 <= days < 102:
             self.outcomes[f"DEMO-P{number}"] = "complication_dismissed"
         elif number % 6 == 0:
             self.outcomes[f"DEMO-P{number}"] = "unreachable"
+
+    def die(self, number: int, encounter: str, *, admitted_at: datetime, died_at: datetime,
+            review_days: int | None) -> None:
+        """The HIS reports the patient's death (date of death, discharge as a death), which requests the
+        perioperative death review; held and signed `review_days` after the death, or left to hold."""
+        from qcflow.clinical.models import Patient
+        from qcflow.mdt.models import Discussion
+
+        patient = db.session.scalar(sa.select(Patient).where(Patient.his_id == f"DEMO-P{number}"))
+        self.intake("patients", [{"his_id": patient.his_id, "mrn": patient.mrn, "name": patient.name,
+                                  "sex": patient.sex, "birth_on": patient.birth_on.isoformat(), "phone": patient.phone,
+                                  "died_on": died_at.date().isoformat()}], died_at + timedelta(hours=1))
+        self.intake("encounters", [{"his_id": encounter, "patient_his_id": patient.his_id, "department_code": "GS",
+                                    "admitted_at": admitted_at.isoformat(), "discharged_at": died_at.isoformat(),
+                                    "disposition": "death"}], died_at + timedelta(hours=1))
+        if review_days is None:
+            return
+        review = db.session.scalar(sa.select(Discussion).where(Discussion.patient_id == patient.id,
+                                                               Discussion.kind == "perioperative_death"))
+        self.hold_and_sign(review, held_at=died_at + timedelta(days=review_days), by=self.quality, record={
+            "chair_user_id": self.users["head"].id,
+            "summary": "术后第 5 天突发呼吸困难、血氧下降，CT 肺动脉造影提示肺栓塞，抢救无效死亡。",
+            "conclusion": "死因为术后肺栓塞；术前血栓风险评估为高危，但未按规范启动药物预防。"
+                          "今后高危患者术后 24 小时内启动药物预防，并纳入科室质控检查。"})
 
     def _level3(self, name, number, days) -> None:
         born = f"{1960 + number % 25}-1{number % 3}-0{1 + number % 9}"

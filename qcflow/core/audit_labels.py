@@ -153,6 +153,8 @@ class Row:
     action: str
     #: Who did it, as a person reads it; "" when the page may not show who.
     actor: str
+    #: The end of the span the entry lies in, when only that span is stored (an anonymous reporter's hour).
+    until: datetime | None = None
 
 
 #: app.extensions key of the user lookup timelines name their actors with.
@@ -190,5 +192,5 @@ def audit_rows(entries, show_users: bool = True, reporter: str | None = None) ->
                 who = f"{user.display_name} · {user.department.label(language)}"
         else:
             who = label("audit_actor", actor_key(entry.actor))
-        rows.append(Row(entry.at, label("audit_action", entry.action), who))
+        rows.append(Row(entry.at, label("audit_action", entry.action), who, getattr(entry, "until", None)))
     return rows

@@ -52,11 +52,12 @@ def chosen_language() -> str | None:
 
 
 def with_lang(path: str) -> str:
-    """A link that keeps the language chosen with ?lang= (pages without a session have no other memory)."""
-    chosen = chosen_language()
-    if chosen is None:
+    """A link to a session-free page in the reader's current language, however it was chosen (?lang=, the
+    session, the account's setting): those pages read no session, so only the link can carry it."""
+    language = chosen_language() or current_language()
+    if language == LANGUAGES[0]:
         return path
-    return path + ("&" if "?" in path else "?") + "lang=" + chosen
+    return path + ("&" if "?" in path else "?") + "lang=" + language
 
 
 def install_template_helpers(app) -> None:

@@ -100,6 +100,10 @@ class AdverseEvent(Versioned, Base):
     is_unplanned_reoperation: Mapped[bool] = mapped_column(default=False)
     description: Mapped[str] = mapped_column(sa.Text, default="")
     immediate_actions: Mapped[str] = mapped_column(sa.Text, default="")
+    #: A report generated from another record: what generated it, as codes and parameters (e.g. a follow-up
+    #: call's number, pathway, due date and findings), from which its place and opening sentence are written
+    #: in the reader's language (`queries.origin_text`); `location` and `description` hold only people's words.
+    origin: Mapped[dict | None] = mapped_column(sa.JSON)
 
     external_severity: Mapped[str | None] = mapped_column(sa.String(14))
     duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))

@@ -1,17 +1,19 @@
 """Read side of events: the inbox list, counts, the reporter's own list, the timeline."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import g
+from flask_babel import gettext as _
 
 from qcflow.auth.models import Department
 from qcflow.auth.permissions import can, department_for, get_scoped_or_404, scoped, sees_all_departments
 from qcflow.core.actors import Actor
 from qcflow.core.audit import AnonymousAuditEntry, AuditEntry
 from qcflow.core.errors import NotFound
-from qcflow.core.i18n import current_language, label
+from qcflow.core.i18n import current_language, label, label_list
 from qcflow.core.pagination import keyset_page
 from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory
 from qcflow.events.schemas import ActionOut, EventOut
@@ -103,11 +105,25 @@ def my_reports(user_id: int) -> list[AdverseEvent]:
                                    .order_by(AdverseEvent.id.desc())))
 
 
-def timeline(event: AdverseEvent) -> list[AuditEntry]:
+@dataclass(frozen=True)
+class HourEntry:
+    """An anonymous-chain entry as the timeline shows it: the span of its stored hour, like the message card
+    ("12:35–13:00" after a question of 12:35), never a finer time than the one stored."""
+    at: datetime
+    until: datetime
+    action: str
+    actor: str
+    #: A reply placed at the message it follows: shown after the entries of that moment.
+    follows: bool = False
+    chain: str = AnonymousAuditEntry.chain
+
+
+def timeline(event: AdverseEvent) -> list[AuditEntry | HourEntry]:
     """The case's audit entries in time order, from both chains (an anonymous reporter's are in their own).
 
-    An anonymous reporter's reply is stored to the hour only: it is placed after the message it follows
-    in the conversation (dialogue), not at the start of its hour, before the question it answers.
+    An anonymous reporter's entries are stored to the hour only: each shows as its hour's span, and a reply
+    starts at the message it follows in the conversation (dialogue), so it comes after the question it
+    answers, not at the start of its hour before it.
     """
     named = list(db.session.scalars(sa.select(AuditEntry).where(
         AuditEntry.object_type == "adverse_event", AuditEntry.object_id == str(event.id)).order_by(AuditEntry.seq)))
@@ -117,7 +133,9 @@ def timeline(event: AdverseEvent) -> list[AuditEntry]:
     replies = [entry for entry in anonymous if entry.action in REPLY_ACTIONS]
     spans = [m["shown_from"] for m in dialogue(event) if m["shown_until"]] if replies else []
     placed = {id(entry): start for entry, start in zip(replies, spans)}
-    return sorted(named + anonymous, key=lambda entry: (placed.get(id(entry), entry.at), id(entry) in placed))
+    shown = [HourEntry(placed.get(id(entry), entry.at), entry.at + timedelta(hours=1), entry.action, entry.actor,
+                       follows=id(entry) in placed) for entry in anonymous]
+    return sorted(named + shown, key=lambda entry: (entry.at, isinstance(entry, HourEntry) and entry.follows))
 
 
 #: Audit actions of a reporter's reply (with or without a pending question).
@@ -208,12 +226,24 @@ def present_all(events, actor: Actor) -> list[dict]:
     return [present(event, actor, names) for event in events]
 
 
+def with_origin(origin: dict | None, location: str | None, description: str | None) -> tuple[str | None, str]:
+    """A report's place and description as read: a generated report's (`AdverseEvent.origin`) place and opening
+    sentence are written in the reader's language, before the words people stored."""
+    if not origin or origin.get("kind") != "followup_call":
+        return location, description or ""
+    sentence = _("Found at follow-up call %(n)d (%(pathway)s, due %(due)s): %(findings)s.",
+                 n=origin["call"], pathway=label("fu_pathway", origin["pathway"]), due=origin["due_on"],
+                 findings=label_list("fu_item", origin["findings"]))
+    return location or _("After discharge (found at follow-up)"), " ".join(p for p in (sentence, description) if p)
+
+
 def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -> dict:
     """The case as this actor may see it: free text scrubbed of personal data outside the quality office.
 
     `names`: personal_names() of the case, when the caller has already read them (present_all).
     """
     data = {name: getattr(event, name) for name in EventOut._declared_fields if hasattr(event, name)}
+    data["location"], data["description"] = with_origin(event.origin, data.get("location"), data.get("description"))
     if not sees_raw_text(actor):
         names = personal_names([event.patient_mrn]) if names is None else names
         for field in FREE_TEXT:

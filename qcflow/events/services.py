@@ -107,8 +107,13 @@ def receipt_hash(code: str) -> str:
 
 
 
+#: What a generated report's origin stands in for: its place and its opening sentence.
+ORIGIN_COVERS = ("location", "description")
+
+
 def missing_required_fields(event: AdverseEvent) -> list[str]:
-    return [f for f in REQUIRED_FIELDS if getattr(event, f) in (None, "")]
+    covered = ORIGIN_COVERS if event.origin else ()
+    return [f for f in REQUIRED_FIELDS if f not in covered and getattr(event, f) in (None, "")]
 
 
 def check_report_rules(data: dict, now: datetime) -> None:
@@ -144,6 +149,7 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     `submitted_at` (in `data`): when a paper report was handed in (submitted_time_of).
     `receipt_seed`: the form's one-time token, from which the receipt code is derived (receipt_code_for),
     so that the same form sent again can be shown the same receipt; without it the code is random.
+    `data["origin"]` (no form or API schema has it) is given only by another domain generating the report.
     """
     scope = idempotency_scope(mode, actor)
     if idempotency_key:
@@ -165,7 +171,7 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     data = {"wants_feedback": True, **data}
     event = AdverseEvent(id=new_id(db.session, AdverseEvent, unordered=mode == Mode.ANONYMOUS), mode=mode,
                          reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now,
-                         **{k: v for k, v in data.items() if k in REPORT_FIELDS})
+                         origin=data.get("origin"), **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
         code = receipt_code_for(receipt_seed) if receipt_seed else new_receipt_code()

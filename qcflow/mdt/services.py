@@ -189,7 +189,7 @@ def _open(kind: str, *, department_id: int, actor: Actor, now: datetime, operati
           patient_id: int | None = None, encounter_id: int | None = None, event_id: int | None = None,
           question: str = "", due_at: datetime | None = None, is_disputed: bool = False,
           chair_user_id: int | None = None, trigger_key: str | None = None, told=()) -> Discussion:
-    """Create a requested discussion, audit it, invite participants by the kind's quorum and tell them."""
+    """Create a requested discussion, audit it, invite the participants its kind needs and tell them."""
     discussion = Discussion(
         kind=kind, department_id=department_id, operation_id=operation.id if operation else None,
         patient_id=patient_id or (operation.patient_id if operation else None),
@@ -230,15 +230,18 @@ def _existing(kind: str, trigger_key: str, **links) -> Discussion | None:
 
 
 def propose_participants(discussion: Discussion, *, surgeon: Staff | None, now: datetime) -> list[Participant]:
-    """Invite staff from the staff list by specialty, with or without a user account: the surgeon, the
-    specialties the kind requires, then other specialties until the quorum's minimum, each from a
-    department not yet invited (staff with an account first)."""
+    """Invite staff from the staff list by specialty, with or without a user account: the surgeon (without an
+    operation, a clinician of the discussion's department), the specialties the kind needs (its quorum's and
+    MDT_INVITED_SPECIALTIES), then other specialties until the quorum's minimum, each from a department not
+    yet invited (staff with an account first)."""
     rule = quorum_rule(discussion.kind)
-    chosen: list[Staff] = [surgeon] if surgeon is not None and surgeon.is_active else []
     candidates = list(db.session.scalars(
         sa.select(Staff).where(Staff.is_active.is_(True), Staff.specialty.is_not(None),
                                Staff.department_id.is_not(None))
         .order_by(Staff.user_id.is_(None), Staff.id)))
+    if surgeon is None or not surgeon.is_active:
+        surgeon = next((s for s in candidates if s.department_id == discussion.department_id), None)
+    chosen: list[Staff] = [surgeon] if surgeon is not None else []
 
     def pick(wanted: str | None = None) -> Staff | None:
         specialties = {_specialty(s.specialty) for s in chosen}
@@ -251,9 +254,10 @@ def propose_participants(discussion: Discussion, *, surgeon: Staff | None, now: 
                 return staff
         return None
 
-    for required in rule["required"]:
-        if _specialty(required) not in {_specialty(s.specialty) for s in chosen}:
-            found = pick(_specialty(required))
+    needed = [*rule["required"], *current_app.config["MDT_INVITED_SPECIALTIES"].get(discussion.kind, [])]
+    for required in dict.fromkeys(_specialty(code) for code in needed):
+        if required not in {_specialty(s.specialty) for s in chosen}:
+            found = pick(required)
             if found is not None:
                 chosen.append(found)
     while len({_specialty(s.specialty) for s in chosen if s.specialty}) < rule["min_specialties"]:

@@ -39,6 +39,7 @@ from qcflow.core.periods import Period
 from qcflow.core.time import local
 from qcflow.events.models import AdverseEvent, EventCategory
 from qcflow.events.queries import SCOPE as EVENT_SCOPE
+from qcflow.events.queries import with_origin
 from qcflow.events.scrub import patient_names, scrub, staff_names
 from qcflow.extensions import db
 from qcflow.followup.models import Task
@@ -154,7 +155,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
         e.category_code, e.subcategory_code, effective_grade().label("grade"), e.reporter_grade, e.harm, e.ncc_merp,
         e.care_stage, e.clinical_state, e.is_unplanned_reoperation, e.description, e.immediate_actions,
         e.external_severity, e.external_reported_at, e.handling_department_id, e.rca_cause_domains, e.rca_factors,
-        e.analysis, e.improvement_types, e.closed_at, e.patient_mrn,
+        e.analysis, e.improvement_types, e.closed_at, e.patient_mrn, e.origin,
     ), EVENT_SCOPE, actor).where(reports_clause(period)).order_by(e.submitted_at, e.id)
     if department_id is not None:
         stmt = stmt.where(sa.or_(e.department_id == department_id, e.handling_department_id == department_id))
@@ -166,14 +167,15 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
             return scrub(text or "", batch_names)
 
         for row in batch:
+            location, description = with_origin(row.origin, row.location, row.description)
             yield [
                 row.reference or "", label("state", row.state), _hour(row.submitted_at), _at(row.occurred_at),
-                _at(row.discovered_at), departments.get(row.department_id, ""), clean(row.location),
+                _at(row.discovered_at), departments.get(row.department_id, ""), clean(location),
                 categories.get(row.category_code, row.category_code or ""),
                 categories.get(row.subcategory_code, row.subcategory_code or ""), label("grade", row.grade),
                 label("grade", row.reporter_grade), label("harm", row.harm), row.ncc_merp or "",
                 label("care_stage", row.care_stage), clean(row.clinical_state), _yes_no(row.is_unplanned_reoperation),
-                clean(row.description), clean(row.immediate_actions),
+                clean(description), clean(row.immediate_actions),
                 label("external_severity", row.external_severity) if row.external_severity else "",
                 _at(row.external_reported_at), departments.get(row.handling_department_id, ""),
                 label_list("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),

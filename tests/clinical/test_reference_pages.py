@@ -70,3 +70,19 @@ def test_a_specialty_may_be_written_as_its_label_in_either_language(admin_client
     stored = dict(db.session.execute(sa.select(Staff.his_id, Staff.specialty).where(
         Staff.his_id.in_(["S7", "S8", "S9"]))).all())
     assert stored == {"S7": "anaesthesia", "S8": "cardiology", "S9": "oncology"}
+
+
+
+@pytest.mark.parametrize("lang, words, absent", [
+    ("zh", ["匹配依据", "病案号", "第一行为列名"], ["主键", "表头"]),
+    ("en", ["Matched by", "record number", "first row the column names"], ["key", "Key", "header row"]),
+])
+def test_the_upload_page_says_how_rows_are_matched_in_a_hospital_users_words(admin_client, lang, words, absent):
+    token = csrf_from(admin_client, "/admin/reference/staff")
+    csv = "his_id,name,department_code,specialty\nS1,李刀,GS,general_surgery\n"
+    html = admin_client.post(f"/admin/reference/staff?lang={lang}", content_type="multipart/form-data",
+                             data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")}
+                             ).get_data(as_text=True)
+    section = re.sub(r"<[^>]+>", " ", html[html.index("<main"):])
+    assert [word for word in words if word not in section] == [], section[:1500]
+    assert [word for word in absent if re.search(rf"(?<![A-Za-z-]){word}(?![A-Za-z-])", section)] == []

@@ -210,4 +210,28 @@ def test_card_tables_on_a_phone_never_draw_a_label_over_its_value(server, contex
         assert cells, f"{path}: no card cells at 390 px"
         assert all(c["before"] == "static" and c["label"] in c["content"] for c in cells), (path, cells[:3])
         assert not [c for c in cells if c["spills"]], path
-        check_no_horizontal_scroll(page)
+        assert check_no_horizontal_scroll(page), path
+
+
+#: Pages with a filter form, in English (whose options are the longest), by who reads them.
+FILTER_PAGES = {"quality": ["/mdt", "/events", "/followup/queue", "/followup/plans", "/indicators",
+                            "/reports/analysis", "/reports"],
+                "doctor": ["/mdt"]}
+
+
+@pytest.mark.parametrize("username", sorted(FILTER_PAGES))
+def test_filters_fit_a_phone_in_english(server, contexts, username):
+    """On a 390 px phone in English every filter field stays inside the screen and the page never scrolls
+    sideways (the MDT list's "Kind" select once took its longest option's 424 px and dragged the page)."""
+    page = contexts("phone", locale="en-US", user=username).new_page()
+    for path in FILTER_PAGES[username]:
+        response = page.goto(path + "?lang=en")
+        assert response.status == 200, (path, response.status)
+        width = page.evaluate("document.documentElement.clientWidth")
+        fields = page.eval_on_selector_all(
+            "form.filters select, form.filters input, form.filters button",
+            "els => els.filter(el => el.offsetParent !== null).map(el => [el.name, el.getBoundingClientRect().right])")
+        assert fields, path
+        assert [name for name, right in fields if right > width + 1] == [], (path, width, fields)
+        assert check_no_horizontal_scroll(page), path
+    shot(page, f"layout-filters-en-{username}", full_page=False)

@@ -187,7 +187,12 @@ def test_anonymous_reply_is_shown_after_the_question_it_answers(app, clients, re
     assert messages.index("请问是哪个批次") < messages.index("批号 2026A01")
     assert "12:35–13:00" in messages  # the reply: after the question, within its stored hour
     timeline = visible(case[case.index('id="timeline"'):])
-    assert timeline.index("12:35") < timeline.index("12:00")  # the reply's entry follows the question's
+    # The timeline shows the reply as the message card does (its hour's span, from the question), after the
+    # question; every anonymous entry shows its hour's span, and no time goes back.
+    assert "12:35–13:00" in timeline and timeline.index("12:35 ") < timeline.index("12:35–13:00")
+    assert "11:00–12:00" in timeline  # the anonymous report itself, filed at 11:10, stored as 11:00
+    starts = re.findall(r"\d{4}-\d\d-\d\d (\d\d:\d\d)", timeline)
+    assert starts == sorted(starts) and "12:00" not in starts, starts
     receipt = anonymous.post("/receipt", data={"csrf_token": csrf_from(anonymous, "/receipt"),
                                                "receipt_code": filed["receipt_code"]}).get_data(as_text=True)
     receipt = visible(receipt)

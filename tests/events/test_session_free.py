@@ -217,3 +217,24 @@ def test_the_session_free_bar_offers_the_staff_pages_and_keeps_the_chosen_langua
     assert 'href="/receipt?lang=en"' in html and 'href="/report?lang=en"' in html
     chinese = clients("anonymous").get(page).get_data(as_text=True)
     assert '<a href="/" id="nav-login">工作人员入口</a>' in chinese and 'href="/receipt"' in chinese
+
+
+@pytest.mark.parametrize("chosen_by", ["account", "session"])
+def test_links_to_the_session_free_pages_keep_a_language_chosen_without_the_url(app, clients, hospital, chosen_by):
+    """An English-speaking nurse (her account's setting, or a switch earlier in the session) who follows the
+    footer's "Report an event" or the bar's "Check a receipt" lands on the English page, not the Chinese one."""
+    from qcflow.extensions import db
+
+    nurse = clients("nurse")
+    if chosen_by == "account":
+        with app.app_context():
+            db.session.get(type(hospital["nurse"]), hospital["nurse"].id).locale = "en"
+            db.session.commit()
+    else:
+        nurse.get("/notifications?lang=en")
+    home = nurse.get("/").get_data(as_text=True)
+    assert "Report an event" in home
+    links = set(re.findall(r'href="(/(?:report|receipt)(?:\?[^"]*)?)"', home))
+    assert links and links <= {"/report?lang=en", "/receipt?lang=en"}, links
+    report = nurse.get("/report?lang=en").get_data(as_text=True)
+    assert 'href="/receipt?lang=en"' in report and "Check a receipt" in report

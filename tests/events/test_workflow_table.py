@@ -63,7 +63,7 @@ def fake_event(state, *, ready=True):
     filled = {f: "x" for f in REQUIRED_FIELDS} if ready else dict.fromkeys(REQUIRED_FIELDS)
     actions = [SimpleNamespace(state="verified")] if ready else []
     return SimpleNamespace(state=state, version=3, reporter_user_id=7, actions=actions, confirmed_grade="III",
-                           is_unplanned_reoperation=False, **filled)
+                           is_unplanned_reoperation=False, origin=None, **filled)
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -162,3 +162,21 @@ def test_the_quorum_rules_name_specialties_of_the_list(app):
 
     required = {code for rule in app.config["MDT_QUORUM"].values() for code in rule.get("required", [])}
     assert required and required <= set(SPECIALTIES)
+
+
+def test_a_cancer_board_invites_the_oncologist_and_the_departments_surgeon(hospital, actor_of, create_patient,
+                                                                           create_staff, mdt_now):
+    """A cancer board has no quorum specialty, yet it is held for the oncologist: a lung-cancer patient's board
+    asked by the surgical department invites its surgeon, the oncologist and the radiologist, not an
+    anaesthetist picked only to make up numbers."""
+    from qcflow.extensions import db
+
+    create_staff(name="吴病理", department=hospital["radio"], specialty="pathology")  # a second one in radiology
+    patient = create_patient()
+    db.session.commit()
+    board = services.request_discussion({"kind": "cancer_board", "patient_mrn": patient.mrn,
+                                         "department_id": hospital["surgery"].id},
+                                        actor=actor_of("quality"), now=mdt_now)
+    invited = {p.name: p.specialty for p in board.participants}
+    assert invited == {"李刀": "general_surgery", "孙瘤": "oncology", "钱影": "radiology"}, invited
+    assert services.quorum_rule("cancer_board")["required"] == []  # signing asks for two specialties, as before

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask_babel import gettext as _
 
 from qcflow import reactions
 from qcflow.auth.models import Role
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
-from qcflow.core.i18n import label, label_list
+from qcflow.core.i18n import label_list
 from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz
 from qcflow.extensions import db
@@ -64,14 +63,11 @@ def report_data(prompt: EventPrompt) -> dict:
     occurred = discovered
     if task.died_on is not None:
         occurred = min(local_midnight(task.died_on, hospital_tz()), discovered)
-    # The filing user's own pre-filled text: labels in their language, never codes.
-    description = _("Found at follow-up call %(n)d (%(pathway)s, due %(due)s): %(findings)s.",
-                    n=task.occurrence, pathway=label("fu_pathway", plan.pathway), due=task.due_on.isoformat(),
-                    findings=findings_text(found))
-    if task.complication_note:
-        description += " " + task.complication_note
-    if task.outcome_note:
-        description += " " + task.outcome_note
+    # The report stores what generated it as codes (the case page writes its place and opening sentence in
+    # each reader's language) and, as its description, only what the nurse wrote.
+    origin = {"kind": "followup_call", "call": task.occurrence, "pathway": plan.pathway,
+              "due_on": task.due_on.isoformat(), "findings": found}
+    description = " ".join(note for note in (task.complication_note, task.outcome_note) if note)
     return {
         "category_code": "surgery" if surgical else "treatment_procedure",
         "subcategory_code": "unplanned_reoperation" if surgical and "reoperation" in found else None,
@@ -80,9 +76,9 @@ def report_data(prompt: EventPrompt) -> dict:
         "care_stage": "discharge_followup",
         "occurred_at": occurred,
         "discovered_at": discovered,
-        "location": _("After discharge (found at follow-up)"),
         "department_id": plan.department_id,
         "description": description,
+        "origin": origin,
         "patient_mrn": patient.mrn if patient else None,
         "operation_id": plan.source_id if plan.source_type == "operation" else None,
         "is_unplanned_reoperation": "reoperation" in found,
