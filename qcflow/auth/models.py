@@ -18,6 +18,8 @@ class Role(StrEnum):
     DEPT_HEAD = "dept_head"
     QUALITY = "quality"
     ADMIN = "admin"
+    #: The hospital information system's account: API tokens for the intake and the booking question only.
+    INTERFACE = "interface"
 
 
 ROLE_LABELS = {
@@ -26,6 +28,7 @@ ROLE_LABELS = {
     Role.DEPT_HEAD: _l("Department head"),
     Role.QUALITY: _l("Quality office"),
     Role.ADMIN: _l("Administrator"),
+    Role.INTERFACE: _l("HIS interface"),
 }
 
 

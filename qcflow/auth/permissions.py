@@ -57,8 +57,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reports": frozenset({R.DEPT_HEAD, R.QUALITY}),
     #: The hospital's monthly bulletin.
     "bulletin": frozenset({R.QUALITY}),
-    #: Push HIS facts and reference data through the intake API.
-    "his_intake": frozenset({R.ADMIN, R.QUALITY}),
+    #: Push HIS facts and reference data through the intake API, and ask whether an operation may be booked.
+    #: The HIS's own account holds the interface role, which may do nothing else.
+    "his_intake": frozenset({R.ADMIN, R.QUALITY, R.INTERFACE}),
     #: Users, departments, catalogues, protocols, targets.
     "administer": frozenset({R.ADMIN}),
     #: Date a fact recorded late (a report, a signature, a call) more than BACKDATE_MAX_DAYS back.

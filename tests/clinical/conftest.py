@@ -6,13 +6,13 @@ from tests.conftest import logged_in
 
 @pytest.fixture
 def his(app, create_department, create_user, runner):
-    """A test client authenticated as the HIS interface (bearer token of an admin account)."""
+    """A test client authenticated as the HIS interface (bearer token of an account with the interface role)."""
     from qcflow.extensions import db
 
     create_department(code="GS", name="普通外科")
     create_department(code="MED", name="医务科", kind="functional")
     create_department(code="ANES", name="麻醉科")
-    create_user(username="his", roles=("admin",))
+    create_user(username="his", roles=("interface",))
     db.session.commit()
     token = runner.invoke(args=["qcflow", "tokens", "create", "--username", "his"]).output.strip().splitlines()[-1]
     client = app.test_client()
