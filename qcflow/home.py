@@ -34,8 +34,33 @@ def index():
 @bp.get("/api/v1/docs")
 @public
 def api_docs():
-    """Show the API reference, rendered from the OpenAPI document (no external assets)."""
-    return render_template("api/docs.html", spec=api.spec.to_dict())
+    """Show the API reference, rendered from the OpenAPI document (no external assets): each endpoint's
+    parameters and the fields of its body, as an integrator needs them without a client generator."""
+    spec = api.spec.to_dict()
+    return render_template("api/docs.html", spec=spec, body_fields=lambda op: _body_fields(spec, op))
+
+
+def _body_fields(spec: dict, operation: dict) -> list[dict]:
+    """The fields of an operation's JSON body: name (rows of an array as `items[].name`), type, whether
+    required, allowed values and description."""
+    def resolved(schema: dict) -> dict:
+        ref = schema.get("$ref", "")
+        return spec["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else schema
+
+    def walk(schema: dict, prefix: str) -> list[dict]:
+        schema, rows = resolved(schema), []
+        required = set(schema.get("required", ()))
+        for name, field in schema.get("properties", {}).items():
+            field = resolved(field) if "$ref" in field else field
+            rows.append({"name": prefix + name, "type": field.get("type") or field.get("format") or "object",
+                         "required": name in required, "enum": field.get("enum"),
+                         "description": field.get("description", "")})
+            if field.get("type") == "array" and "$ref" in field.get("items", {}):
+                rows += walk(field["items"], f"{prefix}{name}[].")
+        return rows
+
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    return walk(body, "") if body else []
 
 
 @bp.get("/healthz")

@@ -29,6 +29,19 @@ def test_api_docs_page_lists_the_endpoints(client):
     assert "GET /api/v1/me" in html and "openapi.json" in html
 
 
+def test_api_docs_page_shows_each_bodys_fields_down_to_the_rows(client):
+    """An integrator reads a row's fields on the page, without generating a client from openapi.json."""
+    import re
+
+    html = client.get("/api/v1/docs?lang=en").get_data(as_text=True)
+    section = html[html.index("POST /api/v1/intake/encounters"):]
+    section = section[:section.index("</section>")]
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", section, re.S)]
+    assert {"items[].his_id*", "items[].is_day_surgery", "items[].admitted_at*", "strict"} <= set(cells)
+    booking = html[html.index("POST /api/v1/operations/booking-check"):]
+    assert "operation_his_id*" in re.sub(r"<[^>]+>", "", booking[:booking.index("</section>")])
+
+
 def test_405_is_json_and_keeps_the_allow_header(client):
     response = client.delete("/api/v1/me")
     assert response.status_code == 405
