@@ -12,17 +12,29 @@ from qcflow.core.errors import BadRequest
 
 
 def read_csv(data: bytes) -> list[dict]:
-    """CSV rows as dicts (UTF-8, with or without BOM); empty cells are left out."""
+    """CSV rows as dicts (UTF-8, with or without BOM); empty cells are left out. A file without rows, or with a
+    column named twice (which value would count?), is refused."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise BadRequest(_("The file is not UTF-8 text. Save it as “CSV UTF-8” and try again."))
+    reader = csv.reader(io.StringIO(text))
     try:
-        return [{k.strip(): v.strip() for k, v in row.items() if k and v is not None and v.strip() != ""}
-                for row in csv.DictReader(io.StringIO(text))]
-    except csv.Error as error:  # e.g. a cell beyond the csv module's limit of 128 KiB
-        raise BadRequest(_("The file is not a CSV file we can read (%(problem)s). Save it as “CSV UTF-8” and try "
-                           "again.", problem=str(error))) from None
+        header = [name.strip() for name in next(reader, [])]
+        named = [name for name in header if name]
+        twice = sorted({name for name in named if named.count(name) > 1})
+        if twice:
+            raise BadRequest(_("The column “%(column)s” appears more than once in the header row; keep one.",
+                               column="”, “".join(twice)))
+        rows = [{name: cell.strip() for name, cell in zip(header, cells) if name and cell.strip() != ""}
+                for cells in reader if cells]
+    except csv.Error:
+        raise BadRequest(_("Line %(line)d of the file cannot be read: a cell is longer than 128 KiB or a quote is "
+                           "not closed. Save it as “CSV UTF-8” and try again.", line=reader.line_num)) from None
+    if not rows:
+        raise BadRequest(_("The file has no data rows: the first line names the columns, each further line is one "
+                           "record (download the template)."))
+    return rows
 
 
 def template(schema: type[Schema]) -> bytes:

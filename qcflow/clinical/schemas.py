@@ -1,14 +1,44 @@
 """Shapes of the HIS intake rows, reference data and operation steps (rules live in services)."""
-from flask_babel import lazy_gettext as _
+import re
+
+from flask_babel import gettext, lazy_gettext as _
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from qcflow.clinical.models import DISPOSITIONS, SEXES, SPECIALTIES, CancerType
+from qcflow.core.i18n import label
 from qcflow.core.schemas import BaseSchema, Choice, Date, DateTime, Month
 
 #: The states the HIS may push (planned is where an operation starts).
 PUSHED_STATES = ("booked", "performed", "cancelled")
-Text = lambda n, **kw: fields.String(validate=validate.Length(min=1, max=n), **kw)  # noqa: E731
+#: C0 control characters and DEL; tab, newline and carriage return are text in a long field (a reason).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: From this length a text field is long text, where tab and line breaks are allowed.
+LONG_TEXT = 1000
+
+
+def no_control_characters(long_text: bool = False):
+    """A validator refusing control characters (NUL, ESC, bell…): PostgreSQL cannot store NUL, and the others
+    garble pages, exports and terminals. Long text keeps its tabs and line breaks."""
+    pattern = _CONTROL_IN_LONG_TEXT if long_text else _CONTROL
+
+    def check(value: str) -> None:
+        if pattern.search(value):
+            raise ValidationError(gettext("Control characters (such as NUL or ESC) are not allowed in text."))
+    return check
+
+
+def Text(n: int, **kw) -> fields.String:  # noqa: N802 (a field)
+    """An intake text field: 1 to `n` characters, no control characters."""
+    return fields.String(validate=[validate.Length(min=1, max=n), no_control_characters(long_text=n >= LONG_TEXT)],
+                         **kw)
+
+
 HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
+
+#: The times an operation row may carry, named in words where a message names them.
+TIME_WORDS = {"booked_at": _("the booking time"), "performed_at": _("the time it was performed"),
+              "cancelled_at": _("the cancellation time"), "cancel_reason": _("the reason for the cancellation")}
 
 #: What every time of a row means (the OpenAPI document repeats it on each field).
 AT = " ISO 8601 with its UTC offset (e.g. +08:00 for China Standard Time); a time without offset is refused."
@@ -86,7 +116,7 @@ class OperationIn(BaseSchema):
         "discussion, due at this time.", "2026-03-05T09:00:00+08:00"))
     is_unplanned_reoperation = fields.Boolean(load_default=False, metadata=doc(
         "An unplanned return to theatre: requests a case review." + KEPT.format(default="false"), False))
-    state = Choice(PUSHED_STATES, example="performed", allow_none=True, metadata=doc(
+    state = Choice(PUSHED_STATES, example="performed", label_kind="clin_operation_state", allow_none=True, metadata=doc(
         "What happened to the operation in the HIS, applied through the operation workflow with the times below; "
         "left out: the operation stays as it is (a new one is planned)."))
     booked_at = DateTime(allow_none=True, metadata=doc("When the HIS booked it (state booked)," + AT,
@@ -102,7 +132,8 @@ class OperationIn(BaseSchema):
     def _times_of_the_state(self, data, **kwargs):
         needed = {"booked": ("booked_at",), "performed": ("performed_at",),
                   "cancelled": ("cancelled_at", "cancel_reason")}.get(data.get("state"), ())
-        missing = {name: [_("The state “%(state)s” needs %(field)s.", state=data["state"], field=name)]
+        missing = {name: [gettext("The state “%(state)s” needs %(field)s.", field=TIME_WORDS[name],
+                                  state=label("clin_operation_state", data["state"]))]
                    for name in needed if not data.get(name)}
         if missing:
             raise ValidationError(missing)

@@ -85,14 +85,38 @@ def _by_his_id(model, his_id: str, resolved: Resolved, field_name: str):
     return obj
 
 
-def resolve_patient(row: dict) -> Resolved:
-    return Resolved(values=dict(row))
+def resolve_patient(row: dict, now: datetime) -> Resolved:
+    """A patient's row; its dates are in the past and in order (a death not before the birth, stored or sent)."""
+    resolved = Resolved(values=dict(row))
+    birth_on = row.get("birth_on")
+    if row.get("died_on") and "birth_on" not in row:
+        birth_on = db.session.scalar(sa.select(Patient.birth_on).where(Patient.his_id == row["his_id"]))
+    today = local(now).date()
+    for name in ("birth_on", "died_on"):
+        if row.get(name) and row[name] > today:
+            resolved.errors[name] = [_("This date is in the future.")]
+    if row.get("died_on") and birth_on and row["died_on"] < birth_on:
+        resolved.errors.setdefault("died_on", []).append(
+            _("The date of death is before the date of birth (%(born)s).", born=birth_on.isoformat()))
+    return resolved
 
 
-def resolve_encounter(row: dict) -> Resolved:
+def _after_death(patient: Patient | None, times: dict, resolved: Resolved, message) -> None:
+    """Refuse the times (field: datetime) that fall after the day the patient died; `message` (lazy) names the
+    date of death as %(died)s."""
+    if patient is None or patient.died_on is None:
+        return
+    for name, at in times.items():
+        if at is not None and local(at).date() > patient.died_on:
+            resolved.errors.setdefault(name, []).append(message % {"died": patient.died_on.isoformat()})
+
+
+def resolve_encounter(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     patient = _by_his_id(Patient, row["patient_his_id"], resolved, "patient_his_id")
     department_id = _department(row["department_code"], resolved)
+    _after_death(patient, {"admitted_at": row["admitted_at"]}, resolved,
+                 _l("The patient died on %(died)s; an encounter cannot be admitted after the day of death."))
     if row.get("discharged_at") and row["discharged_at"] < row["admitted_at"]:
         resolved.errors["discharged_at"] = [_("Discharge cannot be before admission.")]
     if row.get("disposition") and not row.get("discharged_at"):
@@ -105,8 +129,26 @@ def resolve_encounter(row: dict) -> Resolved:
     return resolved
 
 
-def resolve_operation(row: dict) -> Resolved:
+#: What a performed or cancelled operation keeps whatever a re-sent row says: what the indicators count it by.
+SETTLED_FIELDS = {"procedure_code": "procedure_code", "surgeon_his_id": "surgeon_staff_id",
+                  "encounter_his_id": "encounter_id", "department_code": "department_id", "planned_at": "planned_at"}
+
+
+def _settled_changes(existing: Operation | None, row: dict, values: dict, resolved: Resolved) -> None:
+    """Refuse a re-sent row that rewrites what a performed or cancelled operation was: a correction of the
+    record goes through the quality office (docs/decisions.md)."""
+    if existing is None or existing.state not in (OperationState.PERFORMED, OperationState.CANCELLED):
+        return
+    for field_name, column in SETTLED_FIELDS.items():
+        if field_name in row and _plain(getattr(existing, column)) != _plain(values[column]):
+            resolved.errors.setdefault(field_name, []).append(_(
+                "The operation is %(state)s; this cannot change any more through intake. Ask the quality office "
+                "to correct the record.", state=label("clin_operation_state", existing.state)))
+
+
+def resolve_operation(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
+    existing = db.session.scalar(sa.select(Operation).where(Operation.his_id == row["his_id"]))
     encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
     surgeon = _by_his_id(Staff, row["surgeon_his_id"], resolved, "surgeon_his_id")
     procedure = db.session.get(Procedure, row["procedure_code"])
@@ -127,13 +169,22 @@ def resolve_operation(row: dict) -> Resolved:
         "surgeon_staff_id": surgeon.id if surgeon else None, "planned_at": row["planned_at"],
         "is_unplanned_reoperation": row.get("is_unplanned_reoperation", False),
     }
+    _settled_changes(existing, row, resolved.values, resolved)
+    # Cancelling what was planned for after the death stays possible: that is what the HIS does then.
+    cancelled = row.get("state") == OperationState.CANCELLED or (
+        existing is not None and existing.state == OperationState.CANCELLED)
+    _after_death(encounter.patient if encounter else None,
+                 {"planned_at": None if cancelled else row["planned_at"], "booked_at": row.get("booked_at"),
+                  "performed_at": row.get("performed_at")}, resolved,
+                 _l("The patient died on %(died)s; an operation cannot be planned, booked or performed after the day "
+                 "of death (send it as cancelled)."))
     if row.get("state") and not resolved.errors:
-        resolved.step = PushedState(row, resolved.values, encounter, procedure, surgeon)
+        resolved.step = PushedState(row, resolved.values, encounter, procedure, surgeon, existing)
         resolved.warnings.extend(resolved.step.kept_times())
     return resolved
 
 
-def resolve_diagnosis(row: dict) -> Resolved:
+def resolve_diagnosis(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     patient = _by_his_id(Patient, row["patient_his_id"], resolved, "patient_his_id")
     resolved.values = {
@@ -144,14 +195,14 @@ def resolve_diagnosis(row: dict) -> Resolved:
     return resolved
 
 
-def resolve_census(row: dict) -> Resolved:
+def resolve_census(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     resolved.values = {"department_id": _department(row["department_code"], resolved),
                        "month_on": row["month"], "discharges": row["discharges"]}
     return resolved
 
 
-def resolve_staff(row: dict) -> Resolved:
+def resolve_staff(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     user_id = None
     if row.get("username"):
@@ -164,7 +215,7 @@ def resolve_staff(row: dict) -> Resolved:
     return resolved
 
 
-def resolve_authorisation(row: dict) -> Resolved:
+def resolve_authorisation(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     staff = _by_his_id(Staff, row["staff_his_id"], resolved, "staff_his_id")
     if db.session.get(Procedure, row["procedure_code"]) is None:
@@ -186,7 +237,8 @@ class Kind:
     model: type
     #: Column names that identify a record (the natural key).
     key: tuple[str, ...]
-    resolve: Callable[[dict], Resolved]
+    #: The row's rules, with the time of the request (row, now).
+    resolve: Callable[[dict, datetime], Resolved]
     #: Reference data is the administrator's; clinical facts are the HIS's.
     is_reference: bool = False
 
@@ -198,7 +250,7 @@ KINDS = {
         Kind("operations", schemas.OperationIn, Operation, ("his_id",), resolve_operation),
         Kind("diagnoses", schemas.DiagnosisIn, CancerDiagnosis, ("his_id",), resolve_diagnosis),
         Kind("census", schemas.CensusIn, DischargeCensus, ("department_id", "month_on"), resolve_census),
-        Kind("procedures", schemas.ProcedureIn, Procedure, ("code",), lambda row: Resolved(values=dict(row)),
+        Kind("procedures", schemas.ProcedureIn, Procedure, ("code",), lambda row, now: Resolved(values=dict(row)),
              is_reference=True),
         Kind("staff", schemas.StaffIn, Staff, ("his_id",), resolve_staff, is_reference=True),
         Kind("authorisations", schemas.AuthorisationIn, SurgeonAuthorisation,
@@ -215,6 +267,20 @@ def _key_label(values: dict, kind: Kind) -> str:
     return "/".join(str(_plain(values.get(k))) for k in kind.key)
 
 
+#: The row field that gives a key column where the column is not sent as such.
+_FIELD_OF_KEY = {"department_id": "department_code", "month_on": "month", "staff_id": "staff_his_id"}
+
+
+def _raw_key(raw, kind: Kind) -> str | None:
+    """The key of a row refused by its schema, as sent (None: a key field is missing or not a plain value)."""
+    if not isinstance(raw, dict):
+        return None
+    sent = [raw.get(_FIELD_OF_KEY.get(k, k)) for k in kind.key]
+    if any(value is None or value == "" or isinstance(value, (dict, list)) for value in sent):
+        return None
+    return "/".join(str(value) for value in sent)
+
+
 def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime, strict: bool = False,
                 first_row: int = 1) -> list[RowResult]:
     """Validate and upsert a batch; one RowResult per row. With `strict`, any error writes nothing."""
@@ -228,9 +294,9 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         try:
             row = kind.schema().load(raw)
         except ValidationError as error:
-            result.errors = translate_errors(error.messages)
+            result.key, result.errors = _raw_key(raw, kind), translate_errors(error.messages)
             continue
-        resolved = kind.resolve(row)
+        resolved = kind.resolve(row, now)
         if resolved.step is not None:
             resolved.errors.update(resolved.step.check(now))
         result.key, result.warnings = _key_label(resolved.values, kind), [str(w) for w in resolved.warnings]
@@ -398,12 +464,15 @@ def _authorisation_reason(case: BookingCase) -> Reason | None:
         SurgeonAuthorisation.procedure_code == case.procedure_code)).all()
     if any(start <= day and (until is None or until >= day) for start, until in periods):
         return None
-    names = {"surgeon": case.surgeon.name, "code": case.procedure_code}
+    procedure = db.session.get(Procedure, case.procedure_code)
+    names = {"surgeon": case.surgeon.name,
+             "procedure": f"{procedure.name} ({procedure.code})" if procedure else case.procedure_code}
     if not periods:
-        return Reason("not_authorised", _l("Surgeon %(surgeon)s holds no authorisation for procedure %(code)s.", **names),
+        return Reason("not_authorised", _l("Surgeon %(surgeon)s holds no authorisation for procedure %(procedure)s.",
+                                           **names),
                       _l("Ask medical affairs to grant it, or choose an authorised surgeon."))
     return Reason("authorisation_not_valid",
-                  _l("The authorisation of surgeon %(surgeon)s for procedure %(code)s is not valid on %(date)s.",
+                  _l("The authorisation of surgeon %(surgeon)s for procedure %(procedure)s is not valid on %(date)s.",
                      date=day.isoformat(), **names),
                   _l("Ask medical affairs to renew it, or choose a date within its validity or an authorised surgeon."))
 
@@ -513,6 +582,9 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
 
 #: How far ahead of the server's clock a reported time may be (clocks of the HIS and qcflow differ a little).
 CLOCK_SLACK = timedelta(minutes=5)
+#: How long before its planned time an operation may be booked or cancelled: a booking a year ahead is already
+#: more than any waiting list; a time earlier than that is a typing or clock error (docs/decisions.md).
+BOOKING_LEAD = timedelta(days=365)
 
 
 def _gate_lacked_discussion(operation: Operation, performed_at: datetime) -> list[str]:
@@ -541,6 +613,7 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
             operation.override_reason = data["override_reason"].strip()
             detail = {"emergency_override": True, "override_reason": operation.override_reason, "bypassed": bypassed}
         operation.booked_at = data.get("booked_at") or now
+        detail["booked_at"] = _plain(operation.booked_at)
     elif action in ("perform", "record_performed"):
         performed_at = data.get("performed_at") or now
         if performed_at > now + CLOCK_SLACK:
@@ -578,9 +651,10 @@ class PushedState:
     booking or an impossible step is the row's error, and nothing of the row lands), then applied through
     the operation workflow as the HIS."""
 
-    def __init__(self, row: dict, values: dict, encounter: Encounter, procedure: Procedure, surgeon: Staff):
+    def __init__(self, row: dict, values: dict, encounter: Encounter, procedure: Procedure, surgeon: Staff,
+                 existing: Operation | None):
         self.row, self.values, self.encounter, self.procedure, self.surgeon = row, values, encounter, procedure, surgeon
-        self.existing = db.session.scalar(sa.select(Operation).where(Operation.his_id == row["his_id"]))
+        self.existing = existing
 
     def action(self) -> str | None:
         """The workflow step from the stored state to the pushed one (None: already there)."""
@@ -601,8 +675,8 @@ class PushedState:
         stored, sent = getattr(self.existing, name) if self.existing else None, self.row.get(name)
         if self.action() is not None or not (stored and sent) or stored == sent:
             return []
-        return [_("%(field)s differs from the time already recorded (%(at)s), which was kept.", field=name,
-                  at=local(stored).strftime("%Y-%m-%d %H:%M"))]
+        return [_("%(field)s differs from the time already recorded (%(at)s), which was kept.",
+                  field=str(schemas.TIME_WORDS[name]).capitalize(), at=local(stored).strftime("%Y-%m-%d %H:%M"))]
 
     def check(self, now: datetime) -> dict:
         """The row's errors: times in the future or out of order, a step the table refuses, a shut gate."""
@@ -614,8 +688,7 @@ class PushedState:
             errors.setdefault("performed_at", []).append(
                 _("An operation cannot be performed before the admission (%(at)s).",
                   at=local(self.encounter.admitted_at).strftime("%Y-%m-%d %H:%M")))
-        if row.get("booked_at") and row.get("performed_at") and row["booked_at"] > row["performed_at"]:
-            errors.setdefault("booked_at", []).append(_("The booking cannot be after the operation."))
+        self._in_order(errors)
         action = self.action()
         current = self.existing.state if self.existing else OperationState.PLANNED
         if action is not None and action not in OPERATION_WORKFLOW.allowed_actions(OperationState(current)):
@@ -629,6 +702,33 @@ class PushedState:
             if reasons:
                 errors["state"] = [str(reason) for reason in reasons]
         return errors
+
+    def _time(self, name: str) -> datetime | None:
+        """The row's time, or the one stored (the first report is kept)."""
+        stored = getattr(self.existing, name) if self.existing else None
+        return stored or self.row.get(name)
+
+    def _in_order(self, errors: dict) -> None:
+        """The times in their order, against the stored record as well as the row: a booking or a cancellation
+        not more than BOOKING_LEAD before the planned time, a booking not after the operation, a cancellation
+        not before the booking."""
+        booked, performed = self._time("booked_at"), self._time("performed_at")
+        earliest = self.values["planned_at"] - BOOKING_LEAD
+        for name in ("booked_at", "cancelled_at"):
+            if self.row.get(name) and self.row[name] < earliest:
+                errors.setdefault(name, []).append(_(
+                    "This time is more than %(days)d days before the planned time (%(at)s).",
+                    days=BOOKING_LEAD.days, at=local(self.values["planned_at"]).strftime("%Y-%m-%d %H:%M")))
+        if booked and performed and booked > performed:
+            name = "booked_at" if self.row.get("booked_at") == booked else "performed_at"
+            errors.setdefault(name, []).append(_("The booking (%(booked)s) cannot be after the operation (%(performed)s).",
+                                                 booked=local(booked).strftime("%Y-%m-%d %H:%M"),
+                                                 performed=local(performed).strftime("%Y-%m-%d %H:%M")))
+        cancelled = self.row.get("cancelled_at")
+        if cancelled and booked and cancelled < booked:
+            errors.setdefault("cancelled_at", []).append(_(
+                "The cancellation cannot be before the booking (%(booked)s).",
+                booked=local(booked).strftime("%Y-%m-%d %H:%M")))
 
     def apply(self, result: RowResult, *, actor: Actor, now: datetime) -> None:
         """Take the step as the HIS (the row's upsert has landed); re-sending the same state changes nothing."""

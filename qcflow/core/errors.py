@@ -93,22 +93,41 @@ HTTP_MESSAGES = {
 }
 
 
-#: Marshmallow's and webargs' English field messages, translated at response time.
+#: Marshmallow's and webargs' English field messages, translated at response time: every message of
+#: marshmallow's fields and validators that qcflow's schemas can give (tests/test_error_codes.py lists them).
 FIELD_MESSAGES = [
     (re.compile(r"^Missing data for required field\.$"), lambda m: _("This field is required.")),
     (re.compile(r"^Field may not be null\.$"), lambda m: _("This field is required.")),
     (re.compile(r"^Unknown field\.$"), lambda m: _("Unknown field: remove it.")),
     (re.compile(r"^Not a valid integer\.$"), lambda m: _("Enter a whole number.")),
+    (re.compile(r"^Not a valid (number|period of time)\.$|^Number too large\.$|^Special numeric values"),
+     lambda m: _("Enter a number.")),
     (re.compile(r"^Not a valid boolean\.$"), lambda m: _("Enter true or false.")),
-    (re.compile(r"^Not a valid string\.$"), lambda m: _("Enter text.")),
-    (re.compile(r"^Not a valid list\.$"), lambda m: _("Enter a list.")),
-    (re.compile(r"^Not a valid date\.$"), lambda m: _("Enter a date as YYYY-MM-DD.")),
-    (re.compile(r"^Not a valid (aware )?datetime\.$"),
+    (re.compile(r"^Not a valid (utf-8 )?string\.$"), lambda m: _("Enter text.")),
+    (re.compile(r"^Not a valid (list|tuple)\.$"), lambda m: _("Enter a list.")),
+    (re.compile(r"^Not a valid mapping type\.$|^Invalid type\.$"),
+     lambda m: _("Enter an object of named fields ({…}).")),
+    (re.compile(r"^Not a valid date\.$|^\"?.*\"? cannot be formatted as a date\.$"),
+     lambda m: _("Enter a date as YYYY-MM-DD.")),
+    (re.compile(r"^Not a valid (aware |naive )?datetime\.$|cannot be formatted as a datetime\.$"),
      lambda m: _("Enter a date and time with its offset, e.g. 2026-03-01T09:30:00+08:00.")),
     (re.compile(r"^Must be one of: (.*)\.$"), lambda m: _("Choose one of: %(values)s.", values=m.group(1))),
+    (re.compile(r"^One or more of the choices you made was not in: (.*)\.$"),
+     lambda m: _("Choose only among: %(values)s.", values=m.group(1))),
     (re.compile(r"^Longer than maximum length (\d+)\.$"), lambda m: _("At most %(n)s characters.", n=m.group(1))),
-    (re.compile(r"^Must be greater than or equal to (\S+)( and less than or equal to (\S+))?\.$"),
-     lambda m: _("Out of range (%(low)s to %(high)s).", low=m.group(1), high=m.group(3) or "∞")),
+    (re.compile(r"^Shorter than minimum length (\d+)\.$"), lambda m: _("At least %(n)s characters.", n=m.group(1))),
+    (re.compile(r"^Length must be between (\d+) and (\d+)\.$"),
+     lambda m: _("Enter %(low)s to %(high)s characters.", low=m.group(1), high=m.group(2))),
+    (re.compile(r"^Length must be (\d+)\.$"), lambda m: _("Enter exactly %(n)s characters.", n=m.group(1))),
+    (re.compile(r"^Must be greater than( or equal to)? (\S+)( and less than( or equal to)? (\S+))?\.$"),
+     lambda m: _("Out of range (%(low)s to %(high)s).", low=m.group(2), high=m.group(5) or "∞")),
+    (re.compile(r"^Must be less than( or equal to)? (\S+)\.$"),
+     lambda m: _("Out of range (up to %(high)s).", high=m.group(2))),
+    (re.compile(r"^String does not match expected pattern\.$"),
+     lambda m: _("Not in the expected format: check the characters and the length.")),
+    (re.compile(r"^Not a valid (email address|URL|UUID|IP.*)\.$"), lambda m: _("Not in the expected format.")),
+    (re.compile(r"^Invalid (input|value)\.$|^Must be equal to|^One or more of the choices you made was in:"),
+     lambda m: _("This value is not accepted here.")),
     (re.compile(r"^Invalid input type\.$"), lambda m: _("Wrong type of value.")),
 ]
 
@@ -132,7 +151,13 @@ def is_api_request() -> bool:
 
 
 def snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+    """An exception's class name as an error code: CSRFError → csrf_error, NotFound → not_found."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+#: One code per status where Werkzeug's name differs from qcflow's own errors (a 422 is `unprocessable`
+#: whether a rule, a schema or the argument parser refused the request).
+HTTP_CODES = {422: Unprocessable.code}
 
 
 def error_response(status: int, code: str, message, errors=None, headers=None, **extra):
@@ -191,7 +216,7 @@ def http_error_response(error: HTTPException, errors=None):
     status = error.code or 500
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     message = HTTP_MESSAGES.get(status, error.description)
-    return error_response(status, snake(type(error).__name__), message, errors, headers)
+    return error_response(status, HTTP_CODES.get(status, snake(type(error).__name__)), message, errors, headers)
 
 
 def register_error_handlers(app):

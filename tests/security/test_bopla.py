@@ -19,6 +19,8 @@ GIVEN_BY_THE_STEP = {
     ("POST /api/v1/events/{event_id}/transitions", "TransitionIn"): {"submitted_at"},
     ("POST /api/v1/mdt/discussions/{discussion_id}/transitions", "DiscussionTransitionIn"): {"signed_at"},
     ("POST /api/v1/followup/tasks/{task_id}/complete", "CompleteIn"): {"completed_at"},
+    # What happened to the operation in the HIS, applied through the operation workflow's own steps.
+    ("POST /api/v1/intake/operations", "OperationIn"): {"state"},
 }
 
 
