@@ -423,13 +423,6 @@ class Demo:
         transition_discussion(discussion, "hold", {"held_at": held_at}, actor=by, now=held_at + timedelta(hours=1))
         transition_discussion(discussion, "sign", {}, actor=by, now=held_at + timedelta(hours=2))
 
-    def cancel_discussion(self, operation, at: datetime) -> None:
-        """An emergency operation went ahead without its pre-operative discussion: close the request."""
-        from qcflow.mdt.services import transition_discussion
-
-        transition_discussion(self.discussion_of(operation), "cancel",
-                              {"reason": "急诊手术已在紧急授权下实施，术前讨论不再适用。"}, actor=self.head, now=at)
-
     def operate(self, operation, performed_at: datetime, **book) -> None:
         from qcflow.clinical.services import transition_operation
 
@@ -480,9 +473,9 @@ class Demo:
                                admitted_at=self.days_ago(days + 9, 9))
         operation = self.operation(number, encounter, code, self.days_ago(days, 8, 30), self.days_ago(days + 9, 10))
         if 116 <= days < 130:  # bleeding on the ward: booked without the discussion under an emergency override
+            # (performing it withdraws the discussion's request)
             self.operate(operation, self.days_ago(days, 9), emergency_override=True,
                          override_reason="消化道大出血，需急诊手术，来不及组织术前讨论。")
-            self.cancel_discussion(operation, self.days_ago(days - 1, 10))
         else:
             self.discuss(operation, held_at=self.days_ago(days + 4, 15))
             self.operate(operation, self.days_ago(days, 9))
@@ -660,7 +653,6 @@ class Demo:
                              actor=self.head, now=self.at(year_ago, 7))
         transition_operation(operation, "perform", {"performed_at": self.at(year_ago, 9)}, actor=self.head,
                              now=self.at(year_ago, 14))
-        self.cancel_discussion(operation, self.at(year_ago + timedelta(days=1), 10))
         followup.generate_due(now)
         first = db.session.scalar(sa.select(Task).join(Task.plan).where(Task.patient_id == operation.patient_id,
                                                                         Task.occurrence == 1))

@@ -62,9 +62,9 @@ def table() -> Reactions:
             # clinical: an operation needing an MDT (grade 4, restricted technology) is planned or re-planned
             "operation.planned": (mdt.on_operation_planned,),
             # clinical: the operation workflow's "perform" step on a grade-4 or MDT operation
-            "operation.performed": (followup.on_operation_performed,),
+            "operation.performed": (followup.on_operation_performed, mdt.on_operation_settled),
             # clinical: an operation is cancelled (by a user or the HIS)
-            "operation.cancelled": (mdt.on_operation_cancelled,),
+            "operation.cancelled": (mdt.on_operation_settled,),
             # clinical: an operation is flagged as an unplanned reoperation
             "operation.unplanned_reoperation": (mdt.on_unplanned_reoperation,),
             # clinical: a death (an encounter discharged as a death, or a patient's date of death)

@@ -252,7 +252,7 @@ LABELS = {
         "discussion_already_requested": _l("Discussion already requested"),
         "discussion_rescheduled": _l("Discussion moved to the new operation time"),
         "discussion_disputed": _l("Discussion deadline shortened (disputed death)"),
-        "discussion_withdrawn": _l("Discussion withdrawn (operation cancelled)"),
+        "discussion_withdrawn": _l("Discussion withdrawn (the operation was cancelled or performed)"),
         "plan_enrolled": _l("Follow-up plan started"), "plan_already_enrolled": _l("Follow-up plan already running"),
         "plan_reanchored": _l("Follow-up calls moved to the corrected discharge"),
         "plan_stopped": _l("Follow-up plan stopped (death)"),

@@ -217,7 +217,7 @@ class EffectOut(BaseSchema):
         "discussion_requested: an MDT or death-review discussion was requested; discussion_already_requested: it "
         "was requested before (nothing new); discussion_rescheduled: its due time moved with the operation; "
         "discussion_disputed: a disputed death shortened its deadline; discussion_withdrawn: the operation was "
-        "cancelled, so its pre-operative discussion not yet held was withdrawn; plan_enrolled: the patient was enrolled in a "
+        "cancelled or performed, so its pre-operative discussion not yet held was withdrawn; plan_enrolled: the patient was enrolled in a "
         "follow-up plan; plan_already_enrolled: the plan existed; plan_reanchored: its calls moved with a corrected "
         "discharge time; plan_stopped: a death stopped the plan; plan_not_enrolled_deceased, _no_protocol, "
         "_no_department: the fact would start a follow-up plan but none was started (the patient died; no protocol "

@@ -187,6 +187,8 @@ def resolve_operation(row: dict, now: datetime) -> Resolved:
 def resolve_diagnosis(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     patient = _by_his_id(Patient, row["patient_his_id"], resolved, "patient_his_id")
+    if row["diagnosed_on"] > local(now).date():
+        resolved.errors["diagnosed_on"] = [_("This date is in the future.")]
     resolved.values = {
         "his_id": row["his_id"], "patient_id": patient.id if patient else None, "cancer_type": row["cancer_type"],
         "icd10": row["icd10"], "diagnosed_on": row["diagnosed_on"], "stage": row.get("stage"),
@@ -209,6 +211,13 @@ def resolve_staff(row: dict, now: datetime) -> Resolved:
         user_id = db.session.scalar(sa.select(User.id).where(User.username == row["username"].lower()))
         if user_id is None:
             resolved.errors["username"] = [_("No user “%(name)s”.", name=row["username"])]
+        else:
+            # One account is one person of the staff list (notifications and MDT invitations go to it).
+            holder = db.session.scalar(sa.select(Staff).where(Staff.user_id == user_id, Staff.his_id != row["his_id"]))
+            if holder is not None:
+                resolved.errors["username"] = [_("The account “%(name)s” belongs to %(staff)s (%(his_id)s) of the "
+                                                 "staff list already.", name=row["username"], staff=holder.name,
+                                                 his_id=holder.his_id)]
     resolved.values = {"his_id": row["his_id"], "name": row["name"], "specialty": row.get("specialty"),
                        "department_id": _department(row.get("department_code"), resolved), "user_id": user_id,
                        "is_active": row.get("is_active", True)}
@@ -272,7 +281,7 @@ _FIELD_OF_KEY = {"department_id": "department_code", "month_on": "month", "staff
 
 
 def _raw_key(raw, kind: Kind) -> str | None:
-    """The key of a row refused by its schema, as sent (None: a key field is missing or not a plain value)."""
+    """The key of a row as sent (None: a key field is missing or not a plain value)."""
     if not isinstance(raw, dict):
         return None
     sent = [raw.get(_FIELD_OF_KEY.get(k, k)) for k in kind.key]
@@ -299,7 +308,9 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         resolved = kind.resolve(row, now)
         if resolved.step is not None:
             resolved.errors.update(resolved.step.check(now))
-        result.key, result.warnings = _key_label(resolved.values, kind), [str(w) for w in resolved.warnings]
+        # The key as the HIS sent it (its ids and codes, not qcflow's), also to find a row sent twice.
+        result.key = _raw_key(raw, kind) or _key_label(resolved.values, kind)
+        result.warnings = [str(w) for w in resolved.warnings]
         if result.key in seen:
             resolved.errors["row"] = [_("The same record appears twice in this batch.")]
         seen.add(result.key)
@@ -739,6 +750,9 @@ class PushedState:
         data = {"booked_at": self.row.get("booked_at"), "performed_at": self.row.get("performed_at"),
                 "cancelled_at": self.row.get("cancelled_at"), "reason": self.row.get("cancel_reason")}
         his = dataclasses.replace(actor, roles=actor.roles | {HIS})
+        if action == "record_performed" and _gate_lacked_discussion(operation, self.row["performed_at"]):
+            result.warnings.append(str(_("Performed without a signed pre-operative MDT discussion: the quality "
+                                         "office has been told.")))
         result.effects += transition_operation(operation, action, data, actor=his, now=now)
         if result.status == "unchanged":
             result.status = "updated"

@@ -93,7 +93,7 @@ AUDIT_ACTIONS = {
     "followup_prompt.dismiss": _l("Possible adverse event dismissed"),
     # MDT and operations
     "mdt_discussion.request": _l("MDT discussion requested"),
-    "mdt_discussion.withdraw": _l("Discussion withdrawn: its operation was cancelled"),
+    "mdt_discussion.withdraw": _l("Discussion withdrawn: its operation was cancelled or performed"),
     "mdt_discussion.update": _l("MDT record edited"),
     "mdt_discussion.due_changed": _l("MDT due time changed"),
     "mdt_discussion.disputed": _l("Marked as disputed"),

@@ -465,9 +465,10 @@ def on_operation_planned(operation: Operation, *, now: datetime) -> list[Effect]
     return effect("discussion_requested", discussion)
 
 
-def on_operation_cancelled(operation: Operation, *, now: datetime) -> list[Effect]:
-    """A cancelled operation needs no pre-operative discussion: withdraw the request not yet held (a held one
-    keeps its record for the organisers to sign or cancel), and tell whoever was invited."""
+def on_operation_settled(operation: Operation, *, now: datetime) -> list[Effect]:
+    """An operation cancelled or performed needs no pre-operative discussion any more: withdraw the request
+    not yet held (a held one keeps its record for the organisers to sign or cancel), and tell whoever was
+    invited."""
     withdrawn = list(db.session.scalars(sa.select(Discussion).where(
         Discussion.operation_id == operation.id, Discussion.kind == DiscussionKind.PREOP_LEVEL4.value,
         Discussion.state.in_([DiscussionState.REQUESTED.value, DiscussionState.SCHEDULED.value]))))

@@ -79,7 +79,7 @@ DISCUSSION_WORKFLOW = Workflow(
         T("hold",      {S.SCHEDULED},                      S.HELD,       MAY["conduct"]),
         T("sign",      {S.HELD},                           S.SIGNED,     MAY["sign"],     sign_guard),
         T("cancel",    {S.REQUESTED, S.SCHEDULED, S.HELD}, S.CANCELLED,  MAY["manage"],   cancel_guard),
-        # qcflow itself, when the operation a pre-operative discussion was requested for is cancelled
+        # qcflow itself, when the operation a pre-operative discussion was requested for is cancelled or performed
         T("withdraw",  {S.REQUESTED, S.SCHEDULED},         S.CANCELLED,  SYSTEM),
     ],
     relations=discussion_relations,

@@ -52,7 +52,7 @@ MESSAGES = {
     "mdt.death_case": Message(_l("Death case review requested"), _l("Due by %(date)s"), times=("date",)),
     "mdt.case_review": Message(_l("Case review needed: unplanned reoperation")),
     "mdt.invited": Message(_l("You are invited to MDT discussion #%(id)d: %(kind)s"), labels={"kind": "mdt_kind"}),
-    "mdt.withdrawn": Message(_l("MDT discussion #%(id)d withdrawn: its operation (%(procedure)s) was cancelled")),
+    "mdt.withdrawn": Message(_l("MDT discussion #%(id)d withdrawn: its operation (%(procedure)s) was cancelled or performed")),
     "mdt.scheduled": Message(_l("MDT discussion on %(date)s"), times=("date",)),
     "mdt.signed": Message(_l("MDT record signed")),
     "mdt.signed_for_review": Message(_l("MDT record #%(id)d signed: %(kind)s"),

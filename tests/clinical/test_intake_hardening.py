@@ -206,3 +206,34 @@ def test_a_csv_file_is_read_without_guessing(ctx, upload):
     bell = upload("his_id,name\nS9,钱\u0007医生\n")
     assert bell.status_code == 422 and "控制字符" in bell.get_data(as_text=True)
     assert db.session.scalar(sa.select(Staff).where(Staff.his_id == "S9")) is None
+
+
+def test_an_account_already_on_the_staff_list_is_the_rows_error_not_the_batchs(ctx, reference, create_user):
+    from qcflow.extensions import db
+
+    create_user(username="wang", roles=("clinician",))
+    db.session.commit()
+    first = reference.push("staff", [{"his_id": "S7", "name": "王医生", "username": "wang"}])
+    assert first.status_code == 200 and first.json["created"] == 1
+    both = reference.push("staff", [{"his_id": "S8", "name": "王二", "username": "wang"},
+                                    {"his_id": "S9", "name": "吴九", "department_code": "GS"}])
+    assert both.status_code == 200, both.json  # the good row lands; the other is refused on its own
+    refused, landed = both.json["results"]
+    assert "王医生" in refused["errors"]["username"][0] and refused["key"] == "S8"
+    assert landed["status"] == "created"
+
+
+def test_a_diagnosis_in_the_future_and_keys_as_the_his_sent_them(ctx, reference):
+    reference.push("patients", [{"his_id": "P3", "mrn": "BA003", "name": "孙三", "sex": "M"}])
+    future = reference.push("diagnoses", [{"his_id": "D3", "patient_his_id": "P3", "cancer_type": "gastric",
+                                           "icd10": "C16.9", "diagnosed_on": "2199-01-01"}])
+    assert future.status_code == 422 and "diagnosed_on" in future.json["results"][0]["errors"]
+    unknown = reference.push("authorisations", [
+        {"staff_his_id": "NOBODY", "procedure_code": "51.2301", "valid_from": "2026-01-01"},
+        {"staff_his_id": "NOBODY2", "procedure_code": "51.2301", "valid_from": "2026-01-01"}])
+    keys = [r["key"] for r in unknown.json["results"]]
+    assert keys == ["NOBODY/51.2301/2026-01-01", "NOBODY2/51.2301/2026-01-01"]
+    # Two unknown surgeons are two rows, not "the same record twice".
+    assert all("row" not in r["errors"] for r in unknown.json["results"])
+    census = reference.push("census", [{"department_code": "GS", "month": "2026-03", "discharges": 120}])
+    assert census.json["results"][0]["key"] == "GS/2026-03"
