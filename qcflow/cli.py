@@ -183,13 +183,14 @@ def import_csv(kind, path, strict):
     """Import a CSV file (header row = field names): patients, encounters, operations, diagnoses,
     census, procedures, staff or authorisations. Exit 1 if any row was refused."""
     from qcflow.clinical import services
-    from qcflow.clinical.intake_csv import read_csv
+    from qcflow.clinical.intake_csv import example_row, read_csv
 
     if kind not in services.KINDS:
         fail(f"unknown kind {kind!r}; use one of: {', '.join(services.KINDS)}")
     with open(path, "rb") as handle:
         rows = run_service(read_csv, handle.read())
-    results = run_service(services.import_rows, kind, rows, actor=CLI_ACTOR, now=now(), strict=strict, first_row=2)
+    results = run_service(services.import_rows, kind, rows, actor=CLI_ACTOR, now=now(), strict=strict, first_row=2,
+                          example=example_row(services.KINDS[kind].schema))
     db.session.commit()
     summary = services.summarise(results)
     for result in results:

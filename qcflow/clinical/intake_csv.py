@@ -37,13 +37,20 @@ def read_csv(data: bytes) -> list[dict]:
     return rows
 
 
+def example_row(schema: type[Schema]) -> dict:
+    """The example row of a kind's template, as read back from the file (the OpenAPI document's examples)."""
+    fields = schema._declared_fields
+    values = {name: fields[name].metadata.get("example") for name in fields}
+    return {name: str(value).lower() if isinstance(value, bool) else str(value)
+            for name, value in values.items() if value is not None and value != ""}
+
+
 def template(schema: type[Schema]) -> bytes:
     """A kind's CSV template: UTF-8 with BOM (spreadsheets then read the Chinese right), the header row of its
-    field names and one example row, the examples of the OpenAPI document."""
-    fields = schema._declared_fields
-    example = [fields[name].metadata.get("example", "") for name in fields]
+    field names and one example row. Uploaded unchanged, the example row is refused (`import_rows`)."""
+    example = example_row(schema)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(fields)
-    writer.writerow([str(value).lower() if isinstance(value, bool) else value for value in example])
+    writer.writerow(schema._declared_fields)
+    writer.writerow([example.get(name, "") for name in schema._declared_fields])
     return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -113,7 +113,7 @@ class OperationIn(BaseSchema):
         "re-sent row: kept as it is.", "GS"))
     planned_at = DateTime(required=True, metadata=doc(
         "Planned start," + AT + " A grade-4 or restricted-technology operation requests its pre-operative "
-        "discussion, due at this time.", "2026-03-05T09:00:00+08:00"))
+        "discussion, due at this time.", "2026-03-20T08:00:00+08:00"))
     is_unplanned_reoperation = fields.Boolean(load_default=False, metadata=doc(
         "An unplanned return to theatre: requests a case review." + KEPT.format(default="false"), False))
     state = Choice(PUSHED_STATES, example="performed", label_kind="clin_operation_state", allow_none=True, metadata=doc(
@@ -123,10 +123,11 @@ class OperationIn(BaseSchema):
                                                        "2026-03-18T15:20:00+08:00"))
     performed_at = DateTime(allow_none=True, metadata=doc("When it was performed (state performed)," + AT,
                                                           "2026-03-20T09:05:00+08:00"))
-    cancelled_at = DateTime(allow_none=True, metadata=doc("When it was cancelled (state cancelled)," + AT,
-                                                          "2026-03-19T17:00:00+08:00"))
-    cancel_reason = Text(2000, allow_none=True, metadata=doc("Why it was cancelled (state cancelled).",
-                                                             "患者要求推迟手术"))
+    # (no examples: the example row is a performed operation, and the CSV template writes the examples)
+    cancelled_at = DateTime(allow_none=True, metadata=doc(
+        "When it was cancelled (state cancelled, with cancel_reason)," + AT))
+    cancel_reason = Text(2000, allow_none=True, metadata=doc("Why it was cancelled (state cancelled), e.g. "
+                                                             "患者要求推迟手术."))
 
     @validates_schema
     def _times_of_the_state(self, data, **kwargs):

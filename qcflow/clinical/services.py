@@ -291,8 +291,9 @@ def _raw_key(raw, kind: Kind) -> str | None:
 
 
 def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime, strict: bool = False,
-                first_row: int = 1) -> list[RowResult]:
-    """Validate and upsert a batch; one RowResult per row. With `strict`, any error writes nothing."""
+                first_row: int = 1, example: dict | None = None) -> list[RowResult]:
+    """Validate and upsert a batch; one RowResult per row. With `strict`, any error writes nothing. A row
+    equal to `example` (a CSV template's example row, uploaded unchanged) is refused."""
     kind = KINDS[kind_name]
     if len(rows) > MAX_BATCH:
         raise Unprocessable(_("At most %(n)d rows per batch.", n=MAX_BATCH))
@@ -300,6 +301,10 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
     for offset, raw in enumerate(rows):
         result = RowResult(row=first_row + offset)
         results.append(result)
+        if example is not None and raw == example:
+            result.key = _raw_key(raw, kind)
+            result.errors = {"row": [_("This is the template's example row: replace it with your own records.")]}
+            continue
         try:
             row = kind.schema().load(raw)
         except ValidationError as error:

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 
 from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
-from qcflow.clinical.intake_csv import read_csv, template
+from qcflow.clinical.intake_csv import example_row, read_csv, template
 from qcflow.clinical.models import SPECIALTIES
 from qcflow.clinical.schemas import OperationTransitionIn
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
@@ -65,6 +65,7 @@ def reference(kind):
         if upload is None or not upload.filename:
             raise BadRequest(_("Choose a CSV file to upload."))
         results = services.import_rows(kind, read_csv(upload.read()), actor=current_actor(), now=now(),
+                                       example=example_row(services.KINDS[kind].schema),
                                        strict=bool(request.form.get("strict")), first_row=2)
         status = 422 if any(r.errors for r in results) else 200
     columns = list(services.KINDS[kind].schema._declared_fields)

@@ -28,7 +28,9 @@ def test_the_openapi_document_validates_and_shows_every_field_of_every_kind(clie
         assert set(documented["required"]) == {f for f, field in fields.items() if field.required}, name
         for field_name, prop in documented["properties"].items():
             assert len(prop.get("description", "")) > 10, (name, field_name)
-        assert {f for f, prop in documented["properties"].items() if "example" not in prop} <= {"died_on"}, name
+        # Every field has an example but those the example row leaves empty (a death, a cancellation).
+        assert {f for f, prop in documented["properties"].items() if "example" not in prop} <= {
+            "died_on", "cancelled_at", "cancel_reason"}, name
         assert rows["maxItems"] == 1000 and body["schema"]["required"] == ["items"]
     encounter = spec["components"]["schemas"]["EncounterIn"]["properties"]
     assert "+08:00" in encounter["admitted_at"]["description"] and encounter["admitted_at"]["format"] == "date-time"
@@ -57,7 +59,14 @@ def admin(app, his, create_user):
     return logged_in(app, "adm")
 
 
-def test_every_kind_has_a_template_whose_example_row_is_accepted(ctx, admin):
+#: A record of each kind made from the template's example row by changing one value.
+FILLED_IN = {"patients": ("name", "周明"), "encounters": ("disposition", "transfer"),
+             "operations": ("is_unplanned_reoperation", "true"), "diagnoses": ("stage", "IIB"),
+             "census": ("discharges", "398"), "procedures": ("name", "腹腔镜胆囊切除术（经脐）"),
+             "staff": ("name", "王志荣"), "authorisations": ("valid_until", "2027-06-30")}
+
+
+def test_every_kind_has_a_template_whose_example_row_is_refused_as_is_and_accepted_filled_in(ctx, admin):
     from qcflow.clinical.services import KINDS
 
     for kind in ORDER:
@@ -68,10 +77,20 @@ def test_every_kind_has_a_template_whose_example_row_is_accepted(ctx, admin):
         assert header == list(KINDS[kind].schema._declared_fields)
         page = f"/admin/reference/{kind}"
         assert f'href="{page}/template.csv"' in admin.get(page).get_data(as_text=True)
-        upload = admin.post(page, content_type="multipart/form-data",
-                            data={"csrf_token": csrf_from(admin, page), "file": (io.BytesIO(response.data), "t.csv")})
-        assert upload.status_code == 200, (kind, upload.get_data(as_text=True)[-3000:])
-        assert "新增" in upload.get_data(as_text=True), kind
+
+        def upload(data: bytes):
+            return admin.post(page, content_type="multipart/form-data",
+                              data={"csrf_token": csrf_from(admin, page), "file": (io.BytesIO(data), "t.csv")})
+
+        as_is = upload(response.data)  # the example row itself never lands (it named the guide's records)
+        assert as_is.status_code == 422 and "模板中的示例行" in as_is.get_data(as_text=True), kind
+        column, value = FILLED_IN[kind]
+        example[header.index(column)] = value
+        filled = io.StringIO()
+        csv.writer(filled).writerows([header, example])
+        landed = upload(filled.getvalue().encode())
+        assert landed.status_code == 200, (kind, landed.get_data(as_text=True)[-3000:])
+        assert "新增" in landed.get_data(as_text=True), kind
     assert admin.get("/admin/reference/pets/template.csv").status_code == 404
 
 
