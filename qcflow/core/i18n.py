@@ -54,9 +54,11 @@ def chosen_language() -> str | None:
 def with_lang(path: str) -> str:
     """A link to a session-free page in the reader's current language, however it was chosen (?lang=, the
     session, the account's setting): those pages read no session, so only the link can carry it."""
-    language = chosen_language() or current_language()
-    if language == LANGUAGES[0]:
-        return path
+    language = chosen_language()
+    if language is None:  # the session's or the account's: carried unless it is the default session-free pages use
+        language = current_language()
+        if language == LANGUAGES[0]:
+            return path
     return path + ("&" if "?" in path else "?") + "lang=" + language
 
 
