@@ -179,8 +179,8 @@ def enforce_access():
     if access.public:
         return None
     if not current_user.is_authenticated:
-        if is_api_request():
-            raise NotAuthenticated()
+        if is_api_request():  # a client program: it sends a token, a browser script its session
+            raise NotAuthenticated(_("Send an API token (header “Authorization: Bearer <token>”), or log in first."))
         if request.method != "GET":
             # A page form posted after the session ended: log in, then back to the page it came from
             # (the browser keeps the typed text, see static/js/app.js). Nothing posted is acted on.

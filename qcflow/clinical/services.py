@@ -535,11 +535,13 @@ def _in_both_languages(reasons: list[Reason]) -> list[dict]:
              "next_step": {lang: texts[lang][i][1] for lang in texts}} for i, r in enumerate(reasons)]
 
 
-def _operation_reasons(operation: Operation | None, his_id: str) -> list[Reason]:
-    """Why an operation cannot be booked whatever the date: unknown to the asker, cancelled or performed."""
+def _operation_reasons(operation: Operation | None, his_id: str, *, scoped: bool) -> list[Reason]:
+    """Why an operation cannot be booked whatever the date: unknown to the asker (`scoped`: a user who sees
+    their department's operations only), cancelled or performed."""
     if operation is None:
-        return [Reason("operation_unknown", _l("No operation with HIS id “%(id)s” in your departments.", id=his_id),
-                       _l("Send the operation through intake first, then ask again."))]
+        unknown = (_l("No operation with HIS id “%(id)s” in your department.", id=his_id) if scoped
+                   else _l("No operation with HIS id “%(id)s”.", id=his_id))
+        return [Reason("operation_unknown", unknown, _l("Send the operation through intake first, then ask again."))]
     if operation.state == OperationState.CANCELLED:
         return [Reason("operation_cancelled", _l("The operation is cancelled."),
                        _l("Send a new operation if it is to be done after all."))]
@@ -566,8 +568,9 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
     his_id = data["operation_his_id"]
     stmt = sa.select(Operation).where(Operation.his_id == his_id).options(lazyload(Operation.encounter))
     # The HIS's own token asks about any operation; a user who operates, about their department's.
-    operation = db.session.scalar(stmt if can(actor, "his_intake") else scoped(stmt, [Operation.department_id], actor))
-    reasons = _operation_reasons(operation, his_id)
+    everywhere = can(actor, "his_intake")
+    operation = db.session.scalar(stmt if everywhere else scoped(stmt, [Operation.department_id], actor))
+    reasons = _operation_reasons(operation, his_id, scoped=not everywhere)
     planned_at = data.get("planned_at") or (operation.planned_at if operation else None)
     surgeon = operation.surgeon if operation else None
     if data.get("surgeon_his_id") and (surgeon is None or surgeon.his_id != data["surgeon_his_id"]):

@@ -27,6 +27,8 @@ def test_the_interface_account_sends_rows_and_asks_before_booking_and_is_told_no
     asked = reference.post("/api/v1/operations/booking-check", headers=reference.auth,
                            json={"operation_his_id": "NOPE"})
     assert asked.status_code == 200 and asked.json["reasons"][0]["code"] == "operation_unknown"
+    # It sees every department's operations: the answer does not speak of "your department".
+    assert asked.json["reasons"][0]["message"]["en"] == "No operation with HIS id “NOPE”."
     # The quality office's notifications (a performed operation without its discussion…) never reach it.
     his_id = db.session.scalar(sa.select(User.id).where(User.username == "his"))
     assert his_id not in users_with_role(Role.QUALITY) and his_id not in users_with_role(Role.ADMIN)

@@ -106,8 +106,10 @@ def test_error_pages_are_translated(client):
 
 
 def test_api_error_messages_follow_the_language(client):
-    assert client.get("/api/v1/me").json["message"] == "请先登录。"
-    assert client.get("/api/v1/me?lang=en").json["message"] == "Please log in first."
+    # A client program is told how to authenticate, not only to log in.
+    assert client.get("/api/v1/me").json["message"] == "请发送 API 令牌（请求头“Authorization: Bearer <令牌>”），或先登录。"
+    assert client.get("/api/v1/me?lang=en").json["message"] == (
+        "Send an API token (header “Authorization: Bearer <token>”), or log in first.")
 
 
 def test_api_with_session_cookie_needs_csrf_token_for_posts(client, create_user):
