@@ -42,11 +42,16 @@ def test_the_authorisations_name_the_staff_member_and_an_open_end(admin_client):
     assert "open-ended" in cells(english, "reference-rows")
 
 
+def upload_staff(client, csv: str, query: str = ""):
+    """Upload a staff CSV on the reference page as the administrator does."""
+    token = csrf_from(client, "/admin/reference/staff")
+    return client.post(f"/admin/reference/staff{query}", content_type="multipart/form-data",
+                       data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")})
+
+
 def test_upload_results_are_labels(admin_client):
-    token = csrf_from(admin_client, "/admin/reference/staff")
     csv = "his_id,name,department_code,specialty\nS1,李刀,GS,general_surgery\nS9,孙医生,GS,oncology\nS2,赵麻,ANES,麻醉\n"
-    response = admin_client.post("/admin/reference/staff", content_type="multipart/form-data",
-                                 data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")})
+    response = upload_staff(admin_client, csv)
     assert response.status_code == 422
     shown = cells(response.get_data(as_text=True), "import-results")
     assert "无变化" in shown and "新增" in shown and "已拒绝" in shown
@@ -62,15 +67,11 @@ def test_a_specialty_may_be_written_as_its_label_in_either_language(admin_client
     from qcflow.clinical.models import Staff
     from qcflow.extensions import db
 
-    token = csrf_from(admin_client, "/admin/reference/staff")
     csv = "his_id,name,department_code,specialty\nS7,孙麻醉,ANES,麻醉科\nS8,周心内,GS,cardiology\nS9,吴肿瘤,GS,Oncology\n"
-    response = admin_client.post("/admin/reference/staff", content_type="multipart/form-data",
-                                 data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")})
-    assert response.status_code == 200
+    assert upload_staff(admin_client, csv).status_code == 200
     stored = dict(db.session.execute(sa.select(Staff.his_id, Staff.specialty).where(
         Staff.his_id.in_(["S7", "S8", "S9"]))).all())
     assert stored == {"S7": "anaesthesia", "S8": "cardiology", "S9": "oncology"}
-
 
 
 @pytest.mark.parametrize("lang, words, absent", [
@@ -78,11 +79,8 @@ def test_a_specialty_may_be_written_as_its_label_in_either_language(admin_client
     ("en", ["Matched by", "record number", "first row the column names"], ["key", "Key", "header row"]),
 ])
 def test_the_upload_page_says_how_rows_are_matched_in_a_hospital_users_words(admin_client, lang, words, absent):
-    token = csrf_from(admin_client, "/admin/reference/staff")
     csv = "his_id,name,department_code,specialty\nS1,李刀,GS,general_surgery\n"
-    html = admin_client.post(f"/admin/reference/staff?lang={lang}", content_type="multipart/form-data",
-                             data={"csrf_token": token, "file": (io.BytesIO(csv.encode()), "staff.csv")}
-                             ).get_data(as_text=True)
+    html = upload_staff(admin_client, csv, f"?lang={lang}").get_data(as_text=True)
     section = re.sub(r"<[^>]+>", " ", html[html.index("<main"):])
     assert [word for word in words if word not in section] == [], section[:1500]
     assert [word for word in absent if re.search(rf"(?<![A-Za-z-]){word}(?![A-Za-z-])", section)] == []
