@@ -20,7 +20,7 @@ from marshmallow import Schema, ValidationError
 
 from qcflow import reactions
 from qcflow.auth.models import Department, Role, User
-from qcflow.auth.permissions import can, scoped
+from qcflow.auth.permissions import scoped, sees_all_departments
 from qcflow.clinical import schemas
 from qcflow.clinical.models import (
     CancerDiagnosis,
@@ -119,8 +119,13 @@ def resolve_encounter(row: dict, now: datetime) -> Resolved:
                  _l("The patient died on %(died)s; an encounter cannot be admitted after the day of death."))
     if row.get("discharged_at") and row["discharged_at"] < row["admitted_at"]:
         resolved.errors["discharged_at"] = [_("Discharge cannot be before admission.")]
-    if row.get("disposition") and not row.get("discharged_at"):
-        resolved.errors["disposition"] = [_("A disposition needs a discharge time.")]
+    # A field the row leaves out keeps its stored value: judge the discharge and its disposition together.
+    stored = db.session.scalar(sa.select(Encounter).where(Encounter.his_id == row["his_id"]))
+    discharged_at = row["discharged_at"] if "discharged_at" in row else getattr(stored, "discharged_at", None)
+    disposition = row["disposition"] if "disposition" in row else getattr(stored, "disposition", None)
+    if disposition and not discharged_at:
+        resolved.errors["disposition" if "disposition" in row else "discharged_at"] = [
+            _("A disposition needs a discharge time (to clear the discharge, send the disposition as null too).")]
     resolved.values = {
         "his_id": row["his_id"], "patient_id": patient.id if patient else None, "department_id": department_id,
         "admitted_at": row["admitted_at"], "discharged_at": row.get("discharged_at"),
@@ -390,7 +395,8 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
             effects += reactions.publish("operation.planned", obj, now=now)
         if obj.is_unplanned_reoperation and "is_unplanned_reoperation" in changed:
             effects += reactions.publish("operation.unplanned_reoperation", obj, now=now)
-    elif kind == "encounters" and obj.disposition == "death" and {"disposition", "discharged_at"} & set(changed):
+    elif (kind == "encounters" and obj.disposition == "death" and obj.discharged_at is not None
+          and {"disposition", "discharged_at"} & set(changed)):
         effects += record_death(obj.patient, local(obj.discharged_at).date(), source=DEATH_FROM_HIS, actor=actor,
                                 now=now, died_at=obj.discharged_at, encounter=obj)
     elif kind == "patients" and obj.died_on and "died_on" in changed:
@@ -568,7 +574,8 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
     his_id = data["operation_his_id"]
     stmt = sa.select(Operation).where(Operation.his_id == his_id).options(lazyload(Operation.encounter))
     # The HIS's own token asks about any operation; a user who operates, about their department's.
-    everywhere = can(actor, "his_intake")
+    # The HIS's own account and the quality office see every department; any other user, their own.
+    everywhere = Role.INTERFACE in actor.roles or sees_all_departments(actor)
     operation = db.session.scalar(stmt if everywhere else scoped(stmt, [Operation.department_id], actor))
     reasons = _operation_reasons(operation, his_id, scoped=not everywhere)
     planned_at = data.get("planned_at") or (operation.planned_at if operation else None)

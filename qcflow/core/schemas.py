@@ -116,7 +116,8 @@ DEPARTMENT_LOOKUP = "qcflow.department_lookup"
 class DepartmentId(_Translated, fields.Field):
     """A department, given by its id or by its code (GS): loaded as its id.
 
-    Digits are an id, anything else a code; an unknown code is refused here like an unknown id is where
+    A JSON number is an id. Text is a code when a department has that code (HIS codes are often digits:
+    "0301"), else, when it is digits, an id; an unknown code is refused here like an unknown id is where
     the id is used ("No such department."). Which department the actor may read is not this field's
     question (auth.permissions.department_for)."""
 
@@ -135,14 +136,14 @@ class DepartmentId(_Translated, fields.Field):
         if not isinstance(value, str) or not 0 < len(value.strip()) <= 40:
             raise self.make_error("invalid")
         value = value.strip()
+        found = current_app.extensions[DEPARTMENT_LOOKUP](value)
+        if found is not None:
+            return found
         if value.isascii() and value.isdigit():
             if int(value) < 1:
                 raise self.make_error("invalid")
             return int(value)
-        found = current_app.extensions[DEPARTMENT_LOOKUP](value)
-        if found is None:
-            raise self.make_error("unknown")
-        return found
+        raise self.make_error("unknown")
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value

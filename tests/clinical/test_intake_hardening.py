@@ -237,3 +237,20 @@ def test_a_diagnosis_in_the_future_and_keys_as_the_his_sent_them(ctx, reference)
     assert all("row" not in r["errors"] for r in unknown.json["results"])
     census = reference.push("census", [{"department_code": "GS", "month": "2026-03", "discharges": 120}])
     assert census.json["results"][0]["key"] == "GS/2026-03"
+
+
+def test_a_recalled_discharge_must_clear_its_disposition_and_never_fails_the_batch(ctx, reference):
+    """A discharge recalled by the HIS (discharged_at: null) while a death disposition is stored: the row is
+    refused on its own (it was a 500 for the whole batch), and clearing both is accepted."""
+    reference.push("patients", [{"his_id": "P5", "mrn": "BA005", "name": "周五", "sex": "M"}])
+    stay = {"his_id": "E5", "patient_his_id": "P5", "department_code": "GS",
+            "admitted_at": "2026-03-01T08:00:00+08:00"}
+    assert reference.push("encounters", [{**stay, "discharged_at": "2026-03-03T08:00:00+08:00",
+                                          "disposition": "home"}]).json["failed"] == 0
+    recalled = reference.push("encounters", [{**stay, "discharged_at": None}])
+    assert recalled.status_code == 422 and "discharged_at" in recalled.json["results"][0]["errors"]
+    cleared = reference.push("encounters", [{**stay, "discharged_at": None, "disposition": None}])
+    assert cleared.status_code == 200 and cleared.json["results"][0]["status"] == "updated"
+    # A disposition sent alone is judged with the stored discharge time.
+    reference.push("encounters", [{**stay, "discharged_at": "2026-03-03T08:00:00+08:00"}])
+    assert reference.push("encounters", [{**stay, "disposition": "home"}]).json["failed"] == 0

@@ -79,3 +79,17 @@ def test_a_page_filtered_by_code_shows_that_department_chosen(world, role_client
     chosen = f'value="{world["B"]["department"].id}" selected'
     for page in ("/followup/queue?department=CARD", "/events?department_id=CARD", "/indicators?department=CARD"):
         assert chosen in role_client("quality").get(page).get_data(as_text=True), page
+
+
+def test_a_code_made_of_digits_names_that_department_not_the_id(world, role_client, ctx, create_department):
+    """HIS department codes are often digits ("0301", "12"): such a code is the department that has it; digits
+    that are no code are an id."""
+    from qcflow.extensions import db
+
+    numbered = create_department(code=str(world["A"]["department"].id), name="数字编码科")
+    db.session.commit()
+    client = role_client("quality")
+    by_code = client.get(f"/api/v1/indicators?department={numbered.code}")
+    by_id = client.get(f"/api/v1/indicators?department={numbered.id}")
+    assert by_code.status_code == by_id.status_code == 200 and by_code.json == by_id.json
+    assert client.get("/api/v1/indicators?department=999999").status_code == 422  # no such department
