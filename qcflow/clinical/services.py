@@ -91,6 +91,14 @@ def resolve_patient(row: dict, now: datetime) -> Resolved:
     birth_on = row.get("birth_on")
     if row.get("died_on") and "birth_on" not in row:
         birth_on = db.session.scalar(sa.select(Patient.birth_on).where(Patient.his_id == row["his_id"]))
+    if "died_on" in row and row["died_on"] is None:
+        # A feed that sends null for everyone it thinks alive must not erase a death (a family may have
+        # reported it at a follow-up call): the recorded date stays, and the row says so.
+        recorded = db.session.scalar(sa.select(Patient.died_on).where(Patient.his_id == row["his_id"]))
+        if recorded is not None:
+            resolved.values["died_on"] = recorded
+            resolved.warnings.append(_("The recorded date of death (%(day)s) was kept: a death is not cleared by "
+                                       "the feed; ask the quality office to correct it.", day=recorded.isoformat()))
     today = local(now).date()
     for name in ("birth_on", "died_on"):
         if row.get(name) and row[name] > today:

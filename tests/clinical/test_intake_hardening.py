@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from tests.clinical.test_booking_gate import PLANNED, PLANNED_AT, book, push_operation
 from tests.clinical.test_booking_pushed_states import audit_actions, operation, row
+from tests.clinical.test_intake_contract import stored
 from tests.conftest import csrf_from, logged_in
 
 
@@ -254,3 +255,14 @@ def test_a_recalled_discharge_must_clear_its_disposition_and_never_fails_the_bat
     # A disposition sent alone is judged with the stored discharge time.
     reference.push("encounters", [{**stay, "discharged_at": "2026-03-03T08:00:00+08:00"}])
     assert reference.push("encounters", [{**stay, "disposition": "home"}]).json["failed"] == 0
+
+
+def test_a_feed_sending_null_keeps_a_recorded_death(ctx, reference):
+    """A full-record feed sends died_on: null for everyone it thinks alive; a death recorded (by the HIS or a
+    family at a follow-up call) stays, and the row says why."""
+    patient = {"his_id": "P6", "mrn": "BA006", "name": "吴六", "sex": "F"}
+    reference.push("patients", [{**patient, "died_on": "2026-03-02"}])
+    resent = reference.push("patients", [{**patient, "died_on": None, "phone": "13900001111"}])
+    [row] = resent.json["results"]
+    assert resent.status_code == 200 and row["status"] == "updated" and "2026-03-02" in row["warnings"][0]
+    assert stored("patients", "P6").died_on.isoformat() == "2026-03-02"
