@@ -25,7 +25,7 @@ from qcflow.auth.models import (
 )
 from qcflow.core import audit
 from qcflow.core.actors import Actor
-from qcflow.core.errors import Conflict, NotAuthenticated, NotFound, TooManyRequests, Unprocessable
+from qcflow.core.errors import Conflict, Forbidden, NotAuthenticated, NotFound, TooManyRequests, Unprocessable
 from qcflow.core.security import digest, hash_password, new_secret, password_matches
 from qcflow.extensions import db
 
@@ -208,6 +208,10 @@ def authenticate(username: str, password: str, *, attempt_id: int, now: datetime
     user = db.session.scalar(sa.select(User).where(User.username == name)) if name else None
     if password_matches(user.password_hash if user else None, password) and user.is_active:
         _forget_attempt(attempt_id)
+        if set(user.role_names) == {Role.INTERFACE}:
+            # The HIS's account works with API tokens only: a password on the pages would be a way around them.
+            raise Forbidden(_("This is the hospital information system's interface account: it works with API "
+                              "tokens only, not on the pages."))
         return user
     return None
 

@@ -332,3 +332,12 @@ def test_bearer_token_authenticates_api_calls_and_is_stored_hashed(app, client, 
 def test_wrong_bearer_token_is_401(client):
     response = client.get("/api/v1/me", headers={"Authorization": "Bearer qcf_made-up"})
     assert response.status_code == 401 and response.json["code"] == "not_authenticated"
+
+
+def test_the_his_interface_account_cannot_log_into_the_pages(client, create_user):
+    """The HIS's account works with API tokens only; its password opens no session."""
+    create_user(username="his", roles=("interface",))
+    commit()
+    response = login(client, "his")
+    assert response.status_code == 403 and "API" in response.get_data(as_text=True)
+    assert client.get("/").status_code == 302  # still logged out: the home page sends to the login
