@@ -38,7 +38,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.periods import local_midnight
 from qcflow.core.i18n import label
-from qcflow.core.time import hospital_tz, local
+from qcflow.core.time import CLOCK_SLACK, hospital_tz, local
 from qcflow.events.services import idempotency_hash
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
@@ -614,8 +614,6 @@ def booking_decision(data: dict, *, actor: Actor, now: datetime, idempotency_key
     return answer
 
 
-#: How far ahead of the server's clock a reported time may be (clocks of the HIS and qcflow differ a little).
-CLOCK_SLACK = timedelta(minutes=5)
 #: How long before its planned time an operation may be booked or cancelled: a booking a year ahead is already
 #: more than any waiting list; a time earlier than that is a typing or clock error (docs/decisions.md).
 BOOKING_LEAD = timedelta(days=365)
