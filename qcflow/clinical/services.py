@@ -142,9 +142,14 @@ def resolve_encounter(row: dict, now: datetime) -> Resolved:
     return resolved
 
 
-#: What a performed or cancelled operation keeps whatever a re-sent row says: what the indicators count it by.
-SETTLED_FIELDS = {"procedure_code": "procedure_code", "surgeon_his_id": "surgeon_staff_id",
-                  "encounter_his_id": "encounter_id", "department_code": "department_id", "planned_at": "planned_at"}
+#: The column a row's field sets where it is not the field's name (a reference by HIS id or code sets the
+#: referenced record's id); None: it sets no column by itself (an operation's grade is the catalogue's).
+COLUMN_OF = {"department_code": "department_id", "username": "user_id", "grade": None, "month": "month_on",
+             "patient_his_id": "patient_id", "encounter_his_id": "encounter_id", "surgeon_his_id": "surgeon_staff_id",
+             "staff_his_id": "staff_id"}
+#: The fields a performed or cancelled operation keeps whatever a re-sent row says: what the indicators count
+#: it by.
+SETTLED_FIELDS = ("procedure_code", "surgeon_his_id", "encounter_his_id", "department_code", "planned_at")
 
 
 def _settled_changes(existing: Operation | None, row: dict, values: dict, resolved: Resolved) -> None:
@@ -152,7 +157,8 @@ def _settled_changes(existing: Operation | None, row: dict, values: dict, resolv
     record goes through the quality office (docs/decisions.md)."""
     if existing is None or existing.state not in (OperationState.PERFORMED, OperationState.CANCELLED):
         return
-    for field_name, column in SETTLED_FIELDS.items():
+    for field_name in SETTLED_FIELDS:
+        column = COLUMN_OF.get(field_name, field_name)
         if field_name in row and _plain(getattr(existing, column)) != _plain(values[column]):
             resolved.errors.setdefault(field_name, []).append(_(
                 "The operation is %(state)s; this cannot change any more through intake. Ask the quality office "
@@ -290,7 +296,7 @@ def _key_label(values: dict, kind: Kind) -> str:
 
 
 #: The row field that gives a key column where the column is not sent as such.
-_FIELD_OF_KEY = {"department_id": "department_code", "month_on": "month", "staff_id": "staff_his_id"}
+_FIELD_OF_KEY = {column: name for name, column in COLUMN_OF.items() if column}
 
 
 def _raw_key(raw, kind: Kind) -> str | None:
@@ -335,7 +341,7 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         if resolved.errors:
             result.errors = translate_errors(resolved.errors)
             continue
-        unmentioned = {_COLUMN_OF.get(name, name) for name in kind.schema._declared_fields if name not in raw} - {None}
+        unmentioned = {COLUMN_OF.get(name, name) for name in kind.schema._declared_fields if name not in raw} - {None}
         planned.append((result, resolved, unmentioned))
     if strict and any(r.errors for r in results):
         for result in results:
@@ -348,11 +354,6 @@ def import_rows(kind_name: str, rows: list[dict], *, actor: Actor, now: datetime
         if resolved.step is not None:
             resolved.step.apply(result, actor=actor, now=now)
     return results
-
-
-#: The column an optional field of a row sets where it is not the field's name; None: it sets no column by
-#: itself (an operation's grade is the catalogue's, whatever the row says).
-_COLUMN_OF = {"department_code": "department_id", "username": "user_id", "grade": None}
 
 
 def _upsert(kind: Kind, result: RowResult, values: dict, unmentioned: set[str], *, actor: Actor,
