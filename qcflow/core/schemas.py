@@ -46,14 +46,13 @@ class _Labelled(fields.String):
         value = super()._deserialize(value, attr, data, **kwargs)
         if value in self.codes:
             return value
-        wanted = value.strip().casefold()
-        for code in self.codes:
-            with force_locale("zh"):
-                chinese = label(self.label_kind, code)
-            with force_locale("en"):
-                english = label(self.label_kind, code)
-            if wanted in (chinese.casefold(), english.casefold()):
-                return code
+        by_label = {}
+        for language in ("zh", "en"):
+            with force_locale(language):
+                by_label.update({label(self.label_kind, code).casefold(): code for code in self.codes})
+        found = by_label.get(value.strip().casefold())
+        if found is not None:
+            return found
         raise ValidationError(gettext("“%(value)s” is not in the list: %(choices)s.", value=value,
                                       choices=label_list(self.label_kind, self.codes)))
 
