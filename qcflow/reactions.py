@@ -50,6 +50,7 @@ class Reactions:
 def table() -> Reactions:
     """The reactions between domains (read once, when the app is created)."""
     from qcflow.events import services as events
+    from qcflow.extraction import services as extraction
     from qcflow.followup import services as followup
     from qcflow.mdt import services as mdt
 
@@ -61,14 +62,18 @@ def table() -> Reactions:
         facts={
             # clinical: an operation needing an MDT (grade 4, restricted technology) is planned or re-planned
             "operation.planned": (mdt.on_operation_planned,),
-            # clinical: the operation workflow's "perform" step on a grade-4 or MDT operation
-            "operation.performed": (followup.on_operation_performed, mdt.on_operation_settled),
+            # clinical: the operation workflow's "perform" step (on the page, or reported by the HIS)
+            "operation.performed": (followup.on_operation_performed, mdt.on_operation_settled,
+                                    extraction.on_operation_performed),
             # clinical: an operation is cancelled (by a user or the HIS)
             "operation.cancelled": (mdt.on_operation_settled,),
             # clinical: an operation is flagged as an unplanned reoperation
             "operation.unplanned_reoperation": (mdt.on_unplanned_reoperation,),
             # clinical: a death (an encounter discharged as a death, or a patient's date of death)
-            "death.recorded": (mdt.on_death, stop_follow_up),
+            "death.recorded": (mdt.on_death, stop_follow_up, extraction.on_death),
+            # clinical: an intake row of a fact the triggers read (operation, encounter, transfer, medicine
+            # given, critical result) was created or changed: queued for the automatic extraction
+            "fact.recorded": (extraction.on_intake_row,),
             # clinical: a day-surgery encounter is discharged (or its discharge time corrected)
             "encounter.day_surgery_discharged": (followup.on_encounter_discharged,),
             # clinical: a cancer diagnosis is recorded

@@ -55,12 +55,15 @@ def test_a_process_without_the_table_fails_instead_of_skipping_the_work():
 
 def test_a_death_is_reviewed_by_the_mdt_then_stops_follow_up_as_of_the_hospitals_day(monkeypatch):
     """Order of the work a recorded death starts, and the day follow-up counts: a death at 00:30 in the
-    hospital's time zone (still the previous day in UTC) stops the plans as of the hospital's day."""
+    hospital's time zone (still the previous day in UTC) stops the plans as of the hospital's day; then the
+    death waits for the triggers."""
     from qcflow import reactions
+    from qcflow.extraction import services as extraction
     from qcflow.followup import services as followup
     from qcflow.mdt import services as mdt
 
     calls = []
+    monkeypatch.setattr(extraction, "on_death", lambda patient, **kw: calls.append(("extraction", kw["died_at"])))
     monkeypatch.setattr(mdt, "on_death", lambda patient, **kw: calls.append(("mdt", kw["died_at"])))
     monkeypatch.setattr(followup, "on_death", lambda patient, **kw: calls.append(("followup", kw["died_on"])))
     app = Flask("tz")
@@ -69,4 +72,4 @@ def test_a_death_is_reviewed_by_the_mdt_then_stops_follow_up_as_of_the_hospitals
     died_at = datetime(2026, 3, 1, 16, 30, tzinfo=timezone.utc)
     with app.app_context():
         reactions.publish("death.recorded", object(), died_at=died_at, encounter=None, now=died_at)
-    assert calls == [("mdt", died_at), ("followup", date(2026, 3, 2))]
+    assert calls == [("mdt", died_at), ("followup", date(2026, 3, 2)), ("extraction", died_at)]

@@ -232,6 +232,74 @@ class DischargeCensus(Base):
     )
 
 
+#: Medicines whose administration the HIS reports (the reversal and rescue drugs of the trigger tools), and
+#: blood products (with the transfusion system's reaction flag). Only these: qcflow keeps no medication record.
+LISTED_DRUGS = ("naloxone", "flumazenil", "vitamin_k", "protamine", "glucose_50", "antihistamine", "adrenaline",
+                "blood_product")
+
+
+class Transfer(Versioned, Base):
+    """A patient moved from one ward or unit to another during a stay (matched on `his_id`)."""
+
+    __tablename__ = "transfer"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    encounter_id: Mapped[int] = mapped_column(sa.ForeignKey("encounter.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"))
+    from_department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+    to_department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+    #: The unit moved to is an intensive care unit (the HIS knows its wards).
+    to_icu: Mapped[bool] = mapped_column(default=False)
+    transferred_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (sa.Index("ix_transfer_patient_at", "patient_id", "transferred_at"),)
+
+
+class MedicationAdministration(Versioned, Base):
+    """A listed medicine given (matched on `his_id`): only the drugs of LISTED_DRUGS."""
+
+    __tablename__ = "medication_administration"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    encounter_id: Mapped[int] = mapped_column(sa.ForeignKey("encounter.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"))
+    drug: Mapped[str] = mapped_column(sa.String(20))
+    #: As the HIS writes it (e.g. "0.4 mg iv").
+    dose: Mapped[str | None] = mapped_column(sa.String(60))
+    given_at: Mapped[datetime]
+    #: The transfusion (or pharmacy) system flagged a reaction to it.
+    reaction: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (enum_check("drug", LISTED_DRUGS), sa.Index("ix_medication_administration_patient_at",
+                                                                 "patient_id", "given_at"))
+
+
+class CriticalLabResult(Versioned, Base):
+    """A laboratory result the HIS flagged as critical (危急值), matched on `his_id`."""
+
+    __tablename__ = "critical_lab_result"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    his_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    encounter_id: Mapped[int] = mapped_column(sa.ForeignKey("encounter.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"))
+    #: The laboratory's test code (INR, GLU, K …), as the triggers name it.
+    test_code: Mapped[str] = mapped_column(sa.String(20))
+    value: Mapped[float] = mapped_column(sa.Float)
+    unit: Mapped[str | None] = mapped_column(sa.String(20))
+    resulted_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (sa.Index("ix_critical_lab_result_patient_at", "patient_id", "resulted_at"),)
+
+
 #: Display labels of the clinical codes (codes stay English in the API and the HIS feed).
 LABELS = {
     "specialty": SPECIALTIES,
@@ -245,6 +313,13 @@ LABELS = {
         "procedures": _l("Procedure catalogue"), "staff": _l("Staff"), "authorisations": _l("Surgeon authorisations"),
         "patients": _l("Patients"), "encounters": _l("Encounters"), "operations": _l("Operations"),
         "diagnoses": _l("Cancer diagnoses"), "census": _l("Monthly discharges"),
+        "transfers": _l("Transfers"), "administrations": _l("Medicine administrations"),
+        "lab_results": _l("Critical laboratory results"),
+    },
+    "drug": {
+        "naloxone": _l("Naloxone"), "flumazenil": _l("Flumazenil"), "vitamin_k": _l("Vitamin K"),
+        "protamine": _l("Protamine"), "glucose_50": _l("High-dose glucose (50%)"),
+        "antihistamine": _l("Antihistamine"), "adrenaline": _l("Adrenaline"), "blood_product": _l("Blood product"),
     },
     #: What an intake row set off (reactions.Effect codes).
     "intake_effect": {

@@ -398,7 +398,7 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
     """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up;
     returns what they set off. A `settled` operation (the HIS reports it performed or cancelled) is past
     its pre-operative discussion: none is requested."""
-    effects = []
+    effects = reactions.publish("fact.recorded", kind, obj, now=now) if kind in FACT_KINDS else []
     if kind == "operations":
         if obj.needs_mdt and not settled and (created or "planned_at" in changed):
             effects += reactions.publish("operation.planned", obj, now=now)
@@ -418,6 +418,9 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
         effects += reactions.publish("diagnosis.recorded", obj, now=now)
     return effects
 
+
+#: The intake kinds that are facts the automatic extraction reads ("fact.recorded").
+FACT_KINDS = ("operations", "encounters", "transfers", "administrations", "lab_results")
 
 #: Who told qcflow of a death (record_death's `source`): the HIS's patient row, or a follow-up call.
 DEATH_FROM_HIS, DEATH_FROM_FOLLOWUP = "his", "followup"
@@ -662,7 +665,7 @@ def transition_operation(operation: Operation, action: str, data: dict, *, actor
         operation.cancel_reason = (data.get("reason") or "").strip() or None
         detail = {"cancelled_at": _plain(operation.cancelled_at), "reason": operation.cancel_reason}
     OPERATION_WORKFLOW.apply(operation, action, actor=actor, now=now, data=data, audit_detail=detail)
-    if action in ("perform", "record_performed") and (operation.needs_mdt or operation.grade == 4):
+    if action in ("perform", "record_performed"):
         effects = reactions.publish("operation.performed", operation, now=now)
     elif action == "cancel":
         effects = reactions.publish("operation.cancelled", operation, now=now)

@@ -133,6 +133,7 @@ def import_all_models() -> None:
     import qcflow.clinical.models  # noqa: F401
     import qcflow.core.audit  # noqa: F401
     import qcflow.events.models  # noqa: F401
+    import qcflow.extraction.models  # noqa: F401
     import qcflow.followup.models  # noqa: F401
     import qcflow.indicators.models  # noqa: F401
     import qcflow.mdt.models  # noqa: F401

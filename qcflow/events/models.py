@@ -33,6 +33,8 @@ GRADE_LABELS = {
     "IV": _l("Grade IV · near miss / hazard (did not reach the patient)"),
 }
 
+#: reporter: actively reported by staff; trigger: found by a trigger on HIS data and confirmed by a reviewer.
+FOUND_BY = ("reporter", "trigger")
 HARM = ("none", "mild", "moderate", "severe", "death")
 NCC_MERP = tuple("ABCDEFGHI")
 CARE_STAGES = ("outpatient", "emergency", "admission", "examination", "medication", "surgery_anaesthesia",
@@ -104,6 +106,9 @@ class AdverseEvent(Versioned, Base):
     #: call's number, pathway, due date and findings), from which its place and opening sentence are written
     #: in the reader's language (`queries.origin_text`); `location` and `description` hold only people's words.
     origin: Mapped[dict | None] = mapped_column(sa.JSON)
+    #: Who found it: a reporter (actively reported, counted by the reporting-rate indicator) or a trigger on
+    #: HIS data (系统发现, counted apart: docs/indicators.md).
+    found_by: Mapped[str] = mapped_column(sa.String(10), default="reporter", server_default="reporter")
 
     external_severity: Mapped[str | None] = mapped_column(sa.String(14))
     duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))
@@ -142,6 +147,7 @@ class AdverseEvent(Versioned, Base):
     __table_args__ = (
         enum_check("state", EventState),
         enum_check("mode", Mode),
+        enum_check("found_by", FOUND_BY),
         sa.CheckConstraint("mode != 'anonymous' OR reporter_user_id IS NULL", name="anonymous_has_no_reporter"),
         sa.CheckConstraint("mode = 'anonymous' OR receipt_hash IS NULL", name="receipt_only_for_anonymous"),
         sa.CheckConstraint("reporter_grade IS NULL OR reporter_grade IN ('I', 'II', 'III', 'IV')", name="reporter_grade_valid"),

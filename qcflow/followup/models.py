@@ -29,6 +29,8 @@ OPEN_TASK_STATES = (TaskState.PENDING.value, TaskState.IN_PROGRESS.value)
 CANCEL_CODES = ("protocol_changed", "plan_paused", "plan_withdrawn", "plan_stopped", "plan_lost")
 #: Why a plan ended (besides a person's reason): death recorded, unreachable call after call.
 END_CODES = ("death", "unreachable")
+#: Why a reviewer decided a possible event needs no report ("other" needs their words).
+DISMISS_CODES = ("not_harm", "expected_course", "planned", "data_error", "already_handled", "other")
 
 
 class Protocol(Base):
@@ -267,29 +269,53 @@ class Attempt(Base):
 
 
 class EventPrompt(Versioned, Base):
-    """A follow-up finding the quality office may turn into a confidential adverse-event report (提醒上报)."""
+    """A possible adverse event for review (提醒上报): a follow-up call's findings, or a trigger's firing on
+    HIS facts (自动提取). The reviewers file it as a confidential report, link it to a report already filed,
+    or dismiss it with a reason."""
 
     __tablename__ = "followup_event_prompt"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    task_id: Mapped[int] = mapped_column(sa.ForeignKey("followup_task.id"), unique=True)
+    #: The call whose findings raised it (None: a trigger raised it).
+    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("followup_task.id"), unique=True)
     patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"))
+    #: The department whose reviewers (its heads) review it with the quality office.
     department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
-    #: Comma-separated subset of PROMPT_FINDINGS.
-    findings: Mapped[str] = mapped_column(sa.String(80))
+    #: Comma-separated subset of PROMPT_FINDINGS (a call's); empty for a firing.
+    findings: Mapped[str] = mapped_column(sa.String(80), default="")
+    #: The trigger that fired, the version that fired, and the window it fired for (one firing per patient,
+    #: trigger and window: e.g. "operation:12" for a return within 48 h of operation 12).
+    trigger_id: Mapped[int | None] = mapped_column(sa.ForeignKey("extraction_trigger.id"))
+    trigger_version: Mapped[int | None]
+    window_key: Mapped[str | None] = mapped_column(sa.String(40))
+    #: The facts that fired it, as codes and ids ([{"kind", "id", "at", …}]), written in the reader's language.
+    facts: Mapped[list | None] = mapped_column(sa.JSON)
+    #: When the fired-on harm signal happened (a firing's last fact).
+    occurred_at: Mapped[datetime | None]
     state: Mapped[str] = mapped_column(sa.String(10), default=PromptState.OPEN.value)
     event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))
+    #: Why it was dismissed: a code of DISMISS_CODES, and the reviewer's words.
+    dismiss_code: Mapped[str | None] = mapped_column(sa.String(20))
     dismiss_reason: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime]
     handled_at: Mapped[datetime | None]
     handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
 
-    task: Mapped[Task] = relationship(lazy="joined")
+    task: Mapped[Task | None] = relationship(lazy="joined")
 
     __table_args__ = (
         enum_check("state", PromptState),
+        sa.CheckConstraint("(task_id IS NULL) <> (trigger_id IS NULL)", name="one_source"),
+        sa.CheckConstraint("dismiss_code IS NULL OR dismiss_code IN ("
+                           + ", ".join(f"'{c}'" for c in DISMISS_CODES) + ")", name="dismiss_code_valid"),
+        sa.UniqueConstraint("trigger_id", "patient_id", "window_key", name="uq_followup_event_prompt_firing"),
         sa.Index("ix_followup_event_prompt_state_id", "state", "id"),
+        sa.Index("ix_followup_event_prompt_trigger_state", "trigger_id", "state"),
     )
+
+    @property
+    def source(self) -> str:
+        return "followup_call" if self.task_id is not None else "trigger"
 
 
 #: Display labels of follow-up codes, registered as fu_<kind> (templates: label('fu_task_state', …)).
@@ -303,9 +329,18 @@ LABELS = {
         "withdrawn": _l("Withdrawn from follow-up"),
     },
     "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw from follow-up")},
-    "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "dismissed": _l("Dismissed")},
+    "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "linked": _l("Linked to a filed report"),
+                     "dismissed": _l("Dismissed")},
+    "prompt_source": {"followup_call": _l("Follow-up call"), "trigger": _l("Found by the system")},
+    "dismiss_code": {
+        "not_harm": _l("No harm to the patient"), "expected_course": _l("Expected course of the illness or treatment"),
+        "planned": _l("Planned (a staged operation, a planned admission)"),
+        "data_error": _l("Wrong or incomplete HIS data"), "already_handled": _l("Already handled another way"),
+        "other": _l("Other (say why)"),
+    },
     #: A prompt's state as the nurse who raised it reads it.
     "prompt_progress": {"open": _l("waiting for the quality office"), "filed": _l("the quality office filed a report"),
+                        "linked": _l("the quality office linked it to a report already filed"),
                         "dismissed": _l("the quality office decided no report was needed")},
     "timeliness": {"not_open": _l("Not open yet"), "due": _l("Due"), "overdue": _l("Overdue")},
     "action": {

@@ -32,6 +32,8 @@ class PlanState(StrEnum):
 class PromptState(StrEnum):
     OPEN = "open"
     FILED = "filed"
+    #: Confirmed, and a report of it was filed already: linked to it rather than filed twice.
+    LINKED = "linked"
     DISMISSED = "dismissed"
 
 
