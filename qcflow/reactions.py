@@ -49,7 +49,7 @@ class Reactions:
 
 def table() -> Reactions:
     """The reactions between domains (read once, when the app is created)."""
-    from qcflow.events import services as events
+    from qcflow.events import queries as events_queries, services as events
     from qcflow.extraction import services as extraction
     from qcflow.followup import services as followup
     from qcflow.mdt import services as mdt
@@ -86,6 +86,8 @@ def table() -> Reactions:
             "event.has_signed_case_review": mdt.has_signed_case_review,
             # follow-up, when the quality office files a call's findings as a confidential report
             "event.file_report": events.file_report,
+            # follow-up, when a reviewer confirms a trigger's firing: the report filed already about that harm
+            "event.matching_report": events_queries.matching_report,
         },
     )
 

@@ -2,8 +2,8 @@
 
 The rule, checked on the source of qcflow/ (an AST scan, so an import that never runs counts too):
 
-1. A domain is a package of qcflow/: auth, clinical, events, followup, indicators, mdt, notify, reports,
-   scheduling. `core` is the shared kernel; `extensions` and `config` are kernel modules too.
+1. A domain is a package of qcflow/: auth, clinical, events, extraction, followup, indicators, mdt, notify,
+   reports, scheduling. `core` is the shared kernel; `extensions` and `config` are kernel modules too.
 2. A domain module may import, from another domain, only that domain's public modules — `models`,
    `workflow`, `queries`, `services` (and the modules of a `services` package), plus the few modules
    listed in PUBLIC_EXTRA, each the one home of a concept others must share — and only names without
@@ -29,12 +29,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "qcflow"
-DOMAINS = {"auth", "clinical", "events", "followup", "indicators", "mdt", "notify", "reports", "scheduling"}
+DOMAINS = {"auth", "clinical", "events", "extraction", "followup", "indicators", "mdt", "notify", "reports", "scheduling"}
 KERNEL = {"core", "extensions", "config"}
 PUBLIC = {"models", "workflow", "queries", "services"}
 PUBLIC_EXTRA = {
     "auth": {"permissions", "ratelimit"},  # the permission matrix, scoping and the access decorators
     "events": {"scrub"},  # the one scrubber of personal names (reports' exports and analyses reuse it)
+    "extraction": {"stats"},  # the triggers' statistics (the analysis page and the bulletin show them)
     "followup": {"timeliness"},  # the one definition of a call's timeliness
     "indicators": {"definitions"},  # the one definition of each indicator
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents

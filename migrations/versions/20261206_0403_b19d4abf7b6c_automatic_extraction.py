@@ -1,5 +1,6 @@
-"""automatic extraction: transfers, listed medicines and critical results from the HIS; triggers; firings
-as possible events
+"""automatic extraction: transfers, medicines and critical results from the HIS; triggers; firings
+
+Firings are possible events beside the follow-up findings.
 
 Revision ID: b19d4abf7b6c
 Revises: c5e2a8d4f1b7
@@ -152,6 +153,7 @@ def upgrade():
     with op.batch_alter_table('adverse_event', schema=None) as batch_op:
         batch_op.add_column(sa.Column('found_by', sa.String(length=10), server_default='reporter', nullable=False))
         batch_op.create_check_constraint(op.f('ck_adverse_event_found_by_valid'), "found_by IN ('reporter', 'trigger')")
+        batch_op.create_index('ix_adverse_event_patient_mrn', ['patient_mrn'], unique=False)
 
     with op.batch_alter_table('followup_event_prompt', schema=None) as batch_op:
         batch_op.add_column(sa.Column('trigger_id', sa.Integer(), nullable=True))
@@ -203,6 +205,7 @@ def downgrade():
 
     with op.batch_alter_table('adverse_event', schema=None) as batch_op:
         batch_op.drop_constraint(op.f('ck_adverse_event_found_by_valid'), type_='check')
+        batch_op.drop_index('ix_adverse_event_patient_mrn')
         batch_op.drop_column('found_by')
 
     with op.batch_alter_table('transfer', schema=None) as batch_op:

@@ -157,6 +157,7 @@ class AdverseEvent(Versioned, Base):
         # The case lists' order (submitted_at, id), newest first: all cases (also time ranges), by state
         # and by each scope column (P6).
         sa.Index("ix_adverse_event_submitted_at_id", "submitted_at", "id"),
+        sa.Index("ix_adverse_event_patient_mrn", "patient_mrn"),
         sa.Index("ix_adverse_event_state_submitted_at_id", "state", "submitted_at", "id"),
         sa.Index("ix_adverse_event_department_id_submitted_at_id", "department_id", "submitted_at", "id"),
         sa.Index("ix_adverse_event_handling_department_id_submitted_at_id", "handling_department_id",

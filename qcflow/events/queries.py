@@ -21,6 +21,7 @@ from qcflow.events.scrub import personal_names, scrub
 from qcflow.events.services import DEADLINES, messages
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
+from qcflow.extraction.queries import facts_text
 
 SCOPE = [AdverseEvent.department_id, AdverseEvent.handling_department_id]
 
@@ -226,9 +227,27 @@ def present_all(events, actor: Actor) -> list[dict]:
     return [present(event, actor, names) for event in events]
 
 
+def matching_report(mrn: str | None, start: datetime, end: datetime, around: datetime) -> AdverseEvent | None:
+    """The report filed about a patient's harm between `start` and `end` (nearest to `around`), if any: a
+    confirmed trigger firing is linked to it rather than filed twice. Drafts, withdrawn, duplicate and
+    not-reportable reports do not count."""
+    if not mrn:
+        return None
+    candidates = db.session.scalars(sa.select(AdverseEvent).where(
+        AdverseEvent.patient_mrn == mrn, AdverseEvent.occurred_at >= start, AdverseEvent.occurred_at <= end,
+        AdverseEvent.state.not_in([EventState.DRAFT.value, EventState.WITHDRAWN.value, EventState.DUPLICATE.value,
+                                   EventState.NOT_REPORTABLE.value])))
+    return min(candidates, key=lambda e: (abs((e.occurred_at - around).total_seconds()), e.id), default=None)
+
+
 def with_origin(origin: dict | None, location: str | None, description: str | None) -> tuple[str | None, str]:
     """A report's place and description as read: a generated report's (`AdverseEvent.origin`) place and opening
     sentence are written in the reader's language, before the words people stored."""
+    if origin and origin.get("kind") == "trigger":
+        name = origin["name_en"] if current_language() == "en" else origin["name"]
+        sentence = _("Found in the HIS data by the trigger “%(name)s” and confirmed by a reviewer: %(facts)s.",
+                     name=name, facts=_("; ").join(facts_text(origin["facts"])))
+        return location, " ".join(p for p in (sentence, description) if p)
     if not origin or origin.get("kind") != "followup_call":
         return location, description or ""
     sentence = _("Found at follow-up call %(n)d (%(pathway)s, due %(due)s): %(findings)s.",

@@ -149,7 +149,8 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     `submitted_at` (in `data`): when a paper report was handed in (submitted_time_of).
     `receipt_seed`: the form's one-time token, from which the receipt code is derived (receipt_code_for),
     so that the same form sent again can be shown the same receipt; without it the code is random.
-    `data["origin"]` (no form or API schema has it) is given only by another domain generating the report.
+    `data["origin"]` and `data["found_by"]` (no form or API schema has them) are given only by another domain
+    generating the report.
     """
     scope = idempotency_scope(mode, actor)
     if idempotency_key:
@@ -171,7 +172,8 @@ def file_report(data: dict, *, mode: str, actor: Actor, now: datetime, submit: b
     data = {"wants_feedback": True, **data}
     event = AdverseEvent(id=new_id(db.session, AdverseEvent, unordered=mode == Mode.ANONYMOUS), mode=mode,
                          reporter_user_id=None if mode == Mode.ANONYMOUS else actor.user_id, created_at=now,
-                         origin=data.get("origin"), **{k: v for k, v in data.items() if k in REPORT_FIELDS})
+                         origin=data.get("origin"), found_by=data.get("found_by") or "reporter",
+                         **{k: v for k, v in data.items() if k in REPORT_FIELDS})
     code = None
     if mode == Mode.ANONYMOUS:
         code = receipt_code_for(receipt_seed) if receipt_seed else new_receipt_code()

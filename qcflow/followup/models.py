@@ -302,6 +302,7 @@ class EventPrompt(Versioned, Base):
     handled_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
 
     task: Mapped[Task | None] = relationship(lazy="joined")
+    trigger = relationship("Trigger", lazy="joined")
 
     __table_args__ = (
         enum_check("state", PromptState),

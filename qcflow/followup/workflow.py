@@ -49,6 +49,19 @@ def assignee_guard(task, data):
     return None if data.get("assignee_id") else _("Choose the nurse to give the task to.")
 
 
+def dismiss_guard(prompt, data):
+    if data.get("reason_code") == "other" and not (data.get("reason") or "").strip():
+        return _("Say why (the reason “other” needs your words).")
+    return None
+
+
+def prompt_relations(prompt, actor):
+    """The heads of a possible event's department review it with the quality office."""
+    if "dept_head" in actor.roles and actor.department_id is not None and actor.department_id == prompt.department_id:
+        return {"department_reviewer"}
+    return set()
+
+
 def task_relations(task, actor):
     if actor.user_id is not None and actor.user_id == task.assignee_id:
         return {"assignee"}
@@ -103,13 +116,19 @@ PLAN_WORKFLOW = Workflow(
 
 R = PromptState
 
+#: Who reviews a possible event: the quality office, and the heads of its department.
+REVIEWERS = QUALITY | {"department_reviewer"}
+
 PROMPT_WORKFLOW = Workflow(
     "followup_prompt",
     PromptState,
     [
-        T("file",    {R.OPEN}, R.FILED,     QUALITY),
-        T("dismiss", {R.OPEN}, R.DISMISSED, QUALITY, reason_guard),
+        T("file",    {R.OPEN}, R.FILED,     REVIEWERS),
+        # a firing confirmed whose harm was reported already: linked to that report, not filed twice
+        T("link",    {R.OPEN}, R.LINKED,    REVIEWERS),
+        T("dismiss", {R.OPEN}, R.DISMISSED, REVIEWERS, dismiss_guard),
     ],
+    relations=prompt_relations,
     initial=R.OPEN,
     table="followup_event_prompt",
 )

@@ -41,6 +41,8 @@ MESSAGES = {
                                       times=("time",)),
     "followup.event_prompt": Message(_l("Follow-up finding may be an adverse event: %(findings)s"),
                                      labels={"findings": "fu_item"}),
+    "extraction.found": Message(_l("%(n)d possible adverse events found in the HIS data by the triggers"),
+                                _l("Confirm or dismiss each one in the possible-events list.")),
     "operation.emergency_override": Message(_l("Emergency booking without MDT: %(procedure)s (operation %(id)s)"),
                                             _l("Reason: %(reason)s"), earlier={"procedure": "code"}),
     "operation.performed_without_mdt": Message(

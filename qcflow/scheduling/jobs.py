@@ -30,6 +30,7 @@ JOBS: list[JobSpec] = [
     JobSpec("followup.generate_tasks", "qcflow.followup.jobs:generate_tasks", "interval", {"minutes": 5}),
     JobSpec("followup.warn_urgent_deadlines", "qcflow.followup.jobs:warn_urgent_deadlines", "interval",
             {"minutes": 10}),
+    JobSpec("extraction.evaluate_triggers", "qcflow.extraction.jobs:evaluate_triggers", "interval", {"minutes": 5}),
     JobSpec("mdt.remind_preop", "qcflow.mdt.jobs:remind_preop", "interval", {"minutes": 30}),
     JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),
     JobSpec("indicators.refresh_rollups", "qcflow.indicators.jobs:refresh_rollups", "cron", {"hour": 0, "minute": 45}),

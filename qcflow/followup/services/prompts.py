@@ -1,8 +1,9 @@
-"""The bridge from follow-up to adverse events: a call's findings open a prompt for the quality
-office, which files it as a confidential report or dismisses it."""
+"""Possible adverse events for review (提醒上报, 自动提取): a call's findings or a trigger's firing open a
+prompt for the quality office and the department's heads, who file it as a confidential report (a firing
+whose harm was reported already is linked to that report instead), or dismiss it with a reason."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -21,6 +22,7 @@ from qcflow.notify.services import notify, users_with_role
 
 
 SYSTEM = "system:followup"
+EXTRACTION = "system:extraction"
 
 
 def findings(task: Task) -> list[str]:
@@ -44,6 +46,25 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
                  after={"task_id": task.id, "findings": prompt.findings})
     notify(users_with_role(Role.QUALITY), "followup.event_prompt", {"findings": findings(task)}, now=now,
            link="/followup/prompts")
+    return prompt
+
+
+def open_firing(*, trigger_id: int, trigger_version: int, patient_id: int, window_key: str, department_id: int,
+                occurred_at: datetime, facts: list[dict], now: datetime) -> EventPrompt | None:
+    """A trigger's firing as a possible event, once per (trigger, patient, window): None when that window
+    fired before (a re-sent fact, the pair seen from its other end, a dismissed firing)."""
+    fired = db.session.scalar(sa.select(EventPrompt.id).where(
+        EventPrompt.trigger_id == trigger_id, EventPrompt.patient_id == patient_id,
+        EventPrompt.window_key == window_key))
+    if fired is not None:
+        return None
+    prompt = EventPrompt(trigger_id=trigger_id, trigger_version=trigger_version, window_key=window_key,
+                         patient_id=patient_id, department_id=department_id, findings="", facts=facts,
+                         occurred_at=occurred_at, created_at=now)
+    db.session.add(prompt)
+    db.session.flush()
+    audit.record(EXTRACTION, "followup_prompt.fire", "followup_event_prompt", prompt.id, now,
+                 after={"trigger_id": trigger_id, "trigger_version": trigger_version, "window_key": window_key})
     return prompt
 
 
@@ -86,10 +107,72 @@ def report_data(prompt: EventPrompt) -> dict:
     }
 
 
-def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_version: int | None = None):
-    """Turn a prompt into a confidential adverse-event report filed by this quality-office user."""
-    PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
-    data = {k: v for k, v in report_data(prompt).items() if v is not None}
+#: A report already filed is the confirmed firing's report when it concerns the same patient and happened from
+#: a day before the firing's first fact to three days after its signal.
+MATCH_BEFORE, MATCH_AFTER = timedelta(days=1), timedelta(days=3)
+
+
+def firing_report_data(prompt: EventPrompt, trigger, note: str) -> dict:
+    """A confidential report pre-filled from a firing: what fired it as codes (`origin`), the reviewer's note
+    as its description, found by a trigger (counted apart from reported events)."""
+    patient = db.session.get(Patient, prompt.patient_id)
+    category, subcategory, stage = FIRING_CATEGORY[trigger.rule]
+    drugs = {f.get("drug") for f in prompt.facts or ()}
+    if trigger.rule == "drug_given" and drugs == {"blood_product"}:
+        category, subcategory, stage = "transfusion", "transfusion_reaction", "transfusion"
+    operation = next((f["id"] for f in prompt.facts or () if f["kind"] == "operation"), None)
+    death = trigger.rule == "death_after_operation"
+    return {
+        "category_code": category, "subcategory_code": subcategory, "care_stage": stage,
+        "reporter_grade": "I" if death else "II", "harm": "death" if death else None,
+        "occurred_at": prompt.occurred_at, "discovered_at": prompt.created_at,
+        "department_id": prompt.department_id, "description": note,
+        "origin": {"kind": "trigger", "trigger": trigger.code, "name": trigger.name, "name_en": trigger.name_en,
+                   "facts": prompt.facts},
+        "patient_mrn": patient.mrn if patient else None, "operation_id": operation,
+        "is_unplanned_reoperation": trigger.rule == "return_to_theatre", "wants_feedback": False,
+        "found_by": "trigger",
+    }
+
+
+#: The category, subcategory and stage of care a report filed from each rule's firing starts with (the quality
+#: office corrects them at triage).
+FIRING_CATEGORY = {
+    "return_to_theatre": ("surgery", "unplanned_reoperation", "surgery_anaesthesia"),
+    "readmission": ("treatment_procedure", None, "discharge_followup"),
+    "icu_after_operation": ("surgery", None, "surgery_anaesthesia"),
+    "drug_given": ("medication", None, "medication"),
+    "critical_lab": ("treatment_procedure", None, "examination"),
+    "death_after_operation": ("surgery", None, "surgery_anaesthesia"),
+}
+
+
+def matching_report(prompt: EventPrompt):
+    """The report already filed about the firing's harm, if any (same patient, around its time)."""
+    patient = db.session.get(Patient, prompt.patient_id)
+    first = min((datetime.fromisoformat(f["at"]) for f in prompt.facts if "T" in f["at"]), default=prompt.occurred_at)
+    return reactions.ask("event.matching_report", patient.mrn, first - MATCH_BEFORE,
+                         prompt.occurred_at + MATCH_AFTER, prompt.occurred_at)
+
+
+def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_version: int | None = None,
+                note: str = ""):
+    """Confirm a possible event: a confidential report filed by this reviewer, pre-filled from the call or the
+    firing; a firing whose harm has a report already is linked to it instead (no second report)."""
+    if prompt.trigger_id is not None:
+        PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
+        existing = matching_report(prompt)
+        if existing is not None:
+            prompt.event_id, prompt.handled_at, prompt.handled_by_id = existing.id, now, actor.user_id
+            PROMPT_WORKFLOW.apply(prompt, "link", actor=actor, now=now, audit_detail={"event_id": existing.id})
+            return existing
+        data = firing_report_data(prompt, prompt.trigger, note.strip())
+    else:
+        PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
+        data = report_data(prompt)
+        if note.strip():
+            data["description"] = " ".join(p for p in (data["description"], note.strip()) if p)
+    data = {k: v for k, v in data.items() if v is not None}
     event, _code = reactions.ask("event.file_report", data, mode="confidential", actor=actor, now=now)
     prompt.event_id, prompt.handled_at, prompt.handled_by_id = event.id, now, actor.user_id
     PROMPT_WORKFLOW.apply(prompt, "file", actor=actor, now=now, audit_detail={"event_id": event.id})
@@ -98,8 +181,10 @@ def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_ve
 
 def dismiss_prompt(prompt: EventPrompt, data: dict, *, actor: Actor, now: datetime,
                    expected_version: int | None = None) -> EventPrompt:
-    """Close a prompt without a report (reason required)."""
+    """Close a prompt without a report: a reason from the list (DISMISS_CODES), in words for "other"."""
+    data = {**data, "reason_code": data.get("reason_code") or "other"}
     PROMPT_WORKFLOW.check(prompt, "dismiss", actor=actor, data=data, expected_version=expected_version)
-    prompt.dismiss_reason, prompt.handled_at, prompt.handled_by_id = data["reason"].strip(), now, actor.user_id
+    prompt.dismiss_code, prompt.dismiss_reason = data["reason_code"], (data.get("reason") or "").strip() or None
+    prompt.handled_at, prompt.handled_by_id = now, actor.user_id
     PROMPT_WORKFLOW.apply(prompt, "dismiss", actor=actor, now=now, data=data)
     return prompt

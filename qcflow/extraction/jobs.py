@@ -1,0 +1,23 @@
+"""Scheduled entry point of automatic extraction."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from flask import current_app
+
+from qcflow.extensions import db
+from qcflow.extraction import services
+
+
+def evaluate_triggers(now: datetime) -> str:
+    """Evaluate the facts queued since the last run, committing once per batch. `CRASH_AFTER_BATCHES`
+    (QCFLOW_CRASH_AFTER_BATCHES) is the crash test's hook: the process dies right after that many commits."""
+    crash_after = current_app.config.get("CRASH_AFTER_BATCHES")
+
+    def commit(progress):
+        db.session.commit()
+        if crash_after and progress.batches >= int(crash_after):
+            os._exit(137)
+
+    return str(services.evaluate_queued(now, after_batch=commit))
