@@ -167,8 +167,10 @@ class Config:
     GEN_BATCH = 1000
     #: Generators the daily job runs side by side on PostgreSQL (QCFLOW_GEN_WORKERS); SQLite uses one.
     GEN_WORKERS = 2
-    #: Test hook for the crash test: the generator process dies right after this many committed
-    #: batches (QCFLOW_CRASH_AFTER_BATCHES). Never set it in production.
+    #: Queued HIS facts the trigger evaluator reads per transaction (QCFLOW_EXTRACTION_BATCH).
+    EXTRACTION_BATCH = 500
+    #: Test hook for the crash tests: the generator or trigger-evaluator process dies right after this many
+    #: committed batches (QCFLOW_CRASH_AFTER_BATCHES). Never set it in production.
     CRASH_AFTER_BATCHES = None
 
     #: Optional URL that receives a JSON POST for each notification, after commit.
