@@ -138,7 +138,8 @@ def test_the_indicators_of_the_last_months_have_real_numbers(demo):
 
 
 def test_a_possible_event_prompt_and_every_kind_of_call_are_there(app, demo):
-    status, prompts = demo.call("quality", "GET", "/api/v1/followup/prompts")
+    status, page = demo.call("quality", "GET", "/api/v1/followup/prompts?source=followup_call")
+    prompts = page["items"]
     assert status == 200 and len(prompts) == 1 and "complication" in prompts[0]["findings"], prompts
 
     from qcflow.extensions import db

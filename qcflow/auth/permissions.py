@@ -37,6 +37,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "department_cases": frozenset({R.DEPT_HEAD, R.QUALITY}),
     #: Triage, investigate, close and reopen cases; prompts; confidential reporters.
     "handle_cases": frozenset({R.QUALITY}),
+    #: Review the possible adverse events of one's department (follow-up findings, trigger firings): confirm
+    #: one into a confidential report or dismiss it. The quality office reviews every department's.
+    "review_possible_events": frozenset({R.DEPT_HEAD, R.QUALITY}),
+    #: Read the triggers of the automatic extraction; tune them and switch them off.
+    "triggers": frozenset({R.ADMIN, R.QUALITY}),
     #: Work the follow-up queue of one's department.
     "followup_queue": frozenset({R.NURSE, R.DEPT_HEAD, R.QUALITY}),
     #: Reassign and reschedule others' calls, pause or withdraw plans, enrol patients.

@@ -19,7 +19,11 @@ from qcflow.followup.schemas import (
     PlanOut,
     PlanPage,
     PlanStepIn,
+    PromptDismissIn,
+    PromptFileIn,
+    PromptListArgs,
     PromptOut,
+    PromptPage,
     ProtocolIn,
     ProtocolOut,
     QueueArgs,
@@ -222,31 +226,44 @@ def create_version(data, code):
 
 
 @blp.get("/prompts")
-@allowed("handle_cases")
-@blp.response(200, PromptOut(many=True))
-def list_prompts():
-    """Open "possible adverse event" prompts from follow-up findings."""
-    return queries.prompts()
+@allowed("review_possible_events")
+@blp.arguments(PromptListArgs, location="query")
+@blp.response(200, PromptPage)
+@blp.alt_response(404, description="Another department")
+def list_prompts(args):
+    """Possible adverse events for review, newest first: follow-up findings and trigger firings (a head:
+    their department's; the quality office: all), by state, source, trigger, department or patient.
+    Keyset-paginated with `next_cursor`."""
+    args.pop("lang", None)
+    items, next_cursor = queries.prompts(current_actor(), **args)
+    return {"items": items, "next_cursor": next_cursor}
 
 
 @blp.post("/prompts/<int:prompt_id>/file")
-@allowed("handle_cases")
-@blp.arguments(VersionIn)
+@allowed("review_possible_events")
+@blp.arguments(PromptFileIn)
 @blp.response(201, PromptOut)
+@blp.alt_response(404, description="Unknown, or another department's")
+@blp.alt_response(409, description="Reviewed already, or a newer version exists")
 def file_prompt(data, prompt_id):
-    """File a pre-filled confidential adverse-event report from a prompt."""
-    prompt = queries.load_prompt(prompt_id)
-    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"])
+    """Confirm a possible event: a pre-filled confidential report filed in your name (state filed); a firing
+    whose harm was reported already is linked to that report instead (state linked)."""
+    prompt = queries.load_prompt(prompt_id, current_actor())
+    services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"],
+                         note=data.get("note") or "")
     return prompt
 
 
 @blp.post("/prompts/<int:prompt_id>/dismiss")
-@allowed("handle_cases")
-@blp.arguments(ReasonIn)
+@allowed("review_possible_events")
+@blp.arguments(PromptDismissIn)
 @blp.response(200, PromptOut)
+@blp.alt_response(404, description="Unknown, or another department's")
+@blp.alt_response(409, description="Reviewed already, or a newer version exists")
+@blp.alt_response(422, description="reason_code other without a reason")
 def dismiss_prompt(data, prompt_id):
-    """Close a prompt without a report, with a reason."""
+    """Close a possible event without a report, with a reason from the list (and words for "other")."""
     version = data.pop("version")
-    prompt = queries.load_prompt(prompt_id)
+    prompt = queries.load_prompt(prompt_id, current_actor())
     services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=version)
     return prompt

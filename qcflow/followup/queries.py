@@ -25,6 +25,7 @@ from qcflow.core.periods import local_midnight
 from qcflow.core.schemas import DateTime
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
+from qcflow.extraction.models import Trigger
 from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
 from qcflow.followup.timeliness import Timeliness, is_open, of, overdue_clause, timeliness_sql
 from qcflow.followup.workflow import PromptState
@@ -39,11 +40,9 @@ def load_plan(plan_id: int, actor: Actor) -> Plan:
     return get_scoped_or_404(Plan, plan_id, actor)
 
 
-def load_prompt(prompt_id: int) -> EventPrompt:
-    prompt = db.session.get(EventPrompt, prompt_id)
-    if prompt is None:
-        raise NotFound()
-    return prompt
+def load_prompt(prompt_id: int, actor: Actor) -> EventPrompt:
+    """A possible event the actor reviews; another department's is a 404."""
+    return get_scoped_or_404(EventPrompt, prompt_id, actor)
 
 
 #: The task columns a task is shown with (present(), TaskOut).
@@ -265,10 +264,11 @@ def attempts(task: Task) -> list[Attempt]:
     return list(db.session.scalars(sa.select(Attempt).where(Attempt.task_id == task.id).order_by(Attempt.id)))
 
 
-def _newest_first(model, actor: Actor, *, department=None, state=None, patient=None, cursor=None, limit=50):
-    """A department's plans or calls (quality: all, or the one asked for), newest first, keyset-paginated
-    by id; optionally one state or one patient (HIS id or record number)."""
-    stmt = scoped(sa.select(model), model.department_id, actor).order_by(model.id.desc())
+def _newest_first(model, actor: Actor, *, department=None, state=None, patient=None, cursor=None, limit=50,
+                  where=()):
+    """A department's plans, calls or possible events (quality: all, or the one asked for), newest first,
+    keyset-paginated by id; optionally one state or one patient (HIS id or record number), and `where`."""
+    stmt = scoped(sa.select(model).where(*where), model.department_id, actor).order_by(model.id.desc())
     if department is not None:
         stmt = stmt.where(model.department_id == department_for(actor, department))
     if state:
@@ -309,11 +309,15 @@ def user_names(ids) -> dict[int, str]:
     return dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(ids))).all())
 
 
-def prompts(state: str | None = PromptState.OPEN.value, limit: int = 100) -> list[EventPrompt]:
-    stmt = sa.select(EventPrompt)
-    if state:
-        stmt = stmt.where(EventPrompt.state == state)
-    return list(db.session.scalars(stmt.order_by(EventPrompt.id.desc()).limit(limit)))
+def prompts(actor: Actor, *, source=None, trigger=None, **filters) -> tuple[list[EventPrompt], int | None]:
+    """The possible events the actor reviews (a head: their department's; the quality office: all), newest
+    first (_newest_first's filters); by source (followup_call, trigger) or one trigger's code."""
+    where = []
+    if source:
+        where.append(EventPrompt.task_id.is_not(None) if source == "followup_call" else EventPrompt.trigger_id.is_not(None))
+    if trigger:
+        where.append(EventPrompt.trigger_id == sa.select(Trigger.id).where(Trigger.code == trigger).scalar_subquery())
+    return _newest_first(EventPrompt, actor, where=where, **filters)
 
 
 def protocols(current_only: bool = False) -> list[Protocol]:

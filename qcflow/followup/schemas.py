@@ -5,6 +5,7 @@ from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, Departme
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
+    DISMISS_CODES,
     OUTCOME_ITEMS,
     RESPONDENTS,
     RESULTS,
@@ -12,7 +13,7 @@ from qcflow.followup.models import (
     VITAL_STATUS,
 )
 from qcflow.followup.schedule import UNITS
-from qcflow.followup.workflow import PlanState, TaskState
+from qcflow.followup.workflow import PlanState, PromptState, TaskState
 
 Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
 
@@ -253,11 +254,47 @@ class ReassignIn(VersionIn):
 
 class PromptOut(BaseSchema):
     id = fields.Integer()
-    task_id = fields.Integer()
+    #: followup_call (task_id, findings) or trigger (trigger, facts).
+    source = fields.String()
+    task_id = fields.Integer(allow_none=True)
     patient_id = fields.Integer()
     department_id = fields.Integer()
     findings = fields.String()
+    trigger = fields.Function(lambda p: p.trigger.code if p.trigger_id else None, allow_none=True)
+    trigger_version = fields.Integer(allow_none=True)
+    window_key = fields.String(allow_none=True)
+    facts = fields.Raw(allow_none=True, metadata={"description": "The facts that fired it: kind, id, his_id, at, …"})
+    occurred_at = DateTime(allow_none=True)
     state = fields.String()
     version = fields.Integer()
     event_id = fields.Integer(allow_none=True)
+    dismiss_code = fields.String(allow_none=True)
+    dismiss_reason = fields.String(allow_none=True)
     created_at = DateTime()
+    handled_at = DateTime(allow_none=True)
+
+class PromptPage(Page):
+    items = fields.List(fields.Nested(PromptOut))
+
+
+PROMPT_SOURCES = ("followup_call", "trigger")
+
+
+class PromptListArgs(CursorArgs):
+    """Possible events, newest first: a head reads their department's, the quality office all."""
+
+    department = DepartmentId(metadata={"description": "Department id or code (quality office: any)"})
+    patient = Patient()
+    state = fields.String(validate=validate.OneOf(list(PromptState)))
+    source = fields.String(validate=validate.OneOf(PROMPT_SOURCES))
+    trigger = Text(40, metadata={"description": "A trigger's code (its firings only)"})
+
+
+class PromptFileIn(VersionIn):
+    note = Text(2000, metadata={"description": "The reviewer's words, the report's description (optional)"})
+
+
+class PromptDismissIn(VersionIn):
+    reason_code = fields.String(validate=validate.OneOf(DISMISS_CODES),
+                                metadata={"description": "Why no report is needed; default other"})
+    reason = Text(2000, metadata={"description": "In words (required with reason_code other)"})

@@ -16,7 +16,8 @@ from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_args, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
-from qcflow.followup.models import ANCHORS, CHANNELS, OUTCOME_ITEMS, RESPONDENTS, RESULTS, VITAL_STATUS, Protocol
+from qcflow.extraction import queries as extraction
+from qcflow.followup.models import ANCHORS, CHANNELS, DISMISS_CODES, OUTCOME_ITEMS, RESPONDENTS, RESULTS, VITAL_STATUS, Protocol
 from qcflow.followup.schedule import UNITS
 from qcflow.followup.schemas import (
     AttemptIn,
@@ -26,6 +27,9 @@ from qcflow.followup.schemas import (
     NewProtocolIn,
     PlanFormIn,
     PlanListArgs,
+    PromptDismissIn,
+    PromptFileIn,
+    PromptListArgs,
     QueueArgs,
     ReasonIn,
     ReassignIn,
@@ -207,37 +211,48 @@ def enrol():
 
 
 @bp.get("/followup/prompts")
-@allowed("handle_cases")
+@allowed("review_possible_events")
 def prompts():
-    """Follow-up findings that may be adverse events (提醒上报), for the quality office."""
-    items = queries.prompts(state=request.args.get("state") or "open")
+    """Possible adverse events for review (提醒上报, 自动提取): follow-up findings and trigger firings."""
+    actor = current_actor()
+    args, errors = load_args(PromptListArgs())
+    if "state" not in request.args:  # the inbox opens on what waits for review; state= (empty) shows all
+        args["state"] = PromptState.OPEN.value
+    items, next_cursor = queries.prompts(actor, **args) if not errors else ([], None)
     patients = {p.id: p for p in db.session.scalars(sa.select(Patient).where(
         Patient.id.in_({i.patient_id for i in items})))} if items else {}
-    actor = current_actor()
     actions = {p.id: {t.action for t in PROMPT_WORKFLOW.available(p, actor)} for p in items}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
-                           state=request.args.get("state") or "open", states=list(PromptState),
-                           names=queries.user_names(p.handled_by_id for p in items))
+                           args=request.args, state=args.get("state") or "", states=list(PromptState),
+                           next_cursor=next_cursor, errors=errors, triggers=extraction.triggers(),
+                           departments=department_choices(actor, by_kind=False), dismiss_codes=DISMISS_CODES,
+                           facts={p.id: extraction.facts_text(p.facts) for p in items if p.facts},
+                           names=queries.user_names(p.handled_by_id for p in items)), 422 if errors else 200
 
 
 @bp.post("/followup/prompts/<int:prompt_id>/file")
-@allowed("handle_cases")
+@allowed("review_possible_events")
 def file_prompt(prompt_id):
-    """One click: a pre-filled confidential report from the prompt."""
-    prompt = queries.load_prompt(prompt_id)
-    version = load_form(VersionIn())["version"]
-    event = services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=version)
+    """One click: a pre-filled confidential report from the possible event (or the link to the one filed)."""
+    actor = current_actor()
+    prompt = queries.load_prompt(prompt_id, actor)
+    data = load_form(PromptFileIn())
+    event = services.file_prompt(prompt, actor=actor, now=now(), expected_version=data["version"],
+                                 note=data.get("note") or "")
+    if prompt.state == PromptState.LINKED:
+        flash(_("A report of this harm had been filed already: the possible event is linked to it."))
     return redirect(url_for("events.detail", event_id=event.id))
 
 
 @bp.post("/followup/prompts/<int:prompt_id>/dismiss")
-@allowed("handle_cases")
+@allowed("review_possible_events")
 def dismiss_prompt(prompt_id):
-    """Close a prompt without a report."""
-    prompt = queries.load_prompt(prompt_id)
-    data = load_form(ReasonIn())
-    services.dismiss_prompt(prompt, data, actor=current_actor(), now=now(), expected_version=data.pop("version"))
-    return redirect(url_for("followup.prompts"))
+    """Close a possible event without a report."""
+    actor = current_actor()
+    prompt = queries.load_prompt(prompt_id, actor)
+    data = load_form(PromptDismissIn())
+    services.dismiss_prompt(prompt, data, actor=actor, now=now(), expected_version=data.pop("version"))
+    return redirect(url_for("followup.prompts", **{k: v for k, v in request.args.items() if k != "lang"}))
 
 
 @bp.get("/followup/patients/<int:patient_id>/sheet.pdf")

@@ -363,7 +363,7 @@ def test_one_click_turns_a_prompt_into_a_confidential_report(client, tokens, cal
     post(client, path + "/claim", tokens("nurse"))
     post(client, path + "/complete", tokens("nurse"), respondent="patient", reoperation=True, complication=False,
          unplanned_readmission=True, vital_status="alive")
-    prompts = client.get("/api/v1/followup/prompts", headers=tokens("quality")).json
+    prompts = client.get("/api/v1/followup/prompts", headers=tokens("quality")).json["items"]
     assert client.get("/api/v1/followup/prompts", headers=tokens("nurse")).status_code == 403
     (prompt,) = prompts
     filed = post(client, f"/api/v1/followup/prompts/{prompt['id']}/file", tokens("quality"), version=prompt["version"])
@@ -382,7 +382,7 @@ def test_a_prompt_can_be_dismissed_with_a_reason(client, tokens, calls):
     post(client, path + "/claim", tokens("nurse"))
     post(client, path + "/complete", tokens("nurse"), respondent="patient", complication=True,
          recurrence_metastasis=False, vital_status="alive")
-    (prompt,) = client.get("/api/v1/followup/prompts", headers=tokens("quality")).json
+    (prompt,) = client.get("/api/v1/followup/prompts", headers=tokens("quality")).json["items"]
     url = f"/api/v1/followup/prompts/{prompt['id']}/dismiss"
     assert post(client, url, tokens("quality"), reason="").status_code == 422
     assert post(client, url, tokens("quality"), reason="预期内的轻微反应").json["state"] == "dismissed"
