@@ -102,23 +102,26 @@ def _blueprints():
     from qcflow.clinical.views import bp as clinical
     from qcflow.home import bp as home
     from qcflow.events.views import bp as events
+    from qcflow.extraction.views import bp as extraction
     from qcflow.followup.views import bp as followup
     from qcflow.indicators.views import bp as indicators
     from qcflow.mdt.views import bp as mdt
     from qcflow.notify.views import bp as notify
     from qcflow.reports.views import bp as reports
 
-    return (home, auth, events, clinical, mdt, notify, followup, indicators, reports)
+    return (home, auth, events, clinical, mdt, notify, followup, extraction, indicators, reports)
 
 
 def _api_blueprints():
     from qcflow.auth.api import blp as auth_api
     from qcflow.clinical.api import blp as clinical_api
     from qcflow.events.api import blp as events_api
+    from qcflow.extraction.api import blp as extraction_api
     from qcflow.followup.api import blp as followup_api
     from qcflow.indicators.api import blp as indicators_api
     from qcflow.mdt.api import blp as mdt_api
     from qcflow.notify.api import blp as notify_api
     from qcflow.reports.api import blp as reports_api
 
-    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, indicators_api, reports_api)
+    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
+            reports_api)

@@ -68,6 +68,13 @@ LABELS = {
         "drug_given": _l("Listed medicine given"), "critical_lab": _l("Critical laboratory value"),
         "death_after_operation": _l("Death after an operation"),
     },
+    "param": {
+        "only_flagged_unplanned": _l("Only operations the HIS flags as unplanned reoperations"),
+        "same_department": _l("Only back to the same department"),
+        "exclude_day_surgery": _l("Leave out day-surgery stays"), "reaction_only": _l("Only when a reaction is flagged"),
+        "drugs": _l("Medicines"), "test_code": _l("Test code"), "above": _l("Fires above"),
+        "below": _l("Fires below"), "unit": _l("Unit (results in another unit do not fire)"),
+    },
     "fact": {
         "operation": _l("Operation"), "encounter": _l("Stay"), "death": _l("Death"), "transfer": _l("Transfer"),
         "administration": _l("Medicine given"), "lab": _l("Critical laboratory result"),
