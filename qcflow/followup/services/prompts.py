@@ -125,7 +125,7 @@ def firing_report_data(prompt: EventPrompt, trigger, note: str) -> dict:
     return {
         "category_code": category, "subcategory_code": subcategory, "care_stage": stage,
         "reporter_grade": "I" if death else "II", "harm": "death" if death else None,
-        "occurred_at": prompt.occurred_at, "discovered_at": prompt.created_at,
+        "occurred_at": prompt.occurred_at, "discovered_at": max(prompt.created_at, prompt.occurred_at),
         "department_id": prompt.department_id, "description": note,
         "origin": {"kind": "trigger", "trigger": trigger.code, "name": trigger.name, "name_en": trigger.name_en,
                    "facts": prompt.facts},
