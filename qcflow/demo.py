@@ -155,6 +155,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.year_of_operations_and_calls()
     demo.planned_operations()
     demo.calls_due_today()
+    demo.triggers_found()
     demo.read_old_notifications()
     load_demo_census(now)
     return data
@@ -583,6 +584,29 @@ class Demo:
                 prompt = db.session.scalar(sa.select(EventPrompt).where(EventPrompt.task_id == task.id))
                 followup.dismiss_prompt(prompt, {"reason": "切口脂肪液化，属术后常见情况，门诊换药后愈合，不构成不良事件。"},
                                         actor=self.quality, now=called + timedelta(days=1))
+
+    def triggers_found(self) -> None:
+        """The automatic extraction was switched on three days ago and read the year's HIS facts: the quality
+        office confirmed the return to theatre within 48 h (the 31-day firing of the same return then links to
+        that report) and set aside the death its death review handles; the rest wait for review."""
+        from qcflow.extraction import services as extraction
+        from qcflow.extraction.models import Trigger
+        from qcflow.followup import services as followup
+        from qcflow.followup.models import EventPrompt
+
+        extraction.evaluate_queued(self.now - timedelta(days=3))
+        fired = {(code, p.occurred_at < self.now - timedelta(days=60)): p for p, code in db.session.execute(
+            sa.select(EventPrompt, Trigger.code).join(Trigger, Trigger.id == EventPrompt.trigger_id)
+            .order_by(EventPrompt.id)).all()}
+        reviewed = self.now - timedelta(days=2)
+        for code in ("return_theatre_48h", "return_theatre_31d"):
+            if (code, True) in fired:
+                followup.file_prompt(fired[code, True], actor=self.quality, now=reviewed,
+                                     note="术后次日引流量增多、血红蛋白下降，再次手术止血。")
+        if ("death_30d_after_operation", True) in fired:
+            followup.dismiss_prompt(fired["death_30d_after_operation", True], {
+                "reason_code": "already_handled", "reason": "已按围术期死亡病例讨论处理。"},
+                actor=self.quality, now=reviewed)
 
     def planned_operations(self) -> None:
         """Two grade-4 operations planned: one in five days with its discussion requested (the booking
