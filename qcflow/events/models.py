@@ -259,6 +259,7 @@ register_labels({
         "investigation": _l("investigation"),
         "external_report": _l("report to the health authority"),
     },
+    "found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by a trigger in the HIS data (系统发现)")},
     "mode": {
         "named": _l("Named"),
         "confidential": _l("Confidential"),
