@@ -89,7 +89,11 @@ AUDIT_ACTIONS = {
     "followup_task.cancel": _l("Follow-up call cancelled"),
     "followup_task.urgent_warning": _l("24 h follow-up warning sent"),
     "followup_prompt.open": _l("Possible adverse event flagged to the quality office"),
+    "followup_prompt.fire": _l("Possible adverse event found by a trigger in the HIS data"),
     "followup_prompt.file": _l("Possible adverse event filed as a report"),
+    "followup_prompt.link": _l("Possible adverse event linked to the report already filed"),
+    "extraction_trigger.create": _l("Trigger added"),
+    "extraction_trigger.update": _l("Trigger changed (new version)"),
     "followup_prompt.dismiss": _l("Possible adverse event dismissed"),
     # MDT and operations
     "mdt_discussion.request": _l("MDT discussion requested"),

@@ -39,13 +39,16 @@ PLAN_EXPECTED = {
     ("withdraw", "active"): ("withdrawn", SUPERVISORS),
     ("withdraw", "paused"): ("withdrawn", SUPERVISORS),
 }
+#: A possible event is reviewed by the quality office and the heads of its department (department_reviewer).
+REVIEWERS = {"quality", "department_reviewer"}
 PROMPT_EXPECTED = {
-    ("file", "open"): ("filed", {"quality"}),
-    ("dismiss", "open"): ("dismissed", {"quality"}),
+    ("file", "open"): ("filed", REVIEWERS),
+    ("link", "open"): ("linked", REVIEWERS),
+    ("dismiss", "open"): ("dismissed", REVIEWERS),
 }
 ROLES = ["assignee", "nurse", "dept_head", "quality", "admin", "clinician", "system"]
 #: Data that satisfies every guard.
-GOOD = {"reason": "patient asked", "assignee_id": 5}
+GOOD = {"reason": "patient asked", "assignee_id": 5, "reason_code": "planned"}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,8 @@ def ctx(tmp_path_factory):
 def actor_for(role):
     if role == "assignee":
         return Actor("user:7", 7, 1, frozenset({"nurse"}))
+    if role == "other_dept_head":  # a head of another department than the object's (department 1)
+        return Actor("user:8", 8, 2, frozenset({"dept_head"}))
     return Actor(f"user:{role}", 99, 1, frozenset({role}))
 
 
@@ -72,7 +77,8 @@ def check(workflow, expected, state, action, role, **attrs):
             workflow.check(obj, action, actor=actor_for(role), data=GOOD)
         return
     to_state, roles = want
-    allowed = role in roles or (role == "assignee" and "nurse" in roles)
+    allowed = role in roles or (role == "assignee" and "nurse" in roles) or (
+        role == "dept_head" and "department_reviewer" in roles)
     if not allowed:
         with pytest.raises(Forbidden):
             workflow.check(obj, action, actor=actor_for(role), data=GOOD)
@@ -94,11 +100,11 @@ def test_plan_table(ctx, state, action, role):
     check(PLAN_WORKFLOW, PLAN_EXPECTED, state, action, role)
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", [*ROLES, "other_dept_head"])
 @pytest.mark.parametrize("action", sorted({a for a, _ in PROMPT_EXPECTED}))
 @pytest.mark.parametrize("state", [s.value for s in PromptState])
 def test_prompt_table(ctx, state, action, role):
-    check(PROMPT_WORKFLOW, PROMPT_EXPECTED, state, action, role)
+    check(PROMPT_WORKFLOW, PROMPT_EXPECTED, state, action, role, department_id=1)
 
 
 def test_the_tables_hold_exactly_the_expected_transitions(ctx):
