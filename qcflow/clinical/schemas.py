@@ -1,5 +1,6 @@
 """Shapes of the HIS intake rows, reference data and operation steps (rules live in services)."""
 import re
+from datetime import timedelta
 
 from flask_babel import gettext, lazy_gettext as _
 from marshmallow import ValidationError, fields, validate, validates_schema
@@ -221,9 +222,19 @@ class AuthorisationIn(BaseSchema):
 
 #: The largest magnitude of a laboratory value: beyond it a value is a unit or typing error, not a result.
 LAB_VALUE_LIMIT = 1e12
-#: What every fact of the stay says about its times (the rules live in services: docs/his-integration.md).
-IN_THE_STAY = (" Not in the future, not before the stay's admission nor after its discharge{grace}, not after the "
-               "patient's day of death.")
+#: How long after the stay's discharge a fact of the stay may still be dated (services check it; docs/decisions.md):
+#: a transfer never (the discharge is the last movement); a medicine given as the patient leaves, on another
+#: system's clock; a result of a specimen taken in the stay, which for a blood culture takes days.
+AFTER_DISCHARGE = {"transfers": timedelta(0), "administrations": timedelta(hours=1),
+                   "lab_results": timedelta(days=7)}
+
+
+def in_the_stay(kind: str, why: str = "") -> str:
+    """What a fact of the stay's time may be, for its field's description."""
+    hours = AFTER_DISCHARGE[kind] // timedelta(hours=1)
+    grace = f" (up to {hours} h after it{': ' + why if why else ''})" if hours else ""
+    return (f" Not in the future, not before the stay's admission nor after its discharge{grace}, not after the "
+            "patient's day of death.")
 
 
 class TransferIn(BaseSchema):
@@ -239,7 +250,7 @@ class TransferIn(BaseSchema):
         "The unit moved to is an intensive care unit (ICU, SICU, EICU …): the triggers read transfers to intensive "
         "care." + KEPT.format(default="false"), True))
     transferred_at = DateTime(required=True, metadata=doc(
-        "Time of the move," + AT + IN_THE_STAY.format(grace=""), "2026-03-02T11:40:00+08:00"))
+        "Time of the move," + AT + in_the_stay("transfers"), "2026-03-02T11:40:00+08:00"))
 
 
 class AdministrationIn(BaseSchema):
@@ -255,7 +266,7 @@ class AdministrationIn(BaseSchema):
         "send other medicines."))
     dose = Text(60, allow_none=True, metadata=doc("The dose as the HIS writes it." + NULL_CLEARS, "0.4 mg iv"))
     given_at = DateTime(required=True, metadata=doc(
-        "Time it was given," + AT + IN_THE_STAY.format(grace=" (one hour of grace)"), "2026-03-02T12:15:00+08:00"))
+        "Time it was given," + AT + in_the_stay("administrations", "another system's clock"), "2026-03-02T12:15:00+08:00"))
     reaction = fields.Boolean(load_default=False, metadata=doc(
         "The transfusion or pharmacy system flagged a reaction to it (e.g. a transfusion reaction)."
         + KEPT.format(default="false"), False))
@@ -278,8 +289,8 @@ class LabResultIn(BaseSchema):
     unit = Code(20, allow_none=True, metadata=doc("The result's unit as the laboratory writes it." + NULL_CLEARS,
                                                   "mmol/L"))
     resulted_at = DateTime(required=True, metadata=doc(
-        "Time the result was reported," + AT + IN_THE_STAY.format(
-            grace=" (7 days of grace: a culture taken in the stay may come back after it)"),
+        "Time the result was reported," + AT + in_the_stay(
+            "lab_results", "a culture of a specimen taken in the stay comes back days later"),
         "2026-03-02T13:05:00+08:00"))
 
 

@@ -260,17 +260,10 @@ def resolve_authorisation(row: dict, now: datetime) -> Resolved:
     return resolved
 
 
-#: How long after the stay's discharge a fact of the stay may still be dated (docs/decisions.md): a transfer
-#: never (the discharge is the last movement); a medicine given as the patient leaves, on another system's
-#: clock; a result of a specimen taken in the stay, which for a blood culture takes days.
-AFTER_DISCHARGE = {"transfers": timedelta(0), "administrations": timedelta(hours=1),
-                   "lab_results": timedelta(days=7)}
-
-
 def _in_the_stay(kind: str, encounter: Encounter | None, name: str, at: datetime, now: datetime,
                  resolved: Resolved) -> None:
     """Refuse the time of a fact of the stay that is in the future (beyond CLOCK_SLACK), before the admission or
-    after the discharge (with the kind's AFTER_DISCHARGE), or after the patient's day of death."""
+    after the discharge (with the kind's schemas.AFTER_DISCHARGE), or after the patient's day of death."""
     if at > now + CLOCK_SLACK:
         resolved.errors.setdefault(name, []).append(_("This time is in the future."))
     if encounter is None:
@@ -279,7 +272,7 @@ def _in_the_stay(kind: str, encounter: Encounter | None, name: str, at: datetime
         resolved.errors.setdefault(name, []).append(_(
             "This time is before the admission of the stay (%(at)s).",
             at=local(encounter.admitted_at).strftime("%Y-%m-%d %H:%M")))
-    grace = AFTER_DISCHARGE[kind]
+    grace = schemas.AFTER_DISCHARGE[kind]
     if encounter.discharged_at is not None and at > encounter.discharged_at + grace:
         at_discharge = local(encounter.discharged_at).strftime("%Y-%m-%d %H:%M")
         resolved.errors.setdefault(name, []).append(
