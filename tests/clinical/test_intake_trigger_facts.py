@@ -246,3 +246,16 @@ def test_the_reference_page_uploads_each_kind_from_csv(app, admin, kind, csv_tex
 def test_the_medicines_page_lists_the_codes_with_their_names(admin):
     page = admin.get("/admin/reference/administrations").get_data(as_text=True)
     assert "<code>glucose_50</code> 高浓度葡萄糖（50%）" in page.split('id="drug-codes"', 1)[1]
+
+
+def test_the_command_line_imports_critical_results_by_line(app, stay, runner, tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text("his_id,encounter_his_id,test_code,value,unit,resulted_at\n"
+                    "L7,E1,INR,6.4,,2026-03-02T13:05:00+08:00\n"
+                    "L8,E9,INR,6.4,,2026-03-02T13:05:00+08:00\n", encoding="utf-8-sig")
+    result = runner.invoke(args=["qcflow", "import", "lab_results", str(path)])
+    assert result.exit_code == 1
+    assert "line 3: encounter_his_id:" in result.output and "created 1" in result.output
+    again = runner.invoke(args=["qcflow", "import", "lab_results", str(path)])
+    assert "created 0" in again.output and "unchanged 1" in again.output
+    assert [q[0] for q in queued()] == ["encounter", "lab"]
