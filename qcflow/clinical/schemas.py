@@ -1,10 +1,11 @@
 """Shapes of the HIS intake rows, reference data and operation steps (rules live in services)."""
 import re
+from datetime import timedelta
 
 from flask_babel import gettext, lazy_gettext as _
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from qcflow.clinical.models import DISPOSITIONS, SEXES, SPECIALTIES, CancerType
+from qcflow.clinical.models import DISPOSITIONS, LISTED_DRUGS, SEXES, SPECIALTIES, CancerType
 from qcflow.core.i18n import label
 from qcflow.core.schemas import BaseSchema, Choice, Date, DateTime, Month
 
@@ -35,6 +36,19 @@ def Text(n: int, **kw) -> fields.String:  # noqa: N802 (a field)
 
 
 HisId = lambda **kw: Text(40, required=True, **kw)  # noqa: E731
+
+
+class _Trimmed(fields.String):
+    """Text read without the spaces around it (the limits apply to what is stored)."""
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def Code(n: int, **kw) -> fields.String:  # noqa: N802 (a field)
+    """A code another system names a thing by (a laboratory test, a unit): 1 to `n` characters once the spaces
+    around it are dropped, no control characters; its case is kept as sent."""
+    return _Trimmed(validate=[validate.Length(min=1, max=n), no_control_characters()], **kw)
 
 #: The times an operation row may carry, named in words where a message names them.
 TIME_WORDS = {"booked_at": _("the booking time"), "performed_at": _("the time it was performed"),
@@ -204,6 +218,80 @@ class AuthorisationIn(BaseSchema):
     valid_from = Date(required=True, metadata=doc("First day the authorisation is valid (YYYY-MM-DD).", "2026-01-01"))
     valid_until = Date(allow_none=True, metadata=doc(
         "Last day it is valid (YYYY-MM-DD); null: until withdrawn." + NULL_CLEARS, "2027-12-31"))
+
+
+#: The largest magnitude of a laboratory value: beyond it a value is a unit or typing error, not a result.
+LAB_VALUE_LIMIT = 1e12
+#: How long after the stay's discharge a fact of the stay may still be dated (services check it; docs/decisions.md):
+#: a transfer never (the discharge is the last movement); a medicine given as the patient leaves, on another
+#: system's clock; a result of a specimen taken in the stay, which for a blood culture takes days.
+AFTER_DISCHARGE = {"transfers": timedelta(0), "administrations": timedelta(hours=1),
+                   "lab_results": timedelta(days=7)}
+
+
+def in_the_stay(kind: str, why: str = "") -> str:
+    """What a fact of the stay's time may be, for its field's description."""
+    hours = AFTER_DISCHARGE[kind] // timedelta(hours=1)
+    grace = f" (up to {hours} h after it{': ' + why if why else ''})" if hours else ""
+    return (f" Not in the future, not before the stay's admission nor after its discharge{grace}, not after the "
+            "patient's day of death.")
+
+
+class TransferIn(BaseSchema):
+    """A move of an in-patient from one department (ward, unit) to another during a stay (matched on `his_id`)."""
+
+    his_id = HisId(metadata=doc("The transfer's id in the HIS (the ADT movement record).", "T000901"))
+    encounter_his_id = HisId(metadata=doc("`his_id` of the stay, sent before in /intake/encounters; the patient is "
+                                          "the stay's.", "E000456"))
+    from_department_code = Text(40, required=True, metadata=doc("Department the patient left. " + DEPARTMENT, "GS"))
+    to_department_code = Text(40, required=True, metadata=doc(
+        "Department the patient moved to, not the one left. " + DEPARTMENT, "ICU"))
+    to_icu = fields.Boolean(load_default=False, metadata=doc(
+        "The unit moved to is an intensive care unit (ICU, SICU, EICU …): the triggers read transfers to intensive "
+        "care." + KEPT.format(default="false"), True))
+    transferred_at = DateTime(required=True, metadata=doc(
+        "Time of the move," + AT + in_the_stay("transfers"), "2026-03-02T11:40:00+08:00"))
+
+
+class AdministrationIn(BaseSchema):
+    """A listed medicine given to a patient during a stay (matched on `his_id`): only the reversal and rescue drugs
+    and the blood products the triggers read; qcflow keeps no medication record."""
+
+    his_id = HisId(metadata=doc("The administration's id in the HIS (the nursing or transfusion record).", "M000311"))
+    encounter_his_id = HisId(metadata=doc("`his_id` of the stay, sent before in /intake/encounters; the patient is "
+                                          "the stay's.", "E000456"))
+    drug = Choice(LISTED_DRUGS, example="naloxone", label_kind="clin_drug", required=True, metadata=doc(
+        "Which listed medicine (its Chinese or English name is taken too): naloxone, flumazenil, vitamin_k, "
+        "protamine, glucose_50 (50% glucose), antihistamine, adrenaline, blood_product (a transfusion). Do not "
+        "send other medicines."))
+    dose = Text(60, allow_none=True, metadata=doc("The dose as the HIS writes it." + NULL_CLEARS, "0.4 mg iv"))
+    given_at = DateTime(required=True, metadata=doc(
+        "Time it was given," + AT + in_the_stay("administrations", "another system's clock"), "2026-03-02T12:15:00+08:00"))
+    reaction = fields.Boolean(load_default=False, metadata=doc(
+        "The transfusion or pharmacy system flagged a reaction to it (e.g. a transfusion reaction)."
+        + KEPT.format(default="false"), False))
+
+
+class LabResultIn(BaseSchema):
+    """A laboratory result the HIS or the laboratory system flagged as critical (危急值) during a stay (matched on
+    `his_id`); only critical results: qcflow keeps no laboratory record."""
+
+    his_id = HisId(metadata=doc("The result's id in the laboratory system.", "L000512"))
+    encounter_his_id = HisId(metadata=doc("`his_id` of the stay the specimen was taken in, sent before in "
+                                          "/intake/encounters; the patient is the stay's.", "E000456"))
+    test_code = Code(20, required=True, metadata=doc(
+        "The laboratory's test code (INR, GLU, K …), stored without surrounding spaces and in the case sent; the "
+        "critical-value triggers name it.", "GLU"))
+    value = fields.Float(required=True, allow_nan=False,
+                         validate=validate.Range(min=-LAB_VALUE_LIMIT, max=LAB_VALUE_LIMIT), metadata=doc(
+                             "The numeric result, a JSON number (in a CSV file, e.g. 2.1); NaN, infinities and "
+                             "magnitudes over 10¹² are refused.", 2.1))
+    unit = Code(20, allow_none=True, metadata=doc("The result's unit as the laboratory writes it." + NULL_CLEARS,
+                                                  "mmol/L"))
+    resulted_at = DateTime(required=True, metadata=doc(
+        "Time the result was reported," + AT + in_the_stay(
+            "lab_results", "a culture of a specimen taken in the stay comes back days later"),
+        "2026-03-02T13:05:00+08:00"))
 
 
 EFFECT_CODES = ("discussion_requested", "discussion_already_requested", "discussion_rescheduled",

@@ -24,13 +24,16 @@ from qcflow.auth.permissions import scoped, sees_all_departments
 from qcflow.clinical import schemas
 from qcflow.clinical.models import (
     CancerDiagnosis,
+    CriticalLabResult,
     DischargeCensus,
     Encounter,
+    MedicationAdministration,
     Operation,
     Patient,
     Procedure,
     Staff,
     SurgeonAuthorisation,
+    Transfer,
 )
 from qcflow.clinical.workflow import HIS, OPERATION_WORKFLOW, OperationState
 from qcflow.core import audit
@@ -146,7 +149,8 @@ def resolve_encounter(row: dict, now: datetime) -> Resolved:
 #: referenced record's id); None: it sets no column by itself (an operation's grade is the catalogue's).
 COLUMN_OF = {"department_code": "department_id", "username": "user_id", "grade": None, "month": "month_on",
              "patient_his_id": "patient_id", "encounter_his_id": "encounter_id", "surgeon_his_id": "surgeon_staff_id",
-             "staff_his_id": "staff_id"}
+             "staff_his_id": "staff_id", "from_department_code": "from_department_id",
+             "to_department_code": "to_department_id"}
 #: The fields a performed or cancelled operation keeps whatever a re-sent row says: what the indicators count
 #: it by.
 SETTLED_FIELDS = ("procedure_code", "surgeon_his_id", "encounter_his_id", "department_code", "planned_at")
@@ -256,6 +260,74 @@ def resolve_authorisation(row: dict, now: datetime) -> Resolved:
     return resolved
 
 
+def _in_the_stay(kind: str, encounter: Encounter | None, name: str, at: datetime, now: datetime,
+                 resolved: Resolved) -> None:
+    """Refuse the time of a fact of the stay that is in the future (beyond CLOCK_SLACK), before the admission or
+    after the discharge (with the kind's schemas.AFTER_DISCHARGE), or after the patient's day of death."""
+    if at > now + CLOCK_SLACK:
+        resolved.errors.setdefault(name, []).append(_("This time is in the future."))
+    if encounter is None:
+        return
+    if at < encounter.admitted_at:
+        resolved.errors.setdefault(name, []).append(_(
+            "This time is before the admission of the stay (%(at)s).",
+            at=local(encounter.admitted_at).strftime("%Y-%m-%d %H:%M")))
+    grace = schemas.AFTER_DISCHARGE[kind]
+    if encounter.discharged_at is not None and at > encounter.discharged_at + grace:
+        at_discharge = local(encounter.discharged_at).strftime("%Y-%m-%d %H:%M")
+        resolved.errors.setdefault(name, []).append(
+            _("This time is after the discharge of the stay (%(at)s).", at=at_discharge) if not grace else
+            _("This time is more than %(hours)d h after the discharge of the stay (%(at)s).",
+              hours=grace // timedelta(hours=1), at=at_discharge))
+    _after_death(encounter.patient, {name: at}, resolved,
+                 _l("The patient died on %(died)s; nothing of the stay can be dated after the day of death."))
+
+
+def resolve_transfer(row: dict, now: datetime) -> Resolved:
+    """A move between departments during a stay: both departments known and different, in the stay's time."""
+    resolved = Resolved()
+    encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
+    from_id = _department(row["from_department_code"], resolved, "from_department_code")
+    to_id = _department(row["to_department_code"], resolved, "to_department_code")
+    if row["from_department_code"] == row["to_department_code"]:
+        resolved.errors.setdefault("to_department_code", []).append(
+            _("A transfer moves the patient to another department: “%(code)s” is the department left.",
+              code=row["to_department_code"]))
+    _in_the_stay("transfers", encounter, "transferred_at", row["transferred_at"], now, resolved)
+    resolved.values = {
+        "his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
+        "patient_id": encounter.patient_id if encounter else None, "from_department_id": from_id,
+        "to_department_id": to_id, "to_icu": row.get("to_icu", False), "transferred_at": row["transferred_at"],
+    }
+    return resolved
+
+
+def resolve_administration(row: dict, now: datetime) -> Resolved:
+    """A listed medicine given during a stay, in the stay's time."""
+    resolved = Resolved()
+    encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
+    _in_the_stay("administrations", encounter, "given_at", row["given_at"], now, resolved)
+    resolved.values = {
+        "his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
+        "patient_id": encounter.patient_id if encounter else None, "drug": row["drug"], "dose": row.get("dose"),
+        "given_at": row["given_at"], "reaction": row.get("reaction", False),
+    }
+    return resolved
+
+
+def resolve_lab_result(row: dict, now: datetime) -> Resolved:
+    """A critical laboratory result of a specimen taken during a stay, in the stay's time (and its grace)."""
+    resolved = Resolved()
+    encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
+    _in_the_stay("lab_results", encounter, "resulted_at", row["resulted_at"], now, resolved)
+    resolved.values = {
+        "his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
+        "patient_id": encounter.patient_id if encounter else None, "test_code": row["test_code"],
+        "value": row["value"], "unit": row.get("unit"), "resulted_at": row["resulted_at"],
+    }
+    return resolved
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of record the HIS (or an administrator) sends in batches."""
@@ -278,6 +350,10 @@ KINDS = {
         Kind("operations", schemas.OperationIn, Operation, ("his_id",), resolve_operation),
         Kind("diagnoses", schemas.DiagnosisIn, CancerDiagnosis, ("his_id",), resolve_diagnosis),
         Kind("census", schemas.CensusIn, DischargeCensus, ("department_id", "month_on"), resolve_census),
+        Kind("transfers", schemas.TransferIn, Transfer, ("his_id",), resolve_transfer),
+        Kind("administrations", schemas.AdministrationIn, MedicationAdministration, ("his_id",),
+             resolve_administration),
+        Kind("lab_results", schemas.LabResultIn, CriticalLabResult, ("his_id",), resolve_lab_result),
         Kind("procedures", schemas.ProcedureIn, Procedure, ("code",), lambda row, now: Resolved(values=dict(row)),
              is_reference=True),
         Kind("staff", schemas.StaffIn, Staff, ("his_id",), resolve_staff, is_reference=True),

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from qcflow.auth.permissions import allowed, authenticated, current_actor
 from qcflow.clinical import queries, services
 from qcflow.clinical.intake_csv import example_row, read_csv, template
-from qcflow.clinical.models import SPECIALTIES
+from qcflow.clinical.models import LISTED_DRUGS, SPECIALTIES
 from qcflow.clinical.schemas import OperationTransitionIn
 from qcflow.clinical.workflow import OPERATION_WORKFLOW
 from qcflow.core.errors import BadRequest, NotFound
@@ -18,7 +18,8 @@ bp = Blueprint("clinical", __name__)
 
 REFERENCE_KINDS = ("procedures", "staff", "authorisations")
 #: Uploaded here too: facts kept on paper (an outage, a backlog); the HIS sends them over the API.
-HIS_KINDS = ("patients", "encounters", "operations", "diagnoses", "census")
+HIS_KINDS = ("patients", "encounters", "operations", "diagnoses", "census", "transfers", "administrations",
+             "lab_results")
 
 
 @bp.get("/operations")
@@ -72,7 +73,7 @@ def reference(kind):
     rows = queries.reference_table(kind, columns) if kind in REFERENCE_KINDS else None
     return render_template("clinical/reference.html", kind=kind, kinds=REFERENCE_KINDS, his_kinds=HIS_KINDS,
                            columns=columns, headings=queries.reference_headings(kind), rows=rows,
-                           specialties=SPECIALTIES, results=results), status
+                           specialties=SPECIALTIES, drugs=LISTED_DRUGS, results=results), status
 
 
 @bp.get("/admin/reference/<kind>/template.csv")

@@ -25,6 +25,9 @@ INTAKE_KINDS = {
     "procedures": _l("Procedure catalogue entry"),
     "staff": _l("Staff member"),
     "authorisations": _l("Surgeon authorisation"),
+    "transfers": _l("Transfer between departments"),
+    "administrations": _l("Listed medicine given"),
+    "lab_results": _l("Critical laboratory result"),
 }
 
 AUDIT_ACTIONS = {

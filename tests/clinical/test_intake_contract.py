@@ -10,7 +10,8 @@ from openapi_spec_validator import validate
 from tests.conftest import csrf_from, logged_in
 
 #: The order an HIS (or an administrator with the templates) sends things in.
-ORDER = ("procedures", "staff", "authorisations", "patients", "encounters", "operations", "diagnoses", "census")
+ORDER = ("procedures", "staff", "authorisations", "patients", "encounters", "operations", "diagnoses", "census",
+         "transfers", "administrations", "lab_results")
 
 
 def test_the_openapi_document_validates_and_shows_every_field_of_every_kind(client):
@@ -49,10 +50,12 @@ def test_a_row_of_the_wrong_shape_is_still_refused_alone(ctx, reference):
 
 
 @pytest.fixture
-def admin(app, his, create_user):
-    """The administrator's browser, and the account the staff template's example row links to."""
+def admin(app, his, create_user, create_department):
+    """The administrator's browser, the account the staff template's example row links to, and the intensive
+    care unit the transfer's example row moves to."""
     from qcflow.extensions import db
 
+    create_department(code="ICU", name="重症医学科")
     create_user(username="wangzr", roles=("clinician",))
     create_user(username="adm", roles=("admin",))
     db.session.commit()
@@ -63,7 +66,9 @@ def admin(app, his, create_user):
 FILLED_IN = {"patients": ("name", "周明"), "encounters": ("disposition", "transfer"),
              "operations": ("is_unplanned_reoperation", "true"), "diagnoses": ("stage", "IIB"),
              "census": ("discharges", "398"), "procedures": ("name", "腹腔镜胆囊切除术（经脐）"),
-             "staff": ("name", "王志荣"), "authorisations": ("valid_until", "2027-06-30")}
+             "staff": ("name", "王志荣"), "authorisations": ("valid_until", "2027-06-30"),
+             "transfers": ("transferred_at", "2026-03-02T11:45:00+08:00"), "administrations": ("dose", "0.8 mg iv"),
+             "lab_results": ("value", "1.9")}
 
 
 def test_every_kind_has_a_template_whose_example_row_is_refused_as_is_and_accepted_filled_in(ctx, admin):
@@ -137,6 +142,20 @@ RESENT = [
                         "valid_until": "2026-06-30"},
      {"staff_his_id": "S2", "procedure_code": "47.0101", "valid_from": "2026-01-01"},
      {"valid_until": "2026-06-30"}),
+    ("transfers", {"his_id": "T5", "encounter_his_id": "E1", "from_department_code": "GS", "to_department_code": "ANES",
+                   "to_icu": True, "transferred_at": "2026-03-02T11:40:00+08:00"},
+     {"his_id": "T5", "encounter_his_id": "E1", "from_department_code": "GS", "to_department_code": "ANES",
+      "transferred_at": "2026-03-02T11:40:00+08:00"},
+     {"to_icu": True}),
+    ("administrations", {"his_id": "M5", "encounter_his_id": "E1", "drug": "blood_product", "dose": "2 U",
+                         "given_at": "2026-03-02T12:15:00+08:00", "reaction": True},
+     {"his_id": "M5", "encounter_his_id": "E1", "drug": "blood_product", "given_at": "2026-03-02T12:15:00+08:00"},
+     {"dose": "2 U", "reaction": True}),
+    ("lab_results", {"his_id": "L5", "encounter_his_id": "E1", "test_code": "K", "value": 6.8, "unit": "mmol/L",
+                     "resulted_at": "2026-03-02T13:05:00+08:00"},
+     {"his_id": "L5", "encounter_his_id": "E1", "test_code": "K", "value": 6.8,
+      "resulted_at": "2026-03-02T13:05:00+08:00"},
+     {"unit": "mmol/L"}),
 ]
 
 

@@ -27,9 +27,9 @@ def values(text: str) -> list:
 
 def test_the_guide_marks_its_example_and_keeps_the_sections_others_fill():
     text = GUIDE.read_text(encoding="utf-8")
-    assert len(STEP.findall(text)) == 4
+    assert len(STEP.findall(text)) == 7
     for heading in ("## Asking before booking", "## Operation states from the HIS", "## Authentication",
-                    "## Idempotency", "## Errors"):
+                    "## Idempotency", "## Errors", "## Facts the triggers read"):
         assert heading in text
 
 
@@ -40,6 +40,7 @@ def test_the_guides_curl_example_answers_what_the_guide_shows(app, database_url,
 
     create_department(code="QC", name="质控办", kind="functional")
     create_department(code="GS", name="普通外科")
+    create_department(code="ICU", name="重症医学科")
     create_user(username="his", roles=("quality",))
     db.session.commit()
     token = runner.invoke(args=["qcflow", "tokens", "create", "--username", "his"]).output.strip().splitlines()[-1]
