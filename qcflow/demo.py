@@ -33,6 +33,7 @@ DEMO_DEPARTMENTS = [
     ("ANES", "麻醉科", "Anaesthesiology", "clinical"),
     ("DSC", "日间手术中心", "Day Surgery Centre", "clinical"),
     ("FUC", "随访中心", "Follow-up Centre", "nursing"),
+    ("ICU", "重症医学科", "Intensive Care Unit", "clinical"),
 ]
 
 DEMO_USERS = [
@@ -585,6 +586,44 @@ class Demo:
                 followup.dismiss_prompt(prompt, {"reason": "切口脂肪液化，属术后常见情况，门诊换药后愈合，不构成不良事件。"},
                                         actor=self.quality, now=called + timedelta(days=1))
 
+    def trigger_facts(self) -> None:
+        """What the HIS sent this fortnight besides operations: an ICU transfer and naloxone after a
+        cholecystectomy (the anaesthetist reported the respiratory depression), a critical INR and vitamin K, a
+        readmission three weeks after discharge, a transfusion reaction, and a low potassium the HIS flagged
+        that is above the trigger's threshold."""
+        def later(kind, rows):
+            self.intake(kind, rows, self.now - timedelta(days=4))
+
+        encounter = self.admit(901, name="周建华", sex="M", born="1956-04-12", admitted_at=self.days_ago(7, 9),
+                               history=False)
+        operation = self.operation(901, encounter, "51.2301", self.days_ago(6, 8), self.days_ago(7, 10))
+        self.operate(operation, self.days_ago(6, 9))
+        later("administrations", [{"his_id": "DEMO-M1", "encounter_his_id": encounter, "drug": "naloxone",
+                                   "dose": "0.4 mg 静脉推注", "given_at": self.days_ago(6, 14).isoformat()}])
+        later("transfers", [{"his_id": "DEMO-T1", "encounter_his_id": encounter, "from_department_code": "GS",
+                             "to_department_code": "ICU", "to_icu": True,
+                             "transferred_at": self.days_ago(6, 15).isoformat()}])
+        self.file(self.report(("medication", "adverse_reaction", "medication", "II", "ANES", "外科病房",
+                               "术后镇痛泵使用后患者呼吸抑制、血氧下降，予纳洛酮后好转，转入ICU观察。"),
+                              self.days_ago(6, 13, 40), patient_mrn="BA250901"), by="anes")
+        encounter = self.admit(902, name="吴秀兰", sex="F", born="1948-09-30", admitted_at=self.days_ago(10, 9),
+                               history=False)
+        later("lab_results", [{"his_id": "DEMO-L1", "encounter_his_id": encounter, "test_code": "INR", "value": 7.2,
+                               "resulted_at": self.days_ago(8, 7).isoformat()},
+                              {"his_id": "DEMO-L2", "encounter_his_id": encounter, "test_code": "K", "value": 3.1,
+                               "unit": "mmol/L", "resulted_at": self.days_ago(8, 7).isoformat()}])
+        later("administrations", [{"his_id": "DEMO-M2", "encounter_his_id": encounter, "drug": "vitamin_k",
+                                   "dose": "10 mg 静脉滴注", "given_at": self.days_ago(8, 9).isoformat()}])
+        self.admit(903, name="郑国强", sex="M", born="1967-01-08", admitted_at=self.days_ago(28, 9),
+                   discharged_at=self.days_ago(24, 10), history=False)
+        later("encounters", [{"his_id": "DEMO-E903B", "patient_his_id": "DEMO-P903", "department_code": "GS",
+                              "admitted_at": self.days_ago(5, 22).isoformat()}])
+        encounter = self.admit(904, name="冯丽", sex="F", born="1979-06-21", admitted_at=self.days_ago(5, 9),
+                               history=False)
+        later("administrations", [{"his_id": "DEMO-M3", "encounter_his_id": encounter, "drug": "blood_product",
+                                   "dose": "悬浮红细胞 2 U", "given_at": self.days_ago(4, 10).isoformat(),
+                                   "reaction": True}])
+
     def triggers_found(self) -> None:
         """The automatic extraction was switched on three days ago and read the year's HIS facts: the quality
         office confirmed the return to theatre within 48 h (the 31-day firing of the same return then links to
@@ -594,6 +633,7 @@ class Demo:
         from qcflow.followup import services as followup
         from qcflow.followup.models import EventPrompt
 
+        self.trigger_facts()
         extraction.evaluate_queued(self.now - timedelta(days=3))
         fired = {(code, p.occurred_at < self.now - timedelta(days=60)): p for p, code in db.session.execute(
             sa.select(EventPrompt, Trigger.code).join(Trigger, Trigger.id == EventPrompt.trigger_id)

@@ -138,7 +138,7 @@ def test_the_indicators_of_the_last_months_have_real_numbers(demo):
 
 
 def test_a_possible_event_prompt_and_every_kind_of_call_are_there(app, demo):
-    status, page = demo.call("quality", "GET", "/api/v1/followup/prompts?source=followup_call")
+    status, page = demo.call("quality", "GET", "/api/v1/followup/prompts?source=followup_call&state=open")
     prompts = page["items"]
     assert status == 200 and len(prompts) == 1 and "complication" in prompts[0]["findings"], prompts
 
@@ -148,6 +148,37 @@ def test_a_possible_event_prompt_and_every_kind_of_call_are_there(app, demo):
     with app.app_context():
         states = dict(db.session.execute(sa.select(Task.state, sa.func.count()).group_by(Task.state)).all())
     assert states["completed"] >= 40 and states["unreachable"] >= 3 and states["pending"] >= 4, states
+
+
+def test_the_triggers_found_several_kinds_of_harm_the_office_confirms_one_and_dismisses_another(demo):
+    """Issue 20's demo: firings of several triggers wait for review; confirming the naloxone links to the
+    anaesthetist's report (no second report), confirming the transfusion reaction files one found by the
+    system, and a critical INR is dismissed with a reason from the list."""
+    status, page = demo.call("quality", "GET", "/api/v1/followup/prompts?source=trigger&state=open")
+    assert status == 200
+    waiting = {p["trigger"]: p for p in page["items"]}
+    assert {"icu_after_operation_48h", "rescue_drug", "critical_inr", "readmission_31d",
+            "transfusion_reaction"} <= set(waiting), sorted(waiting)
+    status, head_page = demo.call("head", "GET", "/api/v1/followup/prompts?source=trigger&state=open")
+    assert status == 200 and {p["id"] for p in head_page["items"]} == {p["id"] for p in page["items"]}
+    naloxone = next(p for p in page["items"] if p["trigger"] == "rescue_drug"
+                    and p["facts"][0]["drug"] == "naloxone")
+    status, linked = demo.call("quality", "POST", f"/api/v1/followup/prompts/{naloxone['id']}/file",
+                               {"version": naloxone["version"]})
+    assert status == 201 and linked["state"] == "linked"
+    status, case = demo.call("quality", "GET", f"/api/v1/events/{linked['event_id']}")
+    assert status == 200 and "呼吸抑制" in case["description"]
+    reaction = waiting["transfusion_reaction"]
+    status, filed = demo.call("head", "POST", f"/api/v1/followup/prompts/{reaction['id']}/file",
+                              {"version": reaction["version"], "note": "输血后寒战、发热，已停止输血。"})
+    assert status == 201 and filed["state"] == "filed"
+    status, case = demo.call("quality", "GET", f"/api/v1/events/{filed['event_id']}")
+    assert case["category_code"] == "transfusion" and case["subcategory_code"] == "transfusion_reaction"
+    inr = waiting["critical_inr"]
+    status, dismissed = demo.call("quality", "POST", f"/api/v1/followup/prompts/{inr['id']}/dismiss",
+                                  {"version": inr["version"], "reason_code": "expected_course",
+                                   "reason": "华法林过量已知，已按计划处理。"})
+    assert status == 200 and dismissed["state"] == "dismissed"
 
 
 def test_the_quality_office_finds_only_the_last_days_notifications_unread(app, demo):
