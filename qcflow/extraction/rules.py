@@ -287,10 +287,11 @@ class Rule:
     needs_window: bool
 
 
-#: How the triggers page asks for each parameter: a flag, a number, a short text, or the listed medicines.
+#: How the triggers page asks for each parameter (in this order): a flag, a number, a short text, or the listed
+#: medicines.
 PARAM_KINDS = {"only_flagged_unplanned": "flag", "same_department": "flag", "exclude_day_surgery": "flag",
-               "reaction_only": "flag", "drugs": "drugs", "test_code": "text", "above": "number", "below": "number",
-               "unit": "text"}
+               "drugs": "drugs", "reaction_only": "flag", "test_code": "text", "unit": "text", "below": "number",
+               "above": "number"}
 
 RULES: dict[str, Rule] = {
     "return_to_theatre": Rule(frozenset({"operation"}), return_to_theatre, frozenset({"only_flagged_unplanned"}),

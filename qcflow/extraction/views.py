@@ -27,7 +27,7 @@ def _form_params(rule: str) -> dict:
     """The rule's parameters as the form sent them (a number that is not one is passed on as text: the
     rule's check names it)."""
     params = {}
-    for name in sorted(RULES[rule].params):
+    for name in RULES[rule].params:
         kind, raw = PARAM_KINDS[name], request.form.get(f"param_{name}", "").strip()
         if kind == "flag":
             params[name] = f"param_{name}" in request.form
@@ -75,5 +75,6 @@ def trigger(code):
             errors, status = page_refusal(error)
             item = queries.load_trigger(code)
     return render_template("extraction/trigger.html", trigger=item, rule=RULES[item.rule], kinds=PARAM_KINDS,
+                           params=[name for name in PARAM_KINDS if name in RULES[item.rule].params],
                            drugs=LISTED_DRUGS, departments=active_departments(by_kind=False), errors=errors,
                            values=request.form if request.method == "POST" else None), status
