@@ -165,3 +165,19 @@ def test_a_switched_off_trigger_does_not_fire(facts):
     facts.drug(facts.stay(facts.patient()), "naloxone", T0)
     facts.evaluate()
     assert facts.firings() == []
+
+
+def test_a_trigger_broken_in_the_database_is_left_out_and_the_others_still_fire(facts, caplog):
+    """Saved through the API a trigger is checked (422); one written around it must not stop the queue."""
+    import sqlalchemy as sa
+
+    from qcflow.extraction.models import Trigger
+
+    facts.db.session.execute(sa.update(Trigger).where(Trigger.code == "critical_inr").values(
+        params={"test_code": "INR", "above": "six"}))
+    stay = facts.stay(facts.patient())
+    facts.lab(stay, "INR", 9.0)
+    facts.drug(stay, "naloxone", T0)
+    facts.evaluate()
+    assert [p.trigger.code for p in facts.firings()] == ["rescue_drug"]
+    assert "critical_inr left out" in caplog.text
