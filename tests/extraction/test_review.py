@@ -116,3 +116,12 @@ def test_the_inbox_page_shows_the_facts_in_the_readers_language_and_confirms(cli
     assert done.status_code == 302
     dismissed = head.get("/followup/prompts?state=dismissed&lang=en").get_data(as_text=True)
     assert "Expected course of the illness or treatment" in dismissed
+
+
+def test_the_inbox_filters_by_the_month_a_firing_was_raised_in(client, tokens, facts):
+    fired_return(facts)
+    march = items(client, tokens("quality"), "?source=trigger&month=2026-03")
+    assert {p["trigger"] for p in march} == {"return_theatre_48h", "return_theatre_31d"}
+    assert items(client, tokens("quality"), "?source=trigger&month=2026-02") == []
+    bad = client.get("/api/v1/followup/prompts?month=2026-13", headers=tokens("quality"))
+    assert bad.status_code == 422 and "month" in bad.json["errors"]
