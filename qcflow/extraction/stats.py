@@ -50,20 +50,25 @@ def _state_count(*states: str):
     return sa.func.count().filter(EventPrompt.state.in_(states))
 
 
-def _medians(where, group) -> dict:
-    """The median hours from firing to review of the reviewed firings, per value of `group` (None: one group).
+def _medians(where, group=None) -> dict:
+    """The median hours from firing to review of the reviewed firings, per value of `group` (None: all of
+    them, under the key None).
 
     Window functions rank each group's durations on both SQLite and PostgreSQL; the middle one (or the
     mean of the middle two) is kept, so no list of durations is read into Python.
     """
     hours = (days_between(EventPrompt.created_at, EventPrompt.handled_at) * 24).label("hours")
-    key = group if group is not None else sa.literal(0)
-    ranked = sa.select(key.label("key"), hours,
-                       sa.func.row_number().over(partition_by=key, order_by=hours).label("rn"),
-                       sa.func.count().over(partition_by=key).label("n")).where(
+    partition = {"partition_by": group} if group is not None else {}
+    keys = [group.label("key")] if group is not None else []
+    ranked = sa.select(*keys, hours,
+                       sa.func.row_number().over(order_by=hours, **partition).label("rn"),
+                       sa.func.count().over(**partition).label("n")).where(
         where, EventPrompt.state.in_(REVIEWED), EventPrompt.handled_at.is_not(None)).subquery()
-    stmt = (sa.select(ranked.c.key, sa.func.avg(ranked.c.hours))
-            .where(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2).group_by(ranked.c.key))
+    middle = sa.and_(ranked.c.rn * 2 >= ranked.c.n, ranked.c.rn * 2 <= ranked.c.n + 2)
+    if group is None:
+        value = db.session.scalar(sa.select(sa.func.avg(ranked.c.hours)).where(middle))
+        return {None: round(float(value), 1)} if value is not None else {}
+    stmt = sa.select(ranked.c.key, sa.func.avg(ranked.c.hours)).where(middle).group_by(ranked.c.key)
     return {key: round(float(value), 1) for key, value in db.session.execute(stmt) if value is not None}
 
 
@@ -89,12 +94,15 @@ def _state_links(department_id: int | None, trigger: str | None = None) -> dict[
     return links
 
 
-def _counts(where, group):
-    return sa.select(group.label("key"), sa.func.count().label("firings"), _state_count(*REVIEWED).label("reviewed"),
+def _counts(where, group=None):
+    """Firings by state, per value of `group` (None: all of them in one row)."""
+    keys = [group.label("key")] if group is not None else []
+    stmt = sa.select(*keys, sa.func.count().label("firings"), _state_count(*REVIEWED).label("reviewed"),
                      _state_count(*CONFIRMED).label("confirmed"), _state_count(PromptState.FILED.value).label("filed"),
                      _state_count(PromptState.LINKED.value).label("linked"),
                      _state_count(PromptState.DISMISSED.value).label("dismissed"),
-                     _state_count(PromptState.OPEN.value).label("open")).where(where).group_by(group)
+                     _state_count(PromptState.OPEN.value).label("open")).where(where)
+    return stmt.group_by(group) if group is not None else stmt
 
 
 def _figures(row, median) -> dict:
@@ -123,8 +131,7 @@ def by_trigger(period: Period, department_id: int | None = None) -> dict:
         rows.append({"id": trigger.id, "code": trigger.code, "name": trigger.label(language),
                      "is_active": trigger.is_active, **figures,
                      "links": _state_links(department_id, trigger=trigger.code)})
-    total = db.session.execute(_counts(where, sa.literal(0))).first()
-    totals = _figures(total, _medians(where, None).get(0))
+    totals = _figures(db.session.execute(_counts(where)).first(), _medians(where).get(None))
     totals["links"] = _state_links(department_id)
     return {"rows": rows, "total": totals}
 

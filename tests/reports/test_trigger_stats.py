@@ -38,9 +38,10 @@ def test_ppv_and_median_time_to_review_from_hand_made_rows(ctx, firings):
     assert total["median_review_hours"] == 4.0  # median of 2, 3, 4, 10 and 30 hours
 
 
-def test_a_trigger_that_never_fired_is_listed_with_no_ppv(ctx, firings):
+def test_a_trigger_that_never_fired_is_listed_with_no_ppv(ctx, firings, default_trigger):
     from qcflow.extraction import stats
 
+    default_trigger("death_30d_after_operation")
     quiet = by_code(stats.by_trigger(february()))["death_30d_after_operation"]
     assert quiet["firings"] == 0 and quiet["reviewed"] == 0
     assert quiet["ppv"] is None and quiet["median_review_hours"] is None
