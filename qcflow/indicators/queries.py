@@ -303,6 +303,12 @@ def found_by_system(start: date, end: date, *, department_id: int | None = None)
     return int(db.session.scalar(stmt) or 0)
 
 
+def counted_apart(start: date, end: date, *, department_id: int | None = None) -> dict[str, int]:
+    """What an indicator leaves out but shows beside its value, by indicator code: the reporting rate's
+    reports found by the system."""
+    return {"ae_per_100_discharges": found_by_system(start, end, department_id=department_id)}
+
+
 def period_values(start: date, end: date, *, department_id: int | None, now: datetime) -> list[IndicatorValue]:
     """What the list shows: a whole past month from its snapshot (with any difference), else computed."""
     first = month_start(start)

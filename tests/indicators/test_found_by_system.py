@@ -53,3 +53,10 @@ def test_department_head_sees_their_own_departments_count(clients, february):
     assert "系统发现（不计入本指标）：0 例" in html
     html = clients("head").get("/indicators", query_string=FEB).get_data(as_text=True)
     assert "系统发现（不计入本指标）：1 例" in html
+
+
+def test_api_gives_the_count_beside_the_reporting_rate_only(clients, february):
+    body = clients("quality").get("/api/v1/indicators", query_string=FEB).json
+    rate = next(v for v in body if v["code"] == "ae_per_100_discharges")
+    assert (rate["numerator"], rate["found_by_system"]) == (2, 1)
+    assert all("found_by_system" not in v for v in body if v["code"] != "ae_per_100_discharges")
