@@ -56,6 +56,24 @@ def test_open_firings_give_no_ppv_and_no_median(ctx, hospital, default_trigger, 
         1, 1, 0, None, None)
 
 
+def test_a_follow_up_calls_finding_is_not_a_firing(ctx, firings, hospital):
+    from qcflow.extensions import db
+    from qcflow.extraction import stats
+    from qcflow.followup.models import EventPrompt
+    from tests.indicators.conftest import Builder
+
+    call = Builder(hospital, reference_data=False).task(
+        "four_level_surgery", hospital["surgery"], local(2026, 2, 1, 0, 0), local(2026, 2, 20, 0, 0), "completed",
+        closed_at=local(2026, 2, 10, 9, 0), is_effective=True)
+    db.session.add(EventPrompt(task_id=call.id, patient_id=call.patient_id, department_id=hospital["surgery"].id,
+                               findings="reoperation", state="dismissed", dismiss_code="already_handled",
+                               created_at=local(2026, 2, 10, 9, 0), handled_at=local(2026, 2, 10, 10, 0)))
+    db.session.commit()
+    assert stats.by_trigger(february())["total"]["firings"] == 6
+    surgery = next(r for r in stats.by_department(february(), k=5)["rows"] if r["department"]["code"] == "GS")
+    assert surgery["firings"] == 5
+
+
 @pytest.mark.parametrize("at, counted", [
     (local(2026, 1, 31, 23, 59, 59), False),
     (local(2026, 2, 1, 0, 0), True),
