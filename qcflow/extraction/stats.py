@@ -15,6 +15,8 @@ as on the funnel plot.
 """
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import sqlalchemy as sa
 
 from qcflow.auth.models import Department
@@ -25,8 +27,8 @@ from qcflow.extensions import db
 from qcflow.extraction.models import Trigger
 from qcflow.followup.models import EventPrompt
 from qcflow.followup.workflow import PromptState
-from qcflow.indicators.definitions import days_between
-from qcflow.reports.analysis import actively_reported, reports_clause
+from qcflow.indicators.definitions import actively_reported, days_between
+from qcflow.reports.analysis import reports_clause
 from qcflow.reports.suppression import SHOWN, suppress
 
 #: A reviewer decided: a report was filed, the firing was linked to one, or it was dismissed.
@@ -79,8 +81,6 @@ def ppv(confirmed: int, reviewed: int) -> float | None:
 
 def _link(department_id: int | None = None, **filters) -> str:
     """The prompts page filtered to the firings behind a count."""
-    from urllib.parse import urlencode
-
     params = {key: str(value) for key, value in filters.items() if value is not None}
     if department_id is not None:
         params["department"] = department_id
