@@ -164,3 +164,46 @@ def discussion_of(effects):
         return None
     [effect] = effects
     return db.session.get(Discussion, effect.id)
+
+
+@pytest.fixture
+def default_trigger(ctx):
+    """A default trigger by code, as the migration seeds it (put back from the migration where a test
+    database was emptied of it)."""
+    import sqlalchemy as sa
+
+    from qcflow.extensions import db
+    from qcflow.extraction.models import Trigger
+    from tests.conftest import migration_module
+
+    def get(code):
+        trigger = db.session.scalar(sa.select(Trigger).where(Trigger.code == code))
+        if trigger is None:
+            defaults = {row[0]: row for row in migration_module("*_automatic_extraction.py").DEFAULT_TRIGGERS}
+            _code, name, name_en, rule, params, window = defaults[code]
+            at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+            trigger = saved(Trigger(code=code, name=name, name_en=name_en, rule=rule, params=params,
+                                    window_hours=window, is_active=True, created_at=at, updated_at=at))
+        return trigger
+
+    return get
+
+
+@pytest.fixture
+def create_firing(ctx, create_patient):
+    """A trigger's firing (a possible event for review) fired at `at`, in a given review state; a
+    reviewed one was handled `review_hours` later."""
+    from qcflow.followup.models import EventPrompt
+
+    def create(trigger, department, at, *, state="open", review_hours=None, patient=None, event=None, **kwargs):
+        handled_at = at + timedelta(hours=review_hours) if review_hours is not None else None
+        if state == "dismissed":
+            kwargs.setdefault("dismiss_code", "expected_course")
+        prompt = EventPrompt(
+            trigger_id=trigger.id, trigger_version=trigger.version, window_key=kwargs.pop("window_key", f"test:{next(_seq)}"),
+            facts=kwargs.pop("facts", []), occurred_at=kwargs.pop("occurred_at", at),
+            patient_id=(patient or create_patient()).id, department_id=department.id, state=state,
+            event_id=event.id if event is not None else None, created_at=at, handled_at=handled_at, **kwargs)
+        return saved(prompt)
+
+    return create

@@ -56,12 +56,14 @@ def month_of(first: date | None, at: datetime):
 @blp.alt_response(422, description="`from` after `to`, a day in the future, or an unknown department")
 def list_indicators(args):
     """Every indicator for a period (default: this month so far; nurses and department heads: their
-    department). A whole past month comes from its frozen snapshot; `differs` and `recomputed` show
+    department). The reporting rate carries `found_by_system`: the reports filed from a trigger's firing,
+    which it leaves out. A whole past month comes from its frozen snapshot; `differs` and `recomputed` show
     a computation now that gives another result."""
     at = now()
     start, end, department_id = period_of(args, at)
     values = queries.period_values(start, end, department_id=department_id, now=at)
-    return [present(v) for v in values]
+    apart = queries.counted_apart(start, end, department_id=department_id)
+    return [{**present(v), **({"found_by_system": apart[v.code]} if v.code in apart else {})} for v in values]
 
 
 @blp.get("/targets")

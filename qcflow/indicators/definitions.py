@@ -116,12 +116,28 @@ def _row(id_column, department_column, *labels, weight=None):
                      (weight if weight is not None else sa.literal(1)).label("weight"), *labels)
 
 
-def reported_events(period: Period) -> sa.Select:
-    """Reports submitted in the period (not drafts, withdrawn, duplicates or not reportable)."""
+def actively_reported():
+    """A report staff made of their own accord (主动报告, found_by "reporter"), not one a reviewer filed from a
+    trigger's firing (系统发现): only these count towards the reporting rate (docs/indicators.md)."""
+    return AdverseEvent.found_by == "reporter"
+
+
+def _reports_in(period: Period) -> sa.Select:
     return _row(AdverseEvent.id, AdverseEvent.department_id, AdverseEvent.reference.label("reference"),
                 AdverseEvent.state.label("state")).where(
         AdverseEvent.submitted_at >= period.start_at, AdverseEvent.submitted_at < period.end_at,
         AdverseEvent.state.not_in(NOT_REPORTS))
+
+
+def reported_events(period: Period) -> sa.Select:
+    """Reports actively reported in the period (not drafts, withdrawn, duplicates or not reportable, and
+    not found by a trigger)."""
+    return _reports_in(period).where(actively_reported())
+
+
+def events_found_by_system(period: Period) -> sa.Select:
+    """Reports of the period filed from a trigger's firing (系统发现): counted apart, never in the rate."""
+    return _reports_in(period).where(sa.not_(actively_reported()))
 
 
 def _census_months(period: Period) -> list[date]:

@@ -20,7 +20,14 @@ from qcflow.core.pagination import keyset_page
 from qcflow.core.periods import Period, add_months, month_end, month_start
 from qcflow.core.time import now as clock_now, today
 from qcflow.extensions import db
-from qcflow.indicators.definitions import BY_CODE, INDICATORS, UNIT_FACTORS, Indicator, settled_at
+from qcflow.indicators.definitions import (
+    BY_CODE,
+    INDICATORS,
+    UNIT_FACTORS,
+    Indicator,
+    events_found_by_system,
+    settled_at,
+)
 from qcflow.indicators.models import IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot, IndicatorTarget
 
 COMPARE = {"gt": operator.gt, "ge": operator.ge, "le": operator.le, "lt": operator.lt}
@@ -284,6 +291,22 @@ def indicator(code: str) -> Indicator:
     if found is None:
         raise NotFound(_("No indicator %(code)s.", code=code))
     return found
+
+
+def found_by_system(start: date, end: date, *, department_id: int | None = None) -> int:
+    """Reports of the period filed from a trigger's firing (系统发现), shown beside the reporting rate, which
+    leaves them out (definitions.actively_reported)."""
+    sub = events_found_by_system(Period(start, end)).subquery()
+    stmt = sa.select(sa.func.count()).select_from(sub)
+    if department_id is not None:
+        stmt = stmt.where(sub.c.department_id == department_id)
+    return int(db.session.scalar(stmt) or 0)
+
+
+def counted_apart(start: date, end: date, *, department_id: int | None = None) -> dict[str, int]:
+    """What an indicator leaves out but shows beside its value, by indicator code: the reporting rate's
+    reports found by the system."""
+    return {"ae_per_100_discharges": found_by_system(start, end, department_id=department_id)}
 
 
 def period_values(start: date, end: date, *, department_id: int | None, now: datetime) -> list[IndicatorValue]:

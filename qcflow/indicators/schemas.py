@@ -49,6 +49,9 @@ class IndicatorValueOut(BaseSchema):
     frozen_at = DateTime(allow_none=True, metadata={"description": "Set when the value is a frozen snapshot"})
     differs = fields.Boolean(metadata={"description": "The snapshot differs from a computation now"})
     recomputed = fields.Nested(ComputedOut, allow_none=True)
+    found_by_system = fields.Integer(metadata={
+        "description": "ae_per_100_discharges only: reports of the period filed from a trigger's firing "
+                       "(系统发现), counted apart and never in the numerator"})
 
 
 class TrendPointOut(IndicatorValueOut):

@@ -84,6 +84,7 @@ def index():
     return render_template("indicators/index.html", values=values, charts=trends, start=start, end=end,
                            department_id=department_id, departments=department_choices(current_actor()),
                            counted_at=queries.rollup_counted_at(),
+                           found_by_system=queries.counted_apart(start, end, department_id=department_id),
                            department=db.session.get(Department, department_id) if department_id else None,
                            errors=errors), 422 if errors else 200
 

@@ -5,6 +5,11 @@ and clinical state [seed 003:1216-1220], each one SQL GROUP BY over the reports 
 hospital-wide or for one department. A report is a submitted event that is not a draft, a
 duplicate, not reportable or withdrawn; it belongs to the period in which it was submitted
 (hospital time). Counts below the hospital level go through `suppression.suppress`.
+
+The analysis covers every report, whoever found the harm: one a reviewer filed from a trigger's firing
+(found_by = "trigger", 系统发现) is an adverse event to learn from like any other. The summary counts
+those apart, and the reporting rate (the indicator ae_per_100_discharges, the funnel plot) counts only
+actively reported events (`actively_reported`; docs/indicators.md).
 """
 from __future__ import annotations
 
@@ -16,13 +21,13 @@ from qcflow.auth.models import Department
 from qcflow.auth.permissions import department_for
 from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
-from qcflow.core.i18n import current_language, label
+from qcflow.core.i18n import current_language, label, register_labels
 from qcflow.core.periods import Period
 from qcflow.core.time import hospital_tz
-from qcflow.events.models import CARE_STAGES, AdverseEvent, EventCategory
+from qcflow.events.models import CARE_STAGES, FOUND_BY, AdverseEvent, EventCategory
 from qcflow.events.scrub import scrub, staff_names
 from qcflow.extensions import db
-from qcflow.indicators.definitions import NOT_REPORTS
+from qcflow.indicators.definitions import NOT_REPORTS, actively_reported
 from qcflow.reports.suppression import SHOWN, suppress
 
 GRADES = ("I", "II", "III", "IV")
@@ -240,6 +245,7 @@ def summary(period: Period, department: Department | None) -> dict:
         "k": k,
         "below_hospital_level": scope_id is not None,
         "total": tables[0]["total"],
+        "found_by": found_by_split(period, scope_id, k),
         "harm": harm_share(period, scope_id, k),
         "dimensions": tables,
     }
@@ -257,3 +263,20 @@ def harm_share(period: Period, department_id: int | None, k: int) -> dict:
             "display": published.display([harm, total - harm], 0),
             "share": round(100 * harm / total, 1) if shown and total else None,
             "suppressed": published.cells[0] != SHOWN}
+
+
+def found_by_split(period: Period, department_id: int | None, k: int) -> dict:
+    """The reports actively reported and those found by the system (filed from a trigger's firing)."""
+    stmt = sa.select(sa.func.count().filter(actively_reported()),
+                     sa.func.count().filter(sa.not_(actively_reported()))).where(reports_clause(period, department_id))
+    values = [n or 0 for n in db.session.execute(stmt).one()]  # in the order of FOUND_BY
+    total = sum(values)
+    published = suppress(values, k=k, below_hospital_level=department_id is not None,
+                         total_is_public=department_id is None or total >= k)
+    return {code: {"count": values[i] if published.cells[i] == SHOWN else None, "display": published.display(values, i),
+                   "suppressed": published.cells[i] != SHOWN}
+            for i, code in enumerate(FOUND_BY)}
+
+
+#: Who found the harm a report describes (AdverseEvent.found_by), as exports and pages name it.
+register_labels({"found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by the system")}})

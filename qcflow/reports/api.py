@@ -24,7 +24,9 @@ def _period(args):
 @blp.alt_response(422, description="Reversed or over-long period")
 def analysis(args):
     """Count and composition of reports by category, grade, care stage, time, location, department and
-    clinical state, with the under-reporting detector. Counts below the hospital level under k show as `<k`."""
+    clinical state, with the under-reporting detector (reports made by staff only), the reports found by the
+    system counted apart, and the trigger statistics (per trigger and per department, with links to the
+    firings). Counts of reports below the hospital level under k show as `<k`."""
     return queries.event_analysis(current_actor(), _period(args), args.get("department"), now=now())
 
 

@@ -1,6 +1,7 @@
 """The monthly quality bulletin (质量安全月报): indicators against targets, 12-month trends, the event
-analysis, follow-up by department, MDT and death-discussion compliance, overdue work and the
-under-reporting funnel, as one PDF.
+analysis, follow-up by department, MDT and death-discussion compliance, overdue work, the
+under-reporting funnel and the trigger statistics (with the harm the system found that nobody
+reported), as one PDF.
 
 Indicator numbers come from `qcflow.indicators.queries` (a frozen month's snapshot where there is one),
 so the bulletin prints what the indicator pages and API show. Counts of the event analysis below the
@@ -23,6 +24,7 @@ from qcflow.core.time import today
 from qcflow.events.queries import overdue_clause as event_overdue
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
+from qcflow.extraction import stats as trigger_stats
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import overdue_clause as task_overdue
 from qcflow.indicators import queries as indicators
@@ -145,6 +147,7 @@ def context(month: date, now: datetime) -> dict:
         "tables": {t["name"]: t for t in event_summary["dimensions"]},
         "event_charts": queries.dimension_charts(event_summary, names=CHART_DIMENSIONS, width=440),
         "funnel": queries.funnel_chart(event_summary),
+        "triggers": trigger_stats.summary(period, event_summary["k"]),
         "followup": followup_by_department(month, cutoff, now),
         "followup_codes": [(code, BY_CODE[code].label(current_language())) for code in FOLLOWUP_CODES],
         "compliance": [_row(by_code[code]) for code in COMPLIANCE_CODES if code in by_code],

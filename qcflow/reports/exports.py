@@ -101,6 +101,8 @@ EVENT_COLUMNS = [
     Column("analysis", _l("Analysis")),
     Column("improvement_types", _l("Improvement types")),
     Column("closed_at", _l("Closed at")),
+    #: Reported by staff, or found by the system (filed from a trigger's firing, not in the reporting rate).
+    Column("found_by", _l("Found by")),
 ]
 
 FOLLOWUP_COLUMNS = [
@@ -155,7 +157,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
         e.category_code, e.subcategory_code, effective_grade().label("grade"), e.reporter_grade, e.harm, e.ncc_merp,
         e.care_stage, e.clinical_state, e.is_unplanned_reoperation, e.description, e.immediate_actions,
         e.external_severity, e.external_reported_at, e.handling_department_id, e.rca_cause_domains, e.rca_factors,
-        e.analysis, e.improvement_types, e.closed_at, e.patient_mrn, e.origin,
+        e.analysis, e.improvement_types, e.closed_at, e.found_by, e.patient_mrn, e.origin,
     ), EVENT_SCOPE, actor).where(reports_clause(period)).order_by(e.submitted_at, e.id)
     if department_id is not None:
         stmt = stmt.where(sa.or_(e.department_id == department_id, e.handling_department_id == department_id))
@@ -180,6 +182,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
                 _at(row.external_reported_at), departments.get(row.handling_department_id, ""),
                 label_list("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),
                 label_list("improvement_type", row.improvement_types), _at(row.closed_at),
+                label("found_by", row.found_by),
             ]
 
 

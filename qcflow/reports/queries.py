@@ -1,4 +1,5 @@
-"""Read side of reports: the event analysis with its under-reporting detector and its charts."""
+"""Read side of reports: the event analysis with its under-reporting detector, the trigger statistics and
+the charts."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -8,6 +9,7 @@ from markupsafe import Markup
 
 from qcflow.core.actors import Actor
 from qcflow.core.periods import Period
+from qcflow.extraction import stats as trigger_stats
 from qcflow.reports import analysis, charts, underreporting
 
 #: Dimensions drawn as horizontal bars (long labels); the others as columns.
@@ -17,10 +19,12 @@ TIME_AXES = {"month", "weekday", "hour_band"}
 
 
 def event_analysis(actor: Actor, period: Period, department_id: int | None = None, *, now: datetime) -> dict:
-    """The analysis the actor may see (hospital or one department) and the under-reporting detector."""
+    """The analysis the actor may see (hospital or one department), the under-reporting detector and the
+    trigger statistics of the same scope."""
     result = analysis.analyse(actor, period, department_id)
     scope = result["department"]["id"] if result["department"] else None
     result["underreporting"] = underreporting.funnel(period, k=result["k"], now=now, department_id=scope)
+    result["triggers"] = trigger_stats.summary(period, result["k"], scope)
     return result
 
 

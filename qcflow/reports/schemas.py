@@ -81,12 +81,81 @@ class PeriodOut(BaseSchema):
     end = fields.String(data_key="to")
 
 
+class FoundByCellOut(BaseSchema):
+    count = fields.Integer(allow_none=True, metadata={"description": "null when hidden (small cell)"})
+    display = fields.String()
+    suppressed = fields.Boolean()
+
+
+class FoundByOut(BaseSchema):
+    reporter = fields.Nested(FoundByCellOut, metadata={"description": "reports made by staff (the reporting rate)"})
+    trigger = fields.Nested(FoundByCellOut, metadata={
+        "description": "reports filed from a trigger's firing (系统发现), never in the reporting rate"})
+
+
+class TriggerFiguresOut(BaseSchema):
+    firings = fields.Integer(metadata={"description": "firings that fired in the period"})
+    reviewed = fields.Integer(metadata={"description": "filed + linked + dismissed"})
+    confirmed = fields.Integer(metadata={"description": "filed + linked"})
+    filed = fields.Integer()
+    linked = fields.Integer()
+    dismissed = fields.Integer()
+    open = fields.Integer()
+    ppv = fields.Float(allow_none=True, metadata={"description": "confirmed / reviewed in percent; null if none reviewed"})
+    median_review_hours = fields.Float(allow_none=True, metadata={
+        "description": "median hours from firing to review over the reviewed firings"})
+    links = fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "the firings page filtered by trigger, state (and department): key firings or a state"})
+
+
+class TriggerRowOut(TriggerFiguresOut):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    is_active = fields.Boolean()
+
+
+class TriggerTableOut(BaseSchema):
+    rows = fields.List(fields.Nested(TriggerRowOut))
+    total = fields.Nested(TriggerFiguresOut)
+
+
+class UnreportedRowOut(BaseSchema):
+    department = fields.Nested(DepartmentRef)
+    firings = fields.Integer()
+    filed = fields.Integer(metadata={"description": "harm nobody had reported: a report was filed from the firing"})
+    linked = fields.Integer(metadata={"description": "linked to a report already filed"})
+    reports = fields.Integer(allow_none=True, metadata={"description": "reports by staff; null when under k"})
+    reports_display = fields.String()
+    unreported_share = fields.Float(allow_none=True, metadata={"description": "filed / (filed + linked), percent"})
+    links = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+class UnreportedTotalOut(BaseSchema):
+    firings = fields.Integer()
+    filed = fields.Integer()
+    linked = fields.Integer()
+    unreported_share = fields.Float(allow_none=True)
+
+
+class UnreportedTableOut(BaseSchema):
+    rows = fields.List(fields.Nested(UnreportedRowOut))
+    total = fields.Nested(UnreportedTotalOut)
+
+
+class TriggerStatsOut(BaseSchema):
+    triggers = fields.Nested(TriggerTableOut)
+    departments = fields.Nested(UnreportedTableOut)
+
+
 class AnalysisOut(BaseSchema):
     period = fields.Nested(PeriodOut)
     department = fields.Nested(DepartmentRef, allow_none=True)
     k = fields.Integer(metadata={"description": "counts below k are shown as `<k` below the hospital level"})
     below_hospital_level = fields.Boolean()
     total = fields.Nested(TotalOut)
+    found_by = fields.Nested(FoundByOut)
     harm = fields.Nested(HarmOut)
     dimensions = fields.List(fields.Nested(DimensionOut))
     underreporting = fields.Nested(FunnelOut)
+    triggers = fields.Nested(TriggerStatsOut, metadata={"description": "automatic extraction: trigger statistics"})

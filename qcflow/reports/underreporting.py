@@ -1,5 +1,8 @@
 """Under-reporting detector: reports per 100 discharges per department against the hospital rate.
 
+Only actively reported events count (found_by "reporter"): harm a trigger found and a reviewer filed is
+what the department did not report, so it never raises the department's rate (docs/indicators.md).
+
 A funnel plot (Spiegelhalter 2005): for a department with n discharges the expected count is
 θ·n, θ being the hospital's reports per discharge; the control limits are the Poisson quantiles of
 that expectation, interpolated so they are smooth in n (95 %: 2.5 % and 97.5 %; 99.8 %: 0.1 % and
@@ -27,7 +30,7 @@ from qcflow.core.i18n import current_language, register_labels
 from qcflow.core.periods import Period
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
-from qcflow.indicators.definitions import DISCHARGES
+from qcflow.indicators.definitions import DISCHARGES, actively_reported
 from qcflow.reports.analysis import harm_clause, is_report, reports_clause
 from qcflow.reports.suppression import SHOWN, suppress
 
@@ -121,7 +124,7 @@ def silent_departments(period: Period, department_id: int | None = None) -> list
     """Clinical and nursing departments with no report in the last N weeks of the period."""
     since = period.end_at - timedelta(weeks=silent_weeks())
     reported = (sa.select(AdverseEvent.department_id)
-                .where(is_report(), AdverseEvent.submitted_at >= since, AdverseEvent.submitted_at < period.end_at,
+                .where(is_report(), actively_reported(), AdverseEvent.submitted_at >= since, AdverseEvent.submitted_at < period.end_at,
                        AdverseEvent.department_id.is_not(None)))
     stmt = (sa.select(Department).where(Department.is_active.is_(True),
                                         Department.kind.in_((DepartmentKind.CLINICAL.value, DepartmentKind.NURSING.value)),
@@ -139,7 +142,7 @@ def funnel(period: Period, *, k: int, now: datetime, department_id: int | None =
     hospital rate).
     """
     discharges = discharges_by_department(period, now)
-    where = reports_clause(period)
+    where = sa.and_(reports_clause(period), actively_reported())
     stmt = (sa.select(AdverseEvent.department_id, sa.func.count(), sa.func.count().filter(harm_clause()))
             .where(where).group_by(AdverseEvent.department_id))
     by_department = {d: (n, harm) for d, n, harm in db.session.execute(stmt)}

@@ -97,12 +97,13 @@ class Builder:
         return self._add(DischargeCensus(department_id=department.id, month_on=month_on, discharges=discharges,
                                          updated_at=self.created))
 
-    def event(self, department, state, submitted_at, *, closed_at=None, grade="III"):
+    def event(self, department, state, submitted_at, *, closed_at=None, grade="III", found_by="reporter"):
         from qcflow.events.models import AdverseEvent
 
         n = next(_seq)
         return self._add(AdverseEvent(
-            reference=f"AE-2026-{n:06d}", state=state, mode="named", category_code="medication",
+            reference=f"AE-2026-{n:06d}", state=state, mode="named" if found_by == "reporter" else "confidential",
+            found_by=found_by, category_code="medication",
             reporter_grade=grade, confirmed_grade=grade if state not in ("draft", "submitted") else None,
             department_id=department.id, description="参考月事件", created_at=submitted_at or self.created,
             submitted_at=submitted_at, closed_at=closed_at))

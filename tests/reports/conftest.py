@@ -12,6 +12,9 @@ from tests.conftest import sh
 _refs = count(1)
 #: When the bulletin tests run: early March 2026, February's bulletin is due.
 NOW = sh(2026, 3, 5, 9, 0)
+#: Two default triggers (the migration seeds them).
+RTT = "return_theatre_48h"
+INR = "critical_inr"
 
 
 @pytest.fixture
@@ -104,3 +107,28 @@ def february(hospital, create_report, create_census):
                           occurred=sh(2026, 2, day, (i * 5) % 24, 10), submitted=sh(2026, 2, day, 23, 0))
     create_report(state="duplicate", submitted=sh(2026, 2, 3, 9, 0))
     db.session.commit()
+
+
+@pytest.fixture
+def firings(hospital, default_trigger, create_firing, create_report):
+    """February 2026: five firings of the 48 h return-to-theatre trigger in general surgery (reviewed after
+    2, 4, 10 and 30 hours, one still open), one critical INR firing in cardiology (filed after 3 hours),
+    and firings outside February that must not count."""
+    from qcflow.extensions import db
+
+    surgery, cardio = hospital["surgery"], hospital["cardio"]
+    rtt, inr = default_trigger(RTT), default_trigger(INR)
+    found = create_report(department=surgery, found_by="trigger", mode="confidential", submitted=sh(2026, 2, 4, 12, 0))
+    reported = create_report(department=surgery, submitted=sh(2026, 2, 5, 9, 0))
+    create_firing(rtt, surgery, sh(2026, 2, 3, 8, 0), state="filed", review_hours=2, event=found)
+    create_firing(rtt, surgery, sh(2026, 2, 5, 8, 0), state="linked", review_hours=4, event=reported)
+    create_firing(rtt, surgery, sh(2026, 2, 7, 8, 0), state="dismissed", review_hours=10)
+    create_firing(rtt, surgery, sh(2026, 2, 9, 8, 0), state="dismissed", review_hours=30)
+    create_firing(rtt, surgery, sh(2026, 2, 20, 8, 0))
+    inr_report = create_report(department=cardio, found_by="trigger", mode="confidential",
+                               submitted=sh(2026, 2, 12, 11, 0))
+    create_firing(inr, cardio, sh(2026, 2, 12, 8, 0), state="filed", review_hours=3, event=inr_report)
+    create_firing(rtt, surgery, sh(2026, 1, 31, 23, 59), state="filed", review_hours=1)  # January, local time
+    create_firing(inr, cardio, sh(2026, 3, 1, 0, 0), state="dismissed", review_hours=1)  # March, local time
+    db.session.commit()
+    return {"rtt": rtt, "inr": inr}
