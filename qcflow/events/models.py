@@ -259,7 +259,8 @@ register_labels({
         "investigation": _l("investigation"),
         "external_report": _l("report to the health authority"),
     },
-    "found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by a trigger in the HIS data (系统发现)")},
+    #: Who found the harm a report describes (exports, pages, the analysis).
+    "found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by the system")},
     "mode": {
         "named": _l("Named"),
         "confidential": _l("Confidential"),

@@ -79,18 +79,20 @@ def ppv(confirmed: int, reviewed: int) -> float | None:
     return round(100 * confirmed / reviewed, 1) if reviewed else None
 
 
-def _link(department_id: int | None = None, **filters) -> str:
-    """The prompts page filtered to the firings behind a count."""
-    params = {key: str(value) for key, value in filters.items() if value is not None}
+def _link(period: Period, department_id: int | None = None, *, state: str = "", **filters) -> str:
+    """The prompts page filtered to the firings behind a count: fired in the period's days, in a state ("":
+    every state)."""
+    params = {"source": "trigger", "state": state, "from": period.start.isoformat(), "to": period.end.isoformat(),
+              **{key: str(value) for key, value in filters.items() if value is not None}}
     if department_id is not None:
         params["department"] = department_id
-    return PROMPTS_URL + ("?" + urlencode(params) if params else "")
+    return PROMPTS_URL + "?" + urlencode(params)
 
 
-def _state_links(department_id: int | None, trigger: str | None = None) -> dict[str, str]:
+def _state_links(period: Period, department_id: int | None, trigger: str | None = None) -> dict[str, str]:
     """Links to a trigger's firings: all of them ("firings") and those in each state."""
-    links = {"firings": _link(department_id, trigger=trigger)}
-    links.update({s.value: _link(department_id, trigger=trigger, state=s.value) for s in PromptState})
+    links = {"firings": _link(period, department_id, trigger=trigger)}
+    links.update({s.value: _link(period, department_id, trigger=trigger, state=s.value) for s in PromptState})
     return links
 
 
@@ -130,9 +132,9 @@ def by_trigger(period: Period, department_id: int | None = None) -> dict:
         figures = _figures(counts.get(trigger.id), medians.get(trigger.id))
         rows.append({"id": trigger.id, "code": trigger.code, "name": trigger.label(language),
                      "is_active": trigger.is_active, **figures,
-                     "links": _state_links(department_id, trigger=trigger.code)})
+                     "links": _state_links(period, department_id, trigger=trigger.code)})
     totals = _figures(db.session.execute(_counts(where)).first(), _medians(where).get(None))
-    totals["links"] = _state_links(department_id)
+    totals["links"] = _state_links(period, department_id)
     return {"rows": rows, "total": totals}
 
 
@@ -164,8 +166,8 @@ def by_department(period: Period, k: int, department_id: int | None = None) -> d
             "firings": figures["firings"], "filed": figures["filed"], "linked": figures["linked"],
             "reports": n if shown else None, "reports_display": str(n) if shown else f"<{k}",
             "unreported_share": round(100 * figures["filed"] / confirmed, 1) if confirmed else None,
-            "links": {"firings": _link(dept_id), "filed": _link(dept_id, state=PromptState.FILED.value),
-                      "linked": _link(dept_id, state=PromptState.LINKED.value)},
+            "links": {"firings": _link(period, dept_id), "filed": _link(period, dept_id, state=PromptState.FILED.value),
+                      "linked": _link(period, dept_id, state=PromptState.LINKED.value)},
         })
     rows.sort(key=lambda r: (-r["filed"], r["department"]["code"] or ""))
     filed = sum(r["filed"] for r in rows)

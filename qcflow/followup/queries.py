@@ -21,7 +21,7 @@ from qcflow.core.db import UTCDateTime
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.masking import mask_phone
 from qcflow.core.pagination import keyset_page
-from qcflow.core.periods import local_midnight, month_period
+from qcflow.core.periods import local_midnight
 from qcflow.core.schemas import DateTime
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
@@ -309,14 +309,16 @@ def user_names(ids) -> dict[int, str]:
     return dict(db.session.execute(sa.select(User.id, User.display_name).where(User.id.in_(ids))).all())
 
 
-def prompts(actor: Actor, *, source=None, trigger=None, month=None, **filters) -> tuple[list[EventPrompt], int | None]:
+def prompts(actor: Actor, *, source=None, trigger=None, start=None, end=None,
+            **filters) -> tuple[list[EventPrompt], int | None]:
     """The possible events the actor reviews (a head: their department's; the quality office: all), newest
-    first (_newest_first's filters); by source (followup_call, trigger), one trigger's code, or the month they
-    were raised in (the statistics' drill-down)."""
+    first (_newest_first's filters); by source (followup_call, trigger), one trigger's code, or the days they
+    were raised in (`start`, `end`, hospital time: the statistics' drill-down)."""
     where = []
-    if month:
-        period = month_period(month)
-        where += [EventPrompt.created_at >= period.start_at, EventPrompt.created_at < period.end_at]
+    if start:
+        where.append(EventPrompt.created_at >= local_midnight(start, hospital_tz()))
+    if end:
+        where.append(EventPrompt.created_at < local_midnight(end + timedelta(days=1), hospital_tz()))
     if source:
         where.append(EventPrompt.task_id.is_not(None) if source == "followup_call" else EventPrompt.trigger_id.is_not(None))
     if trigger:

@@ -1,7 +1,7 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Month, Page
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -288,7 +288,8 @@ class PromptListArgs(CursorArgs):
     state = fields.String(validate=validate.OneOf(list(PromptState)))
     source = fields.String(validate=validate.OneOf(PROMPT_SOURCES))
     trigger = Text(40, metadata={"description": "A trigger's code (its firings only)"})
-    month = Month(metadata={"description": "Raised in this month (YYYY-MM, hospital time)"})
+    start = Date(data_key="from", metadata={"description": "Raised on or after this day (hospital time)"})
+    end = Date(data_key="to", metadata={"description": "Raised on or before this day (hospital time)"})
 
 
 class PromptFileIn(VersionIn):

@@ -21,7 +21,7 @@ from qcflow.auth.models import Department
 from qcflow.auth.permissions import department_for
 from qcflow.clinical.models import Patient
 from qcflow.core.actors import Actor
-from qcflow.core.i18n import current_language, label, register_labels
+from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import Period
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import CARE_STAGES, FOUND_BY, AdverseEvent, EventCategory
@@ -278,5 +278,3 @@ def found_by_split(period: Period, department_id: int | None, k: int) -> dict:
             for i, code in enumerate(FOUND_BY)}
 
 
-#: Who found the harm a report describes (AdverseEvent.found_by), as exports and pages name it.
-register_labels({"found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by the system")}})

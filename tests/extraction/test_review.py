@@ -118,10 +118,12 @@ def test_the_inbox_page_shows_the_facts_in_the_readers_language_and_confirms(cli
     assert "Expected course of the illness or treatment" in dismissed
 
 
-def test_the_inbox_filters_by_the_month_a_firing_was_raised_in(client, tokens, facts):
+def test_the_inbox_filters_by_the_days_a_firing_was_raised_in(client, tokens, facts):
+    """T0 is 09:00 on 2 March in the hospital's time (01:00 UTC)."""
     fired_return(facts)
-    march = items(client, tokens("quality"), "?source=trigger&month=2026-03")
+    march = items(client, tokens("quality"), "?source=trigger&from=2026-03-02&to=2026-03-02")
     assert {p["trigger"] for p in march} == {"return_theatre_48h", "return_theatre_31d"}
-    assert items(client, tokens("quality"), "?source=trigger&month=2026-02") == []
-    bad = client.get("/api/v1/followup/prompts?month=2026-13", headers=tokens("quality"))
-    assert bad.status_code == 422 and "month" in bad.json["errors"]
+    assert items(client, tokens("quality"), "?source=trigger&to=2026-03-01") == []
+    assert items(client, tokens("quality"), "?source=trigger&from=2026-03-03") == []
+    bad = client.get("/api/v1/followup/prompts?from=2026-02-30", headers=tokens("quality"))
+    assert bad.status_code == 422 and "from" in bad.json["errors"]
