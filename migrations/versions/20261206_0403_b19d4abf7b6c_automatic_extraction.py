@@ -162,6 +162,9 @@ def upgrade():
         batch_op.add_column(sa.Column('facts', sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('dismiss_code', sa.String(length=20), nullable=True))
+        batch_op.add_column(sa.Column('reviewer_department_id', sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(batch_op.f('fk_followup_event_prompt_reviewer_department_id_department'),
+                                    'department', ['reviewer_department_id'], ['id'])
         batch_op.alter_column('task_id',
                existing_type=sa.INTEGER(),
                nullable=True)
@@ -191,6 +194,9 @@ def downgrade():
         batch_op.drop_constraint(op.f('ck_followup_event_prompt_one_source'), type_='check')
         batch_op.drop_constraint(op.f('ck_followup_event_prompt_dismiss_code_valid'), type_='check')
         batch_op.drop_constraint(batch_op.f('fk_followup_event_prompt_trigger_id_extraction_trigger'), type_='foreignkey')
+        batch_op.drop_constraint(batch_op.f('fk_followup_event_prompt_reviewer_department_id_department'),
+                                 type_='foreignkey')
+        batch_op.drop_column('reviewer_department_id')
         batch_op.drop_constraint('uq_followup_event_prompt_firing', type_='unique')
         batch_op.drop_index('ix_followup_event_prompt_trigger_state')
         batch_op.alter_column('task_id',

@@ -1,5 +1,4 @@
 """Shapes of the HIS intake rows, reference data and operation steps (rules live in services)."""
-import re
 from datetime import timedelta
 
 from flask_babel import gettext, lazy_gettext as _
@@ -7,26 +6,10 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from qcflow.clinical.models import DISPOSITIONS, LISTED_DRUGS, SEXES, SPECIALTIES, CancerType
 from qcflow.core.i18n import label
-from qcflow.core.schemas import BaseSchema, Choice, Date, DateTime, Month
+from qcflow.core.schemas import LONG_TEXT, BaseSchema, Choice, Date, DateTime, Month, no_control_characters
 
 #: The states the HIS may push (planned is where an operation starts).
 PUSHED_STATES = ("booked", "performed", "cancelled")
-#: C0 control characters and DEL; tab, newline and carriage return are text in a long field (a reason).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-#: From this length a text field is long text, where tab and line breaks are allowed.
-LONG_TEXT = 1000
-
-
-def no_control_characters(long_text: bool = False):
-    """A validator refusing control characters (NUL, ESC, bell…): PostgreSQL cannot store NUL, and the others
-    garble pages, exports and terminals. Long text keeps its tabs and line breaks."""
-    pattern = _CONTROL_IN_LONG_TEXT if long_text else _CONTROL
-
-    def check(value: str) -> None:
-        if pattern.search(value):
-            raise ValidationError(gettext("Control characters (such as NUL or ESC) are not allowed in text."))
-    return check
 
 
 def Text(n: int, **kw) -> fields.String:  # noqa: N802 (a field)

@@ -122,6 +122,12 @@ def _after_death(patient: Patient | None, times: dict, resolved: Resolved, messa
             resolved.errors.setdefault(name, []).append(message % {"died": patient.died_on.isoformat()})
 
 
+def _has_facts(encounter: Encounter) -> bool:
+    """Whether records of the stay carry its patient (they would keep the old one if the stay moved)."""
+    return any(db.session.scalar(sa.select(model.id).where(model.encounter_id == encounter.id).limit(1)) is not None
+               for model in (Operation, Transfer, MedicationAdministration, CriticalLabResult))
+
+
 def resolve_encounter(row: dict, now: datetime) -> Resolved:
     resolved = Resolved()
     patient = _by_his_id(Patient, row["patient_his_id"], resolved, "patient_his_id")
@@ -132,6 +138,10 @@ def resolve_encounter(row: dict, now: datetime) -> Resolved:
         resolved.errors["discharged_at"] = [_("Discharge cannot be before admission.")]
     # A field the row leaves out keeps its stored value: judge the discharge and its disposition together.
     stored = db.session.scalar(sa.select(Encounter).where(Encounter.his_id == row["his_id"]))
+    if stored is not None and patient is not None and stored.patient_id != patient.id and _has_facts(stored):
+        resolved.errors["patient_his_id"] = [_(
+            "This stay belongs to another patient and records refer to it (operations, transfers, medicines, "
+            "results): its patient cannot change through intake. Ask the quality office to correct the record.")]
     discharged_at = row["discharged_at"] if "discharged_at" in row else getattr(stored, "discharged_at", None)
     disposition = row["disposition"] if "disposition" in row else getattr(stored, "disposition", None)
     if disposition and not discharged_at:

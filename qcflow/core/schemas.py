@@ -1,11 +1,29 @@
 """Marshmallow base schema and shared fields."""
 import datetime as dt
+import re
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from qcflow.core.periods import MONTH, parse_month
+
+#: C0 control characters and DEL; tab, newline and carriage return are text in a long field (a reason).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: From this length a text field is long text, where tab and line breaks are allowed.
+LONG_TEXT = 1000
+
+
+def no_control_characters(long_text: bool = False):
+    """A validator refusing control characters (NUL, ESC, bell…): PostgreSQL cannot store NUL, and the others
+    garble pages, exports and terminals. Long text keeps its tabs and line breaks."""
+    pattern = _CONTROL_IN_LONG_TEXT if long_text else _CONTROL
+
+    def check(value: str) -> None:
+        if pattern.search(value):
+            raise ValidationError(str(_l("Control characters (such as NUL or ESC) are not allowed in text.")))
+    return check
 
 
 #: The years a date or a date-time of the API may fall in. Beyond them no record of a hospital makes sense,

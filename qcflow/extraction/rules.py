@@ -236,11 +236,18 @@ def _flag(params: dict, name: str, errors: dict) -> None:
         errors[name] = [_l("Give true or false.")]
 
 
+def _short_text(value) -> bool:
+    """A code or unit as the laboratory writes it: 1 to 20 printable characters."""
+    return isinstance(value, str) and 0 < len(value.strip()) <= 20 and value.isprintable()
+
+
 def check_drugs(params: dict) -> dict:
     errors: dict = {}
     drugs = params.get("drugs")
     if not isinstance(drugs, list) or not drugs or not all(isinstance(d, str) for d in drugs):
         errors["drugs"] = [_l("Choose at least one medicine.")]
+    elif len(set(drugs)) != len(drugs):
+        errors["drugs"] = [_l("Name each medicine once.")]
     elif set(drugs) - set(LISTED_DRUGS):
         errors["drugs"] = [_l("Unknown medicine code: %(codes)s.") % {
             "codes": ", ".join(sorted(set(drugs) - set(LISTED_DRUGS)))}]
@@ -250,8 +257,7 @@ def check_drugs(params: dict) -> dict:
 
 def check_lab(params: dict) -> dict:
     errors: dict = {}
-    code = params.get("test_code")
-    if not isinstance(code, str) or not code.strip() or len(code.strip()) > 20:
+    if not _short_text(params.get("test_code")):
         errors["test_code"] = [_l("Give the laboratory's test code (at most 20 characters).")]
     _number(params, "above", errors)
     _number(params, "below", errors)
@@ -261,7 +267,7 @@ def check_lab(params: dict) -> dict:
             and params["below"] > params["above"]:
         errors["below"] = [_l("The low threshold is above the high one.")]
     unit = params.get("unit")
-    if unit is not None and (not isinstance(unit, str) or len(unit) > 20):
+    if unit is not None and not _short_text(unit):
         errors["unit"] = [_l("Give the unit as the laboratory writes it (at most 20 characters).")]
     return errors
 

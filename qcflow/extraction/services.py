@@ -93,33 +93,38 @@ def evaluate_queued(now: datetime, *, batch_size: int = BATCH,
     progress = Evaluated()
     while batch := _next_batch(batch_size):
         found: Counter = Counter()
+        fired = 0
         for queued in batch:
             for trigger in by_kind[queued.kind]:
                 window = timedelta(hours=trigger.window_hours) if trigger.window_hours else None
                 for firing in rules.RULES[trigger.rule].fire(queued.kind, queued.record_id, trigger.params, window):
                     prompt = followup.open_firing(
                         trigger_id=trigger.id, trigger_version=trigger.version, patient_id=firing.patient_id,
-                        window_key=firing.window_key, department_id=trigger.reviewer_department_id or
-                        firing.department_id, occurred_at=firing.occurred_at, facts=firing.facts, now=now)
+                        window_key=firing.window_key, department_id=firing.department_id,
+                        reviewer_department_id=trigger.reviewer_department_id, occurred_at=firing.occurred_at,
+                        facts=firing.facts, now=now)
                     if prompt is not None:
-                        found[prompt.department_id] += 1
+                        fired += 1
+                        for department in {prompt.department_id, prompt.reviewer_department_id} - {None}:
+                            found[department] += 1
         db.session.execute(sa.delete(QueuedFact).where(QueuedFact.id.in_([q.id for q in batch])))
-        _tell_reviewers(found, now)
+        _tell_reviewers(found, fired, now)
         progress.batches, progress.facts = progress.batches + 1, progress.facts + len(batch)
-        progress.firings += sum(found.values())
+        progress.firings += fired
         db.session.flush()
         if after_batch is not None:
             after_batch(progress)
     return progress
 
 
-def _tell_reviewers(found: Counter, now: datetime) -> None:
-    """One notification per department and batch (not one per firing): its heads, and the quality office."""
+def _tell_reviewers(found: Counter, fired: int, now: datetime) -> None:
+    """One notification per reviewing department and batch (not one per firing): its heads, and the quality
+    office."""
     for department_id, n in sorted(found.items()):
         notify(users_with_role(Role.DEPT_HEAD, department_id), "extraction.found", {"n": n}, now=now,
                link=f"/followup/prompts?source=trigger&department={department_id}")
     if found:
-        notify(users_with_role(Role.QUALITY), "extraction.found", {"n": sum(found.values())}, now=now,
+        notify(users_with_role(Role.QUALITY), "extraction.found", {"n": fired}, now=now,
                link="/followup/prompts?source=trigger")
 
 

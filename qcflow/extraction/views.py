@@ -5,14 +5,16 @@ import math
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, current_actor
 from qcflow.auth.queries import active_departments
 from qcflow.clinical.models import LISTED_DRUGS
-from qcflow.core.errors import DomainError, Unprocessable, page_refusal
+from qcflow.core.errors import DomainError, Unprocessable, page_refusal, translate_errors
 from qcflow.core.time import now
 from qcflow.extraction import queries, services
 from qcflow.extraction.rules import PARAM_KINDS, RULES
+from qcflow.extraction.schemas import TriggerNamesIn
 
 bp = Blueprint("extraction", __name__)
 
@@ -21,6 +23,14 @@ bp = Blueprint("extraction", __name__)
 @allowed("triggers")
 def triggers():
     return render_template("extraction/triggers.html", triggers=queries.triggers(), rules=RULES)
+
+
+def load_errors(schema, data: dict) -> dict:
+    try:
+        schema.load(data)
+    except ValidationError as error:
+        return translate_errors(error.messages)
+    return {}
 
 
 def _form_params(rule: str) -> dict:
@@ -44,12 +54,15 @@ def _form_params(rule: str) -> dict:
     return params
 
 
+def _whole(text: str) -> int | str | None:
+    """A whole number as typed (ASCII digits), the text itself when it is not one, None when empty."""
+    return int(text) if text.isascii() and text.isdigit() else (text or None)
+
+
 def _form_data(rule: str) -> dict:
-    window = request.form.get("window_hours", "").strip()
-    department = request.form.get("reviewer_department_id", "").strip()
     return {"name": request.form.get("name", "").strip(), "name_en": request.form.get("name_en", "").strip(),
-            "params": _form_params(rule), "window_hours": int(window) if window.isdigit() else (window or None),
-            "reviewer_department_id": int(department) if department.isdigit() else None,
+            "params": _form_params(rule), "window_hours": _whole(request.form.get("window_hours", "").strip()),
+            "reviewer_department_id": _whole(request.form.get("reviewer_department_id", "").strip()),
             "is_active": "is_active" in request.form}
 
 
@@ -62,13 +75,17 @@ def trigger(code):
     if request.method == "POST":
         data = _form_data(item.rule)
         try:
-            if not data["name"] or not data["name_en"]:
-                raise Unprocessable(errors={k: [_("Give a name.")] for k in ("name", "name_en")
-                                                     if not data[k]})
+            names = {k: data[k] for k in ("name", "name_en")}
+            errors = load_errors(TriggerNamesIn(), names)
             if isinstance(data["window_hours"], str):
-                raise Unprocessable(errors={"window_hours": [_("Give a whole number of hours.")]})
-            version = int(request.form.get("version", "0") or 0)
-            services.update_trigger(item, data, actor=current_actor(), now=now(), expected_version=version)
+                errors["window_hours"] = [_("Give a whole number of hours.")]
+            if isinstance(data["reviewer_department_id"], str):
+                errors["reviewer_department_id"] = [_("Unknown department.")]
+            if errors:
+                raise Unprocessable(errors=errors)
+            version = _whole(request.form.get("version", "").strip())
+            services.update_trigger(item, data, actor=current_actor(), now=now(),
+                                    expected_version=version if isinstance(version, int) else -1)
             flash(_("Trigger saved (version %(v)d). It applies to facts that arrive from now on.", v=item.version))
             return redirect(url_for("extraction.triggers"))
         except DomainError as error:

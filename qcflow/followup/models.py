@@ -279,8 +279,11 @@ class EventPrompt(Versioned, Base):
     #: The call whose findings raised it (None: a trigger raised it).
     task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("followup_task.id"), unique=True)
     patient_id: Mapped[int] = mapped_column(sa.ForeignKey("patient.id"))
-    #: The department whose reviewers (its heads) review it with the quality office.
+    #: The department where it happened (the call's, the stay's or the operation's): its heads review it with the
+    #: quality office, and a report filed from it is that department's.
     department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+    #: A further department whose heads review a firing (the trigger's reviewers, e.g. the pharmacy).
+    reviewer_department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     #: Comma-separated subset of PROMPT_FINDINGS (a call's); empty for a firing.
     findings: Mapped[str] = mapped_column(sa.String(80), default="")
     #: The trigger that fired, the version that fired, and the window it fired for (one firing per patient,
@@ -313,6 +316,8 @@ class EventPrompt(Versioned, Base):
         sa.Index("ix_followup_event_prompt_state_id", "state", "id"),
         sa.Index("ix_followup_event_prompt_trigger_state", "trigger_id", "state"),
     )
+
+    __scope_columns__ = ("department_id", "reviewer_department_id")
 
     @property
     def source(self) -> str:

@@ -268,9 +268,10 @@ def _newest_first(model, actor: Actor, *, department=None, state=None, patient=N
                   where=()):
     """A department's plans, calls or possible events (quality: all, or the one asked for), newest first,
     keyset-paginated by id; optionally one state or one patient (HIS id or record number), and `where`."""
-    stmt = scoped(sa.select(model).where(*where), model.department_id, actor).order_by(model.id.desc())
+    columns = [getattr(model, c) for c in getattr(model, "__scope_columns__", ("department_id",))]
+    stmt = scoped(sa.select(model).where(*where), columns, actor).order_by(model.id.desc())
     if department is not None:
-        stmt = stmt.where(model.department_id == department_for(actor, department))
+        stmt = scoped_to(stmt, columns, department_for(actor, department))
     if state:
         stmt = stmt.where(model.state == state)
     if patient:

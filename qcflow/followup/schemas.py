@@ -1,7 +1,7 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, no_control_characters
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -293,10 +293,12 @@ class PromptListArgs(CursorArgs):
 
 
 class PromptFileIn(VersionIn):
-    note = Text(2000, metadata={"description": "The reviewer's words, the report's description (optional)"})
+    note = fields.String(validate=[validate.Length(max=2000), no_control_characters(long_text=True)],
+                         metadata={"description": "The reviewer's words, the report's description (optional)"})
 
 
 class PromptDismissIn(VersionIn):
     reason_code = fields.String(validate=validate.OneOf(DISMISS_CODES),
                                 metadata={"description": "Why no report is needed; default other"})
-    reason = Text(2000, metadata={"description": "In words (required with reason_code other)"})
+    reason = fields.String(validate=[validate.Length(max=2000), no_control_characters(long_text=True)],
+                           metadata={"description": "In words (required with reason_code other)"})

@@ -56,8 +56,10 @@ def dismiss_guard(prompt, data):
 
 
 def prompt_relations(prompt, actor):
-    """The heads of a possible event's department review it with the quality office."""
-    if "dept_head" in actor.roles and actor.department_id is not None and actor.department_id == prompt.department_id:
+    """The heads of a possible event's department (and of its trigger's reviewing department) review it with
+    the quality office."""
+    departments = {prompt.department_id, getattr(prompt, "reviewer_department_id", None)} - {None}
+    if "dept_head" in actor.roles and actor.department_id in departments:
         return {"department_reviewer"}
     return set()
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from qcflow import reactions
 from qcflow.auth.models import Role
+from qcflow.auth.permissions import sees_all_departments
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -50,7 +51,8 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
 
 
 def open_firing(*, trigger_id: int, trigger_version: int, patient_id: int, window_key: str, department_id: int,
-                occurred_at: datetime, facts: list[dict], now: datetime) -> EventPrompt | None:
+                reviewer_department_id: int | None, occurred_at: datetime, facts: list[dict],
+                now: datetime) -> EventPrompt | None:
     """A trigger's firing as a possible event, once per (trigger, patient, window): None when that window
     fired before (a re-sent fact, the pair seen from its other end, a dismissed firing)."""
     fired = db.session.scalar(sa.select(EventPrompt.id).where(
@@ -59,7 +61,8 @@ def open_firing(*, trigger_id: int, trigger_version: int, patient_id: int, windo
     if fired is not None:
         return None
     prompt = EventPrompt(trigger_id=trigger_id, trigger_version=trigger_version, window_key=window_key,
-                         patient_id=patient_id, department_id=department_id, findings="", facts=facts,
+                         patient_id=patient_id, department_id=department_id,
+                         reviewer_department_id=reviewer_department_id, findings="", facts=facts,
                          occurred_at=occurred_at, created_at=now)
     db.session.add(prompt)
     db.session.flush()
@@ -112,14 +115,19 @@ def report_data(prompt: EventPrompt) -> dict:
 MATCH_BEFORE, MATCH_AFTER = timedelta(days=1), timedelta(days=3)
 
 
+def _firing_category(prompt: EventPrompt, trigger) -> tuple[str, str | None, str]:
+    """The category, subcategory and stage of care of the harm a firing points to (FIRING_CATEGORY; a
+    transfusion reaction is a transfusion event)."""
+    if trigger.rule == "drug_given" and {f.get("drug") for f in prompt.facts or ()} == {"blood_product"}:
+        return "transfusion", "transfusion_reaction", "transfusion"
+    return FIRING_CATEGORY[trigger.rule]
+
+
 def firing_report_data(prompt: EventPrompt, trigger, note: str) -> dict:
     """A confidential report pre-filled from a firing: what fired it as codes (`origin`), the reviewer's note
     as its description, found by a trigger (counted apart from reported events)."""
     patient = db.session.get(Patient, prompt.patient_id)
-    category, subcategory, stage = FIRING_CATEGORY[trigger.rule]
-    drugs = {f.get("drug") for f in prompt.facts or ()}
-    if trigger.rule == "drug_given" and drugs == {"blood_product"}:
-        category, subcategory, stage = "transfusion", "transfusion_reaction", "transfusion"
+    category, subcategory, stage = _firing_category(prompt, trigger)
     operation = next((f["id"] for f in prompt.facts or () if f["kind"] == "operation"), None)
     death = trigger.rule == "death_after_operation"
     return {
@@ -147,28 +155,31 @@ FIRING_CATEGORY = {
 }
 
 
-def matching_report(prompt: EventPrompt):
-    """The report already filed about the firing's harm, if any (same patient, around its time)."""
+def matching_report(prompt: EventPrompt, actor: Actor):
+    """The report already filed about the firing's harm, if any: the same patient and category, around its
+    time, among the reports the reviewer may read (a head: their department's; anonymous ones once announced)."""
     patient = db.session.get(Patient, prompt.patient_id)
     first = min((datetime.fromisoformat(f["at"]) for f in prompt.facts if "T" in f["at"]), default=prompt.occurred_at)
-    return reactions.ask("event.matching_report", patient.mrn, first - MATCH_BEFORE,
-                         prompt.occurred_at + MATCH_AFTER, prompt.occurred_at)
+    return reactions.ask("event.matching_report", patient.mrn, first - MATCH_BEFORE, prompt.occurred_at + MATCH_AFTER,
+                         prompt.occurred_at, category=_firing_category(prompt, prompt.trigger)[0],
+                         department_id=None if sees_all_departments(actor) else actor.department_id)
 
 
 def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_version: int | None = None,
                 note: str = ""):
     """Confirm a possible event: a confidential report filed by this reviewer, pre-filled from the call or the
-    firing; a firing whose harm has a report already is linked to it instead (no second report)."""
+    firing; a firing whose harm has a report already is linked to it instead (no second report; the reviewer's
+    note is kept in the audit trail)."""
+    PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
     if prompt.trigger_id is not None:
-        PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
-        existing = matching_report(prompt)
+        existing = matching_report(prompt, actor)
         if existing is not None:
             prompt.event_id, prompt.handled_at, prompt.handled_by_id = existing.id, now, actor.user_id
-            PROMPT_WORKFLOW.apply(prompt, "link", actor=actor, now=now, audit_detail={"event_id": existing.id})
+            PROMPT_WORKFLOW.apply(prompt, "link", actor=actor, now=now,
+                                  audit_detail={"event_id": existing.id, "note": note.strip() or None})
             return existing
         data = firing_report_data(prompt, prompt.trigger, note.strip())
     else:
-        PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
         data = report_data(prompt)
         if note.strip():
             data["description"] = " ".join(p for p in (data["description"], note.strip()) if p)
