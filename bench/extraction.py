@@ -359,20 +359,27 @@ def raw_statements(session) -> list[str]:
         "JOIN operation o ON o.id = q.record_id JOIN transfer t ON t.patient_id = o.patient_id AND t.to_icu = true "
         f"AND t.transferred_at >= o.performed_at AND t.transferred_at <= {sh('o.performed_at', w)} "
         "WHERE q.kind = 'operation' AND o.state = 'performed' GROUP BY o.patient_id, o.id, o.department_id"]
-    given = (f"{pick('m.patient_id', 'encounter', 'm.encounter_id', 'e.department_id', 'm.given_at')} {q} "
-             "JOIN medication_administration m ON m.id = q.record_id JOIN encounter e ON e.id = m.encounter_id "
-             "WHERE q.kind = 'administration' AND ")
+    # One-fact rules: the queued records of the kind first (materialised), then the trigger's condition on them;
+    # otherwise PostgreSQL, misjudging the condition's selectivity, scans the queue once per matching stored row.
+    ctes = {}
+    given = (f"{pick('m.patient_id', 'encounter', 'm.encounter_id', 'e.department_id', 'm.given_at')} "
+             "FROM queued_m m JOIN encounter e ON e.id = m.encounter_id WHERE ")
+    queued_m = ("WITH queued_m AS MATERIALIZED (SELECT m.* FROM extraction_queue q JOIN medication_administration m "
+                "ON m.id = q.record_id WHERE q.kind = 'administration') ")
     selects["rescue_drug"] = [given + "m.drug IN ('naloxone', 'flumazenil', 'vitamin_k', 'protamine', 'glucose_50', "
                                       "'antihistamine', 'adrenaline')"]
     selects["transfusion_reaction"] = [given + "m.drug = 'blood_product' AND m.reaction = true"]
-    result = (f"{pick('r.patient_id', 'encounter', 'r.encounter_id', 'e.department_id', 'r.resulted_at')} {q} "
-              "JOIN critical_lab_result r ON r.id = q.record_id JOIN encounter e ON e.id = r.encounter_id "
-              "WHERE q.kind = 'lab' AND ")
+    result = (f"{pick('r.patient_id', 'encounter', 'r.encounter_id', 'e.department_id', 'r.resulted_at')} "
+              "FROM queued_r r JOIN encounter e ON e.id = r.encounter_id WHERE ")
+    queued_r = ("WITH queued_r AS MATERIALIZED (SELECT r.* FROM extraction_queue q JOIN critical_lab_result r "
+                "ON r.id = q.record_id WHERE q.kind = 'lab') ")
     unit = "lower(replace(coalesce(r.unit, ''), ' ', '')) = 'mmol/l'"
     selects["critical_inr"] = [result + "upper(trim(r.test_code)) = 'INR' AND r.value > 6.0"]
     selects["critical_glucose"] = [result + f"upper(trim(r.test_code)) = 'GLU' AND r.value < 2.8 AND {unit}"]
     selects["critical_potassium"] = [
         result + f"upper(trim(r.test_code)) = 'K' AND (r.value < 2.8 OR r.value > 6.2) AND {unit}"]
+    ctes.update(rescue_drug=queued_m, transfusion_reaction=queued_m, critical_inr=queued_r, critical_glucose=queued_r,
+                critical_potassium=queued_r)
     days = triggers["death_30d_after_operation"][2] // 24
     day = _day_plus(dialect, "o.performed_at", 0)
     selects["death_30d_after_operation"] = [
@@ -387,7 +394,7 @@ def raw_statements(session) -> list[str]:
         tid, version, _w = triggers[code]
         union = " UNION ALL ".join(parts)
         statements.append(
-            "INSERT INTO followup_event_prompt (trigger_id, trigger_version, window_key, patient_id, department_id, "
+            ctes.get(code, "") + "INSERT INTO followup_event_prompt (trigger_id, trigger_version, window_key, patient_id, department_id, "
             "findings, facts, occurred_at, state, created_at, version) "
             f"SELECT {tid}, {version}, u.window_key, u.patient_id, u.department_id, '', '[]', u.occurred_at, 'open', "
             f":now, 1 FROM ({union}) AS u WHERE true "
