@@ -542,5 +542,6 @@ def scenario_p14(db: str, scale: str, url: str, make_app, *, quick: bool = False
                     {"small_stored": at_small["stored"], "large_stored": at_large["stored"],
                      "app_small_ms": r2(at_small["app_ms"]), "raw_small_ms": r2(at_small["raw_ms"]),
                      "raw_scaling": sig3(at_large["raw_ms"] / at_small["raw_ms"]), "correct": counts_ok and correct,
-                     "check": "same firings at both sizes == expected set"}))
+                     "check": "same firings at both sizes == expected set"},
+                    r2(pct(at_large["app_times"], 95)), r2(pct(at_large["app_times"], 99))))
     return rows
