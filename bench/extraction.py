@@ -331,12 +331,14 @@ def raw_statements(session) -> list[str]:
         w = triggers[code][2]
         selects[code] = [
             f"{pick('o.patient_id', 'operation', 'f.id', 'f.department_id', 'o.performed_at')} {q} "
-            "JOIN operation o ON o.id = q.record_id JOIN operation f ON f.patient_id = o.patient_id AND f.state = 'performed' "
+            "JOIN operation o ON o.id = q.record_id "
+            "JOIN operation f ON f.patient_id = o.patient_id AND f.state = 'performed' "
             f"AND f.performed_at >= {sh('o.performed_at', -w)} AND f.performed_at < o.performed_at "
             "WHERE q.kind = 'operation' AND o.state = 'performed'",
             f"{pick('o.patient_id', 'operation', 'o.id', 'o.department_id', 'min(l.performed_at)')} {q} "
             "JOIN operation o ON o.id = q.record_id JOIN operation l ON l.patient_id = o.patient_id "
-            f"AND l.state = 'performed' AND l.performed_at > o.performed_at AND l.performed_at <= {sh('o.performed_at', w)} "
+            "AND l.state = 'performed' AND l.performed_at > o.performed_at "
+            f"AND l.performed_at <= {sh('o.performed_at', w)} "
             "WHERE q.kind = 'operation' AND o.state = 'performed' GROUP BY o.patient_id, o.id, o.department_id"]
     w = triggers["readmission_31d"][2]
     selects["readmission_31d"] = [
@@ -383,10 +385,12 @@ def raw_statements(session) -> list[str]:
     days = triggers["death_30d_after_operation"][2] // 24
     day = _day_plus(dialect, "o.performed_at", 0)
     selects["death_30d_after_operation"] = [
-        f"{pick('p.id', 'death', None, 'max(o.department_id)', 'max(o.performed_at)')} {q} JOIN patient p ON p.id = q.record_id "
+        f"{pick('p.id', 'death', None, 'max(o.department_id)', 'max(o.performed_at)')} {q} "
+        "JOIN patient p ON p.id = q.record_id "
         f"JOIN operation o ON o.patient_id = p.id AND o.state = 'performed' AND {day} <= p.died_on "
         f"AND {_day_plus(dialect, 'o.performed_at', days)} >= p.died_on WHERE q.kind = 'death' GROUP BY p.id",
-        f"{pick('o.patient_id', 'death', None, 'o.department_id', 'o.performed_at')} {q} JOIN operation o ON o.id = q.record_id "
+        f"{pick('o.patient_id', 'death', None, 'o.department_id', 'o.performed_at')} {q} "
+        "JOIN operation o ON o.id = q.record_id "
         f"JOIN patient p ON p.id = o.patient_id AND p.died_on IS NOT NULL AND {day} <= p.died_on "
         f"AND {_day_plus(dialect, 'o.performed_at', days)} >= p.died_on WHERE q.kind = 'operation'"]
     statements = []
@@ -394,7 +398,8 @@ def raw_statements(session) -> list[str]:
         tid, version, _w = triggers[code]
         union = " UNION ALL ".join(parts)
         statements.append(
-            ctes.get(code, "") + "INSERT INTO followup_event_prompt (trigger_id, trigger_version, window_key, patient_id, department_id, "
+            ctes.get(code, "") + "INSERT INTO followup_event_prompt (trigger_id, trigger_version, window_key, "
+            "patient_id, department_id, "
             "findings, facts, occurred_at, state, created_at, version) "
             f"SELECT {tid}, {version}, u.window_key, u.patient_id, u.department_id, '', '[]', u.occurred_at, 'open', "
             f":now, 1 FROM ({union}) AS u WHERE true "
@@ -512,7 +517,8 @@ def scenario_p14(db: str, scale: str, url: str, make_app, *, quick: bool = False
         session.commit()
         started = time.perf_counter()
         analyse(session)
-        log(f"# P14 seeded {second.facts:,} more in {second.seconds:.1f} s (+ analyse {time.perf_counter() - started:.1f} s)")
+        log(f"# P14 seeded {second.facts:,} more in {second.seconds:.1f} s "
+            f"(+ analyse {time.perf_counter() - started:.1f} s)")
         at_large = measure(session, repeats, batch_size)
         log(f"# P14 at {at_large['stored']:,}: raw {at_large['raw_ms']:.1f} ms, app {at_large['app_ms']:.1f} ms")
         started = time.perf_counter()

@@ -161,10 +161,11 @@ def seed_default_triggers(conn) -> None:
     table = sa.table("extraction_trigger", sa.column("params", sa.JSON), sa.column("created_at", sa.DateTime(True)),
                      sa.column("updated_at", sa.DateTime(True)), *(sa.column(c) for c in (
                          "code", "name", "name_en", "rule", "window_hours", "is_active", "version")))
+    defaults = migration_module("*_automatic_extraction.py").DEFAULT_TRIGGERS
     conn.execute(table.insert(), [
         {"code": code, "name": name, "name_en": name_en, "rule": rule, "params": params, "window_hours": window,
          "is_active": True, "created_at": now, "updated_at": now, "version": 1}
-        for code, name, name_en, rule, params, window in migration_module("*_automatic_extraction.py").DEFAULT_TRIGGERS])
+        for code, name, name_en, rule, params, window in defaults])
 
 
 def followup_migration():

@@ -1,10 +1,12 @@
 """The rules a trigger applies, one table: what facts each reads, which parameters it takes, and what fires.
 
 A rule is asked about one queued fact at a time and looks only at that patient's other facts (indexed by
-patient and time), so evaluating N new facts costs O(N) whatever is stored. Pair rules look both ways
-(the fact may be the first or the second of the pair: facts arrive out of order), and every firing is keyed
-by its window — the first fact of the pair, the stay, or the death — so a fact re-sent, or the pair seen
-from either end, fires once.
+patient and time), so evaluating N new facts costs O(N) whatever is stored. The evaluator reads a batch's
+patients' facts once, in a few statements (`batch_facts`), and the rules compare them in memory.
+
+Pair rules look both ways (the fact may be the first or the second of the pair: facts arrive out of order),
+and every firing is keyed by its window — the first fact of the pair, the stay, or the death — so a fact
+re-sent, or the pair seen from either end, fires once.
 
 Windows count inclusively: a return to theatre 48 h after the first operation is within 48 h; 48 h and
 one minute is not. A death known by its day counts in days (window_hours / 24).
@@ -68,9 +70,11 @@ def encounter_fact(enc: Encounter, at: datetime, event: str) -> dict:
 
 #: Where a batch's prefetched facts live while the evaluator reads the batch (the session's `info`).
 BATCH = "qcflow_extraction_batch"
+#: Ids per statement when a batch's facts are read (SQLite takes at most 32,766 parameters a statement).
+IN_SLICE = 1000
 #: The record a queued fact of each kind names.
-RECORDS = {"operation": Operation, "encounter": Encounter, "transfer": Transfer, "administration": MedicationAdministration,
-           "lab": CriticalLabResult, "death": Patient}
+RECORDS = {"operation": Operation, "encounter": Encounter, "transfer": Transfer,
+           "administration": MedicationAdministration, "lab": CriticalLabResult, "death": Patient}
 
 
 @dataclass
@@ -108,20 +112,26 @@ def batch_facts(facts: list[tuple[str, int, int]]):
         patients.add(patient_id)
     ids["death"] |= patients
     plain = sa.orm.lazyload("*")
+
+    def read(model, column, wanted, *where, order=()):
+        """The rows whose `column` is one of `wanted`, in slices of a size every database takes as parameters."""
+        rows = []
+        wanted = sorted(wanted)
+        for start in range(0, len(wanted), IN_SLICE):
+            rows += db.session.scalars(sa.select(model).where(column.in_(wanted[start:start + IN_SLICE]), *where)
+                                       .options(plain)).all()
+        return sorted(rows, key=order) if order else rows
+
     held = []
     for kind, wanted in ids.items():
-        model = RECORDS[kind]
-        held += db.session.scalars(sa.select(model).where(model.id.in_(sorted(wanted))).options(plain)).all()
-    wanted = sorted(patients)
+        held += read(RECORDS[kind], RECORDS[kind].id, wanted)
     cache = PatientFacts(
-        operations=_by_patient(db.session.scalars(sa.select(Operation).where(
-            Operation.patient_id.in_(wanted), Operation.state == OperationState.PERFORMED.value,
-            Operation.performed_at.is_not(None)).order_by(Operation.performed_at, Operation.id).options(plain))),
-        stays=_by_patient(db.session.scalars(sa.select(Encounter).where(Encounter.patient_id.in_(wanted))
-                                             .order_by(Encounter.admitted_at, Encounter.id).options(plain))),
-        icu_transfers=_by_patient(db.session.scalars(sa.select(Transfer).where(
-            Transfer.patient_id.in_(wanted), Transfer.to_icu.is_(True))
-            .order_by(Transfer.transferred_at, Transfer.id).options(plain))),
+        operations=_by_patient(read(
+            Operation, Operation.patient_id, patients, Operation.state == OperationState.PERFORMED.value,
+            Operation.performed_at.is_not(None), order=lambda o: (o.performed_at, o.id))),
+        stays=_by_patient(read(Encounter, Encounter.patient_id, patients, order=lambda e: (e.admitted_at, e.id))),
+        icu_transfers=_by_patient(read(Transfer, Transfer.patient_id, patients, Transfer.to_icu.is_(True),
+                                       order=lambda t: (t.transferred_at, t.id))),
         held=held, patients=patients)
     db.session.info[BATCH] = cache
     try:
