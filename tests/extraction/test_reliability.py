@@ -120,3 +120,21 @@ def test_the_evaluator_killed_mid_run_and_restarted_fires_each_window_once(app, 
 @pytest.mark.slow
 def test_the_evaluator_killed_mid_run_at_scale(app, database_url, tmp_path):
     crash_and_restart(app, database_url, tmp_path, stored=1_000_000, new=10_000, batch=200, rounds=20)
+
+
+@pytest.mark.parametrize("batch", [7, 5000])
+def test_the_firings_do_not_depend_on_how_the_queue_is_cut_into_batches(app, batch, monkeypatch):
+    """Many small batches, or one batch whose facts are read in several slices: the same firings, each once."""
+    from qcflow.extensions import db
+    from qcflow.extraction import rules, services
+
+    monkeypatch.setattr(rules, "IN_SLICE", 3)
+    expected = seeded(app, 2_100, 200)
+    with app.app_context():
+        result = services.evaluate_queued(NOW, batch_size=batch)
+        db.session.commit()
+        db.session.remove()
+    firings, rows, audited = recorded(app)
+    assert result.facts == 200 and result.firings == len(expected)
+    assert firings == expected and rows == audited == len(expected)
+    assert queue_left(app) == 0
