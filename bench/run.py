@@ -13,6 +13,7 @@ P8  the same at province volume of reports                                      
 P9  PDF: 1-page follow-up sheet; P10 ≈ 10 pages; P11 monthly bulletin           ≤ 3× / ≤ 2× pure render, ≤ 1 s / ≤ 5 s; ≤ 60 s, RSS ≤ 1 GiB
 P12 cold start: interpreter + import + create_app + first API request            ≤ 3 s
 P13 the HIS's booking decision call among ≥ 100k operations (in-process, HTTP)   p95 ≤ 20 ms
+P14 trigger evaluator: 10,000 new HIS facts against 1M, then 10M stored (scale M)  ≤ 20× raw, t(10M) / t(1M) ≤ 2
 
 P1–P3: "raw" is one INSERT … SELECT … ON CONFLICT DO NOTHING of the due plans' next occurrence, run on the
 same data in the same run; "app" is qcflow.followup.services.generate_due, the real generator
@@ -285,21 +286,23 @@ def print_table(rows: list[Row], machine: dict | None = None) -> None:
             continue
         check = "PASS" if r.extra.get("correct") else "FAIL"
         notes = []
-        for key in ("app_committed_ms", "rps", "per_second", "errors", "lock_errors_logged", "peak_rss_mib", "pages",
+        for key in ("app_committed_ms", "stored_facts", "firings", "rps", "per_second", "errors", "lock_errors_logged", "peak_rss_mib", "pages",
                     "tasks", "open_tasks", "cases", "reports", "mismatch"):
             if r.extra.get(key) not in (None, {}, ""):
                 notes.append(f"{key} {r.extra[key]}")
         print(f"{r.scenario}: correctness ({r.extra.get('check', '')}) {check}" + ("; " + ", ".join(notes) if notes else ""))
 
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14")
+#: Scenarios with a database of their own (the others share one seeded hospital).
+OWN_DATABASE = {"P1", "P2", "P3", "P14"}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--scale", choices=list(SCALES), default="S")
-    parser.add_argument("--scenario", default="all", help="all, or a comma list of P1 … P13")
+    parser.add_argument("--scenario", default="all", help="all, or a comma list of P1 … P14")
     parser.add_argument("--plans", type=int, help="override the scale's plan count for P1/P3 (smoke runs)")
     parser.add_argument("--quick", action="store_true",
                         help="less data, fewer samples, shorter load phases (the test suite's smoke run; timings are rough)")
@@ -331,10 +334,21 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"# {row.scenario}: raw {fmt_ms(row.raw_ms)}, app {fmt_ms(row.app_ms)}, ratio {row.ratio}, "
               f"{row.result}, {json.dumps(row.extra, default=str)}", flush=True)
-    if wanted - {"P1", "P2", "P3"}:
+    if "P14" in wanted:
+        from bench.extraction import scenario_p14
+
         url = fresh_database(args.db, args.scale, args.database_url)
         try:
-            run_hospital(args.db, args.scale, url, wanted - {"P1", "P2", "P3"}, make_app, rows=rows)
+            rows += scenario_p14(args.db, args.scale, url, make_app, quick=args.quick,
+                                 log=lambda line: print(line, flush=True))
+        except Exception:  # keep what was measured; the run fails
+            traceback.print_exc()
+            rows.append(Row("P14 evaluate", args.db, args.scale, 0, None, None, None, "-", "FAIL",
+                            {"error": traceback.format_exc(limit=3)}))
+    if wanted - OWN_DATABASE:
+        url = fresh_database(args.db, args.scale, args.database_url)
+        try:
+            run_hospital(args.db, args.scale, url, wanted - OWN_DATABASE, make_app, rows=rows)
         except Exception:  # keep and print what was measured; the run fails
             traceback.print_exc()
             rows.append(Row("P4-P13 hospital", args.db, args.scale, 0, None, None, None, "-", "FAIL",

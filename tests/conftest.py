@@ -151,7 +151,21 @@ def empty_postgres(url: str) -> None:
         followup_migration().seed_protocols(conn)
         # as the later migration left them (without the developers' note)
         conn.execute(sa.text(migration_module("*_followup_reasons_stored_as_codes.py").CLEAR_DEVELOPER_NOTE))
+        # and the default triggers (tests tune them and switch them off), as the migration seeds them.
+        seed_default_triggers(conn)
     engine.dispose()
+
+
+def seed_default_triggers(conn) -> None:
+    now = datetime.now(timezone.utc)
+    table = sa.table("extraction_trigger", sa.column("params", sa.JSON), sa.column("created_at", sa.DateTime(True)),
+                     sa.column("updated_at", sa.DateTime(True)), *(sa.column(c) for c in (
+                         "code", "name", "name_en", "rule", "window_hours", "is_active", "version")))
+    defaults = migration_module("*_automatic_extraction.py").DEFAULT_TRIGGERS
+    conn.execute(table.insert(), [
+        {"code": code, "name": name, "name_en": name_en, "rule": rule, "params": params, "window_hours": window,
+         "is_active": True, "created_at": now, "updated_at": now, "version": 1}
+        for code, name, name_en, rule, params, window in defaults])
 
 
 def followup_migration():

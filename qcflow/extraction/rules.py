@@ -1,10 +1,12 @@
 """The rules a trigger applies, one table: what facts each reads, which parameters it takes, and what fires.
 
 A rule is asked about one queued fact at a time and looks only at that patient's other facts (indexed by
-patient and time), so evaluating N new facts costs O(N) whatever is stored. Pair rules look both ways
-(the fact may be the first or the second of the pair: facts arrive out of order), and every firing is keyed
-by its window — the first fact of the pair, the stay, or the death — so a fact re-sent, or the pair seen
-from either end, fires once.
+patient and time), so evaluating N new facts costs O(N) whatever is stored. The evaluator reads a batch's
+patients' facts once, in a few statements (`batch_facts`), and the rules compare them in memory.
+
+Pair rules look both ways (the fact may be the first or the second of the pair: facts arrive out of order),
+and every firing is keyed by its window — the first fact of the pair, the stay, or the death — so a fact
+re-sent, or the pair seen from either end, fires once.
 
 Windows count inclusively: a return to theatre 48 h after the first operation is within 48 h; 48 h and
 one minute is not. A death known by its day counts in days (window_hours / 24).
@@ -12,6 +14,8 @@ one minute is not. A death known by its day counts in days (window_hours / 24).
 from __future__ import annotations
 
 import math
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
@@ -64,8 +68,89 @@ def encounter_fact(enc: Encounter, at: datetime, event: str) -> dict:
             "department_id": enc.department_id}
 
 
+#: Where a batch's prefetched facts live while the evaluator reads the batch (the session's `info`).
+BATCH = "qcflow_extraction_batch"
+#: Ids per statement when a batch's facts are read (SQLite takes at most 32,766 parameters a statement).
+IN_SLICE = 1000
+#: The record a queued fact of each kind names.
+RECORDS = {"operation": Operation, "encounter": Encounter, "transfer": Transfer,
+           "administration": MedicationAdministration, "lab": CriticalLabResult, "death": Patient}
+
+
+@dataclass
+class PatientFacts:
+    """One batch's patients' stored facts that the pair rules compare: every performed operation (by time), every
+    stay and every transfer to intensive care (by time), per patient."""
+
+    operations: dict[int, list[Operation]]
+    stays: dict[int, list[Encounter]]
+    icu_transfers: dict[int, list[Transfer]]
+    #: The batch's own records and patients, held so that `db.session.get` finds them (the session keeps weak
+    #: references only).
+    held: list
+    #: The patients whose facts these are (another patient's are read from the database).
+    patients: set[int]
+
+
+def _by_patient(rows) -> dict[int, list]:
+    grouped = defaultdict(list)
+    for row in rows:
+        grouped[row.patient_id].append(row)
+    return grouped
+
+
+@contextmanager
+def batch_facts(facts: list[tuple[str, int, int]]):
+    """While a batch — (kind, record id, patient id) per fact — is evaluated, its records, its patients and their
+    stored facts are in memory, read in one statement per table (without the relationships the models join by
+    default), instead of a few statements per fact and trigger. Each patient's whole history is read, not a
+    window of it: a patient has few stays and operations, and what a batch costs stays proportional to the
+    batch, whatever is stored."""
+    ids, patients = defaultdict(set), set()
+    for kind, record_id, patient_id in facts:
+        ids[kind].add(record_id)
+        patients.add(patient_id)
+    ids["death"] |= patients
+    plain = sa.orm.lazyload("*")
+
+    def read(model, column, wanted, *where, order=()):
+        """The rows whose `column` is one of `wanted`, in slices of a size every database takes as parameters."""
+        rows = []
+        wanted = sorted(wanted)
+        for start in range(0, len(wanted), IN_SLICE):
+            rows += db.session.scalars(sa.select(model).where(column.in_(wanted[start:start + IN_SLICE]), *where)
+                                       .options(plain)).all()
+        return sorted(rows, key=order) if order else rows
+
+    held = []
+    for kind, wanted in ids.items():
+        held += read(RECORDS[kind], RECORDS[kind].id, wanted)
+    cache = PatientFacts(
+        operations=_by_patient(read(
+            Operation, Operation.patient_id, patients, Operation.state == OperationState.PERFORMED.value,
+            Operation.performed_at.is_not(None), order=lambda o: (o.performed_at, o.id))),
+        stays=_by_patient(read(Encounter, Encounter.patient_id, patients, order=lambda e: (e.admitted_at, e.id))),
+        icu_transfers=_by_patient(read(Transfer, Transfer.patient_id, patients, Transfer.to_icu.is_(True),
+                                       order=lambda t: (t.transferred_at, t.id))),
+        held=held, patients=patients)
+    db.session.info[BATCH] = cache
+    try:
+        yield cache
+    finally:
+        db.session.info.pop(BATCH, None)
+
+
+def _cached(patient_id: int) -> PatientFacts | None:
+    cache = db.session.info.get(BATCH)
+    return cache if cache is not None and patient_id in cache.patients else None
+
+
 def _performed(patient_id: int, start: datetime, end: datetime, *, exclude: int | None = None,
                flagged: bool = False) -> list[Operation]:
+    cache = _cached(patient_id)
+    if cache is not None:
+        return [op for op in cache.operations.get(patient_id, ()) if start <= op.performed_at <= end
+                and op.id != exclude and (not flagged or op.is_unplanned_reoperation)]
     stmt = sa.select(Operation).where(
         Operation.patient_id == patient_id, Operation.state == OperationState.PERFORMED.value,
         Operation.performed_at >= start, Operation.performed_at <= end)
@@ -74,6 +159,26 @@ def _performed(patient_id: int, start: datetime, end: datetime, *, exclude: int 
     if flagged:
         stmt = stmt.where(Operation.is_unplanned_reoperation.is_(True))
     return list(db.session.scalars(stmt.order_by(Operation.performed_at, Operation.id)))
+
+
+def _stays(patient_id: int, column: str, start: datetime, end: datetime) -> list[Encounter]:
+    """The patient's stays admitted (column "admitted_at") or discharged ("discharged_at") between two instants."""
+    cache = _cached(patient_id)
+    if cache is not None:
+        return [e for e in cache.stays.get(patient_id, ())
+                if getattr(e, column) is not None and start <= getattr(e, column) <= end]
+    attribute = getattr(Encounter, column)
+    return list(db.session.scalars(sa.select(Encounter).where(
+        Encounter.patient_id == patient_id, attribute >= start, attribute <= end)))
+
+
+def _first_icu_transfer(patient_id: int, start: datetime, end: datetime) -> Transfer | None:
+    cache = _cached(patient_id)
+    if cache is not None:
+        return next((t for t in cache.icu_transfers.get(patient_id, ()) if start <= t.transferred_at <= end), None)
+    return db.session.scalar(sa.select(Transfer).where(
+        Transfer.patient_id == patient_id, Transfer.to_icu.is_(True), Transfer.transferred_at >= start,
+        Transfer.transferred_at <= end).order_by(Transfer.transferred_at).limit(1))
 
 
 def _performed_operation(record_id: int) -> Operation | None:
@@ -122,14 +227,11 @@ def readmission(kind: str, record_id: int, params: dict, window: timedelta) -> l
                       [encounter_fact(first, first.discharged_at, "discharged"),
                        encounter_fact(second, second.admitted_at, "admitted")])
 
-    earlier = db.session.scalars(sa.select(Encounter).where(
-        Encounter.patient_id == enc.patient_id, Encounter.discharged_at >= enc.admitted_at - window,
-        Encounter.discharged_at <= enc.admitted_at))
+    earlier = _stays(enc.patient_id, "discharged_at", enc.admitted_at - window, enc.admitted_at)
     firings = [firing(first, enc) for first in earlier if counts(first, enc)]
     if enc.discharged_at is not None:
-        later = sorted((e for e in db.session.scalars(sa.select(Encounter).where(
-            Encounter.patient_id == enc.patient_id, Encounter.admitted_at >= enc.discharged_at,
-            Encounter.admitted_at <= enc.discharged_at + window)) if counts(enc, e)), key=lambda e: e.admitted_at)
+        later = sorted((e for e in _stays(enc.patient_id, "admitted_at", enc.discharged_at, enc.discharged_at + window)
+                        if counts(enc, e)), key=lambda e: e.admitted_at)
         if later:
             firings.append(firing(enc, later[0]))
     return firings
@@ -152,9 +254,7 @@ def icu_after_operation(kind: str, record_id: int, params: dict, window: timedel
     op = _performed_operation(record_id)
     if op is None:
         return []
-    transfer = db.session.scalar(sa.select(Transfer).where(
-        Transfer.patient_id == op.patient_id, Transfer.to_icu.is_(True), Transfer.transferred_at >= op.performed_at,
-        Transfer.transferred_at <= op.performed_at + window).order_by(Transfer.transferred_at).limit(1))
+    transfer = _first_icu_transfer(op.patient_id, op.performed_at, op.performed_at + window)
     if transfer is None:
         return []
     return [Firing(op.patient_id, f"operation:{op.id}", op.department_id, transfer.transferred_at,
@@ -162,7 +262,8 @@ def icu_after_operation(kind: str, record_id: int, params: dict, window: timedel
 
 
 def _stay_department(encounter_id: int) -> int:
-    return db.session.scalar(sa.select(Encounter.department_id).where(Encounter.id == encounter_id))
+    stay = db.session.get(Encounter, encounter_id)  # in the session when the batch's facts were read
+    return stay.department_id if stay is not None else None
 
 
 def drug_given(kind: str, record_id: int, params: dict, window: timedelta | None) -> list[Firing]:
