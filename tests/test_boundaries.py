@@ -35,7 +35,6 @@ PUBLIC = {"models", "workflow", "queries", "services"}
 PUBLIC_EXTRA = {
     "auth": {"permissions", "ratelimit"},  # the permission matrix, scoping and the access decorators
     "events": {"scrub"},  # the one scrubber of personal names (reports' exports and analyses reuse it)
-    "extraction": {"stats"},  # the triggers' statistics (the analysis page and the bulletin show them)
     "followup": {"timeliness"},  # the one definition of a call's timeliness
     "indicators": {"definitions"},  # the one definition of each indicator
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents

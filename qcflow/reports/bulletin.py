@@ -24,7 +24,7 @@ from qcflow.core.time import today
 from qcflow.events.queries import overdue_clause as event_overdue
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
-from qcflow.extraction import stats as trigger_stats
+from qcflow.reports import trigger_stats
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import overdue_clause as task_overdue
 from qcflow.indicators import queries as indicators

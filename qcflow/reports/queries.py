@@ -9,7 +9,7 @@ from markupsafe import Markup
 
 from qcflow.core.actors import Actor
 from qcflow.core.periods import Period
-from qcflow.extraction import stats as trigger_stats
+from qcflow.reports import trigger_stats
 from qcflow.reports import analysis, charts, underreporting
 
 #: Dimensions drawn as horizontal bars (long labels); the others as columns.

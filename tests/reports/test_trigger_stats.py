@@ -44,7 +44,7 @@ def by_code(table):
 
 
 def test_ppv_and_median_time_to_review_from_hand_made_rows(ctx, firings):
-    from qcflow.extraction import stats
+    from qcflow.reports import trigger_stats as stats
 
     table = stats.by_trigger(february())
     rtt = by_code(table)[RTT]
@@ -61,7 +61,7 @@ def test_ppv_and_median_time_to_review_from_hand_made_rows(ctx, firings):
 
 
 def test_a_trigger_that_never_fired_is_listed_with_no_ppv(ctx, firings, default_trigger):
-    from qcflow.extraction import stats
+    from qcflow.reports import trigger_stats as stats
 
     default_trigger("death_30d_after_operation")
     quiet = by_code(stats.by_trigger(february()))["death_30d_after_operation"]
@@ -70,7 +70,7 @@ def test_a_trigger_that_never_fired_is_listed_with_no_ppv(ctx, firings, default_
 
 
 def test_open_firings_give_no_ppv_and_no_median(ctx, hospital, default_trigger, create_firing):
-    from qcflow.extraction import stats
+    from qcflow.reports import trigger_stats as stats
 
     create_firing(default_trigger(RTT), hospital["surgery"], local(2026, 2, 10, 8, 0))
     rtt = by_code(stats.by_trigger(february()))[RTT]
@@ -80,7 +80,7 @@ def test_open_firings_give_no_ppv_and_no_median(ctx, hospital, default_trigger, 
 
 def test_a_follow_up_calls_finding_is_not_a_firing(ctx, firings, hospital):
     from qcflow.extensions import db
-    from qcflow.extraction import stats
+    from qcflow.reports import trigger_stats as stats
     from qcflow.followup.models import EventPrompt
     from tests.indicators.conftest import Builder
 
@@ -104,7 +104,7 @@ def test_a_follow_up_calls_finding_is_not_a_firing(ctx, firings, hospital):
 ])
 def test_a_firing_belongs_to_the_month_it_fired_in_hospital_time(ctx, hospital, default_trigger, create_firing,
                                                                  at, counted):
-    from qcflow.extraction import stats
+    from qcflow.reports import trigger_stats as stats
 
     create_firing(default_trigger(INR), hospital["cardio"], at, state="dismissed", review_hours=1)
     assert by_code(stats.by_trigger(february()))[INR]["firings"] == (1 if counted else 0)
@@ -112,7 +112,7 @@ def test_a_firing_belongs_to_the_month_it_fired_in_hospital_time(ctx, hospital, 
 
 def test_harm_nobody_reported_per_department_beside_the_voluntary_reports(ctx, firings, hospital, create_report):
     from qcflow.extensions import db
-    from qcflow.extraction import stats
+    from qcflow.reports import trigger_stats as stats
 
     for day in range(1, 6):  # five more reports by surgery staff: six in all, at least k
         create_report(department=hospital["surgery"], submitted=local(2026, 2, day + 10, 9, 0))

@@ -2,8 +2,8 @@
 nobody reported.
 
 A firing belongs to the period in which it fired (`EventPrompt.created_at`, hospital time) and to the
-department whose reviewers review it (`EventPrompt.department_id`: the prompts page filters by the same
-column, so every count here is the length of the list its drill-down link opens). Per trigger: firings,
+department where the harm happened (`EventPrompt.department_id`); every count here is the length of the list
+its drill-down link opens (the period, state and trigger are in the link). Per trigger: firings,
 reviewed (filed, linked or dismissed), confirmed (filed or linked), the positive predictive value
 confirmed / reviewed, and the median time from firing to review over the reviewed ones. Per department:
 firings confirmed by filing a new report (harm nobody had reported), firings linked to a report already
@@ -35,7 +35,7 @@ from qcflow.reports.suppression import SHOWN, suppress
 REVIEWED = (PromptState.FILED.value, PromptState.LINKED.value, PromptState.DISMISSED.value)
 #: A reviewer confirmed harm: a report was filed from the firing, or it was linked to one already filed.
 CONFIRMED = (PromptState.FILED.value, PromptState.LINKED.value)
-#: The page that lists firings; its filters are `trigger` (code), `state` and `department` (id).
+#: The page that lists firings; its filters are `source`, `trigger` (code), `state`, `department` (id), `from`, `to`.
 PROMPTS_URL = "/followup/prompts"
 
 
