@@ -92,22 +92,22 @@ def evaluate_queued(now: datetime, *, batch_size: int = BATCH,
     by_kind = {kind: [t for t in active if kind in rules.RULES[t.rule].reads] for kind in FACT_KINDS}
     progress = Evaluated()
     while batch := _next_batch(batch_size):
-        found: Counter = Counter()
-        fired = 0
+        candidates = []
         with rules.batch_facts([(q.kind, q.record_id, q.patient_id) for q in batch]):
             for queued in batch:
                 for trigger in by_kind[queued.kind]:
                     window = timedelta(hours=trigger.window_hours) if trigger.window_hours else None
-                    for firing in rules.RULES[trigger.rule].fire(queued.kind, queued.record_id, trigger.params, window):
-                        prompt = followup.open_firing(
-                            trigger_id=trigger.id, trigger_version=trigger.version, patient_id=firing.patient_id,
-                            window_key=firing.window_key, department_id=firing.department_id,
-                            reviewer_department_id=trigger.reviewer_department_id, occurred_at=firing.occurred_at,
-                            facts=firing.facts, now=now)
-                        if prompt is not None:
-                            fired += 1
-                            for department in {prompt.department_id, prompt.reviewer_department_id} - {None}:
-                                found[department] += 1
+                    candidates += [{
+                        "trigger_id": trigger.id, "trigger_version": trigger.version, "patient_id": firing.patient_id,
+                        "window_key": firing.window_key, "department_id": firing.department_id,
+                        "reviewer_department_id": trigger.reviewer_department_id, "occurred_at": firing.occurred_at,
+                        "facts": firing.facts,
+                    } for firing in rules.RULES[trigger.rule].fire(queued.kind, queued.record_id, trigger.params,
+                                                                   window)]
+        opened = followup.open_firings(candidates, now=now)
+        found = Counter(department for prompt in opened
+                        for department in {prompt.department_id, prompt.reviewer_department_id} - {None})
+        fired = len(opened)
         db.session.execute(sa.delete(QueuedFact).where(QueuedFact.id.in_([q.id for q in batch])))
         _tell_reviewers(found, fired, now)
         progress.batches, progress.facts = progress.batches + 1, progress.facts + len(batch)

@@ -44,7 +44,7 @@ from qcflow.followup.services.prompts import (
     file_prompt,
     findings,
     findings_text,
-    open_firing,
+    open_firings,
     open_prompt,
     report_data,
 )
@@ -75,7 +75,7 @@ __all__ = [
     "create_protocol_version", "current_protocol", "dismiss_prompt", "due_plans", "end_plan", "enrol",
     "enrol_by_hand", "file_prompt", "find_plan", "findings", "findings_text", "generate_due", "log_attempt",
     "lookahead", "mark_unreachable", "move_plans", "on_cancer_diagnosis", "on_death", "on_encounter_discharged",
-    "on_operation_performed", "open_firing", "open_prompt", "pause_plan", "reanchor", "reassign_task", "release_task",
+    "on_operation_performed", "open_firings", "open_prompt", "pause_plan", "reanchor", "reassign_task", "release_task",
     "report_data", "reschedule_task", "resume_plan", "slots_of", "system_actor", "take_task_step", "untouched",
     "warn_urgent_deadlines", "withdraw_plan",
 ]

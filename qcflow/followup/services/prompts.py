@@ -50,25 +50,29 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
     return prompt
 
 
-def open_firing(*, trigger_id: int, trigger_version: int, patient_id: int, window_key: str, department_id: int,
-                reviewer_department_id: int | None, occurred_at: datetime, facts: list[dict],
-                now: datetime) -> EventPrompt | None:
-    """A trigger's firing as a possible event, once per (trigger, patient, window): None when that window
-    fired before (a re-sent fact, the pair seen from its other end, a dismissed firing)."""
-    fired = db.session.scalar(sa.select(EventPrompt.id).where(
-        EventPrompt.trigger_id == trigger_id, EventPrompt.patient_id == patient_id,
-        EventPrompt.window_key == window_key))
-    if fired is not None:
-        return None
-    prompt = EventPrompt(trigger_id=trigger_id, trigger_version=trigger_version, window_key=window_key,
-                         patient_id=patient_id, department_id=department_id,
-                         reviewer_department_id=reviewer_department_id, findings="", facts=facts,
-                         occurred_at=occurred_at, created_at=now)
-    db.session.add(prompt)
+def open_firings(firings: list[dict], *, now: datetime) -> list[EventPrompt]:
+    """Triggers' firings as possible events, once per (trigger, patient, window): one read of the windows
+    that fired before (a re-sent fact, the pair seen from its other end, a dismissed firing) and one insert
+    for the new ones, each audited. `firings`: dicts of trigger_id, trigger_version, patient_id, window_key,
+    department_id, reviewer_department_id, occurred_at, facts. Returns the new possible events."""
+    if not firings:
+        return []
+    fired = set(db.session.execute(sa.select(EventPrompt.trigger_id, EventPrompt.patient_id, EventPrompt.window_key)
+                                   .where(EventPrompt.trigger_id.in_({f["trigger_id"] for f in firings}),
+                                          EventPrompt.patient_id.in_({f["patient_id"] for f in firings}))).all())
+    prompts = []
+    for firing in firings:
+        key = (firing["trigger_id"], firing["patient_id"], firing["window_key"])
+        if key not in fired:
+            fired.add(key)
+            prompts.append(EventPrompt(**firing, findings="", created_at=now))
+    db.session.add_all(prompts)
     db.session.flush()
-    audit.record(EXTRACTION, "followup_prompt.fire", "followup_event_prompt", prompt.id, now,
-                 after={"trigger_id": trigger_id, "trigger_version": trigger_version, "window_key": window_key})
-    return prompt
+    for prompt in prompts:
+        audit.record(EXTRACTION, "followup_prompt.fire", "followup_event_prompt", prompt.id, now,
+                     after={"trigger_id": prompt.trigger_id, "trigger_version": prompt.trigger_version,
+                            "window_key": prompt.window_key})
+    return prompts
 
 
 def findings_text(found: list[str]) -> str:
