@@ -306,6 +306,20 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def scheduler_tick(database_url, instance, now, job: str, **env):
+    """`flask qcflow scheduler tick` for one job, in its own process (as cron would run it); `env` sets
+    QCFLOW_* settings (batch sizes, the crash hook)."""
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "QCFLOW_DATABASE_URL": database_url, "QCFLOW_INSTANCE_PATH": str(instance),
+                   **{k: str(v) for k, v in env.items()}}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "qcflow", "scheduler", "tick", "--now", now.isoformat(),
+         "--job", job], cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=die_with_parent)
+
+
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 

@@ -293,49 +293,40 @@ def _in_the_stay(kind: str, encounter: Encounter | None, name: str, at: datetime
                  _l("The patient died on %(died)s; nothing of the stay can be dated after the day of death."))
 
 
-def resolve_transfer(row: dict, now: datetime) -> Resolved:
-    """A move between departments during a stay: both departments known and different, in the stay's time."""
+def _stay_fact(kind: str, row: dict, now: datetime, time_field: str, **values) -> Resolved:
+    """A fact of a stay (its HIS id, the stay's patient, its time within the stay) with the kind's own
+    `values`."""
     resolved = Resolved()
     encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
-    from_id = _department(row["from_department_code"], resolved, "from_department_code")
-    to_id = _department(row["to_department_code"], resolved, "to_department_code")
+    _in_the_stay(kind, encounter, time_field, row[time_field], now, resolved)
+    resolved.values = {"his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
+                       "patient_id": encounter.patient_id if encounter else None, time_field: row[time_field],
+                       **values}
+    return resolved
+
+
+def resolve_transfer(row: dict, now: datetime) -> Resolved:
+    """A move between departments during a stay: both departments known and different, in the stay's time."""
+    resolved = _stay_fact("transfers", row, now, "transferred_at", to_icu=row.get("to_icu", False))
+    resolved.values["from_department_id"] = _department(row["from_department_code"], resolved, "from_department_code")
+    resolved.values["to_department_id"] = _department(row["to_department_code"], resolved, "to_department_code")
     if row["from_department_code"] == row["to_department_code"]:
         resolved.errors.setdefault("to_department_code", []).append(
             _("A transfer moves the patient to another department: “%(code)s” is the department left.",
               code=row["to_department_code"]))
-    _in_the_stay("transfers", encounter, "transferred_at", row["transferred_at"], now, resolved)
-    resolved.values = {
-        "his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
-        "patient_id": encounter.patient_id if encounter else None, "from_department_id": from_id,
-        "to_department_id": to_id, "to_icu": row.get("to_icu", False), "transferred_at": row["transferred_at"],
-    }
     return resolved
 
 
 def resolve_administration(row: dict, now: datetime) -> Resolved:
     """A listed medicine given during a stay, in the stay's time."""
-    resolved = Resolved()
-    encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
-    _in_the_stay("administrations", encounter, "given_at", row["given_at"], now, resolved)
-    resolved.values = {
-        "his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
-        "patient_id": encounter.patient_id if encounter else None, "drug": row["drug"], "dose": row.get("dose"),
-        "given_at": row["given_at"], "reaction": row.get("reaction", False),
-    }
-    return resolved
+    return _stay_fact("administrations", row, now, "given_at", drug=row["drug"], dose=row.get("dose"),
+                      reaction=row.get("reaction", False))
 
 
 def resolve_lab_result(row: dict, now: datetime) -> Resolved:
     """A critical laboratory result of a specimen taken during a stay, in the stay's time (and its grace)."""
-    resolved = Resolved()
-    encounter = _by_his_id(Encounter, row["encounter_his_id"], resolved, "encounter_his_id")
-    _in_the_stay("lab_results", encounter, "resulted_at", row["resulted_at"], now, resolved)
-    resolved.values = {
-        "his_id": row["his_id"], "encounter_id": encounter.id if encounter else None,
-        "patient_id": encounter.patient_id if encounter else None, "test_code": row["test_code"],
-        "value": row["value"], "unit": row.get("unit"), "resulted_at": row["resulted_at"],
-    }
-    return resolved
+    return _stay_fact("lab_results", row, now, "resulted_at", test_code=row["test_code"], value=row["value"],
+                      unit=row.get("unit"))
 
 
 @dataclass(frozen=True)

@@ -7,28 +7,20 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import sqlalchemy as sa
 
 from bench.extraction import P14_NOW, actual_firings, queue_new, seed_stored
-from tests.conftest import ROOT, die_with_parent
+from tests.conftest import scheduler_tick
 
 NOW = P14_NOW
 
 
 def evaluator(database_url, instance, **env):
     """`scheduler tick` for the trigger evaluator only, in its own process (as cron would run it)."""
-    environment = {**os.environ, "QCFLOW_DATABASE_URL": database_url, "QCFLOW_INSTANCE_PATH": str(instance),
-                   **{k: str(v) for k, v in env.items()}}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "qcflow", "scheduler", "tick", "--now", NOW.isoformat(),
-         "--job", "extraction.evaluate_triggers"],
-        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=die_with_parent)
+    return scheduler_tick(database_url, instance, NOW, "extraction.evaluate_triggers", **env)
 
 
 def seeded(app, stored: int, new: int) -> set:

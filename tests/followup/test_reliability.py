@@ -3,8 +3,6 @@ expected set of tasks, computed by a pure function of the plans."""
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -12,20 +10,14 @@ import pytest
 import sqlalchemy as sa
 
 from bench.seed import actual_tasks, expected_tasks, seed_plans
-from tests.conftest import ROOT, die_with_parent, sh
+from tests.conftest import scheduler_tick, sh
 
 THROUGH = sh(2026, 3, 2, 6, 0)
 
 
 def generator(database_url, instance, **env):
     """`scheduler tick` for the generator job only, in its own process (as cron would run it)."""
-    environment = {**os.environ, "QCFLOW_DATABASE_URL": database_url, "QCFLOW_INSTANCE_PATH": str(instance),
-                   **{k: str(v) for k, v in env.items()}}
-    return subprocess.Popen(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "qcflow", "scheduler", "tick", "--now", THROUGH.isoformat(),
-         "--job", "followup.generate_tasks"],
-        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        preexec_fn=die_with_parent)
+    return scheduler_tick(database_url, instance, THROUGH, "followup.generate_tasks", **env)
 
 
 def seeded(app, n):
