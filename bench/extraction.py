@@ -35,7 +35,8 @@ H, D = timedelta(hours=1), timedelta(days=1)
 #: The new facts: (kind, what, the default triggers that fire and the window each fires for).
 #: Windows: "op" = the stored operation, "stay2" = the stored second stay, "death" = the patient's death.
 FIRING = [
-    ("operation", {"after_op": 30 * H}, [("return_theatre_48h", "op"), ("return_theatre_31d", "op")]),
+    # a return within 48 h is within 31 days too: the same harm, raised once, by the 48-hour trigger
+    ("operation", {"after_op": 30 * H}, [("return_theatre_48h", "op")]),
     ("operation", {"after_op": 100 * H}, [("return_theatre_31d", "op")]),
     ("encounter", {"after_discharge": 10 * D, "other_department": False}, [("readmission_31d", "stay2")]),
     ("transfer", {"after_op": 20 * H, "icu": True}, [("icu_after_operation_48h", "op")]),
@@ -329,17 +330,20 @@ def raw_statements(session) -> list[str]:
     selects: dict[str, list[str]] = {}
     for code in ("return_theatre_48h", "return_theatre_31d"):
         w = triggers[code][2]
+        # the 31-day trigger leaves the returns within 48 h to the 48-hour one (the same harm, raised once)
+        narrow = triggers["return_theatre_48h"][2] if code == "return_theatre_31d" else 0
         selects[code] = [
             f"{pick('o.patient_id', 'operation', 'f.id', 'f.department_id', 'o.performed_at')} {q} "
             "JOIN operation o ON o.id = q.record_id "
             "JOIN operation f ON f.patient_id = o.patient_id AND f.state = 'performed' "
-            f"AND f.performed_at >= {sh('o.performed_at', -w)} AND f.performed_at < o.performed_at "
+            f"AND f.performed_at >= {sh('o.performed_at', -w)} AND f.performed_at < {sh('o.performed_at', -narrow)} "
             "WHERE q.kind = 'operation' AND o.state = 'performed'",
             f"{pick('o.patient_id', 'operation', 'o.id', 'o.department_id', 'min(l.performed_at)')} {q} "
             "JOIN operation o ON o.id = q.record_id JOIN operation l ON l.patient_id = o.patient_id "
             "AND l.state = 'performed' AND l.performed_at > o.performed_at "
             f"AND l.performed_at <= {sh('o.performed_at', w)} "
-            "WHERE q.kind = 'operation' AND o.state = 'performed' GROUP BY o.patient_id, o.id, o.department_id"]
+            "WHERE q.kind = 'operation' AND o.state = 'performed' GROUP BY o.patient_id, o.id, o.department_id "
+            f"HAVING min(l.performed_at) > {sh('o.performed_at', narrow)}"]
     w = triggers["readmission_31d"][2]
     selects["readmission_31d"] = [
         f"{pick('e.patient_id', 'encounter', 'f.id', 'f.department_id', 'e.admitted_at')} {q} "

@@ -19,8 +19,9 @@ def form_data(form, schema, names=None) -> dict:
     hospital-local time.
     """
     data = {}
-    for name in names if names is not None else schema.fields:
-        field = schema.fields[name]
+    for attribute in names if names is not None else schema.fields:
+        field = schema.fields[attribute]
+        name = field.data_key or attribute  # the form's name for it (e.g. `from` for a field `start`)
         if isinstance(field, mfields.List):
             values = [v for v in form.getlist(name) if v]
             if values:

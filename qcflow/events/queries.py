@@ -228,11 +228,11 @@ def present_all(events, actor: Actor) -> list[dict]:
 
 
 def matching_report(mrn: str | None, start: datetime, end: datetime, around: datetime, *, category: str,
-                    department_id: int | None) -> AdverseEvent | None:
+                    actor: Actor) -> AdverseEvent | None:
     """The report of this category filed about a patient's harm between `start` and `end` (nearest to `around`),
-    if any: a confirmed trigger firing is linked to it rather than filed twice. Only reports of `department_id`
-    when given (what a department's head may read); drafts, withdrawn, duplicate and not-reportable reports,
-    and anonymous reports not yet announced (their hour has not ended), do not count."""
+    if any: a confirmed trigger firing is linked to it rather than filed twice. Only reports the actor may read
+    (a head: their department's, as the case list scopes them); drafts, withdrawn, duplicate and not-reportable
+    reports, and anonymous reports not yet announced (their hour has not ended), do not count."""
     if not mrn:
         return None
     stmt = sa.select(AdverseEvent).where(
@@ -240,9 +240,7 @@ def matching_report(mrn: str | None, start: datetime, end: datetime, around: dat
         AdverseEvent.occurred_at <= end, AdverseEvent.is_announced.is_(True),
         AdverseEvent.state.not_in([EventState.DRAFT.value, EventState.WITHDRAWN.value, EventState.DUPLICATE.value,
                                    EventState.NOT_REPORTABLE.value]))
-    if department_id is not None:
-        stmt = stmt.where(AdverseEvent.department_id == department_id)
-    candidates = db.session.scalars(stmt)
+    candidates = db.session.scalars(scoped(stmt, SCOPE, actor))
     return min(candidates, key=lambda e: (abs((e.occurred_at - around).total_seconds()), e.id), default=None)
 
 

@@ -300,26 +300,23 @@ def critical_lab(kind: str, record_id: int, params: dict, window: timedelta | No
 
 def death_after_operation(kind: str, record_id: int, params: dict, window: timedelta) -> list[Firing]:
     """A death within the window (in days: a death is known by its day) after an operation; once per patient,
-    for the last operation before the death."""
+    for the last operation before the death, whichever fact arrives first (the death, or an operation of a
+    patient who has died)."""
     if kind == "death":
         patient = db.session.get(Patient, record_id)
-        ops = []
-        if patient is not None and patient.died_on is not None:
-            died = local_midnight(patient.died_on, hospital_tz())
-            ops = [op for op in _performed(patient.id, died - window - timedelta(days=1), died + timedelta(days=1))
-                   if 0 <= (patient.died_on - local(op.performed_at).date()).days <= window.days]
-        op = ops[-1] if ops else None
     else:
         op = _performed_operation(record_id)
         patient = db.session.get(Patient, op.patient_id) if op is not None else None
-        if patient is None or patient.died_on is None or not (
-                0 <= (patient.died_on - local(op.performed_at).date()).days <= window.days):
-            return []
-    if op is None:
+    if patient is None or patient.died_on is None:
         return []
-    died_at = local_midnight(patient.died_on, hospital_tz())
-    return [Firing(patient.id, "death", op.department_id, max(died_at, op.performed_at),
-                   [operation_fact(op), {"kind": "death", "id": patient.id, "at": patient.died_on.isoformat()}])]
+    died = local_midnight(patient.died_on, hospital_tz())
+    ops = [op for op in _performed(patient.id, died - window - timedelta(days=1), died + timedelta(days=1))
+           if 0 <= (patient.died_on - local(op.performed_at).date()).days <= window.days]
+    if not ops:
+        return []
+    last = ops[-1]
+    return [Firing(patient.id, "death", last.department_id, max(died, last.performed_at),
+                   [operation_fact(last), {"kind": "death", "id": patient.id, "at": patient.died_on.isoformat()}])]
 
 
 # ------------------------------------------------------------------------------------------- parameters

@@ -82,23 +82,27 @@ def _applicable(trigger: Trigger) -> bool:
     return not errors
 
 
+def _active_by_kind() -> dict[str, list[Trigger]]:
+    active = [t for t in db.session.scalars(sa.select(Trigger).where(Trigger.is_active.is_(True)).order_by(Trigger.id))
+              if _applicable(t)]
+    return {kind: [t for t in active if kind in rules.RULES[t.rule].reads] for kind in FACT_KINDS}
+
+
 def evaluate_queued(now: datetime, *, batch_size: int = BATCH,
                     after_batch: Callable[[Evaluated], None] | None = None) -> Evaluated:
     """Evaluate the queued facts, oldest first, against the active triggers: each batch's firings and the
     batch's removal from the queue are one transaction (`after_batch` commits), so a crash repeats the
     batch, never skips it, and a firing repeated finds its window fired already."""
-    active = [t for t in db.session.scalars(sa.select(Trigger).where(Trigger.is_active.is_(True)).order_by(Trigger.id))
-              if _applicable(t)]
-    by_kind = {kind: [t for t in active if kind in rules.RULES[t.rule].reads] for kind in FACT_KINDS}
     progress = Evaluated()
     while batch := _next_batch(batch_size):
+        by_kind = _active_by_kind()  # read per batch: a trigger switched off or tuned meanwhile counts at once
         candidates = []
         with rules.batch_facts([(q.kind, q.record_id, q.patient_id) for q in batch]):
             for queued in batch:
                 for trigger in by_kind[queued.kind]:
                     window = timedelta(hours=trigger.window_hours) if trigger.window_hours else None
                     candidates += [{
-                        "trigger_id": trigger.id, "trigger_version": trigger.version, "patient_id": firing.patient_id,
+                        "rule": trigger.rule, "trigger_id": trigger.id, "trigger_version": trigger.version, "patient_id": firing.patient_id,
                         "window_key": firing.window_key, "department_id": firing.department_id,
                         "reviewer_department_id": trigger.reviewer_department_id, "occurred_at": firing.occurred_at,
                         "facts": firing.facts,

@@ -122,8 +122,19 @@ def test_the_inbox_filters_by_the_days_a_firing_was_raised_in(client, tokens, fa
     """T0 is 09:00 on 2 March in the hospital's time (01:00 UTC)."""
     fired_return(facts)
     march = items(client, tokens("quality"), "?source=trigger&from=2026-03-02&to=2026-03-02")
-    assert {p["trigger"] for p in march} == {"return_theatre_48h", "return_theatre_31d"}
+    assert {p["trigger"] for p in march} == {"return_theatre_48h"}
     assert items(client, tokens("quality"), "?source=trigger&to=2026-03-01") == []
     assert items(client, tokens("quality"), "?source=trigger&from=2026-03-03") == []
     bad = client.get("/api/v1/followup/prompts?from=2026-02-30", headers=tokens("quality"))
     assert bad.status_code == 422 and "from" in bad.json["errors"]
+
+
+def test_the_inbox_page_filters_by_the_days_too(clients, facts):
+    fired_return(facts)
+    quality = clients("quality")
+    page = visible(quality.get("/followup/prompts?state=&source=trigger&from=2026-03-02&to=2026-03-02&lang=en")
+                   .get_data(as_text=True))
+    assert "Return to theatre within 48 h" in page
+    empty = visible(quality.get("/followup/prompts?state=&source=trigger&from=2026-03-03&lang=en").get_data(as_text=True))
+    assert "No possible events match." in empty
+    assert quality.get("/followup/prompts?from=2026-13-01").status_code == 422

@@ -9,7 +9,8 @@ H = timedelta(hours=1)
 D = timedelta(days=1)
 
 
-def test_return_to_theatre_47_hours_fires_both_windows_49_hours_only_the_31_day_one(facts):
+def test_return_to_theatre_47_hours_fires_the_48_hour_trigger_49_hours_the_31_day_one(facts):
+    """A return within 48 h is within 31 days too: the same harm, raised once (by the 48-hour trigger)."""
     a = facts.patient()
     stay = facts.stay(a)
     first = facts.operation(stay, T0)
@@ -22,7 +23,7 @@ def test_return_to_theatre_47_hours_fires_both_windows_49_hours_only_the_31_day_
     by_patient = {}
     for p in facts.firings():
         by_patient.setdefault(p.patient_id, set()).add(p.trigger.code)
-    assert by_patient == {a.id: {"return_theatre_48h", "return_theatre_31d"}, b.id: {"return_theatre_31d"}}
+    assert by_patient == {a.id: {"return_theatre_48h"}, b.id: {"return_theatre_31d"}}
     rt = facts.firings("return_theatre_48h")[0]
     assert rt.window_key == f"operation:{first.id}" and rt.department_id == facts.hospital["surgery"].id
     assert [f["kind"] for f in rt.facts] == ["operation", "operation"]
@@ -48,7 +49,7 @@ def test_a_return_that_arrives_before_the_first_operation_fires_once_for_the_fir
     facts.requeue("operation", second)  # and the second re-sent unchanged
     facts.evaluate()
     assert [p.window_key for p in facts.firings("return_theatre_48h")] == [f"operation:{first.id}"]
-    assert len(facts.firings("return_theatre_31d")) == 1
+    assert facts.firings("return_theatre_31d") == []
 
 
 def test_readmission_same_specialty_31_days_fires_32_days_or_another_department_does_not(facts):
@@ -181,3 +182,17 @@ def test_a_trigger_broken_in_the_database_is_left_out_and_the_others_still_fire(
     facts.evaluate()
     assert [p.trigger.code for p in facts.firings()] == ["rescue_drug"]
     assert "critical_inr left out" in caplog.text
+
+
+def test_a_death_is_credited_to_the_last_operation_before_it_whatever_arrives_first(facts):
+    """Two operations in different departments before a death, sent in one batch, the earlier one first."""
+    from qcflow.core.time import local
+
+    patient = facts.patient()
+    first = facts.operation(facts.stay(patient, admitted_at=T0 - 20 * D), T0 - 15 * D)
+    last = facts.operation(facts.stay(patient, admitted_at=T0 - 4 * D, department="ortho"), T0 - 3 * D)
+    facts.death(patient, local(T0).date())
+    facts.evaluate()
+    (firing,) = facts.firings("death_30d_after_operation")
+    assert firing.facts[0]["id"] == last.id and firing.department_id == facts.hospital["ortho"].id
+    del first

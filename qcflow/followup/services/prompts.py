@@ -3,13 +3,13 @@ prompt for the quality office and the department's heads, who file it as a confi
 whose harm was reported already is linked to that report instead), or dismiss it with a reason."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from qcflow import reactions
 from qcflow.auth.models import Role
-from qcflow.auth.permissions import sees_all_departments
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
@@ -17,6 +17,7 @@ from qcflow.core.i18n import label_list
 from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz
 from qcflow.extensions import db
+from qcflow.extraction.models import Trigger
 from qcflow.followup.models import EventPrompt, Task
 from qcflow.followup.workflow import PROMPT_WORKFLOW
 from qcflow.notify.services import notify, users_with_role
@@ -50,21 +51,34 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
     return prompt
 
 
+def _same_harm(rule: str, patient_id: int, window_key: str, facts: list[dict]) -> tuple:
+    return rule, patient_id, window_key, json.dumps(facts, sort_keys=True)
+
+
 def open_firings(firings: list[dict], *, now: datetime) -> list[EventPrompt]:
-    """Triggers' firings as possible events, once per (trigger, patient, window): one read of the windows
-    that fired before (a re-sent fact, the pair seen from its other end, a dismissed firing) and one insert
-    for the new ones, each audited. `firings`: dicts of trigger_id, trigger_version, patient_id, window_key,
-    department_id, reviewer_department_id, occurred_at, facts. Returns the new possible events."""
+    """Triggers' firings as possible events, once per (trigger, patient, window): one read of what fired before
+    for the batch's patients and one insert for the new ones, each audited. A window that fired before (a
+    re-sent fact, the pair seen from its other end, a dismissed firing) fires no more, and neither does the same
+    harm found by another trigger of the same rule (a return within 48 h is also within 31 days: the reviewers
+    see it once, from the trigger evaluated first). `firings`: dicts of rule, trigger_id, trigger_version,
+    patient_id, window_key, department_id, reviewer_department_id, occurred_at, facts."""
     if not firings:
         return []
-    fired = set(db.session.execute(sa.select(EventPrompt.trigger_id, EventPrompt.patient_id, EventPrompt.window_key)
-                                   .where(EventPrompt.trigger_id.in_({f["trigger_id"] for f in firings}),
-                                          EventPrompt.patient_id.in_({f["patient_id"] for f in firings}))).all())
+    known = db.session.execute(
+        sa.select(EventPrompt.trigger_id, EventPrompt.patient_id, EventPrompt.window_key, EventPrompt.facts,
+                  Trigger.rule).join(Trigger, Trigger.id == EventPrompt.trigger_id)
+        .where(Trigger.rule.in_({f["rule"] for f in firings}),
+               EventPrompt.patient_id.in_({f["patient_id"] for f in firings}))).all()
+    fired = {(row.trigger_id, row.patient_id, row.window_key) for row in known}
+    harms = {_same_harm(row.rule, row.patient_id, row.window_key, row.facts) for row in known}
     prompts = []
     for firing in firings:
+        firing = dict(firing)
+        harm = _same_harm(firing.pop("rule"), firing["patient_id"], firing["window_key"], firing["facts"])
         key = (firing["trigger_id"], firing["patient_id"], firing["window_key"])
-        if key not in fired:
+        if key not in fired and harm not in harms:
             fired.add(key)
+            harms.add(harm)
             prompts.append(EventPrompt(**firing, findings="", created_at=now))
     db.session.add_all(prompts)
     db.session.flush()
@@ -165,8 +179,7 @@ def matching_report(prompt: EventPrompt, actor: Actor):
     patient = db.session.get(Patient, prompt.patient_id)
     first = min((datetime.fromisoformat(f["at"]) for f in prompt.facts if "T" in f["at"]), default=prompt.occurred_at)
     return reactions.ask("event.matching_report", patient.mrn, first - MATCH_BEFORE, prompt.occurred_at + MATCH_AFTER,
-                         prompt.occurred_at, category=_firing_category(prompt, prompt.trigger)[0],
-                         department_id=None if sees_all_departments(actor) else actor.department_id)
+                         prompt.occurred_at, category=_firing_category(prompt, prompt.trigger)[0], actor=actor)
 
 
 def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_version: int | None = None,
