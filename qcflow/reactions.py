@@ -86,8 +86,8 @@ def table() -> Reactions:
             "event.has_signed_case_review": mdt.has_signed_case_review,
             # follow-up, when the quality office files a call's findings as a confidential report
             "event.file_report": events.file_report,
-            # follow-up, when a reviewer confirms a trigger's firing: the report filed already about that harm
-            "event.matching_report": events_queries.matching_report,
+            # follow-up, when a reviewer confirms a trigger's firing: the reports filed already about that harm
+            "event.reports_about": events_queries.reports_about,
         },
     )
 

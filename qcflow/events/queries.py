@@ -227,21 +227,19 @@ def present_all(events, actor: Actor) -> list[dict]:
     return [present(event, actor, names) for event in events]
 
 
-def matching_report(mrn: str | None, start: datetime, end: datetime, around: datetime, *, category: str,
-                    actor: Actor) -> AdverseEvent | None:
-    """The report of this category filed about a patient's harm between `start` and `end` (nearest to `around`),
-    if any: a confirmed trigger firing is linked to it rather than filed twice. Only reports the actor may read
-    (a head: their department's, as the case list scopes them); drafts, withdrawn, duplicate and not-reportable
-    reports, and anonymous reports not yet announced (their hour has not ended), do not count."""
+def reports_about(mrn: str | None, start: datetime, end: datetime, actor: Actor) -> list[AdverseEvent]:
+    """The reports about a patient's harm that happened between `start` and `end`, as the actor may read them
+    (a head: their department's, as the case list scopes them): a confirmed trigger firing is linked to one of
+    them rather than filed twice. Drafts, withdrawn, duplicate and not-reportable reports, and anonymous
+    reports not yet announced (their hour has not ended), are not among them."""
     if not mrn:
-        return None
+        return []
     stmt = sa.select(AdverseEvent).where(
-        AdverseEvent.patient_mrn == mrn, AdverseEvent.category_code == category, AdverseEvent.occurred_at >= start,
-        AdverseEvent.occurred_at <= end, AdverseEvent.is_announced.is_(True),
+        AdverseEvent.patient_mrn == mrn, AdverseEvent.occurred_at >= start, AdverseEvent.occurred_at <= end,
+        AdverseEvent.is_announced.is_(True),
         AdverseEvent.state.not_in([EventState.DRAFT.value, EventState.WITHDRAWN.value, EventState.DUPLICATE.value,
                                    EventState.NOT_REPORTABLE.value]))
-    candidates = db.session.scalars(scoped(stmt, SCOPE, actor))
-    return min(candidates, key=lambda e: (abs((e.occurred_at - around).total_seconds()), e.id), default=None)
+    return list(db.session.scalars(scoped(stmt, SCOPE, actor).order_by(AdverseEvent.occurred_at, AdverseEvent.id)))
 
 
 def with_origin(origin: dict | None, location: str | None, description: str | None) -> tuple[str | None, str]:

@@ -250,7 +250,7 @@ def file_prompt(data, prompt_id):
     whose harm was reported already is linked to that report instead (state linked)."""
     prompt = queries.load_prompt(prompt_id, current_actor())
     services.file_prompt(prompt, actor=current_actor(), now=now(), expected_version=data["version"],
-                         note=data.get("note") or "")
+                         note=data.get("note") or "", event_id=data.get("event_id"))
     return prompt
 
 

@@ -293,6 +293,8 @@ class PromptListArgs(CursorArgs):
 
 
 class PromptFileIn(VersionIn):
+    event_id = fields.Integer(metadata={"description": "Link to this report already filed about the harm (one of "
+                                                      "the firing's candidates) instead of filing one"})
     note = fields.String(validate=[validate.Length(max=2000), no_control_characters(long_text=True)],
                          metadata={"description": "The reviewer's words, the report's description (optional)"})
 

@@ -222,7 +222,10 @@ def prompts():
     patients = {p.id: p for p in db.session.scalars(sa.select(Patient).where(
         Patient.id.in_({i.patient_id for i in items})))} if items else {}
     actions = {p.id: {t.action for t in PROMPT_WORKFLOW.available(p, actor)} for p in items}
+    # the reports a firing waiting for review may be linked to (already reported?)
+    candidates = {p.id: services.reports_about(p, actor) for p in items if p.trigger_id and "file" in actions[p.id]}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
+                           candidates=candidates,
                            args=request.args, state=args.get("state") or "", states=list(PromptState),
                            next_cursor=next_cursor, errors=errors, triggers=extraction.triggers(),
                            departments=department_choices(actor, by_kind=False), dismiss_codes=DISMISS_CODES,
@@ -238,7 +241,7 @@ def file_prompt(prompt_id):
     prompt = queries.load_prompt(prompt_id, actor)
     data = load_form(PromptFileIn())
     event = services.file_prompt(prompt, actor=actor, now=now(), expected_version=data["version"],
-                                 note=data.get("note") or "")
+                                 note=data.get("note") or "", event_id=data.get("event_id"))
     if prompt.state == PromptState.LINKED:
         flash(_("A report of this harm had been filed already: the possible event is linked to it."))
     return redirect(url_for("events.detail", event_id=event.id))

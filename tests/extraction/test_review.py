@@ -138,3 +138,23 @@ def test_the_inbox_page_filters_by_the_days_too(clients, facts):
     empty = visible(quality.get("/followup/prompts?state=&source=trigger&from=2026-03-03&lang=en").get_data(as_text=True))
     assert "No possible events match." in empty
     assert quality.get("/followup/prompts?from=2026-13-01").status_code == 422
+
+
+def test_the_reviewer_links_a_firing_to_a_report_of_another_category_they_choose(client, clients, tokens, facts):
+    """The ICU transfer after the operation was reported by the anaesthetist as a medication event: the
+    reviewer sees it among the reports about the patient then and links to it; another patient's report is
+    refused."""
+    from tests.extraction.test_attacks import report
+
+    patient, prompt = fired_return(facts)
+    medication = report(client, tokens("doctor"), patient, "medication", facts.hospital["surgery"].id)
+    other = facts.patient()
+    facts.db.session.commit()
+    stranger = report(client, tokens("doctor"), other, "surgery", facts.hospital["surgery"].id)
+    page = visible(clients("quality").get("/followup/prompts?source=trigger&lang=en").get_data(as_text=True))
+    assert "Reported already: link to" in page
+    url = f"/api/v1/followup/prompts/{prompt.id}/file"
+    refused = client.post(url, json={"version": prompt.version, "event_id": stranger}, headers=tokens("quality"))
+    assert refused.status_code == 422 and "event_id" in refused.json["errors"]
+    linked = client.post(url, json={"version": prompt.version, "event_id": medication}, headers=tokens("quality"))
+    assert linked.status_code == 201 and (linked.json["state"], linked.json["event_id"]) == ("linked", medication)

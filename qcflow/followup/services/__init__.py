@@ -47,6 +47,7 @@ from qcflow.followup.services.prompts import (
     open_firings,
     open_prompt,
     report_data,
+    reports_about,
 )
 from qcflow.followup.services.protocols import (
     check_protocol,
@@ -76,6 +77,6 @@ __all__ = [
     "enrol_by_hand", "file_prompt", "find_plan", "findings", "findings_text", "generate_due", "log_attempt",
     "lookahead", "mark_unreachable", "move_plans", "on_cancer_diagnosis", "on_death", "on_encounter_discharged",
     "on_operation_performed", "open_firings", "open_prompt", "pause_plan", "reanchor", "reassign_task", "release_task",
-    "report_data", "reschedule_task", "resume_plan", "slots_of", "system_actor", "take_task_step", "untouched",
+    "report_data", "reports_about", "reschedule_task", "resume_plan", "slots_of", "system_actor", "take_task_step", "untouched",
     "warn_urgent_deadlines", "withdraw_plan",
 ]

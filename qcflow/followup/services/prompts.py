@@ -3,16 +3,17 @@ prompt for the quality office and the department's heads, who file it as a confi
 whose harm was reported already is linked to that report instead), or dismiss it with a reason."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from qcflow import reactions
 from qcflow.auth.models import Role
 from qcflow.clinical.models import Patient
 from qcflow.core import audit
 from qcflow.core.actors import Actor
+from qcflow.core.errors import Unprocessable
 from qcflow.core.i18n import label_list
 from qcflow.core.periods import local_midnight
 from qcflow.core.time import hospital_tz
@@ -52,7 +53,8 @@ def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
 
 
 def _same_harm(rule: str, patient_id: int, window_key: str, facts: list[dict]) -> tuple:
-    return rule, patient_id, window_key, json.dumps(facts, sort_keys=True)
+    """What makes two firings the same harm: the rule, the patient, the window and the records that fired."""
+    return rule, patient_id, window_key, tuple((f["kind"], f["id"]) for f in facts)
 
 
 def open_firings(firings: list[dict], *, now: datetime) -> list[EventPrompt]:
@@ -173,29 +175,47 @@ FIRING_CATEGORY = {
 }
 
 
-def matching_report(prompt: EventPrompt, actor: Actor):
-    """The report already filed about the firing's harm, if any: the same patient and category, around its
-    time, among the reports the reviewer may read (a head: their department's; anonymous ones once announced)."""
+def reports_about(prompt: EventPrompt, actor: Actor) -> list:
+    """The reports already filed about the patient around a firing (a day before its first fact to three days
+    after its signal) that the reviewer may read: the ones it may be linked to."""
     patient = db.session.get(Patient, prompt.patient_id)
     first = min((datetime.fromisoformat(f["at"]) for f in prompt.facts if "T" in f["at"]), default=prompt.occurred_at)
-    return reactions.ask("event.matching_report", patient.mrn, first - MATCH_BEFORE, prompt.occurred_at + MATCH_AFTER,
-                         prompt.occurred_at, category=_firing_category(prompt, prompt.trigger)[0], actor=actor)
+    return reactions.ask("event.reports_about", patient.mrn, first - MATCH_BEFORE, prompt.occurred_at + MATCH_AFTER,
+                         actor)
+
+
+def _matching(prompt: EventPrompt, actor: Actor, event_id: int | None):
+    """The report a confirmed firing is linked to: the one the reviewer chose among `reports_about`, or else the
+    nearest of the firing's own category (None: a report is filed)."""
+    reports = reports_about(prompt, actor)
+    if event_id is not None:
+        chosen = next((e for e in reports if e.id == event_id), None)
+        if chosen is None:
+            raise Unprocessable(errors={"event_id": [_(
+                "Link only to a report about this patient from around the time of the firing that you may read.")]})
+        return chosen
+    category = _firing_category(prompt, prompt.trigger)[0]
+    same = [e for e in reports if e.category_code == category]
+    return min(same, key=lambda e: (abs((e.occurred_at - prompt.occurred_at).total_seconds()), e.id), default=None)
 
 
 def file_prompt(prompt: EventPrompt, *, actor: Actor, now: datetime, expected_version: int | None = None,
-                note: str = ""):
+                note: str = "", event_id: int | None = None):
     """Confirm a possible event: a confidential report filed by this reviewer, pre-filled from the call or the
     firing; a firing whose harm has a report already is linked to it instead (no second report; the reviewer's
-    note is kept in the audit trail)."""
+    note is kept in the audit trail): the report the reviewer chose (`event_id`), or one of the firing's
+    category."""
     PROMPT_WORKFLOW.check(prompt, "file", actor=actor, expected_version=expected_version)
     if prompt.trigger_id is not None:
-        existing = matching_report(prompt, actor)
+        existing = _matching(prompt, actor, event_id)
         if existing is not None:
             prompt.event_id, prompt.handled_at, prompt.handled_by_id = existing.id, now, actor.user_id
             PROMPT_WORKFLOW.apply(prompt, "link", actor=actor, now=now,
                                   audit_detail={"event_id": existing.id, "note": note.strip() or None})
             return existing
         data = firing_report_data(prompt, prompt.trigger, note.strip())
+    elif event_id is not None:
+        raise Unprocessable(errors={"event_id": [_("A follow-up call's findings are filed as a report of their own.")]})
     else:
         data = report_data(prompt)
         if note.strip():
