@@ -14,9 +14,9 @@ pytestmark = E2E
 SECTIONS = {
     "doctor": {"my-reports", "mdt", "operations"},
     "nurse": {"my-reports", "followup"},
-    "head": {"my-reports", "events", "followup", "mdt", "operations"},
-    "quality": {"my-reports", "events", "followup", "prompts", "mdt", "operations"},
-    "admin": {"admin"},
+    "head": {"my-reports", "events", "followup", "prompts", "mdt", "operations"},
+    "quality": {"my-reports", "events", "followup", "prompts", "triggers", "mdt", "operations"},
+    "admin": {"admin", "triggers"},
 }
 OPTIONAL = {"indicators", "reports"}  # appear once those pages exist, for the roles they allow
 
