@@ -169,6 +169,10 @@ def upgrade():
                existing_type=sa.INTEGER(),
                nullable=True)
         batch_op.create_index('ix_followup_event_prompt_trigger_state', ['trigger_id', 'state'], unique=False)
+        batch_op.create_index('ix_followup_event_prompt_department_id_id', ['department_id', 'id'], unique=False)
+        batch_op.create_index('ix_followup_event_prompt_reviewer_department_id_id', ['reviewer_department_id', 'id'],
+                              unique=False)
+        batch_op.create_index('ix_followup_event_prompt_created_at', ['created_at'], unique=False)
         batch_op.create_unique_constraint('uq_followup_event_prompt_firing', ['trigger_id', 'patient_id', 'window_key'])
         batch_op.create_foreign_key(batch_op.f('fk_followup_event_prompt_trigger_id_extraction_trigger'), 'extraction_trigger', ['trigger_id'], ['id'])
         batch_op.create_check_constraint(op.f('ck_followup_event_prompt_one_source'),
@@ -188,6 +192,10 @@ def downgrade():
     op.execute("DELETE FROM followup_event_prompt WHERE task_id IS NULL")
     op.execute("UPDATE followup_event_prompt SET state = 'filed' WHERE state = 'linked'")
     with op.batch_alter_table('followup_event_prompt', schema=None) as batch_op:
+        batch_op.drop_index('ix_followup_event_prompt_trigger_state')
+        batch_op.drop_index('ix_followup_event_prompt_department_id_id')
+        batch_op.drop_index('ix_followup_event_prompt_reviewer_department_id_id')
+        batch_op.drop_index('ix_followup_event_prompt_created_at')
         batch_op.drop_constraint(op.f('ck_followup_event_prompt_state_valid'), type_='check')
         batch_op.create_check_constraint(op.f('ck_followup_event_prompt_state_valid'),
                                          "state IN ('open', 'filed', 'dismissed')")
@@ -198,7 +206,6 @@ def downgrade():
                                  type_='foreignkey')
         batch_op.drop_column('reviewer_department_id')
         batch_op.drop_constraint('uq_followup_event_prompt_firing', type_='unique')
-        batch_op.drop_index('ix_followup_event_prompt_trigger_state')
         batch_op.alter_column('task_id',
                existing_type=sa.INTEGER(),
                nullable=False)

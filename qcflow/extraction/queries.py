@@ -34,15 +34,20 @@ def _time(text: str) -> str:
 
 def facts_text(facts: list[dict] | None) -> list[str]:
     """Each fact of a firing as one sentence in the reader's language (departments and procedures by name)."""
-    facts = facts or []
+    return facts_texts([facts or []])[0]
+
+
+def facts_texts(firings: list[list[dict]]) -> list[list[str]]:
+    """`facts_text` for many firings (a page of them), reading the names they need once."""
+    every = [f for facts in firings for f in facts]
     language = current_language()
-    department_ids = {f.get(k) for f in facts for k in ("department_id", "from_department_id", "to_department_id")}
+    department_ids = {f.get(k) for f in every for k in ("department_id", "from_department_id", "to_department_id")}
     departments = {d.id: d.label(language) for d in db.session.scalars(
-        sa.select(Department).where(Department.id.in_({i for i in department_ids if i})))} if facts else {}
-    codes = {f["procedure_code"] for f in facts if f.get("procedure_code")}
+        sa.select(Department).where(Department.id.in_({i for i in department_ids if i})))} if every else {}
+    codes = {f["procedure_code"] for f in every if f.get("procedure_code")}
     procedures = dict(db.session.execute(sa.select(Procedure.code, Procedure.name).where(
         Procedure.code.in_(codes))).all()) if codes else {}
-    return [_fact_text(f, departments, procedures) for f in facts]
+    return [[_fact_text(f, departments, procedures) for f in facts] for facts in firings]
 
 
 def _fact_text(fact: dict, departments: dict, procedures: dict) -> str:

@@ -423,10 +423,10 @@ def check(rule_name: str, params, window_hours) -> dict:
     errors = {name: [_l("This rule takes no parameter “%(name)s”.") % {"name": name}]
               for name in sorted(set(params) - rule.params)}
     errors.update(rule.check(params))
-    if rule.needs_window and not window_hours:
+    if window_hours is not None and not 1 <= window_hours <= 366 * 24:
+        errors["window_hours"] = [_l("The window is between 1 hour and one year.")]
+    elif rule.needs_window and not window_hours:
         errors["window_hours"] = [_l("This rule needs a window (in hours).")]
     elif not rule.needs_window and window_hours:
         errors["window_hours"] = [_l("This rule fires on one fact and takes no window.")]
-    elif window_hours and not 1 <= window_hours <= 366 * 24:
-        errors["window_hours"] = [_l("The window is between 1 hour and one year.")]
     return errors

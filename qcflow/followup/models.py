@@ -315,6 +315,10 @@ class EventPrompt(Versioned, Base):
         sa.UniqueConstraint("trigger_id", "patient_id", "window_key", name="uq_followup_event_prompt_firing"),
         sa.Index("ix_followup_event_prompt_state_id", "state", "id"),
         sa.Index("ix_followup_event_prompt_trigger_state", "trigger_id", "state"),
+        # a department's inbox (its own and what it reviews for a trigger), newest first; the statistics' period
+        sa.Index("ix_followup_event_prompt_department_id_id", "department_id", "id"),
+        sa.Index("ix_followup_event_prompt_reviewer_department_id_id", "reviewer_department_id", "id"),
+        sa.Index("ix_followup_event_prompt_created_at", "created_at"),
     )
 
     __scope_columns__ = ("department_id", "reviewer_department_id")

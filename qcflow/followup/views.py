@@ -229,7 +229,7 @@ def prompts():
                            args=request.args, state=args.get("state") or "", states=list(PromptState),
                            next_cursor=next_cursor, errors=errors, triggers=extraction.triggers(),
                            departments=department_choices(actor, by_kind=False), dismiss_codes=DISMISS_CODES,
-                           facts={p.id: extraction.facts_text(p.facts) for p in items if p.facts},
+                           facts=dict(zip([p.id for p in items], extraction.facts_texts([p.facts or [] for p in items]))),
                            names=queries.user_names(p.handled_by_id for p in items)), 422 if errors else 200
 
 
@@ -242,8 +242,9 @@ def file_prompt(prompt_id):
     data = load_form(PromptFileIn())
     event = services.file_prompt(prompt, actor=actor, now=now(), expected_version=data["version"],
                                  note=data.get("note") or "", event_id=data.get("event_id"))
-    if prompt.state == PromptState.LINKED:
-        flash(_("A report of this harm had been filed already: the possible event is linked to it."))
+    flash(_("A report of this harm had been filed already: the possible event is linked to it.")
+          if prompt.state == PromptState.LINKED else _("Confidential report %(ref)s filed in your name.",
+                                                          ref=event.reference))
     return redirect(url_for("events.detail", event_id=event.id))
 
 
@@ -255,6 +256,7 @@ def dismiss_prompt(prompt_id):
     prompt = queries.load_prompt(prompt_id, actor)
     data = load_form(PromptDismissIn())
     services.dismiss_prompt(prompt, data, actor=actor, now=now(), expected_version=data.pop("version"))
+    flash(_("Dismissed: no report needed."))
     return redirect(url_for("followup.prompts", **{k: v for k, v in request.args.items() if k != "lang"}))
 
 
