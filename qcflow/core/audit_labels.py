@@ -97,6 +97,7 @@ AUDIT_ACTIONS = {
     "followup_prompt.link": _l("Possible adverse event linked to the report already filed"),
     "extraction_trigger.create": _l("Trigger added"),
     "extraction_trigger.update": _l("Trigger changed (new version)"),
+    "extraction.evaluation_failed": _l("A trigger could not evaluate a fact (see the log)"),
     "followup_prompt.dismiss": _l("Possible adverse event dismissed"),
     # MDT and operations
     "mdt_discussion.request": _l("MDT discussion requested"),

@@ -30,6 +30,8 @@ from qcflow.notify.services import notify, users_with_role
 
 log = logging.getLogger(__name__)
 
+SYSTEM = "system:extraction"
+
 #: Facts evaluated per transaction.
 BATCH = 500
 
@@ -82,6 +84,18 @@ def _applicable(trigger: Trigger) -> bool:
     return not errors
 
 
+def _fire(trigger: Trigger, queued: QueuedFact, window: timedelta | None, now: datetime) -> list:
+    """The trigger's firings on one queued fact. A rule that fails on a fact (a bug, or data no check foresaw)
+    is logged and audited and the fact passes for that trigger: one bad fact never stops the queue."""
+    try:
+        return rules.RULES[trigger.rule].fire(queued.kind, queued.record_id, trigger.params, window)
+    except Exception:  # noqa: BLE001 (any failure of one rule on one fact)
+        log.exception("trigger %s failed on %s %s", trigger.code, queued.kind, queued.record_id)
+        audit.record(SYSTEM, "extraction.evaluation_failed", "extraction_trigger", trigger.id, now,
+                     after={"kind": queued.kind, "record_id": queued.record_id})
+        return []
+
+
 def _active_by_kind() -> dict[str, list[Trigger]]:
     active = [t for t in db.session.scalars(sa.select(Trigger).where(Trigger.is_active.is_(True)).order_by(Trigger.id))
               if _applicable(t)]
@@ -102,12 +116,11 @@ def evaluate_queued(now: datetime, *, batch_size: int = BATCH,
                 for trigger in by_kind[queued.kind]:
                     window = timedelta(hours=trigger.window_hours) if trigger.window_hours else None
                     candidates += [{
-                        "rule": trigger.rule, "trigger_id": trigger.id, "trigger_version": trigger.version, "patient_id": firing.patient_id,
-                        "window_key": firing.window_key, "department_id": firing.department_id,
-                        "reviewer_department_id": trigger.reviewer_department_id, "occurred_at": firing.occurred_at,
-                        "facts": firing.facts,
-                    } for firing in rules.RULES[trigger.rule].fire(queued.kind, queued.record_id, trigger.params,
-                                                                   window)]
+                        "rule": trigger.rule, "trigger_id": trigger.id, "trigger_version": trigger.version,
+                        "patient_id": firing.patient_id, "window_key": firing.window_key,
+                        "department_id": firing.department_id, "reviewer_department_id": trigger.reviewer_department_id,
+                        "occurred_at": firing.occurred_at, "facts": firing.facts,
+                    } for firing in _fire(trigger, queued, window, now)]
         opened = followup.open_firings(candidates, now=now)
         found = Counter(department for prompt in opened
                         for department in {prompt.department_id, prompt.reviewer_department_id} - {None})

@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
+from qcflow.auth.models import Department
 from qcflow.auth.permissions import allowed, can, current_actor, sees_all_departments
 from qcflow.auth.queries import active_departments, department_choices
 from qcflow.auth.ratelimit import rate_limited
@@ -225,7 +226,8 @@ def prompts():
     # the reports a firing waiting for review may be linked to (already reported?)
     candidates = {p.id: services.reports_about(p, actor) for p in items if p.trigger_id and "file" in actions[p.id]}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
-                           candidates=candidates,
+                           candidates=candidates, where={d.id: d for d in db.session.scalars(sa.select(Department).where(
+                               Department.id.in_({p.department_id for p in items})))} if items else {},
                            args=request.args, state=args.get("state") or "", states=list(PromptState),
                            next_cursor=next_cursor, errors=errors, triggers=extraction.triggers(),
                            departments=department_choices(actor, by_kind=False), dismiss_codes=DISMISS_CODES,

@@ -196,3 +196,24 @@ def test_a_death_is_credited_to_the_last_operation_before_it_whatever_arrives_fi
     (firing,) = facts.firings("death_30d_after_operation")
     assert firing.facts[0]["id"] == last.id and firing.department_id == facts.hospital["ortho"].id
     del first
+
+
+def test_a_rule_that_fails_on_a_fact_is_logged_and_audited_and_the_queue_moves_on(facts, monkeypatch, caplog):
+    from qcflow.core.audit import AuditEntry
+    from qcflow.extraction import rules
+
+    def broken(*args):
+        raise ValueError("unforeseen data")
+
+    monkeypatch.setitem(rules.RULES, "critical_lab", rules.RULES["critical_lab"].__class__(
+        **{**rules.RULES["critical_lab"].__dict__, "fire": broken}))
+    stay = facts.stay(facts.patient())
+    facts.lab(stay, "INR", 9.0)
+    facts.drug(stay, "naloxone", T0)
+    result = facts.evaluate()
+    assert result.facts == 3 and [p.trigger.code for p in facts.firings()] == ["rescue_drug"]
+    assert "failed on lab" in caplog.text
+    import sqlalchemy as sa
+
+    assert facts.db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
+        AuditEntry.action == "extraction.evaluation_failed")) == 3  # the three lab triggers
