@@ -28,7 +28,6 @@ from qcflow.extensions import db
 from qcflow.extraction.models import Trigger
 from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
 from qcflow.followup.timeliness import Timeliness, is_open, of, overdue_clause, timeliness_sql
-from qcflow.followup.workflow import PromptState
 
 
 def load_task(task_id: int, actor: Actor) -> Task:

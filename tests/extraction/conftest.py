@@ -2,7 +2,7 @@
 record HIS facts as the intake would (row, then queued) and run the evaluator."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from itertools import count
 
 import pytest

@@ -4,7 +4,6 @@ exactly the firings the facts must produce (known by construction), each recorde
 chain still verifies."""
 from __future__ import annotations
 
-import os
 import random
 import signal
 import time

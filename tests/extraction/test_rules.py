@@ -1,7 +1,7 @@
 """Each default trigger at the edges of its window and condition (issue 20, "Done when"), and once only."""
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 from tests.extraction.conftest import T0
 

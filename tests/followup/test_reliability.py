@@ -1,6 +1,5 @@
 """Reliability of the generator (R1, R2): kill -9 mid-run and concurrent generators leave exactly the
 expected set of tasks, computed by a pure function of the plans."""
-import os
 import random
 import signal
 import time

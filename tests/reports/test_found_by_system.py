@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from tests.conftest import sh as local
-from tests.reports.conftest import NOW, RTT
+from tests.reports.conftest import NOW
 from tests.reports.pdftools import needs_poppler, pdf_text
 from tests.reports.test_exports import read_csv, read_xlsx
 
