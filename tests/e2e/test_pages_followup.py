@@ -125,8 +125,9 @@ RAW = re.compile(r"\b(day_surgery|four_level_surgery|cancer_[a-z]+|operation:\d+
                  r"complication|unplanned_readmission|reoperation|vital_status|operation_at|discharge_at|"
                  r"diagnosis_on|plan_paused|protocol_changed)\b")
 ENGLISH_WORD = re.compile(r"\b[A-Za-z]{4,}\b")
-#: Words that stay as they are in Chinese text (the product's name, units, abbreviations).
-ALLOWED = {"qcflow", "MRN", "yyyy"}
+#: Words that stay as they are in Chinese text (the product's name, units, abbreviations, and the demo HIS's
+#: record ids, e.g. DEMO-O39, which the possible events' facts quote).
+ALLOWED = {"qcflow", "MRN", "yyyy", "mmol", "DEMO"}
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
