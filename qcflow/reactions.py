@@ -71,8 +71,8 @@ def table() -> Reactions:
             "operation.unplanned_reoperation": (mdt.on_unplanned_reoperation,),
             # clinical: a death (an encounter discharged as a death, or a patient's date of death)
             "death.recorded": (mdt.on_death, stop_follow_up, extraction.on_death),
-            # clinical: an intake row of a fact the triggers read (operation, encounter, transfer, medicine
-            # given, critical result) was created or changed: queued for the automatic extraction
+            # clinical: an intake row was created or changed (the automatic extraction queues the facts its
+            # triggers read: operations, encounters, transfers, medicines given, critical results)
             "fact.recorded": (extraction.on_intake_row,),
             # clinical: a day-surgery encounter is discharged (or its discharge time corrected)
             "encounter.day_surgery_discharged": (followup.on_encounter_discharged,),

@@ -475,7 +475,7 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
     """Facts that start other work: pre-operative MDT requests, case reviews, death review and follow-up;
     returns what they set off. A `settled` operation (the HIS reports it performed or cancelled) is past
     its pre-operative discussion: none is requested."""
-    effects = reactions.publish("fact.recorded", kind, obj, now=now) if kind in FACT_KINDS else []
+    effects = reactions.publish("fact.recorded", kind, obj, now=now)
     if kind == "operations":
         if obj.needs_mdt and not settled and (created or "planned_at" in changed):
             effects += reactions.publish("operation.planned", obj, now=now)
@@ -495,9 +495,6 @@ def _after_change(kind: str, obj, changed: list[str], *, created: bool, actor: A
         effects += reactions.publish("diagnosis.recorded", obj, now=now)
     return effects
 
-
-#: The intake kinds that are facts the automatic extraction reads ("fact.recorded").
-FACT_KINDS = ("operations", "encounters", "transfers", "administrations", "lab_results")
 
 #: Who told qcflow of a death (record_death's `source`): the HIS's patient row, or a follow-up call.
 DEATH_FROM_HIS, DEATH_FROM_FOLLOWUP = "his", "followup"

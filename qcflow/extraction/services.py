@@ -46,8 +46,9 @@ def queue_fact(kind: str, record_id: int, patient_id: int, *, now: datetime) -> 
 
 
 def on_intake_row(kind: str, obj, *, now: datetime) -> None:
-    """An intake row of a kind the triggers read was created or changed."""
-    queue_fact(FACT_OF_INTAKE[kind], obj.id, obj.patient_id, now=now)
+    """An intake row was created or changed: queued if the triggers read its kind."""
+    if kind in FACT_OF_INTAKE:
+        queue_fact(FACT_OF_INTAKE[kind], obj.id, obj.patient_id, now=now)
 
 
 def on_operation_performed(operation, *, now: datetime, **_) -> None:
