@@ -88,7 +88,7 @@ class PatientFacts:
     #: The batch's own records and patients, held so that `db.session.get` finds them (the session keeps weak
     #: references only).
     held: list
-    #: The patients whose facts these are (another patient's are read from the database).
+    #: The patients whose facts these are (the batch's own patients: the rules read no other).
     patients: set[int]
 
 
@@ -140,45 +140,30 @@ def batch_facts(facts: list[tuple[str, int, int]]):
         db.session.info.pop(BATCH, None)
 
 
-def _cached(patient_id: int) -> PatientFacts | None:
+def _facts(patient_id: int) -> PatientFacts:
+    """The batch's stored facts of one of its patients (the rules run inside `batch_facts` only)."""
     cache = db.session.info.get(BATCH)
-    return cache if cache is not None and patient_id in cache.patients else None
+    if cache is None or patient_id not in cache.patients:
+        raise RuntimeError("the rules read a patient's facts inside batch_facts only")
+    return cache
 
 
 def _performed(patient_id: int, start: datetime, end: datetime, *, exclude: int | None = None,
                flagged: bool = False) -> list[Operation]:
-    cache = _cached(patient_id)
-    if cache is not None:
-        return [op for op in cache.operations.get(patient_id, ()) if start <= op.performed_at <= end
-                and op.id != exclude and (not flagged or op.is_unplanned_reoperation)]
-    stmt = sa.select(Operation).where(
-        Operation.patient_id == patient_id, Operation.state == OperationState.PERFORMED.value,
-        Operation.performed_at >= start, Operation.performed_at <= end)
-    if exclude is not None:
-        stmt = stmt.where(Operation.id != exclude)
-    if flagged:
-        stmt = stmt.where(Operation.is_unplanned_reoperation.is_(True))
-    return list(db.session.scalars(stmt.order_by(Operation.performed_at, Operation.id)))
+    """The patient's performed operations between two instants, in time order."""
+    return [op for op in _facts(patient_id).operations.get(patient_id, ()) if start <= op.performed_at <= end
+            and op.id != exclude and (not flagged or op.is_unplanned_reoperation)]
 
 
 def _stays(patient_id: int, column: str, start: datetime, end: datetime) -> list[Encounter]:
     """The patient's stays admitted (column "admitted_at") or discharged ("discharged_at") between two instants."""
-    cache = _cached(patient_id)
-    if cache is not None:
-        return [e for e in cache.stays.get(patient_id, ())
-                if getattr(e, column) is not None and start <= getattr(e, column) <= end]
-    attribute = getattr(Encounter, column)
-    return list(db.session.scalars(sa.select(Encounter).where(
-        Encounter.patient_id == patient_id, attribute >= start, attribute <= end)))
+    return [e for e in _facts(patient_id).stays.get(patient_id, ())
+            if getattr(e, column) is not None and start <= getattr(e, column) <= end]
 
 
 def _first_icu_transfer(patient_id: int, start: datetime, end: datetime) -> Transfer | None:
-    cache = _cached(patient_id)
-    if cache is not None:
-        return next((t for t in cache.icu_transfers.get(patient_id, ()) if start <= t.transferred_at <= end), None)
-    return db.session.scalar(sa.select(Transfer).where(
-        Transfer.patient_id == patient_id, Transfer.to_icu.is_(True), Transfer.transferred_at >= start,
-        Transfer.transferred_at <= end).order_by(Transfer.transferred_at).limit(1))
+    return next((t for t in _facts(patient_id).icu_transfers.get(patient_id, ())
+                 if start <= t.transferred_at <= end), None)
 
 
 def _performed_operation(record_id: int) -> Operation | None:
