@@ -153,6 +153,9 @@ class Config:
     FOLLOWUP_FALLBACK_DEPARTMENT = None
     #: Hospital level for indicator targets: "tertiary" (三级) or "secondary" (二级).
     HOSPITAL_LEVEL = "tertiary"
+    #: The plan whose annex, targets and annual form the hospital reports to (QCFLOW_INDICATOR_PLAN): henan,
+    #: yubei, shaoxing or guizhou (indicators/catalogue.py; docs/indicators.md, The catalogue).
+    INDICATOR_PLAN = "henan"
     #: Indicator ae_closure_on_time_rate: days from submission to close a case on time, by grade.
     EVENT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
     #: Hospital name on the monthly bulletin's cover.

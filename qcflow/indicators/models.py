@@ -13,10 +13,22 @@ from qcflow.core.i18n import register_labels
 HOSPITAL_LEVELS = ("tertiary", "secondary")
 #: How a value is compared with its target: > ≥ ≤ <.
 COMPARISONS = ("gt", "ge", "le", "lt")
+#: How a catalogue indicator gets its value: qcflow's own data, a department's monthly report, or not at all.
+METHODS = ("computed", "reported", "not_applicable")
+#: Units of the catalogue (docs/indicators.md, The catalogue): rates, counts, times, and "status" items
+#: (a qualitative 情况 reported as done, 1, or not done, 0).
+UNITS = ("percent", "permille", "per100", "count", "minutes", "hours", "days", "ratio", "status")
+DIRECTIONS = ("higher", "lower", "rising", "falling", "none")
+#: States of a reported monthly value (indicators.reporting holds the transition table).
+REPORT_STATES = ("submitted", "returned", "approved", "reopened")
 
 
 class IndicatorTarget(Versioned, Base):
-    """A target for one indicator, hospital level and year; later years inherit the latest row."""
+    """A target for one indicator, hospital level and year; later years inherit the latest row.
+
+    The hospital's own targets (department_id NULL) and a department's yearly targets for its key indicators
+    (department_id set). The plans' target sets are data (indicators/data/targets.csv), not rows.
+    """
 
     __tablename__ = "indicator_target"
 
@@ -32,11 +44,93 @@ class IndicatorTarget(Versioned, Base):
     updated_at: Mapped[datetime]
     #: Audit name of who set it ("system:migration", "system:cli").
     updated_by: Mapped[str] = mapped_column(sa.String(80))
+    #: A department's own target for its department's value; NULL: the hospital's.
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
 
     __table_args__ = (
-        sa.UniqueConstraint("code", "hospital_level", "year", name="uq_indicator_target_code_level_year"),
+        sa.Index("uq_indicator_target_hospital", "code", "hospital_level", "year", unique=True,
+                 sqlite_where=sa.text("department_id IS NULL"), postgresql_where=sa.text("department_id IS NULL")),
+        sa.UniqueConstraint("code", "hospital_level", "year", "department_id", name="uq_indicator_target_department"),
         enum_check("hospital_level", HOSPITAL_LEVELS),
         enum_check("comparison", COMPARISONS),
+    )
+
+
+class IndicatorSetup(Versioned, Base):
+    """This hospital's choice for one indicator of the catalogue: how it gets its value (when not the
+    catalogue's default), why it does not apply, and which department reports it."""
+
+    __tablename__ = "indicator_setup"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    method: Mapped[str] = mapped_column(sa.String(20))
+    #: Why the indicator does not apply to this hospital (required for not_applicable).
+    reason: Mapped[str | None] = mapped_column(sa.String(300))
+    #: The department that reports it; NULL: the catalogue's default (the quality office reports).
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(sa.String(80))
+
+    __table_args__ = (enum_check("method", METHODS),)
+
+
+class LocalIndicator(Versioned, Base):
+    """A department's own key indicator (科室关键指标, Shaoxing [001:28, 66]; Henan [003:257-261, 310-314]):
+    always reported by that department, with yearly targets like any other."""
+
+    __tablename__ = "local_indicator"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: "local_" + a slug; unique across the catalogue.
+    code: Mapped[str] = mapped_column(sa.String(60), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    name_en: Mapped[str | None] = mapped_column(sa.String(120))
+    unit: Mapped[str] = mapped_column(sa.String(10))
+    direction: Mapped[str] = mapped_column(sa.String(10))
+    definition: Mapped[str] = mapped_column(sa.Text)
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(sa.String(80))
+
+    __table_args__ = (enum_check("unit", UNITS), enum_check("direction", DIRECTIONS))
+
+
+class IndicatorReport(Versioned, Base):
+    """One department's reported value of one indicator for one month (from the HIS or typed in), with its
+    approval: approved months are locked; a correction re-opens them with a reason."""
+
+    __tablename__ = "indicator_report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(60))
+    #: First day of the month.
+    month_on: Mapped[date]
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+    #: A rate's parts (counts); NULL for an indicator reported as one value (a count, a time, a status).
+    numerator: Mapped[int | None]
+    denominator: Mapped[int | None]
+    #: The value: the rate computed from its parts in the indicator's unit, or the value as reported.
+    value: Mapped[float | None] = mapped_column(sa.Float)
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    state: Mapped[str] = mapped_column(sa.String(10))
+    #: page or his.
+    channel: Mapped[str] = mapped_column(sa.String(10))
+    submitted_at: Mapped[datetime]
+    submitted_by: Mapped[str] = mapped_column(sa.String(80))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(sa.String(80))
+    #: Why the quality office returned the value or re-opened the approved month.
+    reason: Mapped[str | None] = mapped_column(sa.String(500))
+
+    __table_args__ = (
+        sa.UniqueConstraint("code", "month_on", "department_id", name="uq_indicator_report_code_month_department"),
+        sa.Index("ix_indicator_report_month_state", "month_on", "state"),
+        enum_check("state", REPORT_STATES),
+        enum_check("channel", ("page", "his")),
+        sa.CheckConstraint("denominator IS NULL OR denominator > 0", name="denominator_positive"),
     )
 
 
@@ -107,8 +201,16 @@ class IndicatorRollup(Base):
 
 
 LABELS = {
-    "unit": {"percent": "%", "permille": "‰", "per100": _l("per 100 discharges")},
-    "direction": {"higher": _l("Higher is better"), "lower": _l("Lower is better"), "rising": _l("Should rise")},
+    "unit": {"percent": "%", "permille": "‰", "per100": _l("per 100 discharges"), "count": _l("count"),
+             "minutes": _l("minutes"), "hours": _l("hours"), "days": _l("days"), "ratio": _l("ratio"),
+             "status": _l("done or not")},
+    "direction": {"higher": _l("Higher is better"), "lower": _l("Lower is better"), "rising": _l("Should rise"),
+                  "falling": _l("Should fall"), "none": _l("No direction")},
+    "method": {"computed": _l("Computed by qcflow"), "reported": _l("Reported monthly"),
+               "not_applicable": _l("Not applicable")},
+    "report_state": {"submitted": _l("Submitted"), "returned": _l("Returned"), "approved": _l("Approved"),
+                     "reopened": _l("Re-opened")},
+    "channel": {"page": _l("Typed in"), "his": _l("From the HIS")},
     "comparison": {"gt": ">", "ge": "≥", "le": "≤", "lt": "<"},
     "level": {"tertiary": _l("Tertiary hospital"), "secondary": _l("Secondary hospital")},
     "part": {"numerator": _l("Numerator"), "denominator": _l("Denominator")},

@@ -28,7 +28,9 @@ from qcflow.indicators.definitions import (
     events_found_by_system,
     settled_at,
 )
-from qcflow.indicators.models import IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot, IndicatorTarget
+from qcflow.indicators import catalogue
+from qcflow.indicators.models import (IndicatorReport, IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot,
+                                      IndicatorTarget)
 
 COMPARE = {"gt": operator.gt, "ge": operator.ge, "le": operator.le, "lt": operator.lt}
 PARTS = ("numerator", "denominator")
@@ -51,6 +53,10 @@ class IndicatorValue:
     frozen_at: datetime | None = None
     #: For a snapshot: the value computed again now, when it differs from the frozen one.
     recomputed: "IndicatorValue | None" = field(default=None, repr=False)
+    #: computed or reported (catalogue.Entry.method).
+    method: str = "computed"
+    #: Reported: department-months submitted but not yet approved (left out of the value).
+    pending: int = 0
 
     @property
     def differs(self) -> bool:
@@ -61,16 +67,15 @@ def hospital_level() -> str:
     return current_app.config["HOSPITAL_LEVEL"]
 
 
-def targets_for(year: int, level: str | None = None) -> dict[str, IndicatorTarget]:
-    """Each indicator's target for a year: its row for the latest year up to `year` at this level."""
-    rows = db.session.scalars(sa.select(IndicatorTarget).where(
-        IndicatorTarget.hospital_level == (level or hospital_level()), IndicatorTarget.year <= year)
-        .order_by(IndicatorTarget.code, IndicatorTarget.year))
-    return {row.code: row for row in rows}
+def targets_for(year: int, *, department_id: int | None = None) -> dict[str, catalogue.Target]:
+    """Each indicator's target for a year at this hospital's level (catalogue.targets: a department's own,
+    the hospital's own, else the chosen plan's)."""
+    return catalogue.targets(year, hospital_level(), department_id=department_id)
 
 
 def all_targets() -> list[IndicatorTarget]:
-    return list(db.session.scalars(sa.select(IndicatorTarget).order_by(
+    """The hospital's own targets (the targets page); departments' own targets are on their indicators."""
+    return list(db.session.scalars(sa.select(IndicatorTarget).where(IndicatorTarget.department_id.is_(None)).order_by(
         IndicatorTarget.code, IndicatorTarget.hospital_level, IndicatorTarget.year)))
 
 
@@ -204,7 +209,7 @@ def compute(start: date, end: date, *, department_id: int | None = None, codes: 
     configured hospital level.
     """
     period = Period(start, end, now or clock_now())
-    targets = targets_for(end.year)
+    targets = targets_for(end.year, department_id=department_id)
     language = current_language()
     indicators = _indicators(codes)
     rolled = [] if live else rolled_up_months(period)
@@ -388,3 +393,68 @@ def _source_rows(source, period: Period, department_id: int | None, after_id: in
 def _has_more(sources, period: Period, department_id: int | None) -> bool:
     return any(db.session.execute(_source_rows(source, period, department_id).limit(1)).first() is not None
                for source in sources)
+
+
+#: How a reported indicator's monthly values add up over months and departments, by unit: rates from the
+#: summed parts, counts summed, times and ratios averaged, a status done only when every report says done.
+REPORTED_RATES = tuple(UNIT_FACTORS)
+
+
+def _reported_value(unit: str, numerator: int | None, denominator: int | None, values: list[float]) -> float | None:
+    if unit in REPORTED_RATES:
+        return numerator * UNIT_FACTORS[unit] / denominator if denominator else None
+    if not values:
+        return None
+    if unit == "count":
+        return float(sum(values))
+    if unit == "status":
+        return float(min(values))
+    return sum(values) / len(values)
+
+
+def reported_values(start: date, end: date, *, department_id: int | None = None,
+                    codes: list[str] | None = None) -> list[IndicatorValue]:
+    """The reported indicators of the catalogue for the months start..end touches: approved reports only
+    (hospital-wide: every department's), with the reports still awaiting approval counted in `pending`."""
+    entries = [e for e in catalogue.entries() if e.method == "reported" and (codes is None or e.code in codes)]
+    if not entries:
+        return []
+    first, last = month_start(start), month_start(end)
+    stmt = sa.select(IndicatorReport.code, IndicatorReport.state, IndicatorReport.numerator,
+                     IndicatorReport.denominator, IndicatorReport.value).where(
+        IndicatorReport.code.in_([e.code for e in entries]), IndicatorReport.month_on >= first,
+        IndicatorReport.month_on <= last)
+    if department_id is not None:
+        stmt = stmt.where(IndicatorReport.department_id == department_id)
+    approved: dict[str, list] = {}
+    pending: dict[str, int] = {}
+    for code, state, numerator, denominator, value in db.session.execute(stmt):
+        if state == "approved":
+            approved.setdefault(code, []).append((numerator, denominator, value))
+        else:
+            pending[code] = pending.get(code, 0) + 1
+    targets = targets_for(end.year, department_id=department_id)
+    language = current_language()
+    found = []
+    for entry in entries:
+        rows = approved.get(entry.code, [])
+        parts = [r for r in rows if r[1] is not None]
+        numerator = sum(r[0] for r in parts) if parts else None
+        denominator = sum(r[1] for r in parts) if parts else None
+        value = _reported_value(entry.unit, numerator, denominator, [r[2] for r in rows if r[2] is not None])
+        target = targets.get(entry.code)
+        goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
+        found.append(IndicatorValue(entry.code, entry.label(language), entry.unit, entry.direction, numerator,
+                                    denominator, value, goal, is_met(value, goal, comparison), comparison,
+                                    method="reported", pending=pending.get(entry.code, 0)))
+    return found
+
+
+def catalogue_values(start: date, end: date, *, department_id: int | None = None,
+                     now: datetime | None = None) -> dict[str, IndicatorValue]:
+    """Every indicator of the catalogue that has a value here, computed or reported, by code (an indicator
+    that does not apply, or is computed by another module, has none)."""
+    computed_codes = [e.code for e in catalogue.entries(include_local=False) if e.computed is not None]
+    values = {v.code: v for v in compute(start, end, department_id=department_id, codes=computed_codes, now=now)}
+    values.update((v.code, v) for v in reported_values(start, end, department_id=department_id))
+    return values

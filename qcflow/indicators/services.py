@@ -16,10 +16,10 @@ from qcflow.core.time import local, today
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
 from qcflow.followup.models import Task
-from qcflow.indicators import queries
+from qcflow.indicators import catalogue, queries
 from qcflow.indicators.definitions import BY_CODE, INDICATORS, settled_at
 from qcflow.indicators.models import (COMPARISONS, HOSPITAL_LEVELS, IndicatorRollup, IndicatorRollupMonth,
-                                      IndicatorSnapshot, IndicatorTarget)
+                                      IndicatorSnapshot, IndicatorTarget, LocalIndicator)
 
 #: How far back the rollup reaches: the longest period the list computes (periods.INDICATOR_PERIODS).
 ROLLUP_MONTHS = 120
@@ -123,21 +123,30 @@ def _stored_rollup() -> tuple[set, set]:
     return {tuple(m) for m in months}, {tuple(r) for r in rows}
 
 
-def target_version(code: str, level: str, year: int) -> int | None:
-    """The version of the target of this indicator, level and year, if there is one."""
-    return db.session.scalar(sa.select(IndicatorTarget.version).where(
-        IndicatorTarget.code == code, IndicatorTarget.hospital_level == level, IndicatorTarget.year == year))
+def _target_row(code: str, level: str, year: int, department_id: int | None):
+    return sa.select(IndicatorTarget).where(
+        IndicatorTarget.code == code, IndicatorTarget.hospital_level == level, IndicatorTarget.year == year,
+        IndicatorTarget.department_id.is_(None) if department_id is None
+        else IndicatorTarget.department_id == department_id)
+
+
+def target_version(code: str, level: str, year: int, department_id: int | None = None) -> int | None:
+    """The version of the target of this indicator, level, year (and department), if there is one."""
+    row = db.session.scalar(_target_row(code, level, year, department_id))
+    return row.version if row is not None else None
 
 
 def set_target(code: str, level: str, year: int, comparison: str, value: float, *, actor: Actor, now: datetime,
-               expected_version: int | None, source: str | None = None) -> IndicatorTarget:
-    """Set an indicator's target for a hospital level from a year on (a later year's row overrides it).
+               expected_version: int | None, source: str | None = None,
+               department_id: int | None = None) -> IndicatorTarget:
+    """Set an indicator's target for a hospital level from a year on (a later year's row overrides it): the
+    hospital's own, or with `department_id` a department's own target for its value.
 
     Replacing an existing target needs its version (`expected_version`): a missing or stale one is 409,
     so that an administrator never overwrites a target she has not seen.
     """
     errors = {}
-    if code not in BY_CODE:
+    if not catalogue.is_plan_code(code) and code not in BY_CODE and not _is_local_code(code):
         errors["code"] = [_("No indicator %(code)s.", code=code)]
     if level not in HOSPITAL_LEVELS:
         errors["level"] = [_("Choose one of: %(values)s.", values=", ".join(HOSPITAL_LEVELS))]
@@ -147,19 +156,23 @@ def set_target(code: str, level: str, year: int, comparison: str, value: float, 
         errors["year"] = [_("Out of range (%(low)s to %(high)s).", low=2000, high=2100)]
     if errors:
         raise Unprocessable(errors=errors)
-    row = db.session.scalar(sa.select(IndicatorTarget).where(
-        IndicatorTarget.code == code, IndicatorTarget.hospital_level == level, IndicatorTarget.year == year))
+    row = db.session.scalar(_target_row(code, level, year, department_id))
     if row is not None and expected_version != row.version:
         raise Conflict(_("A target for this indicator, level and year exists already (%(comparison)s %(value)s). "
                          "Edit that row to replace it.", comparison=row.comparison, value=row.value),
                        current_version=row.version)
     before = {"comparison": row.comparison, "value": row.value} if row is not None else None
     if row is None:
-        row = IndicatorTarget(code=code, hospital_level=level, year=year)
+        row = IndicatorTarget(code=code, hospital_level=level, year=year, department_id=department_id)
         db.session.add(row)
     row.comparison, row.value, row.source = comparison, float(value), source or row.source
     row.updated_at, row.updated_by = now, actor.audit_name
     db.session.flush()
     audit.record(actor.audit_name, "indicator_target.set", "indicator_target", row.id, now, before=before,
-                 after={"code": code, "level": level, "year": year, "comparison": comparison, "value": float(value)})
+                 after={"code": code, "level": level, "year": year, "comparison": comparison, "value": float(value),
+                        "department_id": department_id})
     return row
+
+
+def _is_local_code(code: str) -> bool:
+    return db.session.scalar(sa.select(LocalIndicator.id).where(LocalIndicator.code == code)) is not None
