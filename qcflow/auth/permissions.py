@@ -58,6 +58,17 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "indicators": frozenset({R.NURSE, R.DEPT_HEAD, R.QUALITY}),
     #: Read the indicator targets.
     "targets": frozenset({R.ADMIN, R.QUALITY}),
+    #: Read the catalogue of every indicator of the plan (how each gets its value, who reports it).
+    "indicator_catalogue": frozenset({R.ADMIN, R.QUALITY, R.DEPT_HEAD}),
+    #: Choose how an indicator gets its value, why it does not apply, and which department reports it.
+    "set_up_indicators": frozenset({R.ADMIN, R.QUALITY}),
+    #: Enter a month's value of an indicator one's department reports (the quality office: any department's),
+    #: and keep one's department's own key indicators and their yearly targets.
+    "report_indicators": frozenset({R.DEPT_HEAD, R.QUALITY}),
+    #: Approve, return and re-open reported monthly values; see which department still owes which month.
+    "approve_indicators": frozenset({R.QUALITY}),
+    #: Generate, archive and download the annual and quarterly indicator forms for the plan.
+    "indicator_forms": frozenset({R.QUALITY}),
     #: Event analysis, under-reporting, CSV/XLSX exports (own department; the quality office all).
     "reports": frozenset({R.DEPT_HEAD, R.QUALITY}),
     #: The hospital's monthly bulletin.
