@@ -395,58 +395,53 @@ def _has_more(sources, period: Period, department_id: int | None) -> bool:
                for source in sources)
 
 
-#: How a reported indicator's monthly values add up over months and departments, by unit: rates from the
-#: summed parts, counts summed, times and ratios averaged, a status done only when every report says done.
+#: How a reported indicator's monthly values add up over months and departments, by unit (docs/decisions.md):
+#: rates from the summed parts, counts summed, times and ratios averaged, a status done only if every report says so.
 REPORTED_RATES = tuple(UNIT_FACTORS)
 
 
-def _reported_value(unit: str, numerator: int | None, denominator: int | None, values: list[float]) -> float | None:
+def _reported_value(unit: str, numerator, denominator, total, mean, lowest) -> float | None:
     if unit in REPORTED_RATES:
         return numerator * UNIT_FACTORS[unit] / denominator if denominator else None
-    if not values:
+    if mean is None:
         return None
-    if unit == "count":
-        return float(sum(values))
-    if unit == "status":
-        return float(min(values))
-    return sum(values) / len(values)
+    return float({"count": total, "status": lowest}.get(unit, mean))
 
 
 def reported_values(start: date, end: date, *, department_id: int | None = None,
                     codes: list[str] | None = None) -> list[IndicatorValue]:
     """The reported indicators of the catalogue for the months start..end touches: approved reports only
-    (hospital-wide: every department's), with the reports still awaiting approval counted in `pending`."""
+    (hospital-wide: every department's), with the reports still awaiting approval counted in `pending`.
+    One aggregate over the reports, grouped by indicator."""
     entries = [e for e in catalogue.entries() if e.method == "reported" and (codes is None or e.code in codes)]
     if not entries:
         return []
-    first, last = month_start(start), month_start(end)
-    stmt = sa.select(IndicatorReport.code, IndicatorReport.state, IndicatorReport.numerator,
-                     IndicatorReport.denominator, IndicatorReport.value).where(
-        IndicatorReport.code.in_([e.code for e in entries]), IndicatorReport.month_on >= first,
-        IndicatorReport.month_on <= last)
+    report = IndicatorReport
+    approved = report.state == "approved"
+    with_parts = sa.and_(approved, report.denominator.is_not(None))
+    stmt = sa.select(
+        report.code,
+        sa.func.sum(sa.case((with_parts, report.numerator))), sa.func.sum(sa.case((with_parts, report.denominator))),
+        sa.func.sum(sa.case((approved, report.value))), sa.func.avg(sa.case((approved, report.value))),
+        sa.func.min(sa.case((approved, report.value))), sa.func.count(sa.case((sa.not_(approved), report.id))),
+    ).where(report.code.in_([e.code for e in entries]), report.month_on >= month_start(start),
+            report.month_on <= month_start(end)).group_by(report.code)
     if department_id is not None:
-        stmt = stmt.where(IndicatorReport.department_id == department_id)
-    approved: dict[str, list] = {}
-    pending: dict[str, int] = {}
-    for code, state, numerator, denominator, value in db.session.execute(stmt):
-        if state == "approved":
-            approved.setdefault(code, []).append((numerator, denominator, value))
-        else:
-            pending[code] = pending.get(code, 0) + 1
+        stmt = stmt.where(report.department_id == department_id)
+    sums = {row[0]: row[1:] for row in db.session.execute(stmt)}
     targets = targets_for(end.year, department_id=department_id)
     language = current_language()
     found = []
     for entry in entries:
-        rows = approved.get(entry.code, [])
-        parts = [r for r in rows if r[1] is not None]
-        numerator = sum(r[0] for r in parts) if parts else None
-        denominator = sum(r[1] for r in parts) if parts else None
-        value = _reported_value(entry.unit, numerator, denominator, [r[2] for r in rows if r[2] is not None])
+        numerator, denominator, total, mean, lowest, pending = sums.get(entry.code, (None,) * 5 + (0,))
+        numerator = int(numerator) if numerator is not None else None
+        denominator = int(denominator) if denominator is not None else None
+        value = _reported_value(entry.unit, numerator, denominator, total, mean, lowest)
         target = targets.get(entry.code)
         goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
         found.append(IndicatorValue(entry.code, entry.label(language), entry.unit, entry.direction, numerator,
                                     denominator, value, goal, is_met(value, goal, comparison), comparison,
-                                    method="reported", pending=pending.get(entry.code, 0)))
+                                    method="reported", pending=int(pending)))
     return found
 
 
