@@ -275,12 +275,32 @@ def test_shaoxing_targets_come_from_its_body_only():
             assert max(lines) <= body_end, f"target {row}: Shaoxing's annex columns are empty"
 
 
-def test_every_number_an_annex_states_has_a_target():
+def test_every_number_a_plan_states_has_a_target():
     for row in ANNEX_ROWS:
-        if row["plan"] in ANNEXES and re.search(r"\d", row["target_text"]):
+        # "不少于每年1次" is how often to call, not a target for the follow-up rate
+        if re.search(r"\d", row["target_text"]) and "每年" not in row["target_text"]:
             codes = row["codes"].split(" ")
             assert any(t["plan"] == row["plan"] and t["code"] in codes for t in TARGETS), (
                 f"{label(row)}: states {row['target_text']} but has no target row")
+
+
+def test_a_direction_is_higher_or_lower_exactly_where_a_plan_sets_a_number():
+    """Computed indicators keep their definition's direction; the others say rising or falling when no plan
+    gives a number."""
+    targeted = {row["code"] for row in TARGETS}
+    for row in CATALOGUE:
+        if row["method"] != "computed" and row["unit"] != "status":
+            numeric = row["direction"] in {"higher", "lower"}
+            assert numeric == (row["code"] in targeted), (
+                f"catalogue {row['code']}: direction {row['direction']} but "
+                f"{'a' if row['code'] in targeted else 'no'} target")
+
+
+def test_the_catalogue_names_the_departments_shaoxing_names():
+    for row in rows_of("shaoxing"):
+        for code in row["codes"].split(" "):
+            assert BY_CODE[code]["responsible"] == row["responsible"], (
+                f"{label(row)}: Shaoxing names {row['responsible']}, catalogue {code} {BY_CODE[code]['responsible']}")
 
 
 def test_the_documentation_lists_every_catalogue_row():
@@ -289,4 +309,6 @@ def test_the_documentation_lists_every_catalogue_row():
     assert heading in text, "docs/indicators.md has no catalogue section"
     section = text.split(heading, 1)[1]
     for row in CATALOGUE:
-        assert f"`{row['code']}`" in section and row["name"] in section, f"docs: catalogue {row['code']} missing"
+        line = (f"| `{row['code']}` | {row['name']} | {row['unit']} | {row['method']} | {row['responsible']} | "
+                f"{row['definition_en']} |")
+        assert line in section.splitlines(), f"docs: the table row of catalogue {row['code']} is missing or differs"
