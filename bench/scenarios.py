@@ -426,25 +426,66 @@ def _raw_indicator_sql(h: Hospital, start: date, end: date, now: datetime) -> li
              f"AND t.closes_at < :e AND t.closes_at <= :now GROUP BY t.pathway")
     level4, elective = "(o.grade = 4 OR o.is_restricted_technology)", \
         "(NOT o.is_unplanned_reoperation AND NOT o.is_emergency_override)"
+    def returned_within(hours: int) -> str:
+        gap = (f"o2.performed_at >= o.performed_at - interval '{hours} hours'" if pg else
+               f"(julianday(o.performed_at) - julianday(o2.performed_at)) * 24 <= {hours} + 1e-6")
+        return (f"sum(CASE WHEN o.is_unplanned_reoperation AND EXISTS (SELECT 1 FROM operation o2 WHERE "
+                f"o2.patient_id = o.patient_id AND o2.id <> o.id AND o2.state = 'performed' "
+                f"AND o2.performed_at < o.performed_at AND {gap}) THEN 1 ELSE 0 END)")
+
     operations = (
         f"SELECT count(*), sum(CASE WHEN o.is_unplanned_reoperation THEN 1 ELSE 0 END), "
         f"sum(CASE WHEN {level4} THEN 1 ELSE 0 END), sum(CASE WHEN {level4} AND EXISTS (SELECT 1 FROM mdt_discussion d "
         f"WHERE d.operation_id = o.id AND d.kind = 'preop_level4' AND d.state = 'signed' "
         f"AND d.signed_at <= o.performed_at) THEN 1 ELSE 0 END), sum(CASE WHEN {elective} THEN 1 ELSE 0 END), "
         f"sum(CASE WHEN {elective} AND EXISTS (SELECT 1 FROM encounter e WHERE e.id = o.encounter_id "
-        f"AND e.is_day_surgery) THEN 1 ELSE 0 END) "
+        f"AND e.is_day_surgery) THEN 1 ELSE 0 END), {returned_within(48)}, {returned_within(31 * 24)} "
         f"FROM operation o JOIN procedure pr ON pr.code = o.procedure_code JOIN patient p ON p.id = o.patient_id "
         f"WHERE o.state = 'performed' AND o.performed_at >= :s AND o.performed_at < :e")
-    deaths = (
-        "SELECT count(*), sum(CASE WHEN d.state = 'signed' THEN 1 ELSE 0 END), "
-        "sum(CASE WHEN d.state = 'signed' AND d.due_at IS NOT NULL AND d.signed_at <= d.due_at THEN 1 ELSE 0 END) "
+    # Deaths by the day of death; within 7 days of an in-hospital death's discharge, else by 24:00 of the
+    # seventh day after the day of death (local midnight of died_on + 8 days).
+    if pg:
+        seven_known = "d.signed_at <= de.discharged_at + interval '7 days'"
+        seven_day = f"d.signed_at < (CAST(p.died_on AS timestamp) + interval '8 days') AT TIME ZONE '{tz.key}'"
+    else:
+        seven_known = "(julianday(d.signed_at) - julianday(de.discharged_at)) <= 7 + 1e-9"
+        seven_day = f"d.signed_at < datetime(p.died_on, '+8 days', '{-offset:+d} minutes')"
+    counted = (
         "FROM mdt_discussion d JOIN patient p ON p.id = d.patient_id LEFT JOIN encounter de ON de.id = d.encounter_id "
-        "WHERE d.kind = 'perioperative_death' AND ((d.encounter_id IS NOT NULL AND de.discharged_at >= :s "
-        "AND de.discharged_at < :e) OR (d.encounter_id IS NULL AND p.died_on >= :start_on AND p.died_on <= :end_on)) "
+        "AND de.disposition = 'death' "
+        "WHERE d.kind = 'perioperative_death' AND p.died_on >= :start_on AND p.died_on <= :end_on "
         "AND NOT (d.state = 'cancelled' AND EXISTS (SELECT 1 FROM mdt_discussion o WHERE o.patient_id = d.patient_id "
         "AND o.kind = d.kind AND o.id <> d.id AND o.state <> 'cancelled'))")
+    deaths = (
+        "SELECT count(*), sum(CASE WHEN d.state = 'signed' THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN d.state = 'signed' AND CASE WHEN de.discharged_at IS NOT NULL THEN {seven_known} "
+        f"ELSE {seven_day} END THEN 1 ELSE 0 END) " + counted)
+    # Five working days: the rows, judged with the Chinese calendar in _raw_figures.
+    signed_deaths = "SELECT p.died_on, d.signed_at " + counted + " AND d.state = 'signed'"
     return [("events", events, params), ("discharges", discharges, params), ("calls", calls, params),
-            ("operations", operations, params), ("deaths", deaths, params)]
+            ("operations", operations, params), ("deaths", deaths, params),
+            ("signed_deaths", signed_deaths, params)]
+
+
+def _signed_within_5_working_days(died_on, signed_at) -> bool:
+    """Signed by 24:00 of the fifth working day after the day of death (chinesecalendar, 调休 included)."""
+    import chinese_calendar
+
+    from qcflow.core.time import hospital_tz
+
+    died_on = died_on if isinstance(died_on, date) else date.fromisoformat(died_on)
+    if isinstance(signed_at, str):
+        signed_at = datetime.fromisoformat(signed_at)
+    if signed_at.tzinfo is None:
+        signed_at = signed_at.replace(tzinfo=timezone.utc)
+    day, left = died_on, 5
+    while left:
+        day += timedelta(days=1)
+        try:
+            left -= chinese_calendar.is_workday(day)
+        except NotImplementedError:  # a year the calendar does not know yet: Monday to Friday
+            left -= day.weekday() < 5
+    return signed_at <= datetime.combine(day + timedelta(days=1), datetime.min.time(), hospital_tz())
 
 
 def _raw_figures(results: dict) -> dict:
@@ -455,8 +496,11 @@ def _raw_figures(results: dict) -> dict:
     reported, due, on_time = results["events"][0]
     encounters, day_cases, day_called, census = results["discharges"][0]
     calls = {pathway: (n(d), n(ok)) for pathway, d, ok in results["calls"]}
-    performed, unplanned, level4, level4_mdt, elective, day_surgery = results["operations"][0]
+    performed, unplanned, level4, level4_mdt, elective, day_surgery, within_48h, within_31d = \
+        results["operations"][0]
     deaths, discussed, discussed_7d = results["deaths"][0]
+    discussed_5wd = sum(_signed_within_5_working_days(died_on, signed_at)
+                        for died_on, signed_at in results["signed_deaths"])
     pairs = {
         "ae_per_100_discharges": (reported, n(encounters) + n(census)),
         "followup_rate_level4": calls.get("four_level_surgery", (0, 0))[::-1],
@@ -467,7 +511,10 @@ def _raw_figures(results: dict) -> dict:
         "preop_mdt_rate_level4": (level4_mdt, level4),
         "periop_death_discussion_rate": (discussed, deaths),
         "periop_death_discussion_7d_rate": (discussed_7d, deaths),
+        "periop_death_discussion_5wd_rate": (discussed_5wd, deaths),
         "unplanned_reoperation_rate": (unplanned, performed),
+        "unplanned_reoperation_48h_rate": (within_48h, performed),
+        "unplanned_reoperation_31d_rate": (within_31d, performed),
         "day_surgery_share": (day_surgery, elective),
         "ae_closure_on_time_rate": (on_time, due),
     }

@@ -133,8 +133,12 @@ class Config:
     }
     #: Remind the surgeon this many hours before a grade-4 operation without a signed MDT.
     MDT_REMINDER_HOURS = 72
-    #: Days to hold a discussion: deaths from the death, case reviews from the request.
-    MDT_DUE_DAYS = {"perioperative_death": 7, "death_case": 7, "case_review": 7}
+    #: Days to hold a discussion, from the request (deaths: see DEATH_DISCUSSION_DEADLINE).
+    MDT_DUE_DAYS = {"case_review": 7}
+    #: The deadline of a death review (perioperative death, death case), from the death
+    #: (QCFLOW_DEATH_DISCUSSION_DEADLINE): "7d" (seven days, the core-system rule) or "5wd" (by the end of
+    #: the fifth working day after the day of death, Chinese calendar). The indicators count both.
+    DEATH_DISCUSSION_DEADLINE = "7d"
     #: A disputed death (医疗纠纷) is discussed within this many hours of the death.
     MDT_DISPUTED_DUE_HOURS = 24
     #: A death this many calendar days (hospital time zone) after an operation, or during its

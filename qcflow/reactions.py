@@ -55,8 +55,9 @@ def table() -> Reactions:
     from qcflow.mdt import services as mdt
 
     def stop_follow_up(patient, *, died_at: datetime, encounter, now: datetime) -> list[Effect]:
-        """Follow-up stops the patient's plans as of the day of death in the hospital's calendar."""
-        return followup.on_death(patient, died_on=local(died_at).date(), now=now)
+        """Follow-up stops the patient's plans as of the day of death in the hospital's calendar; calls whose
+        window closed before the death keep their outcome."""
+        return followup.on_death(patient, died_on=local(died_at).date(), died_at=died_at, now=now)
 
     return Reactions(
         facts={

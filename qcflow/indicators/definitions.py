@@ -30,6 +30,7 @@ from qcflow.events.workflow import EventState
 from qcflow.followup.models import Plan, Task
 from qcflow.followup.timeliness import Timeliness, timeliness_sql
 from qcflow.followup.workflow import TaskState
+from qcflow.mdt.deadlines import SEVEN_DAYS, death_discussion_due, last_instant
 from qcflow.mdt.models import Discussion, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
@@ -57,6 +58,25 @@ def _days_between_sqlite(element, compiler, **kw):
 def _days_between_postgresql(element, compiler, **kw):
     a, b = (compiler.process(c, **kw) for c in element.clauses)
     return f"(EXTRACT(EPOCH FROM ({b} - {a})) / 86400.0)"
+
+
+class seconds_between(FunctionElement):
+    """(b − a) in seconds, to the millisecond on SQLite (julianday) and exact on PostgreSQL."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"round((julianday({b}) - julianday({a})) * 86400.0, 3)"
+
+
+@compiles(seconds_between, "postgresql")
+def _seconds_between_postgresql(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXTRACT(EPOCH FROM ({b} - {a}))"
 
 
 #: How long after a month's last day a definition still looks at `now`: a day-surgery discharge
@@ -277,6 +297,24 @@ def unplanned_reoperations(period: Period) -> sa.Select:
     return performed_operations(period).where(Operation.is_unplanned_reoperation.is_(True))
 
 
+_PREVIOUS = aliased(Operation)
+
+
+def unplanned_reoperations_within(window: timedelta) -> Callable[[Period], sa.Select]:
+    """Unplanned reoperations performed in the period whose patient had another performed operation at
+    most `window` before (the extraction's return-to-theatre rule: the window's first instant counts, an
+    operation at the same instant does not), in whichever month that one was."""
+
+    def select(period: Period) -> sa.Select:
+        previous = sa.select(_PREVIOUS.id).where(
+            _PREVIOUS.patient_id == Operation.patient_id, _PREVIOUS.id != Operation.id,
+            _PREVIOUS.state == OperationState.PERFORMED.value, _PREVIOUS.performed_at < Operation.performed_at,
+            seconds_between(_PREVIOUS.performed_at, Operation.performed_at) <= window.total_seconds())
+        return unplanned_reoperations(period).where(previous.exists())
+
+    return select
+
+
 def elective_operations(period: Period) -> sa.Select:
     """Performed operations that were planned: not unplanned reoperations, not emergency bookings."""
     return performed_operations(period).where(Operation.is_unplanned_reoperation.is_(False),
@@ -293,7 +331,8 @@ _DEATH_ENCOUNTER, _DEATH_OPERATION, _OTHER_REVIEW = aliased(Encounter), aliased(
 
 
 def perioperative_deaths(period: Period) -> sa.Select:
-    """Perioperative deaths as the MDT module recognised them (one review each), by the date of death.
+    """Perioperative deaths as the MDT module recognised them (one review each), by the day the patient
+    died (`patient.died_on`, however the death was learnt: HIS or follow-up call).
 
     A cancelled review still counts its death unless another review of the patient replaced it.
     """
@@ -301,16 +340,14 @@ def perioperative_deaths(period: Period) -> sa.Select:
     replaced = sa.select(other.id).where(
         other.patient_id == Discussion.patient_id, other.kind == Discussion.kind, other.id != Discussion.id,
         other.state != DiscussionState.CANCELLED.value)
-    died_in_period = sa.or_(
-        sa.and_(Discussion.encounter_id.is_not(None), death_encounter.discharged_at >= period.start_at,
-                death_encounter.discharged_at < period.end_at),
-        sa.and_(Discussion.encounter_id.is_(None), Patient.died_on >= period.start, Patient.died_on <= period.end))
     return (_row(Discussion.id, sa.func.coalesce(operation.department_id, Discussion.department_id),
                  Patient.mrn.label("mrn"), Discussion.state.label("state"))
             .join(Patient, Patient.id == Discussion.patient_id)
-            .outerjoin(death_encounter, death_encounter.id == Discussion.encounter_id)
+            .outerjoin(death_encounter, sa.and_(death_encounter.id == Discussion.encounter_id,
+                                                death_encounter.disposition == "death"))
             .outerjoin(operation, operation.id == Discussion.operation_id)
-            .where(Discussion.kind == DiscussionKind.PERIOPERATIVE_DEATH.value, died_in_period,
+            .where(Discussion.kind == DiscussionKind.PERIOPERATIVE_DEATH.value,
+                   Patient.died_on >= period.start, Patient.died_on <= period.end,
                    sa.not_(sa.and_(Discussion.state == DiscussionState.CANCELLED.value, replaced.exists()))))
 
 
@@ -318,10 +355,31 @@ def perioperative_deaths_discussed(period: Period) -> sa.Select:
     return perioperative_deaths(period).where(Discussion.state == DiscussionState.SIGNED.value)
 
 
-def perioperative_deaths_discussed_on_time(period: Period) -> sa.Select:
-    """… signed by the review's due time (mdt.services.due_at_for: 7 days after the death, 24 h if disputed)."""
-    return perioperative_deaths_discussed(period).where(Discussion.due_at.is_not(None),
-                                                        Discussion.signed_at <= Discussion.due_at)
+def _by_day_of_death(period: Period, value: Callable[[date], datetime]):
+    """A CASE on the day of death giving `value(day)` for each day of the period (the deadlines come from
+    mdt.deadlines, which knows the Chinese calendar; SQL does not)."""
+    days = [period.start + timedelta(days=n) for n in range((period.end - period.start).days + 1)]
+    return sa.case({day: sa.literal(value(day), Discussion.signed_at.type) for day in days},
+                   value=Patient.died_on, else_=sa.null())
+
+
+def perioperative_deaths_discussed_within(rule: str) -> Callable[[Period], sa.Select]:
+    """… signed by the death's deadline under `rule` (mdt.deadlines: "7d", "5wd"), counted from the stored
+    time of death (an in-hospital death: its discharge; otherwise the day of death's last instant),
+    whatever deadline the MDT module gave the review (DEATH_DISCUSSION_DEADLINE, a dispute)."""
+
+    def select(period: Period) -> sa.Select:
+        signed_by_day = Discussion.signed_at <= _by_day_of_death(
+            period, lambda day: death_discussion_due(last_instant(day), rule))
+        if rule == "7d":  # seven days to the instant of an in-hospital death
+            known = _DEATH_ENCOUNTER.discharged_at.is_not(None)
+            on_time = sa.case((known, seconds_between(_DEATH_ENCOUNTER.discharged_at, Discussion.signed_at)
+                               <= SEVEN_DAYS.total_seconds()), else_=signed_by_day)
+        else:  # by the end of a day: the hour of death does not matter
+            on_time = signed_by_day
+        return perioperative_deaths_discussed(period).where(on_time)
+
+    return select
 
 
 EVENT_URL, OPERATION_URL, TASK_URL, MDT_URL = "/events/{id}", "/operations/{id}", "/followup/tasks/{id}", "/mdt/{id}"
@@ -334,7 +392,11 @@ SOURCE_PLANS = {
     "day24": "日间手术患者出院后24小时内完成首次随访 (Henan [003:515]; Shaoxing [001:106, 730])",
     "mdt": "四级手术术前多学科讨论完成率 100 % (Shaoxing [001:74, 464]; Guizhou [000:85]; Henan [003:1073-1075])",
     "death": "围手术期死亡病例多学科讨论完成率 100 % (Shaoxing [001:82, 532])",
+    "death_5wd": "围手术期死亡病例5个工作日内讨论完成率: the provincial sets that count working days (issue 21 §1); "
+                 "every death discussed: Shaoxing [001:82, 532]",
     "reop": "非计划重返手术室再手术率 ≤ 1.8 ‰ (Guizhou [000:85]; Yubei [002:276-278]; Henan [003:999-1001])",
+    "reop_window": "非计划重返手术室再手术率（48小时内）/（31日内）, as reported nationally (issue 21 §1); the plans' "
+                   "rate: Guizhou [000:85]; Yubei [002:276-278]; Henan [003:999-1001]",
     "share": "日间手术占择期手术的比例 逐步提高 (Guizhou [000:61]; Yubei [002:338-340]; Henan [003:1005-1007])",
     "closure": "internal: 不良事件按期结案率 (DESIGN §8)",
 }
@@ -391,7 +453,11 @@ BASES = {
     "mdt": Basis(_l("A pre-operative MDT discussion before every four-level operation"),
                  ("shaoxing", "guizhou", "henan")),
     "death": Basis(_l("An MDT discussion of every perioperative death"), ("shaoxing",)),
+    "death_5wd": Basis(_l("An MDT discussion of every perioperative death within five working days, where the "
+                          "province counts working days"), ("shaoxing",)),
     "reop": Basis(_l("At most 1.8 ‰ unplanned return-to-theatre reoperations"), ("guizhou", "yubei", "henan")),
+    "reop_window": Basis(_l("Unplanned return to theatre as reported nationally: within 48 hours and within 31 days "
+                            "of an earlier operation"), ("guizhou", "yubei", "henan")),
     "share": Basis(_l("A rising share of day surgery among elective operations"), ("guizhou", "yubei", "henan")),
     "closure": Basis(_l("The hospital's own indicator: adverse-event cases closed by their deadline")),
 }
@@ -435,11 +501,23 @@ INDICATORS: list[Indicator] = [
               denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
     Indicator("periop_death_discussion_7d_rate", "围手术期死亡病例7日内讨论完成率",
               "Perioperative deaths discussed within 7 days", "percent", "higher", "death",
-              numerator=[Source("discussion", perioperative_deaths_discussed_on_time, MDT_URL)],
+              numerator=[Source("discussion", perioperative_deaths_discussed_within("7d"), MDT_URL)],
+              denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
+    Indicator("periop_death_discussion_5wd_rate", "围手术期死亡病例5个工作日内讨论完成率",
+              "Perioperative deaths discussed within 5 working days", "percent", "higher", "death_5wd",
+              numerator=[Source("discussion", perioperative_deaths_discussed_within("5wd"), MDT_URL)],
               denominator=[Source("discussion", perioperative_deaths, MDT_URL)]),
     Indicator("unplanned_reoperation_rate", "非计划重返手术室再手术率", "Unplanned return-to-theatre reoperation rate",
               "permille", "lower", "reop",
               numerator=[Source("operation", unplanned_reoperations, OPERATION_URL)],
+              denominator=[Source("operation", performed_operations, OPERATION_URL)]),
+    Indicator("unplanned_reoperation_48h_rate", "非计划重返手术室再手术率（48小时内）",
+              "Unplanned return to theatre within 48 hours", "permille", "lower", "reop_window",
+              numerator=[Source("operation", unplanned_reoperations_within(timedelta(hours=48)), OPERATION_URL)],
+              denominator=[Source("operation", performed_operations, OPERATION_URL)]),
+    Indicator("unplanned_reoperation_31d_rate", "非计划重返手术室再手术率（31日内）",
+              "Unplanned return to theatre within 31 days", "permille", "lower", "reop_window",
+              numerator=[Source("operation", unplanned_reoperations_within(timedelta(days=31)), OPERATION_URL)],
               denominator=[Source("operation", performed_operations, OPERATION_URL)]),
     Indicator("day_surgery_share", "日间手术占择期手术的比例", "Day surgery as a share of elective surgery",
               "percent", "rising", "share",

@@ -25,6 +25,7 @@ from qcflow.core.i18n import label, label_list
 from qcflow.core.time import CLOCK_SLACK, local, today, when_it_happened
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
+from qcflow.mdt.deadlines import configured_rule, death_discussion_due
 from qcflow.mdt.models import DECISIONS, Addendum, Alert, Discussion, DiscussionKind, Participant
 from qcflow.mdt.queries import procedure_name, timeline
 from qcflow.mdt.workflow import DISCUSSION_WORKFLOW, FINAL_STATES, OPEN_STATES, DiscussionState, refusal
@@ -49,13 +50,16 @@ def due_at_for(kind: str, *, start: datetime, disputed: bool = False,
                operation: Operation | None = None) -> datetime | None:
     """When a discussion must be held: the one place that computes it.
 
-    Pre-operative: before the planned operation. Deaths: from the death, 24 hours when disputed.
-    Others: the configured days from `start` (the request), or no deadline.
+    Pre-operative: before the planned operation. Deaths: from the death (`start`), 24 hours when disputed,
+    else the configured death-discussion deadline (mdt.deadlines: 7 days or 5 working days). Others: the
+    configured days from `start` (the request), or no deadline.
     """
     if kind == K.PREOP_LEVEL4:
         return operation.planned_at if operation is not None else None
     if disputed and kind in DEATH_KINDS:
         return start + timedelta(hours=current_app.config["MDT_DISPUTED_DUE_HOURS"])
+    if kind in DEATH_KINDS:
+        return death_discussion_due(start, configured_rule())
     days = current_app.config["MDT_DUE_DAYS"].get(kind)
     return start + timedelta(days=days) if days else None
 
@@ -513,7 +517,11 @@ def medical_affairs_department_id() -> int | None:
 def on_death(patient: Patient, *, died_at: datetime, encounter: Encounter | None = None, now: datetime,
              disputed: bool = False) -> list[Effect] | None:
     """Request the death review, once per patient: perioperative (organised by medical affairs) or,
-    for an in-hospital death, a death case review; due 7 days after the death (24 h if disputed)."""
+    for an in-hospital death, a death case review; due by the configured deadline after the death
+    (DEATH_DISCUSSION_DEADLINE: 7 days or 5 working days; 24 h if disputed).
+
+    Every way a death becomes the patient's (the HIS, a follow-up call) reaches here through
+    `clinical.record_death`; the review is keyed by the patient, so a death learnt twice has one review."""
     died_at = died_at or now  # a death reported without its time counts from the report
     operation = perioperative_operation(patient.id, died_at, encounter)
     if operation is not None:

@@ -134,7 +134,7 @@ def test_one_plan_per_patient_pathway_and_source_is_a_database_rule(enrol, ctx):
     db.session.rollback()
 
 
-def test_a_death_from_the_his_stops_every_plan_and_cancels_open_calls(his, tasks_of):
+def test_a_death_from_the_his_stops_every_plan_and_cancels_the_calls_still_open_at_the_death(his, tasks_of):
     his("diagnoses", [{"his_id": "D1", "patient_his_id": "P1", "cancer_type": "lung", "icd10": "C34.1",
                        "diagnosed_on": "2025-12-01", "department_code": "GS"}], sh(2025, 12, 2, 8, 0))
     his("encounters", [{"his_id": "E1", "patient_his_id": "P1", "department_code": "GS", "is_day_surgery": True,
@@ -145,7 +145,13 @@ def test_a_death_from_the_his_stops_every_plan_and_cancels_open_calls(his, tasks
     stopped = plans()
     assert len(stopped) == 2 and {p.state for p in stopped} == {"stopped"}
     assert {p.ended_on for p in stopped} == {date(2026, 3, 2)}
-    assert all(t.state == "cancelled" for p in stopped for t in tasks_of(p))
+    # Known by the day only, the death happened at the day's last instant: the day-surgery call closed at
+    # 16:00 that day, unanswered, and keeps its outcome (missed); every later window is cancelled.
+    died_at = sh(2026, 3, 3, 0, 0)
+    tasks = [t for p in stopped for t in tasks_of(p)]
+    assert [t.state for t in tasks if t.closes_at <= died_at] == ["pending"]
+    later = [t.state for t in tasks if t.closes_at > died_at]
+    assert later and set(later) == {"cancelled"}
 
 
 def test_a_death_at_discharge_stops_plans_with_the_local_discharge_date(his):

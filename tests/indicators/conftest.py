@@ -11,7 +11,7 @@ from itertools import count
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import PG_URL, migration_module, sh
+from tests.conftest import PG_URL, SHANGHAI, migration_module, sh
 
 _seq = count(1)
 
@@ -238,7 +238,8 @@ def reference_month(hospital):
 
     # Perioperative deaths (reviews linked to the February operation, GS).
     def death_review(state, *, encounter_death=None, died_on=None, signed_at=None, due_at=None, patient=None):
-        patient = patient or b.patient(died_on=died_on)
+        # The HIS's death discharge records the patient's day of death too (clinical.record_death).
+        patient = patient or b.patient(died_on=died_on or encounter_death.astimezone(SHANGHAI).date())
         encounter = b.encounter(gs, encounter_death, disposition="death", patient=patient) if encounter_death else None
         b.discussion("perioperative_death", state, operation=february, patient=patient, encounter=encounter,
                      signed_at=signed_at, due_at=due_at)

@@ -30,8 +30,14 @@ EXPECTED = {
     # (counted once, discussed late), cancelled without replacement → 3 / 5 and 1 / 5.
     "periop_death_discussion_rate": (3, 5, 60.0, False),
     "periop_death_discussion_7d_rate": (1, 5, 20.0, False),
+    # Five working days after the day of death: 3 March (Tue) → 10 March, signed on the 6th; the others late.
+    "periop_death_discussion_5wd_rate": (1, 5, 20.0, None),
     # Performed operations in March: 7, one unplanned reoperation → 142.857 ‰ (target ≤ 1.8 ‰).
     "unplanned_reoperation_rate": (1, 7, 1000 / 7, False),
+    # The unplanned reoperation's patient had no earlier operation (tests/indicators/test_counting_rules.py).
+    # No target rows for the new indicators (the catalogue seeds them): `met` stays empty.
+    "unplanned_reoperation_48h_rate": (0, 7, 0.0, None),
+    "unplanned_reoperation_31d_rate": (0, 7, 0.0, None),
     # Elective (not unplanned, not emergency): 5, one in a day-surgery admission; no target (rising).
     "day_surgery_share": (1, 5, 20.0, None),
     # Closing deadlines (submission + 30 days) in March: on time, late, still open → 1 / 3.
@@ -47,6 +53,8 @@ BY_DEPARTMENT = {
     "preop_mdt_rate_level4": ((1, 3), (0, 1)),
     "periop_death_discussion_rate": ((3, 5), (0, 0)),
     "unplanned_reoperation_rate": ((1, 5), (0, 2)),
+    "unplanned_reoperation_48h_rate": ((0, 5), (0, 2)),
+    "periop_death_discussion_5wd_rate": ((1, 5), (0, 0)),
     "day_surgery_share": ((1, 4), (0, 1)),
     "ae_closure_on_time_rate": ((1, 3), (0, 0)),
 }

@@ -3,7 +3,7 @@ performed, day-surgery discharge, key-cancer diagnosis); a recorded death stops 
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 from flask import current_app
@@ -170,12 +170,19 @@ def on_cancer_diagnosis(diagnosis: CancerDiagnosis, *, now: datetime) -> list[Ef
                        diagnosis.department_id, now)
 
 
-def on_death(patient: Patient, *, died_on: date, now: datetime) -> list[Effect]:
-    """Stop every active plan of the patient and cancel its open tasks; returns the plans stopped."""
+def on_death(patient: Patient, *, died_on: date, now: datetime, died_at: datetime | None = None) -> list[Effect]:
+    """Stop every active plan of the patient and cancel the calls the death made unnecessary; returns the
+    plans stopped.
+
+    Only calls whose window had not closed when the patient died (`died_at`; a death known by its day
+    only happened at the day's last instant) are cancelled, however late the death is learnt. A call whose
+    window closed before the death keeps its outcome: missed (still open), unreachable or completed.
+    """
     actor = system_actor("followup.death")
+    died_at = died_at or local_midnight(died_on + timedelta(days=1), hospital_tz()) - timedelta(microseconds=1)
     running = (PlanState.ACTIVE.value, PlanState.PAUSED.value)
     plans = list(db.session.scalars(sa.select(Plan).where(Plan.patient_id == patient.id, Plan.state.in_(running))
                                     .order_by(Plan.id)))
     for plan in plans:
-        end_plan(plan, "stop", {}, actor=actor, now=now, ended_on=died_on, code="death")
+        end_plan(plan, "stop", {}, actor=actor, now=now, ended_on=died_on, code="death", open_after=died_at)
     return [e for plan in plans for e in effect("plan_stopped", plan)]

@@ -23,14 +23,16 @@ CANCELLED_BY = {"pause": "plan_paused", "withdraw": "plan_withdrawn", "stop": "p
 
 
 def end_plan(plan: Plan, action: str, data: dict, *, actor: Actor, now: datetime, ended_on: date | None = None,
-             expected_version: int | None = None, code: str | None = None) -> Plan:
+             expected_version: int | None = None, code: str | None = None,
+             open_after: datetime | None = None) -> Plan:
     """Stop, mark lost or withdraw a plan: nothing more is generated and its open tasks are cancelled.
 
     `code` (END_CODES) says why when the system ends it; a person's reason is kept as they wrote it.
+    `open_after` (a death): only the open tasks whose window closes after it are cancelled.
     """
     PLAN_WORKFLOW.check(plan, action, actor=actor, data=data, expected_version=expected_version)
     reason = (data.get("reason") or "").strip() or None
-    cancel_open_tasks(plan, CANCELLED_BY[action], reason, now=now)
+    cancel_open_tasks(plan, CANCELLED_BY[action], reason, now=now, open_after=open_after)
     plan.ended_at, plan.ended_on, plan.end_code, plan.end_reason = now, ended_on, code, reason
     set_cursor(plan, None)
     PLAN_WORKFLOW.apply(plan, action, actor=actor, now=now, data=data,
@@ -77,10 +79,15 @@ def withdraw_plan(plan: Plan, data: dict, *, actor: Actor, now: datetime, expect
 PLAN_STEPS = {"pause": pause_plan, "resume": resume_plan, "withdraw": withdraw_plan}
 
 
-def cancel_open_tasks(plan: Plan, code: str, reason: str | None, *, now: datetime) -> int:
-    """Cancel the plan's open calls with `code` (CANCEL_CODES) and the person's reason, if any."""
+def cancel_open_tasks(plan: Plan, code: str, reason: str | None, *, now: datetime,
+                      open_after: datetime | None = None) -> int:
+    """Cancel the plan's open calls with `code` (CANCEL_CODES) and the person's reason, if any; with
+    `open_after`, only those whose window had not closed by then (`closes_at > open_after`)."""
     actor = system_actor("followup.plan_end")
-    tasks = list(db.session.scalars(sa.select(Task).where(Task.plan_id == plan.id, Task.state.in_(OPEN_TASK_STATES))))
+    stmt = sa.select(Task).where(Task.plan_id == plan.id, Task.state.in_(OPEN_TASK_STATES))
+    if open_after is not None:
+        stmt = stmt.where(Task.closes_at > open_after)
+    tasks = list(db.session.scalars(stmt.order_by(Task.id)))
     for task in tasks:
         cancel_task(task, {"reason": reason} if reason else {}, actor=actor, now=now, code=code)
     return len(tasks)
