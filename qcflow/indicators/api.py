@@ -18,6 +18,7 @@ from qcflow.indicators.schemas import (
     CasesPage,
     CatalogueArgs,
     CatalogueDetailOut,
+    CatalogueEntryArgs,
     CatalogueRowOut,
     IndicatorValueOut,
     LocalIndicatorChangeIn,
@@ -98,23 +99,24 @@ def present_row(row: catalogue_queries.Row) -> dict:
 @blp.alt_response(422, description="An unknown plan, method or department")
 def list_catalogue(args):
     """Every indicator of the catalogue with this hospital's choice (method, reason, reporting department), its
-    annex rows and the year's target; a plan's annex only with `plan`; then the departments' own indicators."""
+    annex rows and the year's target: the plan's annex first, in its order, then the catalogue's other indicators,
+    then the departments' own."""
     found = catalogue_queries.build(now(), plan_key=args["plan"], method=args["method"],
                                     department_id=args["department"], search=args["q"], year=args["year"])
-    rows = found.rows()
-    if args["plan"] is not None:
-        in_annex = {code for annex_row in catalogue.annex(args["plan"]) for code in annex_row.codes}
-        rows = [row for row in rows if row.entry.code in in_annex]
-    return [present_row(row) for row in rows]
+    return [present_row(row) for row in found.rows()]
 
 
 @blp.get("/catalogue/<code>")
 @allowed("indicator_catalogue")
+@blp.arguments(CatalogueEntryArgs, location="query")
 @blp.response(200, CatalogueDetailOut)
 @blp.alt_response(404, description="No such indicator")
-def get_catalogue_entry(code):
-    """One indicator of the catalogue: the row, its definition, every plan's targets and this hospital's."""
-    row = catalogue_queries.row(code, now())
+@blp.alt_response(422, description="An unknown plan or department")
+def get_catalogue_entry(args, code):
+    """One indicator of the catalogue: the row (its target for a plan, a department and a year), its definition,
+    every plan's targets and this hospital's."""
+    row = catalogue_queries.row(code, now(), plan_key=args["plan"], department_id=args["department"],
+                                year=args["year"])
     return {**present_row(row), "definition": row.entry.definition, "definition_en": row.entry.definition_en,
             "plan_targets": catalogue_queries.plan_targets(code), "own_targets": catalogue_queries.own_targets(code)}
 

@@ -85,17 +85,22 @@ class CasesPage(BaseSchema):
     next_cursor = fields.String(allow_none=True)
 
 
-class CatalogueArgs(QueryArgs):
+class CatalogueEntryArgs(QueryArgs):
     plan = fields.String(load_default=None, validate=validate.OneOf(PLAN_KEYS), metadata={
-        "description": "Only this plan's annex, in its order, with this plan's targets; default: every indicator, "
-                       "the installation's plan first (config INDICATOR_PLAN)"})
-    method = fields.String(load_default=None, validate=validate.OneOf(METHODS))
+        "description": "The plan whose targets apply (and whose annex comes first in a list); default: the "
+                       "installation's (config INDICATOR_PLAN)"})
     department = DepartmentId(load_default=None, metadata={
-        "description": "Indicators this department reports (its own ones too), with its targets"})
-    q = fields.String(load_default=None, validate=validate.Length(max=60),
-                      metadata={"description": "A piece of the Chinese or English name"})
+        "description": "Whose targets: this department's own first (default: the department that reports it)"})
     year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100),
                           metadata={"description": "The targets' year; default: this year"})
+
+
+class CatalogueArgs(CatalogueEntryArgs):
+    method = fields.String(load_default=None, validate=validate.OneOf(METHODS))
+    department = DepartmentId(load_default=None, metadata={
+        "description": "Only the indicators this department reports (its own ones too), with its targets"})
+    q = fields.String(load_default=None, validate=validate.Length(max=60),
+                      metadata={"description": "A piece of the Chinese or English name"})
 
 
 class AnnexRowOut(BaseSchema):
