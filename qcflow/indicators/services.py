@@ -395,12 +395,12 @@ def set_department_target(code: str, department_id: int, level: str, year: int, 
     if department_errors := _active_department_errors(department_id):
         raise Unprocessable(errors={"department": department_errors})
     _may_keep(actor, department_id)
+    try:
+        found = catalogue.entry(code)
+    except NotFound:
+        raise Unprocessable(errors={"code": [_("No indicator %(code)s.", code=code)]}) from None
     if Role.QUALITY not in actor.roles:
-        try:
-            found = catalogue.entry(code)
-        except NotFound:
-            found = None
-        if found is None or found.department_id != department_id or found.method == "not_applicable":
+        if found.department_id != department_id or found.method == "not_applicable":
             raise Forbidden(_("A department sets targets only for its own indicators and the plan indicators it "
                               "reports."))
     if _is_local_code(code) and not local_indicator(code).is_active:

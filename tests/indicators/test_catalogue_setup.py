@@ -251,12 +251,19 @@ def test_a_head_sets_targets_for_own_indicators_and_what_the_department_reports(
     assert audit_actions(str(row.id))[-1][1]["after"]["department_id"] == gs
 
 
-@pytest.mark.parametrize("code", [REPORTED, COMPUTED, NOT_APPLICABLE, "no_such_indicator"])
+@pytest.mark.parametrize("code", [REPORTED, COMPUTED, NOT_APPLICABLE])
 def test_a_head_sets_no_target_for_what_the_department_does_not_report(svc, hospital, actor_of, code):
     from qcflow.core.errors import Forbidden
 
     with pytest.raises(Forbidden):
         target(svc, actor_of("head"), code, hospital["surgery"].id)
+
+
+@pytest.mark.parametrize("who", ["head", "quality"])
+def test_an_unknown_indicator_gets_no_target(svc, hospital, actor_of, who):
+    with pytest.raises(Exception) as error:
+        target(svc, actor_of(who), "no_such_indicator", hospital["surgery"].id)
+    assert refused(error, "code")
 
 
 def test_a_head_sets_no_target_for_another_department(svc, hospital, actor_of):
