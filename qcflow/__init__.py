@@ -73,7 +73,18 @@ def create_app(test_config: dict | None = None) -> Flask:
     from qcflow.cli import register_cli
 
     register_cli(app)
+    _check_indicator_plan(app)
     return app
+
+
+def _check_indicator_plan(app: Flask) -> None:
+    """Refuse to start with a plan the catalogue does not know (a typo would otherwise fail on the first page)."""
+    from qcflow.indicators.catalogue import PLAN_KEYS
+
+    chosen = app.config.get("INDICATOR_PLAN")
+    if chosen not in PLAN_KEYS:
+        raise RuntimeError(f"INDICATOR_PLAN (QCFLOW_INDICATOR_PLAN) is {chosen!r}: choose one of "
+                           f"{', '.join(PLAN_KEYS)} (docs/deploy.md, Configuration)")
 
 
 def _install_auth_helpers(app: Flask) -> None:

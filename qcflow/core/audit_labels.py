@@ -125,6 +125,12 @@ AUDIT_ACTIONS = {
     "indicator_snapshot.freeze": _l("Monthly indicators frozen"),
     "indicator_rollup.refresh": _l("Indicator figures refreshed"),
     "indicator_target.set": _l("Indicator target set"),
+    "indicator_setup.set": _l("How the indicator gets its value changed"),
+    "indicator_setup.reset": _l("Indicator set back to the catalogue's default"),
+    "local_indicator.create": _l("Department's own indicator created"),
+    "local_indicator.update": _l("Department's own indicator changed"),
+    "local_indicator.deactivate": _l("Department's own indicator switched off"),
+    "local_indicator.reactivate": _l("Department's own indicator switched on again"),
 }
 for _kind, _what in INTAKE_KINDS.items():
     AUDIT_ACTIONS[f"intake.{_kind}.created"] = _l("%(what)s imported (new)", what=_what)

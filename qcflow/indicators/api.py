@@ -3,18 +3,29 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from qcflow.auth.permissions import allowed, current_actor, department_for
+from flask_babel import gettext as _
+
+from qcflow.auth.permissions import PERMISSIONS, allowed, can, current_actor, department_for, roles_required
 from qcflow.core import periods
 from qcflow.core.api import Blueprint
+from qcflow.core.errors import Forbidden
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.indicators import queries, services
+from qcflow.indicators import catalogue, catalogue_queries, queries, services
 from qcflow.indicators.schemas import (
     CasesArgs,
     CasesPage,
+    CatalogueArgs,
+    CatalogueDetailOut,
+    CatalogueEntryArgs,
+    CatalogueRowOut,
     IndicatorValueOut,
+    LocalIndicatorChangeIn,
+    LocalIndicatorIn,
+    LocalIndicatorOut,
     PeriodArgs,
+    SetupIn,
     TargetIn,
     TargetOut,
     TrendArgs,
@@ -66,6 +77,93 @@ def list_indicators(args):
     return [{**present(v), **({"found_by_system": apart[v.code]} if v.code in apart else {})} for v in values]
 
 
+def present_row(row: catalogue_queries.Row) -> dict:
+    """A catalogue row for the API."""
+    entry = row.entry
+    data = {name: getattr(entry, name) for name in (
+        "code", "name", "name_en", "unit", "direction", "method", "default_method", "reason", "responsible",
+        "department_id", "is_local", "version")}
+    data["annex"] = [{"plan": a.plan, "seq": a.seq, "wording": a.wording, "line": a.line}
+                     for a in catalogue_queries.annex_rows(entry)]
+    target = row.target
+    data["target"] = None if target is None else {
+        "comparison": target.comparison, "value": target.value, "source": target.source, "set": target.set,
+        "year": target.year}
+    return data
+
+
+@blp.get("/catalogue")
+@allowed("indicator_catalogue")
+@blp.arguments(CatalogueArgs, location="query")
+@blp.response(200, CatalogueRowOut(many=True))
+@blp.alt_response(422, description="An unknown plan, method or department")
+def list_catalogue(args):
+    """Every indicator of the catalogue with this hospital's choice (method, reason, reporting department), its
+    annex rows and the year's target: the plan's annex first, in its order, then the catalogue's other indicators,
+    then the departments' own."""
+    found = catalogue_queries.build(now(), plan_key=args["plan"], method=args["method"],
+                                    department_id=args["department"], search=args["q"], year=args["year"])
+    return [present_row(row) for row in found.rows()]
+
+
+@blp.get("/catalogue/<code>")
+@allowed("indicator_catalogue")
+@blp.arguments(CatalogueEntryArgs, location="query")
+@blp.response(200, CatalogueDetailOut)
+@blp.alt_response(404, description="No such indicator")
+@blp.alt_response(422, description="An unknown plan or department")
+def get_catalogue_entry(args, code):
+    """One indicator of the catalogue: the row (its target for a plan, a department and a year), its definition,
+    every plan's targets and this hospital's."""
+    row = catalogue_queries.row(code, now(), plan_key=args["plan"], department_id=args["department"],
+                                year=args["year"])
+    return {**present_row(row), "definition": row.entry.definition, "definition_en": row.entry.definition_en,
+            "plan_targets": catalogue_queries.plan_targets(code), "own_targets": catalogue_queries.own_targets(code)}
+
+
+@blp.patch("/catalogue/<code>")
+@allowed("set_up_indicators")
+@blp.arguments(SetupIn)
+@blp.response(200, CatalogueRowOut)
+@blp.alt_response(404, description="No such indicator of the plans")
+@blp.alt_response(409, description="The setup changed since it was read: reload it")
+@blp.alt_response(422, description="A method qcflow cannot compute, no reason, an unknown or inactive department")
+def set_up_catalogue_entry(data, code):
+    """Choose how a plan indicator gets its value here (audited); fields left out stay as they are."""
+    current = catalogue.entry(code)
+    services.set_up_indicator(code, data.get("method", current.method), data.get("reason", current.reason),
+                              data.get("department", current.department_id), data["version"],
+                              actor=current_actor(), now=now())
+    return present_row(catalogue_queries.row(code, now()))
+
+
+@blp.post("/local")
+@allowed("report_indicators")
+@blp.arguments(LocalIndicatorIn)
+@blp.response(201, LocalIndicatorOut)
+@blp.alt_response(403, description="Another department's (department heads)")
+@blp.alt_response(422, description="A missing name or definition, an unknown unit, direction or department")
+def create_local_indicator(data):
+    """A department's own key indicator, reported by the department (audited)."""
+    actor = current_actor()
+    department_id = data.pop("department") or actor.department_id
+    return services.create_local_indicator(department_id, data, actor=actor, now=now())
+
+
+@blp.patch("/local/<code>")
+@allowed("report_indicators")
+@blp.arguments(LocalIndicatorChangeIn)
+@blp.response(200, LocalIndicatorOut)
+@blp.alt_response(403, description="Another department's (department heads)")
+@blp.alt_response(404, description="No such indicator")
+@blp.alt_response(409, description="A newer version exists")
+@blp.alt_response(422, description="A field refused; the unit of an indicator with reported values")
+def change_local_indicator(data, code):
+    """Change a department's own indicator, or switch it off (`is_active`: false) or on (audited)."""
+    version = data.pop("version")
+    return services.update_local_indicator(code, data, version, actor=current_actor(), now=now())
+
+
 @blp.get("/targets")
 @allowed("targets")
 @blp.arguments(QueryArgs, location="query")
@@ -76,15 +174,25 @@ def list_targets(args):
 
 
 @blp.put("/targets")
-@allowed("administer")
+@roles_required(*(PERMISSIONS["administer"] | PERMISSIONS["report_indicators"]))
 @blp.arguments(TargetIn)
 @blp.response(200, TargetOut)
-@blp.alt_response(409, description="A target exists for this code, level and year: give its current version")
-@blp.alt_response(422, description="Unknown indicator, level or comparison")
+@blp.alt_response(403, description="The hospital's targets: administrators only; a department's: its head (its "
+                                   "own indicators and the plan indicators it reports) or the quality office")
+@blp.alt_response(409, description="A target exists for this code, level, year (and department): give its version")
+@blp.alt_response(422, description="Unknown indicator, level, comparison or department")
 def put_target(data):
-    """Set an indicator's target for a hospital level from a year on (audited)."""
+    """Set an indicator's target for a hospital level from a year on: the hospital's, or with `department` a
+    department's own (audited)."""
+    actor = current_actor()
+    if data["department"] is not None:
+        return services.set_department_target(
+            data["code"], data["department"], data["level"], data["year"], data["comparison"], data["value"],
+            actor=actor, now=now(), source=data.get("source"), expected_version=data["version"])
+    if not can(actor, "administer"):
+        raise Forbidden(_("Only an administrator sets the hospital's own targets; give a department for its own."))
     return services.set_target(data["code"], data["level"], data["year"], data["comparison"], data["value"],
-                               actor=current_actor(), now=now(), source=data.get("source"),
+                               actor=actor, now=now(), source=data.get("source"),
                                expected_version=data["version"])
 
 

@@ -197,6 +197,20 @@ def is_plan_code(code: str) -> bool:
     return code in _plan_entries()
 
 
+def default_entry(code: str) -> Entry:
+    """A plan indicator as the catalogue ships it, without this hospital's choices; NotFound otherwise."""
+    found = _plan_entries().get(code)
+    if found is None:
+        raise NotFound(_("No indicator %(code)s.", code=code))
+    return found
+
+
+def plan_targets_of(code: str) -> list[tuple[str, str, int, str, float, str]]:
+    """Every plan's target rows for the indicator: (plan, level, year, comparison, value, source)."""
+    return [(plan_key, *row) for (plan_key, row_code), rows in _plan_targets().items() if row_code == code
+            for row in rows]
+
+
 def annex_rows_of(code: str) -> list[AnnexRow]:
     """Every annex row (of every plan) that holds the indicator, for its page's "where it comes from"."""
     return [row for rows in _annexes().values() for row in rows if code in row.codes]

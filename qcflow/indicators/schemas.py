@@ -1,8 +1,9 @@
 """Shapes of indicator requests and responses (rules live in queries and services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, Date, DateTime, DepartmentId, Month, QueryArgs
-from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
+from qcflow.core.schemas import BaseSchema, Date, DateTime, DepartmentId, Month, QueryArgs, no_control_characters
+from qcflow.indicators.catalogue import PLAN_KEYS
+from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, UNITS
 
 PARTS = ("numerator", "denominator")
 
@@ -84,6 +85,124 @@ class CasesPage(BaseSchema):
     next_cursor = fields.String(allow_none=True)
 
 
+class CatalogueEntryArgs(QueryArgs):
+    plan = fields.String(load_default=None, validate=validate.OneOf(PLAN_KEYS), metadata={
+        "description": "The plan whose targets apply (and whose annex comes first in a list); default: the "
+                       "installation's (config INDICATOR_PLAN)"})
+    department = DepartmentId(load_default=None, metadata={
+        "description": "Whose targets: this department's own first (default: the department that reports it)"})
+    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100),
+                          metadata={"description": "The targets' year; default: this year"})
+
+
+class CatalogueArgs(CatalogueEntryArgs):
+    method = fields.String(load_default=None, validate=validate.OneOf(METHODS))
+    department = DepartmentId(load_default=None, metadata={
+        "description": "Only the indicators this department reports (its own ones too), with its targets"})
+    q = fields.String(load_default=None, validate=validate.Length(max=60),
+                      metadata={"description": "A piece of the Chinese or English name"})
+
+
+class AnnexRowOut(BaseSchema):
+    plan = fields.String(metadata={"description": "henan, yubei, shaoxing or guizhou"})
+    seq = fields.Integer(metadata={"description": "The row's number in the annex"})
+    wording = fields.String(metadata={"description": "The annex's own words"})
+    line = fields.Integer(metadata={"description": "Line of the plan's text where the row starts"})
+
+
+class CatalogueTargetOut(BaseSchema):
+    comparison = fields.String(metadata={"description": "gt, ge, le or lt"})
+    value = fields.Float()
+    source = fields.String(metadata={"description": "The plan's citation, or who set it"})
+    set = fields.String(metadata={"description": "The plan's key, hospital or department"})
+    year = fields.Integer(metadata={"description": "The first year the target holds"})
+
+
+class CatalogueRowOut(BaseSchema):
+    code = fields.String()
+    name = fields.String()
+    name_en = fields.String()
+    unit = fields.String(metadata={"description": ", ".join(UNITS)})
+    direction = fields.String(metadata={"description": ", ".join(DIRECTIONS)})
+    method = fields.String(metadata={"description": "This hospital's: computed, reported or not_applicable"})
+    default_method = fields.String(metadata={"description": "The catalogue's"})
+    reason = fields.String(metadata={"description": "Why it does not apply"})
+    responsible = fields.String(metadata={"description": "The responsible department as the annexes name it"})
+    department_id = fields.Integer(allow_none=True, metadata={
+        "description": "This hospital's department that reports it (a department's own indicator: that "
+                       "department); null: the quality office"})
+    is_local = fields.Boolean(metadata={"description": "A department's own key indicator"})
+    version = fields.Integer(allow_none=True, metadata={
+        "description": "The version of this hospital's setup row (null: the catalogue's default); send it back "
+                       "to change the setup"})
+    annex = fields.List(fields.Nested(AnnexRowOut), metadata={"description": "Every plan's annex rows holding it"})
+    target = fields.Nested(CatalogueTargetOut, allow_none=True, metadata={
+        "description": "The year's target: the department's own, else the hospital's, else the plan's"})
+
+
+class PlanTargetOut(BaseSchema):
+    plan = fields.String()
+    level = fields.String()
+    year = fields.Integer()
+    comparison = fields.String()
+    value = fields.Float()
+    source = fields.String()
+
+
+class CatalogueDetailOut(CatalogueRowOut):
+    definition = fields.String()
+    definition_en = fields.String()
+    plan_targets = fields.List(fields.Nested(PlanTargetOut))
+    own_targets = fields.List(fields.Nested(lambda: TargetOut()), metadata={
+        "description": "The hospital's (department_id null) and its departments' target rows"})
+
+
+class SetupIn(BaseSchema):
+    method = fields.String(validate=validate.OneOf(METHODS))
+    reason = fields.String(allow_none=True, validate=[validate.Length(max=300), no_control_characters()],
+                           metadata={"description": "Required for not_applicable; dropped for the other methods"})
+    department = DepartmentId(allow_none=True, metadata={
+        "description": "The department that reports it; null: the quality office"})
+    version = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "The catalogue row's `version` as read (null when it had none); stale → 409"})
+
+
+class LocalIndicatorIn(BaseSchema):
+    department = DepartmentId(load_default=None, metadata={
+        "description": "The department whose indicator it is; default: your own"})
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=120), no_control_characters()])
+    name_en = fields.String(load_default=None, allow_none=True,
+                            validate=[validate.Length(max=120), no_control_characters()])
+    unit = fields.String(required=True, validate=validate.OneOf(UNITS))
+    direction = fields.String(required=True, validate=validate.OneOf(DIRECTIONS))
+    definition = fields.String(required=True, validate=[validate.Length(min=1, max=2000),
+                                                        no_control_characters(long_text=True)],
+                               metadata={"description": "Numerator and denominator (or the value) in words"})
+
+
+class LocalIndicatorChangeIn(BaseSchema):
+    name = fields.String(validate=[validate.Length(min=1, max=120), no_control_characters()])
+    name_en = fields.String(allow_none=True, validate=[validate.Length(max=120), no_control_characters()])
+    unit = fields.String(validate=validate.OneOf(UNITS))
+    direction = fields.String(validate=validate.OneOf(DIRECTIONS))
+    definition = fields.String(validate=[validate.Length(min=1, max=2000), no_control_characters(long_text=True)])
+    is_active = fields.Boolean(metadata={"description": "false: switched off (leaves the catalogue)"})
+    version = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "stale → 409"})
+
+
+class LocalIndicatorOut(BaseSchema):
+    code = fields.String()
+    department_id = fields.Integer()
+    name = fields.String()
+    name_en = fields.String(allow_none=True)
+    unit = fields.String()
+    direction = fields.String()
+    definition = fields.String()
+    is_active = fields.Boolean()
+    updated_at = DateTime()
+    version = fields.Integer()
+
+
 class TargetIn(BaseSchema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=60),
                          metadata={"example": "ae_per_100_discharges"})
@@ -92,6 +211,9 @@ class TargetIn(BaseSchema):
     comparison = fields.String(required=True, validate=validate.OneOf(COMPARISONS))
     value = fields.Float(required=True, allow_nan=False, metadata={"example": 2.5})
     source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    department = DepartmentId(load_default=None, allow_none=True, metadata={
+        "description": "A department's own target (its head: their own department's indicators; the quality "
+                       "office: any); without it the hospital's (administrators)"})
     version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
         "description": "The version of the target you replace (required when this code, level and year have one); "
                        "stale → 409."})
@@ -105,6 +227,7 @@ class TargetOut(BaseSchema):
     comparison = fields.String()
     value = fields.Float()
     source = fields.String(allow_none=True)
+    department_id = fields.Integer(allow_none=True, metadata={"description": "null: the hospital's own target"})
     updated_at = DateTime()
     updated_by = fields.String()
     version = fields.Integer()

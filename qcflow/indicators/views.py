@@ -4,22 +4,23 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User
-from qcflow.auth.permissions import allowed, current_actor, department_for
-from qcflow.auth.queries import department_choices
+from qcflow.auth.permissions import allowed, can, current_actor, department_for, sees_all_departments
+from qcflow.auth.queries import active_departments, department_choices
 from qcflow.core import periods
 from qcflow.core.errors import DomainError, Unprocessable, page_refusal, translate_errors
-from qcflow.core.i18n import current_language
+from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now, today
 from qcflow.extensions import db
-from qcflow.indicators import queries, services
+from qcflow.indicators import catalogue, catalogue_queries, queries, services
 from qcflow.indicators.definitions import BY_CODE, INDICATORS
-from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
-from qcflow.indicators.schemas import CasesArgs, PeriodArgs, TargetIn, TrendArgs
+from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, UNITS
+from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs,
+                                       SetupIn, TargetIn, TrendArgs)
 from qcflow.reports import charts
 
 bp = Blueprint("indicators", __name__)
@@ -141,6 +142,147 @@ def cases(code):
                            next_cursor=next_cursor, total=total, start=start, end=end, department_id=department_id,
                            department=db.session.get(Department, department_id) if department_id else None,
                            errors=errors), 422 if errors else 200
+
+
+def _catalogue_page_args() -> tuple[dict, dict]:
+    args, errors = _args_or_errors(CatalogueArgs())
+    return (args or CatalogueArgs().load({})), errors
+
+
+@bp.get("/indicators/catalogue")
+@allowed("indicator_catalogue")
+def catalogue_page():
+    """Every indicator of the plan's annex in its own order and words, then the catalogue's others, then the
+    departments' own: how each gets its value, who reports it, this year's target and where it comes from."""
+    args, errors = _catalogue_page_args()
+    found = catalogue_queries.build(now(), plan_key=args["plan"], method=args["method"],
+                                    department_id=args["department"], search=args["q"], year=args["year"])
+    return render_template("indicators/catalogue.html", catalogue=found, args=args, errors=errors,
+                           **_catalogue_context(found.plan)), 422 if errors else 200
+
+
+def _catalogue_context(plan_key: str) -> dict:
+    """What the catalogue's pages show beside the rows: plans, methods, departments, who may change what."""
+    actor = current_actor()
+    configured = catalogue.plan()
+    return {"configured_plan": configured, "plans": catalogue.PLAN_KEYS, "methods": METHODS,
+            "departments": active_departments(), "may_set_up": can(actor, "set_up_indicators") and plan_key == configured,
+            "may_keep": lambda department_id: can(actor, "report_indicators") and (
+                sees_all_departments(actor) or actor.department_id == department_id),
+            "plan_name": catalogue_queries.plan_name, "citation_lines": catalogue_queries.citation_lines}
+
+
+@bp.get("/indicators/catalogue/<code>")
+@allowed("indicator_catalogue")
+def catalogue_entry(code):
+    """One indicator of the catalogue: its definition, every annex row and plan target, this hospital's targets
+    and how its setup changed."""
+    return _catalogue_entry(code, {}, 200)
+
+
+def _catalogue_entry(code: str, errors: dict, status: int, values=None):
+    row = catalogue_queries.row(code, now())
+    history = catalogue_queries.history(code)
+    targets = catalogue_queries.own_targets(code)
+    departments = {d.id: d for d in db.session.scalars(sa.select(Department))}
+    return render_template("indicators/catalogue_entry.html", row=row, entry=row.entry,
+                           annex_rows=catalogue_queries.annex_rows(row.entry),
+                           plan_targets=catalogue_queries.plan_targets(code), own_targets=targets,
+                           by_id=departments, history=history, errors=errors, values=values,
+                           setters=_setters([t.updated_by for t in targets]),
+                           **_catalogue_context(catalogue.plan())), status
+
+
+def _whole_or_none(text: str | None):
+    text = (text or "").strip()
+    return int(text) if text.isdigit() else (None if not text else text)
+
+
+@bp.post("/indicators/catalogue/<code>")
+@allowed("set_up_indicators")
+def set_up(code):
+    """Change how an indicator gets its value here (method, reason, reporting department)."""
+    form = {"method": request.form.get("method", ""), "reason": request.form.get("reason", "").strip() or None,
+            "department": _whole_or_none(request.form.get("department")),
+            "version": _whole_or_none(request.form.get("version"))}
+    try:
+        data = SetupIn().load(form)
+        entry = services.set_up_indicator(code, data["method"], data.get("reason"), data.get("department"),
+                                          data["version"], actor=current_actor(), now=now())
+    except (ValidationError, DomainError) as error:
+        if isinstance(error, DomainError) and error.status == 404:
+            raise
+        errors, status = page_refusal(error)
+        return _catalogue_entry(code, errors, status, request.form)
+    flash(_("Saved: %(name)s is now “%(method)s”.", name=entry.label(), method=label("ind_method", entry.method)))
+    return redirect(url_for("indicators.catalogue_page", _anchor=f"ind-{code}"))
+
+
+def _local_department() -> int:
+    """The department whose own indicators the page keeps: a head's own; the quality office's choice (default:
+    its own)."""
+    actor = current_actor()
+    requested = request.values.get("department", type=int)
+    return department_for(actor, requested) or actor.department_id
+
+
+@bp.route("/indicators/catalogue/local", methods=["GET", "POST"])
+@allowed("report_indicators")
+def local_indicators():
+    """A department's own key indicators (create, change, switch off or on) and its yearly targets, also for the
+    plan indicators it reports."""
+    actor = current_actor()
+    department_id = _local_department()
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            message = _keep_local(request.form.get("action", ""), department_id, actor)
+            flash(message)
+            return redirect(url_for("indicators.local_indicators", department=department_id))
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
+    own = catalogue_queries.local_indicators(department_id)
+    reported = [e for e in catalogue.entries(include_local=False) if e.department_id == department_id
+                and e.method != "not_applicable"]
+    codes = [row.code for row in own] + [e.code for e in reported]
+    edit = next((row for row in own if row.code == request.args.get("edit")), None)
+    return render_template("indicators/catalogue_local.html", own=own, reported=reported, edit=edit,
+                           department=db.session.get(Department, department_id), department_id=department_id,
+                           choices=department_choices(actor), targets=catalogue_queries.department_targets(
+                               codes, department_id), units=UNITS, directions=DIRECTIONS, levels=HOSPITAL_LEVELS,
+                           comparisons=COMPARISONS, level=queries.hospital_level(), year=today(now()).year,
+                           errors=errors, values=request.form if request.method == "POST" else {},
+                           action=request.form.get("action") if request.method == "POST" else None), status
+
+
+def _keep_local(action: str, department_id: int, actor) -> str:
+    """Do what the local page's form asked; the message to flash."""
+    form = {k: v.strip() for k, v in request.form.items() if k not in ("csrf_token", "action", "department")}
+    code = form.pop("code", "")
+    version = _whole_or_none(form.pop("version", None))
+    if action == "create":
+        data = LocalIndicatorIn().load({k: v for k, v in form.items() if v or k in ("name", "definition")})
+        data.pop("department")
+        row = services.create_local_indicator(department_id, data, actor=actor, now=now())
+        return _("Indicator “%(name)s” created.", name=row.name)
+    if action == "update":
+        fields = {k: form.get(k, "") for k in ("name", "name_en", "unit", "direction", "definition")}
+        data = LocalIndicatorChangeIn().load({**fields, "name_en": fields["name_en"] or None, "version": version})
+        row = services.update_local_indicator(code, data, data.pop("version"), actor=actor, now=now())
+        return _("Indicator “%(name)s” saved.", name=row.name)
+    if action in ("deactivate", "reactivate"):
+        row = services.update_local_indicator(code, {"is_active": action == "reactivate"},
+                                              version if isinstance(version, int) else -1, actor=actor, now=now())
+        return (_("Indicator “%(name)s” switched on again.", name=row.name) if row.is_active
+                else _("Indicator “%(name)s” switched off.", name=row.name))
+    if action == "target":
+        data = TargetIn().load({"code": code, "level": form.get("level", ""), "year": form.get("year", ""),
+                                "comparison": form.get("comparison", ""), "value": form.get("value", ""),
+                                "version": version, "department": department_id})
+        services.set_department_target(code, department_id, data["level"], data["year"], data["comparison"],
+                                       data["value"], actor=actor, now=now(), expected_version=data["version"])
+        return _("Target saved.")
+    raise Unprocessable(_("Choose what to do."))
 
 
 @bp.route("/admin/indicators/targets", methods=["GET", "POST"])
