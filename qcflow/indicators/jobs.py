@@ -20,3 +20,12 @@ def refresh_rollups(now: datetime) -> str:
     """Count every settled month into the rollup again (nightly, before the snapshot freeze)."""
     months = services.refresh_rollups(actor=Actor.system("indicators.rollups"), now=now)
     return f"rollup months refreshed {months}"
+
+
+def remind_reports(now: datetime) -> str:
+    """Remind the reporting departments of last month's values they still owe before the deadline (once per
+    department and month), and tell the quality office which are overdue after it (once per month)."""
+    from qcflow.indicators import reporting
+
+    reminded, overdue = reporting.remind(now)
+    return f"departments reminded {reminded}, overdue notices {overdue}"
