@@ -40,7 +40,7 @@ def present(value: queries.IndicatorValue) -> dict:
     """An indicator value for the API; a frozen one says whether a computation now differs."""
     data = {name: getattr(value, name) for name in (
         "code", "name", "unit", "direction", "value", "numerator", "denominator", "target", "comparison", "met",
-        "frozen_at")}
+        "frozen_at", "method")}
     fresh = value.recomputed
     data["differs"] = value.differs
     data["recomputed"] = {name: getattr(fresh, name) for name in (
@@ -145,7 +145,7 @@ def list_cases(args, code):
 
 def present_reported(value: queries.IndicatorValue) -> dict:
     """A reported indicator's value: approved reports only; `pending` counts those awaiting approval."""
-    return {**present(value), "method": "reported", "pending": value.pending}
+    return {**present(value), "pending": value.pending}
 
 
 def reported_trend(code: str, month: date, department_id: int | None) -> list[tuple[date, queries.IndicatorValue]]:
@@ -259,8 +259,9 @@ def _intake_doc() -> dict:
                                                 {"$ref": "#/components/schemas/Error"}]},
                          description="No row could be accepted (each row's errors listed), or the body is invalid")
 def intake_indicator_values(data):
-    """Upsert departments' monthly values of reported indicators (code, month, department_code, numerator and
-    denominator for a rate, else value; note). Good rows land as submitted values awaiting approval, bad rows
+    """Upsert departments' monthly values of reported indicators.
+
+    Each row: code, month, department_code, numerator and denominator for a rate, else value; note. Good rows land as submitted values awaiting approval, bad rows
     come back with their errors; re-sending the same values changes nothing; a row for an approved month is
     that row's error. See docs/his-integration.md."""
     results = reporting.import_rows(data["items"], actor=current_actor(), now=now(), strict=data["strict"])

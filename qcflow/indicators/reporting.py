@@ -413,11 +413,7 @@ def import_rows(rows: list, *, actor: Actor, now: datetime, strict: bool = False
         errors = {}
         if department_id is None:
             errors["department_code"] = [_("No department with code “%(code)s”.", code=row["department_code"])]
-        key = (row["code"], row["month"], row["department_code"])
-        if key in seen:
-            errors["row"] = [_("The same record appears twice in this batch.")]
-        seen.add(key)
-        if not errors:
+        else:
             try:
                 check_report(row["code"], row["month"], department_id, numerator=row.get("numerator"),
                              denominator=row.get("denominator"), value=row.get("value"), actor=his, now=now)
@@ -426,6 +422,10 @@ def import_rows(rows: list, *, actor: Actor, now: datetime, strict: bool = False
                     raise _locked(existing)
             except DomainError as error:
                 errors = dict(error.errors or {"row": [str(error.message)]})
+        key = (row["code"], row["month"], row["department_code"])
+        if key in seen:
+            errors["row"] = errors.get("row", []) + [_("The same record appears twice in this batch.")]
+        seen.add(key)
         if errors:
             result.errors = translate_errors(errors)
             continue
