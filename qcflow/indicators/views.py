@@ -207,10 +207,6 @@ def _last_ended_month(at: datetime) -> date:
     return month if reporting.reportable_from(month) <= today(at) else periods.add_months(month, -1)
 
 
-def _form_number(text: str | None):
-    return text.strip() if text is not None and text.strip() != "" else None
-
-
 @bp.route("/indicators/report", methods=["GET", "POST"])
 @allowed("report_indicators")
 def report_page():
