@@ -190,6 +190,8 @@ class IndicatorReportsArgs(QueryArgs):
 class ReportPageArgs(QueryArgs):
     month = ReportMonth(load_default=None, metadata={"description": "YYYY-MM; default: the last month that ended"})
     department = DepartmentId(load_default=None)
+    #: The indicator just saved (the page says so after the redirect).
+    saved = fields.String(load_default=None, validate=validate.Length(max=60))
 
 
 class CompletenessArgs(QueryArgs):
