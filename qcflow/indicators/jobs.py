@@ -6,7 +6,7 @@ from datetime import datetime
 from qcflow.core import periods
 from qcflow.core.actors import Actor
 from qcflow.core.time import today
-from qcflow.indicators import services
+from qcflow.indicators import reporting, services
 
 
 def freeze_snapshots(now: datetime) -> str:
@@ -25,7 +25,5 @@ def refresh_rollups(now: datetime) -> str:
 def remind_reports(now: datetime) -> str:
     """Remind the reporting departments of last month's values they still owe before the deadline (once per
     department and month), and tell the quality office which are overdue after it (once per month)."""
-    from qcflow.indicators import reporting
-
     reminded, overdue = reporting.remind(now)
     return f"departments reminded {reminded}, overdue notices {overdue}"

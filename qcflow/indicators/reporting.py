@@ -29,7 +29,9 @@ from qcflow.extensions import db
 from qcflow.indicators import catalogue
 from qcflow.indicators.definitions import UNIT_FACTORS
 from qcflow.indicators.models import IndicatorReport
+from qcflow.indicators.schemas import IndicatorValueRowIn
 from qcflow.indicators.workflow import HIS, REPORT_WORKFLOW, ReportState
+from qcflow.notify.services import notify, users_with_role
 
 #: Units reported as a numerator and a denominator (the value is computed from them).
 RATE_UNITS = tuple(UNIT_FACTORS)
@@ -395,8 +397,6 @@ def _department_by_code(code: str) -> int | None:
 def import_rows(rows: list, *, actor: Actor, now: datetime, strict: bool = False) -> list[RowResult]:
     """The HIS's monthly values: each row checked on its own (good rows land, bad rows come back with their
     errors; with `strict` one error and nothing lands). The same values again change nothing."""
-    from qcflow.indicators.schemas import IndicatorValueRowIn
-
     if len(rows) > MAX_BATCH:
         raise Unprocessable(_("At most %(n)d rows per batch.", n=MAX_BATCH))
     his = dataclasses.replace(actor, roles=actor.roles | {HIS})
@@ -456,8 +456,6 @@ def _already(action: str, object_id: str) -> bool:
 
 
 def _heads(department_id: int | None) -> list[int]:
-    from qcflow.notify.services import users_with_role
-
     if department_id is None:
         return users_with_role(Role.QUALITY)
     return users_with_role(Role.DEPT_HEAD, department_id)
@@ -468,8 +466,6 @@ def remind(now: datetime) -> tuple[int, int]:
     responsible department's heads (the quality office for its own indicators) of what they still owe, once per
     department and month; after the deadline tell the quality office, once per month, which are overdue.
     Returns (departments reminded, overdue notices)."""
-    from qcflow.notify.services import notify, users_with_role
-
     config = current_app.config
     month = add_months(month_start(today(now)), -1)
     due = deadline(month)
