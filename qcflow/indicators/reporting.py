@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -41,7 +42,10 @@ SHARE_UNITS = ("percent", "permille")
 VALUE_UNITS = ("count", "minutes", "hours", "days", "ratio", "status")
 #: The first month a value can be reported for.
 FIRST_MONTH = date(2000, 1, 1)
-NOTE_MAX = 2000
+#: The longest reason for returning or re-opening a value (the column's length).
+REASON_MAX = 500
+#: Control characters a reason may not hold (tab and line breaks are text).
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 #: What the completeness view shows for a month nobody has reported yet.
 MISSING = "missing"
 #: Batches of the HIS intake: at most this many rows.
@@ -253,7 +257,13 @@ def decide(report: IndicatorReport, action: str, *, actor: Actor, now: datetime,
     A stale version is 409."""
     if action not in DECISIONS:
         raise Unprocessable(errors={"action": [_("Choose one of: %(values)s.", values=", ".join(DECISIONS))]})
+    if expected_version is None:
+        raise Conflict(current_version=report.version)
     reason = (reason or "").strip() or None
+    if reason is not None and len(reason) > REASON_MAX:
+        raise Unprocessable(errors={"reason": [_("At most %(n)s characters.", n=REASON_MAX)]})
+    if reason is not None and CONTROL.search(reason):
+        raise Unprocessable(errors={"reason": [_("Control characters (such as NUL or ESC) are not allowed in text.")]})
     REPORT_WORKFLOW.check(report, action, actor=actor, data={"reason": reason}, expected_version=expected_version)
     before_reason = report.reason
     if action in ("return", "reopen"):

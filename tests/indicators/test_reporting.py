@@ -359,3 +359,20 @@ def test_a_month_of_a_past_year_is_complete_with_twelve_months():
 
     assert len(reporting.months_so_far(2025, NOW)) == 12
     assert reporting.months_so_far(2027, NOW) == []
+
+
+def test_a_reason_is_at_most_500_characters_without_control_characters_and_a_decision_needs_a_version(
+        reported, head, quality):
+    from qcflow.core.errors import Conflict, Unprocessable
+    from qcflow.indicators import reporting
+
+    report, _ = _submit(head)
+    for reason in ("很" * 501, "退回\x1b[31m"):
+        with pytest.raises(Unprocessable) as refused:
+            reporting.decide(report, "return", actor=quality, now=NOW, expected_version=report.version, reason=reason)
+        assert "reason" in _errors(refused)
+    with pytest.raises(Conflict):
+        reporting.decide(report, "approve", actor=quality, now=NOW, expected_version=None)
+    done = reporting.decide(report, "return", actor=quality, now=NOW, expected_version=report.version,
+                            reason="很" * 500)
+    assert done.state == "returned"
