@@ -129,10 +129,10 @@ def _api_blueprints():
     from qcflow.events.api import blp as events_api
     from qcflow.extraction.api import blp as extraction_api
     from qcflow.followup.api import blp as followup_api
-    from qcflow.indicators.api import blp as indicators_api
+    from qcflow.indicators.api import blp as indicators_api, intake_blp as indicator_intake_api
     from qcflow.mdt.api import blp as mdt_api
     from qcflow.notify.api import blp as notify_api
     from qcflow.reports.api import blp as reports_api
 
     return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
-            reports_api)
+            reports_api, indicator_intake_api)

@@ -160,6 +160,10 @@ class Config:
     #: The plan whose annex, targets and annual form the hospital reports to (QCFLOW_INDICATOR_PLAN): henan,
     #: yubei, shaoxing or guizhou (indicators/catalogue.py; docs/indicators.md, The catalogue).
     INDICATOR_PLAN = "henan"
+    #: Reported indicator values of a month are due by this day of the next month (indicators.reporting.deadline).
+    INDICATOR_REPORT_DEADLINE_DAY = 10
+    #: Remind the reporting departments of what they still owe from this many days before that deadline.
+    INDICATOR_REMINDER_DAYS = 3
     #: Indicator ae_closure_on_time_rate: days from submission to close a case on time, by grade.
     EVENT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
     #: Hospital name on the monthly bulletin's cover.

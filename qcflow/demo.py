@@ -159,6 +159,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.triggers_found()
     demo.read_old_notifications()
     load_demo_census(now)
+    load_demo_reported_values(users, departments, now)
     return data
 
 
@@ -754,3 +755,54 @@ def load_demo_census(now: datetime) -> None:
             rows.append({"department_code": code, "month": label,
                          "discharges": max(1, round((per_month + 7 * (back % 3)) * min(share, 1)))})
     import_rows("census", rows, actor=Actor.system("demo-data"), now=now, strict=True)
+
+
+def load_demo_reported_values(users, departments, now: datetime) -> None:
+    """Four months of three reported indicators of general surgery (the pain assessment rate, and two of its own
+    key indicators): the older months approved, one value returned with a reason, last month partly entered
+    (one value from the HIS awaiting approval, one still missing), so the entry, approval and completeness
+    pages are not empty."""
+    from qcflow.core.time import local
+    from qcflow.indicators import reporting
+    from qcflow.indicators.models import IndicatorSetup, LocalIndicator
+
+    gs = departments["GS"].id
+    db.session.add(IndicatorSetup(code="pain_assessment_rate", method="reported", department_id=gs, updated_at=now,
+                                  updated_by="system:demo-data"))
+    for code, name, name_en, unit, direction, definition in (
+            ("local_gs_safety_checklist", "手术安全核查表规范执行率", "Surgical safety checklist completed as required",
+             "percent", "higher", "规范执行手术安全核查的手术台次/同期手术台次"),
+            ("local_gs_first_case_delay", "首台手术平均延迟时间", "Mean delay of the first operation of the day",
+             "minutes", "lower", "首台手术实际开始时间与计划时间之差的平均值（分钟）")):
+        db.session.add(LocalIndicator(code=code, name=name, name_en=name_en, unit=unit, direction=direction,
+                                      definition=definition, department_id=gs, created_at=now, updated_at=now,
+                                      updated_by="system:demo-data"))
+    db.session.flush()
+    head, quality = Actor.for_user(users["head"]), Actor.for_user(users["quality"])
+    this_month = local(now).date().replace(day=1)
+    for back in (4, 3, 2, 1):
+        month = add_months(this_month, -back)
+        day = add_months(month, 1) + timedelta(days=2)
+        entered = min(datetime(day.year, day.month, day.day, 9, tzinfo=local(now).tzinfo), now)
+        decided = min(entered + timedelta(days=1), now)
+        values = {
+            "pain_assessment_rate": {"numerator": 171 + back * 3, "denominator": 180 + back * 2},
+            "local_gs_safety_checklist": {"numerator": 118 + back, "denominator": 126 + back},
+            "local_gs_first_case_delay": {"value": 14.5 + back * 2.5},
+        }
+        if back == 1:
+            # Last month: pain assessment pushed by the HIS, the delay typed in; the checklist still missing.
+            reporting.import_rows([{"code": "pain_assessment_rate", "month": f"{month:%Y-%m}", "department_code": "GS",
+                                    **values["pain_assessment_rate"]}], actor=Actor.system("demo-data"),
+                                  now=entered, strict=True)
+            reporting.submit("local_gs_first_case_delay", month, gs, actor=head, now=entered,
+                             **values["local_gs_first_case_delay"])
+            continue
+        for code, parts in values.items():
+            report, _status = reporting.submit(code, month, gs, actor=head, now=entered, **parts)
+            if back == 2 and code == "local_gs_safety_checklist":
+                reporting.decide(report, "return", actor=quality, now=decided, expected_version=report.version,
+                                 reason="分母应为当月全部手术台次（含急诊），请核对后重新提交")
+            else:
+                reporting.decide(report, "approve", actor=quality, now=decided, expected_version=report.version)
+    db.session.flush()

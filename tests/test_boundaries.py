@@ -36,7 +36,8 @@ PUBLIC_EXTRA = {
     "auth": {"permissions", "ratelimit"},  # the permission matrix, scoping and the access decorators
     "events": {"scrub"},  # the one scrubber of personal names (reports' exports and analyses reuse it)
     "followup": {"timeliness"},  # the one definition of a call's timeliness
-    "indicators": {"definitions"},  # the one definition of each indicator
+    # the one definition of each indicator; the services of reported values (the demo enters some)
+    "indicators": {"definitions", "reporting"},
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents
 }
 KERNEL_SEES = {("core/db.py", "models")}

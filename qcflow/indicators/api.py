@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask import url_for
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import PERMISSIONS, allowed, can, current_actor, department_for, roles_required
 from qcflow.core import periods
 from qcflow.core.api import Blueprint
-from qcflow.core.errors import Forbidden
+from qcflow.core.errors import Forbidden, NotFound
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.indicators import catalogue, catalogue_queries, queries, services
+from qcflow.indicators import catalogue, catalogue_queries, queries, reporting, services
+from qcflow.indicators.definitions import BY_CODE
 from qcflow.indicators.schemas import (
     CasesArgs,
     CasesPage,
@@ -20,11 +22,18 @@ from qcflow.indicators.schemas import (
     CatalogueDetailOut,
     CatalogueEntryArgs,
     CatalogueRowOut,
+    IndicatorIntakeBatchOut,
+    IndicatorIntakeIn,
+    IndicatorReportIn,
+    IndicatorReportOut,
+    IndicatorReportsArgs,
     IndicatorValueOut,
+    IndicatorValueRowIn,
     LocalIndicatorChangeIn,
     LocalIndicatorIn,
     LocalIndicatorOut,
     PeriodArgs,
+    ReportDecisionIn,
     SetupIn,
     TargetIn,
     TargetOut,
@@ -39,7 +48,7 @@ def present(value: queries.IndicatorValue) -> dict:
     """An indicator value for the API; a frozen one says whether a computation now differs."""
     data = {name: getattr(value, name) for name in (
         "code", "name", "unit", "direction", "value", "numerator", "denominator", "target", "comparison", "met",
-        "frozen_at")}
+        "frozen_at", "method")}
     fresh = value.recomputed
     data["differs"] = value.differs
     data["recomputed"] = {name: getattr(fresh, name) for name in (
@@ -74,7 +83,8 @@ def list_indicators(args):
     start, end, department_id = period_of(args, at)
     values = queries.period_values(start, end, department_id=department_id, now=at)
     apart = queries.counted_apart(start, end, department_id=department_id)
-    return [{**present(v), **({"found_by_system": apart[v.code]} if v.code in apart else {})} for v in values]
+    return [{**present(v), **({"found_by_system": apart[v.code]} if v.code in apart else {})} for v in values] + [
+        present_reported(v) for v in queries.reported_values(start, end, department_id=department_id)]
 
 
 def present_row(row: catalogue_queries.Row) -> dict:
@@ -203,7 +213,10 @@ def put_target(data):
 @blp.alt_response(404, description="No such indicator, or another department's")
 @blp.alt_response(422, description="A month in the future or an unknown department")
 def get_indicator(args, code):
-    """One indicator month by month over the 12 months up to `month` (snapshots where frozen)."""
+    """One indicator month by month over the 12 months up to `month` (snapshots where frozen; a reported
+    indicator: its approved reports)."""
+    if code not in BY_CODE:
+        return _reported_trend_response(args, code)
     at = now()
     indicator = queries.indicator(code)
     month = month_of(args.get("month"), at)
@@ -221,10 +234,142 @@ def get_indicator(args, code):
 @blp.alt_response(404, description="No such indicator, or another department's")
 @blp.alt_response(422, description="`from` after `to`, a day in the future, or an unknown department")
 def list_cases(args, code):
-    """The records behind the numerator or denominator (ids and short labels), keyset-paginated."""
+    """The records behind the numerator or denominator (ids and short labels), keyset-paginated; a reported
+    indicator: its approved submissions, each weighing its part."""
+    if code not in BY_CODE:
+        return _reported_cases_response(args, code)
     at = now()
     queries.indicator(code)
     start, end, department_id = period_of(args, at)
     items, next_cursor, total = queries.cases(code, args["part"], start, end, department_id=department_id, now=at,
                                               cursor=args.get("cursor"), limit=args["limit"])
     return {"code": code, "part": args["part"], "total": total, "items": items, "next_cursor": next_cursor}
+
+
+# Reported values (indicators.reporting) ------------------------------------------------------------------------
+
+def present_reported(value: queries.IndicatorValue) -> dict:
+    """A reported indicator's value: approved reports only; `pending` counts those awaiting approval."""
+    return {**present(value), "pending": value.pending}
+
+
+def reported_trend(code: str, month: date, department_id: int | None) -> list[tuple[date, queries.IndicatorValue]]:
+    """A reported indicator month by month, the 12 months up to `month` (approved reports)."""
+    first = periods.month_start(month)
+    found = []
+    for n in range(11, -1, -1):
+        start = periods.add_months(first, -n)
+        found += [(start, v) for v in queries.reported_values(start, periods.month_end(start),
+                                                               department_id=department_id, codes=[code])]
+    return found
+
+
+def reported_indicator(code: str):
+    """The catalogue entry of a reported indicator (404 for an unknown code or one that is not reported)."""
+    entry = catalogue.entry(code)
+    if entry.method != "reported":
+        raise NotFound(_("No indicator %(code)s.", code=code))
+    return entry
+
+
+def _reported_trend_response(args, code):
+    at = now()
+    entry = reported_indicator(code)
+    month = month_of(args.get("month"), at)
+    department_id = department_for(current_actor(), args.get("department"))
+    return {"code": code, "name": entry.label(current_language()), "unit": entry.unit, "direction": entry.direction,
+            "source": entry.definition_in(), "department": department_id,
+            "months": [{"month": f"{first:%Y-%m}", **present_reported(value)}
+                       for first, value in reported_trend(code, month, department_id)]}
+
+
+def _reported_cases_response(args, code):
+    at = now()
+    reported_indicator(code)
+    start, end, department_id = period_of(args, at)
+    found = reporting.submissions(code, start, end, department_id=department_id)
+    items = [{"kind": "report", "id": r.id, "label": f"{r.month_on:%Y-%m} · {r.state}",
+              "url": url_for("indicators.report_page", month=f"{r.month_on:%Y-%m}", department=r.department_id),
+              "weight": (r.numerator if args["part"] == "numerator" else r.denominator) or 0} for r in found
+             if r.state == "approved"]
+    return {"code": code, "part": args["part"], "total": sum(i["weight"] for i in items), "items": items,
+            "next_cursor": None}
+
+
+@blp.get("/reports")
+@allowed("report_indicators")
+@blp.arguments(IndicatorReportsArgs, location="query")
+@blp.response(200, IndicatorReportOut(many=True))
+@blp.alt_response(404, description="Another department's values")
+def list_reports(args):
+    """Reported monthly values by month, department, state and indicator (department heads: their department's)."""
+    department_id = department_for(current_actor(), args.get("department"))
+    return reporting.reports(month=args.get("month"), department_id=department_id, state=args.get("state"),
+                             code=args.get("code"))
+
+
+@blp.post("/reports")
+@allowed("report_indicators")
+@blp.arguments(IndicatorReportIn)
+@blp.response(200, IndicatorReportOut)
+@blp.alt_response(409, description="The month is approved (locked until re-opened), or the version is stale")
+@blp.alt_response(422, description="Not a reported indicator, not your department's, a month not yet ended or before "
+                                   "2000, or parts that do not fit the unit (each field's error listed)")
+def submit_report(data):
+    """Enter (or revise) a department's value of a reported indicator for a month; it then awaits approval by
+    the quality office. Rates: numerator and denominator; other units: value."""
+    actor = current_actor()
+    report, _status = reporting.submit(
+        data["code"], data["month"], data.get("department") or actor.department_id, numerator=data["numerator"],
+        denominator=data["denominator"], value=data["value"], note=data["note"], actor=actor, now=now(),
+        expected_version=data["version"])
+    return report
+
+
+@blp.post("/reports/<int:report_id>/transitions")
+@allowed("approve_indicators")
+@blp.arguments(ReportDecisionIn)
+@blp.response(200, IndicatorReportOut)
+@blp.alt_response(404, description="No such report")
+@blp.alt_response(409, description="Stale version, or not possible in the report's state")
+@blp.alt_response(422, description="Returning or re-opening needs a reason")
+def decide_report(data, report_id):
+    """Approve a submitted value, return it with a reason, or re-open an approved month with a reason."""
+    actor = current_actor()
+    report = reporting.get_report(report_id, actor)
+    reporting.decide(report, data["action"], actor=actor, now=now(), expected_version=data["version"],
+                     reason=data["reason"])
+    return report
+
+
+intake_blp = Blueprint("indicator_intake_api", __name__, url_prefix="/api/v1/intake",
+                       description="Clinical intake from the HIS (HIS 数据接入)")
+
+
+def _intake_doc() -> dict:
+    batch = {"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "minItems": 1, "maxItems": reporting.MAX_BATCH,
+                  "items": IndicatorValueRowIn, "description": "The rows; each is checked on its own: a bad row comes "
+                                                               "back with its errors and the good rows land"},
+        "strict": {"type": "boolean", "default": False, "description": "true: one bad row and nothing lands"}}}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": batch}}}}
+
+
+@intake_blp.post("/indicator_values", endpoint="intake_indicator_values")
+@allowed("his_intake")
+@intake_blp.arguments(IndicatorIntakeIn)
+@intake_blp.doc(**_intake_doc())
+@intake_blp.response(200, IndicatorIntakeBatchOut)
+@intake_blp.alt_response(422, schema={"oneOf": [{"$ref": "#/components/schemas/IndicatorIntakeBatchOut"},
+                                                {"$ref": "#/components/schemas/Error"}]},
+                         description="No row could be accepted (each row's errors listed), or the body is invalid")
+def intake_indicator_values(data):
+    """Upsert departments' monthly values of reported indicators.
+
+    Each row: code, month, department_code, numerator and denominator for a rate, else value; note. Good rows land as submitted values awaiting approval, bad rows
+    come back with their errors; re-sending the same values changes nothing; a row for an approved month is
+    that row's error. See docs/his-integration.md."""
+    results = reporting.import_rows(data["items"], actor=current_actor(), now=now(), strict=data["strict"])
+    summary = reporting.summarise(results)
+    landed = summary["created"] + summary["updated"] + summary["unchanged"]
+    return summary, (200 if landed or not summary["failed"] else 422)

@@ -6,7 +6,7 @@ from datetime import datetime
 from qcflow.core import periods
 from qcflow.core.actors import Actor
 from qcflow.core.time import today
-from qcflow.indicators import services
+from qcflow.indicators import reporting, services
 
 
 def freeze_snapshots(now: datetime) -> str:
@@ -20,3 +20,10 @@ def refresh_rollups(now: datetime) -> str:
     """Count every settled month into the rollup again (nightly, before the snapshot freeze)."""
     months = services.refresh_rollups(actor=Actor.system("indicators.rollups"), now=now)
     return f"rollup months refreshed {months}"
+
+
+def remind_reports(now: datetime) -> str:
+    """Remind the reporting departments of last month's values they still owe before the deadline (once per
+    department and month), and tell the quality office which are overdue after it (once per month)."""
+    reminded, overdue = reporting.remind(now)
+    return f"departments reminded {reminded}, overdue notices {overdue}"

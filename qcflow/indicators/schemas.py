@@ -1,9 +1,10 @@
 """Shapes of indicator requests and responses (rules live in queries and services)."""
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from qcflow.core.schemas import BaseSchema, Date, DateTime, DepartmentId, Month, QueryArgs, no_control_characters
 from qcflow.indicators.catalogue import PLAN_KEYS
-from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, UNITS
+from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, REPORT_STATES, UNITS
 
 PARTS = ("numerator", "denominator")
 
@@ -50,6 +51,8 @@ class IndicatorValueOut(BaseSchema):
     frozen_at = DateTime(allow_none=True, metadata={"description": "Set when the value is a frozen snapshot"})
     differs = fields.Boolean(metadata={"description": "The snapshot differs from a computation now"})
     recomputed = fields.Nested(ComputedOut, allow_none=True)
+    method = fields.String(metadata={"description": "computed (by qcflow) or reported (approved monthly reports)"})
+    pending = fields.Integer(metadata={"description": "Reported: department-months awaiting approval, not counted"})
     found_by_system = fields.Integer(metadata={
         "description": "ae_per_100_discharges only: reports of the period filed from a trigger's firing "
                        "(系统发现), counted apart and never in the numerator"})
@@ -231,3 +234,131 @@ class TargetOut(BaseSchema):
     updated_at = DateTime()
     updated_by = fields.String()
     version = fields.Integer()
+
+
+# Reported values (indicators.reporting) ------------------------------------------------------------------------
+
+class ReportMonth(Month):
+    """A month as YYYY-MM or as its first day (YYYY-MM-01); loaded as its first day."""
+
+    default_error_messages = {"invalid": _l("Enter a month as YYYY-MM (or its first day, YYYY-MM-01).")}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.metadata["pattern"] = r"^\d{4}-(0[1-9]|1[0-2])(-01)?$"
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and len(value) == 10 and value.endswith("-01"):
+            value = value[:7]
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _note():
+    return fields.String(load_default=None, allow_none=True, validate=[
+        validate.Length(max=2000), no_control_characters(long_text=True)])
+
+
+def _amount(description: str, integer: bool = True):
+    field = fields.Integer if integer else fields.Float
+    extra = {} if integer else {"allow_nan": False}
+    return field(load_default=None, allow_none=True, metadata={"description": description}, **extra)
+
+
+class IndicatorReportIn(BaseSchema):
+    """A department's value of a reported indicator for one month (rules: indicators.reporting.check_report)."""
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=60),
+                         metadata={"example": "pain_assessment_rate"})
+    month = ReportMonth(required=True, metadata={"example": "2026-10"})
+    department = DepartmentId(load_default=None, metadata={
+        "description": "Department id or code; a department head: their own (default)"})
+    numerator = _amount("A rate's numerator (whole number ≥ 0); empty for a value unit")
+    denominator = _amount("A rate's denominator (whole number > 0); empty for a value unit")
+    value = _amount("The value of a count, time, ratio or status (1 done, 0 not done); empty for a rate",
+                    integer=False)
+    note = _note()
+    version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "The version of the value you revise (required when one exists); stale → 409"})
+
+
+class IndicatorValueRowIn(BaseSchema):
+    """One department's monthly value of a reported indicator, from the HIS."""
+
+    code = fields.String(required=True, validate=validate.Length(min=1, max=60),
+                         metadata={"example": "pain_assessment_rate"})
+    month = ReportMonth(required=True, metadata={"example": "2026-10"})
+    department_code = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                                    metadata={"example": "GS"})
+    numerator = _amount("A rate's numerator (whole number ≥ 0)")
+    denominator = _amount("A rate's denominator (whole number > 0)")
+    value = _amount("The value of a count, time, ratio or status (1/0)", integer=False)
+    note = _note()
+
+
+class ReportDecisionIn(BaseSchema):
+    action = fields.String(required=True, validate=validate.OneOf(("approve", "return", "reopen")))
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    reason = fields.String(load_default=None, allow_none=True, validate=[
+        validate.Length(max=500), no_control_characters(long_text=True)],
+        metadata={"description": "Required to return or re-open: the department reads it"})
+
+
+class IndicatorReportsArgs(QueryArgs):
+    month = ReportMonth(load_default=None, metadata={"description": "YYYY-MM; default: last month"})
+    department = DepartmentId(load_default=None)
+    state = fields.String(load_default=None, validate=validate.OneOf(REPORT_STATES))
+    code = fields.String(load_default=None, validate=validate.Length(max=60))
+
+
+class ReportPageArgs(QueryArgs):
+    month = ReportMonth(load_default=None, metadata={"description": "YYYY-MM; default: the last month that ended"})
+    department = DepartmentId(load_default=None)
+    #: The indicator just saved (the page says so after the redirect).
+    saved = fields.String(load_default=None, validate=validate.Length(max=60))
+
+
+class CompletenessArgs(QueryArgs):
+    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2200))
+    department = DepartmentId(load_default=None)
+
+
+class IndicatorReportOut(BaseSchema):
+    id = fields.Integer()
+    code = fields.String()
+    month = fields.Function(lambda r: r.month_on.strftime("%Y-%m"), metadata={"example": "2026-10"})
+    department_id = fields.Integer()
+    numerator = fields.Integer(allow_none=True)
+    denominator = fields.Integer(allow_none=True)
+    value = fields.Float(allow_none=True)
+    note = fields.String(allow_none=True)
+    state = fields.String(metadata={"enum": list(REPORT_STATES)})
+    channel = fields.String(metadata={"enum": ["page", "his"]})
+    submitted_at = DateTime()
+    submitted_by = fields.String()
+    decided_at = DateTime(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "Why it was returned or re-opened"})
+    version = fields.Integer()
+
+
+class IndicatorIntakeIn(BaseSchema):
+    #: Rows are loaded one by one by the service (a bad row is reported, good rows land).
+    items = fields.List(fields.Dict(), required=True, validate=validate.Length(min=1, max=1000))
+    strict = fields.Boolean(load_default=False, metadata={"description": "true: one bad row and nothing lands"})
+
+
+class IndicatorIntakeRowOut(BaseSchema):
+    row = fields.Integer(metadata={"description": "1-based position in the batch"})
+    key = fields.String(allow_none=True, metadata={"description": "code/month/department_code as sent"})
+    status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "error", "skipped"]})
+    id = fields.Integer(allow_none=True, metadata={"description": "qcflow's id of the report"})
+    state = fields.String(allow_none=True, metadata={"description": "The report's state after the row"})
+    errors = fields.Dict(metadata={"description": "Field errors: {field: [messages]}, in the request's language"})
+
+
+class IndicatorIntakeBatchOut(BaseSchema):
+    results = fields.List(fields.Nested(IndicatorIntakeRowOut))
+    created = fields.Integer()
+    updated = fields.Integer()
+    unchanged = fields.Integer()
+    failed = fields.Integer()

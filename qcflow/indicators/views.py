@@ -12,15 +12,17 @@ from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import allowed, can, current_actor, department_for, sees_all_departments
 from qcflow.auth.queries import active_departments, department_choices
 from qcflow.core import periods
-from qcflow.core.errors import DomainError, Unprocessable, page_refusal, translate_errors
+from qcflow.core.errors import DomainError, NotFound, Unprocessable, page_refusal, translate_errors
 from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now, today
 from qcflow.extensions import db
-from qcflow.indicators import catalogue, catalogue_queries, queries, services
+from qcflow.indicators import catalogue, catalogue_queries, queries, reporting, services
 from qcflow.indicators.definitions import BY_CODE, INDICATORS
 from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, UNITS
-from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs,
-                                       SetupIn, TargetIn, TrendArgs)
+from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, CompletenessArgs, IndicatorReportIn, IndicatorReportsArgs,
+                                       LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs, ReportPageArgs, SetupIn,
+                                       TargetIn, TrendArgs)
+from qcflow.indicators.workflow import REPORT_WORKFLOW
 from qcflow.reports import charts
 
 bp = Blueprint("indicators", __name__)
@@ -82,6 +84,9 @@ def index():
     trends = {v.code: trend_chart([(month, values_of[v.code]) for month, values_of in by_month], unit=v.unit,
                               target=v.target, now=at)
               for v in values}
+    reported = queries.reported_values(start, end, department_id=department_id)
+    trends.update(reported_charts(reported, end, department_id, at))
+    values = values + reported
     return render_template("indicators/index.html", values=values, charts=trends, start=start, end=end,
                            department_id=department_id, departments=department_choices(current_actor()),
                            counted_at=queries.rollup_counted_at(),
@@ -93,7 +98,10 @@ def index():
 @bp.get("/indicators/<code>")
 @allowed("indicators")
 def detail(code):
-    """One indicator: its definition and the 12 months up to the chosen month, frozen or computed."""
+    """One indicator: its definition and the 12 months up to the chosen month, frozen or computed (a reported
+    one: from its approved reports)."""
+    if code not in BY_CODE:
+        return _reported_detail(code)
     at = now()
     indicator = queries.indicator(code)
     args, errors = _args_or_errors(TrendArgs())
@@ -124,7 +132,10 @@ def detail(code):
 @bp.get("/indicators/<code>/cases")
 @allowed("indicators")
 def cases(code):
-    """The records behind an indicator's numerator or denominator, with links to their pages."""
+    """The records behind an indicator's numerator or denominator, with links to their pages (a reported one:
+    its submissions)."""
+    if code not in BY_CODE:
+        return _reported_cases(code)
     at = now()
     indicator = queries.indicator(code)
     args, errors = _args_or_errors(CasesArgs())
@@ -328,3 +339,176 @@ def format_value(value: float | None, unit: str) -> str:
 def indicator_value_filter(value, unit):
     return format_value(value, unit)
 
+
+
+# Reported values (indicators.reporting) ------------------------------------------------------------------------
+
+def _last_ended_month(at: datetime) -> date:
+    """The latest month that can be reported (from its last day on)."""
+    month = periods.month_start(today(at))
+    return month if reporting.reportable_from(month) <= today(at) else periods.add_months(month, -1)
+
+
+@bp.route("/indicators/report", methods=["GET", "POST"])
+@allowed("report_indicators")
+def report_page():
+    """A department's reported indicators for a month, a form per indicator; a posted form enters one value."""
+    at, actor = now(), current_actor()
+    errors, status, failed_code = {}, 200, None
+    if request.method == "POST":
+        form = {k: v for k, v in request.form.items() if k != "csrf_token" and v.strip() != ""}
+        failed_code = form.get("code")
+        try:
+            data = IndicatorReportIn().load(form)
+            department_id = department_for(actor, data.get("department"))
+            reporting.submit(data["code"], data["month"], department_id, numerator=data["numerator"],
+                             denominator=data["denominator"], value=data["value"], note=data["note"], actor=actor,
+                             now=at, expected_version=data["version"])
+            return redirect(url_for("indicators.report_page", month=f"{data['month']:%Y-%m}",
+                                    department=department_id if sees_all_departments(actor) else None,
+                                    saved=data["code"]) + f"#report-{data['code']}")
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
+    # The form posts to the page's own address (month and department in the query), so a refused form shows
+    # the same page again.
+    args, filter_errors = _args_or_errors(ReportPageArgs())
+    month = args.get("month") or _last_ended_month(at)
+    try:
+        department_id = department_for(actor, args.get("department")) or actor.department_id
+    except Unprocessable as error:
+        filter_errors.update(translate_errors(error.errors))
+        department_id = actor.department_id
+    entries = reporting.entries_owed_by(department_id, quality_department_id=actor.department_id
+                                        if sees_all_departments(actor) else None)
+    found = {r.code: r for r in reporting.reports(month=month, department_id=department_id)}
+    return render_template("indicators/report.html", entries=entries, reports=found, month=month,
+                           department_id=department_id, department=db.session.get(Department, department_id)
+                           if department_id else None, departments=department_choices(actor),
+                           errors=errors, failed_code=failed_code, values=request.form, filter_errors=filter_errors,
+                           saved=request.args.get("saved"), reportable=reporting.reportable_from(month) <= today(at),
+                           reportable_from=reporting.reportable_from(month), deadline=reporting.deadline(month),
+                           workflow=REPORT_WORKFLOW), status if errors else (422 if filter_errors else 200)
+
+
+@bp.route("/indicators/approvals", methods=["GET", "POST"])
+@allowed("approve_indicators")
+def approvals():
+    """The quality office's list of reported values of a month: approve one or many, return or re-open with a
+    reason."""
+    at, actor = now(), current_actor()
+    errors, status = {}, 200
+    if request.method == "POST":
+        try:
+            action = request.form.get("action", "")
+            ids = [int(i) for i in request.form.getlist("id") if i.isdigit()]
+            decisions = [(i, request.form.get(f"version-{i}", type=int)) for i in ids]
+            reporting.decide_many(decisions, action, actor=actor, now=at, reason=request.form.get("reason"))
+            return redirect(url_for("indicators.approvals", **{k: v for k, v in request.args.items()}))
+        except DomainError as error:
+            errors, status = page_refusal(error)
+    args, filter_errors = _args_or_errors(IndicatorReportsArgs())
+    month = args.get("month") or periods.add_months(periods.month_start(today(at)), -1)
+    state = args.get("state") if "state" in request.args else "submitted"
+    found = reporting.reports(month=month, department_id=args.get("department"), state=state or None)
+    return render_template("indicators/approvals.html", reports=found, month=month, state=state,
+                           department_id=args.get("department"), departments=department_choices(actor),
+                           entries={e.code: e for e in catalogue.entries()}, names=_department_names(),
+                           errors={**filter_errors, **errors}, workflow=REPORT_WORKFLOW,
+                           actor=actor), status if errors else (422 if filter_errors else 200)
+
+
+@bp.get("/indicators/completeness")
+@allowed("report_indicators")
+def completeness():
+    """Which responsible department still owes which month of each reported indicator, for the year so far
+    (a department head: their department's indicators)."""
+    at, actor = now(), current_actor()
+    args, errors = _args_or_errors(CompletenessArgs())
+    year = args.get("year") or _last_ended_month(at).year
+    if year > today(at).year:
+        errors["year"] = [_("Choose this year or an earlier one.")]
+        year = today(at).year
+    months = reporting.months_so_far(year, at)
+    if sees_all_departments(actor):
+        rows = reporting.completeness(months, department_id=args.get("department"))
+    else:
+        department_for(actor, args.get("department"))
+        rows = reporting.completeness(months, department_id=actor.department_id, only_department=True)
+    return render_template("indicators/completeness.html", rows=rows, months=months, year=year,
+                           department_id=args.get("department"), departments=department_choices(actor),
+                           names=_department_names(), errors=errors,
+                           missing=reporting.MISSING), 422 if errors else 200
+
+
+def _department_names() -> dict[int, str]:
+    language = current_language()
+    return {d.id: d.label(language) for d in db.session.scalars(sa.select(Department))}
+
+
+def _reported_detail(code: str):
+    """A reported indicator's page: the 12 months up to the chosen month from its approved reports."""
+    at = now()
+    entry = reporting_entry(code)
+    args, errors = _args_or_errors(TrendArgs())
+    month = args.get("month") or today(at).replace(day=1)
+    try:
+        queries.check_month(month, at)
+        department_id = department_for(current_actor(), args.get("department"))
+    except Unprocessable as error:
+        errors.update(translate_errors(error.errors or {"month": [str(error.message)]}))
+        month, department_id = today(at).replace(day=1), department_for(current_actor(), None)
+    points = reported_trend(code, month, department_id)
+    target = points[-1][1].target if points else None
+    chart = trend_chart(points, unit=entry.unit, width=720, height=280, target=target,
+                        title=entry.label(current_language()), compact=False, now=at)
+    phone_chart = trend_chart(points, unit=entry.unit, width=360, height=220, target=target, now=at)
+    rows = [(first, value, {"from": first.isoformat(), "to": periods.month_end(first).isoformat()})
+            for first, value in reversed(points)]
+    return render_template("indicators/reported_detail.html", entry=entry, rows=rows, chart=chart,
+                           phone_chart=phone_chart, month=month, department_id=department_id,
+                           departments=department_choices(current_actor()), errors=errors,
+                           department=db.session.get(Department, department_id) if department_id else None), (
+        422 if errors else 200)
+
+
+def _reported_cases(code: str):
+    """The submissions behind a reported indicator's value: department, month, parts, state, who and when."""
+    at = now()
+    entry = reporting_entry(code)
+    args, errors = _args_or_errors(CasesArgs())
+    start, end, department_id = _period_or_default(args, errors, at)
+    found = reporting.submissions(code, start, end, department_id=department_id)
+    return render_template("indicators/submissions.html", entry=entry, reports=found, start=start, end=end,
+                           department_id=department_id, names=_department_names(),
+                           setters=_setters({r.submitted_by for r in found} | {r.decided_by for r in found
+                                                                              if r.decided_by}),
+                           department=db.session.get(Department, department_id) if department_id else None,
+                           errors=errors), 422 if errors else 200
+
+
+def reporting_entry(code: str):
+    """The catalogue entry of a reported indicator (404 otherwise)."""
+    entry = catalogue.entry(code)
+    if entry.method != "reported":
+        raise NotFound(_("No indicator %(code)s.", code=code))
+    return entry
+
+
+def reported_trend(code: str, month: date, department_id: int | None):
+    first = periods.month_start(month)
+    points = []
+    for n in range(11, -1, -1):
+        start = periods.add_months(first, -n)
+        points += [(start, v) for v in queries.reported_values(start, periods.month_end(start),
+                                                                department_id=department_id, codes=[code])]
+    return points
+
+
+def reported_charts(values, end: date, department_id: int | None, at: datetime) -> dict[str, str]:
+    """Each reported indicator's 12-month trend chart for the list."""
+    last = periods.month_start(end)
+    by_month = [(month, {v.code: v for v in queries.reported_values(month, periods.month_end(month),
+                                                                    department_id=department_id)})
+                for month in (periods.add_months(last, -n) for n in range(11, -1, -1))]
+    return {v.code: trend_chart([(month, found[v.code]) for month, found in by_month if v.code in found],
+                                unit=v.unit, target=v.target, now=at) for v in values}

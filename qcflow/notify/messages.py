@@ -65,6 +65,11 @@ MESSAGES = {
                                         labels={"kind": "mdt_kind"}),
     "mdt.preop_missing": Message(_l("Grade-4 operation on %(date)s has no signed pre-operative MDT"), times=("date",)),
     "mdt.overdue": Message(_l("MDT discussion #%(id)d is overdue (due %(date)s)"), times=("date",)),
+    "indicator.report_due": Message(_l("Indicator values of %(month)s due by %(date)s: %(n)d still to enter"),
+                                    _l("Enter them on the indicator data-entry page."), dates=("date",)),
+    "indicator.report_overdue": Message(
+        _l("Indicator values of %(month)s overdue: %(n)d from %(departments)d departments"),
+        _l("The completeness view lists who still owes which value.")),
 }
 
 

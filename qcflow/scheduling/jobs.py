@@ -35,6 +35,7 @@ JOBS: list[JobSpec] = [
     JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),
     JobSpec("indicators.refresh_rollups", "qcflow.indicators.jobs:refresh_rollups", "cron", {"hour": 0, "minute": 45}),
     JobSpec("indicators.freeze_snapshots", "qcflow.indicators.jobs:freeze_snapshots", "cron", {"hour": 1, "minute": 15}),
+    JobSpec("indicators.remind_reports", "qcflow.indicators.jobs:remind_reports", "cron", {"hour": 8, "minute": 30}),
     JobSpec("audit.anchor", "qcflow.core.audit:anchor_job", "interval", {"minutes": 15}),
     JobSpec("events.announce_anonymous_reports", "qcflow.events.jobs:announce_anonymous_reports", "cron",
             {"minute": "1,16,31,46"}),

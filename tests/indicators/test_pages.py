@@ -6,15 +6,17 @@ SVG = re.compile(r'src="data:image/svg\+xml;base64,([^"]+)"')
 
 
 def test_page_renders_in_chinese_with_trend_charts(clients, reference_month):
+    from qcflow.indicators import catalogue
     from qcflow.indicators.definitions import INDICATORS
 
+    reported = [entry for entry in catalogue.entries() if entry.method == "reported"]
     response = clients("quality").get("/indicators?from=2026-03-01&to=2026-03-31")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "质量指标" in html and "每百出院人次主动报告不良事件例次" in html and "未达标" in html
     assert "Numerator" not in html
     charts = SVG.findall(html)
-    assert len(charts) == len(INDICATORS)  # one trend chart per indicator
+    assert len(charts) == len(INDICATORS) + len(reported)  # one trend chart per indicator, computed or reported
     svg = base64.b64decode(charts[0]).decode()
     assert svg.startswith("<svg") and "<script" not in svg and "<?xml" not in svg
     assert set(re.findall(r"https?://[^\s\"'<>]+", svg)) <= {"http://www.w3.org/2000/svg",

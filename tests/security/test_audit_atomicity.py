@@ -20,6 +20,21 @@ def _prompt(world):
     return prompt
 
 
+def _indicator_report(world):
+    from datetime import date
+
+    from qcflow.core.time import now
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorReport
+
+    report = IndicatorReport(code="pain_assessment_rate", month_on=date(2026, 1, 1),
+                             department_id=world["users"]["dept_head"].department_id, numerator=9, denominator=10,
+                             value=90.0, state="submitted", channel="page", submitted_at=now(), submitted_by="system:test")
+    db.session.add(report)
+    db.session.commit()
+    return report
+
+
 #: workflow name → (user role, model attribute in world["A"] or a factory, method, path, body)
 DRIVERS = {
     "event": ("quality", "event", lambda o, w: f"/api/v1/events/{o.id}/transitions",
@@ -35,6 +50,9 @@ DRIVERS = {
                       lambda o: {"action": "pause", "reason": "患者出国", "version": o.version}),
     "followup_prompt": ("quality", _prompt, lambda o, w: f"/api/v1/followup/prompts/{o.id}/dismiss",
                         lambda o: {"reason": "已知并发症，非不良事件", "version": o.version}),
+    "indicator_report": ("quality", _indicator_report,
+                         lambda o, w: f"/api/v1/indicators/reports/{o.id}/transitions",
+                         lambda o: {"action": "return", "version": o.version, "reason": "分母有误"}),
     "mdt_discussion": ("dept_head", "discussion", lambda o, w: f"/api/v1/mdt/discussions/{o.id}/transitions",
                        lambda o: {"action": "cancel", "version": o.version, "reason": "手术取消"}),
 }
