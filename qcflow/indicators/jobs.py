@@ -6,7 +6,7 @@ from datetime import datetime
 from qcflow.core import periods
 from qcflow.core.actors import Actor
 from qcflow.core.time import today
-from qcflow.indicators import services
+from qcflow.indicators import forms, services
 
 
 def freeze_snapshots(now: datetime) -> str:
@@ -20,3 +20,8 @@ def refresh_rollups(now: datetime) -> str:
     """Count every settled month into the rollup again (nightly, before the snapshot freeze)."""
     months = services.refresh_rollups(actor=Actor.system("indicators.rollups"), now=now)
     return f"rollup months refreshed {months}"
+
+
+def remind_annual_form(now: datetime) -> str:
+    """Tell the quality office in January which of last year's values are still missing (once per reminder date)."""
+    return forms.remind_annual_form(actor=Actor.system("indicators.form_reminder"), now=now)

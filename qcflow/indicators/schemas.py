@@ -1,8 +1,8 @@
 """Shapes of indicator requests and responses (rules live in queries and services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, Date, DateTime, DepartmentId, Month, QueryArgs
-from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Month, Page, QueryArgs
+from qcflow.indicators.models import COMPARISONS, FORM_KINDS, HOSPITAL_LEVELS
 
 PARTS = ("numerator", "denominator")
 
@@ -108,3 +108,45 @@ class TargetOut(BaseSchema):
     updated_at = DateTime()
     updated_by = fields.String()
     version = fields.Integer()
+
+
+class FormIn(BaseSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(FORM_KINDS), metadata={
+        "example": "annual", "description": "annual: the plan's annual monitoring form; quarterly: the quarterly "
+                                            "report to the quality office"})
+    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100),
+                          metadata={"example": 2026})
+    quarter = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=4),
+                             metadata={"description": "1 to 4; quarterly reports only"})
+    draft = fields.Boolean(load_default=False, metadata={
+        "description": "Preview a period that may still be running: the snapshot is returned, nothing is archived"})
+
+
+class FormListArgs(CursorArgs):
+    kind = fields.String(load_default=None, validate=validate.OneOf(FORM_KINDS))
+    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100))
+
+
+class FormOut(BaseSchema):
+    id = fields.Integer(allow_none=True, metadata={"description": "null for a draft"})
+    plan = fields.String()
+    kind = fields.String()
+    year = fields.Integer()
+    quarter = fields.Integer(allow_none=True)
+    period_start = fields.Date()
+    period_end = fields.Date()
+    revision = fields.Integer(allow_none=True, metadata={"description": "1, 2, … per plan, kind and period; "
+                                                                        "null for a draft"})
+    draft = fields.Boolean()
+    generated_at = DateTime()
+    generated_by = fields.String(metadata={"description": "The name printed on the form"})
+    xlsx_sha256 = fields.String()
+    json_sha256 = fields.String()
+    xlsx_url = fields.String(allow_none=True)
+    json_url = fields.String(allow_none=True)
+    snapshot = fields.Dict(allow_none=True, metadata={
+        "description": "Drafts only: the JSON twin (schema qcflow.indicator-form/1, docs/indicators.md)"})
+
+
+class FormPage(Page):
+    items = fields.List(fields.Nested(FormOut))

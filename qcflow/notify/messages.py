@@ -65,6 +65,9 @@ MESSAGES = {
                                         labels={"kind": "mdt_kind"}),
     "mdt.preop_missing": Message(_l("Grade-4 operation on %(date)s has no signed pre-operative MDT"), times=("date",)),
     "mdt.overdue": Message(_l("MDT discussion #%(id)d is overdue (due %(date)s)"), times=("date",)),
+    "indicators.form_reminder": Message(
+        _l("Annual indicator form %(year)s, due by %(due)s: %(missing)d reported indicators still have months "
+           "not approved"), _l("%(form)s"), dates=("due",), labels={"form": "ind_form_generated"}),
 }
 
 
