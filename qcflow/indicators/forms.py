@@ -27,6 +27,7 @@ from qcflow.auth.models import Role, User
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.i18n import label_list
 from qcflow.core.periods import add_months, month_end
 from qcflow.core.time import local, today
 from qcflow.extensions import db
@@ -85,7 +86,8 @@ def form_period(kind: str, year: int, quarter: int | None = None) -> FormPeriod:
     """The period of a kind of form: the year, or the quarter of the year; an unknown kind, a quarter out of
     1..4, a quarterly report without its quarter or an annual form with one is a 422 on that field."""
     if kind not in FORM_KINDS:
-        raise Unprocessable(errors={"kind": [_("Choose one of: %(values)s.", values=", ".join(FORM_KINDS))]})
+        raise Unprocessable(errors={"kind": [_("Choose one of: %(values)s.",
+                                               values=label_list("ind_form_kind", FORM_KINDS))]})
     if not 2000 <= year <= 2100:
         raise Unprocessable(errors={"year": [_("Out of range (%(low)s to %(high)s).", low=2000, high=2100)]})
     if kind == "annual":

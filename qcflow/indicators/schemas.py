@@ -1,7 +1,7 @@
 """Shapes of indicator requests and responses (rules live in queries and services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Month, Page, QueryArgs
+from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Month, Page, QueryArgs
 from qcflow.indicators.models import COMPARISONS, FORM_KINDS, HOSPITAL_LEVELS
 
 PARTS = ("numerator", "denominator")
@@ -111,9 +111,9 @@ class TargetOut(BaseSchema):
 
 
 class FormIn(BaseSchema):
-    kind = fields.String(required=True, validate=validate.OneOf(FORM_KINDS), metadata={
-        "example": "annual", "description": "annual: the plan's annual monitoring form; quarterly: the quarterly "
-                                            "report to the quality office"})
+    kind = Choice(FORM_KINDS, example="annual", label_kind="ind_form_kind", required=True, metadata={
+        "description": "annual: the plan's annual monitoring form; quarterly: the quarterly report to the quality "
+                       "office"})
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100),
                           metadata={"example": 2026})
     quarter = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=4),
@@ -123,7 +123,7 @@ class FormIn(BaseSchema):
 
 
 class FormListArgs(CursorArgs):
-    kind = fields.String(load_default=None, validate=validate.OneOf(FORM_KINDS))
+    kind = Choice(FORM_KINDS, example="annual", label_kind="ind_form_kind", load_default=None)
     year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100))
 
 
