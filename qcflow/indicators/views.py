@@ -211,7 +211,7 @@ def _forms_page(values: dict, errors: dict, status: int, *, preview: dict | None
     plan = catalogue.plan()
     return render_template("indicators/forms.html", archive=rows[:limit],
                            period_of=forms.period_of, next_cursor=next_cursor, plan=plan,
-                           plan_title=forms.PLAN_TITLES[plan][0], missing=forms.missing_values(plan, year),
+                           plan_title=forms.PLAN_TITLES[plan][1 if current_language() == "en" else 0], missing=forms.missing_values(plan, year),
                            missing_year=year, values=values or {"kind": "annual", "year": str(last_year)},
                            errors=errors, preview=preview, kinds=FORM_KINDS,
                            filters={k: args.get(k) for k in ("kind", "year")}), status
