@@ -495,8 +495,10 @@ def reminder_due(at: date) -> date | None:
     the due day (INDICATOR_FORM_DUE) of last year's form; None outside that stretch."""
     config = current_app.config
     due = _month_day(config["INDICATOR_FORM_DUE"], at.year, "INDICATOR_FORM_DUE")
-    dates = [_month_day(text, at.year, "INDICATOR_FORM_REMINDER_DATES")
-             for text in config["INDICATOR_FORM_REMINDER_DATES"]]
+    given = config["INDICATOR_FORM_REMINDER_DATES"]
+    if isinstance(given, str):  # QCFLOW_INDICATOR_FORM_REMINDER_DATES=01-05,01-20 (not JSON)
+        given = [text.strip() for text in given.split(",") if text.strip()]
+    dates = [_month_day(text, at.year, "INDICATOR_FORM_REMINDER_DATES") for text in given]
     reached = [day for day in dates if day <= at <= due]
     return max(reached) if reached else None
 

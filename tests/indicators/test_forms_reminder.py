@@ -111,6 +111,9 @@ def test_the_dates_are_settings(app, runner, hospital, half_reported):
     app.config["INDICATOR_FORM_DUE"] = "01-10"
     remind(runner, sh(2026, 1, 2, 9, 0))
     assert notifications()[0].params["due"] == "2026-01-10"
+    app.config["INDICATOR_FORM_REMINDER_DATES"] = "01-02, 01-03"  # from the environment, not JSON
+    remind(runner, sh(2026, 1, 3, 9, 0))
+    assert len(notifications()) == 2
     app.config["INDICATOR_FORM_REMINDER_DATES"] = ["1st of January"]
     result = runner.invoke(args=["qcflow", "scheduler", "tick", "--job", "indicators.remind_annual_form",
                                  "--now", sh(2027, 1, 2, 9, 0).isoformat()])
