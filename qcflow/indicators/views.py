@@ -188,7 +188,6 @@ def indicator_value_filter(value, unit):
     return format_value(value, unit)
 
 
-
 def _form_values(form) -> dict:
     """The page's generate form as FormIn takes it: empty fields left out, the draft box as a boolean."""
     values = {key: form[key].strip() for key in ("kind", "year", "quarter") if form.get(key, "").strip()}
@@ -202,6 +201,7 @@ def _forms_page(values: dict, errors: dict, status: int, *, preview: dict | None
     at = now()
     args, list_errors = _args_or_errors(FormListArgs())
     errors = {**list_errors, **errors}
+    status = 422 if list_errors and status == 200 else status
     last_year = today(at).year - 1
     year = args.get("year") or last_year
     rows = forms.archived(kind=args.get("kind"), year=args.get("year"), before_id=args.get("cursor"),
@@ -209,9 +209,9 @@ def _forms_page(values: dict, errors: dict, status: int, *, preview: dict | None
     limit = args.get("limit", 50)
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     plan = catalogue.plan()
-    return render_template("indicators/forms.html", archive=rows[:limit],
-                           period_of=forms.period_of, next_cursor=next_cursor, plan=plan,
-                           plan_title=forms.PLAN_TITLES[plan][1 if current_language() == "en" else 0], missing=forms.missing_values(plan, year),
+    title = forms.PLAN_TITLES[plan][1 if current_language() == "en" else 0]
+    return render_template("indicators/forms.html", archive=rows[:limit], period_of=forms.period_of,
+                           next_cursor=next_cursor, plan_title=title, missing=forms.missing_values(plan, year),
                            missing_year=year, values=values or {"kind": "annual", "year": str(last_year)},
                            errors=errors, preview=preview, kinds=FORM_KINDS,
                            filters={k: args.get(k) for k in ("kind", "year")}), status

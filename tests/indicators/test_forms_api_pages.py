@@ -168,6 +168,7 @@ def test_page_refuses_bad_input_with_its_message(clients, hospital):
     quarter = client.post("/indicators/forms", data={"csrf_token": token, "kind": "quarterly",
                                                      "year": str(last_year())})
     assert quarter.status_code == 422
+    assert client.get("/indicators/forms?kind=weekly").status_code == 422  # a bad filter: the page, and why
     bad = client.post("/indicators/forms", data={"csrf_token": token, "kind": "weekly", "year": "abc"})
     assert bad.status_code == 422
     text = visible(bad.get_data(as_text=True))
