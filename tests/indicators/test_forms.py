@@ -140,12 +140,18 @@ def test_a_row_holding_two_indicators_gets_a_line_for_each(app, hospital, genera
     row = catalogue.annex("henan")[0]
     two = catalogue.AnnexRow("henan", 1, row.dimension, row.dimension_en, "两项合并的指标", "Two in one", 1,
                              ("followup_rate_level4", "pain_assessment_rate"), "≥90%", "")
-    monkeypatch.setattr(catalogue, "annex", lambda plan=None: (two,))
-    found = cells(generate().xlsx)
+    bare = catalogue.AnnexRow("henan", 2, row.dimension, row.dimension_en, "尚未对应指标的一行", "", 2, (), "", "")
+    monkeypatch.setattr(catalogue, "annex", lambda plan=None: (two, bare))
+    form = generate()
+    found = cells(form.xlsx)
     first = row_of(found, WORDING, "两项合并的指标")
     assert (found[(first, NAME)], found[(first + 1, NAME)]) == ("四级手术患者有效随访率", "疼痛评估规范率")
     assert (first + 1, WORDING) not in found  # merged: the wording once, over both lines
-    assert f"C{first + 1}:C{first + 2}" in sheet_xml(generate().xlsx)
+    assert f"C{first + 1}:C{first + 2}" in sheet_xml(form.xlsx)
+    # A row without an indicator code keeps its place and wording, with empty cells.
+    assert (found[(first + 2, SEQ)], found[(first + 2, WORDING)]) == (2, "尚未对应指标的一行")
+    assert (first + 2, VALUE) not in found and (first + 2, NAME) not in found
+    assert json.loads(form.snapshot)["rows"][1]["codes"] == []
 
 
 def test_quarterly_report_shows_the_three_months_and_the_quarter(app, hospital, reference_month, generate):
