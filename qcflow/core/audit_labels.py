@@ -125,6 +125,8 @@ AUDIT_ACTIONS = {
     "indicator_snapshot.freeze": _l("Monthly indicators frozen"),
     "indicator_rollup.refresh": _l("Indicator figures refreshed"),
     "indicator_target.set": _l("Indicator target set"),
+    "indicator_form.generate": _l("Indicator form generated and archived"),
+    "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }
 for _kind, _what in INTAKE_KINDS.items():
     AUDIT_ACTIONS[f"intake.{_kind}.created"] = _l("%(what)s imported (new)", what=_what)
