@@ -7,6 +7,7 @@ from datetime import date, datetime
 from flask import Response, url_for
 
 from qcflow.auth.permissions import allowed, current_actor, department_for
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.core import periods
 from qcflow.core.api import Blueprint
 from qcflow.core.i18n import current_language
@@ -199,6 +200,8 @@ def get_form(args, form_id):
 @blp.arguments(QueryArgs, location="query")
 @blp.response(200, content_type=forms.XLSX_MIMETYPE, description="The archived XLSX, byte for byte")
 @blp.alt_response(404, description="No such form")
+@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
+@rate_limited("export")
 def download_form_xlsx(args, form_id):
     """The archived XLSX exactly as generated (its SHA-256 is `xlsx_sha256`)."""
     return xlsx_download(forms.load_form(form_id))

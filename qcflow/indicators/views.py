@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import allowed, current_actor, department_for
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.auth.queries import department_choices
 from qcflow.core import periods
 from qcflow.core.errors import DomainError, Unprocessable, page_refusal, translate_errors
@@ -247,6 +248,7 @@ def generate_form():
 
 @bp.get("/indicators/forms/<int:form_id>.xlsx")
 @allowed("indicator_forms")
+@rate_limited("export")
 def download_form_xlsx(form_id):
     """The archived XLSX, byte for byte."""
     return api.xlsx_download(forms.load_form(form_id))
