@@ -174,3 +174,30 @@ def test_page_refuses_bad_input_with_its_message(clients, hospital):
     text = visible(bad.get_data(as_text=True))
     assert "年度监测指标填报表、季度报告" in text  # the kinds by their names, not their codes
     assert findings_in(text, "zh", frozenset({"quality", "weekly"})) == []  # what was sent is echoed
+
+
+def test_two_generations_racing_for_one_revision_give_a_409(clients, tokens, monkeypatch):
+    """Both read the same next revision: the unique key lets one in and answers the other 409."""
+    from qcflow.indicators import forms
+
+    client, headers = clients(None), tokens("quality")
+    assert post(client, headers, kind="annual", year=last_year()).status_code == 201
+    monkeypatch.setattr(forms, "next_revision", lambda plan, period: 1)
+    assert post(client, headers, kind="annual", year=last_year()).status_code == 409
+    assert len(client.get("/api/v1/indicators/forms", headers=headers).get_json()["items"]) == 1
+
+
+def test_page_lists_what_is_still_missing_for_last_year(clients, hospital):
+    from datetime import date
+
+    from qcflow.extensions import db
+    from tests.indicators.test_forms import report
+
+    for month in range(1, 12):
+        report(hospital, "pain_assessment_rate", date(last_year(), month, 1), "approved", 9, 10)
+    report(hospital, "pain_assessment_rate", date(last_year(), 12, 1), "submitted", 9, 10)
+    db.session.commit()
+    html = clients("quality").get("/indicators/forms").get_data(as_text=True)
+    missing = visible(html.split('id="missing"')[1].split("</section>")[0])
+    assert "疼痛评估规范率：1 个月未审核通过（12 月） · 1 条待审核" in missing
+    assert "随访率" not in missing  # computed: never missing
