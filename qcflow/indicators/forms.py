@@ -77,10 +77,6 @@ class FormPeriod:
         count = 12 if self.kind == "annual" else 3
         return [add_months(self.starts_on, n) for n in range(count)]
 
-    @property
-    def label_zh(self) -> str:
-        return f"{self.year}年" if self.quarter is None else f"{self.year}年第{self.quarter}季度"
-
 
 def form_period(kind: str, year: int, quarter: int | None = None) -> FormPeriod:
     """The period of a kind of form: the year, or the quarter of the year; an unknown kind, a quarter out of

@@ -241,8 +241,11 @@ def generate_form():
         if request.form.get("download"):
             return api.xlsx_download(form)
         return _forms_page(request.form, {}, 200, preview=json.loads(form.snapshot))
+    period = forms.period_of(form)
+    when = str(period.year) if period.quarter is None else _("%(year)d, quarter %(n)d", year=period.year,
+                                                              n=period.quarter)
     flash(_("Generated and archived: %(kind)s %(period)s, revision %(revision)d.",
-            kind=label("ind_form_kind", form.kind), period=forms.period_of(form).label_zh, revision=form.revision))
+            kind=label("ind_form_kind", form.kind), period=when, revision=form.revision))
     return redirect(url_for("indicators.list_forms"))
 
 

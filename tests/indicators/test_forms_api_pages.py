@@ -131,6 +131,7 @@ def test_page_generates_archives_and_lists_in_chinese(clients, hospital):
                                                   "quarter": "2"})  # a quarter left in its box for an annual form
     assert done.status_code == 302
     listed = client.get("/indicators/forms").get_data(as_text=True)
+    assert f"已生成并存档：年度监测指标填报表 {last_year()}，第 1 版。" in listed
     assert "/indicators/forms/1.xlsx" in listed and "/indicators/forms/1.json" in listed
     assert findings_in(visible(listed), "zh", frozenset({"quality"})) == []
     assert client.get("/indicators/forms/1.xlsx").data[:2] == b"PK"
