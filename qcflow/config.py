@@ -164,6 +164,12 @@ class Config:
     INDICATOR_REPORT_DEADLINE_DAY = 10
     #: Remind the reporting departments of what they still owe from this many days before that deadline.
     INDICATOR_REMINDER_DAYS = 3
+    #: Days of January ("MM-DD") on which the quality office is told which of last year's values are still
+    #: missing and whether the annual form was generated (job indicators.remind_annual_form).
+    INDICATOR_FORM_REMINDER_DATES = ["01-05", "01-20"]
+    #: The day ("MM-DD") the annual form is due at the province (Guizhou [000:117]: 31 January); reminders
+    #: stop after it.
+    INDICATOR_FORM_DUE = "01-31"
     #: Indicator ae_closure_on_time_rate: days from submission to close a case on time, by grade.
     EVENT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
     #: Hospital name on the monthly bulletin's cover.

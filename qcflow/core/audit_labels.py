@@ -131,6 +131,8 @@ AUDIT_ACTIONS = {
     "local_indicator.update": _l("Department's own indicator changed"),
     "local_indicator.deactivate": _l("Department's own indicator switched off"),
     "local_indicator.reactivate": _l("Department's own indicator switched on again"),
+    "indicator_form.generate": _l("Indicator form generated and archived"),
+    "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }
 for _kind, _what in INTAKE_KINDS.items():
     AUDIT_ACTIONS[f"intake.{_kind}.created"] = _l("%(what)s imported (new)", what=_what)

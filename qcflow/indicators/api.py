@@ -1,20 +1,23 @@
 """Indicators over the JSON API (DESIGN §8, §10): values for a period, a 12-month trend, drill-down."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
-from flask import url_for
+from flask import Response, url_for
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import PERMISSIONS, allowed, can, current_actor, department_for, roles_required
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.core import periods
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import Forbidden, NotFound
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.indicators import catalogue, catalogue_queries, queries, reporting, services
+from qcflow.indicators import catalogue, catalogue_queries, forms, queries, reporting, services
 from qcflow.indicators.definitions import BY_CODE
+from qcflow.indicators.models import IndicatorForm
 from qcflow.indicators.schemas import (
     CasesArgs,
     CasesPage,
@@ -22,6 +25,10 @@ from qcflow.indicators.schemas import (
     CatalogueDetailOut,
     CatalogueEntryArgs,
     CatalogueRowOut,
+    FormIn,
+    FormListArgs,
+    FormOut,
+    FormPage,
     IndicatorIntakeBatchOut,
     IndicatorIntakeIn,
     IndicatorReportIn,
@@ -373,3 +380,87 @@ def intake_indicator_values(data):
     summary = reporting.summarise(results)
     landed = summary["created"] + summary["updated"] + summary["unchanged"]
     return summary, (200 if landed or not summary["failed"] else 422)
+def present_form(form: IndicatorForm) -> dict:
+    """A form's meta for the API and the pages; a draft carries its snapshot instead of download links."""
+    period = forms.period_of(form)
+    draft = form.id is None
+    return {"id": form.id, "plan": form.plan, "kind": form.kind, "year": period.year, "quarter": period.quarter,
+            "period_start": form.starts_on, "period_end": form.ends_on, "revision": form.revision or None,
+            "draft": draft, "generated_at": form.generated_at, "generated_by": form.generator_name,
+            "xlsx_sha256": form.xlsx_sha256, "json_sha256": form.json_sha256,
+            "xlsx_url": None if draft else url_for("indicators_api.download_form_xlsx", form_id=form.id),
+            "json_url": None if draft else url_for("indicators_api.download_form_json", form_id=form.id),
+            "snapshot": json.loads(form.snapshot) if draft else None}
+
+
+def xlsx_download(form: IndicatorForm) -> Response:
+    """The stored XLSX bytes, unchanged."""
+    return Response(form.xlsx, mimetype=forms.XLSX_MIMETYPE, headers={
+        "Content-Disposition": f'attachment; filename="{forms.filename(form, "xlsx")}"', "Cache-Control": "no-store"})
+
+
+def json_download(form: IndicatorForm) -> Response:
+    """The stored JSON twin's bytes, unchanged."""
+    return Response(form.snapshot.encode(), mimetype="application/json", headers={
+        "Content-Disposition": f'attachment; filename="{forms.filename(form, "json")}"', "Cache-Control": "no-store"})
+
+
+@blp.get("/forms")
+@allowed("indicator_forms")
+@blp.arguments(FormListArgs, location="query")
+@blp.response(200, FormPage)
+def list_forms(args):
+    """The archived annual and quarterly forms, newest first (keyset-paginated by id)."""
+    rows = forms.archived(kind=args.get("kind"), year=args.get("year"), before_id=args.get("cursor"),
+                          limit=args["limit"] + 1)
+    more = len(rows) > args["limit"]
+    rows = rows[:args["limit"]]
+    return {"items": [present_form(row) for row in rows], "next_cursor": rows[-1].id if more else None}
+
+
+@blp.post("/forms")
+@allowed("indicator_forms")
+@blp.arguments(FormIn)
+@blp.response(201, FormOut)
+@blp.alt_response(200, schema=FormOut, description="A draft: the snapshot, nothing archived")
+@blp.alt_response(409, description="Someone generated the same period at the same moment: try again")
+@blp.alt_response(422, description="Unknown kind, quarter out of 1..4 or missing, a period in the future or not "
+                                   "over yet (without `draft`)")
+def generate_form(data):
+    """Generate the plan's annual form or a quarterly report for a finished period and archive it as the next
+    revision; with `draft`, preview any period that has begun (returned, not archived)."""
+    form = forms.generate_form(catalogue.plan(), data["kind"], data["year"], data.get("quarter"),
+                               actor=current_actor(), now=now(), draft=data["draft"])
+    return present_form(form), 200 if form.id is None else 201
+
+
+@blp.get("/forms/<int:form_id>")
+@allowed("indicator_forms")
+@blp.arguments(QueryArgs, location="query")
+@blp.response(200, FormOut)
+@blp.alt_response(404, description="No such form")
+def get_form(args, form_id):
+    """One archived form's meta: plan, kind, period, revision, who generated it and when, digests, links."""
+    return present_form(forms.load_form(form_id))
+
+
+@blp.get("/forms/<int:form_id>.xlsx")
+@allowed("indicator_forms")
+@blp.arguments(QueryArgs, location="query")
+@blp.response(200, content_type=forms.XLSX_MIMETYPE, description="The archived XLSX, byte for byte")
+@blp.alt_response(404, description="No such form")
+@blp.alt_response(429, description="Too many exports by this user within the hour (RATE_LIMITS)")
+@rate_limited("export")
+def download_form_xlsx(args, form_id):
+    """The archived XLSX exactly as generated (its SHA-256 is `xlsx_sha256`)."""
+    return xlsx_download(forms.load_form(form_id))
+
+
+@blp.get("/forms/<int:form_id>.json")
+@allowed("indicator_forms")
+@blp.arguments(QueryArgs, location="query")
+@blp.response(200, content_type="application/json", description="The JSON twin, byte for byte")
+@blp.alt_response(404, description="No such form")
+def download_form_json(args, form_id):
+    """The archived JSON twin (schema qcflow.indicator-form/1) exactly as generated (SHA-256: `json_sha256`)."""
+    return json_download(forms.load_form(form_id))

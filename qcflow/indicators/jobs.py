@@ -6,7 +6,7 @@ from datetime import datetime
 from qcflow.core import periods
 from qcflow.core.actors import Actor
 from qcflow.core.time import today
-from qcflow.indicators import reporting, services
+from qcflow.indicators import forms, reporting, services
 
 
 def freeze_snapshots(now: datetime) -> str:
@@ -27,3 +27,6 @@ def remind_reports(now: datetime) -> str:
     department and month), and tell the quality office which are overdue after it (once per month)."""
     reminded, overdue = reporting.remind(now)
     return f"departments reminded {reminded}, overdue notices {overdue}"
+def remind_annual_form(now: datetime) -> str:
+    """Tell the quality office in January which of last year's values are still missing (once per reminder date)."""
+    return forms.remind_annual_form(actor=Actor.system("indicators.form_reminder"), now=now)

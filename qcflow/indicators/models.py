@@ -221,3 +221,70 @@ LABELS = {
 }
 
 register_labels(LABELS, prefix="ind_")
+
+
+#: The forms sent to the province: the plan's annual monitoring form and the quarterly report to the quality office.
+FORM_KINDS = ("annual", "quarterly")
+
+
+class IndicatorForm(Base):
+    """One generated form, archived frozen: the snapshot it was made from (the JSON twin) and the XLSX bytes
+    never change; generating the same period again adds the next revision (docs/indicators.md, Forms sent to
+    the province)."""
+
+    __tablename__ = "indicator_form"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan: Mapped[str] = mapped_column(sa.String(20))
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    #: First and last day of the period: a calendar year, or a quarter.
+    starts_on: Mapped[date]
+    ends_on: Mapped[date]
+    #: 1, 2, … per plan, kind and period: a later revision replaces the earlier ones, which stay.
+    revision: Mapped[int]
+    generated_at: Mapped[datetime]
+    #: Audit name of who generated it (user:4); `generator_name` is the name printed on the form.
+    generated_by: Mapped[str] = mapped_column(sa.String(80))
+    generator_name: Mapped[str] = mapped_column(sa.String(120))
+    #: The JSON twin exactly as served (canonical: sorted keys, UTF-8), schema qcflow.indicator-form/1.
+    snapshot: Mapped[str] = mapped_column(sa.Text)
+    xlsx: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    #: Hex SHA-256 of the XLSX bytes and of the JSON twin's UTF-8 bytes.
+    xlsx_sha256: Mapped[str] = mapped_column(sa.String(64))
+    json_sha256: Mapped[str] = mapped_column(sa.String(64))
+
+    __table_args__ = (
+        sa.UniqueConstraint("plan", "kind", "starts_on", "revision", name="uq_indicator_form_plan_kind_start_revision"),
+        enum_check("kind", FORM_KINDS),
+        sa.CheckConstraint("revision >= 1", name="revision_positive"),
+    )
+
+
+class IndicatorFormReminder(Base):
+    """A January reminder sent (one per plan, year and reminder date), so a second run of the job sends none."""
+
+    __tablename__ = "indicator_form_reminder"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan: Mapped[str] = mapped_column(sa.String(20))
+    #: The year whose form is due.
+    year: Mapped[int]
+    #: The reminder date of INDICATOR_FORM_REMINDER_DATES this reminder stands for.
+    reminder_on: Mapped[date]
+    sent_at: Mapped[datetime]
+    #: Values still missing when it was sent, and the people told.
+    missing: Mapped[int]
+    recipients: Mapped[int]
+
+    __table_args__ = (sa.UniqueConstraint("plan", "year", "reminder_on", name="uq_indicator_form_reminder_plan_year_on"),)
+
+
+register_labels({
+    "form_kind": {"annual": _l("Annual monitoring form"), "quarterly": _l("Quarterly report")},
+    "form_status": {"ok": _l("Complete"), "partial": _l("Partly approved"), "missing": _l("Missing"),
+                    "no_cases": _l("No cases in the period"), "not_applicable": _l("Not applicable"),
+                    "not_available": _l("Not available in qcflow")},
+    "form_generated": {"no": _l("The annual form has not been generated yet."),
+                       "yes": _l("The annual form has been generated; generate it again once the missing values "
+                                 "are approved.")},
+}, prefix="ind_")

@@ -2,9 +2,10 @@
 from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, Date, DateTime, DepartmentId, Month, QueryArgs, no_control_characters
+from qcflow.core.schemas import (BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Month, Page, QueryArgs,
+                                 no_control_characters)
 from qcflow.indicators.catalogue import PLAN_KEYS
-from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, REPORT_STATES, UNITS
+from qcflow.indicators.models import COMPARISONS, DIRECTIONS, FORM_KINDS, HOSPITAL_LEVELS, METHODS, REPORT_STATES, UNITS
 
 PARTS = ("numerator", "denominator")
 
@@ -362,3 +363,43 @@ class IndicatorIntakeBatchOut(BaseSchema):
     updated = fields.Integer()
     unchanged = fields.Integer()
     failed = fields.Integer()
+class FormIn(BaseSchema):
+    kind = Choice(FORM_KINDS, example="annual", label_kind="ind_form_kind", required=True, metadata={
+        "description": "annual: the plan's annual monitoring form; quarterly: the quarterly report to the quality "
+                       "office"})
+    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100),
+                          metadata={"example": 2026})
+    quarter = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=4),
+                             metadata={"description": "1 to 4; quarterly reports only"})
+    draft = fields.Boolean(load_default=False, metadata={
+        "description": "Preview a period that may still be running: the snapshot is returned, nothing is archived"})
+
+
+class FormListArgs(CursorArgs):
+    kind = Choice(FORM_KINDS, example="annual", label_kind="ind_form_kind", load_default=None)
+    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100))
+
+
+class FormOut(BaseSchema):
+    id = fields.Integer(allow_none=True, metadata={"description": "null for a draft"})
+    plan = fields.String()
+    kind = fields.String()
+    year = fields.Integer()
+    quarter = fields.Integer(allow_none=True)
+    period_start = fields.Date()
+    period_end = fields.Date()
+    revision = fields.Integer(allow_none=True, metadata={"description": "1, 2, … per plan, kind and period; "
+                                                                        "null for a draft"})
+    draft = fields.Boolean()
+    generated_at = DateTime()
+    generated_by = fields.String(metadata={"description": "The name printed on the form"})
+    xlsx_sha256 = fields.String()
+    json_sha256 = fields.String()
+    xlsx_url = fields.String(allow_none=True)
+    json_url = fields.String(allow_none=True)
+    snapshot = fields.Dict(allow_none=True, metadata={
+        "description": "Drafts only: the JSON twin (schema qcflow.indicator-form/1, docs/indicators.md)"})
+
+
+class FormPage(Page):
+    items = fields.List(fields.Nested(FormOut))

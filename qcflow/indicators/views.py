@@ -1,6 +1,7 @@
 """Indicator pages: the table with 12-month trends, one indicator's months, the drill-down lists."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 
 import sqlalchemy as sa
@@ -11,17 +12,18 @@ from marshmallow import ValidationError
 from qcflow.auth.models import Department, User
 from qcflow.auth.permissions import allowed, can, current_actor, department_for, sees_all_departments
 from qcflow.auth.queries import active_departments, department_choices
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.core import periods
 from qcflow.core.errors import DomainError, NotFound, Unprocessable, page_refusal, translate_errors
 from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now, today
 from qcflow.extensions import db
-from qcflow.indicators import catalogue, catalogue_queries, queries, reporting, services
+from qcflow.indicators import api, catalogue, catalogue_queries, forms, queries, reporting, services
 from qcflow.indicators.definitions import BY_CODE, INDICATORS
-from qcflow.indicators.models import COMPARISONS, DIRECTIONS, HOSPITAL_LEVELS, METHODS, UNITS
-from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, CompletenessArgs, IndicatorReportIn, IndicatorReportsArgs,
-                                       LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs, ReportPageArgs, SetupIn,
-                                       TargetIn, TrendArgs)
+from qcflow.indicators.models import COMPARISONS, DIRECTIONS, FORM_KINDS, HOSPITAL_LEVELS, METHODS, UNITS
+from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, CompletenessArgs, FormIn, FormListArgs, IndicatorReportIn,
+                                       IndicatorReportsArgs, LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs,
+                                       ReportPageArgs, SetupIn, TargetIn, TrendArgs)
 from qcflow.indicators.workflow import REPORT_WORKFLOW
 from qcflow.reports import charts
 
@@ -512,3 +514,76 @@ def reported_charts(values, end: date, department_id: int | None, at: datetime) 
                 for month in (periods.add_months(last, -n) for n in range(11, -1, -1))]
     return {v.code: trend_chart([(month, found[v.code]) for month, found in by_month if v.code in found],
                                 unit=v.unit, target=v.target, now=at) for v in values}
+def _form_values(form) -> dict:
+    """The page's generate form as FormIn takes it: empty fields left out, the draft box as a boolean."""
+    values = {key: form[key].strip() for key in ("kind", "year", "quarter") if form.get(key, "").strip()}
+    if values.get("kind") == "annual":
+        values.pop("quarter", None)  # the quarter box stays filled in when one switches to annual
+    values["draft"] = bool(form.get("draft") or form.get("download"))
+    return values
+
+
+def _forms_page(values: dict, errors: dict, status: int, *, preview: dict | None = None):
+    at = now()
+    args, list_errors = _args_or_errors(FormListArgs())
+    errors = {**list_errors, **errors}
+    status = 422 if list_errors and status == 200 else status
+    last_year = today(at).year - 1
+    year = args.get("year") or last_year
+    rows = forms.archived(kind=args.get("kind"), year=args.get("year"), before_id=args.get("cursor"),
+                          limit=args.get("limit", 50) + 1)
+    limit = args.get("limit", 50)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    plan = catalogue.plan()
+    title = forms.PLAN_TITLES[plan][1 if current_language() == "en" else 0]
+    return render_template("indicators/forms.html", archive=rows[:limit], period_of=forms.period_of,
+                           next_cursor=next_cursor, plan_title=title, missing=forms.missing_values(plan, year),
+                           missing_year=year, values=values or {"kind": "annual", "year": str(last_year)},
+                           errors=errors, preview=preview, kinds=FORM_KINDS,
+                           filters={k: args.get(k) for k in ("kind", "year")}), status
+
+
+@bp.get("/indicators/forms")
+@allowed("indicator_forms")
+def list_forms():
+    """The archived forms of the plan with their downloads, the form to generate one, and what is still missing."""
+    return _forms_page({}, {}, 200)
+
+
+@bp.post("/indicators/forms")
+@allowed("indicator_forms")
+def generate_form():
+    """Generate a form: archived as the next revision (then back to the list), or a draft shown or downloaded."""
+    values = _form_values(request.form)
+    try:
+        data = FormIn().load(values)
+        form = forms.generate_form(catalogue.plan(), data["kind"], data["year"], data.get("quarter"),
+                                   actor=current_actor(), now=now(), draft=data["draft"])
+    except (ValidationError, DomainError) as error:
+        errors, status = page_refusal(error)
+        return _forms_page(request.form, errors, status)
+    if form.id is None:
+        if request.form.get("download"):
+            return api.xlsx_download(form)
+        return _forms_page(request.form, {}, 200, preview=json.loads(form.snapshot))
+    period = forms.period_of(form)
+    when = str(period.year) if period.quarter is None else _("%(year)d, quarter %(n)d", year=period.year,
+                                                              n=period.quarter)
+    flash(_("Generated and archived: %(kind)s %(period)s, revision %(revision)d.",
+            kind=label("ind_form_kind", form.kind), period=when, revision=form.revision))
+    return redirect(url_for("indicators.list_forms"))
+
+
+@bp.get("/indicators/forms/<int:form_id>.xlsx")
+@allowed("indicator_forms")
+@rate_limited("export")
+def download_form_xlsx(form_id):
+    """The archived XLSX, byte for byte."""
+    return api.xlsx_download(forms.load_form(form_id))
+
+
+@bp.get("/indicators/forms/<int:form_id>.json")
+@allowed("indicator_forms")
+def download_form_json(form_id):
+    """The archived JSON twin, byte for byte."""
+    return api.json_download(forms.load_form(form_id))

@@ -70,6 +70,9 @@ MESSAGES = {
     "indicator.report_overdue": Message(
         _l("Indicator values of %(month)s overdue: %(n)d from %(departments)d departments"),
         _l("The completeness view lists who still owes which value.")),
+    "indicators.form_reminder": Message(
+        _l("Annual indicator form %(year)s, due by %(due)s: %(missing)d reported indicators still have months "
+           "not approved"), _l("%(form)s"), dates=("due",), labels={"form": "ind_form_generated"}),
 }
 
 

@@ -74,7 +74,7 @@ def unread_count(user_id: int) -> int:
 ESCALATIONS = ("event.deadline_breached", "followup.urgent_missed", "mdt.preop_missing", "mdt.overdue",
                "operation.emergency_override", "operation.performed_without_mdt")
 REMINDERS = ("followup.urgent_due", "followup.event_prompt", "mdt.requested", "mdt.invited", "mdt.scheduled", "event.question",
-             "action.assigned")
+             "action.assigned", "indicators.form_reminder")
 
 
 def group_of(kind: str) -> str:

@@ -40,6 +40,9 @@ JOBS: list[JobSpec] = [
     JobSpec("events.announce_anonymous_reports", "qcflow.events.jobs:announce_anonymous_reports", "cron",
             {"minute": "1,16,31,46"}),
     JobSpec("reports.monthly_bulletin", "qcflow.reports.jobs:monthly_bulletin", "cron", {"day": 1, "hour": 2, "minute": 0}),
+    # Daily; it acts only on INDICATOR_FORM_REMINDER_DATES up to INDICATOR_FORM_DUE, once per date.
+    JobSpec("indicators.remind_annual_form", "qcflow.indicators.jobs:remind_annual_form", "cron",
+            {"hour": 8, "minute": 30}),
 ]
 
 
