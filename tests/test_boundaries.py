@@ -38,6 +38,7 @@ PUBLIC_EXTRA = {
     "followup": {"timeliness"},  # the one definition of a call's timeliness
     # the one definition of each indicator; the services of reported values (the demo enters some)
     "indicators": {"definitions", "reporting"},
+    "mdt": {"deadlines"},  # the one definition of the death-discussion deadlines (7 days, 5 working days)
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents
 }
 KERNEL_SEES = {("core/db.py", "models")}

@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import make_app
 
-REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_building", "followup_rate_level4"
+REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_setup_rate", "followup_rate_level4"
 LOCAL = {"name": "术后镇痛满意度", "unit": "percent", "direction": "higher", "definition": "满意例数/同期调查例数"}
 
 
@@ -70,9 +70,9 @@ def test_filters(app, api, hospital):
         assert listed[:len(first)] == first and set(listed) == every and len(listed) == len(every)
     found = api("quality", "get", "/api/v1/indicators/catalogue?q=疼痛").get_json()
     assert REPORTED in {row["code"] for row in found} and all("疼痛" in row["name"] for row in found)
-    english = api("quality", "get", "/api/v1/indicators/catalogue?q=PAIN%20ASSESSED").get_json()
+    english = api("quality", "get", "/api/v1/indicators/catalogue?q=PAIN%20ASSESSMENT").get_json()
     assert REPORTED in {row["code"] for row in english}
-    assert all("pain assessed" in row["name_en"].lower() for row in english)
+    assert all("pain assessment" in row["name_en"].lower() for row in english)
     assert api("quality", "get", "/api/v1/indicators/catalogue?department=GS").get_json() == []
     for bad in ("plan=beijing", "method=guessed", "department=NOPE", "year=1999", "colour=red"):
         assert api("quality", "get", f"/api/v1/indicators/catalogue?{bad}").status_code == 422, bad

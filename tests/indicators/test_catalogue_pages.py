@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import csrf_from
 from tests.core.test_page_walk import VisibleText, findings_in
 
-REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_building", "followup_rate_level4"
+REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_setup_rate", "followup_rate_level4"
 NAMES = frozenset({"nurse", "head", "cardhead", "quality", "admin", "doctor"})
 
 

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
-REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_building", "followup_rate_level4"
+REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_setup_rate", "followup_rate_level4"
 
 
 @pytest.fixture

@@ -156,7 +156,7 @@ def test_the_edge_values_are_accepted(reported, head):
 
 @pytest.mark.parametrize("code, message", [
     ("ae_per_100_discharges", "computed by qcflow"),
-    ("qc_centre_building", "does not apply"),
+    ("qc_centre_setup_rate", "does not apply"),
     ("no_such_indicator", "No indicator"),
 ])
 def test_only_a_reported_indicator_can_be_reported(reported, quality, app, code, message):

@@ -164,7 +164,7 @@ def test_reported_indicators_on_the_dashboards(reported, clients, actor_of, last
     cases = clients("quality").get(f"/indicators/pain_assessment_rate/cases?{period}")
     html = cases.get_data(as_text=True)
     assert cases.status_code == 200 and "普通外科" in html and "已审核" in html or "审核通过" in html
-    assert clients("nurse").get("/indicators/qc_centre_building").status_code == 404
+    assert clients("nurse").get("/indicators/qc_centre_setup_rate").status_code == 404
 
 
 # The reminders job ------------------------------------------------------------------------------------------
