@@ -179,6 +179,8 @@ def _setters(audit_names) -> dict[str, str]:
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if unit == "count":
+        return f"{value:.0f}"
     return f"{value:.2f}" + {"percent": "%", "permille": "‰"}.get(unit, "")
 
 
