@@ -9,12 +9,14 @@ from qcflow.core.api import Blueprint
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.indicators import queries, services
+from qcflow.indicators import queries, services, survival
 from qcflow.indicators.schemas import (
     CasesArgs,
     CasesPage,
     IndicatorValueOut,
     PeriodArgs,
+    SurvivalArgs,
+    SurvivalOut,
     TargetIn,
     TargetOut,
     TrendArgs,
@@ -120,3 +122,23 @@ def list_cases(args, code):
     items, next_cursor, total = queries.cases(code, args["part"], start, end, department_id=department_id, now=at,
                                               cursor=args.get("cursor"), limit=args["limit"])
     return {"code": code, "part": args["part"], "total": total, "items": items, "next_cursor": next_cursor}
+
+
+@blp.get("/survival")
+@allowed("reports")
+@blp.arguments(SurvivalArgs, location="query")
+@blp.response(200, SurvivalOut)
+@blp.alt_response(404, description="Another department's survival")
+@blp.alt_response(422, description="A day in the future, or an unknown department")
+def survival_curves(args):
+    """Kaplan–Meier survival of the five key cancers, together and by type, as known on `as_of` (default
+    today): the curve with its 95 % interval, 1-, 3- and 5-year survival and the diagnoses at risk. A group of
+    fewer than k diagnoses is `suppressed` (department heads: their department)."""
+    at = now()
+    as_of = survival.check_as_of(args.get("as_of"), at)
+    department_id = department_for(current_actor(), args.get("department"))
+    k = survival.small_group_k()
+    language = current_language()
+    return {"as_of": as_of, "department_id": department_id, "k": k,
+            "groups": [survival.present(c, language) for c in survival.curves(as_of, department_id=department_id,
+                                                                             k=k)]}
