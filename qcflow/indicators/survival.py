@@ -38,20 +38,22 @@ def horizon_days(years: int) -> int:
 
 
 def _known_alive(as_of: date):
-    """(patient_id, day) of every day a patient was known alive, up to `as_of`."""
+    """(patient_id, last day) a patient with a key-cancer diagnosis was known alive, up to `as_of`."""
+    # Only the diagnosed patients' calls and stays are read (an uncorrelated IN, evaluated once).
+    diagnosed = sa.select(CancerDiagnosis.patient_id).where(CancerDiagnosis.cancer_type.in_(KEY_CANCERS))
     day = local_day(Task.closed_at)
     calls = sa.select(Task.patient_id.label("patient_id"), day.label("day")).where(
         Task.state == TaskState.COMPLETED.value, Task.closed_at.is_not(None),
         sa.or_(Task.vital_status == "alive", sa.and_(Task.respondent == "patient",
                                                       sa.or_(Task.vital_status.is_(None),
                                                              Task.vital_status != "dead"))),
-        day <= as_of)
+        day <= as_of, Task.patient_id.in_(diagnosed))
     admitted = local_day(Encounter.admitted_at)
-    admissions = sa.select(Encounter.patient_id, admitted).where(admitted <= as_of)
+    admissions = sa.select(Encounter.patient_id, admitted).where(admitted <= as_of, Encounter.patient_id.in_(diagnosed))
     discharged = local_day(Encounter.discharged_at)
     discharges = sa.select(Encounter.patient_id, discharged).where(
         Encounter.discharged_at.is_not(None), sa.or_(Encounter.disposition.is_(None), Encounter.disposition != "death"),
-        discharged <= as_of)
+        discharged <= as_of, Encounter.patient_id.in_(diagnosed))
     evidence = sa.union_all(calls, admissions, discharges).subquery()
     return (sa.select(evidence.c.patient_id, sa.func.max(evidence.c.day).label("day"))
             .group_by(evidence.c.patient_id).subquery())

@@ -124,8 +124,8 @@ def survival_section(as_of: date) -> dict:
     groups = survival.curves(as_of, k=k)
     language = current_language()
     shown = [g for g in groups if not g.suppressed and g.times]
-    chart = charts.kaplan_meier(_("Survival after diagnosis"), [(g.name(language), g.times, g.survival)
-                                                               for g in shown], width=640, height=300) if shown else None
+    series = [(g.name(language), g.times, g.survival) for g in shown]
+    chart = charts.kaplan_meier(_("Survival after diagnosis"), series, width=640, height=300) if shown else None
 
     def text(e) -> str:
         if e.survival is None:

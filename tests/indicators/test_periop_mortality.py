@@ -1,6 +1,6 @@
 """Perioperative mortality (围术期死亡率): deaths within the MDT module's perioperative window, by the day of death,
 over the discharges of surgical admissions."""
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
