@@ -154,6 +154,8 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.year_of_reports()
     demo.cases_in_every_state(data)
     demo.year_of_operations_and_calls()
+    demo.cancer_survival_history()
+    demo.mdt_clinics()
     demo.planned_operations()
     demo.calls_due_today()
     demo.triggers_found()
@@ -540,6 +542,62 @@ class Demo:
             self.outcomes[patient] = "unreachable"
         elif number % 10 == 3:
             self.outcomes[patient] = "late"
+
+    def cancer_survival_history(self) -> None:
+        """Six patients of each key cancer diagnosed two to five and a half years ago, before qcflow: the HIS
+        sends them with their later check-up admissions and deaths, so the survival curves have years to
+        show. Their follow-up was on paper then, so the plans the diagnoses enrol are withdrawn at once."""
+        from qcflow.clinical.models import Patient
+        from qcflow.followup import services as followup
+        from qcflow.followup.models import Plan
+
+        icd10 = {"lung": "C34.1", "gastric": "C16.2", "liver": "C22.0", "breast": "C50.4", "colorectal": "C18.7"}
+        for t, cancer in enumerate(("lung", "gastric", "liver", "breast", "colorectal")):
+            for j in range(6):
+                n = 900 + 10 * t + j
+                patient, days = f"DEMO-H{n}", 650 + 260 * j + 20 * t
+                diagnosed = self.days_ago(days, 10)
+                row = {"his_id": patient, "mrn": f"BH{300000 + n}", "name": patient_name(n), "sex": "MF"[n % 2],
+                       "birth_on": f"195{n % 10}-0{1 + n % 9}-0{1 + n % 8}", "phone": f"1391234{n:04d}"}
+                self.intake("patients", [row], diagnosed)
+                self.intake("diagnoses", [{"his_id": f"DEMO-HD{n}", "patient_his_id": patient, "cancer_type": cancer,
+                                           "icd10": icd10[cancer], "diagnosed_on": diagnosed.date().isoformat(),
+                                           "stage": "IIIA", "department_code": "ONC"}], diagnosed)
+                plan = db.session.scalar(sa.select(Plan).join(Patient, Patient.id == Plan.patient_id)
+                                         .where(Patient.his_id == patient))
+                if plan is not None:
+                    followup.withdraw_plan(plan, {"reason": "本系统上线前确诊，随访记录在纸质病案中。"}, actor=self.quality,
+                                           now=diagnosed + timedelta(minutes=5))
+                if j in (1, 3) or (j == 0 and t % 2 == 0):
+                    died_on = (diagnosed + timedelta(days=120 + 150 * j)).date()
+                    self.intake("patients", [{**row, "died_on": died_on.isoformat()}],
+                                self.at(died_on, 18))
+                    continue
+                admitted = self.days_ago(40 + (11 * n) % 150, 9)
+                self.intake("encounters", [{"his_id": f"DEMO-HE{n}", "patient_his_id": patient,
+                                            "department_code": "ONC", "admitted_at": admitted.isoformat(),
+                                            "discharged_at": (admitted + timedelta(days=2)).isoformat(),
+                                            "disposition": "home"}], admitted + timedelta(days=2))
+
+    def mdt_clinics(self) -> None:
+        """Three MDT clinics (多学科门诊), as the Yubei plan asks of a tertiary hospital."""
+        from datetime import time
+
+        from qcflow.mdt.clinics import create_clinic
+
+        opened = self.today - timedelta(days=200)
+        for name, name_en, dept, specialties, (weekday, start, end) in (
+            ("肺结节多学科门诊", "Lung nodule MDT clinic", "ONC",
+             ["thoracic_surgery", "respiratory", "radiology", "oncology"], (3, time(14), time(17))),
+            ("消化道肿瘤多学科门诊", "Gastrointestinal cancer MDT clinic", "GS",
+             ["gastrointestinal_surgery", "oncology", "gastroenterology", "pathology"], (2, time(8, 30), time(11, 30))),
+            ("乳腺疾病多学科门诊", "Breast disease MDT clinic", "GS",
+             ["general_surgery", "oncology", "radiation_oncology"], (4, time(14), time(16, 30))),
+        ):
+            create_clinic({"name": name, "name_en": name_en, "department_id": self.dept(dept),
+                           "specialties": specialties, "active_from": opened, "active_to": None,
+                           "slots": [{"weekday": weekday, "starts_at": start, "ends_at": end}]},
+                          actor=self.quality, now=self.at(opened, 9))
 
     def _cancer(self, name, number, days, cancer, icd10) -> None:
         patient = f"DEMO-P{number}"

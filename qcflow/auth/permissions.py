@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "supervise_followup": frozenset({R.DEPT_HEAD, R.QUALITY}),
     #: Request, read and take part in MDT discussions (what each may do in one: DISCUSSION_PERMISSIONS).
     "mdt": frozenset({R.CLINICIAN, R.DEPT_HEAD, R.QUALITY}),
+    #: Keep the list of MDT clinics (多学科门诊): add, change and close them.
+    "mdt_clinics": frozenset({R.QUALITY}),
     #: Book, perform and cancel operations of one's department.
     "operations": frozenset({R.CLINICIAN, R.DEPT_HEAD, R.QUALITY}),
     #: Find a patient by medical record number (masked phone and ID number).

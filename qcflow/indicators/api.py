@@ -15,7 +15,7 @@ from qcflow.core.errors import Forbidden, NotFound
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
-from qcflow.indicators import catalogue, catalogue_queries, forms, queries, reporting, services
+from qcflow.indicators import catalogue, catalogue_queries, forms, queries, reporting, services, survival
 from qcflow.indicators.definitions import BY_CODE
 from qcflow.indicators.models import IndicatorForm
 from qcflow.indicators.schemas import (
@@ -42,6 +42,8 @@ from qcflow.indicators.schemas import (
     PeriodArgs,
     ReportDecisionIn,
     SetupIn,
+    SurvivalArgs,
+    SurvivalOut,
     TargetIn,
     TargetOut,
     TrendArgs,
@@ -464,3 +466,21 @@ def download_form_xlsx(args, form_id):
 def download_form_json(args, form_id):
     """The archived JSON twin (schema qcflow.indicator-form/1) exactly as generated (SHA-256: `json_sha256`)."""
     return json_download(forms.load_form(form_id))
+@blp.get("/survival")
+@allowed("reports")
+@blp.arguments(SurvivalArgs, location="query")
+@blp.response(200, SurvivalOut)
+@blp.alt_response(404, description="Another department's survival")
+@blp.alt_response(422, description="A day in the future, or an unknown department")
+def survival_curves(args):
+    """Kaplan–Meier survival of the five key cancers, together and by type, as known on `as_of` (default
+    today): the curve with its 95 % interval, 1-, 3- and 5-year survival and the diagnoses at risk. A group of
+    fewer than k diagnoses is `suppressed` (department heads: their department)."""
+    at = now()
+    as_of = survival.check_as_of(args.get("as_of"), at)
+    department_id = department_for(current_actor(), args.get("department"))
+    k = survival.small_group_k()
+    language = current_language()
+    return {"as_of": as_of, "department_id": department_id, "k": k,
+            "groups": [survival.present(c, language) for c in survival.curves(as_of, department_id=department_id,
+                                                                             k=k)]}

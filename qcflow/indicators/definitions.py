@@ -23,6 +23,7 @@ from sqlalchemy.sql.expression import FunctionElement
 from qcflow.auth.models import Department
 from qcflow.clinical.models import DischargeCensus, Encounter, Operation, Patient, Procedure
 from qcflow.clinical.workflow import OperationState
+from qcflow.core.i18n import register_labels
 from qcflow.core.periods import Period, local_midnight, month_end
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import AdverseEvent
@@ -31,7 +32,7 @@ from qcflow.followup.models import Plan, Task
 from qcflow.followup.timeliness import Timeliness, timeliness_sql
 from qcflow.followup.workflow import TaskState
 from qcflow.mdt.deadlines import SEVEN_DAYS, death_discussion_due, last_instant
-from qcflow.mdt.models import Discussion, DiscussionKind
+from qcflow.mdt.models import Clinic, ClinicSlot, Discussion, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
 KEY_CANCERS = ("lung", "gastric", "liver", "breast", "colorectal")
@@ -105,7 +106,7 @@ class Indicator:
     code: str
     name: str
     name_en: str
-    #: percent, permille or per100.
+    #: percent, permille, per100, or count (the value is the numerator: a number on the period's last day).
     unit: str
     #: higher, lower (is better) or rising (no numeric target; should rise over time).
     direction: str
@@ -382,7 +383,100 @@ def perioperative_deaths_discussed_within(rule: str) -> Callable[[Period], sa.Se
     return select
 
 
+class local_day(FunctionElement):
+    """The calendar day of an instant in the hospital time zone, as a SQL date.
+
+    PostgreSQL converts with the zone's rules; SQLite, which has no time-zone database, shifts by the
+    zone's standard offset (exact for zones without summer time, as China's).
+    """
+
+    type = sa.Date()
+    inherit_cache = True
+
+
+@compiles(local_day, "sqlite")
+def _local_day_sqlite(element, compiler, **kw):
+    (column,) = (compiler.process(c, **kw) for c in element.clauses)
+    minutes = int(datetime(2000, 1, 1, tzinfo=hospital_tz()).utcoffset().total_seconds() // 60)
+    return f"date({column}, '{minutes:+d} minutes')"
+
+
+@compiles(local_day, "postgresql")
+def _local_day_postgresql(element, compiler, **kw):
+    (column,) = (compiler.process(c, **kw) for c in element.clauses)
+    zone = compiler.process(sa.literal(current_app.config["TIMEZONE"], sa.String()), **kw)
+    return f"CAST(timezone({zone}, {column}) AS DATE)"
+
+
+class days_from(FunctionElement):
+    """Whole days from date a to date b (b − a), on SQLite and PostgreSQL."""
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+@compiles(days_from, "sqlite")
+def _days_from_sqlite(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday({b}) - julianday({a}) AS INTEGER)"
+
+
+@compiles(days_from, "postgresql")
+def _days_from_postgresql(element, compiler, **kw):
+    a, b = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({b} AS DATE) - CAST({a} AS DATE))"
+
+
+def perioperative_operations_of(patient=Patient):
+    """The performed operations that make the patient's death (`died_on`) perioperative, latest first.
+
+    The MDT module's rule (mdt.services.perioperative_operation): performed on or before the day of death,
+    and at most PERIOPERATIVE_DEATH_DAYS calendar days before it (hospital time zone) or during the same
+    admission (the death falls between its admission and discharge days, or it has not been discharged).
+    """
+    operation, stay = aliased(Operation), aliased(Encounter)
+    since = days_from(local_day(operation.performed_at), patient.died_on)
+    same_stay = sa.and_(local_day(stay.admitted_at) <= patient.died_on,
+                        sa.or_(stay.discharged_at.is_(None), local_day(stay.discharged_at) >= patient.died_on))
+    return (sa.select(operation.department_id).join(stay, stay.id == operation.encounter_id)
+            .where(operation.patient_id == patient.id, operation.state == OperationState.PERFORMED.value,
+                   operation.performed_at.is_not(None), since >= 0,
+                   sa.or_(since <= current_app.config["PERIOPERATIVE_DEATH_DAYS"], same_stay))
+            .order_by(operation.performed_at.desc(), operation.id.desc()))
+
+
+def perioperative_deaths_by_day(period: Period) -> sa.Select:
+    """Patients who died in the period (by `died_on`, whoever recorded it: the HIS or a follow-up call) within
+    the perioperative window of a performed operation; department: that (latest) operation's."""
+    operations = perioperative_operations_of(Patient)
+    return _row(Patient.id, operations.limit(1).scalar_subquery(), Patient.mrn.label("mrn")).where(
+        Patient.died_on >= period.start, Patient.died_on <= period.end, operations.exists())
+
+
+def surgical_discharges(period: Period) -> sa.Select:
+    """Discharges in the period (deaths included) of admissions with at least one performed operation."""
+    operated = sa.select(Operation.id).where(Operation.encounter_id == Encounter.id,
+                                             Operation.state == OperationState.PERFORMED.value)
+    return _row(Encounter.id, Encounter.department_id, Encounter.his_id.label("his_id"),
+                Patient.mrn.label("mrn")).join(Patient, Patient.id == Encounter.patient_id).where(
+        Encounter.discharged_at >= period.start_at, Encounter.discharged_at < period.end_at, operated.exists())
+
+
+def mdt_clinics_open(period: Period) -> sa.Select:
+    """MDT clinics active on the period's last day with at least one weekly slot and two or more specialties."""
+    day = period.end
+    return _row(Clinic.id, Clinic.department_id, Clinic.name.label("name")).where(
+        Clinic.active_from <= day, sa.or_(Clinic.active_to.is_(None), Clinic.active_to >= day),
+        sa.select(ClinicSlot.id).where(ClinicSlot.clinic_id == Clinic.id).exists(),
+        sa.func.json_array_length(Clinic.specialties) >= 2)
+
+
+register_labels({"kind": {"patient": _l("Patient"), "mdt_clinic": _l("MDT clinic")},
+                 "unit": {"count": _l("count")}}, prefix="ind_")
+
+
 EVENT_URL, OPERATION_URL, TASK_URL, MDT_URL = "/events/{id}", "/operations/{id}", "/followup/tasks/{id}", "/mdt/{id}"
+CLINIC_URL = "/mdt/clinics/{id}"
 DISCHARGES = [Source("encounter", discharged_encounters), Source("census", census_rows)]
 SOURCE_PLANS = {
     "ae": "全面提升医疗质量行动: 每百出院人次主动报告不良事件例次 > 2.5 (Guizhou [000:93]; Yubei [002:510-512]; "
@@ -399,6 +493,8 @@ SOURCE_PLANS = {
                    "rate: Guizhou [000:85]; Yubei [002:276-278]; Henan [003:999-1001]",
     "share": "日间手术占择期手术的比例 逐步提高 (Guizhou [000:61]; Yubei [002:338-340]; Henan [003:1005-1007])",
     "closure": "internal: 不良事件按期结案率 (DESIGN §8)",
+    "periop_mortality": "围术期死亡率 逐步降低 (Henan [003:1557])",
+    "mdt_clinics": "多学科（MDT）门诊 ≥ 3 (tertiary), ≥ 1 (secondary) by end 2025 (Yubei [002:321-325])",
 }
 
 
@@ -460,6 +556,9 @@ BASES = {
                             "of an earlier operation"), ("guizhou", "yubei", "henan")),
     "share": Basis(_l("A rising share of day surgery among elective operations"), ("guizhou", "yubei", "henan")),
     "closure": Basis(_l("The hospital's own indicator: adverse-event cases closed by their deadline")),
+    "periop_mortality": Basis(_l("A falling perioperative mortality"), ("henan",)),
+    "mdt_clinics": Basis(_l("At least three MDT clinics in a tertiary hospital, one in a secondary hospital"),
+                         ("yubei",)),
 }
 CANCER_NAMES = {"lung": ("肺癌", "lung cancer"), "gastric": ("胃癌", "gastric cancer"),
                 "liver": ("肝癌", "liver cancer"), "breast": ("乳腺癌", "breast cancer"),
@@ -527,5 +626,11 @@ INDICATORS: list[Indicator] = [
               "closure",
               numerator=[Source("event", events_closed_on_time, EVENT_URL)],
               denominator=[Source("event", events_due_to_close, EVENT_URL)]),
+    Indicator("periop_mortality_rate", "围术期死亡率", "Perioperative mortality", "permille", "lower",
+              "periop_mortality",
+              numerator=[Source("patient", perioperative_deaths_by_day)],
+              denominator=[Source("encounter", surgical_discharges)]),
+    Indicator("mdt_clinic_count", "多学科（MDT）门诊数量", "MDT clinics", "count", "higher", "mdt_clinics",
+              numerator=[Source("mdt_clinic", mdt_clinics_open, CLINIC_URL)]),
 ]
 BY_CODE = {indicator.code: indicator for indicator in INDICATORS}

@@ -91,6 +91,8 @@ def target_form_values(target_id: int | None) -> dict:
 
 
 def value_of(indicator: Indicator, numerator: int, denominator: int) -> float | None:
+    if indicator.unit == "count":
+        return float(numerator)
     return numerator * UNIT_FACTORS[indicator.unit] / denominator if denominator else None
 
 
@@ -217,10 +219,14 @@ def compute(start: date, end: date, *, department_id: int | None = None, codes: 
     counted = _rolled_counts(rolled, [i.code for i in indicators], department_id)
     values = []
     for indicator in indicators:
-        numerator, denominator = (
-            counted.get((indicator.code, part), 0) + sum(_count(indicator, part, stretch, department_id)
-                                                         for stretch in stretches)
-            for part in PARTS)
+        if indicator.unit == "count":
+            # A number on the period's last day, not a sum over months: never read from the rollup.
+            numerator, denominator = (_count(indicator, part, period, department_id) for part in PARTS)
+        else:
+            numerator, denominator = (
+                counted.get((indicator.code, part), 0) + sum(_count(indicator, part, stretch, department_id)
+                                                             for stretch in stretches)
+                for part in PARTS)
         value = value_of(indicator, numerator, denominator)
         target = targets.get(indicator.code)
         goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
@@ -335,6 +341,8 @@ def _label(kind: str, row) -> str:
         return f"{mapping['his_id']} · {mapping['mrn']}"
     if kind == "operation":
         return f"{mapping['his_id']} · {mapping['procedure']} · {mapping['mrn']}"
+    if kind == "mdt_clinic":
+        return mapping["name"]
     if kind == "followup_task":
         return f"{label('fu_pathway', mapping['pathway'])} · {mapping['due_on'].isoformat()} · {mapping['mrn']}"
     return f"#{row.id} · {mapping['mrn']}"

@@ -403,3 +403,42 @@ class FormOut(BaseSchema):
 
 class FormPage(Page):
     items = fields.List(fields.Nested(FormOut))
+class SurvivalArgs(QueryArgs):
+    as_of = Date(load_default=None, metadata={"description": "The day the survival is known on (YYYY-MM-DD): "
+                                                              "diagnoses, deaths and contacts up to it; default today"})
+    department = DepartmentId(load_default=None, metadata={
+        "description": "Department id or code (quality office: any; department heads: their own)"})
+
+
+class SurvivalEstimateOut(BaseSchema):
+    years = fields.Integer()
+    days = fields.Integer()
+    survival = fields.Float(allow_none=True, metadata={"description": "0..1; null when nobody was followed so long"})
+    lower = fields.Float(allow_none=True)
+    upper = fields.Float(allow_none=True)
+    at_risk = fields.Integer(metadata={"description": "Diagnoses followed at least this long"})
+
+
+class SurvivalCurveOut(BaseSchema):
+    times = fields.List(fields.Float(), metadata={"description": "Days after diagnosis"})
+    survival = fields.List(fields.Float())
+    lower = fields.List(fields.Float())
+    upper = fields.List(fields.Float())
+
+
+class SurvivalGroupOut(BaseSchema):
+    code = fields.String(metadata={"example": "cancer_5y_survival_lung"})
+    cancer_type = fields.String(allow_none=True, metadata={"description": "null: the five key cancers together"})
+    name = fields.String()
+    suppressed = fields.Boolean(metadata={"description": "Fewer than k diagnoses: no counts, curve or estimates"})
+    n = fields.Integer(allow_none=True)
+    events = fields.Integer(allow_none=True)
+    estimates = fields.List(fields.Nested(SurvivalEstimateOut))
+    curve = fields.Nested(SurvivalCurveOut, allow_none=True)
+
+
+class SurvivalOut(BaseSchema):
+    as_of = fields.Date()
+    department_id = fields.Integer(allow_none=True)
+    k = fields.Integer(metadata={"description": "Groups with fewer diagnoses are shown as fewer than k"})
+    groups = fields.List(fields.Nested(SurvivalGroupOut))

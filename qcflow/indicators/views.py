@@ -18,12 +18,12 @@ from qcflow.core.errors import DomainError, NotFound, Unprocessable, page_refusa
 from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now, today
 from qcflow.extensions import db
-from qcflow.indicators import api, catalogue, catalogue_queries, forms, queries, reporting, services
+from qcflow.indicators import api, catalogue, catalogue_queries, forms, queries, reporting, services, survival
 from qcflow.indicators.definitions import BY_CODE, INDICATORS
 from qcflow.indicators.models import COMPARISONS, DIRECTIONS, FORM_KINDS, HOSPITAL_LEVELS, METHODS, UNITS
 from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, CompletenessArgs, FormIn, FormListArgs, IndicatorReportIn,
                                        IndicatorReportsArgs, LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs,
-                                       ReportPageArgs, SetupIn, TargetIn, TrendArgs)
+                                       ReportPageArgs, SetupIn, SurvivalArgs, TargetIn, TrendArgs)
 from qcflow.indicators.workflow import REPORT_WORKFLOW
 from qcflow.reports import charts
 
@@ -334,6 +334,8 @@ def _setters(audit_names) -> dict[str, str]:
 def format_value(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
+    if unit == "count":
+        return f"{value:.0f}"
     return f"{value:.2f}" + {"percent": "%", "permille": "‰"}.get(unit, "")
 
 
@@ -587,3 +589,25 @@ def download_form_xlsx(form_id):
 def download_form_json(form_id):
     """The archived JSON twin, byte for byte."""
     return api.json_download(forms.load_form(form_id))
+@bp.get("/indicators/survival")
+@allowed("reports")
+def survival_page():
+    """Kaplan–Meier survival of the five key cancers (恶性肿瘤患者生存时间), together and by type."""
+    at = now()
+    args, errors = _args_or_errors(SurvivalArgs())
+    try:
+        as_of = survival.check_as_of(args.get("as_of"), at)
+        department_id = department_for(current_actor(), args.get("department"))
+    except Unprocessable as error:
+        errors.update(translate_errors(error.errors or {"as_of": [str(error.message)]}))
+        as_of, department_id = today(at), department_for(current_actor(), None)
+    k = survival.small_group_k()
+    groups = survival.curves(as_of, department_id=department_id, k=k)
+    language = current_language()
+    shown = [g for g in groups if not g.suppressed and g.times]
+    chart = charts.as_image(charts.kaplan_meier(_("Survival after diagnosis"), [
+        (g.name(language), g.times, g.survival) for g in shown]), _("Kaplan–Meier survival curves")) if shown else None
+    return render_template("indicators/survival.html", groups=groups, chart=chart, as_of=as_of, k=k,
+                           department_id=department_id, departments=department_choices(current_actor()),
+                           department=db.session.get(Department, department_id) if department_id else None,
+                           errors=errors), 422 if errors else 200

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint, created_links
-from qcflow.core.time import now
-from qcflow.mdt import queries, services
+from qcflow.core.time import now, today
+from qcflow.mdt import clinics, queries, services
 from qcflow.mdt.schemas import (
+    CLINIC_FIELDS,
     AddendumIn,
     AddendumOut,
     AttendanceIn,
+    ClinicIn,
+    ClinicList,
+    ClinicListArgs,
+    ClinicOut,
+    ClinicPatch,
     DiscussionIn,
     DiscussionListArgs,
     DiscussionOut,
@@ -152,3 +158,46 @@ def add_addendum(data, discussion_id):
     actor = current_actor()
     discussion = queries.load_discussion(discussion_id, actor)
     return services.add_addendum(discussion, data["text"], actor=actor, now=now())
+
+
+@blp.get("/clinics")
+@allowed("mdt_clinics")
+@blp.arguments(ClinicListArgs, location="query")
+@blp.response(200, ClinicList)
+def list_clinics(args):
+    """List the MDT clinics (多学科门诊), open ones first; `active_on` keeps those open that day."""
+    today_on = today(now())
+    return {"items": [clinic_out(c, today_on) for c in clinics.list_clinics(args.get("active_on"))]}
+
+
+@blp.post("/clinics")
+@allowed("mdt_clinics")
+@blp.arguments(ClinicIn)
+@blp.response(201, ClinicOut)
+@blp.alt_response(422, description="Unknown department or specialty, overlapping slots, last day before first")
+def create_clinic(data):
+    """Add an MDT clinic: name, department, specialties, weekly slots, first (and last) day open."""
+    at = now()
+    return clinic_out(clinics.create_clinic(data, actor=current_actor(), now=at), today(at))
+
+
+@blp.patch("/clinics/<int:clinic_id>")
+@allowed("mdt_clinics")
+@blp.arguments(ClinicPatch(partial=CLINIC_FIELDS))
+@blp.response(200, ClinicOut)
+@blp.alt_response(404, description="No such clinic")
+@blp.alt_response(409, description="Stale version")
+def update_clinic(data, clinic_id):
+    """Change a clinic's fields; set `active_to` to close it after that day (deactivate), null to reopen it."""
+    at = now()
+    clinic = clinics.load_clinic(clinic_id)
+    version = data.pop("version")
+    return clinic_out(clinics.update_clinic(clinic, data, actor=current_actor(), now=at, expected_version=version),
+                      today(at))
+
+
+def clinic_out(clinic, day) -> dict:
+    """A clinic as the API shows it, with whether the indicator counts it on `day`."""
+    return {"id": clinic.id, "name": clinic.name, "name_en": clinic.name_en, "department_id": clinic.department_id,
+            "specialties": clinic.specialties, "slots": clinic.slots, "active_from": clinic.active_from,
+            "active_to": clinic.active_to, "is_counted": clinics.is_counted(clinic, day), "version": clinic.version}

@@ -1,7 +1,7 @@
 """MDT and death-review discussions, their participants, addenda and once-only alerts."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -148,6 +148,60 @@ class Alert(Base):
     )
 
 
+WEEKDAYS = (1, 2, 3, 4, 5, 6, 7)
+
+
+class Clinic(Versioned, Base):
+    """A multidisciplinary outpatient clinic (多学科门诊): its specialties and weekly slots.
+
+    Active from `active_from` to `active_to` (inclusive; NULL: still open); deactivating sets `active_to`.
+    """
+
+    __tablename__ = "mdt_clinic"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    name_en: Mapped[str] = mapped_column(sa.String(100))
+    #: The department that runs the clinic.
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"), index=True)
+    #: Codes of clinical.models.SPECIALTIES, distinct; the indicator counts clinics of two or more.
+    specialties: Mapped[list] = mapped_column(sa.JSON)
+    active_from: Mapped[date]
+    active_to: Mapped[date | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    slots: Mapped[list["ClinicSlot"]] = relationship(
+        order_by="(ClinicSlot.weekday, ClinicSlot.starts_at)", lazy="selectin", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        sa.CheckConstraint("active_to IS NULL OR active_to >= active_from", name="active_to_after_from"),
+    )
+
+    def label(self, language: str) -> str:
+        return self.name_en if language == "en" and self.name_en else self.name
+
+    def is_active_on(self, day: date) -> bool:
+        return self.active_from <= day and (self.active_to is None or day <= self.active_to)
+
+
+class ClinicSlot(Base):
+    """A weekly session of a clinic: weekday (1 = Monday … 7 = Sunday) and local start and end time."""
+
+    __tablename__ = "mdt_clinic_slot"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(sa.ForeignKey("mdt_clinic.id", ondelete="CASCADE"), index=True)
+    weekday: Mapped[int] = mapped_column(sa.SmallInteger)
+    starts_at: Mapped[time] = mapped_column(sa.Time)
+    ends_at: Mapped[time] = mapped_column(sa.Time)
+
+    __table_args__ = (
+        sa.CheckConstraint("weekday BETWEEN 1 AND 7", name="weekday_valid"),
+        sa.CheckConstraint("ends_at > starts_at", name="ends_after_start"),
+    )
+
+
 #: Display labels of the coded values above (codes stay English in the API).
 LABELS = {
     "kind": {
@@ -173,6 +227,8 @@ LABELS = {
     "participant_role": {
         "chair": _l("Chair"), "member": _l("Member"), "secretary": _l("Secretary"), "invited": _l("Invited expert"),
     },
+    "weekday": {1: _l("Monday"), 2: _l("Tuesday"), 3: _l("Wednesday"), 4: _l("Thursday"), 5: _l("Friday"),
+                6: _l("Saturday"), 7: _l("Sunday")},
 }
 
 register_labels(LABELS, prefix="mdt_")

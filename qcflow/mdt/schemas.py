@@ -2,7 +2,7 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import SPECIALTIES
-from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, DateTime, DepartmentId, Page
+from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Page
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
@@ -146,3 +146,72 @@ class DiscussionListArgs(CursorArgs):
     kind = fields.String(validate=validate.OneOf(list(DiscussionKind)))
     state = fields.String(validate=validate.OneOf(list(DiscussionState)))
     patient = Text(40, metadata={"description": "The patient's HIS id or record number (病案号)", "example": "BA001"})
+
+
+class ClinicSlotIn(BaseSchema):
+    weekday = fields.Integer(required=True, validate=validate.Range(min=1, max=7),
+                             metadata={"description": "1 = Monday … 7 = Sunday", "example": 3})
+    starts_at = fields.Time(required=True, format="%H:%M", metadata={"example": "14:00"})
+    ends_at = fields.Time(required=True, format="%H:%M", metadata={"example": "17:00"})
+
+
+class ClinicIn(BaseSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                         metadata={"example": "肺结节多学科门诊"})
+    name_en = Text(100, load_default="", metadata={"example": "Lung nodule MDT clinic"})
+    department_id = DepartmentId(required=True, metadata={"description": "The department that runs the clinic "
+                                                                         "(id or code)."})
+    specialties = fields.List(fields.String(validate=validate.OneOf(list(SPECIALTIES))), required=True,
+                              validate=validate.Length(min=1, max=len(SPECIALTIES)),
+                              metadata={"example": ["thoracic_surgery", "respiratory", "radiology"],
+                                        "description": "Codes of the specialties that sit in the clinic; the "
+                                                       "indicator counts clinics of two or more."})
+    slots = fields.List(fields.Nested(ClinicSlotIn), load_default=list, validate=validate.Length(max=14),
+                        metadata={"description": "Weekly slots; a clinic without one is not counted."})
+    active_from = Date(required=True, metadata={"example": "2026-01-01"})
+    active_to = Date(allow_none=True, load_default=None, metadata={"description": "Last day open; empty: open."})
+
+
+class ClinicPatch(ClinicIn):
+    """The fields to change (others are kept; `slots` replaces every slot); `version` is the one read
+    (stale → 409). Load it with `partial=CLINIC_FIELDS`."""
+
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+
+
+class ClinicDeactivateIn(BaseSchema):
+    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    active_to = Date(required=True, metadata={"description": "The clinic's last day open.", "example": "2026-06-30"})
+
+
+class ClinicSlotOut(BaseSchema):
+    weekday = fields.Integer()
+    starts_at = fields.Time(format="%H:%M")
+    ends_at = fields.Time(format="%H:%M")
+
+
+class ClinicOut(BaseSchema):
+    id = fields.Integer()
+    name = fields.String()
+    name_en = fields.String()
+    department_id = fields.Integer()
+    specialties = fields.List(fields.String())
+    slots = fields.List(fields.Nested(ClinicSlotOut))
+    active_from = fields.Date()
+    active_to = fields.Date(allow_none=True)
+    is_counted = fields.Boolean(metadata={"description": "Counted by mdt_clinic_count today: active, a weekly "
+                                                         "slot and at least two specialties."})
+    version = fields.Integer()
+
+
+class ClinicListArgs(BaseSchema):
+    lang = fields.String(load_default=None, validate=validate.OneOf(["zh", "en"]))
+    active_on = Date(load_default=None, metadata={"description": "Only clinics open that day."})
+
+
+class ClinicList(BaseSchema):
+    items = fields.List(fields.Nested(ClinicOut))
+
+
+#: The fields a PATCH may leave out (all but `version`).
+CLINIC_FIELDS = tuple(ClinicIn._declared_fields)

@@ -13,13 +13,16 @@ from qcflow.clinical import queries as clinical_queries
 from qcflow.clinical.models import SPECIALTIES, Patient, Staff
 from qcflow.core.errors import DomainError, page_refusal
 from qcflow.core.forms import load_args, load_form
-from qcflow.core.time import now
+from qcflow.core.time import now, today
 from qcflow.extensions import db
-from qcflow.mdt import queries, services
-from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
+from qcflow.mdt import clinics, queries, services
+from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, WEEKDAYS, DiscussionKind
 from qcflow.mdt.schemas import (
     AddendumIn,
     AttendanceIn,
+    ClinicDeactivateIn,
+    ClinicIn,
+    ClinicPatch,
     DiscussionIn,
     DiscussionListArgs,
     DiscussionRecordIn,
@@ -195,3 +198,84 @@ def minutes(discussion_id):
     data = pdf.render_template_pdf("reports/mdt_minutes.html", d=discussion, printed_at=now(),
                                    **queries.record_context(discussion))
     return pdf.pdf_response(data, f"mdt-{discussion.id}.pdf")
+
+
+def _clinic_form() -> dict:
+    """The posted clinic form in the API's shape: slots from the repeated weekday/start/end fields."""
+    form = request.form
+    data = {name: form.get(name, "").strip() for name in ("name", "name_en", "department_id", "active_from",
+                                                          "active_to", "version") if form.get(name, "").strip()}
+    data["specialties"] = [code for code in form.getlist("specialties") if code]
+    data["slots"] = [{"weekday": day, "starts_at": start.strip(), "ends_at": end.strip()}
+                     for day, start, end in zip(form.getlist("slot_weekday"), form.getlist("slot_start"),
+                                                form.getlist("slot_end")) if day or start.strip() or end.strip()]
+    return data
+
+
+def _clinic_values(clinic) -> dict:
+    return {"name": clinic.name, "name_en": clinic.name_en, "department_id": str(clinic.department_id),
+            "specialties": clinic.specialties, "active_from": clinic.active_from.isoformat(),
+            "active_to": clinic.active_to.isoformat() if clinic.active_to else "", "version": str(clinic.version),
+            "slots": [{"weekday": str(s.weekday), "starts_at": s.starts_at.strftime("%H:%M"),
+                       "ends_at": s.ends_at.strftime("%H:%M")} for s in clinic.slots]}
+
+
+def _render_clinic_form(template: str, status: int = 200, **context):
+    day = today(now())
+    return render_template(template, department_choices=active_departments(), specialties=SPECIALTIES,
+                           weekdays=WEEKDAYS, is_counted=lambda c: clinics.is_counted(c, day), today_on=day,
+                           **context), status
+
+
+@bp.route("/mdt/clinics", methods=["GET", "POST"])
+@allowed("mdt_clinics")
+def clinic_list():
+    """The MDT clinics, open ones first, and the form to add one."""
+    errors, status, values = {}, 200, {"active_from": today(now()).isoformat(), "slots": []}
+    if request.method == "POST":
+        values = _clinic_form()
+        try:
+            clinic = clinics.create_clinic(ClinicIn().load(values), actor=current_actor(), now=now())
+            return redirect(url_for("mdt.clinic_detail", clinic_id=clinic.id))
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
+    items, day = clinics.list_clinics(), today(now())
+    return _render_clinic_form("mdt/clinics.html", status, items=items, errors=errors, values=values,
+                               counted=sum(clinics.is_counted(c, day) for c in items),
+                               department_names=queries.names_of(Department, [c.department_id for c in items]))
+
+
+@bp.route("/mdt/clinics/<int:clinic_id>", methods=["GET", "POST"])
+@allowed("mdt_clinics")
+def clinic_detail(clinic_id):
+    """One clinic: change it (from the version read) or close it after a last day."""
+    clinic = clinics.load_clinic(clinic_id)
+    errors, status, values = {}, 200, _clinic_values(clinic)
+    if request.method == "POST":
+        values = _clinic_form()
+        try:
+            data = ClinicPatch().load(values)
+            version = data.pop("version")
+            clinics.update_clinic(clinic, data, actor=current_actor(), now=now(), expected_version=version)
+            return redirect(url_for("mdt.clinic_list"))
+        except (ValidationError, DomainError) as error:
+            errors, status = page_refusal(error)
+            clinic = clinics.load_clinic(clinic_id)
+    return _render_clinic_form("mdt/clinic.html", status, clinic=clinic, errors=errors, values=values)
+
+
+@bp.post("/mdt/clinics/<int:clinic_id>/deactivate")
+@allowed("mdt_clinics")
+def clinic_deactivate(clinic_id):
+    """Close a clinic after its last day (default today)."""
+    clinic = clinics.load_clinic(clinic_id)
+    try:
+        data = ClinicDeactivateIn().load({k: v.strip() for k, v in request.form.items()
+                                          if k in ("version", "active_to") and v.strip()})
+        clinics.deactivate_clinic(clinic, data["active_to"], actor=current_actor(), now=now(),
+                                  expected_version=data["version"])
+        return redirect(url_for("mdt.clinic_list"))
+    except (ValidationError, DomainError) as error:
+        errors, status = page_refusal(error)
+    clinic = clinics.load_clinic(clinic_id)
+    return _render_clinic_form("mdt/clinic.html", status, clinic=clinic, errors=errors, values=_clinic_values(clinic))

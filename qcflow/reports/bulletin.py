@@ -28,6 +28,7 @@ from qcflow.reports import trigger_stats
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import overdue_clause as task_overdue
 from qcflow.indicators import queries as indicators
+from qcflow.indicators import survival
 from qcflow.indicators.definitions import BY_CODE
 from qcflow.mdt.models import Discussion
 from qcflow.mdt.services import overdue_clause as discussion_overdue
@@ -42,7 +43,7 @@ FOLLOWUP_CODES = ("followup_rate_level4", "followup_rate_cancer", "day_surgery_2
 COMPLIANCE_CODES = ("preop_mdt_rate_level4", "periop_death_discussion_rate", "periop_death_discussion_7d_rate")
 #: Dimensions of the event analysis drawn in the bulletin.
 CHART_DIMENSIONS = ("category", "grade", "care_stage", "hour_band", "weekday", "department")
-UNIT_SUFFIX = {"percent": " %", "permille": " ‰", "per100": ""}
+UNIT_SUFFIX = {"percent": " %", "permille": " ‰", "per100": "", "count": ""}
 
 
 def parse_month(text: str, today_: date) -> date:
@@ -63,7 +64,7 @@ def filename(month: date) -> str:
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    digits = 2 if unit == "per100" else 1
+    digits = 2 if unit == "per100" else 0 if unit == "count" else 1
     return f"{value:.{digits}f}{UNIT_SUFFIX.get(unit, '')}"
 
 
@@ -116,6 +117,26 @@ def followup_by_department(month: date, cutoff: datetime, now: datetime) -> list
     return result
 
 
+def survival_section(as_of: date) -> dict:
+    """Kaplan–Meier survival of the five key cancers as known on `as_of` (indicators.survival): the curves of
+    the groups of k diagnoses or more, and each group's 1-, 3- and 5-year survival."""
+    k = survival.small_group_k()
+    groups = survival.curves(as_of, k=k)
+    language = current_language()
+    shown = [g for g in groups if not g.suppressed and g.times]
+    series = [(g.name(language), g.times, g.survival) for g in shown]
+    chart = charts.kaplan_meier(_("Survival after diagnosis"), series, width=640, height=300) if shown else None
+
+    def text(e) -> str:
+        if e.survival is None:
+            return "—"
+        return f"{e.survival * 100:.1f} % ({e.lower * 100:.1f}–{e.upper * 100:.1f})"
+
+    return {"as_of": as_of, "k": k, "chart": chart,
+            "groups": [{"name": g.name(language), "suppressed": g.suppressed, "n": g.n, "events": g.events,
+                        "estimates": [{"text": text(e)} for e in g.estimates]} for g in groups]}
+
+
 def overdue_counts(cutoff: datetime) -> dict:
     """Open work past its deadline at the cut-off, by each domain's own overdue rule."""
     def count(model, clause):
@@ -152,6 +173,7 @@ def context(month: date, now: datetime) -> dict:
         "followup_codes": [(code, BY_CODE[code].label(current_language())) for code in FOLLOWUP_CODES],
         "compliance": [_row(by_code[code]) for code in COMPLIANCE_CODES if code in by_code],
         "overdue": overdue_counts(cutoff),
+        "survival": survival_section(min(period.end, today(now))),
     }
 
 

@@ -206,3 +206,30 @@ def funnel(title: str, result: dict, *, labels: dict[str, str]) -> Markup:
     chart.add(labels["departments"], shown, stroke=False, dots_size=4.5)
     chart.add(labels["hidden"], hidden, stroke=False, dots_size=4.5)
     return _svg(chart)
+
+
+def kaplan_meier(title: str, series: list[tuple[str, list[float], list[float]]], *, years: int = 5,
+                 width: int = 640, height: int = 300) -> Markup:
+    """Kaplan–Meier survival curves as steps: each series is (name, days after diagnosis, survival 0..1) as
+    lifelines gives them; the x axis is years after diagnosis, the y axis percent surviving."""
+    pygal = _pygal()[0]
+    chart = pygal.XY(**_config(
+        title=title, width=width, height=height, print_values=False, show_legend=len(series) > 1,
+        legend_at_bottom=True, legend_at_bottom_columns=3, dots_size=0, stroke=True, show_dots=False,
+        range=(0, 100), xrange=(0, years), y_labels=[0, 25, 50, 75, 100], x_labels=list(range(years + 1)),
+        x_title=_("Years after diagnosis"), y_title=_("Surviving (%)"),
+        value_formatter=lambda value: f"{value:.0f}", no_data_text=_("Too few patients to draw a curve")))
+    horizon = years * 365.25
+    for name, times, survival in series:
+        points, previous = [], None
+        for time, value in zip(times, survival):
+            if time > horizon:
+                break
+            if previous is not None:
+                points.append((time / 365.25, previous * 100))
+            points.append((time / 365.25, value * 100))
+            previous = value
+        if points and points[-1][0] < years and times and times[-1] >= horizon:
+            points.append((years, points[-1][1]))  # followed past the horizon: the last step runs to the edge
+        chart.add(name, points)
+    return _svg(chart)

@@ -15,6 +15,8 @@ def test_page_renders_in_chinese_with_trend_charts(clients, reference_month):
     html = response.get_data(as_text=True)
     assert "质量指标" in html and "每百出院人次主动报告不良事件例次" in html and "未达标" in html
     assert "Numerator" not in html
+    from qcflow.indicators.definitions import INDICATORS
+
     charts = SVG.findall(html)
     assert len(charts) == len(INDICATORS) + len(reported)  # one trend chart per indicator, computed or reported
     svg = base64.b64decode(charts[0]).decode()

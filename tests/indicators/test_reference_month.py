@@ -42,6 +42,11 @@ EXPECTED = {
     "day_surgery_share": (1, 5, 20.0, None),
     # Closing deadlines (submission + 30 days) in March: on time, late, still open → 1 / 3.
     "ae_closure_on_time_rate": (1, 3, 100 / 3, False),
+    # Admissions discharged in March with a performed operation: the seven operations' (3/11–3/19); the
+    # death reviews' patients had no operation of their own, so no perioperative death; no target.
+    "periop_mortality_rate": (0, 7, 0.0, None),
+    # No MDT clinic in the reference month; a count has no denominator (the value is the numerator).
+    "mdt_clinic_count": (0, 0, 0.0, None),
 }
 
 #: code: (numerator, denominator) for GS and for CARD.
