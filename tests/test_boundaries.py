@@ -36,9 +36,11 @@ PUBLIC_EXTRA = {
     "auth": {"permissions", "ratelimit"},  # the permission matrix, scoping and the access decorators
     "events": {"scrub"},  # the one scrubber of personal names (reports' exports and analyses reuse it)
     "followup": {"timeliness"},  # the one definition of a call's timeliness
-    # the one definition of each indicator; the services of reported values (the demo enters some)
-    "indicators": {"definitions", "reporting"},
-    "mdt": {"deadlines"},  # the one definition of the death-discussion deadlines (7 days, 5 working days)
+    # the one definition of each indicator; the services of reported values (the demo enters some); the one
+    # survival estimate (the bulletin prints its curves)
+    "indicators": {"definitions", "reporting", "survival"},
+    # the one definition of the death-discussion deadlines (7 days, 5 working days); the MDT clinics' services
+    "mdt": {"deadlines", "clinics"},
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents
 }
 KERNEL_SEES = {("core/db.py", "models")}

@@ -134,6 +134,13 @@ AUDIT_ACTIONS = {
     "local_indicator.update": _l("Department's own indicator changed"),
     "local_indicator.deactivate": _l("Department's own indicator switched off"),
     "local_indicator.reactivate": _l("Department's own indicator switched on again"),
+    "indicator_report.submit": _l("Indicator value entered"),
+    "indicator_report.revise": _l("Indicator value corrected"),
+    "indicator_report.approve": _l("Indicator value approved"),
+    "indicator_report.return": _l("Indicator value returned"),
+    "indicator_report.reopen": _l("Approved indicator value re-opened"),
+    "indicator_report.reminded": _l("Reminder: indicator values still to enter"),
+    "indicator_report.overdue": _l("Notice: indicator values overdue"),
     "indicator_form.generate": _l("Indicator form generated and archived"),
     "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 import sqlalchemy as sa
+from flask import current_app
 
 from qcflow.clinical.models import CancerDiagnosis, Encounter, Patient
 from qcflow.core.time import today
@@ -154,9 +155,8 @@ def kaplan_meier(durations: list[float], events: list[int], *, cancer_type: str 
 
 
 def small_group_k() -> int:
-    from qcflow.reports.analysis import small_cell_k  # the reports' one k
-
-    return small_cell_k()
+    """The reports' k for small cells (QCFLOW_REPORT_SMALL_CELL_K): a smaller group shows no curve."""
+    return int(current_app.config["REPORT_SMALL_CELL_K"])
 
 
 def curves(as_of: date, *, department_id: int | None = None, k: int | None = None) -> list[Curve]:
