@@ -28,7 +28,7 @@ from qcflow.indicators.definitions import (
     events_found_by_system,
     settled_at,
 )
-from qcflow.indicators import catalogue
+from qcflow.indicators import catalogue, survival
 from qcflow.indicators.models import (IndicatorReport, IndicatorRollup, IndicatorRollupMonth, IndicatorSnapshot,
                                       IndicatorTarget)
 
@@ -453,11 +453,29 @@ def reported_values(start: date, end: date, *, department_id: int | None = None,
     return found
 
 
+def survival_values(end: date, *, department_id: int | None = None) -> list[IndicatorValue]:
+    """The five-year survival indicators of the catalogue (indicators.survival: Kaplan–Meier as known on `end`),
+    as values without parts; none where fewer than k were diagnosed or nobody was followed five years yet."""
+    entries = [e for e in catalogue.entries(include_local=False)
+               if e.method == "computed" and e.code in survival.SURVIVAL_CODES]
+    targets = targets_for(end.year, department_id=department_id)
+    language = current_language()
+    found = []
+    for entry in entries:
+        value = survival.survival_value(entry.code, end, end, department_id)
+        target = targets.get(entry.code)
+        goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
+        found.append(IndicatorValue(entry.code, entry.label(language), entry.unit, entry.direction, None, None, value,
+                                    goal, is_met(value, goal, comparison), comparison))
+    return found
+
+
 def catalogue_values(start: date, end: date, *, department_id: int | None = None,
                      now: datetime | None = None) -> dict[str, IndicatorValue]:
-    """Every indicator of the catalogue that has a value here, computed or reported, by code (an indicator
-    that does not apply, or is computed by another module, has none)."""
+    """Every indicator of the catalogue that has a value here, computed (by SQL, or the survival estimate) or
+    reported, by code (an indicator that does not apply has none)."""
     computed_codes = [e.code for e in catalogue.entries(include_local=False) if e.computed is not None]
     values = {v.code: v for v in compute(start, end, department_id=department_id, codes=computed_codes, now=now)}
+    values.update((v.code, v) for v in survival_values(end, department_id=department_id))
     values.update((v.code, v) for v in reported_values(start, end, department_id=department_id))
     return values
