@@ -73,18 +73,21 @@ def create_app(test_config: dict | None = None) -> Flask:
     from qcflow.cli import register_cli
 
     register_cli(app)
-    _check_indicator_plan(app)
+    _check_choices(app)
     return app
 
 
-def _check_indicator_plan(app: Flask) -> None:
-    """Refuse to start with a plan the catalogue does not know (a typo would otherwise fail on the first page)."""
+def _check_choices(app: Flask) -> None:
+    """Refuse to start with a setting whose value the code does not know (a typo would otherwise fail on the
+    first page that reads it, or on the first death the HIS sends)."""
     from qcflow.indicators.catalogue import PLAN_KEYS
+    from qcflow.mdt.deadlines import RULES
 
-    chosen = app.config.get("INDICATOR_PLAN")
-    if chosen not in PLAN_KEYS:
-        raise RuntimeError(f"INDICATOR_PLAN (QCFLOW_INDICATOR_PLAN) is {chosen!r}: choose one of "
-                           f"{', '.join(PLAN_KEYS)} (docs/deploy.md, Configuration)")
+    for name, known in (("INDICATOR_PLAN", PLAN_KEYS), ("DEATH_DISCUSSION_DEADLINE", RULES)):
+        chosen = app.config.get(name)
+        if chosen not in known:
+            raise RuntimeError(f"{name} (QCFLOW_{name}) is {chosen!r}: choose one of {', '.join(known)} "
+                               "(docs/deploy.md, Configuration)")
 
 
 def _install_auth_helpers(app: Flask) -> None:

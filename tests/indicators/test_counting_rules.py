@@ -391,3 +391,13 @@ def test_the_per_mille_value_and_direction(returns):
                   now=sh(2026, 4, 10), live=True)[0]
     assert (got.unit, got.direction, got.value) == ("permille", "lower", pytest.approx(3 / 9 * 1000))
     assert got.target is None and got.met is None
+
+
+def test_an_unknown_death_discussion_deadline_refuses_to_start(database_url, tmp_path):
+    """A typo in the setting stops the start, not the first death the HIS sends (which would answer 500)."""
+    from tests.conftest import make_app
+
+    with pytest.raises(RuntimeError, match="DEATH_DISCUSSION_DEADLINE.*7d, 5wd"):
+        make_app(database_url, str(tmp_path), DEATH_DISCUSSION_DEADLINE="5d")
+    assert make_app(database_url, str(tmp_path), DEATH_DISCUSSION_DEADLINE="5wd").config[
+        "DEATH_DISCUSSION_DEADLINE"] == "5wd"
