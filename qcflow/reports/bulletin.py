@@ -64,8 +64,11 @@ def filename(month: date) -> str:
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "—"
-    digits = 2 if unit == "per100" else 0 if unit == "count" else 1
-    return f"{value:.{digits}f}{UNIT_SUFFIX.get(unit, '')}"
+    if unit == "status":
+        return _("done") if value >= 1 else _("not done")
+    digits = 2 if unit in ("per100", "ratio") else 0 if unit == "count" else 1
+    suffix = f" {label('ind_unit', unit)}" if unit in ("minutes", "hours", "days") else UNIT_SUFFIX.get(unit, "")
+    return f"{value:.{digits}f}{suffix}"
 
 
 def target_text(value) -> str:
@@ -162,6 +165,9 @@ def context(month: date, now: datetime) -> dict:
         "cutoff_shown": cutoff - timedelta(minutes=1) if cutoff == period.end_at else cutoff,
         "hospital": current_app.config["HOSPITAL_NAME"],
         "indicators": [_row(v) for v in values],
+        # Values the departments reported for the month (approved), and those still awaiting approval.
+        "reported": [{**_row(v), "pending": v.pending} for v in indicators.reported_values(period.start, period.end)
+                     if v.value is not None or v.pending],
         "frozen": any(v.frozen_at is not None for v in values),
         "trends": [_trend_chart(code, month, now) for code in TREND_CODES if code in by_code],
         "analysis": event_summary,

@@ -88,3 +88,30 @@ def test_job_archives_last_month_once(app, ctx, february):
     assert jobs.monthly_bulletin(now=local(2026, 3, 1, 2, 5)) == "2026-02: already archived"
     assert os.stat(path).st_mtime_ns == stamp
     assert os.listdir(os.path.dirname(path)) == ["bulletin-2026-02.pdf"]
+
+
+@needs_poppler
+def test_bulletin_prints_the_months_approved_reported_values_and_what_awaits_approval(app, ctx, hospital, tmp_path):
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorReport, IndicatorSetup
+
+    feb = date(2026, 2, 1)
+    # Pain assessment, reported by surgery (approved) and cardiology (awaiting approval); the nursing
+    # department's time-based indicator reported by surgery as a value with its unit.
+    for code in ("pain_assessment_rate", "emergency_response_time_mean"):
+        db.session.add(IndicatorSetup(code=code, method="reported", updated_at=NOW, updated_by="test"))
+    rows = [("pain_assessment_rate", hospital["surgery"], "approved", 45, 50, 90.0),
+            ("pain_assessment_rate", hospital["cardio"], "submitted", 10, 10, 100.0),
+            ("emergency_response_time_mean", hospital["surgery"], "approved", None, None, 12.5)]
+    for code, department, state, numerator, denominator, value in rows:
+        db.session.add(IndicatorReport(code=code, month_on=feb, department_id=department.id, numerator=numerator,
+                                       denominator=denominator, value=value, state=state, channel="page",
+                                       submitted_at=NOW, submitted_by="test"))
+    db.session.flush()
+    text = pdf_text(render(app), tmp_path)
+    assert "科室上报指标" in text
+    pain = next(line for line in text.splitlines() if "疼痛评估规范率" in line)
+    # Only the approved report counts: 45 / 50; cardiology's waits, named but not counted.
+    assert re.search(r"90\.0\s*%\s+45\s+50", pain) and "1 条待审核" in text, pain
+    response = next(line for line in text.splitlines() if "12.5 分钟" in line)
+    assert response
