@@ -1,10 +1,10 @@
 from marshmallow import fields
 
-from qcflow.core.schemas import BaseSchema
+from qcflow.core.schemas import BaseSchema, WholeNumber
 
 
 class DepartmentOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     code = fields.String(metadata={"description": "Accepted wherever the API takes a department, as is the id"})
     name = fields.String(metadata={"description": "Chinese name"})
     name_en = fields.String(allow_none=True, metadata={"description": "English name, if the hospital gave one"})
@@ -13,7 +13,7 @@ class DepartmentOut(BaseSchema):
 
 
 class MeOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     username = fields.String()
     display_name = fields.String()
     roles = fields.List(fields.String(), attribute="sorted_roles")

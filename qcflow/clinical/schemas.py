@@ -6,7 +6,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from qcflow.clinical.models import DISPOSITIONS, LISTED_DRUGS, SEXES, SPECIALTIES, CancerType
 from qcflow.core.i18n import label
-from qcflow.core.schemas import LONG_TEXT, BaseSchema, Choice, Date, DateTime, Month, no_control_characters
+from qcflow.core.schemas import LONG_TEXT, BaseSchema, Choice, Date, DateTime, Month, WholeNumber, no_control_characters
 
 #: The states the HIS may push (planned is where an operation starts).
 PUSHED_STATES = ("booked", "performed", "cancelled")
@@ -101,7 +101,7 @@ class OperationIn(BaseSchema):
         "National clinical procedure code of the catalogue (/intake/procedures); the catalogue sets the grade.",
         "51.2301"))
     #: The HIS's grade; the catalogue wins and a difference is reported back.
-    grade = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=4), metadata=doc(
+    grade = WholeNumber(allow_none=True, validate=validate.Range(min=1, max=4), metadata=doc(
         "The HIS's surgical grade 1–4, only compared: the catalogue's grade is used and a difference comes back as a "
         "warning.", 3))
     surgeon_his_id = HisId(metadata=doc("`his_id` of the operating surgeon, sent before in /intake/staff.", "S0042"))
@@ -158,7 +158,7 @@ class CensusIn(BaseSchema):
 
     department_code = Text(40, required=True, metadata=doc(DEPARTMENT, "GS"))
     month = Month(required=True, metadata=doc("Calendar month (YYYY-MM).", "2026-03"))
-    discharges = fields.Integer(required=True, validate=validate.Range(min=0), metadata=doc(
+    discharges = WholeNumber(required=True, validate=validate.Range(min=0), metadata=doc(
         "Patients discharged that month; overrides the count of encounters as the indicators' denominator.", 412))
 
 
@@ -167,7 +167,7 @@ class ProcedureIn(BaseSchema):
 
     code = Text(40, required=True, metadata=doc("National clinical procedure code.", "51.2301"))
     name = Text(200, required=True, metadata=doc("Name of the procedure.", "腹腔镜胆囊切除术"))
-    grade = fields.Integer(required=True, validate=validate.Range(min=1, max=4),
+    grade = WholeNumber(required=True, validate=validate.Range(min=1, max=4),
                            metadata=doc("Surgical grade 1–4 (4: the pre-operative discussion is required).", 3))
     is_restricted_technology = fields.Boolean(load_default=False, metadata=doc(
         "A restricted medical technology (限制类技术), gated like grade 4." + KEPT.format(default="false"), False))
@@ -296,7 +296,7 @@ class EffectOut(BaseSchema):
         "is installed for the pathway; no department to follow the patient up: send the row's department_code)")})
     record = fields.String(metadata={"enum": ["mdt_discussion", "followup_plan"],
                                      "description": "The kind of record: an MDT discussion or a follow-up plan"})
-    id = fields.Integer(allow_none=True, metadata={
+    id = WholeNumber(allow_none=True, metadata={
         "description": "Its id (/api/v1/mdt/discussions/{id}, /api/v1/followup/plans/{id}); null when none was made"})
     detail = fields.String(metadata={"description": (
         "The discussion's kind (preop_level4, case_review, perioperative_death, death_case) or the plan's pathway "
@@ -304,7 +304,7 @@ class EffectOut(BaseSchema):
 
 
 class RowResult(BaseSchema):
-    row = fields.Integer(metadata={"description": "1-based position in the batch (CSV: line number)"})
+    row = WholeNumber(metadata={"description": "1-based position in the batch (CSV: line number)"})
     key = fields.String(allow_none=True, metadata={"description": "The row's key: HIS id, or the natural key"})
     status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "error", "skipped"], "description": (
         "created, updated, unchanged (the row matches what is stored), error (see errors) or skipped (strict batch "
@@ -319,15 +319,15 @@ class RowResult(BaseSchema):
 
 class BatchOut(BaseSchema):
     results = fields.List(fields.Nested(RowResult))
-    created = fields.Integer()
-    updated = fields.Integer()
-    unchanged = fields.Integer()
-    failed = fields.Integer()
+    created = WholeNumber()
+    updated = WholeNumber()
+    unchanged = WholeNumber()
+    failed = WholeNumber()
 
 
 class OperationTransitionIn(BaseSchema):
     action = fields.String(required=True, validate=validate.OneOf(["book", "perform", "cancel"]))
-    version = fields.Integer(required=True)
+    version = WholeNumber(required=True)
     emergency_override = fields.Boolean(load_default=False)
     override_reason = fields.String(validate=validate.Length(max=2000))
     performed_at = DateTime()
@@ -335,17 +335,17 @@ class OperationTransitionIn(BaseSchema):
 
 
 class OperationOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     his_id = fields.String()
     state = fields.String()
-    version = fields.Integer()
-    patient_id = fields.Integer()
-    encounter_id = fields.Integer()
-    department_id = fields.Integer()
+    version = WholeNumber()
+    patient_id = WholeNumber()
+    encounter_id = WholeNumber()
+    department_id = WholeNumber()
     procedure_code = fields.String()
-    grade = fields.Integer()
+    grade = WholeNumber()
     is_restricted_technology = fields.Boolean()
-    surgeon_staff_id = fields.Integer()
+    surgeon_staff_id = WholeNumber()
     planned_at = DateTime()
     booked_at = DateTime(allow_none=True)
     performed_at = DateTime(allow_none=True)
@@ -359,7 +359,7 @@ class OperationOut(BaseSchema):
 class PatientOut(BaseSchema):
     """A patient in lists and exports: phone and ID numbers masked."""
 
-    id = fields.Integer()
+    id = WholeNumber()
     his_id = fields.String()
     mrn = fields.String()
     name = fields.String()
@@ -394,7 +394,7 @@ class BookingReasonOut(BaseSchema):
 class BookingDecisionOut(BaseSchema):
     allowed = fields.Boolean()
     operation_his_id = fields.String()
-    operation_id = fields.Integer(allow_none=True)
+    operation_id = WholeNumber(allow_none=True)
     planned_at = DateTime(allow_none=True)
     surgeon_his_id = fields.String(allow_none=True)
     emergency_override_possible = fields.Boolean(

@@ -51,6 +51,17 @@ def Choice(codes, *, example: str, label_kind: str | None = None, **kw) -> field
     return _Labelled(codes, label_kind, metadata=metadata, **kw)
 
 
+class WholeNumber(fields.Integer):
+    """An integer as it is written: 12, "12" or 12.0. marshmallow's Integer cuts 1.9 (or "1.9") to 1, which would
+    store a number nobody entered; here it is the field's error. Every integer field of the API and the pages."""
+
+    def _validated(self, value):
+        if (isinstance(value, float) and not value.is_integer()) or (
+                isinstance(value, str) and not re.fullmatch(r"\s*[+-]?\d+\s*", value)):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
 class _Labelled(fields.String):
     def __init__(self, codes: list[str], label_kind: str, **kw):
         super().__init__(**kw)
@@ -195,12 +206,12 @@ class QueryArgs(BaseSchema):
 class CursorArgs(QueryArgs):
     """Keyset pagination: pass the previous page's next_cursor."""
 
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = WholeNumber(load_default=None, validate=validate.Range(min=1))
+    limit = WholeNumber(load_default=50, validate=validate.Range(min=1, max=100))
 
 
 class Page(BaseSchema):
     """A page of a keyset-paginated list: each domain adds its `items`; `next_cursor` is the `cursor` of
     the next page, null on the last one."""
 
-    next_cursor = fields.Integer(allow_none=True)
+    next_cursor = WholeNumber(allow_none=True)

@@ -1,7 +1,7 @@
 """Shapes of event requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber
 from qcflow.events.models import (
     CARE_STAGES,
     CAUSE_DOMAINS,
@@ -30,7 +30,7 @@ class ReportFields(BaseSchema):
     department_id = DepartmentId()
     clinical_state = Text(200, allow_none=True)
     patient_mrn = Text(40, allow_none=True)
-    operation_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    operation_id = WholeNumber(allow_none=True, validate=validate.Range(min=1))
     is_unplanned_reoperation = fields.Boolean()
     description = Text(10000, metadata={"example": "给药时发现剂量多配了一倍，未给患者使用。"})
     immediate_actions = Text(5000)
@@ -38,7 +38,7 @@ class ReportFields(BaseSchema):
 
 
 class DraftIn(ReportFields):
-    version = fields.Integer(required=True, metadata={"description": "The version of the draft you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version of the draft you read; stale → 409."})
 
 
 def _submitted_at():
@@ -59,22 +59,22 @@ class ReportIn(ReportFields):
 
 
 class ReportCreated(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     reference = fields.String(allow_none=True)
     state = fields.String()
-    version = fields.Integer(metadata={"description": "Give it back to change a draft (PATCH)."})
+    version = WholeNumber(metadata={"description": "Give it back to change a draft (PATCH)."})
     receipt_code = fields.String(metadata={"description": "Anonymous reports only; shown once, never again."})
 
 
 class TransitionIn(BaseSchema):
     action = fields.String(required=True, metadata={"example": "triage"})
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
     message = Text(5000)
     confirmed_grade = fields.String(validate=validate.OneOf(GRADES))
     handling_department_id = DepartmentId()
     external_severity = fields.String(validate=validate.OneOf(EXTERNAL_SEVERITY))
     harm = fields.String(validate=validate.OneOf(HARM))
-    duplicate_of_id = fields.Integer(validate=validate.Range(min=1))
+    duplicate_of_id = WholeNumber(validate=validate.Range(min=1))
     reason = Text(5000)
     rca_cause_domains = fields.List(fields.String(validate=validate.OneOf(CAUSE_DOMAINS)))
     rca_factors = Text(10000)
@@ -88,25 +88,25 @@ class ActionIn(BaseSchema):
     title = Text(300, required=True, metadata={"example": "高警示药品双人核对培训"})
     improvement_type = fields.String(required=True, validate=validate.OneOf(IMPROVEMENT_TYPES))
     owner_department_id = DepartmentId(required=True)
-    owner_user_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    owner_user_id = WholeNumber(allow_none=True, validate=validate.Range(min=1))
     due_on = Date(required=True)
 
 
 class ActionTransitionIn(BaseSchema):
     action = fields.String(required=True, validate=validate.OneOf(["complete", "verify", "reopen", "cancel"]))
-    version = fields.Integer(required=True)
+    version = WholeNumber(required=True)
     evidence = Text(10000)
     reason = Text(5000)
 
 
 class ActionOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     state = fields.String()
-    version = fields.Integer()
+    version = WholeNumber()
     title = fields.String()
     improvement_type = fields.String()
-    owner_department_id = fields.Integer()
-    owner_user_id = fields.Integer(allow_none=True)
+    owner_department_id = WholeNumber()
+    owner_user_id = WholeNumber(allow_none=True)
     due_on = Date()
     evidence = fields.String(allow_none=True)
     done_at = DateTime(allow_none=True)
@@ -118,7 +118,7 @@ class MessageIn(BaseSchema):
 
 
 class MessageOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     direction = fields.String()
     body = fields.String()
     created_at = DateTime()
@@ -126,16 +126,16 @@ class MessageOut(BaseSchema):
 
 class ExternalReportIn(BaseSchema):
     reported_at = DateTime(required=True)
-    version = fields.Integer(required=True, metadata={"description": "The version of the case you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version of the case you read; stale → 409."})
 
 
 class EventOut(BaseSchema):
     """A case as the quality office and department heads see it: never who reported it."""
 
-    id = fields.Integer()
+    id = WholeNumber()
     reference = fields.String(allow_none=True)
     state = fields.String()
-    version = fields.Integer()
+    version = WholeNumber()
     mode = fields.String()
     category_code = fields.String(allow_none=True)
     subcategory_code = fields.String(allow_none=True)
@@ -147,17 +147,17 @@ class EventOut(BaseSchema):
     occurred_at = DateTime(allow_none=True)
     discovered_at = DateTime(allow_none=True)
     location = fields.String(allow_none=True)
-    department_id = fields.Integer(allow_none=True)
-    handling_department_id = fields.Integer(allow_none=True)
+    department_id = WholeNumber(allow_none=True)
+    handling_department_id = WholeNumber(allow_none=True)
     clinical_state = fields.String(allow_none=True)
     patient_mrn = fields.String(allow_none=True)
-    operation_id = fields.Integer(allow_none=True)
+    operation_id = WholeNumber(allow_none=True)
     is_unplanned_reoperation = fields.Boolean()
     description = fields.String()
     immediate_actions = fields.String()
     wants_feedback = fields.Boolean()
     external_severity = fields.String(allow_none=True)
-    duplicate_of_id = fields.Integer(allow_none=True)
+    duplicate_of_id = WholeNumber(allow_none=True)
     reject_reason = fields.String(allow_none=True)
     rca_cause_domains = fields.String(allow_none=True)
     rca_factors = fields.String(allow_none=True)

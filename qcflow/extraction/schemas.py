@@ -6,7 +6,7 @@ import re
 from flask_babel import gettext as _
 from marshmallow import ValidationError, fields, validate
 
-from qcflow.core.schemas import BaseSchema, DateTime, DepartmentId, no_control_characters
+from qcflow.core.schemas import BaseSchema, DateTime, DepartmentId, WholeNumber, no_control_characters
 from qcflow.extraction.models import RULES
 from qcflow.extraction.rules import RULES as RULE_TABLE
 
@@ -25,7 +25,7 @@ def _named(value: str) -> None:
 
 Name = lambda **kw: fields.String(  # noqa: E731
     validate=[validate.Length(min=1, max=100), no_control_characters(), _named], **kw)
-Window = lambda **kw: fields.Integer(strict=True, allow_none=True, **kw)  # noqa: E731
+Window = lambda **kw: WholeNumber(strict=True, allow_none=True, **kw)  # noqa: E731
 
 
 class TriggerOut(BaseSchema):
@@ -36,18 +36,18 @@ class TriggerOut(BaseSchema):
     #: The fact kinds its rule reads.
     reads = fields.Function(lambda t: sorted(RULE_TABLE[t.rule].reads))
     params = fields.Raw()
-    window_hours = fields.Integer(allow_none=True)
-    reviewer_department_id = fields.Integer(allow_none=True, metadata={
+    window_hours = WholeNumber(allow_none=True)
+    reviewer_department_id = WholeNumber(allow_none=True, metadata={
         "description": "Who reviews a firing besides the quality office; null: the stay's or operation's department"})
     is_active = fields.Boolean()
-    version = fields.Integer()
+    version = WholeNumber()
     updated_at = DateTime()
 
 
 class TriggerChangeIn(BaseSchema):
     """What may change on a trigger; a field left out keeps its value."""
 
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
     name = Name()
     name_en = Name()
     params = fields.Dict(keys=fields.String(), metadata={"description": "The rule's parameters (see GET)"})

@@ -1,7 +1,8 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, no_control_characters
+from qcflow.core.schemas import (BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber,
+                                 no_control_characters)
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -20,11 +21,11 @@ Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # n
 
 class PhaseIn(BaseSchema):
     unit = fields.String(required=True, validate=validate.OneOf(UNITS))
-    start = fields.Integer(required=True, validate=validate.Range(min=0), metadata={"example": 3})
-    every = fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={"example": 3})
-    until = fields.Integer(allow_none=True, validate=validate.Range(min=0), metadata={"example": 24})
-    early_hours = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
-    late_hours = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
+    start = WholeNumber(required=True, validate=validate.Range(min=0), metadata={"example": 3})
+    every = WholeNumber(allow_none=True, validate=validate.Range(min=1), metadata={"example": 3})
+    until = WholeNumber(allow_none=True, validate=validate.Range(min=0), metadata={"example": 24})
+    early_hours = WholeNumber(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
+    late_hours = WholeNumber(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
     is_urgent = fields.Boolean(load_default=False)
 
 
@@ -36,7 +37,7 @@ class ProtocolIn(BaseSchema):
     outcome_items = fields.List(fields.String(validate=validate.OneOf(OUTCOME_ITEMS)), load_default=list)
     core_items = fields.List(fields.String(validate=validate.OneOf(OUTCOME_ITEMS)), load_default=list)
     change_note = Text(2000, allow_none=True)
-    based_on_version_no = fields.Integer(allow_none=True, validate=validate.Range(min=1), metadata={
+    based_on_version_no = WholeNumber(allow_none=True, validate=validate.Range(min=1), metadata={
         "description": "The current version you started from (required once the pathway has one); stale → 409."})
 
 
@@ -46,20 +47,20 @@ class NewProtocolIn(ProtocolIn):
 
 
 class PhaseOut(BaseSchema):
-    position = fields.Integer()
+    position = WholeNumber()
     unit = fields.String()
-    start = fields.Integer(attribute="start_offset")
-    every = fields.Integer(allow_none=True)
-    until = fields.Integer(attribute="until_offset", allow_none=True)
-    early_hours = fields.Integer()
-    late_hours = fields.Integer()
+    start = WholeNumber(attribute="start_offset")
+    every = WholeNumber(allow_none=True)
+    until = WholeNumber(attribute="until_offset", allow_none=True)
+    early_hours = WholeNumber()
+    late_hours = WholeNumber()
     is_urgent = fields.Boolean()
 
 
 class ProtocolOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     code = fields.String()
-    version_no = fields.Integer()
+    version_no = WholeNumber()
     name = fields.String()
     name_en = fields.String()
     anchor = fields.String()
@@ -72,25 +73,25 @@ class ProtocolOut(BaseSchema):
 
 
 class EnrolIn(BaseSchema):
-    patient_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    patient_id = WholeNumber(required=True, validate=validate.Range(min=1))
     pathway = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={"example": "four_level_surgery"})
     department_id = DepartmentId(required=True)
     anchor_at = DateTime(required=True, metadata={"example": "2026-03-01T10:00:00+08:00"})
     source_type = fields.String(load_default="manual", validate=validate.OneOf(SOURCE_TYPES))
-    source_id = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    source_id = WholeNumber(allow_none=True, validate=validate.Range(min=1))
 
 
 class PlanOut(BaseSchema):
-    id = fields.Integer()
-    patient_id = fields.Integer()
-    department_id = fields.Integer()
-    protocol_id = fields.Integer()
+    id = WholeNumber()
+    patient_id = WholeNumber()
+    department_id = WholeNumber()
+    protocol_id = WholeNumber()
     pathway = fields.String()
     source_key = fields.String()
     anchor_at = DateTime()
     state = fields.String()
-    version = fields.Integer()
-    next_occurrence = fields.Integer()
+    version = WholeNumber()
+    next_occurrence = WholeNumber()
     next_due_at = DateTime(allow_none=True)
     enrolled_at = DateTime()
     ended_on = Date(allow_none=True)
@@ -128,7 +129,7 @@ class PlanListArgs(CursorArgs):
 
 
 class PatientBrief(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     mrn = fields.String()
     name = fields.String()
     sex = fields.String()
@@ -137,13 +138,13 @@ class PatientBrief(BaseSchema):
 
 
 class TaskOut(BaseSchema):
-    id = fields.Integer()
-    plan_id = fields.Integer()
-    occurrence = fields.Integer()
+    id = WholeNumber()
+    plan_id = WholeNumber()
+    occurrence = WholeNumber()
     pathway = fields.String()
-    department_id = fields.Integer()
+    department_id = WholeNumber()
     state = fields.String()
-    version = fields.Integer()
+    version = WholeNumber()
     timeliness = fields.String(allow_none=True, metadata={"description": "not_open, due or overdue"})
     due_at = DateTime()
     due_on = Date()
@@ -151,9 +152,9 @@ class TaskOut(BaseSchema):
     closes_at = DateTime()
     is_urgent = fields.Boolean()
     is_timed = fields.Boolean()
-    assignee_id = fields.Integer(allow_none=True)
+    assignee_id = WholeNumber(allow_none=True)
     snoozed_until = DateTime(allow_none=True)
-    attempt_count = fields.Integer()
+    attempt_count = WholeNumber()
     patient = fields.Nested(PatientBrief)
     respondent = fields.String(allow_none=True)
     complication = fields.Boolean(allow_none=True)
@@ -164,7 +165,7 @@ class TaskOut(BaseSchema):
     date_of_death = Date(allow_none=True)
     health_education_given = fields.Boolean(allow_none=True)
     revisit_booked = fields.Boolean(allow_none=True)
-    satisfaction = fields.Integer(allow_none=True)
+    satisfaction = WholeNumber(allow_none=True)
     is_effective = fields.Boolean(allow_none=True)
     closed_at = DateTime(allow_none=True)
     closed_recorded_at = DateTime(allow_none=True, metadata={
@@ -182,11 +183,11 @@ class PlanPage(Page):
 class QueuePage(Page):
     items = fields.List(fields.Nested(TaskOut))
     next_cursor = fields.String(allow_none=True)  # the queue's cursor is its sort key as text
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
+    counts = fields.Dict(keys=fields.String(), values=WholeNumber())
 
 
 class VersionIn(BaseSchema):
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
 
 
 class AttemptIn(BaseSchema):
@@ -197,9 +198,9 @@ class AttemptIn(BaseSchema):
 
 
 class AttemptOut(BaseSchema):
-    id = fields.Integer()
-    task_id = fields.Integer()
-    user_id = fields.Integer(allow_none=True)
+    id = WholeNumber()
+    task_id = WholeNumber()
+    user_id = WholeNumber(allow_none=True)
     channel = fields.String()
     result = fields.String()
     note = fields.String(allow_none=True)
@@ -220,7 +221,7 @@ class CompleteIn(VersionIn):
     date_of_death = Date(allow_none=True)
     health_education_given = fields.Boolean(allow_none=True)
     revisit_booked = fields.Boolean(allow_none=True)
-    satisfaction = fields.Integer(allow_none=True, validate=validate.Range(min=1, max=5))
+    satisfaction = WholeNumber(allow_none=True, validate=validate.Range(min=1, max=5))
     note = Text(2000, allow_none=True)
     completed_at = DateTime(allow_none=True, metadata={
         "example": "2026-03-02T16:20:00+08:00",
@@ -249,25 +250,25 @@ class PlanStepIn(PlanFormIn):
 
 
 class ReassignIn(VersionIn):
-    assignee_id = fields.Integer(required=True, validate=validate.Range(min=1))
+    assignee_id = WholeNumber(required=True, validate=validate.Range(min=1))
 
 
 class PromptOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     #: followup_call (task_id, findings) or trigger (trigger, facts).
     source = fields.String()
-    task_id = fields.Integer(allow_none=True)
-    patient_id = fields.Integer()
-    department_id = fields.Integer()
+    task_id = WholeNumber(allow_none=True)
+    patient_id = WholeNumber()
+    department_id = WholeNumber()
     findings = fields.String()
     trigger = fields.Function(lambda p: p.trigger.code if p.trigger_id else None, allow_none=True)
-    trigger_version = fields.Integer(allow_none=True)
+    trigger_version = WholeNumber(allow_none=True)
     window_key = fields.String(allow_none=True)
     facts = fields.Raw(allow_none=True, metadata={"description": "The facts that fired it: kind, id, his_id, at, …"})
     occurred_at = DateTime(allow_none=True)
     state = fields.String()
-    version = fields.Integer()
-    event_id = fields.Integer(allow_none=True)
+    version = WholeNumber()
+    event_id = WholeNumber(allow_none=True)
     dismiss_code = fields.String(allow_none=True)
     dismiss_reason = fields.String(allow_none=True)
     created_at = DateTime()
@@ -293,7 +294,7 @@ class PromptListArgs(CursorArgs):
 
 
 class PromptFileIn(VersionIn):
-    event_id = fields.Integer(metadata={"description": "Link to this report already filed about the harm (one of "
+    event_id = WholeNumber(metadata={"description": "Link to this report already filed about the harm (one of "
                                                       "the firing's candidates) instead of filing one"})
     note = fields.String(validate=[validate.Length(max=2000), no_control_characters(long_text=True)],
                          metadata={"description": "The reviewer's words, the report's description (optional)"})

@@ -78,6 +78,8 @@ class Entry:
     owner_department_id: int | None = None
     #: The IndicatorSetup (or LocalIndicator) version, for a 409 on a stale edit; None without a row.
     version: int | None = None
+    #: False for a department's own indicator that was switched off (it takes no new values or targets).
+    is_active: bool = True
 
     def label(self, language: str | None = None) -> str:
         return self.name_en if (language or current_language()) == "en" and self.name_en else self.name
@@ -159,7 +161,7 @@ def annex(plan_key: str | None = None) -> tuple[AnnexRow, ...]:
 def _local(row: LocalIndicator) -> Entry:
     return Entry(row.code, row.name, row.name_en or "", row.unit, row.direction, "reported", "reported", "",
                  row.definition, "", department_id=row.department_id, owner_department_id=row.department_id,
-                 version=row.version)
+                 version=row.version, is_active=row.is_active)
 
 
 def entries(*, include_local: bool = True) -> list[Entry]:

@@ -87,7 +87,9 @@ def _entry_or_errors(code: str, errors: dict) -> catalogue.Entry | None:
         errors["code"] = [_("No indicator %(code)s.", code=code)]
         return None
     name = entry.label()
-    if entry.method == "computed":
+    if not entry.is_active:
+        errors["code"] = [_("“%(name)s” is switched off: switch it on again before entering values.", name=name)]
+    elif entry.method == "computed":
         errors["code"] = [_("“%(name)s” is computed by qcflow from its own records: it is not reported.", name=name)]
     elif entry.method == "not_applicable":
         errors["code"] = [_("“%(name)s” does not apply to this hospital (%(reason)s): there is nothing to report.",
@@ -109,11 +111,11 @@ def _check_department(entry: catalogue.Entry, department_id: int | None, actor: 
     if db.session.get(Department, department_id) is None:
         errors["department"] = [_("No such department.")]
         return
-    if sees_all_departments(actor) or HIS in actor.roles:
-        return  # the quality office and the HIS enter any department's values
-    if department_id != actor.department_id:
+    if not (sees_all_departments(actor) or HIS in actor.roles) and department_id != actor.department_id:
+        # The quality office and the HIS enter any department's values, a department head only their own.
         errors["department"] = [_("You may enter values only for your own department.")]
-    elif entry.department_id != department_id:
+    elif entry.department_id is not None and entry.department_id != department_id:
+        # An indicator the quality office reports (no reporting department) may come from any department.
         errors["department"] = [_("“%(name)s” is reported by %(department)s, not by your department.",
                                   name=entry.label(), department=_department_label(entry.department_id))]
 
@@ -128,6 +130,15 @@ def _check_month(month: date | None, now: datetime, errors: dict) -> None:
                              day=reportable_from(month).isoformat())]
 
 
+#: The largest numerator, denominator or value a month can hold: a hospital's month never counts a billion of
+#: anything, so a larger number is a typing (or sending) error; it also keeps every sum within 64 bits.
+MAX_AMOUNT = 10 ** 9
+
+
+def _too_large() -> str:
+    return _("At most %(limit)s: check the number.", limit=f"{MAX_AMOUNT:,}")
+
+
 def _check_parts(unit: str, numerator, denominator, value, errors: dict) -> None:
     if unit in RATE_UNITS:
         if value is not None:
@@ -136,10 +147,14 @@ def _check_parts(unit: str, numerator, denominator, value, errors: dict) -> None
             errors["numerator"] = [_("A rate needs its numerator.")]
         elif isinstance(numerator, bool) or not isinstance(numerator, int) or numerator < 0:
             errors["numerator"] = [_("Enter a whole number of 0 or more.")]
+        elif numerator > MAX_AMOUNT:
+            errors["numerator"] = [_too_large()]
         if denominator is None:
             errors["denominator"] = [_("A rate needs its denominator.")]
         elif isinstance(denominator, bool) or not isinstance(denominator, int) or denominator <= 0:
             errors["denominator"] = [_("Enter a whole number greater than 0.")]
+        elif denominator > MAX_AMOUNT:
+            errors["denominator"] = [_too_large()]
         if (unit in SHARE_UNITS and not errors.get("numerator") and not errors.get("denominator")
                 and numerator > denominator):
             errors["numerator"] = [_("The numerator cannot be larger than the denominator (%(n)d > %(d)d).",
@@ -154,6 +169,8 @@ def _check_parts(unit: str, numerator, denominator, value, errors: dict) -> None
         errors["value"] = [_("Enter a number.")]
     elif value < 0:
         errors["value"] = [_("Enter 0 or more.")]
+    elif value > MAX_AMOUNT:
+        errors["value"] = [_too_large()]
     elif unit == "count" and value != int(value):
         errors["value"] = [_("A count is a whole number.")]
     elif unit == "status" and value not in (0, 1):

@@ -3,7 +3,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from qcflow.core.schemas import (BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Month, Page, QueryArgs,
-                                 no_control_characters)
+                                 WholeNumber, no_control_characters)
 from qcflow.indicators.catalogue import PLAN_KEYS
 from qcflow.indicators.models import COMPARISONS, DIRECTIONS, FORM_KINDS, HOSPITAL_LEVELS, METHODS, REPORT_STATES, UNITS
 
@@ -27,12 +27,12 @@ class TrendArgs(QueryArgs):
 class CasesArgs(PeriodArgs):
     part = fields.String(load_default="numerator", validate=validate.OneOf(PARTS))
     cursor = fields.String(load_default=None, validate=validate.Length(max=40))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    limit = WholeNumber(load_default=50, validate=validate.Range(min=1, max=100))
 
 
 class ComputedOut(BaseSchema):
-    numerator = fields.Integer()
-    denominator = fields.Integer()
+    numerator = WholeNumber()
+    denominator = WholeNumber()
     value = fields.Float(allow_none=True)
     target = fields.Float(allow_none=True)
     met = fields.Boolean(allow_none=True)
@@ -44,8 +44,8 @@ class IndicatorValueOut(BaseSchema):
     unit = fields.String(metadata={"description": "percent, permille or per100"})
     direction = fields.String(metadata={"description": "higher, lower (is better) or rising"})
     value = fields.Float(allow_none=True)
-    numerator = fields.Integer()
-    denominator = fields.Integer()
+    numerator = WholeNumber()
+    denominator = WholeNumber()
     target = fields.Float(allow_none=True)
     comparison = fields.String(allow_none=True, metadata={"description": "gt, ge, le or lt"})
     met = fields.Boolean(allow_none=True)
@@ -53,8 +53,8 @@ class IndicatorValueOut(BaseSchema):
     differs = fields.Boolean(metadata={"description": "The snapshot differs from a computation now"})
     recomputed = fields.Nested(ComputedOut, allow_none=True)
     method = fields.String(metadata={"description": "computed (by qcflow) or reported (approved monthly reports)"})
-    pending = fields.Integer(metadata={"description": "Reported: department-months awaiting approval, not counted"})
-    found_by_system = fields.Integer(metadata={
+    pending = WholeNumber(metadata={"description": "Reported: department-months awaiting approval, not counted"})
+    found_by_system = WholeNumber(metadata={
         "description": "ae_per_100_discharges only: reports of the period filed from a trigger's firing "
                        "(系统发现), counted apart and never in the numerator"})
 
@@ -69,22 +69,22 @@ class TrendOut(BaseSchema):
     unit = fields.String()
     direction = fields.String()
     source = fields.String()
-    department = fields.Integer(allow_none=True)
+    department = WholeNumber(allow_none=True)
     months = fields.List(fields.Nested(TrendPointOut))
 
 
 class CaseOut(BaseSchema):
     kind = fields.String(metadata={"description": "event, encounter, census, operation, followup_task, discussion"})
-    id = fields.Integer()
+    id = WholeNumber()
     label = fields.String()
     url = fields.String(allow_none=True)
-    weight = fields.Integer(metadata={"description": "1, or a census row's discharges"})
+    weight = WholeNumber(metadata={"description": "1, or a census row's discharges"})
 
 
 class CasesPage(BaseSchema):
     code = fields.String()
     part = fields.String()
-    total = fields.Integer(metadata={"description": "The numerator or denominator: the sum of the weights"})
+    total = WholeNumber(metadata={"description": "The numerator or denominator: the sum of the weights"})
     items = fields.List(fields.Nested(CaseOut))
     next_cursor = fields.String(allow_none=True)
 
@@ -95,7 +95,7 @@ class CatalogueEntryArgs(QueryArgs):
                        "installation's (config INDICATOR_PLAN)"})
     department = DepartmentId(load_default=None, metadata={
         "description": "Whose targets: this department's own first (default: the department that reports it)"})
-    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100),
+    year = WholeNumber(load_default=None, validate=validate.Range(min=2000, max=2100),
                           metadata={"description": "The targets' year; default: this year"})
 
 
@@ -109,9 +109,9 @@ class CatalogueArgs(CatalogueEntryArgs):
 
 class AnnexRowOut(BaseSchema):
     plan = fields.String(metadata={"description": "henan, yubei, shaoxing or guizhou"})
-    seq = fields.Integer(metadata={"description": "The row's number in the annex"})
+    seq = WholeNumber(metadata={"description": "The row's number in the annex"})
     wording = fields.String(metadata={"description": "The annex's own words"})
-    line = fields.Integer(metadata={"description": "Line of the plan's text where the row starts"})
+    line = WholeNumber(metadata={"description": "Line of the plan's text where the row starts"})
 
 
 class CatalogueTargetOut(BaseSchema):
@@ -119,7 +119,7 @@ class CatalogueTargetOut(BaseSchema):
     value = fields.Float()
     source = fields.String(metadata={"description": "The plan's citation, or who set it"})
     set = fields.String(metadata={"description": "The plan's key, hospital or department"})
-    year = fields.Integer(metadata={"description": "The first year the target holds"})
+    year = WholeNumber(metadata={"description": "The first year the target holds"})
 
 
 class CatalogueRowOut(BaseSchema):
@@ -132,11 +132,11 @@ class CatalogueRowOut(BaseSchema):
     default_method = fields.String(metadata={"description": "The catalogue's"})
     reason = fields.String(metadata={"description": "Why it does not apply"})
     responsible = fields.String(metadata={"description": "The responsible department as the annexes name it"})
-    department_id = fields.Integer(allow_none=True, metadata={
+    department_id = WholeNumber(allow_none=True, metadata={
         "description": "This hospital's department that reports it (a department's own indicator: that "
                        "department); null: the quality office"})
     is_local = fields.Boolean(metadata={"description": "A department's own key indicator"})
-    version = fields.Integer(allow_none=True, metadata={
+    version = WholeNumber(allow_none=True, metadata={
         "description": "The version of this hospital's setup row (null: the catalogue's default); send it back "
                        "to change the setup"})
     annex = fields.List(fields.Nested(AnnexRowOut), metadata={"description": "Every plan's annex rows holding it"})
@@ -147,7 +147,7 @@ class CatalogueRowOut(BaseSchema):
 class PlanTargetOut(BaseSchema):
     plan = fields.String()
     level = fields.String()
-    year = fields.Integer()
+    year = WholeNumber()
     comparison = fields.String()
     value = fields.Float()
     source = fields.String()
@@ -167,7 +167,7 @@ class SetupIn(BaseSchema):
                            metadata={"description": "Required for not_applicable; dropped for the other methods"})
     department = DepartmentId(allow_none=True, metadata={
         "description": "The department that reports it; null: the quality office"})
-    version = fields.Integer(required=True, allow_none=True, validate=validate.Range(min=1), metadata={
+    version = WholeNumber(required=True, allow_none=True, validate=validate.Range(min=1), metadata={
         "description": "The catalogue row's `version` as read (null when it had none); stale → 409"})
 
 
@@ -191,12 +191,12 @@ class LocalIndicatorChangeIn(BaseSchema):
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
     definition = fields.String(validate=[validate.Length(min=1, max=2000), no_control_characters(long_text=True)])
     is_active = fields.Boolean(metadata={"description": "false: switched off (leaves the catalogue)"})
-    version = fields.Integer(required=True, validate=validate.Range(min=1), metadata={"description": "stale → 409"})
+    version = WholeNumber(required=True, validate=validate.Range(min=1), metadata={"description": "stale → 409"})
 
 
 class LocalIndicatorOut(BaseSchema):
     code = fields.String()
-    department_id = fields.Integer()
+    department_id = WholeNumber()
     name = fields.String()
     name_en = fields.String(allow_none=True)
     unit = fields.String()
@@ -204,37 +204,37 @@ class LocalIndicatorOut(BaseSchema):
     definition = fields.String()
     is_active = fields.Boolean()
     updated_at = DateTime()
-    version = fields.Integer()
+    version = WholeNumber()
 
 
 class TargetIn(BaseSchema):
     code = fields.String(required=True, validate=validate.Length(min=1, max=60),
                          metadata={"example": "ae_per_100_discharges"})
     level = fields.String(required=True, validate=validate.OneOf(HOSPITAL_LEVELS))
-    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100), metadata={"example": 2026})
+    year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100), metadata={"example": 2026})
     comparison = fields.String(required=True, validate=validate.OneOf(COMPARISONS))
     value = fields.Float(required=True, allow_nan=False, metadata={"example": 2.5})
     source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     department = DepartmentId(load_default=None, allow_none=True, metadata={
         "description": "A department's own target (its head: their own department's indicators; the quality "
                        "office: any); without it the hospital's (administrators)"})
-    version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+    version = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
         "description": "The version of the target you replace (required when this code, level and year have one); "
                        "stale → 409."})
 
 
 class TargetOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     code = fields.String()
     level = fields.String(attribute="hospital_level")
-    year = fields.Integer()
+    year = WholeNumber()
     comparison = fields.String()
     value = fields.Float()
     source = fields.String(allow_none=True)
-    department_id = fields.Integer(allow_none=True, metadata={"description": "null: the hospital's own target"})
+    department_id = WholeNumber(allow_none=True, metadata={"description": "null: the hospital's own target"})
     updated_at = DateTime()
     updated_by = fields.String()
-    version = fields.Integer()
+    version = WholeNumber()
 
 
 # Reported values (indicators.reporting) ------------------------------------------------------------------------
@@ -260,7 +260,7 @@ def _note():
 
 
 def _amount(description: str, integer: bool = True):
-    field = fields.Integer if integer else fields.Float
+    field = WholeNumber if integer else fields.Float
     extra = {} if integer else {"allow_nan": False}
     return field(load_default=None, allow_none=True, metadata={"description": description}, **extra)
 
@@ -278,7 +278,7 @@ class IndicatorReportIn(BaseSchema):
     value = _amount("The value of a count, time, ratio or status (1 done, 0 not done); empty for a rate",
                     integer=False)
     note = _note()
-    version = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
+    version = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1), metadata={
         "description": "The version of the value you revise (required when one exists); stale → 409"})
 
 
@@ -298,7 +298,7 @@ class IndicatorValueRowIn(BaseSchema):
 
 class ReportDecisionIn(BaseSchema):
     action = fields.String(required=True, validate=validate.OneOf(("approve", "return", "reopen")))
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = WholeNumber(required=True, validate=validate.Range(min=1))
     reason = fields.String(load_default=None, allow_none=True, validate=[
         validate.Length(max=500), no_control_characters(long_text=True)],
         metadata={"description": "Required to return or re-open: the department reads it"})
@@ -319,17 +319,17 @@ class ReportPageArgs(QueryArgs):
 
 
 class CompletenessArgs(QueryArgs):
-    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2200))
+    year = WholeNumber(load_default=None, validate=validate.Range(min=2000, max=2200))
     department = DepartmentId(load_default=None)
 
 
 class IndicatorReportOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     code = fields.String()
     month = fields.Function(lambda r: r.month_on.strftime("%Y-%m"), metadata={"example": "2026-10"})
-    department_id = fields.Integer()
-    numerator = fields.Integer(allow_none=True)
-    denominator = fields.Integer(allow_none=True)
+    department_id = WholeNumber()
+    numerator = WholeNumber(allow_none=True)
+    denominator = WholeNumber(allow_none=True)
     value = fields.Float(allow_none=True)
     note = fields.String(allow_none=True)
     state = fields.String(metadata={"enum": list(REPORT_STATES)})
@@ -339,7 +339,7 @@ class IndicatorReportOut(BaseSchema):
     decided_at = DateTime(allow_none=True)
     decided_by = fields.String(allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "Why it was returned or re-opened"})
-    version = fields.Integer()
+    version = WholeNumber()
 
 
 class IndicatorIntakeIn(BaseSchema):
@@ -349,27 +349,27 @@ class IndicatorIntakeIn(BaseSchema):
 
 
 class IndicatorIntakeRowOut(BaseSchema):
-    row = fields.Integer(metadata={"description": "1-based position in the batch"})
+    row = WholeNumber(metadata={"description": "1-based position in the batch"})
     key = fields.String(allow_none=True, metadata={"description": "code/month/department_code as sent"})
     status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "error", "skipped"]})
-    id = fields.Integer(allow_none=True, metadata={"description": "qcflow's id of the report"})
+    id = WholeNumber(allow_none=True, metadata={"description": "qcflow's id of the report"})
     state = fields.String(allow_none=True, metadata={"description": "The report's state after the row"})
     errors = fields.Dict(metadata={"description": "Field errors: {field: [messages]}, in the request's language"})
 
 
 class IndicatorIntakeBatchOut(BaseSchema):
     results = fields.List(fields.Nested(IndicatorIntakeRowOut))
-    created = fields.Integer()
-    updated = fields.Integer()
-    unchanged = fields.Integer()
-    failed = fields.Integer()
+    created = WholeNumber()
+    updated = WholeNumber()
+    unchanged = WholeNumber()
+    failed = WholeNumber()
 class FormIn(BaseSchema):
     kind = Choice(FORM_KINDS, example="annual", label_kind="ind_form_kind", required=True, metadata={
         "description": "annual: the plan's annual monitoring form; quarterly: the quarterly report to the quality "
                        "office"})
-    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100),
+    year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100),
                           metadata={"example": 2026})
-    quarter = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=4),
+    quarter = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1, max=4),
                              metadata={"description": "1 to 4; quarterly reports only"})
     draft = fields.Boolean(load_default=False, metadata={
         "description": "Preview a period that may still be running: the snapshot is returned, nothing is archived"})
@@ -377,18 +377,18 @@ class FormIn(BaseSchema):
 
 class FormListArgs(CursorArgs):
     kind = Choice(FORM_KINDS, example="annual", label_kind="ind_form_kind", load_default=None)
-    year = fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100))
+    year = WholeNumber(load_default=None, validate=validate.Range(min=2000, max=2100))
 
 
 class FormOut(BaseSchema):
-    id = fields.Integer(allow_none=True, metadata={"description": "null for a draft"})
+    id = WholeNumber(allow_none=True, metadata={"description": "null for a draft"})
     plan = fields.String()
     kind = fields.String()
-    year = fields.Integer()
-    quarter = fields.Integer(allow_none=True)
+    year = WholeNumber()
+    quarter = WholeNumber(allow_none=True)
     period_start = fields.Date()
     period_end = fields.Date()
-    revision = fields.Integer(allow_none=True, metadata={"description": "1, 2, … per plan, kind and period; "
+    revision = WholeNumber(allow_none=True, metadata={"description": "1, 2, … per plan, kind and period; "
                                                                         "null for a draft"})
     draft = fields.Boolean()
     generated_at = DateTime()
@@ -411,12 +411,12 @@ class SurvivalArgs(QueryArgs):
 
 
 class SurvivalEstimateOut(BaseSchema):
-    years = fields.Integer()
-    days = fields.Integer()
+    years = WholeNumber()
+    days = WholeNumber()
     survival = fields.Float(allow_none=True, metadata={"description": "0..1; null when nobody was followed so long"})
     lower = fields.Float(allow_none=True)
     upper = fields.Float(allow_none=True)
-    at_risk = fields.Integer(metadata={"description": "Diagnoses followed at least this long"})
+    at_risk = WholeNumber(metadata={"description": "Diagnoses followed at least this long"})
 
 
 class SurvivalCurveOut(BaseSchema):
@@ -431,14 +431,14 @@ class SurvivalGroupOut(BaseSchema):
     cancer_type = fields.String(allow_none=True, metadata={"description": "null: the five key cancers together"})
     name = fields.String()
     suppressed = fields.Boolean(metadata={"description": "Fewer than k diagnoses: no counts, curve or estimates"})
-    n = fields.Integer(allow_none=True)
-    events = fields.Integer(allow_none=True)
+    n = WholeNumber(allow_none=True)
+    events = WholeNumber(allow_none=True)
     estimates = fields.List(fields.Nested(SurvivalEstimateOut))
     curve = fields.Nested(SurvivalCurveOut, allow_none=True)
 
 
 class SurvivalOut(BaseSchema):
     as_of = fields.Date()
-    department_id = fields.Integer(allow_none=True)
-    k = fields.Integer(metadata={"description": "Groups with fewer diagnoses are shown as fewer than k"})
+    department_id = WholeNumber(allow_none=True)
+    k = WholeNumber(metadata={"description": "Groups with fewer diagnoses are shown as fewer than k"})
     groups = fields.List(fields.Nested(SurvivalGroupOut))

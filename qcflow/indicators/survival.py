@@ -108,11 +108,14 @@ class Curve:
     lower: list[float] = field(default_factory=list)
     upper: list[float] = field(default_factory=list)
     estimates: list[Estimate] = field(default_factory=list)
+    #: A department's group whose complement (the rest of the hospital's group) is smaller than k: shown, it
+    #: would give away the few others by subtraction from the hospital's curve.
+    complement_small: bool = False
 
     @property
     def suppressed(self) -> bool:
-        """Fewer than k diagnoses: no curve and no value is shown."""
-        return self.n < self.k
+        """Fewer than k diagnoses, or fewer than k others beside them: no curve and no value is shown."""
+        return self.n < self.k or self.complement_small
 
     def at(self, years: int) -> Estimate | None:
         return next((e for e in self.estimates if e.years == years), None)
@@ -124,13 +127,15 @@ class Curve:
         return en if language == "en" else zh
 
 
-def kaplan_meier(durations: list[float], events: list[int], *, cancer_type: str | None = None, k: int = 1) -> Curve:
+def kaplan_meier(durations: list[float], events: list[int], *, cancer_type: str | None = None, k: int = 1,
+                 others: int | None = None) -> Curve:
     """Fit lifelines' Kaplan–Meier estimator to the rows of one group.
 
     The survival at a horizon is given only when some diagnosis was followed that long (the estimate is
     not carried past the longest follow-up); `at_risk` counts the diagnoses with duration ≥ the horizon.
     """
-    curve = Curve(cancer_type, len(durations), int(sum(events)), k)
+    curve = Curve(cancer_type, len(durations), int(sum(events)), k,
+                  complement_small=others is not None and 0 < others < k)
     if curve.suppressed or not durations:
         return curve
     from lifelines import KaplanMeierFitter  # heavy: imported when a curve is drawn, not with the app
@@ -159,16 +164,32 @@ def small_group_k() -> int:
     return int(current_app.config["REPORT_SMALL_CELL_K"])
 
 
+def _hospital_sizes(as_of: date) -> dict[str | None, int]:
+    """Diagnoses per cancer type (None: the five together) in the whole hospital, as known on `as_of`."""
+    sub = diagnosis_rows(as_of).subquery()
+    sizes = {cancer_type: int(n) for cancer_type, n in db.session.execute(
+        sa.select(sub.c.cancer_type, sa.func.count()).group_by(sub.c.cancer_type))}
+    sizes[None] = sum(sizes.values())
+    return sizes
+
+
+def _others(sizes: dict | None, cancer_type: str | None, n: int) -> int | None:
+    """How many of the hospital's group are not in the department's (None: the hospital's own view)."""
+    return None if sizes is None else sizes.get(cancer_type, 0) - n
+
+
 def curves(as_of: date, *, department_id: int | None = None, k: int | None = None) -> list[Curve]:
-    """The five key cancers together and each type, as known on `as_of`."""
+    """The five key cancers together and each type, as known on `as_of`. A department's group is suppressed
+    when it, or the rest of the hospital's group beside it, holds fewer than k diagnoses."""
     k = small_group_k() if k is None else k
     rows = db.session.execute(diagnosis_rows(as_of, department_id=department_id)).all()
+    sizes = _hospital_sizes(as_of) if department_id is not None else None
     groups: list[str | None] = [None, *KEY_CANCERS]
     result = []
     for cancer_type in groups:
         chosen = [r for r in rows if cancer_type is None or r.cancer_type == cancer_type]
         result.append(kaplan_meier([r.duration for r in chosen], [r.event for r in chosen], cancer_type=cancer_type,
-                                   k=k))
+                                   k=k, others=_others(sizes, cancer_type, len(chosen))))
     return result
 
 
@@ -183,8 +204,9 @@ def survival_value(code: str, start: date, end: date, department_id: int | None 
     as_of = min(end, today())
     cancer_type = SURVIVAL_CODES[code]
     rows = db.session.execute(diagnosis_rows(as_of, department_id=department_id, cancer_type=cancer_type)).all()
+    sizes = _hospital_sizes(as_of) if department_id is not None else None
     curve = kaplan_meier([r.duration for r in rows], [r.event for r in rows], cancer_type=cancer_type,
-                         k=small_group_k())
+                         k=small_group_k(), others=_others(sizes, cancer_type, len(rows)))
     estimate = curve.at(5)
     if curve.suppressed or estimate is None or estimate.survival is None:
         return None

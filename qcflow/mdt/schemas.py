@@ -2,12 +2,12 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import SPECIALTIES
-from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Page
+from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
 Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
-Id = lambda **kw: fields.Integer(validate=validate.Range(min=1), **kw)  # noqa: E731
+Id = lambda **kw: WholeNumber(validate=validate.Range(min=1), **kw)  # noqa: E731
 
 
 class DiscussionIn(BaseSchema):
@@ -27,7 +27,7 @@ class DiscussionIn(BaseSchema):
 
 
 class DiscussionRecordIn(BaseSchema):
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
     question = Text(5000)
     chair_user_id = Id(allow_none=True)
     summary = Text(20000)
@@ -37,7 +37,7 @@ class DiscussionRecordIn(BaseSchema):
 
 class DiscussionTransitionIn(BaseSchema):
     action = fields.String(required=True, metadata={"example": "sign"})
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
     scheduled_at = DateTime(metadata={"example": "2026-03-05T14:00:00+08:00"})
     held_at = DateTime()
     signed_at = DateTime(metadata={
@@ -66,7 +66,7 @@ class ParticipantIn(BaseSchema):
 
 
 class ParticipantPatch(BaseSchema):
-    version = fields.Integer(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The discussion's version you read; stale → 409."})
     attended = fields.Boolean()
     specialty = Choice(SPECIALTIES, example="anaesthesia", label_kind="clin_specialty", allow_none=True)
     department_id = DepartmentId(allow_none=True)
@@ -74,13 +74,13 @@ class ParticipantPatch(BaseSchema):
 
 
 class OwnAttendanceIn(BaseSchema):
-    version = fields.Integer(required=True)
+    version = WholeNumber(required=True)
     attended = fields.Boolean(required=True)
 
 
 class AttendanceIn(BaseSchema):
-    version = fields.Integer(required=True)
-    attended = fields.List(fields.Integer(), load_default=list,
+    version = WholeNumber(required=True)
+    attended = fields.List(WholeNumber(), load_default=list,
                            metadata={"description": "Ids of the participants who attended; the others did not."})
 
 
@@ -89,38 +89,38 @@ class AddendumIn(BaseSchema):
 
 
 class ParticipantOut(BaseSchema):
-    id = fields.Integer()
-    user_id = fields.Integer(allow_none=True)
-    staff_id = fields.Integer(allow_none=True)
+    id = WholeNumber()
+    user_id = WholeNumber(allow_none=True)
+    staff_id = WholeNumber(allow_none=True)
     name = fields.String()
-    department_id = fields.Integer(allow_none=True)
+    department_id = WholeNumber(allow_none=True)
     specialty = fields.String(allow_none=True)
     role = fields.String()
     attended = fields.Boolean()
 
 
 class AddendumOut(BaseSchema):
-    id = fields.Integer()
-    author_user_id = fields.Integer()
+    id = WholeNumber()
+    author_user_id = WholeNumber()
     text = fields.String()
     created_at = DateTime()
 
 
 class DiscussionOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     kind = fields.String()
     state = fields.String()
-    version = fields.Integer()
-    department_id = fields.Integer()
-    patient_id = fields.Integer(allow_none=True)
-    operation_id = fields.Integer(allow_none=True)
-    encounter_id = fields.Integer(allow_none=True)
-    event_id = fields.Integer(allow_none=True)
+    version = WholeNumber()
+    department_id = WholeNumber()
+    patient_id = WholeNumber(allow_none=True)
+    operation_id = WholeNumber(allow_none=True)
+    encounter_id = WholeNumber(allow_none=True)
+    event_id = WholeNumber(allow_none=True)
     question = fields.String(metadata={"description": "The question as the team wrote it; empty for a discussion qcflow "
                                                       "requested by itself until the team writes one (kind and "
                                                       "operation_id say what it is about; pages word it in the "
                                                       "reader's language)."})
-    chair_user_id = fields.Integer(allow_none=True)
+    chair_user_id = WholeNumber(allow_none=True)
     summary = fields.String(allow_none=True)
     conclusion = fields.String(allow_none=True)
     decision = fields.String(allow_none=True)
@@ -131,7 +131,7 @@ class DiscussionOut(BaseSchema):
     signed_at = DateTime(allow_none=True)
     signed_recorded_at = DateTime(allow_none=True, metadata={
         "description": "When the signature was recorded (later than signed_at for a record signed on paper)."})
-    signed_by_user_id = fields.Integer(allow_none=True)
+    signed_by_user_id = WholeNumber(allow_none=True)
     cancel_reason = fields.String(allow_none=True)
     created_at = DateTime()
     participants = fields.List(fields.Nested(ParticipantOut))
@@ -149,7 +149,7 @@ class DiscussionListArgs(CursorArgs):
 
 
 class ClinicSlotIn(BaseSchema):
-    weekday = fields.Integer(required=True, validate=validate.Range(min=1, max=7),
+    weekday = WholeNumber(required=True, validate=validate.Range(min=1, max=7),
                              metadata={"description": "1 = Monday … 7 = Sunday", "example": 3})
     starts_at = fields.Time(required=True, format="%H:%M", metadata={"example": "14:00"})
     ends_at = fields.Time(required=True, format="%H:%M", metadata={"example": "17:00"})
@@ -176,32 +176,32 @@ class ClinicPatch(ClinicIn):
     """The fields to change (others are kept; `slots` replaces every slot); `version` is the one read
     (stale → 409). Load it with `partial=CLINIC_FIELDS`."""
 
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
 
 
 class ClinicDeactivateIn(BaseSchema):
-    version = fields.Integer(required=True, metadata={"description": "The version you read; stale → 409."})
+    version = WholeNumber(required=True, metadata={"description": "The version you read; stale → 409."})
     active_to = Date(required=True, metadata={"description": "The clinic's last day open.", "example": "2026-06-30"})
 
 
 class ClinicSlotOut(BaseSchema):
-    weekday = fields.Integer()
+    weekday = WholeNumber()
     starts_at = fields.Time(format="%H:%M")
     ends_at = fields.Time(format="%H:%M")
 
 
 class ClinicOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     name = fields.String()
     name_en = fields.String()
-    department_id = fields.Integer()
+    department_id = WholeNumber()
     specialties = fields.List(fields.String())
     slots = fields.List(fields.Nested(ClinicSlotOut))
     active_from = fields.Date()
     active_to = fields.Date(allow_none=True)
     is_counted = fields.Boolean(metadata={"description": "Counted by mdt_clinic_count today: active, a weekly "
                                                          "slot and at least two specialties."})
-    version = fields.Integer()
+    version = WholeNumber()
 
 
 class ClinicListArgs(BaseSchema):

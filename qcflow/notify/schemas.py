@@ -1,11 +1,11 @@
 from marshmallow import fields
 
-from qcflow.core.schemas import BaseSchema, DateTime, Page
+from qcflow.core.schemas import BaseSchema, DateTime, Page, WholeNumber
 from qcflow.notify.messages import texts
 
 
 class NotificationOut(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     kind = fields.String()
     #: What the message says, as codes, ids, numbers and ISO times (null on notifications from before).
     params = fields.Dict(allow_none=True)
@@ -19,4 +19,4 @@ class NotificationOut(BaseSchema):
 
 class NotificationPage(Page):
     items = fields.List(fields.Nested(NotificationOut))
-    unread = fields.Integer()
+    unread = WholeNumber()

@@ -1,7 +1,7 @@
 """Shapes of the report and export requests and responses (rules live in the modules they call)."""
 from marshmallow import fields
 
-from qcflow.core.schemas import BaseSchema, Date, DepartmentId, QueryArgs
+from qcflow.core.schemas import BaseSchema, Date, DepartmentId, QueryArgs, WholeNumber
 
 
 class PeriodArgs(QueryArgs):
@@ -19,14 +19,14 @@ class MonthArgs(QueryArgs):
 class CellOut(BaseSchema):
     code = fields.String(allow_none=True)
     label = fields.String()
-    count = fields.Integer(allow_none=True, metadata={"description": "null when hidden (small cell)"})
+    count = WholeNumber(allow_none=True, metadata={"description": "null when hidden (small cell)"})
     display = fields.String(metadata={"description": "the count as published: a number, `<5` or `—`"})
     share = fields.Float(allow_none=True, metadata={"description": "percent of the total, when both are published"})
     suppressed = fields.Boolean()
 
 
 class TotalOut(BaseSchema):
-    count = fields.Integer(allow_none=True)
+    count = WholeNumber(allow_none=True)
     display = fields.String()
     suppressed = fields.Boolean()
 
@@ -39,22 +39,22 @@ class DimensionOut(BaseSchema):
 
 
 class HarmOut(BaseSchema):
-    count = fields.Integer(allow_none=True)
+    count = WholeNumber(allow_none=True)
     display = fields.String()
     share = fields.Float(allow_none=True)
     suppressed = fields.Boolean()
 
 
 class DepartmentRef(BaseSchema):
-    id = fields.Integer()
+    id = WholeNumber()
     code = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
 
 
 class FunnelPointOut(BaseSchema):
     department = fields.Nested(DepartmentRef)
-    discharges = fields.Integer()
-    reports = fields.Integer(allow_none=True)
+    discharges = WholeNumber()
+    reports = WholeNumber(allow_none=True)
     reports_display = fields.String()
     rate = fields.Float(allow_none=True, metadata={"description": "reports per 100 discharges"})
     rate_display = fields.String()
@@ -68,11 +68,11 @@ class FunnelPointOut(BaseSchema):
 
 class FunnelOut(BaseSchema):
     hospital_rate = fields.Float(metadata={"description": "reports per 100 discharges"})
-    reports = fields.Integer()
-    discharges = fields.Integer()
+    reports = WholeNumber()
+    discharges = WholeNumber()
     points = fields.List(fields.Nested(FunnelPointOut))
     flagged = fields.List(fields.String())
-    silent_weeks = fields.Integer()
+    silent_weeks = WholeNumber()
     silent = fields.List(fields.Nested(DepartmentRef))
 
 
@@ -82,7 +82,7 @@ class PeriodOut(BaseSchema):
 
 
 class FoundByCellOut(BaseSchema):
-    count = fields.Integer(allow_none=True, metadata={"description": "null when hidden (small cell)"})
+    count = WholeNumber(allow_none=True, metadata={"description": "null when hidden (small cell)"})
     display = fields.String()
     suppressed = fields.Boolean()
 
@@ -94,13 +94,13 @@ class FoundByOut(BaseSchema):
 
 
 class TriggerFiguresOut(BaseSchema):
-    firings = fields.Integer(metadata={"description": "firings that fired in the period"})
-    reviewed = fields.Integer(metadata={"description": "filed + linked + dismissed"})
-    confirmed = fields.Integer(metadata={"description": "filed + linked"})
-    filed = fields.Integer()
-    linked = fields.Integer()
-    dismissed = fields.Integer()
-    open = fields.Integer()
+    firings = WholeNumber(metadata={"description": "firings that fired in the period"})
+    reviewed = WholeNumber(metadata={"description": "filed + linked + dismissed"})
+    confirmed = WholeNumber(metadata={"description": "filed + linked"})
+    filed = WholeNumber()
+    linked = WholeNumber()
+    dismissed = WholeNumber()
+    open = WholeNumber()
     ppv = fields.Float(allow_none=True, metadata={"description": "confirmed / reviewed in percent; null if none reviewed"})
     median_review_hours = fields.Float(allow_none=True, metadata={
         "description": "median hours from firing to review over the reviewed firings"})
@@ -109,7 +109,7 @@ class TriggerFiguresOut(BaseSchema):
 
 
 class TriggerRowOut(TriggerFiguresOut):
-    id = fields.Integer()
+    id = WholeNumber()
     code = fields.String()
     name = fields.String()
     is_active = fields.Boolean()
@@ -122,19 +122,19 @@ class TriggerTableOut(BaseSchema):
 
 class UnreportedRowOut(BaseSchema):
     department = fields.Nested(DepartmentRef)
-    firings = fields.Integer()
-    filed = fields.Integer(metadata={"description": "harm nobody had reported: a report was filed from the firing"})
-    linked = fields.Integer(metadata={"description": "linked to a report already filed"})
-    reports = fields.Integer(allow_none=True, metadata={"description": "reports by staff; null when under k"})
+    firings = WholeNumber()
+    filed = WholeNumber(metadata={"description": "harm nobody had reported: a report was filed from the firing"})
+    linked = WholeNumber(metadata={"description": "linked to a report already filed"})
+    reports = WholeNumber(allow_none=True, metadata={"description": "reports by staff; null when under k"})
     reports_display = fields.String()
     unreported_share = fields.Float(allow_none=True, metadata={"description": "filed / (filed + linked), percent"})
     links = fields.Dict(keys=fields.String(), values=fields.String())
 
 
 class UnreportedTotalOut(BaseSchema):
-    firings = fields.Integer()
-    filed = fields.Integer()
-    linked = fields.Integer()
+    firings = WholeNumber()
+    filed = WholeNumber()
+    linked = WholeNumber()
     unreported_share = fields.Float(allow_none=True)
 
 
@@ -151,7 +151,7 @@ class TriggerStatsOut(BaseSchema):
 class AnalysisOut(BaseSchema):
     period = fields.Nested(PeriodOut)
     department = fields.Nested(DepartmentRef, allow_none=True)
-    k = fields.Integer(metadata={"description": "counts below k are shown as `<k` below the hospital level"})
+    k = WholeNumber(metadata={"description": "counts below k are shown as `<k` below the hospital level"})
     below_hospital_level = fields.Boolean()
     total = fields.Nested(TotalOut)
     found_by = fields.Nested(FoundByOut)

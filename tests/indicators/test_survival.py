@@ -136,3 +136,21 @@ def test_page_shows_the_chart_and_the_table(five, clients):
     assert not re.search(r"\b[a-z]+(_[a-z0-9]+)+\b", text)
     english = clients("quality").get(f"/indicators/survival?as_of={AS_OF}&lang=en").get_data(as_text=True)
     assert "Lung cancer" in english or "lung cancer" in english
+
+
+def test_a_department_group_beside_fewer_than_k_others_is_suppressed_too(five, b, hospital, clients):
+    """The hospital shows 6 lung cancers, surgery 5 of them: showing surgery's curve would give away the one
+    cardiology patient by subtraction, so surgery's lung group is suppressed although it holds k."""
+    from qcflow.indicators.survival import curves, survival_value
+
+    diagnosis(b, b.patient(), "lung", department=hospital["cardio"])
+    b.db.session.commit()
+    surgery = hospital["surgery"].id
+    hospital_lung = next(c for c in curves(AS_OF) if c.cancer_type == "lung")
+    surgery_lung = next(c for c in curves(AS_OF, department_id=surgery) if c.cancer_type == "lung")
+    assert hospital_lung.n == 6 and not hospital_lung.suppressed
+    assert surgery_lung.n == 5 and surgery_lung.suppressed and surgery_lung.times == []
+    assert survival_value("cancer_5y_survival_lung", AS_OF, AS_OF, surgery) is None
+    body = clients("quality").get(f"/api/v1/indicators/survival?as_of={AS_OF}&department=GS").get_json()
+    lung = next(g for g in body["groups"] if g["code"] == "cancer_5y_survival_lung")
+    assert lung["suppressed"] and lung["n"] is None and lung["curve"] is None
