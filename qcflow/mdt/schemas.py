@@ -2,11 +2,13 @@
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import SPECIALTIES
-from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber
+from qcflow.core.schemas import (BaseSchema, Choice, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber,
+                                 no_control_characters)
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, DiscussionKind
 from qcflow.mdt.workflow import DiscussionState
 
-Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
+Text = lambda n, **kw: fields.String(validate=[validate.Length(max=n), no_control_characters(long_text=True)],  # noqa: E731
+                                     **kw)
 Id = lambda **kw: WholeNumber(validate=validate.Range(min=1), **kw)  # noqa: E731
 
 
@@ -156,7 +158,7 @@ class ClinicSlotIn(BaseSchema):
 
 
 class ClinicIn(BaseSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=100),
+    name = fields.String(required=True, validate=[validate.Length(min=1, max=100), no_control_characters()],
                          metadata={"example": "肺结节多学科门诊"})
     name_en = Text(100, load_default="", metadata={"example": "Lung nodule MDT clinic"})
     department_id = DepartmentId(required=True, metadata={"description": "The department that runs the clinic "

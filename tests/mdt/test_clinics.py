@@ -98,6 +98,10 @@ def test_department_and_drill_down_list_the_clinics(clients, hospital):
     ({"slots": [{"weekday": 1, "starts_at": "08:00", "ends_at": "12:00"},
                 {"weekday": 1, "starts_at": "11:30", "ends_at": "13:00"}]}, "slots"),
     ({"name": ""}, "name"),
+    ({"name": "   "}, "name"),
+    ({"name": "肺结节\x00门诊"}, "name"),
+    ({"name_en": "Lung\x1b[31m"}, "name_en"),
+    ({"active_from": "1900-01-01"}, "active_from"),
 ])
 def test_invalid_clinics_are_refused_with_the_field(clients, hospital, changes, field):
     response = post(clients, body(**changes))
@@ -192,3 +196,18 @@ def test_pages_in_english_and_chinese_show_no_codes(clients, hospital):
     assert "Thoracic surgery" in en and "Lung nodule MDT clinic" in en
     mdt = q.get("/mdt").get_data(as_text=True)
     assert 'id="clinics-link"' in mdt
+
+
+def test_a_copy_of_an_open_clinic_is_refused_so_it_never_counts_twice(clients, hospital):
+    assert post(clients, LUNG).status_code == 201
+    copy = post(clients, body(name=" 肺结节多学科门诊 "))
+    assert copy.status_code == 422 and "name" in copy.get_json()["errors"]
+    # The same name once the first one has closed is a new clinic.
+    assert post(clients, body(active_from="2027-01-01")).status_code == 422
+    first = clients("quality").get("/api/v1/mdt/clinics").get_json()["items"][0]
+    client = clients("quality")
+    closed = client.patch(f"/api/v1/mdt/clinics/{first['id']}", headers=client.csrf,
+                          json={"active_to": "2026-06-30", "version": first["version"]})
+    assert closed.status_code == 200, closed.get_json()
+    assert post(clients, body(active_from="2026-07-01")).status_code == 201
+    assert count(date(2026, 8, 1), date(2026, 8, 31)).numerator == 1
