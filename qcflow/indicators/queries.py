@@ -419,7 +419,9 @@ def _reported_value(unit: str, numerator, denominator, total, mean, lowest) -> f
 def reported_values(start: date, end: date, *, department_id: int | None = None,
                     codes: list[str] | None = None) -> list[IndicatorValue]:
     """The reported indicators of the catalogue for the months start..end touches: approved reports only
-    (hospital-wide: every department's), with the reports still awaiting approval counted in `pending`.
+    (hospital-wide: every department's), with the reports awaiting the quality office's decision counted in
+    `pending` (a returned or re-opened value is owed by its department, not pending). A department's own
+    indicator is compared with its department's target, also in the hospital's view.
     One aggregate over the reports, grouped by indicator."""
     entries = [e for e in catalogue.entries() if e.method == "reported" and (codes is None or e.code in codes)]
     if not entries:
@@ -431,13 +433,16 @@ def reported_values(start: date, end: date, *, department_id: int | None = None,
         report.code,
         sa.func.sum(sa.case((with_parts, report.numerator))), sa.func.sum(sa.case((with_parts, report.denominator))),
         sa.func.sum(sa.case((approved, report.value))), sa.func.avg(sa.case((approved, report.value))),
-        sa.func.min(sa.case((approved, report.value))), sa.func.count(sa.case((sa.not_(approved), report.id))),
+        sa.func.min(sa.case((approved, report.value))),
+        sa.func.count(sa.case((report.state == "submitted", report.id))),
     ).where(report.code.in_([e.code for e in entries]), report.month_on >= month_start(start),
             report.month_on <= month_start(end)).group_by(report.code)
     if department_id is not None:
         stmt = stmt.where(report.department_id == department_id)
     sums = {row[0]: row[1:] for row in db.session.execute(stmt)}
     targets = targets_for(end.year, department_id=department_id)
+    owners = {e.owner_department_id for e in entries if e.is_local and department_id is None}
+    own_targets = {owner: targets_for(end.year, department_id=owner) for owner in owners}
     language = current_language()
     found = []
     for entry in entries:
@@ -445,7 +450,7 @@ def reported_values(start: date, end: date, *, department_id: int | None = None,
         numerator = int(numerator) if numerator is not None else None
         denominator = int(denominator) if denominator is not None else None
         value = _reported_value(entry.unit, numerator, denominator, total, mean, lowest)
-        target = targets.get(entry.code)
+        target = own_targets.get(entry.owner_department_id, targets).get(entry.code)
         goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
         found.append(IndicatorValue(entry.code, entry.label(language), entry.unit, entry.direction, numerator,
                                     denominator, value, goal, is_met(value, goal, comparison), comparison,

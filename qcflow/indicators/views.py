@@ -87,9 +87,15 @@ def index():
                               target=v.target, now=at)
               for v in values}
     reported = queries.reported_values(start, end, department_id=department_id)
-    trends.update(reported_charts(reported, end, department_id, at))
-    values = values + reported
-    return render_template("indicators/index.html", values=values, charts=trends, start=start, end=end,
+    by_month = reported_months(end, department_id)
+    # A reported indicator with nothing approved or awaiting approval in the period nor in the 12 months before
+    # is named in one line below the table, not given an empty row and chart each.
+    shown = [v for v in reported if v.value is not None or v.pending
+             or any(found.get(v.code) is not None and found[v.code].value is not None for _m, found in by_month)]
+    quiet = [v for v in reported if v not in shown]
+    trends.update(reported_charts(shown, by_month, at))
+    values = values + shown
+    return render_template("indicators/index.html", values=values, charts=trends, start=start, end=end, quiet=quiet,
                            department_id=department_id, departments=department_choices(current_actor()),
                            counted_at=queries.rollup_counted_at(),
                            found_by_system=queries.counted_apart(start, end, department_id=department_id),
@@ -508,12 +514,16 @@ def reported_trend(code: str, month: date, department_id: int | None):
     return points
 
 
-def reported_charts(values, end: date, department_id: int | None, at: datetime) -> dict[str, str]:
-    """Each reported indicator's 12-month trend chart for the list."""
+def reported_months(end: date, department_id: int | None) -> list[tuple[date, dict]]:
+    """The reported indicators' values of each of the 12 months up to `end`'s month, by code."""
     last = periods.month_start(end)
-    by_month = [(month, {v.code: v for v in queries.reported_values(month, periods.month_end(month),
-                                                                    department_id=department_id)})
-                for month in (periods.add_months(last, -n) for n in range(11, -1, -1))]
+    return [(month, {v.code: v for v in queries.reported_values(month, periods.month_end(month),
+                                                                department_id=department_id)})
+            for month in (periods.add_months(last, -n) for n in range(11, -1, -1))]
+
+
+def reported_charts(values, by_month: list[tuple[date, dict]], at: datetime) -> dict[str, str]:
+    """Each reported indicator's 12-month trend chart for the list."""
     return {v.code: trend_chart([(month, found[v.code]) for month, found in by_month if v.code in found],
                                 unit=v.unit, target=v.target, now=at) for v in values}
 def _form_values(form) -> dict:

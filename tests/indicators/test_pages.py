@@ -18,7 +18,11 @@ def test_page_renders_in_chinese_with_trend_charts(clients, reference_month):
     from qcflow.indicators.definitions import INDICATORS
 
     charts = SVG.findall(html)
-    assert len(charts) == len(INDICATORS) + len(reported)  # one trend chart per indicator, computed or reported
+    # One trend chart per computed indicator; the reported ones have no value in the reference month nor the
+    # year before: each is named once below the table instead of an empty row and chart.
+    assert len(charts) == len(INDICATORS)
+    quiet = html.split('id="reported-without-values"')[1].split("</p>")[0]
+    assert all(entry.name in quiet for entry in reported) and "本期及此前12个月均无审核通过数值的上报指标" in quiet
     svg = base64.b64decode(charts[0]).decode()
     assert svg.startswith("<svg") and "<script" not in svg and "<?xml" not in svg
     assert set(re.findall(r"https?://[^\s\"'<>]+", svg)) <= {"http://www.w3.org/2000/svg",

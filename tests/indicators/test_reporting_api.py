@@ -156,6 +156,12 @@ def test_enter_and_decide_over_the_api(reported, tokens, last_month):
 def test_reported_indicators_in_the_list_trend_and_drill_down(reported, tokens, clients, last_month):
     from flask import current_app
 
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorSetup
+
+    # Reported hospital-wide (no reporting department named): every department's value adds up.
+    db.session.scalar(sa.select(IndicatorSetup).where(IndicatorSetup.code == "pain_assessment_rate")).department_id = None
+    db.session.commit()
     reported_client_post(tokens("his"), {"items": [_row(last_month), _row(last_month, department_code="CARD",
                                                                           numerator=5, denominator=50)]})
     for report in _reports():
