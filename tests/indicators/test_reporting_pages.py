@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from qcflow.core.periods import add_months, month_end, month_start
 from qcflow.core.time import today
-from tests.indicators.reporting_fixtures import reported  # noqa: F401
+from tests.indicators.reporting_fixtures import default_reported, reported  # noqa: F401
 
 SNAKE = re.compile(r">[^<]*\b[a-z]+_[a-z_]+\b[^<]*<")
 
@@ -185,16 +185,24 @@ def test_reminders_before_the_deadline_once_and_overdue_after(reported, app):
         db.session.expire_all()
         return [(n.user_id, n.kind) for n in db.session.scalars(sa.select(Notification).order_by(Notification.id))]
 
+    def counts():
+        return {n.user_id: n.params["n"] for n in db.session.scalars(
+            sa.select(Notification).where(Notification.kind == "indicator.report_due"))}
+
     head, card_head, quality = reported["head"].id, reported["card_head"].id, reported["quality"].id
     assert "0" in jobs.remind_reports(_sh(2026, 4, 6, 9))            # before the window (deadline 10 April)
     db.session.commit()
     assert notes() == []
-    assert jobs.remind_reports(_sh(2026, 4, 7, 9)).startswith("departments reminded 2")
+    # Surgery, cardiology and the quality office (for the catalogue's reported indicators no department was
+    # named for): one notice each, with the count of what each owes.
+    assert jobs.remind_reports(_sh(2026, 4, 7, 9)).startswith("departments reminded 3")
     db.session.commit()
-    assert sorted(notes()) == sorted([(head, "indicator.report_due"), (card_head, "indicator.report_due")])
+    assert sorted(notes()) == sorted([(head, "indicator.report_due"), (card_head, "indicator.report_due"),
+                                      (quality, "indicator.report_due")])
+    assert counts() == {head: 4, card_head: 2, quality: len(default_reported(app)) - 1}
     assert jobs.remind_reports(_sh(2026, 4, 8, 9)).startswith("departments reminded 0")  # once per month
     db.session.commit()
-    assert len(notes()) == 2
+    assert len(notes()) == 3
     # Cardiology reports its values; after the deadline the quality office hears of surgery's.
     from qcflow.core.actors import Actor
 
@@ -206,9 +214,11 @@ def test_reminders_before_the_deadline_once_and_overdue_after(reported, app):
     assert jobs.remind_reports(_sh(2026, 4, 11, 9)).endswith("overdue notices 1")
     db.session.commit()
     assert notes()[-1] == (quality, "indicator.report_overdue")
+    overdue = db.session.scalars(sa.select(Notification).order_by(Notification.id.desc())).first()
+    assert overdue.params["departments"] == 2  # surgery and the quality office; cardiology has reported
     assert jobs.remind_reports(_sh(2026, 4, 12, 9)).endswith("overdue notices 0")
     db.session.commit()
-    assert len(notes()) == 3
+    assert len(notes()) == 4
 
 
 def test_the_reminder_job_is_in_the_jobs_table():
