@@ -140,8 +140,18 @@ def test_completeness_for_the_quality_office_and_for_a_head(reported, clients, a
     assert quality.status_code == 200
     html = quality.get_data(as_text=True)
     assert "指标填报完整性" in html and "疼痛评估规范率" in html and "未填报" in html and "普通外科" in html
+    # One section per reporting department, the quality office's (what no department was named for) first,
+    # each with what it still owes counted: the full catalogue stays readable.
+    months = len(reporting.months_so_far(year, datetime.now(timezone.utc)))
+    summary = html.split('id="completeness-summary"', 1)[1].split("</ul>", 1)[0]
+    assert summary.index("质控办") < summary.index("普通外科") < summary.index("心内科")
+    assert f"心内科</a>：2 项指标，{2 * months - 1} 个月份值未填报" in summary
+    assert f"普通外科</a>：4 项指标，{4 * months} 个月份值未填报" in summary
+    assert html.index('id="owed-0"') < html.index(f'id="owed-{reported["surgery"].id}"')
+    assert "疼痛评估规范率" in html.split(f'id="owed-{reported["surgery"].id}"', 1)[1].split("</section>", 1)[0]
     own = clients("card_head").get(f"/indicators/completeness?year={year}").get_data(as_text=True)
     assert "疼痛评估规范率" not in own and "科室指标" in own and "已提交" in own or "待审核" in own
+    assert 'id="completeness-summary"' not in own  # one department: no summary
     assert clients("quality").get("/indicators/completeness?year=2999").status_code == 422
 
 
