@@ -72,6 +72,16 @@ def test_with_the_full_catalogue_every_reported_indicator_of_the_annex_is_missin
         [11, 12], 1)
     assert all(len(m.months) == 12 and m.pending == 0 for m in missing if m.code != "pain_assessment_rate")
     assert "followup_rate_level4" in annex and "followup_rate_level4" not in by_code
+    assert {m.department_id for m in missing} == {None}  # the quality office's until a department is named
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorSetup
+
+    db.session.add(IndicatorSetup(code="pain_assessment_rate", method="reported", department_id=hospital["surgery"].id,
+                                  updated_at=sh(2026, 1, 2, 9, 0), updated_by="system:test"))
+    db.session.flush()
+    pain = {m.code: m for m in forms.missing_values("henan", 2025)}["pain_assessment_rate"]
+    assert (pain.department_id, pain.department_key) == (hospital["surgery"].id, hospital["surgery"].id)
+    assert pain.department == hospital["surgery"].name
 
 
 def test_the_reminder_dates_tell_the_quality_office_once_each(app, runner, hospital, half_reported):
