@@ -23,11 +23,11 @@ from flask import current_app
 from sqlalchemy.orm import defer
 from flask_babel import gettext as _
 
-from qcflow.auth.models import Role, User
+from qcflow.auth.models import Department, Role, User
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import NotFound, Unprocessable
-from qcflow.core.i18n import label_list
+from qcflow.core.i18n import current_language, label_list
 from qcflow.core.periods import add_months, month_end
 from qcflow.core.time import local, today
 from qcflow.extensions import db
@@ -453,6 +453,14 @@ class MissingValue:
     name: str
     months: tuple[date, ...]
     pending: int
+    #: The department that reports it (None: the quality office) and its name, for the page's grouping.
+    department_id: int | None = None
+    department: str = ""
+
+    @property
+    def department_key(self) -> int:
+        """The department it is listed under, the quality office (0) first."""
+        return self.department_id or 0
 
 
 def missing_values(plan: str, year: int) -> list[MissingValue]:
@@ -470,11 +478,16 @@ def missing_values(plan: str, year: int) -> list[MissingValue]:
             IndicatorReport.state != "approved").group_by(IndicatorReport.code)
         pending = {code: int(n) for code, n in db.session.execute(stmt)}
     months = [add_months(first, n) for n in range(12)]
+    ids = {entries[code].department_id for code in codes} - {None}
+    names = {d.id: d.label(current_language()) for d in db.session.scalars(
+        sa.select(Department).where(Department.id.in_(ids)))} if ids else {}
     found = []
     for code in codes:
         owed = tuple(m for m in months if m not in approved.get(code, set()))
         if owed:
-            found.append(MissingValue(code, entries[code].label(), owed, pending.get(code, 0)))
+            department_id = entries[code].department_id
+            found.append(MissingValue(code, entries[code].label(), owed, pending.get(code, 0), department_id,
+                                      names.get(department_id) or _("Quality office")))
     return found
 
 

@@ -358,6 +358,16 @@ class Owed:
     def still_owed(self, month: date) -> bool:
         return self.months.get(month) in (MISSING, ReportState.RETURNED.value, ReportState.REOPENED.value)
 
+    @property
+    def department_key(self) -> int:
+        """The department it is listed under, the quality office (0) first."""
+        return self.department_id or 0
+
+    @property
+    def owed(self) -> int:
+        """How many of its months are still owed (the completeness page counts them per department)."""
+        return sum(self.still_owed(month) for month in self.months)
+
 
 def completeness(months: list[date], *, department_id: int | None = None, only_department: bool = False
                  ) -> list[Owed]:

@@ -35,3 +35,27 @@ def reported(hospital):
                                       created_at=NOW, updated_at=NOW, updated_by="system:test"))
     db.session.commit()
     return hospital
+
+
+def narrow_reported(keep: set[str]) -> list[str]:
+    """The catalogue narrowed to the indicators a test is about: every other plan indicator the catalogue reports
+    by default is set up as not applicable (as a hospital does for what it does not report). Returns their codes."""
+    from qcflow.extensions import db
+    from qcflow.indicators import catalogue
+    from qcflow.indicators.models import IndicatorSetup
+
+    others = [e.code for e in catalogue.entries(include_local=False) if e.method == "reported" and e.code not in keep]
+    for code in others:
+        db.session.add(IndicatorSetup(code=code, method="not_applicable", reason="本测试不涉及", updated_at=NOW,
+                                      updated_by="system:test"))
+    db.session.flush()
+    return others
+
+
+def default_reported(app) -> list[str]:
+    """The plan indicators the full catalogue reports by default (the quality office reports them until the
+    hospital names a department)."""
+    from qcflow.indicators import catalogue
+
+    with app.app_context():
+        return [e.code for e in catalogue.entries(include_local=False) if e.default_method == "reported"]

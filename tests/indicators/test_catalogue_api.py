@@ -7,6 +7,8 @@ import pytest
 from tests.conftest import make_app
 
 REPORTED, NOT_APPLICABLE, COMPUTED = "pain_assessment_rate", "qc_centre_setup_rate", "followup_rate_level4"
+#: Where the Yubei plan states the ≥ 90 % target of the four-level follow-up rate (its body and its annex).
+YUBEI_SOURCE = "Yubei [002:426-428, 720]"
 LOCAL = {"name": "术后镇痛满意度", "unit": "percent", "direction": "higher", "definition": "满意例数/同期调查例数"}
 
 
@@ -117,7 +119,7 @@ def test_the_detail_has_the_definition_the_plans_targets_and_the_hospitals(api, 
     detail = api("head", "get", f"/api/v1/indicators/catalogue/{COMPUTED}").get_json()
     assert detail["definition"] and detail["definition_en"]
     assert {"plan": "yubei", "level": "tertiary", "year": 2025, "comparison": "ge", "value": 90.0,
-            "source": "Yubei [002:720]"} in detail["plan_targets"]
+            "source": YUBEI_SOURCE} in detail["plan_targets"]
     # The migration's seeded row (2025) and the one just set.
     assert [(t["year"], t["value"], t["department_id"]) for t in detail["own_targets"]] == [
         (2025, 90.0, None), (2026, 95.0, None)]
@@ -221,7 +223,7 @@ def test_precedence_of_targets_department_hospital_plan_and_the_latest_year(api,
     """A department's own target beats the hospital's, which beats the plan's; a later year beats them all."""
     yubei = "plan=yubei&year=2026"
     assert target_of(api, "plan=henan&year=2026") is None  # Henan states no number for it
-    assert target_of(api, yubei) == {"comparison": "ge", "value": 90.0, "source": "Yubei [002:720]",
+    assert target_of(api, yubei) == {"comparison": "ge", "value": 90.0, "source": YUBEI_SOURCE,
                                      "set": "yubei", "year": 2025}
     assert target_of(api, "plan=yubei&year=2024") is None  # before the plan's first year
     hospital_2025 = {"code": COMPUTED, "level": "tertiary", "year": 2025, "comparison": "ge", "value": 92}

@@ -48,7 +48,7 @@ def test_the_catalogue_page_reads_in_both_languages(clients, henan, who, languag
     first = henan[0]
     assert first.dimension_label(language) in text and first.label(language) in text
     if language == "zh":
-        assert "指标目录" in text and "科室按月上报" in text and "不适用" in text and "系统自动计算" in text
+        assert "指标目录" in text and "按月填报" in text and "不适用" in text and "系统自动计算" in text
         pain = next(row for row in henan if REPORTED in row.codes)
         assert pain.responsible in visible(html.split(f'id="ind-{REPORTED}"', 1)[1].split("</tr>", 1)[0])
     else:

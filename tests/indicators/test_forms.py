@@ -209,7 +209,7 @@ def test_json_twin_is_canonical_versioned_and_renders_the_same_xlsx(app, hospita
     assert twin["schema"] == "qcflow.indicator-form/1" and twin["kind"] == "annual" and twin["revision"] == 1
     assert twin["period"]["start"] == "2026-01-01" and twin["generated_at"] == "2027-01-05T02:00:00+00:00"
     assert twin["hospital"] == {"name": "", "level": "tertiary"} and twin["plan"]["key"] == "henan"
-    line = twin["rows"][1]["codes"][0]
+    [line] = [line for row in twin["rows"] for line in row["codes"] if line["code"] == "followup_rate_level4"]
     assert isinstance(line["value"], float) and isinstance(line["numerator"], int)
     assert set(line) == {"code", "name", "name_en", "unit", "method", "value", "numerator", "denominator", "target",
                          "met", "status", "reason", "pending", "months_approved", "months"}

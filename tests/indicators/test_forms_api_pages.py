@@ -202,3 +202,11 @@ def test_page_lists_what_is_still_missing_for_last_year(clients, hospital):
     missing = visible(html.split('id="missing"')[1].split("</section>")[0])
     assert "疼痛评估规范率：1 个月未审核通过（12 月） · 1 条待审核" in missing
     assert "随访率" not in missing  # computed: never missing
+    # The full catalogue's other reported indicators: the quality office's until a department is named, grouped
+    # under it with their count, and one short line for a year with no month approved.
+    from qcflow.indicators import catalogue, forms
+
+    owed = forms.missing_values(catalogue.plan(), last_year())
+    assert len(owed) > 1 and {m.department_id for m in owed} == {None}
+    assert f"质控办\n{len(owed)} 项指标" in missing and missing.count("全年无已审核的月份") == len(owed) - 1
+    assert "12 个月未审核通过" not in missing

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import sh
+from tests.indicators.reporting_fixtures import narrow_reported
 from tests.indicators.test_forms import report
 
 
@@ -28,8 +29,7 @@ def notifications():
                                    .order_by(Notification.id)))
 
 
-@pytest.fixture
-def half_reported(hospital):
+def report_half(hospital):
     """2025: pain assessment approved January..October, November awaiting approval, December not reported."""
     from qcflow.extensions import db
 
@@ -39,6 +39,14 @@ def half_reported(hospital):
     db.session.commit()
 
 
+@pytest.fixture
+def half_reported(hospital):
+    """The catalogue narrowed to pain assessment as the one reported indicator (the others set up as not
+    applicable), reported for half of 2025 (report_half)."""
+    narrow_reported({"pain_assessment_rate"})
+    report_half(hospital)
+
+
 def test_missing_values_lists_reported_indicators_with_months_not_approved(app, hospital, half_reported):
     from qcflow.indicators import forms
 
@@ -46,6 +54,34 @@ def test_missing_values_lists_reported_indicators_with_months_not_approved(app, 
     assert [(m.code, [d.month for d in m.months], m.pending) for m in missing] == [
         ("pain_assessment_rate", [11, 12], 1)]  # the computed follow-up rate is never missing
     assert forms.missing_values("henan", 2024)[0].months == tuple(date(2024, m, 1) for m in range(1, 13))
+
+
+def test_with_the_full_catalogue_every_reported_indicator_of_the_annex_is_missing_until_approved(app, hospital):
+    """Nothing set up: each indicator of the annex the catalogue reports by default is missing for every month not
+    approved, in the annex's order; computed and not applicable ones never are."""
+    from qcflow.indicators import catalogue, forms
+
+    report_half(hospital)
+    entries = {e.code: e for e in catalogue.entries(include_local=False)}
+    annex = list(dict.fromkeys(code for row in catalogue.annex("henan") for code in row.codes))
+    reported = [code for code in annex if entries[code].method == "reported"]
+    missing = forms.missing_values("henan", 2025)
+    assert [m.code for m in missing] == reported and len(reported) > 1
+    by_code = {m.code: m for m in missing}
+    assert ([d.month for d in by_code["pain_assessment_rate"].months], by_code["pain_assessment_rate"].pending) == (
+        [11, 12], 1)
+    assert all(len(m.months) == 12 and m.pending == 0 for m in missing if m.code != "pain_assessment_rate")
+    assert "followup_rate_level4" in annex and "followup_rate_level4" not in by_code
+    assert {m.department_id for m in missing} == {None}  # the quality office's until a department is named
+    from qcflow.extensions import db
+    from qcflow.indicators.models import IndicatorSetup
+
+    db.session.add(IndicatorSetup(code="pain_assessment_rate", method="reported", department_id=hospital["surgery"].id,
+                                  updated_at=sh(2026, 1, 2, 9, 0), updated_by="system:test"))
+    db.session.flush()
+    pain = {m.code: m for m in forms.missing_values("henan", 2025)}["pain_assessment_rate"]
+    assert (pain.department_id, pain.department_key) == (hospital["surgery"].id, hospital["surgery"].id)
+    assert pain.department == hospital["surgery"].name
 
 
 def test_the_reminder_dates_tell_the_quality_office_once_each(app, runner, hospital, half_reported):

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import sh
-from tests.indicators.reporting_fixtures import FEBRUARY, MARCH, NOW, reported  # noqa: F401
+from tests.indicators.reporting_fixtures import FEBRUARY, MARCH, NOW, default_reported, reported  # noqa: F401
 
 
 def _submit(actor, code="pain_assessment_rate", month=MARCH, department=None, now=NOW, **values):
@@ -332,7 +332,7 @@ def test_only_approved_reports_count_and_departments_add_up(reported, head, qual
 
 # Completeness ---------------------------------------------------------------------------------------------
 
-def test_completeness_lists_each_month_state_by_responsible_department(reported, head, quality):
+def test_completeness_lists_each_month_state_by_responsible_department(reported, head, quality, app):
     from qcflow.extensions import db
     from qcflow.indicators import reporting
 
@@ -344,8 +344,16 @@ def test_completeness_lists_each_month_state_by_responsible_department(reported,
     reporting.decide(returned, "return", actor=quality, now=NOW, expected_version=returned.version, reason="少报")
     db.session.commit()
     rows = {r.entry.code: r for r in reporting.completeness(months)}
-    assert set(rows) == {"pain_assessment_rate", "local_gs_operations", "local_gs_wait", "local_gs_checklist",
-                         "local_card_ratio", "local_card_rate"}
+    set_up = {"pain_assessment_rate", "local_gs_operations", "local_gs_wait", "local_gs_checklist",
+              "local_card_ratio", "local_card_rate"}
+    assert set_up <= set(rows)
+    # Every other indicator the catalogue reports by default: the quality office's, until a department is named.
+    assert set(rows) - set_up == set(default_reported(app)) - set_up
+    assert all(rows[code].department_id is None and set(rows[code].months.values()) == {"missing"}
+               for code in set(rows) - set_up)
+    assert {(rows[code].department_id, rows[code].entry.owner_department_id) for code in set_up} == {
+        (reported["surgery"].id, None), (reported["surgery"].id, reported["surgery"].id),
+        (reported["cardio"].id, reported["cardio"].id)}
     assert rows["pain_assessment_rate"].months == {date(2026, 1, 1): "missing", FEBRUARY: "approved",
                                                    MARCH: "missing"}
     assert rows["local_gs_operations"].months[MARCH] == "returned"

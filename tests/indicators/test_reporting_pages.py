@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from qcflow.core.periods import add_months, month_end, month_start
 from qcflow.core.time import today
-from tests.indicators.reporting_fixtures import reported  # noqa: F401
+from tests.indicators.reporting_fixtures import default_reported, reported  # noqa: F401
 
 SNAKE = re.compile(r">[^<]*\b[a-z]+_[a-z_]+\b[^<]*<")
 
@@ -140,8 +140,18 @@ def test_completeness_for_the_quality_office_and_for_a_head(reported, clients, a
     assert quality.status_code == 200
     html = quality.get_data(as_text=True)
     assert "指标填报完整性" in html and "疼痛评估规范率" in html and "未填报" in html and "普通外科" in html
+    # One section per reporting department, the quality office's (what no department was named for) first,
+    # each with what it still owes counted: the full catalogue stays readable.
+    months = len(reporting.months_so_far(year, datetime.now(timezone.utc)))
+    summary = html.split('id="completeness-summary"', 1)[1].split("</ul>", 1)[0]
+    assert summary.index("质控办") < summary.index("普通外科") < summary.index("心内科")
+    assert f"心内科</a>：2 项指标，{2 * months - 1} 个月份值未填报" in summary
+    assert f"普通外科</a>：4 项指标，{4 * months} 个月份值未填报" in summary
+    assert html.index('id="owed-0"') < html.index(f'id="owed-{reported["surgery"].id}"')
+    assert "疼痛评估规范率" in html.split(f'id="owed-{reported["surgery"].id}"', 1)[1].split("</section>", 1)[0]
     own = clients("card_head").get(f"/indicators/completeness?year={year}").get_data(as_text=True)
     assert "疼痛评估规范率" not in own and "科室指标" in own and "已提交" in own or "待审核" in own
+    assert 'id="completeness-summary"' not in own  # one department: no summary
     assert clients("quality").get("/indicators/completeness?year=2999").status_code == 422
 
 
@@ -185,16 +195,24 @@ def test_reminders_before_the_deadline_once_and_overdue_after(reported, app):
         db.session.expire_all()
         return [(n.user_id, n.kind) for n in db.session.scalars(sa.select(Notification).order_by(Notification.id))]
 
+    def counts():
+        return {n.user_id: n.params["n"] for n in db.session.scalars(
+            sa.select(Notification).where(Notification.kind == "indicator.report_due"))}
+
     head, card_head, quality = reported["head"].id, reported["card_head"].id, reported["quality"].id
     assert "0" in jobs.remind_reports(_sh(2026, 4, 6, 9))            # before the window (deadline 10 April)
     db.session.commit()
     assert notes() == []
-    assert jobs.remind_reports(_sh(2026, 4, 7, 9)).startswith("departments reminded 2")
+    # Surgery, cardiology and the quality office (for the catalogue's reported indicators no department was
+    # named for): one notice each, with the count of what each owes.
+    assert jobs.remind_reports(_sh(2026, 4, 7, 9)).startswith("departments reminded 3")
     db.session.commit()
-    assert sorted(notes()) == sorted([(head, "indicator.report_due"), (card_head, "indicator.report_due")])
+    assert sorted(notes()) == sorted([(head, "indicator.report_due"), (card_head, "indicator.report_due"),
+                                      (quality, "indicator.report_due")])
+    assert counts() == {head: 4, card_head: 2, quality: len(default_reported(app)) - 1}
     assert jobs.remind_reports(_sh(2026, 4, 8, 9)).startswith("departments reminded 0")  # once per month
     db.session.commit()
-    assert len(notes()) == 2
+    assert len(notes()) == 3
     # Cardiology reports its values; after the deadline the quality office hears of surgery's.
     from qcflow.core.actors import Actor
 
@@ -206,9 +224,11 @@ def test_reminders_before_the_deadline_once_and_overdue_after(reported, app):
     assert jobs.remind_reports(_sh(2026, 4, 11, 9)).endswith("overdue notices 1")
     db.session.commit()
     assert notes()[-1] == (quality, "indicator.report_overdue")
+    overdue = db.session.scalars(sa.select(Notification).order_by(Notification.id.desc())).first()
+    assert overdue.params["departments"] == 2  # surgery and the quality office; cardiology has reported
     assert jobs.remind_reports(_sh(2026, 4, 12, 9)).endswith("overdue notices 0")
     db.session.commit()
-    assert len(notes()) == 3
+    assert len(notes()) == 4
 
 
 def test_the_reminder_job_is_in_the_jobs_table():
