@@ -103,6 +103,20 @@ def index():
                            errors=errors), 422 if errors else 200
 
 
+def _trend_month(at: datetime) -> tuple[date, int | None, dict]:
+    """The month (default this one) and department a detail page shows; a refused one falls back to this
+    month and the reader's own scope, with the fields' errors."""
+    args, errors = _args_or_errors(TrendArgs())
+    month = args.get("month") or today(at).replace(day=1)
+    try:
+        queries.check_month(month, at)
+        department_id = department_for(current_actor(), args.get("department"))
+    except Unprocessable as error:
+        errors.update(translate_errors(error.errors or {"month": [str(error.message)]}))
+        month, department_id = today(at).replace(day=1), department_for(current_actor(), None)
+    return month, department_id, errors
+
+
 @bp.get("/indicators/<code>")
 @allowed("indicators")
 def detail(code):
@@ -112,14 +126,7 @@ def detail(code):
         return _reported_detail(code)
     at = now()
     indicator = queries.indicator(code)
-    args, errors = _args_or_errors(TrendArgs())
-    month = args.get("month") or today(at).replace(day=1)
-    try:
-        queries.check_month(month, at)
-        department_id = department_for(current_actor(), args.get("department"))
-    except Unprocessable as error:
-        errors.update(translate_errors(error.errors or {"month": [str(error.message)]}))
-        month, department_id = today(at).replace(day=1), department_for(current_actor(), None)
+    month, department_id, errors = _trend_month(at)
     points = queries.trend(code, month, department_id=department_id, now=at, compare=True)
     target = points[-1][1].target if points else None
     chart = trend_chart(points, unit=indicator.unit, width=720, height=280, target=target,
@@ -459,14 +466,7 @@ def _reported_detail(code: str):
     """A reported indicator's page: the 12 months up to the chosen month from its approved reports."""
     at = now()
     entry = reporting_entry(code)
-    args, errors = _args_or_errors(TrendArgs())
-    month = args.get("month") or today(at).replace(day=1)
-    try:
-        queries.check_month(month, at)
-        department_id = department_for(current_actor(), args.get("department"))
-    except Unprocessable as error:
-        errors.update(translate_errors(error.errors or {"month": [str(error.message)]}))
-        month, department_id = today(at).replace(day=1), department_for(current_actor(), None)
+    month, department_id, errors = _trend_month(at)
     points = reported_trend(code, month, department_id)
     target = points[-1][1].target if points else None
     chart = trend_chart(points, unit=entry.unit, width=720, height=280, target=target,
