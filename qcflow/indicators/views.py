@@ -420,6 +420,10 @@ def approvals():
             ids = [int(i) for i in request.form.getlist("id") if i.isdigit()]
             decisions = [(i, request.form.get(f"version-{i}", type=int)) for i in ids]
             reporting.decide_many(decisions, action, actor=actor, now=at, reason=request.form.get("reason"))
+            n = len(decisions)
+            flash({"approve": _("Approved: %(n)d value(s).", n=n),
+                   "return": _("Returned to the department: %(n)d value(s).", n=n),
+                   "reopen": _("Re-opened for a correction: %(n)d value(s).", n=n)}[action])
             return redirect(url_for("indicators.approvals", **{k: v for k, v in request.args.items()}))
         except DomainError as error:
             errors, status = page_refusal(error)

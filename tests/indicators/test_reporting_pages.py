@@ -110,6 +110,8 @@ def test_the_quality_office_approves_many_returns_and_reopens(reported, clients,
     done = _form(quality, path, action="approve", id=[str(first.id), str(second.id)],
                  **{f"version-{first.id}": "1", f"version-{second.id}": "1"})
     assert done.status_code == 302
+    # The page says what happened: the approved rows leave the list of values awaiting a decision.
+    assert "已审核通过 2 项" in quality.get(done.headers["Location"]).get_data(as_text=True)
     no_reason = _form(quality, path, action="return", id=str(third.id), **{f"version-{third.id}": "1"})
     assert no_reason.status_code == 422 and "请填写原因" in no_reason.get_data(as_text=True)
     returned = _form(quality, path, action="return", id=str(third.id), reason="时间单位应为分钟",
