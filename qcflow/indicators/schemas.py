@@ -214,7 +214,8 @@ class TargetIn(BaseSchema):
     year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2100), metadata={"example": 2026})
     comparison = fields.String(required=True, validate=validate.OneOf(COMPARISONS))
     value = fields.Float(required=True, allow_nan=False, metadata={"example": 2.5})
-    source = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    source = fields.String(load_default=None, allow_none=True,
+                           validate=[validate.Length(max=200), no_control_characters()])
     department = DepartmentId(load_default=None, allow_none=True, metadata={
         "description": "A department's own target (its head: their own department's indicators; the quality "
                        "office: any); without it the hospital's (administrators)"})

@@ -1,6 +1,7 @@
 """Indicator verbs: freeze a month's snapshot, refresh the rollup, set a target. They flush, never commit."""
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 
@@ -156,6 +157,8 @@ def set_target(code: str, level: str, year: int, comparison: str, value: float, 
         errors["comparison"] = [_("Choose one of: %(values)s.", values=", ".join(COMPARISONS))]
     if not 2000 <= year <= 2100:
         errors["year"] = [_("Out of range (%(low)s to %(high)s).", low=2000, high=2100)]
+    if "code" not in errors and (value_error := _target_value_error(code, value)):
+        errors["value"] = [value_error]
     if errors:
         raise Unprocessable(errors=errors)
     row = db.session.scalar(_target_row(code, level, year, department_id))
@@ -174,6 +177,21 @@ def set_target(code: str, level: str, year: int, comparison: str, value: float, 
                  after={"code": code, "level": level, "year": year, "comparison": comparison, "value": float(value),
                         "department_id": department_id})
     return row
+
+
+#: The range of a target by unit: a share cannot pass its whole, nothing a hospital counts is negative, and a
+#: target beyond a billion is a typing error (the reported values' bound).
+_TARGET_RANGES = {"percent": 100.0, "permille": 1000.0}
+
+
+def _target_value_error(code: str, value: float) -> str | None:
+    unit = BY_CODE[code].unit if code in BY_CODE else catalogue.entry(code).unit
+    high = _TARGET_RANGES.get(unit, float(10 ** 9))
+    if not math.isfinite(value) or not 0 <= value <= high:
+        return _("Out of range (%(low)s to %(high)s).", low=0, high=f"{high:g}")
+    if unit == "status" and value not in (0, 1):
+        return _("A done-or-not item's target is 1 (done).")
+    return None
 
 
 def _is_local_code(code: str) -> bool:

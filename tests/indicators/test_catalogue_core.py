@@ -108,3 +108,26 @@ def test_approved_reports_add_up_by_unit_and_pending_ones_are_counted_apart(app,
     assert april_only["local_done"].value == 1 and april_only["local_rate"].pending == 0
     cardio_only = {v.code: v for v in queries.reported_values(april, date(2026, 5, 31), department_id=cardio.id)}
     assert cardio_only["local_rate"].value == 10.0 and cardio_only["local_count"].value is None
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"value": -50}, "value"),                                  # a share is never negative
+    ({"value": 120}, "value"),                                  # … nor more than its whole
+    ({"value": 1e308}, "value"),
+    ({"code": "cancer_5y_survival", "value": 101}, "value"),
+    ({"code": "periop_mortality_rate", "value": 1001}, "value"),  # ‰
+    ({"code": "annual_work_plan_status", "value": 0.5}, "value"),  # done (1) or not
+    ({"source": "a\u0000b"}, "source"),
+])
+def test_a_target_out_of_its_units_range_is_the_fields_error(tokens, hospital, changes, field):
+    from flask import current_app
+
+    body = {"code": "pain_assessment_rate", "level": "tertiary", "year": 2026, "comparison": "ge", "value": 90,
+            **changes}
+    response = current_app.test_client().put("/api/v1/indicators/targets", json=body, headers=tokens("admin"))
+    assert response.status_code == 422, response.get_json()
+    assert field in response.get_json()["errors"]
+    ok = current_app.test_client().put("/api/v1/indicators/targets", json={**body, "value": 90, "source": "院内"}
+                                       if field != "value" or "code" not in changes else {**body, "value": 1},
+                                       headers=tokens("admin"))
+    assert ok.status_code == 200, ok.get_json()
