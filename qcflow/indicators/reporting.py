@@ -291,6 +291,10 @@ def decide(report: IndicatorReport, action: str, *, actor: Actor, now: datetime,
                               "code": report.code, "month": report.month_on.isoformat(),
                               "department_id": report.department_id, "reason": reason,
                               "reason_before": before_reason})
+    if action in ("return", "reopen"):  # the department owes a correction: tell its heads where
+        month = f"{report.month_on:%Y-%m}"
+        notify(_heads(report.department_id), "indicator.report_returned", {"month": month, "reason": reason},
+               now=now, link=f"/indicators/report?month={month}&department={report.department_id}#report-{report.code}")
     return report
 
 

@@ -67,6 +67,9 @@ MESSAGES = {
     "mdt.overdue": Message(_l("MDT discussion #%(id)d is overdue (due %(date)s)"), times=("date",)),
     "indicator.report_due": Message(_l("Indicator values of %(month)s due by %(date)s: %(n)d still to enter"),
                                     _l("Enter them on the indicator data-entry page."), dates=("date",)),
+    "indicator.report_returned": Message(
+        _l("An indicator value of %(month)s needs your correction"),
+        _l("The quality office wrote: %(reason)s")),
     "indicator.report_overdue": Message(
         _l("Indicator values of %(month)s overdue: %(n)d from %(departments)d departments"),
         _l("The completeness view lists who still owes which value.")),

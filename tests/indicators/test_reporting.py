@@ -318,7 +318,10 @@ def test_approving_many_is_all_or_nothing(reported, head, quality):
 def test_only_approved_reports_count_and_departments_add_up(reported, head, quality, app):
     from qcflow.extensions import db
     from qcflow.indicators import queries, reporting
+    from qcflow.indicators.models import IndicatorSetup
 
+    # Reported hospital-wide (no reporting department named): any department's value adds up.
+    db.session.scalar(sa.select(IndicatorSetup).where(IndicatorSetup.code == "pain_assessment_rate")).department_id = None
     report, _ = _submit(head, numerator=45, denominator=50)
     other, _ = _submit(quality, department=reported["cardio"].id, numerator=10, denominator=50)
     value = {v.code: v for v in queries.reported_values(MARCH, date(2026, 3, 31))}["pain_assessment_rate"]

@@ -117,6 +117,12 @@ def test_the_quality_office_approves_many_returns_and_reopens(reported, clients,
     returned = _form(quality, path, action="return", id=str(third.id), reason="时间单位应为分钟",
                      **{f"version-{third.id}": "1"})
     assert returned.status_code == 302
+    # The department's head is told what to correct, with the quality office's words and a link to the value.
+    from qcflow.notify.models import Notification
+
+    told = db.session.scalars(sa.select(Notification).where(Notification.user_id == head.user_id)).all()
+    assert [n.kind for n in told] == ["indicator.report_returned"]
+    assert "/indicators/report?month=" in told[0].link and told[0].params["reason"] == "时间单位应为分钟"
     stale = _form(quality, path + "&state=approved", action="reopen", id=str(first.id), reason="更正",
                   **{f"version-{first.id}": "1"})
     assert stale.status_code == 409
