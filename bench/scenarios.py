@@ -462,9 +462,30 @@ def _raw_indicator_sql(h: Hospital, start: date, end: date, now: datetime) -> li
         f"ELSE {seven_day} END THEN 1 ELSE 0 END) " + counted)
     # Five working days: the rows, judged with the Chinese calendar in _raw_figures.
     signed_deaths = "SELECT p.died_on, d.signed_at " + counted + " AND d.state = 'signed'"
+    # Perioperative mortality: patients who died in the period within PERIOPERATIVE_DEATH_DAYS local days of a
+    # performed operation, or during its stay; over the period's discharges of stays with a performed operation.
+    if pg:
+        local_day = lambda column: f"CAST({column} AT TIME ZONE '{tz.key}' AS date)"  # noqa: E731
+        days_since = f"(p.died_on - {local_day('o.performed_at')})"
+    else:
+        local_day = lambda column: f"date({column}, '{offset:+d} minutes')"  # noqa: E731
+        days_since = f"CAST(julianday(p.died_on) - julianday({local_day('o.performed_at')}) AS INTEGER)"
+    window = current_app.config["PERIOPERATIVE_DEATH_DAYS"]
+    mortality = (
+        "SELECT (SELECT count(*) FROM patient p WHERE p.died_on >= :start_on AND p.died_on <= :end_on AND EXISTS ("
+        "SELECT 1 FROM operation o JOIN encounter st ON st.id = o.encounter_id WHERE o.patient_id = p.id "
+        f"AND o.state = 'performed' AND o.performed_at IS NOT NULL AND {days_since} >= 0 AND ({days_since} <= {window} "
+        f"OR ({local_day('st.admitted_at')} <= p.died_on AND (st.discharged_at IS NULL "
+        f"OR {local_day('st.discharged_at')} >= p.died_on))))), "
+        "(SELECT count(*) FROM encounter e WHERE e.discharged_at >= :s AND e.discharged_at < :e AND EXISTS ("
+        "SELECT 1 FROM operation o WHERE o.encounter_id = e.id AND o.state = 'performed'))")
+    # MDT clinics open on the period's last day with a weekly slot and two or more specialties (a count).
+    clinics = ("SELECT count(*) FROM mdt_clinic c WHERE c.active_from <= :end_on AND (c.active_to IS NULL OR "
+               "c.active_to >= :end_on) AND EXISTS (SELECT 1 FROM mdt_clinic_slot sl WHERE sl.clinic_id = c.id) "
+               "AND json_array_length(c.specialties) >= 2")
     return [("events", events, params), ("discharges", discharges, params), ("calls", calls, params),
             ("operations", operations, params), ("deaths", deaths, params),
-            ("signed_deaths", signed_deaths, params)]
+            ("signed_deaths", signed_deaths, params), ("mortality", mortality, params), ("clinics", clinics, params)]
 
 
 def _signed_within_5_working_days(died_on, signed_at) -> bool:
@@ -501,6 +522,8 @@ def _raw_figures(results: dict) -> dict:
     deaths, discussed, discussed_7d = results["deaths"][0]
     discussed_5wd = sum(_signed_within_5_working_days(died_on, signed_at)
                         for died_on, signed_at in results["signed_deaths"])
+    periop_deaths, surgical_discharges = results["mortality"][0]
+    (clinics,) = results["clinics"][0]
     pairs = {
         "ae_per_100_discharges": (reported, n(encounters) + n(census)),
         "followup_rate_level4": calls.get("four_level_surgery", (0, 0))[::-1],
@@ -517,6 +540,8 @@ def _raw_figures(results: dict) -> dict:
         "unplanned_reoperation_31d_rate": (within_31d, performed),
         "day_surgery_share": (day_surgery, elective),
         "ae_closure_on_time_rate": (on_time, due),
+        "periop_mortality_rate": (periop_deaths, surgical_discharges),
+        "mdt_clinic_count": (clinics, 0),
     }
     return {(code, part): n(value) for code, (num, den) in pairs.items()
             for part, value in (("numerator", num), ("denominator", den))}
