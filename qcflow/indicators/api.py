@@ -7,14 +7,16 @@ from datetime import date, datetime
 from flask import Response, url_for
 from flask_babel import gettext as _
 
+from qcflow.auth.models import Department
 from qcflow.auth.permissions import PERMISSIONS, allowed, can, current_actor, department_for, roles_required
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.core import periods
 from qcflow.core.api import Blueprint
-from qcflow.core.errors import Forbidden, NotFound
+from qcflow.core.errors import Forbidden, NotFound, Unprocessable
 from qcflow.core.i18n import current_language
 from qcflow.core.schemas import QueryArgs
 from qcflow.core.time import now, today
+from qcflow.extensions import db
 from qcflow.indicators import catalogue, catalogue_queries, forms, queries, reporting, services, survival
 from qcflow.indicators.definitions import BY_CODE
 from qcflow.indicators.models import IndicatorForm
@@ -121,8 +123,21 @@ def list_catalogue(args):
     annex rows and the year's target: the plan's annex first, in its order, then the catalogue's other indicators,
     then the departments' own."""
     found = catalogue_queries.build(now(), plan_key=args["plan"], method=args["method"],
-                                    department_id=args["department"], search=args["q"], year=args["year"])
+                                    department_id=catalogue_department(args["department"]), search=args["q"], year=args["year"])
     return [present_row(row) for row in found.rows()]
+
+
+def catalogue_department(department_id: int | None) -> int | None:
+    """A department filter of the catalogue: a department head's as the one department rule allows it (another
+    department's: 404, an unknown one: 422); those who set the catalogue up filter by any existing department.
+    Without one, every row (the catalogue is the same for every reader)."""
+    if department_id is None:
+        return None
+    if can(current_actor(), "set_up_indicators"):
+        if db.session.get(Department, department_id) is None:
+            raise Unprocessable(errors={"department": [_("No such department.")]})
+        return department_id
+    return department_for(current_actor(), department_id)
 
 
 @blp.get("/catalogue/<code>")
@@ -134,7 +149,7 @@ def list_catalogue(args):
 def get_catalogue_entry(args, code):
     """One indicator of the catalogue: the row (its target for a plan, a department and a year), its definition,
     every plan's targets and this hospital's."""
-    row = catalogue_queries.row(code, now(), plan_key=args["plan"], department_id=args["department"],
+    row = catalogue_queries.row(code, now(), plan_key=args["plan"], department_id=catalogue_department(args["department"]),
                                 year=args["year"])
     return {**present_row(row), "definition": row.entry.definition, "definition_en": row.entry.definition_en,
             "plan_targets": catalogue_queries.plan_targets(code), "own_targets": catalogue_queries.own_targets(code)}

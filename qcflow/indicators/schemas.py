@@ -41,11 +41,13 @@ class ComputedOut(BaseSchema):
 class IndicatorValueOut(BaseSchema):
     code = fields.String()
     name = fields.String()
-    unit = fields.String(metadata={"description": "percent, permille or per100"})
-    direction = fields.String(metadata={"description": "higher, lower (is better) or rising"})
+    unit = fields.String(metadata={"description": "percent, permille, per100, count, minutes, hours, days, ratio or "
+                                                  "status (1 done, 0 not done)"})
+    direction = fields.String(metadata={"description": "higher, lower (is better), rising, falling or none"})
     value = fields.Float(allow_none=True)
-    numerator = WholeNumber()
-    denominator = WholeNumber()
+    numerator = WholeNumber(allow_none=True, metadata={
+        "description": "null for a reported indicator without an approved rate, or one reported as a single value"})
+    denominator = WholeNumber(allow_none=True)
     target = fields.Float(allow_none=True)
     comparison = fields.String(allow_none=True, metadata={"description": "gt, ge, le or lt"})
     met = fields.Boolean(allow_none=True)

@@ -182,7 +182,8 @@ def catalogue_page():
     departments' own: how each gets its value, who reports it, this year's target and where it comes from."""
     args, errors = _catalogue_page_args()
     found = catalogue_queries.build(now(), plan_key=args["plan"], method=args["method"],
-                                    department_id=args["department"], search=args["q"], year=args["year"])
+                                    department_id=api.catalogue_department(args["department"]), search=args["q"],
+                                    year=args["year"])
     return render_template("indicators/catalogue.html", catalogue=found, args=args, errors=errors,
                            **_catalogue_context(found.plan)), 422 if errors else 200
 

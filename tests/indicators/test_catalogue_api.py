@@ -164,9 +164,13 @@ def test_editing_a_local_indicator_over_the_api(api, hospital):
 
 def test_a_local_indicator_is_listed_with_its_department(api, hospital):
     code = api("head", "post", "/api/v1/indicators/local", LOCAL).get_json()["code"]
-    [row] = api("card_head", "get", "/api/v1/indicators/catalogue?department=GS").get_json()
+    [row] = api("head", "get", "/api/v1/indicators/catalogue?department=GS").get_json()
     assert (row["code"], row["is_local"], row["method"], row["department_id"]) == (
         code, True, "reported", hospital["surgery"].id)
+    # Every reader sees the whole catalogue, another department's own indicators included; filtering by another
+    # department follows the one department rule (404), as every department filter does.
+    assert code in {r["code"] for r in api("card_head", "get", "/api/v1/indicators/catalogue").get_json()}
+    assert api("card_head", "get", "/api/v1/indicators/catalogue?department=GS").status_code == 404
 
 
 # -- department targets through the targets API

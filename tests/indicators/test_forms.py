@@ -127,7 +127,8 @@ def test_status_says_why_a_value_is_missing(app, hospital, generate):
     assert status() == ("缺失：未上报", "本期无病例（分母为0）")
     report(hospital, "pain_assessment_rate", date(2026, 3, 1), "submitted", 5, 10)
     report(hospital, "pain_assessment_rate", date(2026, 4, 1), "returned", 5, 10)
-    assert status()[0] == "缺失：未审核通过（2 条待审核，未计入）"
+    # Awaiting approval counts the submitted value only: the returned one is owed by its department.
+    assert status()[0] == "缺失：未审核通过（1 条待审核，未计入）"
     db.session.add(IndicatorSetup(code="pain_assessment_rate", method="not_applicable", reason="本院不设疼痛门诊",
                                   updated_at=JANUARY, updated_by="user:1"))
     db.session.commit()
