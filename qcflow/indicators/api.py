@@ -277,17 +277,6 @@ def present_reported(value: queries.IndicatorValue) -> dict:
     return {**present(value), "pending": value.pending}
 
 
-def reported_trend(code: str, month: date, department_id: int | None) -> list[tuple[date, queries.IndicatorValue]]:
-    """A reported indicator month by month, the 12 months up to `month` (approved reports)."""
-    first = periods.month_start(month)
-    found = []
-    for n in range(11, -1, -1):
-        start = periods.add_months(first, -n)
-        found += [(start, v) for v in queries.reported_values(start, periods.month_end(start),
-                                                               department_id=department_id, codes=[code])]
-    return found
-
-
 def reported_indicator(code: str):
     """The catalogue entry of a reported indicator (404 for an unknown code or one that is not reported)."""
     entry = catalogue.entry(code)
@@ -304,7 +293,7 @@ def _reported_trend_response(args, code):
     return {"code": code, "name": entry.label(current_language()), "unit": entry.unit, "direction": entry.direction,
             "source": entry.definition_in(), "department": department_id,
             "months": [{"month": f"{first:%Y-%m}", **present_reported(value)}
-                       for first, value in reported_trend(code, month, department_id)]}
+                       for first, value in queries.reported_trend(code, month, department_id)]}
 
 
 def _reported_cases_response(args, code):

@@ -458,6 +458,13 @@ def reported_values(start: date, end: date, *, department_id: int | None = None,
     return found
 
 
+def reported_trend(code: str, month: date, department_id: int | None) -> list[tuple[date, IndicatorValue]]:
+    """A reported indicator month by month, the 12 months up to `month` (approved reports)."""
+    first = month_start(month)
+    return [(start, value) for start in (add_months(first, -n) for n in range(11, -1, -1))
+            for value in reported_values(start, month_end(start), department_id=department_id, codes=[code])]
+
+
 def survival_values(end: date, *, department_id: int | None = None) -> list[IndicatorValue]:
     """The five-year survival indicators of the catalogue (indicators.survival: Kaplan–Meier as known on `end`),
     as values without parts; none where fewer than k were diagnosed or nobody was followed five years yet."""

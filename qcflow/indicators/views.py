@@ -470,9 +470,9 @@ def _department_names() -> dict[int, str]:
 def _reported_detail(code: str):
     """A reported indicator's page: the 12 months up to the chosen month from its approved reports."""
     at = now()
-    entry = reporting_entry(code)
+    entry = api.reported_indicator(code)
     month, department_id, errors = _trend_month(at)
-    points = reported_trend(code, month, department_id)
+    points = queries.reported_trend(code, month, department_id)
     target = points[-1][1].target if points else None
     chart = trend_chart(points, unit=entry.unit, width=720, height=280, target=target,
                         title=entry.label(current_language()), compact=False, now=at)
@@ -489,7 +489,7 @@ def _reported_detail(code: str):
 def _reported_cases(code: str):
     """The submissions behind a reported indicator's value: department, month, parts, state, who and when."""
     at = now()
-    entry = reporting_entry(code)
+    entry = api.reported_indicator(code)
     args, errors = _args_or_errors(CasesArgs())
     start, end, department_id = _period_or_default(args, errors, at)
     found = reporting.submissions(code, start, end, department_id=department_id)
@@ -499,24 +499,6 @@ def _reported_cases(code: str):
                                                                               if r.decided_by}),
                            department=db.session.get(Department, department_id) if department_id else None,
                            errors=errors), 422 if errors else 200
-
-
-def reporting_entry(code: str):
-    """The catalogue entry of a reported indicator (404 otherwise)."""
-    entry = catalogue.entry(code)
-    if entry.method != "reported":
-        raise NotFound(_("No indicator %(code)s.", code=code))
-    return entry
-
-
-def reported_trend(code: str, month: date, department_id: int | None):
-    first = periods.month_start(month)
-    points = []
-    for n in range(11, -1, -1):
-        start = periods.add_months(first, -n)
-        points += [(start, v) for v in queries.reported_values(start, periods.month_end(start),
-                                                                department_id=department_id, codes=[code])]
-    return points
 
 
 def reported_months(end: date, department_id: int | None) -> list[tuple[date, dict]]:
