@@ -83,7 +83,8 @@ def _check_choices(app: Flask) -> None:
     from qcflow.indicators.catalogue import PLAN_KEYS
     from qcflow.mdt.deadlines import RULES
 
-    for name, known in (("INDICATOR_PLAN", PLAN_KEYS), ("DEATH_DISCUSSION_DEADLINE", RULES)):
+    for name, known in (("INDICATOR_PLAN", PLAN_KEYS), ("DEATH_DISCUSSION_DEADLINE", RULES),
+                        ("INSTALLATION_ROLE", ("hospital", "centre"))):
         chosen = app.config.get(name)
         if chosen not in known:
             raise RuntimeError(f"{name} (QCFLOW_{name}) is {chosen!r}: choose one of {', '.join(known)} "
@@ -121,9 +122,13 @@ def _blueprints():
     from qcflow.indicators.views import bp as indicators
     from qcflow.mdt.views import bp as mdt
     from qcflow.notify.views import bp as notify
+    from qcflow.region.centre_views import bp as centre
+    from qcflow.region.registry_views import bp as centre_registry
+    from qcflow.region.views import bp as region
     from qcflow.reports.views import bp as reports
 
-    return (home, auth, events, clinical, mdt, notify, followup, extraction, indicators, reports)
+    return (home, auth, events, clinical, mdt, notify, followup, extraction, indicators, reports, region, centre,
+            centre_registry)
 
 
 def _api_blueprints():
@@ -135,7 +140,10 @@ def _api_blueprints():
     from qcflow.indicators.api import blp as indicators_api, intake_blp as indicator_intake_api
     from qcflow.mdt.api import blp as mdt_api
     from qcflow.notify.api import blp as notify_api
+    from qcflow.region.api import blp as region_api
+    from qcflow.region.centre_api import blp as centre_api
+    from qcflow.region.receiving_api import blp as centre_intake_api
     from qcflow.reports.api import blp as reports_api
 
     return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
-            reports_api, indicator_intake_api)
+            reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api)

@@ -51,7 +51,7 @@ class Config:
     #: administrators and everyone who may export data; department heads download their department's
     #: CSV/XLSX exports (qcflow/reports/api.py). A user who has enrolled a second factor is asked for
     #: it whatever the roles.
-    MFA_REQUIRED_ROLES = ("quality", "admin", "dept_head")
+    MFA_REQUIRED_ROLES = ("quality", "admin", "dept_head", "centre")
     #: Issuer shown next to the account in authenticator apps.
     TOTP_ISSUER = "qcflow"
     #: Minutes between a correct password and the second step before the password is asked again.
@@ -189,6 +189,28 @@ class Config:
     #: Test hook for the crash tests: the generator or trigger-evaluator process dies right after this many
     #: committed batches (QCFLOW_CRASH_AFTER_BATCHES). Never set it in production.
     CRASH_AFTER_BATCHES = None
+
+    #: What this installation is (QCFLOW_INSTALLATION_ROLE): "hospital" (the default: a hospital's qcflow) or
+    #: "centre" (a regional quality-control centre receiving hospitals' signed indicators; docs/region.md).
+    INSTALLATION_ROLE = "hospital"
+    #: The code the centre knows this hospital by (its registration code at the centre); required to send.
+    HOSPITAL_CODE = None
+    #: The centre this hospital sends to: its base URL (e.g. "https://qc.example.gov.cn") and its Ed25519 public
+    #: key (base64, what `region keygen` printed at the centre); unset: nothing is sent.
+    REGION_CENTRE_URL = None
+    REGION_CENTRE_KEY = None
+    #: This installation's Ed25519 private key (`flask --app wsgi qcflow region keygen` writes it; the file never
+    #: leaves the server). None: instance/region-ed25519.pem.
+    REGION_KEY_FILE = None
+    #: First month sent to the centre ("YYYY-MM"); None: the months of the last 12 (never earlier months).
+    REGION_SEND_FROM = None
+    #: Minutes between attempts while the centre does not answer: the first retry after the first number, then the
+    #: next; the last repeats.
+    REGION_RETRY_MINUTES = [1, 5, 15, 60, 240, 720]
+    REGION_TIMEOUT_SECONDS = 20
+    #: Centre: hospitals that have not sent a month by this day of the next month are reminded (job
+    #: region.remind_missing).
+    REGION_DUE_DAY = 15
 
     #: Optional URL that receives a JSON POST for each notification, after commit.
     WEBHOOK_URL = None

@@ -20,6 +20,8 @@ class Role(StrEnum):
     ADMIN = "admin"
     #: The hospital information system's account: API tokens for the intake and the booking question only.
     INTERFACE = "interface"
+    #: Staff of a regional quality-control centre (an installation with INSTALLATION_ROLE "centre").
+    CENTRE = "centre"
 
 
 ROLE_LABELS = {
@@ -29,6 +31,7 @@ ROLE_LABELS = {
     Role.QUALITY: _l("Quality office"),
     Role.ADMIN: _l("Administrator"),
     Role.INTERFACE: _l("HIS interface"),
+    Role.CENTRE: _l("Quality-control centre"),
 }
 
 

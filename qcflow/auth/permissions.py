@@ -78,6 +78,14 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     #: Push HIS facts and reference data through the intake API, and ask whether an operation may be booked.
     #: The HIS's own account holds the interface role, which may do nothing else.
     "his_intake": frozenset({R.ADMIN, R.QUALITY, R.INTERFACE}),
+    #: Hospital: see what was sent to the regional centre and its answers; queue a month again or send now;
+    #: read where the hospital stands among its peers (the others unnamed).
+    "region_submissions": frozenset({R.QUALITY}),
+    #: Centre: completeness, comparisons across hospitals, a hospital's profile, the province table and the
+    #: six-monthly evaluation.
+    "centre_compare": frozenset({R.CENTRE}),
+    #: Centre: register hospitals and their public keys, change or retire them.
+    "centre_hospitals": frozenset({R.ADMIN}),
     #: Users, departments, catalogues, protocols, targets.
     "administer": frozenset({R.ADMIN}),
     #: Date a fact recorded late (a report, a signature, a call) more than BACKDATE_MAX_DAYS back.

@@ -141,6 +141,11 @@ AUDIT_ACTIONS = {
     "indicator_report.reopen": _l("Approved indicator value re-opened"),
     "indicator_report.reminded": _l("Reminder: indicator values still to enter"),
     "indicator_report.overdue": _l("Notice: indicator values overdue"),
+    "region_outbox.queue": _l("Submission to the centre queued"),
+    "region_outbox.send": _l("Submission sent to the centre"),
+    "region_outbox.accept": _l("Submission accepted by the centre"),
+    "region_outbox.reject": _l("Submission rejected by the centre"),
+    "region_outbox.wait": _l("Centre did not answer; submission waiting"),
     "indicator_form.generate": _l("Indicator form generated and archived"),
     "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }

@@ -138,6 +138,7 @@ def import_all_models() -> None:
     import qcflow.indicators.models  # noqa: F401
     import qcflow.mdt.models  # noqa: F401
     import qcflow.notify.models  # noqa: F401
+    import qcflow.region.models  # noqa: F401
     import qcflow.scheduling.models  # noqa: F401
 
 

@@ -27,7 +27,8 @@ WORKFLOW_OF_TABLE: dict[str, "Workflow"] = {}
 
 #: Modules whose import registers a domain workflow table.
 WORKFLOW_MODULES: tuple[str, ...] = ("qcflow.events.workflow", "qcflow.clinical.workflow", "qcflow.mdt.workflow",
-                                      "qcflow.followup.workflow", "qcflow.indicators.workflow")
+                                      "qcflow.followup.workflow", "qcflow.indicators.workflow",
+                                      "qcflow.region.workflow")
 
 
 def import_all_workflows() -> None:

@@ -139,7 +139,7 @@ def _too_large() -> str:
     return _("At most %(limit)s: check the number.", limit=f"{MAX_AMOUNT:,}")
 
 
-def _check_parts(unit: str, numerator, denominator, value, errors: dict) -> None:
+def check_parts(unit: str, numerator, denominator, value, errors: dict) -> None:
     if unit in RATE_UNITS:
         if value is not None:
             errors["value"] = [_("A rate's value is computed from its numerator and denominator: leave it empty.")]
@@ -186,7 +186,7 @@ def check_report(code: str, month: date | None, department_id: int | None, *, nu
     entry = _entry_or_errors(code, errors)
     if entry is not None and "code" not in errors:
         _check_department(entry, department_id, actor, errors)
-        _check_parts(entry.unit, numerator, denominator, value, errors)
+        check_parts(entry.unit, numerator, denominator, value, errors)
     _check_month(month, now, errors)
     if errors:
         raise Unprocessable(_("The value was not saved: correct the fields marked."), errors=errors)
