@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
@@ -26,6 +25,7 @@ from flask_babel import gettext as _
 from qcflow.auth.models import Department, Role, User
 from qcflow.core import audit
 from qcflow.core.actors import Actor
+from qcflow.core.canonical import canonical
 from qcflow.core.errors import NotFound, Unprocessable
 from qcflow.core.i18n import current_language, label_list
 from qcflow.core.periods import add_months, month_end
@@ -218,11 +218,6 @@ def snapshot(plan: str, period: FormPeriod, *, now: datetime, generated_by: str,
                             approved.get(code, set()), period, by_month) for code in row.codes],
         } for row in rows],
     }
-
-
-def canonical(data: dict) -> str:
-    """The one serialisation of a twin: sorted keys, no spaces, UTF-8 text (not \\u escapes), no NaN."""
-    return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def sha256(data: bytes) -> str:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from flask_babel import gettext as _
 
+from qcflow.core.canonical import canonical as canonical_text
 from qcflow.core.periods import add_months
 
 SCHEMA = "qcflow.region-submission/1"
@@ -139,9 +140,6 @@ def verify(public_key: str, body: bytes, header: str | None) -> bool:
 # Canonical JSON, envelopes, signed requests ------------------------------------------------------------------
 
 def canonical(data) -> bytes:
-    """The forms' one serialisation (sorted keys, no spaces, UTF-8, no NaN), as bytes."""
-    from qcflow.indicators.forms import canonical as canonical_text
-
     return canonical_text(data).encode()
 
 
