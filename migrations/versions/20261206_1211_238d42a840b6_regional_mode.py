@@ -48,6 +48,14 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_region_hospital')),
     sa.UniqueConstraint('code', name=op.f('uq_region_hospital_code'))
     )
+    op.create_table('region_reminder',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('month_on', sa.Date(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('missing', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_region_reminder')),
+    sa.UniqueConstraint('month_on', name=op.f('uq_region_reminder_month_on'))
+    )
     op.create_table('region_outbox',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
@@ -134,5 +142,6 @@ def downgrade():
 
     op.drop_table('region_outbox')
     op.drop_table('region_hospital')
+    op.drop_table('region_reminder')
     op.execute("DELETE FROM user_role WHERE role = 'centre'")
     _replace_role_check(OLD_ROLES)

@@ -146,6 +146,7 @@ AUDIT_ACTIONS = {
     "region_outbox.accept": _l("Submission accepted by the centre"),
     "region_outbox.reject": _l("Submission rejected by the centre"),
     "region_outbox.wait": _l("Centre did not answer; submission waiting"),
+    "region_outbox.requeue": _l("Rejected submission queued again"),
     "indicator_form.generate": _l("Indicator form generated and archived"),
     "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }

@@ -149,3 +149,16 @@ class RegionValue(Base):
                  sqlite_where=sa.text("is_current"), postgresql_where=sa.text("is_current")),
         sa.Index("ix_region_value_hospital", "hospital_id", "month_on"),
     )
+
+
+class RegionReminder(Base):
+    """Centre side: the reminder sent for a month that hospitals still owe (job region.remind_missing), once per
+    month."""
+
+    __tablename__ = "region_reminder"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month_on: Mapped[date] = mapped_column(unique=True)
+    sent_at: Mapped[datetime]
+    #: How many hospitals had not sent the month.
+    missing: Mapped[int]

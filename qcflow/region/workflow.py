@@ -1,7 +1,6 @@
 """The hospital side's submission to its centre (docs/region.md, Sending): queued when a month or a form is
 ready, sent by the job (or at once, when the quality office asks), then accepted or rejected by the centre, or
-waiting when the centre did not answer (the job tries again with back-off). A rejected version stays rejected:
-the correction is the next version."""
+waiting when the centre did not answer (the job tries again with back-off)."""
 from __future__ import annotations
 
 from enum import StrEnum
@@ -37,6 +36,9 @@ OUTBOX_WORKFLOW = Workflow(
         T("accept",  {S.SENT},                      S.ACCEPTED,  SENDERS),
         T("reject",  {S.SENT},                      S.REJECTED,  SENDERS),
         T("wait",    {S.SENT},                      S.WAITING,   SENDERS),
+        # After the cause is fixed at the centre (a key not yet registered, a hospital retired by mistake), the
+        # quality office sends the same version again; a value the centre refused is corrected in a new version.
+        T("requeue", {S.REJECTED},                  S.QUEUED,    SENDERS),
     ],
     initial=S.NEW,
     refusal=lambda action: _("Only the quality office (or the sending job) may send submissions to the centre."),
