@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, settings
 
 from qcflow import create_app
 
@@ -28,6 +29,11 @@ AUDIT_KEY = "test-audit-key-of-at-least-32-characters"
 os.environ["QCFLOW_AUDIT_KEY"] = AUDIT_KEY
 
 pytest_plugins = ["tests.factories"]
+
+# CI runs the SQLite and PostgreSQL suites side by side on two cores: a property test's examples may be slow to
+# generate there, which says nothing about the code under test (each test still sets its own example counts).
+settings.register_profile("qcflow", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("qcflow")
 
 #: The hospital's time zone (the application's TIMEZONE); tests write local wall times in it.
 SHANGHAI = ZoneInfo("Asia/Shanghai")
