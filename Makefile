@@ -6,16 +6,19 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?= --db sqlite --scale S --scenario all
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow bench clean
+.PHONY: help setup run run-centre test test-slow bench clean
 
 help: ## Show this list
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 16
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
 
 setup: ## Install system packages (if missing), .venv and translations
 	scripts/setup
 
 run: ## Migrate, load demo data, start web server + scheduler on http://127.0.0.1:5000/
 	scripts/run
+
+run-centre: ## The same as a regional quality-control centre (instance/centre/) on http://127.0.0.1:5001/
+	scripts/run-centre
 
 # pytest exits 5 when it collects no tests; that is not a failure.
 test: setup ## Run the whole test suite (QCFLOW_TEST_DATABASE_URL selects PostgreSQL)

@@ -156,21 +156,31 @@ def departments_create(code, name, name_en, kind):
 
 @qcflow_cli.command("demo-data")
 def demo_data():
-    """Load demo departments and users (first run only) and print the demo logins."""
-    from qcflow.demo import DEMO_USERS, load_demo_data
+    """Load demo departments and users (first run only) and print the demo logins. On a regional centre
+    (INSTALLATION_ROLE=centre): the centre's staff and three hospitals sending a year of signed months."""
+    if current_app.config["INSTALLATION_ROLE"] == "centre":
+        from qcflow.region.demo import CENTRE_USERS as users, load_centre_demo
 
-    receipt = load_demo_data(now=now())
-    db.session.commit()
-    if receipt:
-        click.echo("demo data loaded: departments, users, staff and a year of reports, operations, discussions and "
-                   "follow-up calls")
-        click.echo(f"receipt code of the demo anonymous report (try it on /receipt): {receipt}")
+        if load_centre_demo(now=now()):
+            click.echo("demo data loaded: the centre's staff, three hospitals with their keys and a year of their "
+                       "signed monthly indicators (one month still missing, one corrected)")
+        else:
+            click.echo("demo data already present")
     else:
-        click.echo("demo data already present")
+        from qcflow.demo import DEMO_USERS as users, load_demo_data
+
+        receipt = load_demo_data(now=now())
+        db.session.commit()
+        if receipt:
+            click.echo("demo data loaded: departments, users, staff and a year of reports, operations, discussions "
+                       "and follow-up calls")
+            click.echo(f"receipt code of the demo anonymous report (try it on /receipt): {receipt}")
+        else:
+            click.echo("demo data already present")
     click.echo("demo logins (user / password / roles):")
-    for username, password, roles, dept, _name in DEMO_USERS:
+    for username, password, roles, dept, _name in users:
         click.echo(f"  {username:<10} {password:<18} {', '.join(roles)} @ {dept}")
-    mfa = [username for username, _pw, roles, _dept, _name in DEMO_USERS
+    mfa = [username for username, _pw, roles, _dept, _name in users
            if set(roles) & set(current_app.config["MFA_REQUIRED_ROLES"])]
     click.echo(f"second factor: {', '.join(mfa)} set up an authenticator app (TOTP) at their first login")
 
