@@ -389,7 +389,9 @@ def value_lines(row: RegionOutbox, language: str) -> list[dict]:
     lines = []
     for index, item in enumerate(document.get("values") or []):
         entry = names.get(item.get("code"))
-        reasons = [message for key, messages in errors.items()
+        # The centre names the indicator by its code ("code: message"); the page names it already.
+        prefix = f"{item.get('code')}: "
+        reasons = [str(message).removeprefix(prefix) for key, messages in errors.items()
                    if key == f"values[{index}]" or key.startswith(f"values[{index}].")
                    for message in (messages if isinstance(messages, list) else [messages])]
         lines.append({**item, "index": index, "name": entry.label(language) if entry else item.get("code"),
@@ -404,3 +406,55 @@ def other_reasons(row: RegionOutbox) -> list[tuple[str, str]]:
     errors = (row.answer or {}).get("errors") or {}
     return [(key, message) for key, messages in errors.items() if not key.startswith("values[")
             for message in (messages if isinstance(messages, list) else [messages])]
+
+
+# Where the hospital stands among its peers (the centre's answer) -------------------------------------------------
+
+STANDING_SCHEMA = "qcflow.region-standing/1"
+
+
+class StandingUnavailable(Exception):
+    """The centre's standing could not be had (not reachable, refused, or not signed by it): a message to show."""
+
+    def __init__(self, message: str, detail: str = ""):
+        super().__init__(message)
+        self.message, self.detail = message, detail
+
+
+def last_half_year(now: datetime) -> tuple[date, date]:
+    """The last complete half-year (January–June or July–December) before today."""
+    this = today(now)
+    if this.month > 6:
+        return date(this.year, 1, 1), date(this.year, 6, 1)
+    return date(this.year - 1, 7, 1), date(this.year - 1, 12, 1)
+
+
+def standing(code: str, first: date, last: date, *, now: datetime) -> dict:
+    """Ask the centre where this hospital stands for one indicator over months first..last (a signed GET); the
+    answer counts only when the centre signed it."""
+    config = current_app.config
+    missing = [name for name in missing_settings() if name != "REGION_KEY_FILE"]
+    if missing or not keys_present():
+        raise StandingUnavailable(_("Sending is not set up, so the centre cannot be asked."),
+                                  ", ".join(missing or ["REGION_KEY_FILE"]))
+    path = f"{STANDING_PATH}?indicator={code}&from={first:%Y-%m}&to={last:%Y-%m}"
+    answer = get(config["REGION_CENTRE_URL"].rstrip("/") + path, keys.signed_request_headers("GET", path, now),
+                 config["REGION_TIMEOUT_SECONDS"])
+    if answer.status is None:
+        raise StandingUnavailable(_("The centre could not be reached. Try again later."), answer.error or "")
+    if not keys.verify_centre_answer(answer.body, answer.signature):
+        raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."),
+                                  f"HTTP {answer.status}")
+    data = _json(answer.body)
+    if answer.status != 200 or data is None:
+        message = (data or {}).get("message") if isinstance(data, dict) else None
+        raise StandingUnavailable(message or _("The centre did not give the standing."), f"HTTP {answer.status}")
+    if data.get("schema") != STANDING_SCHEMA:
+        raise StandingUnavailable(_("The centre's answer could not be read."), str(data.get("schema"))[:60])
+    return data
+
+
+def keys_present() -> bool:
+    import os
+
+    return os.path.exists(keys.key_path())
