@@ -7,6 +7,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
+from qcflow.core.actors import Actor
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.region import keys, outbox, protocol
@@ -64,7 +65,7 @@ def queue():
     if not outbox.can_queue():
         click.echo("Error: set REGION_CENTRE_URL and HOSPITAL_CODE first; nothing queued.", err=True)
         sys.exit(1)
-    rows = outbox.queue_due(actor=outbox.Actor.system("cli"), now=now())
+    rows = outbox.queue_due(actor=Actor.system("cli"), now=now())
     db.session.commit()
     for row in rows:
         click.echo(f"queued {row.kind} {row.period} version {row.revision}")
@@ -79,5 +80,5 @@ def send():
     if problem:
         click.echo(f"Error: {problem}; nothing sent.", err=True)
         sys.exit(1)
-    counts = outbox.send_due(now=now(), actor=outbox.Actor.system("cli"))
+    counts = outbox.send_due(now=now(), actor=Actor.system("cli"))
     click.echo(f"accepted {counts['accept']}, rejected {counts['reject']}, waiting {counts['wait']}")

@@ -9,6 +9,7 @@ as their JSON twins under their own revision.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.error
 import urllib.request
@@ -57,8 +58,6 @@ def missing_settings() -> list[str]:
     """The settings sending still needs (names of settings, or the key file's path)."""
     config = current_app.config
     missing = [name for name in ("REGION_CENTRE_URL", "HOSPITAL_CODE", "REGION_CENTRE_KEY") if not config.get(name)]
-    import os
-
     if not os.path.exists(keys.key_path()):
         missing.append("REGION_KEY_FILE")
     return missing
@@ -455,6 +454,4 @@ def standing(code: str, first: date, last: date, *, now: datetime) -> dict:
 
 
 def keys_present() -> bool:
-    import os
-
     return os.path.exists(keys.key_path())
