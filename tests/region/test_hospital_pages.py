@@ -113,6 +113,11 @@ def test_the_pages_say_which_setting_is_missing_and_the_command_that_makes_the_k
     notice = re.search(r'<div class="card notice" id="region-setup".*?</div>', html, re.S).group(0)
     assert "<code>HOSPITAL_CODE</code>" in notice and "region keygen" in notice
     assert "REGION_CENTRE_URL" not in notice
+    for path in ("/region/submissions", "/region/standing"):
+        for language in ("zh", "en"):
+            page = clients("quality").get(f"{path}?lang={language}")
+            assert page.status_code == 200
+            assert findings_in(visible(page.get_data(as_text=True)), language, frozenset({"quality"})) == []
 
 
 @pytest.mark.parametrize("path", ["/region/submissions", "/region/standing", "/api/v1/region/submissions"])
