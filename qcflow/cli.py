@@ -385,4 +385,5 @@ def indicators_set_target(code, level, year, comparison, value, source):
 def register_cli(app: Flask) -> None:
     for group in (users_cli, tokens_cli, departments_cli, audit_cli, workflow_cli, scheduler_cli, indicators_cli):
         qcflow_cli.add_command(group)
+    qcflow_cli.add_command(__import__("qcflow.region.cli", fromlist=["region_cli"]).region_cli)
     app.cli.add_command(qcflow_cli)

@@ -1,9 +1,234 @@
-"""Pages of regional mode (hospital side)."""
+"""Pages of regional mode (hospital side): what was sent to the centre and its answers, and where the hospital
+stands among its peers."""
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from markupsafe import Markup, escape
+from marshmallow import ValidationError
 
+from qcflow.auth.permissions import allowed, current_actor
+from qcflow.core.errors import Unprocessable, translate_errors
+from qcflow.core.i18n import current_language, label
+from qcflow.core.periods import month_start, parse_month
+from qcflow.core.time import now, today
+from qcflow.indicators import catalogue, queries
+from qcflow.region import outbox
 from qcflow.region.installation import only_on
+from qcflow.region.models import OUTBOX_STATES
+from qcflow.region.schemas import OutboxActionIn, OutboxListArgs, StandingArgs
+from qcflow.region.workflow import OUTBOX_WORKFLOW, OutboxState
 
 bp = Blueprint("region", __name__, url_prefix="/region")
 bp.before_request(only_on("hospital"))
+
+#: The command each missing setting is fixed with (shown beside its name).
+FIXES = {"REGION_KEY_FILE": "flask --app wsgi qcflow region keygen"}
+
+
+def _args(schema) -> tuple[dict, dict]:
+    try:
+        return schema.load({k: v for k, v in request.args.items() if v != ""}), {}
+    except ValidationError as error:
+        return {}, translate_errors(error.messages)
+
+
+def _version() -> int | None:
+    try:
+        return OutboxActionIn().load({"version": request.form.get("version", "")})["version"]
+    except ValidationError as error:
+        raise Unprocessable(_("Reload the page and try again."), errors=translate_errors(error.messages)) from None
+
+
+@bp.get("/submissions")
+@allowed("region_submissions")
+def submissions():
+    """What this hospital sent to the centre, newest first, with each one's state and the centre's answer."""
+    args, errors = _args(OutboxListArgs())
+    limit = args.get("limit", 50)
+    rows = outbox.rows(state=args.get("state"), kind=args.get("kind"), period=args.get("period"),
+                       before_id=args.get("cursor"), limit=limit + 1)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    filters = {k: args[k] for k in ("state", "kind", "period") if args.get(k)}
+    at = now()
+    due = outbox.due_months(at)
+    return render_template("region/submissions.html", rows=rows[:limit], next_cursor=next_cursor, filters=filters,
+                           states=OUTBOX_STATES, missing=outbox.missing_settings(), fixes=FIXES, errors=errors,
+                           error_parts=outbox.error_parts, last_due=due[-1] if due else None), 422 if errors else 200
+
+
+@bp.get("/submissions/<int:row_id>")
+@allowed("region_submissions")
+def submission(row_id):
+    """One submission: the values sent (by indicator name), the centre's receipt or its reasons, and the steps."""
+    row = outbox.get_row(row_id)
+    language = current_language()
+    lines = outbox.value_lines(row, language) if row.kind == "month" else []
+    actions = {t.action for t in OUTBOX_WORKFLOW.available(row, current_actor())}
+    return render_template("region/submission.html", row=row, lines=lines, others=outbox.other_reasons(row),
+                           may_send="send" in actions and not OUTBOX_WORKFLOW.in_phase(row, "answered"),
+                           may_requeue="requeue" in actions, error=outbox.error_parts(row.last_error),
+                           month=parse_month(row.period) if row.kind == "month" else None,
+                           receipt=row.answer if row.state == OutboxState.ACCEPTED.value else None,
+                           refusal=row.answer if row.state == OutboxState.REJECTED.value else None,
+                           missing=outbox.missing_settings(), fixes=FIXES)
+
+
+@bp.post("/submissions/<int:row_id>/send")
+@allowed("region_submissions")
+def send_submission(row_id):
+    """Send this submission now (it is marked and committed first, then sent)."""
+    row = outbox.get_row(row_id)
+    outcome = outbox.send_now(row, actor=current_actor(), now=now(), expected_version=_version())
+    flash({"accept": _("The centre accepted the submission."), "reject": _("The centre rejected the submission: "
+           "see its reasons below."), "wait": _("The centre did not answer; the submission will be sent again.")}
+          [outcome])
+    return redirect(url_for("region.submission", row_id=row.id))
+
+
+@bp.post("/submissions/<int:row_id>/requeue")
+@allowed("region_submissions")
+def requeue_submission(row_id):
+    """Send a rejected version again (after its cause was fixed at the centre)."""
+    row = outbox.get_row(row_id)
+    outbox.requeue(row, actor=current_actor(), now=now(), expected_version=_version())
+    flash(_("Queued again: the sending job sends it within a minute."))
+    return redirect(url_for("region.submission", row_id=row.id))
+
+
+@bp.post("/months/check")
+@allowed("region_submissions")
+def check_month():
+    """Compare a month's values with its latest version sent and queue a new version when they changed."""
+    month = parse_month(request.form.get("month", "").strip())
+    if month is None:
+        raise Unprocessable(_("Enter a month as YYYY-MM."), errors={"month": [_("Enter a month as YYYY-MM.")]})
+    row = outbox.check_month(month, actor=current_actor(), now=now())
+    if row is None:
+        flash(_("The values of %(month)s did not change since the version sent: nothing new to send.",
+                month=f"{month:%Y-%m}"))
+        latest = outbox.latest("month", f"{month:%Y-%m}")
+        return redirect(url_for("region.submission", row_id=latest.id) if latest else url_for("region.submissions"))
+    flash(_("Version %(n)d of %(month)s is queued.", n=row.revision, month=f"{month:%Y-%m}"))
+    return redirect(url_for("region.submission", row_id=row.id))
+
+
+# Standing ------------------------------------------------------------------------------------------------------
+
+def _plan_entries():
+    return [e for e in catalogue.entries(include_local=False) if e.method != "not_applicable"]
+
+
+@bp.get("/standing")
+@allowed("region_submissions")
+def standing():
+    """Where this hospital stands among the hospitals of its level for one indicator (the centre's answer)."""
+    at = now()
+    args, errors = _args(StandingArgs())
+    entries = _plan_entries()
+    by_code = {e.code: e for e in entries}
+    first, last = outbox.last_half_year(at)
+    first, last = args.get("from_") or first, args.get("to") or last
+    code = args.get("indicator")
+    if code is not None and code not in by_code:
+        errors["indicator"] = [_("Choose an indicator of the catalogue.")]
+    if first > last:
+        errors["from"] = [_("The first month comes after the last.")]
+    if last > month_start(today(at)):
+        errors["to"] = [_("This month is in the future.")]
+    data = problem = None
+    if code and not errors:
+        try:
+            data = outbox.standing(code, first, last, now=at)
+        except outbox.StandingUnavailable as error:
+            problem = error
+    entry = by_code.get(code) if code else None
+    return render_template(
+        "region/standing.html", entries=sorted(entries, key=lambda e: e.label(current_language())), code=code,
+        entry=entry, first=first, last=last, errors=errors, data=data, problem=problem,
+        chart=funnel_svg(data, entry.unit if entry else "") if data else None, met=_met(data),
+        missing=outbox.missing_settings(), fixes=FIXES), 422 if errors else 200
+
+
+def _met(data: dict | None) -> bool | None:
+    """Whether this hospital's value meets the target the centre gave (None: no target or no value shown)."""
+    if not data or not data.get("target") or (data.get("own") or {}).get("suppressed"):
+        return None
+    target, value = data["target"], (data.get("own") or {}).get("value")
+    if target.get("comparison") not in queries.COMPARE or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value, target.get("value"))):
+        return None
+    return queries.is_met((data.get("own") or {}).get("value"), target.get("value"), target.get("comparison"))
+
+
+def _number(value, unit: str) -> str:
+    if value is None:
+        return "—"
+    suffix = {"percent": "%", "permille": "‰"}.get(unit, "")
+    return f"{value:.2f}{suffix}" if unit != "count" else f"{value:.0f}"
+
+
+def funnel_svg(data: dict, unit: str, width: int = 360, height: int = 230) -> Markup:
+    """The funnel plot as inline SVG (no script, no style attribute): the peers as grey dots, this hospital's dot
+    highlighted, the regional value and the 95 % and 99.8 % limits when the indicator is a rate."""
+    own = data.get("own") or {}
+    peers = [p for p in data.get("peers") or [] if not p.get("suppressed") and p.get("value") is not None]
+    limits = data.get("limits") or []
+    regional = (data.get("regional") or {}).get("value")
+    has_parts = any(p.get("denominator") for p in peers) or own.get("denominator")
+    points = [(p.get("denominator") if has_parts else i + 1, p["value"]) for i, p in enumerate(peers)]
+    own_point = None
+    if own.get("value") is not None and not own.get("suppressed"):
+        own_point = (own.get("denominator") if has_parts else len(peers) + 1, own["value"])
+    xs = [x for x, _y in points] + ([own_point[0]] if own_point else []) + [l["denominator"] for l in limits]
+    ys = [y for _x, y in points] + ([own_point[1]] if own_point else []) + [v for l in limits for v in (
+        l.get("lower998"), l.get("upper998")) if v is not None] + ([regional] if regional is not None else [])
+    xs = [x or 0 for x in xs]
+    left, right, top, bottom = 44, 10, 10, 30
+    x_max = max(xs or [1]) or 1
+    y_min, y_max = min(ys or [0]), max(ys or [1])
+    if y_max == y_min:
+        y_min, y_max = y_min - 1, y_max + 1
+    pad = (y_max - y_min) * 0.05
+    y_min, y_max = max(y_min - pad, 0) if y_min >= 0 else y_min - pad, y_max + pad
+
+    def px(x):
+        return left + (width - left - right) * (x or 0) / x_max
+
+    def py(y):
+        return top + (height - top - bottom) * (1 - (y - y_min) / (y_max - y_min))
+
+    title = _("Funnel plot: this hospital among the hospitals of its level")
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
+             f'class="funnel" aria-label="{escape(title)}"><title>{escape(title)}</title>',
+             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+             f'fill="none" stroke="#ccc"/>']
+    for y in (y_min, (y_min + y_max) / 2, y_max):
+        parts.append(f'<text x="{left - 4}" y="{py(y) + 4:.1f}" text-anchor="end" font-size="10" '
+                     f'fill="#555">{escape(_number(y, unit))}</text>')
+    x_label = _("Cases (denominator)") if has_parts else _("Hospitals")
+    parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
+                 f'font-size="10" fill="#555">{escape(x_label)}</text>')
+    ordered = sorted(limits, key=lambda l: l["denominator"])
+    for low, high, dash in (("lower95", "upper95", ' stroke-dasharray="4 3"'), ("lower998", "upper998", "")):
+        for name in (low, high):
+            line = " ".join(f"{px(l['denominator']):.1f},{py(l[name]):.1f}" for l in ordered
+                            if l.get(name) is not None)
+            if line:
+                parts.append(f'<polyline points="{line}" fill="none" stroke="#888"{dash}/>')
+    if regional is not None:
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{py(regional):.1f}" y2="{py(regional):.1f}" '
+                     f'stroke="#1f6feb"/>')
+    for x, y in points:
+        parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="#9aa0a6"/>')
+    if own_point:
+        parts.append(f'<circle cx="{px(own_point[0]):.1f}" cy="{py(own_point[1]):.1f}" r="6" fill="#d93025" '
+                     f'stroke="#fff" stroke-width="1.5" class="own"><title>{escape(_("This hospital"))}</title>'
+                     f'</circle>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+@bp.app_template_global("region_error_label")
+def region_error_label(code):
+    return label("region_send_error", code) if code else ""

@@ -43,6 +43,9 @@ JOBS: list[JobSpec] = [
     # Daily; it acts only on INDICATOR_FORM_REMINDER_DATES up to INDICATOR_FORM_DUE, once per date.
     JobSpec("indicators.remind_annual_form", "qcflow.indicators.jobs:remind_annual_form", "cron",
             {"hour": 8, "minute": 30}),
+    # Regional mode, hospital side: both do nothing on a centre or while sending is not set up.
+    JobSpec("region.queue_submissions", "qcflow.region.jobs:queue_submissions", "cron", {"hour": 3, "minute": 30}),
+    JobSpec("region.send_submissions", "qcflow.region.jobs:send_submissions", "interval", {"minutes": 1}),
 ]
 
 
