@@ -59,6 +59,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_error_handlers(app)
     install_login(app)
     install_request_hooks(app, enforce_access)
+    from qcflow.region.installation import refuse_hospital_routes_on_a_centre
+
+    app.before_request(refuse_hospital_routes_on_a_centre)
     install_template_helpers(app)
     _install_auth_helpers(app)
 

@@ -6,7 +6,7 @@ discussions), so it sits beside create_app rather than in the kernel, which impo
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, redirect, render_template
 from flask_login import current_user
 
 from qcflow.auth.permissions import authenticated, can, current_actor, public
@@ -23,6 +23,10 @@ bp = Blueprint("home", __name__)
 def index():
     """Show the home page with a section for each of the user's roles."""
     actor = current_actor()
+    from qcflow.region.installation import is_centre
+
+    if is_centre():  # a centre's staff start from completeness, its administrators from the hospitals
+        return redirect("/centre/completeness" if can(actor, "centre_compare") else "/centre/hospitals")
     pending = pending_for(actor)
     context = {"my_reports": events.my_reports(current_user.id), "mdt_pending": pending,
                "mdt_subjects": subjects_of(pending[:5])}

@@ -2,7 +2,7 @@
 exist only on a hospital, the centre's only on a centre; elsewhere they answer 404."""
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 
 from qcflow.core.errors import NotFound
 
@@ -17,3 +17,16 @@ def only_on(role: str):
         if current_app.config["INSTALLATION_ROLE"] != role:
             raise NotFound()
     return check
+
+
+#: What a centre serves: its own pages and API, logins and accounts, notifications, the home page and the API's
+#: documents. Every other blueprint (reports, cases, follow-up, MDT, the HIS intake, the hospital's indicators)
+#: holds or takes patient-level data, which a centre never receives: 404 there.
+CENTRE_BLUEPRINTS = frozenset({"home", "auth", "auth_api", "notify", "notify_api", "api-docs", "centre",
+                               "centre_api", "centre_intake_api", "centre_registry"})
+
+
+def refuse_hospital_routes_on_a_centre() -> None:
+    """before_request (after the access check): on a centre, the hospital's routes answer 404."""
+    if is_centre() and request.blueprint is not None and request.blueprint not in CENTRE_BLUEPRINTS:
+        raise NotFound()
