@@ -250,3 +250,9 @@ def hospitals_by_id(ids) -> dict[int, RegionHospital]:
     if not ids:
         return {}
     return {row.id: row for row in db.session.scalars(sa.select(RegionHospital).where(RegionHospital.id.in_(ids)))}
+
+
+def values_of(submission_id: int) -> list[RegionValue]:
+    """The monthly values kept with a version, by indicator code."""
+    return list(db.session.scalars(sa.select(RegionValue).where(RegionValue.submission_id == submission_id)
+                                   .order_by(RegionValue.code)))
