@@ -201,7 +201,7 @@ def _keep(hospital: RegionHospital, envelope: protocol.Envelope, signature: str,
                     RegionValue.is_current.is_(True)).values(is_current=False),
                 execution_options={"synchronize_session": False})
     if values:
-        db.session.execute(sa.insert(RegionValue), [
+        db.session.execute(RegionValue.__table__.insert(), [
             {"submission_id": submission.id, "hospital_id": hospital.id, "code": value["code"],
              "month_on": starts_on, "numerator": value["numerator"], "denominator": value["denominator"],
              "value": value["value"], "is_current": True} for value in values])
