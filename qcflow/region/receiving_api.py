@@ -18,9 +18,9 @@ from qcflow.extensions import db
 from qcflow.region import keys, protocol, receiving, registry
 from qcflow.region.installation import is_centre, only_on
 from qcflow.region.models import RegionHospital, RegionSubmission
-from qcflow.region.receiving_schemas import (CentreHospitalArgs, CentreHospitalChangeIn, CentreHospitalIn, CentreHospitalOut, CentreHospitalPage,
-                                             SubmissionReceiptOut, SubmissionRefusalOut, ReceivedArgs, ReceivedDetailOut,
-                                             ReceivedPage)
+from qcflow.region.receiving_schemas import (CentreHospitalArgs, CentreHospitalChangeIn, CentreHospitalIn,
+                                             CentreHospitalOut, CentreHospitalPage, ReceivedArgs, ReceivedDetailOut,
+                                             ReceivedPage, SubmissionReceiptOut, SubmissionRefusalOut)
 
 blp = Blueprint("centre_intake_api", __name__, url_prefix="/api/v1/centre", description="Centre: signed submissions from hospitals, and the hospitals registered")
 blp.before_request(only_on("centre"))
@@ -77,15 +77,18 @@ def _receive_doc() -> dict:
 @blp.doc(**_receive_doc())
 @blp.response(201, SubmissionReceiptOut, description="Kept: the centre's receipt, signed")
 @blp.alt_response(400, schema=SubmissionRefusalOut, description="The body is not JSON")
-@blp.alt_response(401, schema=SubmissionRefusalOut, description="Unknown or retired hospital, a wrong or missing signature, "
-                                                        "or a signing time refused (a replay, a wrong clock)")
+@blp.alt_response(401, schema=SubmissionRefusalOut,
+                  description="Unknown or retired hospital, a wrong or missing signature, or a signing time refused "
+                              "(a replay, a wrong clock)")
 @blp.alt_response(403, schema=SubmissionRefusalOut, description="Signed by another hospital than the one it names")
 @blp.alt_response(404, description="Not a centre installation")
-@blp.alt_response(409, schema=SubmissionRefusalOut, description="already_received (with the stored receipt), version_taken "
-                                                        "or stale_version: nothing stored")
+@blp.alt_response(409, schema=SubmissionRefusalOut,
+                  description="already_received (with the stored receipt), version_taken or stale_version: nothing "
+                              "stored")
 @blp.alt_response(413, schema=SubmissionRefusalOut, description="Larger than the protocol's limit")
-@blp.alt_response(422, schema=SubmissionRefusalOut, description="A malformed envelope, a period not ended, refused values "
-                                                        "(errors keyed values[i].field): nothing stored")
+@blp.alt_response(422, schema=SubmissionRefusalOut,
+                  description="A malformed envelope, a period not ended, refused values (errors keyed "
+                              "values[i].field): nothing stored")
 @blp.alt_response(503, schema=SubmissionRefusalOut, description="The centre has no signing key yet")
 def receive_submission():
     """Receive a hospital's signed submission of a month's values or an annual or quarterly form.

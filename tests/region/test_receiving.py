@@ -92,9 +92,10 @@ def counts(app) -> tuple[int, int, int]:
     from qcflow.region.models import RegionSubmission, RegionValue
 
     with app.app_context():
-        return tuple(db.session.scalar(sa.select(sa.func.count()).select_from(table).where(*where)) for table, where in (
-            (RegionSubmission, ()), (RegionValue, ()),
-            (AuditEntry, (AuditEntry.action == "region_submission.receive",))))
+        tables = ((RegionSubmission, ()), (RegionValue, ()),
+                  (AuditEntry, (AuditEntry.action == "region_submission.receive",)))
+        return tuple(db.session.scalar(sa.select(sa.func.count()).select_from(table).where(*where))
+                     for table, where in tables)
 
 
 def test_a_signed_month_is_kept_with_its_values_audited_and_answered_with_a_signed_receipt(
