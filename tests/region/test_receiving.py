@@ -335,3 +335,39 @@ def test_two_deliveries_of_the_same_version_at_once_keep_one(app, centre_key, re
     assert sorted(r.status_code for r in statuses) == [201, 409, 409, 409]
     assert all(signed_by(r, centre_key) for r in statuses)
     assert counts(app) == (1, 3, 1)
+
+
+@pytest.fixture
+def hospital_layout():
+    departments = {"office": {"code": "QCC", "name": "质控中心办公室"}}
+    people = {"admin": ("admin", "admin", "office"), "staff": ("staff", "centre", "office"),
+              "quality": ("quality", "quality", "office")}
+    return departments, people
+
+
+def test_centre_staff_read_every_version_and_its_document(app, client, centre_key, register, tokens):
+    code, key = register()
+    other, other_key = register("H002")
+    first = post(client, envelope(code), key).json
+    second = post(client, envelope(code, version=2, document=month_values(**{RATE: {"numerator": 4,
+                                                                                    "value": 50.0}})), key).json
+    assert post(client, envelope(other, document=month_values()), other_key, code=other).status_code == 201
+    staff = tokens("staff")
+    listed = client.get(PATH, headers=staff)
+    assert listed.status_code == 200
+    assert [(s["hospital"], s["version"], s["is_current"]) for s in listed.json["items"]] == [
+        ("H002", 1, True), (code, 2, True), (code, 1, False)]
+    current = client.get(f"{PATH}?hospital={code}&current=true", headers=staff).json["items"]
+    assert [s["id"] for s in current] == [second["submission"]]
+    page = client.get(f"{PATH}?limit=2", headers=staff).json
+    rest = client.get(f"{PATH}?limit=2&cursor={page['next_cursor']}", headers=staff).json
+    assert len(page["items"]) == 2 and [s["id"] for s in rest["items"]] == [first["submission"]]
+    assert rest["next_cursor"] is None
+    detail = client.get(f"{PATH}/{first['submission']}", headers=staff)
+    assert detail.status_code == 200 and detail.json["values"] == 3 and detail.json["is_current"] is False
+    assert detail.json["document"] == month_values()
+    assert [(v["version"], v["is_current"]) for v in detail.json["versions"]] == [(2, True), (1, False)]
+    assert client.get(PATH, headers=tokens("admin")).status_code == 200
+    assert client.get(PATH, headers=tokens("quality")).status_code == 403
+    assert client.get(f"{PATH}/{first['submission']}", headers=tokens("quality")).status_code == 403
+    assert client.get(f"{PATH}?hospital=H404", headers=staff).status_code == 404
