@@ -371,3 +371,12 @@ def test_centre_staff_read_every_version_and_its_document(app, client, centre_ke
     assert client.get(PATH, headers=tokens("quality")).status_code == 403
     assert client.get(f"{PATH}/{first['submission']}", headers=tokens("quality")).status_code == 403
     assert client.get(f"{PATH}?hospital=H404", headers=staff).status_code == 404
+
+
+def test_a_logged_in_browser_posting_gets_no_session_and_no_cookie(app, clients, centre_key, register):
+    code, key = register()
+    browser = clients("staff")
+    response = post(browser, envelope(code), key)
+    assert response.status_code == 201 and "Set-Cookie" not in response.headers
+    refused_without_signature = post(browser, envelope(code, version=2), None)
+    assert refused_without_signature.status_code == 401 and "Set-Cookie" not in refused_without_signature.headers
