@@ -31,7 +31,6 @@ def hospital_layout():
 @pytest.fixture
 def received(hospital, actor_of):
     """Hospital H001 with two versions of March (the second current) and hospital H002, retired, with nothing."""
-    from qcflow.core.actors import Actor
     from qcflow.extensions import db
     from qcflow.region import receiving, registry
 
@@ -53,7 +52,6 @@ def received(hospital, actor_of):
         row = registry.hospital("H001")
         ids.append(receiving.receive(row, body, protocol.sign(key, body), now=NOW).submission.id)
         db.session.commit()
-    del Actor
     return ids
 
 
@@ -165,3 +163,20 @@ def test_the_pages_fit_a_phone(app, clients, received, language):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_received_form_shows_its_rows_and_its_versions(clients, received, actor_of):
+    from qcflow.extensions import db
+    from qcflow.region import receiving, registry
+
+    key = protocol.generate_key()
+    row = registry.hospital("H001")
+    row = registry.update_hospital(row, {"public_key": protocol.public_key_text(key)}, row.version,
+                                   actor=actor_of("admin"), now=NOW)
+    document = {"schema": "qcflow.indicator-form/1", "kind": "quarterly", "period": {"year": 2026, "quarter": 1},
+                "rows": [{"seq": 1}, {"seq": 2}]}
+    body = protocol.envelope("H001", "quarterly_form", "2026-Q1", 1, document, NOW)
+    kept = receiving.receive(row, body, protocol.sign(key, body), now=NOW).submission.id
+    db.session.commit()
+    page = clients("staff").get(f"/centre/hospitals/H001/submissions/{kept}?lang=zh")
+    assert page.status_code == 200 and "共 2 行" in page.get_data(as_text=True)
