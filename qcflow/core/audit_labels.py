@@ -147,6 +147,12 @@ AUDIT_ACTIONS = {
     "region_outbox.reject": _l("Submission rejected by the centre"),
     "region_outbox.wait": _l("Centre did not answer; submission waiting"),
     "region_outbox.requeue": _l("Rejected submission queued again"),
+    "region_hospital.create": _l("Hospital registered at the centre"),
+    "region_hospital.update": _l("Hospital's details changed"),
+    "region_hospital.change_key": _l("Hospital's signing key replaced"),
+    "region_hospital.retire": _l("Hospital retired: its submissions are refused"),
+    "region_hospital.reactivate": _l("Hospital taken back"),
+    "region_submission.receive": _l("Submission received from a hospital"),
     "indicator_form.generate": _l("Indicator form generated and archived"),
     "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }

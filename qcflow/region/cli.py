@@ -12,8 +12,11 @@ from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.region import keys, outbox, protocol
 from qcflow.region.installation import is_centre
+from qcflow.region.registry import hospitals_cli
 
-region_cli = AppGroup("region", help="Regional mode: this installation's signing key; sending to the centre.")
+region_cli = AppGroup("region", help="Regional mode: this installation's signing key; sending to the centre; at a "
+                                     "centre, its hospitals.")
+region_cli.add_command(hospitals_cli)
 
 
 def _hand_over_line() -> str:
