@@ -147,7 +147,7 @@ def test_approved_months_travel_signed_to_the_centre_and_a_correction_replaces_t
     first, second = months
     with app.app_context():
         report(hospital, first, 90, 100)
-        late = report(hospital, second, 45, 60)
+        late_id = report(hospital, second, 45, 60).id
     down = f"http://127.0.0.1:{free_port()}"
     app.config["REGION_CENTRE_URL"] = down
     now = real_now()
@@ -177,7 +177,7 @@ def test_approved_months_travel_signed_to_the_centre_and_a_correction_replaces_t
             from qcflow.indicators import reporting
             from qcflow.indicators.models import IndicatorReport
 
-            value = db.session.get(IndicatorReport, late.id)
+            value = db.session.get(IndicatorReport, late_id)
             reporting.decide(value, "reopen", actor=Actor.for_user(hospital["quality"]), now=later,
                              expected_version=value.version, reason="分母漏计日间病例")
             value, _status = reporting.submit("pain_assessment_rate", second, hospital["surgery"].id, numerator=54,
