@@ -43,6 +43,8 @@ JOBS: list[JobSpec] = [
     # Daily; it acts only on INDICATOR_FORM_REMINDER_DATES up to INDICATOR_FORM_DUE, once per date.
     JobSpec("indicators.remind_annual_form", "qcflow.indicators.jobs:remind_annual_form", "cron",
             {"hour": 8, "minute": 30}),
+    # Daily at a centre; from REGION_DUE_DAY on it reminds of last month's missing hospitals, once per month.
+    JobSpec("region.remind_missing", "qcflow.region.centre_jobs:remind_missing", "cron", {"hour": 9, "minute": 0}),
 ]
 
 

@@ -1,0 +1,49 @@
+"""Scheduled work of the centre: the monthly reminder of the hospitals that have not sent last month."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+
+from qcflow.auth.models import Role
+from qcflow.core import periods
+from qcflow.core.time import today
+from qcflow.extensions import db
+from qcflow.notify.messages import MESSAGES, Message
+from qcflow.notify.services import notify, users_with_role
+from qcflow.notify.webhook import queue_webhook
+from qcflow.region import comparisons
+from qcflow.region.models import RegionReminder
+
+REMINDER_KIND = "region.missing_month"
+#: The message of the reminder. It belongs in qcflow.notify.messages.MESSAGES; registered from here until it is
+#: there (setdefault: the entry there wins).
+MESSAGES.setdefault(REMINDER_KIND, Message(
+    _l("%(missing)d hospitals have not sent the values of %(month)s"), _l("Hospitals: %(hospitals)s")))
+
+
+def remind_missing(now: datetime) -> str:
+    """From REGION_DUE_DAY of a month on, tell the centre's staff which hospitals have not sent last month and
+    queue one webhook with the month and their codes (once per month; only at a centre)."""
+    if current_app.config["INSTALLATION_ROLE"] != "centre":
+        return "not a centre"
+    at = today(now)
+    if at.day < current_app.config["REGION_DUE_DAY"]:
+        return "not yet due"
+    month = periods.add_months(periods.month_start(at), -1)
+    text = comparisons.month_text(month)
+    if db.session.scalar(sa.select(RegionReminder.id).where(RegionReminder.month_on == month)) is not None:
+        return f"{text}: reminder already sent"
+    missing = comparisons.missing_hospitals(month)
+    db.session.add(RegionReminder(month_on=month, sent_at=now, missing=len(missing)))
+    db.session.flush()
+    if not missing:
+        return f"{text}: every hospital has sent"
+    codes = [h.code for h in missing]
+    recipients = users_with_role(Role.CENTRE)
+    notify(recipients, REMINDER_KIND, {"month": text, "missing": len(codes), "hospitals": "、".join(codes)},
+           now=now, link=f"/centre/completeness?year={month.year}")
+    queue_webhook({"kind": REMINDER_KIND, "month": text, "hospitals": codes, "created_at": now.isoformat()})
+    return f"{text}: {len(codes)} hospitals missing, {len(recipients)} told"
