@@ -12,8 +12,9 @@ from qcflow.core.errors import DomainError, translate_errors
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.region import comparisons as cmp, keys
-from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreComparisonOut, CentreCompletenessArgs, CentreCompletenessOut,
-                                          CentreMonthsArgs, CentreProfileOut, CentreStandingArgs, CentreStandingOut)
+from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreComparisonOut, CentreCompletenessArgs,
+                                          CentreCompletenessOut, CentreMonthsArgs, CentreProfileOut,
+                                          CentreStandingArgs, CentreStandingOut)
 from qcflow.region.installation import only_on
 
 blp = Blueprint("centre_api", __name__, url_prefix="/api/v1/centre",

@@ -14,7 +14,8 @@ from qcflow.core.time import now, today
 from qcflow.indicators.models import HOSPITAL_LEVELS
 from qcflow.region import centre_jobs  # noqa: F401 (registers the reminder's message for the inbox)
 from qcflow.region import comparisons as cmp, evaluation
-from qcflow.region.centre_schemas import CentreComparisonArgs, CentreCompletenessPageArgs, CentreEvaluationArgs, CentreMonthsArgs
+from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreCompletenessPageArgs, CentreEvaluationArgs,
+                                          CentreMonthsArgs)
 from qcflow.region.installation import only_on
 from qcflow.region.models import RegionHospital
 
@@ -90,7 +91,7 @@ def indicator(code):
     start, end = _period(args, errors)
     comparison = cmp.compare(entry.code, start, end, args.get("level"))
     language = current_language()
-    funnels = {level.level: evaluation.funnel_svg(level, entry.unit, title=entry.label(language))
+    funnels = {level.level: evaluation.funnel_svg(level, entry.unit, title=entry.label(language), language=language)
                for level in comparison.levels}
     trend = evaluation.trend_svg(cmp.regional_trend(entry.code, start, end), entry.unit,
                                  title=entry.label(language))

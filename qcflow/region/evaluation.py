@@ -46,9 +46,9 @@ def _polyline(points, colour: str, dash: str = "") -> str:
     return f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.4"{dashed}/>'
 
 
-def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", names: bool = True) -> Markup:
+def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", language: str = "zh") -> Markup:
     """The funnel plot of one level: x the denominator, y the rate; the pooled rate and its 95 % and 99.8 %
-    limits; hospitals outside 99.8 % in red (each point's title names the hospital when `names`)."""
+    limits; hospitals outside 99.8 % in red (each point's title names the hospital)."""
     width, height, left, right, top, bottom = 640, 360, 58, 16, 28, 44
     rows = [r for r in level.rows if r.value is not None and r.denominator]
     if level.proportion is None or not rows:
@@ -68,9 +68,10 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", names:
         v = min(max(v, low), high)
         return top + (height - top - bottom) * (1 - (v - low) / (high - low))
 
+    funnel_name, x_name = _("Funnel plot"), _("Denominator (cases)")
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
              f'role="img" class="chart funnel" font-family=\'{FONT}\' font-size="11">',
-             f"<title>{escape(title or _('Funnel plot'))}</title>",
+             f"<title>{escape(title or funnel_name)}</title>",
              f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
              f'fill="#fff" stroke="#999" stroke-width="0.6"/>']
     for tick in _ticks(low, high):
@@ -83,7 +84,7 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", names:
             parts.append(f'<text x="{x(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
                          f'fill="#444">{tick:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" text-anchor="middle" '
-                 f'fill="#222">{escape(_("Denominator (cases)"))}</text>')
+                 f'fill="#222">{escape(x_name)}</text>')
     limits = [lim for lim in level.limits if lim.denominator <= largest]
     parts.append(_polyline([(x(0), y(centre)), (x(largest), y(centre))], "#222"))
     parts.append(_polyline([(x(lim.denominator), y(lim.upper95)) for lim in limits], "#2a7a2a", "5 3"))
@@ -92,11 +93,11 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", names:
     parts.append(_polyline([(x(lim.denominator), y(lim.lower998)) for lim in limits], "#b3261e", "2 2"))
     for row in rows:
         colour = "#b3261e" if row.outside else LEVEL_COLOURS.get(level.level, "#1f5f99")
-        tip = f"{row.hospital.label('zh')} {format_value(row.value, unit)} (n={row.denominator})" if names else ""
+        tip = f"{row.hospital.label(language)} {format_value(row.value, unit)} (n={row.denominator})"
         parts.append(f'<circle cx="{x(row.denominator):.1f}" cy="{y(row.value):.1f}" r="4" fill="{colour}" '
                      f'fill-opacity="0.8" data-outside="{row.outside or ""}"><title>{escape(tip)}</title></circle>')
-    legend = [(_("Regional value"), "#222", ""), (_("95% limits"), "#2a7a2a", "5 3"),
-              (_("99.8% limits"), "#b3261e", "2 2")]
+    legend = [(_("Regional value"), "#222", ""), (_("95 per cent limits"), "#2a7a2a", "5 3"),
+              (_("99.8 per cent limits"), "#b3261e", "2 2")]
     for i, (text, colour, dash) in enumerate(legend):
         at = left + i * 150
         parts.append(_polyline([(at, 14), (at + 22, 14)], colour, dash))
@@ -116,13 +117,14 @@ def trend_svg(trend: dict[str, list[tuple[date, float | None]]], unit: str, *, t
     pad = (high - low) * 0.1 or max(abs(high) * 0.1, 1.0)
     low, high = max(low - pad, 0.0) if low >= 0 else low - pad, high + pad
     step = (width - left - right) / max(len(months) - 1, 1)
+    trend_name = _("Regional value by month")
 
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - (v - low) / (high - low))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
              f'class="chart trend" font-family=\'{FONT}\' font-size="11">',
-             f"<title>{escape(title or _('Regional value by month'))}</title>",
+             f"<title>{escape(title or trend_name)}</title>",
              f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
              f'fill="#fff" stroke="#999" stroke-width="0.6"/>']
     for tick in _ticks(low, high):
