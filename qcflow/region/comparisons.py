@@ -156,6 +156,11 @@ def regional_value(unit: str, sums: Sums) -> float | None:
     return sums.value(unit)
 
 
+def is_small(unit: str, sums: Sums, k: int) -> bool:
+    """A rate over fewer than k cases: not ranked, and hidden from other hospitals and published documents."""
+    return unit in RATE_UNITS and sums.denominator is not None and sums.denominator < k
+
+
 # Ranks and the funnel --------------------------------------------------------------------------------------------
 
 def ranks(values: dict[int, float | None], direction: str) -> dict[int, int]:
@@ -311,13 +316,14 @@ def compare_level(entry: catalogue.Entry, level: str, hospitals: list[RegionHosp
     proportion = (regional.numerator / regional.denominator
                   if unit in RATE_UNITS and regional.denominator and regional.numerator is not None else None)
     target = catalogue.targets(year, level).get(entry.code)
-    order = ranks({row.hospital.id: row.value for row in rows}, entry.direction)
+    for row in rows:
+        row.small = is_small(unit, row.sums, k)
+    order = ranks({row.hospital.id: row.value for row in rows if not row.small}, entry.direction)
     for row in rows:
         row.rank = order.get(row.hospital.id)
         if target is not None:
             row.met = is_met(row.value, target.value, target.comparison)
         row.outside = outside(unit, proportion, row.numerator, row.denominator)
-        row.small = unit in RATE_UNITS and row.denominator is not None and row.denominator < k
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.value is None, r.hospital.code))
     largest = max((r.denominator or 0 for r in rows), default=0)
     return LevelComparison(level, rows, regional, regional_value(unit, regional), target, proportion,
@@ -411,12 +417,14 @@ def profile(hospital: RegionHospital, start: date, end: date) -> list[ProfileRow
     """Every indicator for the period: the hospital's value, its level's regional value, its rank among the
     level's hospitals and whether it meets the target. One aggregate grouped by (code, hospital) over the level."""
     by_code = sums_by_code(start, end, level=hospital.level)
+    k = small_cell_k()
     targets = catalogue.targets(end.year, hospital.level)
     rows = []
     for entry in catalogue.entries(include_local=False):
         sums = by_code.get(entry.code, {})
         values = {hid: s.value(entry.unit) for hid, s in sums.items()}
-        order = ranks(values, entry.direction)
+        order = ranks({hid: v for hid, v in values.items() if not is_small(entry.unit, sums[hid], k)},
+                      entry.direction)
         own = sums.get(hospital.id, Sums())
         value = values.get(hospital.id)
         target = targets.get(entry.code)
