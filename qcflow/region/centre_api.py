@@ -48,6 +48,7 @@ def completeness_body(args: dict, at) -> dict:
 @allowed("centre_compare")
 @blp.arguments(CentreCompletenessArgs, location="query")
 @blp.response(200, CentreCompletenessOut)
+@blp.alt_response(404, description="Not a centre installation")
 @blp.alt_response(422, description="Malformed year, level or region")
 def completeness(args):
     """Which hospital sent which month of a year (the current version's number and when it came), which months
@@ -79,7 +80,7 @@ def comparison_body(comparison: cmp.Comparison) -> dict:
 @allowed("centre_compare")
 @blp.arguments(CentreComparisonArgs, location="query")
 @blp.response(200, CentreComparisonOut)
-@blp.alt_response(404, description="No such indicator in the catalogue")
+@blp.alt_response(404, description="No such indicator in the catalogue, or not a centre installation")
 @blp.alt_response(422, description="Malformed, reversed, future or over-long period")
 def indicator(args, code):
     """One indicator across the hospitals for a period (default: the last complete half-year), each level apart:
@@ -102,7 +103,7 @@ def profile_body(hospital, rows, start, end) -> dict:
 @allowed("centre_compare")
 @blp.arguments(CentreMonthsArgs, location="query")
 @blp.response(200, CentreProfileOut)
-@blp.alt_response(404, description="No hospital with this code")
+@blp.alt_response(404, description="No hospital with this code, or not a centre installation")
 @blp.alt_response(422, description="Malformed, reversed, future or over-long period")
 def profile(args, code):
     """One hospital's profile for a period: every indicator's value, its level's regional value, its rank n of N
@@ -131,7 +132,7 @@ def _signed_error(status: int, code: str, message: str, errors: dict | None = No
 ])
 @blp.response(200, CentreStandingOut)
 @blp.alt_response(401, description="Unknown hospital, wrong signature, or a stale or future signing time (signed)")
-@blp.alt_response(404, description="No such indicator (signed)")
+@blp.alt_response(404, description="No such indicator (signed), or not a centre installation")
 @blp.alt_response(422, description="Malformed or refused period (signed)")
 @blp.alt_response(503, description="The centre has no signing key yet (`region keygen`)")
 def standing():

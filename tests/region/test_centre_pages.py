@@ -6,6 +6,7 @@ import pytest
 from tests.core.test_page_walk import VisibleText, findings_in
 from tests.region.test_comparisons import RATE, TIME, Factory  # noqa: F401 (fixtures below)
 from tests.region.test_comparisons import app, factory, fixture, hospital_layout  # noqa: F401
+from tests.region.test_standing import centre_key  # noqa: F401
 
 PERIOD = "from=2026-01&to=2026-06"
 PAGES = ["/centre/completeness?year=2026", f"/centre/indicators?{PERIOD}", f"/centre/indicators/{RATE}?{PERIOD}",
@@ -87,3 +88,39 @@ def test_the_api_answers_the_comparison_profile_and_completeness(fixture, client
     assert [h["code"] for h in rest["items"]] == ["S1"] and rest["next_cursor"] is None
     assert next(c for c in grid["counts"] if c["month"] == "2026-01")["sent"] == 3
     assert client.get("/api/v1/centre/completeness?level=quaternary").status_code == 422
+
+
+def test_the_centre_api_conforms_to_its_document(fixture, tokens, centre_key):
+    """Schemathesis over the centre's operations on a centre installation (the common fuzz test runs on a hospital,
+    where they answer 404)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.openapi import from_wsgi
+
+    from flask import current_app
+
+    from tests.security.test_api_fuzz import CHECKS
+
+    schema = from_wsgi("/api/v1/openapi.json", current_app._get_current_object())
+    schema.config.generation.update(with_security_parameters=False)
+    operations = [r.ok() for r in schema.get_all_operations() if r.ok().path.startswith("/api/v1/centre/")
+                  and r.ok().path in ("/api/v1/centre/completeness", "/api/v1/centre/indicators/{code}",
+                                      "/api/v1/centre/profile/{code}", "/api/v1/centre/standing")]
+    assert len(operations) == 4
+    headers = tokens("centre")
+    failures = []
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=15, deadline=None, database=None, derandomize=True,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            def run(case):
+                case.validate_response(case.call(headers=headers), checks=CHECKS, headers=headers)
+
+            try:
+                run()
+            except BaseException as error:  # noqa: BLE001 (collected, then failed once)
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                failures.append(f"{operation.label} [{mode.value}]: {str(error)[:1500]}")
+    assert failures == [], "\n\n".join(failures)
