@@ -147,6 +147,7 @@ AUDIT_ACTIONS = {
     "region_outbox.reject": _l("Submission rejected by the centre"),
     "region_outbox.wait": _l("Centre did not answer; submission waiting"),
     "region_outbox.requeue": _l("Rejected submission queued again"),
+    "region_reminder.send": _l("Centre reminded of hospitals that have not sent a month"),
     "indicator_form.generate": _l("Indicator form generated and archived"),
     "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }
