@@ -8,7 +8,8 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from qcflow.auth.models import Role
-from qcflow.core import periods
+from qcflow.core import audit, periods
+from qcflow.core.actors import Actor
 from qcflow.core.time import today
 from qcflow.extensions import db
 from qcflow.notify.messages import MESSAGES, Message
@@ -37,12 +38,15 @@ def remind_missing(now: datetime) -> str:
     if db.session.scalar(sa.select(RegionReminder.id).where(RegionReminder.month_on == month)) is not None:
         return f"{text}: reminder already sent"
     missing = comparisons.missing_hospitals(month)
-    db.session.add(RegionReminder(month_on=month, sent_at=now, missing=len(missing)))
+    codes = [h.code for h in missing]
+    recipients = users_with_role(Role.CENTRE) if missing else []
+    row = RegionReminder(month_on=month, sent_at=now, missing=len(missing))
+    db.session.add(row)
     db.session.flush()
+    audit.record(Actor.system("region.remind_missing").audit_name, "region_reminder.send", "region_reminder", row.id,
+                 now, after={"month": text, "missing": codes, "recipients": sorted(recipients)})
     if not missing:
         return f"{text}: every hospital has sent"
-    codes = [h.code for h in missing]
-    recipients = users_with_role(Role.CENTRE)
     notify(recipients, REMINDER_KIND, {"month": text, "missing": len(codes), "hospitals": "、".join(codes)},
            now=now, link=f"/centre/completeness?year={month.year}")
     queue_webhook({"kind": REMINDER_KIND, "month": text, "hospitals": codes, "created_at": now.isoformat()})

@@ -205,6 +205,10 @@ def test_the_reminder_is_sent_once_per_month_with_a_notification_and_a_webhook(f
     hooks = [payload for _url, _timeout, payload in db.session().info.get(PENDING, [])]
     assert {"kind": "region.missing_month", "month": "2026-07", "hospitals": ["T2"]}.items() <= hooks[-1].items()
     db.session.commit()
+    from qcflow.core.audit import AuditEntry
+
+    assert [e.object_type for e in db.session.query(AuditEntry).filter_by(action="region_reminder.send")] == [
+        "region_reminder"]
     assert remind_missing(datetime(2026, 8, 16, 2, tzinfo=timezone.utc)) == "2026-07: reminder already sent"
     assert db.session.query(Notification).count() == 1
     assert db.session.query(RegionReminder).one().missing == 1
