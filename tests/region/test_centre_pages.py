@@ -124,3 +124,8 @@ def test_the_centre_api_conforms_to_its_document(fixture, tokens, centre_key):
                     raise
                 failures.append(f"{operation.label} [{mode.value}]: {str(error)[:1500]}")
     assert failures == [], "\n\n".join(failures)
+
+
+def test_the_centre_start_leads_to_completeness(fixture, clients):
+    response = clients("centre").get("/centre")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/centre/completeness")

@@ -81,3 +81,12 @@ def test_the_six_monthly_evaluation_is_a_chinese_pdf(fixture, clients, tmp_path)
 def test_the_evaluation_refuses_a_half_year_not_yet_ended(fixture, clients):
     assert clients("centre").get("/centre/evaluation.pdf?year=2200&half=1").status_code == 422
     assert clients("centre").get("/centre/evaluation.pdf?year=2026&half=3").status_code == 422
+
+
+def test_the_documents_are_rate_limited_like_the_other_exports(fixture, clients, centre_app):
+    centre_app.config["RATE_LIMITS"] = {**centre_app.config["RATE_LIMITS"], "export": (1, 60), "pdf": (1, 60)}
+    client = clients("centre")
+    assert client.get("/centre/province.xlsx?from=2026-01&to=2026-06").status_code == 200
+    assert client.get("/centre/province.xlsx?from=2026-01&to=2026-06").status_code == 429
+    assert client.get("/centre/evaluation.pdf?year=2026&half=1").status_code == 200
+    assert client.get("/centre/evaluation.pdf?year=2026&half=1").status_code == 429
