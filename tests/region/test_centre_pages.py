@@ -129,3 +129,16 @@ def test_the_centre_api_conforms_to_its_document(fixture, tokens, centre_key):
 def test_the_centre_start_leads_to_completeness(fixture, clients):
     response = clients("centre").get("/centre")
     assert response.status_code == 302 and response.headers["Location"].endswith("/centre/completeness")
+
+
+def test_a_status_reads_as_done_only_if_every_month_is(fixture, factory, clients):
+    from datetime import date
+
+    factory.month(fixture["S1"], date(2026, 2, 1), {"annual_work_plan_status": 1.0})
+    factory.month(fixture["S1"], date(2026, 3, 1), {"annual_work_plan_status": 0.0})
+    factory.month(fixture["T1"], date(2026, 3, 1), {"annual_work_plan_status": 1.0}, revision=1)
+    factory.db.session.commit()
+    html = clients("centre").get(f"/centre/indicators/annual_work_plan_status?{PERIOD}&lang=en").get_data(True)
+    secondary = html.split('id="level-secondary"')[1]
+    tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
+    assert "Not done" in secondary and "Done" in tertiary and "Not done" not in tertiary
