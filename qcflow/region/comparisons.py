@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 
 from qcflow.core import periods
 from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.time import local
 from qcflow.extensions import db
 from qcflow.indicators import catalogue
 from qcflow.indicators.definitions import UNIT_FACTORS
@@ -484,8 +485,6 @@ def completeness(year: int, today: date, *, level: str | None = None, region: st
                  ) -> tuple[list[date], list[CompletenessRow]]:
     """The active hospitals × the months of `year`: the current version and when it came, or owed, overdue, not
     yet due."""
-    from qcflow.core.time import local
-
     months = [date(year, m, 1) for m in range(1, 13)]
     stmt = sa.select(RegionHospital).where(RegionHospital.is_active).order_by(RegionHospital.code)
     if level:
