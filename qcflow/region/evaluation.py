@@ -53,7 +53,7 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
     rows = [r for r in level.rows if r.value is not None and r.denominator]
     if level.proportion is None or not rows:
         return Markup("")
-    largest = max(r.denominator for r in rows) * 1.08 + 1
+    largest = max(r.denominator for r in rows) * 1.1 + 1  # where the limits' grid ends (funnel_limits)
     shown_limits = [lim for lim in level.limits if lim.denominator >= min(r.denominator for r in rows) * 0.6]
     values = [r.value for r in rows] + [lim.upper95 for lim in shown_limits] + [lim.lower95 for lim in shown_limits]
     centre = level.regional_value or 0.0
@@ -85,12 +85,16 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
                          f'fill="#444">{tick:g}</text>')
     parts.append(f'<text x="{(left + width - right) / 2:.0f}" y="{height - 6}" text-anchor="middle" '
                  f'fill="#222">{escape(x_name)}</text>')
-    limits = [lim for lim in level.limits if lim.denominator <= largest]
+    limits = [lim for lim in level.limits if lim.denominator <= largest + 1]
+
+    def inside(points):
+        # A limit is drawn where it lies within the plotted range (not pressed flat against its edge).
+        return [(x(n), y(v)) for n, v in points if low <= v <= high]
+
     parts.append(_polyline([(x(0), y(centre)), (x(largest), y(centre))], "#222"))
-    parts.append(_polyline([(x(lim.denominator), y(lim.upper95)) for lim in limits], "#2a7a2a", "5 3"))
-    parts.append(_polyline([(x(lim.denominator), y(lim.lower95)) for lim in limits], "#2a7a2a", "5 3"))
-    parts.append(_polyline([(x(lim.denominator), y(lim.upper998)) for lim in limits], "#b3261e", "2 2"))
-    parts.append(_polyline([(x(lim.denominator), y(lim.lower998)) for lim in limits], "#b3261e", "2 2"))
+    for attribute, colour, dash in (("upper95", "#2a7a2a", "5 3"), ("lower95", "#2a7a2a", "5 3"),
+                                    ("upper998", "#b3261e", "2 2"), ("lower998", "#b3261e", "2 2")):
+        parts.append(_polyline(inside((lim.denominator, getattr(lim, attribute)) for lim in limits), colour, dash))
     for row in rows:
         colour = "#b3261e" if row.outside else LEVEL_COLOURS.get(level.level, "#1f5f99")
         tip = f"{row.hospital.label(language)} {format_value(row.value, unit)} (n={row.denominator})"
@@ -108,7 +112,7 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
 
 def trend_svg(trend: dict[str, list[tuple[date, float | None]]], unit: str, *, title: str = "") -> Markup:
     """The regional value of each month, one line per level."""
-    width, height, left, right, top, bottom = 640, 260, 58, 16, 28, 40
+    width, height, left, right, top, bottom = 640, 260, 58, 30, 28, 40
     values = [v for points in trend.values() for _m, v in points if v is not None]
     months = next(iter(trend.values()), [])
     if not values or not months:
