@@ -153,6 +153,7 @@ AUDIT_ACTIONS = {
     "region_hospital.retire": _l("Hospital retired: its submissions are refused"),
     "region_hospital.reactivate": _l("Hospital taken back"),
     "region_submission.receive": _l("Submission received from a hospital"),
+    "region_reminder.send": _l("Centre reminded of hospitals that have not sent a month"),
     "indicator_form.generate": _l("Indicator form generated and archived"),
     "indicator_form.remind": _l("Reminder: indicator values missing for the annual form"),
 }

@@ -31,6 +31,8 @@ class Message:
 
 MESSAGES = {
     "event.submitted": Message(_l("New adverse-event report %(ref)s")),
+    "region.missing_month": Message(_l("%(missing)d hospitals have not sent the values of %(month)s"),
+                                    _l("Hospitals: %(hospitals)s")),
     "event.feedback": Message(_l("Feedback on your report %(ref)s")),
     "event.question": Message(_l("A question about your report %(ref)s")),
     "event.deadline_breached": Message(_l("Deadline passed (%(deadline)s) for %(ref)s — escalation level %(level)d"),

@@ -46,6 +46,8 @@ JOBS: list[JobSpec] = [
     # Regional mode, hospital side: both do nothing on a centre or while sending is not set up.
     JobSpec("region.queue_submissions", "qcflow.region.jobs:queue_submissions", "cron", {"hour": 3, "minute": 30}),
     JobSpec("region.send_submissions", "qcflow.region.jobs:send_submissions", "interval", {"minutes": 1}),
+    # Daily at a centre; from REGION_DUE_DAY on it reminds of last month's missing hospitals, once per month.
+    JobSpec("region.remind_missing", "qcflow.region.centre_jobs:remind_missing", "cron", {"hour": 9, "minute": 0}),
 ]
 
 

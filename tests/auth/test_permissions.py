@@ -54,6 +54,7 @@ def test_public_routes_are_an_allow_list(app):
         "events_api.receipt_lookup", "events_api.receipt_reply",
         # A centre receives hospitals' submissions authenticated by their signature, not by a login.
         "centre_intake_api.receive_submission",
+        "centre_api.standing",
     }
 
 

@@ -1,0 +1,571 @@
+"""The centre's comparisons across hospitals: read-only aggregates over the monthly values of the current versions
+(region_value WHERE is_current, served by the partial index ix_region_value_current on (code, month_on,
+hospital_id)). Values add up over months as a hospital's own reported values do (queries._reported_value): rates
+from the summed numerators and denominators, counts summed, times and ratios averaged, a status done only if every
+month says so."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+
+from qcflow.core import periods
+from qcflow.core.errors import NotFound, Unprocessable
+from qcflow.core.time import local
+from qcflow.extensions import db
+from qcflow.indicators import catalogue
+from qcflow.indicators.definitions import UNIT_FACTORS
+from qcflow.indicators.models import HOSPITAL_LEVELS
+from qcflow.indicators.queries import _reported_value, is_met
+from qcflow.region.models import RegionHospital, RegionSubmission, RegionValue
+
+#: Two-sided normal quantiles of the funnel plot's control limits (95 % and 99.8 %).
+Z95 = 1.959964
+Z998 = 3.090232
+RATE_UNITS = tuple(UNIT_FACTORS)
+#: Higher values rank first for these directions; lower first for "lower" and "falling"; "none" is not ranked.
+DESCENDING = ("higher", "rising")
+ASCENDING = ("lower", "falling")
+#: A period asked for spans at most this many months.
+LONGEST_MONTHS = 120
+#: Completeness of one hospital's month: sent, owed but not yet late, late (after REGION_DUE_DAY of the next
+#: month), not yet due (the month has not ended).
+SENT, MISSING, OVERDUE, NOT_DUE = "sent", "missing", "overdue", "not_due"
+
+
+def small_cell_k() -> int:
+    return current_app.config["REPORT_SMALL_CELL_K"]
+
+
+def month_text(month: date) -> str:
+    return f"{month:%Y-%m}"
+
+
+# Periods -------------------------------------------------------------------------------------------------------
+
+def last_half_year(today: date) -> tuple[date, date]:
+    """The last complete half-year before `today`: January–June or July–December."""
+    if today.month >= 7:
+        return date(today.year, 1, 1), date(today.year, 6, 1)
+    return date(today.year - 1, 7, 1), date(today.year - 1, 12, 1)
+
+
+def half_year(year: int, half: int) -> tuple[date, date]:
+    return (date(year, 1, 1), date(year, 6, 1)) if half == 1 else (date(year, 7, 1), date(year, 12, 1))
+
+
+def check_months(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The asked months (first days), by default the last complete half-year; a reversed period, one that
+    ends after this month or one longer than LONGEST_MONTHS is refused (422 naming `from` or `to`)."""
+    if start is None and end is None:
+        return last_half_year(today)
+    end = periods.month_start(end) if end else periods.add_months(periods.month_start(start), 5)
+    start = periods.month_start(start) if start else periods.add_months(end, -5)
+    errors = {}
+    if end > periods.month_start(today):
+        errors["to"] = [_("Choose this month or an earlier one.")]
+    if start > end:
+        errors["from"] = [_("The first month is after the last month.")]
+    elif (end.year - start.year) * 12 + end.month - start.month >= LONGEST_MONTHS:
+        errors["from"] = [_("A period spans at most %(n)d months.", n=LONGEST_MONTHS)]
+    if errors:
+        raise Unprocessable(_("Choose another period."), errors=errors)
+    return start, end
+
+
+def months_between(start: date, end: date) -> list[date]:
+    found, month = [], start
+    while month <= end:
+        found.append(month)
+        month = periods.add_months(month, 1)
+    return found
+
+
+# Sums ----------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Sums:
+    """One group's monthly values added up (a hospital's, or a level's)."""
+
+    numerator: int | None = None
+    denominator: int | None = None
+    total: float | None = None
+    lowest: float | None = None
+    #: How many monthly values there are (and how many rows: months sent).
+    valued: int = 0
+    months: int = 0
+    hospitals: int = 0
+
+    def value(self, unit: str) -> float | None:
+        mean = self.total / self.valued if self.valued and self.total is not None else None
+        return _reported_value(unit, self.numerator, self.denominator, self.total, mean, self.lowest)
+
+
+def _sum_columns():
+    v = RegionValue
+    with_parts = v.denominator.is_not(None)
+    return (sa.func.sum(sa.case((with_parts, v.numerator))), sa.func.sum(sa.case((with_parts, v.denominator))),
+            sa.func.sum(v.value), sa.func.min(v.value), sa.func.count(v.value), sa.func.count())
+
+
+def _sums(row) -> Sums:
+    numerator, denominator, total, lowest, valued, months = row
+    return Sums(int(numerator) if numerator is not None else None,
+                int(denominator) if denominator is not None else None,
+                float(total) if total is not None else None, float(lowest) if lowest is not None else None,
+                int(valued), int(months))
+
+
+def _current(start: date, end: date):
+    """The WHERE of every comparison: current values of the months start..end (the partial index's predicate
+    is `is_current` as such, so the query says exactly that)."""
+    return sa.and_(RegionValue.is_current, RegionValue.month_on >= start, RegionValue.month_on <= end)
+
+
+def hospital_sums(code: str, start: date, end: date) -> dict[int, Sums]:
+    """One indicator's sums per hospital over the months: one GROUP BY on the partial index."""
+    stmt = (sa.select(RegionValue.hospital_id, *_sum_columns())
+            .where(RegionValue.code == code, _current(start, end)).group_by(RegionValue.hospital_id))
+    return {row[0]: _sums(row[1:]) for row in db.session.execute(stmt)}
+
+
+def pooled(unit: str, rows: list[Sums]) -> Sums:
+    """A level's regional figures from its hospitals' sums: rates pooled from the summed parts, times and ratios
+    the mean of every month sent, counts the mean of the hospitals' totals, a status done only if every month
+    is."""
+    with_values = [r for r in rows if r.months]
+    found = Sums(hospitals=len(with_values), months=sum(r.months for r in with_values),
+                 valued=sum(r.valued for r in with_values))
+    parts = [r for r in with_values if r.denominator is not None]
+    if parts:
+        found.numerator = sum(r.numerator or 0 for r in parts)
+        found.denominator = sum(r.denominator for r in parts)
+    totals = [r.total for r in with_values if r.total is not None]
+    if totals:
+        found.total = sum(totals)
+        found.lowest = min(r.lowest for r in with_values if r.lowest is not None)
+    return found
+
+
+def regional_value(unit: str, sums: Sums) -> float | None:
+    if unit == "count":
+        return sums.total / sums.hospitals if sums.hospitals and sums.total is not None else None
+    return sums.value(unit)
+
+
+def is_small(unit: str, sums: Sums, k: int) -> bool:
+    """A rate over fewer than k cases: not ranked, and hidden from other hospitals and published documents."""
+    return unit in RATE_UNITS and sums.denominator is not None and sums.denominator < k
+
+
+# Ranks and the funnel --------------------------------------------------------------------------------------------
+
+def ranks(values: dict[int, float | None], direction: str) -> dict[int, int]:
+    """Competition ranks (1, 1, 3) of the keys with a value, best first by the indicator's direction; none for
+    an indicator without a direction."""
+    if direction not in DESCENDING + ASCENDING:
+        return {}
+    sign = -1 if direction in DESCENDING else 1
+    ordered = sorted(((sign * round(v, 6), key) for key, v in values.items() if v is not None))
+    found, previous, rank = {}, None, 0
+    for position, (score, key) in enumerate(ordered, start=1):
+        if score != previous:
+            rank, previous = position, score
+        found[key] = rank
+    return found
+
+
+@dataclass(frozen=True)
+class Limit:
+    denominator: int
+    lower95: float
+    upper95: float
+    lower998: float
+    upper998: float
+
+    def as_dict(self) -> dict:
+        return {"denominator": self.denominator, "lower95": round(self.lower95, 6),
+                "upper95": round(self.upper95, 6), "lower998": round(self.lower998, 6),
+                "upper998": round(self.upper998, 6)}
+
+
+def limit_at(unit: str, proportion: float, n: int) -> Limit:
+    """Control limits around the pooled `proportion` (numerator / denominator) for a denominator of n, in the
+    unit: binomial by the normal approximation, Poisson for a rate per 100 (events can outnumber cases)."""
+    factor = UNIT_FACTORS[unit]
+    if unit == "per100":
+        spread, ceiling = math.sqrt(proportion / n), math.inf
+    else:
+        spread, ceiling = math.sqrt(proportion * (1 - proportion) / n), 1.0
+
+    def bounded(x: float) -> float:
+        return min(max(x, 0.0), ceiling) * factor
+
+    return Limit(n, bounded(proportion - Z95 * spread), bounded(proportion + Z95 * spread),
+                 bounded(proportion - Z998 * spread), bounded(proportion + Z998 * spread))
+
+
+def funnel_limits(unit: str, proportion: float | None, largest: int, points: int = 40) -> list[Limit]:
+    """The limits on a fixed grid of denominators from 1 to beyond the largest (never at a hospital's own
+    denominator, which could then be read off)."""
+    if unit not in RATE_UNITS or proportion is None or largest < 1:
+        return []
+    top = largest * 1.1 + 1
+    grid = sorted({max(1, round(math.exp(math.log(top) * i / (points - 1)))) for i in range(points)})
+    return [limit_at(unit, proportion, n) for n in grid]
+
+
+def outside(unit: str, proportion: float | None, numerator: int | None, denominator: int | None) -> str | None:
+    """"above" or "below" the 99.8 % limits, for a rate; None inside them or without a rate."""
+    if unit not in RATE_UNITS or proportion is None or not denominator or numerator is None:
+        return None
+    limit = limit_at(unit, proportion, denominator)
+    value = numerator * UNIT_FACTORS[unit] / denominator
+    if value > limit.upper998 + 1e-9:
+        return "above"
+    if value < limit.lower998 - 1e-9:
+        return "below"
+    return None
+
+
+# One indicator across hospitals -------------------------------------------------------------------------------
+
+@dataclass
+class HospitalRow:
+    hospital: RegionHospital
+    sums: Sums
+    value: float | None
+    rank: int | None = None
+    met: bool | None = None
+    outside: str | None = None
+    #: A rate whose denominator is under k: published documents and peers hide it.
+    small: bool = False
+
+    @property
+    def numerator(self):
+        return self.sums.numerator
+
+    @property
+    def denominator(self):
+        return self.sums.denominator
+
+    @property
+    def months(self):
+        return self.sums.months
+
+
+@dataclass
+class LevelComparison:
+    level: str
+    rows: list[HospitalRow]
+    regional: Sums
+    regional_value: float | None
+    target: catalogue.Target | None
+    #: The pooled proportion (numerator / denominator) the funnel's limits centre on; None for other units.
+    proportion: float | None
+    limits: list[Limit] = field(default_factory=list)
+
+    @property
+    def ranked(self) -> int:
+        return sum(1 for r in self.rows if r.rank is not None)
+
+    @property
+    def meeting(self) -> int:
+        return sum(1 for r in self.rows if r.met)
+
+
+@dataclass
+class Comparison:
+    entry: catalogue.Entry
+    start: date
+    end: date
+    levels: list[LevelComparison]
+
+    @property
+    def is_rate(self) -> bool:
+        return self.entry.unit in RATE_UNITS
+
+    def level(self, level: str) -> LevelComparison | None:
+        return next((found for found in self.levels if found.level == level), None)
+
+
+def indicator_entry(code: str) -> catalogue.Entry:
+    """An indicator of the plans' catalogue (what hospitals send); NotFound otherwise."""
+    if not catalogue.is_plan_code(code):
+        raise NotFound(_("No indicator %(code)s.", code=code))
+    return catalogue.default_entry(code)
+
+
+def _hospitals(levels, with_values) -> list[RegionHospital]:
+    stmt = sa.select(RegionHospital).where(RegionHospital.level.in_(levels), sa.or_(
+        RegionHospital.is_active, RegionHospital.id.in_(list(with_values) or [0]))).order_by(RegionHospital.code)
+    return list(db.session.scalars(stmt))
+
+
+def compare_level(entry: catalogue.Entry, level: str, hospitals: list[RegionHospital], sums: dict[int, Sums],
+                  year: int) -> LevelComparison:
+    """One level's table: each hospital's value, rank, target met and place in the funnel."""
+    unit, k = entry.unit, small_cell_k()
+    rows = [HospitalRow(h, sums.get(h.id, Sums()), None) for h in hospitals]
+    for row in rows:
+        row.value = row.sums.value(unit) if row.sums.months else None
+    regional = pooled(unit, [r.sums for r in rows])
+    proportion = (regional.numerator / regional.denominator
+                  if unit in RATE_UNITS and regional.denominator and regional.numerator is not None else None)
+    target = catalogue.targets(year, level).get(entry.code)
+    for row in rows:
+        row.small = is_small(unit, row.sums, k)
+    order = ranks({row.hospital.id: row.value for row in rows if not row.small}, entry.direction)
+    for row in rows:
+        row.rank = order.get(row.hospital.id)
+        if target is not None:
+            row.met = is_met(row.value, target.value, target.comparison)
+        row.outside = outside(unit, proportion, row.numerator, row.denominator)
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.value is None, r.hospital.code))
+    largest = max((r.denominator or 0 for r in rows), default=0)
+    return LevelComparison(level, rows, regional, regional_value(unit, regional), target, proportion,
+                           funnel_limits(unit, proportion, largest))
+
+
+def compare(code: str, start: date, end: date, level: str | None = None) -> Comparison:
+    """One indicator across the hospitals over the months start..end, each level apart."""
+    entry = indicator_entry(code)
+    levels = (level,) if level else HOSPITAL_LEVELS
+    sums = hospital_sums(code, start, end)
+    hospitals = _hospitals(levels, sums)
+    return Comparison(entry, start, end, [
+        compare_level(entry, lv, [h for h in hospitals if h.level == lv], sums, end.year) for lv in levels])
+
+
+def regional_trend(code: str, start: date, end: date) -> dict[str, list[tuple[date, float | None]]]:
+    """The regional value of each month by level: one GROUP BY (level, month)."""
+    entry = indicator_entry(code)
+    stmt = (sa.select(RegionHospital.level, RegionValue.month_on, *_sum_columns(),
+                      sa.func.count(sa.distinct(RegionValue.hospital_id)))
+            .join(RegionHospital, RegionHospital.id == RegionValue.hospital_id)
+            .where(RegionValue.code == code, _current(start, end))
+            .group_by(RegionHospital.level, RegionValue.month_on))
+    found: dict[tuple[str, date], float | None] = {}
+    for row in db.session.execute(stmt):
+        sums = _sums(row[2:8])
+        sums.hospitals = int(row[8])
+        found[(row[0], row[1])] = regional_value(entry.unit, sums)
+    months = months_between(start, end)
+    return {level: [(m, found.get((level, m))) for m in months] for level in HOSPITAL_LEVELS}
+
+
+# Every indicator ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class IndicatorSummary:
+    entry: catalogue.Entry
+    #: level → (hospitals that sent, regional value)
+    levels: dict[str, tuple[int, float | None]]
+
+    @property
+    def hospitals(self) -> int:
+        return sum(n for n, _v in self.levels.values())
+
+
+def indicator_summaries(start: date, end: date) -> list[IndicatorSummary]:
+    """Every indicator of the catalogue with how many hospitals of each level sent it and the level's regional
+    value: one aggregate grouped by (code, level)."""
+    stmt = (sa.select(RegionValue.code, RegionHospital.level, *_sum_columns(),
+                      sa.func.count(sa.distinct(RegionValue.hospital_id)))
+            .join(RegionHospital, RegionHospital.id == RegionValue.hospital_id)
+            .where(_current(start, end)).group_by(RegionValue.code, RegionHospital.level))
+    sums: dict[tuple[str, str], Sums] = {}
+    for row in db.session.execute(stmt):
+        found = _sums(row[2:8])
+        found.hospitals = int(row[8])
+        sums[(row[0], row[1])] = found
+    summaries = []
+    for entry in catalogue.entries(include_local=False):
+        levels = {}
+        for level in HOSPITAL_LEVELS:
+            found = sums.get((entry.code, level))
+            levels[level] = (found.hospitals, regional_value(entry.unit, found)) if found else (0, None)
+        summaries.append(IndicatorSummary(entry, levels))
+    return summaries
+
+
+# One hospital's profile -----------------------------------------------------------------------------------------
+
+@dataclass
+class ProfileRow:
+    entry: catalogue.Entry
+    sums: Sums
+    value: float | None
+    regional_value: float | None
+    rank: int | None
+    ranked: int
+    target: catalogue.Target | None
+    met: bool | None
+
+
+def hospital_by_code(code: str) -> RegionHospital:
+    hospital = db.session.scalar(sa.select(RegionHospital).where(RegionHospital.code == code))
+    if hospital is None:
+        raise NotFound(_("No hospital %(code)s is registered at this centre.", code=code))
+    return hospital
+
+
+def profile(hospital: RegionHospital, start: date, end: date) -> list[ProfileRow]:
+    """Every indicator for the period: the hospital's value, its level's regional value, its rank among the
+    level's hospitals and whether it meets the target. One aggregate grouped by (code, hospital) over the level."""
+    by_code = sums_by_code(start, end, level=hospital.level)
+    k = small_cell_k()
+    targets = catalogue.targets(end.year, hospital.level)
+    rows = []
+    for entry in catalogue.entries(include_local=False):
+        sums = by_code.get(entry.code, {})
+        values = {hid: s.value(entry.unit) for hid, s in sums.items()}
+        order = ranks({hid: v for hid, v in values.items() if not is_small(entry.unit, sums[hid], k)},
+                      entry.direction)
+        own = sums.get(hospital.id, Sums())
+        value = values.get(hospital.id)
+        target = targets.get(entry.code)
+        rows.append(ProfileRow(entry, own, value, regional_value(entry.unit, pooled(entry.unit, list(sums.values()))),
+                               order.get(hospital.id), len(order), target,
+                               is_met(value, target.value, target.comparison) if target else None))
+    return rows
+
+
+def sums_by_code(start: date, end: date, *, level: str | None = None) -> dict[str, dict[int, Sums]]:
+    """Every indicator's sums per hospital (of one level, or all): one aggregate grouped by (code, hospital)."""
+    stmt = (sa.select(RegionValue.code, RegionValue.hospital_id, *_sum_columns())
+            .where(_current(start, end)).group_by(RegionValue.code, RegionValue.hospital_id))
+    if level:
+        stmt = stmt.where(RegionValue.hospital_id.in_(
+            sa.select(RegionHospital.id).where(RegionHospital.level == level).scalar_subquery()))
+    found: dict[str, dict[int, Sums]] = {}
+    for row in db.session.execute(stmt):
+        found.setdefault(row[0], {})[row[1]] = _sums(row[2:])
+    return found
+
+
+# Completeness -------------------------------------------------------------------------------------------------
+
+@dataclass
+class Cell:
+    status: str
+    revision: int | None = None
+    received_on: date | None = None
+
+
+@dataclass
+class CompletenessRow:
+    hospital: RegionHospital
+    cells: dict[date, Cell]
+
+    @property
+    def owed(self) -> int:
+        return sum(1 for c in self.cells.values() if c.status in (MISSING, OVERDUE))
+
+
+def due_on(month: date) -> date:
+    """The day by which a month's values are due: REGION_DUE_DAY of the next month."""
+    following = periods.add_months(month, 1)
+    return following.replace(day=min(current_app.config["REGION_DUE_DAY"], periods.month_end(following).day))
+
+
+def status_of(month: date, sent: bool, today: date) -> str:
+    if sent:
+        return SENT
+    if month >= periods.month_start(today):
+        return NOT_DUE
+    return OVERDUE if today > due_on(month) else MISSING
+
+
+def completeness(year: int, today: date, *, level: str | None = None, region: str | None = None
+                 ) -> tuple[list[date], list[CompletenessRow]]:
+    """The active hospitals × the months of `year`: the current version and when it came, or owed, overdue, not
+    yet due."""
+    months = [date(year, m, 1) for m in range(1, 13)]
+    stmt = sa.select(RegionHospital).where(RegionHospital.is_active).order_by(RegionHospital.code)
+    if level:
+        stmt = stmt.where(RegionHospital.level == level)
+    if region:
+        stmt = stmt.where(RegionHospital.region == region)
+    hospitals = list(db.session.scalars(stmt))
+    sent = {}
+    if hospitals:
+        rows = db.session.execute(sa.select(
+            RegionSubmission.hospital_id, RegionSubmission.period, RegionSubmission.revision,
+            RegionSubmission.received_at).where(
+            RegionSubmission.kind == "month", RegionSubmission.is_current,
+            RegionSubmission.period.in_([month_text(m) for m in months]),
+            RegionSubmission.hospital_id.in_([h.id for h in hospitals])))
+        for hospital_id, period, revision, received_at in rows:
+            sent[(hospital_id, period)] = (revision, local(received_at).date())
+    found = []
+    for hospital in hospitals:
+        cells = {}
+        for month in months:
+            got = sent.get((hospital.id, month_text(month)))
+            cells[month] = Cell(status_of(month, got is not None, today), *(got or (None, None)))
+        found.append(CompletenessRow(hospital, cells))
+    return months, found
+
+
+def month_counts(months: list[date], rows: list[CompletenessRow]) -> dict[date, dict[str, int]]:
+    return {m: {status: sum(1 for r in rows if r.cells[m].status == status)
+                for status in (SENT, MISSING, OVERDUE, NOT_DUE)} for m in months}
+
+
+def regions() -> list[str]:
+    return list(db.session.scalars(sa.select(RegionHospital.region).distinct().order_by(RegionHospital.region)))
+
+
+def missing_hospitals(month: date) -> list[RegionHospital]:
+    """The active hospitals that have not sent `month`."""
+    sent = sa.select(RegionSubmission.hospital_id).where(
+        RegionSubmission.kind == "month", RegionSubmission.period == month_text(month))
+    return list(db.session.scalars(sa.select(RegionHospital).where(
+        RegionHospital.is_active, RegionHospital.id.not_in(sent)).order_by(RegionHospital.code)))
+
+
+# Where a hospital stands (the hospital's own view; the others unnamed) -------------------------------------------
+
+STANDING_SCHEMA = "qcflow.region-standing/1"
+
+
+def standing(hospital: RegionHospital, code: str, start: date, end: date, generated_at) -> dict:
+    """The hospital's place among the other hospitals of its level: no other hospital's code, name, region or
+    numerator; a peer's rate under k cases hidden; peers ordered by value, never by registration."""
+    comparison = compare(code, start, end, level=hospital.level)
+    level = comparison.levels[0]
+    entry, k = comparison.entry, small_cell_k()
+    own = next(r for r in level.rows if r.hospital.id == hospital.id)
+    peers = []
+    for row in level.rows:
+        if row.hospital.id == hospital.id:
+            continue
+        if row.small:
+            peers.append({"value": None, "denominator": None, "suppressed": True})
+        else:
+            peers.append({"value": _round(row.value), "denominator": row.denominator, "suppressed": False})
+    peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
+    return {
+        "schema": STANDING_SCHEMA,
+        "indicator": {"code": entry.code, "unit": entry.unit, "direction": entry.direction},
+        "from": month_text(start), "to": month_text(end), "level": hospital.level, "peer_count": len(peers),
+        "regional": {"numerator": level.regional.numerator, "denominator": level.regional.denominator,
+                     "value": _round(level.regional_value)},
+        "own": {"numerator": own.numerator, "denominator": own.denominator, "value": _round(own.value),
+                "rank": own.rank, "suppressed": own.small, "outside": own.outside},
+        "peers": peers,
+        "limits": [limit.as_dict() for limit in level.limits],
+        "target": ({"comparison": level.target.comparison, "value": level.target.value}
+                   if level.target is not None else None),
+        "k": k,
+        "generated_at": generated_at.isoformat(),
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 6) if value is not None else None

@@ -1,0 +1,144 @@
+"""The centre's comparison pages and their API: who may open them, what they show in Chinese and English."""
+from __future__ import annotations
+
+import pytest
+
+from tests.core.test_page_walk import VisibleText, findings_in
+from tests.region.test_comparisons import RATE, TIME, Factory  # noqa: F401 (fixtures below)
+from tests.region.test_comparisons import app, factory, fixture, hospital_layout  # noqa: F401
+from tests.region.test_standing import centre_key  # noqa: F401
+
+PERIOD = "from=2026-01&to=2026-06"
+PAGES = ["/centre/completeness?year=2026", f"/centre/indicators?{PERIOD}", f"/centre/indicators/{RATE}?{PERIOD}",
+         f"/centre/indicators/{TIME}?{PERIOD}", f"/centre/profile/T2?{PERIOD}"]
+
+
+def visible(html: str) -> str:
+    parser = VisibleText()
+    parser.feed(html)
+    return parser.text
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_the_pages_read_in_chinese_and_english_without_codes(fixture, clients, path):
+    client = clients("centre")
+    zh = client.get(path)
+    assert zh.status_code == 200, zh.get_data(as_text=True)[:2000]
+    text = visible(zh.get_data(as_text=True))
+    assert findings_in(text, "zh", frozenset({"centre"})) == []
+    en = client.get(path + "&lang=en")
+    assert en.status_code == 200
+    assert findings_in(visible(en.get_data(as_text=True)), "en") == []
+
+
+def test_the_indicator_page_shows_the_ranking_funnel_and_trend(fixture, clients):
+    html = clients("centre").get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
+    assert tertiary.index("Hospital T1") < tertiary.index("Hospital T2")
+    assert "85.00%" in tertiary and "55.00%" in tertiary and "70.00%" in tertiary
+    assert '<svg' in tertiary and 'class="chart funnel"' in tertiary
+    assert 'id="regional-trend"' in html
+    assert "17/20" in tertiary and "11/20" in tertiary
+    time_page = clients("centre").get(f"/centre/indicators/{TIME}?{PERIOD}").get_data(as_text=True)
+    assert 'class="chart funnel"' not in time_page  # no funnel for a time
+
+
+def test_the_completeness_page_shows_versions_and_overdue_months(fixture, clients):
+    html = clients("centre").get("/centre/completeness?year=2026&level=tertiary&lang=en").get_data(as_text=True)
+    assert "v2" in html and "Overdue" in html and "Hospital S1" not in html
+
+
+def test_a_refused_period_shows_the_default_with_the_reason(fixture, clients):
+    response = clients("centre").get(f"/centre/indicators/{RATE}?from=2026-06&to=2026-01&lang=en")
+    assert response.status_code == 422 and "The first month is after the last month." in response.get_data(True)
+    assert clients("centre").get("/centre/indicators/no_such_code").status_code == 404
+    assert clients("centre").get("/centre/profile/NOPE").status_code == 404
+
+
+@pytest.mark.parametrize("who", ["quality", "admin", "anonymous"])
+def test_only_the_centre_staff_may_compare(fixture, clients, who):
+    for path in PAGES[:3] + [f"/api/v1/centre/indicators/{RATE}?{PERIOD}", "/api/v1/centre/completeness"]:
+        response = clients(who).get(path)
+        assert response.status_code in ((302, 401) if who == "anonymous" else (403,)), (path, response.status_code)
+
+
+def test_on_a_hospital_installation_the_centre_pages_do_not_exist(hospital, database_url, tmp_path):
+    from tests.conftest import logged_in, make_app
+
+    hospital_app = make_app(database_url, str(tmp_path / "h"))  # the same database, installed as a hospital
+    client = logged_in(hospital_app, hospital["centre"].username)
+    for path in ("/centre/completeness", f"/api/v1/centre/indicators/{RATE}", "/api/v1/centre/standing"):
+        assert client.get(path).status_code == 404, path
+
+
+def test_the_api_answers_the_comparison_profile_and_completeness(fixture, clients):
+    client = clients("centre")
+    body = client.get(f"/api/v1/centre/indicators/{RATE}?{PERIOD}").get_json()
+    tertiary = next(level for level in body["levels"] if level["level"] == "tertiary")
+    assert [(h["code"], h["rank"], h["met"]) for h in tertiary["hospitals"]] == [("T1", 1, True), ("T2", 2, False)]
+    assert tertiary["regional"] == {"numerator": 28, "denominator": 40, "value": 70.0, "hospitals": 2}
+    assert tertiary["target"] == {"comparison": "ge", "value": 85.0} and tertiary["limits"]
+    assert body["from"] == "2026-01"
+    profile = client.get(f"/api/v1/centre/profile/T2?{PERIOD}").get_json()
+    row = next(r for r in profile["indicators"] if r["code"] == RATE)
+    assert (row["rank"], row["ranked"], row["months"]) == (2, 2, 2)
+    grid = client.get("/api/v1/centre/completeness?year=2026&limit=2").get_json()
+    assert [h["code"] for h in grid["items"]] == ["T1", "T2"] and grid["next_cursor"] is not None
+    rest = client.get(f"/api/v1/centre/completeness?year=2026&limit=2&cursor={grid['next_cursor']}").get_json()
+    assert [h["code"] for h in rest["items"]] == ["S1"] and rest["next_cursor"] is None
+    assert next(c for c in grid["counts"] if c["month"] == "2026-01")["sent"] == 3
+    assert client.get("/api/v1/centre/completeness?level=quaternary").status_code == 422
+
+
+def test_the_centre_api_conforms_to_its_document(fixture, tokens, centre_key):
+    """Schemathesis over the centre's operations on a centre installation (the common fuzz test runs on a hospital,
+    where they answer 404)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.openapi import from_wsgi
+
+    from flask import current_app
+
+    from tests.security.test_api_fuzz import CHECKS
+
+    schema = from_wsgi("/api/v1/openapi.json", current_app._get_current_object())
+    schema.config.generation.update(with_security_parameters=False)
+    operations = [r.ok() for r in schema.get_all_operations() if r.ok().path.startswith("/api/v1/centre/")
+                  and r.ok().path in ("/api/v1/centre/completeness", "/api/v1/centre/indicators/{code}",
+                                      "/api/v1/centre/profile/{code}", "/api/v1/centre/standing")]
+    assert len(operations) == 4
+    headers = tokens("centre")
+    failures = []
+    for operation in operations:
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=15, deadline=None, database=None, derandomize=True,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            def run(case):
+                case.validate_response(case.call(headers=headers), checks=CHECKS, headers=headers)
+
+            try:
+                run()
+            except BaseException as error:  # noqa: BLE001 (collected, then failed once)
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                failures.append(f"{operation.label} [{mode.value}]: {str(error)[:1500]}")
+    assert failures == [], "\n\n".join(failures)
+
+
+def test_the_centre_start_leads_to_completeness(fixture, clients):
+    response = clients("centre").get("/centre")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/centre/completeness")
+
+
+def test_a_status_reads_as_done_only_if_every_month_is(fixture, factory, clients):
+    from datetime import date
+
+    factory.month(fixture["S1"], date(2026, 2, 1), {"annual_work_plan_status": 1.0})
+    factory.month(fixture["S1"], date(2026, 3, 1), {"annual_work_plan_status": 0.0})
+    factory.month(fixture["T1"], date(2026, 3, 1), {"annual_work_plan_status": 1.0}, revision=1)
+    factory.db.session.commit()
+    html = clients("centre").get(f"/centre/indicators/annual_work_plan_status?{PERIOD}&lang=en").get_data(True)
+    secondary = html.split('id="level-secondary"')[1]
+    tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
+    assert "Not done" in secondary and "Done" in tertiary and "Not done" not in tertiary

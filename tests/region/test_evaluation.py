@@ -1,0 +1,92 @@
+"""The province table (XLSX) and the six-monthly evaluation (PDF, in Chinese)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import zipfile
+from io import BytesIO
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.region.test_comparisons import RATE, TIME  # noqa: F401
+from tests.region.test_comparisons import app, factory, fixture, hospital_layout  # noqa: F401
+
+NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+
+
+def sheet_rows(data: bytes) -> list[list]:
+    """The first sheet's rows as lists of cell values (shared strings resolved, numbers as floats)."""
+    with zipfile.ZipFile(BytesIO(data)) as book:
+        strings = []
+        if "xl/sharedStrings.xml" in book.namelist():
+            root = ElementTree.fromstring(book.read("xl/sharedStrings.xml"))
+            strings = ["".join(t.text or "" for t in si.iter(f"{{{NS['m']}}}t")) for si in root.findall("m:si", NS)]
+        sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+    rows = []
+    for row in sheet.iter(f"{{{NS['m']}}}row"):
+        cells = {}
+        for cell in row.findall("m:c", NS):
+            column = re.match(r"[A-Z]+", cell.get("r")).group(0)
+            index = 0
+            for letter in column:
+                index = index * 26 + ord(letter) - 64
+            value = cell.find("m:v", NS)
+            if value is None:
+                continue
+            cells[index - 1] = strings[int(value.text)] if cell.get("t") == "s" else float(value.text)
+        rows.append([cells.get(i) for i in range(max(cells) + 1)] if cells else [])
+    return rows
+
+
+def test_the_province_table_has_a_row_per_hospital_targets_and_regional_values(fixture, clients):
+    response = clients("centre").get("/centre/province.xlsx?from=2026-01&to=2026-06")
+    assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
+    rows = sheet_rows(response.data)
+    codes_row = next(r for r in rows if r and r[0] == "指标代码")
+    rate, time = codes_row.index(RATE), codes_row.index(TIME)
+    by_code = {r[0]: r for r in rows if r and r[0] in ("T1", "T2", "S1")}
+    assert set(by_code) == {"T1", "T2", "S1"}
+    assert by_code["T1"][:5] == ["T1", "T1医院", "三级医院", "公立", "郑州"]
+    assert by_code["T1"][rate] == pytest.approx(85.0) and by_code["T2"][rate] == pytest.approx(55.0)
+    assert by_code["T2"][time] == pytest.approx(10.0)
+    assert by_code["S1"][rate] == "<5"  # 4 cases: a small cell
+    targets = [r for r in rows if r and str(r[0]).startswith("目标值")]
+    assert len(targets) == 2 and targets[0][rate] == "≥85"
+    regional = [r for r in rows if r and str(r[0]).startswith("区域值")]
+    assert len(regional) == 2 and regional[0][rate] == pytest.approx(70.0)
+
+
+def test_the_province_table_refuses_a_bad_period(fixture, clients):
+    response = clients("centre").get("/centre/province.xlsx?from=2026-06&to=2026-01")
+    assert response.status_code == 422
+
+
+def pdf_text(data: bytes, tmp_path) -> str:
+    path = tmp_path / "evaluation.pdf"
+    path.write_bytes(data)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_the_six_monthly_evaluation_is_a_chinese_pdf(fixture, clients, tmp_path):
+    response = clients("centre").get("/centre/evaluation.pdf?year=2026&half=1&lang=en")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    text = pdf_text(response.data, tmp_path)
+    assert "医疗质量指标半年评价报告" in text
+    assert "半年报送完整性" in text and "急性ST段抬高型心肌梗死再灌注治疗率" in text
+    assert "T1医院" in text and "最好的五家" in text
+
+
+def test_the_evaluation_refuses_a_half_year_not_yet_ended(fixture, clients):
+    assert clients("centre").get("/centre/evaluation.pdf?year=2200&half=1").status_code == 422
+    assert clients("centre").get("/centre/evaluation.pdf?year=2026&half=3").status_code == 422
+
+
+def test_the_documents_are_rate_limited_like_the_other_exports(fixture, clients, centre_app):
+    centre_app.config["RATE_LIMITS"] = {**centre_app.config["RATE_LIMITS"], "export": (1, 60), "pdf": (1, 60)}
+    client = clients("centre")
+    assert client.get("/centre/province.xlsx?from=2026-01&to=2026-06").status_code == 200
+    assert client.get("/centre/province.xlsx?from=2026-01&to=2026-06").status_code == 429
+    assert client.get("/centre/evaluation.pdf?year=2026&half=1").status_code == 200
+    assert client.get("/centre/evaluation.pdf?year=2026&half=1").status_code == 429
