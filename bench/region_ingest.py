@@ -170,7 +170,7 @@ def scenario_ingest(db: str, url: str, quick: bool = False, *, log=print) -> lis
     correct = statuses == [201] * n and stored == n * len(units)
     log(f"# ingest in-process: {n} in {app_seconds:.2f} s (raw {raw_seconds:.3f} s), {stored} values, "
         f"statuses {sorted(set(statuses))}")
-    rows.append(Row("INGEST month_in_process", db, "500h" if not quick else "50h", n, r2(raw_seconds * 1000),
+    rows.append(Row("P16 month_in_process", db, "500h" if not quick else "50h", n, r2(raw_seconds * 1000),
                     r2(app_seconds * 1000), sig3(app_seconds / raw_seconds), f"<{TARGET_SECONDS:.0f}s",
                     verdict(app_seconds < TARGET_SECONDS and correct),
                     {"values": stored, "indicators": len(units), "per_submission_p50_ms": r2(statistics.median(times)),
@@ -188,7 +188,7 @@ def scenario_ingest(db: str, url: str, quick: bool = False, *, log=print) -> lis
             latencies, http_statuses, wall = load_raw(server.port, make_request, n)
         ok = http_statuses == [201] * n
         log(f"# ingest over HTTP: {n} in {wall:.2f} s, statuses {sorted(set(http_statuses))}")
-        rows.append(Row("INGEST month_http", db, "500h" if not quick else "50h", n, r2(raw_seconds * 1000),
+        rows.append(Row("P16 month_http", db, "500h" if not quick else "50h", n, r2(raw_seconds * 1000),
                         r2(wall * 1000), sig3(wall / raw_seconds), f"<{TARGET_SECONDS:.0f}s",
                         verdict(wall < TARGET_SECONDS and ok),
                         {"concurrency": 4, "workers": 2, "p50_ms": r2(statistics.median(latencies)), "correct": ok,

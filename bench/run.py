@@ -14,6 +14,8 @@ P9  PDF: 1-page follow-up sheet; P10 ≈ 10 pages; P11 monthly bulletin         
 P12 cold start: interpreter + import + create_app + first API request            ≤ 3 s
 P13 the HIS's booking decision call among ≥ 100k operations (in-process, HTTP)   p95 ≤ 20 ms
 P14 trigger evaluator: 10,000 new HIS facts against 1M, then 10M stored (scale M)  ≤ 20× raw, t(10M) / t(1M) ≤ 2
+P15 centre: one indicator across 500 hospitals × 10 years × 120 codes (7.2 M values), in-process and HTTP  p95 ≤ 200 ms
+P16 centre: a month's 500 signed submissions received (in-process and over HTTP)            ≤ 60 s
 
 P1–P3: "raw" is one INSERT … SELECT … ON CONFLICT DO NOTHING of the due plans' next occurrence, run on the
 same data in the same run; "app" is qcflow.followup.services.generate_due, the real generator
@@ -293,16 +295,16 @@ def print_table(rows: list[Row], machine: dict | None = None) -> None:
         print(f"{r.scenario}: correctness ({r.extra.get('check', '')}) {check}" + ("; " + ", ".join(notes) if notes else ""))
 
 
-ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14")
+ALL = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10", "P11", "P12", "P13", "P14", "P15", "P16")
 #: Scenarios with a database of their own (the others share one seeded hospital).
-OWN_DATABASE = {"P1", "P2", "P3", "P14"}
+OWN_DATABASE = {"P1", "P2", "P3", "P14", "P15", "P16"}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--scale", choices=list(SCALES), default="S")
-    parser.add_argument("--scenario", default="all", help="all, or a comma list of P1 … P14")
+    parser.add_argument("--scenario", default="all", help="all, or a comma list of P1 … P16")
     parser.add_argument("--plans", type=int, help="override the scale's plan count for P1/P3 (smoke runs)")
     parser.add_argument("--quick", action="store_true",
                         help="less data, fewer samples, shorter load phases (the test suite's smoke run; timings are rough)")
@@ -344,6 +346,18 @@ def main(argv=None) -> int:
         except Exception:  # keep what was measured; the run fails
             traceback.print_exc()
             rows.append(Row("P14 evaluate", args.db, args.scale, 0, None, None, None, "-", "FAIL",
+                            {"error": traceback.format_exc(limit=3)}))
+    for name, module, function in (("P15", "bench.region_compare", "scenario_compare"),
+                                   ("P16", "bench.region_ingest", "scenario_ingest")):
+        if name not in wanted:
+            continue
+        url = fresh_database(args.db, args.scale, args.database_url)
+        try:
+            scenario = getattr(__import__(module, fromlist=[function]), function)
+            rows += scenario(args.db, url, quick=args.quick, log=lambda line: print(line, flush=True))
+        except Exception:  # keep what was measured; the run fails
+            traceback.print_exc()
+            rows.append(Row(f"{name} centre", args.db, args.scale, 0, None, None, None, "-", "FAIL",
                             {"error": traceback.format_exc(limit=3)}))
     if wanted - OWN_DATABASE:
         url = fresh_database(args.db, args.scale, args.database_url)

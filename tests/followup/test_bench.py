@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from tests.conftest import PG_URL, ROOT, die_with_parent
 
-ROW = re.compile(r"^(P\d+ \w+)\s+(sqlite|postgres)\s+S\s+[\d,]+\s+(\S+ m?s)\s+(\S+ m?s)\s+(\S+ m?s)\s+(\S+ m?s)\s+"
+ROW = re.compile(r"^(P\d+ \w+)\s+(sqlite|postgres)\s+\S+\s+[\d,]+\s+(\S+ m?s)\s+(\S+ m?s)\s+(\S+ m?s)\s+(\S+ m?s)\s+"
                  r"([\d.]+x\*?)\s+\S.*\s(PASS|FAIL)$", re.M)
 
 
@@ -65,3 +65,10 @@ def test_bench_hospital_scale_s(bench_url, tmp_path):
         # Skipped (with the reason printed) only while qcflow.indicators cannot be imported.
         if not re.search(rf"^{scenario.split()[0]} indicators: SKIPPED", stdout, re.M):
             assert_rows(stdout, (scenario,))
+
+
+def test_bench_centre_quick(bench_url, tmp_path):
+    """The centre's comparison (sums equal to a raw GROUP BY's) and receiving a month's signed submissions, at the
+    quick size; the full size (500 hospitals × 10 years × 120 codes) runs in bench/ on PostgreSQL."""
+    stdout = bench(bench_url, tmp_path, "--scenario", "P15,P16", "--quick")
+    assert_rows(stdout, ("P15 compare_in_process", "P15 compare_http", "P16 month_in_process", "P16 month_http"))
