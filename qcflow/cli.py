@@ -325,14 +325,14 @@ def scheduler_run():
 @click.option("--job", "job_id", help="Run only this job.")
 def scheduler_tick(at, job_id):
     """Run the jobs once (cron fallback, tests)."""
-    from qcflow.scheduling.jobs import JOBS, find_job
+    from qcflow.scheduling.jobs import JOBS, find_job, jobs_of
     from qcflow.scheduling.runner import run_job
 
     try:
         when = parse_instant(at) if at else now()
     except ValueError:
         fail(f"--now {at!r} is not an ISO 8601 date-time, e.g. 2026-01-31T08:00:00+08:00")
-    specs = JOBS
+    specs = jobs_of(current_app.config["INSTALLATION_ROLE"])
     if job_id:
         spec = find_job(job_id)
         if spec is None:

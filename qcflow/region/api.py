@@ -18,7 +18,8 @@ from qcflow.region.models import RegionOutbox
 from qcflow.region.schemas import (MonthQueueOut, OutboxActionIn, OutboxDetailOut, OutboxListArgs, OutboxPage,
                                    SendOut)
 
-blp = Blueprint("region_api", __name__, url_prefix="/api/v1/region", description="Regional centre: what this hospital sent (区域质控中心报送)")
+blp = Blueprint("region_api", __name__, url_prefix="/api/v1/region",
+                description="Regional centre: what this hospital sent (区域质控中心报送)")
 blp.before_request(only_on("hospital"))
 
 FIELDS = ("id", "kind", "period", "revision", "state", "attempts", "next_attempt_at", "last_attempt_at",

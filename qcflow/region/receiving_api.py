@@ -22,7 +22,8 @@ from qcflow.region.receiving_schemas import (CentreHospitalArgs, CentreHospitalC
                                              CentreHospitalOut, CentreHospitalPage, ReceivedArgs, ReceivedDetailOut,
                                              ReceivedPage, SubmissionReceiptOut, SubmissionRefusalOut)
 
-blp = Blueprint("centre_intake_api", __name__, url_prefix="/api/v1/centre", description="Centre: signed submissions from hospitals, and the hospitals registered")
+blp = Blueprint("centre_intake_api", __name__, url_prefix="/api/v1/centre",
+                description="Centre: signed submissions from hospitals, and the hospitals registered")
 blp.before_request(only_on("centre"))
 
 #: Centre staff read the hospitals and what they sent; administrators keep the hospitals.

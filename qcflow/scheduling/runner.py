@@ -11,7 +11,7 @@ from flask import Flask
 
 from qcflow.core import time as clock
 from qcflow.extensions import db
-from qcflow.scheduling.jobs import JOBS, JobSpec
+from qcflow.scheduling.jobs import JOBS, JobSpec, jobs_of
 from qcflow.scheduling.lock import LeaderLock
 from qcflow.scheduling.models import JobRun
 
@@ -55,11 +55,12 @@ def run_in_context(app: Flask, job_id: str) -> None:
 
 
 def build_scheduler(app: Flask):
-    """A BackgroundScheduler with every JOBS row (memory job store: the due work lives in our tables)."""
+    """A BackgroundScheduler with every JOBS row of this installation (memory job store: the due work lives in our
+    tables)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     scheduler = BackgroundScheduler(timezone=app.config["TIMEZONE"], job_defaults=JOB_DEFAULTS)
-    for spec in JOBS:
+    for spec in jobs_of(app.config["INSTALLATION_ROLE"]):
         start = {"next_run_time": clock.now()} if spec.run_at_start else {}
         scheduler.add_job(run_in_context, spec.trigger, args=(app, spec.id), id=spec.id, name=spec.id,
                           replace_existing=True, **spec.trigger_args, **start)
@@ -102,7 +103,8 @@ def run_forever(app: Flask) -> None:
                 return
         if stop.requested:
             return
-        log.info("scheduler is the leader; %d jobs: %s", len(JOBS), ", ".join(s.id for s in JOBS))
+        specs = jobs_of(app.config["INSTALLATION_ROLE"])
+        log.info("scheduler is the leader; %d jobs: %s", len(specs), ", ".join(s.id for s in specs))
         scheduler = build_scheduler(app)
         scheduler.start()
         try:

@@ -48,7 +48,7 @@ def test_housekeeping_tick_purges_ended_sessions_and_logs_the_run(app, runner, c
 def test_tick_twice_is_harmless(app, runner, now):
     for _ in range(2):
         assert runner.invoke(args=["qcflow", "scheduler", "tick", "--now", now.isoformat()]).exit_code == 0
-    assert [status for _, status, _ in job_runs(app)] == ["ok"] * (2 * len(jobs_module.JOBS))
+    assert [status for _, status, _ in job_runs(app)] == ["ok"] * (2 * len(jobs_module.jobs_of("hospital")))
 
 
 def test_tick_rejects_unknown_job_and_bad_time(runner):
@@ -155,7 +155,7 @@ def test_scheduler_processes_elect_one_leader_and_the_other_takes_over(app, data
         log1.close()
     assert "scheduler stopped" in logs[1].read_text()
     # Each leader ran every job once at start: the run log shows both leaders' runs.
-    expected = sorted([(spec.id, "ok") for spec in jobs_module.JOBS] * 2)
+    expected = sorted([(spec.id, "ok") for spec in jobs_module.jobs_of("hospital")] * 2)
     deadline = time.monotonic() + 10
     while len(job_runs(app)) < len(expected) and time.monotonic() < deadline:
         time.sleep(0.2)
