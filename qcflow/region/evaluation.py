@@ -38,12 +38,30 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 10) for i in range(count + 3) if first + i * step <= high + 1e-9]
 
 
-def _polyline(points, colour: str, dash: str = "") -> str:
+def polyline(points, colour: str, dash: str = "") -> str:
     if len(points) < 2:
         return ""
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     dashed = f' stroke-dasharray="{dash}"' if dash else ""
     return f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.4"{dashed}/>'
+
+
+def chart_frame(box: tuple[int, int, int, int, int, int], title: str, kind: str, low: float, high: float, y,
+           unit: str) -> list[str]:
+    """The opening of a chart: the SVG element, its title, the plot's frame and the y axis's ticks and grid.
+    box: width, height and the left, right, top and bottom margins."""
+    width, height, left, right, top, bottom = box
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
+             f'role="img" class="chart {kind}" font-family=\'{FONT}\' font-size="11">',
+             f"<title>{escape(title)}</title>",
+             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
+             f'fill="#fff" stroke="#999" stroke-width="0.6"/>']
+    for tick in _ticks(low, high):
+        if low <= tick <= high:
+            parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+                         f'stroke="#eee"/><text x="{left - 5}" y="{y(tick) + 4:.1f}" text-anchor="end" '
+                         f'fill="#444">{escape(format_value(tick, unit))}</text>')
+    return parts
 
 
 def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", language: str = "zh") -> Markup:
@@ -68,17 +86,9 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
         v = min(max(v, low), high)
         return top + (height - top - bottom) * (1 - (v - low) / (high - low))
 
-    funnel_name, x_name = _("Funnel plot"), _("Denominator (cases)")
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-             f'role="img" class="chart funnel" font-family=\'{FONT}\' font-size="11">',
-             f"<title>{escape(title or funnel_name)}</title>",
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-             f'fill="#fff" stroke="#999" stroke-width="0.6"/>']
-    for tick in _ticks(low, high):
-        if low <= tick <= high:
-            parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-                         f'stroke="#eee"/><text x="{left - 5}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-                         f'fill="#444">{escape(format_value(tick, unit))}</text>')
+    x_name = _("Denominator (cases)")
+    parts = chart_frame((width, height, left, right, top, bottom), title or _("Funnel plot"), "funnel", low, high, y,
+                        unit)
     for tick in _ticks(0, largest):
         if 0 <= tick <= largest:
             parts.append(f'<text x="{x(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
@@ -91,10 +101,10 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
         # A limit is drawn where it lies within the plotted range (not pressed flat against its edge).
         return [(x(n), y(v)) for n, v in points if low <= v <= high]
 
-    parts.append(_polyline([(x(0), y(centre)), (x(largest), y(centre))], "#222"))
+    parts.append(polyline([(x(0), y(centre)), (x(largest), y(centre))], "#222"))
     for attribute, colour, dash in (("upper95", "#2a7a2a", "5 3"), ("lower95", "#2a7a2a", "5 3"),
                                     ("upper998", "#b3261e", "2 2"), ("lower998", "#b3261e", "2 2")):
-        parts.append(_polyline(inside((lim.denominator, getattr(lim, attribute)) for lim in limits), colour, dash))
+        parts.append(polyline(inside((lim.denominator, getattr(lim, attribute)) for lim in limits), colour, dash))
     for row in rows:
         colour = "#b3261e" if row.outside else LEVEL_COLOURS.get(level.level, "#1f5f99")
         tip = f"{row.hospital.label(language)} {format_value(row.value, unit)} (n={row.denominator})"
@@ -104,7 +114,7 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
               (_("99.8 per cent limits"), "#b3261e", "2 2")]
     for i, (text, colour, dash) in enumerate(legend):
         at = left + i * 150
-        parts.append(_polyline([(at, 14), (at + 22, 14)], colour, dash))
+        parts.append(polyline([(at, 14), (at + 22, 14)], colour, dash))
         parts.append(f'<text x="{at + 26}" y="18" fill="#222">{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -126,16 +136,7 @@ def trend_svg(trend: dict[str, list[tuple[date, float | None]]], unit: str, *, t
     def y(v: float) -> float:
         return top + (height - top - bottom) * (1 - (v - low) / (high - low))
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'class="chart trend" font-family=\'{FONT}\' font-size="11">',
-             f"<title>{escape(title or trend_name)}</title>",
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-             f'fill="#fff" stroke="#999" stroke-width="0.6"/>']
-    for tick in _ticks(low, high):
-        if low <= tick <= high:
-            parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-                         f'stroke="#eee"/><text x="{left - 5}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-                         f'fill="#444">{escape(format_value(tick, unit))}</text>')
+    parts = chart_frame((width, height, left, right, top, bottom), title or trend_name, "trend", low, high, y, unit)
     every = max(1, len(months) // 8)
     for i, (month, _v) in enumerate(months):
         if i % every == 0:
@@ -146,14 +147,14 @@ def trend_svg(trend: dict[str, list[tuple[date, float | None]]], unit: str, *, t
         segment = []
         for i, (_month, value) in enumerate(points):
             if value is None:
-                parts.append(_polyline(segment, colour))
+                parts.append(polyline(segment, colour))
                 segment = []
                 continue
             segment.append((left + i * step, y(value)))
             parts.append(f'<circle cx="{left + i * step:.1f}" cy="{y(value):.1f}" r="2.5" fill="{colour}"/>')
-        parts.append(_polyline(segment, colour))
+        parts.append(polyline(segment, colour))
         at = left + n * 170
-        parts.append(_polyline([(at, 14), (at + 22, 14)], colour))
+        parts.append(polyline([(at, 14), (at + 22, 14)], colour))
         parts.append(f'<text x="{at + 26}" y="18" fill="#222">{escape(label("ind_level", level))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -13,7 +13,7 @@ from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import month_start, parse_month
 from qcflow.core.time import now, today
 from qcflow.indicators import catalogue, queries
-from qcflow.region import outbox
+from qcflow.region import evaluation, outbox
 from qcflow.region.installation import only_on
 from qcflow.region.models import OUTBOX_STATES
 from qcflow.region.schemas import OutboxActionIn, OutboxListArgs, StandingArgs
@@ -161,30 +161,25 @@ def _met(data: dict | None) -> bool | None:
     return queries.is_met((data.get("own") or {}).get("value"), target.get("value"), target.get("comparison"))
 
 
-def _number(value, unit: str) -> str:
-    if value is None:
-        return "—"
-    suffix = {"percent": "%", "permille": "‰"}.get(unit, "")
-    return f"{value:.2f}{suffix}" if unit != "count" else f"{value:.0f}"
-
-
-def funnel_svg(data: dict, unit: str, width: int = 360, height: int = 230) -> Markup:
-    """The funnel plot as inline SVG (no script, no style attribute): the peers as grey dots, this hospital's dot
-    highlighted, the regional value and the 95 % and 99.8 % limits when the indicator is a rate."""
+def funnel_svg(data: dict, unit: str) -> Markup:
+    """The centre's standing answer as a funnel plot in the frame of the centre's charts: the peers as grey unnamed
+    dots, this hospital's dot highlighted, the regional value and the 95 % and 99.8 % limits when the indicator is a
+    rate (otherwise the hospitals side by side)."""
+    box = width, height, left, right, top, bottom = 640, 300, 58, 16, 16, 40
     own = data.get("own") or {}
     peers = [p for p in data.get("peers") or [] if not p.get("suppressed") and p.get("value") is not None]
-    limits = data.get("limits") or []
+    limits = sorted(data.get("limits") or [], key=lambda lim: lim["denominator"])
     regional = (data.get("regional") or {}).get("value")
     has_parts = any(p.get("denominator") for p in peers) or own.get("denominator")
     points = [(p.get("denominator") if has_parts else i + 1, p["value"]) for i, p in enumerate(peers)]
     own_point = None
     if own.get("value") is not None and not own.get("suppressed"):
         own_point = (own.get("denominator") if has_parts else len(peers) + 1, own["value"])
-    xs = [x for x, _y in points] + ([own_point[0]] if own_point else []) + [l["denominator"] for l in limits]
-    ys = [y for _x, y in points] + ([own_point[1]] if own_point else []) + [v for l in limits for v in (
-        l.get("lower998"), l.get("upper998")) if v is not None] + ([regional] if regional is not None else [])
-    xs = [x or 0 for x in xs]
-    left, right, top, bottom = 44, 10, 10, 30
+    xs = [x or 0 for x in [x for x, _y in points] + ([own_point[0]] if own_point else [])
+          + [lim["denominator"] for lim in limits]]
+    ys = [y for _x, y in points] + ([own_point[1]] if own_point else []) + [
+        v for lim in limits for v in (lim.get("lower998"), lim.get("upper998")) if v is not None] + (
+        [regional] if regional is not None else [])
     x_max = max(xs or [1]) or 1
     y_min, y_max = min(ys or [0]), max(ys or [1])
     if y_max == y_min:
@@ -198,29 +193,19 @@ def funnel_svg(data: dict, unit: str, width: int = 360, height: int = 230) -> Ma
     def py(y):
         return top + (height - top - bottom) * (1 - (y - y_min) / (y_max - y_min))
 
-    title = _("Funnel plot: this hospital among the hospitals of its level")
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" role="img" '
-             f'class="funnel" aria-label="{escape(title)}"><title>{escape(title)}</title>',
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-             f'fill="none" stroke="#ccc"/>']
-    for y in (y_min, (y_min + y_max) / 2, y_max):
-        parts.append(f'<text x="{left - 4}" y="{py(y) + 4:.1f}" text-anchor="end" font-size="10" '
-                     f'fill="#555">{escape(_number(y, unit))}</text>')
+    parts = evaluation.chart_frame(box, _("Funnel plot: this hospital among the hospitals of its level"), "funnel",
+                              y_min, y_max, py, unit)
     x_label = _("Cases (denominator)") if has_parts else _("Hospitals")
     parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
-                 f'font-size="10" fill="#555">{escape(x_label)}</text>')
-    ordered = sorted(limits, key=lambda l: l["denominator"])
-    for low, high, dash in (("lower95", "upper95", ' stroke-dasharray="4 3"'), ("lower998", "upper998", "")):
-        for name in (low, high):
-            line = " ".join(f"{px(l['denominator']):.1f},{py(l[name]):.1f}" for l in ordered
-                            if l.get(name) is not None)
-            if line:
-                parts.append(f'<polyline points="{line}" fill="none" stroke="#888"{dash}/>')
+                 f'fill="#444">{escape(x_label)}</text>')
+    for name, colour, dash in (("lower95", "#2a7a2a", "5 3"), ("upper95", "#2a7a2a", "5 3"),
+                               ("lower998", "#b3261e", "2 2"), ("upper998", "#b3261e", "2 2")):
+        parts.append(evaluation.polyline([(px(lim["denominator"]), py(lim[name])) for lim in limits
+                                           if lim.get(name) is not None], colour, dash))
     if regional is not None:
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{py(regional):.1f}" y2="{py(regional):.1f}" '
-                     f'stroke="#1f6feb"/>')
+        parts.append(evaluation.polyline([(left, py(regional)), (width - right, py(regional))], "#222"))
     for x, y in points:
-        parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="3.5" fill="#9aa0a6"/>')
+        parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="#9aa0a6"/>')
     if own_point:
         parts.append(f'<circle cx="{px(own_point[0]):.1f}" cy="{py(own_point[1]):.1f}" r="6" fill="#d93025" '
                      f'stroke="#fff" stroke-width="1.5" class="own"><title>{escape(_("This hospital"))}</title>'
