@@ -190,7 +190,8 @@ def test_a_refusal_keeps_the_centres_reasons_per_value_and_is_not_sent_again(ctx
     centre.mode = "reject"
     assert send()["reject"] == 1
     assert row.state == "rejected" and row.next_attempt_at is None
-    assert row.answer["errors"] == {"values[0].numerator": [f"{protocol.parse_envelope(centre.received[0]['body']).document['values'][0]['code']}: 分子不能大于分母"]}
+    code = protocol.parse_envelope(centre.received[0]["body"]).document["values"][0]["code"]
+    assert row.answer["errors"] == {"values[0].numerator": [f"{code}: 分子不能大于分母"]}
     assert "数值有误" in row.last_error
     send(NOW + timedelta(days=1))
     assert len(centre.received) == 1
