@@ -9,6 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import Response, current_app, request
 from flask_babel import gettext as _
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from qcflow.core.errors import NotAuthenticated
 from qcflow.extensions import db
@@ -28,9 +29,34 @@ def own_key():
     return protocol.load_private_key(path)
 
 
+def _signed_path() -> str:
+    """The path and query a signed GET signed (as the hospital wrote them)."""
+    return request.full_path.rstrip("?") if request.query_string else request.path
+
+
+def request_digest() -> str | None:
+    """The SHA-256 of what the hospital signed: a submission's body, or a signed GET's method, path and time (None
+    for a body over the limit, which is never read)."""
+    if request.method == "POST":
+        try:
+            return protocol.sha256(request.get_data(cache=True))
+        except RequestEntityTooLarge:
+            return None
+    return protocol.sha256(protocol.request_text(request.method, _signed_path(),
+                                                 request.headers.get(protocol.HEADER_SIGNED_AT, "")))
+
+
+def bound(payload: dict, status: int) -> dict:
+    """The answer with what ties it to this request: its HTTP status (the signature does not cover the status line)
+    and the request's digest. A signed answer replayed to another request, or under another status, fails the
+    hospital's check (protocol.binding_error)."""
+    return {**payload, "status": status, "request_digest": request_digest()}
+
+
 def signed_json(payload: dict, status: int = 200) -> Response:
-    """A JSON answer signed by this installation's key (X-Qcflow-Signature over the exact body)."""
-    body = protocol.canonical(payload)
+    """A JSON answer to a hospital's signed request, bound to it (bound()) and signed by this installation's key
+    (X-Qcflow-Signature over the exact body)."""
+    body = protocol.canonical(bound(payload, status))
     response = Response(body, status=status, mimetype="application/json")
     response.headers[protocol.HEADER_SIGNATURE] = protocol.sign(own_key(), body)
     return response
@@ -64,8 +90,7 @@ def signed_request_hospital(now: datetime) -> RegionHospital:
     """The hospital that signed this GET (method, path with query, X-Qcflow-Signed-At); 401 when the signature is
     wrong or its time is refused (protocol.time_error: a replay or a wrong clock)."""
     signed_at_text = request.headers.get(protocol.HEADER_SIGNED_AT, "")
-    path = request.full_path.rstrip("?") if request.query_string else request.path
-    hospital = signer_of(protocol.request_text(request.method, path, signed_at_text))
+    hospital = signer_of(protocol.request_text(request.method, _signed_path(), signed_at_text))
     problem = protocol.time_error(protocol.parse_time(signed_at_text), now)
     if problem:
         raise NotAuthenticated(problem)

@@ -13,7 +13,7 @@ import os
 import socket
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -185,15 +185,19 @@ class Answer:
     body: bytes = b""
     signature: str | None = None
     error: str | None = None
+    #: The SHA-256 of what this hospital signed for the request: the centre's answer must carry it.
+    request_digest: str | None = None
 
 
 def post(url: str, body: bytes, headers: dict, timeout: float) -> Answer:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    return _exchange(request, timeout)
+    return replace(_exchange(request, timeout), request_digest=protocol.sha256(body))
 
 
-def get(url: str, headers: dict, timeout: float) -> Answer:
-    return _exchange(urllib.request.Request(url, headers=headers, method="GET"), timeout)
+def get(url: str, headers: dict, timeout: float, signed: bytes) -> Answer:
+    """A signed GET; `signed` is the text its signature covers (protocol.request_text)."""
+    answer = _exchange(urllib.request.Request(url, headers=headers, method="GET"), timeout)
+    return replace(answer, request_digest=protocol.sha256(signed))
 
 
 def _exchange(request: urllib.request.Request, timeout: float) -> Answer:
@@ -255,10 +259,15 @@ def record_answer(row: RegionOutbox, answer: Answer, *, actor: Actor, now: datet
         error = f"unsigned: HTTP {answer.status}"
     elif data is None:
         error = f"bad_answer: HTTP {answer.status}, not a JSON object"
+    elif protocol.binding_error(data, answer.status, answer.request_digest):
+        error = protocol.binding_error(data, answer.status, answer.request_digest)
     elif answer.status == 201:
-        return _answered(row, "accept", data, actor=actor, now=now)
+        if not _is_receipt_of(row, data):
+            error = "unbound: the receipt is for another submission"
+        else:
+            return _answered(row, "accept", data, actor=actor, now=now)
     elif (answer.status == 409 and data.get("code") == "already_received"
-          and isinstance(data.get("receipt"), dict) and data["receipt"].get("digest") == row.digest):
+          and _is_receipt_of(row, data.get("receipt"))):
         return _answered(row, "accept", data["receipt"], actor=actor, now=now)
     elif 400 <= answer.status < 500:
         return _answered(row, "reject", data, actor=actor, now=now, status=answer.status)
@@ -269,6 +278,14 @@ def record_answer(row: RegionOutbox, answer: Answer, *, actor: Actor, now: datet
     OUTBOX_WORKFLOW.apply(row, "wait", actor=actor, now=now, audit_detail={
         "error": row.last_error, "next_attempt_at": row.next_attempt_at.isoformat()})
     return "wait"
+
+
+def _is_receipt_of(row: RegionOutbox, receipt) -> bool:
+    """Whether a receipt names this submission: this hospital, its kind, period, version and document digest."""
+    return isinstance(receipt, dict) and (
+        receipt.get("hospital"), receipt.get("kind"), receipt.get("period"), receipt.get("version"),
+        receipt.get("digest")) == (current_app.config["HOSPITAL_CODE"], row.kind, row.period, row.revision,
+                                   row.digest)
 
 
 def _answered(row: RegionOutbox, action: str, data: dict, *, actor: Actor, now: datetime,
@@ -437,14 +454,18 @@ def standing(code: str, first: date, last: date, *, now: datetime) -> dict:
         raise StandingUnavailable(_("Sending is not set up, so the centre cannot be asked."),
                                   ", ".join(missing or ["REGION_KEY_FILE"]))
     path = f"{STANDING_PATH}?indicator={code}&from={first:%Y-%m}&to={last:%Y-%m}"
-    answer = get(config["REGION_CENTRE_URL"].rstrip("/") + path, keys.signed_request_headers("GET", path, now),
-                 config["REGION_TIMEOUT_SECONDS"])
+    headers = keys.signed_request_headers("GET", path, now)
+    answer = get(config["REGION_CENTRE_URL"].rstrip("/") + path, headers, config["REGION_TIMEOUT_SECONDS"],
+                 protocol.request_text("GET", path, headers[protocol.HEADER_SIGNED_AT]))
     if answer.status is None:
         raise StandingUnavailable(_("The centre could not be reached. Try again later."), answer.error or "")
     if not keys.verify_centre_answer(answer.body, answer.signature):
         raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."),
                                   f"HTTP {answer.status}")
     data = _json(answer.body)
+    if data is not None and protocol.binding_error(data, answer.status, answer.request_digest):
+        raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."),
+                                  protocol.binding_error(data, answer.status, answer.request_digest))
     if answer.status != 200 or data is None:
         message = (data or {}).get("message") if isinstance(data, dict) else None
         raise StandingUnavailable(message or _("The centre did not give the standing."), f"HTTP {answer.status}")

@@ -49,10 +49,11 @@ MAX_AHEAD = timedelta(minutes=5)
 #: The largest envelope the centre reads (a year's quarterly form is about 200 kB).
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
+#: Years 2000–2999 only: a period before 2000 is never sent, and year 0 is no date at all.
 _PERIOD_PATTERNS = {
-    "month": re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$"),
-    "annual_form": re.compile(r"^(\d{4})$"),
-    "quarterly_form": re.compile(r"^(\d{4})-Q([1-4])$"),
+    "month": re.compile(r"^(2\d{3})-(0[1-9]|1[0-2])$"),
+    "annual_form": re.compile(r"^(2\d{3})$"),
+    "quarterly_form": re.compile(r"^(2\d{3})-Q([1-4])$"),
 }
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
@@ -101,14 +102,28 @@ def public_key_text(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
+#: The field's prime and the y coordinates of the points of small order (1, 2, 4 and 8): a public key that is one of
+#: them verifies a signature made without any private key (libsodium refuses them the same way).
+_P = 2 ** 255 - 19
+_SMALL_ORDER_Y = frozenset({0, 1, _P - 1,
+                            0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826,
+                            0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7})
+
+
 def load_public_key(text: str) -> Ed25519PublicKey:
-    """A public key from its base64 text; ValueError when it is not 32 bytes of base64."""
+    """A public key from its base64 text; ValueError when it is not 32 bytes of base64, is not in its one
+    canonical form, or is a point of small order (a key anyone could sign for)."""
     try:
         raw = base64.b64decode((text or "").strip(), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("not base64") from None
     if len(raw) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes")
+    y = int.from_bytes(raw, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        raise ValueError("not the canonical encoding of a point")
+    if y in _SMALL_ORDER_Y:
+        raise ValueError("a point of small order is no key")
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
@@ -143,8 +158,22 @@ def canonical(data) -> bytes:
     return canonical_text(data).encode()
 
 
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def digest(document: dict) -> str:
-    return hashlib.sha256(canonical(document)).hexdigest()
+    return sha256(canonical(document))
+
+
+def binding_error(answer: dict, status: int, request_digest: str) -> str | None:
+    """Why a signed answer does not belong to the request it came back to (its status or the request's digest
+    differ: an old answer replayed on the way), or None."""
+    if answer.get("status") != status:
+        return f"unbound: the signed status {answer.get('status')!r} is not the HTTP status {status}"
+    if answer.get("request_digest") != request_digest:
+        return "unbound: the answer was signed for another request"
+    return None
 
 
 def utc_text(at: datetime) -> str:
@@ -183,6 +212,17 @@ def time_error(signed_at: datetime | None, now: datetime) -> str | None:
     return None
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is too large")
+    return number
+
+
 @dataclass(frozen=True)
 class Envelope:
     hospital: str
@@ -197,9 +237,11 @@ class Envelope:
 def parse_envelope(body: bytes) -> Envelope:
     """The envelope's fields, checked for shape (not for signature, hospital or values); ProtocolError if not."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
         raise ProtocolError(_("The body is not JSON (UTF-8).")) from None
+    except (UnicodeDecodeError, ValueError):
+        raise ProtocolError(_("The body is not JSON (UTF-8) with finite numbers only.")) from None
     if not isinstance(data, dict):
         raise ProtocolError(_("The body is not a JSON object."))
     errors: dict[str, list[str]] = {}
@@ -266,6 +308,12 @@ def period_error(kind: str, period: str, today: date) -> str | None:
 
 # A month's document ---------------------------------------------------------------------------------------------
 
+#: The largest value a month's mean time, ratio or count can plausibly take. The hospital's own entry allows up to a
+#: billion (a typing error's bound); what reaches the centre is pooled with every other hospital's, so one absurd
+#: value would move the region's: a mean time over a week, a ratio (CMI) over 100 or a count over a million is
+#: refused with the indicator named.
+PLAUSIBLE_MAX = {"minutes": 7 * 24 * 60, "hours": 7 * 24, "days": 366, "ratio": 100, "count": 10 ** 6}
+
 def month_document(month: date, plan: str, values: list[dict]) -> dict:
     """values: [{"code", "unit", "numerator", "denominator", "value"}], sorted by code by the caller or here."""
     return {"schema": MONTH_SCHEMA, "month": f"{month:%Y-%m}", "plan": plan,
@@ -277,6 +325,7 @@ def month_value_errors(document: dict, units: dict[str, str]) -> tuple[list[dict
     ({"code", "numerator", "denominator", "value"}, the value of a rate computed from its parts) and the errors by
     "values[i].field" (a message a hospital can act on, naming the indicator)."""
     from qcflow.indicators.reporting import RATE_UNITS, SHARE_UNITS, check_parts, value_from_parts
+    from qcflow.indicators.survival import SURVIVAL_CODES
 
     errors: dict[str, list[str]] = {}
     if document.get("schema") != MONTH_SCHEMA:
@@ -315,15 +364,18 @@ def month_value_errors(document: dict, units: dict[str, str]) -> tuple[list[dict
                 if sent is not None and (not isinstance(sent, (int, float)) or isinstance(sent, bool)
                                          or not math.isclose(sent, value, rel_tol=1e-6, abs_tol=1e-6)):
                     found["value"] = [_("The value does not match its numerator and denominator.")]
-        elif unit in RATE_UNITS:
+        elif unit in RATE_UNITS and code in SURVIVAL_CODES:
             # An estimate without parts (a survival rate): only its range.
-            high = 100 if unit == "percent" else 1000 if unit == "permille" else None
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 found["value"] = [_("Enter a number.")]
-            elif value < 0 or (high is not None and value > high):
-                found["value"] = [_("Out of range (%(low)s to %(high)s).", low=0, high=high or "")]
+            elif not 0 <= value <= 100:
+                found["value"] = [_("Out of range (%(low)s to %(high)s).", low=0, high=100)]
+        elif unit in RATE_UNITS:
+            found["numerator"] = [_("A rate is sent with its numerator and denominator.")]
         else:
             check_parts(unit, numerator, denominator, value, found)
+            if not found and value > PLAUSIBLE_MAX.get(unit, value):
+                found["value"] = [_("Out of range (%(low)s to %(high)s).", low=0, high=f"{PLAUSIBLE_MAX[unit]:g}")]
         if unit in SHARE_UNITS and not found and numerator is None and value is None:
             found["value"] = [_("Enter the value.")]
         for field, messages in found.items():

@@ -51,6 +51,12 @@ def _sign_early_refusals(response):
     if request.endpoint != RECEIVE or protocol.HEADER_SIGNATURE in response.headers or not is_centre() \
             or not os.path.exists(keys.key_path()):
         return response
+    try:
+        payload = json.loads(response.get_data())
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        response.set_data(protocol.canonical(keys.bound(payload, response.status_code)))
     response.headers[protocol.HEADER_SIGNATURE] = protocol.sign(keys.own_key(), response.get_data())
     return response
 

@@ -109,8 +109,16 @@ class ReceivedDetailOut(ReceivedOut):
                                                                                "newest first"})
 
 
-class SubmissionReceiptOut(Schema):
-    """The centre's receipt (signed: X-Qcflow-Signature over the exact body)."""
+class AnswerBinding(Schema):
+    """What ties a signed answer to its request (the signature does not cover the HTTP status line)."""
+
+    status = WholeNumber(metadata={"description": "The HTTP status of this answer"})
+    request_digest = fields.String(allow_none=True, metadata={
+        "description": "SHA-256 (hex) of the request's body: the hospital trusts only an answer to its own request"})
+
+
+class SubmissionReceipt(Schema):
+    """The centre's receipt of one submission, as it is stored and repeated."""
 
     schema = fields.String(metadata={"example": "qcflow.region-receipt/1"})
     submission = WholeNumber()
@@ -124,8 +132,12 @@ class SubmissionReceiptOut(Schema):
     replaced = WholeNumber(allow_none=True, metadata={"description": "The version this one replaced, if any"})
 
 
-class SubmissionRefusalOut(ErrorSchema):
-    """A refusal of a submission (signed like the receipt)."""
+class SubmissionReceiptOut(SubmissionReceipt, AnswerBinding):
+    """The centre's receipt (signed: X-Qcflow-Signature over the exact body), bound to the request."""
 
-    receipt = fields.Nested(SubmissionReceiptOut, metadata={"description": "409 already_received: the stored receipt"})
+
+class SubmissionRefusalOut(ErrorSchema, AnswerBinding):
+    """A refusal of a submission (signed and bound like the receipt)."""
+
+    receipt = fields.Nested(SubmissionReceipt, metadata={"description": "409 already_received: the stored receipt"})
     newest_version = WholeNumber(metadata={"description": "409 version_taken / stale_version: the newest kept"})

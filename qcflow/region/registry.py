@@ -80,7 +80,9 @@ def _checked(values: dict, *, hospital_id: int | None) -> dict:
         errors["public_key"] = [_("Not an Ed25519 public key: paste the 44 characters `region keygen` printed at "
                                   "the hospital.")]
     else:
-        clean["public_key"] = key.strip()
+        # One spelling per key: base64 leaves two bits of the last character unused, so two texts can carry the
+        # same key; the uniqueness below compares the key itself.
+        clean["public_key"] = protocol.public_key_text(protocol.load_public_key(key))
     clean["is_active"] = values.get("is_active", True)
     if not isinstance(clean["is_active"], bool):
         errors["is_active"] = [_("Enter true or false.")]

@@ -2,6 +2,7 @@
 kept with the newest current, every answer signed by the centre."""
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from datetime import date, datetime, timedelta, timezone
@@ -150,14 +151,18 @@ def test_a_replay_answers_the_stored_receipt_and_stores_nothing(app, client, cen
     code, key = register()
     body = envelope(code)
     first = post(client, body, key)
+    receipt = {name: value for name, value in first.json.items() if name not in ("status", "request_digest")}
     before = counts(app)
     again = post(client, body, key)
     assert again.status_code == 409 and signed_by(again, centre_key)
-    assert again.json["code"] == "already_received" and again.json["receipt"] == first.json
+    assert again.json["code"] == "already_received" and again.json["receipt"] == receipt
+    # Each answer is bound to its own request and status (a replayed answer fails the hospital's check).
+    assert first.json["status"] == 201 and again.json["status"] == 409
+    assert first.json["request_digest"] == again.json["request_digest"] == hashlib.sha256(body).hexdigest()
     assert counts(app) == before
     # signed anew (a retry of the same version): still the same receipt
     resent = post(client, envelope(code, signed_at=datetime.now(timezone.utc) - timedelta(minutes=3)), key)
-    assert resent.status_code == 409 and resent.json["receipt"] == first.json
+    assert resent.status_code == 409 and resent.json["receipt"] == receipt
     assert counts(app) == before
 
 
@@ -239,7 +244,7 @@ def test_a_period_in_the_future_is_422(app, client, centre_key, register):
 @pytest.mark.parametrize("changes, field", [
     ({RATE: {"numerator": 9, "denominator": 8}}, "values[0].numerator"),  # numerator above its denominator
     ({MINUTES: {"value": -3}}, "values[1].value"),  # out of range
-    ({RATE: {"value": 101, "numerator": None, "denominator": None}}, "values[0].value"),
+    ({RATE: {"value": 101, "numerator": None, "denominator": None}}, "values[0].numerator"),  # a rate's parts
     ({PERMILLE: {"code": "no_such_indicator"}}, "values[2].code"),  # unknown indicator
 ])
 def test_refused_values_are_422_with_every_value_named_and_nothing_stored(

@@ -125,6 +125,27 @@ def test_a_duplicate_code_or_key_is_refused(ctx, actor_of):
     assert "public_key" in taken.value.errors
 
 
+def test_another_spelling_of_a_registered_key_is_the_same_key(ctx, actor_of):
+    """Base64 leaves two bits of the 44th character unused: a second text for the same 32 bytes must not register
+    the same key for a second hospital (its holder would sign as both)."""
+    import base64
+
+    from qcflow.core.errors import Unprocessable
+    from qcflow.extensions import db
+    from qcflow.region import protocol, registry
+
+    first = registry.add_hospital(data(), actor=actor_of("admin"), now=NOW)
+    db.session.commit()
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(first.public_key[42])
+    respelt = first.public_key[:42] + alphabet[last ^ 1] + "="
+    assert respelt != first.public_key and base64.b64decode(respelt) == base64.b64decode(first.public_key)
+    assert protocol.is_public_key(respelt)
+    with pytest.raises(Unprocessable) as same_key:
+        registry.add_hospital(data("H003", public_key=respelt), actor=actor_of("admin"), now=NOW)
+    assert "public_key" in same_key.value.errors
+
+
 def test_the_api_writes_for_administrators_and_reads_for_centre_staff(client, tokens):
     admin, staff, quality = tokens("admin"), tokens("staff"), tokens("quality")
     created = client.post(PATH, json=data(), headers=admin)

@@ -22,7 +22,7 @@ from tests.region.test_outbox import NOW, hospital_layout, sender_config  # noqa
 
 
 class StandInCentre:
-    #: accept, reject, already, taken, unsigned, wrong_key, error, silent
+    #: accept, reject, already, taken, unsigned, wrong_key, error, silent, replay (the last signed answer again)
     mode = "accept"
 
     def __init__(self, centre_key, hospital_public_key: str):
@@ -31,6 +31,8 @@ class StandInCentre:
         self.received: list[dict] = []
         self.standing: dict | None = None
         self.silence_seconds = 2.0
+        #: The last answer sent: (status, body, signature header).
+        self.last_answer: tuple[int, bytes, str | None] | None = None
         centre = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,10 +44,12 @@ class StandInCentre:
                 centre.received.append({"body": body, "headers": dict(self.headers), "path": self.path,
                                         "verified": protocol.verify(centre.hospital_public_key, body,
                                                                     self.headers.get(protocol.HEADER_SIGNATURE))})
+                centre.request = body
                 centre.answer_submission(self, body)
 
             def do_GET(self):
                 signed = protocol.request_text("GET", self.path, self.headers.get(protocol.HEADER_SIGNED_AT, ""))
+                centre.request = signed
                 verified = protocol.verify(centre.hospital_public_key, signed,
                                            self.headers.get(protocol.HEADER_SIGNATURE))
                 centre.received.append({"path": self.path, "verified": verified, "headers": dict(self.headers)})
@@ -70,12 +74,18 @@ class StandInCentre:
         self.server.server_close()
 
     def send(self, handler, status: int, payload: dict, *, sign: bool = True, key=None) -> None:
-        body = protocol.canonical(payload)
+        """Answer as the centre does: bound to the request (its status and the request's digest), signed."""
+        body = protocol.canonical({**payload, "status": status, "request_digest": protocol.sha256(self.request)})
+        signature = protocol.sign(key or self.key, body) if sign else None
+        self.raw(handler, status, body, signature)
+
+    def raw(self, handler, status: int, body: bytes, signature: str | None) -> None:
+        self.last_answer = (status, body, signature)
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(body)))
-        if sign:
-            handler.send_header(protocol.HEADER_SIGNATURE, protocol.sign(key or self.key, body))
+        if signature:
+            handler.send_header(protocol.HEADER_SIGNATURE, signature)
         handler.end_headers()
         handler.wfile.write(body)
 
@@ -87,6 +97,9 @@ class StandInCentre:
 
     def answer_submission(self, handler, body: bytes) -> None:
         mode = self.mode
+        if mode == "replay":  # someone on the way answers with a genuine signed answer to an earlier request
+            _status, old_body, old_signature = self.last_answer
+            return self.raw(handler, 201, old_body, old_signature)
         if mode == "silent":
             time.sleep(self.silence_seconds)
             return
@@ -230,6 +243,35 @@ def test_a_failing_or_unsigned_answer_is_not_trusted_and_the_submission_waits(ct
     assert row.state == "waiting" and row.last_error == reason and row.answer is None
     centre.mode = "accept"
     assert send(row.next_attempt_at)["accept"] == 1
+
+
+@pytest.mark.parametrize("first_mode", ["accept", "taken"])
+def test_a_genuine_signed_answer_replayed_to_another_submission_is_not_trusted(ctx, centre, first_mode):
+    """Someone on the way keeps a signed answer of the centre (a receipt, or a refusal) and serves it with status
+    201 to the next submission: the signature holds, but the answer names another request and another status."""
+    first = queued("2026-02")
+    centre.mode = first_mode
+    send()
+    assert first.state == ("accepted" if first_mode == "accept" else "rejected")
+    second = queued("2026-03")
+    centre.mode = "replay"
+    assert send()["wait"] == 1
+    assert second.state == "waiting" and second.last_error.startswith("unbound: ")
+    centre.mode = "accept"
+    assert send(second.next_attempt_at)["accept"] == 1 and second.answer["period"] == "2026-03"
+
+
+def test_a_receipt_for_another_submission_is_not_taken_as_this_ones(ctx, centre):
+    row = queued("2026-02")
+    centre.mode = "accept"
+    original = centre.receipt
+
+    def wrong_period(envelope, number):
+        return {**original(envelope, number), "period": "2026-01"}
+
+    centre.receipt = wrong_period
+    assert send()["wait"] == 1
+    assert row.state == "waiting" and row.last_error == "unbound: the receipt is for another submission"
 
 
 def test_a_centre_that_never_answers_times_out_and_the_submission_waits(ctx, centre):
