@@ -80,7 +80,20 @@ def install_template_helpers(app) -> None:
     from qcflow.core.workflow import install_template_tests
 
     install_template_tests(app)
-    app.jinja_env.filters["localtime"] = lambda at: local(at).strftime("%Y-%m-%d %H:%M") if at else ""
+    app.jinja_env.filters["localtime"] = localtime
+
+
+def localtime(at) -> str:
+    """An instant in the hospital's time zone, to the minute: a datetime, or an ISO 8601 text with its zone (as a
+    JSON document carries it; other text is shown as it is)."""
+    from qcflow.core.time import local, parse_instant
+
+    if isinstance(at, str):
+        try:
+            at = parse_instant(at)
+        except ValueError:
+            return at
+    return local(at).strftime("%Y-%m-%d %H:%M") if at else ""
 
 
 #: Display labels of coded values, {kind: {code: lazy label}}; codes stay English in the API.

@@ -41,17 +41,20 @@ def keygen():
         sys.exit(1)
     click.echo(f"Private key written to {path} (readable by this user only; it never leaves this server).")
     click.echo(_hand_over_line())
-    click.echo(protocol.public_key_text(key))
+    text = protocol.public_key_text(key)
+    click.echo(f"Its fingerprint, to compare with the one the other side shows: {protocol.fingerprint(text)}")
+    click.echo(text)
 
 
 @region_cli.command("public-key")
 def public_key():
-    """Print this installation's public key (base64)."""
+    """Print this installation's public key's fingerprint, then the key (base64) last."""
     try:
         key = keys.own_key()
     except RuntimeError as error:
         click.echo(f"Error: {error}", err=True)
         sys.exit(1)
+    click.echo(f"fingerprint {protocol.fingerprint(protocol.public_key_text(key))}")
     click.echo(protocol.public_key_text(key))
 
 

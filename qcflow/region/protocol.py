@@ -127,6 +127,14 @@ def load_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(raw)
 
 
+def fingerprint(public_key: str | None) -> str | None:
+    """A short, stable name of a public key, the same at the hospital (`region public-key`) and at the centre (its
+    pages and audit trail): SHA-256 of its text, first 16 hex digits."""
+    if not public_key:
+        return None
+    return sha256(public_key.strip().encode())[:16]
+
+
 def is_public_key(text: str) -> bool:
     try:
         load_public_key(text)

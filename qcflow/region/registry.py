@@ -2,7 +2,6 @@
 signing keys. Administrators keep the list; centre staff read it."""
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from datetime import datetime
@@ -28,11 +27,7 @@ CODE = protocol._CODE
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def fingerprint(public_key: str | None) -> str | None:
-    """A short, stable name of a public key for the audit trail and the pages (SHA-256 of its text, 16 hex)."""
-    if not public_key:
-        return None
-    return hashlib.sha256(public_key.strip().encode()).hexdigest()[:16]
+fingerprint = protocol.fingerprint
 
 
 def hospital(code: str) -> RegionHospital:
@@ -77,7 +72,7 @@ def _checked(values: dict, *, hospital_id: int | None) -> dict:
             clean[name] = values[name]
     key = values.get("public_key")
     if not isinstance(key, str) or not protocol.is_public_key(key):
-        errors["public_key"] = [_("Not an Ed25519 public key: paste the 44 characters `region keygen` printed at "
+        errors["public_key"] = [_("Not an Ed25519 public key: paste the 44 characters «region keygen» printed at "
                                   "the hospital.")]
     else:
         # One spelling per key: base64 leaves two bits of the last character unused, so two texts can carry the

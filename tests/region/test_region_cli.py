@@ -27,7 +27,10 @@ def test_keygen_writes_the_private_key_for_the_owner_alone_and_prints_the_public
     assert lines[-1] == protocol.public_key_text(protocol.load_private_key(path))
     assert any("centre" in line for line in lines[:-1])
     shown = keyless.test_cli_runner().invoke(args=["qcflow", "region", "public-key"])
-    assert shown.exit_code == 0 and shown.output.strip() == lines[-1]
+    assert shown.exit_code == 0 and shown.output.strip().splitlines()[-1] == lines[-1]
+    # The same fingerprint the centre's pages show beside the key it registered.
+    fingerprint = protocol.fingerprint(lines[-1])
+    assert fingerprint in result.output and f"fingerprint {fingerprint}" in shown.output
 
 
 def test_keygen_refuses_to_overwrite_a_key(keyless):
