@@ -46,6 +46,8 @@ def test_the_navigation_of_a_centre_names_only_the_centres_pages(clients):
         assert link in html
     for hospital_link in ('id="nav-report"', 'id="nav-events"', 'id="nav-indicators"', 'id="nav-region"'):
         assert hospital_link not in html
+    # nor does the footer offer the hospital's reporting pages (404 here)
+    assert 'href="/report' not in html and 'href="/receipt' not in html
 
 
 def test_a_centre_runs_only_its_own_jobs():
