@@ -152,18 +152,21 @@ class CentreProfileOut(BaseSchema):
 
 
 class CentreStandingOwnOut(BaseSchema):
-    numerator = WholeNumber(allow_none=True)
-    denominator = WholeNumber(allow_none=True)
-    value = fields.Float(allow_none=True)
-    rank = WholeNumber(allow_none=True)
-    suppressed = fields.Boolean()
-    outside = fields.String(allow_none=True)
+    numerator = WholeNumber(allow_none=True, metadata={"description": "This hospital's own, exact"})
+    denominator = WholeNumber(allow_none=True, metadata={"description": "This hospital's own, exact"})
+    value = fields.Float(allow_none=True, metadata={"description": "This hospital's own value, always given to it"})
+    small = fields.Boolean(metadata={"description": "A rate over fewer than k cases: shown to this hospital only, "
+                                                    "not ranked"})
+    rank = WholeNumber(allow_none=True, metadata={"description": "Place among the `ranked` hospitals (1 = best by "
+                                                                "the indicator's direction); null when not ranked"})
+    outside = fields.String(allow_none=True, metadata={"description": "above or below the 99.8 % limits"})
 
 
 class CentrePeerOut(BaseSchema):
-    value = fields.Float(allow_none=True)
-    denominator = WholeNumber(allow_none=True)
-    suppressed = fields.Boolean()
+    value = fields.Float(allow_none=True, metadata={"description": "Rounded to 2 decimals; null when suppressed"})
+    denominator = WholeNumber(allow_none=True, metadata={"description": "Rounded to 2 significant figures; null "
+                                                                        "when suppressed or not a rate"})
+    suppressed = fields.Boolean(metadata={"description": "A rate over fewer than k cases"})
 
 
 class CentreStandingIndicatorOut(BaseSchema):
@@ -173,9 +176,9 @@ class CentreStandingIndicatorOut(BaseSchema):
 
 
 class CentreStandingRegionalOut(BaseSchema):
-    numerator = WholeNumber(allow_none=True)
-    denominator = WholeNumber(allow_none=True)
-    value = fields.Float(allow_none=True)
+    value = fields.Float(allow_none=True, metadata={
+        "description": "The level's regional value to 2 decimals; null with too few hospitals or fewer than k "
+                       "cases pooled"})
 
 
 class CentreStandingOut(BaseSchema):
@@ -183,14 +186,18 @@ class CentreStandingOut(BaseSchema):
 
     schema = fields.String(metadata={"example": "qcflow.region-standing/1"})
     indicator = fields.Nested(CentreStandingIndicatorOut)
-    from_ = fields.String(data_key="from")
-    to = fields.String()
+    from_ = fields.String(data_key="from", metadata={"description": "First month of a quarter (YYYY-MM)"})
+    to = fields.String(metadata={"description": "Last month of a quarter (YYYY-MM)"})
     level = fields.String()
-    peer_count = WholeNumber()
+    too_few_hospitals = fields.Boolean(metadata={
+        "description": "Fewer than 3 hospitals of the level have a value: no regional value, peers, rank or limits"})
     regional = fields.Nested(CentreStandingRegionalOut)
     own = fields.Nested(CentreStandingOwnOut)
-    peers = fields.List(fields.Nested(CentrePeerOut))
-    limits = fields.List(fields.Nested(CentreLimitOut))
+    ranked = WholeNumber(metadata={"description": "How many hospitals the ranking holds (this one included when "
+                                                 "ranked)"})
+    peers = fields.List(fields.Nested(CentrePeerOut), metadata={
+        "description": "The other hospitals of the level with a value, unnamed, by value then denominator"})
+    limits = fields.List(fields.Nested(CentreLimitOut), metadata={"description": "Rounded to 2 decimals"})
     target = fields.Nested(CentreTargetOut, allow_none=True)
     k = WholeNumber()
     generated_at = fields.String()

@@ -532,34 +532,88 @@ def missing_hospitals(month: date) -> list[RegionHospital]:
 # Where a hospital stands (the hospital's own view; the others unnamed) -------------------------------------------
 
 STANDING_SCHEMA = "qcflow.region-standing/1"
+#: A level with fewer hospitals with a value than this (the asking one included) gives no regional value, no
+#: peers, no rank and no funnel: with two, the other's figures follow from the regional ones.
+FEWEST_HOSPITALS = 3
+QUARTER_STARTS, QUARTER_ENDS = (1, 4, 7, 10), (3, 6, 9, 12)
+
+
+def check_quarters(start: date, end: date) -> None:
+    """A standing covers whole quarters only (a quarter, a half-year, a year, or several): two overlapping
+    periods that differ by a month would otherwise give that month's hidden figures by subtraction. 422 naming
+    `from` or `to` otherwise."""
+    errors = {}
+    if start.month not in QUARTER_STARTS:
+        errors["from"] = [_("Start with the first month of a quarter (January, April, July or October).")]
+    if end.month not in QUARTER_ENDS:
+        errors["to"] = [_("End with the last month of a quarter (March, June, September or December).")]
+    if errors:
+        raise Unprocessable(_("Choose whole quarters, half-years or years."), errors=errors)
+
+
+def two_figures(n: int | None) -> int | None:
+    """A count to two significant figures, halves up (2540 → 2500, 707 → 710, 12 → 12)."""
+    if n is None or n < 100:
+        return n
+    step = 10 ** (len(str(n)) - 2)
+    return (n + step // 2) // step * step
+
+
+def _two(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
 
 
 def standing(hospital: RegionHospital, code: str, start: date, end: date, generated_at) -> dict:
-    """The hospital's place among the other hospitals of its level: no other hospital's code, name, region or
-    numerator; a peer's rate under k cases hidden; peers ordered by value, never by registration."""
+    """The hospital's place among the hospitals of its level. Its own figures are exact and always shown to it;
+    the others are unnamed and coarsened so that none of their figures can be worked back: values to 2 decimals,
+    denominators to 2 significant figures, no numerators, no regional numerator or denominator; a peer under k
+    cases has neither and is left out of the regional value and the funnel's limits given here; with fewer than
+    FEWEST_HOSPITALS hospitals with a value nothing about the others is given.
+    Peers are ordered by value, then rounded denominator, never by registration."""
+    check_quarters(start, end)
     comparison = compare(code, start, end, level=hospital.level)
     level = comparison.levels[0]
     entry, k = comparison.entry, small_cell_k()
-    own = next(r for r in level.rows if r.hospital.id == hospital.id)
-    peers = []
-    for row in level.rows:
-        if row.hospital.id == hospital.id:
-            continue
-        if row.small:
-            peers.append({"value": None, "denominator": None, "suppressed": True})
-        else:
-            peers.append({"value": _round(row.value), "denominator": row.denominator, "suppressed": False})
-    peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
+    own = next((r for r in level.rows if r.hospital.id == hospital.id), None)
+    own = own or HospitalRow(hospital, Sums(), None)
+    valued = [r for r in level.rows if r.value is not None]
+    too_few = len(valued) < FEWEST_HOSPITALS
+    peers, regional, limits, rank, ranked, outside_ = [], None, [], None, 0, None
+    if not too_few:
+        for row in valued:
+            if row.hospital.id == hospital.id:
+                continue
+            if row.small:
+                peers.append({"value": None, "denominator": None, "suppressed": True})
+            else:
+                peers.append({"value": _two(row.value), "denominator": two_figures(row.denominator),
+                              "suppressed": False})
+        peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
+        # The regional value and the funnel given to a hospital pool only the hospitals shown (at least k cases):
+        # a hidden hospital's figures would otherwise be the regional ones less the others'.
+        shown = [r for r in valued if not r.small]
+        if len(shown) >= FEWEST_HOSPITALS:
+            pool = pooled(entry.unit, [r.sums for r in shown])
+            proportion = (pool.numerator / pool.denominator if entry.unit in RATE_UNITS and pool.denominator
+                          and pool.numerator is not None else None)
+            regional = _two(regional_value(entry.unit, pool))
+            largest = max((r.denominator or 0 for r in valued), default=0)
+            limits = [{"denominator": lim.denominator, **{name: round(getattr(lim, name), 2) for name in (
+                "lower95", "upper95", "lower998", "upper998")}} for lim in funnel_limits(entry.unit, proportion,
+                                                                                          largest)]
+            outside_ = outside(entry.unit, proportion, own.numerator, own.denominator)
+        rank, ranked = own.rank, level.ranked
     return {
         "schema": STANDING_SCHEMA,
         "indicator": {"code": entry.code, "unit": entry.unit, "direction": entry.direction},
-        "from": month_text(start), "to": month_text(end), "level": hospital.level, "peer_count": len(peers),
-        "regional": {"numerator": level.regional.numerator, "denominator": level.regional.denominator,
-                     "value": _round(level.regional_value)},
+        "from": month_text(start), "to": month_text(end), "level": hospital.level,
+        "too_few_hospitals": too_few,
+        "regional": {"value": regional},
         "own": {"numerator": own.numerator, "denominator": own.denominator, "value": _round(own.value),
-                "rank": own.rank, "suppressed": own.small, "outside": own.outside},
+                "small": own.small, "rank": rank, "outside": outside_},
+        "ranked": ranked,
         "peers": peers,
-        "limits": [limit.as_dict() for limit in level.limits],
+        "limits": limits,
         "target": ({"comparison": level.target.comparison, "value": level.target.value}
                    if level.target is not None else None),
         "k": k,
