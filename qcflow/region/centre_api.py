@@ -68,6 +68,7 @@ def comparison_body(comparison: cmp.Comparison) -> dict:
             "regional": {"numerator": level.regional.numerator, "denominator": level.regional.denominator,
                          "value": level.regional_value, "hospitals": level.regional.hospitals},
             "target": _target(level.target),
+            "meeting": level.meeting, "judged": len(level.judged),
             "hospitals": [{"code": r.hospital.code, "name": r.hospital.label(language), "region": r.hospital.region,
                            "numerator": r.numerator, "denominator": r.denominator, "value": r.value,
                            "rank": r.rank, "met": r.met, "outside": r.outside, "months": r.months}

@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Month, Page, QueryArgs, WholeNumber
 from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
-from qcflow.region.comparisons import MISSING, NOT_DUE, OVERDUE, SENT
+from qcflow.region.comparisons import STATUSES
 
 
 def _level(**kw):
@@ -45,7 +45,9 @@ class CentreStandingArgs(CentreMonthsArgs):
 
 class CentreCellOut(BaseSchema):
     month = fields.String(metadata={"example": "2026-03"})
-    status = Choice((SENT, MISSING, OVERDUE, NOT_DUE), example=SENT)
+    status = Choice(STATUSES, example="sent", metadata={
+        "description": "sent; missing (owed, not yet late); overdue; not_due (the month has not ended); "
+                       "not_expected (before the hospital's registration month)"})
     revision = WholeNumber(allow_none=True, metadata={"description": "The current version's number"})
     received_on = fields.Date(allow_none=True)
 
@@ -64,6 +66,7 @@ class CentreMonthCountOut(BaseSchema):
     missing = WholeNumber()
     overdue = WholeNumber()
     not_due = WholeNumber()
+    not_expected = WholeNumber(metadata={"description": "Hospitals registered after this month"})
 
 
 class CentreCompletenessOut(Page):
@@ -110,6 +113,9 @@ class CentreLevelOut(BaseSchema):
     level = fields.String()
     regional = fields.Nested(CentreRegionalOut)
     target = fields.Nested(CentreTargetOut, allow_none=True)
+    meeting = WholeNumber(metadata={"description": "Hospitals of `judged` that meet the target"})
+    judged = WholeNumber(metadata={"description": "Hospitals held against the target: a value and a target, and "
+                                                 "not a rate over fewer than k cases"})
     hospitals = fields.List(fields.Nested(CentreHospitalValueOut))
     limits = fields.List(fields.Nested(CentreLimitOut))
 

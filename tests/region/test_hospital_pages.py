@@ -259,3 +259,15 @@ def test_the_back_off_is_shown_with_the_next_attempt(app, ctx, clients):
     html = clients("quality").get(f"/region/submissions/{row.id}?lang=en").get_data(as_text=True)
     assert "The centre could not be reached" in html and 'id="send-now"' in html
     assert row.next_attempt_at == NOW + timedelta(minutes=1)
+
+
+def test_the_standing_chart_scrolls_in_its_box_and_draws_its_last_dot_whole(centre, clients):
+    centre.standing = standing_answer(denominator=400)  # this hospital is the largest: the rightmost dot
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang=en").get_data(
+        as_text=True)
+    assert '<div class="chart-scroll"><svg' in html
+    svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))
+    right_edge = max(float(cx) + float(r) for cx, r in re.findall(r'<circle cx="([\d.]+)" cy="[\d.]+" r="([\d.]+)"',
+                                                                   svg))
+    assert right_edge <= width - 16  # inside the plot's frame

@@ -119,7 +119,7 @@ def test_two_overlapping_periods_cannot_isolate_a_month(fixture, factory, client
         response = signed_get(client, factory, "T2", {**QUERY, **period})
         assert response.status_code == 422
         body = verified(response, centre_key)
-        assert "quarter" in body["message"] and set(body["errors"]) & {"from", "to"}
+        assert "季度" in body["message"] and set(body["errors"]) & {"from", "to"}
     for period in ({"from": "2026-01", "to": "2026-03"}, {"from": "2025-01", "to": "2025-12"}):
         assert signed_get(client, factory, "T2", {**QUERY, **period}).status_code == 200
 
