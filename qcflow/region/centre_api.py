@@ -68,6 +68,7 @@ def comparison_body(comparison: cmp.Comparison) -> dict:
             "regional": {"numerator": level.regional.numerator, "denominator": level.regional.denominator,
                          "value": level.regional_value, "hospitals": level.regional.hospitals},
             "target": _target(level.target),
+            "meeting": level.meeting, "judged": len(level.judged),
             "hospitals": [{"code": r.hospital.code, "name": r.hospital.label(language), "region": r.hospital.region,
                            "numerator": r.numerator, "denominator": r.denominator, "value": r.value,
                            "rank": r.rank, "met": r.met, "outside": r.outside, "months": r.months}
@@ -133,14 +134,16 @@ def _signed_error(status: int, code: str, message: str, errors: dict | None = No
 @blp.response(200, CentreStandingOut)
 @blp.alt_response(401, description="Unknown hospital, wrong signature, or a stale or future signing time (signed)")
 @blp.alt_response(404, description="No such indicator (signed), or not a centre installation")
-@blp.alt_response(422, description="Malformed or refused period (signed)")
+@blp.alt_response(422, description="Malformed or refused period, or not whole quarters (signed)")
 @blp.alt_response(503, description="The centre has no signing key yet (`region keygen`)")
 def standing():
-    """Where the signing hospital stands for one indicator among the other hospitals of its level: its own
-    value and rank, the regional value, the others' values (never their codes, names, regions or numerators;
-    a rate over fewer than k cases hidden), the funnel's limits and the target. Authenticated by the
-    hospital's signature of the request (method, path with query, X-Qcflow-Signed-At); every answer, an error
-    too, is signed by the centre."""
+    """Where the signing hospital stands for one indicator among the other hospitals of its level, over whole
+    quarters (`from` a quarter's first month, `to` a quarter's last): its own exact figures and rank among the
+    `ranked` hospitals, the regional value (2 decimals, pooled over the hospitals shown), the others' values (2
+    decimals) and denominators (2 significant figures) — never their codes, names, regions or numerators; a rate
+    over fewer than k cases hidden; nothing about the others with fewer than 3 hospitals (`too_few_hospitals`) —
+    the funnel's limits and the target. Authenticated by the hospital's signature of the request (method, path
+    with query, X-Qcflow-Signed-At); every answer, an error too, is signed by the centre."""
     at = now()
     try:
         keys.own_key()

@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Month, Page, QueryArgs, WholeNumber
 from qcflow.indicators.models import COMPARISONS, HOSPITAL_LEVELS
-from qcflow.region.comparisons import MISSING, NOT_DUE, OVERDUE, SENT
+from qcflow.region.comparisons import STATUSES
 
 
 def _level(**kw):
@@ -45,7 +45,9 @@ class CentreStandingArgs(CentreMonthsArgs):
 
 class CentreCellOut(BaseSchema):
     month = fields.String(metadata={"example": "2026-03"})
-    status = Choice((SENT, MISSING, OVERDUE, NOT_DUE), example=SENT)
+    status = Choice(STATUSES, example="sent", metadata={
+        "description": "sent; missing (owed, not yet late); overdue; not_due (the month has not ended); "
+                       "not_expected (before the hospital's registration month)"})
     revision = WholeNumber(allow_none=True, metadata={"description": "The current version's number"})
     received_on = fields.Date(allow_none=True)
 
@@ -64,6 +66,7 @@ class CentreMonthCountOut(BaseSchema):
     missing = WholeNumber()
     overdue = WholeNumber()
     not_due = WholeNumber()
+    not_expected = WholeNumber(metadata={"description": "Hospitals registered after this month"})
 
 
 class CentreCompletenessOut(Page):
@@ -110,6 +113,9 @@ class CentreLevelOut(BaseSchema):
     level = fields.String()
     regional = fields.Nested(CentreRegionalOut)
     target = fields.Nested(CentreTargetOut, allow_none=True)
+    meeting = WholeNumber(metadata={"description": "Hospitals of `judged` that meet the target"})
+    judged = WholeNumber(metadata={"description": "Hospitals held against the target: a value and a target, and "
+                                                 "not a rate over fewer than k cases"})
     hospitals = fields.List(fields.Nested(CentreHospitalValueOut))
     limits = fields.List(fields.Nested(CentreLimitOut))
 
@@ -152,18 +158,21 @@ class CentreProfileOut(BaseSchema):
 
 
 class CentreStandingOwnOut(BaseSchema):
-    numerator = WholeNumber(allow_none=True)
-    denominator = WholeNumber(allow_none=True)
-    value = fields.Float(allow_none=True)
-    rank = WholeNumber(allow_none=True)
-    suppressed = fields.Boolean()
-    outside = fields.String(allow_none=True)
+    numerator = WholeNumber(allow_none=True, metadata={"description": "This hospital's own, exact"})
+    denominator = WholeNumber(allow_none=True, metadata={"description": "This hospital's own, exact"})
+    value = fields.Float(allow_none=True, metadata={"description": "This hospital's own value, always given to it"})
+    small = fields.Boolean(metadata={"description": "A rate over fewer than k cases: shown to this hospital only, "
+                                                    "not ranked"})
+    rank = WholeNumber(allow_none=True, metadata={"description": "Place among the `ranked` hospitals (1 = best by "
+                                                                "the indicator's direction); null when not ranked"})
+    outside = fields.String(allow_none=True, metadata={"description": "above or below the 99.8 % limits"})
 
 
 class CentrePeerOut(BaseSchema):
-    value = fields.Float(allow_none=True)
-    denominator = WholeNumber(allow_none=True)
-    suppressed = fields.Boolean()
+    value = fields.Float(allow_none=True, metadata={"description": "Rounded to 2 decimals; null when suppressed"})
+    denominator = WholeNumber(allow_none=True, metadata={"description": "Rounded to 2 significant figures; null "
+                                                                        "when suppressed or not a rate"})
+    suppressed = fields.Boolean(metadata={"description": "A rate over fewer than k cases"})
 
 
 class CentreStandingIndicatorOut(BaseSchema):
@@ -173,9 +182,9 @@ class CentreStandingIndicatorOut(BaseSchema):
 
 
 class CentreStandingRegionalOut(BaseSchema):
-    numerator = WholeNumber(allow_none=True)
-    denominator = WholeNumber(allow_none=True)
-    value = fields.Float(allow_none=True)
+    value = fields.Float(allow_none=True, metadata={
+        "description": "The level's regional value to 2 decimals; null with too few hospitals or fewer than k "
+                       "cases pooled"})
 
 
 class CentreStandingOut(BaseSchema):
@@ -183,14 +192,18 @@ class CentreStandingOut(BaseSchema):
 
     schema = fields.String(metadata={"example": "qcflow.region-standing/1"})
     indicator = fields.Nested(CentreStandingIndicatorOut)
-    from_ = fields.String(data_key="from")
-    to = fields.String()
+    from_ = fields.String(data_key="from", metadata={"description": "First month of a quarter (YYYY-MM)"})
+    to = fields.String(metadata={"description": "Last month of a quarter (YYYY-MM)"})
     level = fields.String()
-    peer_count = WholeNumber()
+    too_few_hospitals = fields.Boolean(metadata={
+        "description": "Fewer than 3 hospitals of the level have a value: no regional value, peers, rank or limits"})
     regional = fields.Nested(CentreStandingRegionalOut)
     own = fields.Nested(CentreStandingOwnOut)
-    peers = fields.List(fields.Nested(CentrePeerOut))
-    limits = fields.List(fields.Nested(CentreLimitOut))
+    ranked = WholeNumber(metadata={"description": "How many hospitals the ranking holds (this one included when "
+                                                 "ranked)"})
+    peers = fields.List(fields.Nested(CentrePeerOut), metadata={
+        "description": "The other hospitals of the level with a value, unnamed, by value then denominator"})
+    limits = fields.List(fields.Nested(CentreLimitOut), metadata={"description": "Rounded to 2 decimals"})
     target = fields.Nested(CentreTargetOut, allow_none=True)
     k = WholeNumber()
     generated_at = fields.String()

@@ -44,8 +44,8 @@ def _period(args: dict, errors: dict):
 @bp.get("")
 @allowed("centre_compare")
 def index():
-    """The centre's start: completeness of this year."""
-    return redirect(url_for("centre.completeness"))
+    """The centre's start: completeness of this year (the query, the language with it, carries over)."""
+    return redirect(url_for("centre.completeness", **request.args.to_dict()))
 
 
 @bp.get("/completeness")
@@ -90,8 +90,8 @@ def indicator(code):
     start, end = _period(args, errors)
     comparison = cmp.compare(entry.code, start, end, args.get("level"))
     language = current_language()
-    funnels = {level.level: evaluation.funnel_svg(level, entry.unit, title=entry.label(language), language=language)
-               for level in comparison.levels}
+    funnels = {level.level: evaluation.funnel_svg(level, entry.unit, title=entry.label(language), language=language,
+                                                  direction=entry.direction) for level in comparison.levels}
     trend = evaluation.trend_svg(cmp.regional_trend(entry.code, start, end), entry.unit,
                                  title=entry.label(language))
     return render_template("centre/indicator.html", comparison=comparison, entry=entry, funnels=funnels,

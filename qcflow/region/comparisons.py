@@ -33,8 +33,9 @@ ASCENDING = ("lower", "falling")
 #: A period asked for spans at most this many months.
 LONGEST_MONTHS = 120
 #: Completeness of one hospital's month: sent, owed but not yet late, late (after REGION_DUE_DAY of the next
-#: month), not yet due (the month has not ended).
-SENT, MISSING, OVERDUE, NOT_DUE = "sent", "missing", "overdue", "not_due"
+#: month), not yet due (the month has not ended), not expected (before the month the hospital was registered).
+SENT, MISSING, OVERDUE, NOT_DUE, NOT_EXPECTED = "sent", "missing", "overdue", "not_due", "not_expected"
+STATUSES = (SENT, MISSING, OVERDUE, NOT_DUE, NOT_EXPECTED)
 
 
 def small_cell_k() -> int:
@@ -102,6 +103,9 @@ class Sums:
 
     def value(self, unit: str) -> float | None:
         mean = self.total / self.valued if self.valued and self.total is not None else None
+        if unit in RATE_UNITS and self.denominator is None:
+            # A rate sent as a value only (five-year survival): the mean of the months.
+            return mean
         return _reported_value(unit, self.numerator, self.denominator, self.total, mean, self.lowest)
 
 
@@ -134,9 +138,9 @@ def hospital_sums(code: str, start: date, end: date) -> dict[int, Sums]:
 
 
 def pooled(unit: str, rows: list[Sums]) -> Sums:
-    """A level's regional figures from its hospitals' sums: rates pooled from the summed parts, times and ratios
-    the mean of every month sent, counts the mean of the hospitals' totals, a status done only if every month
-    is."""
+    """A level's regional figures from its hospitals' sums: rates pooled from the summed parts (a rate sent as a
+    value only: the mean of the hospitals' values, `valued` then counting hospitals), times and ratios the mean
+    of every month sent, counts the mean of the hospitals' totals, a status done only if every month is."""
     with_values = [r for r in rows if r.months]
     found = Sums(hospitals=len(with_values), months=sum(r.months for r in with_values),
                  valued=sum(r.valued for r in with_values))
@@ -148,10 +152,19 @@ def pooled(unit: str, rows: list[Sums]) -> Sums:
     if totals:
         found.total = sum(totals)
         found.lowest = min(r.lowest for r in with_values if r.lowest is not None)
+    if unit in RATE_UNITS and not parts:
+        # Rates sent as values only: the regional value is the mean of the hospitals' values (each the mean of
+        # its months), so a hospital's weight does not depend on how many months it sent.
+        means = [r.value(unit) for r in with_values if r.valued]
+        found.total, found.valued = (sum(means), len(means)) if means else (None, 0)
     return found
 
 
 def regional_value(unit: str, sums: Sums) -> float | None:
+    """A level's regional value as pages and documents show it: none for a rate pooled over fewer than k cases
+    (it would be made only of hidden cells)."""
+    if is_small(unit, sums, small_cell_k()):
+        return None
     if unit == "count":
         return sums.total / sums.hospitals if sums.hospitals and sums.total is not None else None
     return sums.value(unit)
@@ -274,8 +287,14 @@ class LevelComparison:
         return sum(1 for r in self.rows if r.rank is not None)
 
     @property
+    def judged(self) -> list[HospitalRow]:
+        """The hospitals whose value is held against the target: a value and a target, not under k cases (the
+        same hospitals in "X of Y meet the target")."""
+        return [r for r in self.rows if r.met is not None and not r.small]
+
+    @property
     def meeting(self) -> int:
-        return sum(1 for r in self.rows if r.met)
+        return sum(1 for r in self.judged if r.met)
 
 
 @dataclass
@@ -373,22 +392,20 @@ class IndicatorSummary:
 
 def indicator_summaries(start: date, end: date) -> list[IndicatorSummary]:
     """Every indicator of the catalogue with how many hospitals of each level sent it and the level's regional
-    value: one aggregate grouped by (code, level)."""
-    stmt = (sa.select(RegionValue.code, RegionHospital.level, *_sum_columns(),
-                      sa.func.count(sa.distinct(RegionValue.hospital_id)))
-            .join(RegionHospital, RegionHospital.id == RegionValue.hospital_id)
-            .where(_current(start, end)).group_by(RegionValue.code, RegionHospital.level))
-    sums: dict[tuple[str, str], Sums] = {}
-    for row in db.session.execute(stmt):
-        found = _sums(row[2:8])
-        found.hospitals = int(row[8])
-        sums[(row[0], row[1])] = found
+    value, pooled from each hospital's sums as the indicator's page does: one aggregate grouped by (code,
+    hospital)."""
+    by_code = sums_by_code(start, end)
+    levels_of = dict(db.session.execute(sa.select(RegionHospital.id, RegionHospital.level)).all())
     summaries = []
     for entry in catalogue.entries(include_local=False):
+        groups: dict[str, list[Sums]] = {}
+        for hospital_id, found in by_code.get(entry.code, {}).items():
+            groups.setdefault(levels_of.get(hospital_id), []).append(found)
         levels = {}
         for level in HOSPITAL_LEVELS:
-            found = sums.get((entry.code, level))
-            levels[level] = (found.hospitals, regional_value(entry.unit, found)) if found else (0, None)
+            group = groups.get(level) or []
+            regional = pooled(entry.unit, group)
+            levels[level] = (regional.hospitals, regional_value(entry.unit, regional)) if group else (0, None)
         summaries.append(IndicatorSummary(entry, levels))
     return summaries
 
@@ -466,6 +483,10 @@ class CompletenessRow:
     def owed(self) -> int:
         return sum(1 for c in self.cells.values() if c.status in (MISSING, OVERDUE))
 
+    def expected(self, months) -> int:
+        """How many of `months` the hospital owes or sent (not those before its registration)."""
+        return sum(1 for m in months if self.cells[m].status != NOT_EXPECTED)
+
 
 def due_on(month: date) -> date:
     """The day by which a month's values are due: REGION_DUE_DAY of the next month."""
@@ -473,9 +494,16 @@ def due_on(month: date) -> date:
     return following.replace(day=min(current_app.config["REGION_DUE_DAY"], periods.month_end(following).day))
 
 
-def status_of(month: date, sent: bool, today: date) -> str:
+def registered_month(hospital: RegionHospital) -> date:
+    """The month the hospital was registered at the centre (local time): its months are owed from this one on."""
+    return periods.month_start(local(hospital.created_at).date())
+
+
+def status_of(month: date, sent: bool, today: date, registered: date | None = None) -> str:
     if sent:
         return SENT
+    if registered is not None and month < registered:
+        return NOT_EXPECTED
     if month >= periods.month_start(today):
         return NOT_DUE
     return OVERDUE if today > due_on(month) else MISSING
@@ -484,7 +512,7 @@ def status_of(month: date, sent: bool, today: date) -> str:
 def completeness(year: int, today: date, *, level: str | None = None, region: str | None = None
                  ) -> tuple[list[date], list[CompletenessRow]]:
     """The active hospitals × the months of `year`: the current version and when it came, or owed, overdue, not
-    yet due."""
+    yet due, or not expected (before the hospital's registration month)."""
     months = [date(year, m, 1) for m in range(1, 13)]
     stmt = sa.select(RegionHospital).where(RegionHospital.is_active).order_by(RegionHospital.code)
     if level:
@@ -504,17 +532,16 @@ def completeness(year: int, today: date, *, level: str | None = None, region: st
             sent[(hospital_id, period)] = (revision, local(received_at).date())
     found = []
     for hospital in hospitals:
-        cells = {}
+        cells, registered = {}, registered_month(hospital)
         for month in months:
             got = sent.get((hospital.id, month_text(month)))
-            cells[month] = Cell(status_of(month, got is not None, today), *(got or (None, None)))
+            cells[month] = Cell(status_of(month, got is not None, today, registered), *(got or (None, None)))
         found.append(CompletenessRow(hospital, cells))
     return months, found
 
 
 def month_counts(months: list[date], rows: list[CompletenessRow]) -> dict[date, dict[str, int]]:
-    return {m: {status: sum(1 for r in rows if r.cells[m].status == status)
-                for status in (SENT, MISSING, OVERDUE, NOT_DUE)} for m in months}
+    return {m: {status: sum(1 for r in rows if r.cells[m].status == status) for status in STATUSES} for m in months}
 
 
 def regions() -> list[str]:
@@ -522,44 +549,100 @@ def regions() -> list[str]:
 
 
 def missing_hospitals(month: date) -> list[RegionHospital]:
-    """The active hospitals that have not sent `month`."""
+    """The active hospitals that have not sent `month`, among those registered by then (a month before a
+    hospital's registration month is not expected of it)."""
     sent = sa.select(RegionSubmission.hospital_id).where(
         RegionSubmission.kind == "month", RegionSubmission.period == month_text(month))
-    return list(db.session.scalars(sa.select(RegionHospital).where(
-        RegionHospital.is_active, RegionHospital.id.not_in(sent)).order_by(RegionHospital.code)))
+    hospitals = db.session.scalars(sa.select(RegionHospital).where(
+        RegionHospital.is_active, RegionHospital.id.not_in(sent)).order_by(RegionHospital.code))
+    return [h for h in hospitals if registered_month(h) <= month]
 
 
 # Where a hospital stands (the hospital's own view; the others unnamed) -------------------------------------------
 
 STANDING_SCHEMA = "qcflow.region-standing/1"
+#: A level with fewer hospitals with a value than this (the asking one included) gives no regional value, no
+#: peers, no rank and no funnel: with two, the other's figures follow from the regional ones.
+FEWEST_HOSPITALS = 3
+QUARTER_STARTS, QUARTER_ENDS = (1, 4, 7, 10), (3, 6, 9, 12)
+
+
+def check_quarters(start: date, end: date) -> None:
+    """A standing covers whole quarters only (a quarter, a half-year, a year, or several): two overlapping
+    periods that differ by a month would otherwise give that month's hidden figures by subtraction. 422 naming
+    `from` or `to` otherwise."""
+    errors = {}
+    if start.month not in QUARTER_STARTS:
+        errors["from"] = [_("Start with the first month of a quarter (January, April, July or October).")]
+    if end.month not in QUARTER_ENDS:
+        errors["to"] = [_("End with the last month of a quarter (March, June, September or December).")]
+    if errors:
+        raise Unprocessable(_("Choose whole quarters, half-years or years."), errors=errors)
+
+
+def two_figures(n: int | None) -> int | None:
+    """A count to two significant figures, halves up (2540 → 2500, 707 → 710, 12 → 12)."""
+    if n is None or n < 100:
+        return n
+    step = 10 ** (len(str(n)) - 2)
+    return (n + step // 2) // step * step
+
+
+def _two(value: float | None) -> float | None:
+    return round(value, 2) if value is not None else None
 
 
 def standing(hospital: RegionHospital, code: str, start: date, end: date, generated_at) -> dict:
-    """The hospital's place among the other hospitals of its level: no other hospital's code, name, region or
-    numerator; a peer's rate under k cases hidden; peers ordered by value, never by registration."""
+    """The hospital's place among the hospitals of its level. Its own figures are exact and always shown to it;
+    the others are unnamed and coarsened so that none of their figures can be worked back: values to 2 decimals,
+    denominators to 2 significant figures, no numerators, no regional numerator or denominator; a peer under k
+    cases has neither and is left out of the regional value and the funnel's limits given here; with fewer than
+    FEWEST_HOSPITALS hospitals with a value nothing about the others is given.
+    Peers are ordered by value, then rounded denominator, never by registration."""
+    check_quarters(start, end)
     comparison = compare(code, start, end, level=hospital.level)
     level = comparison.levels[0]
     entry, k = comparison.entry, small_cell_k()
-    own = next(r for r in level.rows if r.hospital.id == hospital.id)
-    peers = []
-    for row in level.rows:
-        if row.hospital.id == hospital.id:
-            continue
-        if row.small:
-            peers.append({"value": None, "denominator": None, "suppressed": True})
-        else:
-            peers.append({"value": _round(row.value), "denominator": row.denominator, "suppressed": False})
-    peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
+    own = next((r for r in level.rows if r.hospital.id == hospital.id), None)
+    own = own or HospitalRow(hospital, Sums(), None)
+    valued = [r for r in level.rows if r.value is not None]
+    too_few = len(valued) < FEWEST_HOSPITALS
+    peers, regional, limits, rank, ranked, outside_ = [], None, [], None, 0, None
+    if not too_few:
+        for row in valued:
+            if row.hospital.id == hospital.id:
+                continue
+            if row.small:
+                peers.append({"value": None, "denominator": None, "suppressed": True})
+            else:
+                peers.append({"value": _two(row.value), "denominator": two_figures(row.denominator),
+                              "suppressed": False})
+        peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
+        # The regional value and the funnel given to a hospital pool only the hospitals shown (at least k cases):
+        # a hidden hospital's figures would otherwise be the regional ones less the others'.
+        shown = [r for r in valued if not r.small]
+        if len(shown) >= FEWEST_HOSPITALS:
+            pool = pooled(entry.unit, [r.sums for r in shown])
+            proportion = (pool.numerator / pool.denominator if entry.unit in RATE_UNITS and pool.denominator
+                          and pool.numerator is not None else None)
+            regional = _two(regional_value(entry.unit, pool))
+            largest = max((r.denominator or 0 for r in valued), default=0)
+            limits = [{"denominator": lim.denominator, **{name: round(getattr(lim, name), 2) for name in (
+                "lower95", "upper95", "lower998", "upper998")}} for lim in funnel_limits(entry.unit, proportion,
+                                                                                          largest)]
+            outside_ = outside(entry.unit, proportion, own.numerator, own.denominator)
+        rank, ranked = own.rank, level.ranked
     return {
         "schema": STANDING_SCHEMA,
         "indicator": {"code": entry.code, "unit": entry.unit, "direction": entry.direction},
-        "from": month_text(start), "to": month_text(end), "level": hospital.level, "peer_count": len(peers),
-        "regional": {"numerator": level.regional.numerator, "denominator": level.regional.denominator,
-                     "value": _round(level.regional_value)},
+        "from": month_text(start), "to": month_text(end), "level": hospital.level,
+        "too_few_hospitals": too_few,
+        "regional": {"value": regional},
         "own": {"numerator": own.numerator, "denominator": own.denominator, "value": _round(own.value),
-                "rank": own.rank, "suppressed": own.small, "outside": own.outside},
+                "small": own.small, "rank": rank, "outside": outside_},
+        "ranked": ranked,
         "peers": peers,
-        "limits": [limit.as_dict() for limit in level.limits],
+        "limits": limits,
         "target": ({"comparison": level.target.comparison, "value": level.target.value}
                    if level.target is not None else None),
         "k": k,

@@ -19,6 +19,10 @@ from qcflow.region.models import RegionHospital
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LEVEL_COLOURS = {"tertiary": "#1f5f99", "secondary": "#b35c00"}
 FONT = '"Noto Sans CJK SC", "WenQuanYi Zen Hei", sans-serif'
+#: The evaluation lists the best and the worst LIST_LENGTH hospitals of a level (all of them when 2 × that or fewer).
+LIST_LENGTH = 5
+#: Funnel dots outside the 99.8 % limits: on the better side by the indicator's direction, or the worse.
+BETTER, WORSE = "#1e8e3e", "#b3261e"
 
 
 def format_value(value: float | None, unit: str) -> str:
@@ -64,11 +68,21 @@ def chart_frame(box: tuple[int, int, int, int, int, int], title: str, kind: str,
     return parts
 
 
-def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", language: str = "zh") -> Markup:
+def better_side(outside: str | None, direction: str) -> bool | None:
+    """Whether a dot outside the limits ("above"/"below") is on the better side by the indicator's direction
+    (None inside the limits or without a direction)."""
+    if not outside or direction not in cmp.DESCENDING + cmp.ASCENDING:
+        return None
+    return (outside == "above") == (direction in cmp.DESCENDING)
+
+
+def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", language: str = "zh",
+               direction: str = "") -> Markup:
     """The funnel plot of one level: x the denominator, y the rate; the pooled rate and its 95 % and 99.8 %
-    limits; hospitals outside 99.8 % in red (each point's title names the hospital)."""
-    width, height, left, right, top, bottom = 640, 360, 58, 16, 28, 44
-    rows = [r for r in level.rows if r.value is not None and r.denominator]
+    limits; hospitals outside 99.8 % in green on the better side (by `direction`) and red on the worse (each
+    point's title names the hospital). A rate over fewer than k cases is left out."""
+    width, height, left, right, top, bottom = 640, 376, 58, 16, 44, 44
+    rows = [r for r in level.rows if r.value is not None and r.denominator and not r.small]
     if level.proportion is None or not rows:
         return Markup("")
     largest = max(r.denominator for r in rows) * 1.1 + 1  # where the limits' grid ends (funnel_limits)
@@ -106,7 +120,9 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
                                     ("upper998", "#b3261e", "2 2"), ("lower998", "#b3261e", "2 2")):
         parts.append(polyline(inside((lim.denominator, getattr(lim, attribute)) for lim in limits), colour, dash))
     for row in rows:
-        colour = "#b3261e" if row.outside else LEVEL_COLOURS.get(level.level, "#1f5f99")
+        better = better_side(row.outside, direction)
+        colour = (LEVEL_COLOURS.get(level.level, "#1f5f99") if not row.outside
+                  else BETTER if better else WORSE if better is False else "#555")
         tip = f"{row.hospital.label(language)} {format_value(row.value, unit)} (n={row.denominator})"
         parts.append(f'<circle cx="{x(row.denominator):.1f}" cy="{y(row.value):.1f}" r="4" fill="{colour}" '
                      f'fill-opacity="0.8" data-outside="{row.outside or ""}"><title>{escape(tip)}</title></circle>')
@@ -116,6 +132,13 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
         at = left + i * 150
         parts.append(polyline([(at, 14), (at + 22, 14)], colour, dash))
         parts.append(f'<text x="{at + 26}" y="18" fill="#222">{escape(text)}</text>')
+    if direction in cmp.DESCENDING + cmp.ASCENDING:
+        for i, (text, colour) in enumerate(((_("Better than the limits"), BETTER), (_("Worse than the limits"),
+                                                                                  WORSE))):
+            at = left + i * 150
+            parts.append(f'<circle cx="{at + 11}" cy="30" r="4" fill="{colour}"/>'
+                         f'<text x="{at + 26}" y="34" fill="#222" class="legend-{("better", "worse")[i]}">'
+                         f'{escape(text)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -162,12 +185,22 @@ def trend_svg(trend: dict[str, list[tuple[date, float | None]]], unit: str, *, t
 
 # The province table -----------------------------------------------------------------------------------------
 
+def unit_suffix(unit: str) -> str:
+    """The unit after an indicator's name in a table header: （%）, （‰）, （分钟）; none for counts and statuses."""
+    sign = {"percent": "%", "permille": "‰"}.get(unit)
+    if sign is None and unit in ("minutes", "hours", "per100", "ratio"):
+        sign = label("ind_unit", unit)
+    return f"（{sign}）" if sign else ""
+
+
 def _published(unit: str, sums: cmp.Sums, value: float | None, k: int):
-    """A cell of a published table: the value, or "<k" for a rate over fewer than k cases."""
+    """A cell of a published table: the value, "<k" for a rate over fewer than k cases, a status in words."""
     if value is None:
         return None
     if unit in cmp.RATE_UNITS and sums.denominator is not None and sums.denominator < k:
         return f"<{k}"
+    if unit == "status":
+        return _("Done") if value >= 1 else _("Not done")
     return round(value, 4)
 
 
@@ -193,12 +226,14 @@ def province_xlsx(start: date, end: date, hospitals: list[RegionHospital], langu
                         end=cmp.month_text(end)), workbook.add_format({"bold": True, "font_size": 13}))
     lead = [_("Hospital code"), _("Hospital"), _("Level"), _("Ownership"), _("Region")]
     header = 2
-    sheet.write_row(header, 0, lead + [e.label(language) for e in entries], bold)
-    sheet.write_row(header + 1, 0, [_("Indicator code"), "", "", "", ""] + [e.code for e in entries], plain)
-    row = header + 2
+    sheet.write(1, 0, _("“<%(k)d”: a rate over fewer than %(k)d cases, not shown so that no patient can be "
+                        "recognised.", k=k), plain)
+    sheet.write_row(header, 0, lead + [e.label(language) + unit_suffix(e.unit) for e in entries], bold)
+    row = header + 1
     for level in HOSPITAL_LEVELS:
         targets = catalogue.targets(end.year, level)
-        cells = [f"{label('ind_comparison', t.comparison)}{t.value:g}" if (t := targets.get(e.code)) else ""
+        cells = [f"{label('ind_comparison', t.comparison)}{format_value(t.value, e.unit)}" if (t := targets.get(e.code))
+                 else ""
                  for e in entries]
         sheet.write_row(row, 0, [_("Target: %(level)s", level=label("ind_level", level)), "", "", "", ""] + cells,
                         plain)
@@ -223,7 +258,7 @@ def province_xlsx(start: date, end: date, hospitals: list[RegionHospital], langu
             group = [s for hid, s in sums[e.code].items() if hid in ids]
             value = cmp.regional_value(e.unit, cmp.pooled(e.unit, group)) if group else None
             if value is not None:
-                sheet.write(row, column, round(value, 4))
+                sheet.write(row, column, _published(e.unit, cmp.Sums(), value, k))
         row += 1
     sheet.set_column(0, 0, 16)
     sheet.set_column(1, 1, 24)
@@ -237,14 +272,14 @@ def province_xlsx(start: date, end: date, hospitals: list[RegionHospital], langu
 
 def evaluation_context(year: int, half: int, now: datetime) -> dict:
     """What the evaluation shows: the half-year's completeness and, per indicator sent, each level's regional
-    value, how many hospitals meet the target, the funnel plot and the best and worst five (rates over fewer
-    than k cases are left out of those lists)."""
+    value, how many hospitals meet the target, the funnel plot and the best and worst five, or the whole ranking
+    with ten hospitals or fewer (rates over fewer than k cases are left out of those lists and the funnel)."""
     from qcflow.indicators import catalogue
 
     start, end = cmp.half_year(year, half)
     months, rows = cmp.completeness(year, local(now).date())
     months = [m for m in months if start <= m <= end]
-    completeness = [(row.hospital, sum(1 for m in months if row.cells[m].status == cmp.SENT),
+    completeness = [(row.hospital, sum(1 for m in months if row.cells[m].status == cmp.SENT), row.expected(months),
                      sum(1 for m in months if row.cells[m].status == cmp.OVERDUE)) for row in rows]
     sent_codes = set(cmp.sums_by_code(start, end))
     sections = []
@@ -255,8 +290,13 @@ def evaluation_context(year: int, half: int, now: datetime) -> dict:
         levels = []
         for level in comparison.levels:
             ranked = [r for r in level.rows if r.rank is not None and not r.small]
-            levels.append({"level": level, "best": ranked[:5], "worst": list(reversed(ranked[-5:])) if ranked else [],
-                           "funnel": funnel_svg(level, entry.unit, title=entry.label("zh"))})
+            # Ten hospitals or fewer: one list (the best and the worst five would name the same hospitals).
+            whole = len(ranked) <= 2 * LIST_LENGTH
+            levels.append({"level": level, "ranking": ranked if whole else [],
+                           "best": [] if whole else ranked[:LIST_LENGTH],
+                           "worst": [] if whole else list(reversed(ranked[-LIST_LENGTH:])),
+                           "funnel": funnel_svg(level, entry.unit, title=entry.label("zh"),
+                                                direction=entry.direction)})
         sections.append({"entry": entry, "levels": levels})
     return {"year": year, "half": half, "start": start, "end": end, "months": months,
             "completeness": completeness, "sections": sections, "printed_at": now, "k": cmp.small_cell_k()}

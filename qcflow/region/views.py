@@ -2,6 +2,8 @@
 stands among its peers."""
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup, escape
@@ -13,7 +15,7 @@ from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import month_start, parse_month
 from qcflow.core.time import now, today
 from qcflow.indicators import catalogue, queries
-from qcflow.region import evaluation, outbox
+from qcflow.region import comparisons, evaluation, outbox
 from qcflow.region.installation import only_on
 from qcflow.region.models import OUTBOX_STATES
 from qcflow.region.schemas import OutboxActionIn, OutboxListArgs, StandingArgs
@@ -136,6 +138,11 @@ def standing():
         errors["from"] = [_("The first month comes after the last.")]
     if last > month_start(today(at)):
         errors["to"] = [_("This month is in the future.")]
+    try:
+        comparisons.check_quarters(first, last)
+    except Unprocessable as error:
+        for field_name, messages in error.errors.items():
+            errors.setdefault(field_name, []).extend(messages)
     data = problem = None
     if code and not errors:
         try:
@@ -146,13 +153,23 @@ def standing():
     return render_template(
         "region/standing.html", entries=sorted(entries, key=lambda e: e.label(current_language())), code=code,
         entry=entry, first=first, last=last, errors=errors, data=data, problem=problem,
-        chart=funnel_svg(data, entry.unit if entry else "") if data else None, met=_met(data),
+        starts=_quarter_months(at, comparisons.QUARTER_STARTS), ends=_quarter_months(at, comparisons.QUARTER_ENDS),
+        chart=funnel_svg(data, entry.unit if entry else "") if data and not data.get("too_few_hospitals") else None,
+        met=_met(data),
         missing=outbox.missing_settings(), fixes=FIXES), 422 if errors else 200
+
+
+def _quarter_months(at, months: tuple[int, ...], years: int = 5) -> list:
+    """The months the standing form offers as a period's first (or last) month: quarters' first (or last) months
+    of the last `years` years up to this month, newest first (the centre answers whole quarters only)."""
+    this = month_start(today(at))
+    return [date(year, month, 1) for year in range(this.year, this.year - years, -1) for month in reversed(months)
+            if date(year, month, 1) <= this]
 
 
 def _met(data: dict | None) -> bool | None:
     """Whether this hospital's value meets the target the centre gave (None: no target or no value shown)."""
-    if not data or not data.get("target") or (data.get("own") or {}).get("suppressed"):
+    if not data or not data.get("target"):
         return None
     target, value = data["target"], (data.get("own") or {}).get("value")
     if target.get("comparison") not in queries.COMPARE or not all(
@@ -173,14 +190,15 @@ def funnel_svg(data: dict, unit: str) -> Markup:
     has_parts = any(p.get("denominator") for p in peers) or own.get("denominator")
     points = [(p.get("denominator") if has_parts else i + 1, p["value"]) for i, p in enumerate(peers)]
     own_point = None
-    if own.get("value") is not None and not own.get("suppressed"):
+    if own.get("value") is not None:
         own_point = (own.get("denominator") if has_parts else len(peers) + 1, own["value"])
     xs = [x or 0 for x in [x for x, _y in points] + ([own_point[0]] if own_point else [])
           + [lim["denominator"] for lim in limits]]
     ys = [y for _x, y in points] + ([own_point[1]] if own_point else []) + [
         v for lim in limits for v in (lim.get("lower998"), lim.get("upper998")) if v is not None] + (
         [regional] if regional is not None else [])
-    x_max = max(xs or [1]) or 1
+    # Padded so that the rightmost dot is drawn whole.
+    x_max = (max(xs or [1]) or 1) * 1.06
     y_min, y_max = min(ys or [0]), max(ys or [1])
     if y_max == y_min:
         y_min, y_max = y_min - 1, y_max + 1
@@ -203,7 +221,7 @@ def funnel_svg(data: dict, unit: str) -> Markup:
         parts.append(evaluation.polyline([(px(lim["denominator"]), py(lim[name])) for lim in limits
                                            if lim.get(name) is not None], colour, dash))
     if regional is not None:
-        parts.append(evaluation.polyline([(left, py(regional)), (width - right, py(regional))], "#222"))
+        parts.append(evaluation.polyline([(left, py(regional)), (width - right, py(regional))], "#1a73e8"))
     for x, y in points:
         parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="#9aa0a6"/>')
     if own_point:

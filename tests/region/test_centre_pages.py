@@ -142,3 +142,81 @@ def test_a_status_reads_as_done_only_if_every_month_is(fixture, factory, clients
     secondary = html.split('id="level-secondary"')[1]
     tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
     assert "Not done" in secondary and "Done" in tertiary and "Not done" not in tertiary
+
+
+# Findings of the review ---------------------------------------------------------------------------------------------
+
+def test_x_of_y_meeting_the_target_counts_the_same_hospitals_on_the_page_and_the_api(fixture, factory, clients):
+    from datetime import date
+
+    factory.month(factory.hospital("T3", "tertiary"), date(2026, 3, 1), {RATE: (3, 3)})  # met, but 3 cases < k
+    factory.db.session.commit()
+    client = clients("centre")
+    html = client.get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
+    assert "1 of 2 hospitals meet it" in visible(tertiary)
+    body = client.get(f"/api/v1/centre/indicators/{RATE}?{PERIOD}").get_json()
+    level = next(lv for lv in body["levels"] if lv["level"] == "tertiary")
+    assert (level["meeting"], level["judged"]) == (1, 2)
+
+
+def test_a_regional_value_of_one_small_hospital_is_hidden_on_the_page(fixture, clients):
+    html = clients("centre").get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    secondary = html.split('id="level-secondary"')[1]
+    regional = secondary.split('class="regional-value">')[1].split("</p>")[0]
+    assert "75.00%" not in regional and "3/4" not in regional
+
+
+def test_funnel_dots_on_the_better_side_are_green_and_small_rates_are_left_out(factory, clients):
+    from datetime import date
+
+    for code, parts in (("A", (95, 100)), ("B", (40, 100)), ("C", (60, 100)), ("D", (2, 2))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 3, 1), {RATE: parts})
+    factory.db.session.commit()
+    html = clients("centre").get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    svg = html.split('id="level-tertiary"')[1].split("</svg>")[0]
+    dots = dict((outside, fill) for fill, outside in __import__("re").findall(
+        r'<circle[^>]*fill="([^"]+)"[^>]*data-outside="([^"]*)"', svg))
+    assert dots["above"] == "#1e8e3e" and dots["below"] == "#b3261e"  # higher is better: A green, B red
+    assert svg.count("data-outside=") == 3  # D (2 cases) is not drawn
+    assert "Better than the limits" in svg and "Worse than the limits" in svg
+
+
+def test_every_chart_scrolls_sideways_in_one_box(fixture, clients):
+    from pathlib import Path
+
+    html = clients("centre").get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    assert html.count("<svg") == html.count('<div class="chart-scroll"><svg') >= 2
+    css = Path(__file__).resolve().parents[2].joinpath("qcflow/static/css/app.css").read_text()
+    assert ".chart-scroll { overflow-x:auto;" in css and "min-width:560px" in css
+
+
+def test_the_centre_start_keeps_the_language(fixture, clients):
+    response = clients("centre").get("/centre?lang=en")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/centre/completeness?lang=en")
+
+
+def test_a_hospital_registered_now_owes_no_earlier_month_on_the_page_and_api(fixture, factory, clients):
+    from tests.region.test_comparisons import AT
+
+    factory.hospital("NEW", "tertiary", registered=AT, name="新医院")
+    factory.db.session.commit()
+    client = clients("centre")
+    html = client.get("/centre/completeness?year=2026&lang=en").get_data(as_text=True)
+    row = html.split("Hospital NEW")[1].split("</tr>")[0]
+    before = row.split('data-label="2026-08"')[0]  # registered on 5 August 2026
+    assert before.count("Not expected (before registration)") == 7 and "Overdue" not in before
+    body = client.get("/api/v1/centre/completeness?year=2026").get_json()
+    new = next(h for h in body["items"] if h["code"] == "NEW")
+    assert {m["status"] for m in new["months"][:7]} == {"not_expected"}
+    assert next(c for c in body["counts"] if c["month"] == "2026-01")["not_expected"] == 1
+
+
+def test_a_profile_with_nothing_received_says_so_and_targets_carry_their_unit(fixture, factory, clients):
+    factory.hospital("EMPTY", "tertiary")
+    factory.db.session.commit()
+    client = clients("centre")
+    empty = client.get(f"/centre/profile/EMPTY?{PERIOD}").get_data(as_text=True)
+    assert 'id="nothing-received"' in empty and "尚未收到" in visible(empty) and 'id="profile"' not in empty
+    full = client.get(f"/centre/profile/T2?{PERIOD}&lang=en").get_data(as_text=True)
+    assert "≥85.00%" in visible(full)

@@ -11,6 +11,8 @@ from qcflow.region import protocol
 RATE, TIME = "stemi_reperfusion_rate", "emergency_response_time_mean"
 START, END = date(2026, 1, 1), date(2026, 6, 1)
 AT = datetime(2026, 8, 5, 2, 0, tzinfo=timezone.utc)
+#: When the fixture's hospitals were registered (before every month the tests ask of them).
+REGISTERED = datetime(2025, 1, 10, 2, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
@@ -36,13 +38,13 @@ class Factory:
         self.db = db
         self.keys = {}
 
-    def hospital(self, code, level, *, region="郑州", ownership="public", name=None, active=True):
+    def hospital(self, code, level, *, region="郑州", ownership="public", name=None, active=True, registered=None):
         from qcflow.region.models import RegionHospital
 
         key = protocol.generate_key()
         row = RegionHospital(code=code, name=name or f"{code}医院", name_en=f"Hospital {code}", level=level,
                              ownership=ownership, region=region, public_key=protocol.public_key_text(key),
-                             is_active=active, created_at=AT, updated_at=AT, updated_by="test")
+                             is_active=active, created_at=registered or REGISTERED, updated_at=AT, updated_by="test")
         self.db.session.add(row)
         self.db.session.flush()
         self.keys[code] = key
@@ -130,7 +132,8 @@ def test_levels_are_compared_apart_and_a_small_cell_is_flagged(fixture):
     assert [r.hospital.code for r in secondary.rows] == ["S1"]
     assert secondary.rows[0].value == pytest.approx(75.0) and secondary.rows[0].small  # 4 cases < k = 5
     assert secondary.rows[0].rank is None  # a rate over so few cases is not ranked
-    assert secondary.regional_value == pytest.approx(75.0)
+    # The level's regional value would be S1's hidden cell itself (4 cases pooled < k): not shown.
+    assert secondary.regional_value is None
 
 
 def test_ranks_share_a_place_on_a_tie():
@@ -180,7 +183,8 @@ def test_completeness_grid_and_overdue(factory, centre_app):
     assert grid["T2"][date(2026, 7, 1)].status == "missing"
     assert grid["T2"][date(2026, 8, 1)].status == "not_due"
     counts = comparisons.month_counts(months, rows)
-    assert counts[date(2026, 6, 1)] == {"sent": 1, "missing": 0, "overdue": 1, "not_due": 0}
+    assert counts[date(2026, 6, 1)] == {"sent": 1, "missing": 0, "overdue": 1, "not_due": 0,
+                                         "not_expected": 0}
     _months, secondary = comparisons.completeness(2026, today, level="secondary")
     assert secondary == []
 
@@ -261,3 +265,74 @@ def test_periods_default_to_the_last_complete_half_year_and_refuse_the_future():
     with pytest.raises(Unprocessable) as refused:
         check_months(date(2026, 5, 1), date(2026, 2, 1), date(2026, 8, 5))
     assert "from" in refused.value.errors
+
+
+# Findings of the review: counts, values and months -----------------------------------------------------------------
+
+def test_meeting_the_target_is_counted_over_the_same_hospitals(fixture, factory):
+    """A small hospital (not ranked) was counted in X but not in Y: "2 of 2" with one of the two not meeting it,
+    "1 of 0" at a level of small hospitals only."""
+    from qcflow.region import comparisons
+
+    factory.month(factory.hospital("T3", "tertiary"), date(2026, 3, 1), {RATE: (3, 3)})  # 100 %, 3 cases < k
+    factory.month(factory.hospital("S2", "secondary"), date(2026, 3, 1), {RATE: (4, 4)})
+    factory.db.session.commit()
+    comparison = comparisons.compare(RATE, START, END)
+    tertiary, secondary = comparison.level("tertiary"), comparison.level("secondary")
+    assert (tertiary.meeting, len(tertiary.judged)) == (1, 2)  # T1 meets it, T2 does not; T3 too small
+    assert (secondary.meeting, len(secondary.judged)) == (0, 0)
+
+
+SURVIVAL = "cancer_5y_survival"
+
+
+def test_a_rate_sent_as_a_value_only_is_the_mean_of_months_then_of_hospitals(factory):
+    """Five-year survival comes as a percentage without its parts: it was shown as "—" with no regional value."""
+    from qcflow.region import comparisons
+
+    t1, t2 = factory.hospital("T1", "tertiary"), factory.hospital("T2", "tertiary")
+    factory.month(t1, date(2026, 1, 1), {SURVIVAL: 60.0})
+    factory.month(t1, date(2026, 2, 1), {SURVIVAL: 70.0})
+    factory.month(t2, date(2026, 1, 1), {SURVIVAL: 50.0})
+    factory.db.session.commit()
+    level = comparisons.compare(SURVIVAL, START, END, level="tertiary").level("tertiary")
+    rows = {r.hospital.code: r for r in level.rows}
+    assert rows["T1"].value == pytest.approx(65.0) and rows["T2"].value == pytest.approx(50.0)
+    assert (rows["T1"].rank, rows["T2"].rank) == (1, 2) and not rows["T1"].small
+    # The mean of the hospitals (65 + 50) / 2, not of the months (60 + 70 + 50) / 3.
+    assert level.regional_value == pytest.approx(57.5) and level.limits == []
+    summary = next(s for s in comparisons.indicator_summaries(START, END) if s.entry.code == SURVIVAL)
+    assert summary.levels["tertiary"] == (2, pytest.approx(57.5))
+    profile = {r.entry.code: r for r in comparisons.profile(t2, START, END)}
+    assert profile[SURVIVAL].value == pytest.approx(50.0) and profile[SURVIVAL].regional_value == pytest.approx(57.5)
+
+
+def test_a_regional_value_made_only_of_hidden_cells_is_not_shown(factory):
+    from qcflow.region import comparisons
+
+    factory.month(factory.hospital("S1", "secondary"), date(2026, 1, 1), {RATE: (3, 4)})
+    factory.db.session.commit()
+    assert comparisons.compare(RATE, START, END).level("secondary").regional_value is None
+    summary = next(s for s in comparisons.indicator_summaries(START, END) if s.entry.code == RATE)
+    assert summary.levels["secondary"] == (1, None)
+    assert comparisons.regional_trend(RATE, START, END)["secondary"][0] == (date(2026, 1, 1), None)
+
+
+def test_months_before_a_hospitals_registration_are_not_expected(factory):
+    """Registered on 5 August: January to July are neither overdue nor missing, nor in the reminder."""
+    from qcflow.region import comparisons
+
+    factory.hospital("OLD", "tertiary")
+    factory.hospital("NEW", "tertiary", registered=AT)
+    factory.db.session.commit()
+    months, rows = comparisons.completeness(2026, date(2026, 8, 20))
+    grid = {r.hospital.code: r.cells for r in rows}
+    assert {grid["NEW"][date(2026, m, 1)].status for m in range(1, 8)} == {"not_expected"}
+    assert grid["NEW"][date(2026, 8, 1)].status == "not_due"
+    assert grid["OLD"][date(2026, 6, 1)].status == "overdue"
+    new = next(r for r in rows if r.hospital.code == "NEW")
+    assert new.owed == 0 and new.expected(months[:6]) == 0
+    counts = comparisons.month_counts(months, rows)
+    assert counts[date(2026, 6, 1)]["overdue"] == 1 and counts[date(2026, 6, 1)]["not_expected"] == 1
+    assert [h.code for h in comparisons.missing_hospitals(date(2026, 7, 1))] == ["OLD"]
+    assert [h.code for h in comparisons.missing_hospitals(date(2026, 8, 1))] == ["NEW", "OLD"]

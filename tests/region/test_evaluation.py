@@ -43,8 +43,12 @@ def test_the_province_table_has_a_row_per_hospital_targets_and_regional_values(f
     response = clients("centre").get("/centre/province.xlsx?from=2026-01&to=2026-06")
     assert response.status_code == 200 and response.mimetype.endswith("spreadsheetml.sheet")
     rows = sheet_rows(response.data)
-    codes_row = next(r for r in rows if r and r[0] == "指标代码")
-    rate, time = codes_row.index(RATE), codes_row.index(TIME)
+    header = next(r for r in rows if r and r[0] == "医院代码")
+    rate = header.index("急性ST段抬高型心肌梗死再灌注治疗率（%）")
+    time = next(i for i, name in enumerate(header) if name and name.startswith("平均急救响应时间（"))
+    # No indicator codes shown as values; one note row explains "<5".
+    assert not any(RATE in row or TIME in row for row in rows)
+    assert sum(1 for r in rows if r and "<5" in str(r[0]) and "5" in str(r[0])) == 1
     by_code = {r[0]: r for r in rows if r and r[0] in ("T1", "T2", "S1")}
     assert set(by_code) == {"T1", "T2", "S1"}
     assert by_code["T1"][:5] == ["T1", "T1医院", "三级医院", "公立", "郑州"]
@@ -52,9 +56,11 @@ def test_the_province_table_has_a_row_per_hospital_targets_and_regional_values(f
     assert by_code["T2"][time] == pytest.approx(10.0)
     assert by_code["S1"][rate] == "<5"  # 4 cases: a small cell
     targets = [r for r in rows if r and str(r[0]).startswith("目标值")]
-    assert len(targets) == 2 and targets[0][rate] == "≥85"
+    assert len(targets) == 2 and targets[0][rate] == "≥85.00%"
     regional = [r for r in rows if r and str(r[0]).startswith("区域值")]
     assert len(regional) == 2 and regional[0][rate] == pytest.approx(70.0)
+    # The secondary level's regional value would be S1's hidden cell (4 cases): left empty beside its "<5".
+    assert len(regional[1]) <= rate or regional[1][rate] is None
 
 
 def test_the_province_table_refuses_a_bad_period(fixture, clients):
@@ -75,7 +81,9 @@ def test_the_six_monthly_evaluation_is_a_chinese_pdf(fixture, clients, tmp_path)
     text = pdf_text(response.data, tmp_path)
     assert "医疗质量指标半年评价报告" in text
     assert "半年报送完整性" in text and "急性ST段抬高型心肌梗死再灌注治疗率" in text
-    assert "T1医院" in text and "最好的五家" in text
+    assert "T1医院" in text and "2026 年上半年" in text and "第 1 个半年" not in text
+    # Two hospitals: one ranking, not the same two as the best five and as the worst five.
+    assert "最好的五家" not in text and "最差的五家" not in text
 
 
 def test_the_evaluation_refuses_a_half_year_not_yet_ended(fixture, clients):
@@ -90,3 +98,28 @@ def test_the_documents_are_rate_limited_like_the_other_exports(fixture, clients,
     assert client.get("/centre/province.xlsx?from=2026-01&to=2026-06").status_code == 429
     assert client.get("/centre/evaluation.pdf?year=2026&half=1").status_code == 200
     assert client.get("/centre/evaluation.pdf?year=2026&half=1").status_code == 429
+
+
+def test_the_province_table_shows_statuses_in_words(fixture, factory, clients):
+    from datetime import date
+
+    factory.month(fixture["T1"], date(2026, 3, 1), {"annual_work_plan_status": 1.0})
+    factory.month(fixture["T2"], date(2026, 3, 1), {"annual_work_plan_status": 0.0})
+    factory.db.session.commit()
+    rows = sheet_rows(clients("centre").get("/centre/province.xlsx?from=2026-01&to=2026-06").data)
+    header = next(r for r in rows if r and r[0] == "医院代码")
+    column = next(i for i, name in enumerate(header) if name and name.startswith("年度工作方案制定情况"))
+    by_code = {r[0]: r for r in rows if r and r[0] in ("T1", "T2")}
+    assert (by_code["T1"][column], by_code["T2"][column]) == ("已完成", "未完成")
+
+
+def test_the_evaluation_counts_months_from_registration_and_lists_all_of_a_small_level(fixture, factory, clients,
+                                                                                       tmp_path):
+    from datetime import datetime, timezone
+
+    factory.hospital("NEW", "tertiary", registered=datetime(2026, 5, 20, tzinfo=timezone.utc), name="新医院")
+    factory.db.session.commit()
+    text = pdf_text(clients("centre").get("/centre/evaluation.pdf?year=2026&half=1").data, tmp_path)
+    new_line = next(line for line in text.splitlines() if "新医院" in line)
+    assert "0/2" in new_line  # May and June expected, none sent; January to April not counted as missing
+    assert "排名" in text

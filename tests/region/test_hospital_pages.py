@@ -162,12 +162,13 @@ def test_the_api_lists_filters_shows_and_acts_on_submissions(ctx, centre, client
 def standing_answer(**own) -> dict:
     return {"schema": "qcflow.region-standing/1",
             "indicator": {"code": PAIN, "unit": "percent", "direction": "higher"},
-            "from": "2026-01", "to": "2026-06", "level": "tertiary", "peer_count": 5,
-            "regional": {"numerator": 900, "denominator": 1000, "value": 90.0},
-            "own": {"numerator": 171, "denominator": 180, "value": 95.0, "rank": 2, "suppressed": False,
+            "from": "2026-01", "to": "2026-06", "level": "tertiary", "too_few_hospitals": False,
+            "regional": {"value": 90.0}, "ranked": 5,
+            "own": {"numerator": 171, "denominator": 180, "value": 95.0, "rank": 2, "small": False,
                     "outside": None, **own},
             "peers": [{"value": v, "denominator": d, "suppressed": False}
-                      for v, d in ((97.0, 200), (91.0, 220), (85.0, 150), (80.0, 250))],
+                      for v, d in ((97.0, 200), (91.0, 220), (85.0, 150), (80.0, 250))]
+                     + [{"value": None, "denominator": None, "suppressed": True}],
             "limits": [{"denominator": d, "lower95": 90 - 60 / d ** 0.5, "upper95": 90 + 60 / d ** 0.5,
                         "lower998": 90 - 90 / d ** 0.5, "upper998": 90 + 90 / d ** 0.5} for d in (50, 100, 200, 300)],
             "target": {"comparison": "ge", "value": 90.0}, "k": 5, "generated_at": "2026-07-02T01:00:00Z"}
@@ -181,7 +182,7 @@ def test_the_standing_page_shows_rank_regional_value_target_and_a_funnel_plot(ce
     html = page.get_data(as_text=True)
     asked = centre.received[-1]
     assert asked["verified"] and asked["path"] == f"/api/v1/centre/standing?indicator={PAIN}&from=2026-01&to=2026-06"
-    assert ("2 of 5" if language == "en" else "第 2") in visible(html)
+    assert ("2 of 5" if language == "en" else "第 2 名（共 5 家）") in visible(html)
     assert "90.00%" in re.search(r'id="regional">(.*?)</dd>', html, re.S).group(1)
     assert ("Met" if language == "en" else "达标") in re.search(r'id="target">(.*?)</dd>', html, re.S).group(1)
     svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
@@ -207,6 +208,42 @@ def test_a_centre_that_cannot_be_reached_gives_a_friendly_message(app, clients):
     assert page.status_code == 200 and "could not be reached" in page.get_data(as_text=True)
 
 
+def test_the_rank_counts_the_hospitals_ranked_this_one_included(centre, clients):
+    """Five hospitals ranked (this one and four shown peers; a fifth peer hidden): 第 2 名（共 5 家）, not of the
+    other hospitals' count."""
+    centre.standing = standing_answer()
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang=zh").get_data(
+        as_text=True)
+    assert visible(re.search(r'id="rank">(.*?)</dd>', html, re.S).group(1)).strip() == "第 2 名（共 5 家）"
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_its_own_small_value_is_shown_and_too_few_hospitals_is_explained(centre, clients, language):
+    centre.standing = {**standing_answer(numerator=2, denominator=3, value=66.666667, rank=None, small=True),
+                       "too_few_hospitals": True, "regional": {"value": None}, "peers": [], "limits": [],
+                       "ranked": 0}
+    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang={language}")
+    html = page.get_data(as_text=True)
+    own = visible(re.search(r'id="own-value">(.*?)</dd>', html, re.S).group(1))
+    assert "66.67%" in own and "2/3" in own and 'id="own-small"' in html
+    assert 'id="too-few"' in html and "<svg" not in html
+    assert findings_in(visible(html), language, frozenset({"quality"})) == []
+
+
+def test_the_standing_form_offers_and_asks_only_whole_quarters(centre, clients):
+    centre.standing = standing_answer()
+    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-02&to=2026-04&lang=en")
+    assert page.status_code == 422
+    html = page.get_data(as_text=True)
+    assert "first month of a quarter" in html and "last month of a quarter" in html
+    assert not any("/standing" in asked["path"] for asked in centre.received)
+    form = clients("quality").get("/region/standing?lang=en").get_data(as_text=True)
+    starts = re.findall(r'<option value="(\d{4}-\d{2})"', re.search(r'name="from">(.*?)</select>', form, re.S).group(1))
+    ends = re.findall(r'<option value="(\d{4}-\d{2})"', re.search(r'name="to">(.*?)</select>', form, re.S).group(1))
+    assert starts and {s[5:] for s in starts} <= {"01", "04", "07", "10"}
+    assert ends and {e[5:] for e in ends} <= {"03", "06", "09", "12"}
+
+
 def test_the_standing_form_refuses_an_unknown_indicator_and_a_reversed_period(clients):
     page = clients("quality").get("/region/standing?indicator=nope&from=2026-06&to=2026-01&lang=en")
     assert page.status_code == 422
@@ -222,3 +259,15 @@ def test_the_back_off_is_shown_with_the_next_attempt(app, ctx, clients):
     html = clients("quality").get(f"/region/submissions/{row.id}?lang=en").get_data(as_text=True)
     assert "The centre could not be reached" in html and 'id="send-now"' in html
     assert row.next_attempt_at == NOW + timedelta(minutes=1)
+
+
+def test_the_standing_chart_scrolls_in_its_box_and_draws_its_last_dot_whole(centre, clients):
+    centre.standing = standing_answer(denominator=400)  # this hospital is the largest: the rightmost dot
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang=en").get_data(
+        as_text=True)
+    assert '<div class="chart-scroll"><svg' in html
+    svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
+    width = float(re.search(r'viewBox="0 0 (\d+)', svg).group(1))
+    right_edge = max(float(cx) + float(r) for cx, r in re.findall(r'<circle cx="([\d.]+)" cy="[\d.]+" r="([\d.]+)"',
+                                                                   svg))
+    assert right_edge <= width - 16  # inside the plot's frame

@@ -43,6 +43,7 @@ QUERY = {"indicator": RATE, "from": "2026-01", "to": "2026-06"}
 
 def test_a_signed_request_gets_its_place_among_unnamed_peers(fixture, factory, client, centre_key):
     factory.month(factory.hospital("T3", "tertiary", name="第三医院"), date(2026, 3, 1), {RATE: (2, 3)})
+    factory.month(factory.hospital("T4", "tertiary"), date(2026, 4, 1), {RATE: (707, 1010)})
     factory.db.session.commit()
     response = signed_get(client, factory, "T2", QUERY)
     assert response.status_code == 200
@@ -50,20 +51,23 @@ def test_a_signed_request_gets_its_place_among_unnamed_peers(fixture, factory, c
     assert body["schema"] == "qcflow.region-standing/1" and body["level"] == "tertiary"
     assert body["indicator"] == {"code": RATE, "unit": "percent", "direction": "higher"}
     assert (body["from"], body["to"], body["k"]) == ("2026-01", "2026-06", 5)
-    assert body["own"] == {"numerator": 11, "denominator": 20, "value": 55.0, "rank": 2, "suppressed": False,
+    assert body["too_few_hospitals"] is False
+    # Its own figures exact; ranked 3rd of the three hospitals with at least k cases (T1 85 %, T4 70 %, T2 55 %).
+    assert body["own"] == {"numerator": 11, "denominator": 20, "value": 55.0, "rank": 3, "small": False,
                            "outside": None}
-    # The pooled rate of the level: (17 + 11 + 2) / (20 + 20 + 3).
-    assert body["regional"]["numerator"] == 30 and body["regional"]["denominator"] == 43
-    assert body["peer_count"] == 2
-    # T1 (85 %, 20 cases) shown; T3 (3 cases < k) hidden: no value, no denominator.
-    assert body["peers"] == [{"value": 85.0, "denominator": 20, "suppressed": False},
+    assert body["ranked"] == 3
+    # The regional value only, to 2 decimals, pooled over the hospitals shown: (17 + 11 + 707) / (20 + 20 + 1010).
+    assert body["regional"] == {"value": 70.0}
+    # T4 (70 %, 1010 cases → 1000), T1 (85 %, 20 cases) shown; T3 (3 cases < k) hidden: no value, no denominator.
+    assert body["peers"] == [{"value": 70.0, "denominator": 1000, "suppressed": False},
+                             {"value": 85.0, "denominator": 20, "suppressed": False},
                              {"value": None, "denominator": None, "suppressed": True}]
     text = response.get_data(as_text=True)
-    for secret in ('"T1"', '"T3"', "第三医院", "Hospital T1", "郑州", "洛阳", '"numerator":17'):
+    for secret in ('"T1"', '"T3"', "第三医院", "Hospital T1", "郑州", "洛阳", '"numerator":17', "1010", "peer_count"):
         assert secret not in text
     assert body["target"] == {"comparison": "ge", "value": 85.0}
     assert body["limits"] and all(set(lim) == {"denominator", "lower95", "upper95", "lower998", "upper998"}
-                                  for lim in body["limits"])
+                                  and all(round(v, 2) == v for v in lim.values()) for lim in body["limits"])
 
 
 def test_peers_are_ordered_by_value_not_by_registration(factory, client, centre_key):
@@ -72,7 +76,95 @@ def test_peers_are_ordered_by_value_not_by_registration(factory, client, centre_
     factory.db.session.commit()
     body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
     assert [p["value"] for p in body["peers"]] == [20.0, 50.0, 90.0]
-    assert body["own"]["rank"] == 2 and body["level"] == "secondary"
+    assert body["own"]["rank"] == 2 and body["ranked"] == 4 and body["level"] == "secondary"
+
+
+def test_equal_values_are_ordered_by_rounded_denominator_and_denominators_keep_two_figures(factory, client,
+                                                                                       centre_key):
+    from qcflow.region.comparisons import two_figures
+
+    assert [two_figures(n) for n in (2540, 707, 12, 99, 100, 1050, 0)] == [2500, 710, 12, 99, 100, 1100, 0]
+    for code, parts in (("A", (300, 600)), ("B", (20, 40)), ("ME", (5, 10))):
+        factory.month(factory.hospital(code, "secondary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    assert [(p["value"], p["denominator"]) for p in body["peers"]] == [(50.0, 40), (50.0, 600)]
+
+
+# What an attacker holding a hospital's key could work out, and no longer can --------------------------------------
+
+def test_a_hidden_peer_is_not_the_regional_figures_less_the_others(factory, client, centre_key):
+    """(a) Before: regional numerator and denominator less the visible peers and its own gave the hidden one."""
+    hidden = (2, 3)
+    for code, parts in (("ME", (11, 20)), ("A", (17, 20)), ("B", (30, 40)), ("H", hidden)):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    assert set(body["regional"]) == {"value"}
+    own = body["own"]
+    known = [(own["numerator"], own["denominator"])] + [
+        (round(p["value"] * p["denominator"] / 100), p["denominator"]) for p in body["peers"] if not p["suppressed"]]
+    known_n, known_d = sum(n for n, _d in known), sum(d for _n, d in known)
+    # Every small cell (d < k) the regional value would allow: none, since the hidden hospital is not pooled.
+    candidates = [(n, d) for d in range(1, body["k"]) for n in range(d + 1)
+                  if round((known_n + n) * 100 / (known_d + d), 2) == body["regional"]["value"]]
+    assert hidden not in candidates
+    assert body["regional"]["value"] == round((11 + 17 + 30) * 100 / (20 + 20 + 40), 2)
+
+
+def test_two_overlapping_periods_cannot_isolate_a_month(fixture, factory, client, centre_key):
+    """(b) Before: September–October less September gave October, hidden on its own."""
+    for period in ({"from": "2026-09", "to": "2026-10"}, {"from": "2026-09", "to": "2026-09"},
+                   {"from": "2026-01", "to": "2026-02"}):
+        response = signed_get(client, factory, "T2", {**QUERY, **period})
+        assert response.status_code == 422
+        body = verified(response, centre_key)
+        assert "季度" in body["message"] and set(body["errors"]) & {"from", "to"}
+    for period in ({"from": "2026-01", "to": "2026-03"}, {"from": "2025-01", "to": "2025-12"}):
+        assert signed_get(client, factory, "T2", {**QUERY, **period}).status_code == 200
+
+
+def test_a_peers_numerator_is_not_its_value_times_its_denominator(factory, client, centre_key):
+    """(c) Before: value (6 decimals) × exact denominator gave each peer's numerator."""
+    for code, parts in (("ME", (30, 40)), ("A", (37, 2540)), ("B", (50, 100))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    peer = body["peers"][0]
+    assert peer == {"value": 1.46, "denominator": 2500, "suppressed": False}
+    assert peer["value"] * peer["denominator"] / 100 != 37
+    assert all("numerator" not in p for p in body["peers"])
+
+
+def test_volumes_do_not_single_out_a_peer_across_indicators(factory, client, centre_key):
+    """(d) Before: the exact denominator (a hospital's volume) was the same in every indicator's answer, so a peer
+    could be followed from one indicator to the next; rounded, different hospitals of similar size look alike."""
+    for code, parts in (("ME", (30, 40)), ("A", (1000, 2540)), ("B", (2000, 2510))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    assert [p["denominator"] for p in body["peers"]] == [2500, 2500]
+
+
+def test_with_fewer_than_three_hospitals_nothing_about_the_other_is_given(factory, client, centre_key):
+    for code, parts in (("ME", (30, 40)), ("A", (17, 20))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    assert body["too_few_hospitals"] is True
+    assert body["regional"] == {"value": None} and body["peers"] == [] and body["limits"] == []
+    assert body["own"]["rank"] is None and body["ranked"] == 0
+    assert body["own"]["numerator"] == 30 and body["own"]["value"] == 75.0
+
+
+def test_a_hospitals_own_small_value_is_shown_to_it_but_not_ranked(factory, client, centre_key):
+    for code, parts in (("ME", (2, 3)), ("A", (17, 20)), ("B", (30, 40)), ("C", (5, 10))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    assert body["own"]["numerator"] == 2 and body["own"]["denominator"] == 3 and body["own"]["small"] is True
+    assert body["own"]["value"] == pytest.approx(66.666667) and body["own"]["rank"] is None
+    assert body["ranked"] == 3 and len(body["peers"]) == 3
 
 
 def test_a_wrong_signature_is_refused_with_a_signed_401(fixture, factory, client, centre_key):
