@@ -203,7 +203,9 @@ def test_approved_months_travel_signed_to_the_centre_and_a_correction_replaces_t
 
         # Where the hospital stands among its peers: the hospital's page asks the centre with a signed request.
         quality = logged_in(app, hospital["quality"].username)
-        page = quality.get(f"/region/standing?indicator=pain_assessment_rate&from={second:%Y-%m}&to={second:%Y-%m}")
+        quarter = second.replace(month=(second.month - 1) // 3 * 3 + 1)  # the centre answers whole quarters
+        page = quality.get(f"/region/standing?indicator=pain_assessment_rate&from={quarter:%Y-%m}"
+                           f"&to={add_months(quarter, 2):%Y-%m}")
         assert page.status_code == 200
         assert "90" in page.get_data(as_text=True)
 
