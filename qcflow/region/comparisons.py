@@ -581,22 +581,30 @@ def check_quarters(start: date, end: date) -> None:
 
 
 def two_figures(n: int | None) -> int | None:
-    """A count to two significant figures, halves up (2540 → 2500, 707 → 710, 12 → 12)."""
-    if n is None or n < 100:
+    """A peer's volume as the standing gives it: two significant figures, halves up, and at least tens (2540 →
+    2500, 707 → 710, 12 → 10, 15 → 20, 0 → 0): exact small volumes would give a peer's few cases back."""
+    if n is None or n == 0:
         return n
-    step = 10 ** (len(str(n)) - 2)
-    return (n + step // 2) // step * step
+    step = 10 ** max(1, len(str(n)) - 2)
+    return max(step, (n + step // 2) // step * step)
 
 
 def _two(value: float | None) -> float | None:
     return round(value, 2) if value is not None else None
 
 
+def _hidden_from_peers(unit: str, row: HospitalRow, k: int) -> bool:
+    """Whether another hospital sees nothing of this one: under k cases, or a rate of 1 to k − 1 events (a death or
+    two: the small-cell rule of the hospital's own reports, qcflow.reports.suppression)."""
+    return row.small or (unit in RATE_UNITS and row.numerator is not None and 0 < row.numerator < k)
+
+
 def standing(hospital: RegionHospital, code: str, start: date, end: date, generated_at) -> dict:
     """The hospital's place among the hospitals of its level. Its own figures are exact and always shown to it;
     the others are unnamed and coarsened so that none of their figures can be worked back: values to 2 decimals,
-    denominators to 2 significant figures, no numerators, no regional numerator or denominator; a peer under k
-    cases has neither and is left out of the regional value and the funnel's limits given here; with fewer than
+    denominators to 2 significant figures and at least tens, no numerators, no regional numerator or denominator; a
+    peer under k cases or with 1 to k − 1 events has neither and is left out of the regional value and the funnel's
+    limits given here; with fewer than
     FEWEST_HOSPITALS hospitals with a value nothing about the others is given.
     Peers are ordered by value, then rounded denominator, never by registration."""
     check_quarters(start, end)
@@ -612,7 +620,7 @@ def standing(hospital: RegionHospital, code: str, start: date, end: date, genera
         for row in valued:
             if row.hospital.id == hospital.id:
                 continue
-            if row.small:
+            if _hidden_from_peers(entry.unit, row, k):
                 peers.append({"value": None, "denominator": None, "suppressed": True})
             else:
                 peers.append({"value": _two(row.value), "denominator": two_figures(row.denominator),
@@ -620,7 +628,7 @@ def standing(hospital: RegionHospital, code: str, start: date, end: date, genera
         peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
         # The regional value and the funnel given to a hospital pool only the hospitals shown (at least k cases):
         # a hidden hospital's figures would otherwise be the regional ones less the others'.
-        shown = [r for r in valued if not r.small]
+        shown = [r for r in valued if not _hidden_from_peers(entry.unit, r, k)]
         if len(shown) >= FEWEST_HOSPITALS:
             pool = pooled(entry.unit, [r.sums for r in shown])
             proportion = (pool.numerator / pool.denominator if entry.unit in RATE_UNITS and pool.denominator

@@ -71,8 +71,9 @@ def test_a_signed_request_gets_its_place_among_unnamed_peers(fixture, factory, c
 
 
 def test_peers_are_ordered_by_value_not_by_registration(factory, client, centre_key):
-    for code, numerator in (("A", 9), ("B", 2), ("C", 5), ("ME", 7)):
-        factory.month(factory.hospital(code, "secondary"), date(2026, 2, 1), {RATE: (numerator, 10)})
+    for code, numerator in (("A", 18), ("B", 5), ("C", 10), ("ME", 14)):  # of 20, 25, 20 and 20
+        factory.month(factory.hospital(code, "secondary"), date(2026, 2, 1),
+                      {RATE: (numerator, 25 if code == "B" else 20)})
     factory.db.session.commit()
     body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
     assert [p["value"] for p in body["peers"]] == [20.0, 50.0, 90.0]
@@ -83,7 +84,7 @@ def test_equal_values_are_ordered_by_rounded_denominator_and_denominators_keep_t
                                                                                        centre_key):
     from qcflow.region.comparisons import two_figures
 
-    assert [two_figures(n) for n in (2540, 707, 12, 99, 100, 1050, 0)] == [2500, 710, 12, 99, 100, 1100, 0]
+    assert [two_figures(n) for n in (2540, 707, 12, 15, 99, 100, 1050, 0)] == [2500, 710, 10, 20, 100, 100, 1100, 0]
     for code, parts in (("A", (300, 600)), ("B", (20, 40)), ("ME", (5, 10))):
         factory.month(factory.hospital(code, "secondary"), date(2026, 2, 1), {RATE: parts})
     factory.db.session.commit()
@@ -134,6 +135,23 @@ def test_a_peers_numerator_is_not_its_value_times_its_denominator(factory, clien
     assert peer == {"value": 1.46, "denominator": 2500, "suppressed": False}
     assert peer["value"] * peer["denominator"] / 100 != 37
     assert all("numerator" not in p for p in body["peers"])
+
+
+def test_a_peer_with_one_to_k_minus_one_events_is_hidden_like_a_small_volume(factory, client, centre_key):
+    """Found by review: a peer's 1–2 deaths were value × volume, exactly for volumes under 100. A peer with fewer
+    than k events shows nothing, and its events are not in the regional value given either."""
+    for code, parts in (("ME", (30, 40)), ("A", (2, 707)), ("B", (50, 100)), ("C", (40, 90)), ("D", (6, 12))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 2, 1), {RATE: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
+    shown = [p for p in body["peers"] if not p["suppressed"]]
+    assert sorted((p["value"], p["denominator"]) for p in shown) == [(44.44, 90), (50.0, 10), (50.0, 100)]
+    assert sum(p["suppressed"] for p in body["peers"]) == 1
+    # The pooled value of the hospitals shown (ME, B, C, D), not of A's two events.
+    assert body["regional"]["value"] == round((30 + 50 + 40 + 6) * 100 / (40 + 100 + 90 + 12), 2)
+    # D's 6 of 12 is shown with its volume banded to tens: 50 % of "10" is no count of cases. The ranking is the
+    # centre's own (A ranked too); A's place is all that shows of it.
+    assert body["ranked"] == 5
 
 
 def test_volumes_do_not_single_out_a_peer_across_indicators(factory, client, centre_key):
