@@ -15,7 +15,7 @@ SECTIONS = {
     "doctor": {"my-reports", "mdt", "operations"},
     "nurse": {"my-reports", "followup"},
     "head": {"my-reports", "events", "followup", "prompts", "mdt", "operations"},
-    "quality": {"my-reports", "events", "followup", "prompts", "triggers", "mdt", "operations"},
+    "quality": {"my-reports", "events", "followup", "prompts", "triggers", "mdt", "operations", "region"},
     "admin": {"admin", "triggers"},
 }
 OPTIONAL = {"indicators", "reports"}  # appear once those pages exist, for the roles they allow

@@ -64,3 +64,25 @@ def test_a_centre_runs_only_its_own_jobs():
 def test_an_unknown_installation_role_refuses_to_start(database_url, tmp_path):
     with pytest.raises(RuntimeError, match="INSTALLATION_ROLE"):
         make_app(database_url, str(tmp_path / "x"), INSTALLATION_ROLE="province")
+
+
+def test_every_centre_page_sends_the_security_headers_and_no_store(app, clients):
+    """The centre's pages (walked here on a centre; the hospital's walk in tests/security/test_web.py skips them)."""
+    from qcflow.auth.permissions import access_of
+
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/centre") or "GET" not in (rule.methods or ()) or rule.arguments - {"code"}:
+            continue
+        with app.test_request_context(rule.rule):
+            access = access_of(rule.endpoint)
+        user = "centre" if "centre" in access.roles else "admin"
+        path = rule.build({"code": "NOBODY"} if "code" in rule.arguments else {}, append_unknown=False)[1]
+        response = clients(user).get(path)
+        checked += 1
+        # 404: no hospital of that code; 422: a download asked without its period
+        assert response.status_code in (200, 302, 404, 422), (path, response.status_code)
+        csp = response.headers.get("Content-Security-Policy", "")
+        assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp, path
+        assert "no-store" in response.headers.get("Cache-Control", ""), path
+    assert checked >= 8

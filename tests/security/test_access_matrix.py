@@ -27,7 +27,9 @@ ID_ARGS = {
 #: Arguments of routes that are not department-owned (admin reference data, quality-only prompts).
 GLOBAL_ARGS = {"protocol_id": 1, "prompt_id": 999_999, "kind": "procedures", "code": "day_surgery",
                "step": "attempts", "action": "pause", "filename": "css/app.css", "token_id": 999_999,
-               "form_id": 999_999, "report_id": 999_999, "clinic_id": 999_999}
+               "form_id": 999_999, "report_id": 999_999, "clinic_id": 999_999,
+               # regional mode: an outbox row, a received submission, a month to queue again
+               "row_id": 999_999, "submission_id": 999_999, "month": "2026-01"}
 MISSING = 999_999
 
 #: Bodies that pass each API schema, so that the request reaches the object lookup.

@@ -35,6 +35,18 @@ def _indicator_report(world):
     return report
 
 
+def _outbox_row(world):
+    from qcflow.core.time import now
+    from qcflow.extensions import db
+    from qcflow.region.models import RegionOutbox
+
+    row = RegionOutbox(kind="month", period="2026-01", revision=1, document="{}", digest="0" * 64,
+                       state="rejected", attempts=1, created_at=now(), created_by="system:test")
+    db.session.add(row)
+    db.session.commit()
+    return row
+
+
 #: workflow name → (user role, model attribute in world["A"] or a factory, method, path, body)
 DRIVERS = {
     "event": ("quality", "event", lambda o, w: f"/api/v1/events/{o.id}/transitions",
@@ -53,6 +65,8 @@ DRIVERS = {
     "indicator_report": ("quality", _indicator_report,
                          lambda o, w: f"/api/v1/indicators/reports/{o.id}/transitions",
                          lambda o: {"action": "return", "version": o.version, "reason": "分母有误"}),
+    "region_outbox": ("quality", _outbox_row, lambda o, w: f"/api/v1/region/submissions/{o.id}/requeue",
+                      lambda o: {"version": o.version}),
     "mdt_discussion": ("dept_head", "discussion", lambda o, w: f"/api/v1/mdt/discussions/{o.id}/transitions",
                        lambda o: {"action": "cancel", "version": o.version, "reason": "手术取消"}),
 }
