@@ -271,3 +271,13 @@ def test_the_standing_chart_scrolls_in_its_box_and_draws_its_last_dot_whole(cent
     right_edge = max(float(cx) + float(r) for cx, r in re.findall(r'<circle cx="([\d.]+)" cy="[\d.]+" r="([\d.]+)"',
                                                                    svg))
     assert right_edge <= width - 16  # inside the plot's frame
+
+
+def test_a_regional_value_withheld_for_lack_of_pooled_hospitals_says_why(centre, clients):
+    """Found walking the demo: three hospitals of the level, this one under k cases: the peers are shown but the
+    regional value is withheld (two hospitals to pool), and the page showed a bare "—"."""
+    centre.standing = {**standing_answer(numerator=3, denominator=3, value=100.0, rank=None, small=True),
+                       "regional": {"value": None}, "ranked": 2}
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06").get_data(as_text=True)
+    regional = visible(re.search(r'id="regional">(.*?)</dd>', html, re.S).group(1))
+    assert "不足 3 家" in regional
