@@ -130,7 +130,7 @@ def scenario_ingest(db: str, url: str, quick: bool = False, *, log=print) -> lis
     """Register the hospitals, then time their month's submissions in-process, over HTTP and raw."""
     import sqlalchemy as sa
 
-    from bench.harness import Gunicorn, pct
+    from bench.harness import Gunicorn, load, pct
     from bench.scenarios import Row, r2, sig3, verdict
     from qcflow.extensions import db as qdb
     from qcflow.region import protocol, receiving
@@ -185,7 +185,7 @@ def scenario_ingest(db: str, url: str, quick: bool = False, *, log=print) -> lis
             def make_request(i):
                 body, headers = http[i]
                 return "POST", PATH, headers, body
-            latencies, http_statuses, wall = load_raw(server.port, make_request, n)
+            latencies, http_statuses, wall = load(server.port, make_request, concurrency=4, count=n)
         ok = http_statuses == [201] * n
         log(f"# ingest over HTTP: {n} in {wall:.2f} s, statuses {sorted(set(http_statuses))}")
         rows.append(Row("P16 month_http", db, "500h" if not quick else "50h", n, r2(raw_seconds * 1000),
@@ -198,46 +198,6 @@ def scenario_ingest(db: str, url: str, quick: bool = False, *, log=print) -> lis
         os.environ.pop("QCFLOW_INSTALLATION_ROLE", None)
         os.environ.pop("QCFLOW_REGION_KEY_FILE", None)
     return rows
-
-
-def load_raw(port: int, make_request, count: int, concurrency: int = 4):
-    """bench.harness.load, with bodies sent byte for byte (harness.request would re-serialise them)."""
-    import http.client
-    import threading
-
-    lock, issued, latencies, statuses = threading.Lock(), [0], [], []
-
-    def worker():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        while True:
-            with lock:
-                if issued[0] >= count:
-                    conn.close()
-                    return
-                i = issued[0]
-                issued[0] += 1
-            method, path, headers, body = make_request(i)
-            started = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                status = 599
-            with lock:
-                latencies.append((time.perf_counter() - started) * 1000)
-                statuses.append(status)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return latencies, statuses, time.perf_counter() - started
 
 
 def main(argv=None) -> int:
