@@ -42,6 +42,18 @@ NOT_REPORTS = (EventState.DRAFT.value, EventState.WITHDRAWN.value, EventState.DU
 UNIT_FACTORS = {"percent": 100, "permille": 1000, "per100": 100}
 
 
+def format_value(value: float | None, unit: str) -> str:
+    """A value as pages and charts show it in its unit: counts whole, a done-or-not item 1 or 0, the rest to two
+    decimals with % or ‰ where the unit has one; "—" without a value."""
+    if value is None:
+        return "—"
+    if unit == "count":
+        return f"{value:.0f}"
+    if unit == "status":
+        return f"{value:g}"
+    return f"{value:.2f}" + {"percent": "%", "permille": "‰"}.get(unit, "")
+
+
 class days_between(FunctionElement):
     """(b − a) in days, fractional, on SQLite and PostgreSQL."""
 

@@ -19,7 +19,7 @@ from qcflow.core.i18n import current_language, label
 from qcflow.core.time import now, today
 from qcflow.extensions import db
 from qcflow.indicators import api, catalogue, catalogue_queries, forms, queries, reporting, services, survival
-from qcflow.indicators.definitions import BY_CODE, INDICATORS
+from qcflow.indicators.definitions import BY_CODE, INDICATORS, format_value
 from qcflow.indicators.models import COMPARISONS, DIRECTIONS, FORM_KINDS, HOSPITAL_LEVELS, METHODS, UNITS
 from qcflow.indicators.schemas import (CasesArgs, CatalogueArgs, CompletenessArgs, FormIn, FormListArgs, IndicatorReportIn,
                                        IndicatorReportsArgs, LocalIndicatorChangeIn, LocalIndicatorIn, PeriodArgs,
@@ -343,14 +343,6 @@ def _setters(audit_names) -> dict[str, str]:
              for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
     return {name: users.get(name) or (_("System") if name.startswith("system") else _("Unknown"))
             for name in names}
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit == "count":
-        return f"{value:.0f}"
-    return f"{value:.2f}" + {"percent": "%", "permille": "‰"}.get(unit, "")
 
 
 @bp.app_template_filter("indicator_value")

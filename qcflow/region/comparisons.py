@@ -22,6 +22,7 @@ from qcflow.indicators.definitions import UNIT_FACTORS
 from qcflow.indicators.models import HOSPITAL_LEVELS
 from qcflow.indicators.queries import _reported_value, is_met
 from qcflow.region.models import RegionHospital, RegionSubmission, RegionValue
+from qcflow.region.protocol import check_quarters
 
 #: Two-sided normal quantiles of the funnel plot's control limits (95 % and 99.8 %).
 Z95 = 1.959964
@@ -564,20 +565,6 @@ STANDING_SCHEMA = "qcflow.region-standing/1"
 #: A level with fewer hospitals with a value than this (the asking one included) gives no regional value, no
 #: peers, no rank and no funnel: with two, the other's figures follow from the regional ones.
 FEWEST_HOSPITALS = 3
-QUARTER_STARTS, QUARTER_ENDS = (1, 4, 7, 10), (3, 6, 9, 12)
-
-
-def check_quarters(start: date, end: date) -> None:
-    """A standing covers whole quarters only (a quarter, a half-year, a year, or several): two overlapping
-    periods that differ by a month would otherwise give that month's hidden figures by subtraction. 422 naming
-    `from` or `to` otherwise."""
-    errors = {}
-    if start.month not in QUARTER_STARTS:
-        errors["from"] = [_("Start with the first month of a quarter (January, April, July or October).")]
-    if end.month not in QUARTER_ENDS:
-        errors["to"] = [_("End with the last month of a quarter (March, June, September or December).")]
-    if errors:
-        raise Unprocessable(_("Choose whole quarters, half-years or years."), errors=errors)
 
 
 def two_figures(n: int | None) -> int | None:

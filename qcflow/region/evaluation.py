@@ -4,7 +4,6 @@ Chinese). Published documents hide a rate whose denominator is under REPORT_SMAL
 from __future__ import annotations
 
 import io
-import math
 from datetime import date, datetime
 
 from flask_babel import force_locale, gettext as _
@@ -12,60 +11,18 @@ from markupsafe import Markup, escape
 
 from qcflow.core.i18n import label
 from qcflow.core.time import local
+from qcflow.indicators.definitions import format_value
 from qcflow.indicators.models import HOSPITAL_LEVELS
 from qcflow.region import comparisons as cmp
+from qcflow.region.charts import chart_frame, polyline, ticks
 from qcflow.region.models import RegionHospital
 
 XLSX_MIMETYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 LEVEL_COLOURS = {"tertiary": "#1f5f99", "secondary": "#b35c00"}
-FONT = '"Noto Sans CJK SC", "WenQuanYi Zen Hei", sans-serif'
 #: The evaluation lists the best and the worst LIST_LENGTH hospitals of a level (all of them when 2 × that or fewer).
 LIST_LENGTH = 5
 #: Funnel dots outside the 99.8 % limits: on the better side by the indicator's direction, or the worse.
 BETTER, WORSE = "#1e8e3e", "#b3261e"
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit in ("count", "status"):
-        return f"{value:.0f}" if unit == "count" else f"{value:g}"
-    return f"{value:.2f}" + {"percent": "%", "permille": "‰"}.get(unit, "")
-
-
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
-    span = high - low or 1.0
-    raw = span / count
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10, 20, 50) if m * magnitude >= raw)
-    first = (low // step) * step
-    return [round(first + i * step, 10) for i in range(count + 3) if first + i * step <= high + 1e-9]
-
-
-def polyline(points, colour: str, dash: str = "") -> str:
-    if len(points) < 2:
-        return ""
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-    dashed = f' stroke-dasharray="{dash}"' if dash else ""
-    return f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.4"{dashed}/>'
-
-
-def chart_frame(box: tuple[int, int, int, int, int, int], title: str, kind: str, low: float, high: float, y,
-           unit: str) -> list[str]:
-    """The opening of a chart: the SVG element, its title, the plot's frame and the y axis's ticks and grid.
-    box: width, height and the left, right, top and bottom margins."""
-    width, height, left, right, top, bottom = box
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="100%" '
-             f'role="img" class="chart {kind}" font-family=\'{FONT}\' font-size="11">',
-             f"<title>{escape(title)}</title>",
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-             f'fill="#fff" stroke="#999" stroke-width="0.6"/>']
-    for tick in _ticks(low, high):
-        if low <= tick <= high:
-            parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-                         f'stroke="#eee"/><text x="{left - 5}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-                         f'fill="#444">{escape(format_value(tick, unit))}</text>')
-    return parts
 
 
 def better_side(outside: str | None, direction: str) -> bool | None:
@@ -103,7 +60,7 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
     x_name = _("Denominator (cases)")
     parts = chart_frame((width, height, left, right, top, bottom), title or _("Funnel plot"), "funnel", low, high, y,
                         unit)
-    for tick in _ticks(0, largest):
+    for tick in ticks(0, largest):
         if 0 <= tick <= largest:
             parts.append(f'<text x="{x(tick):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
                          f'fill="#444">{tick:g}</text>')

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from flask_babel import gettext as _
 
 from qcflow.core.canonical import canonical as canonical_text
+from qcflow.core.errors import Unprocessable
 from qcflow.core.periods import add_months
 
 SCHEMA = "qcflow.region-submission/1"
@@ -312,6 +313,23 @@ def period_error(kind: str, period: str, today: date) -> str | None:
         return _("The period %(period)s has not ended yet: send it from %(day)s on.", period=period,
                  day=add_months(last, 1).isoformat())
     return None
+
+
+#: The periods a hospital may ask its standing for: whole quarters (its first and last months).
+QUARTER_STARTS, QUARTER_ENDS = (1, 4, 7, 10), (3, 6, 9, 12)
+
+
+def check_quarters(start: date, end: date) -> None:
+    """A standing covers whole quarters only (a quarter, a half-year, a year, or several): two overlapping
+    periods that differ by a month would otherwise give that month's hidden figures by subtraction. 422 naming
+    `from` or `to` otherwise."""
+    errors = {}
+    if start.month not in QUARTER_STARTS:
+        errors["from"] = [_("Start with the first month of a quarter (January, April, July or October).")]
+    if end.month not in QUARTER_ENDS:
+        errors["to"] = [_("End with the last month of a quarter (March, June, September or December).")]
+    if errors:
+        raise Unprocessable(_("Choose whole quarters, half-years or years."), errors=errors)
 
 
 # A month's document ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import month_start, parse_month
 from qcflow.core.time import now, today
 from qcflow.indicators import catalogue, queries
-from qcflow.region import comparisons, evaluation, outbox
+from qcflow.region import charts, outbox, protocol
 from qcflow.region.installation import only_on
 from qcflow.region.models import OUTBOX_STATES
 from qcflow.region.schemas import OutboxActionIn, OutboxListArgs, StandingArgs
@@ -139,7 +139,7 @@ def standing():
     if last > month_start(today(at)):
         errors["to"] = [_("This month is in the future.")]
     try:
-        comparisons.check_quarters(first, last)
+        protocol.check_quarters(first, last)
     except Unprocessable as error:
         for field_name, messages in error.errors.items():
             errors.setdefault(field_name, []).extend(messages)
@@ -153,7 +153,7 @@ def standing():
     return render_template(
         "region/standing.html", entries=sorted(entries, key=lambda e: e.label(current_language())), code=code,
         entry=entry, first=first, last=last, errors=errors, data=data, problem=problem,
-        starts=_quarter_months(at, comparisons.QUARTER_STARTS), ends=_quarter_months(at, comparisons.QUARTER_ENDS),
+        starts=_quarter_months(at, protocol.QUARTER_STARTS), ends=_quarter_months(at, protocol.QUARTER_ENDS),
         chart=funnel_svg(data, entry.unit if entry else "") if data and not data.get("too_few_hospitals") else None,
         met=_met(data),
         missing=outbox.missing_settings(), fixes=FIXES), 422 if errors else 200
@@ -211,17 +211,17 @@ def funnel_svg(data: dict, unit: str) -> Markup:
     def py(y):
         return top + (height - top - bottom) * (1 - (y - y_min) / (y_max - y_min))
 
-    parts = evaluation.chart_frame(box, _("Funnel plot: this hospital among the hospitals of its level"), "funnel",
+    parts = charts.chart_frame(box, _("Funnel plot: this hospital among the hospitals of its level"), "funnel",
                               y_min, y_max, py, unit)
     x_label = _("Cases (denominator)") if has_parts else _("Hospitals")
     parts.append(f'<text x="{(left + width - right) / 2:.1f}" y="{height - 8}" text-anchor="middle" '
                  f'fill="#444">{escape(x_label)}</text>')
     for name, colour, dash in (("lower95", "#2a7a2a", "5 3"), ("upper95", "#2a7a2a", "5 3"),
                                ("lower998", "#b3261e", "2 2"), ("upper998", "#b3261e", "2 2")):
-        parts.append(evaluation.polyline([(px(lim["denominator"]), py(lim[name])) for lim in limits
+        parts.append(charts.polyline([(px(lim["denominator"]), py(lim[name])) for lim in limits
                                            if lim.get(name) is not None], colour, dash))
     if regional is not None:
-        parts.append(evaluation.polyline([(left, py(regional)), (width - right, py(regional))], "#1a73e8"))
+        parts.append(charts.polyline([(left, py(regional)), (width - right, py(regional))], "#1a73e8"))
     for x, y in points:
         parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="4" fill="#9aa0a6"/>')
     if own_point:
