@@ -148,18 +148,35 @@ def test_the_pages_fit_a_phone(app, clients, received, language):
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    found: list[str] = []
+
+    def walk():
+        # In a thread of its own: the browser journeys of tests/e2e keep a session's Playwright (and its asyncio
+        # loop) running on the main thread, where a second sync Playwright cannot start.
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+                context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}", **PHONE)
+                context.add_cookies([{"name": cookie.key, "value": cookie.value, "domain": "127.0.0.1",
+                                      "path": "/"}])
+                page = context.new_page()
+                for path in ("/centre/hospitals?active=all", "/centre/hospitals/new",
+                             "/centre/hospitals/H001/edit", "/centre/hospitals/H001/submissions",
+                             f"/centre/hospitals/H001/submissions/{received[1]}"):
+                    page.goto(f"{path}{'&' if '?' in path else '?'}lang={language}")
+                    if "/login" in page.url or not check_no_horizontal_scroll(page):
+                        found.append(f"{path}: {page.url}")
+                browser.close()
+        except Exception as error:  # reported below, in the test's own thread
+            found.append(repr(error))
+        else:
+            found.append("done")
+
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-            context = browser.new_context(base_url=f"http://127.0.0.1:{server.server_port}", **PHONE)
-            context.add_cookies([{"name": cookie.key, "value": cookie.value, "domain": "127.0.0.1", "path": "/"}])
-            page = context.new_page()
-            for path in ("/centre/hospitals?active=all", "/centre/hospitals/new", "/centre/hospitals/H001/edit",
-                         "/centre/hospitals/H001/submissions", f"/centre/hospitals/H001/submissions/{received[1]}"):
-                page.goto(f"{path}{'&' if '?' in path else '?'}lang={language}")
-                assert "/login" not in page.url
-                assert check_no_horizontal_scroll(page), path
-            browser.close()
+        walker = threading.Thread(target=walk)
+        walker.start()
+        walker.join(120)
+        assert found == ["done"], found
     finally:
         server.shutdown()
         server.server_close()
