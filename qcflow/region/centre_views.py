@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.core.errors import Unprocessable, translate_errors
+from qcflow.core.forms import load_args
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.indicators.models import HOSPITAL_LEVELS
@@ -20,14 +20,6 @@ from qcflow.region.models import RegionHospital
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
 bp.before_request(only_on("centre"))
-
-
-def _args_or_errors(schema) -> tuple[dict, dict]:
-    """Query-string arguments, or none and the translated field errors (the page then shows its default)."""
-    try:
-        return schema.load({key: value for key, value in request.args.items() if value != ""}), {}
-    except ValidationError as error:
-        return {}, translate_errors(error.messages)
 
 
 def _period(args: dict, errors: dict):
@@ -53,7 +45,7 @@ def index():
 def completeness():
     """Hospitals × the months of a year: sent (version, date), owed, overdue; filter by level and region."""
     at = now()
-    args, errors = _args_or_errors(CentreCompletenessPageArgs())
+    args, errors = load_args(CentreCompletenessPageArgs())
     year = args.get("year") or today(at).year
     if year > today(at).year:
         errors["year"] = [_("Choose this year or an earlier one.")]
@@ -75,7 +67,7 @@ def _due_day() -> int:
 @allowed("centre_compare")
 def indicators():
     """Every indicator of the catalogue: how many hospitals of each level sent it, and the regional value."""
-    args, errors = _args_or_errors(CentreMonthsArgs())
+    args, errors = load_args(CentreMonthsArgs())
     start, end = _period(args, errors)
     return render_template("centre/indicators.html", summaries=cmp.indicator_summaries(start, end), start=start,
                            end=end, levels=HOSPITAL_LEVELS, errors=errors), 422 if errors else 200
@@ -86,7 +78,7 @@ def indicators():
 def indicator(code):
     """One indicator across the hospitals: ranking table, funnel plot (rates) and the regional trend."""
     entry = cmp.indicator_entry(code)
-    args, errors = _args_or_errors(CentreComparisonArgs())
+    args, errors = load_args(CentreComparisonArgs())
     start, end = _period(args, errors)
     comparison = cmp.compare(entry.code, start, end, args.get("level"))
     language = current_language()
@@ -104,7 +96,7 @@ def indicator(code):
 def profile(code):
     """One hospital's profile: every indicator with its value, its level's regional value, rank and target."""
     hospital = cmp.hospital_by_code(code)
-    args, errors = _args_or_errors(CentreMonthsArgs())
+    args, errors = load_args(CentreMonthsArgs())
     start, end = _period(args, errors)
     return render_template("centre/profile.html", hospital=hospital, rows=cmp.profile(hospital, start, end),
                            start=start, end=end, errors=errors), 422 if errors else 200
@@ -119,7 +111,7 @@ def province_xlsx():
 
     from qcflow.extensions import db
 
-    args, errors = _args_or_errors(CentreMonthsArgs())
+    args, errors = load_args(CentreMonthsArgs())
     if errors:
         raise Unprocessable(errors=errors)
     start, end = cmp.check_months(args.get("from_"), args.get("to"), today(now()))
@@ -138,7 +130,7 @@ def evaluation_pdf():
     """The six-monthly evaluation of a half-year as PDF (in Chinese)."""
     from qcflow.reports import pdf
 
-    args, errors = _args_or_errors(CentreEvaluationArgs())
+    args, errors = load_args(CentreEvaluationArgs())
     if errors:
         raise Unprocessable(errors=errors)
     at = now()

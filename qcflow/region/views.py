@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.errors import Unprocessable, translate_errors
+from qcflow.core.forms import load_args
 from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import month_start, parse_month
 from qcflow.core.time import now, today
@@ -28,13 +29,6 @@ bp.before_request(only_on("hospital"))
 FIXES = {"REGION_KEY_FILE": "flask --app wsgi qcflow region keygen"}
 
 
-def _args(schema) -> tuple[dict, dict]:
-    try:
-        return schema.load({k: v for k, v in request.args.items() if v != ""}), {}
-    except ValidationError as error:
-        return {}, translate_errors(error.messages)
-
-
 def _version() -> int | None:
     try:
         return OutboxActionIn().load({"version": request.form.get("version", "")})["version"]
@@ -46,7 +40,7 @@ def _version() -> int | None:
 @allowed("region_submissions")
 def submissions():
     """What this hospital sent to the centre, newest first, with each one's state and the centre's answer."""
-    args, errors = _args(OutboxListArgs())
+    args, errors = load_args(OutboxListArgs())
     limit = args.get("limit", 50)
     rows = outbox.rows(state=args.get("state"), kind=args.get("kind"), period=args.get("period"),
                        before_id=args.get("cursor"), limit=limit + 1)
@@ -126,7 +120,7 @@ def _plan_entries():
 def standing():
     """Where this hospital stands among the hospitals of its level for one indicator (the centre's answer)."""
     at = now()
-    args, errors = _args(StandingArgs())
+    args, errors = load_args(StandingArgs())
     entries = _plan_entries()
     by_code = {e.code: e for e in entries}
     first, last = outbox.last_half_year(at)
