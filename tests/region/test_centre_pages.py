@@ -48,6 +48,12 @@ def test_the_completeness_page_shows_versions_and_overdue_months(fixture, client
     assert "v2" in html and "Overdue" in html and "Hospital S1" not in html
 
 
+def test_the_completeness_page_says_what_a_cells_date_is(fixture, clients):
+    """Found walking the demo: cells read "第1版 12-06" with nothing saying what 12-06 is."""
+    html = clients("centre").get("/centre/completeness?year=2026").get_data(as_text=True)
+    assert "质控中心收到的日期（月-日）" in html
+
+
 def test_a_refused_period_shows_the_default_with_the_reason(fixture, clients):
     response = clients("centre").get(f"/centre/indicators/{RATE}?from=2026-06&to=2026-01&lang=en")
     assert response.status_code == 422 and "The first month is after the last month." in response.get_data(True)
