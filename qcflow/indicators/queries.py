@@ -408,7 +408,7 @@ def _has_more(sources, period: Period, department_id: int | None) -> bool:
 REPORTED_RATES = tuple(UNIT_FACTORS)
 
 
-def _reported_value(unit: str, numerator, denominator, total, mean, lowest) -> float | None:
+def reported_value(unit: str, numerator, denominator, total, mean, lowest) -> float | None:
     if unit in REPORTED_RATES:
         return numerator * UNIT_FACTORS[unit] / denominator if denominator else None
     if mean is None:
@@ -449,7 +449,7 @@ def reported_values(start: date, end: date, *, department_id: int | None = None,
         numerator, denominator, total, mean, lowest, pending = sums.get(entry.code, (None,) * 5 + (0,))
         numerator = int(numerator) if numerator is not None else None
         denominator = int(denominator) if denominator is not None else None
-        value = _reported_value(entry.unit, numerator, denominator, total, mean, lowest)
+        value = reported_value(entry.unit, numerator, denominator, total, mean, lowest)
         target = own_targets.get(entry.owner_department_id, targets).get(entry.code)
         goal, comparison = (target.value, target.comparison) if target is not None else (None, None)
         found.append(IndicatorValue(entry.code, entry.label(language), entry.unit, entry.direction, numerator,

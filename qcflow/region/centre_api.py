@@ -8,7 +8,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, public
 from qcflow.core.api import Blueprint
-from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.errors import DomainError, Unprocessable
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.region import comparisons as cmp, keys
@@ -114,13 +114,6 @@ def profile(args, code):
     return profile_body(hospital, cmp.profile(hospital, start, end), start, end)
 
 
-def _signed_error(status: int, code: str, message: str, errors: dict | None = None) -> Response:
-    body = {"code": code, "message": message}
-    if errors:
-        body["errors"] = errors
-    return keys.signed_json(body, status)
-
-
 @blp.get("/standing")
 @public
 @blp.doc(parameters=[
@@ -156,11 +149,9 @@ def standing():
         try:
             args = CentreStandingArgs().load({key: value for key, value in request.args.items() if value != ""})
         except ValidationError as error:
-            return _signed_error(422, "unprocessable", _("Some fields are missing or invalid."),
-                                 translate_errors(error.messages))
+            raise Unprocessable(errors=error.messages) from None
         start, end = cmp.check_months(args.get("from_"), args.get("to"), today(at))
         payload = cmp.standing(hospital, args["indicator"], start, end, at)
     except DomainError as error:
-        return _signed_error(error.status, error.code, str(error.message),
-                             translate_errors(error.errors) if error.errors else None)
+        return keys.signed_refusal(error)
     return keys.signed_json(payload)

@@ -1,6 +1,6 @@
 """The centre's comparisons across hospitals: read-only aggregates over the monthly values of the current versions
 (region_value WHERE is_current, served by the partial index ix_region_value_current on (code, month_on,
-hospital_id)). Values add up over months as a hospital's own reported values do (queries._reported_value): rates
+hospital_id)). Values add up over months as a hospital's own reported values do (queries.reported_value): rates
 from the summed numerators and denominators, counts summed, times and ratios averaged, a status done only if every
 month says so."""
 from __future__ import annotations
@@ -20,14 +20,14 @@ from qcflow.extensions import db
 from qcflow.indicators import catalogue
 from qcflow.indicators.definitions import UNIT_FACTORS
 from qcflow.indicators.models import HOSPITAL_LEVELS
-from qcflow.indicators.queries import _reported_value, is_met
+from qcflow.indicators.queries import is_met, reported_value
+from qcflow.indicators.reporting import RATE_UNITS
 from qcflow.region.models import RegionHospital, RegionSubmission, RegionValue
-from qcflow.region.protocol import check_quarters
+from qcflow.region.protocol import check_quarters, last_half_year
 
 #: Two-sided normal quantiles of the funnel plot's control limits (95 % and 99.8 %).
 Z95 = 1.959964
 Z998 = 3.090232
-RATE_UNITS = tuple(UNIT_FACTORS)
 #: Higher values rank first for these directions; lower first for "lower" and "falling"; "none" is not ranked.
 DESCENDING = ("higher", "rising")
 ASCENDING = ("lower", "falling")
@@ -48,13 +48,6 @@ def month_text(month: date) -> str:
 
 
 # Periods -------------------------------------------------------------------------------------------------------
-
-def last_half_year(today: date) -> tuple[date, date]:
-    """The last complete half-year before `today`: January–June or July–December."""
-    if today.month >= 7:
-        return date(today.year, 1, 1), date(today.year, 6, 1)
-    return date(today.year - 1, 7, 1), date(today.year - 1, 12, 1)
-
 
 def half_year(year: int, half: int) -> tuple[date, date]:
     return (date(year, 1, 1), date(year, 6, 1)) if half == 1 else (date(year, 7, 1), date(year, 12, 1))
@@ -107,7 +100,7 @@ class Sums:
         if unit in RATE_UNITS and self.denominator is None:
             # A rate sent as a value only (five-year survival): the mean of the months.
             return mean
-        return _reported_value(unit, self.numerator, self.denominator, self.total, mean, self.lowest)
+        return reported_value(unit, self.numerator, self.denominator, self.total, mean, self.lowest)
 
 
 def _sum_columns():

@@ -11,7 +11,7 @@ from flask import Response, current_app, request
 from flask_babel import gettext as _
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from qcflow.core.errors import NotAuthenticated
+from qcflow.core.errors import DomainError, NotAuthenticated, translate_errors
 from qcflow.extensions import db
 from qcflow.region import protocol
 from qcflow.region.models import RegionHospital
@@ -60,6 +60,15 @@ def signed_json(payload: dict, status: int = 200) -> Response:
     response = Response(body, status=status, mimetype="application/json")
     response.headers[protocol.HEADER_SIGNATURE] = protocol.sign(own_key(), body)
     return response
+
+
+def signed_refusal(error: DomainError) -> Response:
+    """A refusal of a hospital's signed request, in the app's error shape ({"code", "message", "errors"?, ...}),
+    bound and signed like any answer to it."""
+    payload = {"code": error.code, "message": str(error.message), **error.extra}
+    if error.errors:
+        payload["errors"] = translate_errors(error.errors)
+    return signed_json(payload, error.status)
 
 
 def hospital_by_code(code: str | None) -> RegionHospital | None:

@@ -259,8 +259,8 @@ def record_answer(row: RegionOutbox, answer: Answer, *, actor: Actor, now: datet
         error = f"unsigned: HTTP {answer.status}"
     elif data is None:
         error = f"bad_answer: HTTP {answer.status}, not a JSON object"
-    elif protocol.binding_error(data, answer.status, answer.request_digest):
-        error = protocol.binding_error(data, answer.status, answer.request_digest)
+    elif unbound := protocol.binding_error(data, answer.status, answer.request_digest):
+        error = unbound
     elif answer.status == 201:
         if not _is_receipt_of(row, data):
             error = "unbound: the receipt is for another submission"
@@ -437,14 +437,6 @@ class StandingUnavailable(Exception):
         self.message, self.detail = message, detail
 
 
-def last_half_year(now: datetime) -> tuple[date, date]:
-    """The last complete half-year (January–June or July–December) before today."""
-    this = today(now)
-    if this.month > 6:
-        return date(this.year, 1, 1), date(this.year, 6, 1)
-    return date(this.year - 1, 7, 1), date(this.year - 1, 12, 1)
-
-
 def standing(code: str, first: date, last: date, *, now: datetime) -> dict:
     """Ask the centre where this hospital stands for one indicator over months first..last (a signed GET); the
     answer counts only when the centre signed it."""
@@ -463,9 +455,9 @@ def standing(code: str, first: date, last: date, *, now: datetime) -> dict:
         raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."),
                                   f"HTTP {answer.status}")
     data = _json(answer.body)
-    if data is not None and protocol.binding_error(data, answer.status, answer.request_digest):
-        raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."),
-                                  protocol.binding_error(data, answer.status, answer.request_digest))
+    unbound = protocol.binding_error(data, answer.status, answer.request_digest) if data is not None else None
+    if unbound:
+        raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."), unbound)
     if answer.status != 200 or data is None:
         message = (data or {}).get("message") if isinstance(data, dict) else None
         raise StandingUnavailable(message or _("The centre did not give the standing."), f"HTTP {answer.status}")

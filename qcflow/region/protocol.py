@@ -56,7 +56,8 @@ _PERIOD_PATTERNS = {
     "annual_form": re.compile(r"^(2\d{3})$"),
     "quarterly_form": re.compile(r"^(2\d{3})-Q([1-4])$"),
 }
-_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+#: A hospital's code: letters, digits and _ . -, at most 40, starting with a letter or a digit.
+HOSPITAL_CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
 class ProtocolError(ValueError):
@@ -257,7 +258,7 @@ def parse_envelope(body: bytes) -> Envelope:
     if data.get("schema") != SCHEMA:
         errors["schema"] = [_("Expected %(schema)s.", schema=SCHEMA)]
     hospital = data.get("hospital")
-    if not isinstance(hospital, str) or not _CODE.match(hospital):
+    if not isinstance(hospital, str) or not HOSPITAL_CODE_PATTERN.match(hospital):
         errors["hospital"] = [_("The hospital's code is missing or malformed.")]
     kind = data.get("kind")
     if kind not in _PERIOD_PATTERNS:
@@ -313,6 +314,14 @@ def period_error(kind: str, period: str, today: date) -> str | None:
         return _("The period %(period)s has not ended yet: send it from %(day)s on.", period=period,
                  day=add_months(last, 1).isoformat())
     return None
+
+
+def last_half_year(today: date) -> tuple[date, date]:
+    """The last complete half-year before `today` (January–June or July–December), as first months: the default
+    period of the centre's comparisons and of a hospital's standing."""
+    if today.month >= 7:
+        return date(today.year, 1, 1), date(today.year, 6, 1)
+    return date(today.year - 1, 7, 1), date(today.year - 1, 12, 1)
 
 
 #: The periods a hospital may ask its standing for: whole quarters (its first and last months).

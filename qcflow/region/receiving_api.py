@@ -10,7 +10,7 @@ from flask_babel import force_locale, gettext as _
 
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor, public, roles_required
 from qcflow.core.api import Blueprint
-from qcflow.core.errors import DomainError, translate_errors
+from qcflow.core.errors import DomainError
 from qcflow.core.i18n import chosen_language
 from qcflow.core.time import now
 from qcflow.core.web import session_free
@@ -65,13 +65,6 @@ def _language() -> str:
     return chosen_language() or request.accept_languages.best_match(LANGUAGES, default="zh")
 
 
-def _refusal(error: DomainError) -> dict:
-    payload = {"code": error.code, "message": str(error.message), **error.extra}
-    if error.errors:
-        payload["errors"] = translate_errors(error.errors)
-    return payload
-
-
 def _receive_doc() -> dict:
     body = {"type": "object", "description": "The canonical JSON envelope (docs/region.md, The protocol), signed: "
                                              "headers X-Qcflow-Hospital and X-Qcflow-Signature (ed25519=…)"}
@@ -116,7 +109,7 @@ def receive_submission():
             received = receiving.receive(hospital, body, request.headers.get(protocol.HEADER_SIGNATURE, ""), now=at)
         except DomainError as error:
             db.session.rollback()
-            return keys.signed_json(_refusal(error), error.status)
+            return keys.signed_refusal(error)
         return keys.signed_json(received.receipt, 201)
 
 
@@ -140,7 +133,7 @@ def list_hospitals(args):
     rows = registry.hospitals(level=args["level"], region=args["region"], active=args["active"],
                               after=args["cursor"], limit=limit + 1)
     page, more = rows[:limit], len(rows) > limit
-    sent = registry.months_sent()
+    sent = registry.months_sent(row.id for row in page)
     return {"items": [present_hospital(row, sent.get(row.id, 0)) for row in page],
             "next_cursor": page[-1].code if more else None}
 
@@ -164,7 +157,7 @@ def add_hospital(data):
 def get_hospital(code):
     """One registered hospital."""
     row = registry.hospital(code)
-    return present_hospital(row, registry.months_sent().get(row.id, 0))
+    return present_hospital(row, registry.months_sent([row.id]).get(row.id, 0))
 
 
 @blp.patch("/hospitals/<code>")
@@ -180,7 +173,7 @@ def change_hospital(data, code):
     row = registry.hospital(code)
     version = data.pop("version")
     row = registry.update_hospital(row, data, version, actor=current_actor(), now=now())
-    return present_hospital(row, registry.months_sent().get(row.id, 0))
+    return present_hospital(row, registry.months_sent([row.id]).get(row.id, 0))
 
 
 # Received submissions --------------------------------------------------------------------------------------------

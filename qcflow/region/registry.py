@@ -2,7 +2,6 @@
 signing keys. Administrators keep the list; centre staff read it."""
 from __future__ import annotations
 
-import re
 import sys
 from datetime import datetime
 
@@ -10,10 +9,12 @@ import click
 import sqlalchemy as sa
 from flask.cli import AppGroup
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Conflict, DomainError, NotFound, Unprocessable
+from qcflow.core.schemas import no_control_characters
 from qcflow.core.time import now as clock
 from qcflow.extensions import db
 from qcflow.indicators.models import HOSPITAL_LEVELS
@@ -22,9 +23,6 @@ from qcflow.region.models import OWNERSHIPS, RegionHospital, RegionSubmission
 
 #: Fields an administrator sets (code only when the hospital is added).
 FIELDS = ("code", "name", "name_en", "level", "ownership", "region", "public_key", "is_active")
-#: The envelope's pattern of a hospital's code: letters, digits and _.- , at most 40.
-CODE = protocol._CODE
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 fingerprint = protocol.fingerprint
@@ -44,8 +42,10 @@ def _text(value, limit: int, *, required: bool) -> tuple[str | None, list[str]]:
     if not isinstance(value, str):
         return None, [_("Enter text.")]
     value = value.strip()
-    if _CONTROL.search(value):
-        return None, [_("Control characters (such as NUL or ESC) are not allowed in text.")]
+    try:
+        no_control_characters()(value)
+    except ValidationError as error:
+        return None, error.messages
     if len(value) > limit:
         return None, [_("At most %(n)s characters.", n=limit)]
     return value, []
@@ -60,7 +60,7 @@ def _checked(values: dict, *, hospital_id: int | None) -> dict:
         if found:
             errors[name] = found
     code = values.get("code")
-    if not isinstance(code, str) or not CODE.match(code.strip()):
+    if not isinstance(code, str) or not protocol.HOSPITAL_CODE_PATTERN.match(code.strip()):
         errors["code"] = [_("Letters, digits and _ . - only, at most 40 characters, starting with a letter or a "
                             "digit (the hospital's HOSPITAL_CODE).")]
     else:
@@ -148,11 +148,12 @@ def set_active(row: RegionHospital, active: bool, version: int | None, *, actor:
     return update_hospital(row, {"is_active": active}, version, actor=actor, now=now)
 
 
-def months_sent() -> dict[int, int]:
-    """Per hospital id: how many distinct months it has sent (kind month)."""
+def months_sent(hospital_ids) -> dict[int, int]:
+    """Per hospital id of these: how many distinct months it has sent (kind month)."""
     rows = db.session.execute(
         sa.select(RegionSubmission.hospital_id, sa.func.count(sa.distinct(RegionSubmission.period)))
-        .where(RegionSubmission.kind == "month").group_by(RegionSubmission.hospital_id))
+        .where(RegionSubmission.kind == "month", RegionSubmission.hospital_id.in_(list(hospital_ids)))
+        .group_by(RegionSubmission.hospital_id))
     return {hospital_id: count for hospital_id, count in rows}
 
 
@@ -209,10 +210,11 @@ def hospitals_add(code, name, name_en, level, ownership, region, key):
 @hospitals_cli.command("list")
 def hospitals_list():
     """List the registered hospitals: code, level, ownership, region, active, months sent, key, name."""
-    sent = months_sent()
+    rows = hospitals()
+    sent = months_sent(row.id for row in rows)
     click.echo(f"{'code':<20} {'level':<10} {'ownership':<10} {'region':<12} {'active':<6} {'months':>6}  "
                f"{'key':<16}  name")
-    for row in hospitals():
+    for row in rows:
         click.echo(f"{row.code:<20} {row.level:<10} {row.ownership:<10} {row.region:<12} "
                    f"{'yes' if row.is_active else 'no':<6} {sent.get(row.id, 0):>6}  {fingerprint(row.public_key)}  "
                    f"{row.name}")

@@ -11,7 +11,7 @@ from marshmallow import ValidationError, fields, validate
 from qcflow.auth.permissions import allowed, current_actor, roles_required
 from qcflow.core.errors import DomainError, NotFound, Unprocessable, page_refusal
 from qcflow.core.forms import form_data, load_args
-from qcflow.core.schemas import QueryArgs
+from qcflow.core.schemas import QueryArgs, WholeNumber
 from qcflow.core.time import now
 from qcflow.extensions import db
 from qcflow.indicators import catalogue
@@ -46,8 +46,8 @@ def list_hospitals():
                               after=args.get("after"), limit=PAGE + 1)
     page, more = rows[:PAGE], len(rows) > PAGE
     filters = {name: args[name] for name in ("level", "region", "active") if args.get(name)}
-    return render_template("centre/hospitals.html", hospitals=page, sent=registry.months_sent(),
-                           regions=registry.regions(), levels=HOSPITAL_LEVELS, args=args, errors=errors,
+    return render_template("centre/hospitals.html", hospitals=page,
+                           sent=registry.months_sent(row.id for row in page), regions=registry.regions(), levels=HOSPITAL_LEVELS, args=args, errors=errors,
                            filters=filters, next_after=page[-1].code if more else None,
                            fingerprint=registry.fingerprint), 422 if errors else 200
 
@@ -107,7 +107,7 @@ def edit_hospital(code):
 
 
 class VersionsArgs(QueryArgs):
-    cursor = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1))
+    cursor = WholeNumber(load_default=None, validate=validate.Range(min=1, max=2**31 - 1))
 
 
 @bp.get("/<code>/submissions")

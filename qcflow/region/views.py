@@ -123,7 +123,7 @@ def standing():
     args, errors = load_args(StandingArgs())
     entries = _plan_entries()
     by_code = {e.code: e for e in entries}
-    first, last = outbox.last_half_year(at)
+    first, last = protocol.last_half_year(today(at))
     first, last = args.get("from_") or first, args.get("to") or last
     code = args.get("indicator")
     if code is not None and code not in by_code:
