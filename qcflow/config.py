@@ -180,6 +180,33 @@ class Config:
     REPORT_SILENT_WEEKS = 4
     #: Warn the department this many hours before a day-surgery 24 h call's deadline if it is still open.
     FOLLOWUP_URGENT_WARN_HOURS = 4
+    #: Patients answer their calls online (followup/invitations; docs/deploy.md §13). Nothing is sent while
+    #: INVITATION_SENDERS is empty or INVITATION_LINK_BASE unset. Senders, the first one used (senders.py):
+    #: {"channel": "sms", "url": …} (the SMS gateway's webhook), {"channel": "wechat", "url": …, "template_id": …}
+    #: (the WeChat template-message service), {"channel": "email", "to": "{phone}@sms.example.cn"} (through SMTP_*).
+    INVITATION_SENDERS = []
+    #: The address of the patients' page as patients' phones reach it, e.g. "https://fu.hospital.example.cn".
+    INVITATION_LINK_BASE = None
+    #: Secret the gateway signs its delivery reports with (HMAC-SHA256 of the body, header X-Qcflow-Signature).
+    INVITATION_REPORT_SECRET = None
+    #: Reminders, hours after the invitation was sent, while nobody has answered and the window is open.
+    INVITATION_REMINDER_HOURS = [48, 168]
+    #: Minutes between retries of a message the gateway refused or did not answer; then the message is given up.
+    INVITATION_RETRY_MINUTES = [5, 30, 120]
+    #: What the patient confirms themselves with: "birth_year" or "id_last4" (the other when the record lacks it).
+    INVITATION_SECOND_FACTOR = "birth_year"
+    #: Wrong second factors in a row before the invitation refuses to check for INVITATION_LOCK_MINUTES.
+    INVITATION_WRONG_FACTORS = 5
+    INVITATION_LOCK_MINUTES = 30
+    #: Minutes a patient who passed the second factor may answer before confirming again.
+    INVITATION_PROOF_MINUTES = 60
+    #: Links that lead nowhere, allowed per link prefix and per known client address per 10 minutes (then 429;
+    #: counted in memory, as wrong receipt codes are).
+    INVITATION_UNKNOWN_LINKS_PER_PREFIX_10_MIN = 10
+    INVITATION_UNKNOWN_LINKS_PER_CLIENT_10_MIN = 60
+    #: Minutes a nurse's follow-up phone call takes on average: the time answers online save (follow-up
+    #: statistics, bulletin).
+    FOLLOWUP_CALL_MINUTES = 8
     #: Plans per generator batch; each batch is one transaction (QCFLOW_GEN_BATCH).
     GEN_BATCH = 1000
     #: Generators the daily job runs side by side on PostgreSQL (QCFLOW_GEN_WORKERS); SQLite uses one.

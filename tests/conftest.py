@@ -157,6 +157,7 @@ def empty_postgres(url: str) -> None:
         followup_migration().seed_protocols(conn)
         # as the later migration left them (without the developers' note)
         conn.execute(sa.text(migration_module("*_followup_reasons_stored_as_codes.py").CLEAR_DEVELOPER_NOTE))
+        conn.execute(sa.text(migration_module("*_followup_invitations.py").ALLOW_SELF_REPORT))
         # and the default triggers (tests tune them and switch them off), as the migration seeds them.
         seed_default_triggers(conn)
     engine.dispose()

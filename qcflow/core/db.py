@@ -135,6 +135,7 @@ def import_all_models() -> None:
     import qcflow.events.models  # noqa: F401
     import qcflow.extraction.models  # noqa: F401
     import qcflow.followup.models  # noqa: F401
+    import qcflow.followup.invitations.models  # noqa: F401
     import qcflow.indicators.models  # noqa: F401
     import qcflow.mdt.models  # noqa: F401
     import qcflow.notify.models  # noqa: F401

@@ -88,6 +88,9 @@ class ProtocolPhase(Base):
     early_hours: Mapped[int]
     late_hours: Mapped[int]
     is_urgent: Mapped[bool] = mapped_column(default=False)
+    #: The patient may answer this phase's calls on their phone (an invitation by SMS, WeChat or e-mail); the
+    #: day-surgery 24 h call stays a phone call.
+    self_report: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     __table_args__ = (
         sa.UniqueConstraint("protocol_id", "position", name="uq_followup_protocol_phase_position"),
@@ -96,7 +99,7 @@ class ProtocolPhase(Base):
 
     def as_phase(self) -> Phase:
         return Phase(self.unit, self.start_offset, self.every, self.until_offset, self.early_hours, self.late_hours,
-                     self.is_urgent)
+                     self.is_urgent, self.self_report)
 
 
 class Plan(Versioned, Base):
@@ -185,6 +188,9 @@ class Task(Versioned, Base):
     is_timed: Mapped[bool] = mapped_column(default=False)
     #: 24 h deadline warnings sent: 0 none, 1 "deadline near" to the department, 2 "missed" to head and quality.
     breach_level: Mapped[int] = mapped_column(sa.SmallInteger, default=0, server_default="0")
+    #: The patient's own answers (followup/invitations) hold an alarming finding: the call is first in the queue
+    #: until it is closed.
+    alarm: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     assignee_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user_account.id"))
     claimed_at: Mapped[datetime | None]
     #: Hidden from the queue until then (call back later, rescheduled).
@@ -229,7 +235,7 @@ class Task(Versioned, Base):
         # sorts and filters by and its counts classify, so both read the index alone and only the
         # page's own rows are fetched (queries.py).
         sa.Index("ix_followup_task_queue", "department_id", "opens_at", "is_urgent", "closes_at", "due_at",
-                 "snoozed_until", "state", "closed_at", "id",
+                 "snoozed_until", "state", "closed_at", "alarm", "id",
                  sqlite_where=sa.text("state IN ('pending', 'in_progress')"),
                  postgresql_where=sa.text("state IN ('pending', 'in_progress')")),
         # 24 h deadline warnings: only open urgent calls not yet reported as missed are indexed.
@@ -372,6 +378,7 @@ LABELS = {
         "reoperation": _l("Reoperation"), "recurrence_metastasis": _l("Recurrence or metastasis"),
         "vital_status": _l("Vital status"), "health_education_given": _l("Health education given"),
         "revisit_booked": _l("Revisit booked"), "satisfaction": _l("Satisfaction (1–5)"), "death": _l("Death"),
+        "worsening": _l("Feels worse"),
     },
     "anchor": {
         "operation_at": _l("Operation time"), "discharge_at": _l("Discharge time"), "diagnosis_on": _l("Diagnosis date"),

@@ -46,7 +46,7 @@ def load_prompt(prompt_id: int, actor: Actor) -> EventPrompt:
 
 #: The task columns a task is shown with (present(), TaskOut).
 SHOWN = ("id", "plan_id", "occurrence", "pathway", "department_id", "state", "version", "due_at", "due_on", "opens_at",
-         "closes_at", "is_urgent", "is_timed", "assignee_id", "snoozed_until", "attempt_count", "respondent",
+         "closes_at", "is_urgent", "alarm", "is_timed", "assignee_id", "snoozed_until", "attempt_count", "respondent",
          "complication", "unplanned_readmission", "reoperation", "recurrence_metastasis", "vital_status",
          "health_education_given", "revisit_booked", "satisfaction", "is_effective", "closed_at",
          "closed_recorded_at")
@@ -84,11 +84,12 @@ def _queue_where(stmt, own_department: bool, department: bool):
 
 
 def _sort_columns():
-    """Most urgent first: day-surgery deadlines, then overdue age (oldest first), then due time.
+    """Most urgent first: alarming answers a patient gave online, day-surgery deadlines, then overdue age (oldest
+    first), then due time.
     The queue holds open tasks only, whose timeliness is overdue exactly when `overdue_clause` holds
     (timeliness.py), a cheaper expression to sort every candidate row by than the general rule."""
     overdue = overdue_clause(Task, NOW)
-    return (sa.case((Task.is_urgent, 0), else_=1), sa.case((overdue, 0), else_=1),
+    return (sa.case((Task.alarm, 0), (Task.is_urgent, 1), else_=2), sa.case((overdue, 0), else_=1),
             sa.case((overdue, Task.closes_at), else_=Task.due_at), Task.id)
 
 
@@ -191,7 +192,7 @@ def _queue(rows: bool, actor: Actor, *, now: datetime, department=None, date=Non
     def cursor_after(pair) -> str:
         last = pair[0]
         is_overdue = of(last, now) == Timeliness.OVERDUE
-        return encode_cursor(now, (0 if last.is_urgent else 1, 0 if is_overdue else 1,
+        return encode_cursor(now, (0 if last.alarm else 1 if last.is_urgent else 2, 0 if is_overdue else 1,
                                    last.closes_at if is_overdue else last.due_at, last.id))
 
     pairs, next_cursor = keyset_page(read, limit, cursor_after)

@@ -48,6 +48,8 @@ class Phase:
     late_hours: int = 0
     #: A hard deadline call (the day-surgery 24 h call): first in the queue.
     is_urgent: bool = False
+    #: The patient may answer this phase's calls themselves, by an invitation (followup/invitations).
+    self_report: bool = False
 
     def offsets(self) -> list[int]:
         if self.every is None:
@@ -68,6 +70,7 @@ class Slot:
     early_hours: int
     late_hours: int
     is_urgent: bool
+    self_report: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def expand(phases) -> list[Slot]:
     slots = []
     for phase in phases:
         for offset in phase.offsets():
-            slots.append(Slot(len(slots) + 1, phase.unit, offset, phase.early_hours, phase.late_hours, phase.is_urgent))
+            slots.append(Slot(len(slots) + 1, phase.unit, offset, phase.early_hours, phase.late_hours, phase.is_urgent,
+                              phase.self_report))
     return slots
 
 

@@ -27,6 +27,8 @@ class PhaseIn(BaseSchema):
     early_hours = WholeNumber(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
     late_hours = WholeNumber(load_default=0, validate=validate.Range(min=0), metadata={"example": 336})
     is_urgent = fields.Boolean(load_default=False)
+    self_report = fields.Boolean(load_default=False, metadata={
+        "description": "The patient may answer this phase's calls on their phone (an invitation by SMS, WeChat or e-mail)."})
 
 
 class ProtocolIn(BaseSchema):
@@ -55,6 +57,7 @@ class PhaseOut(BaseSchema):
     early_hours = WholeNumber()
     late_hours = WholeNumber()
     is_urgent = fields.Boolean()
+    self_report = fields.Boolean()
 
 
 class ProtocolOut(BaseSchema):
@@ -151,6 +154,7 @@ class TaskOut(BaseSchema):
     opens_at = DateTime()
     closes_at = DateTime()
     is_urgent = fields.Boolean()
+    alarm = fields.Boolean(metadata={"description": "The patient's online answers hold an alarming finding: first in the queue."})
     is_timed = fields.Boolean()
     assignee_id = WholeNumber(allow_none=True)
     snoozed_until = DateTime(allow_none=True)

@@ -309,7 +309,8 @@ def protocol_form() -> dict:
         if not row["start"]:
             continue
         hours = 1 if row["unit"] == "hour" else 24
-        phase = {"unit": row["unit"], "start": row["start"], "is_urgent": bool(form.get(f"p{i}_urgent"))}
+        phase = {"unit": row["unit"], "start": row["start"], "is_urgent": bool(form.get(f"p{i}_urgent")),
+                 "self_report": bool(form.get(f"p{i}_self_report"))}
         for key in ("every", "until"):
             if row[key]:
                 phase[key] = row[key]

@@ -41,6 +41,9 @@ MESSAGES = {
     "followup.urgent_due": Message(_l("24 h follow-up call #%(id)d is due by %(time)s"), times=("time",)),
     "followup.urgent_missed": Message(_l("24 h follow-up call #%(id)d missed its deadline (%(time)s)"),
                                       times=("time",)),
+    "followup.alarming_answer": Message(_l("A patient answered follow-up call #%(id)d online with alarming answers: "
+                                           "%(alarms)s"), _l("The call is at the top of the queue. Call the patient."),
+                                        labels={"alarms": "fu_item"}),
     "followup.event_prompt": Message(_l("Follow-up finding may be an adverse event: %(findings)s"),
                                      labels={"findings": "fu_item"}),
     "extraction.found": Message(_l("%(n)d possible adverse events found in the HIS data by the triggers"),

@@ -186,6 +186,13 @@ def pass_second_factor(page, username: str) -> None:
         page.click("form button[type=submit]")
 
 
+def sending_report(page):
+    """Waits for the answer to the report form to load. The form's script keeps its key in the tab's history
+    when it is sent (report.js), a same-document navigation that alone would end page.expect_navigation
+    before the answer has arrived."""
+    return page.expect_event("load")
+
+
 def shot(page, name: str, full_page: bool = True) -> Path:
     """Save a screenshot of the page under tests/e2e/artifacts/."""
     ARTIFACTS.mkdir(exist_ok=True)

@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import CJK, E2E, api_call, check_accessible_form_fields, check_no_horizontal_scroll, login, shot
+from tests.e2e.conftest import (CJK, E2E, api_call, check_accessible_form_fields, check_no_horizontal_scroll, login,
+                                sending_report, shot)
 
 pytestmark = E2E
 
@@ -92,7 +93,7 @@ def test_anonymous_report_on_a_phone_receipt_question_answer_and_outcome(server,
     taps.select("#department_id", label="普通外科")
     taps.fill("#location", "5病区治疗室")
     taps.fill("#description", "发药时发现床号相近的两位患者口服药袋放反，核对腕带时发现，未服用。")
-    with page.expect_navigation():
+    with sending_report(page):
         taps.tap("form button.primary")
     assert taps.count <= MAX_INTERACTIONS, taps.count
 
@@ -208,7 +209,7 @@ def test_logged_in_doctor_reports_anonymously_without_the_login_then_by_name_on_
         taps.select("#department_id", label="普通外科")
         taps.fill("#location", "5病区走廊")
         taps.fill("#description", description)
-        with page.expect_navigation():
+        with sending_report(page):
             taps.tap("form button.primary")
 
     fill(Counted(page), "患者夜间如厕时在走廊滑倒，未受伤。")
@@ -237,7 +238,7 @@ def test_field_errors_are_in_the_page_language_next_to_the_field_and_keep_the_ty
     page.goto(f"/report?lang={lang}")
     page.fill("#location", "3号手术间")
     page.fill("#description", "器械清点数目不符，术中找到。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     error = page.locator("#category_code-error")
     assert required in error.inner_text().lower()
@@ -273,7 +274,7 @@ def test_a_double_click_on_submit_files_one_report(server, contexts):
     page.select_option("#department_id", label="普通外科")
     page.fill("#location", "手术室 2 号间")
     page.fill("#description", "电刀回路垫报警，更换后正常。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.dblclick("form button.primary")
     page.wait_for_selector("#receipt-code")
     assert count() == before + 1

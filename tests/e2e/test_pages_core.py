@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from tests.e2e.conftest import (DEMO_PASSWORDS, E2E, check_no_horizontal_scroll, login, login_here,
-                                pass_second_factor, shot)
+                                pass_second_factor, sending_report, shot)
 
 pytestmark = E2E
 
@@ -206,7 +206,7 @@ def test_a_report_typed_before_the_session_ended_is_never_shown_to_the_next_user
         page.fill("#patient_mrn", "MRN-0042917")
         page.fill("#description", "术后第二天给错药，患者王某血压下降。")
         end_sessions(server, "doctor")
-        with page.expect_navigation():
+        with sending_report(page):
             page.click("form button.primary[type=submit]")
         assert "/login" in page.url and "expired=1" in page.url
         login_here(page, "nurse")
@@ -223,7 +223,7 @@ def test_the_doctor_gets_their_own_report_back_after_the_session_ended_in_englis
     page.goto("/report/named?lang=en")
     page.fill("#description", "Wrong dose given on day 2.")
     end_sessions(server, "doctor")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary[type=submit]")
     page.fill("#username", "doctor")
     page.fill("#password", DEMO_PASSWORDS["doctor"])

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import E2E, shot
+from tests.e2e.conftest import E2E, sending_report, shot
 from tests.e2e.test_clinician import local_input
 
 pytestmark = E2E
@@ -56,7 +56,7 @@ def test_anonymous_receipt_survives_reload_and_back_and_a_resent_form_files_noth
     page.goto(f"/report?lang={lang}")
     before = count_events(server)
     fill_report(page, f"走廊地面湿滑，患者险些跌倒（{kind} {lang}）。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     assert TEXT[lang]["received"] in page.inner_text("main")
     code = page.inner_text("#receipt-code").strip()
@@ -77,7 +77,7 @@ def test_anonymous_receipt_survives_reload_and_back_and_a_resent_form_files_noth
     page.go_back()  # Back shows the filled form again; sending it once more files nothing new
     page.wait_for_url(re.compile(r"/report\?lang="))
     expect(page.locator("#description")).not_to_have_value("")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     assert TEXT[lang]["again"] in page.inner_text("main")
     assert page.inner_text("#receipt-code").strip() == code
@@ -85,7 +85,7 @@ def test_anonymous_receipt_survives_reload_and_back_and_a_resent_form_files_noth
 
     page.goto(f"/report?lang={lang}")  # a new, empty form is a new report
     fill_report(page, f"另一件事：治疗室门未关（{kind} {lang}）。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     assert TEXT[lang]["again"] not in page.inner_text("main")
     assert page.inner_text("#receipt-code").strip() != code
@@ -122,7 +122,7 @@ def test_a_sent_form_changed_after_back_files_nothing_and_shows_no_receipt(serve
     page.goto(f"/report?lang={lang}")
     before = count_events(server)
     fill_report(page, f"治疗室地面有水（{kind} {lang}）。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     code = page.inner_text("#receipt-code").strip()
     reference = page.inner_text("#receipt-reference").strip()
@@ -130,7 +130,7 @@ def test_a_sent_form_changed_after_back_files_nothing_and_shows_no_receipt(serve
     page.wait_for_url(re.compile(r"/report\?lang="))
     expect(page.locator("#description")).not_to_have_value("")
     page.fill("#description", f"换了一段文字（{kind} {lang}）。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     main = page.inner_text("main")
     assert words[0] in main and words[1] in main
@@ -256,13 +256,13 @@ def test_named_form_sent_again_after_back_files_nothing(server, contexts):
     page.goto("/report/named")
     before = count_events(server)
     fill_report(page, "署名上报：治疗车未上锁。")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     page.wait_for_url("**/my/reports**")
     first = page.url
     page.go_back()
     expect(page.locator("#description")).not_to_have_value("")
-    with page.expect_navigation():
+    with sending_report(page):
         page.click("form button.primary")
     page.wait_for_url("**/my/reports**")
     assert page.url == first and "filed=AE-" in first

@@ -34,19 +34,21 @@ def mark_unreachable(task: Task, data: dict, *, actor: Actor, now: datetime,
     return task
 
 
-def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Task:
+def complete_task(task: Task, data: dict, *, actor: Actor, now: datetime, expected_version: int | None = None,
+                  answered_at: datetime | None = None) -> Task:
     """Record the outcome of a task the caller holds; decide whether it is an effective follow-up.
 
     A finding (complication, unplanned readmission, reoperation, death) prompts the quality office;
     a death the family reports is the patient's, as one the HIS reports (clinical.record_death).
     `completed_at` (in `data`): when a call logged late was made; the call is closed and judged on time
-    at it, and `now` is when it was recorded.
+    at it, and `now` is when it was recorded. `answered_at`: when the patient answered online (recorded by
+    qcflow, not claimed by a person, so no back-dating limit applies): the call is judged at it.
     """
     if task.state == TaskState.PENDING:
         raise Conflict(_("Claim the task before completing it."), state=task.state, allowed_actions=["claim"])
     require_holder(task, actor)
     TASK_WORKFLOW.check(task, "complete", actor=actor, data=data, expected_version=expected_version)
-    completed_at = when_it_happened(
+    completed_at = answered_at or when_it_happened(
         "completed_at", data.get("completed_at"), now=now, not_before=task.plan.anchor_at,
         too_early=_("A call cannot be made before the operation, discharge or diagnosis it follows up."),
         unlimited=can(actor, "backdate_freely"))

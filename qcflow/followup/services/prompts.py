@@ -36,18 +36,20 @@ def findings(task: Task) -> list[str]:
     return found
 
 
-def open_prompt(task: Task, *, now: datetime) -> EventPrompt:
-    """A "possible event" prompt for the quality office (once per task), with a notification."""
+def open_prompt(task: Task, *, now: datetime, found: list[str] | None = None) -> EventPrompt:
+    """A "possible event" prompt for the quality office (once per task), with a notification. `found`: the
+    findings when they are not (yet) the call's outcome (a patient's alarming answers online)."""
+    found = findings(task) if found is None else found
     existing = db.session.scalar(sa.select(EventPrompt).where(EventPrompt.task_id == task.id))
     if existing is not None:
         return existing
     prompt = EventPrompt(task_id=task.id, patient_id=task.patient_id, department_id=task.department_id,
-                         findings=",".join(findings(task)), created_at=now)
+                         findings=",".join(found), created_at=now)
     db.session.add(prompt)
     db.session.flush()
     audit.record(SYSTEM, "followup_prompt.open", "followup_event_prompt", prompt.id, now,
                  after={"task_id": task.id, "findings": prompt.findings})
-    notify(users_with_role(Role.QUALITY), "followup.event_prompt", {"findings": findings(task)}, now=now,
+    notify(users_with_role(Role.QUALITY), "followup.event_prompt", {"findings": found}, now=now,
            link="/followup/prompts")
     return prompt
 

@@ -69,7 +69,8 @@ def check_protocol(data: dict) -> list[Phase]:
     elif set(core) - set(items):
         errors["core_items"] = [_("Core items must be among the form's items.")]
     phases = [Phase(p["unit"], p["start"], p.get("every"), p.get("until"), p.get("early_hours", 0),
-                    p.get("late_hours", 0), bool(p.get("is_urgent"))) for p in data.get("phases") or []]
+                    p.get("late_hours", 0), bool(p.get("is_urgent")),
+                    bool(p.get("self_report"))) for p in data.get("phases") or []]
     max_early = int(lookahead().total_seconds() // 3600)
     problems = schedule.phase_errors(phases, max_early)
     if problems:
@@ -104,7 +105,8 @@ def create_protocol_version(code: str, data: dict, *, actor: Actor, now: datetim
         core_items=[i for i in OUTCOME_ITEMS if i in (data.get("core_items") or [])],
         is_current=True, change_note=data.get("change_note"), created_at=now, created_by=actor.audit_name,
         phases=[ProtocolPhase(position=i, unit=p.unit, start_offset=p.start, every=p.every, until_offset=p.until,
-                              early_hours=p.early_hours, late_hours=p.late_hours, is_urgent=p.is_urgent)
+                              early_hours=p.early_hours, late_hours=p.late_hours, is_urgent=p.is_urgent,
+                              self_report=p.self_report)
                 for i, p in enumerate(phases, start=1)],
     )
     db.session.add(protocol)

@@ -1,0 +1,407 @@
+"""Invitations: who is invited when, what the sending job sends next, what the gateway reports, the patient's
+second factor and answers, and the nurse's confirmation. Services flush and never commit; callers pass `now`."""
+from __future__ import annotations
+
+import base64
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from flask_babel import gettext as _
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from qcflow.auth.models import Role
+from qcflow.clinical.models import Patient
+from qcflow.core import audit
+from qcflow.core.actors import Actor
+from qcflow.core.errors import Conflict, Unprocessable
+from qcflow.core.security import derived_key, keyed_hash
+from qcflow.core.time import local
+from qcflow.extensions import db
+from qcflow.followup.invitations import questions
+from qcflow.followup.invitations.models import Invitation, InvitationMessage
+from qcflow.followup.invitations.workflow import INVITATION_WORKFLOW, LIVE, InvitationState
+from qcflow.followup.models import OPEN_TASK_STATES, Protocol, ProtocolPhase, Task
+from qcflow.followup.schedule import expand
+from qcflow.followup.services import claim_task, complete_task, open_prompt
+from qcflow.followup.workflow import TaskState
+from qcflow.notify.services import notify, users_with_role
+
+#: The sending job and the gateway's reports act as the system; the patient's page as "patient" (audit name).
+SYSTEM = Actor.system("followup.invitations")
+PATIENT = Actor("patient", roles=frozenset({"system"}))
+#: What a link's token looks like (43 URL-safe characters: 256 bits); anything else is not looked up.
+TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
+#: Minutes the sending job holds an invitation while its message is out (a crash mid-send retries after it).
+LEASE_MINUTES = 10
+
+
+def token_of(invitation: Invitation) -> str:
+    """The link's token: an HMAC of the stored seed under a key derived from SECRET_KEY."""
+    raw = hmac.new(derived_key("invitation-link").encode(), invitation.token_seed.encode(), "sha256").digest()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def hash_token(token: str) -> str:
+    return keyed_hash(derived_key("invitation-token"), token)
+
+
+def link_of(invitation: Invitation) -> str:
+    return f"{current_app.config['INVITATION_LINK_BASE'].rstrip('/')}/f/{token_of(invitation)}"
+
+
+def find(token: str) -> Invitation | None:
+    """The invitation of a link's token, whatever its state; None for anything that is not one."""
+    if not TOKEN.match(token or ""):
+        return None
+    return db.session.scalar(sa.select(Invitation).where(Invitation.token_hash == hash_token(token)))
+
+
+def invitation_of(task) -> Invitation | None:
+    return db.session.scalar(sa.select(Invitation).where(Invitation.task_id == task.id))
+
+
+def enabled() -> bool:
+    """Invitations go out only when the hospital configured a sender and the link's address."""
+    config = current_app.config
+    return bool(config.get("INVITATION_SENDERS")) and bool(config.get("INVITATION_LINK_BASE"))
+
+
+def factor_for(patient) -> str | None:
+    """The second factor this patient confirms themselves with: the configured one if the record holds it, else the
+    other; None when the record holds neither (the call stays a phone call)."""
+    preferred = current_app.config["INVITATION_SECOND_FACTOR"]
+    available = {"birth_year": patient.birth_on is not None,
+                 "id_last4": bool(patient.id_number and len(patient.id_number.strip()) >= 4)}
+    for factor in (preferred, *(f for f in available if f != preferred)):
+        if available.get(factor):
+            return factor
+    return None
+
+
+def _self_report_slots(protocol_ids) -> dict[int, set[int]]:
+    """For each protocol version: the occurrence numbers whose phase allows self-report."""
+    result = {}
+    for protocol in db.session.scalars(sa.select(Protocol).where(Protocol.id.in_(protocol_ids))):
+        result[protocol.id] = {slot.number for slot in expand(protocol.schedule_phases()) if slot.self_report}
+    return result
+
+
+def invite_due(now: datetime, *, limit: int = 500) -> int:
+    """Create the invitations of calls whose window has opened: open calls of a self-report phase, not invited
+    yet, whose patient is alive and has a phone and a second factor on record. Reads only calls whose window is
+    open now (O(due)); each invitation is audited. Returns how many were created."""
+    if not enabled():
+        return 0
+    has_self_report = sa.exists().where(ProtocolPhase.protocol_id == Task.protocol_id, ProtocolPhase.self_report)
+    rows = db.session.execute(
+        sa.select(Task, Patient).join(Patient, Patient.id == Task.patient_id)
+        .outerjoin(Invitation, Invitation.task_id == Task.id)
+        .where(Task.state.in_(OPEN_TASK_STATES), Task.opens_at <= now, Task.closes_at > now,
+               Invitation.id.is_(None), has_self_report, Patient.phone.is_not(None), Patient.died_on.is_(None))
+        .order_by(Task.closes_at, Task.id).limit(limit)).all()
+    slots = _self_report_slots({task.protocol_id for task, _patient in rows})
+    channel = current_app.config["INVITATION_SENDERS"][0]["channel"]
+    created = 0
+    for task, patient in rows:
+        factor = factor_for(patient)
+        if task.occurrence not in slots.get(task.protocol_id, ()) or factor is None:
+            continue
+        seed = base64.b32encode(secrets.token_bytes(20)).decode()
+        invitation = Invitation(task_id=task.id, patient_id=task.patient_id, department_id=task.department_id,
+                                token_seed=seed, token_hash="", channel=channel, factor=factor,
+                                language=current_app.config["BABEL_DEFAULT_LOCALE"], created_at=now,
+                                expires_at=task.closes_at, next_send_at=now, alarms="")
+        invitation.token_hash = hash_token(token_of(invitation))
+        db.session.add(invitation)
+        db.session.flush()
+        audit.record(SYSTEM.audit_name, "followup_invitation.create", "followup_invitation", invitation.id, now,
+                     after={"task_id": task.id, "channel": channel, "factor": factor, "state": invitation.state})
+        created += 1
+    return created
+
+
+def _end(invitation: Invitation, action: str, now: datetime, **detail) -> None:
+    invitation.next_send_at = None
+    invitation.ended_at = now
+    INVITATION_WORKFLOW.apply(invitation, action, actor=SYSTEM, now=now, audit_detail=detail or None)
+
+
+def settle(invitation: Invitation, now: datetime) -> bool:
+    """End a live invitation whose window closed (expired) or whose call was closed another way (closed); True
+    when it is still live."""
+    if invitation.state not in LIVE:
+        return False
+    if invitation.task.state not in OPEN_TASK_STATES:
+        _end(invitation, "close", now, task_state=invitation.task.state)
+        return False
+    if invitation.expires_at <= now:
+        _end(invitation, "expire", now)
+        return False
+    return True
+
+
+def settle_due(now: datetime, *, limit: int = 1000) -> int:
+    """Expire the live invitations whose window closed, close those whose call was closed first."""
+    ended = 0
+    stale = (sa.select(Invitation).join(Task, Task.id == Invitation.task_id)
+             .where(Invitation.state.in_([s.value for s in LIVE]),
+                    sa.or_(Invitation.expires_at <= now, Task.state.not_in(OPEN_TASK_STATES)))
+             .order_by(Invitation.id).limit(limit))
+    for invitation in db.session.scalars(stale):
+        ended += not settle(invitation, now)
+    return ended
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A message the sending job is to send now (taken under a lease, committed before it leaves)."""
+
+    invitation_id: int
+    kind: str  # "invitation" or "reminder"
+    channel: str
+    language: str
+    link: str
+    phone: str
+    patient_his_id: str
+
+
+def take_due(now: datetime, *, limit: int = 100) -> list[Outgoing]:
+    """The messages due now, each invitation held for LEASE_MINUTES (next_send_at moves on), so a second job run
+    or a crash mid-send does not send it twice at once. Invitations that ended are settled instead. The caller
+    commits before sending."""
+    due = db.session.scalars(
+        sa.select(Invitation).where(Invitation.next_send_at <= now).order_by(Invitation.next_send_at, Invitation.id)
+        .limit(limit).with_for_update(skip_locked=True))
+    taken = []
+    for invitation in due:
+        if not settle(invitation, now):
+            continue
+        patient = db.session.get(Patient, invitation.patient_id)
+        if patient.phone is None:
+            _end(invitation, "close", now, reason="no_phone")
+            continue
+        invitation.next_send_at = now + timedelta(minutes=LEASE_MINUTES)
+        kind = "invitation" if invitation.state == InvitationState.QUEUED else "reminder"
+        taken.append(Outgoing(invitation.id, kind, invitation.channel, invitation.language, link_of(invitation),
+                              patient.phone, patient.his_id))
+    db.session.flush()
+    return taken
+
+
+def _next_reminder(invitation: Invitation) -> datetime | None:
+    hours = current_app.config["INVITATION_REMINDER_HOURS"]
+    if invitation.reminders_sent >= len(hours) or invitation.sent_at is None:
+        return None
+    at = invitation.sent_at + timedelta(hours=hours[invitation.reminders_sent])
+    return at if at < invitation.expires_at else None
+
+
+def record_send(invitation_id: int, kind: str, *, ok: bool, provider_message_id: str | None = None,
+                detail: str | None = None, now: datetime) -> Invitation:
+    """Log a send (or its failure) on the invitation and decide what is sent next: the next reminder after a
+    success; after a failure a retry (INVITATION_RETRY_MINUTES), then, when the retries are used up, the invitation
+    fails (or, for a reminder, the next reminder is waited for)."""
+    invitation = db.session.get(Invitation, invitation_id)
+    db.session.add(InvitationMessage(invitation_id=invitation.id, kind=kind, channel=invitation.channel,
+                                     status="sent" if ok else "failed", at=now,
+                                     provider_message_id=provider_message_id, detail=(detail or None) and detail[:300]))
+    if invitation.state not in LIVE:  # answered or closed while the message was out
+        db.session.flush()
+        return invitation
+    retries = current_app.config["INVITATION_RETRY_MINUTES"]
+    if ok:
+        invitation.send_failures = 0
+        if kind == "reminder":
+            invitation.reminders_sent += 1
+        if invitation.state == InvitationState.QUEUED:
+            invitation.sent_at = now
+            INVITATION_WORKFLOW.apply(invitation, "send", actor=SYSTEM, now=now,
+                                      audit_detail={"provider_message_id": provider_message_id})
+        else:
+            audit.record(SYSTEM.audit_name, "followup_invitation.remind", "followup_invitation", invitation.id, now,
+                         after={"reminders_sent": invitation.reminders_sent})
+        invitation.next_send_at = (None if invitation.state == InvitationState.ANSWERED
+                                   else _next_reminder(invitation))
+    elif invitation.send_failures < len(retries):
+        invitation.next_send_at = now + timedelta(minutes=retries[invitation.send_failures])
+        invitation.send_failures += 1
+        audit.record(SYSTEM.audit_name, "followup_invitation.send_failed", "followup_invitation", invitation.id, now,
+                     after={"kind": kind, "failures": invitation.send_failures})
+    elif invitation.state == InvitationState.QUEUED:
+        _end(invitation, "fail", now, failures=invitation.send_failures + 1)
+    else:  # a reminder could not be sent: the next one may be
+        invitation.send_failures = 0
+        invitation.reminders_sent += 1
+        invitation.next_send_at = _next_reminder(invitation)
+        audit.record(SYSTEM.audit_name, "followup_invitation.send_failed", "followup_invitation", invitation.id, now,
+                     after={"kind": kind, "gave_up": True})
+    db.session.flush()
+    return invitation
+
+
+DELIVERY_STATUSES = ("delivered", "undelivered")
+
+
+def record_delivery(provider_message_id: str, status: str, *, now: datetime, detail: str | None = None
+                    ) -> Invitation | None:
+    """The gateway's delivery report of a message it accepted: logged on the invitation; the first "delivered"
+    marks the invitation delivered. None when no message has that id."""
+    sent = db.session.scalar(sa.select(InvitationMessage).where(
+        InvitationMessage.provider_message_id == provider_message_id, InvitationMessage.status == "sent")
+        .order_by(InvitationMessage.id.desc()).limit(1))
+    if sent is None:
+        return None
+    invitation = db.session.get(Invitation, sent.invitation_id)
+    db.session.add(InvitationMessage(invitation_id=invitation.id, kind="report", channel=sent.channel, status=status,
+                                     at=now, provider_message_id=provider_message_id,
+                                     detail=(detail or None) and detail[:300]))
+    if status == "delivered" and invitation.state == InvitationState.SENT:
+        invitation.delivered_at = now
+        INVITATION_WORKFLOW.apply(invitation, "deliver", actor=SYSTEM, now=now,
+                                  audit_detail={"provider_message_id": provider_message_id})
+    else:
+        audit.record(SYSTEM.audit_name, "followup_invitation.delivery_report", "followup_invitation", invitation.id,
+                     now, after={"status": status, "provider_message_id": provider_message_id})
+    db.session.flush()
+    return invitation
+
+
+# The patient's page -------------------------------------------------------------------------------------------
+
+def usable(invitation: Invitation | None, now: datetime) -> bool:
+    """Whether the link still leads to the questions (live, window open, call open)."""
+    return invitation is not None and invitation.state in LIVE and invitation.expires_at > now and \
+        invitation.task.state in OPEN_TASK_STATES
+
+
+def is_locked(invitation: Invitation, now: datetime) -> bool:
+    return invitation.locked_until is not None and invitation.locked_until > now
+
+
+def _factor_value(invitation: Invitation) -> str:
+    patient = db.session.get(Patient, invitation.patient_id)
+    if invitation.factor == "birth_year":
+        return str(patient.birth_on.year) if patient.birth_on else ""
+    return (patient.id_number or "").strip().upper()[-4:]
+
+
+def check_factor(invitation: Invitation, given: str, *, now: datetime) -> bool:
+    """Check the patient's second factor. Right: the invitation is opened (once). Wrong: counted, and after
+    INVITATION_WRONG_FACTORS in a row the invitation refuses every answer for INVITATION_LOCK_MINUTES (the caller
+    tells the patient to wait, without saying whether the last one was right). Refused while locked."""
+    if is_locked(invitation, now):
+        return False
+    expected = _factor_value(invitation)
+    right = bool(expected) and hmac.compare_digest((given or "").strip().upper().encode(), expected.encode())
+    config = current_app.config
+    if not right:
+        invitation.wrong_factors += 1
+        if invitation.wrong_factors >= config["INVITATION_WRONG_FACTORS"]:
+            invitation.wrong_factors = 0
+            invitation.locked_until = now + timedelta(minutes=config["INVITATION_LOCK_MINUTES"])
+        db.session.flush()
+        audit.record(PATIENT.audit_name, "followup_invitation.wrong_factor", "followup_invitation", invitation.id,
+                     now, after={"locked_until": invitation.locked_until.isoformat() if is_locked(invitation, now)
+                                 else None})
+        return False
+    invitation.wrong_factors = 0
+    if invitation.state != InvitationState.OPENED:
+        invitation.opened_at = now
+        INVITATION_WORKFLOW.apply(invitation, "open", actor=PATIENT, now=now)
+    return True
+
+
+def _proofs() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(derived_key("invitation-proof"), salt="followup-invitation")
+
+
+def proof_of(invitation: Invitation) -> str:
+    """A signed, short-lived mark that this invitation's patient passed the second factor (the page keeps it in a
+    cookie limited to the link's path, or a hidden field): no session, nothing stored."""
+    return _proofs().dumps([invitation.id, invitation.token_hash[:16]])
+
+
+def has_proof(invitation: Invitation, proof: str | None) -> bool:
+    if not proof:
+        return False
+    try:
+        value = _proofs().loads(proof, max_age=current_app.config["INVITATION_PROOF_MINUTES"] * 60)
+    except BadSignature:
+        return False
+    return value == [invitation.id, invitation.token_hash[:16]] and invitation.opened_at is not None
+
+
+def _jsonable(answers: dict) -> dict:
+    return {name: value.isoformat() if isinstance(value, date) else value for name, value in answers.items()
+            if value is not None and value != ""}
+
+
+def saved_answers(stored: dict | None) -> dict:
+    """Stored answers (a draft or the answers sent) back as the schema loads them (dates as dates)."""
+    values = dict(stored or {})
+    if values.get("died_on"):
+        values["died_on"] = date.fromisoformat(values["died_on"])
+    return values
+
+
+def save_draft(invitation: Invitation, answers: dict, *, now: datetime) -> Invitation:
+    """Keep what the patient has written so far (a reload shows it again); not audited, it is not an answer."""
+    if not usable(invitation, now):
+        raise Conflict(_("This link can no longer be used."))
+    invitation.draft = _jsonable(answers)
+    db.session.flush()
+    return invitation
+
+
+def answer(invitation: Invitation, answers: dict, *, now: datetime) -> Invitation:
+    """The patient sends their answers: kept as the call's pending outcome for the nurse to confirm; reminders
+    stop. Alarming answers put the call at the top of the queue, open a possible-event prompt and tell the
+    department's nurses. 422 names each question still to answer."""
+    if not usable(invitation, now):
+        raise Conflict(_("This link can no longer be used."))
+    task = invitation.task
+    protocol = db.session.get(Protocol, task.protocol_id)
+    errors = questions.missing(answers, protocol)
+    errors.update(questions.date_errors(answers, today=local(now).date(), anchor_day=local(task.plan.anchor_at).date()))
+    if errors:
+        raise Unprocessable(errors=errors)
+    alarms = questions.alarms_of(answers)
+    invitation.answers, invitation.draft = _jsonable(answers), None
+    invitation.alarms = ",".join(alarms)
+    invitation.answered_at, invitation.next_send_at = now, None
+    INVITATION_WORKFLOW.apply(invitation, "answer", actor=PATIENT, now=now, audit_detail={"alarms": alarms})
+    if alarms:
+        task.alarm = True
+        db.session.flush()
+        audit.record(PATIENT.audit_name, "followup_task.alarm", "followup_task", task.id, now,
+                     after={"alarm": True, "alarms": alarms})
+        open_prompt(task, now=now, found=alarms)
+        notify(users_with_role(Role.NURSE, task.department_id), "followup.alarming_answer",
+               {"id": task.id, "alarms": alarms}, now=now, link=f"/followup/tasks/{task.id}")
+    return invitation
+
+
+# The nurse ----------------------------------------------------------------------------------------------------
+
+def confirm(task: Task, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Task:
+    """The nurse confirms the patient's online answers in one step: the call is claimed if nobody holds it and
+    completed with the answers as its outcome (channel online), judged on time at the moment the patient answered.
+    409 when there are no answers to confirm or the call is held by another nurse."""
+    invitation = invitation_of(task)
+    if invitation is None or invitation.state != InvitationState.ANSWERED:
+        raise Conflict(_("This call has no online answers to confirm. Call the patient instead."))
+    if expected_version is not None and expected_version != task.version:
+        raise Conflict(current_version=task.version)
+    if task.state == TaskState.PENDING:
+        claim_task(task, actor=actor, now=now)
+    protocol = db.session.get(Protocol, task.protocol_id)
+    data = questions.outcome_of(saved_answers(invitation.answers), protocol)
+    complete_task(task, data, actor=actor, now=now, answered_at=invitation.answered_at)
+    audit.record(actor.audit_name, "followup_invitation.confirm", "followup_invitation", invitation.id, now,
+                 after={"task_id": task.id, "is_effective": task.is_effective})
+    return task
