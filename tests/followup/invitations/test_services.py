@@ -1,0 +1,119 @@
+"""The invitation's life as the services drive it: who is invited, the link, reminders that stop, the second
+factor, answers and the nurse's confirmation."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+
+def test_only_open_self_report_calls_of_patients_with_a_phone_and_a_factor_are_invited(
+        ctx, enrol, create_patient, frozen, senders, surgery_call):
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations.models import Invitation
+
+    day = enrol("day_surgery", patient=create_patient(birth_on=surgery_call.plan.anchor_at.date()),
+                anchor_at=frozen - timedelta(hours=3), now=frozen)  # its 24 h call is a phone call
+    enrol("four_level_surgery", patient=create_patient(phone=None), anchor_at=frozen - timedelta(days=30), now=frozen)
+    enrol("four_level_surgery", patient=create_patient(), anchor_at=frozen - timedelta(days=30), now=frozen)  # no factor
+    enrol("four_level_surgery", patient=create_patient(birth_on=frozen.date()), anchor_at=frozen - timedelta(days=20),
+          now=frozen)  # window not open yet
+    db.session.commit()
+    assert services.invite_due(frozen) == 1
+    invitation = db.session.scalar(sa.select(Invitation))
+    assert invitation.task_id == surgery_call.id and invitation.state == "queued" and invitation.factor == "birth_year"
+    assert invitation.expires_at == surgery_call.closes_at and day.id != invitation.task.plan_id
+    assert services.invite_due(frozen) == 0  # once per call
+
+
+def test_the_link_holds_no_personal_data_and_only_its_hash_is_stored(invited):
+    from qcflow.followup.invitations import services
+
+    link = services.link_of(invited)
+    token = link.rsplit("/", 1)[1]
+    assert link.startswith("https://fu.hospital.example/f/") and len(token) == 43
+    assert "13912345678" not in link and "王建国" not in link and str(invited.task_id) not in token
+    assert token not in (invited.token_hash, invited.token_seed)
+    assert services.find(token).id == invited.id
+    assert services.find(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert services.find("../../etc/passwd") is None
+
+
+def test_reminders_follow_and_stop_once_the_patient_answers(invited, frozen):
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+
+    assert invited.state == "sent" and invited.next_send_at == frozen + timedelta(hours=48)
+    assert services.take_due(frozen + timedelta(hours=47)) == []
+    reminder, = services.take_due(frozen + timedelta(hours=48))
+    assert reminder.kind == "reminder"
+    services.record_send(reminder.invitation_id, "reminder", ok=True, now=frozen + timedelta(hours=48))
+    assert invited.reminders_sent == 1 and invited.next_send_at == frozen + timedelta(hours=168)
+    at = frozen + timedelta(hours=50)
+    assert services.check_factor(invited, "1961", now=at)
+    services.answer(invited, {"respondent": "patient", "condition": "better", "complication": False,
+                              "unplanned_readmission": False, "reoperation": False, "satisfaction": 5}, now=at)
+    db.session.commit()
+    assert invited.state == "answered" and invited.next_send_at is None
+    assert services.take_due(frozen + timedelta(days=30)) == []
+
+
+def test_a_call_completed_by_phone_stops_the_reminders_and_the_link(invited, frozen, actor_of):
+    from qcflow.followup import services as followup
+    from qcflow.followup.invitations import services
+
+    nurse = actor_of("nurse")
+    followup.claim_task(invited.task, actor=nurse, now=frozen)
+    followup.complete_task(invited.task, {"respondent": "patient", "complication": False, "unplanned_readmission": False,
+                                          "reoperation": False, "vital_status": "alive"}, actor=nurse, now=frozen)
+    assert services.take_due(frozen + timedelta(hours=48)) == []
+    assert invited.state == "closed" and not services.usable(invited, frozen)
+
+
+def test_wrong_second_factors_rest_the_invitation_and_a_right_one_then_waits(invited, frozen, app):
+    from qcflow.followup.invitations import services
+
+    for n in range(app.config["INVITATION_WRONG_FACTORS"]):
+        assert not services.check_factor(invited, "1962", now=frozen)
+    assert services.is_locked(invited, frozen)
+    assert not services.check_factor(invited, "1961", now=frozen + timedelta(minutes=1))  # right, but resting
+    assert services.check_factor(invited, "1961", now=frozen + timedelta(minutes=31))
+    assert invited.state == "opened"
+
+
+def test_alarming_answers_top_the_queue_open_a_prompt_and_the_nurse_confirms_in_one_step(invited, frozen, actor_of,
+                                                                                          enrol):
+    from qcflow.extensions import db
+    from qcflow.followup import queries
+    from qcflow.followup.invitations import services
+    from qcflow.followup.models import EventPrompt
+
+    at = frozen + timedelta(hours=2)
+    enrol("day_surgery", anchor_at=frozen - timedelta(hours=3), now=frozen)  # a 24 h call, otherwise first
+    nurse = actor_of("nurse")
+    before, _patients, _cursor = queries.queue(nurse, now=at)
+    assert before[0].is_urgent and before[1].id == invited.task_id
+    assert services.check_factor(invited, "1961", now=at)
+    with pytest.raises(Exception) as missing:
+        services.answer(invited, {"respondent": "patient"}, now=at)
+    assert set(missing.value.errors) == {"condition", "complication", "unplanned_readmission", "reoperation",
+                                         "satisfaction"}
+    services.answer(invited, {"respondent": "patient", "condition": "worse", "complication": True,
+                              "complication_note": "伤口红肿流脓", "unplanned_readmission": False,
+                              "reoperation": False, "satisfaction": 3}, now=at)
+    db.session.commit()
+    task = invited.task
+    assert task.alarm and invited.alarm_list == ["complication", "worsening"]
+    prompt = db.session.scalar(sa.select(EventPrompt).where(EventPrompt.task_id == task.id))
+    assert prompt.findings == "complication,worsening"
+    first, _patients, _cursor = queries.queue(nurse, now=at)
+    assert [t.id for t in first] == [task.id, before[0].id]
+
+    services.confirm(task, actor=nurse, now=at + timedelta(days=1))
+    db.session.commit()
+    assert task.state == "completed" and task.channel == "online" and task.is_effective
+    assert task.closed_at == at and task.complication and "伤口红肿流脓" == task.complication_note
+    with pytest.raises(Exception):
+        services.confirm(task, actor=nurse, now=at + timedelta(days=1))
