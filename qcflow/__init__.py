@@ -121,6 +121,7 @@ def _blueprints():
     from qcflow.home import bp as home
     from qcflow.events.views import bp as events
     from qcflow.extraction.views import bp as extraction
+    from qcflow.followup.invitations.views import bp as invitations
     from qcflow.followup.views import bp as followup
     from qcflow.indicators.views import bp as indicators
     from qcflow.mdt.views import bp as mdt
@@ -130,8 +131,8 @@ def _blueprints():
     from qcflow.region.views import bp as region
     from qcflow.reports.views import bp as reports
 
-    return (home, auth, events, clinical, mdt, notify, followup, extraction, indicators, reports, region, centre,
-            centre_registry)
+    return (home, auth, events, clinical, mdt, notify, followup, invitations, extraction, indicators, reports, region,
+            centre, centre_registry)
 
 
 def _api_blueprints():
@@ -140,6 +141,7 @@ def _api_blueprints():
     from qcflow.events.api import blp as events_api
     from qcflow.extraction.api import blp as extraction_api
     from qcflow.followup.api import blp as followup_api
+    from qcflow.followup.invitations.api import blp as invitations_api
     from qcflow.indicators.api import blp as indicators_api, intake_blp as indicator_intake_api
     from qcflow.mdt.api import blp as mdt_api
     from qcflow.notify.api import blp as notify_api
@@ -149,4 +151,4 @@ def _api_blueprints():
     from qcflow.reports.api import blp as reports_api
 
     return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
-            reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api)
+            reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api, invitations_api)
