@@ -1,4 +1,4 @@
-"""Patients answer their follow-up call themselves (docs/followup.md, Answers online).
+"""Patients answer their follow-up call themselves (README, "Patients answer online"; docs/deploy.md §13).
 
 When the window of a call whose protocol phase allows it opens, the scheduler sends the patient a one-time link
 (SMS gateway, WeChat template message or e-mail, through the senders the hospital configured); reminders follow
