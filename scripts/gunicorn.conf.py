@@ -41,7 +41,7 @@ access_log_format = '%(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms'
 
 
 class AnonymousErrorLogger(Logger):
-    """Gunicorn's logger, minus the client in its error log.
+    """Gunicorn's logger, minus the client in its error log and the patient's link token in its access log.
 
     For a malformed request gunicorn writes "Invalid request from ip=<address>: <error>", and the
     error quotes what the client sent (a request line with a receipt code, a header with its user
@@ -56,6 +56,13 @@ class AnonymousErrorLogger(Logger):
             error = msg[len(self.INVALID_REQUEST):].partition(": ")[2]  # IPv6 addresses hold ":", never ": "
             msg, args = "Invalid request: %s", (re.split(r"[:'\"(]", error, maxsplit=1)[0].strip() or "refused",)
         super().warning(msg, *args, **kwargs)
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        # The patient's follow-up link (/f/<token>) is a secret: its path is logged without the token.
+        if (atoms.get("U") or "").startswith("/f/"):
+            atoms["U"] = "/f/…"
+        return atoms
 
 
 logger_class = AnonymousErrorLogger

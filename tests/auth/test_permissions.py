@@ -52,6 +52,8 @@ def test_public_routes_are_an_allow_list(app):
         # back from the address's fragment (the same page for everybody).
         "events.report", "events.receipt", "events.report_received", "events_api.file_event",
         "events_api.receipt_lookup", "events_api.receipt_reply",
+        # The patient's follow-up page (its link and a second factor, no session)
+        "invitations.page",
         # A centre receives hospitals' submissions authenticated by their signature, not by a login.
         "centre_intake_api.receive_submission",
         "centre_api.standing",

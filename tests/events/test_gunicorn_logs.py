@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -13,7 +14,9 @@ from tests.conftest import ROOT, die_with_parent
 
 #: The server listens on 127.0.0.2, so the clients' address (127.0.0.1) appears in no start-up line.
 HOST = "127.0.0.2"
-SECRETS = ("SentinelAgent", "203.0.113.99", "127.0.0.1", "ward-pc-17")
+#: A patient's follow-up link's token: a secret its path must not leave in the access log.
+LINK_TOKEN = "Sentinel0Token0" + "x" * 28
+SECRETS = ("SentinelAgent", "203.0.113.99", "127.0.0.1", "ward-pc-17", LINK_TOKEN)
 
 
 def free_port() -> int:
@@ -61,6 +64,10 @@ def test_anonymous_traffic_through_gunicorn_logs_no_client_data(hospital, databa
                                             data=urllib.parse.urlencode(form).encode())
             with urllib.request.urlopen(posted, timeout=10) as response:
                 assert response.status == 200 and 'id="receipt-code"' in response.read().decode()
+            try:
+                urllib.request.urlopen(urllib.request.Request(f"{base}/f/{LINK_TOKEN}", headers=client), timeout=10)
+            except urllib.error.HTTPError as refused:  # a link that leads nowhere
+                assert refused.code == 404
             # Malformed requests: gunicorn refuses them itself, and logs them in its error log.
             assert send_raw(port, b"GET /receipt?code=ABCD HTTP/9.9\r\nUser-Agent: SentinelAgent/7\r\n\r\n").startswith(b"HTTP/1.1 400")
             assert send_raw(port, b"POST /report HTTP/1.1\r\nHost: x\r\nUser-Agent: SentinelAgent/7\r\n"
@@ -70,6 +77,7 @@ def test_anonymous_traffic_through_gunicorn_logs_no_client_data(hospital, databa
             server.wait(timeout=20)
     access_log, error_log = access_path.read_text(), error_path.read_text()
     assert "POST /api/v1/events" in access_log and "POST /report" in access_log  # the access log is on…
+    assert "GET /f/…" in access_log  # …the patient's link logged without its token…
     assert error_log.count("Invalid request") == 2  # …the error log saw the malformed requests…
     for secret in SECRETS:
         assert secret not in access_log and secret not in error_log, secret  # …and neither names the client

@@ -29,7 +29,9 @@ GLOBAL_ARGS = {"protocol_id": 1, "prompt_id": 999_999, "kind": "procedures", "co
                "step": "attempts", "action": "pause", "filename": "css/app.css", "token_id": 999_999,
                "form_id": 999_999, "report_id": 999_999, "clinic_id": 999_999,
                # regional mode: an outbox row, a received submission, a month to queue again
-               "row_id": 999_999, "submission_id": 999_999, "month": "2026-01"}
+               "row_id": 999_999, "submission_id": 999_999, "month": "2026-01",
+               # a patient's follow-up link (its token)
+               "token": "x" * 43}
 MISSING = 999_999
 
 #: Bodies that pass each API schema, so that the request reaches the object lookup.
