@@ -176,7 +176,7 @@ def take_due(now: datetime, *, limit: int = 100) -> list[Outgoing]:
     commits before sending."""
     due = db.session.scalars(
         sa.select(Invitation).where(Invitation.next_send_at <= now).order_by(Invitation.next_send_at, Invitation.id)
-        .limit(limit).with_for_update(skip_locked=True))
+        .limit(limit).with_for_update(skip_locked=True, of=Invitation))
     taken = []
     for invitation in due:
         if not settle(invitation, now):
