@@ -196,3 +196,32 @@ def test_the_scheduler_sends_from_its_own_process(app, database_url, tmp_path, g
     assert body["link"] == services.link_of(invitation) and body["phone"] == "13912345678"
     assert invitation.state == "sent" and log_of(invitation)[0].provider_message_id == "gw-1"
     assert db.session.scalar(sa.select(JobRun.status).where(JobRun.job_id == "followup.send_invitations")) == "ok"
+
+
+def test_e_mail_to_an_sms_gateway_through_the_smtp_settings(app, senders, surgery_call, frozen):
+    import threading
+
+    from qcflow.followup.invitations import services
+    from tests.notify.test_mail import SMTPReceiver
+
+    server = SMTPReceiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=server.server_address[1], SMTP_FROM="fu@hospital.example",
+                          HOSPITAL_NAME="郑州市第一人民医院",
+                          INVITATION_SENDERS=[{"channel": "email", "to": "{phone}@sms.example.cn"}])
+        assert run(frozen).endswith("sent 1, failed 0")
+    finally:
+        server.shutdown()
+        server.server_close()
+    invitation = services.invitation_of(surgery_call)
+    (envelope, message), = server.messages
+    assert envelope["to"] == ["13912345678@sms.example.cn"] and message["Subject"] == "郑州市第一人民医院随访问卷"
+    assert message.get_content().strip() == \
+        f"【郑州市第一人民医院】您好，请点击链接完成随访问卷，约需2分钟：{services.link_of(invitation)}"
+    assert log_of(invitation)[0].provider_message_id == message["Message-ID"].strip("<>")
+
+    app.config.update(SMTP_PORT=server.server_address[1])  # closed now: the reminder cannot go
+    assert run(frozen + timedelta(hours=48)).endswith("sent 0, failed 1")
+    detail = log_of(invitation)[-1].detail
+    assert detail.startswith("SMTP unreachable") and "13912345678" not in detail
