@@ -41,6 +41,7 @@ PUBLIC_EXTRA = {
     "indicators": {"definitions", "reporting", "survival"},
     # the one definition of the death-discussion deadlines (7 days, 5 working days); the MDT clinics' services
     "mdt": {"deadlines", "clinics"},
+    "notify": {"mail"},  # the one SMTP client (notifications' e-mail; the follow-up invitations' e-mail sender)
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents
 }
 KERNEL_SEES = {("core/db.py", "models")}

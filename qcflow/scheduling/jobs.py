@@ -36,6 +36,9 @@ JOBS: list[JobSpec] = [
     JobSpec("followup.generate_tasks", "qcflow.followup.jobs:generate_tasks", "interval", {"minutes": 5}),
     JobSpec("followup.warn_urgent_deadlines", "qcflow.followup.jobs:warn_urgent_deadlines", "interval",
             {"minutes": 10}),
+    # Does nothing while INVITATION_SENDERS or INVITATION_LINK_BASE is unset (docs/deploy.md §13).
+    JobSpec("followup.send_invitations", "qcflow.followup.invitations.jobs:send_invitations", "interval",
+            {"minutes": 1}),
     JobSpec("extraction.evaluate_triggers", "qcflow.extraction.jobs:evaluate_triggers", "interval", {"minutes": 5}),
     JobSpec("mdt.remind_preop", "qcflow.mdt.jobs:remind_preop", "interval", {"minutes": 30}),
     JobSpec("mdt.escalate_overdue", "qcflow.mdt.jobs:escalate_overdue", "interval", {"minutes": 15}),

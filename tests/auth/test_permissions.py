@@ -54,6 +54,8 @@ def test_public_routes_are_an_allow_list(app):
         "events_api.receipt_lookup", "events_api.receipt_reply",
         # The patient's follow-up page (its link and a second factor, no session)
         "invitations.page",
+        # The SMS or WeChat gateway's delivery reports (authenticated by the signature of their body)
+        "invitations_api.report_delivery",
         # A centre receives hospitals' submissions authenticated by their signature, not by a login.
         "centre_intake_api.receive_submission",
         "centre_api.standing",

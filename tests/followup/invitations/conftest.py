@@ -43,3 +43,15 @@ def invited(surgery_call, frozen):
     services.record_send(outgoing.invitation_id, outgoing.kind, ok=True, provider_message_id="gw-1", now=frozen)
     db.session.commit()
     return services.invitation_of(surgery_call)
+
+
+@pytest.fixture
+def gateway(app, senders):
+    """A real fake SMS gateway on localhost, configured as the hospital's only sender (signing its webhooks)."""
+    from tests.followup.invitations.gateway import FakeGateway
+
+    with FakeGateway() as fake:
+        app.config.update(INVITATION_SENDERS=[{"channel": "sms", "url": fake.url, "secret": "webhook-secret",
+                                               "timeout": 0.5}],
+                          INVITATION_RETRY_MINUTES=[5, 30], HOSPITAL_NAME="郑州市第一人民医院")
+        yield fake
