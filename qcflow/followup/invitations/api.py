@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hmac
 
-import sqlalchemy as sa
 from flask import current_app, request
 from flask_babel import force_locale, gettext as _
 from marshmallow import ValidationError
@@ -16,7 +15,6 @@ from qcflow.core.time import now
 from qcflow.core.web import session_free
 from qcflow.extensions import db
 from qcflow.followup.invitations import services
-from qcflow.followup.invitations.models import InvitationMessage
 from qcflow.followup.invitations.schemas import DeliveryReportIn, DeliveryReportOut
 from qcflow.followup.invitations.senders import SIGNATURE_HEADER, sign
 
@@ -42,14 +40,6 @@ def _check_signature(body: bytes) -> None:
     if not hmac.compare_digest(given.strip().lower().encode(), sign(secret, body).encode()):
         raise NotAuthenticated(_("Wrong signature: sign the exact body with HMAC-SHA256 under the shared secret "
                                  "(header X-Qcflow-Signature: sha256=<hex>)."))
-
-
-def _reported_before(message_id: str, status: str) -> bool:
-    """Whether this very report (same message, same status) was recorded already: a gateway that retries a report
-    it thinks was lost changes nothing the second time."""
-    return db.session.scalar(sa.select(sa.literal(True)).where(
-        InvitationMessage.kind == "report", InvitationMessage.provider_message_id == message_id,
-        InvitationMessage.status == status).limit(1)) is not None
 
 
 def _report_doc() -> dict:
@@ -78,12 +68,9 @@ def report_delivery():
             report = DeliveryReportIn().load(request.get_json(silent=True))
         except ValidationError as error:
             raise Unprocessable(errors=error.messages) from None
-        answer = {"message_id": report["message_id"], "status": report["status"], "recorded": False}
-        if _reported_before(report["message_id"], report["status"]):
-            return answer
-        invitation = services.record_delivery(report["message_id"], report["status"], now=now(),
-                                              detail=report["detail"])
+        invitation, recorded = services.record_delivery(report["message_id"], report["status"], now=now(),
+                                                        detail=report["detail"])
         if invitation is None:
             raise NotFound(_("No message sent by qcflow has this message_id."))
         db.session.commit()
-        return {**answer, "recorded": True}
+        return {"message_id": report["message_id"], "status": report["status"], "recorded": recorded}

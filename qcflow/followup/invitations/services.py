@@ -248,15 +248,21 @@ DELIVERY_STATUSES = ("delivered", "undelivered")
 
 
 def record_delivery(provider_message_id: str, status: str, *, now: datetime, detail: str | None = None
-                    ) -> Invitation | None:
+                    ) -> tuple[Invitation | None, bool]:
     """The gateway's delivery report of a message it accepted: logged on the invitation; the first "delivered"
-    marks the invitation delivered. None when no message has that id."""
+    marks the invitation delivered. Returns the invitation (None when no message has that id) and whether the
+    report was recorded: the same report again (a gateway retrying one it thinks was lost) changes nothing."""
     sent = db.session.scalar(sa.select(InvitationMessage).where(
         InvitationMessage.provider_message_id == provider_message_id, InvitationMessage.status == "sent")
         .order_by(InvitationMessage.id.desc()).limit(1))
     if sent is None:
-        return None
+        return None, False
     invitation = db.session.get(Invitation, sent.invitation_id)
+    reported_before = db.session.scalar(sa.select(sa.literal(True)).where(
+        InvitationMessage.kind == "report", InvitationMessage.provider_message_id == provider_message_id,
+        InvitationMessage.status == status).limit(1))
+    if reported_before:
+        return invitation, False
     db.session.add(InvitationMessage(invitation_id=invitation.id, kind="report", channel=sent.channel, status=status,
                                      at=now, provider_message_id=provider_message_id,
                                      detail=(detail or None) and detail[:300]))
@@ -268,7 +274,7 @@ def record_delivery(provider_message_id: str, status: str, *, now: datetime, det
         audit.record(SYSTEM.audit_name, "followup_invitation.delivery_report", "followup_invitation", invitation.id,
                      now, after={"status": status, "provider_message_id": provider_message_id})
     db.session.flush()
-    return invitation
+    return invitation, True
 
 
 # The patient's page -------------------------------------------------------------------------------------------
