@@ -8,7 +8,6 @@ from datetime import datetime
 
 from qcflow.extensions import db
 from qcflow.followup.invitations import senders, services
-from qcflow.followup.invitations.models import Invitation
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +22,10 @@ def send_invitations(now: datetime) -> str:
     invited = services.invite_due(now)
     db.session.commit()
     taken = services.take_due(now)
-    references = {o.invitation_id: senders.reference_of(o, db.session.get(Invitation, o.invitation_id).reminders_sent
-                                                        + 1) for o in taken}
     db.session.commit()  # the lease: a second run, or this one restarted after a crash, does not send them again
     sent = failed = 0
     for outgoing in taken:
-        result = senders.send(outgoing, senders.text_of(outgoing), reference=references[outgoing.invitation_id])
+        result = senders.send(outgoing, senders.text_of(outgoing))
         try:
             services.record_send(outgoing.invitation_id, outgoing.kind, ok=result.ok,
                                  provider_message_id=result.provider_message_id, detail=result.detail, now=now)

@@ -73,10 +73,10 @@ def text_of(outgoing: Outgoing) -> str:
     return TEXTS[_language(outgoing)][outgoing.kind].format(hospital=hospital_name(), link=outgoing.link)
 
 
-def reference_of(outgoing: Outgoing, number: int) -> str:
+def reference_of(outgoing: Outgoing) -> str:
     """Our reference of a message, the same for each attempt at it (a gateway that remembers references can drop
     a repeat after a lost answer): the invitation's id, the kind and, for a reminder, which one."""
-    return f"qcflow-{outgoing.invitation_id}-{outgoing.kind}" + (f"-{number}" if outgoing.kind == "reminder" else "")
+    return f"qcflow-{outgoing.invitation_id}-{outgoing.kind}" + (f"-{outgoing.number}" if outgoing.number else "")
 
 
 def sender_for(channel: str) -> dict | None:
@@ -115,12 +115,12 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def send(outgoing: Outgoing, text: str, config: dict | None = None, *, reference: str | None = None) -> Result:
+def send(outgoing: Outgoing, text: str, config: dict | None = None) -> Result:
     """Send one message through the sender of its channel (or `config`)."""
     config = config or sender_for(outgoing.channel)
     if config is None:
         return Result(False, detail=f"no sender configured for the {outgoing.channel} channel")
-    reference = reference or reference_of(outgoing, 0)
+    reference = reference_of(outgoing)
     try:
         return SENDERS[config["channel"]](outgoing, text, config, reference)
     except Exception as error:  # a sender's bug must not lose the message's log line, nor leak what it held

@@ -163,6 +163,8 @@ class Outgoing:
 
     invitation_id: int
     kind: str  # "invitation" or "reminder"
+    #: Which reminder (1, 2, …); 0 for the invitation.
+    number: int
     channel: str
     language: str
     link: str
@@ -187,7 +189,8 @@ def take_due(now: datetime, *, limit: int = 100) -> list[Outgoing]:
             continue
         invitation.next_send_at = now + timedelta(minutes=LEASE_MINUTES)
         kind = "invitation" if invitation.state == InvitationState.QUEUED else "reminder"
-        taken.append(Outgoing(invitation.id, kind, invitation.channel, invitation.language, link_of(invitation),
+        number = invitation.reminders_sent + 1 if kind == "reminder" else 0
+        taken.append(Outgoing(invitation.id, kind, number, invitation.channel, invitation.language, link_of(invitation),
                               patient.phone, patient.his_id))
     db.session.flush()
     return taken
