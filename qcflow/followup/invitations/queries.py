@@ -102,7 +102,15 @@ def present(invitation: Invitation | None, *, messages: list | None = None) -> d
 
 # Measures --------------------------------------------------------------------------------------------------
 
-def _closed_counts(start: datetime, end: datetime, actor: Actor, department: int | None):
+def _scope(stmt, column, actor: Actor | None, department: int | None):
+    """The one department rule (auth.permissions.scoped), then the one department asked for; no actor: the whole
+    hospital (the bulletin)."""
+    if actor is not None:
+        stmt = scoped(stmt, column, actor)
+    return scoped_to(stmt, column, department) if department is not None else stmt
+
+
+def _closed_counts(start: datetime, end: datetime, actor: Actor | None, department: int | None):
     """Calls closed in [start, end) by department and pathway: closed (completed or unreachable), completed
     online, and completed online without any attempt of another channel (a call saved)."""
     other_attempt = sa.exists().where(Attempt.task_id == Task.id, Attempt.channel != "online")
@@ -113,13 +121,10 @@ def _closed_counts(start: datetime, end: datetime, actor: Actor, department: int
             .where(Task.state.in_([TaskState.COMPLETED.value, TaskState.UNREACHABLE.value]),
                    Task.closed_at >= start, Task.closed_at < end)
             .group_by(Task.department_id, Task.pathway))
-    stmt = scoped(stmt, Task.department_id, actor)
-    if department is not None:
-        stmt = scoped_to(stmt, Task.department_id, department)
-    return db.session.execute(stmt).all()
+    return db.session.execute(_scope(stmt, Task.department_id, actor, department)).all()
 
 
-def _invitation_counts(start: datetime, end: datetime, actor: Actor, department: int | None):
+def _invitation_counts(start: datetime, end: datetime, actor: Actor | None, department: int | None):
     """Invitations sent in [start, end) by department and pathway, those of them answered and those answered
     with an alarming finding."""
     answered = Invitation.answered_at.is_not(None)
@@ -129,10 +134,7 @@ def _invitation_counts(start: datetime, end: datetime, actor: Actor, department:
             .join(Task, Task.id == Invitation.task_id)
             .where(Invitation.sent_at >= start, Invitation.sent_at < end)
             .group_by(Invitation.department_id, Task.pathway))
-    stmt = scoped(stmt, Invitation.department_id, actor)
-    if department is not None:
-        stmt = scoped_to(stmt, Invitation.department_id, department)
-    return db.session.execute(stmt).all()
+    return db.session.execute(_scope(stmt, Invitation.department_id, actor, department)).all()
 
 
 FIGURES = ("closed", "online", "saved", "sent", "answered", "alarming")
@@ -146,15 +148,16 @@ def _figures(counts: dict, minutes: int) -> dict:
             "minutes_saved": counts["saved"] * minutes}
 
 
-def statistics(actor: Actor, month: date, *, department: int | None = None) -> dict:
+def statistics(actor: Actor | None, month: date, *, department: int | None = None) -> dict:
     """Follow-up answered online in `month` (hospital time), for the actor's departments (the one department
     rule): calls closed, completed online, their share, invitations sent, answered, the answer rate, alarming
     answers, calls saved and the nurse time they saved, in total, per pathway and per department.
 
     Calls count in the month they were closed; invitations in the month they were sent (answered: at any time
     since, so the answer rate is of the same invitations). Two GROUP BY statements; the few groups are summed
-    here."""
-    department = department_for(actor, department)
+    here. `actor` None: the whole hospital (the bulletin)."""
+    if actor is not None:
+        department = department_for(actor, department)
     period = month_period(month)
     start, end = period.start_at, period.end_at
     groups: dict[tuple[int, str], dict] = {}
