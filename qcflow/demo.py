@@ -749,6 +749,8 @@ class Demo:
                  "phone": "13712340003"},
                 {"his_id": "DEMO-P5", "mrn": "BA260005", "name": "吴丽", "sex": "F", "birth_on": "1980-02-11",
                  "phone": "13812340005"},
+                {"his_id": "DEMO-P6", "mrn": "BA250006", "name": "郑桂兰", "sex": "F", "birth_on": "1962-07-08",
+                 "phone": "13612340006"},
             ]),
             ("encounters", [
                 {"his_id": "DEMO-E1", "patient_his_id": "DEMO-P1", "department_code": "GS", "is_day_surgery": True,
@@ -765,7 +767,10 @@ class Demo:
             ("operations", [{"his_id": "DEMO-O1", "encounter_his_id": "DEMO-E2", "procedure_code": "52.7001",
                              "surgeon_his_id": "DEMO-S1", "planned_at": self.at(year_ago, 8, 30).isoformat()}]),
             ("diagnoses", [{"his_id": "DEMO-D1", "patient_his_id": "DEMO-P3", "cancer_type": "lung", "icd10": "C34.1",
-                            "diagnosed_on": quarter_ago.isoformat(), "stage": "IIA", "department_code": "GS"}]),
+                            "diagnosed_on": quarter_ago.isoformat(), "stage": "IIA", "department_code": "GS"},
+                           {"his_id": "DEMO-D6", "patient_his_id": "DEMO-P6", "cancer_type": "colorectal",
+                            "icd10": "C18.7", "diagnosed_on": (quarter_ago - timedelta(days=3)).isoformat(),
+                            "stage": "IIB", "department_code": "GS"}]),
         ]
         for kind, rows in batches:
             self.intake(kind, rows, now)
@@ -786,6 +791,57 @@ class Demo:
                                        "health_education_given": True, "revisit_booked": True, "satisfaction": 5},
                                actor=self.nurse, now=called)
         followup.generate_due(now)
+        self.answers_online()
+
+    def answers_online(self) -> None:
+        """Three of today's calls were offered online three days ago (the real services, a sender configured for the
+        moment, nothing sent over the network): 林秀英 answered (pending the nurse's confirmation), 郑桂兰 answered
+        with a complication and feeling worse (first in the queue, a possible event for the quality office), 黄国强
+        has not answered (delivered, one reminder sent)."""
+        from flask import current_app
+
+        from qcflow.clinical.models import Patient
+        from qcflow.followup.invitations import services as invitations
+        from qcflow.followup.models import Task
+
+        config = current_app.config
+        saved = {key: config.get(key) for key in ("INVITATION_SENDERS", "INVITATION_LINK_BASE")}
+        config.update(INVITATION_SENDERS=[{"channel": "sms", "url": "http://127.0.0.1:9/demo"}],
+                      INVITATION_LINK_BASE=saved["INVITATION_LINK_BASE"] or "https://fu.demo.invalid")
+        try:
+            sent_at = self.now - timedelta(days=3)
+            invitations.invite_due(sent_at)
+
+            def send(at):
+                for out in invitations.take_due(at):
+                    invitations.record_send(out.invitation_id, out.kind, ok=True, now=at,
+                                            provider_message_id=f"demo-{out.invitation_id}-{out.kind}")
+                    if out.kind == "invitation":
+                        invitations.record_delivery(f"demo-{out.invitation_id}-{out.kind}", "delivered",
+                                                    now=at + timedelta(minutes=1))
+
+            send(sent_at)
+
+            def invitation_of(his_id):
+                task = db.session.scalar(sa.select(Task).join(Patient, Patient.id == Task.patient_id)
+                                         .where(Patient.his_id == his_id, Task.state == "pending"))
+                return invitations.invitation_of(task) if task else None
+
+            answers = {"respondent": "patient", "condition": "better", "complication": False,
+                       "unplanned_readmission": False, "reoperation": False, "recurrence_metastasis": False,
+                       "satisfaction": 5, "revisit_requested": True, "note": "恢复良好，想预约复查。"}
+            answered = invitation_of("DEMO-P2")
+            if answered is not None and invitations.check_factor(answered, "1959", now=self.now - timedelta(days=2)):
+                invitations.answer(answered, answers, now=self.now - timedelta(days=2, minutes=-4))
+            send(sent_at + timedelta(hours=config["INVITATION_REMINDER_HOURS"][0]))
+            alarming = invitation_of("DEMO-P6")
+            if alarming is not None and invitations.check_factor(alarming, "1962", now=self.now - timedelta(hours=5)):
+                invitations.answer(alarming, {**answers, "condition": "worse", "complication": True,
+                                              "complication_note": "近一周腹痛、排便次数增多，偶有便血。",
+                                              "revisit_requested": True, "note": None},
+                                   now=self.now - timedelta(hours=5, minutes=-6))
+        finally:
+            config.update(saved)
 
 
     def read_old_notifications(self) -> None:

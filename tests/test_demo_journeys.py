@@ -140,7 +140,8 @@ def test_the_indicators_of_the_last_months_have_real_numbers(demo):
 def test_a_possible_event_prompt_and_every_kind_of_call_are_there(app, demo):
     status, page = demo.call("quality", "GET", "/api/v1/followup/prompts?source=followup_call&state=open")
     prompts = page["items"]
-    assert status == 200 and len(prompts) == 1 and "complication" in prompts[0]["findings"], prompts
+    assert status == 200 and len(prompts) == 2 and all("complication" in p["findings"] for p in prompts), prompts
+    assert sum("worsening" in p["findings"] for p in prompts) == 1  # the patient's alarming answer online
 
     from qcflow.extensions import db
     from qcflow.followup.models import Task

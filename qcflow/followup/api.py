@@ -5,8 +5,10 @@ from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint, created_links
 from qcflow.core.errors import NotFound
 from qcflow.core.schemas import Dumped
-from qcflow.core.time import now
+from qcflow.core.periods import month_start
+from qcflow.core.time import now, today
 from qcflow.followup import queries, services
+from qcflow.followup.invitations import queries as invitations
 from qcflow.followup.schemas import (
     AttemptIn,
     AttemptOut,
@@ -15,6 +17,8 @@ from qcflow.followup.schemas import (
     CompleteIn,
     EnrolIn,
     NewProtocolIn,
+    OnlineStatsArgs,
+    OnlineStatsOut,
     PlanListArgs,
     PlanOut,
     PlanPage,
@@ -60,7 +64,8 @@ def get_queue(args):
     args.pop("lang", None)
     actor, at = current_actor(), now()
     items, patients, next_cursor = queries.queue_page(actor, now=at, **args)
-    return Dumped(items=[queries.present(t, actor, at, patients[t.patient_id]) for t in items],
+    sent = invitations.of_tasks(t.id for t in items)
+    return Dumped(items=[queries.present(t, actor, at, patients[t.patient_id], sent.get(t.id)) for t in items],
                   next_cursor=next_cursor, counts=queries.counts(actor, now=at, department=args.get("department")))
 
 
@@ -75,9 +80,23 @@ def list_calls(args):
     args.pop("lang", None)
     actor, at = current_actor(), now()
     items, next_cursor = queries.calls(actor, **args)
-    patients = queries.patients_of(items)
-    return {"items": [queries.present(t, actor, at, patients[t.patient_id]) for t in items],
+    patients, sent = queries.patients_of(items), invitations.of_tasks(t.id for t in items)
+    return {"items": [queries.present(t, actor, at, patients[t.patient_id], sent.get(t.id)) for t in items],
             "next_cursor": next_cursor}
+
+
+@blp.get("/online-stats")
+@allowed("followup_queue")
+@blp.arguments(OnlineStatsArgs, location="query")
+@blp.response(200, OnlineStatsOut)
+@blp.alt_response(404, description="Another department")
+def online_stats(args):
+    """Follow-up answered online in a month (default: this month): calls closed and completed online, invitations
+    sent and answered, alarming answers, calls saved and the nurse time saved; in total, per pathway and per
+    department (a nurse: their department's; the quality office: all, or one department)."""
+    actor = current_actor()
+    return invitations.statistics(actor, args.get("month") or month_start(today(now())),
+                                  department=args.get("department"))
 
 
 @blp.get("/plans")
@@ -128,6 +147,11 @@ TASK_STEP_ENDPOINTS = {
     "unreachable": (VersionIn, "followup_queue",
                     "Close a task whose patient could not be reached (N in a row: lost to follow-up).", {}),
     "reassign": (ReassignIn, "supervise_followup", "Give a task to a nurse of its department.", {}),
+    "confirm_online": (VersionIn, "followup_queue",
+                       "Confirm the patient's online answers in one step: the call is claimed if nobody holds it and "
+                       "completed with the answers as its outcome (channel online), judged on time when the patient "
+                       "answered.",
+                       {409: "No answers to confirm, the call is held by another nurse, or a stale version"}),
 }
 
 
@@ -146,7 +170,7 @@ def _task_step_endpoint(step: str, schema, capability: str, summary: str, refusa
     decorators.append(blp.response(200, TaskOut))
     if schema is not None:
         decorators.append(blp.arguments(schema))
-    decorators += [allowed(capability), blp.post(f"/tasks/<int:task_id>/{step}")]
+    decorators += [allowed(capability), blp.post(f"/tasks/<int:task_id>/{step.replace('_', '-')}")]
     for decorate in decorators:
         endpoint = decorate(endpoint)
 

@@ -26,6 +26,7 @@ from qcflow.core.schemas import DateTime
 from qcflow.core.time import hospital_tz, local
 from qcflow.extensions import db
 from qcflow.extraction.models import Trigger
+from qcflow.followup.invitations import queries as invitations
 from qcflow.followup.models import Attempt, EventPrompt, Plan, Protocol, Task
 from qcflow.followup.timeliness import Timeliness, is_open, of, overdue_clause, timeliness_sql
 
@@ -49,7 +50,7 @@ SHOWN = ("id", "plan_id", "occurrence", "pathway", "department_id", "state", "ve
          "closes_at", "is_urgent", "alarm", "is_timed", "assignee_id", "snoozed_until", "attempt_count", "respondent",
          "complication", "unplanned_readmission", "reoperation", "recurrence_metastasis", "vital_status",
          "health_education_given", "revisit_booked", "satisfaction", "is_effective", "closed_at",
-         "closed_recorded_at")
+         "closed_recorded_at", "channel")
 
 #: A queue page for the API (queue_page): the task columns present() shows and the patient's, read
 #: through the connection as named tuples. Loading 50 tasks and patients as ORM objects cost more
@@ -245,8 +246,13 @@ def phone_for(task: Task, patient: Patient, actor: Actor) -> str | None:
     return mask_phone(patient.phone)
 
 
-def present(task: Task, actor: Actor, now: datetime, patient: Patient | None = None) -> dict:
-    """A task (or a queue_page row) as this actor may see it (TaskOut)."""
+#: present()'s default: read the call's invitation with its delivery log (one call, not a list).
+READ = object()
+
+
+def present(task: Task, actor: Actor, now: datetime, patient: Patient | None = None, invitation=READ) -> dict:
+    """A task (or a queue_page row) as this actor may see it (TaskOut). A list passes each call's invitation (or
+    None), read for the whole page at once (invitations.of_tasks); one call reads its own, with its log."""
     patient = patient or db.session.get(Patient, task.patient_id)
     if isinstance(task, tuple):  # a queue_page row: SHOWN's columns come first, in order
         data = dict(zip(SHOWN, task))
@@ -257,6 +263,11 @@ def present(task: Task, actor: Actor, now: datetime, patient: Patient | None = N
     data["timeliness"] = timeliness.value if timeliness else None
     data["patient"] = {"id": patient.id, "mrn": patient.mrn, "name": patient.name, "sex": patient.sex,
                        "phone": phone_for(task, patient, actor)}
+    if invitation is READ:
+        invitation = invitations.of_task(task.id)
+        data["invitation"] = invitations.present(invitation, messages=invitations.messages_of(invitation))
+    else:
+        data["invitation"] = invitations.present(invitation)
     return data
 
 

@@ -1,8 +1,8 @@
 """Shapes of follow-up requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import (BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber,
-                                 no_control_characters)
+from qcflow.core.schemas import (BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Month, Page, QueryArgs,
+                                 WholeNumber, no_control_characters)
 from qcflow.followup.models import (
     ANCHORS,
     CHANNELS,
@@ -140,6 +140,35 @@ class PatientBrief(BaseSchema):
     phone = fields.String(allow_none=True)
 
 
+class InvitationMessageOut(BaseSchema):
+    kind = fields.String(metadata={"description": "invitation, reminder or report (the gateway's delivery report)"})
+    channel = fields.String()
+    status = fields.String(metadata={"description": "sent, failed, delivered or undelivered"})
+    at = DateTime()
+    detail = fields.String(allow_none=True, metadata={"description": "Why it failed, in the gateway's words"})
+
+
+class InvitationOut(BaseSchema):
+    """The call's invitation to answer online (null when the patient was not invited)."""
+
+    state = fields.String(metadata={"description": "queued, sent, delivered, opened, answered, expired, closed or failed"})
+    channel = fields.String(metadata={"description": "sms, wechat or email"})
+    sent_at = DateTime(allow_none=True)
+    delivered_at = DateTime(allow_none=True)
+    opened_at = DateTime(allow_none=True)
+    answered_at = DateTime(allow_none=True)
+    expires_at = DateTime()
+    reminders_sent = WholeNumber()
+    alarms = fields.List(fields.String(), metadata={
+        "description": "Alarming findings of the answers: complication, unplanned_readmission, reoperation, "
+                       "recurrence_metastasis, worsening, death"})
+    answers = fields.Dict(allow_none=True, metadata={
+        "description": "The patient's answers (a pending outcome until a nurse confirms them). One call only: not in "
+                       "lists."})
+    messages = fields.List(fields.Nested(InvitationMessageOut), metadata={
+        "description": "The delivery log, oldest first. One call only: not in lists."})
+
+
 class TaskOut(BaseSchema):
     id = WholeNumber()
     plan_id = WholeNumber()
@@ -174,6 +203,9 @@ class TaskOut(BaseSchema):
     closed_at = DateTime(allow_none=True)
     closed_recorded_at = DateTime(allow_none=True, metadata={
         "description": "When the closing was recorded (later than closed_at for a call logged late)."})
+    channel = fields.String(allow_none=True, metadata={"description": "How the call was completed (online: the "
+                                                                      "patient's answers, confirmed)"})
+    invitation = fields.Nested(InvitationOut, allow_none=True)
 
 
 class CallPage(Page):
@@ -309,3 +341,38 @@ class PromptDismissIn(VersionIn):
                                 metadata={"description": "Why no report is needed; default other"})
     reason = fields.String(validate=[validate.Length(max=2000), no_control_characters(long_text=True)],
                            metadata={"description": "In words (required with reason_code other)"})
+
+
+class OnlineStatsArgs(QueryArgs):
+    month = Month(metadata={"description": "YYYY-MM (default: this month, hospital time)", "example": "2026-03"})
+    department = DepartmentId(metadata={"description": "Department id or code (quality office: any)"})
+
+
+class OnlineFigures(BaseSchema):
+    closed = WholeNumber(metadata={"description": "Calls closed in the month (completed or unreachable)"})
+    online = WholeNumber(metadata={"description": "Of them, completed online (the patient's answers, confirmed)"})
+    online_share = fields.Float(allow_none=True, metadata={"description": "online / closed, percent"})
+    sent = WholeNumber(metadata={"description": "Invitations sent in the month"})
+    answered = WholeNumber(metadata={"description": "Of them, answered by the patient (at any time since)"})
+    answer_rate = fields.Float(allow_none=True, metadata={"description": "answered / sent, percent"})
+    alarming = WholeNumber(metadata={"description": "Of the answered, those with an alarming finding"})
+    saved = WholeNumber(metadata={"description": "Calls completed online with no attempt by another channel"})
+    minutes_saved = WholeNumber(metadata={"description": "saved × FOLLOWUP_CALL_MINUTES"})
+
+
+class OnlinePathway(OnlineFigures):
+    pathway = fields.String()
+
+
+class OnlineDepartment(OnlineFigures):
+    department_id = WholeNumber()
+    department = fields.String()
+
+
+class OnlineStatsOut(BaseSchema):
+    month = Month()
+    department = WholeNumber(allow_none=True, metadata={"description": "The department shown (null: every one)"})
+    call_minutes = WholeNumber(metadata={"description": "Minutes a phone call takes (FOLLOWUP_CALL_MINUTES)"})
+    total = fields.Nested(OnlineFigures)
+    pathways = fields.List(fields.Nested(OnlinePathway))
+    departments = fields.List(fields.Nested(OnlineDepartment))

@@ -17,6 +17,7 @@ from qcflow.core.time import local, now
 from qcflow.core.forms import form_data, load_args, load_form
 from qcflow.extensions import db
 from qcflow.followup import queries, services
+from qcflow.followup.invitations import queries as invitations
 from qcflow.extraction import queries as extraction
 from qcflow.followup.models import ANCHORS, CHANNELS, DISMISS_CODES, OUTCOME_ITEMS, RESPONDENTS, RESULTS, VITAL_STATUS, Protocol
 from qcflow.followup.schedule import UNITS
@@ -25,6 +26,7 @@ from qcflow.followup.schemas import (
     CallListArgs,
     CompleteIn,
     EnrolIn,
+    OnlineStatsArgs,
     NewProtocolIn,
     PlanFormIn,
     PlanListArgs,
@@ -81,6 +83,7 @@ def queue():
     items, patients, next_cursor = queries.queue(actor, now=at, **args)
     departments = department_choices(actor, by_kind=False)
     return render_template("followup/queue.html", items=items, next_cursor=next_cursor, args=request.args, now=at,
+                           invitations=invitations.of_tasks(t.id for t in items),
                            counts=queries.counts(actor, now=at, department=args.get("department")),
                            patients=patients, names=queries.user_names(t.assignee_id for t in items),
                            timeliness=lambda t: timeliness_of(t, at), errors={}, departments=departments,
@@ -97,6 +100,7 @@ def calls():
     return render_template("followup/calls.html", items=items, next_cursor=next_cursor, args=request.args,
                            errors=errors, states=list(TaskState), patients=queries.patients_of(items),
                            names=queries.user_names(t.assignee_id for t in items),
+                           invitations=invitations.of_tasks(t.id for t in items),
                            departments=department_choices(actor, by_kind=False)), 422 if errors else 200
 
 
@@ -110,6 +114,8 @@ def task(task_id):
     protocol = db.session.get(Protocol, item.protocol_id)
     attempts = queries.attempts(item)
     prompt = queries.prompt_of(item)
+    invitation = invitations.of_task(item.id)
+    pending = invitations.is_pending(invitation, item)
     return render_template(
         "followup/task.html", task=item, patient=patient, phone=queries.phone_for(item, patient, actor),
         protocol=protocol, plan=item.plan, attempts=attempts, timeliness=timeliness_of(item, at),
@@ -120,7 +126,9 @@ def task(task_id):
         prompt_findings=services.findings_text(prompt.findings.split(",")) if prompt else None,
         assignable=queries.assignable_users(item.department_id) if can(actor, "supervise_followup") else [],
         channels=CHANNELS, results=RESULTS, respondents=RESPONDENTS, vital_statuses=VITAL_STATUS,
-        bool_items=BOOL_ITEMS, now=at,
+        bool_items=BOOL_ITEMS, now=at, invitation=invitation, messages=invitations.messages_of(invitation),
+        pending=invitations.pending_outcome(invitation, protocol) if pending else None,
+        alarms=services.findings_text(invitation.alarm_list) if invitation and invitation.alarm_list else None,
     )
 
 
@@ -131,13 +139,15 @@ def is_open(task) -> bool:
 
 #: The form each task step reads (a claim reads none).
 STEP_FORMS = {"claim": None, "release": VersionIn, "attempts": AttemptIn, "complete": CompleteIn,
-              "reschedule": RescheduleIn, "cancel": ReasonIn, "unreachable": VersionIn, "reassign": ReassignIn}
+              "reschedule": RescheduleIn, "cancel": ReasonIn, "unreachable": VersionIn, "reassign": ReassignIn,
+              "confirm_online": VersionIn}
 
 
 @bp.post("/followup/tasks/<int:task_id>/<step>")
 @allowed("followup_queue")
 def task_step(task_id, step):
-    """Claim, release, log an attempt, complete, reschedule, cancel, mark unreachable or reassign."""
+    """Claim, release, log an attempt, complete, reschedule, cancel, mark unreachable, reassign, or confirm the
+    patient's online answers."""
     if step not in STEP_FORMS:
         raise NotFound()
     actor = current_actor()
@@ -148,7 +158,22 @@ def task_step(task_id, step):
     services.take_task_step(step, item, load_form(form()) if form else {}, actor=actor, now=now())
     if step == "claim":
         flash(_("You hold this task now."))
+    elif step == "confirm_online":
+        flash(_("The patient's answers are confirmed: the call is completed (online)."))
     return redirect(url_for("followup.task", task_id=task_id))
+
+
+@bp.get("/followup/online")
+@allowed("followup_queue")
+def online():
+    """Follow-up answered online in a month: calls answered online, invitations answered, time saved; per
+    pathway and department."""
+    actor = current_actor()
+    args, errors = load_args(OnlineStatsArgs())
+    month = args.get("month") or local(now()).date().replace(day=1)
+    stats = invitations.statistics(actor, month, department=args.get("department")) if not errors else None
+    return render_template("followup/online.html", stats=stats, month=month, args=request.args, errors=errors,
+                           departments=department_choices(actor, by_kind=False)), 422 if errors else 200
 
 
 @bp.get("/followup/plans")

@@ -25,6 +25,7 @@ from qcflow.events.queries import overdue_clause as event_overdue
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
 from qcflow.reports import trigger_stats
+from qcflow.followup.invitations import queries as invitations
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import overdue_clause as task_overdue
 from qcflow.indicators import queries as indicators
@@ -177,6 +178,7 @@ def context(month: date, now: datetime) -> dict:
         "triggers": trigger_stats.summary(period, event_summary["k"]),
         "followup": followup_by_department(month, cutoff, now),
         "followup_codes": [(code, BY_CODE[code].label(current_language())) for code in FOLLOWUP_CODES],
+        "online": invitations.statistics(None, month),
         "compliance": [_row(by_code[code]) for code in COMPLIANCE_CODES if code in by_code],
         "overdue": overdue_counts(cutoff),
         "survival": survival_section(min(period.end, today(now))),

@@ -28,11 +28,12 @@ def test_nurse_works_the_daily_queue(server, contexts):
     page.wait_for_url("**/followup/queue")
     rows = page.locator("#queue tbody tr")
     names = [rows.nth(i).locator("td").first.inner_text() for i in range(rows.count())]
-    assert len(names) == 4, names
-    # 24 h day-surgery calls first (the overdue one on top), then the others.
-    assert "吴丽" in names[0] and "陈建华" in names[1], names
-    assert "is-overdue" in (rows.nth(0).get_attribute("class") or "")
-    assert rows.nth(0).locator(".badge.overdue").count() == 1 and rows.nth(1).locator(".badge.overdue").count() == 0
+    assert len(names) == 5, names
+    # The patient who answered online with alarming answers first, then the 24 h day-surgery calls (overdue on top).
+    assert "郑桂兰" in names[0] and "吴丽" in names[1] and "陈建华" in names[2], names
+    assert "is-alarm" in (rows.nth(0).get_attribute("class") or "")
+    assert "is-overdue" in (rows.nth(1).get_attribute("class") or "")
+    assert rows.nth(1).locator(".badge.overdue").count() == 1 and rows.nth(2).locator(".badge.overdue").count() == 0
     assert int(page.inner_text("#queue-counts li.overdue .count")) == 1
     assert check_accessible_form_fields(page) == []
     shot(page, "nurse-01-queue")
