@@ -801,7 +801,7 @@ class Demo:
         from flask import current_app
 
         from qcflow.clinical.models import Patient
-        from qcflow.followup.invitations import services as invitations
+        from qcflow.followup.invitations import queries as invitation_queries, services as invitations
         from qcflow.followup.models import Task
 
         config = current_app.config
@@ -825,7 +825,7 @@ class Demo:
             def invitation_of(his_id):
                 task = db.session.scalar(sa.select(Task).join(Patient, Patient.id == Task.patient_id)
                                          .where(Patient.his_id == his_id, Task.state == "pending"))
-                return invitations.invitation_of(task) if task else None
+                return invitation_queries.invitation_of(task) if task else None
 
             answers = {"respondent": "patient", "condition": "better", "complication": False,
                        "unplanned_readmission": False, "reoperation": False, "recurrence_metastasis": False,

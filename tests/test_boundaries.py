@@ -8,6 +8,8 @@ The rule, checked on the source of qcflow/ (an AST scan, so an import that never
    `workflow`, `queries`, `services` (and the modules of a `services` package), plus the few modules
    listed in PUBLIC_EXTRA, each the one home of a concept others must share — and only names without
    a leading underscore. Never another domain's views, api, schemas, jobs or other helper modules.
+   A capability built as a sub-package of a domain (followup.invitations) has public modules of its own,
+   by the same names.
 3. `qcflow.reactions` is the one other way across: facts are published and questions asked there,
    and `create_app` installs the table. Any domain may import it.
 4. A domain imports another domain at the top of the module only: a function-local import hides a
@@ -44,6 +46,8 @@ PUBLIC_EXTRA = {
     "notify": {"mail"},  # the one SMTP client (notifications' e-mail; the follow-up invitations' e-mail sender)
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents
 }
+#: Capabilities built as a sub-package of a domain: their modules are checked as the domain's own.
+SUBPACKAGES = {"followup": {"invitations"}}
 KERNEL_SEES = {("core/db.py", "models")}
 ENTRY_POINTS = {"cli", "demo"}
 #: What an entry point may use beyond the public modules.
@@ -72,6 +76,8 @@ def _target(module: str, name: str | None) -> list[str]:
     parts = module.split(".")[1:]
     if name is not None and len(parts) == 1 and parts[0] in DOMAINS:
         parts.append(name)  # a module of the package (a package's own names are its modules here)
+    if len(parts) >= 2 and parts[0] in DOMAINS and parts[1] in SUBPACKAGES.get(parts[0], ()):
+        parts = [parts[0]] + parts[2:] + ([name] if name is not None and len(parts) == 2 else [])
     return parts
 
 

@@ -264,7 +264,7 @@ def present(task: Task, actor: Actor, now: datetime, patient: Patient | None = N
     data["patient"] = {"id": patient.id, "mrn": patient.mrn, "name": patient.name, "sex": patient.sex,
                        "phone": phone_for(task, patient, actor)}
     if invitation is READ:
-        invitation = invitations.of_task(task.id)
+        invitation = invitations.invitation_of(task)
         data["invitation"] = invitations.present(invitation, messages=invitations.messages_of(invitation))
     else:
         data["invitation"] = invitations.present(invitation)

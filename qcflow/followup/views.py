@@ -114,7 +114,7 @@ def task(task_id):
     protocol = db.session.get(Protocol, item.protocol_id)
     attempts = queries.attempts(item)
     prompt = queries.prompt_of(item)
-    invitation = invitations.of_task(item.id)
+    invitation = invitations.invitation_of(item)
     pending = invitations.is_pending(invitation, item)
     return render_template(
         "followup/task.html", task=item, patient=patient, phone=queries.phone_for(item, patient, actor),

@@ -21,7 +21,7 @@ def invitation_link(server, birth_year: int) -> tuple[str, int]:
     from qcflow.core.time import now
     from qcflow.extensions import db
     from qcflow.followup import services as followup
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
     from qcflow.followup.models import Task
 
     server.app.config.update(INVITATION_SENDERS=[{"channel": "sms", "url": "http://127.0.0.1:9/unused"}],
@@ -39,7 +39,7 @@ def invitation_link(server, birth_year: int) -> tuple[str, int]:
                               actor=Actor.system("e2e"), now=at)
         task = db.session.scalar(sa.select(Task).where(Task.plan_id == plan.id, Task.occurrence == 1))
         services.invite_due(at)
-        invitation = services.invitation_of(task)
+        invitation = queries.invitation_of(task)
         db.session.commit()
         return f"/f/{services.token_of(invitation)}", invitation.id
 

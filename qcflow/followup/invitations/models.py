@@ -117,4 +117,12 @@ register_labels({
     "fu_message_status": {"sent": _l("Sent"), "failed": _l("Failed"), "delivered": _l("Delivered"),
                           "undelivered": _l("Not delivered")},
     "fu_factor": {"birth_year": _l("Year of birth"), "id_last4": _l("Last four characters of the ID number")},
+    "fu_condition": {"better": _l("Better than before"), "same": _l("About the same as before"),
+                     "worse": _l("Worse than before")},
+    #: The queue's short word on a call's invitation.
+    "fu_invitation_brief": {
+        "queued": _l("Invitation queued"), "sent": _l("Invitation sent"), "delivered": _l("Invitation sent"),
+        "opened": _l("Opened, not answered"), "answered": _l("Answered online, to confirm"),
+        "expired": _l("Not answered"), "closed": _l("Invitation closed"), "failed": _l("Invitation not sent"),
+    },
 })

@@ -21,21 +21,9 @@ from qcflow.followup.invitations.workflow import InvitationState
 from qcflow.followup.models import Attempt, Task
 from qcflow.followup.workflow import TaskState
 
-register_labels({
-    "fu_condition": {"better": _l("Better than before"), "same": _l("About the same as before"),
-                     "worse": _l("Worse than before")},
-    #: The queue's short word on a call's invitation.
-    "fu_invitation_brief": {
-        "queued": _l("Invitation queued"), "sent": _l("Invitation sent"), "delivered": _l("Invitation sent"),
-        "opened": _l("Opened, not answered"), "answered": _l("Answered online, to confirm"),
-        "expired": _l("Not answered"), "closed": _l("Invitation closed"), "failed": _l("Invitation not sent"),
-    },
-})
-
-
-def of_task(task_id: int) -> Invitation | None:
-    """The invitation of a call (read by whoever may read the call), or None."""
-    return db.session.scalar(sa.select(Invitation).where(Invitation.task_id == task_id))
+def invitation_of(task) -> Invitation | None:
+    """The invitation of a call, or None."""
+    return db.session.scalar(sa.select(Invitation).where(Invitation.task_id == task.id))
 
 
 def of_tasks(task_ids) -> dict[int, Invitation]:

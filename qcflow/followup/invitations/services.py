@@ -24,6 +24,7 @@ from qcflow.core.time import local
 from qcflow.extensions import db
 from qcflow.followup.invitations import questions
 from qcflow.followup.invitations.models import Invitation, InvitationMessage
+from qcflow.followup.invitations.queries import invitation_of
 from qcflow.followup.invitations.workflow import INVITATION_WORKFLOW, LIVE, InvitationState
 from qcflow.followup.models import OPEN_TASK_STATES, Protocol, ProtocolPhase, Task
 from qcflow.followup.schedule import expand
@@ -59,10 +60,6 @@ def find(token: str) -> Invitation | None:
     if not TOKEN.match(token or ""):
         return None
     return db.session.scalar(sa.select(Invitation).where(Invitation.token_hash == hash_token(token)))
-
-
-def invitation_of(task) -> Invitation | None:
-    return db.session.scalar(sa.select(Invitation).where(Invitation.task_id == task.id))
 
 
 def enabled() -> bool:

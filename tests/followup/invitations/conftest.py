@@ -36,13 +36,13 @@ def surgery_call(ctx, enrol, create_patient, frozen, senders):
 def invited(surgery_call, frozen):
     """The surgery call's invitation, created by the real job step and sent (the gateway accepted it)."""
     from qcflow.extensions import db
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     assert services.invite_due(frozen) == 1
     outgoing, = services.take_due(frozen)
     services.record_send(outgoing.invitation_id, outgoing.kind, ok=True, provider_message_id="gw-1", now=frozen)
     db.session.commit()
-    return services.invitation_of(surgery_call)
+    return queries.invitation_of(surgery_call)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ def month_of_calls(ctx, enrol, create_patient, frozen, senders, ward, actor_of):
     unanswered and completed by phone. In cardiology, one call completed by phone (only the office sees it)."""
     from qcflow.extensions import db
     from qcflow.followup import services as followup
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
     from qcflow.followup.models import Task
 
     def patient(year):
@@ -44,7 +44,7 @@ def month_of_calls(ctx, enrol, create_patient, frozen, senders, ward, actor_of):
     nurse, at = actor_of("nurse"), frozen + timedelta(hours=3)
     for plan, born, answers in ((saved, "1950", NORMAL),
                                 (alarming, "1951", {**NORMAL, "complication": True, "condition": "worse"})):
-        invitation = services.invitation_of(call(plan))
+        invitation = queries.invitation_of(call(plan))
         assert services.check_factor(invitation, born, now=at)
         services.answer(invitation, answers, now=at)
     services.confirm(call(saved), actor=nurse, now=at + timedelta(hours=1))

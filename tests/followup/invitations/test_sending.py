@@ -37,10 +37,10 @@ def log_of(invitation):
 
 
 def test_the_gateway_gets_the_phone_the_link_and_plain_chinese_words_signed(gateway, surgery_call, frozen):
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     assert run(frozen) == "invited 1, ended 0, sent 1, failed 0"
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     request, = gateway.requests
     body = request["json"]
     link = services.link_of(invitation)
@@ -62,11 +62,11 @@ def test_the_gateway_gets_the_phone_the_link_and_plain_chinese_words_signed(gate
 
 
 def test_a_refused_or_unanswered_message_is_retried_after_its_back_off_then_sent(gateway, surgery_call, frozen):
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     gateway.mode = 500
     assert run(frozen).endswith("sent 0, failed 1")
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     assert invitation.state == "queued" and invitation.next_send_at == frozen + timedelta(minutes=5)
     refused, = log_of(invitation)
     assert refused.status == "failed" and refused.detail.startswith("HTTP 500: refused")
@@ -87,12 +87,12 @@ def test_a_refused_or_unanswered_message_is_retried_after_its_back_off_then_sent
 
 
 def test_retries_used_up_fail_the_invitation_and_leave_the_call_to_the_nurses(gateway, surgery_call, frozen):
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     gateway.mode = 503
     for minutes in (0, 5, 35):
         run(frozen + timedelta(minutes=minutes))
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     assert len(gateway.requests) == 3
     assert invitation.state == "failed" and invitation.next_send_at is None
     assert surgery_call.state == "pending"  # still in the nurse's queue for a phone call
@@ -101,10 +101,10 @@ def test_retries_used_up_fail_the_invitation_and_leave_the_call_to_the_nurses(ga
 
 def test_reminders_reuse_the_link_at_their_offsets_and_stop_once_the_patient_answers(gateway, surgery_call, frozen):
     from qcflow.extensions import db
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     run(frozen)
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     link = services.link_of(invitation)
     run(frozen + timedelta(hours=47, minutes=59))
     assert len(gateway.requests) == 1
@@ -125,7 +125,7 @@ def test_reminders_reuse_the_link_at_their_offsets_and_stop_once_the_patient_ans
 def test_no_reminder_once_a_nurse_completed_the_call_by_phone(gateway, surgery_call, frozen, actor_of):
     from qcflow.extensions import db
     from qcflow.followup import services as followup
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     run(frozen)
     nurse = actor_of("nurse")
@@ -135,29 +135,29 @@ def test_no_reminder_once_a_nurse_completed_the_call_by_phone(gateway, surgery_c
                                           "vital_status": "alive"}, actor=nurse, now=frozen + timedelta(hours=1))
     db.session.commit()
     assert run(frozen + timedelta(hours=48)) == "invited 0, ended 1, sent 0, failed 0"
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     assert len(gateway.requests) == 1 and invitation.state == "closed" and invitation.next_send_at is None
 
 
 def test_the_invitation_expires_when_the_window_closes(gateway, surgery_call, frozen):
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     run(frozen)
     closes = surgery_call.closes_at
     assert run(closes).startswith("invited 0, ended 1")
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     assert invitation.state == "expired" and not services.usable(invitation, closes)
     assert len(gateway.requests) == 1  # the reminder due meanwhile is not sent once the window closed
     assert invitation.next_send_at is None and invitation.ended_at == closes
 
 
 def test_english_invitations_and_the_wechat_template_message(app, gateway, surgery_call, frozen):
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     app.config.update(BABEL_DEFAULT_LOCALE="en", INVITATION_SENDERS=[
         {"channel": "wechat", "url": gateway.url, "template_id": "TM-0042", "timeout": 0.5}])
     assert run(frozen).endswith("sent 1, failed 0")
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     link = services.link_of(invitation)
     body, = gateway.bodies
     assert body["template_id"] == "TM-0042" and body["url"] == link and body["phone"] == "13912345678"
@@ -170,16 +170,16 @@ def test_english_invitations_and_the_wechat_template_message(app, gateway, surge
 
 
 def test_a_sender_set_up_wrong_invites_nobody(app, gateway, surgery_call, frozen):
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
 
     app.config.update(INVITATION_SENDERS=[{"channel": "wechat", "url": gateway.url}])
     assert run(frozen) == "not sending (INVITATION_SENDERS #1 (wechat): template_id not set); ended 0"
-    assert services.invitation_of(surgery_call) is None and gateway.requests == []
+    assert queries.invitation_of(surgery_call) is None and gateway.requests == []
 
 
 def test_the_scheduler_sends_from_its_own_process(app, database_url, tmp_path, gateway, surgery_call, frozen):
     from qcflow.extensions import db
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
     from qcflow.scheduling.models import JobRun
     from tests.conftest import AUDIT_KEY, scheduler_tick
 
@@ -191,7 +191,7 @@ def test_the_scheduler_sends_from_its_own_process(app, database_url, tmp_path, g
     assert proc.returncode == 0, output
     assert "followup.send_invitations: ok invited 1, ended 0, sent 1, failed 0" in output
     db.session.expire_all()
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     body, = gateway.bodies
     assert body["link"] == services.link_of(invitation) and body["phone"] == "13912345678"
     assert invitation.state == "sent" and log_of(invitation)[0].provider_message_id == "gw-1"
@@ -201,7 +201,7 @@ def test_the_scheduler_sends_from_its_own_process(app, database_url, tmp_path, g
 def test_e_mail_to_an_sms_gateway_through_the_smtp_settings(app, senders, surgery_call, frozen):
     import threading
 
-    from qcflow.followup.invitations import services
+    from qcflow.followup.invitations import queries, services
     from tests.notify.test_mail import SMTPReceiver
 
     server = SMTPReceiver()
@@ -214,7 +214,7 @@ def test_e_mail_to_an_sms_gateway_through_the_smtp_settings(app, senders, surger
     finally:
         server.shutdown()
         server.server_close()
-    invitation = services.invitation_of(surgery_call)
+    invitation = queries.invitation_of(surgery_call)
     (envelope, message), = server.messages
     assert envelope["to"] == ["13912345678@sms.example.cn"] and message["Subject"] == "郑州市第一人民医院随访问卷"
     assert message.get_content().strip() == \
