@@ -177,6 +177,13 @@ def demo_data():
             click.echo(f"receipt code of the demo anonymous report (try it on /receipt): {receipt}")
         else:
             click.echo("demo data already present")
+        from qcflow.demo import UNANSWERED_DEMO_PATIENT, demo_patient_link
+
+        link = demo_patient_link()
+        if link:
+            _his_id, name, born = UNANSWERED_DEMO_PATIENT
+            click.echo(f"follow-up link sent to the demo patient {name}, who has not answered yet (open it on this "
+                       f"server to answer as the patient; year of birth {born}): {link}")
     click.echo("demo logins (user / password / roles):")
     for username, password, roles, dept, _name in users:
         click.echo(f"  {username:<10} {password:<18} {', '.join(roles)} @ {dept}")

@@ -854,6 +854,25 @@ class Demo:
             mark_read(notification.user_id, notification.id, now=notification.created_at + timedelta(hours=2))
 
 
+#: The demo patient whose invitation is left unanswered, and the year of birth that confirms them on the page.
+UNANSWERED_DEMO_PATIENT = ("DEMO-P3", "黄国强", 1955)
+
+
+def demo_patient_link() -> str | None:
+    """The path of the link the demo sent to the patient who has not answered yet (to answer as that patient on
+    the demo server), while the link still works."""
+    from qcflow.clinical.models import Patient
+    from qcflow.core.time import now as clock_now
+    from qcflow.followup.invitations import services as invitations
+    from qcflow.followup.invitations.models import Invitation
+
+    invitation = db.session.scalar(sa.select(Invitation).join(Patient, Patient.id == Invitation.patient_id)
+                                   .where(Patient.his_id == UNANSWERED_DEMO_PATIENT[0]).order_by(Invitation.id.desc()))
+    if not invitations.usable(invitation, clock_now()):
+        return None
+    return f"/f/{invitations.token_of(invitation)}"
+
+
 def load_demo_census(now: datetime) -> None:
     """Monthly discharge counts of the clinical departments for the last 12 months (this month so
     far included), so the indicators page has realistic denominators."""

@@ -38,3 +38,17 @@ def test_three_calls_were_offered_online_answered_alarming_and_unanswered(app, r
                                                        ("reminder", "sent")]
     page = nurse.get("/followup/queue").get_data(as_text=True)
     assert "已在线答复，待确认" in page and "警示答复" in page and "已发送邀请" in page
+
+
+def test_demo_data_prints_the_unanswered_patients_link_and_it_opens_their_page(app, runner):
+    import re
+
+    result = runner.invoke(args=["qcflow", "demo-data"])
+    assert result.exit_code == 0, result.output
+    link = re.search(r"黄国强.*year of birth 1955\): (/f/[A-Za-z0-9_-]{43})$", result.output, re.M).group(1)
+    patient = app.test_client()
+    page = patient.get(link)
+    assert page.status_code == 200 and 'name="factor"' in page.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    confirmed = patient.post(link, data={"csrf_token": token, "action": "factor", "factor": "1955"})
+    assert confirmed.status_code == 200 and 'name="satisfaction"' in confirmed.get_data(as_text=True)
