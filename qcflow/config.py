@@ -198,6 +198,12 @@ class Config:
     #: Wrong second factors in a row before the invitation refuses to check for INVITATION_LOCK_MINUTES.
     INVITATION_WRONG_FACTORS = 5
     INVITATION_LOCK_MINUTES = 30
+    #: Wrong second factors in all after which the link is closed for good (the call goes back to the phone, the
+    #: department's nurses are told).
+    INVITATION_MAX_WRONG_FACTORS = 10
+    #: The telephone number the patient's page gives for questions about the follow-up (the follow-up centre's or
+    #: the switchboard's), e.g. "0851-12345678"; unset: the page says to call the department.
+    FOLLOWUP_CONTACT_PHONE = None
     #: Minutes a patient who passed the second factor may answer before confirming again.
     INVITATION_PROOF_MINUTES = 60
     #: Links that lead nowhere, allowed per link prefix and per known client address per 10 minutes (then 429;

@@ -828,7 +828,7 @@ class Demo:
                 return invitation_queries.invitation_of(task) if task else None
 
             answers = {"respondent": "patient", "condition": "better", "complication": False,
-                       "unplanned_readmission": False, "reoperation": False, "recurrence_metastasis": False,
+                       "unplanned_readmission": False, "reoperation": False, "recurrence_metastasis": "no",
                        "satisfaction": 5, "revisit_requested": True, "note": "恢复良好，想预约复查。"}
             answered = invitation_of("DEMO-P2")
             if answered is not None and invitations.check_factor(answered, "1959", now=self.now - timedelta(days=2)):

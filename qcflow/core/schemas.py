@@ -8,16 +8,23 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from qcflow.core.periods import MONTH, parse_month
 
-#: C0 control characters and DEL; tab, newline and carriage return are text in a long field (a reason).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_IN_LONG_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+#: Control characters (C0, DEL, C1), and the bidirectional overrides and isolates that make text read other than it
+#: is stored (a note that shows one thing to the nurse and holds another); tab, newline and carriage return are text
+#: in a long field (a reason).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_IN_LONG_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 #: From this length a text field is long text, where tab and line breaks are allowed.
 LONG_TEXT = 1000
 
 
 def no_control_characters(long_text: bool = False):
     """A validator refusing control characters (NUL, ESC, bell…): PostgreSQL cannot store NUL, and the others
-    garble pages, exports and terminals. Long text keeps its tabs and line breaks."""
+    garble pages, exports and terminals. Long text keeps its tabs and line breaks.
+
+    It makes the validator: `validate=[no_control_characters()]`. Listed without the call it would be called with
+    the value and check nothing, so that mistake is refused at once."""
+    if not isinstance(long_text, bool):
+        raise TypeError("no_control_characters() makes the validator: write validate=[no_control_characters()]")
     pattern = _CONTROL_IN_LONG_TEXT if long_text else _CONTROL
 
     def check(value: str) -> None:

@@ -44,6 +44,9 @@ MESSAGES = {
     "followup.alarming_answer": Message(_l("A patient answered follow-up call #%(id)d online with alarming answers: "
                                            "%(alarms)s"), _l("The call is at the top of the queue. Call the patient."),
                                         labels={"alarms": "fu_item"}),
+    "followup.invitation_closed": Message(_l("The online link of follow-up call #%(id)d was closed after too many "
+                                             "wrong answers to its identity check"),
+                                          _l("Call the patient: someone other than the patient may have the link.")),
     "followup.event_prompt": Message(_l("Follow-up finding may be an adverse event: %(findings)s"),
                                      labels={"findings": "fu_item"}),
     "extraction.found": Message(_l("%(n)d possible adverse events found in the HIS data by the triggers"),

@@ -117,6 +117,7 @@ register_labels({
     "fu_message_status": {"sent": _l("Sent"), "failed": _l("Failed"), "delivered": _l("Delivered"),
                           "undelivered": _l("Not delivered")},
     "fu_factor": {"birth_year": _l("Year of birth"), "id_last4": _l("Last four characters of the ID number")},
+    "fu_recurrence": {"yes": _l("Yes"), "no": _l("No"), "unknown": _l("Not known yet")},
     "fu_condition": {"better": _l("Better than before"), "same": _l("About the same as before"),
                      "worse": _l("Worse than before")},
     #: The queue's short word on a call's invitation.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
 import smtplib
 import socket
 import urllib.error
@@ -22,7 +21,7 @@ from email.utils import formatdate, make_msgid
 from flask import current_app
 
 from qcflow.followup.invitations.models import CHANNELS
-from qcflow.followup.invitations.services import Outgoing
+from qcflow.followup.invitations.services import Outgoing, safe_detail
 from qcflow.notify.mail import one_line, settings as smtp_settings
 
 #: The header of our webhooks' signature (and of the gateway's delivery reports): "sha256=<hex HMAC of the body>".
@@ -33,8 +32,6 @@ DEFAULT_TIMEOUT = 10
 MAX_ANSWER_BYTES = 64 * 1024
 #: What a sender's setting needs besides its channel.
 REQUIRED = {"sms": ("url",), "wechat": ("url", "template_id"), "email": ("to",)}
-#: Runs of digits long enough to be a phone or ID number: cut out of every failure's detail.
-LONG_NUMBER = re.compile(r"\d{7,}")
 
 #: The message, by language and kind. Plain words, the hospital's name and the link: no name, no diagnosis
 #: (an SMS is read on a lock screen, by whoever holds the phone).
@@ -103,12 +100,13 @@ def config_problem() -> str | None:
 
 
 def scrub(text: str, outgoing: Outgoing) -> str:
-    """`text` without the phone number, the link, its token or any long number; one short line."""
+    """`text` without the phone number, the link or its token, as the delivery log keeps it (services.safe_detail:
+    also no other link, token or long number); scrubbed whole, then shortened, so no part of a secret is left."""
     token = outgoing.link.rsplit("/", 1)[-1]
     for secret in (outgoing.link, token, outgoing.phone):
         if secret:
             text = text.replace(secret, "…")
-    return one_line(LONG_NUMBER.sub("…", text))[:200]
+    return safe_detail(text)[:200]
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -178,7 +176,7 @@ def _said(answer: bytes) -> str:
     if not isinstance(data, dict):
         return ""
     said = data.get("error") or data.get("message")
-    return f": {str(said)[:120]}" if said else ""
+    return f": {said}" if said else ""  # shortened by scrub(), after the secrets are out
 
 
 def send_sms(outgoing: Outgoing, text: str, config: dict, reference: str) -> Result:

@@ -22,6 +22,7 @@ from qcflow.core.errors import Conflict, Unprocessable
 from qcflow.core.security import derived_key, keyed_hash
 from qcflow.core.time import local
 from qcflow.extensions import db
+from qcflow.notify.mail import one_line
 from qcflow.followup.invitations import questions
 from qcflow.followup.invitations.models import Invitation, InvitationMessage
 from qcflow.followup.invitations.queries import invitation_of
@@ -39,6 +40,22 @@ PATIENT = Actor("patient", roles=frozenset({"system"}))
 TOKEN = re.compile(r"^[A-Za-z0-9_-]{43}$")
 #: Minutes the sending job holds an invitation while its message is out (a crash mid-send retries after it).
 LEASE_MINUTES = 10
+#: In a delivery log's detail: a link's path, anything long enough to be a token, a number however it is spaced.
+_LINK_OR_TOKEN = re.compile(r"/f/\S*|[A-Za-z0-9_-]{16,}")
+_NUMBER = re.compile(r"\+?\d[\d\s().-]*\d")
+#: Digits from which a number may be a phone or an ID number.
+_LONG_NUMBER_DIGITS = 7
+
+
+def safe_detail(text: str | None) -> str | None:
+    """A gateway's or a connection's words as the delivery log keeps them (nurses read it, the journal prints it;
+    docs/deploy.md §13.5): one short line without a link, a token or any number of 7 digits or more, however it is
+    spaced (+86 138 1234 0098)."""
+    if not text:
+        return None
+    text = _LINK_OR_TOKEN.sub("…", text)
+    text = _NUMBER.sub(lambda m: "…" if sum(c.isdigit() for c in m.group()) >= _LONG_NUMBER_DIGITS else m.group(), text)
+    return one_line(text)[:300] or None
 
 
 def token_of(invitation: Invitation) -> str:
@@ -209,7 +226,7 @@ def record_send(invitation_id: int, kind: str, *, ok: bool, provider_message_id:
     invitation = db.session.get(Invitation, invitation_id)
     db.session.add(InvitationMessage(invitation_id=invitation.id, kind=kind, channel=invitation.channel,
                                      status="sent" if ok else "failed", at=now,
-                                     provider_message_id=provider_message_id, detail=(detail or None) and detail[:300]))
+                                     provider_message_id=provider_message_id, detail=safe_detail(detail)))
     if invitation.state not in LIVE:  # answered or closed while the message was out
         db.session.flush()
         return invitation
@@ -264,8 +281,7 @@ def record_delivery(provider_message_id: str, status: str, *, now: datetime, det
     if reported_before:
         return invitation, False
     db.session.add(InvitationMessage(invitation_id=invitation.id, kind="report", channel=sent.channel, status=status,
-                                     at=now, provider_message_id=provider_message_id,
-                                     detail=(detail or None) and detail[:300]))
+                                     at=now, provider_message_id=provider_message_id, detail=safe_detail(detail)))
     if status == "delivered" and invitation.state == InvitationState.SENT:
         invitation.delivered_at = now
         INVITATION_WORKFLOW.apply(invitation, "deliver", actor=SYSTEM, now=now,
@@ -281,8 +297,8 @@ def record_delivery(provider_message_id: str, status: str, *, now: datetime, det
 
 def usable(invitation: Invitation | None, now: datetime) -> bool:
     """Whether the link still leads to the questions (live, window open, call open)."""
-    return invitation is not None and invitation.state in LIVE and invitation.expires_at > now and \
-        invitation.task.state in OPEN_TASK_STATES
+    return (invitation is not None and invitation.state in LIVE and invitation.task.opens_at <= now
+            < invitation.expires_at and invitation.task.state in OPEN_TASK_STATES)
 
 
 def is_locked(invitation: Invitation, now: datetime) -> bool:
@@ -296,24 +312,48 @@ def _factor_value(invitation: Invitation) -> str:
     return (patient.id_number or "").strip().upper()[-4:]
 
 
+#: What each second factor looks like; anything else is a typing slip, answered with the field's error and not
+#: counted as a wrong try.
+FACTOR_FORMATS = {"birth_year": re.compile(r"^[0-9]{4}$"), "id_last4": re.compile(r"^[0-9X]{4}$")}
+
+
+def factor_format_error(invitation: Invitation, given: str) -> str | None:
+    """Why `given` cannot be this invitation's second factor at all (not four digits…), or None."""
+    if FACTOR_FORMATS[invitation.factor].match((given or "").strip().upper()):
+        return None
+    if invitation.factor == "birth_year":
+        return _("Enter the year of birth as four digits, for example 1958.")
+    return _("Enter the last four characters of the ID number (digits, or X).")
+
+
 def check_factor(invitation: Invitation, given: str, *, now: datetime) -> bool:
-    """Check the patient's second factor. Right: the invitation is opened (once). Wrong: counted, and after
-    INVITATION_WRONG_FACTORS in a row the invitation refuses every answer for INVITATION_LOCK_MINUTES (the caller
-    tells the patient to wait, without saying whether the last one was right). Refused while locked."""
+    """Check the patient's second factor. Right: the invitation is opened (once). Wrong: counted; every
+    INVITATION_WRONG_FACTORS wrong tries the invitation refuses every answer for INVITATION_LOCK_MINUTES (the caller
+    tells the patient to wait, without saying whether the last one was right), and after INVITATION_MAX_WRONG_FACTORS
+    the link is closed for good (the call goes back to the phone; the department's nurses are told). Refused while
+    locked. Something that cannot be a factor at all (factor_format_error) is a 422 on `factor`, not a try."""
     if is_locked(invitation, now):
         return False
+    error = factor_format_error(invitation, given)
+    if error:
+        raise Unprocessable(errors={"factor": [error]})
     expected = _factor_value(invitation)
     right = bool(expected) and hmac.compare_digest((given or "").strip().upper().encode(), expected.encode())
     config = current_app.config
     if not right:
         invitation.wrong_factors += 1
-        if invitation.wrong_factors >= config["INVITATION_WRONG_FACTORS"]:
-            invitation.wrong_factors = 0
+        if invitation.wrong_factors % config["INVITATION_WRONG_FACTORS"] == 0:
             invitation.locked_until = now + timedelta(minutes=config["INVITATION_LOCK_MINUTES"])
         db.session.flush()
         audit.record(PATIENT.audit_name, "followup_invitation.wrong_factor", "followup_invitation", invitation.id,
-                     now, after={"locked_until": invitation.locked_until.isoformat() if is_locked(invitation, now)
+                     now, after={"wrong_factors": invitation.wrong_factors,
+                                 "locked_until": invitation.locked_until.isoformat() if is_locked(invitation, now)
                                  else None})
+        if invitation.wrong_factors >= config["INVITATION_MAX_WRONG_FACTORS"]:
+            _end(invitation, "close", now, reason="wrong_factors")
+            task = invitation.task
+            notify(users_with_role(Role.NURSE, task.department_id), "followup.invitation_closed",
+                   {"id": task.id}, now=now, link=f"/followup/tasks/{task.id}")
         return False
     invitation.wrong_factors = 0
     if invitation.state != InvitationState.OPENED:
@@ -401,6 +441,9 @@ def confirm(task: Task, *, actor: Actor, now: datetime, expected_version: int | 
     invitation = invitation_of(task)
     if invitation is None or invitation.state != InvitationState.ANSWERED:
         raise Conflict(_("This call has no online answers to confirm. Call the patient instead."))
+    if invitation.alarms:
+        raise Conflict(_("The patient's answers are alarming: call the patient, then complete the call with what "
+                         "you learn. Alarming answers are not confirmed without a call."))
     if expected_version is not None and expected_version != task.version:
         raise Conflict(current_version=task.version)
     if task.state == TaskState.PENDING:
