@@ -331,8 +331,9 @@ def check_factor(invitation: Invitation, given: str, *, now: datetime) -> bool:
     INVITATION_WRONG_FACTORS wrong tries the invitation refuses every answer for INVITATION_LOCK_MINUTES (the caller
     tells the patient to wait, without saying whether the last one was right), and after INVITATION_MAX_WRONG_FACTORS
     the link is closed for good (the call goes back to the phone; the department's nurses are told). Refused while
-    locked. Something that cannot be a factor at all (factor_format_error) is a 422 on `factor`, not a try."""
-    if is_locked(invitation, now):
+    locked, and once the link no longer works. Something that cannot be a factor at all (factor_format_error) is a
+    422 on `factor`, not a try."""
+    if is_locked(invitation, now) or not usable(invitation, now):
         return False
     error = factor_format_error(invitation, given)
     if error:

@@ -13,6 +13,8 @@ class FakeGateway:
         #: "accept", an HTTP status (500, 400…), or "hang" (answer only after `hang_seconds`).
         self.mode: str | int = "accept"
         self.hang_seconds = 2.0
+        #: The error text of a refusal, formatted with the request's JSON (e.g. "to {phone}: {text}").
+        self.says = "refused {text:.40}"
         self.answered = 0
         self._release = threading.Event()
         gateway = self
@@ -30,7 +32,7 @@ class FakeGateway:
                     gateway.answered += 1
                     status, answer = 200, {"message_id": f"gw-{gateway.answered}"}
                 else:
-                    status, answer = int(mode), {"error": f"refused {body.decode()[:40]}"}
+                    status, answer = int(mode), {"error": gateway.says.format(**json.loads(body))}
                 data = json.dumps(answer).encode()
                 try:
                     self.send_response(status)

@@ -123,3 +123,14 @@ def test_the_report_endpoint_is_public_and_session_free(app):
     with app.test_request_context(URL):
         assert access_of("invitations_api.report_delivery").public
     assert getattr(app.view_functions["invitations_api.report_delivery"], "qc_session_free", False)
+
+
+def test_a_report_quoting_the_phone_keeps_no_number_in_the_log(client, reports):
+    from qcflow.extensions import db
+
+    response = post(client, {"message_id": "gw-1", "status": "undelivered",
+                             "detail": "UNDELIV 13912345678 to 139 1234 5678 (+86-139-1234-5678)"})
+    assert response.status_code == 200
+    db.session.expire_all()
+    kind, status, detail = log_of(reports)[-1]
+    assert status == "undelivered" and detail.startswith("UNDELIV") and "5678" not in detail, detail

@@ -225,3 +225,19 @@ def test_e_mail_to_an_sms_gateway_through_the_smtp_settings(app, senders, surger
     assert run(frozen + timedelta(hours=48)).endswith("sent 0, failed 1")
     detail = log_of(invitation)[-1].detail
     assert detail.startswith("SMTP unreachable") and "13912345678" not in detail
+
+
+def test_a_gateway_that_quotes_the_phone_and_the_message_leaves_neither_in_the_log(gateway, surgery_call, frozen,
+                                                                                   caplog):
+    """The gateway's error quotes the phone spaced out and the whole text with the link: the delivery log (and the
+    journal) keep neither, nor any part of the token (it was once shortened before it was scrubbed)."""
+    from qcflow.followup.invitations import queries, services
+
+    gateway.mode, gateway.says = 400, "blocked word!!; to +86 139 1234 5678; text={text}"
+    run(frozen)
+    invitation = queries.invitation_of(surgery_call)
+    token = services.token_of(invitation)
+    message, = log_of(invitation)
+    assert message.status == "failed" and message.detail.startswith("HTTP 400: blocked word!!"), message.detail
+    for secret in (token[:12], token[-12:], "1234 5678", "/f/"):
+        assert secret not in message.detail and secret not in caplog.text, (secret, message.detail)

@@ -111,9 +111,129 @@ def test_alarming_answers_top_the_queue_open_a_prompt_and_the_nurse_confirms_in_
     first, _patients, _cursor = queries.queue(nurse, now=at)
     assert [t.id for t in first] == [task.id, before[0].id]
 
+
+
+def test_the_nurse_confirms_plain_answers_in_one_step_judged_at_the_patients_answer(invited, frozen, actor_of):
+    from qcflow.core.errors import Conflict
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+
+    at = frozen + timedelta(hours=2)
+    assert services.check_factor(invited, "1961", now=at)
+    services.answer(invited, {"respondent": "family", "vital_status": "alive", "condition": "better",
+                              "complication": False, "unplanned_readmission": False, "reoperation": False,
+                              "satisfaction": 5}, now=at)
+    task, nurse = invited.task, actor_of("nurse")
     services.confirm(task, actor=nurse, now=at + timedelta(days=1))
     db.session.commit()
     assert task.state == "completed" and task.channel == "online" and task.is_effective
-    assert task.closed_at == at and task.complication and "伤口红肿流脓" == task.complication_note
-    with pytest.raises(Exception):
+    assert task.closed_at == at and task.respondent == "family" and task.complication is False
+    with pytest.raises(Conflict):
         services.confirm(task, actor=nurse, now=at + timedelta(days=1))
+
+
+def test_free_text_with_control_characters_or_direction_overrides_is_refused(app):
+    from marshmallow import ValidationError
+
+    from qcflow.followup.invitations.questions import AnswersIn
+
+    for text in ("伤口\x00渗液", "\x1b[2J", "正常\u202e液渗", "\x85"):
+        with pytest.raises(ValidationError) as refused:
+            AnswersIn().load({"note": text, "complication_note": text})
+        assert set(refused.value.messages) == {"note", "complication_note"}
+    assert AnswersIn().load({"note": "第一行\n第二行\t好"})["note"] == "第一行\n第二行\t好"
+
+
+def test_a_validator_factory_listed_without_its_call_is_refused_at_once():
+    from marshmallow import fields
+
+    from qcflow.core.schemas import no_control_characters
+
+    with pytest.raises(TypeError):
+        fields.String(validate=[no_control_characters]).deserialize("text\x00")
+
+
+def test_ten_wrong_identity_answers_close_the_link_and_tell_the_nurses(invited, frozen, app, hospital):
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+    from qcflow.notify.models import Notification
+
+    at = frozen
+    for n in range(app.config["INVITATION_MAX_WRONG_FACTORS"]):
+        at = invited.locked_until or at
+        assert not services.check_factor(invited, "1962", now=at)
+    db.session.commit()
+    assert invited.state == "closed" and not services.usable(invited, at)
+    assert not services.check_factor(invited, "1961", now=at + timedelta(hours=2))
+    told = db.session.scalars(sa.select(Notification.user_id).where(Notification.kind == "followup.invitation_closed"))
+    assert set(told) == {hospital["nurse"].id, hospital["nurse2"].id}
+
+
+def test_a_typing_slip_in_the_identity_answer_is_the_fields_error_not_a_try(invited, frozen):
+    from qcflow.core.errors import Unprocessable
+    from qcflow.followup.invitations import services
+
+    for slip in ("abcd", "61", "19611"):
+        with pytest.raises(Unprocessable) as refused:
+            services.check_factor(invited, slip, now=frozen)
+        assert "four digits" in refused.value.errors["factor"][0]
+    assert invited.wrong_factors == 0
+
+
+def test_alarming_answers_are_not_confirmed_without_a_call(invited, frozen, actor_of):
+    from qcflow.core.errors import Conflict
+    from qcflow.followup.invitations import services
+
+    assert services.check_factor(invited, "1961", now=frozen)
+    services.answer(invited, {"respondent": "patient", "condition": "same", "complication": True,
+                              "unplanned_readmission": False, "reoperation": False, "satisfaction": 4}, now=frozen)
+    with pytest.raises(Conflict) as refused:
+        services.confirm(invited.task, actor=actor_of("nurse"), now=frozen)
+    assert "call the patient" in str(refused.value.message)
+    assert invited.task.state == "pending"
+
+
+def test_a_family_reporting_a_death_answers_only_who_they_are_and_the_date(invited, frozen):
+    from qcflow.followup.invitations import services
+
+    assert services.check_factor(invited, "1961", now=frozen)
+    services.answer(invited, {"respondent": "family", "vital_status": "dead",
+                              "died_on": frozen.date() - timedelta(days=3)}, now=frozen)
+    assert invited.state == "answered" and invited.alarm_list == ["death"] and invited.task.alarm
+
+
+def test_a_revisit_asked_for_is_not_a_revisit_booked_and_a_recurrence_may_be_not_known(
+        ctx, enrol, create_patient, frozen, senders, actor_of):
+    from datetime import date
+
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import queries, services
+
+    patient = create_patient(birth_on=date(1950, 1, 1))
+    plan = enrol("cancer_lung", patient=patient, anchor_at=frozen - timedelta(days=91), now=frozen)
+    db.session.commit()
+    assert services.invite_due(frozen) == 1
+    task = next(t for t in plan_tasks(plan) if t.opens_at <= frozen)
+    invitation = queries.invitation_of(task)
+    assert services.check_factor(invitation, "1950", now=frozen)
+    services.answer(invitation, {"respondent": "patient", "condition": "same", "complication": False,
+                                 "unplanned_readmission": False, "recurrence_metastasis": "unknown",
+                                 "satisfaction": 4, "revisit_requested": True}, now=frozen)
+    assert invitation.alarm_list == []
+    services.confirm(task, actor=actor_of("nurse"), now=frozen)
+    assert task.revisit_booked is None and task.recurrence_metastasis is None
+    assert "revisit" in task.outcome_note
+
+
+def plan_tasks(plan):
+    from qcflow.extensions import db
+    from qcflow.followup.models import Task
+
+    return db.session.scalars(sa.select(Task).where(Task.plan_id == plan.id).order_by(Task.occurrence)).all()
+
+
+def test_a_link_works_only_once_its_calls_window_has_opened(invited, frozen):
+    from qcflow.followup.invitations import services
+
+    invited.task.opens_at = frozen + timedelta(days=1)
+    assert not services.usable(invited, frozen)
