@@ -345,7 +345,7 @@ LABELS = {
         "withdrawn": _l("Withdrawn from follow-up"),
     },
     "plan_action": {"pause": _l("Pause"), "resume": _l("Resume"), "withdraw": _l("Withdraw from follow-up")},
-    "prompt_state": {"open": _l("Open"), "filed": _l("Report filed"), "linked": _l("Linked to a filed report"),
+    "prompt_state": {"open": _l("To review"), "filed": _l("Report filed"), "linked": _l("Linked to a filed report"),
                      "dismissed": _l("Dismissed")},
     "prompt_source": {"followup_call": _l("Follow-up call"), "trigger": _l("Found by the system")},
     "dismiss_code": {

@@ -251,7 +251,7 @@ def prompts():
     # the reports a firing waiting for review may be linked to (already reported?)
     candidates = {p.id: services.reports_about(p, actor) for p in items if p.trigger_id and "file" in actions[p.id]}
     return render_template("followup/prompts.html", items=items, patients=patients, actions=actions,
-                           candidates=candidates, where={d.id: d for d in db.session.scalars(sa.select(Department).where(
+                           candidates=candidates, online=invitations.of_tasks(p.task_id for p in items if p.task_id), where={d.id: d for d in db.session.scalars(sa.select(Department).where(
                                Department.id.in_({p.department_id for p in items})))} if items else {},
                            args=request.args, state=args.get("state") or "", states=list(PromptState),
                            next_cursor=next_cursor, errors=errors, triggers=extraction.triggers(),

@@ -124,6 +124,7 @@ register_labels({
     "fu_invitation_brief": {
         "queued": _l("Invitation queued"), "sent": _l("Invitation sent"), "delivered": _l("Invitation sent"),
         "opened": _l("Opened, not answered"), "answered": _l("Answered online, to confirm"),
+        "confirmed": _l("Answered online, confirmed"),
         "expired": _l("Not answered"), "closed": _l("Invitation closed"), "failed": _l("Invitation not sent"),
     },
 })
