@@ -149,8 +149,12 @@ def _trouble(error: Exception):
             return _thanks_page(invitation)
         if services.usable(invitation, now()):
             back = _here(token)
-        elif status < 500:
-            return _gone(token, invitation)
+        elif status < 500:  # the link leads nowhere now: the gone page, with the failure's own status (the same
+            # for every link, so it tells nothing about this one)
+            response = make_response(render_template("followup/invitation/gone.html", hospital=_hospital(),
+                                                     too_many=False), status)
+            response.headers.update(headers)
+            return response
     except Exception:  # the database itself may be what failed: the page below, without the link back
         log.exception("reading the invitation again after a failure failed")
     try:

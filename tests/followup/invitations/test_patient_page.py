@@ -290,7 +290,7 @@ def test_an_expired_form_shows_the_patients_own_page_with_a_way_back(app, invite
         assert expired.status_code == 400 and 'id="trouble"' in html and f'href="{link}{lang}"' in html
     assert "the form has expired" in html
     dead = app.test_client().post("/f/" + "Q" * 43, data={"action": "factor"})  # no link back where none works
-    assert dead.status_code == 404 and 'id="link-gone"' in patients_own_page(dead)
+    assert dead.status_code == 400 and 'id="link-gone"' in patients_own_page(dead)
 
 
 def test_a_double_tap_on_send_lands_on_the_thank_you(app, invited, link, monkeypatch):
@@ -404,3 +404,18 @@ def test_the_link_closes_after_ten_wrong_tries_in_all(app, invited, link):
     assert tenth.status_code == 404 and 'id="link-gone"' in tenth.get_data(as_text=True)
     assert fresh(invited).state == "closed"
     assert client.get(link).status_code == 404
+
+
+def test_a_dead_known_link_repeated_is_never_refused_but_unknown_links_are(app, invited, link, frozen):
+    """What views._guessing says: only unknown links are counted (a dead link opens nothing; nginx limits floods)."""
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+
+    services.check_factor(invited, "1961", now=frozen)
+    services.answer(invited, {"respondent": "patient", "condition": "same", "complication": False,
+                              "unplanned_readmission": False, "reoperation": False, "satisfaction": 4}, now=frozen)
+    db.session.commit()
+    client = app.test_client()
+    assert {client.get(link).status_code for _ in range(15)} == {404}
+    prefix = link.rsplit("/", 1)[1][:4]
+    assert [client.get(f"/f/{prefix}{i:039d}").status_code for i in range(11)][-1] == 429
