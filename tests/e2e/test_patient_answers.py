@@ -112,3 +112,53 @@ def test_a_patient_answers_without_javascript(server, browser):
     finally:
         context.close()
     assert state_of(server, invitation_id) == "answered"
+
+
+def test_what_is_written_is_kept_without_pressing_save(server, contexts):
+    """The script keeps the draft as the patient writes: a POST to the page's own address, answered 204; a reload
+    without pressing anything shows the answers again (in English here)."""
+    from urllib.parse import urlsplit
+
+    link, _invitation_id = invitation_link(server, 1963)
+    page = contexts("phone").new_page()
+    page.goto(link + "?lang=en")
+    page.fill("#factor", "1963")
+    with page.expect_navigation():
+        page.click("#factor-submit")
+    page.click("label.option:has(input[name=respondent][value=patient])")
+    with page.expect_response(lambda r: r.request.method == "POST" and r.status == 204
+                              and urlsplit(r.url).path == link) as saved:
+        page.fill("#note", "Walking every day")
+    assert saved.value.ok
+    page.wait_for_function("document.getElementById('autosave-status').textContent.length > 0")
+    shot(page, "patient-answers-autosave-en")
+    page.reload()
+    assert page.input_value("#note") == "Walking every day"
+    assert page.is_checked("input[name=respondent][value=patient]")
+    assert not page.locator("#family-questions").is_visible()
+
+
+def test_a_family_member_reports_that_the_patient_has_passed_away(server, contexts):
+    """Only the date is asked, with a line of condolence; the thank-you offers no health advice."""
+    from qcflow.core.time import local, now
+
+    link, invitation_id = invitation_link(server, 1950)
+    page = contexts("phone").new_page()
+    confirm(page, link, 1950, "patient-answers-family")
+    page.click("label.option:has(input[name=respondent][value=family])")
+    assert page.locator("#field-vital_status").is_visible() and not page.locator("#field-died_on").is_visible()
+    assert page.locator("#field-condition").is_visible() and not page.locator("#condolence").is_visible()
+    page.click("label.option:has(input[name=vital_status][value=dead])")
+    assert page.locator("#condolence").is_visible() and page.locator("#field-died_on").is_visible()
+    assert not page.locator("#health-questions").is_visible() and page.locator("#note").is_visible()
+    page.fill("#died_on", (local(now()).date() - timedelta(days=5)).isoformat())
+    assert check_no_horizontal_scroll(page)
+    shot(page, "patient-answers-family-death")
+    with page.expect_navigation():
+        page.click("#send-answers")
+    assert page.locator("#thanks").is_visible() and page.locator("#condolence").is_visible()
+    assert not page.locator("#education").count()
+    shot(page, "patient-answers-family-death-thanks")
+    page.goto(link + "?lang=en")
+    shot(page, "patient-answers-family-death-thanks-en")
+    assert state_of(server, invitation_id) == "answered"

@@ -7,6 +7,7 @@ kept in a cookie limited to the link's own path, repeated in a hidden field of t
 that refuses the cookie (decisions.md: Follow-up answered online: the patient's page)."""
 from __future__ import annotations
 
+import logging
 import math
 import time
 from datetime import date
@@ -14,9 +15,12 @@ from datetime import date
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from marshmallow import ValidationError
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
 
 from qcflow.auth.permissions import public
-from qcflow.core.errors import Unprocessable, page_refusal, translate_errors
+from qcflow.core.errors import DomainError, Unprocessable, error_response, page_refusal, translate_errors
 from qcflow.core.forms import form_data
 from qcflow.core.i18n import with_lang
 from qcflow.core.security import MemoryRateLimiter
@@ -27,6 +31,8 @@ from qcflow.followup.invitations import questions, services
 from qcflow.followup.invitations.education import education_for
 from qcflow.followup.invitations.workflow import InvitationState
 from qcflow.followup.models import Protocol
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("invitations", __name__)
 
@@ -50,10 +56,22 @@ def _here(token: str, **args) -> str:
     return with_lang(url_for("invitations.page", token=token, **args))
 
 
+@bp.context_processor
+def _contact():
+    """The follow-up telephone number the pages give where they say to call the department (or None)."""
+    return {"contact_phone": current_app.config.get("FOLLOWUP_CONTACT_PHONE") or None}
+
+
 def _guessing(token: str, *, count: bool) -> bool:
     """Whether this link's prefix, or its known client, has had too many links that lead nowhere (then 429).
-    `count`: an unknown link is counted; a known one that no longer works is only checked (so a flood's answer
-    does not tell whether a dead link exists)."""
+
+    `count`: only an unknown link is counted. A known link that no longer works (used, expired, closed) is checked
+    against the buckets but never adds to them: opening the same dead link again and again draws the gone page
+    (404) each time and never a 429, while unknown links draw a 429 after INVITATION_UNKNOWN_LINKS_PER_PREFIX_10_MIN
+    per prefix (or per known client). That is fine: a dead link opens nothing, whoever repeats it learns only that
+    it does not work (the same page as an unknown link), and guessing a live link among 256-bit tokens is hopeless
+    however fast; the flood itself is nginx's to limit per address (limit_req on /f/, docs/deploy.md). The buckets
+    here only slow a guesser down where nginx cannot tell clients apart."""
     config, at = current_app.config, time.time()
     prefix, address = (token or "")[:LINK_PREFIX_CHARS], known_client_address()
     if link_guesses.exceeded(prefix, config["INVITATION_UNKNOWN_LINKS_PER_PREFIX_10_MIN"], at) or (
@@ -74,6 +92,79 @@ def _gone(token: str, invitation):
         response.headers["Retry-After"] = str(link_guesses.window)
         return response
     return render_template("followup/invitation/gone.html", hospital=_hospital(), too_many=False), GONE
+
+
+#: The patient's words for a failure of this page, by status (the staff's error page is not theirs).
+def _trouble_message(status: int) -> str:
+    if status == 400:
+        return _("The page was open for a long time and the form has expired. Open the page again and send once "
+                 "more; answers you saved are kept.")
+    if status == 409:
+        return _("Your answer arrived twice (the button was pressed twice). Open the page again to see where you "
+                 "are.")
+    if status == 413:
+        return _("Too much text was sent at once. Open the page again and shorten your note.")
+    if status == 429:
+        return _("Too many tries. Wait a few minutes, then open the page again.")
+    if status >= 500:
+        return _("Something went wrong on our side and your answers were not sent this time. Wait a moment, then "
+                 "open the page again and send once more.")
+    return _("This could not be done. Open the page again and try once more.")
+
+
+def _status_of(error: Exception) -> int:
+    if isinstance(error, DomainError):
+        return error.status
+    if isinstance(error, HTTPException):
+        return error.code or 500
+    if isinstance(error, (StaleDataError, IntegrityError)):
+        return 409
+    if isinstance(error, (ValidationError, DataError, OverflowError)):
+        return 422
+    return 500
+
+
+@bp.errorhandler(Exception)
+def _trouble(error: Exception):
+    """Every failure on the patient's page, whatever raised it (the session-free CSRF check before the view, a
+    double tap that loses the race for the invitation's version, a limit, a bug), answered on the patient's own
+    page: the hospital, a kind message, and a link back to the same page while the link still leads somewhere.
+
+    A double tap on "send" whose first tap went through shows the thank-you: the invitation is read again and shown
+    as it now is, for the browser that holds the proof."""
+    status = _status_of(error)
+    if status >= 500:
+        log.exception("the patient's page failed")
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"} \
+        if isinstance(error, HTTPException) else dict(getattr(error, "extra", {}).get("headers") or {})
+    if status == 429 and "Retry-After" not in headers:
+        headers["Retry-After"] = str(link_guesses.window)
+    back = None
+    try:
+        db.session.rollback()
+        token = (request.view_args or {}).get("token") or ""
+        invitation = services.find(token)
+        if invitation is not None and invitation.state == InvitationState.ANSWERED \
+                and _proof_source(invitation) is not None:
+            return _thanks_page(invitation)
+        if services.usable(invitation, now()):
+            back = _here(token)
+        elif status < 500:  # the link leads nowhere now: the gone page, with the failure's own status (the same
+            # for every link, so it tells nothing about this one)
+            response = make_response(render_template("followup/invitation/gone.html", hospital=_hospital(),
+                                                     too_many=False), status)
+            response.headers.update(headers)
+            return response
+    except Exception:  # the database itself may be what failed: the page below, without the link back
+        log.exception("reading the invitation again after a failure failed")
+    try:
+        response = make_response(render_template("followup/invitation/trouble.html", hospital=_hospital(),
+                                                 status=status, message=_trouble_message(status), back=back), status)
+    except Exception:  # even the patient's page failed: the site's last resort, never a bare 500
+        log.exception("the patient's error page failed")
+        return error_response(status, "error", _trouble_message(status), headers=headers)
+    response.headers.update(headers)
+    return response
 
 
 def _proof_source(invitation) -> str | None:
@@ -123,9 +214,11 @@ def _questions_page(token, invitation, *, values, errors=None, status=200, proof
 
 
 def _thanks_page(invitation):
+    answers = invitation.answers or {}
     return render_template("followup/invitation/thanks.html", hospital=_hospital(),
                            education=education_for(invitation.task.pathway),
-                           revisit=bool((invitation.answers or {}).get("revisit_requested")))
+                           revisit=bool(answers.get("revisit_requested")) and not questions.passed_away(answers),
+                           passed_away=questions.passed_away(answers))
 
 
 #: The five answers of the satisfaction question, in words (1 = very dissatisfied … 5 = very satisfied).
@@ -170,8 +263,16 @@ def _post_factor(token, invitation, at):
     if services.is_locked(invitation, at):
         return _factor_page(token, invitation, at, status=429)
     given = (request.form.get("factor") or "")[:20]
-    if not services.check_factor(invitation, given, now=at):
+    try:
+        right = services.check_factor(invitation, given, now=at)
+    except Unprocessable as error:  # a typing slip (not four digits…): the field's error, not a try
+        errors, status = page_refusal(error)
+        return _factor_page(token, invitation, at, status=status, error=" ".join(errors.get("factor") or
+                                                                                 errors.get("form") or []))
+    if not right:
         db.session.commit()  # the wrong try counts, whatever follows
+        if not services.usable(invitation, at):  # too many wrong tries in all: the link is closed for good
+            return _gone(token, invitation)
         if services.is_locked(invitation, at):
             return _factor_page(token, invitation, at, status=429)
         return _factor_page(token, invitation, at, status=422,

@@ -268,3 +268,154 @@ def test_education_by_pathway():
 
     assert [kind_of(p) for p in ("day_surgery", "four_level_surgery", "cancer_lung", "heart_failure", "")] == [
         "day_surgery", "surgery", "cancer", "general", "general"]
+
+
+# -- review findings: the patient's own error page, the family reporting a death, the factor's typing slip… --
+
+STAFF_WORDS = ("工作人员入口", "上报不良事件", "Staff pages", "Report an event")
+
+
+def patients_own_page(response) -> str:
+    html = response.get_data(as_text=True)
+    assert 'class="patient-page"' in html and not any(word in html for word in STAFF_WORDS), html
+    assert 'href="/"' not in html
+    return html
+
+
+def test_an_expired_form_shows_the_patients_own_page_with_a_way_back(app, invited, link):
+    client, page = confirmed(app, link)
+    for lang in ("", "?lang=en"):
+        expired = client.post(link + lang, data={**ANSWERS, "action": "answer", "csrf_token": "expired.token"})
+        html = patients_own_page(expired)
+        assert expired.status_code == 400 and 'id="trouble"' in html and f'href="{link}{lang}"' in html
+    assert "the form has expired" in html
+    dead = app.test_client().post("/f/" + "Q" * 43, data={"action": "factor"})  # no link back where none works
+    assert dead.status_code == 400 and 'id="link-gone"' in patients_own_page(dead)
+
+
+def test_a_double_tap_on_send_lands_on_the_thank_you(app, invited, link, monkeypatch):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+
+    client, page = confirmed(app, link)
+    first_tap = services.answer
+
+    def second_tap(invitation, data, *, now):  # the first tap's request wins the race for the version
+        first_tap(invitation, data, now=now)
+        db.session.commit()
+        raise StaleDataError("UPDATE statement on table 'followup_invitation' expected to update 1 row(s)")
+
+    monkeypatch.setattr(services, "answer", second_tap)
+    response = client.post(link, data={**ANSWERS, "csrf_token": csrf(page), "action": "answer"})
+    assert response.status_code == 200 and 'id="thanks"' in patients_own_page(response)
+    assert fresh(invited).state == "answered"
+
+
+@pytest.mark.parametrize("failure, status", [("stale", 409), ("limit", 429), ("bug", 500)])
+def test_any_other_failure_shows_the_patients_own_page(app, invited, link, monkeypatch, caplog, failure, status):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from qcflow.core.errors import TooManyRequests
+    from qcflow.followup.invitations import services
+
+    def fail(*args, **kwargs):
+        raise {"stale": StaleDataError("version moved"), "bug": RuntimeError("a bug"),
+               "limit": TooManyRequests(headers={"Retry-After": "60"})}[failure]
+
+    client = app.test_client()
+    page = client.get(link)
+    monkeypatch.setattr(services, "check_factor", fail)  # a double tap on "continue", a limit, a bug
+    response = client.post(link + "?lang=en", data={"csrf_token": csrf(page), "action": "factor", "factor": "1961"})
+    html = patients_own_page(response)
+    assert response.status_code == status and 'id="trouble"' in html and f'href="{link}?lang=en"' in html
+    assert ("arrived twice" in html) == (status == 409)
+    assert (response.headers.get("Retry-After") == "60") == (status == 429)
+
+
+def test_a_family_reporting_a_death_is_asked_only_the_date(app, invited, link, frozen):
+    client, page = confirmed(app, link)
+    english = client.get(link + "?lang=en").get_data(as_text=True)
+    assert re.search(r"how is the patient(&#39;|&#x27;|')s health now\?", english) and "how do you feel" not in english
+    assert "not needed if the patient has passed away" in english
+    assert re.search(r'class="condolence js-hidden" id="condolence"', english)  # shown by the script when chosen
+    no_date = client.post(link + "?lang=en", data={"csrf_token": csrf(page), "action": "answer",
+                                                   "respondent": "family", "vital_status": "dead"})
+    html = no_date.get_data(as_text=True)
+    assert no_date.status_code == 422 and "Please give the date the patient passed away." in html
+    assert 'id="condition-error"' not in html and 'id="satisfaction-error"' not in html
+    assert re.search(r'class="condolence" id="condolence"', html)
+    sent = client.post(link + "?lang=en", data={"csrf_token": csrf(page), "action": "answer", "respondent": "family",
+                                                "vital_status": "dead",
+                                                "died_on": (frozen - timedelta(days=5)).date().isoformat()})
+    assert sent.status_code == 303 and fresh(invited).state == "answered"
+    thanks = client.get(link + "?lang=en").get_data(as_text=True)
+    assert 'id="condolence"' in thanks and 'id="education"' not in thanks and "nurse will call you" not in thanks
+
+
+def test_recurrence_is_yes_no_or_not_known_yet(app, invited, link):
+    from qcflow.extensions import db
+    from qcflow.followup.models import Protocol
+
+    protocol = db.session.get(Protocol, invited.task.protocol_id)
+    protocol.outcome_items = [*protocol.outcome_items, "recurrence_metastasis"]
+    db.session.commit()
+    client, page = confirmed(app, link)
+    html = page.get_data(as_text=True)
+    assert [v for v in re.findall(r'name="recurrence_metastasis" value="([^"]+)"', html)] == ["yes", "no", "unknown"]
+    sent = client.post(link, data={**ANSWERS, "csrf_token": csrf(page), "action": "answer",
+                                   "recurrence_metastasis": "unknown"})
+    assert sent.status_code == 303 and fresh(invited).answers["recurrence_metastasis"] == "unknown"
+
+
+def test_the_gone_page_says_there_is_nothing_more_to_do(app, invited, link):
+    gone = app.test_client().get("/f/" + "Q" * 43 + "?lang=en")
+    assert "If you have already sent your answers, there is nothing more to do. Thank you." in gone_text(gone)
+
+
+def test_the_follow_up_number_is_given_where_the_pages_say_to_call(app, invited, link):
+    assert "0851-12345678" not in app.test_client().get("/f/" + "Q" * 43).get_data(as_text=True)
+    app.config["FOLLOWUP_CONTACT_PHONE"] = "0851-12345678"
+    assert "0851-12345678" in gone_text(app.test_client().get("/f/" + "Q" * 43))
+    client, page = confirmed(app, link)
+    assert "0851-12345678" in re.search(r'<p class="urgent" id="urgent">.*?</p>', page.get_data(as_text=True)).group(0)
+    client.post(link, data={**ANSWERS, "csrf_token": csrf(page), "action": "answer", "revisit_requested": "1"})
+    thanks = client.get(link + "?lang=en").get_data(as_text=True)
+    assert "0851-12345678" in thanks and "The department will contact you to arrange a time." in thanks
+
+
+def test_a_factor_that_cannot_be_one_is_the_fields_error_not_a_try(app, invited, link):
+    client = app.test_client()
+    slip = client.post(link + "?lang=en", data={"csrf_token": csrf(client.get(link)), "action": "factor",
+                                                "factor": "abcd"})
+    html = slip.get_data(as_text=True)
+    assert slip.status_code == 422 and re.search(r'id="factor-error"[^>]*>Enter the year of birth as four digits', html)
+    assert fresh(invited).wrong_factors == 0
+
+
+def test_the_link_closes_after_ten_wrong_tries_in_all(app, invited, link):
+    from qcflow.extensions import db
+
+    invited.wrong_factors = 9
+    db.session.commit()
+    client = app.test_client()
+    tenth = client.post(link, data={"csrf_token": csrf(client.get(link)), "action": "factor", "factor": "1960"})
+    assert tenth.status_code == 404 and 'id="link-gone"' in tenth.get_data(as_text=True)
+    assert fresh(invited).state == "closed"
+    assert client.get(link).status_code == 404
+
+
+def test_a_dead_known_link_repeated_is_never_refused_but_unknown_links_are(app, invited, link, frozen):
+    """What views._guessing says: only unknown links are counted (a dead link opens nothing; nginx limits floods)."""
+    from qcflow.extensions import db
+    from qcflow.followup.invitations import services
+
+    services.check_factor(invited, "1961", now=frozen)
+    services.answer(invited, {"respondent": "patient", "condition": "same", "complication": False,
+                              "unplanned_readmission": False, "reoperation": False, "satisfaction": 4}, now=frozen)
+    db.session.commit()
+    client = app.test_client()
+    assert {client.get(link).status_code for _ in range(15)} == {404}
+    prefix = link.rsplit("/", 1)[1][:4]
+    assert [client.get(f"/f/{prefix}{i:039d}").status_code for i in range(11)][-1] == 429
