@@ -151,7 +151,8 @@ TASK_STEP_ENDPOINTS = {
                        "Confirm the patient's online answers in one step: the call is claimed if nobody holds it and "
                        "completed with the answers as its outcome (channel online), judged on time when the patient "
                        "answered.",
-                       {409: "No answers to confirm, the call is held by another nurse, or a stale version"}),
+                       {409: "No answers to confirm, the call is held by another nurse, alarming answers and nobody "
+                            "has reached the patient yet, or a stale version"}),
 }
 
 

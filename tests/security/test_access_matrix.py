@@ -46,6 +46,7 @@ BODIES = {
     "events_api.external_report": {"reported_at": "2026-03-01T10:00:00+08:00", "version": 1},
     "followup_api.attempts": {"channel": "phone", "result": "no_answer"},
     "followup_api.release": {"version": 1},
+    "followup_api.confirm_online": {"version": 1},
     "followup_api.complete": {"respondent": "patient", "version": 1},
     "followup_api.reschedule": {"reason": "x", "due_at": "2030-01-01T10:00:00+08:00", "version": 1},
     "followup_api.cancel": {"reason": "x", "version": 1},

@@ -27,7 +27,7 @@ from qcflow.followup.invitations import questions
 from qcflow.followup.invitations.models import Invitation, InvitationMessage
 from qcflow.followup.invitations.queries import invitation_of
 from qcflow.followup.invitations.workflow import INVITATION_WORKFLOW, LIVE, InvitationState
-from qcflow.followup.models import OPEN_TASK_STATES, Protocol, ProtocolPhase, Task
+from qcflow.followup.models import OPEN_TASK_STATES, Attempt, Protocol, ProtocolPhase, Task
 from qcflow.followup.schedule import expand
 from qcflow.followup.services import claim_task, complete_task, open_prompt
 from qcflow.followup.workflow import TaskState
@@ -438,13 +438,16 @@ def answer(invitation: Invitation, answers: dict, *, now: datetime) -> Invitatio
 def confirm(task: Task, *, actor: Actor, now: datetime, expected_version: int | None = None) -> Task:
     """The nurse confirms the patient's online answers in one step: the call is claimed if nobody holds it and
     completed with the answers as its outcome (channel online), judged on time at the moment the patient answered.
-    409 when there are no answers to confirm or the call is held by another nurse."""
+    409 when there are no answers to confirm, the call is held by another nurse, or the answers are alarming and
+    nobody has reached the patient by another channel yet."""
     invitation = invitation_of(task)
     if invitation is None or invitation.state != InvitationState.ANSWERED:
         raise Conflict(_("This call has no online answers to confirm. Call the patient instead."))
-    if invitation.alarms:
-        raise Conflict(_("The patient's answers are alarming: call the patient, then complete the call with what "
-                         "you learn. Alarming answers are not confirmed without a call."))
+    reached = db.session.scalar(sa.select(sa.literal(True)).where(Attempt.task_id == task.id,
+                                                                  Attempt.result == "reached").limit(1))
+    if invitation.alarms and not reached:
+        raise Conflict(_("The patient's answers are alarming: call the patient first (log the call), then confirm "
+                         "the answers or complete the call with what you learned."))
     if expected_version is not None and expected_version != task.version:
         raise Conflict(current_version=task.version)
     if task.state == TaskState.PENDING:

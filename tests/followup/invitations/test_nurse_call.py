@@ -48,9 +48,10 @@ def test_the_task_shows_the_invitation_its_log_and_the_pending_answers(clients, 
     assert 'id="invitation-log"' in html and "已送达" in html  # the gateway's report
     assert 'id="pending-answers"' in html and "伤口红肿流脓" in html and "比以前差" in html
     assert 'id="alarm-notice"' in html and "并发症" in html
-    assert "确认答复" in html and "改为电话随访" in html
+    # alarming answers ask for a call first: no confirming before someone has reached the patient
+    assert "立即电话联系患者" in html and "/confirm_online" not in html
     english = clients("nurse").get(f"/followup/tasks/{task_id}?lang=en").get_data(as_text=True)
-    assert "Answered online, to confirm" in english and "Worse than before" in english and "Confirm answers" in english
+    assert "Answered online, to confirm" in english and "Worse than before" in english and "Call the patient now" in english
     # The department's head reads it too; the API gives the same, with the log and the answers.
     assert "伤口红肿流脓" in clients("head").get(f"/followup/tasks/{task_id}").get_data(as_text=True)
     body = client.get(f"/api/v1/followup/tasks/{task_id}", headers=tokens("nurse")).json
@@ -77,7 +78,8 @@ def test_confirming_on_the_page_completes_the_call_online_at_the_answer_time(cli
     db.session.expire_all()
     task = db.session.get(Task, task_id)
     assert task.state == "completed" and task.channel == "online" and task.is_effective
-    assert task.closed_at == frozen + timedelta(hours=2) and task.revisit_booked
+    assert task.closed_at == frozen + timedelta(hours=2) and task.revisit_booked is None  # asked for, not booked
+    assert "患者希望预约复诊" in task.outcome_note
     assert "已确认患者答复" in html and 'id="pending-answers"' not in html and 'id="outcome"' in html
 
 
@@ -120,7 +122,12 @@ def test_calling_instead_claims_the_call_and_the_answers_stay_to_confirm(clients
     db.session.expire_all()
     assert db.session.get(Task, task_id).state == "in_progress"
     html = nurse.get(f"/followup/tasks/{task_id}").get_data(as_text=True)
-    assert "确认答复" in html and 'form method="post" action="/followup/tasks/%d/attempts"' % task_id in html
+    assert "/confirm_online" not in html and 'form method="post" action="/followup/tasks/%d/attempts"' % task_id in html
+    token = csrf_from(nurse, f"/followup/tasks/{task_id}")
+    assert nurse.post(f"/followup/tasks/{task_id}/attempts", data={"csrf_token": token, "channel": "phone",
+                                                                   "result": "reached"}).status_code == 302
+    html = nurse.get(f"/followup/tasks/{task_id}").get_data(as_text=True)
+    assert "确认答复" in html and "/confirm_online" in html  # reached by phone: the answers may be confirmed
     other = clients("nurse2").get(f"/followup/tasks/{task_id}").get_data(as_text=True)
     assert 'id="pending-answers"' in other and "/confirm_online" not in other and "由李护士负责" in other
 

@@ -82,7 +82,7 @@ def test_the_months_figures_per_pathway_and_department(ctx, month_of_calls, acto
 def test_the_page_and_the_api(clients, client, tokens, month_of_calls, ward):
     html = clients("nurse").get("/followup/online?month=2026-03").get_data(as_text=True)
     assert "患者在线随访" in html and 'id="online-pathways"' in html and "66.7 %" in html
-    assert "0.1 小时" in html  # 8 minutes saved
+    assert "8 分钟" in html  # 8 minutes saved
     english = clients("nurse").get("/followup/online?month=2026-03&lang=en").get_data(as_text=True)
     assert "Follow-up answered online" in english and "Calls saved" in english
     assert clients("nurse").get("/followup/online?month=2026-13").status_code == 422
@@ -106,6 +106,6 @@ def test_the_bulletin_prints_the_answers_online(app, ctx, month_of_calls, tmp_pa
     assert "患者在线随访" in text
     section = text[text.index("患者在线随访"):]
     figures = section.split()
-    assert figures[1:3] == ["2/4", "2/3"] and "0.1 小时" in section  # the whole hospital: cardiology's call too
+    assert figures[1:3] == ["2/4", "2/3"] and "8 分钟" in section  # the whole hospital: cardiology's call too
     lung = next(line for line in section.splitlines() if line.startswith("肺癌随访"))
-    assert lung.split()[1:] == ["1", "1", "(100.0", "%)", "1", "1", "(100.0", "%)", "1", "0"]
+    assert lung.split()[1:] == ["1", "1", "(100.0", "%)", "1", "1", "(100.0", "%)", "1", "0", "0", "分钟"]

@@ -176,21 +176,26 @@ def test_a_typing_slip_in_the_identity_answer_is_the_fields_error_not_a_try(invi
     for slip in ("abcd", "61", "19611"):
         with pytest.raises(Unprocessable) as refused:
             services.check_factor(invited, slip, now=frozen)
-        assert "four digits" in refused.value.errors["factor"][0]
+        assert "1958" in refused.value.errors["factor"][0]  # what a year of birth looks like
     assert invited.wrong_factors == 0
 
 
 def test_alarming_answers_are_not_confirmed_without_a_call(invited, frozen, actor_of):
     from qcflow.core.errors import Conflict
+    from qcflow.followup import services as followup
     from qcflow.followup.invitations import services
 
     assert services.check_factor(invited, "1961", now=frozen)
     services.answer(invited, {"respondent": "patient", "condition": "same", "complication": True,
                               "unplanned_readmission": False, "reoperation": False, "satisfaction": 4}, now=frozen)
-    with pytest.raises(Conflict) as refused:
-        services.confirm(invited.task, actor=actor_of("nurse"), now=frozen)
-    assert "call the patient" in str(refused.value.message)
+    nurse = actor_of("nurse")
+    with pytest.raises(Conflict):
+        services.confirm(invited.task, actor=nurse, now=frozen)
     assert invited.task.state == "pending"
+    followup.claim_task(invited.task, actor=nurse, now=frozen)
+    followup.log_attempt(invited.task, {"channel": "phone", "result": "reached"}, actor=nurse, now=frozen)
+    services.confirm(invited.task, actor=nurse, now=frozen)  # the patient reached by phone: confirmed
+    assert invited.task.state == "completed" and invited.task.complication
 
 
 def test_a_family_reporting_a_death_answers_only_who_they_are_and_the_date(invited, frozen):
@@ -205,6 +210,8 @@ def test_a_family_reporting_a_death_answers_only_who_they_are_and_the_date(invit
 def test_a_revisit_asked_for_is_not_a_revisit_booked_and_a_recurrence_may_be_not_known(
         ctx, enrol, create_patient, frozen, senders, actor_of):
     from datetime import date
+
+    from flask_babel import gettext
 
     from qcflow.extensions import db
     from qcflow.followup.invitations import queries, services
@@ -222,7 +229,7 @@ def test_a_revisit_asked_for_is_not_a_revisit_booked_and_a_recurrence_may_be_not
     assert invitation.alarm_list == []
     services.confirm(task, actor=actor_of("nurse"), now=frozen)
     assert task.revisit_booked is None and task.recurrence_metastasis is None
-    assert "revisit" in task.outcome_note
+    assert gettext("Asks for a revisit appointment.") in task.outcome_note
 
 
 def plan_tasks(plan):
