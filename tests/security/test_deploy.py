@@ -70,6 +70,21 @@ def test_nginx_limits_anonymous_submissions_per_address_without_logging_them():
     assert levels.index(logged) < levels.index(threshold)
 
 
+def test_nginx_logs_nothing_of_a_patients_link_and_slows_guessed_links_per_address():
+    site = read("nginx", "qcflow.conf")
+    block = re.search(r"location \^~ /f/ \{([^}]*)\}", site)
+    assert block, "the patients' page has its own location"
+    body = block.group(1)
+    zone = re.search(r"limit_req_zone \$binary_remote_addr zone=(\w+):\d+m rate=(\d+)r/m;", site)
+    assert zone and int(zone.group(2)) >= 30  # a page saving answers as the patient types is not held back
+    assert re.search(r"access_log off;", body) and re.search(r"limit_req zone=" + zone.group(1) + r" burst=\d+", body)
+    assert "include snippets/qcflow-proxy.conf;" in body
+    levels = ["debug", "info", "notice", "warn", "error", "crit", "alert", "emerg"]
+    logged = re.search(r"limit_req_log_level (\w+);", body).group(1)
+    threshold = re.search(r"error_log \S+ (\w+);", body).group(1)
+    assert levels.index(logged) < levels.index(threshold)
+
+
 def test_deploy_md_points_at_the_shipped_files():
     with open(os.path.join(ROOT, "docs", "deploy.md"), encoding="utf-8") as f:
         guide = f.read()
