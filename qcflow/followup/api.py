@@ -59,8 +59,8 @@ def _step(step: str, task_id: int, data: dict):
 @blp.response(200, QueuePage)
 @blp.alt_response(404, description="Another department's queue")
 def get_queue(args):
-    """My department's tasks open today (or on `date`) or overdue, most urgent first: day-surgery 24 h
-    calls, then overdue age, then due time. Keyset-paginated with `next_cursor`."""
+    """My department's tasks open today (or on `date`) or overdue, most urgent first: alarming answers a patient
+    gave online, day-surgery 24 h calls, then overdue age, then due time. Keyset-paginated with `next_cursor`."""
     args.pop("lang", None)
     actor, at = current_actor(), now()
     items, patients, next_cursor = queries.queue_page(actor, now=at, **args)
