@@ -626,6 +626,8 @@ class Demo:
             late = outcome == "late" and task.occurrence == 1
             called = task.due_at + timedelta(hours=30 if late else (-5 if task.is_urgent else 3))
             called = min(called, self.now - timedelta(hours=27))  # the call and its attempts are all in the past
+            if outcome == "effective" and task.id % 3 == 0 and self.answered_online(task, called):
+                continue
             followup.claim_task(task, actor=self.nurse, now=called)
             if outcome == "unreachable" and task.occurrence == 1:
                 for minutes, result in ((0, "no_answer"), (90, "busy")):
@@ -645,13 +647,50 @@ class Demo:
                 followup.dismiss_prompt(prompt, {"reason": "切口脂肪液化，属术后常见情况，门诊换药后愈合，不构成不良事件。"},
                                         actor=self.quality, now=called + timedelta(days=1))
 
+    def answered_online(self, task, called: datetime) -> bool:
+        """A call of the year offered online (its phase allows it, the patient has a phone and a birth date): the
+        invitation went out the day before, the patient answered three hours later and the nurse confirmed the
+        plain answers two hours after that (the real services; nothing is sent over the network). False when the
+        call cannot be offered online (it is then phoned)."""
+        from flask import current_app
+
+        from qcflow.clinical.models import Patient
+        from qcflow.followup.invitations import services as invitations
+        from qcflow.followup.invitations.queries import invitation_of
+
+        invited_at = max(task.opens_at, called - timedelta(days=1))
+        config = current_app.config
+        saved = {key: config.get(key) for key in ("INVITATION_SENDERS", "INVITATION_LINK_BASE")}
+        config.update(INVITATION_SENDERS=[{"channel": "sms", "url": "http://127.0.0.1:9/demo"}],
+                      INVITATION_LINK_BASE=saved["INVITATION_LINK_BASE"] or "https://fu.demo.invalid")
+        try:
+            if not invitations.invite_due(invited_at, task_ids=[task.id]):
+                return False
+            invitation = invitation_of(task)
+            invitations.record_send(invitation.id, "invitation", ok=True, provider_message_id=f"demo-{invitation.id}",
+                                    now=invited_at)
+        finally:
+            config.update(saved)
+        answered_at = invited_at + timedelta(hours=3)
+        born = db.session.get(Patient, task.patient_id).birth_on
+        invitations.check_factor(invitation, str(born.year), now=answered_at - timedelta(minutes=3))
+        invitations.answer(invitation, {"respondent": "patient" if task.id % 5 else "family", "vital_status": "alive",
+                                        "condition": "better" if task.id % 2 else "same", "complication": False,
+                                        "unplanned_readmission": False, "reoperation": False,
+                                        "recurrence_metastasis": "no", "satisfaction": 5 if task.id % 4 else 4},
+                           now=answered_at)
+        invitations.confirm(task, actor=self.nurse, now=answered_at + timedelta(hours=2))
+        return True
+
     def trigger_facts(self) -> None:
         """What the HIS sent this fortnight besides operations: an ICU transfer and naloxone after a
         cholecystectomy (the anaesthetist reported the respiratory depression), a critical INR and vitamin K, a
         readmission three weeks after discharge, a transfusion reaction, and a low potassium the HIS flagged
         that is above the trigger's threshold."""
         def later(kind, rows):
-            self.intake(kind, rows, self.now - timedelta(days=4))
+            # three days ago: after the latest fact sent (the transfusion, four days ago at 10:00) whatever the hour
+            # of `now` (at four days ago the transfusion came from the future before 10:00, and never fired)
+            self.intake(kind, rows, self.now - timedelta(days=3))
 
         encounter = self.admit(901, name="周建华", sex="M", born="1956-04-12", admitted_at=self.days_ago(7, 9),
                                history=False)

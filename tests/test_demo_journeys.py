@@ -240,3 +240,18 @@ def test_a_death_review_is_signed_and_another_waits_to_be_held(app, demo):
         pending_id = reviews[1].id
     status, pending = demo.call("quality", "GET", f"/api/v1/mdt/discussions/{pending_id}")
     assert status == 200 and pending["state"] == "requested", pending
+
+
+def test_the_demo_loaded_just_after_midnight_still_finds_the_transfusion_reaction(app):
+    """The demo's HIS facts arrive after the latest of them happened, whatever the hour it is loaded at (loaded
+    between midnight and 10:00, the transfusion once came from the future and never fired)."""
+    from qcflow.demo import load_demo
+    from qcflow.extensions import db
+    from qcflow.extraction.models import Trigger
+    from qcflow.followup.models import EventPrompt
+    from tests.conftest import sh
+
+    with app.app_context():
+        load_demo(now=sh(2026, 12, 7, 0, 40))
+        fired = set(db.session.scalars(sa.select(Trigger.code).join(EventPrompt, EventPrompt.trigger_id == Trigger.id)))
+    assert "transfusion_reaction" in fired, sorted(fired)

@@ -105,10 +105,11 @@ def _self_report_slots(protocol_ids) -> dict[int, set[int]]:
     return result
 
 
-def invite_due(now: datetime, *, limit: int = 500) -> int:
+def invite_due(now: datetime, *, limit: int = 500, task_ids=None) -> int:
     """Create the invitations of calls whose window has opened: open calls of a self-report phase, not invited
     yet, whose patient is alive and has a phone and a second factor on record. Reads only calls whose window is
-    open now (O(due)); each invitation is audited. Returns how many were created."""
+    open now (O(due)); each invitation is audited. Returns how many were created. `task_ids`: only these calls
+    (the demo's history)."""
     if not enabled():
         return 0
     has_self_report = sa.exists().where(ProtocolPhase.protocol_id == Task.protocol_id, ProtocolPhase.self_report)
@@ -116,7 +117,8 @@ def invite_due(now: datetime, *, limit: int = 500) -> int:
         sa.select(Task, Patient).join(Patient, Patient.id == Task.patient_id)
         .outerjoin(Invitation, Invitation.task_id == Task.id)
         .where(Task.state.in_(OPEN_TASK_STATES), Task.opens_at <= now, Task.closes_at > now,
-               Invitation.id.is_(None), has_self_report, Patient.phone.is_not(None), Patient.died_on.is_(None))
+               Invitation.id.is_(None), has_self_report, Patient.phone.is_not(None), Patient.died_on.is_(None),
+               *([Task.id.in_(list(task_ids))] if task_ids is not None else []))
         .order_by(Task.closes_at, Task.id).limit(limit)).all()
     slots = _self_report_slots({task.protocol_id for task, _patient in rows})
     channel = current_app.config["INVITATION_SENDERS"][0]["channel"]
