@@ -441,12 +441,14 @@ def confirm(task: Task, *, actor: Actor, now: datetime, expected_version: int | 
     """The nurse confirms the patient's online answers in one step: the call is claimed if nobody holds it and
     completed with the answers as its outcome (channel online), judged on time at the moment the patient answered.
     409 when there are no answers to confirm, the call is held by another nurse, or the answers are alarming and
-    nobody has reached the patient by another channel yet."""
+    nobody has reached the patient by another channel since they answered."""
     invitation = invitation_of(task)
     if invitation is None or invitation.state != InvitationState.ANSWERED:
         raise Conflict(_("This call has no online answers to confirm. Call the patient instead."))
-    reached = db.session.scalar(sa.select(sa.literal(True)).where(Attempt.task_id == task.id,
-                                                                  Attempt.result == "reached").limit(1))
+    # a call about these answers: one that reached the patient after they answered (not an earlier one)
+    reached = db.session.scalar(sa.select(sa.literal(True)).where(
+        Attempt.task_id == task.id, Attempt.result == "reached", Attempt.attempted_at >= invitation.answered_at)
+        .limit(1))
     if invitation.alarms and not reached:
         raise Conflict(_("The patient's answers are alarming: call the patient first (log the call), then confirm "
                          "the answers or complete the call with what you learned."))

@@ -193,6 +193,11 @@ def test_alarming_answers_are_not_confirmed_without_a_call(invited, frozen, acto
         services.confirm(invited.task, actor=nurse, now=frozen)
     assert invited.task.state == "pending"
     followup.claim_task(invited.task, actor=nurse, now=frozen)
+    # a call that reached the patient before the alarming answers came is not a call about them
+    followup.log_attempt(invited.task, {"channel": "phone", "result": "reached"}, actor=nurse,
+                         now=frozen - timedelta(minutes=30))
+    with pytest.raises(Conflict):
+        services.confirm(invited.task, actor=nurse, now=frozen)
     followup.log_attempt(invited.task, {"channel": "phone", "result": "reached"}, actor=nurse, now=frozen)
     services.confirm(invited.task, actor=nurse, now=frozen)  # the patient reached by phone: confirmed
     assert invited.task.state == "completed" and invited.task.complication
