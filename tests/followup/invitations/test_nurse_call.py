@@ -111,24 +111,25 @@ def test_page_refusals_for_another_department_and_a_clinician(clients, answered)
                                       data={"csrf_token": token, "version": 1}).status_code == 404
 
 
-def test_calling_instead_claims_the_call_and_the_answers_stay_to_confirm(clients, answered):
+def test_calling_instead_claims_the_call_and_the_answers_stay_to_confirm(clients, answered, frozen):
     from qcflow.extensions import db
     from qcflow.followup.models import Task
 
     task_id = answered(ALARMING)
-    nurse = clients("nurse")
-    token = csrf_from(nurse, f"/followup/tasks/{task_id}")
-    assert nurse.post(f"/followup/tasks/{task_id}/claim", data={"csrf_token": token}).status_code == 302
-    db.session.expire_all()
-    assert db.session.get(Task, task_id).state == "in_progress"
-    html = nurse.get(f"/followup/tasks/{task_id}").get_data(as_text=True)
-    assert "/confirm_online" not in html and 'form method="post" action="/followup/tasks/%d/attempts"' % task_id in html
-    token = csrf_from(nurse, f"/followup/tasks/{task_id}")
-    assert nurse.post(f"/followup/tasks/{task_id}/attempts", data={"csrf_token": token, "channel": "phone",
-                                                                   "result": "reached"}).status_code == 302
-    html = nurse.get(f"/followup/tasks/{task_id}").get_data(as_text=True)
-    assert "确认答复" in html and "/confirm_online" in html  # reached by phone: the answers may be confirmed
-    other = clients("nurse2").get(f"/followup/tasks/{task_id}").get_data(as_text=True)
+    with time_machine.travel(frozen + timedelta(hours=3), tick=False):  # an hour after the patient answered
+        nurse = clients("nurse")
+        token = csrf_from(nurse, f"/followup/tasks/{task_id}")
+        assert nurse.post(f"/followup/tasks/{task_id}/claim", data={"csrf_token": token}).status_code == 302
+        db.session.expire_all()
+        assert db.session.get(Task, task_id).state == "in_progress"
+        html = nurse.get(f"/followup/tasks/{task_id}").get_data(as_text=True)
+        assert "/confirm_online" not in html and 'action="/followup/tasks/%d/attempts"' % task_id in html
+        token = csrf_from(nurse, f"/followup/tasks/{task_id}")
+        assert nurse.post(f"/followup/tasks/{task_id}/attempts", data={"csrf_token": token, "channel": "phone",
+                                                                       "result": "reached"}).status_code == 302
+        html = nurse.get(f"/followup/tasks/{task_id}").get_data(as_text=True)
+        assert "确认答复" in html and "/confirm_online" in html  # reached by phone: the answers may be confirmed
+        other = clients("nurse2").get(f"/followup/tasks/{task_id}").get_data(as_text=True)
     assert 'id="pending-answers"' in other and "/confirm_online" not in other and "由李护士负责" in other
 
 
