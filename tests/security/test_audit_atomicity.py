@@ -47,7 +47,43 @@ def _outbox_row(world):
     return row
 
 
-#: workflow name → (user role, model attribute in world["A"] or a factory, method, path, body)
+#: The delivery reports' secret in the invitation driver.
+REPORT_SECRET = "atomicity-secret"
+
+
+def _sent_invitation(world):
+    """A call's invitation the gateway accepted (its delivery report drives the invitation's workflow)."""
+    from flask import current_app
+
+    from qcflow.core.time import now
+    from qcflow.extensions import db
+    from qcflow.followup.invitations.models import Invitation, InvitationMessage
+
+    current_app.config["INVITATION_REPORT_SECRET"] = REPORT_SECRET
+    task = db.session.merge(world["A"]["task"])
+    invitation = Invitation(task_id=task.id, patient_id=task.patient_id, department_id=task.department_id,
+                            token_seed="S" * 32, token_hash="0" * 64, channel="sms", factor="birth_year",
+                            state="sent", created_at=now(), sent_at=now(), expires_at=task.closes_at, alarms="")
+    db.session.add(invitation)
+    db.session.flush()
+    db.session.add(InvitationMessage(invitation_id=invitation.id, kind="invitation", channel="sms", status="sent",
+                                     at=now(), provider_message_id="gw-atomicity"))
+    db.session.commit()
+    return invitation
+
+
+def _signed_report(invitation):
+    """The gateway's delivery report, as raw JSON with its signature header."""
+    import hashlib
+    import hmac
+    import json
+
+    body = json.dumps({"message_id": "gw-atomicity", "status": "delivered"}).encode()
+    return body, {"X-Qcflow-Signature": "sha256=" + hmac.new(REPORT_SECRET.encode(), body, hashlib.sha256).hexdigest()}
+
+
+#: workflow name → (user role, model attribute in world["A"] or a factory, method, path, body (or raw bytes and
+#: the headers that go with them))
 DRIVERS = {
     "event": ("quality", "event", lambda o, w: f"/api/v1/events/{o.id}/transitions",
               lambda o: {"action": "plan_actions", "version": o.version, "rca_cause_domains": ["process"],
@@ -67,6 +103,8 @@ DRIVERS = {
                          lambda o: {"action": "return", "version": o.version, "reason": "分母有误"}),
     "region_outbox": ("quality", _outbox_row, lambda o, w: f"/api/v1/region/submissions/{o.id}/requeue",
                       lambda o: {"version": o.version}),
+    "followup_invitation": ("nurse", _sent_invitation, lambda o, w: "/api/v1/followup/invitations/delivery-reports",
+                            _signed_report),
     "mdt_discussion": ("dept_head", "discussion", lambda o, w: f"/api/v1/mdt/discussions/{o.id}/transitions",
                        lambda o: {"action": "cancel", "version": o.version, "reason": "手术取消"}),
 }
@@ -103,6 +141,10 @@ def test_a_failure_after_the_audit_insert_persists_nothing(app, world, token_for
     model, object_id = type(obj), obj.id
     path, body = path_of(obj, world), body_of(obj)
     headers = token_for(role)
+    if isinstance(body, tuple):  # raw bytes and the headers that sign them
+        body, signed = body
+        headers = {**headers, **signed}
+    sent = {"data": body, "content_type": "application/json"} if isinstance(body, bytes) else {"json": body}
     client = app.test_client()
     before = snapshot(model, object_id)
 
@@ -117,14 +159,14 @@ def test_a_failure_after_the_audit_insert_persists_nothing(app, world, token_for
         return entry
 
     monkeypatch.setattr(audit, "record", record_then_fail)
-    failed = client.post(path, json=body, headers=headers)
+    failed = client.post(path, headers=headers, **sent)
     assert injected, f"{workflow}: the request never reached an audited transition ({failed.status_code} {failed.json})"
     assert failed.status_code == 500 and failed.json["code"] == "internal_error"
     assert snapshot(model, object_id) == before
     assert audit.verify().ok
 
     monkeypatch.setattr(audit, "record", real_record)
-    done = client.post(path, json=body, headers=headers)
+    done = client.post(path, headers=headers, **sent)
     assert done.status_code == 200, done.json
     state, version, entries = snapshot(model, object_id)
     assert state != before[0] and version > before[1] and entries > before[2]

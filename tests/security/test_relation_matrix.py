@@ -72,6 +72,7 @@ TASK_ROUTES = {
     "followup_api.attempts": "holder", "followup_api.complete": "holder", "followup_api.release": "holder",
     "followup_api.unreachable": "holder", "followup_api.reschedule": "holder", "followup_api.cancel": "holder",
     "followup_api.claim": "held", "followup_api.reassign": "supervisor", "followup.task_step": "holder",
+    "followup_api.confirm_online": "holder",
 }
 TASK_BODIES = {
     "followup_api.attempts": {"channel": "phone", "result": "no_answer"},
@@ -83,8 +84,8 @@ TASK_BODIES = {
 #: The task page's step forms, filled in.
 STEP_BODIES = {"attempts": {"channel": "phone", "result": "no_answer"}, "complete": {"respondent": "patient"},
                "reschedule": {"reason": "x", "due_at": "2030-01-01T10:00"}, "cancel": {"reason": "x"},
-               "unreachable": {}, "release": {}}
-TASK_STEPS = ("attempts", "complete", "release", "reschedule", "cancel", "unreachable")
+               "unreachable": {}, "release": {}, "confirm_online": {}}
+TASK_STEPS = ("attempts", "complete", "release", "reschedule", "cancel", "unreachable", "confirm_online")
 
 
 def routes_with(app, argument):

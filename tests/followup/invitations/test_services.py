@@ -249,3 +249,12 @@ def test_a_link_works_only_once_its_calls_window_has_opened(invited, frozen):
 
     invited.task.opens_at = frozen + timedelta(days=1)
     assert not services.usable(invited, frozen)
+
+
+def test_the_live_invitations_index_names_the_live_states():
+    import re
+
+    from qcflow.followup.invitations.models import LIVE_SQL
+    from qcflow.followup.invitations.workflow import LIVE
+
+    assert set(re.findall(r"'(\w+)'", LIVE_SQL)) == {state.value for state in LIVE}
