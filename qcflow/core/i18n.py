@@ -51,6 +51,12 @@ def chosen_language() -> str | None:
     return asked if asked in LANGUAGES else None
 
 
+def client_language() -> str:
+    """The language of a client program that logs in to nothing (a hospital's qcflow sending to its centre, an SMS
+    gateway reporting a delivery): ?lang=, else its Accept-Language, else Chinese."""
+    return chosen_language() or request.accept_languages.best_match(LANGUAGES, default=LANGUAGES[0])
+
+
 def with_lang(path: str) -> str:
     """A link to a session-free page in the reader's current language, however it was chosen (?lang=, the
     session, the account's setting): those pages read no session, so only the link can carry it."""

@@ -11,7 +11,7 @@ from flask_babel import force_locale, gettext as _
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor, public, roles_required
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import DomainError
-from qcflow.core.i18n import chosen_language
+from qcflow.core.i18n import client_language
 from qcflow.core.time import now
 from qcflow.core.web import session_free
 from qcflow.extensions import db
@@ -29,7 +29,6 @@ blp.before_request(only_on("centre"))
 #: Centre staff read the hospitals and what they sent; administrators keep the hospitals.
 READERS = tuple(sorted(PERMISSIONS["centre_compare"] | PERMISSIONS["centre_hospitals"]))
 RECEIVE = "centre_intake_api.receive_submission"
-LANGUAGES = ["zh", "en"]
 NOT_HERE = "Not a centre installation, or no such hospital or submission"
 
 
@@ -60,9 +59,6 @@ def _sign_early_refusals(response):
     response.headers[protocol.HEADER_SIGNATURE] = protocol.sign(keys.own_key(), response.get_data())
     return response
 
-
-def _language() -> str:
-    return chosen_language() or request.accept_languages.best_match(LANGUAGES, default="zh")
 
 
 def _receive_doc() -> dict:
@@ -96,7 +92,7 @@ def receive_submission():
     Authenticated by the hospital's signature only (no session, no token). Every answer is signed by the centre
     (X-Qcflow-Signature over the exact body); messages in the language asked (Accept-Language, default zh)."""
     at = now()
-    with force_locale(_language()):
+    with force_locale(client_language()):
         try:
             keys.own_key()
         except (RuntimeError, OSError, ValueError):

@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 from qcflow.auth.permissions import public
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import NotAuthenticated, NotFound, Unprocessable
-from qcflow.core.i18n import chosen_language
+from qcflow.core.i18n import client_language
 from qcflow.core.time import now
 from qcflow.core.web import session_free
 from qcflow.extensions import db
@@ -21,11 +21,7 @@ from qcflow.followup.invitations.senders import SIGNATURE_HEADER, sign
 blp = Blueprint("invitations_api", __name__, url_prefix="/api/v1/followup/invitations",
                 description="Follow-up invitations: the gateways' delivery reports")
 
-LANGUAGES = ["zh", "en"]
 
-
-def _language() -> str:
-    return chosen_language() or request.accept_languages.best_match(LANGUAGES, default="zh")
 
 
 def _check_signature(body: bytes) -> None:
@@ -61,7 +57,7 @@ def report_delivery():
     """A gateway reports whether a message it accepted reached the patient's phone.
 
     Authenticated by its signature only (no session, no token). A report repeated changes nothing."""
-    with force_locale(_language()):
+    with force_locale(client_language()):
         body = request.get_data(cache=True)
         _check_signature(body)
         try:

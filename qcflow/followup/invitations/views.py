@@ -48,18 +48,21 @@ PROOF_COOKIE = "fu_proof"
 GONE = 404
 
 
-def _hospital() -> str:
-    return current_app.config.get("HOSPITAL_NAME") or ""
-
-
 def _here(token: str, **args) -> str:
     return with_lang(url_for("invitations.page", token=token, **args))
 
 
 @bp.context_processor
-def _contact():
-    """The follow-up telephone number the pages give where they say to call the department (or None)."""
-    return {"contact_phone": current_app.config.get("FOLLOWUP_CONTACT_PHONE") or None}
+def _hospital():
+    """What every patient's page shows: the hospital's name on top, and the follow-up telephone number where the
+    pages say to call the department (or None)."""
+    config = current_app.config
+    return {"hospital": config.get("HOSPITAL_NAME") or "", "contact_phone": config.get("FOLLOWUP_CONTACT_PHONE") or None}
+
+
+def _gone_page(status: int, *, too_many: bool = False):
+    """The one page of every link that does not lead to the questions (same text for all)."""
+    return make_response(render_template("followup/invitation/gone.html", too_many=too_many), status)
 
 
 def _guessing(token: str, *, count: bool) -> bool:
@@ -87,11 +90,10 @@ def _guessing(token: str, *, count: bool) -> bool:
 
 def _gone(token: str, invitation):
     if _guessing(token, count=invitation is None):
-        response = make_response(render_template("followup/invitation/gone.html", hospital=_hospital(),
-                                                 too_many=True), 429)
+        response = _gone_page(429, too_many=True)
         response.headers["Retry-After"] = str(link_guesses.window)
         return response
-    return render_template("followup/invitation/gone.html", hospital=_hospital(), too_many=False), GONE
+    return _gone_page(GONE)
 
 
 #: The patient's words for a failure of this page, by status (the staff's error page is not theirs).
@@ -151,15 +153,14 @@ def _trouble(error: Exception):
             back = _here(token)
         elif status < 500:  # the link leads nowhere now: the gone page, with the failure's own status (the same
             # for every link, so it tells nothing about this one)
-            response = make_response(render_template("followup/invitation/gone.html", hospital=_hospital(),
-                                                     too_many=False), status)
+            response = _gone_page(status)
             response.headers.update(headers)
             return response
     except Exception:  # the database itself may be what failed: the page below, without the link back
         log.exception("reading the invitation again after a failure failed")
     try:
-        response = make_response(render_template("followup/invitation/trouble.html", hospital=_hospital(),
-                                                 status=status, message=_trouble_message(status), back=back), status)
+        response = make_response(render_template("followup/invitation/trouble.html", status=status,
+                                                 message=_trouble_message(status), back=back), status)
     except Exception:  # even the patient's page failed: the site's last resort, never a bare 500
         log.exception("the patient's error page failed")
         return error_response(status, "error", _trouble_message(status), headers=headers)
@@ -189,8 +190,8 @@ def _lock_minutes(invitation, at) -> int:
 
 def _factor_page(token, invitation, at, *, error=None, status=200):
     locked = _lock_minutes(invitation, at) if services.is_locked(invitation, at) else None
-    return render_template("followup/invitation/factor.html", hospital=_hospital(), invitation=invitation,
-                           action=_here(token), error=error, locked=locked), status
+    return render_template("followup/invitation/factor.html", invitation=invitation, action=_here(token),
+                           error=error, locked=locked), status
 
 
 def _form_values(stored: dict) -> dict:
@@ -208,15 +209,14 @@ def _form_values(stored: dict) -> dict:
 
 def _questions_page(token, invitation, *, values, errors=None, status=200, proof=None, saved=False):
     protocol = db.session.get(Protocol, invitation.task.protocol_id)
-    return render_template("followup/invitation/questions.html", hospital=_hospital(), action=_here(token),
+    return render_template("followup/invitation/questions.html", action=_here(token),
                            asked=questions.asked(protocol), values=values, errors=errors or {}, proof=proof,
                            saved=saved, satisfaction=_satisfaction()), status
 
 
 def _thanks_page(invitation):
     answers = invitation.answers or {}
-    return render_template("followup/invitation/thanks.html", hospital=_hospital(),
-                           education=education_for(invitation.task.pathway),
+    return render_template("followup/invitation/thanks.html", education=education_for(invitation.task.pathway),
                            revisit=bool(answers.get("revisit_requested")) and not questions.passed_away(answers),
                            passed_away=questions.passed_away(answers))
 
