@@ -132,8 +132,10 @@ def import_all_models() -> None:
     import qcflow.auth.models  # noqa: F401
     import qcflow.clinical.models  # noqa: F401
     import qcflow.core.audit  # noqa: F401
+    import qcflow.events.lessons.models  # noqa: F401
     import qcflow.events.models  # noqa: F401
     import qcflow.extraction.models  # noqa: F401
+    import qcflow.files.models  # noqa: F401
     import qcflow.followup.models  # noqa: F401
     import qcflow.followup.invitations.models  # noqa: F401
     import qcflow.indicators.models  # noqa: F401

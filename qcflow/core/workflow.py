@@ -28,7 +28,8 @@ WORKFLOW_OF_TABLE: dict[str, "Workflow"] = {}
 #: Modules whose import registers a domain workflow table.
 WORKFLOW_MODULES: tuple[str, ...] = ("qcflow.events.workflow", "qcflow.clinical.workflow", "qcflow.mdt.workflow",
                                       "qcflow.followup.workflow", "qcflow.indicators.workflow",
-                                      "qcflow.region.workflow", "qcflow.followup.invitations.workflow")
+                                      "qcflow.region.workflow", "qcflow.followup.invitations.workflow",
+                                      "qcflow.events.lessons.workflow")
 
 
 def import_all_workflows() -> None:

@@ -40,6 +40,8 @@ NCC_MERP = tuple("ABCDEFGHI")
 CARE_STAGES = ("outpatient", "emergency", "admission", "examination", "medication", "surgery_anaesthesia",
                "nursing", "transfusion", "discharge_followup", "other")
 #: 《医疗质量安全事件报告暂行规定》: 特大 / 重大 / 一般, or none (internal only).
+#: Who filed a public report (the patient/family form).
+PUBLIC_ROLES = ("patient", "family", "other")
 EXTERNAL_SEVERITY = ("extraordinary", "major", "general", "none")
 CAUSE_DOMAINS = ("rules", "process", "practice")
 IMPROVEMENT_TYPES = ("training", "rule_update", "system_change")
@@ -109,6 +111,13 @@ class AdverseEvent(Versioned, Base):
     #: Who found it: a reporter (actively reported, counted by the reporting-rate indicator) or a trigger on
     #: HIS data (系统发现, counted apart: docs/indicators.md).
     found_by: Mapped[str] = mapped_column(sa.String(10), default="reporter", server_default="reporter")
+    #: A report from a patient or a family (the public form reached from a ward poster's QR code): who they are
+    #: (PUBLIC_ROLES); NULL for staff. Such reports are filed like anonymous ones (no login, a receipt code) and
+    #: count apart from staff reports (indicators.definitions.actively_reported).
+    public_role: Mapped[str | None] = mapped_column(sa.String(10))
+    #: Contact details a patient or family chose to leave: shown only to the quality office, each read audited.
+    contact_name: Mapped[str | None] = mapped_column(sa.String(60))
+    contact_phone: Mapped[str | None] = mapped_column(sa.String(40))
 
     external_severity: Mapped[str | None] = mapped_column(sa.String(14))
     duplicate_of_id: Mapped[int | None] = mapped_column(sa.ForeignKey("adverse_event.id"))
@@ -261,6 +270,8 @@ register_labels({
     },
     #: Who found the harm a report describes (exports, pages, the analysis).
     "found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by the system")},
+    #: Who filed a report on the public form.
+    "public_role": {"patient": _l("The patient"), "family": _l("A family member"), "other": _l("Another visitor")},
     "mode": {
         "named": _l("Named"),
         "confidential": _l("Confidential"),
