@@ -31,7 +31,8 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "qcflow"
-DOMAINS = {"auth", "clinical", "events", "extraction", "followup", "indicators", "mdt", "notify", "reports", "scheduling"}
+DOMAINS = {"auth", "clinical", "events", "extraction", "files", "followup", "indicators", "mdt", "notify", "reports",
+           "scheduling"}
 KERNEL = {"core", "extensions", "config"}
 PUBLIC = {"models", "workflow", "queries", "services"}
 PUBLIC_EXTRA = {
@@ -47,7 +48,7 @@ PUBLIC_EXTRA = {
     "reports": {"charts", "pdf"},  # the renderers of trend charts and PDF documents
 }
 #: Capabilities built as a sub-package of a domain: their modules are checked as the domain's own.
-SUBPACKAGES = {"followup": {"invitations"}}
+SUBPACKAGES = {"followup": {"invitations"}, "events": {"lessons"}}
 KERNEL_SEES = {("core/db.py", "models")}
 ENTRY_POINTS = {"cli", "demo"}
 #: What an entry point may use beyond the public modules.
