@@ -174,6 +174,10 @@ class Config:
     EVENT_CLOSURE_DAYS = {"I": 30, "II": 30, "III": 30, "IV": 30}
     #: Hospital name on the monthly bulletin's cover.
     HOSPITAL_NAME = ""
+    #: The address patients' and families' phones reach qcflow at, e.g. "https://qc.hospital.example.cn": the
+    #: ward posters' QR codes open <base>/report/patient?d=<department code> (None: the address the poster page
+    #: was opened at; docs/deploy.md).
+    PUBLIC_REPORT_LINK_BASE = None
     #: Event analysis: counts below this are shown as "<k" below the hospital level (small cells).
     REPORT_SMALL_CELL_K = 5
     #: Under-reporting: a department with no report for this many weeks is flagged as silent.

@@ -62,6 +62,7 @@ AUDIT_ACTIONS = {
     "event.message_to_reporter": _l("Message to the reporter"),
     "event.message_from_reporter": _l("Message from the reporter"),
     "event.read_reporter": _l("Reporter's identity viewed"),
+    "event.read_contact": _l("Patient's or family's contact details viewed"),
     "event.deadline_breached": _l("Deadline passed, escalated"),
     "event.external_reported": _l("Reported to the health authority"),
     "corrective_action.create": _l("Improvement measure added"),

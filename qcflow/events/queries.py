@@ -46,7 +46,7 @@ def overdue_ids(event_ids, now: datetime) -> set[int]:
 
 
 def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category=None, department_id=None,
-                overdue=None, cursor=None, limit=50) -> tuple[list[AdverseEvent], int | None]:
+                overdue=None, reported_by=None, cursor=None, limit=50) -> tuple[list[AdverseEvent], int | None]:
     """Cases the actor may see, newest first, keyset-paginated; drafts are never listed.
 
     Newest first is by submission time, then id: an anonymous report's stored hour places it after the
@@ -64,6 +64,10 @@ def list_events(actor: Actor, *, now: datetime, state=None, grade=None, category
         department_id = department_for(actor, department_id, field="department_id")
         where.append(sa.or_(AdverseEvent.department_id == department_id,
                             AdverseEvent.handling_department_id == department_id))
+    if reported_by == "public":
+        where.append(AdverseEvent.public_role.is_not(None))
+    elif reported_by == "staff":
+        where.append(AdverseEvent.public_role.is_(None))
     if overdue is not None:
         clause = overdue_clause(now)
         where.append(clause if overdue else sa.not_(clause))

@@ -9,6 +9,7 @@ from qcflow.events.models import (
     HARM,
     IMPROVEMENT_TYPES,
     NCC_MERP,
+    PUBLIC_ROLES,
     Mode,
 )
 from qcflow.events.workflow import EventState
@@ -74,6 +75,10 @@ class TransitionIn(BaseSchema):
     handling_department_id = DepartmentId()
     external_severity = fields.String(validate=validate.OneOf(EXTERNAL_SEVERITY))
     harm = fields.String(validate=validate.OneOf(HARM))
+    category_code = Text(40, metadata={"description": "triage: required when the report has none (a patient's or "
+                                                      "family's report)"})
+    subcategory_code = Text(40)
+    care_stage = fields.String(validate=validate.OneOf(CARE_STAGES))
     duplicate_of_id = WholeNumber(validate=validate.Range(min=1))
     reason = Text(5000)
     rca_cause_domains = fields.List(fields.String(validate=validate.OneOf(CAUSE_DOMAINS)))
@@ -156,6 +161,8 @@ class EventOut(BaseSchema):
     description = fields.String()
     immediate_actions = fields.String()
     wants_feedback = fields.Boolean()
+    public_role = fields.String(allow_none=True, metadata={
+        "description": "who filed it on the public form (patient, family, other); null: staff"})
     external_severity = fields.String(allow_none=True)
     duplicate_of_id = WholeNumber(allow_none=True)
     reject_reason = fields.String(allow_none=True)
@@ -186,6 +193,8 @@ class EventListArgs(CursorArgs):
     category = Text(40)
     department_id = DepartmentId()
     overdue = fields.Boolean()
+    reported_by = fields.String(validate=validate.OneOf(["staff", "public"]), metadata={
+        "description": "staff: reports by staff; public: reports by patients and families"})
 
 
 class ReceiptLookupIn(BaseSchema):
@@ -203,3 +212,19 @@ class ReceiptOut(BaseSchema):
     state = fields.String()
     messages = fields.List(fields.Nested(MessageOut))
     feedback = fields.String(allow_none=True)
+
+
+class PublicReportIn(BaseSchema):
+    """The public form of a patient or a family (plain words; no grade, category or care stage)."""
+
+    public_role = fields.String(required=True, validate=validate.OneOf(PUBLIC_ROLES))
+    department_id = DepartmentId(required=True)
+    occurred_on = Date(required=True)
+    occurred_time = fields.Time(load_default=None, allow_none=True)
+    location = Text(200)
+    description = fields.String(required=True, validate=validate.Length(min=5, max=3000))
+    harm = fields.String(validate=validate.OneOf((*HARM, "unknown")))
+    immediate_actions = Text(2000)
+    contact_name = Text(60)
+    contact_phone = Text(40)
+    wants_feedback = fields.Boolean(load_default=False)

@@ -4,12 +4,13 @@ Services flush and never commit; callers pass `actor` and `now`.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import gettext as _
+from flask_babel import gettext as _, lazy_gettext as _l
 
 from qcflow.auth.models import Department, Role, User
 from qcflow.auth.permissions import can
@@ -17,11 +18,14 @@ from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from qcflow.core.i18n import register_labels
 from qcflow.core.security import derived_key, keyed_hash
 from qcflow.core.time import CLOCK_SLACK, local, when_it_happened
 from qcflow.events import deadlines
 from qcflow.events.models import (
     CARE_STAGES,
+    HARM,
+    PUBLIC_ROLES,
     AdverseEvent,
     CorrectiveAction,
     EventCategory,
@@ -38,6 +42,10 @@ from qcflow.notify.services import notify, users_with_role
 #: Fields a report needs before it can be submitted.
 REQUIRED_FIELDS = ("category_code", "reporter_grade", "care_stage", "occurred_at", "discovered_at",
                    "location", "department_id", "description")
+
+#: Fields a report from a patient or a family needs (the public form): no category, grade or care stage,
+#: which the quality office sets at triage (triage_guard).
+PUBLIC_REQUIRED_FIELDS = ("public_role", "occurred_at", "department_id", "description")
 
 #: Fields a reporter fills in (intake and drafts); nothing else can be set through intake.
 REPORT_FIELDS = REQUIRED_FIELDS + ("subcategory_code", "harm", "ncc_merp", "clinical_state", "patient_mrn",
@@ -113,7 +121,8 @@ ORIGIN_COVERS = ("location", "description")
 
 def missing_required_fields(event: AdverseEvent) -> list[str]:
     covered = ORIGIN_COVERS if event.origin else ()
-    return [f for f in REQUIRED_FIELDS if f not in covered and getattr(event, f) in (None, "")]
+    required = PUBLIC_REQUIRED_FIELDS if event.public_role else REQUIRED_FIELDS
+    return [f for f in required if f not in covered and getattr(event, f) in (None, "")]
 
 
 def check_report_rules(data: dict, now: datetime) -> None:
@@ -312,6 +321,10 @@ def announce_anonymous_reports(now: datetime) -> int:
 def _set_fields(event: AdverseEvent, action: str, data: dict, actor: Actor, now: datetime) -> None:
     """The fields each step records (guards have checked they are present)."""
     if action == "triage":
+        check_triage_category(event, data, now)
+        for name in ("category_code", "subcategory_code", "care_stage"):  # a public report's, set here
+            if data.get(name):
+                setattr(event, name, data[name])
         event.confirmed_grade = data["confirmed_grade"]
         event.handling_department_id = data["handling_department_id"]
         event.external_severity = data["external_severity"]
@@ -536,3 +549,125 @@ def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, 
     audit.record(actor.audit_name, "event.external_reported", "adverse_event", event.id, now,
                  reported_at=reported_at.isoformat())
     return event
+
+
+
+# Reports from patients and families (the public form reached from a ward poster's QR code).
+
+#: Fields a patient or a family fills in on the public form; nothing else can be set through it.
+PUBLIC_FIELDS = PUBLIC_REQUIRED_FIELDS + ("location", "harm", "immediate_actions", "contact_name", "contact_phone",
+                                          "wants_feedback")
+#: How far back a patient or a family may date what happened.
+PUBLIC_REPORT_MAX_AGE_DAYS = 365
+#: A phone number as people write it: digits, spaces, hyphens, brackets, a leading +; 7 to 15 digits.
+PHONE_SHAPE = re.compile(r"^\+?[0-9][0-9 ()\-]{5,23}$")
+
+register_labels({
+    #: Who filed a report: staff, or a patient or a family on the public form (the inbox's filter).
+    "reported_by": {"staff": _l("Staff"), "public": _l("Patients and families")},
+    #: Harm in plain words, as the public form asks it (the codes are HARM's; "unknown" stores nothing).
+    "public_harm": {
+        "none": _l("No, nobody was hurt"), "mild": _l("Yes, a little (discomfort, a minor injury)"),
+        "moderate": _l("Yes, extra treatment was needed"), "severe": _l("Yes, seriously hurt"),
+        "death": _l("The patient died"), "unknown": _l("I don't know"),
+    },
+})
+
+
+def check_public_report(data: dict, now: datetime) -> dict:
+    """The rules of the public form (the schema checked the shape): what happened is neither in the future
+    nor more than a year back, the ward exists, the phone looks like one; returns the fields to store."""
+    errors: dict[str, list[str]] = {}
+    occurred = data.get("occurred_at")
+    if occurred is not None and occurred > now + CLOCK_SLACK:
+        errors["occurred_on"] = [_("This date is in the future: give the day it happened.")]
+    elif occurred is not None and occurred < now - timedelta(days=PUBLIC_REPORT_MAX_AGE_DAYS + 1):
+        errors["occurred_on"] = [_("This is more than a year ago: please contact the hospital's patient service "
+                                   "office instead.")]
+    if data.get("public_role") and data["public_role"] not in PUBLIC_ROLES:
+        errors["public_role"] = [_("Choose who you are.")]
+    department = db.session.get(Department, data["department_id"]) if data.get("department_id") else None
+    if data.get("department_id") and (department is None or not department.is_active):
+        errors["department_id"] = [_("Choose a ward or department from the list.")]
+    if data.get("harm") and data["harm"] not in HARM:
+        errors["harm"] = [_("Choose an answer from the list.")]
+    phone = (data.get("contact_phone") or "").strip()
+    if phone and (not PHONE_SHAPE.match(phone) or not 7 <= sum(c.isdigit() for c in phone) <= 15):
+        errors["contact_phone"] = [_("This does not look like a phone number: write digits only, e.g. 13800138000.")]
+    if len((data.get("description") or "").strip()) < 5:
+        errors.setdefault("description", [_("Tell us in a few words what happened.")])
+    missing = [name for name in PUBLIC_REQUIRED_FIELDS if data.get(name) in (None, "")]
+    for name in missing:
+        errors.setdefault("occurred_on" if name == "occurred_at" else name, [_("Please answer this question.")])
+    if errors:
+        raise Unprocessable(errors=errors)
+    fields = {k: v for k, v in data.items() if k in PUBLIC_FIELDS}
+    for name in ("contact_name", "contact_phone", "location", "immediate_actions"):
+        fields[name] = (fields.get(name) or "").strip() or None
+    fields["immediate_actions"] = fields["immediate_actions"] or ""
+    fields["description"] = fields["description"].strip()
+    return {"wants_feedback": True, **fields}
+
+
+def file_public_report(data: dict, *, now: datetime, receipt_seed: str | None = None,
+                       idempotency_key: str | None = None) -> tuple[AdverseEvent, str | None]:
+    """File a report from a patient or a family; returns it and its receipt code (None if no answer is wanted).
+
+    Filed like an anonymous staff report (no user, times kept to the hour, a random id, a receipt code derived
+    from the form's one-time key): the contact details the person chose to leave are the only identifying
+    data, kept in their own two columns and shown only to the quality office (public_contact). Category,
+    grade and care stage are left to the quality office's triage.
+    """
+    scope = idempotency_scope(Mode.ANONYMOUS, Actor.anonymous())
+    if idempotency_key:
+        refuse_replayed_key(idempotency_key, scope=scope)
+    fields = check_public_report(data, now)  # the real time: "today" is not in the future of the hour
+    actor, hour = Actor.anonymous(), coarse(now)
+    event = AdverseEvent(id=new_id(db.session, AdverseEvent, unordered=True), mode=Mode.ANONYMOUS.value,
+                         reporter_user_id=None, created_at=hour, found_by="reporter", **fields)
+    code = receipt_code_for(receipt_seed) if receipt_seed else new_receipt_code()
+    event.receipt_hash = receipt_hash(code) if event.wants_feedback else None
+    code = code if event.wants_feedback else None
+    db.session.add(event)
+    db.session.flush()
+    audit.record(actor.audit_name, "event.create", "adverse_event", event.id, hour,
+                 after={"mode": Mode.ANONYMOUS.value, "public_role": event.public_role})
+    if idempotency_key:
+        db.session.add(IdempotencyKey(key_hash=idempotency_hash(scope, idempotency_key), event_id=None,
+                                      created_at=hour))
+    submit_report(event, actor=Actor("anonymous", roles=frozenset({"reporter"})), now=hour)
+    return event, code
+
+
+def same_public_report(event: AdverseEvent, data: dict) -> bool:
+    """Whether a public form's fields (as check_public_report keeps them) are those of the report it filed."""
+    return all(_comparable(getattr(event, name)) == _comparable(data.get(name)) for name in PUBLIC_FIELDS)
+
+
+def receipt_of_resent_public_form(seed: str, data: dict, now: datetime) -> tuple[AdverseEvent, str] | None:
+    """The report and receipt code filed with a public form's key when the form sent again is that same report
+    (receipt_of_resent_form for the public form); None otherwise."""
+    try:
+        fields = check_public_report(data, now)
+    except Unprocessable:
+        return None
+    code = receipt_code_for(seed)
+    event = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.receipt_hash == receipt_hash(code)))
+    if event is None or event.public_role is None or not same_public_report(event, fields):
+        return None
+    return event, code
+
+
+def public_contact(event: AdverseEvent, *, actor: Actor, now: datetime) -> dict | None:
+    """The contact details a patient or a family left, for the quality office only; each read is audited."""
+    if not can(actor, "handle_cases") or not (event.contact_name or event.contact_phone):
+        return None
+    audit.record(actor.audit_name, "event.read_contact", "adverse_event", event.id, now)
+    return {"name": event.contact_name, "phone": event.contact_phone}
+
+
+def check_triage_category(event: AdverseEvent, data: dict, now: datetime) -> None:
+    """At triage, the category (and care stage) a report lacks, as a report's are checked (check_report_rules)."""
+    given = {k: data.get(k) for k in ("category_code", "subcategory_code", "care_stage") if data.get(k)}
+    if given:
+        check_report_rules(given, now)

@@ -1,25 +1,30 @@
 """Event pages: the report form, the receipt page, the inbox, the case page, my reports."""
 from __future__ import annotations
 
+from datetime import datetime, time
+
+import segno
 import sqlalchemy as sa
-from flask import Blueprint, redirect, render_template, request, url_for
-from flask_babel import gettext as _
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
+from qcflow.auth.ratelimit import rate_limited
 from qcflow.auth.queries import active_departments
 from qcflow.core.actors import Actor
-from qcflow.core.errors import DomainError, page_refusal, translate_errors
+from qcflow.core.errors import DomainError, NotFound, page_refusal, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
-from qcflow.core.time import hospital_tz, now
+from qcflow.core.time import hospital_tz, now, today
 from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, session_free, sessionless_csrf
 from qcflow.events import queries, services
 from qcflow.events.models import (
     ACTION_CONSEQUENCES,
+    PUBLIC_ROLES,
     CARE_STAGES,
     CAUSE_DOMAINS,
     EXTERNAL_SEVERITY,
@@ -32,9 +37,17 @@ from qcflow.events.models import (
     Mode,
 )
 from qcflow.events.receipts import find_receipt
-from qcflow.events.schemas import ActionIn, ActionTransitionIn, EventListArgs, ReportIn, TransitionIn
+from qcflow.events.schemas import (
+    ActionIn,
+    ActionTransitionIn,
+    EventListArgs,
+    PublicReportIn,
+    ReportIn,
+    TransitionIn,
+)
 from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, waiting_for
 from qcflow.extensions import db
+from qcflow.reports.pdf import pdf_response, render_template_pdf
 
 bp = Blueprint("events", __name__)
 bp.add_app_template_global(queries.category_label, "category_label")
@@ -74,12 +87,16 @@ def draft_values(event) -> dict:
     return values
 
 
+#: The forms that open no session: their key is checked as a token of the server's, since it seeds a receipt code.
+SESSIONLESS_FORMS = ("events.report", "events.report_public")
+
+
 def form_key() -> str | None:
     """The posted form's one-time key: the form_key the server issued with it (report.js may bring back
     the key of the same form sent before). A post without one is a new report each time: the CSRF token
     is not a key (it is not kept on Back, and it would be a second secret that gives a receipt back)."""
     key = request.form.get("form_key")
-    if key and (request.endpoint != "events.report"  # a named form's key only keys its reporter's own forms
+    if key and (request.endpoint not in SESSIONLESS_FORMS  # a named form's key only keys its reporter's own forms
                 or sessionless_token_valid(derived_key("csrf"), key, max_age=SESSIONLESS_FORM_MAX_AGE)):  # it seeds a code
         return key
     return None
@@ -116,11 +133,12 @@ def save_report(actor):
     return draft, None
 
 
-def receipt_page(event, code, *, again=False):
+def receipt_page(event, code, *, again=False, public=False):
     """The receipt of an anonymous report; its script moves the code into the address's fragment, so a
-    reload shows it again without the server keeping it (decisions.md)."""
+    reload shows it again without the server keeping it (decisions.md). `public`: in plain words, for a
+    patient or a family."""
     return render_template("events/receipt_code.html", reference=event.reference if event else None, code=code,
-                           again=again, address=with_lang(url_for("events.report_received")))
+                           again=again, address=with_lang(url_for("events.report_received")), public=public)
 
 
 def resent_form(filed, anonymous: bool):
@@ -269,9 +287,12 @@ def detail(event_id):
     reporter = None
     if request.args.get("show_reporter") and can(actor, "handle_cases"):
         reporter = services.reporter_identity(event, actor=actor, now=at)
+    contact = None
+    if request.args.get("show_contact") and event.public_role and can(actor, "handle_cases"):
+        contact = services.public_contact(event, actor=actor, now=at)
     transitions = EVENT_WORKFLOW.available(event, actor)
     return render_template(
-        "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter,
+        "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter, contact=contact,
         transitions=transitions, waiting={t.action: waiting_for(event, t.action) for t in transitions},
         consequences=ACTION_CONSEQUENCES, timeline=queries.timeline(event),
         messages=queries.dialogue(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
@@ -336,3 +357,136 @@ def my_reports():
     return render_template("events/my_reports.html", reports=reports, shown=shown, consequences=ACTION_CONSEQUENCES,
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
                            filed=request.args.get("filed"), categories=report_choices()["categories"])
+
+
+
+# Reports from patients and families: the public form a ward poster's QR code opens, and the posters.
+
+#: What the public form says under a field the schema refused, in plain words (never a code or a format).
+PUBLIC_FIELD_ERRORS = {
+    "public_role": _l("Please tell us who you are."),
+    "department_id": _l("Choose a ward or department from the list."),
+    "occurred_on": _l("Give the day it happened (year, month, day)."),
+    "occurred_time": _l("Give the time as hours and minutes, or leave it empty."),
+    "harm": _l("Choose an answer from the list."),
+    "wants_feedback": _l("Choose an answer from the list."),
+}
+
+
+def public_form_errors(error: ValidationError) -> dict:
+    """The schema's refusals as the public form shows them: plain words, each next to its field."""
+    db.session.rollback()
+    shown = {}
+    for name, messages in error.messages.items():
+        if name == "description" and any("length" in str(m) for m in messages):
+            shown[name] = [_("Tell us what happened in 5 to 3000 characters.")]
+        elif name in PUBLIC_FIELD_ERRORS and not any("maximum length" in str(m) for m in messages):
+            shown[name] = [str(PUBLIC_FIELD_ERRORS[name])]
+        else:
+            shown[name] = translate_errors(messages)
+    return shown
+
+
+def public_report_data() -> dict:
+    """The posted public form as the service takes it: the day and the optional time are when it happened
+    (hospital time; a day without a time is that day's start), "I don't know" is no harm recorded."""
+    data = load_form(PublicReportIn())
+    day, at = data.pop("occurred_on"), data.pop("occurred_time", None)
+    data["occurred_at"] = datetime.combine(day, at or time(0), tzinfo=hospital_tz()).astimezone(
+        now().tzinfo)
+    if data.get("harm") == "unknown":
+        data["harm"] = None
+    return data
+
+
+def resent_public_form():
+    """A public form sent a second time: its receipt again when it is the same report, else the page that
+    names no report (as resent_form does for the staff form)."""
+    try:
+        data = public_report_data()
+    except ValidationError:
+        data = None
+    found = services.receipt_of_resent_public_form(form_key() or "", data, now()) if data is not None else None
+    if found is None:
+        return render_template("events/report_resent.html"), 409
+    return receipt_page(*found, again=True, public=True)
+
+
+def post_public_report():
+    """File the posted public form: the page to answer with, or (errors, status) to show the form again."""
+    scope = services.idempotency_scope(Mode.ANONYMOUS, Actor.anonymous())
+    key = form_idempotency_key()
+    if services.filed_with_key(key, scope=scope) is not None:  # the same form sent twice
+        return resent_public_form(), None
+    try:
+        event, code = services.file_public_report(public_report_data(), now=now(), receipt_seed=form_key(),
+                                                  idempotency_key=key)
+        db.session.flush()  # the same form sent twice at once surfaces here
+    except ValidationError as error:
+        return None, (public_form_errors(error), 422)
+    except DomainError as error:
+        return None, page_refusal(error)
+    except IntegrityError:
+        db.session.rollback()
+        if services.filed_with_key(key, scope=scope) is None:
+            raise
+        return resent_public_form(), None
+    return receipt_page(event, code, public=True), None
+
+
+@bp.route("/report/patient", methods=["GET", "POST"])
+@public
+@session_free
+@sessionless_csrf
+def report_public():
+    """A patient or a family tells the hospital about a safety problem, in plain words, without logging in.
+
+    Reached from a ward poster's QR code (`?d=<department code>` preselects the ward; an unknown code
+    preselects nothing). Like /report it opens no session and answers everybody alike.
+    """
+    departments = active_departments()
+    errors, status, values = {}, 200, {"wants_feedback": "1"}
+    if request.method == "GET":
+        code = (request.args.get("d") or "").strip().upper()
+        chosen = next((d for d in departments if d.code.upper() == code), None) if code else None
+        if chosen is not None:
+            values["department_id"] = str(chosen.id)
+    else:
+        values = request.form
+        page, failed = post_public_report()
+        if page is not None:
+            return page
+        errors, status = failed
+    return render_template("events/report_public.html", errors=errors, values=values, departments=departments,
+                           roles=PUBLIC_ROLES, harms=(*HARM, "unknown"), today=today(now()).isoformat()), status
+
+
+def public_report_link(department) -> str:
+    """The public form's address for a department, as its poster's QR code carries it: under
+    PUBLIC_REPORT_LINK_BASE (the address patients reach qcflow at), else this request's host."""
+    base = (current_app.config.get("PUBLIC_REPORT_LINK_BASE") or request.host_url).rstrip("/")
+    return f"{base}{url_for('events.report_public')}?d={department.code}"
+
+
+@bp.get("/events/posters")
+@allowed("handle_cases")
+def posters():
+    """The wards' posters: one printable PDF per department, with the QR code of its public form."""
+    return render_template("events/posters.html", departments=active_departments(),
+                           link=public_report_link)
+
+
+@bp.get("/events/posters/<code>.pdf")
+@allowed("handle_cases")
+@rate_limited("pdf")
+def poster(code):
+    """A department's ward poster (A4 PDF): the hospital's and the department's names, a QR code of the
+    department's public form and how it works, in plain words."""
+    department = next((d for d in active_departments() if d.code == code), None)
+    if department is None:
+        raise NotFound()
+    link = public_report_link(department)
+    qr = segno.make(link, error="m").svg_data_uri(scale=10, border=2)
+    data = render_template_pdf("events/poster.html", department=department, link=link, qr=qr,
+                               hospital=current_app.config.get("HOSPITAL_NAME") or "", printed_at=now())
+    return pdf_response(data, f"poster-{department.code}.pdf")

@@ -50,7 +50,9 @@ def message_guard(event, data):
 
 
 def triage_guard(event, data):
-    return _required(data, "confirmed_grade", "handling_department_id", "external_severity")
+    """A report without a category (one from a patient or a family) gets it at triage."""
+    needed = ("confirmed_grade", "handling_department_id", "external_severity")
+    return _required(data, *needed, *(() if event.category_code else ("category_code",)))
 
 
 def duplicate_guard(event, data):

@@ -151,8 +151,20 @@ def _row(id_column, department_column, *labels, weight=None):
 
 def actively_reported():
     """A report staff made of their own accord (主动报告, found_by "reporter"), not one a reviewer filed from a
-    trigger's firing (系统发现): only these count towards the reporting rate (docs/indicators.md)."""
-    return AdverseEvent.found_by == "reporter"
+    trigger's firing (系统发现) nor one a patient or a family filed on the public form: only these count
+    towards the reporting rate (docs/indicators.md)."""
+    return sa.and_(AdverseEvent.found_by == "reporter", AdverseEvent.public_role.is_(None))
+
+
+def found_by_system():
+    """A report a reviewer filed from a trigger's firing (系统发现): counted apart, never in the rate."""
+    return AdverseEvent.found_by == "trigger"
+
+
+def reported_by_public():
+    """A report a patient or a family filed on the public form (a ward poster's QR code): counted apart,
+    never in the reporting rate, which measures staff's reporting (docs/indicators.md)."""
+    return AdverseEvent.public_role.is_not(None)
 
 
 def _reports_in(period: Period) -> sa.Select:
@@ -170,7 +182,12 @@ def reported_events(period: Period) -> sa.Select:
 
 def events_found_by_system(period: Period) -> sa.Select:
     """Reports of the period filed from a trigger's firing (系统发现): counted apart, never in the rate."""
-    return _reports_in(period).where(sa.not_(actively_reported()))
+    return _reports_in(period).where(found_by_system())
+
+
+def events_reported_by_public(period: Period) -> sa.Select:
+    """Reports of the period from patients and families: counted apart, never in the rate."""
+    return _reports_in(period).where(reported_by_public())
 
 
 def _census_months(period: Period) -> list[date]:

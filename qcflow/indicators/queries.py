@@ -26,6 +26,7 @@ from qcflow.indicators.definitions import (
     UNIT_FACTORS,
     Indicator,
     events_found_by_system,
+    events_reported_by_public,
     settled_at,
 )
 from qcflow.indicators import catalogue, survival
@@ -308,6 +309,16 @@ def found_by_system(start: date, end: date, *, department_id: int | None = None)
     """Reports of the period filed from a trigger's firing (系统发现), shown beside the reporting rate, which
     leaves them out (definitions.actively_reported)."""
     sub = events_found_by_system(Period(start, end)).subquery()
+    stmt = sa.select(sa.func.count()).select_from(sub)
+    if department_id is not None:
+        stmt = stmt.where(sub.c.department_id == department_id)
+    return int(db.session.scalar(stmt) or 0)
+
+
+def reported_by_public(start: date, end: date, *, department_id: int | None = None) -> int:
+    """Reports of the period from patients and families (the public form), shown beside the reporting rate,
+    which leaves them out (definitions.actively_reported)."""
+    sub = events_reported_by_public(Period(start, end)).subquery()
     stmt = sa.select(sa.func.count()).select_from(sub)
     if department_id is not None:
         stmt = stmt.where(sub.c.department_id == department_id)

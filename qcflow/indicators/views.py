@@ -99,6 +99,8 @@ def index():
                            department_id=department_id, departments=department_choices(current_actor()),
                            counted_at=queries.rollup_counted_at(),
                            found_by_system=queries.counted_apart(start, end, department_id=department_id),
+                           reported_by_public={"ae_per_100_discharges": queries.reported_by_public(
+                               start, end, department_id=department_id)},
                            department=db.session.get(Department, department_id) if department_id else None,
                            errors=errors), 422 if errors else 200
 

@@ -24,10 +24,10 @@ from qcflow.core.actors import Actor
 from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import Period
 from qcflow.core.time import hospital_tz
-from qcflow.events.models import CARE_STAGES, FOUND_BY, AdverseEvent, EventCategory
+from qcflow.events.models import CARE_STAGES, AdverseEvent, EventCategory
 from qcflow.events.scrub import scrub, staff_names
 from qcflow.extensions import db
-from qcflow.indicators.definitions import NOT_REPORTS, actively_reported
+from qcflow.indicators.definitions import NOT_REPORTS, actively_reported, found_by_system, reported_by_public
 from qcflow.reports.suppression import SHOWN, suppress
 
 GRADES = ("I", "II", "III", "IV")
@@ -265,16 +265,23 @@ def harm_share(period: Period, department_id: int | None, k: int) -> dict:
             "suppressed": published.cells[0] != SHOWN}
 
 
+#: Who brought a report in, as the analysis splits them: staff (the reporting rate), a trigger's firing, a
+#: patient or a family (the public form).
+REPORT_SOURCES = ("reporter", "trigger", "public")
+
+
 def found_by_split(period: Period, department_id: int | None, k: int) -> dict:
-    """The reports actively reported and those found by the system (filed from a trigger's firing)."""
+    """The reports actively reported by staff, those found by the system (filed from a trigger's firing) and
+    those from patients and families."""
     stmt = sa.select(sa.func.count().filter(actively_reported()),
-                     sa.func.count().filter(sa.not_(actively_reported()))).where(reports_clause(period, department_id))
-    values = [n or 0 for n in db.session.execute(stmt).one()]  # in the order of FOUND_BY
+                     sa.func.count().filter(found_by_system()),
+                     sa.func.count().filter(reported_by_public())).where(reports_clause(period, department_id))
+    values = [n or 0 for n in db.session.execute(stmt).one()]  # in the order of REPORT_SOURCES
     total = sum(values)
     published = suppress(values, k=k, below_hospital_level=department_id is not None,
                          total_is_public=department_id is None or total >= k)
     return {code: {"count": values[i] if published.cells[i] == SHOWN else None, "display": published.display(values, i),
                    "suppressed": published.cells[i] != SHOWN}
-            for i, code in enumerate(FOUND_BY)}
+            for i, code in enumerate(REPORT_SOURCES)}
 
 

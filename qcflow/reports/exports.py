@@ -103,6 +103,8 @@ EVENT_COLUMNS = [
     Column("closed_at", _l("Closed at")),
     #: Reported by staff, or found by the system (filed from a trigger's firing, not in the reporting rate).
     Column("found_by", _l("Found by")),
+    #: Staff, or a patient or a family on the public form (never their contact details).
+    Column("reported_by", _l("Reported by")),
 ]
 
 FOLLOWUP_COLUMNS = [
@@ -158,6 +160,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
         e.care_stage, e.clinical_state, e.is_unplanned_reoperation, e.description, e.immediate_actions,
         e.external_severity, e.external_reported_at, e.handling_department_id, e.rca_cause_domains, e.rca_factors,
         e.analysis, e.improvement_types, e.closed_at, e.found_by, e.patient_mrn, e.origin,
+        e.public_role,
     ), EVENT_SCOPE, actor).where(reports_clause(period)).order_by(e.submitted_at, e.id)
     if department_id is not None:
         stmt = stmt.where(sa.or_(e.department_id == department_id, e.handling_department_id == department_id))
@@ -183,6 +186,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
                 label_list("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),
                 label_list("improvement_type", row.improvement_types), _at(row.closed_at),
                 label("found_by", row.found_by),
+                label("public_role", row.public_role) if row.public_role else label("reported_by", "staff"),
             ]
 
 

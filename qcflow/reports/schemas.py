@@ -91,6 +91,8 @@ class FoundByOut(BaseSchema):
     reporter = fields.Nested(FoundByCellOut, metadata={"description": "reports made by staff (the reporting rate)"})
     trigger = fields.Nested(FoundByCellOut, metadata={
         "description": "reports filed from a trigger's firing (系统发现), never in the reporting rate"})
+    public = fields.Nested(FoundByCellOut, metadata={
+        "description": "reports from patients and families (the public form), never in the reporting rate"})
 
 
 class TriggerFiguresOut(BaseSchema):
