@@ -121,7 +121,7 @@ ORIGIN_COVERS = ("location", "description")
 
 def missing_required_fields(event: AdverseEvent) -> list[str]:
     covered = ORIGIN_COVERS if event.origin else ()
-    required = PUBLIC_REQUIRED_FIELDS if event.public_role else REQUIRED_FIELDS
+    required = PUBLIC_REQUIRED_FIELDS if getattr(event, "public_role", None) else REQUIRED_FIELDS
     return [f for f in required if f not in covered and getattr(event, f) in (None, "")]
 
 

@@ -104,7 +104,7 @@ EVENT_COLUMNS = [
     #: Reported by staff, or found by the system (filed from a trigger's firing, not in the reporting rate).
     Column("found_by", _l("Found by")),
     #: Staff, or a patient or a family on the public form (never their contact details).
-    Column("reported_by", _l("Reported by")),
+    Column("reported_by", _l("Source of the report")),
 ]
 
 FOLLOWUP_COLUMNS = [

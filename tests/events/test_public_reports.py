@@ -352,3 +352,53 @@ def test_the_case_pages_triage_form_asks_for_the_category_a_public_report_lacks(
     triage = page[page.index('id="step-triage"'):]
     triage = triage[:triage.index("</form>")]
     assert 'name="category_code" required' in triage and 'name="care_stage"' in triage
+
+
+# Ward posters
+
+@pytest.fixture
+def poster_link(app):
+    """The address the posters give (PUBLIC_REPORT_LINK_BASE), reset after the test."""
+    app.config["PUBLIC_REPORT_LINK_BASE"] = "https://qc.hospital.example.cn/"
+    yield "https://qc.hospital.example.cn/report/patient?d="
+    app.config["PUBLIC_REPORT_LINK_BASE"] = None
+
+
+def test_the_posters_page_lists_each_department_with_its_link(clients, hospital, poster_link):
+    page = clients("quality").get("/events/posters").get_data(as_text=True)
+    assert f"{poster_link}GS" in page and 'href="/events/posters/GS.pdf"' in page
+    assert clients("nurse").get("/events/posters").status_code == 403
+    assert clients("quality").get("/events/posters/NOPE.pdf").status_code == 404
+
+
+def test_without_a_configured_base_the_link_is_this_hosts(app, hospital):
+    from qcflow.events.views import public_report_link
+
+    with app.test_request_context("/events/posters", base_url="https://qcflow.local"):
+        assert public_report_link(hospital["surgery"]) == "https://qcflow.local/report/patient?d=GS"
+
+
+def test_the_poster_is_a_chinese_a4_pdf_whose_qr_code_opens_the_departments_form(clients, hospital, poster_link,
+                                                                                   monkeypatch, tmp_path):
+    import segno
+
+    from tests.reports.pdftools import needs_poppler, pdf_text  # noqa: F401
+    import qcflow.events.views as views
+
+    made = []
+    real = segno.make
+
+    def recording(content, **kw):
+        made.append(content)
+        return real(content, **kw)
+
+    monkeypatch.setattr(views.segno, "make", recording)
+    response = clients("quality").get("/events/posters/GS.pdf")
+    assert response.status_code == 200 and response.mimetype == "application/pdf"
+    assert made == [f"{poster_link}GS"]  # the QR code holds exactly the department's link
+    assert segno.make(made[0], error="m").designator.endswith("-M")
+    import shutil
+    if shutil.which("pdftotext"):
+        text = pdf_text(response.data, tmp_path)
+        assert "普通外科" in text and "告诉我们安全问题" in text and "回执码" in text
+        assert f"{poster_link}GS" in text.replace("\n", "").replace(" ", "")

@@ -95,7 +95,9 @@ REFUSALS = {
     ("submit", "draft"): lambda: _("Fill in before submitting: %(fields)s.", fields=", ".join(REQUIRED_FIELDS)),
     ("request_info", "submitted"): required("message"),
     ("provide_info", "info_requested"): required("message"),
-    ("triage", "submitted"): required("confirmed_grade", "handling_department_id", "external_severity"),
+    # an empty case has no category (like a patient's or family's report): triage gives it
+    ("triage", "submitted"): required("confirmed_grade", "handling_department_id", "external_severity",
+                                      "category_code"),
     ("mark_duplicate", "submitted"): required("duplicate_of_id"),
     ("mark_duplicate", "info_requested"): required("duplicate_of_id"),
     ("reject", "submitted"): required("reason"),
