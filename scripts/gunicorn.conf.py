@@ -30,7 +30,7 @@ os.environ.setdefault("QCFLOW_SQLITE_MMAP", "true")
 # Access log to stdout (systemd/journald or the terminal collects it).
 accesslog = "-"
 
-# The anonymous adverse-event report (/report, /receipt, /api/v1/events,
+# The anonymous adverse-event report (/report, /report/patient, /receipt, /api/v1/events,
 # /api/v1/receipts) must not be traceable to a person or a workstation, so the
 # access log records no client address (%(h)s), no X-Forwarded-For, no
 # User-Agent (%(a)s), no Referer (%(f)s) and no user (%(u)s). It logs the path
