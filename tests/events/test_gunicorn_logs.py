@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -64,6 +65,20 @@ def test_anonymous_traffic_through_gunicorn_logs_no_client_data(hospital, databa
                                             data=urllib.parse.urlencode(form).encode())
             with urllib.request.urlopen(posted, timeout=10) as response:
                 assert response.status == 200 and 'id="receipt-code"' in response.read().decode()
+            # The patients' and families' form of the ward posters, the same way.
+            with urllib.request.urlopen(urllib.request.Request(f"{base}/report/patient?d=GS", headers=client),
+                                        timeout=10) as page:
+                html = page.read().decode()
+            keys = dict(re.findall(r'name="(csrf_token|form_key)" value="([^"]+)"', html))
+            form = {**keys, "public_role": "family", "department_id": "GS",
+                    "occurred_on": (datetime.now(timezone.utc) - timedelta(days=2)).date().isoformat(),
+                    "description": "夜里呼叫铃坏了，叫了很久没人来。", "contact_phone": "13800138000",
+                    "wants_feedback": "1"}
+            posted = urllib.request.Request(f"{base}/report/patient", method="POST", headers=client,
+                                            data=urllib.parse.urlencode(form).encode())
+            with urllib.request.urlopen(posted, timeout=10) as response:
+                assert response.status == 200 and 'id="receipt-code"' in response.read().decode()
+                assert response.headers.get("Set-Cookie") is None
             try:
                 urllib.request.urlopen(urllib.request.Request(f"{base}/f/{LINK_TOKEN}", headers=client), timeout=10)
             except urllib.error.HTTPError as refused:  # a link that leads nowhere
@@ -77,7 +92,8 @@ def test_anonymous_traffic_through_gunicorn_logs_no_client_data(hospital, databa
             server.wait(timeout=20)
     access_log, error_log = access_path.read_text(), error_path.read_text()
     assert "POST /api/v1/events" in access_log and "POST /report" in access_log  # the access log is on…
+    assert "GET /report/patient " in access_log and "d=GS" not in access_log  # …without query strings…
     assert "GET /f/…" in access_log  # …the patient's link logged without its token…
     assert error_log.count("Invalid request") == 2  # …the error log saw the malformed requests…
-    for secret in SECRETS:
+    for secret in (*SECRETS, "13800138000"):
         assert secret not in access_log and secret not in error_log, secret  # …and neither names the client
