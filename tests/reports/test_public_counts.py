@@ -53,3 +53,10 @@ def test_the_bulletin_prints_them_as_their_own_count(app, ctx, public, tmp_path)
     assert "员工主动报告30例" in flat and "患者及家属报告2例" in flat
     indicator = next(line for line in text.splitlines() if "每百出院人次主动报告不良事件例次" in line)
     assert "2.40" in indicator  # 30 / 1250: the two from patients and families are not in it
+
+
+def test_the_indicator_page_shows_them_beside_the_reporting_rate(clients, public):
+    html = clients("quality").get("/indicators", query_string=FEB).get_data(as_text=True)
+    assert "患者及家属报告（不计入本指标）：2 例" in html
+    english = clients("quality").get("/indicators", query_string={**FEB, "lang": "en"}).get_data(as_text=True)
+    assert "Reports from patients and families (not counted here): 2" in english
