@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from qcflow.auth.models import Department
 from qcflow.auth.permissions import can
 from qcflow.core.actors import Actor
 from qcflow.core.errors import NotFound, Unprocessable
@@ -43,6 +44,8 @@ def library(*, q: str | None = None, category: str | None = None, department_id:
     if category:
         where.append(Lesson.category_code == category)
     if department_id:
+        if db.session.get(Department, department_id) is None:
+            raise Unprocessable(errors={"department_id": [_("No such department.")]})
         where.append(Lesson.department_id == department_id)
     if cursor:
         after = db.session.scalar(sa.select(Lesson.published_at).where(Lesson.id == cursor, *where[:1]))
