@@ -81,7 +81,7 @@ def _check_choices(data: dict) -> None:
         errors["department_id"] = [_("No such department.")]
     for field in TEXT_FIELDS:
         if field in data and not (data[field] or "").strip():
-            errors[field] = [_("Missing data for required field.")]
+            errors[field] = [_("This field is required.")]
     if errors:
         raise Unprocessable(errors=errors)
 
