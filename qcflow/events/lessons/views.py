@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, can, current_actor
 from qcflow.auth.queries import active_departments
-from qcflow.core.errors import DomainError, page_refusal
+from qcflow.core.errors import Conflict, DomainError, page_refusal
 from qcflow.core.forms import load_args, load_form
 from qcflow.core.i18n import label
 from qcflow.core.time import now
@@ -100,6 +101,8 @@ def write(event_id):
     lesson = services.lesson_of(event)
     if lesson is not None and not LESSON_WORKFLOW.in_phase(lesson, "editable"):
         return redirect(url_for("lessons.show", lesson_id=lesson.id))
+    if lesson is None and not services.may_write(event):
+        raise Conflict(_("A lesson is written once the case is closed."))
     errors, status, values = {}, 200, request.form
     if request.method == "POST":
         try:
@@ -127,8 +130,6 @@ def write(event_id):
 
 def lesson_step(event, actor) -> dict | None:
     """The case page's link to its lesson, for the quality office: write one once the case is closed, or open it."""
-    from flask_babel import gettext as _
-
     if not can(actor, "handle_cases"):
         return None
     lesson = services.lesson_of(event)
