@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, can, current_actor
 from qcflow.auth.queries import active_departments
-from qcflow.core.errors import Conflict, DomainError, page_refusal
+from qcflow.core.errors import DomainError, page_refusal
 from qcflow.core.forms import load_args, load_form
 from qcflow.core.i18n import label
 from qcflow.core.time import now
@@ -101,8 +101,6 @@ def write(event_id):
     lesson = services.lesson_of(event)
     if lesson is not None and not LESSON_WORKFLOW.in_phase(lesson, "editable"):
         return redirect(url_for("lessons.show", lesson_id=lesson.id))
-    if lesson is None and not services.may_write(event):
-        raise Conflict(_("A lesson is written once the case is closed."))
     errors, status, values = {}, 200, request.form
     if request.method == "POST":
         try:
@@ -125,7 +123,8 @@ def write(event_id):
         values = {name: getattr(lesson, name) or "" for name in services.FIELDS}
     suggestions = {f: services.suggestion(lesson, f) for f in services.TEXT_FIELDS} if lesson is not None else {}
     return render_template("lessons/write.html", event=event, lesson=lesson, values=values, errors=errors,
-                           suggestions=suggestions, **filter_choices()), status
+                           suggestions=suggestions, may_write=lesson is not None or services.may_write(event),
+                           **filter_choices()), status
 
 
 def lesson_step(event, actor) -> dict | None:
