@@ -119,6 +119,7 @@ def _blueprints():
     from qcflow.auth.views import bp as auth
     from qcflow.clinical.views import bp as clinical
     from qcflow.home import bp as home
+    from qcflow.events.lessons.views import bp as lessons
     from qcflow.events.views import bp as events
     from qcflow.extraction.views import bp as extraction
     from qcflow.followup.invitations.views import bp as invitations
@@ -131,7 +132,7 @@ def _blueprints():
     from qcflow.region.views import bp as region
     from qcflow.reports.views import bp as reports
 
-    return (home, auth, events, clinical, mdt, notify, followup, invitations, extraction, indicators, reports, region,
+    return (home, auth, events, lessons, clinical, mdt, notify, followup, invitations, extraction, indicators, reports, region,
             centre, centre_registry)
 
 
@@ -139,6 +140,7 @@ def _api_blueprints():
     from qcflow.auth.api import blp as auth_api
     from qcflow.clinical.api import blp as clinical_api
     from qcflow.events.api import blp as events_api
+    from qcflow.events.lessons.api import blp as lessons_api
     from qcflow.extraction.api import blp as extraction_api
     from qcflow.followup.api import blp as followup_api
     from qcflow.followup.invitations.api import blp as invitations_api
@@ -150,5 +152,5 @@ def _api_blueprints():
     from qcflow.region.receiving_api import blp as centre_intake_api
     from qcflow.reports.api import blp as reports_api
 
-    return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
+    return (auth_api, events_api, lessons_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
             reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api, invitations_api)

@@ -42,6 +42,7 @@ DEMO_USERS = [
     ("nurse", "demo-nurse-2025", ["nurse"], "GS", "李护士"),
     ("head", "demo-head-2025", ["dept_head", "clinician"], "GS", "王主任"),
     ("quality", "demo-quality-2025", ["quality"], "QC", "赵质控"),
+    ("quality2", "demo-quality2-2025", ["quality"], "QC", "钱质控"),
     ("admin", "demo-admin-2025", ["admin"], "QC", "系统管理员"),
     ("anes", "demo-anes-2025", ["clinician"], "ANES", "孙麻醉"),
     ("cardio", "demo-cardio-2025", ["clinician"], "CARD", "钱心内"),
@@ -105,6 +106,27 @@ ACTIONS = {
 }
 
 
+#: Lessons of the case library written from closed demo cases, by category: title, what happened, why, what changed.
+LESSONS = {
+    "fall": ("术后首次下床未呼叫护士致跌倒",
+             "老年患者术后首次下床如厕，未呼叫护士，在床旁跌倒，臀部着地，查体未见骨折。",
+             "跌倒风险评估后未向患者及陪护讲清首次下床须有人陪同；夜间病房照明不足，呼叫器不在手边。",
+             "术后首次下床一律由护士陪同并床头挂牌提示；夜间保留地灯；呼叫器固定在患者手边，交班时核对。"),
+    "medication": ("交接班遗漏口服药",
+                   "交接班时遗漏一次口服降压药，次日晨测血压偏高，补服后恢复。",
+                   "口头交接未逐项核对服药单，临时医嘱与长期医嘱分开打印，容易漏看。",
+                   "交接班使用电子服药核对单逐项签名；临时与长期口服药合并显示；每月抽查交接记录。"),
+    "tube_dislodgement": ("睡眠中自行拔除胃管",
+                          "术后患者睡眠中自行拔除胃管，重新置管，未发生误吸。",
+                          "置管后未评估非计划拔管风险，固定方法单一，夜间巡视间隔较长。",
+                          "置管后即评估拔管风险并记录；高风险患者使用双固定并加强夜间巡视；必要时经医生评估后使用保护性约束。"),
+    "pressure_injury": ("长期卧床患者发生压力性损伤",
+                        "长期卧床患者骶尾部发现 2 期压力性损伤，加强翻身与减压后好转。",
+                        "入院评估分值偏高但未及时使用减压床垫，翻身记录不连续。",
+                        "高风险患者入院当日配置减压床垫；翻身由信息系统定时提醒并记录；护士长每周检查。"),
+}
+
+
 SURNAMES = "赵钱孙周吴郑王冯陈褚卫蒋沈韩杨朱秦尤许何吕施张孔曹严华金魏陶姜"
 GIVEN_NAMES = ["志刚", "玉兰", "伟", "桂芳", "海涛", "淑珍", "建军", "秀芝", "志强", "美玲", "国平", "秀兰", "浩",
                "金凤", "家明", "红梅", "德胜", "雪梅", "立新", "春花", "振华", "桂英", "宏伟", "凤英", "永康", "素梅",
@@ -153,6 +175,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.reference_data()
     demo.year_of_reports()
     demo.cases_in_every_state(data)
+    demo.lessons()
     demo.year_of_operations_and_calls()
     demo.cancer_survival_history()
     demo.mdt_clinics()
@@ -258,6 +281,28 @@ class Demo:
             return
         self.step(event, "close", start + timedelta(days=15), improvement_types=kinds,
                   feedback="感谢上报。科室已完成整改并经质控办验证，相关制度已更新。")
+
+    def lessons(self) -> None:
+        """Lessons of the case library from recent closed cases: written and sent for review by the quality
+        office, published by its second member (four eyes), in the last months."""
+        from qcflow.events.lessons import services as lessons
+        from qcflow.events.models import AdverseEvent
+
+        quality2 = Actor.for_user(self.users["quality2"])
+        closed = db.session.scalars(sa.select(AdverseEvent).where(
+            AdverseEvent.state == "closed", AdverseEvent.category_code.in_(list(LESSONS)))
+            .order_by(AdverseEvent.closed_at.desc(), AdverseEvent.id))
+        chosen = {}
+        for event in closed:
+            chosen.setdefault(event.category_code, event)
+        for event in list(chosen.values())[:3]:
+            title, happened, why, changed = LESSONS[event.category_code]
+            written = min(event.closed_at + timedelta(days=2), self.now - timedelta(days=1))
+            lesson = lessons.write(event, {"title": title, "what_happened": happened, "why": why,
+                                           "what_changed": changed}, actor=self.quality, now=written)
+            lessons.transition(lesson, "submit_review", {}, actor=self.quality, now=written + timedelta(hours=1))
+            lessons.transition(lesson, "publish", {"checked": True}, actor=quality2,
+                               now=min(written + timedelta(days=1), self.now - timedelta(hours=2)))
 
     def inbox_reports(self) -> DemoData:
         """Today's inbox: an anonymous fall, a named medication near miss and a confidential reoperation."""

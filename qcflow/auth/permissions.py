@@ -35,8 +35,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "own_reports": frozenset({R.CLINICIAN, R.NURSE, R.DEPT_HEAD, R.QUALITY}),
     #: Read the cases of one's department (reporter de-identified), download exports and analyses.
     "department_cases": frozenset({R.DEPT_HEAD, R.QUALITY}),
-    #: Triage, investigate, close and reopen cases; prompts; confidential reporters.
+    #: Triage, investigate, close and reopen cases; prompts; confidential reporters. Write the lessons of closed
+    #: cases and review and publish another member's lessons (events.lessons).
     "handle_cases": frozenset({R.QUALITY}),
+    #: Read and search the published lessons of the case-learning library (典型案例库): all staff who file reports.
+    "lessons": frozenset({R.CLINICIAN, R.NURSE, R.DEPT_HEAD, R.QUALITY}),
     #: Review the possible adverse events of one's department (follow-up findings, trigger firings): confirm
     #: one into a confidential report or dismiss it. The quality office reviews every department's.
     "review_possible_events": frozenset({R.DEPT_HEAD, R.QUALITY}),

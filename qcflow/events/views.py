@@ -36,6 +36,7 @@ from qcflow.events.models import (
     EventCategory,
     Mode,
 )
+from qcflow.events.lessons.views import lesson_step
 from qcflow.events.receipts import find_receipt
 from qcflow.events.schemas import (
     ActionIn,
@@ -298,7 +299,7 @@ def detail(event_id):
         messages=queries.dialogue(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
         overdue=bool(queries.overdue_ids([event.id], at)), severities=EXTERNAL_SEVERITY, cause_domains=CAUSE_DOMAINS,
         improvement_types=IMPROVEMENT_TYPES, duplicate_reference=queries.reference_of(event.duplicate_of_id),
-        errors={}, **report_choices(),
+        lesson_link=lesson_step(event, actor), errors={}, **report_choices(),
     )
 
 

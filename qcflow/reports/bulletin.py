@@ -21,7 +21,8 @@ from qcflow.core.errors import Unprocessable
 from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import add_months, month_period, month_start, parse_month as read_month
 from qcflow.core.time import today
-from qcflow.events.queries import overdue_clause as event_overdue
+from qcflow.events.lessons import queries as lessons
+from qcflow.events.queries import category_label, department_label, overdue_clause as event_overdue
 from qcflow.events.models import AdverseEvent
 from qcflow.extensions import db
 from qcflow.reports import trigger_stats
@@ -150,6 +151,14 @@ def overdue_counts(cutoff: datetime) -> dict:
             "mdt": count(Discussion, discussion_overdue(cutoff))}
 
 
+def lessons_of_the_month(month: date, now: datetime) -> list[dict]:
+    """The lessons of the case-learning library published in the month and still published at `now`."""
+    period = month_period(month)
+    return [{"title": lesson.title, "category": category_label(lesson.category_code) or "—",
+             "department": department_label(lesson.department_id) or "—", "what_changed": lesson.what_changed}
+            for lesson in lessons.published_in(period.start_at, min(period.end_at, now))]
+
+
 def context(month: date, now: datetime) -> dict:
     """Everything the bulletin prints for `month`, judged at `now`."""
     period = month_period(month)
@@ -182,6 +191,7 @@ def context(month: date, now: datetime) -> dict:
         "compliance": [_row(by_code[code]) for code in COMPLIANCE_CODES if code in by_code],
         "overdue": overdue_counts(cutoff),
         "survival": survival_section(min(period.end, today(now))),
+        "lessons": lessons_of_the_month(month, now),
     }
 
 

@@ -357,7 +357,7 @@ def test_demo_users_have_no_preset_secret_and_the_office_enrols_at_first_login(a
     from qcflow.extensions import db
 
     result = runner.invoke(args=["qcflow", "demo-data"])
-    assert result.exit_code == 0 and "head, quality, admin set up an authenticator app" in result.output
+    assert result.exit_code == 0 and "head, quality, quality2, admin set up an authenticator app" in result.output
     with app.app_context():
         assert db.session.scalars(sa.select(User.totp_secret)).all() == [None] * len(DEMO_USERS)
     browser = app.test_client()

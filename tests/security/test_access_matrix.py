@@ -31,7 +31,9 @@ GLOBAL_ARGS = {"protocol_id": 1, "prompt_id": 999_999, "kind": "procedures", "co
                # regional mode: an outbox row, a received submission, a month to queue again
                "row_id": 999_999, "submission_id": 999_999, "month": "2026-01",
                # a patient's follow-up link (its token)
-               "token": "x" * 43}
+               "token": "x" * 43,
+               # a lesson of the case library: hospital-wide, not department-owned (events.lessons)
+               "lesson_id": 999_999}
 MISSING = 999_999
 
 #: Bodies that pass each API schema, so that the request reaches the object lookup.

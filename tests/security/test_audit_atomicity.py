@@ -47,6 +47,20 @@ def _outbox_row(world):
     return row
 
 
+def _draft_lesson(world):
+    """A draft lesson of the quality office, which the scrubber finds clean (its author sends it for review)."""
+    from qcflow.core.time import now
+    from qcflow.events.lessons.models import Lesson
+    from qcflow.extensions import db
+
+    lesson = Lesson(event_id=world["A"]["event"].id, state="draft", title="配药未双人核对", what_happened="剂量多抽。",
+                    why="未核对。", what_changed="双人核对。", author_user_id=world["users"]["quality"].id,
+                    scrub_findings=[], created_at=now(), updated_at=now())
+    db.session.add(lesson)
+    db.session.commit()
+    return lesson
+
+
 #: The delivery reports' secret in the invitation driver.
 REPORT_SECRET = "atomicity-secret"
 
@@ -105,6 +119,8 @@ DRIVERS = {
                       lambda o: {"version": o.version}),
     "followup_invitation": ("nurse", _sent_invitation, lambda o, w: "/api/v1/followup/invitations/delivery-reports",
                             _signed_report),
+    "event_lesson": ("quality", _draft_lesson, lambda o, w: f"/api/v1/lessons/{o.id}/transitions",
+                     lambda o: {"action": "submit_review", "version": o.version}),
     "mdt_discussion": ("dept_head", "discussion", lambda o, w: f"/api/v1/mdt/discussions/{o.id}/transitions",
                        lambda o: {"action": "cancel", "version": o.version, "reason": "手术取消"}),
 }

@@ -7,7 +7,7 @@ from enum import StrEnum
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import PERMISSIONS
-from qcflow.core.workflow import Transition as T, Workflow
+from qcflow.core.workflow import Gate, Transition as T, Workflow
 
 
 class LessonState(StrEnum):
@@ -33,6 +33,22 @@ def lesson_relations(lesson, actor):
     return {"reviewer"} if set(actor.roles) & QUALITY else set()
 
 
+def scrub_findings(lesson) -> list[str]:
+    """What the scrubber still finds in the lesson (stored at its latest save), one line each."""
+    from qcflow.core.i18n import label
+
+    return [_("%(field)s: “%(found)s” → %(replacement)s", field=label("lesson_field", f["field"]), found=f["found"],
+              replacement=f["replacement"]) for f in lesson.scrub_findings or ()]
+
+
+#: Nothing the scrubber would replace: the lesson goes to review, and is published, only without it.
+SCRUBBED = Gate(
+    "scrubbed",
+    missing=scrub_findings,
+    refusal=lambda missing: _("The lesson still holds what could identify a person; change it first: %(found)s",
+                              found="; ".join(missing)),
+)
+
 S = LessonState
 QUALITY = PERMISSIONS["handle_cases"]
 
@@ -41,7 +57,7 @@ LESSON_WORKFLOW = Workflow(
     LessonState,
     [
         #  action             from           to            roles             guard
-        T("submit_review",   {S.DRAFT},      S.IN_REVIEW,  QUALITY),
+        T("submit_review",   {S.DRAFT},      S.IN_REVIEW,  QUALITY,          SCRUBBED),
         T("return_draft",    {S.IN_REVIEW},  S.DRAFT,      QUALITY,          reason_guard),
         T("publish",         {S.IN_REVIEW},  S.PUBLISHED,  {"reviewer"},     checked_guard),
         T("withdraw",        {S.PUBLISHED},  S.WITHDRAWN,  QUALITY,          reason_guard),
