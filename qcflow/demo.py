@@ -175,6 +175,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.reference_data()
     demo.year_of_reports()
     demo.cases_in_every_state(data)
+    demo.public_reports(data)
     demo.lessons()
     demo.year_of_operations_and_calls()
     demo.cancer_survival_history()
@@ -281,6 +282,31 @@ class Demo:
             return
         self.step(event, "close", start + timedelta(days=15), improvement_types=kinds,
                   feedback="感谢上报。科室已完成整改并经质控办验证，相关制度已更新。")
+
+    def public_reports(self, data: DemoData) -> None:
+        """Reports from patients and families (the ward posters' form): a daughter's report of her father's fall
+        this morning, with her contact, waiting for triage; a patient's report of three weeks ago, answered."""
+        from qcflow.events.services import file_public_report
+
+        fall, code = file_public_report({
+            "public_role": "family", "department_id": self.dept("GS"), "occurred_at": self.now - timedelta(hours=9),
+            "location": "5病区 12 床卫生间", "harm": "mild", "contact_name": "陈女士", "contact_phone": "13800001234",
+            "description": "我父亲夜里自己去卫生间，地面有水，滑倒后膝盖擦伤。呼叫铃离马桶太远，按不到。",
+            "immediate_actions": "护士很快来了，给伤口消毒包扎，医生查看后说没有骨折。"}, now=self.now - timedelta(hours=7))
+        data.receipt_codes[fall.id] = code
+        at = self.days_ago(22, 15)
+        pills, code = file_public_report({
+            "public_role": "patient", "department_id": self.dept("CARD"), "occurred_at": at,
+            "location": "心内科 3 病区", "harm": "none",
+            "description": "护士发给我的药杯里有一片药和平时不一样，我问了以后护士核对，发现是隔壁床的药，没有吃。"},
+            now=at + timedelta(hours=2))
+        data.receipt_codes[pills.id] = code
+        self.step(pills, "triage", at + timedelta(hours=20), confirmed_grade="IV", category_code="medication",
+                  care_stage="medication", handling_department_id=self.dept("PHA"), external_severity="none",
+                  harm="none")
+        self.step(pills, "close", at + timedelta(days=6), analysis="发药前未执行双人核对与床旁扫码核对患者身份。",
+                  feedback="谢谢您及时提出疑问。病区已恢复发药前床旁扫码核对，并对护士进行了培训。",
+                  improvement_types=["training"])
 
     def lessons(self) -> None:
         """Lessons of the case library from recent closed cases: written and sent for review by the quality
