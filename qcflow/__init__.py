@@ -121,6 +121,7 @@ def _blueprints():
     from qcflow.home import bp as home
     from qcflow.events.views import bp as events
     from qcflow.extraction.views import bp as extraction
+    from qcflow.files.views import bp as files
     from qcflow.followup.invitations.views import bp as invitations
     from qcflow.followup.views import bp as followup
     from qcflow.indicators.views import bp as indicators
@@ -132,7 +133,7 @@ def _blueprints():
     from qcflow.reports.views import bp as reports
 
     return (home, auth, events, clinical, mdt, notify, followup, invitations, extraction, indicators, reports, region,
-            centre, centre_registry)
+            centre, centre_registry, files)
 
 
 def _api_blueprints():
