@@ -141,6 +141,7 @@ def _api_blueprints():
     from qcflow.clinical.api import blp as clinical_api
     from qcflow.events.api import blp as events_api
     from qcflow.extraction.api import blp as extraction_api
+    from qcflow.files.api import blp as files_api
     from qcflow.followup.api import blp as followup_api
     from qcflow.followup.invitations.api import blp as invitations_api
     from qcflow.indicators.api import blp as indicators_api, intake_blp as indicator_intake_api
@@ -152,4 +153,4 @@ def _api_blueprints():
     from qcflow.reports.api import blp as reports_api
 
     return (auth_api, events_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
-            reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api, invitations_api)
+            reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api, invitations_api, files_api)

@@ -147,3 +147,22 @@ def test_the_case_pdf_lists_the_files(app, clients, case):
     assert "床旁照片.jpg" in text and added.sha256 in text
     assert re.search(r"[\u4e00-\u9fff]", text.replace("床旁照片", ""))
     assert clients("other_head").get(f"/events/{case.id}/case.pdf").status_code == 404
+
+
+def test_the_api_adds_lists_and_serves_a_case_file(app, tokens, case):
+    quality = tokens("quality")
+    added = app.test_client().post(f"/api/v1/events/{case.id}/files", headers=quality,
+                                   data={"file": (io.BytesIO(jpeg_with_exif()), "wound.jpg")},
+                                   content_type="multipart/form-data")
+    assert added.status_code == 201, added.get_json()
+    body = added.get_json()
+    assert body["kind"] == "image" and body["name"] == "wound.jpg" and body["content_type"] == "image/jpeg"
+    listed = app.test_client().get(f"/api/v1/events/{case.id}/files", headers=tokens("head")).get_json()
+    assert [f["id"] for f in listed["items"]] == [body["id"]]
+    served = app.test_client().get(f"/api/v1/events/{case.id}/files/{body['id']}", headers=tokens("head"))
+    assert served.status_code == 200 and SERIAL.encode() not in served.data
+    refused = app.test_client().post(f"/api/v1/events/{case.id}/files?lang=en", headers=quality,
+                                     data={"file": (io.BytesIO(b"<html></html>"), "x.jpg")},
+                                     content_type="multipart/form-data")
+    assert refused.status_code == 422 and "not a photo" in refused.get_json()["errors"]["file"][0]
+    assert app.test_client().get(f"/api/v1/events/{case.id}/files", headers=tokens("other_head")).status_code == 404
