@@ -273,14 +273,14 @@ def attach_receipt_photos(event) -> None:
                      anonymous=True, from_reporter=True, images_only=True, field="files")
 
 
-@bp.post("/receipt/files/<int:attachment_id>")
+@bp.post("/receipt/files/<int:receipt_file_id>")
 @public
 @session_free
 @sessionless_csrf
-def receipt_file(attachment_id):
+def receipt_file(receipt_file_id):
     """Download a file the reporter attached, with the receipt code in the body (never in an address)."""
     event = find_receipt((request.form.get("receipt_code") or "").strip(), at=now())
-    attachment = files.load_attachment(attachment_id, "adverse_event", event.id)
+    attachment = files.load_attachment(receipt_file_id, "adverse_event", event.id)
     if not attachment.from_reporter:  # staff files are never the receipt holder's
         raise NotFound()
     data = files.read(attachment, actor=Actor.anonymous(), now=now())
@@ -409,4 +409,5 @@ def my_reports():
     shown = {e.id: queries.present_receipt(e) for e in reports}
     return render_template("events/my_reports.html", reports=reports, shown=shown, consequences=ACTION_CONSEQUENCES,
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
-                           filed=request.args.get("filed"), categories=report_choices()["categories"])
+                           filed=request.args.get("filed"), categories=report_choices()["categories"],
+                           own_files={e.id: files.files_of("adverse_event", e.id, from_reporter=True) for e in reports})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import request
 
-from qcflow.auth.permissions import allowed, authenticated, current_actor
+from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import Forbidden
 from qcflow.core.time import now
@@ -51,7 +51,7 @@ def add_case_file(data, event_id):
 
 
 @blp.get("/events/<int:event_id>/files/<int:attachment_id>")
-@authenticated
+@allowed("department_cases")
 @blp.response(200, content_type="application/octet-stream", description="The stored bytes (audited)")
 @blp.alt_response(404, description="Not a file of a case you may read")
 def get_case_file(event_id, attachment_id):

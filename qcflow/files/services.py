@@ -101,6 +101,15 @@ def load_attachment(attachment_id: int, record_type: str, record_id: int) -> Att
     return attachment
 
 
+def own_report_file(attachment_id: int, actor: Actor) -> Attachment:
+    """A file the actor attached, as reporter, to their own report (anything else is 404)."""
+    attachment = db.session.get(Attachment, attachment_id)
+    if (attachment is None or attachment.removed_at is not None or not attachment.from_reporter
+            or actor.user_id is None or attachment.uploaded_by_user_id != actor.user_id):
+        raise NotFound()
+    return attachment
+
+
 def check_limits(record_type: str, record_id: int, size: int, *, field: str) -> None:
     """The limits per file, per record (bytes) and on the number of a record's files (422 with the numbers)."""
     config = current_app.config

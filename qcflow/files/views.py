@@ -10,7 +10,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, redirect, request, url_for
 from flask_babel import gettext as _
 
-from qcflow.auth.permissions import allowed, authenticated, can, current_actor
+from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Forbidden, NotFound, Unprocessable
 from qcflow.core.time import now
@@ -43,18 +43,22 @@ def uploads() -> list[services.Upload]:
 
 
 def readable_case_file(event_id: int, attachment_id: int, actor: Actor) -> Attachment:
-    """A file of a case the actor may read; its named reporter, outside the case's departments, reads only
-    the files they added themselves."""
+    """A file of a case the actor may read (the case's rule: its departments, the quality office)."""
     event = event_queries.load_event(event_id, actor)
-    attachment = services.load_attachment(attachment_id, "adverse_event", event.id)
-    if (event.reporter_user_id == actor.user_id and not attachment.from_reporter
-            and not can(actor, "department_cases")):
-        raise NotFound()
-    return attachment
+    return services.load_attachment(attachment_id, "adverse_event", event.id)
+
+
+@bp.get("/my/files/<int:my_file_id>")
+@allowed("own_reports")
+def my_file(my_file_id):
+    """A file I attached to my own named or confidential report (My reports; audited)."""
+    actor = current_actor()
+    attachment = services.own_report_file(my_file_id, actor)
+    return file_response(services.read(attachment, actor=actor, now=now()), attachment)
 
 
 @bp.get("/events/<int:event_id>/files/<int:attachment_id>")
-@authenticated
+@allowed("department_cases")
 def case_file(event_id, attachment_id):
     """A file of a case (audited)."""
     actor = current_actor()
@@ -63,7 +67,7 @@ def case_file(event_id, attachment_id):
 
 
 @bp.get("/events/<int:event_id>/files/<int:attachment_id>/thumbnail")
-@authenticated
+@allowed("department_cases")
 def case_thumbnail(event_id, attachment_id):
     """The thumbnail of an image of a case (audited like the file)."""
     actor = current_actor()
@@ -104,28 +108,28 @@ def remove_case_file(event_id, attachment_id):
     return redirect(url_for("events.detail", event_id=event.id) + "#attachments")
 
 
-def readable_discussion_file(discussion_id: int, attachment_id: int, actor: Actor) -> Attachment:
+def readable_discussion_file(discussion_id: int, discussion_file_id: int, actor: Actor) -> Attachment:
     discussion = mdt_queries.load_discussion(discussion_id, actor)
     if not mdt_services.may(discussion, actor, "read"):
         raise NotFound()
-    return services.load_attachment(attachment_id, "mdt_discussion", discussion.id)
+    return services.load_attachment(discussion_file_id, "mdt_discussion", discussion.id)
 
 
-@bp.get("/mdt/<int:discussion_id>/files/<int:attachment_id>")
+@bp.get("/mdt/<int:discussion_id>/files/<int:discussion_file_id>")
 @allowed("mdt")
-def discussion_file(discussion_id, attachment_id):
+def discussion_file(discussion_id, discussion_file_id):
     """A file of an MDT discussion (audited)."""
     actor = current_actor()
-    attachment = readable_discussion_file(discussion_id, attachment_id, actor)
+    attachment = readable_discussion_file(discussion_id, discussion_file_id, actor)
     return file_response(services.read(attachment, actor=actor, now=now()), attachment)
 
 
-@bp.get("/mdt/<int:discussion_id>/files/<int:attachment_id>/thumbnail")
+@bp.get("/mdt/<int:discussion_id>/files/<int:discussion_file_id>/thumbnail")
 @allowed("mdt")
-def discussion_thumbnail(discussion_id, attachment_id):
+def discussion_thumbnail(discussion_id, discussion_file_id):
     """The thumbnail of an image of an MDT discussion (audited like the file)."""
     actor = current_actor()
-    attachment = readable_discussion_file(discussion_id, attachment_id, actor)
+    attachment = readable_discussion_file(discussion_id, discussion_file_id, actor)
     return file_response(services.read(attachment, actor=actor, now=now(), thumbnail=True), attachment,
                          thumbnail=True)
 
@@ -148,11 +152,11 @@ def add_discussion_files(discussion_id):
     return redirect(url_for("mdt.detail", discussion_id=discussion.id) + "#attachments")
 
 
-@bp.post("/mdt/<int:discussion_id>/files/<int:attachment_id>/remove")
+@bp.post("/mdt/<int:discussion_id>/files/<int:discussion_file_id>/remove")
 @allowed("mdt")
-def remove_discussion_file(discussion_id, attachment_id):
+def remove_discussion_file(discussion_id, discussion_file_id):
     """Remove a file from an MDT discussion (its uploader or the quality office)."""
     actor = current_actor()
-    attachment = readable_discussion_file(discussion_id, attachment_id, actor)
+    attachment = readable_discussion_file(discussion_id, discussion_file_id, actor)
     services.remove(attachment, actor=actor, now=now())
     return redirect(url_for("mdt.detail", discussion_id=discussion_id) + "#attachments")

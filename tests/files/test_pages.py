@@ -51,9 +51,10 @@ def test_the_quality_office_attaches_a_photo_that_departments_read_and_others_do
     assert thumbnail.status_code == 200 and max(Image.open(io.BytesIO(thumbnail.data)).size) <= 320
     assert read_audits(app) == 2  # the file, the thumbnail
     assert clients("other_head").get(f"/events/{case.id}/files/{added.id}").status_code == 404
-    assert clients("nurse").get(f"/events/{case.id}/files/{added.id}").status_code in (403, 404)
-    # The named reporter reads the files they attached, not the staff's.
-    assert clients("clinician").get(f"/events/{case.id}/files/{added.id}").status_code == 404
+    assert clients("nurse").get(f"/events/{case.id}/files/{added.id}").status_code == 403
+    # The named reporter reads the files they attached (My reports), not the staff's.
+    assert clients("clinician").get(f"/events/{case.id}/files/{added.id}").status_code == 403
+    assert clients("clinician").get(f"/my/files/{added.id}").status_code == 404
     assert read_audits(app) == 2
 
 
@@ -134,7 +135,10 @@ def test_a_named_report_keeps_its_files_names_and_its_reporter_reads_them(app, c
     assert sent.status_code == 302
     scan, = rows(app)
     assert scan.original_name == "知情同意书.pdf" and scan.from_reporter and scan.kind == "pdf"
-    assert reporter.get(f"/events/{scan.record_id}/files/{scan.id}").status_code == 200
+    assert f"/my/files/{scan.id}" in reporter.get("/my/reports").get_data(as_text=True)
+    served = reporter.get(f"/my/files/{scan.id}")
+    assert served.status_code == 200 and served.headers["Content-Disposition"].startswith("attachment;")
+    assert clients("nurse").get(f"/my/files/{scan.id}").status_code == 404
 
 
 def test_the_case_pdf_lists_the_files(app, clients, case):
