@@ -5,7 +5,9 @@ from flask import request
 
 from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.api import Blueprint
-from qcflow.core.errors import Forbidden
+from flask_babel import gettext as _
+
+from qcflow.core.errors import Forbidden, Unprocessable
 from qcflow.core.time import now
 from qcflow.core.web import accepts_files
 from qcflow.events import queries as event_queries
@@ -29,13 +31,13 @@ def list_case_files(event_id):
 @blp.post("/events/<int:event_id>/files")
 @allowed("department_cases")
 @accepts_files
-@blp.arguments(FileIn, location="files")
+@blp.doc(requestBody={"required": True, "content": {"multipart/form-data": {"schema": FileIn}}})
 @blp.response(201, AttachmentOut)
 @blp.alt_response(403, description="Only the quality office and the heads of the case's departments add files")
 @blp.alt_response(404, description="Not a case of your departments")
 @blp.alt_response(413, description="The body is larger than UPLOAD_MAX_CONTENT_LENGTH")
 @blp.alt_response(422, description="Not an accepted kind of file (by content), damaged, or over a limit")
-def add_case_file(data, event_id):
+def add_case_file(event_id):
     """Attach a file to a case (multipart/form-data, field `file`; `action_id` in the query for a corrective
     action). Photos are stored re-encoded without metadata."""
     actor = current_actor()
@@ -45,8 +47,10 @@ def add_case_file(data, event_id):
     action_id = request.args.get("action_id", type=int)
     if action_id is not None:
         event_queries.load_action(event.id, action_id, actor)
-    upload, = services.read_uploads([data["file"]]) or [services.Upload(b"", data["file"].filename)]
-    return services.attach("adverse_event", event.id, upload, stage=event.state, action_id=action_id, actor=actor,
+    posted = services.read_uploads(request.files.getlist("file"))
+    if len(posted) != 1:
+        raise Unprocessable(errors={"file": [_("Send one file in the multipart field \"file\".")]})
+    return services.attach("adverse_event", event.id, posted[0], stage=event.state, action_id=action_id, actor=actor,
                            now=now())
 
 

@@ -37,6 +37,12 @@ def file_response(data: bytes, attachment: Attachment, *, thumbnail: bool = Fals
         "Cache-Control": "private, no-store", "Content-Security-Policy": SERVED_CSP})
 
 
+def confirmed_removal() -> None:
+    """A file is removed only with the form's confirmation ticked (its bytes are gone for good)."""
+    if request.form.get("confirm") != "1":
+        raise Unprocessable(errors={"confirm": [_("Tick the box to confirm that the file is to be removed.")]})
+
+
 def uploads() -> list[services.Upload]:
     """The files posted under `files`, each read up to one byte beyond the limit per file."""
     return services.read_uploads(request.files.getlist("files"))
@@ -104,7 +110,9 @@ def remove_case_file(event_id, attachment_id):
     """Remove a file from a case (its uploader or the quality office)."""
     actor = current_actor()
     event = event_queries.load_event(event_id, actor)
-    services.remove(services.load_attachment(attachment_id, "adverse_event", event.id), actor=actor, now=now())
+    attachment = services.load_attachment(attachment_id, "adverse_event", event.id)
+    confirmed_removal()
+    services.remove(attachment, actor=actor, now=now())
     return redirect(url_for("events.detail", event_id=event.id) + "#attachments")
 
 
@@ -158,5 +166,6 @@ def remove_discussion_file(discussion_id, discussion_file_id):
     """Remove a file from an MDT discussion (its uploader or the quality office)."""
     actor = current_actor()
     attachment = readable_discussion_file(discussion_id, discussion_file_id, actor)
+    confirmed_removal()
     services.remove(attachment, actor=actor, now=now())
     return redirect(url_for("mdt.detail", discussion_id=discussion_id) + "#attachments")

@@ -170,3 +170,16 @@ def test_the_api_adds_lists_and_serves_a_case_file(app, tokens, case):
                                      content_type="multipart/form-data")
     assert refused.status_code == 422 and "not a photo" in refused.get_json()["errors"]["file"][0]
     assert app.test_client().get(f"/api/v1/events/{case.id}/files", headers=tokens("other_head")).status_code == 404
+
+
+def test_a_file_is_removed_from_the_case_page_only_when_confirmed(app, clients, case):
+    quality = clients("quality")
+    upload(quality, case.id, jpeg_with_exif())
+    added, = rows(app)
+    unconfirmed = quality.post(f"/events/{case.id}/files/{added.id}/remove", headers=quality.csrf)
+    assert unconfirmed.status_code == 422 and rows(app)[0].removed_at is None
+    assert clients("other_head").post(f"/events/{case.id}/files/{added.id}/remove", data={"confirm": "1"},
+                                      headers=clients("other_head").csrf).status_code == 404
+    removed = quality.post(f"/events/{case.id}/files/{added.id}/remove", data={"confirm": "1"}, headers=quality.csrf)
+    assert removed.status_code == 302 and rows(app)[0].removed_at is not None and stored_files(app) == []
+    assert quality.get(f"/events/{case.id}/files/{added.id}").status_code == 404
