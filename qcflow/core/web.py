@@ -74,8 +74,10 @@ def _view_of_request():
 
 
 def allow_file_uploads():
-    """Raise the body limit for the routes that take files, before anything reads the body."""
-    if request.method in UNSAFE_METHODS and getattr(_view_of_request(), "qc_accepts_files", False):
+    """Raise the body limit for the multipart bodies of the routes that take files, before anything reads it."""
+    if (request.method in UNSAFE_METHODS and request.mimetype == "multipart/form-data"
+            and getattr(_view_of_request(), "qc_accepts_files", False)):
+        # Only a multipart body carries files; its text fields stay within MAX_FORM_MEMORY_SIZE.
         request.max_content_length = current_app.config["UPLOAD_MAX_CONTENT_LENGTH"]
 
 

@@ -202,9 +202,12 @@ def may_remove(attachment: Attachment, actor: Actor) -> bool:
     return (actor.user_id is not None and attachment.uploaded_by_user_id == actor.user_id) or can(actor, "handle_cases")
 
 
-def remove(attachment: Attachment, *, actor: Actor, now: datetime) -> Attachment:
-    """Remove a file: the row stays for the record's history, its bytes are deleted once this commits."""
-    if not may_remove(attachment, actor):
+def remove(attachment: Attachment, *, actor: Actor, now: datetime, keeps_record: bool = False) -> Attachment:
+    """Remove a file: the row stays for the record's history, its bytes are deleted once this commits.
+
+    `keeps_record`: the actor keeps the owning record (an MDT discussion's organiser) and may remove any of its files.
+    """
+    if not (keeps_record or may_remove(attachment, actor)):
         raise Forbidden(_("Only whoever added this file, or the quality office, may remove it."))
     if attachment.removed_at is not None:
         return attachment

@@ -163,9 +163,10 @@ def add_discussion_files(discussion_id):
 @bp.post("/mdt/<int:discussion_id>/files/<int:discussion_file_id>/remove")
 @allowed("mdt")
 def remove_discussion_file(discussion_id, discussion_file_id):
-    """Remove a file from an MDT discussion (its uploader or the quality office)."""
+    """Remove a file from an MDT discussion (its uploader, the organiser, or the quality office)."""
     actor = current_actor()
     attachment = readable_discussion_file(discussion_id, discussion_file_id, actor)
+    discussion = mdt_queries.load_discussion(discussion_id, actor)
     confirmed_removal()
-    services.remove(attachment, actor=actor, now=now())
+    services.remove(attachment, actor=actor, now=now(), keeps_record=mdt_services.allowed_here(discussion, actor)["manage"])
     return redirect(url_for("mdt.detail", discussion_id=discussion_id) + "#attachments")

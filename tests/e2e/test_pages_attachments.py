@@ -39,13 +39,13 @@ def test_a_photo_on_the_anonymous_form_reaches_the_case_page_as_a_thumbnail(serv
                                                                   Attachment.id.desc())).first()
         assert added.original_name is None and added.from_reporter and added.uploaded_by_user_id is None
         stored = read(added, actor=Actor.system("e2e"), now=now())
+        event_id, added_id = added.record_id, added.id
         db.session.rollback()
-        event_id = added.record_id
     assert SERIAL.encode() not in stored and dict(Image.open(io.BytesIO(stored)).getexif()) == {}
 
     quality = contexts("desktop", user="quality").new_page()
     quality.goto(f"/events/{event_id}")
-    thumbnail = quality.locator(f"#attachment-list img.thumb[src$='/files/{added.id}/thumbnail']")
+    thumbnail = quality.locator(f"#attachment-list img.thumb[src$='/files/{added_id}/thumbnail']")
     expect(thumbnail).to_be_visible()
     assert quality.evaluate("(img) => img.complete && img.naturalWidth > 0", thumbnail.element_handle())
     assert "IMG_20260301" not in quality.content()
