@@ -83,11 +83,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _check_choices(app: Flask) -> None:
     """Refuse to start with a setting whose value the code does not know (a typo would otherwise fail on the
     first page that reads it, or on the first death the HIS sends)."""
+    from qcflow.files.storage import STORAGES
     from qcflow.indicators.catalogue import PLAN_KEYS
     from qcflow.mdt.deadlines import RULES
 
     for name, known in (("INDICATOR_PLAN", PLAN_KEYS), ("DEATH_DISCUSSION_DEADLINE", RULES),
-                        ("INSTALLATION_ROLE", ("hospital", "centre"))):
+                        ("INSTALLATION_ROLE", ("hospital", "centre")), ("ATTACHMENT_STORAGE", STORAGES)):
         chosen = app.config.get(name)
         if chosen not in known:
             raise RuntimeError(f"{name} (QCFLOW_{name}) is {chosen!r}: choose one of {', '.join(known)} "
