@@ -9,7 +9,6 @@ PNG text chunks); the orientation the camera recorded is applied to the pixels f
 from __future__ import annotations
 
 import io
-import re
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -129,14 +128,13 @@ OLE2_STREAMS = {
     "Book".encode("utf-16-le"): ("application/vnd.ms-excel", "xls"),
     "PowerPoint Document".encode("utf-16-le"): ("application/vnd.ms-powerpoint", "ppt"),
 }
-OLE2_MACROS = re.compile("|".join(re.escape(n.encode("utf-16-le").decode("latin-1"))
-                                  for n in ("_VBA_PROJECT", "VBA", "Macros")))
+#: The stream every VBA project has (in Word's "Macros" and Excel's "_VBA_PROJECT_CUR" storages).
+OLE2_MACROS = "_VBA_PROJECT".encode("utf-16-le")
 
 
 def _legacy_office(data: bytes, field: str) -> Identified:
     """A Word 97–2003, Excel 97–2003 or PowerPoint 97–2003 file, by the stream names in its directory."""
-    text = data.decode("latin-1")
-    if OLE2_MACROS.search(text):
+    if OLE2_MACROS in data:
         raise refuse(field, _("This office document contains macros, which are not accepted. Save it as a "
                               "document without macros (.docx, .xlsx, .pptx) or as PDF and attach it again."))
     for name, (content_type, extension) in OLE2_STREAMS.items():

@@ -257,8 +257,11 @@ def _after_commit(session: Session) -> None:
                 pass
 
 
-@sa.event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, previous_transaction) -> None:
+@sa.event.listens_for(Session, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction) -> None:
+    """A transaction that ended without its commit (rolled back, or its session closed): what it stored goes."""
+    if transaction.parent is not None:
+        return
     session.info.pop(TO_DELETE, None)
     for where, key in session.info.pop(STORED, None) or ():
         try:

@@ -89,3 +89,12 @@ def test_a_corrupt_photo_and_a_decompression_bomb_are_refused(ctx):
     Image.new("1", (9000, 9000)).save(big, "PNG")  # 81 million pixels in a few kilobytes
     with pytest.raises(Unprocessable):
         content.clean_image(big.getvalue(), max_pixels=40_000_000)
+
+
+def test_a_legacy_office_file_with_a_vba_project_is_refused(ctx):
+    from qcflow.files import content
+
+    macro_doc = (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100 + "WordDocument".encode("utf-16-le")
+                 + "_VBA_PROJECT".encode("utf-16-le"))
+    with pytest.raises(Unprocessable):
+        content.identify(macro_doc)
