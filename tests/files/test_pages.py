@@ -183,3 +183,45 @@ def test_a_file_is_removed_from_the_case_page_only_when_confirmed(app, clients, 
     removed = quality.post(f"/events/{case.id}/files/{added.id}/remove", data={"confirm": "1"}, headers=quality.csrf)
     assert removed.status_code == 302 and rows(app)[0].removed_at is not None and stored_files(app) == []
     assert quality.get(f"/events/{case.id}/files/{added.id}").status_code == 404
+
+
+def test_evidence_is_attached_to_a_corrective_action(app, clients, case, actor_of, at):
+    from datetime import timedelta
+
+    from qcflow.events import services as events
+    from qcflow.extensions import db
+
+    quality = actor_of("quality")
+    events.transition_event(case, "triage", {"confirmed_grade": "III", "handling_department_id": case.department_id,
+                                             "external_severity": "none"}, actor=quality, now=at)
+    events.transition_event(case, "start_investigation", {}, actor=quality, now=at)
+    action = events.add_action(case, {"title": "双人核对培训", "improvement_type": "training",
+                                      "owner_department_id": case.department_id,
+                                      "due_on": (at + timedelta(days=30)).date()}, actor=quality, now=at)
+    db.session.commit()
+    answer = upload(clients("head"), case.id, b"%PDF-1.4 sign-in sheet", name="培训签到表.pdf", action_id=action.id)
+    assert answer.status_code == 302 and answer.location.endswith(f"#action-{action.id}")
+    evidence, = rows(app)
+    assert evidence.action_id == action.id and evidence.stage == "investigating"
+    page = clients("quality").get(f"/events/{case.id}").get_data(as_text=True)
+    section = page[page.index(f'id="action-{action.id}"'):]
+    assert "培训签到表.pdf" in section[:section.index("</li>")]
+    assert upload(clients("head"), case.id, b"%PDF-1.4", action_id=999_999).status_code == 404
+
+
+def test_the_receipt_holder_adds_a_photo_with_a_reply(app, clients, report_body, hospital):
+    reporter = clients("anonymous")
+    sent = reporter.post("/report", data={**fresh_form(reporter), **report_form(report_body)})
+    _reference, code = receipt_of(sent.get_data(as_text=True))
+    replied = reporter.post("/receipt", data={**fresh_form(reporter), "receipt_code": code, "message": "补充一张照片",
+                                              "files": (io.BytesIO(jpeg_with_exif()), "IMG_0001.jpg")},
+                            content_type="multipart/form-data")
+    assert replied.status_code == 200
+    photo, = rows(app)
+    assert photo.from_reporter and photo.original_name is None and photo.uploaded_by_user_id is None
+    assert f'/receipt/files/{photo.id}"' in replied.get_data(as_text=True)
+    refused = reporter.post("/receipt?lang=en", data={**fresh_form(reporter), "receipt_code": code, "message": "再补充",
+                                                      "files": (io.BytesIO(b"%PDF-1.4"), "a.pdf")},
+                            content_type="multipart/form-data")
+    assert refused.status_code == 422 and "Only photos and screenshots" in refused.get_data(as_text=True)
+    assert len(rows(app)) == 1
