@@ -83,11 +83,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _check_choices(app: Flask) -> None:
     """Refuse to start with a setting whose value the code does not know (a typo would otherwise fail on the
     first page that reads it, or on the first death the HIS sends)."""
+    from qcflow.files.storage import STORAGES
     from qcflow.indicators.catalogue import PLAN_KEYS
     from qcflow.mdt.deadlines import RULES
 
     for name, known in (("INDICATOR_PLAN", PLAN_KEYS), ("DEATH_DISCUSSION_DEADLINE", RULES),
-                        ("INSTALLATION_ROLE", ("hospital", "centre"))):
+                        ("INSTALLATION_ROLE", ("hospital", "centre")), ("ATTACHMENT_STORAGE", STORAGES)):
         chosen = app.config.get(name)
         if chosen not in known:
             raise RuntimeError(f"{name} (QCFLOW_{name}) is {chosen!r}: choose one of {', '.join(known)} "
@@ -122,6 +123,7 @@ def _blueprints():
     from qcflow.events.lessons.views import bp as lessons
     from qcflow.events.views import bp as events
     from qcflow.extraction.views import bp as extraction
+    from qcflow.files.views import bp as files
     from qcflow.followup.invitations.views import bp as invitations
     from qcflow.followup.views import bp as followup
     from qcflow.indicators.views import bp as indicators
@@ -132,8 +134,8 @@ def _blueprints():
     from qcflow.region.views import bp as region
     from qcflow.reports.views import bp as reports
 
-    return (home, auth, events, lessons, clinical, mdt, notify, followup, invitations, extraction, indicators, reports, region,
-            centre, centre_registry)
+    return (home, auth, events, lessons, clinical, mdt, notify, followup, invitations, extraction, indicators, reports,
+            region, centre, centre_registry, files)
 
 
 def _api_blueprints():
@@ -142,6 +144,7 @@ def _api_blueprints():
     from qcflow.events.api import blp as events_api
     from qcflow.events.lessons.api import blp as lessons_api
     from qcflow.extraction.api import blp as extraction_api
+    from qcflow.files.api import blp as files_api
     from qcflow.followup.api import blp as followup_api
     from qcflow.followup.invitations.api import blp as invitations_api
     from qcflow.indicators.api import blp as indicators_api, intake_blp as indicator_intake_api
@@ -152,5 +155,6 @@ def _api_blueprints():
     from qcflow.region.receiving_api import blp as centre_intake_api
     from qcflow.reports.api import blp as reports_api
 
-    return (auth_api, events_api, lessons_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api, indicators_api,
-            reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api, invitations_api)
+    return (auth_api, events_api, lessons_api, clinical_api, mdt_api, notify_api, followup_api, extraction_api,
+            indicators_api, reports_api, indicator_intake_api, region_api, centre_intake_api, centre_api, invitations_api,
+            files_api)

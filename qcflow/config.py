@@ -21,6 +21,17 @@ class Config:
     HOSPITAL_LEVEL = "tertiary"
 
     MAX_CONTENT_LENGTH = 1024 * 1024
+    #: Attachments (qcflow/files): where their bytes are kept ("filesystem": under ATTACHMENT_DIR, default
+    #: <instance>/attachments, outside the web root), the limits per file and per record (bytes, number of
+    #: files), the most pixels an image may have, and the largest body a route that takes files accepts
+    #: (every other route keeps MAX_CONTENT_LENGTH).
+    ATTACHMENT_STORAGE = "filesystem"
+    ATTACHMENT_DIR = None
+    ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+    ATTACHMENT_MAX_BYTES_PER_RECORD = 50 * 1024 * 1024
+    ATTACHMENT_MAX_FILES_PER_RECORD = 20
+    ATTACHMENT_MAX_PIXELS = 40_000_000
+    UPLOAD_MAX_CONTENT_LENGTH = 41 * 1024 * 1024
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     #: SQLite: read the database through a 1 GiB memory map (core/db.py). The web workers set it
     #: (scripts/gunicorn.conf.py): their pages read scattered rows. Jobs and commands stream through

@@ -216,6 +216,10 @@ def http_error_response(error: HTTPException, errors=None):
     status = error.code or 500
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     message = HTTP_MESSAGES.get(status, error.description)
+    limit = request.max_content_length if status == 413 else None
+    if limit and limit != current_app.config.get("MAX_CONTENT_LENGTH"):  # a route that takes files
+        message = _("The request is too large (limit: %(limit)s). Send fewer or smaller files, or make the "
+                    "photos smaller, and try again.", limit=f"{limit / (1024 * 1024):g} MiB")
     return error_response(status, HTTP_CODES.get(status, snake(type(error).__name__)), message, errors, headers)
 
 

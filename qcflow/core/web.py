@@ -62,6 +62,25 @@ def sessionless_csrf(view):
     return view
 
 
+def accepts_files(view):
+    """Mark a route that takes uploaded files: its body may be up to UPLOAD_MAX_CONTENT_LENGTH (every other
+    route keeps MAX_CONTENT_LENGTH), and its API body is multipart, not JSON."""
+    view.qc_accepts_files = True
+    return view
+
+
+def _view_of_request():
+    return current_app.view_functions.get(request.endpoint) if request.endpoint else None
+
+
+def allow_file_uploads():
+    """Raise the body limit for the multipart bodies of the routes that take files, before anything reads it."""
+    if (request.method in UNSAFE_METHODS and request.mimetype == "multipart/form-data"
+            and getattr(_view_of_request(), "qc_accepts_files", False)):
+        # Only a multipart body carries files; its text fields stay within MAX_FORM_MEMORY_SIZE.
+        request.max_content_length = current_app.config["UPLOAD_MAX_CONTENT_LENGTH"]
+
+
 def session_free(view=None, *, unless=None):
     """Mark an anonymous route that never opens the browser's session (A2, decisions.md).
 
@@ -166,6 +185,8 @@ def check_json_body():
     """API bodies must be JSON; say so clearly instead of a confusing field error."""
     if not is_api_request() or request.method not in UNSAFE_METHODS:
         return
+    if getattr(_view_of_request(), "qc_accepts_files", False):
+        return  # multipart: the view reads the form and its files
     body = request.get_data(cache=True)  # raises 413 beyond MAX_CONTENT_LENGTH
     if not body:
         return
@@ -319,6 +340,7 @@ def install_request_hooks(app: Flask, enforce_access: Callable[[], object]) -> N
     app.jinja_env.globals["session_free_page"] = lambda: isinstance(session, NoSession)
     app.jinja_env.globals["form_owner"] = form_owner
     app.json = JSONProvider(app)
+    app.before_request(allow_file_uploads)  # before any hook reads the body
     app.before_request(check_text_input)  # first: the other hooks and the error pages read the query string
     app.before_request(enforce_access)
     app.before_request(check_csrf)

@@ -5,22 +5,23 @@ from datetime import datetime, time
 
 import segno
 import sqlalchemy as sa
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from qcflow.auth.models import User
 from qcflow.auth.permissions import allowed, authenticated, can, current_actor, public
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.auth.queries import active_departments
 from qcflow.core.actors import Actor
-from qcflow.core.errors import DomainError, NotFound, page_refusal, translate_errors
+from qcflow.core.errors import DomainError, NotFound, Unprocessable, page_refusal, translate_errors
 from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
 from qcflow.core.time import hospital_tz, now, today
-from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, session_free, sessionless_csrf
+from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, accepts_files, session_free, sessionless_csrf
 from qcflow.events import queries, services
 from qcflow.events.models import (
     ACTION_CONSEQUENCES,
@@ -48,7 +49,8 @@ from qcflow.events.schemas import (
 )
 from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, waiting_for
 from qcflow.extensions import db
-from qcflow.reports.pdf import pdf_response, render_template_pdf
+from qcflow.files import services as files
+from qcflow.reports import pdf
 
 bp = Blueprint("events", __name__)
 bp.add_app_template_global(queries.category_label, "category_label")
@@ -124,14 +126,27 @@ def save_report(actor):
     draft_id = request.form.get("draft_id", type=int)
     if not draft_id:
         seed = form_key() if mode == Mode.ANONYMOUS else None
-        return services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
-                                    idempotency_key=form_idempotency_key(), receipt_seed=seed)
+        event, code = services.file_report(data, mode=mode, actor=actor, now=now(), submit=submit,
+                                           idempotency_key=form_idempotency_key(), receipt_seed=seed)
+        attach_report_files(event, actor)
+        return event, code
     draft = queries.load_own_draft(draft_id, actor)
     submitted_at = data.pop("submitted_at", None)
     services.update_draft(draft, data, actor=actor, now=now(), expected_version=request.form.get("version", type=int))
     if submit:
         services.transition_event(draft, "submit", {"submitted_at": submitted_at}, actor=actor, now=now())
+    attach_report_files(draft, actor)
     return draft, None
+
+
+def attach_report_files(event, actor) -> None:
+    """Attach the files sent with a report, as its reporter's, in the report's transaction: a file refused
+    files no report (the form comes back with the file marked). An anonymous report takes photos only and
+    keeps no file name; a confidential one keeps no file name either (decisions.md, Attachments)."""
+    for upload in files.read_uploads(request.files.getlist("files")):
+        files.attach("adverse_event", event.id, upload, stage=event.state, actor=actor, now=now(),
+                     anonymous=event.is_anonymous, from_reporter=True, keep_name=event.mode == Mode.NAMED,
+                     images_only=event.is_anonymous, field="files")
 
 
 def receipt_page(event, code, *, again=False, public=False):
@@ -188,6 +203,7 @@ def post_report(actor, anonymous: bool):
 @public
 @session_free
 @sessionless_csrf
+@accepts_files
 def report():
     """File an anonymous report. The page opens no session: it is the same for everybody, logged in or not."""
     errors, status, values = {}, 200, {}
@@ -210,6 +226,7 @@ def report():
 
 @bp.route("/report/named", methods=["GET", "POST"])
 @authenticated
+@accepts_files
 def report_named():
     """File a named or confidential report, or continue a draft, as the logged-in user."""
     actor = current_actor()
@@ -243,8 +260,9 @@ def report_received():
 @public
 @session_free
 @sessionless_csrf
+@accepts_files
 def receipt():
-    """Read a report's status, questions and feedback with the receipt code; reply anonymously."""
+    """Read a report's status, questions and feedback with the receipt code; reply anonymously, with photos."""
     event, error, status = None, None, 200
     code = (request.form.get("receipt_code") or "").strip()
     if request.method == "POST":
@@ -252,12 +270,40 @@ def receipt():
         try:
             event = find_receipt(code, reply if reply.strip() else None, at=now(),
                                  seen=request.form.get("seen", type=int))
+            attach_receipt_photos(event)
         except DomainError as failure:
             errors, status = page_refusal(failure)
             error = " ".join(str(m) for messages in errors.values() for m in messages)
     shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
+    own_files = files.files_of("adverse_event", event.id, from_reporter=True) if event else []
     return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
-                           **shown), status
+                           own_files=own_files, **shown), status
+
+
+def attach_receipt_photos(event) -> None:
+    """The receipt holder's photos sent with a reply: the reporter's, photos only, kept to the hour, unnamed."""
+    posted = files.read_uploads(request.files.getlist("files"))
+    if posted and not EVENT_WORKFLOW.in_phase(event, "open"):
+        raise Unprocessable(errors={"files": [_("The case is closed: no more photos can be added.")]})
+    for upload in posted:
+        files.attach("adverse_event", event.id, upload, stage=event.state, actor=Actor.anonymous(), now=now(),
+                     anonymous=True, from_reporter=True, images_only=True, field="files")
+
+
+@bp.post("/receipt/files/<int:receipt_file_id>")
+@public
+@session_free
+@sessionless_csrf
+def receipt_file(receipt_file_id):
+    """Download a file the reporter attached, with the receipt code in the body (never in an address)."""
+    event = find_receipt((request.form.get("receipt_code") or "").strip(), at=now())
+    attachment = files.load_attachment(receipt_file_id, "adverse_event", event.id)
+    if not attachment.from_reporter:  # staff files are never the receipt holder's
+        raise NotFound()
+    data = files.read(attachment, actor=Actor.anonymous(), now=now())
+    return Response(data, mimetype=attachment.content_type, headers={
+        "Content-Disposition": f'attachment; filename="{attachment.name}"', "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store", "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 
 @bp.get("/events")
@@ -299,8 +345,34 @@ def detail(event_id):
         messages=queries.dialogue(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
         overdue=bool(queries.overdue_ids([event.id], at)), severities=EXTERNAL_SEVERITY, cause_domains=CAUSE_DOMAINS,
         improvement_types=IMPROVEMENT_TYPES, duplicate_reference=queries.reference_of(event.duplicate_of_id),
-        lesson_link=lesson_step(event, actor), errors={}, **report_choices(),
+        lesson_link=lesson_step(event, actor), errors={}, **report_choices(), **case_files(event, actor),
     )
+
+
+def case_files(event, actor) -> dict:
+    """The case page's files: the case's own, those of each corrective action, who added them, who may add."""
+    shown = files.files_of("adverse_event", event.id)
+    ids = {f.uploaded_by_user_id for f in shown if f.uploaded_by_user_id and not f.from_reporter}
+    uploaders = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
+    return {"attachments": [f for f in shown if f.action_id is None],
+            "action_files": {a.id: [f for f in shown if f.action_id == a.id] for a in event.actions},
+            "uploaders": uploaders, "may_add_files": files.may_act_on_case(event, actor),
+            "may_remove_file": lambda f: files.may_remove(f, actor)}
+
+
+@bp.get("/events/<int:event_id>/case.pdf")
+@allowed("department_cases")
+@rate_limited("pdf")
+def case_pdf(event_id):
+    """The case as PDF: facts, timeline, corrective actions and the list of its files (with SHA-256)."""
+    actor = current_actor()
+    event = queries.load_event(event_id, actor)
+    context = case_files(event, actor)
+    data = pdf.render_template_pdf(
+        "reports/case.html", event=event, view=queries.present(event, actor), timeline=queries.timeline(event),
+        files=files.files_of("adverse_event", event.id), uploaders=context["uploaders"],
+        actions={a.id: a for a in event.actions}, printed_at=now())
+    return pdf.pdf_response(data, f"case-{event.reference or event.id}.pdf")
 
 
 @bp.post("/events/<int:event_id>/transitions")
@@ -357,7 +429,8 @@ def my_reports():
     shown = {e.id: queries.present_receipt(e) for e in reports}
     return render_template("events/my_reports.html", reports=reports, shown=shown, consequences=ACTION_CONSEQUENCES,
                            transitions={e.id: EVENT_WORKFLOW.available(e, current_actor()) for e in reports},
-                           filed=request.args.get("filed"), categories=report_choices()["categories"])
+                           filed=request.args.get("filed"), categories=report_choices()["categories"],
+                           own_files={e.id: files.files_of("adverse_event", e.id, from_reporter=True) for e in reports})
 
 
 
@@ -488,6 +561,6 @@ def poster(code):
         raise NotFound()
     link = public_report_link(department)
     qr = segno.make(link, error="m").svg_data_uri(scale=10, border=2)
-    data = render_template_pdf("events/poster.html", department=department, link=link, qr=qr,
-                               hospital=current_app.config.get("HOSPITAL_NAME") or "", printed_at=now())
-    return pdf_response(data, f"poster-{department.code}.pdf")
+    data = pdf.render_template_pdf("events/poster.html", department=department, link=link, qr=qr,
+                                   hospital=current_app.config.get("HOSPITAL_NAME") or "", printed_at=now())
+    return pdf.pdf_response(data, f"poster-{department.code}.pdf")

@@ -15,6 +15,7 @@ from qcflow.core.errors import DomainError, page_refusal
 from qcflow.core.forms import load_args, load_form
 from qcflow.core.time import now, today
 from qcflow.extensions import db
+from qcflow.files import services as files
 from qcflow.mdt import clinics, queries, services
 from qcflow.mdt.models import DECISIONS, PARTICIPANT_ROLES, WEEKDAYS, DiscussionKind
 from qcflow.mdt.schemas import (
@@ -107,7 +108,15 @@ def detail(discussion_id):
         "mdt/detail.html", may_open_operation=clinical_queries.may_open_operation(context["operation"], actor), d=discussion, may=services.allowed_here(discussion, actor), overdue=services.is_overdue(discussion, at),
         transitions=DISCUSSION_WORKFLOW.available(discussion, actor),
         blockers=services.sign_blockers(discussion, {}) if discussion.state in OPEN_STATES else [],
-        timeline=queries.timeline(discussion), **context, **choices())
+        timeline=queries.timeline(discussion), **context, **choices(), **discussion_files(discussion, actor))
+
+
+def discussion_files(discussion, actor) -> dict:
+    """The discussion page's files and who added them."""
+    shown = files.files_of("mdt_discussion", discussion.id)
+    ids = {f.uploaded_by_user_id for f in shown if f.uploaded_by_user_id}
+    return {"attachments": shown, "uploaders": queries.names_of(User, ids) if ids else {},
+            "may_remove_file": lambda f: files.may_remove(f, actor) or services.allowed_here(discussion, actor)["manage"]}
 
 
 @bp.post("/mdt/<int:discussion_id>/record")

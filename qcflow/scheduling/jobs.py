@@ -32,6 +32,7 @@ JOBS: list[JobSpec] = [
             installations=BOTH),
     JobSpec("housekeeping.purge_idempotency_keys", "qcflow.events.jobs:purge_idempotency_keys", "interval",
             {"minutes": 30}, installations=BOTH),
+    JobSpec("files.sweep_orphans", "qcflow.files.jobs:sweep_orphans", "cron", {"hour": 4, "minute": 10}),
     JobSpec("events.escalate_deadlines", "qcflow.events.jobs:escalate_deadlines", "interval", {"minutes": 5}),
     JobSpec("followup.generate_tasks", "qcflow.followup.jobs:generate_tasks", "interval", {"minutes": 5}),
     JobSpec("followup.warn_urgent_deadlines", "qcflow.followup.jobs:warn_urgent_deadlines", "interval",

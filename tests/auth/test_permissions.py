@@ -51,6 +51,7 @@ def test_public_routes_are_an_allow_list(app):
         # The anonymous reporting channel: the form, the receipt page and their API; the receipt read
         # back from the address's fragment (the same page for everybody).
         "events.report", "events.receipt", "events.report_received", "events_api.file_event",
+        "events.receipt_file",  # a reporter's own file, served on a POST carrying the receipt code
         "events_api.receipt_lookup", "events_api.receipt_reply",
         # The patient's follow-up page (its link and a second factor, no session)
         "invitations.page",

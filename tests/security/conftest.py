@@ -6,6 +6,7 @@ real clock, so that requests made afterwards see them as the application would.
 """
 from __future__ import annotations
 
+import io
 import os
 import socket
 import subprocess
@@ -29,7 +30,10 @@ ROLES = (*ROLE_USERS, "anonymous")
 def _department_objects(dept, people, procedure, now, create):
     """One object of every type owned by `dept`, made by `people` (that department's staff)."""
     from qcflow.core.actors import Actor
+    from PIL import Image
+
     from qcflow.events import services as events
+    from qcflow.files import services as files
     from qcflow.extensions import db
     from qcflow.followup import services as followup
     from qcflow.followup.models import Task
@@ -61,6 +65,12 @@ def _department_objects(dept, people, procedure, now, create):
                                        "owner_department_id": dept.id, "due_on": (now + timedelta(days=30)).date()},
                                actor=quality, now=now)
     message = events.add_message(event, "to_reporter", "请补充批号。", actor=quality, now=now)
+    photo = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(photo, "JPEG")
+    attachment = files.attach("adverse_event", event.id, files.Upload(photo.getvalue(), "床旁.jpg"),
+                              stage=event.state, actor=quality, now=now)
+    discussion_file = files.attach("mdt_discussion", discussion.id, files.Upload(photo.getvalue(), "影像.jpg"),
+                                   stage=discussion.state, actor=quality, now=now)
 
     plan = followup.enrol(patient, "day_surgery", source_type="encounter", source_id=encounter.id,
                           anchor_at=encounter.discharged_at, department_id=dept.id, actor=quality, now=now)
@@ -73,7 +83,7 @@ def _department_objects(dept, people, procedure, now, create):
     return {"department": dept, "patient": patient, "encounter": encounter, "operation": operation,
             "discussion": discussion, "participant": participant, "event": event, "action": action,
             "message": message, "plan": plan, "task": task, "attempt": attempt, "notification": note,
-            "staff": staff}
+            "staff": staff, "attachment": attachment, "discussion_file": discussion_file}
 
 
 @pytest.fixture

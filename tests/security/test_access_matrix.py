@@ -23,6 +23,7 @@ ID_ARGS = {
     "event_id": "event", "action_id": "action", "task_id": "task", "plan_id": "plan",
     "discussion_id": "discussion", "participant_id": "participant", "operation_id": "operation",
     "patient_id": "patient", "notification_id": "notification",
+    "attachment_id": "attachment", "discussion_file_id": "discussion_file",
 }
 #: Arguments of routes that are not department-owned (admin reference data, quality-only prompts).
 GLOBAL_ARGS = {"protocol_id": 1, "prompt_id": 999_999, "kind": "procedures", "code": "day_surgery",
@@ -33,7 +34,9 @@ GLOBAL_ARGS = {"protocol_id": 1, "prompt_id": 999_999, "kind": "procedures", "co
                # a patient's follow-up link (its token)
                "token": "x" * 43,
                # a lesson of the case library: hospital-wide, not department-owned (events.lessons)
-               "lesson_id": 999_999}
+               "lesson_id": 999_999,
+               # a reporter's own file (My reports), a file shown with a receipt code
+               "my_file_id": 999_999, "receipt_file_id": 999_999}
 MISSING = 999_999
 
 #: Bodies that pass each API schema, so that the request reaches the object lookup.

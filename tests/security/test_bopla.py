@@ -25,7 +25,7 @@ GIVEN_BY_THE_STEP = {
 
 
 def request_schemas(spec):
-    """(operation, schema name, property names) for every JSON request body, nested schemas included."""
+    """(operation, schema name, property names) for every request body, nested schemas included."""
     components = spec["components"]["schemas"]
 
     def walk(schema, seen):
@@ -45,8 +45,8 @@ def request_schemas(spec):
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             body = operation.get("requestBody") if isinstance(operation, dict) else None
-            if body:
-                for name, props in walk(body["content"]["application/json"]["schema"], set()):
+            for media in (body or {}).get("content", {}).values():  # JSON, and a file upload's multipart form
+                for name, props in walk(media["schema"], set()):
                     yield f"{method.upper()} {path}", name, props
 
 

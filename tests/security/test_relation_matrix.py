@@ -10,6 +10,8 @@ the test until it is added to its table.
 """
 from __future__ import annotations
 
+import io
+
 import pytest
 import sqlalchemy as sa
 
@@ -37,6 +39,10 @@ MDT_ROUTES = {
     "mdt.confirm_attendance": ("confirm_own_attendance", {"attended": "true"}),
     "mdt_api.add_addendum": ("add_addendum", {"text": "补充"}),
     "mdt.add_addendum": ("add_addendum", {"text": "补充"}),
+    "files.discussion_file": ("read", None),
+    "files.discussion_thumbnail": ("read", None),
+    "files.add_discussion_files": ("record", {"files": lambda: (io.BytesIO(b"%PDF-1.4 minutes"), "影像报告.pdf")}),
+    "files.remove_discussion_file": ("manage", {"confirm": "1"}),
 }
 VERSIONED = {"mdt_api.update_discussion", "mdt.record", "mdt_api.transition", "mdt.transition",
              "mdt_api.record_attendance", "mdt.attendance", "mdt_api.update_participant", "mdt.confirm_attendance"}
@@ -97,7 +103,7 @@ def routes_with(app, argument):
 
 def send(client, path, method, body, version=None):
     token = csrf_from(client, "/account")
-    body = dict(body or {})
+    body = {key: value() if callable(value) else value for key, value in (body or {}).items()}
     if version is not None:
         body["version"] = version
     if method == "GET":
@@ -161,7 +167,8 @@ def test_discussion_routes_by_relation(app, world, logged_in, create_user, relat
         seen.add(rule.endpoint)
         capability, body = MDT_ROUTES[rule.endpoint]
         target = removed_by_api if rule.endpoint == "mdt_api.remove_participant" else someone_else
-        path = rule.build({"discussion_id": discussion.id, "participant_id": target}, append_unknown=False)[1]
+        path = rule.build({"discussion_id": discussion.id, "participant_id": target,
+                           "discussion_file_id": world["A"]["discussion_file"].id}, append_unknown=False)[1]
         if relation == "organiser" and capability == "manage" and rule.endpoint.endswith("transition"):
             continue  # cancelling would end the walk; the organisers' steps are tested in tests/mdt
         d = current(Discussion, discussion.id)
@@ -208,7 +215,8 @@ def test_a_report_is_closed_to_clinicians_who_did_not_file_it(app, world, logged
     other, reporter = logged_in("doctor2"), logged_in("doctor")
     wrong = []
     for rule, method in routes_with(app, "event_id"):
-        path = rule.build({"event_id": event.id, "action_id": world["A"]["action"].id}, append_unknown=False)[1]
+        path = rule.build({"event_id": event.id, "action_id": world["A"]["action"].id,
+                           "attachment_id": world["A"]["attachment"].id}, append_unknown=False)[1]
         before, version = audit_length(), current(AdverseEvent, event.id).version
         status = send(other, path, method, EVENT_BODIES.get(rule.endpoint),
                       version=version if rule.endpoint not in UNVERSIONED_EVENT_ROUTES else None)

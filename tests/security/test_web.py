@@ -90,6 +90,11 @@ def after_password_step(app, user, enrolled):
     return client
 
 
+#: Routes that serve a stored file (qcflow/files): a sandboxing CSP and "private, no-store".
+SERVED_FILES = {"files.case_file", "files.case_thumbnail", "files.discussion_file", "files.discussion_thumbnail",
+                "files.my_file", "files_api.get_case_file"}
+
+
 def test_every_page_sends_security_headers_no_store_and_no_third_party_origin(app, world, clients):
     wrong, checked = [], 0
     for rule, access in page_routes(app, "GET"):
@@ -108,13 +113,15 @@ def test_every_page_sends_security_headers_no_store_and_no_third_party_origin(ap
         by_name = set(rule.arguments) - set(ID_ARGS)  # e.g. an indicator code this test does not know
         if response.status_code != 200 and not (by_name and response.status_code == 404):
             problems.append(f"status {response.status_code}")
-        if "frame-ancestors 'none'" not in csp or "default-src 'self'" not in csp or re.search(r"https?:|\*", csp):
+        served_file = rule.endpoint in SERVED_FILES and response.status_code == 200  # stored files: stricter (nothing runs, no frame), private
+        if "frame-ancestors 'none'" not in csp or re.search(r"https?:|\*", csp) or (
+                "default-src 'none'" not in csp or "sandbox" not in csp if served_file else "default-src 'self'" not in csp):
             problems.append(f"CSP {csp!r}")
         if headers.get("X-Content-Type-Options") != "nosniff":
             problems.append("nosniff")
         if headers.get("Referrer-Policy") not in ("same-origin", "no-referrer", "strict-origin-when-cross-origin"):
             problems.append("Referrer-Policy")
-        if headers.get("Cache-Control") != "no-store":
+        if headers.get("Cache-Control") != ("private, no-store" if served_file else "no-store"):
             problems.append(f"Cache-Control {headers.get('Cache-Control')!r}")
         if response.mimetype == "text/html" and THIRD_PARTY.search(response.get_data(as_text=True)):
             problems.append("third-party origin: " + THIRD_PARTY.search(response.get_data(as_text=True)).group(0))
