@@ -176,6 +176,7 @@ def load_demo(*, now: datetime) -> DemoData | None:
     demo.year_of_reports()
     demo.cases_in_every_state(data)
     demo.public_reports(data)
+    demo.attachments(data)
     demo.lessons()
     demo.year_of_operations_and_calls()
     demo.cancer_survival_history()
@@ -307,6 +308,35 @@ class Demo:
         self.step(pills, "close", at + timedelta(days=6), analysis="发药前未执行双人核对与床旁扫码核对患者身份。",
                   feedback="谢谢您及时提出疑问。病区已恢复发药前床旁扫码核对，并对护士进行了培训。",
                   improvement_types=["training"])
+
+    def attachments(self, data: DemoData) -> None:
+        """Files on cases: the anonymous reporter's photo of the wet floor (listed on the receipt page) and the
+        quality office's photo of a device label on a case under investigation (thumbnails on the case page)."""
+        import io
+
+        from PIL import Image, ImageDraw
+
+        from qcflow.events.models import AdverseEvent
+        from qcflow.files.services import Upload, attach
+
+        def photo(colour: str, lines: list[str]) -> bytes:
+            image = Image.new("RGB", (640, 480), colour)
+            draw = ImageDraw.Draw(image)
+            for number, line in enumerate(lines):
+                draw.text((40, 60 + 50 * number), line, fill="black", font_size=32)
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=85)
+            return out.getvalue()
+
+        floor = db.session.get(AdverseEvent, next(iter(data.receipt_codes)))
+        attach("adverse_event", floor.id, Upload(photo("#cfd8dc", ["WARD 5  CORRIDOR", "WET FLOOR, NO SIGN"])),
+               stage=floor.state, actor=Actor.anonymous(), now=floor.created_at, anonymous=True, from_reporter=True)
+        case = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.state == "investigating")
+                                 .order_by(AdverseEvent.id))
+        if case is not None:
+            attach("adverse_event", case.id, Upload(photo("#fff8e1", ["INFUSION PUMP  XZ-200", "SN 2024-0417-0093",
+                                                                      "SERVICE DUE 2026-09"]), "pump-label.jpg"),
+                   stage=case.state, actor=self.quality, now=case.triaged_at + timedelta(hours=3))
 
     def lessons(self) -> None:
         """Lessons of the case library from recent closed cases: written and sent for review by the quality
