@@ -35,6 +35,12 @@ def local(at: datetime) -> datetime:
     return at.astimezone(hospital_tz())
 
 
+def coarse(at: datetime) -> datetime:
+    """Round down to the hour: times stored about an anonymous reporter (their report, replies, files) must not
+    single them out."""
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
 def parse_instant(text: str) -> datetime:
     """Parse ISO 8601; a value without offset is read as hospital local time."""
     value = datetime.fromisoformat(text)

@@ -20,7 +20,7 @@ from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.i18n import register_labels
 from qcflow.core.security import derived_key, keyed_hash
-from qcflow.core.time import CLOCK_SLACK, local, when_it_happened
+from qcflow.core.time import CLOCK_SLACK, coarse, local, when_it_happened
 from qcflow.events import deadlines
 from qcflow.events.models import (
     CARE_STAGES,
@@ -52,10 +52,6 @@ REPORT_FIELDS = REQUIRED_FIELDS + ("subcategory_code", "harm", "ncc_merp", "clin
                                    "operation_id", "is_unplanned_reoperation", "immediate_actions",
                                    "wants_feedback")
 
-
-def coarse(at: datetime) -> datetime:
-    """Round down to the hour: stored times of anonymous reports must not single out a reporter."""
-    return at.replace(minute=0, second=0, microsecond=0)
 
 
 RECEIPT_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by hand

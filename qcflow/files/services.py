@@ -24,6 +24,7 @@ from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
 from qcflow.core.errors import Forbidden, NotFound, Unprocessable
+from qcflow.core.time import coarse
 from qcflow.extensions import db
 from qcflow.files import content
 from qcflow.files.models import Attachment
@@ -57,10 +58,6 @@ def read_uploads(posted) -> list[Upload]:
             found.append(Upload(data, part.filename))
     return found
 
-
-def coarse(at: datetime) -> datetime:
-    """Round down to the hour: times stored about an anonymous reporter's files must not single them out."""
-    return at.replace(minute=0, second=0, microsecond=0)
 
 
 def clean_name(name: str | None) -> str | None:

@@ -44,8 +44,11 @@ def confirmed_removal() -> None:
 
 
 def uploads() -> list[services.Upload]:
-    """The files posted under `files`, each read up to one byte beyond the limit per file."""
-    return services.read_uploads(request.files.getlist("files"))
+    """The files posted under `files` (at least one), each read up to one byte beyond the limit per file."""
+    posted = services.read_uploads(request.files.getlist("files"))
+    if not posted:
+        raise Unprocessable(errors={"files": [_("Choose a file to attach.")]})
+    return posted
 
 
 def readable_case_file(event_id: int, attachment_id: int, actor: Actor) -> Attachment:
@@ -94,10 +97,7 @@ def add_case_files(event_id):
     action_id = request.form.get("action_id", type=int)
     if action_id is not None:
         event_queries.load_action(event.id, action_id, actor)
-    files = uploads()
-    if not files:
-        raise Unprocessable(errors={"files": [_("Choose a file to attach.")]})
-    for upload in files:
+    for upload in uploads():
         services.attach("adverse_event", event.id, upload, stage=event.state, action_id=action_id, actor=actor,
                         now=now(), field="files")
     return redirect(url_for("events.detail", event_id=event.id) + (f"#action-{action_id}" if action_id else
@@ -151,10 +151,7 @@ def add_discussion_files(discussion_id):
     discussion = mdt_queries.load_discussion(discussion_id, actor)
     if not mdt_services.allowed_here(discussion, actor)["record"]:
         raise Forbidden(_("Files are added by the organiser and the chair while the discussion is open."))
-    files = uploads()
-    if not files:
-        raise Unprocessable(errors={"files": [_("Choose a file to attach.")]})
-    for upload in files:
+    for upload in uploads():
         services.attach("mdt_discussion", discussion.id, upload, stage=discussion.state, actor=actor, now=now(),
                         field="files")
     return redirect(url_for("mdt.detail", discussion_id=discussion.id) + "#attachments")
