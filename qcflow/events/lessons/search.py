@@ -14,7 +14,9 @@ import unicodedata
 
 import sqlalchemy as sa
 
+from qcflow.auth.models import Department
 from qcflow.events.lessons.models import Lesson, LessonTerm
+from qcflow.events.models import EventCategory
 from qcflow.extensions import db
 
 #: CJK ideographs (unified, extension A, compatibility) – what a Chinese reader searches by.
@@ -58,8 +60,20 @@ def query_terms(q: str) -> list[str]:
 
 
 def indexed_text(lesson: Lesson) -> str:
-    """What a lesson is found by: its title and its three texts."""
-    return "\n".join((lesson.title or "", lesson.what_happened or "", lesson.why or "", lesson.what_changed or ""))
+    """What a lesson is found by: its title, its three texts, and the names of its category (and the category's
+    parent) and department in both languages, so that 跌倒 or "medication" finds the lessons of that kind even
+    when their text says 摔倒 or 给药."""
+    names = []
+    code = lesson.category_code
+    while code:  # the category, then its parent
+        category = db.session.get(EventCategory, code)
+        names += [category.name, category.name_en] if category else []
+        code = category.parent_code if category else None
+    department = db.session.get(Department, lesson.department_id) if lesson.department_id else None
+    if department is not None:
+        names += [department.name, department.name_en or ""]
+    return "\n".join((lesson.title or "", lesson.what_happened or "", lesson.why or "", lesson.what_changed or "",
+                      *names))
 
 
 def reindex(lesson: Lesson) -> None:

@@ -3,6 +3,7 @@ checks it at every save, another member of the quality office publishes it (LESS
 from __future__ import annotations
 
 import difflib
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from qcflow.events.lessons import search
 from qcflow.events.lessons.models import Lesson
 from qcflow.events.lessons.workflow import LESSON_WORKFLOW, LessonState
 from qcflow.events.models import AdverseEvent, EventCategory
-from qcflow.events.scrub import IDENTIFIER, personal_names, scrub
+from qcflow.events.scrub import BED, ID_NUMBER, IDENTIFIER, MOBILE, NAME, personal_names, scrub
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
 
@@ -42,6 +43,11 @@ def case_names(event: AdverseEvent) -> list[str]:
     return personal_names([event.patient_mrn]) + ([event.contact_name] if event.contact_name else [])
 
 
+#: What the scrubber writes in place of what it removes, and a pattern that keeps each whole when splitting.
+PLACEHOLDERS = (ID_NUMBER, MOBILE, IDENTIFIER, BED, NAME)
+_PLACEHOLDER = re.compile("(" + "|".join(map(re.escape, PLACEHOLDERS)) + ")")
+
+
 def scrubbed(text: str, names: list[str], identifiers: list[str]) -> str:
     """`text` as the scrubber would publish it: the case's identifiers, then everything `scrub` replaces."""
     for value in sorted(identifiers, key=len, reverse=True):
@@ -58,10 +64,12 @@ def findings(lesson: Lesson, event: AdverseEvent) -> list[dict]:
         clean = scrubbed(text, names, identifiers)
         if clean == text:
             continue
-        matcher = difflib.SequenceMatcher(None, text, clean, autojunk=False)
+        # Each placeholder is one token, so "12床" → "[床号]" is one finding, not "12" → "[" and "" → "号]".
+        tokens = [piece for part in _PLACEHOLDER.split(clean) for piece in ([part] if part in PLACEHOLDERS else part)]
+        matcher = difflib.SequenceMatcher(None, list(text), tokens, autojunk=False)
         for op, i1, i2, j1, j2 in matcher.get_opcodes():
             if op != "equal" and text[i1:i2].strip():
-                found.append({"field": field, "found": text[i1:i2], "replacement": clean[j1:j2]})
+                found.append({"field": field, "found": text[i1:i2], "replacement": "".join(tokens[j1:j2])})
         if not any(f["field"] == field for f in found):  # only invisible characters removed
             found.append({"field": field, "found": text, "replacement": clean})
     return found

@@ -85,3 +85,14 @@ def test_filters_and_keyset_pages(write_lesson, hospital):
     assert len(set(titles)) == 5 and last is None
     assert library(department_id=hospital["cardio"].id)[0] == []
     assert len(library(category="medication")[0]) == 5 and library(category="fall")[0] == []
+
+
+def test_a_lesson_is_found_by_its_category_in_either_language_whatever_words_its_text_uses(write_lesson, hospital):
+    write_lesson("published", title="卫生间滑倒", what_happened="患者夜间如厕时摔倒。", why="地面湿滑。",
+                 what_changed="卫生间加防滑垫。", category_code="fall")
+    write_lesson("published", title="胰岛素剂量错误", what_happened="配药时多抽。", why="未双人核对。",
+                 what_changed="双人核对。")
+
+    assert search("跌倒") == ["卫生间滑倒"]  # the category's name (跌倒/坠床), not a word of the text
+    assert search("Fall") == ["卫生间滑倒"]
+    assert search("medication") == ["胰岛素剂量错误"]

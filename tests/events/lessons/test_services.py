@@ -137,3 +137,10 @@ def test_transition_table(write_lesson, actor_of, action, state):
     last = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.object_type == "event_lesson")
                               .order_by(AuditEntry.seq.desc())).first()
     assert last.action == f"event_lesson.{action}"
+
+
+def test_a_finding_names_the_whole_word_and_its_whole_replacement(create_case, actor_of):
+    """A placeholder sharing a character with what it replaces (床 in 12床 → [床号]) is one finding."""
+    text = {**TEXT, "what_happened": "12床患者夜间如厕时跌倒。"}
+    lesson = services.write(create_case(), text, actor=actor_of("quality"), now=AT)
+    assert [(f["found"], f["replacement"]) for f in lesson.scrub_findings] == [("12床", "[床号]")]
