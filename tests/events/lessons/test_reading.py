@@ -145,3 +145,10 @@ def test_the_bulletin_carries_the_lessons_published_in_its_month(app, write_less
         assert absent not in section
     january = bulletin_html(app, date(2026, 1, 1), datetime(2026, 3, 5, tzinfo=timezone.utc))
     assert 'id="no-lessons"' in january
+
+
+def test_the_writing_page_shows_the_case_to_write_from(clients, create_case):
+    event = create_case(analysis="流程缺少双人核对节点。", feedback="感谢上报，已整改。")
+    page = clients("quality").get(f"/events/{event.id}/lesson").get_data(as_text=True)
+    case_text = page[page.index('id="case-text"'):page.index("</details>", page.index('id="case-text"'))]
+    assert "配药时发现剂量多了一倍。" in case_text and "流程缺少双人核对节点。" in case_text and "感谢上报，已整改。" in case_text
