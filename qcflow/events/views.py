@@ -47,7 +47,7 @@ from qcflow.events.schemas import (
     ReportIn,
     TransitionIn,
 )
-from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, waiting_for
+from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, discussion_guard, waiting_for
 from qcflow.extensions import db
 from qcflow.files import services as files
 from qcflow.reports import pdf
@@ -325,6 +325,13 @@ def inbox():
                            **report_choices())
 
 
+def review_request(event, actor) -> str | None:
+    """Where to request the case-review discussion a case needs before it closes (prefilled), for who may."""
+    if can(actor, "mdt") and discussion_guard(event):
+        return url_for("mdt.new", kind="case_review", event_id=event.reference or event.id)
+    return None
+
+
 @bp.get("/events/<int:event_id>")
 @allowed("department_cases")
 def detail(event_id):
@@ -345,7 +352,8 @@ def detail(event_id):
         messages=queries.dialogue(event) if can(actor, "handle_cases") else [], action_transitions=lambda a: ACTION_WORKFLOW.available(a, actor),
         overdue=bool(queries.overdue_ids([event.id], at)), severities=EXTERNAL_SEVERITY, cause_domains=CAUSE_DOMAINS,
         improvement_types=IMPROVEMENT_TYPES, duplicate_reference=queries.reference_of(event.duplicate_of_id),
-        lesson_link=lesson_step(event, actor), errors={}, **report_choices(), **case_files(event, actor),
+        lesson_link=lesson_step(event, actor), review_request=review_request(event, actor), errors={},
+        **report_choices(), **case_files(event, actor),
     )
 
 

@@ -1,4 +1,6 @@
 """Shapes of discussion requests and responses (rules live in services)."""
+import re
+
 from marshmallow import fields, validate
 
 from qcflow.clinical.models import SPECIALTIES
@@ -12,13 +14,25 @@ Text = lambda n, **kw: fields.String(validate=[validate.Length(max=n), no_contro
 Id = lambda **kw: WholeNumber(validate=validate.Range(min=1), **kw)  # noqa: E731
 
 
+class EventRef(WholeNumber):
+    """An adverse event by its id or by its reference as people copy it from the case page (AE-2026-000123: the
+    number after the year is the id)."""
+
+    _REFERENCE = re.compile(r"\s*AE-\d{4}-(\d{1,10})\s*", re.IGNORECASE)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        found = self._REFERENCE.fullmatch(value) if isinstance(value, str) else None
+        return super()._deserialize(found.group(1) if found else value, attr, data, **kwargs)
+
+
 class DiscussionIn(BaseSchema):
     kind = fields.String(required=True, validate=validate.OneOf(list(DiscussionKind)),
                          metadata={"example": "preop_level4"})
     operation_id = Id(allow_none=True, metadata={"description": "Required for preop_level4."})
     patient_mrn = Text(40, allow_none=True, metadata={"description": "病案号; or link the operation."})
     encounter_id = Id(allow_none=True)
-    event_id = Id(allow_none=True, metadata={"description": "The adverse event a case review is about."})
+    event_id = EventRef(allow_none=True, validate=validate.Range(min=1), metadata={
+        "description": "The adverse event a case review is about: its id or its reference (AE-2026-000123)."})
     department_id = DepartmentId(allow_none=True, metadata={"description": "Organising department, id or code "
                                                                            "(quality office only; others organise "
                                                                            "for their own)."})
