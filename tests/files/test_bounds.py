@@ -47,13 +47,14 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_every_image_is_stored_at
 
     photo = image((2400, 1200), kind="JPEG")  # 2.9 million pixels: over the limit below if decoded whole
     kept = content.clean_image(photo, max_pixels=1_000_000, max_side=600)
-    assert (kept.width, kept.height) == (600, 300)
+    assert (kept.width, kept.height) == (600, 300)  # decoded at a quarter
     with pytest.raises(Unprocessable) as refused:  # a PNG is decoded whole: its pixels count as they are
         content.clean_image(image((2400, 1200)), max_pixels=1_000_000, max_side=600)
     assert "at most 1 million" in refused.value.errors["file"][0]
     small = content.clean_image(image((1000, 500), "RGBA"), max_pixels=1_000_000, max_side=400)
-    assert (small.width, small.height) == (400, 200) and small.content_type == "image/png"
-    assert Image.open(io.BytesIO(small.data)).size == (400, 200)
+    assert (small.width, small.height) == (334, 167) and small.content_type == "image/png"  # reduced by 3
+    assert Image.open(io.BytesIO(small.data)).size == (334, 167)
+    assert content.clean_image(image((800, 400)), max_pixels=1_000_000, max_side=800).width == 800
 
 
 def test_an_anonymous_report_takes_at_most_five_photos_and_says_so(app, clients, report_body, hospital):
