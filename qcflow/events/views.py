@@ -356,7 +356,8 @@ def case_files(event, actor) -> dict:
     uploaders = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
     return {"attachments": [f for f in shown if f.action_id is None],
             "action_files": {a.id: [f for f in shown if f.action_id == a.id] for a in event.actions},
-            "uploaders": uploaders, "may_add_files": files.may_act_on_case(event, actor) and files.case_takes_files(event),
+            "uploaders": uploaders,
+            "may_add_files": files.may_act_on_case(event, actor) and files.case_takes_files(event),
             "may_remove_file": lambda f: files.case_takes_files(event) and files.may_remove(f, actor)}
 
 

@@ -1,7 +1,7 @@
 """What a file is, by its bytes (never its name or the client's content type), and images made clean.
 
-`identify` accepts photos (JPEG, PNG, GIF, WebP), PDF and common office documents (OOXML without macros,
-legacy Word/Excel/PowerPoint); anything else is refused with a message a person can act on. `clean_image`
+`identify` accepts photos (JPEG, PNG, GIF, WebP), PDF and common office documents (OOXML without macros or other
+code, legacy Word and PowerPoint without VBA); anything else is refused with a message a person can act on. `clean_image`
 decodes an image with Pillow and encodes its pixels again into a new image, so that nothing of the
 original's metadata survives (EXIF with GPS and the camera's serial number, XMP, ICC profiles, comments,
 PNG text chunks); the orientation the camera recorded is applied to the pixels first.
@@ -107,12 +107,14 @@ OOXML_PARTS = {
 #: Where the parts of a Word, Excel or PowerPoint file live; a member elsewhere is not part of such a document.
 OOXML_FOLDERS = ("_rels/", "docProps/", "customXml/", *OOXML_PARTS)
 #: Content types and part names of code inside an OOXML file: macro-enabled main parts, VBA projects and their
-#: data, ActiveX controls, embedded OLE objects (which may hold a program).
+#: data, ActiveX controls, embedded OLE objects (which may hold a program): any binary part but the printer
+#: settings Excel and Word keep (printerSettings/*.bin, a DEVMODE).
 OOXML_CODE_TYPES = re.compile(r"macroenabled|vbaproject|vbadata|activex|oleobject|ms-office\.vba|keymapcustomizations",
                               re.I)
-OOXML_CODE_PARTS = re.compile(r"(vbaproject|vbadata|activex|oleobject|embeddings/.*\.bin$|\.bin$)", re.I)
-#: Members whose name says they are a program or a script, wherever they are.
-EXECUTABLE_NAMES = re.compile(r"\.(exe|dll|com|scr|bat|cmd|ps1|vbs|vbe|js|jse|wsf|hta|msi|lnk|jar|sh|html?|svg)$",
+OOXML_CODE_PARTS = re.compile(r"vbaproject|vbadata|activex|oleobject|^(?!.*/printerSettings/[^/]*$).*\.bin$", re.I)
+#: Members whose name says they are a program or a script, wherever they are (pictures, SVG icons, embedded
+#: workbooks and HTML chunks are documents' own parts and stay).
+EXECUTABLE_NAMES = re.compile(r"\.(exe|dll|com|scr|pif|bat|cmd|ps1|vbs|vbe|js|jse|wsf|wsh|hta|msi|lnk|jar|sh|cpl)$",
                               re.I)
 
 
@@ -225,8 +227,8 @@ def clean_image(data: bytes, *, max_pixels: int, max_side: int = 4096, field: st
 
     A JPEG larger than needed is decoded at 1/2, 1/4 or 1/8 of its size (jpeg_scale); any image still longer than
     `max_side` is reduced by a whole factor, so the stored one has a long side between half of `max_side` and
-    `max_side` (a 12 MP phone photo, 4032 px, is kept whole). Opaque images become JPEG (quality PHOTO_QUALITY), images with
-    transparency PNG. More than `max_pixels` decoded pixels (a decompression bomb, or a panorama beyond any use
+    `max_side` (a 12 MP phone photo, 4032 px, is kept whole). Opaque images become JPEG (quality PHOTO_QUALITY),
+    images with transparency PNG. More than `max_pixels` decoded pixels (a decompression bomb, or a panorama beyond any use
     here) and undecodable bytes are refused (422). The image is reduced before it is turned upright and copied,
     so one full decoded frame is the most a file holds in memory.
     """
@@ -250,7 +252,7 @@ def clean_image(data: bytes, *, max_pixels: int, max_side: int = 4096, field: st
                     image.mode == "P" and "transparency" in image.info)
                 frame = image if image.mode == ("RGBA" if transparent else "RGB") else image.convert(
                     "RGBA" if transparent else "RGB")
-                if max(frame.size) > max_side:  # by a whole factor: box averages, a small part of a resampling's cost
+                if max(frame.size) > max_side:  # by a whole factor: box averages, a tenth of a resampling's cost
                     frame = frame.reduce(-(-max(frame.size) // max_side))
                 if turn is not None:
                     frame = frame.transpose(turn)

@@ -151,6 +151,9 @@ OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100
     (ooxml({"word/document.xml": "<w/>", "word/activeX/activeX1.bin": "x"}), "contains macros"),
     (ooxml({"word/evil.html": "<html/>", "payload.exe": "MZ"}, "<x/>"), "not a Word, Excel or PowerPoint"),
     (ooxml({"word/document.xml": "<w/>", "word/media/run.exe": "MZ"}), "not a Word, Excel or PowerPoint"),
+    (ooxml({"word/document.xml": "<w/>", "word/embeddings/oleObject1.bin": "x"}), "contains macros"),
+    (ooxml({"ppt/presentation.xml": "<p/>"}, '<Types><Default Extension="bin" '
+           'ContentType="application/vnd.openxmlformats-officedocument.oleObject"/></Types>'), "contains macros"),
     (ooxml({"word/document.xml": "<w/>"}, "<Types"), "damaged"),
     (OLE2 + "Workbook".encode("utf-16-le"), "Save it as .xlsx"),
     (OLE2 + "Book".encode("utf-16-le"), "Save it as .xlsx"),
@@ -169,7 +172,8 @@ def test_plain_office_documents_are_still_accepted(ctx):
 
     assert content.identify(docx()).extension == "docx"
     assert content.identify(ooxml({"_rels/.rels": "<r/>", "docProps/core.xml": "<c/>", "xl/workbook.xml": "<w/>",
-                                   "customXml/item1.xml": "<i/>"})).extension == "xlsx"
+                                   "customXml/item1.xml": "<i/>", "xl/printerSettings/printerSettings1.bin": "dm",
+                                   "xl/media/image1.svg": "<svg/>"})).extension == "xlsx"
     assert content.identify(OLE2 + "WordDocument".encode("utf-16-le")).extension == "doc"
     assert content.identify(OLE2 + "PowerPoint Document".encode("utf-16-le")).extension == "ppt"
 
