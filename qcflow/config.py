@@ -25,12 +25,21 @@ class Config:
     #: <instance>/attachments, outside the web root), the limits per file and per record (bytes, number of
     #: files), the most pixels an image may have, and the largest body a route that takes files accepts
     #: (every other route keeps MAX_CONTENT_LENGTH).
+    #: What one request may cost (docs/decisions.md, "What one upload may cost"): an image may need at most
+    #: ATTACHMENT_MAX_PIXELS decoded pixels (a JPEG is decoded at 1/2, 1/4 or 1/8 when its stored copy is smaller
+    #: anyway, so a 48 MP photo costs 12 million; a PNG, GIF or WebP counts whole), is stored at most
+    #: ATTACHMENT_MAX_SIDE pixels on its long side, the images of one request at most
+    #: ATTACHMENT_MAX_PIXELS_PER_REQUEST decoded pixels together, and an anonymous report (with its receipt
+    #: replies) at most ATTACHMENT_MAX_FILES_PER_ANONYMOUS_REPORT photos.
     ATTACHMENT_STORAGE = "filesystem"
     ATTACHMENT_DIR = None
     ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
     ATTACHMENT_MAX_BYTES_PER_RECORD = 50 * 1024 * 1024
     ATTACHMENT_MAX_FILES_PER_RECORD = 20
-    ATTACHMENT_MAX_PIXELS = 40_000_000
+    ATTACHMENT_MAX_PIXELS = 25_000_000
+    ATTACHMENT_MAX_SIDE = 4096
+    ATTACHMENT_MAX_PIXELS_PER_REQUEST = 100_000_000
+    ATTACHMENT_MAX_FILES_PER_ANONYMOUS_REPORT = 5
     UPLOAD_MAX_CONTENT_LENGTH = 41 * 1024 * 1024
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     #: SQLite: read the database through a 1 GiB memory map (core/db.py). The web workers set it

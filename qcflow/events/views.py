@@ -143,7 +143,7 @@ def attach_report_files(event, actor) -> None:
     """Attach the files sent with a report, as its reporter's, in the report's transaction: a file refused
     files no report (the form comes back with the file marked). An anonymous report takes photos only and
     keeps no file name; a confidential one keeps no file name either (decisions.md, Attachments)."""
-    for upload in files.read_uploads(request.files.getlist("files")):
+    for upload in files.read_uploads(request.files.getlist("files"), anonymous=event.is_anonymous):
         files.attach("adverse_event", event.id, upload, stage=event.state, actor=actor, now=now(),
                      anonymous=event.is_anonymous, from_reporter=True, keep_name=event.mode == Mode.NAMED,
                      images_only=event.is_anonymous, field="files")
@@ -282,7 +282,7 @@ def receipt():
 
 def attach_receipt_photos(event) -> None:
     """The receipt holder's photos sent with a reply: the reporter's, photos only, kept to the hour, unnamed."""
-    posted = files.read_uploads(request.files.getlist("files"))
+    posted = files.read_uploads(request.files.getlist("files"), anonymous=True)
     if posted and not EVENT_WORKFLOW.in_phase(event, "open"):
         raise Unprocessable(errors={"files": [_("The case is closed: no more photos can be added.")]})
     for upload in posted:
@@ -364,8 +364,9 @@ def case_files(event, actor) -> dict:
     uploaders = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
     return {"attachments": [f for f in shown if f.action_id is None],
             "action_files": {a.id: [f for f in shown if f.action_id == a.id] for a in event.actions},
-            "uploaders": uploaders, "may_add_files": files.may_act_on_case(event, actor),
-            "may_remove_file": lambda f: files.may_remove(f, actor)}
+            "uploaders": uploaders,
+            "may_add_files": files.may_act_on_case(event, actor) and files.case_takes_files(event),
+            "may_remove_file": lambda f: files.case_takes_files(event) and files.may_remove(f, actor)}
 
 
 @bp.get("/events/<int:event_id>/case.pdf")

@@ -35,6 +35,7 @@ def list_case_files(event_id):
 @blp.response(201, AttachmentOut)
 @blp.alt_response(403, description="Only the quality office and the heads of the case's departments add files")
 @blp.alt_response(404, description="Not a case of your departments")
+@blp.alt_response(409, description="The case is no longer open (closed, duplicate, not reportable, withdrawn)")
 @blp.alt_response(413, description="The body is larger than UPLOAD_MAX_CONTENT_LENGTH")
 @blp.alt_response(422, description="Not an accepted kind of file (by content), damaged, or over a limit")
 def add_case_file(event_id):
@@ -44,10 +45,11 @@ def add_case_file(event_id):
     event = event_queries.load_event(event_id, actor)
     if not services.may_act_on_case(event, actor):
         raise Forbidden()
+    services.check_case_takes_files(event)
     action_id = request.args.get("action_id", type=int)
     if action_id is not None:
         event_queries.load_action(event.id, action_id, actor)
-    posted = services.read_uploads(request.files.getlist("file"))
+    posted = services.read_uploads(request.files.getlist("file"), field="file")
     if len(posted) != 1:
         raise Unprocessable(errors={"file": [_("Send one file in the multipart field \"file\".")]})
     return services.attach("adverse_event", event.id, posted[0], stage=event.state, action_id=action_id, actor=actor,

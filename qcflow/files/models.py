@@ -1,6 +1,7 @@
 """An attachment: one stored file of one record, and what the pages show of it."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -63,8 +64,26 @@ class Attachment(Base):
 
     @property
     def name(self) -> str:
-        """What the pages call the file: its own name, or for a nameless one "attachment-<id>.<ext>"."""
-        return self.original_name or f"attachment-{self.id}.{self.extension}"
+        """What the pages call the file and download it as: its own name ending in the extension of what it holds,
+        or for a nameless one "attachment-<id>.<ext>"."""
+        return with_extension(self.original_name, self.extension) if self.original_name else \
+            f"attachment-{self.id}.{self.extension}"
+
+
+#: A file name's extension: a dot and up to ten letters or digits at its end.
+EXTENSION = re.compile(r"\.([A-Za-z0-9]{1,10})$")
+#: Extensions that name the same content as the stored one.
+SAME_EXTENSION = {"jpg": {"jpg", "jpeg"}}
+
+
+def with_extension(name: str, extension: str) -> str:
+    """The name ending in the stored content's extension (never the uploader's): "检查结果.html" holding a PDF is
+    "检查结果.pdf", "scan" is "scan.pdf"; "IMG.JPEG" holding a JPEG stays as it is."""
+    found = EXTENSION.search(name)
+    if found and found.group(1).lower() in SAME_EXTENSION.get(extension, {extension}):
+        return name
+    stem = name[:found.start()] if found else name
+    return f"{stem or 'attachment'}.{extension}"
 
 
 register_labels({

@@ -20,7 +20,8 @@ class AttachmentOut(BaseSchema):
     sha256 = fields.String()
     width = WholeNumber(allow_none=True)
     height = WholeNumber(allow_none=True)
-    name = fields.String(metadata={"description": "The uploader's file name, or attachment-<id>.<ext>"})
+    name = fields.String(metadata={"description": "The uploader's file name ending in the stored type's extension, "
+                                                  "or attachment-<id>.<ext>"})
     from_reporter = fields.Boolean()
     uploaded_at = DateTime()
 

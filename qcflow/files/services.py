@@ -23,12 +23,15 @@ from qcflow.auth.permissions import can
 from qcflow.core import audit
 from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
-from qcflow.core.errors import Forbidden, NotFound, Unprocessable
+from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.time import coarse
+from qcflow.events.workflow import EVENT_WORKFLOW
 from qcflow.extensions import db
 from qcflow.files import content
-from qcflow.files.models import Attachment
+from qcflow.files.models import Attachment, with_extension
 from qcflow.files.storage import storage
+from qcflow.mdt import services as mdt_services
+from qcflow.mdt.workflow import DISCUSSION_WORKFLOW
 
 #: Stored bytes with no row are deleted by the sweep once older than this (a request in flight has a row by then).
 ORPHAN_AGE = timedelta(days=1)
@@ -47,25 +50,49 @@ class Upload:
     filename: str | None = None
 
 
-def read_uploads(posted) -> list[Upload]:
+def read_uploads(posted, *, anonymous: bool = False, field: str = "files") -> list[Upload]:
     """The posted files (werkzeug FileStorage) as Uploads, each read up to one byte beyond the limit per file
-    (enough to refuse it); the empty part a form sends when no file was chosen is no file."""
-    limit = current_app.config["ATTACHMENT_MAX_BYTES"]
+    (enough to refuse it); the empty part a form sends when no file was chosen is no file.
+
+    What one request may cost is bounded here, before any image is decoded: at most
+    ATTACHMENT_MAX_FILES_PER_RECORD files at once (ATTACHMENT_MAX_FILES_PER_ANONYMOUS_REPORT for the anonymous
+    reporter's), and at most ATTACHMENT_MAX_PIXELS_PER_REQUEST pixels to decode together (read from the headers).
+    """
+    config = current_app.config
+    limit = config["ATTACHMENT_MAX_BYTES"]
     found = []
     for part in posted:
         data = part.stream.read(limit + 1)
         if data or part.filename:
             found.append(Upload(data, part.filename))
+    if anonymous and len(found) > config["ATTACHMENT_MAX_FILES_PER_ANONYMOUS_REPORT"]:
+        raise too_many_anonymous(field)
+    if len(found) > config["ATTACHMENT_MAX_FILES_PER_RECORD"]:
+        raise Unprocessable(errors={field: [_("At most %(n)d files can be sent at once. Choose fewer files.",
+                                              n=config["ATTACHMENT_MAX_FILES_PER_RECORD"])]})
+    budget = config["ATTACHMENT_MAX_PIXELS_PER_REQUEST"]
+    if sum(content.decoded_pixels(upload.data, config["ATTACHMENT_MAX_SIDE"]) for upload in found) > budget:
+        raise Unprocessable(errors={field: [_(
+            "These photos together have too many pixels to be taken in one go (at most %(n)s million pixels at "
+            "once). Send fewer photos at a time.", n=content.millions(budget))]})
     return found
 
 
+def too_many_anonymous(field: str) -> Unprocessable:
+    return Unprocessable(errors={field: [_("An anonymous report takes at most %(n)d photos from its reporter. "
+                                           "Choose fewer photos.",
+                                           n=current_app.config["ATTACHMENT_MAX_FILES_PER_ANONYMOUS_REPORT"])]})
 
-def clean_name(name: str | None) -> str | None:
-    """The name to show: no folders, no control or format characters, at most NAME_LENGTH characters."""
+
+def clean_name(name: str | None, extension: str | None = None) -> str | None:
+    """The name to show: no folders, no control or format characters, ending in `extension` (the stored
+    content's: models.with_extension), at most NAME_LENGTH characters."""
     if not name:
         return None
     name = re.split(r"[\\/]", name)[-1]
     name = "".join(c for c in unicodedata.normalize("NFC", name) if unicodedata.category(c)[0] != "C").strip()
+    if name and extension:
+        name = with_extension(name, extension)
     if len(name) > NAME_LENGTH:
         stem, dot, extension = name.rpartition(".")
         name = (stem[:NAME_LENGTH - len(extension) - 1] + dot + extension) if dot and len(extension) <= 10 \
@@ -141,6 +168,11 @@ def attach(record_type: str, record_id: int, upload: Upload, *, stage: str, acto
     """
     check_limits(record_type, record_id, len(upload.data), field=field)
     found = content.identify(upload.data, field=field)
+    if anonymous and from_reporter and db.session.scalar(sa.select(sa.func.count()).where(
+            Attachment.record_type == record_type, Attachment.record_id == record_id, Attachment.from_reporter,
+            Attachment.uploaded_by_user_id.is_(None), Attachment.removed_at.is_(None))) >= current_app.config[
+            "ATTACHMENT_MAX_FILES_PER_ANONYMOUS_REPORT"]:
+        raise too_many_anonymous(field)
     if images_only and found.kind != "image":
         raise Unprocessable(errors={field: [_(
             "Only photos and screenshots (JPEG, PNG) can be attached to an anonymous report: a PDF or office "
@@ -148,21 +180,22 @@ def attach(record_type: str, record_id: int, upload: Upload, *, stage: str, acto
     data, width, height, thumbnail = upload.data, None, None, None
     content_type, extension = found.content_type, found.extension
     if found.kind == "image":
-        image = content.clean_image(upload.data, max_pixels=current_app.config["ATTACHMENT_MAX_PIXELS"], field=field)
+        image = content.clean_image(upload.data, max_pixels=current_app.config["ATTACHMENT_MAX_PIXELS"],
+                                    max_side=current_app.config["ATTACHMENT_MAX_SIDE"], field=field)
         data, width, height, thumbnail = image.data, image.width, image.height, image.thumbnail
         content_type, extension = image.content_type, image.extension
         check_limits(record_type, record_id, len(data), field=field)  # a re-encoded image may be larger
     if anonymous:
         actor, now = Actor.anonymous(), coarse(now)
     keep_name = not anonymous if keep_name is None else keep_name and not anonymous
-    storage_key = _store(data)
-    thumbnail_key = _store(thumbnail) if thumbnail is not None else None
+    storage_key = _store(data, now)
+    thumbnail_key = _store(thumbnail, now) if thumbnail is not None else None
     attachment = Attachment(
         id=new_id(db.session, Attachment, unordered=anonymous), record_type=record_type, record_id=record_id,
         action_id=action_id, stage=stage, kind=found.kind, content_type=content_type, extension=extension,
         size=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_key=storage_key,
         thumbnail_key=thumbnail_key, width=width, height=height,
-        original_name=clean_name(upload.filename) if keep_name else None,
+        original_name=clean_name(upload.filename, extension) if keep_name else None,
         uploaded_by_user_id=None if anonymous else actor.user_id, from_reporter=from_reporter, uploaded_at=now)
     db.session.add(attachment)
     db.session.flush()
@@ -194,17 +227,56 @@ def may_act_on_case(event, actor: Actor) -> bool:
         and actor.department_id in (event.department_id, event.handling_department_id))
 
 
+def case_takes_files(event) -> bool:
+    """Whether a case's files may still change: only while it is open (not closed, a duplicate, not reportable
+    or withdrawn), as its messages and actions."""
+    return EVENT_WORKFLOW.in_phase(event, "open")
+
+
+def check_case_takes_files(event) -> None:
+    """Refuse adding or removing a file of a case that is no longer open (409)."""
+    if not case_takes_files(event):
+        raise Conflict(_("This case is no longer open (closed, a duplicate, not reportable or withdrawn): its files "
+                         "can no longer be added or removed."), state=event.state)
+
+
+def check_may_add_to_discussion(discussion, actor: Actor) -> None:
+    """Files are added to a discussion by those who may record it, while it may be recorded (signed or cancelled:
+    409)."""
+    mdt_services.check_editable(discussion, actor)
+
+
+def may_remove_from_discussion(attachment: Attachment, discussion, actor: Actor) -> bool:
+    """While a discussion may be recorded, its uploader removes their own file; a head of the organising
+    department and the quality office any (not every clinician of the department)."""
+    if not mdt_services.allowed_here(discussion, actor)["record"]:
+        return False
+    keepers = DISCUSSION_WORKFLOW.roles_of(discussion, actor)
+    return ((actor.user_id is not None and attachment.uploaded_by_user_id == actor.user_id)
+            or "organising_head" in keepers or can(actor, "handle_cases"))
+
+
+def check_may_remove_from_discussion(attachment: Attachment, discussion, actor: Actor) -> None:
+    """Refuse removing a discussion's file once it is signed or cancelled (409), or by anyone but its uploader,
+    a head of the organising department and the quality office (403)."""
+    mdt_services.check_editable(discussion, actor)
+    if not may_remove_from_discussion(attachment, discussion, actor):
+        raise Forbidden(_("Only whoever added this file, a head of the organising department or the quality office "
+                          "may remove it."))
+
+
 def may_remove(attachment: Attachment, actor: Actor) -> bool:
     """The uploader may remove their own file, the quality office any."""
     return (actor.user_id is not None and attachment.uploaded_by_user_id == actor.user_id) or can(actor, "handle_cases")
 
 
-def remove(attachment: Attachment, *, actor: Actor, now: datetime, keeps_record: bool = False) -> Attachment:
+def remove(attachment: Attachment, *, actor: Actor, now: datetime, checked: bool = False) -> Attachment:
     """Remove a file: the row stays for the record's history, its bytes are deleted once this commits.
 
-    `keeps_record`: the actor keeps the owning record (an MDT discussion's organiser) and may remove any of its files.
+    `checked`: the owning record's rule has allowed it (an MDT discussion: check_may_remove_from_discussion);
+    otherwise the uploader or the quality office.
     """
-    if not (keeps_record or may_remove(attachment, actor)):
+    if not (checked or may_remove(attachment, actor)):
         raise Forbidden(_("Only whoever added this file, or the quality office, may remove it."))
     if attachment.removed_at is not None:
         return attachment
@@ -217,10 +289,10 @@ def remove(attachment: Attachment, *, actor: Actor, now: datetime, keeps_record:
     return attachment
 
 
-def _store(data: bytes) -> str:
-    """Put bytes into the storage; a rollback of this transaction deletes them again."""
+def _store(data: bytes, now: datetime) -> str:
+    """Put bytes into the storage, dated to the hour; a rollback of this transaction deletes them again."""
     where = storage()
-    key = where.put(data)
+    key = where.put(data, at=coarse(now))
     db.session.info.setdefault(STORED, []).append((where, key))
     return key
 

@@ -15,13 +15,14 @@ from typing import Iterator, Protocol
 from flask import current_app
 
 from qcflow.core.errors import NotFound
+from qcflow.core.time import coarse
 
 KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 class Storage(Protocol):
-    def put(self, data: bytes) -> str:
-        """Keep the bytes under a new random key; returns the key."""
+    def put(self, data: bytes, *, at: datetime | None = None) -> str:
+        """Keep the bytes under a new random key, dated `at` (to the hour; default: this hour); returns the key."""
 
     def get(self, key: str) -> bytes:
         """The bytes kept under `key` (NotFound when there are none)."""
@@ -35,7 +36,8 @@ class Storage(Protocol):
 
 class FileSystemStorage:
     """Files under `root` (outside the web root): `ab/cd/abcd…`, written to a temporary file and renamed
-    into place (never half a file under a key), readable by the service's user alone (0600, folders 0700)."""
+    into place (never half a file under a key), readable by the service's user alone (0600, folders 0700),
+    their modification and access times (and their folders') set to the start of the hour they were stored in."""
 
     def __init__(self, root: str):
         self.root = os.path.realpath(root)
@@ -45,7 +47,7 @@ class FileSystemStorage:
             raise NotFound()
         return os.path.join(self.root, key[:2], key[2:4], key)
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes, *, at: datetime | None = None) -> str:
         key = secrets.token_hex(16)
         path = self.path(key)
         folder = os.path.dirname(path)
@@ -61,6 +63,11 @@ class FileSystemStorage:
             if os.path.exists(temporary):
                 os.unlink(temporary)
             raise
+        # Every file and the folders it changed say only the hour (an anonymous reporter's file among others):
+        # the inode's ctime stays exact on this filesystem, and backups must not keep it (docs/deploy.md).
+        hour = coarse(at or datetime.now(timezone.utc)).timestamp()
+        for where in (path, folder, os.path.dirname(folder), self.root):
+            os.utime(where, (hour, hour))
         return key
 
     def get(self, key: str) -> bytes:

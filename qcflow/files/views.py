@@ -94,6 +94,7 @@ def add_case_files(event_id):
     event = event_queries.load_event(event_id, actor)
     if not services.may_act_on_case(event, actor):
         raise Forbidden(_("Files are added by the quality office and the heads of the case's departments."))
+    services.check_case_takes_files(event)
     action_id = request.form.get("action_id", type=int)
     if action_id is not None:
         event_queries.load_action(event.id, action_id, actor)
@@ -111,6 +112,7 @@ def remove_case_file(event_id, attachment_id):
     actor = current_actor()
     event = event_queries.load_event(event_id, actor)
     attachment = services.load_attachment(attachment_id, "adverse_event", event.id)
+    services.check_case_takes_files(event)
     confirmed_removal()
     services.remove(attachment, actor=actor, now=now())
     return redirect(url_for("events.detail", event_id=event.id) + "#attachments")
@@ -149,8 +151,7 @@ def add_discussion_files(discussion_id):
     """Add files to an MDT discussion (those who may record it)."""
     actor = current_actor()
     discussion = mdt_queries.load_discussion(discussion_id, actor)
-    if not mdt_services.allowed_here(discussion, actor)["record"]:
-        raise Forbidden(_("Files are added by the organiser and the chair while the discussion is open."))
+    services.check_may_add_to_discussion(discussion, actor)
     for upload in uploads():
         services.attach("mdt_discussion", discussion.id, upload, stage=discussion.state, actor=actor, now=now(),
                         field="files")
@@ -160,10 +161,12 @@ def add_discussion_files(discussion_id):
 @bp.post("/mdt/<int:discussion_id>/files/<int:discussion_file_id>/remove")
 @allowed("mdt")
 def remove_discussion_file(discussion_id, discussion_file_id):
-    """Remove a file from an MDT discussion (its uploader, the organiser, or the quality office)."""
+    """Remove a file from an MDT discussion while it may be recorded (its uploader, a head of the organising
+    department, or the quality office)."""
     actor = current_actor()
     attachment = readable_discussion_file(discussion_id, discussion_file_id, actor)
     discussion = mdt_queries.load_discussion(discussion_id, actor)
+    services.check_may_remove_from_discussion(attachment, discussion, actor)
     confirmed_removal()
-    services.remove(attachment, actor=actor, now=now(), keeps_record=mdt_services.allowed_here(discussion, actor)["manage"])
+    services.remove(attachment, actor=actor, now=now(), checked=True)
     return redirect(url_for("mdt.detail", discussion_id=discussion_id) + "#attachments")

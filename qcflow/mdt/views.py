@@ -116,7 +116,7 @@ def discussion_files(discussion, actor) -> dict:
     shown = files.files_of("mdt_discussion", discussion.id)
     ids = {f.uploaded_by_user_id for f in shown if f.uploaded_by_user_id}
     return {"attachments": shown, "uploaders": queries.names_of(User, ids) if ids else {},
-            "may_remove_file": lambda f: files.may_remove(f, actor) or services.allowed_here(discussion, actor)["manage"]}
+            "may_remove_file": lambda f: files.may_remove_from_discussion(f, discussion, actor)}
 
 
 @bp.post("/mdt/<int:discussion_id>/record")

@@ -70,6 +70,20 @@ def test_nginx_limits_anonymous_submissions_per_address_without_logging_them():
     assert levels.index(logged) < levels.index(threshold)
 
 
+def test_nginx_holds_photo_uploads_without_a_login_to_a_few_a_minute_per_address():
+    """An upload costs seconds of a worker: the public forms' multipart POSTs have a stricter zone of their own."""
+    site = read("nginx", "qcflow.conf")
+    key = re.search(r'map "\$request_method:\$content_type" \$(\w+) \{\s*"~\^POST:multipart/form-data"\s+'
+                    r'\$binary_remote_addr;\s*default\s+"";\s*\}', site)
+    assert key, "only multipart POSTs are counted"
+    zone = re.search(r"limit_req_zone \$" + key.group(1) + r" zone=(\w+):\d+m rate=(\d+)r/m;", site)
+    assert zone and 1 <= int(zone.group(2)) <= 10
+    for location in ("= /report", "^~ /report/", "= /receipt"):
+        block = re.search(r"location\s+" + re.escape(location) + r"\s*\{([^}]*)\}", site).group(1)
+        assert "include snippets/qcflow-anonymous.conf;" in block
+        assert re.search(r"limit_req zone=" + zone.group(1) + r" burst=\d+ nodelay;", block), location
+
+
 def test_nginx_logs_nothing_of_a_patients_link_and_slows_guessed_links_per_address():
     site = read("nginx", "qcflow.conf")
     block = re.search(r"location \^~ /f/ \{([^}]*)\}", site)
