@@ -270,6 +270,11 @@ register_labels({
     },
     #: Who found the harm a report describes (exports, pages, the analysis).
     "found_by": {"reporter": _l("Reported by staff"), "trigger": _l("Found by the system")},
+    #: A report's status as a patient or a family reads it (workflow.PLAIN_STATUS).
+    "plain_status": {
+        "received": _l("Received: we will look into it"), "question": _l("We have asked you a question"),
+        "looking_into": _l("Being looked into"), "improving": _l("Being put right"), "done": _l("Dealt with"),
+    },
     #: Who filed a report on the public form.
     "public_role": {"patient": _l("The patient"), "family": _l("A family member"), "other": _l("Another visitor")},
     "mode": {

@@ -553,6 +553,18 @@ def record_external_report(event: AdverseEvent, *, actor: Actor, now: datetime, 
 #: Fields a patient or a family fills in on the public form; nothing else can be set through it.
 PUBLIC_FIELDS = PUBLIC_REQUIRED_FIELDS + ("location", "harm", "immediate_actions", "contact_name", "contact_phone",
                                           "wants_feedback")
+#: The kinds of department patients stay in or visit: the public form lists them and the wards' posters
+#: are printed for them (never a functional office such as the equipment or the medical affairs office).
+PATIENT_DEPARTMENT_KINDS = ("clinical", "nursing")
+
+
+def patient_departments() -> list[Department]:
+    """The active departments patients stay in or visit, as the public form and the posters list them."""
+    return list(db.session.scalars(sa.select(Department).where(
+        Department.is_active.is_(True), Department.kind.in_(PATIENT_DEPARTMENT_KINDS)).order_by(
+        Department.kind, Department.code)))
+
+
 #: How far back a patient or a family may date what happened.
 PUBLIC_REPORT_MAX_AGE_DAYS = 365
 #: A phone number as people write it: digits, spaces, hyphens, brackets, a leading +; 7 to 15 digits.
@@ -583,7 +595,8 @@ def check_public_report(data: dict, now: datetime) -> dict:
     if data.get("public_role") and data["public_role"] not in PUBLIC_ROLES:
         errors["public_role"] = [_("Choose who you are.")]
     department = db.session.get(Department, data["department_id"]) if data.get("department_id") else None
-    if data.get("department_id") and (department is None or not department.is_active):
+    if data.get("department_id") and (department is None or not department.is_active
+                                      or department.kind not in PATIENT_DEPARTMENT_KINDS):
         errors["department_id"] = [_("Choose a ward or department from the list.")]
     if data.get("harm") and data["harm"] not in HARM:
         errors["harm"] = [_("Choose an answer from the list.")]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
+import base64
+
 import segno
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
@@ -16,9 +18,9 @@ from qcflow.auth.permissions import allowed, authenticated, can, current_actor, 
 from qcflow.auth.ratelimit import rate_limited
 from qcflow.auth.queries import active_departments
 from qcflow.core.actors import Actor
-from qcflow.core.errors import DomainError, NotFound, Unprocessable, page_refusal, translate_errors
+from qcflow.core.errors import DomainError, NotFound, TooManyRequests, Unprocessable, page_refusal, translate_errors
 from qcflow.core.forms import form_data, load_form
-from qcflow.core.i18n import with_lang
+from qcflow.core.i18n import current_language, with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
 from qcflow.core.time import hospital_tz, now, today
 from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, accepts_files, session_free, sessionless_csrf
@@ -47,7 +49,7 @@ from qcflow.events.schemas import (
     ReportIn,
     TransitionIn,
 )
-from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, discussion_guard, waiting_for
+from qcflow.events.workflow import ACTION_WORKFLOW, EVENT_WORKFLOW, discussion_guard, plain_status, waiting_for
 from qcflow.extensions import db
 from qcflow.files import services as files
 from qcflow.reports import pdf
@@ -141,20 +143,68 @@ def save_report(actor):
 
 def attach_report_files(event, actor) -> None:
     """Attach the files sent with a report, as its reporter's, in the report's transaction: a file refused
-    files no report (the form comes back with the file marked). An anonymous report takes photos only and
-    keeps no file name; a confidential one keeps no file name either (decisions.md, Attachments)."""
-    for upload in files.read_uploads(request.files.getlist("files"), anonymous=event.is_anonymous):
-        files.attach("adverse_event", event.id, upload, stage=event.state, actor=actor, now=now(),
-                     anonymous=event.is_anonymous, from_reporter=True, keep_name=event.mode == Mode.NAMED,
-                     images_only=event.is_anonymous, field="files")
+    files no report (the form comes back with the file marked, named: its name on the named form, "photo 2"
+    on the anonymous one). An anonymous report takes photos only and keeps no file name; a confidential one
+    keeps no file name either (decisions.md, Attachments)."""
+    posted = files.read_uploads(request.files.getlist("files"), anonymous=event.is_anonymous)
+    for number, upload in enumerate(posted, 1):
+        shown = None if event.is_anonymous else files.clean_name(upload.filename)
+        try:
+            files.attach("adverse_event", event.id, upload, stage=event.state, actor=actor, now=now(),
+                         anonymous=event.is_anonymous, from_reporter=True, keep_name=event.mode == Mode.NAMED,
+                         images_only=event.is_anonymous, field="files")
+        except Unprocessable as refused:
+            which = (_("“%(name)s”", name=shown) if shown else _("Photo %(n)d", n=number) if event.is_anonymous
+                     else _("File %(n)d", n=number))
+            reasons = [str(m) for messages in (refused.errors or {"files": [refused.message]}).values()
+                       for m in messages]
+            raise Unprocessable(errors={"files": [_("%(file)s was not accepted: %(reason)s", file=which,
+                                                    reason=reason) for reason in reasons]}) from refused
+
+
+def files_chosen() -> bool:
+    """Whether the posted form carried files: a form shown again after an error has lost them (a browser
+    never fills a file field), so the page says to choose them again."""
+    return any(part.filename for part in request.files.getlist("files"))
+
+
+def family_photos(event) -> list:
+    """Attach the photos a patient, a family or an anonymous receipt holder sent: the reporter's, photos only,
+    kept to the hour, unnamed. A refusal says in plain words which photo and what to do with a phone (never
+    the staff's advice about PDFs and office documents)."""
+    added = []
+    for number, upload in enumerate(files.read_uploads(request.files.getlist("files"), anonymous=True), 1):
+        try:
+            added.append(files.attach("adverse_event", event.id, upload, stage=event.state, actor=Actor.anonymous(),
+                                      now=now(), anonymous=True, from_reporter=True, images_only=True,
+                                      field="files"))
+        except Unprocessable as refused:
+            raise Unprocessable(errors={"files": [family_photo_refusal(event, upload, number)]}) from refused
+    return added
+
+
+def family_photo_refusal(event, upload, number: int) -> str:
+    """Why a photo sent by a patient, a family or a receipt holder was refused, in plain words."""
+    limit = current_app.config["ATTACHMENT_MAX_BYTES"]
+    if len(upload.data) > limit:
+        return _("Photo %(n)d is too big (more than %(limit)s). Take a screenshot of it and add the screenshot "
+                 "instead.", n=number, limit=files.megabytes(limit))
+    try:
+        files.check_limits("adverse_event", event.id, len(upload.data), field="files")
+    except Unprocessable:
+        return _("Photo %(n)d could not be added: this report already has as many photos as it can take.",
+                 n=number)
+    return _("Photo %(n)d could not be added. Choose a photo (JPEG or PNG) from your phone's photo album, or "
+             "take a screenshot and add that.", n=number)
 
 
 def receipt_page(event, code, *, again=False, public=False):
     """The receipt of an anonymous report; its script moves the code into the address's fragment, so a
     reload shows it again without the server keeping it (decisions.md). `public`: in plain words, for a
     patient or a family."""
+    address = with_lang(url_for("events.report_received", public=1 if public else None))
     return render_template("events/receipt_code.html", reference=event.reference if event else None, code=code,
-                           again=again, address=with_lang(url_for("events.report_received")), public=public)
+                           again=again, address=address, public=public)
 
 
 def resent_form(filed, anonymous: bool):
@@ -221,7 +271,7 @@ def report():
                 return page
             errors, status = failed
     return render_template("events/report.html", named=False, errors=errors, values=values,
-                           **report_choices()), status
+                           files_dropped=bool(errors) and files_chosen(), **report_choices()), status
 
 
 @bp.route("/report/named", methods=["GET", "POST"])
@@ -244,7 +294,7 @@ def report_named():
                 return page
             errors, status = failed
     return render_template("events/report.html", named=True, errors=errors, values=values,
-                           **report_choices()), status
+                           files_dropped=bool(errors) and files_chosen(), **report_choices()), status
 
 
 @bp.get("/report/received")
@@ -253,7 +303,7 @@ def report_named():
 def report_received():
     """The receipt of an anonymous report, read from the address's fragment (#…), which the browser never
     sends: the same page for everybody, which a reload or a bookmark shows again."""
-    return receipt_page(None, None)
+    return receipt_page(None, None, public=request.args.get("public") == "1")
 
 
 @bp.route("/receipt", methods=["GET", "POST"])
@@ -262,32 +312,57 @@ def report_received():
 @sessionless_csrf
 @accepts_files
 def receipt():
-    """Read a report's status, questions and feedback with the receipt code; reply anonymously, with photos."""
-    event, error, status = None, None, 200
+    """Read a report's status, questions and feedback with the receipt code; reply anonymously, with photos.
+
+    A refused reply or photo shows the page again with the typed reply and the code kept (nothing of the
+    attempt is saved); a wrong code shows the look-up form with the code as typed, to correct it."""
+    event, errors, status, sent = None, {}, 200, None
     code = (request.form.get("receipt_code") or "").strip()
+    reply = request.form.get("message", "")
     if request.method == "POST":
-        reply = request.form.get("message", "")
         try:
             event = find_receipt(code, reply if reply.strip() else None, at=now(),
                                  seen=request.form.get("seen", type=int))
-            attach_receipt_photos(event)
+            photos = attach_receipt_photos(event)
+            sent = "reply" if reply.strip() else "photos" if photos else None
         except DomainError as failure:
             errors, status = page_refusal(failure)
-            error = " ".join(str(m) for messages in errors.values() for m in messages)
+            event = None if isinstance(failure, (NotFound, TooManyRequests)) else receipt_again(code)
     shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
     own_files = files.files_of("adverse_event", event.id, from_reporter=True) if event else []
-    return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
-                           own_files=own_files, **shown), status
+    return render_template("events/receipt.html", event=event, code=code, errors=errors, sent=sent,
+                           reply=reply if errors else "", own_files=own_files,
+                           files_dropped=bool(errors) and files_chosen(),
+                           thumbnails=receipt_thumbnails(own_files),
+                           status_label=plain_status(event.state) if event and event.public_role else None,
+                           **shown), status
 
 
-def attach_receipt_photos(event) -> None:
-    """The receipt holder's photos sent with a reply: the reporter's, photos only, kept to the hour, unnamed."""
-    posted = files.read_uploads(request.files.getlist("files"), anonymous=True)
-    if posted and not EVENT_WORKFLOW.in_phase(event, "open"):
+def receipt_again(code: str):
+    """The report of a right code, to show its page again after a refused reply or photo (None if wrong)."""
+    try:
+        return services.find_by_receipt(code)
+    except NotFound:
+        return None
+
+
+def receipt_thumbnails(own_files) -> dict:
+    """The reporter's own photos as small inline images (data: URIs of the stored thumbnails): the page
+    answers a POST carrying the code, so no address could fetch them; each read is audited."""
+    shown = {}
+    for f in own_files:
+        if f.thumbnail_key:
+            data = files.read(f, actor=Actor.anonymous(), now=now(), thumbnail=True)
+            kind = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg"
+            shown[f.id] = f"data:{kind};base64,{base64.b64encode(data).decode()}"
+    return shown
+
+
+def attach_receipt_photos(event) -> list:
+    """The receipt holder's photos sent with a reply (family_photos)."""
+    if files_chosen() and not EVENT_WORKFLOW.in_phase(event, "open"):
         raise Unprocessable(errors={"files": [_("The case is closed: no more photos can be added.")]})
-    for upload in posted:
-        files.attach("adverse_event", event.id, upload, stage=event.state, actor=Actor.anonymous(), now=now(),
-                     anonymous=True, from_reporter=True, images_only=True, field="files")
+    return family_photos(event)
 
 
 @bp.post("/receipt/files/<int:receipt_file_id>")
@@ -380,7 +455,8 @@ def case_pdf(event_id):
     data = pdf.render_template_pdf(
         "reports/case.html", event=event, view=queries.present(event, actor), timeline=queries.timeline(event),
         files=files.files_of("adverse_event", event.id), uploaders=context["uploaders"],
-        actions={a.id: a for a in event.actions}, printed_at=now())
+        actions={a.id: a for a in event.actions}, printed_at=now(),
+        messages=queries.dialogue(event) if can(actor, "handle_cases") else [])
     return pdf.pdf_response(data, f"case-{event.reference or event.id}.pdf")
 
 
@@ -504,6 +580,7 @@ def post_public_report():
     try:
         event, code = services.file_public_report(public_report_data(), now=now(), receipt_seed=form_key(),
                                                   idempotency_key=key)
+        family_photos(event)  # in the report's transaction: a refused photo files no report
         db.session.flush()  # the same form sent twice at once surfaces here
     except ValidationError as error:
         return None, (public_form_errors(error), 422)
@@ -521,13 +598,14 @@ def post_public_report():
 @public
 @session_free
 @sessionless_csrf
+@accepts_files
 def report_public():
     """A patient or a family tells the hospital about a safety problem, in plain words, without logging in.
 
     Reached from a ward poster's QR code (`?d=<department code>` preselects the ward; an unknown code
     preselects nothing). Like /report it opens no session and answers everybody alike.
     """
-    departments = active_departments()
+    departments = services.patient_departments()
     errors, status, values = {}, 200, {"wants_feedback": "1"}
     if request.method == "GET":
         code = (request.args.get("d") or "").strip().upper()
@@ -541,21 +619,23 @@ def report_public():
             return page
         errors, status = failed
     return render_template("events/report_public.html", errors=errors, values=values, departments=departments,
-                           roles=PUBLIC_ROLES, harms=(*HARM, "unknown"), today=today(now()).isoformat()), status
+                           roles=PUBLIC_ROLES, harms=(*HARM, "unknown"), today=today(now()).isoformat(),
+                           files_dropped=bool(errors) and files_chosen()), status
 
 
-def public_report_link(department) -> str:
+def public_report_link(department, lang: str | None = None) -> str:
     """The public form's address for a department, as its poster's QR code carries it: under
-    PUBLIC_REPORT_LINK_BASE (the address patients reach qcflow at), else this request's host."""
+    PUBLIC_REPORT_LINK_BASE (the address patients reach qcflow at), else this request's host. `lang`: the
+    language the form opens in (an English poster's code opens the English form)."""
     base = (current_app.config.get("PUBLIC_REPORT_LINK_BASE") or request.host_url).rstrip("/")
-    return f"{base}{url_for('events.report_public')}?d={department.code}"
+    return f"{base}{url_for('events.report_public')}?d={department.code}" + (f"&lang={lang}" if lang else "")
 
 
 @bp.get("/events/posters")
 @allowed("handle_cases")
 def posters():
     """The wards' posters: one printable PDF per department, with the QR code of its public form."""
-    return render_template("events/posters.html", departments=active_departments(),
+    return render_template("events/posters.html", departments=services.patient_departments(),
                            link=public_report_link)
 
 
@@ -565,10 +645,10 @@ def posters():
 def poster(code):
     """A department's ward poster (A4 PDF): the hospital's and the department's names, a QR code of the
     department's public form and how it works, in plain words."""
-    department = next((d for d in active_departments() if d.code == code), None)
+    department = next((d for d in services.patient_departments() if d.code == code), None)
     if department is None:
         raise NotFound()
-    link = public_report_link(department)
+    link = public_report_link(department, lang="en" if current_language() == "en" else None)
     qr = segno.make(link, error="m").svg_data_uri(scale=10, border=2)
     data = pdf.render_template_pdf("events/poster.html", department=department, link=link, qr=qr,
                                    hospital=current_app.config.get("HOSPITAL_NAME") or "", printed_at=now())

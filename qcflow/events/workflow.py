@@ -181,6 +181,22 @@ EVENT_WORKFLOW = Workflow(
     },
 )
 
+#: The status a patient or a family reads on the receipt page, in plain words: a few steps instead of the
+#: workflow's states (every state is in exactly one; labels under "plain_status" in events.models).
+PLAIN_STATUS = {
+    "received": (S.DRAFT, S.SUBMITTED, S.TRIAGED),
+    "question": (S.INFO_REQUESTED,),
+    "looking_into": (S.INVESTIGATING,),
+    "improving": (S.ACTIONS_OPEN, S.VERIFYING),
+    "done": (S.CLOSED, S.DUPLICATE, S.NOT_REPORTABLE, S.WITHDRAWN),
+}
+
+
+def plain_status(state: str) -> str:
+    """The plain status of a case's state (PLAIN_STATUS)."""
+    return next(status for status, states in PLAIN_STATUS.items() if state in states)
+
+
 A = ActionState
 
 ACTION_WORKFLOW = Workflow(

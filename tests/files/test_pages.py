@@ -223,5 +223,8 @@ def test_the_receipt_holder_adds_a_photo_with_a_reply(app, clients, report_body,
     refused = reporter.post("/receipt?lang=en", data={**fresh_form(reporter), "receipt_code": code, "message": "再补充",
                                                       "files": (io.BytesIO(b"%PDF-1.4"), "a.pdf")},
                             content_type="multipart/form-data")
-    assert refused.status_code == 422 and "Only photos and screenshots" in refused.get_data(as_text=True)
+    page = refused.get_data(as_text=True)
+    # The receipt page's own plain words (a phone's photo album), never the staff's advice about PDFs.
+    assert refused.status_code == 422 and "Photo 1 could not be added. Choose a photo (JPEG or PNG)" in page
+    assert "PDF" not in page.split('id="files-error"')[1].split("</p>")[0]
     assert len(rows(app)) == 1

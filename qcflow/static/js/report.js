@@ -61,8 +61,10 @@
     }
     var found = PATTERN.exec(decodeURIComponent(location.hash || ""));
     if (!found) { return; }
-    document.getElementById("receipt-reference").textContent = found[1];
-    document.getElementById("receipt-reference-line").hidden = false;
+    if (!receipt.dataset.public) {  // a patient or a family is shown the code only
+      document.getElementById("receipt-reference").textContent = found[1];
+      document.getElementById("receipt-reference-line").hidden = false;
+    }
     document.getElementById("receipt-found").hidden = false;
     var missing = document.getElementById("receipt-missing");
     if (missing) { missing.hidden = true; }
