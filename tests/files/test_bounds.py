@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale
 from PIL import Image
 
 from qcflow.core.errors import Conflict, Forbidden, Unprocessable
@@ -48,7 +49,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_and_every_image_is_stored_at
     photo = image((2400, 1200), kind="JPEG")  # 2.9 million pixels: over the limit below if decoded whole
     kept = content.clean_image(photo, max_pixels=1_000_000, max_side=600)
     assert (kept.width, kept.height) == (600, 300)  # decoded at a quarter
-    with pytest.raises(Unprocessable) as refused:  # a PNG is decoded whole: its pixels count as they are
+    with pytest.raises(Unprocessable) as refused, force_locale("en"):  # a PNG is decoded whole: its pixels count
         content.clean_image(image((2400, 1200)), max_pixels=1_000_000, max_side=600)
     assert "at most 1 million" in refused.value.errors["file"][0]
     small = content.clean_image(image((1000, 500), "RGBA"), max_pixels=1_000_000, max_side=400)
