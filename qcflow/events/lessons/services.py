@@ -124,10 +124,26 @@ def write(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> Le
     return lesson
 
 
+def may_edit(lesson: Lesson, actor: Actor) -> bool:
+    """Whether this reader may change the lesson's text now: its author, while it is a draft."""
+    return LESSON_WORKFLOW.in_phase(lesson, "editable") and is_author(lesson, actor)
+
+
+def is_author(lesson: Lesson, actor: Actor) -> bool:
+    return actor.user_id is not None and actor.user_id == lesson.author_user_id
+
+
+def check_author(lesson: Lesson, actor: Actor) -> None:
+    """Only the author changes the text (the reviewer sends it back with a reason), so whoever publishes a
+    lesson has written none of it: four eyes read every word."""
+    if not can(actor, "handle_cases") or not is_author(lesson, actor):
+        raise Forbidden(_("Only the lesson's author changes its text. Another member of the quality office reads "
+                          "it and sends it back with a reason."))
+
+
 def update(lesson: Lesson, data: dict, *, actor: Actor, now: datetime, expected_version: int | None) -> Lesson:
     """Change a draft lesson from the version the author read (stale → 409); the scrubber reads it again."""
-    if not can(actor, "handle_cases"):
-        raise Forbidden()
+    check_author(lesson, actor)
     if not LESSON_WORKFLOW.in_phase(lesson, "editable"):
         raise Conflict(_("Only a draft lesson can be changed: send it back to its author first."))
     if expected_version != lesson.version:

@@ -145,3 +145,21 @@ def test_the_bulletin_carries_the_lessons_published_in_its_month(app, write_less
         assert absent not in section
     january = bulletin_html(app, date(2026, 1, 1), datetime(2026, 3, 5, tzinfo=timezone.utc))
     assert 'id="no-lessons"' in january
+
+
+def test_another_member_of_the_quality_office_cannot_rewrite_a_draft_page_or_api(clients, write_lesson):
+    lesson = write_lesson("draft")
+    quality2 = clients("quality2")
+    refused = quality2.patch(f"/api/v1/lessons/{lesson.id}", headers=quality2.csrf,
+                             json={"what_happened": "改写的经过。", "version": lesson.version})
+    assert refused.status_code == 403 and "author" in refused.json["message"]
+    page = quality2.get(f"/lessons/{lesson.id}").get_data(as_text=True)
+    assert 'id="edit-lesson"' not in page and 'id="author-edits"' in page
+    form = quality2.get(f"/events/{lesson.event_id}/lesson")
+    assert form.status_code == 302 and form.headers["Location"].endswith(f"/lessons/{lesson.id}")
+    posted = quality2.post(f"/events/{lesson.event_id}/lesson",
+                           data={**TEXT, "what_happened": "改写的经过。", "version": lesson.version,
+                                 "csrf_token": quality2.csrf["X-CSRFToken"]})
+    assert posted.status_code == 403 and 'id="lesson-form"' not in posted.get_data(as_text=True)
+    assert clients("quality").get(f"/api/v1/lessons/{lesson.id}").json["what_happened"] == TEXT["what_happened"]
+    assert 'id="edit-lesson"' in clients("quality").get(f"/lessons/{lesson.id}").get_data(as_text=True)
