@@ -34,7 +34,7 @@ from qcflow.events.models import (
     IdempotencyKey,
     Mode,
 )
-from qcflow.events.scrub import personal_names, scrub
+from qcflow.events.scrub import own_data, personal_names, scrub
 from qcflow.events.workflow import ACTION_WORKFLOW, AWAITING_TRIAGE, EVENT_WORKFLOW, OPEN_STATES, EventState
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
@@ -463,7 +463,7 @@ def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) 
     audit.record(actor.audit_name, "corrective_action.create", "corrective_action", action.id, now,
                  after={"event_id": event.id, "title": action.title, "due_on": str(action.due_on)})
     owners = [action.owner_user_id] if action.owner_user_id else users_with_role(Role.DEPT_HEAD, action.owner_department_id)
-    title = scrub(action.title, personal_names([event.patient_mrn]))  # read by department heads
+    title = scrub(action.title, personal_names([event.patient_mrn]), own=own_data(event))  # read by department heads
     notify(owners, "action.assigned", {"ref": event.reference, "title": title}, now=now, link=f"/events/{event.id}")
     db.session.refresh(event, ["actions"])
     return action

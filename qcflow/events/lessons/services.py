@@ -18,7 +18,7 @@ from qcflow.events.lessons import search
 from qcflow.events.lessons.models import Lesson
 from qcflow.events.lessons.workflow import LESSON_WORKFLOW, LessonState
 from qcflow.events.models import AdverseEvent, EventCategory
-from qcflow.events.scrub import IDENTIFIER, personal_names, scrub
+from qcflow.events.scrub import Own, own_data, personal_names, scrub
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
 
@@ -30,32 +30,20 @@ register_labels({"lesson_field": {"title": _l("Title"), "what_happened": _l("Wha
                                   "what_changed": _l("What changed")}})
 
 
-def case_identifiers(event: AdverseEvent) -> list[str]:
-    """The case's own identifiers a lesson must not carry: its reference, the patient's record number and the
-    phone number the reporter left (the scrubber's general rules find them only after a label)."""
-    return [value for value in (event.reference, event.patient_mrn, event.contact_phone) if value and len(value) >= 3]
-
-
-def case_names(event: AdverseEvent) -> list[str]:
-    """The names the scrubber removes from a lesson of this case: staff and users, the case's patient, and the
-    name the reporter left."""
-    return personal_names([event.patient_mrn]) + ([event.contact_name] if event.contact_name else [])
-
-
-def scrubbed(text: str, names: list[str], identifiers: list[str]) -> str:
-    """`text` as the scrubber would publish it: the case's identifiers, then everything `scrub` replaces."""
-    for value in sorted(identifiers, key=len, reverse=True):
-        text = text.replace(value, IDENTIFIER)
-    return scrub(text, names)
+def case_data(event: AdverseEvent) -> tuple[list[str], Own]:
+    """What the scrubber removes from a lesson of this case: the names of staff, users and the case's patient,
+    and the case's own data (events.scrub.own_data: the reporter's contact, the patient's record number) with the
+    case's reference, which a lesson does not name either."""
+    return personal_names([event.patient_mrn]), own_data(event, reference=True)
 
 
 def findings(lesson: Lesson, event: AdverseEvent) -> list[dict]:
     """What the scrubber would replace in each text of the lesson: the words found and their replacement."""
-    names, identifiers = case_names(event), case_identifiers(event)
+    names, own = case_data(event)
     found = []
     for field in TEXT_FIELDS:
         text = getattr(lesson, field) or ""
-        clean = scrubbed(text, names, identifiers)
+        clean = scrub(text, names, own=own)
         if clean == text:
             continue
         matcher = difflib.SequenceMatcher(None, text, clean, autojunk=False)
@@ -70,7 +58,8 @@ def findings(lesson: Lesson, event: AdverseEvent) -> list[dict]:
 def suggestion(lesson: Lesson, field: str) -> str:
     """The text of `field` with everything the scrubber finds replaced (the author may take it)."""
     event = db.session.get(AdverseEvent, lesson.event_id)
-    return scrubbed(getattr(lesson, field) or "", case_names(event), case_identifiers(event))
+    names, own = case_data(event)
+    return scrub(getattr(lesson, field) or "", names, own=own)
 
 
 def _check_choices(data: dict) -> None:
