@@ -138,9 +138,16 @@ def timeline(event: AdverseEvent) -> list[AuditEntry | HourEntry]:
     replies = [entry for entry in anonymous if entry.action in REPLY_ACTIONS]
     spans = [m["shown_from"] for m in dialogue(event) if m["shown_until"]] if replies else []
     placed = {id(entry): start for entry, start in zip(replies, spans)}
-    shown = [HourEntry(placed.get(id(entry), entry.at), entry.at + timedelta(hours=1), entry.action, entry.actor,
+    shown = [HourEntry(placed.get(id(entry), entry.at), entry.at + timedelta(hours=1), entry.action,
+                       reporter_actor(event) if entry.actor == "anonymous" else entry.actor,
                        follows=id(entry) in placed) for entry in anonymous]
     return sorted(named + shown, key=lambda entry: (entry.at, isinstance(entry, HourEntry) and entry.follows))
+
+
+def reporter_actor(event: AdverseEvent) -> str:
+    """Who the anonymous chain's reporter of this case is, as the timeline names them: a patient or family
+    member for a report from the public form (never "anonymous reporter"), else the anonymous reporter."""
+    return "public" if event.public_role else "anonymous"
 
 
 #: Audit actions of a reporter's reply (with or without a pending question).

@@ -402,3 +402,29 @@ def test_the_poster_is_a_chinese_a4_pdf_whose_qr_code_opens_the_departments_form
         text = pdf_text(response.data, tmp_path)
         assert "普通外科" in text and "告诉我们安全问题" in text and "回执码" in text
         assert f"{poster_link}GS" in text.replace("\n", "").replace(" ", "")
+
+
+def test_the_timeline_names_a_public_reports_steps_patient_or_family_not_anonymous(clients, hospital, public_body,
+                                                                                    report_body):
+    import subprocess
+
+    from qcflow.core.actors import Actor
+    from qcflow.events.services import file_report
+    from qcflow.extensions import db
+
+    public, _ = file(public_body())
+    staff, _ = file_report(staff_body(report_body), mode="anonymous", actor=Actor.anonymous(), now=NOW)
+    db.session.commit()
+    quality = clients("quality")
+
+    def timeline(event):
+        page = quality.get(f"/events/{event.id}?lang=en").get_data(as_text=True)
+        return page[page.index('id="timeline"'):]
+
+    assert "Patient/family" in timeline(public) and "Anonymous reporter" not in timeline(public)
+    assert "Anonymous reporter" in timeline(staff) and "Patient/family" not in timeline(staff)
+    pdf = quality.get(f"/events/{public.id}/case.pdf?lang=en")
+    assert pdf.status_code == 200
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.data, capture_output=True, check=True).stdout.decode()
+    steps = text[text.rindex("Timeline"):]
+    assert "Patient/family" in steps and "Anonymous reporter" not in steps
