@@ -488,6 +488,11 @@ def resent_public_form():
 
 def post_public_report():
     """File the posted public form: the page to answer with, or (errors, status) to show the form again."""
+    if form_key() is None:
+        # The form is always served with its one-time key: without it a post is not tied to one form, and one
+        # CSRF token could file report after report (decisions.md). Sent back filled in, with a fresh key.
+        return None, ({"form": [_("This form was not sent as it was opened (its one-time key is missing or "
+                                  "too old). Your answers are kept below: check them and send it again.")]}, 400)
     scope = services.idempotency_scope(Mode.ANONYMOUS, Actor.anonymous())
     key = form_idempotency_key()
     if services.filed_with_key(key, scope=scope) is not None:  # the same form sent twice

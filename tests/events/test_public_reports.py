@@ -428,3 +428,26 @@ def test_the_timeline_names_a_public_reports_steps_patient_or_family_not_anonymo
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf.data, capture_output=True, check=True).stdout.decode()
     steps = text[text.rindex("Timeline"):]
     assert "Patient/family" in steps and "Anonymous reporter" not in steps
+
+
+@pytest.mark.parametrize("key", [None, "", "1700000000.forged.key"])
+def test_a_public_form_without_its_own_key_files_nothing_and_comes_back_to_be_sent_again(clients, hospital, at_now,
+                                                                                         key):
+    """A replay of one CSRF token would file report after report, none tied to its form: the form is always
+    rendered with its one-time key, so a post without a valid one is sent back, filled in, with a fresh key."""
+    from qcflow.events.models import AdverseEvent
+
+    client = clients("anonymous")
+    form = {**public_form(hospital, description="没有表单编号的报告内容"),
+            "csrf_token": tokens(client.get("/report/patient").get_data(as_text=True))["csrf_token"]}
+    if key is not None:
+        form["form_key"] = key
+    for _attempt in range(2):
+        answer = client.post("/report/patient?lang=en", data=form)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 400 and "data-code" not in html
+        assert "send it again" in html and "没有表单编号的报告内容" in html
+    assert rows(AdverseEvent) == []
+    sent = client.post("/report/patient", data={**form, **tokens(html)})
+    assert sent.status_code == 200 and 'data-code="' in sent.get_data(as_text=True)
+    assert len(rows(AdverseEvent)) == 1
