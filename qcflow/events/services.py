@@ -19,6 +19,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.i18n import register_labels
+from qcflow.core.schemas import CONTROL_MESSAGE, control_characters_in
 from qcflow.core.security import derived_key, keyed_hash
 from qcflow.core.time import CLOCK_SLACK, coarse, local, when_it_happened
 from qcflow.events import deadlines
@@ -383,6 +384,8 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
     body = (body or "").strip()
     if not body:
         raise Unprocessable(errors={"message": [_("Write a message.")]})
+    if control_characters_in(body, long_text=True):  # the receipt page's reply comes through no schema
+        raise Unprocessable(errors={"message": [str(CONTROL_MESSAGE)]})
     if event.state not in OPEN_STATES:
         raise Conflict(_("The case is no longer open for messages."))
     author = actor.user_id if direction == "to_reporter" else None
