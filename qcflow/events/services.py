@@ -578,7 +578,9 @@ def check_public_report(data: dict, now: datetime) -> dict:
     nor more than a year back, the ward exists, the phone looks like one; returns the fields to store."""
     errors: dict[str, list[str]] = {}
     occurred = data.get("occurred_at")
-    if occurred is not None and occurred > now + CLOCK_SLACK:
+    if occurred is not None and occurred > now + CLOCK_SLACK and local(occurred).date() <= local(now).date():
+        errors["occurred_time"] = [_("This time is later than now: give the time it happened, or leave it empty.")]
+    elif occurred is not None and occurred > now + CLOCK_SLACK:
         errors["occurred_on"] = [_("This date is in the future: give the day it happened.")]
     elif occurred is not None and occurred < now - timedelta(days=PUBLIC_REPORT_MAX_AGE_DAYS + 1):
         errors["occurred_on"] = [_("This is more than a year ago: please contact the hospital's patient service "

@@ -63,6 +63,7 @@ def test_without_wanting_an_answer_there_is_no_receipt_code(hospital, public_bod
     ({"public_role": None}, "public_role"),
     ({"department_id": None}, "department_id"),
     ({"occurred_at": NOW + timedelta(days=1)}, "occurred_on"),
+    ({"occurred_at": NOW + timedelta(hours=2)}, "occurred_time"),  # later today: the time is wrong, not the day
     ({"occurred_at": NOW - timedelta(days=400)}, "occurred_on"),
     ({"contact_phone": "call me"}, "contact_phone"),
     ({"contact_phone": "12"}, "contact_phone"),
@@ -230,6 +231,7 @@ def test_a_resent_form_files_once_and_gives_the_same_receipt(clients, hospital, 
     ({"occurred_on": "2024-01-01"}, "occurred_on"),
     ({"occurred_on": "yesterday"}, "occurred_on"),
     ({"contact_phone": "abc"}, "contact_phone"),
+    ({"occurred_on": "2026-03-02", "occurred_time": "23:59"}, "occurred_time"),
 ])
 def test_a_refused_form_is_422_with_the_error_next_to_its_field(clients, hospital, at_now, fields, field):
     from qcflow.events.models import AdverseEvent
@@ -241,6 +243,8 @@ def test_a_refused_form_is_422_with_the_error_next_to_its_field(clients, hospita
     assert answer.status_code == 422
     assert f'id="{field}-error"' in html and f'aria-describedby="{field}-error"' in html
     assert "夜里呼叫铃坏了" in html or field == "description"  # what was typed is kept
+    if field == "occurred_time":
+        assert "This time is later than now" in html and 'id="occurred_on-error"' not in html
     assert rows(AdverseEvent) == []
 
 
