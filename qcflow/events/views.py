@@ -272,12 +272,17 @@ def receipt():
                                  seen=request.form.get("seen", type=int))
             attach_receipt_photos(event)
         except DomainError as failure:
-            errors, status = page_refusal(failure)
-            error = " ".join(str(m) for messages in errors.values() for m in messages)
+            error, status = receipt_refusal(failure)
     shown = queries.present_receipt(event) if event else {"messages": [], "feedback": None}
     own_files = files.files_of("adverse_event", event.id, from_reporter=True) if event else []
     return render_template("events/receipt.html", event=event, code=code if event else "", error=error,
                            own_files=own_files, **shown), status
+
+
+def receipt_refusal(failure: DomainError) -> tuple[str, int]:
+    """Why the receipt page refused a code or a reply, in one sentence, and its status."""
+    errors, status = page_refusal(failure)
+    return " ".join(str(m) for messages in errors.values() for m in messages), status
 
 
 def attach_receipt_photos(event) -> None:
@@ -295,8 +300,14 @@ def attach_receipt_photos(event) -> None:
 @session_free
 @sessionless_csrf
 def receipt_file(receipt_file_id):
-    """Download a file the reporter attached, with the receipt code in the body (never in an address)."""
-    event = find_receipt((request.form.get("receipt_code") or "").strip(), at=now())
+    """Download a file the reporter attached, with the receipt code in the body (never in an address); a wrong
+    code is answered by the receipt page, which says so."""
+    try:
+        event = find_receipt((request.form.get("receipt_code") or "").strip(), at=now())
+    except DomainError as failure:
+        error, status = receipt_refusal(failure)
+        return render_template("events/receipt.html", event=None, code="", error=error, own_files=[], messages=[],
+                               feedback=None), status
     attachment = files.load_attachment(receipt_file_id, "adverse_event", event.id)
     if not attachment.from_reporter:  # staff files are never the receipt holder's
         raise NotFound()

@@ -455,3 +455,13 @@ def test_a_public_form_without_its_own_key_files_nothing_and_comes_back_to_be_se
     sent = client.post("/report/patient", data={**form, **tokens(html)})
     assert sent.status_code == 200 and 'data-code="' in sent.get_data(as_text=True)
     assert len(rows(AdverseEvent)) == 1
+
+
+def test_a_wrong_code_for_a_download_answers_with_the_receipt_page_and_its_message(clients, hospital):
+    client = clients("anonymous")
+    token = tokens(client.get("/receipt").get_data(as_text=True))["csrf_token"]
+    answer = client.post("/receipt/files/12345?lang=en", data={"csrf_token": token, "receipt_code": "AAAA-BBBB-CCCC"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 404
+    assert "No report matches this receipt code" in html and 'name="receipt_code"' in html
+    assert "Check the address" not in html
