@@ -345,9 +345,21 @@ def detail(event_id):
     reporter = None
     if request.args.get("show_reporter") and can(actor, "handle_cases"):
         reporter = services.reporter_identity(event, actor=actor, now=at)
-    contact = None
-    if request.args.get("show_contact") and event.public_role and can(actor, "handle_cases"):
-        contact = services.public_contact(event, actor=actor, now=at)
+    return detail_page(event, actor, at, reporter=reporter)
+
+
+@bp.post("/events/<int:event_id>/contact")
+@allowed("handle_cases")
+def show_contact(event_id):
+    """The case page with the contact a patient or a family left: a POST with the form's CSRF token, since the
+    read is recorded (a link or an image elsewhere cannot make the quality office's browser record one)."""
+    actor, at = current_actor(), now()
+    event = queries.load_event(event_id, actor)
+    contact = services.public_contact(event, actor=actor, now=at) if event.public_role else None
+    return detail_page(event, actor, at, contact=contact)
+
+
+def detail_page(event, actor, at, *, reporter=None, contact=None):
     transitions = EVENT_WORKFLOW.available(event, actor)
     return render_template(
         "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter, contact=contact,

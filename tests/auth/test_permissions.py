@@ -52,6 +52,7 @@ def test_public_routes_are_an_allow_list(app):
         # back from the address's fragment (the same page for everybody).
         "events.report", "events.receipt", "events.report_received", "events_api.file_event",
         "events.receipt_file",  # a reporter's own file, served on a POST carrying the receipt code
+        "events.report_public",  # the form of patients and families (a ward poster's QR code)
         "events_api.receipt_lookup", "events_api.receipt_reply",
         # The patient's follow-up page (its link and a second factor, no session)
         "invitations.page",

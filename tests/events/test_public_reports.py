@@ -297,9 +297,18 @@ def test_inbox_marks_and_filters_public_reports_and_the_case_page_shows_the_role
     assert "Patient/family report" in facts and "A family member" in facts and "Anonymous" not in facts
     assert "13800138000" not in case and 'id="show-contact"' in case
     assert rows(AuditEntry, AuditEntry.action == "event.read_contact") == []
-    shown = quality.get(f"/events/{public.id}?show_contact=1").get_data(as_text=True)
-    assert "13800138000" in shown and "李明" in shown
+    # A GET changes nothing (a cross-site image could send one): the old address shows no contact, records no read.
+    old_address = quality.get(f"/events/{public.id}?show_contact=1").get_data(as_text=True)
+    assert "13800138000" not in old_address and rows(AuditEntry, AuditEntry.action == "event.read_contact") == []
+    assert quality.post(f"/events/{public.id}/contact").status_code == 400  # no CSRF token
+    assert rows(AuditEntry, AuditEntry.action == "event.read_contact") == []
+    shown = quality.post(f"/events/{public.id}/contact", data={"csrf_token": tokens(case)["csrf_token"]})
+    assert shown.status_code == 200
+    assert "13800138000" in shown.get_data(as_text=True) and "李明" in shown.get_data(as_text=True)
     assert len(rows(AuditEntry, AuditEntry.action == "event.read_contact")) == 1
+    head = clients("head")
+    refused = head.post(f"/events/{public.id}/contact", data={"csrf_token": head.csrf["X-CSRFToken"]})
+    assert refused.status_code == 403 and "13800138000" not in refused.get_data(as_text=True)
 
 
 def test_a_department_head_never_sees_the_contact(clients, hospital, public_body):
