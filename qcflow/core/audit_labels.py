@@ -188,6 +188,7 @@ for _kind, _what in INTAKE_KINDS.items():
 #: Actors that are not a user account ("system:<job>" is matched by its prefix).
 ACTORS = {
     "anonymous": _l("Anonymous reporter"),
+    "public": _l("Patient/family"),
     "patient": _l("The patient (page answered online)"),
     "reporter": _l("Reporter"),
     "his": _l("Hospital information system"),

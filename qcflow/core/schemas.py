@@ -17,6 +17,14 @@ _CONTROL_IN_LONG_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\
 LONG_TEXT = 1000
 
 
+CONTROL_MESSAGE = _l("Control characters (such as NUL or ESC) are not allowed in text.")
+
+
+def control_characters_in(value: str, *, long_text: bool = False) -> bool:
+    """Whether `value` holds what no_control_characters refuses (for a service that reads text no schema loaded)."""
+    return bool((_CONTROL_IN_LONG_TEXT if long_text else _CONTROL).search(value or ""))
+
+
 def no_control_characters(long_text: bool = False):
     """A validator refusing control characters (NUL, ESC, bell…): PostgreSQL cannot store NUL, and the others
     garble pages, exports and terminals. Long text keeps its tabs and line breaks.
@@ -25,12 +33,17 @@ def no_control_characters(long_text: bool = False):
     the value and check nothing, so that mistake is refused at once."""
     if not isinstance(long_text, bool):
         raise TypeError("no_control_characters() makes the validator: write validate=[no_control_characters()]")
-    pattern = _CONTROL_IN_LONG_TEXT if long_text else _CONTROL
-
     def check(value: str) -> None:
-        if pattern.search(value):
-            raise ValidationError(str(_l("Control characters (such as NUL or ESC) are not allowed in text.")))
+        if control_characters_in(value, long_text=long_text):
+            raise ValidationError(str(CONTROL_MESSAGE))
     return check
+
+
+def Text(max_length: int, *, min_length: int | None = None, **kw) -> fields.String:  # noqa: N802 (a field)
+    """Free text of at most `max_length` characters (at least `min_length`), without control characters or
+    bidirectional overrides; long text (LONG_TEXT characters allowed or more) keeps its tabs and line breaks."""
+    return fields.String(validate=[validate.Length(min=min_length, max=max_length),
+                                   no_control_characters(long_text=max_length >= LONG_TEXT)], **kw)
 
 
 #: The years a date or a date-time of the API may fall in. Beyond them no record of a hospital makes sense,

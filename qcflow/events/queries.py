@@ -17,7 +17,7 @@ from qcflow.core.i18n import current_language, label, label_list
 from qcflow.core.pagination import keyset_page
 from qcflow.events.models import AdverseEvent, CorrectiveAction, EventCategory
 from qcflow.events.schemas import ActionOut, EventOut
-from qcflow.events.scrub import personal_names, scrub
+from qcflow.events.scrub import own_data, personal_names, scrub
 from qcflow.events.services import DEADLINES, messages
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
@@ -138,9 +138,16 @@ def timeline(event: AdverseEvent) -> list[AuditEntry | HourEntry]:
     replies = [entry for entry in anonymous if entry.action in REPLY_ACTIONS]
     spans = [m["shown_from"] for m in dialogue(event) if m["shown_until"]] if replies else []
     placed = {id(entry): start for entry, start in zip(replies, spans)}
-    shown = [HourEntry(placed.get(id(entry), entry.at), entry.at + timedelta(hours=1), entry.action, entry.actor,
+    shown = [HourEntry(placed.get(id(entry), entry.at), entry.at + timedelta(hours=1), entry.action,
+                       reporter_actor(event) if entry.actor == "anonymous" else entry.actor,
                        follows=id(entry) in placed) for entry in anonymous]
     return sorted(named + shown, key=lambda entry: (entry.at, isinstance(entry, HourEntry) and entry.follows))
+
+
+def reporter_actor(event: AdverseEvent) -> str:
+    """Who the anonymous chain's reporter of this case is, as the timeline names them: a patient or family
+    member for a report from the public form (never "anonymous reporter"), else the anonymous reporter."""
+    return "public" if event.public_role else "anonymous"
 
 
 #: Audit actions of a reporter's reply (with or without a pending question).
@@ -210,11 +217,12 @@ def sees_raw_text(actor: Actor) -> bool:
 
 
 def scrub_action(action: CorrectiveAction, names: list[str]) -> dict:
-    """A corrective action's fields, its free text scrubbed."""
+    """A corrective action's fields, its free text scrubbed (its case's own data too)."""
     data = {name: getattr(action, name) for name in (*ActionOut._declared_fields, *ACTION_TEXT)}
+    own = own_data(action.event)
     for field in ACTION_TEXT:
         if data[field]:
-            data[field] = scrub(data[field], names)
+            data[field] = scrub(data[field], names, own=own)
     return data
 
 
@@ -263,7 +271,8 @@ def with_origin(origin: dict | None, location: str | None, description: str | No
 
 
 def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -> dict:
-    """The case as this actor may see it: free text scrubbed of personal data outside the quality office.
+    """The case as this actor may see it: free text scrubbed of personal data outside the quality office, the
+    contact details and record number the case itself holds included (they are not shown there either).
 
     `names`: personal_names() of the case, when the caller has already read them (present_all).
     """
@@ -271,9 +280,10 @@ def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -
     data["location"], data["description"] = with_origin(event.origin, data.get("location"), data.get("description"))
     if not sees_raw_text(actor):
         names = personal_names([event.patient_mrn]) if names is None else names
+        own = own_data(event)
         for field in FREE_TEXT:
             if data.get(field):
-                data[field] = scrub(data[field], names)
+                data[field] = scrub(data[field], names, own=own)
         data["actions"] = [scrub_action(action, names) for action in event.actions]
         data["patient_mrn"] = None
     return data

@@ -1,7 +1,7 @@
 """Shapes of event requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, WholeNumber
+from qcflow.core.schemas import BaseSchema, CursorArgs, Date, DateTime, DepartmentId, Page, Text, WholeNumber
 from qcflow.events.models import (
     CARE_STAGES,
     CAUSE_DOMAINS,
@@ -15,7 +15,6 @@ from qcflow.events.models import (
 from qcflow.events.workflow import EventState
 
 GRADES = ("I", "II", "III", "IV")
-Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
 
 
 class ReportFields(BaseSchema):
@@ -222,7 +221,7 @@ class PublicReportIn(BaseSchema):
     occurred_on = Date(required=True)
     occurred_time = fields.Time(load_default=None, allow_none=True)
     location = Text(200)
-    description = fields.String(required=True, validate=validate.Length(min=5, max=3000))
+    description = Text(3000, min_length=5, required=True)
     harm = fields.String(validate=validate.OneOf((*HARM, "unknown")))
     immediate_actions = Text(2000)
     contact_name = Text(60)

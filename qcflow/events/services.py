@@ -19,6 +19,7 @@ from qcflow.core.actors import Actor
 from qcflow.core.db import new_id
 from qcflow.core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from qcflow.core.i18n import register_labels
+from qcflow.core.schemas import CONTROL_MESSAGE, control_characters_in
 from qcflow.core.security import derived_key, keyed_hash
 from qcflow.core.time import CLOCK_SLACK, coarse, local, when_it_happened
 from qcflow.events import deadlines
@@ -34,7 +35,7 @@ from qcflow.events.models import (
     IdempotencyKey,
     Mode,
 )
-from qcflow.events.scrub import personal_names, scrub
+from qcflow.events.scrub import own_data, personal_names, scrub
 from qcflow.events.workflow import ACTION_WORKFLOW, AWAITING_TRIAGE, EVENT_WORKFLOW, OPEN_STATES, EventState
 from qcflow.extensions import db
 from qcflow.notify.services import notify, users_with_role
@@ -383,6 +384,8 @@ def add_message(event: AdverseEvent, direction: str, body: str, *, actor: Actor,
     body = (body or "").strip()
     if not body:
         raise Unprocessable(errors={"message": [_("Write a message.")]})
+    if control_characters_in(body, long_text=True):  # the receipt page's reply comes through no schema
+        raise Unprocessable(errors={"message": [str(CONTROL_MESSAGE)]})
     if event.state not in OPEN_STATES:
         raise Conflict(_("The case is no longer open for messages."))
     author = actor.user_id if direction == "to_reporter" else None
@@ -463,7 +466,7 @@ def add_action(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) 
     audit.record(actor.audit_name, "corrective_action.create", "corrective_action", action.id, now,
                  after={"event_id": event.id, "title": action.title, "due_on": str(action.due_on)})
     owners = [action.owner_user_id] if action.owner_user_id else users_with_role(Role.DEPT_HEAD, action.owner_department_id)
-    title = scrub(action.title, personal_names([event.patient_mrn]))  # read by department heads
+    title = scrub(action.title, personal_names([event.patient_mrn]), own=own_data(event))  # read by department heads
     notify(owners, "action.assigned", {"ref": event.reference, "title": title}, now=now, link=f"/events/{event.id}")
     db.session.refresh(event, ["actions"])
     return action
@@ -587,7 +590,9 @@ def check_public_report(data: dict, now: datetime) -> dict:
     nor more than a year back, the ward exists, the phone looks like one; returns the fields to store."""
     errors: dict[str, list[str]] = {}
     occurred = data.get("occurred_at")
-    if occurred is not None and occurred > now + CLOCK_SLACK:
+    if occurred is not None and occurred > now + CLOCK_SLACK and local(occurred).date() <= local(now).date():
+        errors["occurred_time"] = [_("This time is later than now: give the time it happened, or leave it empty.")]
+    elif occurred is not None and occurred > now + CLOCK_SLACK:
         errors["occurred_on"] = [_("This date is in the future: give the day it happened.")]
     elif occurred is not None and occurred < now - timedelta(days=PUBLIC_REPORT_MAX_AGE_DAYS + 1):
         errors["occurred_on"] = [_("This is more than a year ago: please contact the hospital's patient service "

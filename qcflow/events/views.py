@@ -370,8 +370,15 @@ def attach_receipt_photos(event) -> list:
 @session_free
 @sessionless_csrf
 def receipt_file(receipt_file_id):
-    """Download a file the reporter attached, with the receipt code in the body (never in an address)."""
-    event = find_receipt((request.form.get("receipt_code") or "").strip(), at=now())
+    """Download a file the reporter attached, with the receipt code in the body (never in an address); a wrong
+    code is answered by the receipt page, which says so."""
+    try:
+        event = find_receipt((request.form.get("receipt_code") or "").strip(), at=now())
+    except DomainError as failure:
+        errors, status = page_refusal(failure)
+        return render_template("events/receipt.html", event=None, code=request.form.get("receipt_code") or "",
+                               errors=errors, sent=None, reply="", own_files=[], files_dropped=False, thumbnails={},
+                               status_label=None, messages=[], feedback=None), status
     attachment = files.load_attachment(receipt_file_id, "adverse_event", event.id)
     if not attachment.from_reporter:  # staff files are never the receipt holder's
         raise NotFound()
@@ -416,9 +423,21 @@ def detail(event_id):
     reporter = None
     if request.args.get("show_reporter") and can(actor, "handle_cases"):
         reporter = services.reporter_identity(event, actor=actor, now=at)
-    contact = None
-    if request.args.get("show_contact") and event.public_role and can(actor, "handle_cases"):
-        contact = services.public_contact(event, actor=actor, now=at)
+    return detail_page(event, actor, at, reporter=reporter)
+
+
+@bp.post("/events/<int:event_id>/contact")
+@allowed("handle_cases")
+def show_contact(event_id):
+    """The case page with the contact a patient or a family left: a POST with the form's CSRF token, since the
+    read is recorded (a link or an image elsewhere cannot make the quality office's browser record one)."""
+    actor, at = current_actor(), now()
+    event = queries.load_event(event_id, actor)
+    contact = services.public_contact(event, actor=actor, now=at) if event.public_role else None
+    return detail_page(event, actor, at, contact=contact)
+
+
+def detail_page(event, actor, at, *, reporter=None, contact=None):
     transitions = EVENT_WORKFLOW.available(event, actor)
     return render_template(
         "events/detail.html", event=event, view=queries.present(event, actor), reporter=reporter, contact=contact,
@@ -573,6 +592,11 @@ def resent_public_form():
 
 def post_public_report():
     """File the posted public form: the page to answer with, or (errors, status) to show the form again."""
+    if form_key() is None:
+        # The form is always served with its one-time key: without it a post is not tied to one form, and one
+        # CSRF token could file report after report (decisions.md). Sent back filled in, with a fresh key.
+        return None, ({"form": [_("This form was not sent as it was opened (its one-time key is missing or "
+                                  "too old). Your answers are kept below: check them and send it again.")]}, 400)
     scope = services.idempotency_scope(Mode.ANONYMOUS, Actor.anonymous())
     key = form_idempotency_key()
     if services.filed_with_key(key, scope=scope) is not None:  # the same form sent twice

@@ -25,7 +25,7 @@ from qcflow.core.i18n import current_language, label
 from qcflow.core.periods import Period
 from qcflow.core.time import hospital_tz
 from qcflow.events.models import CARE_STAGES, AdverseEvent, EventCategory
-from qcflow.events.scrub import scrub, staff_names
+from qcflow.events.scrub import own_data, scrub, staff_names
 from qcflow.extensions import db
 from qcflow.indicators.definitions import NOT_REPORTS, actively_reported, found_by_system, reported_by_public
 from qcflow.reports.suppression import SHOWN, suppress
@@ -147,11 +147,12 @@ def _domain(name: str, period: Period, counts: dict) -> list[tuple[object, str]]
 
 
 def _free_text_counts(expr, where) -> dict:
-    """Counts of a free-text dimension by (value, patient record number): each value is scrubbed with
-    the name of its own case's patient."""
-    stmt = (sa.select(expr.label("value"), AdverseEvent.patient_mrn, sa.func.count().label("n")).where(where)
-            .group_by(expr, AdverseEvent.patient_mrn))
-    return {(value, mrn): n for value, mrn, n in db.session.execute(stmt)}
+    """Counts of a free-text dimension by (value, patient record number, the case's own data): each value is
+    scrubbed with the name of its own case's patient and the case's own data (events.scrub.own_data)."""
+    e = AdverseEvent
+    own = (e.patient_mrn, e.contact_name, e.contact_phone)
+    stmt = sa.select(expr.label("value"), *own, sa.func.count().label("n")).where(where).group_by(expr, *own)
+    return {(row.value, row.patient_mrn, own_data(row)): row.n for row in db.session.execute(stmt)}
 
 
 def _free_text_rows(counts: dict, k: int, below: bool) -> list[tuple[object, str, int]]:
@@ -160,13 +161,13 @@ def _free_text_rows(counts: dict, k: int, below: bool) -> list[tuple[object, str
     missing = 0
     names = staff_names()
     patients = dict(db.session.execute(sa.select(Patient.mrn, Patient.name).where(
-        Patient.mrn.in_({mrn for _value, mrn in counts if mrn}))).all()) if counts else {}
-    for (value, mrn), n in counts.items():
+        Patient.mrn.in_({mrn for _value, mrn, _own in counts if mrn}))).all()) if counts else {}
+    for (value, mrn, own), n in counts.items():
         text = (value or "").strip()
         if not text:
             missing += n
             continue
-        key = scrub(text, names + ([patients[mrn]] if patients.get(mrn) else []))
+        key = scrub(text, names + ([patients[mrn]] if patients.get(mrn) else []), own=own)
         merged[key] = merged.get(key, 0) + n
     ranked = sorted(merged.items(), key=lambda item: (-item[1], item[0]))
     listed = [(text, n) for text, n in ranked if not below or n >= k][:FREE_TEXT_TOP]

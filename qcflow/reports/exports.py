@@ -40,7 +40,7 @@ from qcflow.core.time import local
 from qcflow.events.models import AdverseEvent, EventCategory
 from qcflow.events.queries import SCOPE as EVENT_SCOPE
 from qcflow.events.queries import with_origin
-from qcflow.events.scrub import patient_names, scrub, staff_names
+from qcflow.events.scrub import own_data, patient_names, scrub, staff_names
 from qcflow.extensions import db
 from qcflow.followup.models import Task
 from qcflow.followup.timeliness import timeliness_label, timeliness_sql
@@ -160,7 +160,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
         e.care_stage, e.clinical_state, e.is_unplanned_reoperation, e.description, e.immediate_actions,
         e.external_severity, e.external_reported_at, e.handling_department_id, e.rca_cause_domains, e.rca_factors,
         e.analysis, e.improvement_types, e.closed_at, e.found_by, e.patient_mrn, e.origin,
-        e.public_role,
+        e.public_role, e.contact_name, e.contact_phone,
     ), EVENT_SCOPE, actor).where(reports_clause(period)).order_by(e.submitted_at, e.id)
     if department_id is not None:
         stmt = stmt.where(sa.or_(e.department_id == department_id, e.handling_department_id == department_id))
@@ -168,10 +168,12 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
     for batch in _batched(result):
         batch_names = names + patient_names(row.patient_mrn for row in batch)
 
-        def clean(text):
-            return scrub(text or "", batch_names)
-
         for row in batch:
+            own = own_data(row)
+
+            def clean(text, own=own):
+                return scrub(text or "", batch_names, own=own)
+
             location, description = with_origin(row.origin, row.location, row.description)
             yield [
                 row.reference or "", label("state", row.state), _hour(row.submitted_at), _at(row.occurred_at),

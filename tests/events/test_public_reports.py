@@ -63,6 +63,7 @@ def test_without_wanting_an_answer_there_is_no_receipt_code(hospital, public_bod
     ({"public_role": None}, "public_role"),
     ({"department_id": None}, "department_id"),
     ({"occurred_at": NOW + timedelta(days=1)}, "occurred_on"),
+    ({"occurred_at": NOW + timedelta(hours=2)}, "occurred_time"),  # later today: the time is wrong, not the day
     ({"occurred_at": NOW - timedelta(days=400)}, "occurred_on"),
     ({"contact_phone": "call me"}, "contact_phone"),
     ({"contact_phone": "12"}, "contact_phone"),
@@ -230,6 +231,7 @@ def test_a_resent_form_files_once_and_gives_the_same_receipt(clients, hospital, 
     ({"occurred_on": "2024-01-01"}, "occurred_on"),
     ({"occurred_on": "yesterday"}, "occurred_on"),
     ({"contact_phone": "abc"}, "contact_phone"),
+    ({"occurred_on": "2026-03-02", "occurred_time": "23:59"}, "occurred_time"),
 ])
 def test_a_refused_form_is_422_with_the_error_next_to_its_field(clients, hospital, at_now, fields, field):
     from qcflow.events.models import AdverseEvent
@@ -241,6 +243,8 @@ def test_a_refused_form_is_422_with_the_error_next_to_its_field(clients, hospita
     assert answer.status_code == 422
     assert f'id="{field}-error"' in html and f'aria-describedby="{field}-error"' in html
     assert "夜里呼叫铃坏了" in html or field == "description"  # what was typed is kept
+    if field == "occurred_time":
+        assert "This time is later than now" in html and 'id="occurred_on-error"' not in html
     assert rows(AdverseEvent) == []
 
 
@@ -293,9 +297,18 @@ def test_inbox_marks_and_filters_public_reports_and_the_case_page_shows_the_role
     assert "Patient/family report" in facts and "A family member" in facts and "Anonymous" not in facts
     assert "13800138000" not in case and 'id="show-contact"' in case
     assert rows(AuditEntry, AuditEntry.action == "event.read_contact") == []
-    shown = quality.get(f"/events/{public.id}?show_contact=1").get_data(as_text=True)
-    assert "13800138000" in shown and "李明" in shown
+    # A GET changes nothing (a cross-site image could send one): the old address shows no contact, records no read.
+    old_address = quality.get(f"/events/{public.id}?show_contact=1").get_data(as_text=True)
+    assert "13800138000" not in old_address and rows(AuditEntry, AuditEntry.action == "event.read_contact") == []
+    assert quality.post(f"/events/{public.id}/contact").status_code == 400  # no CSRF token
+    assert rows(AuditEntry, AuditEntry.action == "event.read_contact") == []
+    shown = quality.post(f"/events/{public.id}/contact", data={"csrf_token": tokens(case)["csrf_token"]})
+    assert shown.status_code == 200
+    assert "13800138000" in shown.get_data(as_text=True) and "李明" in shown.get_data(as_text=True)
     assert len(rows(AuditEntry, AuditEntry.action == "event.read_contact")) == 1
+    head = clients("head")
+    refused = head.post(f"/events/{public.id}/contact", data={"csrf_token": head.csrf["X-CSRFToken"]})
+    assert refused.status_code == 403 and "13800138000" not in refused.get_data(as_text=True)
 
 
 def test_a_department_head_never_sees_the_contact(clients, hospital, public_body):
@@ -402,3 +415,62 @@ def test_the_poster_is_a_chinese_a4_pdf_whose_qr_code_opens_the_departments_form
         text = pdf_text(response.data, tmp_path)
         assert "普通外科" in text and "告诉我们安全问题" in text and "回执码" in text
         assert f"{poster_link}GS" in text.replace("\n", "").replace(" ", "")
+
+
+def test_the_timeline_names_a_public_reports_steps_patient_or_family_not_anonymous(clients, hospital, public_body,
+                                                                                    report_body):
+    import subprocess
+
+    from qcflow.core.actors import Actor
+    from qcflow.events.services import file_report
+    from qcflow.extensions import db
+
+    public, _ = file(public_body())
+    staff, _ = file_report(staff_body(report_body), mode="anonymous", actor=Actor.anonymous(), now=NOW)
+    db.session.commit()
+    quality = clients("quality")
+
+    def timeline(event):
+        page = quality.get(f"/events/{event.id}?lang=en").get_data(as_text=True)
+        return page[page.index('id="timeline"'):]
+
+    assert "Patient/family" in timeline(public) and "Anonymous reporter" not in timeline(public)
+    assert "Anonymous reporter" in timeline(staff) and "Patient/family" not in timeline(staff)
+    pdf = quality.get(f"/events/{public.id}/case.pdf?lang=en")
+    assert pdf.status_code == 200
+    text = subprocess.run(["pdftotext", "-", "-"], input=pdf.data, capture_output=True, check=True).stdout.decode()
+    steps = text[text.rindex("Timeline"):]
+    assert "Patient/family" in steps and "Anonymous reporter" not in steps
+
+
+@pytest.mark.parametrize("key", [None, "", "1700000000.forged.key"])
+def test_a_public_form_without_its_own_key_files_nothing_and_comes_back_to_be_sent_again(clients, hospital, at_now,
+                                                                                         key):
+    """A replay of one CSRF token would file report after report, none tied to its form: the form is always
+    rendered with its one-time key, so a post without a valid one is sent back, filled in, with a fresh key."""
+    from qcflow.events.models import AdverseEvent
+
+    client = clients("anonymous")
+    form = {**public_form(hospital, description="没有表单编号的报告内容"),
+            "csrf_token": tokens(client.get("/report/patient").get_data(as_text=True))["csrf_token"]}
+    if key is not None:
+        form["form_key"] = key
+    for _attempt in range(2):
+        answer = client.post("/report/patient?lang=en", data=form)
+        html = answer.get_data(as_text=True)
+        assert answer.status_code == 400 and "data-code" not in html
+        assert "send it again" in html and "没有表单编号的报告内容" in html
+    assert rows(AdverseEvent) == []
+    sent = client.post("/report/patient", data={**form, **tokens(html)})
+    assert sent.status_code == 200 and 'data-code="' in sent.get_data(as_text=True)
+    assert len(rows(AdverseEvent)) == 1
+
+
+def test_a_wrong_code_for_a_download_answers_with_the_receipt_page_and_its_message(clients, hospital):
+    client = clients("anonymous")
+    token = tokens(client.get("/receipt").get_data(as_text=True))["csrf_token"]
+    answer = client.post("/receipt/files/12345?lang=en", data={"csrf_token": token, "receipt_code": "AAAA-BBBB-CCCC"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 404
+    assert "No report matches this receipt code" in html and 'name="receipt_code"' in html
+    assert "Check the address" not in html

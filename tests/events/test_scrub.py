@@ -216,3 +216,28 @@ def test_split_names_spaced_numbers_and_written_out_beds_are_scrubbed(text, expe
     """A department head saw these through: a name split by an invisible or punctuation character, a
     mobile number grouped with no-break spaces, bed numbers with a space, 号 or Chinese numerals."""
     assert scrub(text, ["陈建华"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("请打座机021-64041990联系我", "请打座机[电话]联系我"),
+        ("家里电话（0755）8123 4567，单位 0851-5123456", "家里电话[电话]，单位 [电话]"),
+        ("日期2026-03-01，剂量0.5 mg，编号 010-12", "日期2026-03-01，剂量0.5 mg，编号 010-12"),
+    ],
+)
+def test_landlines_with_an_area_code(text, expected):
+    assert scrub(text) == expected
+    assert scrub(expected) == expected
+
+
+def test_a_cases_own_contact_and_record_number_are_found_as_written():
+    from qcflow.events.scrub import Own
+
+    own = Own(names=("王秀英",), identifiers=("ZY2026", "AE-2026-000012"), phones=("021-64041990", "+86 139 1234 5678"))
+    text = ("我是王 秀英，座机 02164041990、021 6404 1990、(021)6404-1990，本地拨 64041990；手机 13912345678。"
+            "病历ZY2026，见AE-2026-000012；ZY20261 与 164041990 是别的号码。")
+    assert scrub(text, own=own) == ("我是[姓名]，座机 [电话]、[电话]、[电话]，本地拨 [电话]；手机 [手机号]。"
+                                    "病历[编号]，见[编号]；ZY20261 与 164041990 是别的号码。")
+    assert scrub(scrub(text, own=own), own=own) == scrub(text, own=own)
+    assert scrub("短号 12", own=Own(phones=("12",), identifiers=("Z",))) == "短号 12"  # too short to look for

@@ -107,3 +107,46 @@ def test_the_reporter_reads_the_questions_without_names(named_case, clients):
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "[姓名]当时的体重是多少" in text and "王小明" not in text  # (the page header names the user herself)
+
+
+#: What a family member wrote into a public report's text: the contact details they left in its own fields.
+SIGNED = {"contact_name": "王秀英", "contact_phone": "021-64041990"}
+SIGNED_TEXT = ("我是家属王秀英，请打座机021-64041990联系我，或打 021 6404 1990、（021）64041990、02164041990，"
+               "父亲夜里摔倒了。")
+
+
+@pytest.fixture
+def signed_public_case(hospital, event_now):
+    """A family's report whose description, immediate actions and place repeat its contact name and phone."""
+    from qcflow.events.services import file_public_report
+    from qcflow.extensions import db
+
+    event, _code = file_public_report(
+        {"public_role": "family", "department_id": hospital["surgery"].id,
+         "occurred_at": event_now - timedelta(hours=20), "description": SIGNED_TEXT,
+         "immediate_actions": "王秀英叫了护士。", "location": "王 秀英父亲的病房", **SIGNED},
+        now=event_now - timedelta(hours=3))
+    db.session.commit()
+    return event.id
+
+
+def contact_in(text: str) -> list[str]:
+    return [found for found in ("王秀英", "秀英", "6404", "64041990") if found in text]
+
+
+def test_a_public_reports_own_contact_details_are_scrubbed_from_its_text(signed_public_case, clients):
+    head = clients("head")
+    api = head.get(f"/api/v1/events/{signed_public_case}")
+    assert api.status_code == 200
+    assert api.json["description"].startswith("我是家属[姓名]，请打座机[电话]联系我，或打 [电话]、[电话]、[电话]，")
+    assert contact_in(api.get_data(as_text=True)) == []
+    page = head.get(f"/events/{signed_public_case}")
+    assert page.status_code == 200 and contact_in(page.get_data(as_text=True)) == []
+    assert contact_in(head.get("/api/v1/events").get_data(as_text=True)) == []
+    csv = head.get("/api/v1/exports/events.csv?from=2026-02-01&to=2026-03-31")
+    assert "我是家属[姓名]" in csv.get_data(as_text=True) and contact_in(csv.get_data(as_text=True)) == []
+    analysis = clients("quality").get("/api/v1/reports/analysis?from=2026-02-01&to=2026-03-31")
+    (table,) = [t for t in analysis.json["dimensions"] if t["name"] == "location"]
+    assert "[姓名]父亲的病房" in [row["label"] for row in table["rows"]]
+    # The quality office, who may also reveal the contact, reads the text as written.
+    assert "021-64041990" in clients("quality").get(f"/api/v1/events/{signed_public_case}").json["description"]

@@ -58,9 +58,10 @@ def write_lesson(data, event_id):
 @allowed("handle_cases")
 @blp.arguments(LessonUpdateIn)
 @blp.response(200, LessonOut)
+@blp.alt_response(403, description="Not the lesson's author: only the author changes its text")
 @blp.alt_response(409, description="Not a draft, or stale version")
 def update_lesson(data, lesson_id):
-    """Change a draft lesson, giving the `version` you read."""
+    """Change a draft lesson, giving the `version` you read (its author only; a reviewer sends it back instead)."""
     actor = current_actor()
     version = data.pop("version")
     lesson = services.update(queries.load_lesson(lesson_id, actor), data, actor=actor, now=now(),

@@ -1,21 +1,9 @@
 """Shapes of lesson requests and responses (rules live in services)."""
 from marshmallow import fields, validate
 
-from qcflow.core.schemas import (
-    BaseSchema,
-    CursorArgs,
-    DateTime,
-    DepartmentId,
-    Page,
-    WholeNumber,
-    no_control_characters,
-)
+from qcflow.core.schemas import BaseSchema, CursorArgs, DateTime, DepartmentId, Page, Text, WholeNumber
 
 TITLE_LENGTH = 120
-
-
-def Text(n: int, **kw):  # noqa: N802 (a field)
-    return fields.String(validate=[validate.Length(max=n), no_control_characters(long_text=n >= 1000)], **kw)
 
 
 class LessonFields(BaseSchema):

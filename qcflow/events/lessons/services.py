@@ -19,7 +19,7 @@ from qcflow.events.lessons import search
 from qcflow.events.lessons.models import Lesson
 from qcflow.events.lessons.workflow import LESSON_WORKFLOW, LessonState
 from qcflow.events.models import AdverseEvent, EventCategory
-from qcflow.events.scrub import BED, ID_NUMBER, IDENTIFIER, MOBILE, NAME, personal_names, scrub
+from qcflow.events.scrub import PLACEHOLDERS, Own, own_data, personal_names, scrub
 from qcflow.events.workflow import EventState
 from qcflow.extensions import db
 
@@ -31,37 +31,24 @@ register_labels({"lesson_field": {"title": _l("Title"), "what_happened": _l("Wha
                                   "what_changed": _l("What changed")}})
 
 
-def case_identifiers(event: AdverseEvent) -> list[str]:
-    """The case's own identifiers a lesson must not carry: its reference, the patient's record number and the
-    phone number the reporter left (the scrubber's general rules find them only after a label)."""
-    return [value for value in (event.reference, event.patient_mrn, event.contact_phone) if value and len(value) >= 3]
+def case_data(event: AdverseEvent) -> tuple[list[str], Own]:
+    """What the scrubber removes from a lesson of this case: the names of staff, users and the case's patient,
+    and the case's own data (events.scrub.own_data: the reporter's contact, the patient's record number) with the
+    case's reference, which a lesson does not name either."""
+    return personal_names([event.patient_mrn]), own_data(event, reference=True)
 
 
-def case_names(event: AdverseEvent) -> list[str]:
-    """The names the scrubber removes from a lesson of this case: staff and users, the case's patient, and the
-    name the reporter left."""
-    return personal_names([event.patient_mrn]) + ([event.contact_name] if event.contact_name else [])
-
-
-#: What the scrubber writes in place of what it removes, and a pattern that keeps each whole when splitting.
-PLACEHOLDERS = (ID_NUMBER, MOBILE, IDENTIFIER, BED, NAME)
+#: Splits a scrubbed text around its placeholders, keeping each whole.
 _PLACEHOLDER = re.compile("(" + "|".join(map(re.escape, PLACEHOLDERS)) + ")")
-
-
-def scrubbed(text: str, names: list[str], identifiers: list[str]) -> str:
-    """`text` as the scrubber would publish it: the case's identifiers, then everything `scrub` replaces."""
-    for value in sorted(identifiers, key=len, reverse=True):
-        text = text.replace(value, IDENTIFIER)
-    return scrub(text, names)
 
 
 def findings(lesson: Lesson, event: AdverseEvent) -> list[dict]:
     """What the scrubber would replace in each text of the lesson: the words found and their replacement."""
-    names, identifiers = case_names(event), case_identifiers(event)
+    names, own = case_data(event)
     found = []
     for field in TEXT_FIELDS:
         text = getattr(lesson, field) or ""
-        clean = scrubbed(text, names, identifiers)
+        clean = scrub(text, names, own=own)
         if clean == text:
             continue
         # Each placeholder is one token, so "12床" → "[床号]" is one finding, not "12" → "[" and "" → "号]".
@@ -78,7 +65,8 @@ def findings(lesson: Lesson, event: AdverseEvent) -> list[dict]:
 def suggestion(lesson: Lesson, field: str) -> str:
     """The text of `field` with everything the scrubber finds replaced (the author may take it)."""
     event = db.session.get(AdverseEvent, lesson.event_id)
-    return scrubbed(getattr(lesson, field) or "", case_names(event), case_identifiers(event))
+    names, own = case_data(event)
+    return scrub(getattr(lesson, field) or "", names, own=own)
 
 
 def _check_choices(data: dict) -> None:
@@ -132,10 +120,26 @@ def write(event: AdverseEvent, data: dict, *, actor: Actor, now: datetime) -> Le
     return lesson
 
 
+def may_edit(lesson: Lesson, actor: Actor) -> bool:
+    """Whether this reader may change the lesson's text now: its author, while it is a draft."""
+    return LESSON_WORKFLOW.in_phase(lesson, "editable") and is_author(lesson, actor)
+
+
+def is_author(lesson: Lesson, actor: Actor) -> bool:
+    return actor.user_id is not None and actor.user_id == lesson.author_user_id
+
+
+def check_author(lesson: Lesson, actor: Actor) -> None:
+    """Only the author changes the text (the reviewer sends it back with a reason), so whoever publishes a
+    lesson has written none of it: four eyes read every word."""
+    if not can(actor, "handle_cases") or not is_author(lesson, actor):
+        raise Forbidden(_("Only the lesson's author changes its text. Another member of the quality office reads "
+                          "it and sends it back with a reason."))
+
+
 def update(lesson: Lesson, data: dict, *, actor: Actor, now: datetime, expected_version: int | None) -> Lesson:
     """Change a draft lesson from the version the author read (stale → 409); the scrubber reads it again."""
-    if not can(actor, "handle_cases"):
-        raise Forbidden()
+    check_author(lesson, actor)
     if not LESSON_WORKFLOW.in_phase(lesson, "editable"):
         raise Conflict(_("Only a draft lesson can be changed: send it back to its author first."))
     if expected_version != lesson.version:

@@ -73,7 +73,7 @@ def lesson_page(lesson, actor, errors, status):
         "lessons/lesson.html", lesson=lesson, case=queries.case_link(lesson, actor), errors=errors,
         transitions=LESSON_WORKFLOW.available(lesson, actor) if quality else [],
         names=services.author_names([lesson]) if quality else {}, quality=quality,
-        is_author=actor.user_id == lesson.author_user_id), status
+        is_author=services.is_author(lesson, actor)), status
 
 
 @bp.post("/lessons/<int:lesson_id>/transitions")
@@ -99,7 +99,9 @@ def write(event_id):
     actor = current_actor()
     event = load_event(event_id, actor)
     lesson = services.lesson_of(event)
-    if lesson is not None and not LESSON_WORKFLOW.in_phase(lesson, "editable"):
+    if lesson is not None and not services.may_edit(lesson, actor):
+        if request.method == "POST" and LESSON_WORKFLOW.in_phase(lesson, "editable"):
+            services.check_author(lesson, actor)  # another member of the quality office: 403, the form is not theirs
         return redirect(url_for("lessons.show", lesson_id=lesson.id))
     errors, status, values = {}, 200, request.form
     if request.method == "POST":

@@ -152,3 +152,21 @@ def test_the_writing_page_shows_the_case_to_write_from(clients, create_case):
     page = clients("quality").get(f"/events/{event.id}/lesson").get_data(as_text=True)
     case_text = page[page.index('id="case-text"'):page.index("</details>", page.index('id="case-text"'))]
     assert "配药时发现剂量多了一倍。" in case_text and "流程缺少双人核对节点。" in case_text and "感谢上报，已整改。" in case_text
+
+
+def test_another_member_of_the_quality_office_cannot_rewrite_a_draft_page_or_api(clients, write_lesson):
+    lesson = write_lesson("draft")
+    quality2 = clients("quality2")
+    refused = quality2.patch(f"/api/v1/lessons/{lesson.id}?lang=en", headers=quality2.csrf,
+                             json={"what_happened": "改写的经过。", "version": lesson.version})
+    assert refused.status_code == 403 and "author" in refused.json["message"]
+    page = quality2.get(f"/lessons/{lesson.id}").get_data(as_text=True)
+    assert 'id="edit-lesson"' not in page and 'id="author-edits"' in page
+    form = quality2.get(f"/events/{lesson.event_id}/lesson")
+    assert form.status_code == 302 and form.headers["Location"].endswith(f"/lessons/{lesson.id}")
+    posted = quality2.post(f"/events/{lesson.event_id}/lesson",
+                           data={**TEXT, "what_happened": "改写的经过。", "version": lesson.version,
+                                 "csrf_token": quality2.csrf["X-CSRFToken"]})
+    assert posted.status_code == 403 and 'id="lesson-form"' not in posted.get_data(as_text=True)
+    assert clients("quality").get(f"/api/v1/lessons/{lesson.id}").json["what_happened"] == TEXT["what_happened"]
+    assert 'id="edit-lesson"' in clients("quality").get(f"/lessons/{lesson.id}").get_data(as_text=True)

@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale
 
 from qcflow.core.errors import Conflict, Forbidden, GuardFailed
 from qcflow.events.lessons import services
@@ -144,3 +145,20 @@ def test_a_finding_names_the_whole_word_and_its_whole_replacement(create_case, a
     text = {**TEXT, "what_happened": "12床患者夜间如厕时跌倒。"}
     lesson = services.write(create_case(), text, actor=actor_of("quality"), now=AT)
     assert [(f["found"], f["replacement"]) for f in lesson.scrub_findings] == [("12床", "[床号]")]
+
+
+def test_only_the_author_changes_the_text_so_the_publisher_has_written_none_of_it(write_lesson, actor_of):
+    lesson = write_lesson("draft")
+    with pytest.raises(Forbidden) as refused, force_locale("en"):
+        services.update(lesson, {"what_happened": "另一位质控人员改写的经过。"}, actor=actor_of("quality2"), now=AT,
+                        expected_version=lesson.version)
+    assert "author" in str(refused.value.message)
+    assert lesson.what_happened == TEXT["what_happened"]
+    services.transition(lesson, "submit_review", {}, actor=actor_of("quality"), now=AT)
+    services.transition(lesson, "return_draft", {"reason": "请删去时间"}, actor=actor_of("quality2"), now=AT)
+    with pytest.raises(Forbidden):  # the reviewer who sent it back does not rewrite it either
+        services.update(lesson, {"why": "审核人自己写的原因。"}, actor=actor_of("quality2"), now=AT,
+                        expected_version=lesson.version)
+    services.update(lesson, {"why": "人手少。"}, actor=actor_of("quality"), now=AT, expected_version=lesson.version)
+    assert lesson.why == "人手少。"
+    assert not services.may_edit(lesson, actor_of("quality2")) and services.may_edit(lesson, actor_of("quality"))
