@@ -16,7 +16,8 @@ def hospital_layout(hospital_layout):
     """The events tests' hospital with a second member of the quality office, and names the scrubber knows."""
     departments, people = hospital_layout
     return departments, {**people, "nurse": ("nurse", "nurse", "surgery", "李秀英"),
-                         "head": ("head", "dept_head", "surgery", "王主任"), "quality": ("quality", "quality", "qc", "赵质控"),
+                         "head": ("head", "dept_head", "surgery", "王主任"),
+                         "quality": ("quality", "quality", "qc", "赵质控"),
                          "quality2": ("quality2", "quality", "qc", "钱质控")}
 
 
