@@ -39,9 +39,9 @@ HARM = ("none", "mild", "moderate", "severe", "death")
 NCC_MERP = tuple("ABCDEFGHI")
 CARE_STAGES = ("outpatient", "emergency", "admission", "examination", "medication", "surgery_anaesthesia",
                "nursing", "transfusion", "discharge_followup", "other")
-#: 《医疗质量安全事件报告暂行规定》: 特大 / 重大 / 一般, or none (internal only).
 #: Who filed a public report (the patient/family form).
 PUBLIC_ROLES = ("patient", "family", "other")
+#: 《医疗质量安全事件报告暂行规定》: 特大 / 重大 / 一般, or none (internal only).
 EXTERNAL_SEVERITY = ("extraordinary", "major", "general", "none")
 CAUSE_DOMAINS = ("rules", "process", "practice")
 IMPROVEMENT_TYPES = ("training", "rule_update", "system_change")

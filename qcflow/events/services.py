@@ -319,7 +319,9 @@ def _set_fields(event: AdverseEvent, action: str, data: dict, actor: Actor, now:
     """The fields each step records (guards have checked they are present)."""
     if action == "triage":
         check_triage_category(event, data, now)
-        for name in ("category_code", "subcategory_code", "care_stage"):  # a public report's, set here
+        # A public report's category and care stage are first set here; a staff reporter's may be corrected
+        # (the step's audit entry keeps what was given).
+        for name in ("category_code", "subcategory_code", "care_stage"):
             if data.get(name):
                 setattr(event, name, data[name])
         event.confirmed_grade = data["confirmed_grade"]

@@ -187,7 +187,7 @@ def event_rows(actor: Actor, period: Period, department_id: int | None) -> Itera
                 _at(row.external_reported_at), departments.get(row.handling_department_id, ""),
                 label_list("cause_domain", row.rca_cause_domains), clean(row.rca_factors), clean(row.analysis),
                 label_list("improvement_type", row.improvement_types), _at(row.closed_at),
-                label("found_by", row.found_by),
+                label("reported_by", "public") if row.public_role else label("found_by", row.found_by),
                 label("public_role", row.public_role) if row.public_role else label("reported_by", "staff"),
             ]
 

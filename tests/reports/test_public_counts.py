@@ -39,6 +39,8 @@ def test_exports_say_who_reported_and_never_the_contact(clients, public, fmt):
     rows = read_csv(response) if fmt == "csv" else read_xlsx(response)
     by_reference = {row["Reference"]: row["Source of the report"] for row in rows}
     assert by_reference[public[0].reference] == "The patient" and by_reference[public[1].reference] == "A family member"
+    found_by = {row["Reference"]: row["Found by"] for row in rows}  # never "Reported by staff" for theirs
+    assert found_by[public[0].reference] == found_by[public[1].reference] == "Patients and families"
     assert sum(1 for source in by_reference.values() if source == "Staff") == 30
     assert "13800138000" not in str(rows) and "李明" not in str(rows)
 
