@@ -289,6 +289,16 @@ def present(event: AdverseEvent, actor: Actor, names: list[str] | None = None) -
     return data
 
 
+def file_names(event: AdverseEvent, attachments, actor: Actor) -> dict[int, str]:
+    """The names the case's files came with, as this reader may see them: outside the quality office scrubbed like
+    the case's text (a photo may be named after the patient)."""
+    named = [f for f in attachments if f.original_name]
+    if can(actor, "handle_cases"):
+        return {f.id: f.original_name for f in named}
+    names, own = personal_names([event.patient_mrn]), own_data(event)
+    return {f.id: scrub(f.original_name, names, own=own) for f in named}
+
+
 def present_receipt(event: AdverseEvent) -> dict:
     """What the reporter reads (receipt, my reports): the messages and, once decided, the feedback, scrubbed."""
     names = personal_names([event.patient_mrn])

@@ -458,7 +458,7 @@ def case_files(event, actor) -> dict:
     uploaders = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(ids)))} if ids else {}
     return {"attachments": [f for f in shown if f.action_id is None],
             "action_files": {a.id: [f for f in shown if f.action_id == a.id] for a in event.actions},
-            "uploaders": uploaders,
+            "uploaders": uploaders, "file_names": queries.file_names(event, shown, actor),
             "may_add_files": files.may_act_on_case(event, actor) and files.case_takes_files(event),
             "may_remove_file": lambda f: files.case_takes_files(event) and files.may_remove(f, actor)}
 
@@ -474,6 +474,7 @@ def case_pdf(event_id):
     data = pdf.render_template_pdf(
         "reports/case.html", event=event, view=queries.present(event, actor), timeline=queries.timeline(event),
         files=files.files_of("adverse_event", event.id), uploaders=context["uploaders"],
+        file_names=context["file_names"],
         actions={a.id: a for a in event.actions}, printed_at=now(),
         messages=queries.dialogue(event) if can(actor, "handle_cases") else [])
     return pdf.pdf_response(data, f"case-{event.reference or event.id}.pdf")

@@ -8,10 +8,12 @@ from qcflow.core.api import Blueprint
 from flask_babel import gettext as _
 
 from qcflow.core.errors import Forbidden, Unprocessable
+from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
 from qcflow.core.web import accepts_files
 from qcflow.events import queries as event_queries
 from qcflow.files import services
+from qcflow.files.models import with_extension
 from qcflow.files.schemas import AttachmentList, AttachmentOut, FileIn
 from qcflow.files.views import file_response, readable_case_file
 
@@ -24,8 +26,12 @@ blp = Blueprint("files_api", __name__, url_prefix="/api/v1", description="Attach
 @blp.alt_response(404, description="Not a case of your departments")
 def list_case_files(event_id):
     """The files of a case (and of its corrective actions: action_id)."""
-    event = event_queries.load_event(event_id, current_actor())
-    return {"items": services.files_of("adverse_event", event.id)}
+    actor = current_actor()
+    event = event_queries.load_event(event_id, actor)
+    items = services.files_of("adverse_event", event.id)
+    names = event_queries.file_names(event, items, actor)
+    return Dumped(items=[{**AttachmentOut().dump(f), **({"name": with_extension(names[f.id], f.extension)}
+                                                        if f.id in names else {})} for f in items])
 
 
 @blp.post("/events/<int:event_id>/files")

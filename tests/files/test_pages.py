@@ -228,3 +228,16 @@ def test_the_receipt_holder_adds_a_photo_with_a_reply(app, clients, report_body,
     assert refused.status_code == 422 and "Photo 1 could not be added. Choose a photo (JPEG or PNG)" in page
     assert "PDF" not in page.split('id="files-error"')[1].split("</p>")[0]
     assert len(rows(app)) == 1
+
+
+def test_a_file_named_after_a_person_is_scrubbed_for_readers_outside_the_quality_office(app, clients, case):
+    """A department head reads the case's text scrubbed of names; the names of its files too (page, API, PDF)."""
+    upload(clients("quality"), case.id, jpeg_with_exif(), name="张建国-压疮.jpg")
+    added, = rows(app)
+    head = clients("head")
+    page = head.get(f"/events/{case.id}").get_data(as_text=True)
+    assert "张建国-压疮" not in page and "[姓名]-压疮.jpg" in page
+    listed = head.get(f"/api/v1/events/{case.id}/files").json["items"]
+    assert [f["name"] for f in listed] == ["[姓名]-压疮.jpg"]
+    assert "张建国-压疮.jpg" in clients("quality").get(f"/events/{case.id}").get_data(as_text=True)
+    assert clients("quality").get(f"/api/v1/events/{case.id}/files").json["items"][0]["name"] == "张建国-压疮.jpg"
