@@ -12,10 +12,10 @@ pytestmark = E2E
 
 #: Links each role sees in the section bar (ids of nav links), besides the home page and the report form.
 SECTIONS = {
-    "doctor": {"my-reports", "mdt", "operations"},
-    "nurse": {"my-reports", "followup"},
-    "head": {"my-reports", "events", "followup", "prompts", "mdt", "operations"},
-    "quality": {"my-reports", "events", "followup", "prompts", "triggers", "mdt", "operations", "region"},
+    "doctor": {"my-reports", "mdt", "operations", "lessons"},
+    "nurse": {"my-reports", "followup", "lessons"},
+    "head": {"my-reports", "events", "followup", "prompts", "mdt", "operations", "lessons"},
+    "quality": {"my-reports", "events", "followup", "prompts", "triggers", "mdt", "operations", "region", "lessons"},
     "admin": {"admin", "triggers"},
 }
 OPTIONAL = {"indicators", "reports"}  # appear once those pages exist, for the roles they allow

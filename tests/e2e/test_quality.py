@@ -65,7 +65,7 @@ def test_quality_office_handles_an_anonymous_case_to_closure(server, contexts):
         '#steps option', has_text="护理部").first.get_attribute("value"), "external_severity": "none"})
     take_step(page, "start_investigation")
     for title, kind in (("病区走廊加装防滑地垫", "system_change"), ("夜班如厕陪护培训", "training")):
-        page.click("#actions details > summary")
+        page.click("#add-action > summary")
         form = page.locator('#actions form[action$="/actions"]')
         form.locator("[name=title]").fill(title)
         form.locator("[name=improvement_type]").select_option(kind)
