@@ -57,7 +57,7 @@ LESSON_WORKFLOW = Workflow(
     LessonState,
     [
         #  action             from           to            roles             guard
-        T("submit_review",   {S.DRAFT},      S.IN_REVIEW,  QUALITY,          SCRUBBED),
+        T("submit_review",   {S.DRAFT},      S.IN_REVIEW,  {"author"},       SCRUBBED),
         T("return_draft",    {S.IN_REVIEW},  S.DRAFT,      QUALITY,          reason_guard),
         T("publish",         {S.IN_REVIEW},  S.PUBLISHED,  {"reviewer"},     checked_guard),
         T("withdraw",        {S.PUBLISHED},  S.WITHDRAWN,  QUALITY,          reason_guard),

@@ -162,3 +162,12 @@ def test_only_the_author_changes_the_text_so_the_publisher_has_written_none_of_i
     services.update(lesson, {"why": "人手少。"}, actor=actor_of("quality"), now=AT, expected_version=lesson.version)
     assert lesson.why == "人手少。"
     assert not services.may_edit(lesson, actor_of("quality2")) and services.may_edit(lesson, actor_of("quality"))
+
+
+def test_only_the_author_says_a_draft_is_ready_for_review(write_lesson, actor_of):
+    lesson = write_lesson("draft")
+    with pytest.raises(Forbidden):
+        services.transition(lesson, "submit_review", {}, actor=actor_of("quality2"), now=AT)
+    assert lesson.state == "draft"
+    services.transition(lesson, "submit_review", {}, actor=actor_of("quality"), now=AT)
+    assert lesson.state == "in_review"
