@@ -105,7 +105,8 @@ def seed(app) -> dict:
         db.session.commit()
         # The journeys take "the" anonymous case as the database returns it first (the very query of
         # tests/e2e/test_quality.py): give them that case's receipt code.
-        anonymous = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.mode == "anonymous")).id
+        anonymous = db.session.scalar(sa.select(AdverseEvent).where(
+            AdverseEvent.mode == "anonymous", AdverseEvent.public_role.is_(None))).id
         operation = db.session.scalar(sa.select(Operation.id).where(Operation.his_id == "DEMO-O4"))
         overdue = db.session.scalar(sa.select(AdverseEvent.id).where(AdverseEvent.state == "submitted",
                                                                      AdverseEvent.triage_due_at < at)

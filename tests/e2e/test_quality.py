@@ -34,7 +34,8 @@ def test_quality_office_handles_an_anonymous_case_to_closure(server, contexts):
     from qcflow.extensions import db
 
     with server.db():
-        event = db.session.scalar(sa.select(AdverseEvent).where(AdverseEvent.mode == "anonymous"))
+        event = db.session.scalar(sa.select(AdverseEvent).where(  # a staff's anonymous report, not a family's
+            AdverseEvent.mode == "anonymous", AdverseEvent.public_role.is_(None)))
         event_id, reference = event.id, event.reference
 
     page = contexts("desktop").new_page()
