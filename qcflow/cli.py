@@ -239,6 +239,7 @@ def backup(dest):
         target.close()
         source.close()
     click.echo(f"backup written to {dest}")
+    click.echo("attached files are not in it: back up ATTACHMENT_DIR (default instance/attachments) as well")
 
 
 audit_cli = AppGroup("audit", help="The audit trail.")

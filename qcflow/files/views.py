@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Blueprint, Response, redirect, request, url_for
+from flask import Blueprint, Response, current_app, redirect, request, url_for
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import allowed, current_actor
@@ -21,6 +21,12 @@ from qcflow.files.models import Attachment
 from qcflow.mdt import queries as mdt_queries, services as mdt_services
 
 bp = Blueprint("files", __name__)
+
+
+@bp.app_template_global()
+def file_size_limit() -> str:
+    """The largest file a form takes (ATTACHMENT_MAX_BYTES), as its hint says it."""
+    return services.megabytes(current_app.config["ATTACHMENT_MAX_BYTES"])
 
 #: What a served file may do in the browser: nothing (no script, no form, no frame), images shown.
 SERVED_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
