@@ -4,9 +4,10 @@ from __future__ import annotations
 import os
 import re
 from typing import Callable
+from urllib.parse import quote
 
 import orjson
-from flask import Flask, current_app, request, session
+from flask import Flask, Response, current_app, request, session
 from flask.json.provider import DefaultJSONProvider
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import gettext as _
@@ -347,3 +348,19 @@ def install_request_hooks(app: Flask, enforce_access: Callable[[], object]) -> N
     app.before_request(check_json_body)
     app.after_request(security_headers)
     app.jinja_env.globals["form_token"] = form_token
+
+
+#: What a served file may do in the browser: nothing (no script, no form, no frame), images shown.
+SERVED_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
+
+
+def file_response(data: bytes, attachment, *, thumbnail: bool = False) -> Response:
+    """Send an attachment's stored bytes (qcflow.files): shown inline only for images, downloaded otherwise, under
+    its name in any language (RFC 6266 with an ASCII fallback); never sniffed, never cached."""
+    inline = attachment.kind == "image"
+    name = f"thumbnail-{attachment.id}.jpg" if thumbnail else attachment.name
+    fallback = f"attachment-{attachment.id}.{'jpg' if thumbnail else attachment.extension}"
+    disposition = f"{'inline' if inline else 'attachment'}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
+    return Response(data, mimetype="image/jpeg" if thumbnail else attachment.content_type, headers={
+        "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store", "Content-Security-Policy": SERVED_CSP})

@@ -7,7 +7,7 @@ import base64
 
 import segno
 import sqlalchemy as sa
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from marshmallow import ValidationError
@@ -23,7 +23,7 @@ from qcflow.core.forms import form_data, load_form
 from qcflow.core.i18n import current_language, with_lang
 from qcflow.core.security import derived_key, sessionless_token_valid
 from qcflow.core.time import hospital_tz, now, today
-from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, accepts_files, session_free, sessionless_csrf
+from qcflow.core.web import SESSIONLESS_FORM_MAX_AGE, accepts_files, file_response, session_free, sessionless_csrf
 from qcflow.events import queries, services
 from qcflow.events.models import (
     ACTION_CONSEQUENCES,
@@ -382,10 +382,7 @@ def receipt_file(receipt_file_id):
     attachment = files.load_attachment(receipt_file_id, "adverse_event", event.id)
     if not attachment.from_reporter:  # staff files are never the receipt holder's
         raise NotFound()
-    data = files.read(attachment, actor=Actor.anonymous(), now=now())
-    return Response(data, mimetype=attachment.content_type, headers={
-        "Content-Disposition": f'attachment; filename="{attachment.name}"', "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-store", "Content-Security-Policy": "default-src 'none'; sandbox"})
+    return file_response(files.read(attachment, actor=Actor.anonymous(), now=now()), attachment)
 
 
 @bp.get("/events")

@@ -10,12 +10,12 @@ from flask_babel import gettext as _
 from qcflow.core.errors import Forbidden, Unprocessable
 from qcflow.core.schemas import Dumped
 from qcflow.core.time import now
-from qcflow.core.web import accepts_files
+from qcflow.core.web import accepts_files, file_response
 from qcflow.events import queries as event_queries
 from qcflow.files import services
 from qcflow.files.models import with_extension
 from qcflow.files.schemas import AttachmentList, AttachmentOut, FileIn
-from qcflow.files.views import file_response, readable_case_file
+from qcflow.files.views import readable_case_file
 
 blp = Blueprint("files_api", __name__, url_prefix="/api/v1", description="Attachments of cases (附件)")
 

@@ -5,16 +5,15 @@ MDT domain's "read"); who may add one is who may act on the record. Every read i
 """
 from __future__ import annotations
 
-from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, redirect, request, url_for
+from flask import Blueprint, current_app, redirect, request, url_for
 from flask_babel import gettext as _
 
 from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.actors import Actor
 from qcflow.core.errors import Forbidden, NotFound, Unprocessable
 from qcflow.core.time import now
-from qcflow.core.web import accepts_files
+from qcflow.core.web import accepts_files, file_response
 from qcflow.events import queries as event_queries
 from qcflow.files import services
 from qcflow.files.models import Attachment
@@ -27,21 +26,6 @@ bp = Blueprint("files", __name__)
 def file_size_limit() -> str:
     """The largest file a form takes (ATTACHMENT_MAX_BYTES), as its hint says it."""
     return services.megabytes(current_app.config["ATTACHMENT_MAX_BYTES"])
-
-#: What a served file may do in the browser: nothing (no script, no form, no frame), images shown.
-SERVED_CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox; frame-ancestors 'none'"
-
-
-def file_response(data: bytes, attachment: Attachment, *, thumbnail: bool = False) -> Response:
-    """Send stored bytes: shown inline only for images, downloaded otherwise; never sniffed, never cached."""
-    inline = attachment.kind == "image"
-    name = f"thumbnail-{attachment.id}.jpg" if thumbnail else attachment.name
-    fallback = f"attachment-{attachment.id}.{'jpg' if thumbnail else attachment.extension}"
-    disposition = f"{'inline' if inline else 'attachment'}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name)}"
-    return Response(data, mimetype="image/jpeg" if thumbnail else attachment.content_type, headers={
-        "Content-Disposition": disposition, "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-store", "Content-Security-Policy": SERVED_CSP})
-
 
 def confirmed_removal() -> None:
     """A file is removed only with the form's confirmation ticked (its bytes are gone for good)."""

@@ -108,6 +108,10 @@ def test_an_anonymous_report_with_a_photo_and_its_receipt(app, clients, report_b
     token = fresh_form(reporter)["csrf_token"]
     served = reporter.post(f"/receipt/files/{photo.id}", data={"csrf_token": token, "receipt_code": code})
     assert served.status_code == 200 and served.mimetype == "image/jpeg" and SERIAL.encode() not in served.data
+    # Served as every stored file is: never sniffed or cached, sandboxed, named by its id (no name was kept).
+    assert served.headers["Content-Disposition"] == (f'inline; filename="attachment-{photo.id}.jpg"; '
+                                                     f"filename*=UTF-8''attachment-{photo.id}.jpg")
+    assert "sandbox" in served.headers["Content-Security-Policy"] and "no-store" in served.headers["Cache-Control"]
     assert reporter.post(f"/receipt/files/{staff.id}", data={"csrf_token": token, "receipt_code": code}).status_code == 404
     assert reporter.post(f"/receipt/files/{photo.id}",
                          data={"csrf_token": token, "receipt_code": "AAAA-BBBB-CCCC"}).status_code == 404
