@@ -158,7 +158,7 @@ EVENT_WORKFLOW = Workflow(
         T("submit",              {S.DRAFT},                              S.SUBMITTED,       {"reporter"},                      submit_guard),
         T("request_info",        {S.SUBMITTED},                          S.INFO_REQUESTED,  QUALITY,                           message_guard),
         T("provide_info",        {S.INFO_REQUESTED},                     S.SUBMITTED,       {"reporter", "receipt_holder"},    message_guard),
-        T("triage",              {S.SUBMITTED},                          S.TRIAGED,         QUALITY,                           triage_guard),
+        T("triage",              {S.SUBMITTED, S.INFO_REQUESTED},        S.TRIAGED,         QUALITY,                           triage_guard),
         T("mark_duplicate",      {S.SUBMITTED, S.INFO_REQUESTED},        S.DUPLICATE,       QUALITY,                           duplicate_guard),
         T("reject",              {S.SUBMITTED, S.INFO_REQUESTED},        S.NOT_REPORTABLE,  QUALITY,                           reason_guard),
         T("withdraw",            {S.DRAFT, S.SUBMITTED},                 S.WITHDRAWN,       {"reporter"}),

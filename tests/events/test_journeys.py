@@ -77,6 +77,24 @@ def test_anonymous_journey_question_reply_by_receipt_triage_close(clients, hospi
     assert "已更换标签样式" in page.get_data(as_text=True) and "Set-Cookie" not in page.headers
 
 
+def test_a_question_the_reporter_never_answers_does_not_hold_up_triage(clients, hospital, report_body, act):
+    """The triage deadline runs while the office waits for an answer: the office may triage without it."""
+    anonymous, quality = clients("anonymous"), clients("quality")
+    q = {"X-CSRFToken": csrf(quality)}
+    filed = anonymous.post("/api/v1/events", json=report_body(reporter_grade="IV"))
+    event_id, code = filed.json["id"], filed.json["receipt_code"]
+    asked = act(quality, event_id, "request_info", 2, q, message="请问是哪一个批次的药品？")
+    page = quality.get(f"/events/{event_id}").get_data(as_text=True)
+    assert 'value="triage"' in page
+    r = act(quality, event_id, "triage", asked.json["version"], q, confirmed_grade="IV",
+            handling_department_id=hospital["pharmacy"].id, external_severity="none")
+    assert r.status_code == 200 and r.json["state"] == "triaged"
+    late = anonymous.post("/api/v1/receipts/reply", json={"receipt_code": code, "message": "批号 20260301"})
+    # A late answer still reaches the case, which stays triaged.
+    assert late.status_code == 200 and late.json["state"] == "triaged"
+    assert quality.get(f"/api/v1/events/{event_id}").json["state"] == "triaged"
+
+
 def _token(client, path):
     import re
 

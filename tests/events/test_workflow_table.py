@@ -16,6 +16,7 @@ EXPECTED = {
     ("request_info", "submitted"): ("info_requested", {"quality"}),
     ("provide_info", "info_requested"): ("submitted", {"reporter", "receipt_holder"}),
     ("triage", "submitted"): ("triaged", {"quality"}),
+    ("triage", "info_requested"): ("triaged", {"quality"}),
     ("mark_duplicate", "submitted"): ("duplicate", {"quality"}),
     ("mark_duplicate", "info_requested"): ("duplicate", {"quality"}),
     ("reject", "submitted"): ("not_reportable", {"quality"}),
@@ -98,6 +99,8 @@ REFUSALS = {
     # an empty case has no category (like a patient's or family's report): triage gives it
     ("triage", "submitted"): required("confirmed_grade", "handling_department_id", "external_severity",
                                       "category_code"),
+    ("triage", "info_requested"): required("confirmed_grade", "handling_department_id", "external_severity",
+                                           "category_code"),
     ("mark_duplicate", "submitted"): required("duplicate_of_id"),
     ("mark_duplicate", "info_requested"): required("duplicate_of_id"),
     ("reject", "submitted"): required("reason"),
