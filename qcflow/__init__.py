@@ -58,10 +58,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.teardown_appcontext(end_read_only_transaction)
     register_error_handlers(app)
     install_login(app)
-    install_request_hooks(app, enforce_access)
-    from qcflow.region.installation import refuse_hospital_routes_on_a_centre
+    from qcflow.region.installation import refuse_routes_of_the_other_installation
 
-    app.before_request(refuse_hospital_routes_on_a_centre)
+    def access():
+        refuse_routes_of_the_other_installation()  # first: the other side's routes are 404 for everyone
+        return enforce_access()
+
+    install_request_hooks(app, access)
     install_template_helpers(app)
     _install_auth_helpers(app)
 

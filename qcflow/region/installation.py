@@ -26,7 +26,15 @@ CENTRE_BLUEPRINTS = frozenset({"home", "auth", "auth_api", "notify", "notify_api
                                "centre_api", "centre_intake_api", "centre_registry"})
 
 
-def refuse_hospital_routes_on_a_centre() -> None:
-    """before_request (after the access check): on a centre, the hospital's routes answer 404."""
-    if is_centre() and request.blueprint is not None and request.blueprint not in CENTRE_BLUEPRINTS:
+#: The centre's own blueprints: 404 on a hospital.
+CENTRE_ONLY = frozenset({"centre", "centre_api", "centre_intake_api", "centre_registry"})
+
+
+def refuse_routes_of_the_other_installation() -> None:
+    """Before the access check: on a centre the hospital's routes, on a hospital the centre's, answer 404 to
+    everyone (a 403 for a logged-in user would tell which side this installation is)."""
+    blueprint = request.blueprint
+    if blueprint is None:
+        return
+    if blueprint not in CENTRE_BLUEPRINTS if is_centre() else blueprint in CENTRE_ONLY:
         raise NotFound()

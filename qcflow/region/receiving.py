@@ -10,6 +10,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from marshmallow import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from qcflow.core import audit
@@ -18,9 +19,10 @@ from qcflow.core.errors import Conflict, DomainError, Forbidden, NotAuthenticate
 from qcflow.core.time import today
 from qcflow.extensions import db
 from qcflow.indicators import catalogue
-from qcflow.indicators.forms import SCHEMA as FORM_SCHEMA
+from qcflow.indicators.forms import PLAN_TITLES, SCHEMA as FORM_SCHEMA
 from qcflow.region import protocol
 from qcflow.region.models import RegionHospital, RegionSubmission, RegionValue
+from qcflow.region.receiving_schemas import FormDocument
 
 #: Who the audit trail names for a receipt: the centre's intake (the hospital's code is in the detail).
 INTAKE_ACTOR = Actor.system("region-intake")
@@ -98,6 +100,12 @@ def _refuse_repeat(envelope: protocol.Envelope, versions: list[RegionSubmission]
         raise VersionTaken(_("Version %(version)d of %(period)s was received already with other content: send it "
                              "as version %(next)d.", version=envelope.version, period=envelope.period,
                              next=versions[-1].revision + 1), newest_version=versions[-1].revision)
+    newest = versions[-1].revision if versions else 0
+    if envelope.version > newest + VERSION_GAP:
+        raise Unprocessable(_("Version %(version)d of %(period)s skips too far ahead: send version %(next)d (at "
+                              "most %(gap)d after the newest kept, so that a month can always be corrected).",
+                              version=envelope.version, period=envelope.period, next=newest + 1, gap=VERSION_GAP),
+                            errors={"version": [_("At most %(highest)d.", highest=newest + VERSION_GAP)]})
     if versions and envelope.version < versions[-1].revision:
         raise StaleVersion(_("Version %(newest)d of %(period)s was received already: version %(version)d is older "
                              "and is not kept. Send corrections as version %(next)d.", newest=versions[-1].revision,
@@ -110,8 +118,38 @@ def units() -> dict[str, str]:
     return {entry.code: entry.unit for entry in catalogue.entries(include_local=False)}
 
 
+#: How far a version may run ahead of the newest kept of its period (versions the hospital queued but the centre
+#: refused leave gaps): a far jump would leave no number to correct the period with.
+VERSION_GAP = 100
+#: The parts of a month's document (protocol.month_document) and of each of its values: nothing else is kept.
+MONTH_KEYS = frozenset({"schema", "month", "plan", "values"})
+VALUE_KEYS = frozenset({"code", "unit", "numerator", "denominator", "value"})
+
+
+def _month_shape_errors(document: dict) -> dict[str, list[str]]:
+    """A month's document holds what a hospital's qcflow sends and at least one value (an empty month is not a
+    month sent: completeness would count it)."""
+    errors = {}
+    extra = sorted(str(key)[:40] for key in set(document) - MONTH_KEYS)
+    if extra:
+        errors["document"] = [_("Unknown parts of the month's document: %(keys)s.", keys=", ".join(extra[:10]))]
+    if document.get("plan") not in PLAN_TITLES:
+        errors["document.plan"] = [_("Choose one of: %(values)s.", values=", ".join(PLAN_TITLES))]
+    values = document.get("values")
+    if isinstance(values, list):
+        if not values:
+            errors["document.values"] = [_("The month holds no values: send it once it has some (a month without "
+                                           "values is not counted as sent).")]
+        for index, item in enumerate(values):
+            if isinstance(item, dict) and set(item) - VALUE_KEYS:
+                errors[f"values[{index}]"] = [_("Unknown parts of a value: %(keys)s.", keys=", ".join(
+                    sorted(str(key)[:40] for key in set(item) - VALUE_KEYS)[:10]))]
+    return errors
+
+
 def _month_values(envelope: protocol.Envelope) -> list[dict]:
     stored, errors = protocol.month_value_errors(envelope.document, units())
+    errors = {**_month_shape_errors(envelope.document), **errors}
     if envelope.document.get("month") != envelope.period:
         errors["document.month"] = [_("The document is for the month %(month)s, the envelope for %(period)s.",
                                       month=str(envelope.document.get("month"))[:20], period=envelope.period)]
@@ -121,8 +159,27 @@ def _month_values(envelope: protocol.Envelope) -> list[dict]:
     return stored
 
 
+def _paths(messages, prefix: str) -> dict[str, list[str]]:
+    """marshmallow's nested errors as one list per dotted path ("document.rows.3.codes.0.value")."""
+    if isinstance(messages, dict):
+        found = {}
+        for key, inner in messages.items():
+            found.update(_paths(inner, f"{prefix}.{key}"))
+        return found
+    return {prefix: [str(m) for m in messages] if isinstance(messages, list) else [str(messages)]}
+
+
 def _check_form(envelope: protocol.Envelope) -> None:
-    document, errors = envelope.document, {}
+    document = envelope.document
+    try:
+        FormDocument().load(document)
+    except ValidationError as error:
+        errors = _paths(error.messages, "document")
+        raise Unprocessable(_("The form is not one a hospital's qcflow archives: nothing was stored. See the errors "
+                              "under document."), errors=dict(list(errors.items())[:50])) from None
+    errors = {}
+    if document.get("draft"):
+        errors["document.draft"] = [_("A draft form is not sent: archive the form first.")]
     if document.get("schema") != FORM_SCHEMA:
         errors["document.schema"] = [_("Expected %(schema)s.", schema=FORM_SCHEMA)]
     if document.get("kind") != FORM_KINDS[envelope.kind]:

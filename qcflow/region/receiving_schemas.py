@@ -141,3 +141,110 @@ class SubmissionRefusalOut(ErrorSchema, AnswerBinding):
 
     receipt = fields.Nested(SubmissionReceipt, metadata={"description": "409 already_received: the stored receipt"})
     newest_version = WholeNumber(metadata={"description": "409 version_taken / stale_version: the newest kept"})
+
+
+# The JSON twin of an archived form (indicators.forms.snapshot), as a hospital signs it ----------------------------
+
+class _Number(fields.Float):
+    """A number as JSON writes it: never a string, a boolean, NaN or an infinity."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _count(**kw):
+    return fields.Integer(strict=True, validate=validate.Range(min=0, max=10**12), **kw)
+
+
+def _number(**kw):
+    return _Number(allow_nan=False, validate=validate.Range(min=-10**12, max=10**12), **kw)
+
+
+def _text(limit: int, **kw):
+    return fields.String(validate=[validate.Length(max=limit), no_control_characters(long_text=True)], **kw)
+
+
+_MONTH = validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$")
+_NULL = {"load_default": None, "allow_none": True}
+
+
+class _FormTarget(BaseSchema):
+    comparison = fields.String(validate=validate.OneOf(("ge", "gt", "le", "lt", "eq")), **_NULL)
+    value = _number(**_NULL)
+    text = _text(500, load_default="")
+    source = _text(500, **_NULL)
+    set_by = _text(40, **_NULL)
+
+
+class _FormMonth(BaseSchema):
+    month = fields.String(required=True, validate=_MONTH)
+    value = _number(**_NULL)
+    numerator = _count(**_NULL)
+    denominator = _count(**_NULL)
+
+
+class _FormLine(BaseSchema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_.-]{1,80}$"))
+    name = _text(300, load_default="")
+    name_en = _text(300, load_default="")
+    unit = _text(20, load_default="")
+    method = _text(20, load_default="")
+    value = _number(**_NULL)
+    numerator = _count(**_NULL)
+    denominator = _count(**_NULL)
+    target = fields.Nested(_FormTarget, **_NULL)
+    met = fields.Boolean(truthy=(True,), falsy=(False,), **_NULL)
+    status = _text(20, load_default="")
+    reason = _text(500, load_default="")
+    pending = _count(load_default=0)
+    months_approved = _count(**_NULL)
+    months = fields.List(fields.Nested(_FormMonth), validate=validate.Length(max=12), load_default=list)
+
+
+class _FormRow(BaseSchema):
+    seq = fields.Integer(strict=True, validate=validate.Range(min=0, max=10_000), **_NULL)
+    dimension = _text(300, load_default="")
+    dimension_en = _text(300, load_default="")
+    wording = _text(2000, load_default="")
+    wording_en = _text(2000, load_default="")
+    target_text = _text(500, load_default="")
+    responsible = _text(300, load_default="")
+    codes = fields.List(fields.Nested(_FormLine), validate=validate.Length(max=100), load_default=list)
+
+
+class _FormPlan(BaseSchema):
+    key = fields.String(required=True, validate=validate.Regexp(r"^[a-z0-9_]{1,20}$"))
+    title = _text(300, load_default="")
+    title_en = _text(300, load_default="")
+
+
+class _FormPeriod(BaseSchema):
+    year = fields.Integer(strict=True, required=True)
+    quarter = fields.Integer(strict=True, validate=validate.Range(min=1, max=4), **_NULL)
+    start = fields.String(validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$"))
+    end = fields.String(validate=validate.Regexp(r"^\d{4}-\d{2}-\d{2}$"))
+    months = fields.List(fields.String(validate=_MONTH), validate=validate.Length(max=12))
+
+
+class _FormHospital(BaseSchema):
+    name = _text(200, load_default="")
+    level = fields.String(validate=validate.OneOf(HOSPITAL_LEVELS), **_NULL)
+
+
+class FormDocument(BaseSchema):
+    """An archived annual or quarterly form (its JSON twin): every part typed and bounded, no other keys, no
+    control characters, so what the centre keeps and shows is what a hospital's qcflow generates."""
+
+    schema = fields.String(required=True)
+    plan = fields.Nested(_FormPlan, required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("annual", "quarterly")))
+    period = fields.Nested(_FormPeriod, required=True)
+    hospital = fields.Nested(_FormHospital, **_NULL)
+    generated_at = fields.String(validate=validate.Length(max=40), **_NULL)
+    generated_by = _text(120, **_NULL)
+    revision = fields.Integer(strict=True, validate=validate.Range(min=1), **_NULL)
+    draft = fields.Boolean(truthy=(True,), falsy=(False,), load_default=False)
+    xlsx_sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$"), **_NULL)
+    rows = fields.List(fields.Nested(_FormRow), required=True, validate=validate.Length(max=500))

@@ -82,7 +82,9 @@ def _checked(values: dict, *, hospital_id: int | None) -> dict:
     if not isinstance(clean["is_active"], bool):
         errors["is_active"] = [_("Enter true or false.")]
     others = sa.select(RegionHospital.id).where(RegionHospital.id != (hospital_id or 0)).limit(1)
-    if "code" in clean and db.session.scalar(others.where(RegionHospital.code == clean["code"])) is not None:
+    if "code" in clean and db.session.scalar(others.where(
+            sa.func.upper(RegionHospital.code) == clean["code"].upper())) is not None:
+        # Codes that differ only in case would read as one hospital on the pages and in the audit trail.
         errors["code"] = [_("Another hospital already has this code.")]
     if "public_key" in clean and db.session.scalar(
             others.where(RegionHospital.public_key == clean["public_key"])) is not None:

@@ -190,8 +190,8 @@ def test_a_received_form_shows_its_rows_and_its_versions(clients, received, acto
     row = registry.hospital("H001")
     row = registry.update_hospital(row, {"public_key": protocol.public_key_text(key)}, row.version,
                                    actor=actor_of("admin"), now=NOW)
-    document = {"schema": "qcflow.indicator-form/1", "kind": "quarterly", "period": {"year": 2026, "quarter": 1},
-                "rows": [{"seq": 1}, {"seq": 2}]}
+    document = {"schema": "qcflow.indicator-form/1", "plan": {"key": "henan"}, "kind": "quarterly",
+                "period": {"year": 2026, "quarter": 1}, "rows": [{"seq": 1}, {"seq": 2}]}
     body = protocol.envelope("H001", "quarterly_form", "2026-Q1", 1, document, NOW)
     kept = receiving.receive(row, body, protocol.sign(key, body), now=NOW).submission.id
     db.session.commit()

@@ -35,6 +35,14 @@ def test_even_an_administrator_cannot_push_patients_into_a_centre(app, tokens):
     assert response.status_code == 404
 
 
+@pytest.mark.parametrize("who", ["centre", "admin"])
+@pytest.mark.parametrize("path", ["/events", "/api/v1/events", "/region/submissions", "/api/v1/region/submissions",
+                                  "/indicators", "/mdt", "/followup/queue"])
+def test_the_hospitals_routes_are_404_for_the_centres_logged_in_users_too(clients, who, path):
+    """Not 403: a refusal would tell that the route exists here, and so which side this installation is."""
+    assert clients(who).get(path).status_code == 404
+
+
 def test_the_centres_staff_start_from_completeness_and_its_administrators_from_the_hospitals(clients):
     assert clients("centre").get("/").headers["Location"].endswith("/centre/completeness")
     assert clients("admin").get("/").headers["Location"].endswith("/centre/hospitals")

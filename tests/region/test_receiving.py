@@ -284,14 +284,72 @@ def test_a_body_over_the_limit_is_413(app, client, centre_key, register):
     document = {**month_values(), "padding": "x" * protocol.MAX_BODY_BYTES}
     body = refused(app, client, centre_key, post(client, envelope(code, document=document), key), 413, before)
     assert "2 MiB" in body["message"]
-    # the protocol's limit, not the app's 1 MiB: a body of 1.5 MiB is read and kept
-    kept = {**month_values(), "padding": "x" * (protocol.MAX_BODY_BYTES * 3 // 4)}
-    assert post(client, envelope(code, document=kept), key).status_code == 201
+    # the protocol's limit, not the app's 1 MiB: a form of 1.5 MiB is read and kept
+    rows = [{"seq": i, "wording": "x" * 2000, "wording_en": "y" * 2000, "codes": []} for i in range(400)]
+    kept = envelope(code, "annual_form", "2025", document={**form_document("annual", 2025, None), "rows": rows})
+    assert len(kept) > protocol.MAX_BODY_BYTES * 3 // 4
+    assert post(client, kept, key).status_code == 201
 
 
 def form_document(kind="quarterly", year=2026, quarter=1):
-    return {"schema": "qcflow.indicator-form/1", "kind": kind, "period": {"year": year, "quarter": quarter},
-            "rows": []}
+    return {"schema": "qcflow.indicator-form/1", "plan": {"key": "henan"}, "kind": kind,
+            "period": {"year": year, "quarter": quarter}, "rows": []}
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"rows": 5}, "document.rows"),
+    ({"rows": [{"seq": 1, "codes": [{"code": "x", "value": "12"}]}]}, "document.rows.0.codes.0.value"),
+    ({"rows": [{"seq": 1, "wording": "<b>\u0000\u001b[31m"}]}, "document.rows.0.wording"),
+    ({"title": "<script>alert(1)</script>"}, "document.title"),
+    ({"rows": [{"seq": 1, "codes": [{"code": "x", "numerator": True}]}]}, "document.rows.0.codes.0.numerator"),
+    ({"draft": True}, "document.draft"),
+])
+def test_a_form_that_no_hospital_qcflow_archives_is_422_and_kept_nowhere(app, client, centre_key, register,
+                                                                        change, field):
+    """Only the shape a hospital's qcflow generates is kept: a form the centre would store and later fail to
+    show (rows not a list), unknown keys, control characters, strings for numbers, a draft."""
+    code, key = register()
+    before = counts(app)
+    document = {**form_document("annual", 2025, None), **change}
+    sent = post(client, envelope(code, "annual_form", "2025", document=document), key, language="en")
+    body = refused(app, client, centre_key, sent, 422, before)
+    assert field in body["errors"], body["errors"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"values": []}, "document.values"),
+    ({"note": "<script>"}, "document"),
+    ({"plan": "<script>"}, "document.plan"),
+])
+def test_an_empty_month_or_one_with_unknown_parts_is_422_and_not_counted_as_sent(app, client, centre_key, register,
+                                                                                 change, field):
+    code, key = register()
+    before = counts(app)
+    sent = post(client, envelope(code, document={**month_values(), **change}), key, language="en")
+    assert field in refused(app, client, centre_key, sent, 422, before)["errors"]
+
+
+def test_a_value_with_unknown_parts_is_422(app, client, centre_key, register):
+    code, key = register()
+    before = counts(app)
+    document = month_values(**{RATE: {"comment": "患者张三"}})
+    sent = post(client, envelope(code, document=document), key, language="en")
+    assert "values[0]" in refused(app, client, centre_key, sent, 422, before)["errors"]
+
+
+def test_a_version_far_ahead_is_refused_so_that_the_month_can_always_be_corrected(app, client, centre_key,
+                                                                                  register):
+    code, key = register()
+    before = counts(app)
+    jump = refused(app, client, centre_key, post(client, envelope(code, version=10**6), key, language="en"), 422,
+                   before)
+    assert "send version 1" in jump["message"]
+    assert post(client, envelope(code, version=3), key).status_code == 201  # gaps of refused versions are fine
+    changed = envelope(code, version=3, document=month_values(**{RATE: {"numerator": 4, "value": 50.0}}))
+    advice = post(client, changed, key, language="en").json["message"]
+    assert "version 4" in advice
+    corrected = envelope(code, version=4, document=month_values(**{RATE: {"numerator": 4, "value": 50.0}}))
+    assert post(client, corrected, key).status_code == 201  # the advice given can be followed
 
 
 def test_a_form_is_kept_and_one_whose_period_does_not_match_is_422(app, client, centre_key, register):

@@ -116,6 +116,9 @@ def test_a_duplicate_code_or_key_is_refused(ctx, actor_of):
     with pytest.raises(Unprocessable) as same_code:
         registry.add_hospital(data("H001"), actor=actor_of("admin"), now=NOW)
     assert "code" in same_code.value.errors
+    with pytest.raises(Unprocessable) as same_but_case:  # h001 would read as H001 on every page
+        registry.add_hospital(data("h001"), actor=actor_of("admin"), now=NOW)
+    assert "code" in same_but_case.value.errors
     with pytest.raises(Unprocessable) as same_key:
         registry.add_hospital(data("H003", public_key=first.public_key), actor=actor_of("admin"), now=NOW)
     assert "public_key" in same_key.value.errors
