@@ -41,7 +41,7 @@ def use(bucket: str, subject: str, *, now: datetime, limit: int, window: timedel
         minutes = int(window.total_seconds() // 60)
         raise TooManyRequests(
             _("You have reached the limit of %(limit)d downloads of this kind in %(minutes)d minutes. "
-              "Wait a while and try again; ask the quality office if you need more.", limit=limit, minutes=minutes))
+              "Wait a while and try again; ask an administrator if you need more.", limit=limit, minutes=minutes))
 
 
 def rate_limited(bucket: str):
