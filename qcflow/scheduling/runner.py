@@ -57,9 +57,14 @@ def run_in_context(app: Flask, job_id: str) -> None:
 def build_scheduler(app: Flask):
     """A BackgroundScheduler with every JOBS row of this installation (memory job store: the due work lives in our
     tables)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    scheduler = BackgroundScheduler(timezone=app.config["TIMEZONE"], job_defaults=JOB_DEFAULTS)
+    # SQLite writes one transaction at a time: jobs started together (at start-up every run_at_start job) would
+    # only wait on its lock, and fail after its busy timeout. There they run one after another.
+    sqlite = app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
+    scheduler = BackgroundScheduler(timezone=app.config["TIMEZONE"], job_defaults=JOB_DEFAULTS,
+                                    executors={"default": ThreadPoolExecutor(1 if sqlite else 10)})
     for spec in jobs_of(app.config["INSTALLATION_ROLE"]):
         start = {"next_run_time": clock.now()} if spec.run_at_start else {}
         scheduler.add_job(run_in_context, spec.trigger, args=(app, spec.id), id=spec.id, name=spec.id,

@@ -178,3 +178,34 @@ def test_sigterm_at_any_moment_of_start_up_stops_the_scheduler(database_url, tmp
     # Before the handler is installed (still importing) SIGTERM's default action ends it: nothing had started.
     clean = {0, -signal.SIGTERM} if after_election is None else {0}
     assert proc.returncode in clean, log_path.read_text()
+
+
+def test_on_sqlite_the_scheduler_runs_its_jobs_one_after_another(app):
+    """SQLite takes one writer at a time: jobs started together would wait on its lock and fail after its busy
+    timeout ("database is locked" at start-up, when every run-at-start job is due at once)."""
+    import threading
+    from datetime import datetime, timezone
+
+    from qcflow.scheduling.runner import build_scheduler
+
+    scheduler = build_scheduler(app)
+    scheduler.remove_all_jobs()
+    spans, done = [], threading.Semaphore(0)
+
+    def job():
+        started = time.monotonic()
+        time.sleep(0.3)
+        spans.append((started, time.monotonic()))
+        done.release()
+
+    for i in range(3):
+        scheduler.add_job(job, "date", run_date=datetime.now(timezone.utc), id=f"j{i}")
+    scheduler.start()
+    try:
+        for _ in range(3):
+            assert done.acquire(timeout=10)
+    finally:
+        scheduler.shutdown(wait=True)
+    spans.sort()
+    overlapping = any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert overlapping is not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")
