@@ -11,6 +11,8 @@ def select_locale() -> str:
         return current_app.config["BABEL_DEFAULT_LOCALE"]
     # Only a user already loaded for this request: loading one here could recurse
     # through an error page's translations.
+    if _for_client_programs():
+        return client_language()
     user = g.get("_login_user")
     logged_in = user is not None and user.is_authenticated
     asked = chosen_language()
@@ -49,6 +51,21 @@ def chosen_language() -> str | None:
     """The language this request asks for with ?lang=, if it is one qcflow speaks."""
     asked = request.args.get("lang")
     return asked if asked in LANGUAGES else None
+
+
+def client_program(view):
+    """Mark a route that client programs call, logging in to nothing (a hospital's qcflow sending to its centre, an
+    SMS gateway reporting a delivery): every answer of the request, the app's early refusals (not JSON, too large)
+    included, is in client_language()."""
+    view.qc_client_program = True
+    return view
+
+
+def _for_client_programs() -> bool:
+    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    if view is not None and getattr(view, "view_class", None) is not None:
+        view = getattr(view.view_class, request.method.lower(), None)
+    return getattr(view, "qc_client_program", False) is True
 
 
 def client_language() -> str:

@@ -6,12 +6,12 @@ import json
 import os
 
 from flask import request
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 
 from qcflow.auth.permissions import PERMISSIONS, allowed, current_actor, public, roles_required
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import DomainError
-from qcflow.core.i18n import client_language
+from qcflow.core.i18n import client_program
 from qcflow.core.time import now
 from qcflow.core.web import session_free
 from qcflow.extensions import db
@@ -70,6 +70,7 @@ def _receive_doc() -> dict:
 @blp.post("/submissions")
 @public
 @session_free
+@client_program
 @blp.doc(**_receive_doc())
 @blp.response(201, SubmissionReceiptOut, description="Kept: the centre's receipt, signed")
 @blp.alt_response(400, schema=SubmissionRefusalOut, description="The body is not JSON")
@@ -92,21 +93,20 @@ def receive_submission():
     Authenticated by the hospital's signature only (no session, no token). Every answer is signed by the centre
     (X-Qcflow-Signature over the exact body); messages in the language asked (Accept-Language, default zh)."""
     at = now()
-    with force_locale(client_language()):
-        try:
-            keys.own_key()
-        except (RuntimeError, OSError, ValueError):
-            raise receiving.NotReady(_("The centre has no signing key yet; try again later.")) from None
-        body = request.get_data(cache=True)
-        try:
-            if len(body) > protocol.MAX_BODY_BYTES:
-                raise receiving.too_large()
-            hospital = keys.signer_of(body)
-            received = receiving.receive(hospital, body, request.headers.get(protocol.HEADER_SIGNATURE, ""), now=at)
-        except DomainError as error:
-            db.session.rollback()
-            return keys.signed_refusal(error)
-        return keys.signed_json(received.receipt, 201)
+    try:
+        keys.own_key()
+    except (RuntimeError, OSError, ValueError):
+        raise receiving.NotReady(_("The centre has no signing key yet; try again later.")) from None
+    body = request.get_data(cache=True)
+    try:
+        if len(body) > protocol.MAX_BODY_BYTES:
+            raise receiving.too_large()
+        hospital = keys.signer_of(body)
+        received = receiving.receive(hospital, body, request.headers.get(protocol.HEADER_SIGNATURE, ""), now=at)
+    except DomainError as error:
+        db.session.rollback()
+        return keys.signed_refusal(error)
+    return keys.signed_json(received.receipt, 201)
 
 
 # Hospitals -------------------------------------------------------------------------------------------------------

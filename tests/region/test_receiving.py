@@ -234,6 +234,15 @@ def test_a_stale_signing_time_is_401_in_the_language_asked(app, client, centre_k
     assert chinese["message"] != body["message"]
 
 
+@pytest.mark.parametrize("content_type, body", [("text/plain", b"{}"), ("application/json", b"{not json")])
+def test_the_apps_early_refusals_speak_the_language_the_hospital_asked_too(client, content_type, body):
+    """Refused before the view runs (not JSON, the wrong type): still in the client's language, not the default."""
+    english = client.post(PATH, data=body, headers={"Content-Type": content_type, "Accept-Language": "en"})
+    chinese = client.post(PATH, data=body, headers={"Content-Type": content_type})
+    assert english.status_code == chinese.status_code == 400
+    assert english.json["message"].isascii() and not chinese.json["message"].isascii()
+
+
 def test_a_period_in_the_future_is_422(app, client, centre_key, register):
     code, key = register()
     before = counts(app)

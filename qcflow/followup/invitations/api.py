@@ -4,13 +4,13 @@ from __future__ import annotations
 import hmac
 
 from flask import current_app, request
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.permissions import public
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import NotAuthenticated, NotFound, Unprocessable
-from qcflow.core.i18n import client_language
+from qcflow.core.i18n import client_program
 from qcflow.core.time import now
 from qcflow.core.web import session_free
 from qcflow.extensions import db
@@ -48,6 +48,7 @@ def _report_doc() -> dict:
 @blp.post("/delivery-reports")
 @public
 @session_free
+@client_program
 @blp.doc(**_report_doc())
 @blp.response(200, DeliveryReportOut, description="Recorded (recorded=false: the same report came before)")
 @blp.alt_response(401, description="Missing or wrong signature: nothing recorded")
@@ -57,16 +58,16 @@ def report_delivery():
     """A gateway reports whether a message it accepted reached the patient's phone.
 
     Authenticated by its signature only (no session, no token). A report repeated changes nothing."""
-    with force_locale(client_language()):
-        body = request.get_data(cache=True)
-        _check_signature(body)
-        try:
-            report = DeliveryReportIn().load(request.get_json(silent=True))
-        except ValidationError as error:
-            raise Unprocessable(errors=error.messages) from None
-        invitation, recorded = services.record_delivery(report["message_id"], report["status"], now=now(),
-                                                        detail=report["detail"])
-        if invitation is None:
-            raise NotFound(_("No message sent by qcflow has this message_id."))
-        db.session.commit()
-        return {"message_id": report["message_id"], "status": report["status"], "recorded": recorded}
+    body = request.get_data(cache=True)
+    _check_signature(body)
+    try:
+        report = DeliveryReportIn().load(request.get_json(silent=True))
+    except ValidationError as error:
+        raise Unprocessable(errors=error.messages) from None
+    invitation, recorded = services.record_delivery(report["message_id"], report["status"], now=now(),
+                                                    detail=report["detail"])
+    if invitation is None:
+        raise NotFound(_("No message sent by qcflow has this message_id."))
+    db.session.commit()
+    return {"message_id": report["message_id"], "status": report["status"], "recorded": recorded}
+
