@@ -3,15 +3,15 @@ where a hospital stands among its peers (signed request, signed answer)."""
 from __future__ import annotations
 
 from flask import jsonify, request
-from flask_babel import gettext as _
+from flask_babel import force_locale, gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, public
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import DomainError, Unprocessable
-from qcflow.core.i18n import current_language
+from qcflow.core.i18n import client_language, current_language
 from qcflow.core.time import now, today
-from qcflow.region import comparisons as cmp, keys
+from qcflow.region import comparisons as cmp, keys, protocol
 from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreComparisonOut, CentreCompletenessArgs,
                                           CentreCompletenessOut, CentreMonthsArgs, CentreProfileOut,
                                           CentreStandingArgs, CentreStandingOut)
@@ -127,31 +127,34 @@ def profile(args, code):
 @blp.response(200, CentreStandingOut)
 @blp.alt_response(401, description="Unknown hospital, wrong signature, or a stale or future signing time (signed)")
 @blp.alt_response(404, description="No such indicator (signed), or not a centre installation")
-@blp.alt_response(422, description="Malformed or refused period, or not whole quarters (signed)")
+@blp.alt_response(422, description="Malformed period, or not one quarter that has ended (signed)")
 @blp.alt_response(503, description="The centre has no signing key yet (`region keygen`)")
 def standing():
-    """Where the signing hospital stands for one indicator among the other hospitals of its level, over whole
-    quarters (`from` a quarter's first month, `to` a quarter's last): its own exact figures and rank among the
-    `ranked` hospitals, the regional value (2 decimals, pooled over the hospitals shown), the others' values (2
-    decimals) and denominators (2 significant figures) — never their codes, names, regions or numerators; a rate
-    over fewer than k cases hidden; nothing about the others with fewer than 3 hospitals (`too_few_hospitals`) —
-    the funnel's limits and the target. Authenticated by the hospital's signature of the request (method, path
-    with query, X-Qcflow-Signed-At); every answer, an error too, is signed by the centre."""
+    """Where the signing hospital stands for one indicator among the other hospitals of its level, over one quarter
+    that has ended (`from` its first month, `to` its last; by default the last quarter ended): its own exact figures
+    and rank among the `ranked` hospitals shown, the regional value (pooled over the hospitals shown), the others'
+    values and denominators (2 significant figures), each value rounded so coarsely that at its rounded denominator
+    it spans at least one whole case (docs/region.md, Standing) — never their codes, names, regions or numerators; a
+    rate over fewer than k cases or with 1 to k − 1 events hidden; nothing about the others with fewer than 3
+    hospitals (`too_few_hospitals`) — the funnel's limits around the regional value shown, and the target.
+    Authenticated by the hospital's signature of the request (method, path with query, X-Qcflow-Signed-At); every
+    answer, an error too, is signed by the centre; messages in the language asked (Accept-Language, default zh)."""
     at = now()
-    try:
-        keys.own_key()
-    except RuntimeError:
-        answer = jsonify(code="no_key", message=_("The centre has no signing key yet: run `region keygen` there."))
-        answer.status_code = 503
-        return answer
-    try:
-        hospital = keys.signed_request_hospital(at)
+    with force_locale(client_language()):
         try:
-            args = CentreStandingArgs().load({key: value for key, value in request.args.items() if value != ""})
-        except ValidationError as error:
-            raise Unprocessable(errors=error.messages) from None
-        start, end = cmp.check_months(args.get("from_"), args.get("to"), today(at))
-        payload = cmp.standing(hospital, args["indicator"], start, end, at)
-    except DomainError as error:
-        return keys.signed_refusal(error)
-    return keys.signed_json(payload)
+            keys.own_key()
+        except RuntimeError:
+            answer = jsonify(code="no_key", message=_("The centre has no signing key yet: run `region keygen` there."))
+            answer.status_code = 503
+            return answer
+        try:
+            hospital = keys.signed_request_hospital(at)
+            try:
+                args = CentreStandingArgs().load({key: value for key, value in request.args.items() if value != ""})
+            except ValidationError as error:
+                raise Unprocessable(errors=error.messages) from None
+            start, end = protocol.check_quarter(args.get("from_"), args.get("to"), today(at))
+            payload = cmp.standing(hospital, args["indicator"], start, end, at)
+        except DomainError as error:
+            return keys.signed_refusal(error)
+        return keys.signed_json(payload)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 from flask import current_app
@@ -23,7 +24,7 @@ from qcflow.indicators.models import HOSPITAL_LEVELS
 from qcflow.indicators.queries import is_met, reported_value
 from qcflow.indicators.reporting import RATE_UNITS
 from qcflow.region.models import RegionHospital, RegionSubmission, RegionValue
-from qcflow.region.protocol import check_quarters, last_half_year
+from qcflow.region.protocol import last_half_year
 
 #: Two-sided normal quantiles of the funnel plot's control limits (95 % and 99.8 %).
 Z95 = 1.959964
@@ -216,12 +217,13 @@ def limit_at(unit: str, proportion: float, n: int) -> Limit:
                  bounded(proportion - Z998 * spread), bounded(proportion + Z998 * spread))
 
 
-def funnel_limits(unit: str, proportion: float | None, largest: int, points: int = 40) -> list[Limit]:
-    """The limits on a fixed grid of denominators from 1 to beyond the largest (never at a hospital's own
-    denominator, which could then be read off)."""
+def funnel_limits(unit: str, proportion: float | None, largest: int, points: int = 40, *,
+                  top: int | None = None) -> list[Limit]:
+    """The limits on a fixed grid of denominators from 1 to `top`, by default beyond the largest (never at a
+    hospital's own denominator, which could then be read off)."""
     if unit not in RATE_UNITS or proportion is None or largest < 1:
         return []
-    top = largest * 1.1 + 1
+    top = top or largest * 1.1 + 1
     grid = sorted({max(1, round(math.exp(math.log(top) * i / (points - 1)))) for i in range(points)})
     return [limit_at(unit, proportion, n) for n in grid]
 
@@ -565,12 +567,39 @@ def two_figures(n: int | None) -> int | None:
     2500, 707 → 710, 12 → 10, 15 → 20, 0 → 0): exact small volumes would give a peer's few cases back."""
     if n is None or n == 0:
         return n
-    step = 10 ** max(1, len(str(n)) - 2)
+    step = _figure_step(n)
     return max(step, (n + step // 2) // step * step)
 
 
-def _two(value: float | None) -> float | None:
-    return round(value, 2) if value is not None else None
+def _figure_step(n: int) -> int:
+    return 10 ** max(1, len(str(n)) - 2)
+
+
+def value_places(unit: str, shown_denominator: int | None) -> int:
+    """How many decimals (negative: tens) a peer's rate is given to: the most that keep one rounding step of the
+    value at least one whole case wide at its rounded denominator. Each of the ten or more denominators the rounded
+    one stands for then has about one numerator that gives the value shown, so value and denominator do not single
+    out one (numerator, denominator) pair: 85 % of about 20 cases is given as 90 %, of about 180 as 85 %, of about
+    5100 as 85.3 %; 0.89 ‰ of about 12 000 as 0.9 ‰. Never more than 2 decimals; other units 2 decimals."""
+    if unit not in RATE_UNITS or not shown_denominator:
+        return 2
+    return min(2, math.floor(math.log10(shown_denominator / UNIT_FACTORS[unit])))
+
+
+def shown_value(value: float | None, places: int = 2) -> float | None:
+    """A value rounded half up to `places` decimals (negative: to tens, hundreds), as the standing gives it."""
+    if value is None:
+        return None
+    return float(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def grid_top(largest_shown: int) -> int:
+    """The end of the funnel's grid given to a hospital: a tenth beyond the largest denominator shown (the peers'
+    rounded ones, its own), rounded up to one significant figure (540 → 600, 980 → 2000, 5100 → 6000), so it tells
+    nothing the rounded denominators do not."""
+    beyond = max(10, math.ceil(largest_shown * 1.1))
+    step = 10 ** (len(str(beyond)) - 1)
+    return -(-beyond // step) * step
 
 
 def _hidden_from_peers(unit: str, row: HospitalRow, k: int) -> bool:
@@ -579,18 +608,29 @@ def _hidden_from_peers(unit: str, row: HospitalRow, k: int) -> bool:
     return row.small or (unit in RATE_UNITS and row.numerator is not None and 0 < row.numerator < k)
 
 
+def _rank_among_shown(own: float | None, shown: list[float], direction: str) -> int | None:
+    """This hospital's competition rank among the values shown (the peers' rounded ones): 1 + how many are better."""
+    if own is None or direction not in DESCENDING + ASCENDING:
+        return None
+    sign = -1 if direction in DESCENDING else 1
+    return 1 + sum(1 for value in shown if sign * value < sign * own - 1e-9)
+
+
 def standing(hospital: RegionHospital, code: str, start: date, end: date, generated_at) -> dict:
-    """The hospital's place among the hospitals of its level. Its own figures are exact and always shown to it;
-    the others are unnamed and coarsened so that none of their figures can be worked back: values to 2 decimals,
-    denominators to 2 significant figures and at least tens, no numerators, no regional numerator or denominator; a
-    peer under k cases or with 1 to k − 1 events has neither and is left out of the regional value and the funnel's
-    limits given here; with fewer than
-    FEWEST_HOSPITALS hospitals with a value nothing about the others is given.
-    Peers are ordered by value, then rounded denominator, never by registration."""
-    check_quarters(start, end)
+    """The hospital's place among the hospitals of its level over one quarter that has ended (the caller checks it:
+    protocol.check_quarter). Its own figures are exact and always shown to it; the others are unnamed and coarsened
+    so that none of their figures can be worked back, and nothing given depends on their exact figures beyond what
+    is shown of them: denominators to 2 significant figures and at least tens, values rounded by value_places, no
+    numerators; the regional value pooled over the hospitals shown and rounded the same way at its pooled rounded
+    denominator; the funnel's limits around that shown regional value, on a grid ending at grid_top of the largest
+    denominator shown; the rank among the values shown. A peer under k cases or with 1 to k − 1 events has neither
+    value nor denominator and is left out of all of these; with fewer than FEWEST_HOSPITALS hospitals with a value
+    nothing about the others is given. Peers are ordered by value, then rounded denominator, never by
+    registration."""
     comparison = compare(code, start, end, level=hospital.level)
     level = comparison.levels[0]
     entry, k = comparison.entry, small_cell_k()
+    unit, is_rate = entry.unit, entry.unit in RATE_UNITS
     own = next((r for r in level.rows if r.hospital.id == hospital.id), None)
     own = own or HospitalRow(hospital, Sums(), None)
     valued = [r for r in level.rows if r.value is not None]
@@ -600,29 +640,36 @@ def standing(hospital: RegionHospital, code: str, start: date, end: date, genera
         for row in valued:
             if row.hospital.id == hospital.id:
                 continue
-            if _hidden_from_peers(entry.unit, row, k):
+            if _hidden_from_peers(unit, row, k):
                 peers.append({"value": None, "denominator": None, "suppressed": True})
             else:
-                peers.append({"value": _two(row.value), "denominator": two_figures(row.denominator),
+                shown = two_figures(row.denominator)
+                peers.append({"value": shown_value(row.value, value_places(unit, shown)), "denominator": shown,
                               "suppressed": False})
         peers.sort(key=lambda p: (p["suppressed"], p["value"] is None, p["value"] or 0, p["denominator"] or 0))
         # The regional value and the funnel given to a hospital pool only the hospitals shown (at least k cases):
         # a hidden hospital's figures would otherwise be the regional ones less the others'.
-        shown = [r for r in valued if not _hidden_from_peers(entry.unit, r, k)]
-        if len(shown) >= FEWEST_HOSPITALS:
-            pool = pooled(entry.unit, [r.sums for r in shown])
-            proportion = (pool.numerator / pool.denominator if entry.unit in RATE_UNITS and pool.denominator
-                          and pool.numerator is not None else None)
-            regional = _two(regional_value(entry.unit, pool))
-            largest = max((r.denominator or 0 for r in valued), default=0)
-            limits = [{"denominator": lim.denominator, **{name: round(getattr(lim, name), 2) for name in (
-                "lower95", "upper95", "lower998", "upper998")}} for lim in funnel_limits(entry.unit, proportion,
-                                                                                          largest)]
-            outside_ = outside(entry.unit, proportion, own.numerator, own.denominator)
-        rank, ranked = own.rank, level.ranked
+        shown_rows = [r for r in valued if not _hidden_from_peers(unit, r, k)]
+        if len(shown_rows) >= FEWEST_HOSPITALS:
+            pool = pooled(unit, [r.sums for r in shown_rows])
+            # Rounded like a peer's value at the denominators as shown (the peers' rounded ones and its own).
+            volume = sum(p["denominator"] or 0 for p in peers) + (own.denominator or 0)
+            regional = shown_value(regional_value(unit, pool), value_places(unit, two_figures(volume)))
+            if is_rate and regional is not None and any(p["denominator"] for p in peers):
+                proportion = regional / UNIT_FACTORS[unit]
+                largest = max([p["denominator"] or 0 for p in peers] + [own.denominator or 0])
+                limits = [{"denominator": lim.denominator, **{name: round(getattr(lim, name), 2) for name in (
+                    "lower95", "upper95", "lower998", "upper998")}}
+                    for lim in funnel_limits(unit, proportion, largest, top=grid_top(largest))]
+                outside_ = outside(unit, proportion, own.numerator, own.denominator)
+        shown_values = [p["value"] for p in peers if p["value"] is not None]
+        if not own.small and own.value is not None:
+            rank = _rank_among_shown(own.value, shown_values, entry.direction)
+        if entry.direction in DESCENDING + ASCENDING:
+            ranked = len(shown_values) + (1 if rank is not None else 0)
     return {
         "schema": STANDING_SCHEMA,
-        "indicator": {"code": entry.code, "unit": entry.unit, "direction": entry.direction},
+        "indicator": {"code": entry.code, "unit": unit, "direction": entry.direction},
         "from": month_text(start), "to": month_text(end), "level": hospital.level,
         "too_few_hospitals": too_few,
         "regional": {"value": regional},

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l
+from marshmallow import ValidationError
 
 from qcflow.core.actors import Actor
 from qcflow.core.canonical import canonical as canonical_text
@@ -32,6 +33,7 @@ from qcflow.indicators.models import IndicatorForm
 from qcflow.indicators.reporting import RATE_UNITS, deadline
 from qcflow.region import keys, protocol
 from qcflow.region.models import RegionOutbox
+from qcflow.region.schemas import RefusalAnswer, StandingAnswer
 from qcflow.region.workflow import OUTBOX_WORKFLOW, OutboxState
 
 SUBMISSIONS_PATH = "/api/v1/centre/submissions"
@@ -42,8 +44,9 @@ SENDER = Actor.system("region.send")
 
 #: Why an attempt failed: `last_error` starts with one of these codes, then ": " and the detail (an HTTP status,
 #: the connection's error) that the pages show as it is.
-SEND_ERRORS = ("unreachable", "timeout", "server_error", "unsigned", "bad_answer")
+SEND_ERRORS = ("unreachable", "timeout", "server_error", "unsigned", "bad_answer", "held")
 register_labels({"region_send_error": {
+    "held": _l("Held back, not sent: a value the centre would refuse. Correct it, then check this month again"),
     "unreachable": _l("The centre could not be reached"),
     "timeout": _l("The centre did not answer in time"),
     "server_error": _l("The centre had an error"),
@@ -127,14 +130,31 @@ def _queue(kind: str, period: str, revision: int, document: dict, *, actor: Acto
     return row
 
 
-def queue_month(month: date, *, actor: Actor, now: datetime) -> RegionOutbox | None:
-    """Queue the month's document when it differs from the latest version queued (None: nothing new)."""
-    document = month_document(month, now=now)
+def held_reasons(document: dict) -> list[str]:
+    """Why the centre would refuse a month's document as this hospital computed it (protocol.month_value_errors:
+    a value out of its plausible range, each message naming its indicator); empty when it would not."""
+    units = {entry.code: entry.unit for entry in catalogue.entries(include_local=False)}
+    _values, errors = protocol.month_value_errors(document, units)
+    return [message for _field, messages in sorted(errors.items()) for message in messages]
+
+
+def queue_month(month: date, *, actor: Actor, now: datetime, document: dict | None = None) -> RegionOutbox | None:
+    """Queue the month's document when it differs from the latest version queued (None: nothing new, or no value
+    at all to send). A document the centre would refuse is queued held back: never sent by the job, its reasons in
+    `last_error` for the submissions page, until a corrected month is queued as the next version."""
+    document = document or month_document(month, now=now)
+    if not document["values"]:
+        return None
     period = protocol.period_text("month", month_start(month))
     previous = latest("month", period)
     if previous is not None and previous.digest == protocol.digest(document):
         return None
-    return _queue("month", period, previous.revision + 1 if previous else 1, document, actor=actor, now=now)
+    row = _queue("month", period, previous.revision + 1 if previous else 1, document, actor=actor, now=now)
+    reasons = held_reasons(document)
+    if reasons:
+        row.next_attempt_at = None
+        row.last_error = ("held: " + "; ".join(reasons))[:500]
+    return row
 
 
 def queue_forms(*, actor: Actor, now: datetime) -> list[RegionOutbox]:
@@ -172,7 +192,11 @@ def check_month(month: date, *, actor: Actor, now: datetime) -> RegionOutbox | N
         raise Unprocessable(_("A month is sent once its reporting deadline has passed."), errors={"month": [
             _("%(month)s is due by %(day)s: check it again after that day.", month=f"{month:%Y-%m}",
               day=deadline(month).isoformat())]})
-    return queue_month(month, actor=actor, now=now)
+    document = month_document(month, now=now)
+    if not document["values"]:
+        message = _("%(month)s has no indicator value to send.", month=f"{month:%Y-%m}")
+        raise Unprocessable(message, errors={"month": [message]})
+    return queue_month(month, actor=actor, now=now, document=document)
 
 
 # Sending --------------------------------------------------------------------------------------------------------
@@ -401,15 +425,14 @@ def value_lines(row: RegionOutbox, language: str) -> list[dict]:
     """A month's values as sent, each with its indicator's name and the centre's reasons for it (by values[i])."""
     document = json.loads(row.document)
     names = {e.code: e for e in catalogue.entries(include_local=False)}
-    errors = (row.answer or {}).get("errors") or {} if row.state == OutboxState.REJECTED.value else {}
+    errors = _refusal_errors(row) or {}
     lines = []
     for index, item in enumerate(document.get("values") or []):
         entry = names.get(item.get("code"))
         # The centre names the indicator by its code ("code: message"); the page names it already.
         prefix = f"{item.get('code')}: "
-        reasons = [str(message).removeprefix(prefix) for key, messages in errors.items()
-                   if key == f"values[{index}]" or key.startswith(f"values[{index}].")
-                   for message in (messages if isinstance(messages, list) else [messages])]
+        reasons = [message.removeprefix(prefix) for key, messages in errors.items()
+                   if key == f"values[{index}]" or key.startswith(f"values[{index}].") for message in messages]
         lines.append({**item, "index": index, "name": entry.label(language) if entry else item.get("code"),
                       "reasons": reasons})
     return lines
@@ -419,15 +442,30 @@ def other_reasons(row: RegionOutbox) -> list[tuple[str, str]]:
     """The centre's reasons that are not about one value (field, message)."""
     if row.state != OutboxState.REJECTED.value:
         return []
-    errors = (row.answer or {}).get("errors") or {}
+    errors = _refusal_errors(row)
+    if errors is None:
+        return [("answer", _("The centre's answer could not be read."))]
     return [(key, message) for key, messages in errors.items() if not key.startswith("values[")
-            for message in (messages if isinstance(messages, list) else [messages])]
+            for message in messages]
+
+
+def _refusal_errors(row: RegionOutbox) -> dict[str, list[str]] | None:
+    """The centre's reasons by field for a rejected row ({} for another row), None when they are not a mapping of
+    fields to messages (the answer cannot be read)."""
+    if row.state != OutboxState.REJECTED.value:
+        return {}
+    answer = row.answer if isinstance(row.answer, dict) else {}
+    errors = answer.get("errors")
+    if isinstance(errors, dict):
+        # A single message where a list is expected is still a reason.
+        errors = {key: messages if isinstance(messages, list) else [messages] for key, messages in errors.items()}
+    try:
+        return RefusalAnswer().load({"errors": errors})["errors"] or {}
+    except ValidationError:
+        return None
 
 
 # Where the hospital stands among its peers (the centre's answer) -------------------------------------------------
-
-STANDING_SCHEMA = "qcflow.region-standing/1"
-
 
 class StandingUnavailable(Exception):
     """The centre's standing could not be had (not reachable, refused, or not signed by it): a message to show."""
@@ -459,11 +497,16 @@ def standing(code: str, first: date, last: date, *, now: datetime) -> dict:
     if unbound:
         raise StandingUnavailable(_("The answer was not signed by the centre's key, so it is not shown."), unbound)
     if answer.status != 200 or data is None:
-        message = (data or {}).get("message") if isinstance(data, dict) else None
+        try:
+            message = RefusalAnswer().load(data or {})["message"]
+        except ValidationError:
+            message = None
         raise StandingUnavailable(message or _("The centre did not give the standing."), f"HTTP {answer.status}")
-    if data.get("schema") != STANDING_SCHEMA:
-        raise StandingUnavailable(_("The centre's answer could not be read."), str(data.get("schema"))[:60])
-    return data
+    try:
+        return StandingAnswer().load(data)
+    except ValidationError as error:
+        raise StandingUnavailable(_("The centre's answer could not be read."),
+                                  ", ".join(sorted(error.messages))[:120]) from None
 
 
 def keys_present() -> bool:

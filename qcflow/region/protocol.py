@@ -324,21 +324,42 @@ def last_half_year(today: date) -> tuple[date, date]:
     return date(today.year - 1, 7, 1), date(today.year - 1, 12, 1)
 
 
-#: The periods a hospital may ask its standing for: whole quarters (its first and last months).
+#: The periods a hospital may ask its standing for: one whole quarter (its first and last months).
 QUARTER_STARTS, QUARTER_ENDS = (1, 4, 7, 10), (3, 6, 9, 12)
 
 
-def check_quarters(start: date, end: date) -> None:
-    """A standing covers whole quarters only (a quarter, a half-year, a year, or several): two overlapping
-    periods that differ by a month would otherwise give that month's hidden figures by subtraction. 422 naming
-    `from` or `to` otherwise."""
+def quarter_name(first: date) -> str:
+    return period_text("quarterly_form", first)
+
+
+def last_quarter(today: date) -> date:
+    """The first month of the last quarter that has ended before `today`: the default period of a standing."""
+    return add_months(date(today.year, (today.month - 1) // 3 * 3 + 1, 1), -3)
+
+
+def check_quarter(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """A standing covers exactly one quarter that has ended (its first and last months; by default the last one
+    ended). Quarters do not overlap, so two answers never subtract to a shorter period's hidden figures (a half-year
+    less one of its quarters would give the other), and an ended quarter's figures no longer grow month by month.
+    422 naming `from` or `to`, with the quarters that may be asked, otherwise."""
+    latest = last_quarter(today)
+    start = start or (add_months(end, -2) if end else latest)
+    end = end or add_months(start, 2)
     errors = {}
     if start.month not in QUARTER_STARTS:
         errors["from"] = [_("Start with the first month of a quarter (January, April, July or October).")]
-    if end.month not in QUARTER_ENDS:
-        errors["to"] = [_("End with the last month of a quarter (March, June, September or December).")]
+    elif end != add_months(start, 2):
+        errors["to"] = [_("End with the last month of the same quarter (%(month)s): one quarter is compared at a "
+                          "time.", month=f"{add_months(start, 2):%Y-%m}")]
+    elif start > latest:
+        errors["to"] = [_("%(quarter)s has not ended yet.", quarter=quarter_name(start))]
+    elif start.year < 2000:
+        errors["from"] = [_("Periods before 2000 are not received.")]
     if errors:
-        raise Unprocessable(_("Choose whole quarters, half-years or years."), errors=errors)
+        raise Unprocessable(_("Choose one quarter that has ended: %(quarter)s (%(first)s to %(last)s) or an earlier "
+                              "one.", quarter=quarter_name(latest), first=f"{latest:%Y-%m}",
+                              last=f"{add_months(latest, 2):%Y-%m}"), errors=errors)
+    return start, end
 
 
 # A month's document ---------------------------------------------------------------------------------------------
@@ -348,6 +369,10 @@ def check_quarters(start: date, end: date) -> None:
 #: value would move the region's: a mean time over a week, a ratio (CMI) over 100 or a count over a million is
 #: refused with the indicator named.
 PLAUSIBLE_MAX = {"minutes": 7 * 24 * 60, "hours": 7 * 24, "days": 366, "ratio": 100, "count": 10 ** 6}
+#: The same for a rate whose numerator is not a subset of its denominator (shares, percent and permille, are bounded
+#: by numerator ≤ denominator already): more adverse events reported than patients discharged in a month (over 100
+#: per 100 discharges, where real hospitals report a few) is a broken count, not a hospital's figure.
+PLAUSIBLE_RATE_MAX = {"per100": 100}
 
 def month_document(month: date, plan: str, values: list[dict]) -> dict:
     """values: [{"code", "unit", "numerator", "denominator", "value"}], sorted by code by the caller or here."""
@@ -399,6 +424,10 @@ def month_value_errors(document: dict, units: dict[str, str]) -> tuple[list[dict
                 if sent is not None and (not isinstance(sent, (int, float)) or isinstance(sent, bool)
                                          or not math.isclose(sent, value, rel_tol=1e-6, abs_tol=1e-6)):
                     found["value"] = [_("The value does not match its numerator and denominator.")]
+                elif value > PLAUSIBLE_RATE_MAX.get(unit, value):
+                    found["numerator"] = [_("The value %(value)s is out of range (at most %(high)s): check the "
+                                            "numerator (%(n)d) and the denominator (%(d)d).", value=f"{value:.4g}",
+                                            high=PLAUSIBLE_RATE_MAX[unit], n=numerator, d=denominator)]
         elif unit in RATE_UNITS and code in SURVIVAL_CODES:
             # An estimate without parts (a survival rate): only its range.
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import re
 
-from marshmallow import fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, DateTime, Month, Page, QueryArgs, WholeNumber
 from qcflow.region.models import KINDS, OUTBOX_STATES
 
+#: The centre's standing answer (comparisons.standing writes it).
+STANDING_SCHEMA = "qcflow.region-standing/1"
 PERIOD = re.compile(r"^\d{4}(-(0[1-9]|1[0-2]|Q[1-4]))?$")
 
 
@@ -61,3 +63,97 @@ class StandingArgs(QueryArgs):
     indicator = fields.String(load_default=None, validate=validate.Length(min=1, max=60))
     from_ = Month(data_key="from", load_default=None)
     to = Month(load_default=None)
+
+
+# The centre's answers, as the hospital reads them ------------------------------------------------------------------
+
+class _Number(fields.Float):
+    """A finite JSON number only: a string, a boolean or NaN in a signed answer is a malformed answer."""
+
+    def __init__(self, **kwargs):
+        super().__init__(allow_nan=False, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class _Whole(fields.Integer):
+    """A whole JSON number only (not a string, a boolean or 1.5)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value):
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._validated(value)
+
+
+class _Answer(Schema):
+    """A part of the centre's answer: fields a newer centre adds are left out, not an error."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class StandingIndicatorAnswer(_Answer):
+    code = fields.String(required=True)
+    unit = fields.String(required=True)
+    direction = fields.String(required=True)
+
+
+class StandingRegionalAnswer(_Answer):
+    value = _Number(required=True, allow_none=True)
+
+
+class StandingOwnAnswer(_Answer):
+    numerator = _Whole(required=True, allow_none=True)
+    denominator = _Whole(required=True, allow_none=True)
+    value = _Number(required=True, allow_none=True)
+    small = fields.Boolean(required=True, truthy={True}, falsy={False})
+    rank = _Whole(required=True, allow_none=True, validate=validate.Range(min=1))
+    outside = fields.String(required=True, allow_none=True, validate=validate.OneOf(["above", "below"]))
+
+
+class StandingPeerAnswer(_Answer):
+    value = _Number(required=True, allow_none=True)
+    denominator = _Whole(required=True, allow_none=True, validate=validate.Range(min=0))
+    suppressed = fields.Boolean(required=True, truthy={True}, falsy={False})
+
+
+class StandingLimitAnswer(_Answer):
+    denominator = _Whole(required=True, validate=validate.Range(min=1))
+    lower95 = _Number(required=True)
+    upper95 = _Number(required=True)
+    lower998 = _Number(required=True)
+    upper998 = _Number(required=True)
+
+
+class StandingTargetAnswer(_Answer):
+    comparison = fields.String(required=True)
+    value = _Number(required=True)
+
+
+class StandingAnswer(_Answer):
+    """The centre's standing (comparisons.standing, qcflow.region-standing/1), checked before a page draws it."""
+
+    schema = fields.String(required=True, validate=validate.Equal(STANDING_SCHEMA))
+    indicator = fields.Nested(StandingIndicatorAnswer, required=True)
+    too_few_hospitals = fields.Boolean(required=True, truthy={True}, falsy={False})
+    regional = fields.Nested(StandingRegionalAnswer, required=True)
+    own = fields.Nested(StandingOwnAnswer, required=True)
+    ranked = _Whole(required=True, validate=validate.Range(min=0))
+    peers = fields.List(fields.Nested(StandingPeerAnswer), required=True)
+    limits = fields.List(fields.Nested(StandingLimitAnswer), required=True)
+    target = fields.Nested(StandingTargetAnswer, required=True, allow_none=True)
+    k = _Whole(required=True)
+
+
+class RefusalAnswer(_Answer):
+    """The part of a centre's refusal the pages read: its message and its reasons by field."""
+
+    message = fields.String(load_default=None, allow_none=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), load_default=dict,
+                         allow_none=True)

@@ -13,7 +13,7 @@ from qcflow.auth.permissions import allowed, current_actor
 from qcflow.core.errors import Unprocessable, translate_errors
 from qcflow.core.forms import load_args
 from qcflow.core.i18n import current_language, label
-from qcflow.core.periods import month_start, parse_month
+from qcflow.core.periods import add_months, parse_month
 from qcflow.core.time import now, today
 from qcflow.indicators import catalogue, queries
 from qcflow.region import charts, outbox, protocol
@@ -123,18 +123,13 @@ def standing():
     args, errors = load_args(StandingArgs())
     entries = _plan_entries()
     by_code = {e.code: e for e in entries}
-    first, last = protocol.last_half_year(today(at))
-    first, last = args.get("from_") or first, args.get("to") or last
     code = args.get("indicator")
     if code is not None and code not in by_code:
         errors["indicator"] = [_("Choose an indicator of the catalogue.")]
-    if first > last:
-        errors["from"] = [_("The first month comes after the last.")]
-    if last > month_start(today(at)):
-        errors["to"] = [_("This month is in the future.")]
     try:
-        protocol.check_quarters(first, last)
+        first, last = protocol.check_quarter(args.get("from_"), args.get("to"), today(at))
     except Unprocessable as error:
+        first, last = None, None
         for field_name, messages in error.errors.items():
             errors.setdefault(field_name, []).extend(messages)
     data = problem = None
@@ -147,18 +142,18 @@ def standing():
     return render_template(
         "region/standing.html", entries=sorted(entries, key=lambda e: e.label(current_language())), code=code,
         entry=entry, first=first, last=last, errors=errors, data=data, problem=problem,
-        starts=_quarter_months(at, protocol.QUARTER_STARTS), ends=_quarter_months(at, protocol.QUARTER_ENDS),
+        quarters=_quarters(at),
         chart=funnel_svg(data, entry.unit if entry else "") if data and not data.get("too_few_hospitals") else None,
         met=_met(data),
         missing=outbox.missing_settings(), fixes=FIXES), 422 if errors else 200
 
 
-def _quarter_months(at, months: tuple[int, ...], years: int = 5) -> list:
-    """The months the standing form offers as a period's first (or last) month: quarters' first (or last) months
-    of the last `years` years up to this month, newest first (the centre answers whole quarters only)."""
-    this = month_start(today(at))
-    return [date(year, month, 1) for year in range(this.year, this.year - years, -1) for month in reversed(months)
-            if date(year, month, 1) <= this]
+def _quarters(at, years: int = 5) -> list[tuple[date, str]]:
+    """The quarters the standing form offers (first month, name): those of the last `years` years that have
+    ended, newest first (the centre answers one ended quarter at a time)."""
+    latest = protocol.last_quarter(today(at))
+    found = [add_months(latest, -3 * i) for i in range(4 * years)]
+    return [(first, protocol.quarter_name(first)) for first in found]
 
 
 def _met(data: dict | None) -> bool | None:

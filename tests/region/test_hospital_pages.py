@@ -162,7 +162,7 @@ def test_the_api_lists_filters_shows_and_acts_on_submissions(ctx, centre, client
 def standing_answer(**own) -> dict:
     return {"schema": "qcflow.region-standing/1",
             "indicator": {"code": PAIN, "unit": "percent", "direction": "higher"},
-            "from": "2026-01", "to": "2026-06", "level": "tertiary", "too_few_hospitals": False,
+            "from": "2026-01", "to": "2026-03", "level": "tertiary", "too_few_hospitals": False,
             "regional": {"value": 90.0}, "ranked": 5,
             "own": {"numerator": 171, "denominator": 180, "value": 95.0, "rank": 2, "small": False,
                     "outside": None, **own},
@@ -177,11 +177,11 @@ def standing_answer(**own) -> dict:
 @pytest.mark.parametrize("language", ["zh", "en"])
 def test_the_standing_page_shows_rank_regional_value_target_and_a_funnel_plot(centre, clients, language):
     centre.standing = standing_answer()
-    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang={language}")
+    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang={language}")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     asked = centre.received[-1]
-    assert asked["verified"] and asked["path"] == f"/api/v1/centre/standing?indicator={PAIN}&from=2026-01&to=2026-06"
+    assert asked["verified"] and asked["path"] == f"/api/v1/centre/standing?indicator={PAIN}&from=2026-01&to=2026-03"
     assert ("2 of 5" if language == "en" else "第 2 名（共 5 家）") in visible(html)
     assert "90.00%" in re.search(r'id="regional">(.*?)</dd>', html, re.S).group(1)
     assert ("Met" if language == "en" else "达标") in re.search(r'id="target">(.*?)</dd>', html, re.S).group(1)
@@ -194,7 +194,7 @@ def test_the_standing_page_shows_rank_regional_value_target_and_a_funnel_plot(ce
 @pytest.mark.parametrize("mode", ["unsigned", "wrong_key", "error"])
 def test_an_unsigned_or_failing_standing_is_an_error_never_data(centre, clients, mode):
     centre.standing, centre.mode = standing_answer(), mode
-    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang=en")
+    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang=en")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="standing-problem"' in html and "<svg" not in html and 'id="rank"' not in html
@@ -212,7 +212,7 @@ def test_the_rank_counts_the_hospitals_ranked_this_one_included(centre, clients)
     """Five hospitals ranked (this one and four shown peers; a fifth peer hidden): 第 2 名（共 5 家）, not of the
     other hospitals' count."""
     centre.standing = standing_answer()
-    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang=zh").get_data(
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang=zh").get_data(
         as_text=True)
     assert visible(re.search(r'id="rank">(.*?)</dd>', html, re.S).group(1)).strip() == "第 2 名（共 5 家）"
 
@@ -222,7 +222,7 @@ def test_its_own_small_value_is_shown_and_too_few_hospitals_is_explained(centre,
     centre.standing = {**standing_answer(numerator=2, denominator=3, value=66.666667, rank=None, small=True),
                        "too_few_hospitals": True, "regional": {"value": None}, "peers": [], "limits": [],
                        "ranked": 0}
-    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang={language}")
+    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang={language}")
     html = page.get_data(as_text=True)
     own = visible(re.search(r'id="own-value">(.*?)</dd>', html, re.S).group(1))
     assert "66.67%" in own and "2/3" in own and 'id="own-small"' in html
@@ -230,18 +230,35 @@ def test_its_own_small_value_is_shown_and_too_few_hospitals_is_explained(centre,
     assert findings_in(visible(html), language, frozenset({"quality"})) == []
 
 
-def test_the_standing_form_offers_and_asks_only_whole_quarters(centre, clients):
+def test_the_standing_form_offers_and_asks_only_one_quarter_that_has_ended(centre, clients):
     centre.standing = standing_answer()
-    page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-02&to=2026-04&lang=en")
-    assert page.status_code == 422
-    html = page.get_data(as_text=True)
-    assert "first month of a quarter" in html and "last month of a quarter" in html
+    for period in ("from=2026-02&to=2026-04", "from=2026-01&to=2026-06", "from=2026-10&to=2026-12"):
+        page = clients("quality").get(f"/region/standing?indicator={PAIN}&{period}&lang=en")
+        assert page.status_code == 422, period
+    assert "first month of a quarter" in clients("quality").get(
+        f"/region/standing?indicator={PAIN}&from=2026-02&lang=en").get_data(as_text=True)
+    assert "one quarter is compared at a time" in page.get_data(as_text=True) or "has not ended" in page.get_data(
+        as_text=True)
     assert not any("/standing" in asked["path"] for asked in centre.received)
     form = clients("quality").get("/region/standing?lang=en").get_data(as_text=True)
-    starts = re.findall(r'<option value="(\d{4}-\d{2})"', re.search(r'name="from">(.*?)</select>', form, re.S).group(1))
-    ends = re.findall(r'<option value="(\d{4}-\d{2})"', re.search(r'name="to">(.*?)</select>', form, re.S).group(1))
-    assert starts and {s[5:] for s in starts} <= {"01", "04", "07", "10"}
-    assert ends and {e[5:] for e in ends} <= {"03", "06", "09", "12"}
+    quarters = re.findall(r'<option value="(\d{4}-\d{2})"[^>]*>(\d{4}-Q\d)<',
+                          re.search(r'name="from">(.*?)</select>', form, re.S).group(1))
+    assert quarters and all(f"{q[:4]}-{int(q[-1]) * 3 - 2:02d}" == m for m, q in quarters)
+    assert quarters[0][1] == "2026-Q3"  # today is after 2026-09, before 2027: the last quarter ended
+    assert 'name="to"' not in form and "Shorter periods are not compared" not in form
+    assert "Quarters do not overlap" in form
+
+
+def test_a_malformed_signed_answer_is_a_message_never_a_500(centre, clients):
+    """Found by review: peers with string values, limits with strings, peers that are not a list broke the page."""
+    for broken in ({"peers": [{"value": "12", "denominator": 10, "suppressed": False}]},
+                   {"limits": [{"denominator": "a", "lower95": 1, "upper95": 2, "lower998": 0, "upper998": 3}]},
+                   {"peers": "abc"}, {"own": None}, {"regional": {"value": True}}):
+        centre.standing = {**standing_answer(), **broken}
+        page = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang=en")
+        assert page.status_code == 200, broken
+        html = page.get_data(as_text=True)
+        assert "The centre&#39;s answer could not be read" in html and "<svg" not in html, broken
 
 
 def test_the_standing_form_refuses_an_unknown_indicator_and_a_reversed_period(clients):
@@ -263,7 +280,7 @@ def test_the_back_off_is_shown_with_the_next_attempt(app, ctx, clients):
 
 def test_the_standing_chart_scrolls_in_its_box_and_draws_its_last_dot_whole(centre, clients):
     centre.standing = standing_answer(denominator=400)  # this hospital is the largest: the rightmost dot
-    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06&lang=en").get_data(
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang=en").get_data(
         as_text=True)
     assert '<div class="chart-scroll"><svg' in html
     svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
@@ -278,6 +295,6 @@ def test_a_regional_value_withheld_for_lack_of_pooled_hospitals_says_why(centre,
     regional value is withheld (two hospitals to pool), and the page showed a bare "—"."""
     centre.standing = {**standing_answer(numerator=3, denominator=3, value=100.0, rank=None, small=True),
                        "regional": {"value": None}, "ranked": 2}
-    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-06").get_data(as_text=True)
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03").get_data(as_text=True)
     regional = visible(re.search(r'id="regional">(.*?)</dd>', html, re.S).group(1))
     assert "不足 3 家" in regional

@@ -3,7 +3,7 @@ a new version when they change, nothing before the deadline, archived forms unde
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -235,3 +235,30 @@ def test_a_real_month_of_the_demo_data_is_accepted_by_the_centres_check(ctx):
     with_parts = [v for v in document["values"] if v["denominator"]]
     assert with_parts and len(stored) == len(document["values"])
     assert "pain_assessment_rate" in {v["code"] for v in with_parts}
+
+
+def test_a_month_without_any_value_is_never_queued(hospital, monkeypatch):
+    """Found by review: an empty month counted as sent at the centre and stopped its reminders."""
+    from qcflow.core.actors import Actor
+    from qcflow.core.errors import Unprocessable
+    from qcflow.region import outbox
+
+    monkeypatch.setattr(outbox, "month_values", lambda month, *, now: [])
+    assert queue() == [] and outbox_rows() == []
+    with pytest.raises(Unprocessable):
+        outbox.check_month(FEBRUARY, actor=Actor.system("region.queue"), now=NOW)
+
+
+def test_a_value_the_centre_would_refuse_is_held_back_with_its_reason_not_sent(hospital, monkeypatch):
+    """A per-100 rate over 100 (more adverse events than discharges: a broken count) is refused by the centre; the
+    hospital holds its month back, named on its submissions, instead of sending it or losing it."""
+    from qcflow.region import outbox
+
+    absurd = {"code": "ae_per_100_discharges", "unit": "per100", "numerator": 900, "denominator": 3, "value": 30000.0}
+    monkeypatch.setattr(outbox, "month_values", lambda month, *, now: [absurd])
+    rows = queue()
+    assert rows and all(r.state == "queued" and r.next_attempt_at is None for r in rows)
+    assert all(r.last_error.startswith("held: ae_per_100_discharges:") for r in rows)
+    assert outbox.due_rows(NOW + timedelta(days=1)) == []
+    assert outbox.error_parts(rows[0].last_error)[0] == "held"
+    assert queue() == []  # unchanged: not queued again every night

@@ -12,7 +12,8 @@ from qcflow.region import protocol
 
 NOW = datetime(2026, 4, 3, 2, 0, tzinfo=timezone.utc)
 UNITS = {"cardiac_arrest_rosc_rate": "percent", "emergency_response_time_mean": "minutes",
-         "annual_work_plan_status": "status", "periop_mortality_rate": "permille", "visits": "count"}
+         "annual_work_plan_status": "status", "periop_mortality_rate": "permille", "visits": "count",
+         "ae_per_100_discharges": "per100"}
 
 
 def test_a_signature_verifies_with_its_public_key_only_and_only_for_its_body():
@@ -213,10 +214,25 @@ def test_a_year_before_2000_is_a_malformed_period(kind, period):
     ({"code": "emergency_response_time_mean", "unit": "minutes", "value": 1e9}, "value"),
     ({"code": "emergency_response_time_mean", "unit": "minutes", "value": 7 * 24 * 60 + 1}, "value"),
     ({"code": "visits", "unit": "count", "value": 10 ** 6 + 1}, "value"),
+    # Found by review: 10⁹ adverse events over one discharge was stored and made the region's value 2 152 994.
+    ({"code": "ae_per_100_discharges", "unit": "per100", "numerator": 10 ** 9, "denominator": 1}, "numerator"),
+    ({"code": "ae_per_100_discharges", "unit": "per100", "numerator": 821, "denominator": 820}, "numerator"),
 ])
 def test_an_implausible_value_that_would_move_the_regions_value_is_refused(app, ctx, value, field):
     stored, errors = protocol.month_value_errors(_month(value), UNITS)
     assert stored == [] and f"values[0].{field}" in errors
+
+
+def test_a_per_100_rate_up_to_100_is_kept_and_the_refusal_names_it(app, ctx):
+    from flask_babel import force_locale
+
+    kept, errors = protocol.month_value_errors(_month(
+        {"code": "ae_per_100_discharges", "unit": "per100", "numerator": 820, "denominator": 820}), UNITS)
+    assert errors == {} and kept[0]["value"] == 100.0
+    with force_locale("en"):
+        _kept, errors = protocol.month_value_errors(_month(
+            {"code": "ae_per_100_discharges", "unit": "per100", "numerator": 10 ** 9, "denominator": 1}), UNITS)
+    assert errors["values[0].numerator"][0].startswith("ae_per_100_discharges: The value 1e+11 is out of range")
 
 
 def test_a_survival_estimate_is_sent_as_a_value_within_0_and_100(app, ctx):

@@ -23,13 +23,13 @@ def centre_key(centre_app):
     return key
 
 
-def signed_get(client, factory, code, query: dict, *, at=None, key=None, path="/api/v1/centre/standing"):
+def signed_get(client, factory, code, query: dict, *, at=None, key=None, path="/api/v1/centre/standing",
+               headers=None):
     full = f"{path}?{urlencode(query)}"
     signed_at = protocol.utc_text(at or datetime.now(timezone.utc))
-    headers = {protocol.HEADER_HOSPITAL: code, protocol.HEADER_SIGNED_AT: signed_at,
-               protocol.HEADER_SIGNATURE: protocol.sign(key or factory.keys[code],
-                                                        protocol.request_text("GET", full, signed_at))}
-    return client.get(full, headers=headers)
+    signature = protocol.sign(key or factory.keys[code], protocol.request_text("GET", full, signed_at))
+    return client.get(full, headers={protocol.HEADER_HOSPITAL: code, protocol.HEADER_SIGNED_AT: signed_at,
+                                     protocol.HEADER_SIGNATURE: signature, **(headers or {})})
 
 
 def verified(response, centre_key) -> dict:
@@ -38,29 +38,30 @@ def verified(response, centre_key) -> dict:
     return json.loads(response.data)
 
 
-QUERY = {"indicator": RATE, "from": "2026-01", "to": "2026-06"}
+QUERY = {"indicator": RATE, "from": "2026-01", "to": "2026-03"}
 
 
 def test_a_signed_request_gets_its_place_among_unnamed_peers(fixture, factory, client, centre_key):
     factory.month(factory.hospital("T3", "tertiary", name="第三医院"), date(2026, 3, 1), {RATE: (2, 3)})
-    factory.month(factory.hospital("T4", "tertiary"), date(2026, 4, 1), {RATE: (707, 1010)})
+    factory.month(factory.hospital("T4", "tertiary"), date(2026, 3, 1), {RATE: (707, 1010)})
     factory.db.session.commit()
     response = signed_get(client, factory, "T2", QUERY)
     assert response.status_code == 200
     body = verified(response, centre_key)
     assert body["schema"] == "qcflow.region-standing/1" and body["level"] == "tertiary"
     assert body["indicator"] == {"code": RATE, "unit": "percent", "direction": "higher"}
-    assert (body["from"], body["to"], body["k"]) == ("2026-01", "2026-06", 5)
+    assert (body["from"], body["to"], body["k"]) == ("2026-01", "2026-03", 5)
     assert body["too_few_hospitals"] is False
     # Its own figures exact; ranked 3rd of the three hospitals with at least k cases (T1 85 %, T4 70 %, T2 55 %).
     assert body["own"] == {"numerator": 11, "denominator": 20, "value": 55.0, "rank": 3, "small": False,
                            "outside": None}
     assert body["ranked"] == 3
-    # The regional value only, to 2 decimals, pooled over the hospitals shown: (17 + 11 + 707) / (20 + 20 + 1010).
+    # The regional value only, pooled over the hospitals shown: (17 + 11 + 707) / (20 + 20 + 1010).
     assert body["regional"] == {"value": 70.0}
-    # T4 (70 %, 1010 cases → 1000), T1 (85 %, 20 cases) shown; T3 (3 cases < k) hidden: no value, no denominator.
+    # T4 (70 %, 1010 cases → 1000, to 1 decimal), T1 (85 %, 20 cases → 20, to tens: 90 %) shown; T3 (3 cases < k)
+    # hidden: no value, no denominator.
     assert body["peers"] == [{"value": 70.0, "denominator": 1000, "suppressed": False},
-                             {"value": 85.0, "denominator": 20, "suppressed": False},
+                             {"value": 90.0, "denominator": 20, "suppressed": False},
                              {"value": None, "denominator": None, "suppressed": True}]
     text = response.get_data(as_text=True)
     for secret in ('"T1"', '"T3"', "第三医院", "Hospital T1", "郑州", "洛阳", '"numerator":17', "1010", "peer_count"):
@@ -110,19 +111,111 @@ def test_a_hidden_peer_is_not_the_regional_figures_less_the_others(factory, clie
     candidates = [(n, d) for d in range(1, body["k"]) for n in range(d + 1)
                   if round((known_n + n) * 100 / (known_d + d), 2) == body["regional"]["value"]]
     assert hidden not in candidates
-    assert body["regional"]["value"] == round((11 + 17 + 30) * 100 / (20 + 20 + 40), 2)
+    # (11 + 17 + 30) / (20 + 20 + 40) = 72.5 %, to tens at about 80 cases.
+    assert body["regional"]["value"] == 70.0
 
 
-def test_two_overlapping_periods_cannot_isolate_a_month(fixture, factory, client, centre_key):
-    """(b) Before: September–October less September gave October, hidden on its own."""
-    for period in ({"from": "2026-09", "to": "2026-10"}, {"from": "2026-09", "to": "2026-09"},
-                   {"from": "2026-01", "to": "2026-02"}):
-        response = signed_get(client, factory, "T2", {**QUERY, **period})
-        assert response.status_code == 422
+def test_only_one_quarter_that_has_ended_is_answered(fixture, factory, client, centre_key):
+    """(b) Before: a half-year less one of its quarters gave the other quarter's hidden cells; and the current
+    quarter was answered while its figures still grew month by month. Today is after 2026-09."""
+    english = {"Accept-Language": "en"}
+    for period in ({"from": "2026-01", "to": "2026-06"}, {"from": "2025-01", "to": "2025-12"},
+                   {"from": "2026-09", "to": "2026-10"}, {"from": "2026-01", "to": "2026-01"},
+                   {"from": "2026-02", "to": "2026-04"}):
+        response = signed_get(client, factory, "T2", {**QUERY, **period}, headers=english)
+        assert response.status_code == 422, period
         body = verified(response, centre_key)
-        assert "季度" in body["message"] and set(body["errors"]) & {"from", "to"}
-    for period in ({"from": "2026-01", "to": "2026-03"}, {"from": "2025-01", "to": "2025-12"}):
-        assert signed_get(client, factory, "T2", {**QUERY, **period}).status_code == 200
+        assert "Choose one quarter that has ended" in body["message"] and set(body["errors"]) & {"from", "to"}
+    today = date.today()
+    current = date(today.year, (today.month - 1) // 3 * 3 + 1, 1)
+    unfinished = signed_get(client, factory, "T2", {**QUERY, "from": f"{current:%Y-%m}",
+                                                    "to": f"{protocol.add_months(current, 2):%Y-%m}"}, headers=english)
+    assert unfinished.status_code == 422
+    latest = protocol.last_quarter(today)
+    assert protocol.quarter_name(latest) in verified(unfinished, centre_key)["message"]
+    for period in ({"from": "2026-01", "to": "2026-03"}, {"from": "2025-10", "to": "2025-12"}, {"from": "2026-04"}):
+        assert signed_get(client, factory, "T2", {"indicator": RATE, **period}).status_code == 200
+    assert verified(signed_get(client, factory, "T2", {"indicator": RATE}), centre_key)["from"] == f"{latest:%Y-%m}"
+
+
+def test_a_quarters_hidden_cell_cannot_be_recovered_by_asking_another_period(factory, client, centre_key):
+    """(c) Before: H1 gave 11 deaths, Q3 gave 7, so Q2's hidden 4 followed. Now Q2 and Q3 are answered apart, H's
+    Q2 is hidden, and no period that holds Q2 with another quarter is answered."""
+    me, a, b, h = (factory.hospital(code, "tertiary") for code in ("ME", "A", "B", "H"))
+    for month, parts in ((date(2026, 5, 1), {"ME": (30, 40), "A": (60, 100), "B": (70, 100), "H": (4, 100)}),
+                         (date(2026, 8, 1), {"ME": (30, 40), "A": (60, 100), "B": (70, 100), "H": (7, 100)})):
+        for hospital in (me, a, b, h):
+            factory.month(hospital, month, {RATE: parts[hospital.code]})
+    factory.db.session.commit()
+    q2 = verified(signed_get(client, factory, "ME", {"indicator": RATE, "from": "2026-04", "to": "2026-06"}),
+                  centre_key)
+    assert [p["suppressed"] for p in q2["peers"]] == [False, False, True]
+    q3 = verified(signed_get(client, factory, "ME", {"indicator": RATE, "from": "2026-07", "to": "2026-09"}),
+                  centre_key)
+    assert [p["suppressed"] for p in q3["peers"]] == [False, False, False]
+    for period in ({"from": "2026-04", "to": "2026-09"}, {"from": "2026-01", "to": "2026-06"},
+                   {"from": "2026-04", "to": "2026-08"}, {"from": "2026-05", "to": "2026-07"}):
+        assert signed_get(client, factory, "ME", {"indicator": RATE, **period}).status_code == 422, period
+
+
+def fitting_pairs(unit: str, peer: dict) -> list[tuple[int, int]]:
+    """What an attacker solves from a peer's value and rounded denominator: every denominator that rounds to the
+    one shown, every numerator whose value rounds (as documented) to the one shown."""
+    from qcflow.indicators.definitions import UNIT_FACTORS
+    from qcflow.region.comparisons import shown_value, two_figures, value_places
+
+    factor, shown = UNIT_FACTORS[unit], peer["denominator"]
+    places = value_places(unit, shown)
+    step = 10.0 ** -places
+    return [(n, d) for d in range(max(1, shown // 2), shown * 2) if two_figures(d) == shown
+            for n in range(max(0, int((peer["value"] - step) * d / factor) - 1),
+                           min(d, int((peer["value"] + step) * d / factor) + 1) + 1)
+            if shown_value(n * factor / d, places) == peer["value"]]
+
+
+@pytest.mark.parametrize("unit_code, peers", [
+    (RATE, [(139, 183), (242, 268), (546, 618), (1378, 5088), (838, 886), (12, 20), (6, 12)]),
+    ("periop_mortality_rate", [(11, 12350), (18, 8665), (7, 6672), (10, 4627)]),
+])
+def test_no_peer_is_one_numerator_and_denominator_that_fit_its_value_and_rounded_volume(factory, client, centre_key,
+                                                                                      unit_code, peers):
+    """(b) Before: a 2-decimal value within a 2-figure denominator fitted one (numerator, denominator) only: the
+    review solved 139/183, 242/268, … and 7 deaths of 6672 from the answers."""
+    from qcflow.region.comparisons import indicator_entry
+
+    unit = indicator_entry(unit_code).unit
+    factory.month(factory.hospital("ME", "tertiary"), date(2026, 8, 1), {unit_code: (30, 5000)})
+    for index, parts in enumerate(peers):
+        factory.month(factory.hospital(f"P{index}", "tertiary"), date(2026, 8, 1), {unit_code: parts})
+    factory.db.session.commit()
+    body = verified(signed_get(client, factory, "ME", {"indicator": unit_code, "from": "2026-07", "to": "2026-09"}),
+                    centre_key)
+    shown = [p for p in body["peers"] if not p["suppressed"]]
+    assert len(shown) == len(peers)
+    for peer in shown:
+        pairs = fitting_pairs(unit, peer)
+        assert len(pairs) > 1, (peer, pairs)
+    # Every true figure is among the pairs that fit (the solve is the attacker's, done right), never alone.
+    assert all(any(parts in fitting_pairs(unit, p) for p in shown) for parts in peers)
+
+
+def test_the_funnel_grid_ends_where_the_shown_volumes_put_it_not_at_an_exact_or_hidden_one(factory, client,
+                                                                                          centre_key):
+    """(a) Before: the grid ended at round(largest × 1.1 + 1) of the largest exact denominator, hidden hospitals'
+    too: 296 gave 268 back. Now the exact 268 or 272 (both shown as 270), and a hidden peer of 50 000 cases, end the
+    grid at the same round number."""
+    ends = []
+    for exact in (268, 272):
+        for code, parts in (("ME", (30, 40)), ("A", (242 if exact == 268 else 245, exact)), ("B", (50, 100)),
+                            ("H", (2, 50000))):
+            factory.month(factory.hospital(f"{code}{exact}", "secondary" if exact == 268 else "tertiary"),
+                          date(2026, 8, 1), {RATE: parts})
+        factory.db.session.commit()
+        body = verified(signed_get(client, factory, f"ME{exact}", {"indicator": RATE, "from": "2026-07",
+                                                                  "to": "2026-09"}), centre_key)
+        assert [p["denominator"] for p in body["peers"]] == [100, 270, None]
+        ends.append([lim["denominator"] for lim in body["limits"]])
+    assert ends[0] == ends[1] and ends[0][-1] == 300
 
 
 def test_a_peers_numerator_is_not_its_value_times_its_denominator(factory, client, centre_key):
@@ -132,7 +225,7 @@ def test_a_peers_numerator_is_not_its_value_times_its_denominator(factory, clien
     factory.db.session.commit()
     body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
     peer = body["peers"][0]
-    assert peer == {"value": 1.46, "denominator": 2500, "suppressed": False}
+    assert peer == {"value": 1.5, "denominator": 2500, "suppressed": False}
     assert peer["value"] * peer["denominator"] / 100 != 37
     assert all("numerator" not in p for p in body["peers"])
 
@@ -145,13 +238,14 @@ def test_a_peer_with_one_to_k_minus_one_events_is_hidden_like_a_small_volume(fac
     factory.db.session.commit()
     body = verified(signed_get(client, factory, "ME", QUERY), centre_key)
     shown = [p for p in body["peers"] if not p["suppressed"]]
-    assert sorted((p["value"], p["denominator"]) for p in shown) == [(44.44, 90), (50.0, 10), (50.0, 100)]
+    assert sorted((p["value"], p["denominator"]) for p in shown) == [(40.0, 90), (50.0, 10), (50.0, 100)]
     assert sum(p["suppressed"] for p in body["peers"]) == 1
     # The pooled value of the hospitals shown (ME, B, C, D), not of A's two events.
-    assert body["regional"]["value"] == round((30 + 50 + 40 + 6) * 100 / (40 + 100 + 90 + 12), 2)
-    # D's 6 of 12 is shown with its volume banded to tens: 50 % of "10" is no count of cases. The ranking is the
-    # centre's own (A ranked too); A's place is all that shows of it.
-    assert body["ranked"] == 5
+    # 126 / 242 = 52.07 %, to whole percent at about 240 cases (its own 40, the others' 100, 90 and 10).
+    assert body["regional"]["value"] == 52.0
+    # D's 6 of 12 is shown with its volume banded to tens: 50 % of "10" is no count of cases. The rank is among the
+    # hospitals shown: A's place does not show.
+    assert body["ranked"] == 4
 
 
 def test_volumes_do_not_single_out_a_peer_across_indicators(factory, client, centre_key):
