@@ -3,13 +3,13 @@ where a hospital stands among its peers (signed request, signed answer)."""
 from __future__ import annotations
 
 from flask import jsonify, request
-from flask_babel import force_locale, gettext as _
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 
 from qcflow.auth.permissions import allowed, public
 from qcflow.core.api import Blueprint
 from qcflow.core.errors import DomainError, Unprocessable
-from qcflow.core.i18n import client_language, current_language
+from qcflow.core.i18n import client_program, current_language
 from qcflow.core.time import now, today
 from qcflow.region import comparisons as cmp, keys, protocol
 from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreComparisonOut, CentreCompletenessArgs,
@@ -116,6 +116,7 @@ def profile(args, code):
 
 @blp.get("/standing")
 @public
+@client_program
 @blp.doc(parameters=[
     {"in": "query", "name": "indicator", "required": True, "schema": {"type": "string"}},
     {"in": "query", "name": "from", "required": False, "schema": {"type": "string", "pattern": r"^\d{4}-\d{2}$"}},
@@ -140,21 +141,21 @@ def standing():
     Authenticated by the hospital's signature of the request (method, path with query, X-Qcflow-Signed-At); every
     answer, an error too, is signed by the centre; messages in the language asked (Accept-Language, default zh)."""
     at = now()
-    with force_locale(client_language()):
+    try:
+        keys.own_key()
+    except RuntimeError:
+        answer = jsonify(code="no_key", message=_("The centre has no signing key yet: run `region keygen` there."))
+        answer.status_code = 503
+        return answer
+    try:
+        hospital = keys.signed_request_hospital(at)
         try:
-            keys.own_key()
-        except RuntimeError:
-            answer = jsonify(code="no_key", message=_("The centre has no signing key yet: run `region keygen` there."))
-            answer.status_code = 503
-            return answer
-        try:
-            hospital = keys.signed_request_hospital(at)
-            try:
-                args = CentreStandingArgs().load({key: value for key, value in request.args.items() if value != ""})
-            except ValidationError as error:
-                raise Unprocessable(errors=error.messages) from None
-            start, end = protocol.check_quarter(args.get("from_"), args.get("to"), today(at))
-            payload = cmp.standing(hospital, args["indicator"], start, end, at)
-        except DomainError as error:
-            return keys.signed_refusal(error)
-        return keys.signed_json(payload)
+            args = CentreStandingArgs().load({key: value for key, value in request.args.items() if value != ""})
+        except ValidationError as error:
+            raise Unprocessable(errors=error.messages) from None
+        start, end = protocol.check_quarter(args.get("from_"), args.get("to"), today(at))
+        payload = cmp.standing(hospital, args["indicator"], start, end, at)
+    except DomainError as error:
+        return keys.signed_refusal(error)
+    return keys.signed_json(payload)
+

@@ -490,9 +490,20 @@ def due_on(month: date) -> date:
     return following.replace(day=min(current_app.config["REGION_DUE_DAY"], periods.month_end(following).day))
 
 
-def registered_month(hospital: RegionHospital) -> date:
-    """The month the hospital was registered at the centre (local time): its months are owed from this one on."""
-    return periods.month_start(local(hospital.created_at).date())
+def owed_from(hospitals: list[RegionHospital]) -> dict[int, date]:
+    """The first month each hospital owes: the month it was registered at the centre (local time), or the first
+    month it sent if that is earlier (a hospital that sent a month has begun reporting, whenever it was registered;
+    its later gaps are gaps)."""
+    first_sent = dict(db.session.execute(
+        sa.select(RegionSubmission.hospital_id, sa.func.min(RegionSubmission.starts_on)).where(
+            RegionSubmission.kind == "month", RegionSubmission.hospital_id.in_([h.id for h in hospitals]))
+        .group_by(RegionSubmission.hospital_id)).all()) if hospitals else {}
+    owed = {}
+    for hospital in hospitals:
+        registered = periods.month_start(local(hospital.created_at).date())
+        sent = first_sent.get(hospital.id)
+        owed[hospital.id] = min(registered, sent) if sent is not None else registered
+    return owed
 
 
 def status_of(month: date, sent: bool, today: date, registered: date | None = None) -> str:
@@ -508,7 +519,7 @@ def status_of(month: date, sent: bool, today: date, registered: date | None = No
 def completeness(year: int, today: date, *, level: str | None = None, region: str | None = None
                  ) -> tuple[list[date], list[CompletenessRow]]:
     """The active hospitals × the months of `year`: the current version and when it came, or owed, overdue, not
-    yet due, or not expected (before the hospital's registration month)."""
+    yet due, or not expected (before the first month the hospital owes, owed_from)."""
     months = [date(year, m, 1) for m in range(1, 13)]
     stmt = sa.select(RegionHospital).where(RegionHospital.is_active).order_by(RegionHospital.code)
     if level:
@@ -526,9 +537,9 @@ def completeness(year: int, today: date, *, level: str | None = None, region: st
             RegionSubmission.hospital_id.in_([h.id for h in hospitals])))
         for hospital_id, period, revision, received_at in rows:
             sent[(hospital_id, period)] = (revision, local(received_at).date())
-    found = []
+    found, owed = [], owed_from(hospitals)
     for hospital in hospitals:
-        cells, registered = {}, registered_month(hospital)
+        cells, registered = {}, owed[hospital.id]
         for month in months:
             got = sent.get((hospital.id, month_text(month)))
             cells[month] = Cell(status_of(month, got is not None, today, registered), *(got or (None, None)))
@@ -545,13 +556,13 @@ def regions() -> list[str]:
 
 
 def missing_hospitals(month: date) -> list[RegionHospital]:
-    """The active hospitals that have not sent `month`, among those registered by then (a month before a
-    hospital's registration month is not expected of it)."""
+    """The active hospitals that have not sent `month` and owe it (owed_from)."""
     sent = sa.select(RegionSubmission.hospital_id).where(
         RegionSubmission.kind == "month", RegionSubmission.period == month_text(month))
-    hospitals = db.session.scalars(sa.select(RegionHospital).where(
-        RegionHospital.is_active, RegionHospital.id.not_in(sent)).order_by(RegionHospital.code))
-    return [h for h in hospitals if registered_month(h) <= month]
+    hospitals = list(db.session.scalars(sa.select(RegionHospital).where(
+        RegionHospital.is_active, RegionHospital.id.not_in(sent)).order_by(RegionHospital.code)))
+    owed = owed_from(hospitals)
+    return [h for h in hospitals if owed[h.id] <= month]
 
 
 # Where a hospital stands (the hospital's own view; the others unnamed) -------------------------------------------

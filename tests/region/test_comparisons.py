@@ -336,3 +336,19 @@ def test_months_before_a_hospitals_registration_are_not_expected(factory):
     assert counts[date(2026, 6, 1)]["overdue"] == 1 and counts[date(2026, 6, 1)]["not_expected"] == 1
     assert [h.code for h in comparisons.missing_hospitals(date(2026, 7, 1))] == ["OLD"]
     assert [h.code for h in comparisons.missing_hospitals(date(2026, 8, 1))] == ["NEW", "OLD"]
+
+
+def test_a_hospital_that_sent_before_its_registration_owes_the_months_from_its_first(factory):
+    """Registered on 5 August after sending from February (keys re-registered, a centre set up late): its gap in
+    June is a gap, not "before registration", and the reminder names it."""
+    from qcflow.region import comparisons
+
+    early = factory.hospital("EARLY", "tertiary", registered=AT)
+    for month in (2, 3, 4, 5, 7):
+        factory.month(early, date(2026, month, 1), {RATE: (1, 2)})
+    factory.db.session.commit()
+    _months, rows = comparisons.completeness(2026, date(2026, 8, 20))
+    cells = rows[0].cells
+    assert cells[date(2026, 1, 1)].status == "not_expected"
+    assert cells[date(2026, 6, 1)].status == "overdue"
+    assert [h.code for h in comparisons.missing_hospitals(date(2026, 6, 1))] == ["EARLY"]
