@@ -21,6 +21,7 @@ from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l
 from marshmallow import ValidationError
 
+from qcflow.auth.models import Role
 from qcflow.core.actors import Actor
 from qcflow.core.canonical import canonical as canonical_text
 from qcflow.core.errors import Conflict, NotFound, Unprocessable
@@ -31,6 +32,7 @@ from qcflow.extensions import db
 from qcflow.indicators import catalogue, queries
 from qcflow.indicators.models import IndicatorForm
 from qcflow.indicators.reporting import RATE_UNITS, deadline
+from qcflow.notify.services import notify, users_with_role
 from qcflow.region import keys, protocol
 from qcflow.region.models import RegionOutbox
 from qcflow.region.schemas import RefusalAnswer, StandingAnswer
@@ -154,7 +156,15 @@ def queue_month(month: date, *, actor: Actor, now: datetime, document: dict | No
     if reasons:
         row.next_attempt_at = None
         row.last_error = ("held: " + "; ".join(reasons))[:500]
+        tell_the_office(row, "region.held", now=now)
     return row
+
+
+def tell_the_office(row: RegionOutbox, kind: str, *, now: datetime) -> None:
+    """The quality office hears of a submission that needs it (refused by the centre, or held back here): nobody
+    would see it otherwise until they opened the submissions page."""
+    notify(users_with_role(Role.QUALITY), kind, {"kind": row.kind, "period": row.period, "version": row.revision},
+           now=now, link=f"/region/submissions/{row.id}")
 
 
 def queue_forms(*, actor: Actor, now: datetime) -> list[RegionOutbox]:
@@ -320,6 +330,8 @@ def _answered(row: RegionOutbox, action: str, data: dict, *, actor: Actor, now: 
     row.last_error = None if action == "accept" else f"HTTP {status}: {str(data.get('message') or '')}"[:500]
     OUTBOX_WORKFLOW.apply(row, action, actor=actor, now=now, audit_detail={
         "status": status or 201, "code": data.get("code"), "receipt": data.get("submission")})
+    if action == "reject":
+        tell_the_office(row, "region.rejected", now=now)
     return action
 
 

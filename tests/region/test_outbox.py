@@ -262,3 +262,6 @@ def test_a_value_the_centre_would_refuse_is_held_back_with_its_reason_not_sent(h
     assert outbox.due_rows(NOW + timedelta(days=1)) == []
     assert outbox.error_parts(rows[0].last_error)[0] == "held"
     assert queue() == []  # unchanged: not queued again every night
+    from tests.region.test_sending import office_told
+
+    assert office_told() == [("region.held", f"/region/submissions/{r.id}") for r in rows]  # told once each

@@ -198,7 +198,7 @@ def test_a_submission_signed_by_the_hospital_is_accepted_and_its_receipt_kept(ct
     assert len(centre.received) == 1
 
 
-def test_a_refusal_keeps_the_centres_reasons_per_value_and_is_not_sent_again(ctx, centre):
+def test_a_refusal_keeps_the_centres_reasons_per_value_and_is_not_sent_again(ctx, centre, hospital):
     row = queued()
     centre.mode = "reject"
     assert send()["reject"] == 1
@@ -208,6 +208,20 @@ def test_a_refusal_keeps_the_centres_reasons_per_value_and_is_not_sent_again(ctx
     assert "数值有误" in row.last_error
     send(NOW + timedelta(days=1))
     assert len(centre.received) == 1
+    assert office_told() == [("region.rejected", f"/region/submissions/{row.id}")]
+
+
+def office_told() -> list[tuple[str, str]]:
+    """The quality office's notifications about regional submissions (kind, link)."""
+    import sqlalchemy as sa
+
+    from qcflow.auth.models import User
+    from qcflow.extensions import db
+    from qcflow.notify.models import Notification
+
+    return [tuple(r) for r in db.session.execute(
+        sa.select(Notification.kind, Notification.link).join(User, User.id == Notification.user_id)
+        .where(User.username == "quality", Notification.kind.like("region.%")).order_by(Notification.id))]
 
 
 def test_a_centre_that_is_down_leaves_the_submission_waiting_with_growing_back_off_then_it_is_accepted(app, ctx,
