@@ -1,6 +1,7 @@
 """Shapes of the centre's comparison requests and answers (the rules live in region.comparisons)."""
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from marshmallow import fields, validate
 
 from qcflow.core.schemas import BaseSchema, Choice, CursorArgs, Month, Page, QueryArgs, WholeNumber
@@ -9,7 +10,7 @@ from qcflow.region.comparisons import STATUSES
 
 
 def _level(**kw):
-    return Choice(HOSPITAL_LEVELS, example="tertiary", load_default=None, **kw)
+    return Choice(HOSPITAL_LEVELS, example="tertiary", label_kind="ind_level", load_default=None, **kw)
 
 
 class CentreMonthsArgs(QueryArgs):
@@ -36,7 +37,8 @@ class CentreCompletenessPageArgs(QueryArgs):
 
 class CentreEvaluationArgs(QueryArgs):
     year = WholeNumber(required=True, validate=validate.Range(min=2000, max=2200))
-    half = WholeNumber(required=True, validate=validate.OneOf([1, 2]))
+    half = WholeNumber(required=True, validate=validate.OneOf(
+        [1, 2], error=_l("Enter 1 (the first half-year, January to June) or 2 (July to December).")))
 
 
 class CentreStandingArgs(CentreMonthsArgs):

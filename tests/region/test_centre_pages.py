@@ -54,6 +54,13 @@ def test_the_completeness_page_says_what_a_cells_date_is(fixture, clients):
     assert "质控中心收到的日期（月-日）" in html
 
 
+def test_a_refused_choice_names_the_choices_in_words_not_codes(fixture, clients):
+    level = clients("centre").get(f"/centre/indicators/{RATE}?level=bogus").get_data(as_text=True)
+    assert "三级医院" in level and "tertiary" not in level.split("<main")[1].split('name="level"')[0]
+    half = clients("centre").get("/centre/evaluation.pdf?year=2026&half=3")
+    assert half.status_code == 422 and "1, 2" not in half.get_data(as_text=True)
+
+
 def test_a_refused_period_shows_the_default_with_the_reason(fixture, clients):
     response = clients("centre").get(f"/centre/indicators/{RATE}?from=2026-06&to=2026-01&lang=en")
     assert response.status_code == 422 and "The first month is after the last month." in response.get_data(True)
