@@ -184,11 +184,20 @@ def test_the_standing_page_shows_rank_regional_value_target_and_a_funnel_plot(ce
     assert asked["verified"] and asked["path"] == f"/api/v1/centre/standing?indicator={PAIN}&from=2026-01&to=2026-03"
     assert ("2 of 5" if language == "en" else "第 2 名（共 5 家）") in visible(html)
     assert "90.00%" in re.search(r'id="regional">(.*?)</dd>', html, re.S).group(1)
-    assert ("Met" if language == "en" else "达标") in re.search(r'id="target">(.*?)</dd>', html, re.S).group(1)
+    target = re.search(r'id="target">(.*?)</dd>', html, re.S).group(1)
+    assert ("Met" if language == "en" else "达标") in target and "90.00%" in target  # the target in its unit
     svg = re.search(r"<svg.*?</svg>", html, re.S).group(0)
     assert svg.count('fill="#9aa0a6"') == 4 and svg.count('class="own"') == 1 and "<script" not in html[
         html.index('id="standing"'):]
     assert findings_in(visible(html), language, frozenset({"quality"})) == []
+
+
+def test_without_a_regional_value_the_caption_does_not_describe_lines_that_are_not_drawn(centre, clients):
+    centre.standing = standing_answer()
+    centre.standing["regional"] = {"value": None}
+    html = clients("quality").get(f"/region/standing?indicator={PAIN}&from=2026-01&to=2026-03&lang=en").get_data(True)
+    caption = re.search(r"<figcaption[^>]*>(.*?)</figcaption>", html, re.S).group(1)
+    assert "Blue line" not in caption and "too few hospitals" in caption
 
 
 @pytest.mark.parametrize("mode", ["unsigned", "wrong_key", "error"])
