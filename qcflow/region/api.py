@@ -13,14 +13,12 @@ from qcflow.core.i18n import label
 from qcflow.core.schemas import Month
 from qcflow.core.time import now
 from qcflow.region import outbox
-from qcflow.region.installation import only_on
 from qcflow.region.models import RegionOutbox
 from qcflow.region.schemas import (MonthQueueOut, OutboxActionIn, OutboxDetailOut, OutboxListArgs, OutboxPage,
                                    SendOut)
 
 blp = Blueprint("region_api", __name__, url_prefix="/api/v1/region",
                 description="Regional centre: what this hospital sent (区域质控中心报送)")
-blp.before_request(only_on("hospital"))
 
 FIELDS = ("id", "kind", "period", "revision", "state", "attempts", "next_attempt_at", "last_attempt_at",
           "last_error", "answered_at", "created_at", "digest", "version")

@@ -15,11 +15,9 @@ from qcflow.region import comparisons as cmp, keys, protocol
 from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreComparisonOut, CentreCompletenessArgs,
                                           CentreCompletenessOut, CentreMonthsArgs, CentreProfileOut,
                                           CentreStandingArgs, CentreStandingOut)
-from qcflow.region.installation import only_on
 
 blp = Blueprint("centre_api", __name__, url_prefix="/api/v1/centre",
                 description="Centre: completeness and comparisons across hospitals")
-blp.before_request(only_on("centre"))
 
 
 def _target(target) -> dict | None:

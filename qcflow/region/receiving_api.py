@@ -16,7 +16,7 @@ from qcflow.core.time import now
 from qcflow.core.web import session_free
 from qcflow.extensions import db
 from qcflow.region import keys, protocol, receiving, registry
-from qcflow.region.installation import is_centre, only_on
+from qcflow.region.installation import is_centre
 from qcflow.region.models import RegionHospital, RegionSubmission
 from qcflow.region.receiving_schemas import (CentreHospitalArgs, CentreHospitalChangeIn, CentreHospitalIn,
                                              CentreHospitalOut, CentreHospitalPage, ReceivedArgs, ReceivedDetailOut,
@@ -24,7 +24,6 @@ from qcflow.region.receiving_schemas import (CentreHospitalArgs, CentreHospitalC
 
 blp = Blueprint("centre_intake_api", __name__, url_prefix="/api/v1/centre",
                 description="Centre: signed submissions from hospitals, and the hospitals registered")
-blp.before_request(only_on("centre"))
 
 #: Centre staff read the hospitals and what they sent; administrators keep the hospitals.
 READERS = tuple(sorted(PERMISSIONS["centre_compare"] | PERMISSIONS["centre_hospitals"]))

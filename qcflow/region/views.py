@@ -17,13 +17,11 @@ from qcflow.core.periods import add_months, parse_month
 from qcflow.core.time import now, today
 from qcflow.indicators import catalogue, queries
 from qcflow.region import charts, outbox, protocol
-from qcflow.region.installation import only_on
 from qcflow.region.models import OUTBOX_STATES
 from qcflow.region.schemas import OutboxActionIn, OutboxListArgs, StandingArgs
 from qcflow.region.workflow import OUTBOX_WORKFLOW, OutboxState
 
 bp = Blueprint("region", __name__, url_prefix="/region")
-bp.before_request(only_on("hospital"))
 
 #: The command each missing setting is fixed with (shown beside its name).
 FIXES = {"REGION_KEY_FILE": "flask --app wsgi qcflow region keygen"}
