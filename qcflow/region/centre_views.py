@@ -88,7 +88,8 @@ def indicator(code):
                                  title=entry.label(language))
     return render_template("centre/indicator.html", comparison=comparison, entry=entry, funnels=funnels,
                            trend=trend, start=start, end=end, level=args.get("level"), levels=HOSPITAL_LEVELS,
-                           errors=errors, k=cmp.small_cell_k()), 422 if errors else 200
+                           errors=errors, k=cmp.small_cell_k(),
+                           better_side=evaluation.better_side), 422 if errors else 200
 
 
 @bp.get("/profile/<code>")

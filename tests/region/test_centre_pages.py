@@ -226,3 +226,19 @@ def test_a_profile_with_nothing_received_says_so_and_targets_carry_their_unit(fi
     assert 'id="nothing-received"' in empty and "尚未收到" in visible(empty) and 'id="profile"' not in empty
     full = client.get(f"/centre/profile/T2?{PERIOD}&lang=en").get_data(as_text=True)
     assert "≥85.00%" in visible(full)
+
+
+def test_a_ranking_row_better_than_the_region_is_not_painted_as_worse(factory, clients):
+    """A hospital above the limits of a higher-is-better rate is better than the region: its row reads so."""
+    import re
+    from datetime import date
+
+    for code, parts in (("A", (95, 100)), ("B", (40, 100)), ("C", (60, 100))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 3, 1), {RATE: parts})
+    factory.db.session.commit()
+    html = clients("centre").get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    table = html.split('id="level-tertiary"')[1].split("</table>")[0]
+    rows = {code: row for row in table.split("<tr")[2:] for code in "ABC" if f"Hospital {code}<" in row}
+    assert re.match(r'\s*class="is-better"', rows["A"]) and "Better than the region (above the control limit)" in rows["A"]
+    assert re.match(r'\s*class="is-overdue"', rows["B"]) and "Worse than the region (below the control limit)" in rows["B"]
+    assert "class=" not in rows["C"].split(">")[0]
