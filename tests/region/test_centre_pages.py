@@ -242,3 +242,27 @@ def test_a_ranking_row_better_than_the_region_is_not_painted_as_worse(factory, c
     assert re.match(r'\s*class="is-better"', rows["A"]) and "Better than the region (above the control limit)" in rows["A"]
     assert re.match(r'\s*class="is-overdue"', rows["B"]) and "Worse than the region (below the control limit)" in rows["B"]
     assert "class=" not in rows["C"].split(">")[0]
+
+
+def flat(html: str) -> str:
+    return " ".join(visible(html).split())
+
+
+def test_every_value_and_target_carries_its_unit_and_a_status_reads_as_done(fixture, factory, clients):
+    """13.73 alone does not say minutes; a status sent as 1 reads as done on the submission's page too."""
+    from datetime import date
+
+    sent = factory.month(fixture["T1"], date(2026, 3, 1), {TIME: 13.73, "annual_work_plan_status": 1.0,
+                                                           "ae_per_100_discharges": (3, 200), "cmi": 1.11,
+                                                           "mdt_clinic_count": 6.0})
+    factory.db.session.commit()
+    client = clients("centre")
+    detail = flat(client.get(f"/centre/hospitals/T1/submissions/{sent.id}?lang=en").get_data(as_text=True))
+    assert "13.73 minutes" in detail and "1.50 per 100 discharges" in detail and "1.11 ratio" in detail
+    assert "6 count" in detail and "Done" in detail
+    profile = flat(client.get(f"/centre/profile/T1?from=2026-03&to=2026-03&lang=en").get_data(as_text=True))
+    assert "13.73 minutes" in profile and ">2.50 per 100 discharges" in profile
+    listed = flat(client.get(f"/centre/indicators?{PERIOD}&lang=en").get_data(as_text=True))
+    assert "1.50 per 100 discharges" in listed
+    zh = flat(client.get(f"/centre/indicators/{TIME}?{PERIOD}&lang=zh").get_data(as_text=True))
+    assert "分钟" in zh.split("三级医院")[-1]
