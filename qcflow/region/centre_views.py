@@ -100,7 +100,8 @@ def profile(code):
     args, errors = load_args(CentreMonthsArgs())
     start, end = _period(args, errors)
     return render_template("centre/profile.html", hospital=hospital, rows=cmp.profile(hospital, start, end),
-                           start=start, end=end, errors=errors), 422 if errors else 200
+                           start=start, end=end, errors=errors, k=cmp.small_cell_k(),
+                           is_small=cmp.is_small), 422 if errors else 200
 
 
 @bp.get("/province.xlsx")

@@ -266,3 +266,20 @@ def test_every_value_and_target_carries_its_unit_and_a_status_reads_as_done(fixt
     assert "1.50 per 100 discharges" in listed
     zh = flat(client.get(f"/centre/indicators/{TIME}?{PERIOD}&lang=zh").get_data(as_text=True))
     assert "分钟" in zh.split("三级医院")[-1]
+
+
+def test_a_rate_over_fewer_than_k_cases_is_not_judged_against_the_target(fixture, factory, clients):
+    """The rows marked met agree with "X of Y meet it": a small rate reads "not judged", on the profile too."""
+    from datetime import date
+
+    factory.month(factory.hospital("T3", "tertiary"), date(2026, 3, 1), {RATE: (3, 3)})  # 100 %, 3 cases < k
+    factory.db.session.commit()
+    client = clients("centre")
+    html = client.get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
+    row = flat(tertiary.split("Hospital T3")[1].split("</tr>")[0])
+    assert "fewer than 5 cases, not judged" in row and "Met" not in row
+    assert flat(tertiary).count("Met") == 1  # "1 of 2 hospitals meet it": one row says met
+    profile = client.get(f"/centre/profile/T3?{PERIOD}&lang=en").get_data(as_text=True)
+    line = flat(profile.split(f"/centre/indicators/{RATE}")[1].split("</tr>")[0])
+    assert "fewer than 5 cases, not judged" in line and "Met" not in line
