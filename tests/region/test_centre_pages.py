@@ -283,3 +283,19 @@ def test_a_rate_over_fewer_than_k_cases_is_not_judged_against_the_target(fixture
     profile = client.get(f"/centre/profile/T3?{PERIOD}&lang=en").get_data(as_text=True)
     line = flat(profile.split(f"/centre/indicators/{RATE}")[1].split("</tr>")[0])
     assert "fewer than 5 cases, not judged" in line and "Met" not in line
+
+
+def test_completeness_can_show_only_the_hospitals_owing_a_month(fixture, factory, clients):
+    """With a province's hundred hospitals, the ones to call: a missing or overdue month (off by default)."""
+    from datetime import datetime, timezone
+
+    factory.hospital("DONE", "tertiary", registered=datetime.now(timezone.utc))  # owes nothing yet
+    factory.db.session.commit()
+    client = clients("centre")
+    everyone = client.get("/centre/completeness?year=2026&lang=en").get_data(as_text=True)
+    assert "Hospital DONE" in everyone and "Hospital T1" in everyone
+    gaps = client.get("/centre/completeness?year=2026&gaps=1&lang=en").get_data(as_text=True)
+    table = gaps.split('id="completeness"')[1].split("</table>")[0]
+    assert "Hospital DONE" not in table and "Hospital T1" in table
+    assert 'name="gaps" value="1" checked' in gaps
+    assert 'id="completeness-counts"' in gaps
