@@ -13,7 +13,7 @@ from qcflow.core.forms import load_args
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.indicators.models import HOSPITAL_LEVELS
-from qcflow.region import comparisons as cmp, evaluation
+from qcflow.region import centre_jobs, comparisons as cmp, evaluation
 from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreCompletenessPageArgs, CentreEvaluationArgs,
                                           CentreMonthsArgs)
 from qcflow.region.installation import only_on
@@ -60,7 +60,7 @@ def completeness():
     gaps = bool(args.get("gaps"))
     shown = [row for row in rows if row.owed] if gaps else rows
     return render_template("centre/completeness.html", months=months, rows=shown, registered=len(rows), year=year,
-                           counts=cmp.month_counts(months, rows), gaps=gaps, level=args.get("level"),
+                           counts=cmp.month_counts(months, rows), gaps=gaps, reminders=centre_jobs.reminders(year), level=args.get("level"),
                            region=args.get("region"), regions=cmp.regions(), levels=HOSPITAL_LEVELS,
                            errors=errors, due_day=_due_day()), 422 if errors else 200
 

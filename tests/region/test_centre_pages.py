@@ -299,3 +299,17 @@ def test_completeness_can_show_only_the_hospitals_owing_a_month(fixture, factory
     assert "Hospital DONE" not in table and "Hospital T1" in table
     assert 'name="gaps" value="1" checked' in gaps
     assert 'id="completeness-counts"' in gaps
+
+
+def test_completeness_lists_the_reminders_sent_for_the_year_with_the_hospitals_named(fixture, clients):
+    from datetime import datetime, timezone
+
+    from qcflow.extensions import db
+    from qcflow.region.centre_jobs import remind_missing
+
+    assert remind_missing(datetime(2026, 8, 15, 2, tzinfo=timezone.utc)).startswith("2026-07: 3 hospitals")
+    db.session.commit()
+    html = clients("centre").get("/centre/completeness?year=2026&lang=en").get_data(as_text=True)
+    panel = flat(html.split('id="reminders"')[1].split("</section>")[0])
+    assert "2026-07" in panel and "Hospital T1" in panel and "Hospital S1" in panel
+    assert "No reminder" in flat(clients("centre").get("/centre/completeness?year=2025&lang=en").get_data(True))
