@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from marshmallow import fields
 
 from qcflow.auth.permissions import allowed
 from qcflow.auth.ratelimit import rate_limited
@@ -12,7 +13,7 @@ from qcflow.core.forms import load_args
 from qcflow.core.i18n import current_language
 from qcflow.core.time import now, today
 from qcflow.indicators.models import HOSPITAL_LEVELS
-from qcflow.region import comparisons as cmp, evaluation
+from qcflow.region import centre_jobs, comparisons as cmp, evaluation
 from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreCompletenessPageArgs, CentreEvaluationArgs,
                                           CentreMonthsArgs)
 from qcflow.region.installation import only_on
@@ -20,6 +21,11 @@ from qcflow.region.models import RegionHospital
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
 bp.before_request(only_on("centre"))
+
+
+class CompletenessPageArgs(CentreCompletenessPageArgs):
+    #: Only the hospitals owing a month (missing or overdue): with a province's hundred hospitals, the ones to call.
+    gaps = fields.Boolean(load_default=False)
 
 
 def _period(args: dict, errors: dict):
@@ -45,14 +51,16 @@ def index():
 def completeness():
     """Hospitals × the months of a year: sent (version, date), owed, overdue; filter by level and region."""
     at = now()
-    args, errors = load_args(CentreCompletenessPageArgs())
+    args, errors = load_args(CompletenessPageArgs())
     year = args.get("year") or today(at).year
     if year > today(at).year:
         errors["year"] = [_("Choose this year or an earlier one.")]
         year = today(at).year
     months, rows = cmp.completeness(year, today(at), level=args.get("level"), region=args.get("region"))
-    return render_template("centre/completeness.html", months=months, rows=rows, year=year,
-                           counts=cmp.month_counts(months, rows), level=args.get("level"),
+    gaps = bool(args.get("gaps"))
+    shown = [row for row in rows if row.owed] if gaps else rows
+    return render_template("centre/completeness.html", months=months, rows=shown, registered=len(rows), year=year,
+                           counts=cmp.month_counts(months, rows), gaps=gaps, reminders=centre_jobs.reminders(year), level=args.get("level"),
                            region=args.get("region"), regions=cmp.regions(), levels=HOSPITAL_LEVELS,
                            errors=errors, due_day=_due_day()), 422 if errors else 200
 
@@ -88,7 +96,8 @@ def indicator(code):
                                  title=entry.label(language))
     return render_template("centre/indicator.html", comparison=comparison, entry=entry, funnels=funnels,
                            trend=trend, start=start, end=end, level=args.get("level"), levels=HOSPITAL_LEVELS,
-                           errors=errors, k=cmp.small_cell_k()), 422 if errors else 200
+                           errors=errors, k=cmp.small_cell_k(),
+                           better_side=evaluation.better_side), 422 if errors else 200
 
 
 @bp.get("/profile/<code>")
@@ -99,7 +108,8 @@ def profile(code):
     args, errors = load_args(CentreMonthsArgs())
     start, end = _period(args, errors)
     return render_template("centre/profile.html", hospital=hospital, rows=cmp.profile(hospital, start, end),
-                           start=start, end=end, errors=errors), 422 if errors else 200
+                           start=start, end=end, errors=errors, k=cmp.small_cell_k(),
+                           is_small=cmp.is_small), 422 if errors else 200
 
 
 @bp.get("/province.xlsx")

@@ -136,14 +136,20 @@ def load_centre_demo(*, now: datetime) -> bool:
     if not os.path.exists(keys.key_path()):
         protocol.write_private_key(keys.key_path(), protocol.generate_key())
     hospital_keys = {}
+    last = add_months(month_start(today(now)), -1)
+    # Registered as of the first month they send (a year back), so that every month since is owed and the one
+    # not sent shows as a gap on completeness and in the reminder (a month before registration is not expected).
+    first = add_months(last, -11)
+    registered_at = now.replace(year=first.year, month=first.month, day=5, hour=4)
     for hospital in DEMO_HOSPITALS:
         hospital_keys[hospital.code] = protocol.generate_key()
-        registry.add_hospital({"code": hospital.code, "name": hospital.name, "name_en": hospital.name_en,
-                               "level": hospital.level, "ownership": hospital.ownership, "region": hospital.region,
-                               "public_key": protocol.public_key_text(hospital_keys[hospital.code])},
-                              actor=actor, now=now)
+        row = registry.add_hospital({"code": hospital.code, "name": hospital.name, "name_en": hospital.name_en,
+                                     "level": hospital.level, "ownership": hospital.ownership,
+                                     "region": hospital.region,
+                                     "public_key": protocol.public_key_text(hospital_keys[hospital.code])},
+                                    actor=actor, now=now)
+        row.created_at = registered_at
     db.session.commit()
-    last = add_months(month_start(today(now)), -1)
     for hospital in DEMO_HOSPITALS:
         for back in range(12, 0 if hospital is not DEMO_HOSPITALS[2] else 1, -1):
             send(hospital, hospital_keys[hospital.code], add_months(last, 1 - back), 1, now=now)

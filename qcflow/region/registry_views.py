@@ -84,6 +84,9 @@ def edit_hospital(code):
     if request.method == "POST":
         try:
             action = request.form.get("action", "save")
+            if action == "retire" and request.form.get("confirm") != "yes":
+                raise Unprocessable(_("Confirm the retirement first."), errors={"confirm": [
+                    _("Tick the box to confirm: its signatures will be refused from then on.")]})
             if action in ("retire", "reactivate"):
                 version = CentreHospitalChangeIn().load({"version": request.form.get("version", "")})["version"]
                 row = registry.set_active(row, action == "reactivate", version, actor=current_actor(), now=now())

@@ -233,3 +233,90 @@ def test_a_profile_with_nothing_received_says_so_and_targets_carry_their_unit(fi
     assert 'id="nothing-received"' in empty and "尚未收到" in visible(empty) and 'id="profile"' not in empty
     full = client.get(f"/centre/profile/T2?{PERIOD}&lang=en").get_data(as_text=True)
     assert "≥85.00%" in visible(full)
+
+
+def test_a_ranking_row_better_than_the_region_is_not_painted_as_worse(factory, clients):
+    """A hospital above the limits of a higher-is-better rate is better than the region: its row reads so."""
+    import re
+    from datetime import date
+
+    for code, parts in (("A", (95, 100)), ("B", (40, 100)), ("C", (60, 100))):
+        factory.month(factory.hospital(code, "tertiary"), date(2026, 3, 1), {RATE: parts})
+    factory.db.session.commit()
+    html = clients("centre").get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    table = html.split('id="level-tertiary"')[1].split("</table>")[0]
+    rows = {code: row for row in table.split("<tr")[2:] for code in "ABC" if f"Hospital {code}<" in row}
+    assert re.match(r'\s*class="is-better"', rows["A"]) and "Better than the region (above the control limit)" in rows["A"]
+    assert re.match(r'\s*class="is-overdue"', rows["B"]) and "Worse than the region (below the control limit)" in rows["B"]
+    assert "class=" not in rows["C"].split(">")[0]
+
+
+def flat(html: str) -> str:
+    return " ".join(visible(html).split())
+
+
+def test_every_value_and_target_carries_its_unit_and_a_status_reads_as_done(fixture, factory, clients):
+    """13.73 alone does not say minutes; a status sent as 1 reads as done on the submission's page too."""
+    from datetime import date
+
+    sent = factory.month(fixture["T1"], date(2026, 3, 1), {TIME: 13.73, "annual_work_plan_status": 1.0,
+                                                           "ae_per_100_discharges": (3, 200), "cmi": 1.11,
+                                                           "mdt_clinic_count": 6.0})
+    factory.db.session.commit()
+    client = clients("centre")
+    detail = flat(client.get(f"/centre/hospitals/T1/submissions/{sent.id}?lang=en").get_data(as_text=True))
+    assert "13.73 minutes" in detail and "1.50 per 100 discharges" in detail and "1.11 ratio" in detail
+    assert "6 count" in detail and "Done" in detail
+    profile = flat(client.get(f"/centre/profile/T1?from=2026-03&to=2026-03&lang=en").get_data(as_text=True))
+    assert "13.73 minutes" in profile and ">2.50 per 100 discharges" in profile
+    listed = flat(client.get(f"/centre/indicators?{PERIOD}&lang=en").get_data(as_text=True))
+    assert "1.50 per 100 discharges" in listed
+    zh = flat(client.get(f"/centre/indicators/{TIME}?{PERIOD}&lang=zh").get_data(as_text=True))
+    assert "分钟" in zh.split("三级医院")[-1]
+
+
+def test_a_rate_over_fewer_than_k_cases_is_not_judged_against_the_target(fixture, factory, clients):
+    """The rows marked met agree with "X of Y meet it": a small rate reads "not judged", on the profile too."""
+    from datetime import date
+
+    factory.month(factory.hospital("T3", "tertiary"), date(2026, 3, 1), {RATE: (3, 3)})  # 100 %, 3 cases < k
+    factory.db.session.commit()
+    client = clients("centre")
+    html = client.get(f"/centre/indicators/{RATE}?{PERIOD}&lang=en").get_data(as_text=True)
+    tertiary = html.split('id="level-tertiary"')[1].split('id="level-secondary"')[0]
+    row = flat(tertiary.split("Hospital T3")[1].split("</tr>")[0])
+    assert "fewer than 5 cases, not judged" in row and "Met" not in row
+    assert flat(tertiary).count("Met") == 1  # "1 of 2 hospitals meet it": one row says met
+    profile = client.get(f"/centre/profile/T3?{PERIOD}&lang=en").get_data(as_text=True)
+    line = flat(profile.split(f"/centre/indicators/{RATE}")[1].split("</tr>")[0])
+    assert "fewer than 5 cases, not judged" in line and "Met" not in line
+
+
+def test_completeness_can_show_only_the_hospitals_owing_a_month(fixture, factory, clients):
+    """With a province's hundred hospitals, the ones to call: a missing or overdue month (off by default)."""
+    from datetime import datetime, timezone
+
+    factory.hospital("DONE", "tertiary", registered=datetime.now(timezone.utc))  # owes nothing yet
+    factory.db.session.commit()
+    client = clients("centre")
+    everyone = client.get("/centre/completeness?year=2026&lang=en").get_data(as_text=True)
+    assert "Hospital DONE" in everyone and "Hospital T1" in everyone
+    gaps = client.get("/centre/completeness?year=2026&gaps=1&lang=en").get_data(as_text=True)
+    table = gaps.split('id="completeness"')[1].split("</table>")[0]
+    assert "Hospital DONE" not in table and "Hospital T1" in table
+    assert 'name="gaps" value="1" checked' in gaps
+    assert 'id="completeness-counts"' in gaps
+
+
+def test_completeness_lists_the_reminders_sent_for_the_year_with_the_hospitals_named(fixture, clients):
+    from datetime import datetime, timezone
+
+    from qcflow.extensions import db
+    from qcflow.region.centre_jobs import remind_missing
+
+    assert remind_missing(datetime(2026, 8, 15, 2, tzinfo=timezone.utc)).startswith("2026-07: 3 hospitals")
+    db.session.commit()
+    html = clients("centre").get("/centre/completeness?year=2026&lang=en").get_data(as_text=True)
+    panel = flat(html.split('id="reminders"')[1].split("</section>")[0])
+    assert "2026-07" in panel and "Hospital T1" in panel and "Hospital S1" in panel
+    assert "No reminder" in flat(clients("centre").get("/centre/completeness?year=2025&lang=en").get_data(True))

@@ -109,8 +109,15 @@ def test_an_administrator_registers_edits_and_retires_through_the_pages(app, cli
     assert saved.status_code == 302
     stale = admin.post("/centre/hospitals/H003/edit", data={**form, "action": "save", "version": "1"})
     assert stale.status_code == 409
+    unconfirmed = admin.post("/centre/hospitals/H003/edit?lang=en", data={"csrf_token": token, "action": "retire",
+                                                                           "version": "2"})
+    html = unconfirmed.get_data(as_text=True)
+    assert unconfirmed.status_code == 422
+    assert "Tick the box to confirm" in html.split('id="status-form"')[1]  # next to the box, in its form
+    with app.app_context():
+        assert db.session.scalar(sa.select(RegionHospital.is_active).where(RegionHospital.code == "H003"))
     retired = admin.post("/centre/hospitals/H003/edit", data={"csrf_token": token, "action": "retire",
-                                                               "version": "2"})
+                                                               "version": "2", "confirm": "yes"})
     assert retired.status_code == 302
     with app.app_context():
         row = db.session.scalar(sa.select(RegionHospital).where(RegionHospital.code == "H003"))

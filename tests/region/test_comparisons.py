@@ -205,11 +205,11 @@ def test_the_reminder_is_sent_once_per_month_with_a_notification_and_a_webhook(f
     assert result.startswith("2026-07: 1 hospitals missing")
     notes = db.session.query(Notification).all()
     assert [n.user_id for n in notes] == [hospital["centre"].id]
-    assert notes[0].params["hospitals"] == "T2"
+    assert notes[0].params["hospitals"] == "T2医院（T2）"  # named, with the code
     hooks = [payload for _url, _timeout, payload in db.session().info.get(PENDING, [])]
     assert len(hooks) == 1  # one POST: the notification's, with the month and the hospitals' codes
     assert hooks[0]["kind"] == "region.missing_month"
-    assert hooks[0]["params"] == {"month": "2026-07", "missing": 1, "hospitals": "T2"}
+    assert hooks[0]["params"] == {"month": "2026-07", "missing": 1, "hospitals": "T2医院（T2）", "codes": "T2"}
     db.session.commit()
     from qcflow.core.audit import AuditEntry
 
@@ -218,6 +218,10 @@ def test_the_reminder_is_sent_once_per_month_with_a_notification_and_a_webhook(f
     assert remind_missing(datetime(2026, 8, 16, 2, tzinfo=timezone.utc)) == "2026-07: reminder already sent"
     assert db.session.query(Notification).count() == 1
     assert db.session.query(RegionReminder).one().missing == 1
+    from qcflow.region.centre_jobs import reminders
+
+    sent = reminders(2026)
+    assert [(r.month_on, [h.code for h in r.hospitals], r.recipients) for r in sent] == [(date(2026, 7, 1), ["T2"], 1)]
 
 
 def test_the_reminder_does_nothing_on_a_hospital_installation(app_hospital_ctx):

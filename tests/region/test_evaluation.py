@@ -123,3 +123,17 @@ def test_the_evaluation_counts_months_from_registration_and_lists_all_of_a_small
     new_line = next(line for line in text.splitlines() if "新医院" in line)
     assert "0/2" in new_line  # May and June expected, none sent; January to April not counted as missing
     assert "排名" in text
+
+
+def test_the_evaluation_names_its_centre_ranks_with_cases_and_met_and_keeps_a_level_with_its_heading(
+        fixture, clients, centre_app, tmp_path):
+    centre_app.config["HOSPITAL_NAME"] = "河南省医疗质量控制中心"
+    response = clients("centre").get("/centre/evaluation.pdf?year=2026&half=1")
+    text = pdf_text(response.data, tmp_path)
+    cover = text.split("\f")[0]
+    assert "河南省医疗质量控制中心" in cover
+    assert "分母（例数）" in text and "达标" in text.split("分母（例数）")[1]
+    assert "0 家医院中 0 家" not in text  # the secondary level has only a rate over fewer than k cases
+    # A level's heading, its chart and its ranking stay on one page.
+    page = next(p for p in text.split("\f") if "急性ST段抬高型心肌梗死再灌注治疗率" in p and "三级医院" in p)
+    assert "T1医院" in page.split("三级医院")[1]
