@@ -16,11 +16,9 @@ from qcflow.indicators.models import HOSPITAL_LEVELS
 from qcflow.region import centre_jobs, comparisons as cmp, evaluation
 from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreCompletenessPageArgs, CentreEvaluationArgs,
                                           CentreMonthsArgs)
-from qcflow.region.installation import only_on
 from qcflow.region.models import RegionHospital
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
-bp.before_request(only_on("centre"))
 
 
 class CompletenessPageArgs(CentreCompletenessPageArgs):

@@ -17,13 +17,11 @@ from qcflow.extensions import db
 from qcflow.indicators import catalogue
 from qcflow.indicators.models import HOSPITAL_LEVELS
 from qcflow.region import receiving, registry
-from qcflow.region.installation import only_on
 from qcflow.region.models import OWNERSHIPS, RegionSubmission
 from qcflow.region.receiving_api import READERS
 from qcflow.region.receiving_schemas import CentreHospitalChangeIn, CentreHospitalIn
 
 bp = Blueprint("centre_registry", __name__, url_prefix="/centre/hospitals")
-bp.before_request(only_on("centre"))
 
 PAGE = 100
 EDITABLE = ("name", "name_en", "level", "ownership", "region", "public_key")
