@@ -43,7 +43,8 @@ def funnel_svg(level: cmp.LevelComparison, unit: str, *, title: str = "", langua
     if level.proportion is None or not rows:
         return Markup("")
     largest = max(r.denominator for r in rows) * 1.1 + 1  # where the limits' grid ends (funnel_limits)
-    shown_limits = [lim for lim in level.limits if lim.denominator >= min(r.denominator for r in rows) * 0.6]
+    smallest = min(r.denominator for r in rows)
+    shown_limits = [lim for lim in level.limits if lim.denominator >= smallest * 0.6]
     values = [r.value for r in rows] + [lim.upper95 for lim in shown_limits] + [lim.lower95 for lim in shown_limits]
     centre = level.regional_value or 0.0
     low, high = min(values + [centre]), max(values + [centre])
