@@ -662,10 +662,10 @@ def standing(hospital: RegionHospital, code: str, start: date, end: date, genera
         # a hidden hospital's figures would otherwise be the regional ones less the others'.
         shown_rows = [r for r in valued if not _hidden_from_peers(unit, r, k)]
         if len(shown_rows) >= FEWEST_HOSPITALS:
-            pool = pooled(unit, [r.sums for r in shown_rows])
             # Rounded like a peer's value at the denominators as shown (the peers' rounded ones and its own).
             volume = sum(p["denominator"] or 0 for p in peers) + (own.denominator or 0)
-            regional = shown_value(regional_value(unit, pool), value_places(unit, two_figures(volume)))
+            regional = shown_value(_regional_from_shown(unit, peers, own, k),
+                                   value_places(unit, two_figures(volume)))
             if is_rate and regional is not None and any(p["denominator"] for p in peers):
                 proportion = regional / UNIT_FACTORS[unit]
                 largest = max([p["denominator"] or 0 for p in peers] + [own.denominator or 0])
@@ -694,6 +694,22 @@ def standing(hospital: RegionHospital, code: str, start: date, end: date, genera
         "k": k,
         "generated_at": generated_at.isoformat(),
     }
+
+
+def _regional_from_shown(unit: str, peers: list[dict], own: HospitalRow, k: int) -> float | None:
+    """The regional value a hospital is given, pooled from the peers' figures as shown to it and its own exact
+    ones. Pooled from the peers' exact figures it would give their sums away: a hospital sending its own month again
+    with chosen figures, and asking each time, could solve the regional value for them."""
+    shown = [p for p in peers if not p["suppressed"] and p["value"] is not None]
+    mine = None if own.value is None or _hidden_from_peers(unit, own, k) else own
+    if unit in RATE_UNITS and shown and all(p["denominator"] for p in shown) and (
+            mine is None or mine.denominator is not None):
+        factor = UNIT_FACTORS[unit]
+        cases = sum(p["denominator"] for p in shown) + (mine.denominator if mine else 0)
+        events = sum(p["value"] / factor * p["denominator"] for p in shown) + ((mine.numerator or 0) if mine else 0)
+        return events / cases * factor if cases else None
+    values = [p["value"] for p in shown] + ([mine.value] if mine else [])
+    return sum(values) / len(values) if values else None
 
 
 def _round(value: float | None) -> float | None:

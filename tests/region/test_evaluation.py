@@ -133,7 +133,8 @@ def test_the_evaluation_names_its_centre_ranks_with_cases_and_met_and_keeps_a_le
     cover = text.split("\f")[0]
     assert "河南省医疗质量控制中心" in cover
     assert "分母（例数）" in text and "达标" in text.split("分母（例数）")[1]
-    assert "0 家医院中 0 家" not in text  # the secondary level has only a rate over fewer than k cases
+    assert "0 家医院中 0 家" not in text  # the secondary level has only a rate over fewer than k cases:
+    assert "无医院例数足以判定是否达标" in text and "本期无医院报送" not in text  # it reported, it was not judged
     # A level's heading, its chart and its ranking stay on one page.
     page = next(p for p in text.split("\f") if "急性ST段抬高型心肌梗死再灌注治疗率" in p and "三级医院" in p)
     assert "T1医院" in page.split("三级医院")[1]

@@ -192,6 +192,16 @@ def test_the_standing_page_shows_rank_regional_value_target_and_a_funnel_plot(ce
     assert findings_in(visible(html), language, frozenset({"quality"})) == []
 
 
+def test_a_per_100_standing_gives_its_values_and_target_with_their_unit(centre, clients):
+    centre.standing = standing_answer()
+    code = "ae_per_100_discharges"
+    centre.standing["indicator"] = {"code": code, "unit": "per100", "direction": "higher"}
+    centre.standing["target"] = {"comparison": "gt", "value": 2.5}
+    html = clients("quality").get(f"/region/standing?indicator={code}&from=2026-01&to=2026-03&lang=en").get_data(True)
+    for part in ("own-value", "regional", "target"):
+        assert "per 100 discharges" in re.search(rf'id="{part}">(.*?)</dd>', html, re.S).group(1), part
+
+
 def test_without_a_regional_value_the_caption_does_not_describe_lines_that_are_not_drawn(centre, clients):
     centre.standing = standing_answer()
     centre.standing["regional"] = {"value": None}

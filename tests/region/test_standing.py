@@ -56,8 +56,9 @@ def test_a_signed_request_gets_its_place_among_unnamed_peers(fixture, factory, c
     assert body["own"] == {"numerator": 11, "denominator": 20, "value": 55.0, "rank": 3, "small": False,
                            "outside": None}
     assert body["ranked"] == 3
-    # The regional value only, pooled over the hospitals shown: (17 + 11 + 707) / (20 + 20 + 1010).
-    assert body["regional"] == {"value": 70.0}
+    # The regional value only, pooled over the figures shown and its own: (0.9 × 20 + 0.7 × 1000 + 11) /
+    # (20 + 1000 + 20) = 70.1 %, to 1 decimal at about 1000 cases.
+    assert body["regional"] == {"value": 70.1}
     # T4 (70 %, 1010 cases → 1000, to 1 decimal), T1 (85 %, 20 cases → 20, to tens: 90 %) shown; T3 (3 cases < k)
     # hidden: no value, no denominator.
     assert body["peers"] == [{"value": 70.0, "denominator": 1000, "suppressed": False},
@@ -111,8 +112,8 @@ def test_a_hidden_peer_is_not_the_regional_figures_less_the_others(factory, clie
     candidates = [(n, d) for d in range(1, body["k"]) for n in range(d + 1)
                   if round((known_n + n) * 100 / (known_d + d), 2) == body["regional"]["value"]]
     assert hidden not in candidates
-    # (11 + 17 + 30) / (20 + 20 + 40) = 72.5 %, to tens at about 80 cases.
-    assert body["regional"]["value"] == 70.0
+    # From what is shown (A 90 % of 20, B 80 % of 40) and its own 11/20: 61 / 80 = 76.25 %, to tens: 80 %.
+    assert body["regional"]["value"] == 80.0
 
 
 def test_only_one_quarter_that_has_ended_is_answered(fixture, factory, client, centre_key):
@@ -240,9 +241,9 @@ def test_a_peer_with_one_to_k_minus_one_events_is_hidden_like_a_small_volume(fac
     shown = [p for p in body["peers"] if not p["suppressed"]]
     assert sorted((p["value"], p["denominator"]) for p in shown) == [(40.0, 90), (50.0, 10), (50.0, 100)]
     assert sum(p["suppressed"] for p in body["peers"]) == 1
-    # The pooled value of the hospitals shown (ME, B, C, D), not of A's two events.
-    # 126 / 242 = 52.07 %, to whole percent at about 240 cases (its own 40, the others' 100, 90 and 10).
-    assert body["regional"]["value"] == 52.0
+    # Pooled from the hospitals shown as shown (B, C, D) and its own, not from A's two events:
+    # (50 + 36 + 5 + 30) / 240 = 50.4 %, to whole percent at about 240 cases.
+    assert body["regional"]["value"] == 50.0
     # D's 6 of 12 is shown with its volume banded to tens: 50 % of "10" is no count of cases. The rank is among the
     # hospitals shown: A's place does not show.
     assert body["ranked"] == 4
@@ -314,3 +315,21 @@ def test_refusals_after_the_signature_are_signed_too(fixture, factory, client, c
     assert reversed_.status_code == 422 and "from" in verified(reversed_, centre_key)["errors"]
     malformed = signed_get(client, factory, "T2", {**QUERY, "from": "2026-13"})
     assert malformed.status_code == 422 and "from" in verified(malformed, centre_key)["errors"]
+
+
+@pytest.mark.parametrize("own", [(5, 10), (400, 1000), (9000, 10000)])
+def test_nothing_given_depends_on_a_peers_exact_figures_whatever_the_hospital_sends_itself(factory, client,
+                                                                                      centre_key, own):
+    """Found by review: a hospital sending its own month again with chosen figures and asking each time solved the
+    regional value for its peers' exact sums (36 answers gave 78/102 and 142/154). The answer is now the same for
+    any exact figures of the peers that look the same when shown."""
+    answers = []
+    for variant, (a, b) in enumerate((((78, 102), (142, 154)), ((77, 101), (141, 153)))):
+        for code, parts in ((f"ME{variant}", own), (f"A{variant}", a), (f"B{variant}", b)):
+            factory.month(factory.hospital(code, "tertiary" if variant == 0 else "secondary"), date(2026, 2, 1),
+                          {RATE: parts})
+        factory.db.session.commit()
+        body = verified(signed_get(client, factory, f"ME{variant}", QUERY), centre_key)
+        answers.append({key: body[key] for key in ("regional", "peers", "limits", "ranked")})
+    assert answers[0]["peers"] == answers[1]["peers"]  # the peers look the same when shown ...
+    assert answers[0] == answers[1]  # ... so nothing else in the answer tells them apart
