@@ -33,6 +33,8 @@ class CentreCompletenessPageArgs(QueryArgs):
     year = WholeNumber(load_default=None, validate=validate.Range(min=2000, max=2200))
     level = _level()
     region = fields.String(load_default=None, validate=validate.Length(min=1, max=60))
+    #: Only the hospitals owing a month (missing or overdue): with a province's hundred hospitals, the ones to call.
+    gaps = fields.Boolean(load_default=False)
 
 
 class CentreEvaluationArgs(QueryArgs):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from marshmallow import fields
 
 from qcflow.auth.permissions import allowed
 from qcflow.auth.ratelimit import rate_limited
@@ -19,11 +18,6 @@ from qcflow.region.centre_schemas import (CentreComparisonArgs, CentreCompletene
 from qcflow.region.models import RegionHospital
 
 bp = Blueprint("centre", __name__, url_prefix="/centre")
-
-
-class CompletenessPageArgs(CentreCompletenessPageArgs):
-    #: Only the hospitals owing a month (missing or overdue): with a province's hundred hospitals, the ones to call.
-    gaps = fields.Boolean(load_default=False)
 
 
 def _period(args: dict, errors: dict):
@@ -49,7 +43,7 @@ def index():
 def completeness():
     """Hospitals × the months of a year: sent (version, date), owed, overdue; filter by level and region."""
     at = now()
-    args, errors = load_args(CompletenessPageArgs())
+    args, errors = load_args(CentreCompletenessPageArgs())
     year = args.get("year") or today(at).year
     if year > today(at).year:
         errors["year"] = [_("Choose this year or an earlier one.")]
@@ -58,9 +52,9 @@ def completeness():
     gaps = bool(args.get("gaps"))
     shown = [row for row in rows if row.owed] if gaps else rows
     return render_template("centre/completeness.html", months=months, rows=shown, registered=len(rows), year=year,
-                           counts=cmp.month_counts(months, rows), gaps=gaps, reminders=centre_jobs.reminders(year), level=args.get("level"),
-                           region=args.get("region"), regions=cmp.regions(), levels=HOSPITAL_LEVELS,
-                           errors=errors, due_day=_due_day()), 422 if errors else 200
+                           counts=cmp.month_counts(months, rows), gaps=gaps, reminders=centre_jobs.reminders(year),
+                           level=args.get("level"), region=args.get("region"), regions=cmp.regions(),
+                           levels=HOSPITAL_LEVELS, errors=errors, due_day=_due_day()), 422 if errors else 200
 
 
 def _due_day() -> int:
