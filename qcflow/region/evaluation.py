@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import date, datetime
 
+from flask import current_app
 from flask_babel import force_locale, gettext as _
 from markupsafe import Markup, escape
 
@@ -256,8 +257,6 @@ def evaluation_context(year: int, half: int, now: datetime) -> dict:
                            "funnel": funnel_svg(level, entry.unit, title=entry.label("zh"),
                                                 direction=entry.direction)})
         sections.append({"entry": entry, "levels": levels})
-    from flask import current_app
-
     issuer = current_app.config.get("HOSPITAL_NAME") or _("Regional quality-control centre")
     return {"year": year, "half": half, "start": start, "end": end, "months": months, "issuer": issuer,
             "completeness": completeness, "sections": sections, "printed_at": now, "k": cmp.small_cell_k()}
