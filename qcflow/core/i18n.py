@@ -62,10 +62,9 @@ def client_program(view):
 
 
 def _for_client_programs() -> bool:
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
-    if view is not None and getattr(view, "view_class", None) is not None:
-        view = getattr(view.view_class, request.method.lower(), None)
-    return getattr(view, "qc_client_program", False) is True
+    from qcflow.core.web import view_marker
+
+    return view_marker(current_app, request.endpoint, request.method, "qc_client_program") is True
 
 
 def client_language() -> str:

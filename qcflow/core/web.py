@@ -109,17 +109,23 @@ class NoSession(SecureCookieSession):
         self.on_update = refuse
 
 
+def view_marker(app: Flask, endpoint: str | None, method: str, name: str):
+    """A marker a decorator set on a route's view (session_free, i18n.client_program), or on the method of a
+    method view; None without one."""
+    view = app.view_functions.get(endpoint) if endpoint else None
+    marker = getattr(view, name, None)
+    if marker is None and getattr(view, "view_class", None) is not None:
+        marker = getattr(getattr(view.view_class, method.lower(), None), name, None)
+    return marker
+
+
 def opens_no_session(app: Flask, request) -> bool:
     """Whether the request goes to a route marked `session_free` (matched before the session opens)."""
     try:
         endpoint, _args = app.create_url_adapter(request).match()
     except (HTTPException, RoutingException):
         return False
-    view = app.view_functions.get(endpoint)
-    marker = getattr(view, "qc_session_free", None)
-    if marker is None and getattr(view, "view_class", None) is not None:
-        method = getattr(view.view_class, request.method.lower(), None)
-        marker = getattr(method, "qc_session_free", None)
+    marker = view_marker(app, endpoint, request.method, "qc_session_free")
     if marker is None:
         return False
     return marker is True or not marker(request)
