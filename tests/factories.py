@@ -30,10 +30,12 @@ def stamped(kwargs: dict, at: datetime) -> dict:
 
 @lru_cache(maxsize=1)
 def password_hash() -> str:
-    # scrypt takes ~0.1 s; hash the shared test password once per run.
-    from qcflow.core.security import hash_password
+    """The shared test password, hashed once per run with a light scrypt (n = 2¹⁰, not the app's 2¹⁵): each login
+    checks it at the cost the stored hash names, and the suite logs in thousands of times. Passwords the app
+    itself sets (sign-up, a change) still get the app's hash."""
+    from werkzeug.security import generate_password_hash
 
-    return hash_password(PASSWORD)
+    return generate_password_hash(PASSWORD, method="scrypt:1024:8:1")
 
 
 @pytest.fixture

@@ -28,7 +28,34 @@ class ErrorSchema(ma.Schema):
 
 
 class QcApi(Api):
+    """The API, whose OpenAPI description is written when it is first read (`api.spec`), not as each blueprint
+    is registered: writing it is most of what building an app costs, and most apps (a CLI command, each test's)
+    never read it. The document is the same either way: the blueprints are described in registration order."""
+
     ERROR_SCHEMA = ErrorSchema
+
+    def init_app(self, app, *, spec_kwargs=None):
+        self._undescribed = []
+        super().init_app(app, spec_kwargs=spec_kwargs)
+
+    @property
+    def spec(self):
+        undescribed, self._undescribed = getattr(self, "_undescribed", []), []
+        for blp, app, name, parameters in undescribed:
+            blp.register_views_in_doc(self, app, self._spec, name=name, parameters=parameters)
+            self._spec.tag({"name": name, "description": blp.description})
+        return self._spec
+
+    @spec.setter
+    def spec(self, value):
+        self._spec = value
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        """flask-smorest's registration, with the blueprint's description left for the first reading of `spec`."""
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        self._undescribed.append((blp, self._app, name, parameters))
 
     def handle_http_exception(self, error: HTTPException):
         from qcflow.core.errors import http_error_response

@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, RoutingException
+from werkzeug.routing import IntegerConverter, Rule, RoutingException
 
 from qcflow.config import DEFAULT_SECRET_KEY
 from qcflow.core.errors import BadRequest, is_api_request
@@ -267,8 +267,27 @@ def security_headers(response):
     return response
 
 
+class SharedBuilderRule(Rule):
+    """A URL rule whose URL builder (Python code werkzeug writes and compiles for each rule) is compiled once per
+    process for all apps with the same rule: the compiling was most of what building an app cost once its API
+    description was deferred, and the tests build thousands of apps. The builder is the same function for the
+    same rule: it reads the converters through the rule it is bound to (werkzeug 3.1's `_compile_builder`)."""
+
+    _builders: dict = {}
+
+    def _compile_builder(self, append_unknown: bool = True):
+        key = (self.rule, self.subdomain, self.host, tuple(self._trace), repr(sorted((self.defaults or {}).items())),
+               append_unknown)
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = self._builders[key] = super()._compile_builder(append_unknown)
+        return builder
+
+
 class App(Flask):
     """Flask, with one commit per request: the view's, right after it returns (commit_request)."""
+
+    url_rule_class = SharedBuilderRule
 
     def dispatch_request(self):
         response = self.make_response(super().dispatch_request())
