@@ -9,7 +9,9 @@ import os
 import re
 import shutil
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -79,7 +81,7 @@ def make_app(database_url: str, instance_path: str, **overrides):
 CREATED_APPS: list = []
 
 
-def module_app(database_template, base):
+def module_app(database_template, base, **overrides):
     """An app over a fresh migrated database of its own (a copy of the template, or the emptied
     PostgreSQL one) that lives for a whole test module, not one test."""
     if PG_URL:
@@ -88,9 +90,57 @@ def module_app(database_template, base):
     else:
         shutil.copyfile(database_template, base / "qcflow.sqlite3")
         url = f"sqlite:///{base / 'qcflow.sqlite3'}"
-    app = make_app(url, str(base))
+    app = make_app(url, str(base), **overrides)
     CREATED_APPS.remove(app)
     return app
+
+
+@dataclass
+class DemoSnapshot:
+    """The demo data of `make run`, loaded once per run (at its start) into a SQLite database in an instance
+    folder (the demo's attachments are files there), with what the loader returned. On PostgreSQL there is
+    no snapshot (`folder` None): the demo is loaded where it is used."""
+
+    folder: Path | None
+    data: object = None
+
+
+@pytest.fixture(scope="session")
+def demo_snapshot(database_template, tmp_path_factory) -> DemoSnapshot:
+    if PG_URL:
+        return DemoSnapshot(None)
+    folder = tmp_path_factory.mktemp("demo")
+    shutil.copyfile(database_template, folder / "qcflow.sqlite3")
+    app = make_app(f"sqlite:///{folder / 'qcflow.sqlite3'}", str(folder))
+    CREATED_APPS.remove(app)
+    return DemoSnapshot(folder, load_demo_into(app))
+
+
+def load_demo_into(app):
+    """The demo data loaded as `make run` does (today), committed; what the loader returned."""
+    from qcflow.core.time import now
+    from qcflow.demo import load_demo
+    from qcflow.extensions import db
+
+    with app.app_context():
+        data = load_demo(now=now())
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()  # closing the last connection checkpoints SQLite's WAL into the file
+    return data
+
+
+def demo_app(snapshot: DemoSnapshot, database_template, base, **overrides):
+    """An app over a fresh database holding the demo data, living as long as the caller keeps it (the caller
+    disposes it), and what the demo's loader returned: a copy of the run's snapshot, instance folder
+    included, or on PostgreSQL the emptied test database with the demo loaded now (12 s)."""
+    if snapshot.folder is None:
+        app = module_app(database_template, base, **overrides)
+        return app, load_demo_into(app)
+    shutil.copytree(snapshot.folder, base, dirs_exist_ok=True)
+    app = make_app(f"sqlite:///{base / 'qcflow.sqlite3'}", str(base), **overrides)
+    CREATED_APPS.remove(app)
+    return app, snapshot.data
 
 
 @pytest.fixture(autouse=True)

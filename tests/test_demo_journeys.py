@@ -9,19 +9,34 @@ from datetime import date, timedelta
 import pytest
 import sqlalchemy as sa
 
+from tests.conftest import CREATED_APPS, demo_app, make_app
+
 
 @pytest.fixture
-def demo(app):
-    """The demo data loaded as `make run` does (today's date), and an API client per demo user."""
+def demo_world(demo_snapshot, database_template, tmp_path):
+    """An app over the demo data loaded as `make run` does (a copy of the run's snapshot), and what the loader
+    returned."""
+    app, data = demo_app(demo_snapshot, database_template, tmp_path)
+    CREATED_APPS.append(app)  # closed after the test
+    return app, data
+
+
+@pytest.fixture
+def app(demo_world):
+    return demo_world[0]
+
+
+@pytest.fixture
+def demo(demo_world):
+    """The demo data, and an API client per demo user."""
     from qcflow.auth import services as auth
     from qcflow.auth.models import User
     from qcflow.core.actors import Actor
     from qcflow.core.time import now
-    from qcflow.demo import load_demo
     from qcflow.extensions import db
 
+    app, data = demo_world
     with app.app_context():
-        data = load_demo(now=now())
         tokens = {user.username: auth.create_token(user, "journeys", days=1, actor=Actor.system("test"),
                                                    now=now())[1]
                   for user in db.session.scalars(sa.select(User))}
@@ -242,7 +257,7 @@ def test_a_death_review_is_signed_and_another_waits_to_be_held(app, demo):
     assert status == 200 and pending["state"] == "requested", pending
 
 
-def test_the_demo_loaded_just_after_midnight_still_finds_the_transfusion_reaction(app):
+def test_the_demo_loaded_just_after_midnight_still_finds_the_transfusion_reaction(database_url, tmp_path):
     """The demo's HIS facts arrive after the latest of them happened, whatever the hour it is loaded at (loaded
     between midnight and 10:00, the transfusion once came from the future and never fired)."""
     from qcflow.demo import load_demo
@@ -251,6 +266,7 @@ def test_the_demo_loaded_just_after_midnight_still_finds_the_transfusion_reactio
     from qcflow.followup.models import EventPrompt
     from tests.conftest import sh
 
+    app = make_app(database_url, str(tmp_path))
     with app.app_context():
         load_demo(now=sh(2026, 12, 7, 0, 40))
         fired = set(db.session.scalars(sa.select(Trigger.code).join(EventPrompt, EventPrompt.trigger_id == Trigger.id)))

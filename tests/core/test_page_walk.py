@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from tests.conftest import login, module_app
+from tests.conftest import demo_app, login
 
 #: Pages of one shape (ids replaced by #) read per role and language.
 PER_SHAPE = 2
@@ -115,16 +115,11 @@ def pdf_text(data: bytes, tmp_path) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo_app(database_template, tmp_path_factory):
-    """A migrated database with the demo data of `make run`, loaded as the CLI does."""
-    from qcflow.core.time import now
-    from qcflow.demo import load_demo_data
+def walked_app(demo_snapshot, database_template, tmp_path_factory):
+    """A migrated database with the demo data of `make run`."""
     from qcflow.extensions import db
 
-    app = module_app(database_template, tmp_path_factory.mktemp("walk"))
-    with app.app_context():
-        load_demo_data(now=now())
-        db.session.commit()
+    app, _data = demo_app(demo_snapshot, database_template, tmp_path_factory.mktemp("walk"))
     yield app
     with app.app_context():
         db.session.remove()
@@ -181,8 +176,8 @@ def demo_users():
 
 
 @pytest.mark.parametrize("username,password", demo_users(), ids=[u for u, _p in demo_users()])
-def test_every_page_of_every_demo_user_shows_labels_not_codes(demo_app, tmp_path, username, password):
-    client = demo_app.test_client()
+def test_every_page_of_every_demo_user_shows_labels_not_codes(walked_app, tmp_path, username, password):
+    client = walked_app.test_client()
     response = login(client, username, password)
     assert response.status_code == 302, f"{username} could not log in"
     problems = {}
@@ -191,8 +186,8 @@ def test_every_page_of_every_demo_user_shows_labels_not_codes(demo_app, tmp_path
     assert not problems, "\n".join(f"{url}: {', '.join(found)}" for url, found in sorted(problems.items()))
 
 
-def test_the_pages_without_login_show_labels_not_codes(demo_app, tmp_path):
-    client = demo_app.test_client()
+def test_the_pages_without_login_show_labels_not_codes(walked_app, tmp_path):
+    client = walked_app.test_client()
     problems = {}
     for language in ("zh", "en"):
         for start in ("/report", "/receipt", "/login"):

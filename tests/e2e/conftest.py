@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.conftest import module_app
+from tests.conftest import demo_app
 
 CHROMIUM = "/usr/bin/chromium"
 #: G3 in the stack probe: the flags Debian's Chromium needs under Playwright here.
@@ -61,12 +61,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(database_template, tmp_path_factory):
+def server(demo_snapshot, database_template, tmp_path_factory):
     """A real HTTP server on a free port of 127.0.0.1, over a fresh migrated database with demo data."""
     from werkzeug.serving import make_server
 
-    app = module_app(database_template, tmp_path_factory.mktemp("e2e"))
-    facts = seed(app)
+    app, demo = demo_app(demo_snapshot, database_template, tmp_path_factory.mktemp("e2e"))
+    facts = seed(app, demo)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the test output
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, name="e2e-server", daemon=True)
@@ -82,16 +82,15 @@ def server(database_template, tmp_path_factory):
         db.engine.dispose()
 
 
-def seed(app) -> dict:
-    """The demo data of `make run` (a year of cases, calls and operations; the users anes and cardio;
-    the grade-4 operation in five days that the booking gate stops), plus an API token for the
-    quality office. Returns the facts the journeys start from."""
+def seed(app, demo) -> dict:
+    """Over the demo data of `make run` (`demo`: what its loader returned; a year of cases, calls and
+    operations; the users anes and cardio; the grade-4 operation in five days that the booking gate stops),
+    an API token for the quality office. Returns the facts the journeys start from."""
     from qcflow.auth import services as auth
     from qcflow.auth.models import User
     from qcflow.clinical.models import Operation
     from qcflow.core.actors import Actor
     from qcflow.core.time import now
-    from qcflow.demo import load_demo
     from qcflow.events.models import AdverseEvent
     from qcflow.extensions import db
 
@@ -99,7 +98,6 @@ def seed(app) -> dict:
 
     at = now()
     with app.app_context():
-        demo = load_demo(now=at)
         quality = db.session.scalar(sa.select(User).where(User.username == "quality"))
         _row, token = auth.create_token(quality, "e2e", days=30, actor=Actor.system("e2e"), now=at)
         db.session.commit()
