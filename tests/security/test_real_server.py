@@ -33,9 +33,9 @@ from tests.security.conftest import ROLES, gunicorn
 SECRET_KEY = "test-secret"  # the test app's: a session cookie made by the test client is valid on the server
 
 #: Examples per operation and mode. The default run fuzzes each operation as one of the six roles (in turn);
-#: the `slow` variant (make test-slow) fuzzes every operation as every role, with five times as many examples.
+#: the `slow` variant (make test-slow) fuzzes every operation as every role, with twice as many examples.
 FUZZ_EXAMPLES = 2
-SLOW_EXAMPLES = 10
+SLOW_EXAMPLES = 4
 
 HEADER = {"events": {"zh": "编号", "en": "Reference"}, "followup": {"zh": "随访任务编号", "en": "Task"}}
 
