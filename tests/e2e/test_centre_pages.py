@@ -3,7 +3,6 @@ hospital's profile, on a phone (390 px) and at a desk, in Chinese. Screenshots g
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -24,17 +23,9 @@ def server(database_template, tmp_path_factory):
     """A real HTTP server of a centre installation, over a fresh database with a few hospitals' months."""
     from werkzeug.serving import make_server
 
-    from tests.conftest import CREATED_APPS, PG_URL, empty_postgres, make_app
+    from tests.conftest import module_app
 
-    base = tmp_path_factory.mktemp("e2e-centre")
-    if PG_URL:
-        empty_postgres(PG_URL)
-        url = PG_URL
-    else:
-        shutil.copyfile(database_template, base / "qcflow.sqlite3")
-        url = f"sqlite:///{base / 'qcflow.sqlite3'}"
-    app = make_app(url, str(base), INSTALLATION_ROLE="centre")
-    CREATED_APPS.remove(app)
+    app = module_app(database_template, tmp_path_factory.mktemp("e2e-centre"), INSTALLATION_ROLE="centre")
     seed(app)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     http = make_server("127.0.0.1", 0, app, threaded=True)
