@@ -1,4 +1,6 @@
 """flask-smorest Api and Blueprint with qcflow's JSON errors and strict argument parsing."""
+import threading
+
 import flask_smorest
 import marshmallow as ma
 from flask_smorest import Api
@@ -27,6 +29,9 @@ class ErrorSchema(ma.Schema):
     state = ma.fields.String(metadata={"description": "409: the record's state"})
 
 
+_describing = threading.Lock()
+
+
 class QcApi(Api):
     """The API, whose OpenAPI description is written when it is first read (`api.spec`), not as each blueprint
     is registered: writing it is most of what building an app costs, and most apps (a CLI command, each test's)
@@ -40,10 +45,12 @@ class QcApi(Api):
 
     @property
     def spec(self):
-        undescribed, self._undescribed = getattr(self, "_undescribed", []), []
-        for blp, app, name, parameters in undescribed:
-            blp.register_views_in_doc(self, app, self._spec, name=name, parameters=parameters)
-            self._spec.tag({"name": name, "description": blp.description})
+        if getattr(self, "_undescribed", None):
+            with _describing:  # two threads of a worker reading it first: one writes, the other waits for it
+                for blp, app, name, parameters in self._undescribed:
+                    blp.register_views_in_doc(self, app, self._spec, name=name, parameters=parameters)
+                    self._spec.tag({"name": name, "description": blp.description})
+                self._undescribed = []
         return self._spec
 
     @spec.setter
