@@ -97,23 +97,21 @@ def module_app(database_template, base, **overrides):
 
 @dataclass
 class DemoSnapshot:
-    """The demo data of `make run`, loaded once per run (at its start) into a SQLite database in an instance
-    folder (the demo's attachments are files there), with what the loader returned. On PostgreSQL there is
-    no snapshot (`folder` None): the demo is loaded where it is used."""
+    """The demo data of `make run`, loaded once per run (at its start), for tests to copy rather than load again
+    (12 s each): the instance folder it was loaded in (the demo's attachments are files there; on SQLite the
+    database too), on PostgreSQL its rows, and what the loader returned."""
 
-    folder: Path | None
-    data: object = None
+    folder: Path
+    data: object
+    rows: PostgresRows | None = None
 
 
 @pytest.fixture(scope="session")
 def demo_snapshot(database_template, tmp_path_factory) -> DemoSnapshot:
-    if PG_URL:
-        return DemoSnapshot(None)
     folder = tmp_path_factory.mktemp("demo")
-    shutil.copyfile(database_template, folder / "qcflow.sqlite3")
-    app = make_app(f"sqlite:///{folder / 'qcflow.sqlite3'}", str(folder))
-    CREATED_APPS.remove(app)
-    return DemoSnapshot(folder, load_demo_into(app))
+    app = module_app(database_template, folder)
+    data = load_demo_into(app)
+    return DemoSnapshot(folder, data, postgres_rows(PG_URL) if PG_URL else None)
 
 
 def load_demo_into(app):
@@ -130,15 +128,13 @@ def load_demo_into(app):
     return data
 
 
-def demo_app(snapshot: DemoSnapshot, database_template, base, **overrides):
-    """An app over a fresh database holding the demo data, living as long as the caller keeps it (the caller
-    disposes it), and what the demo's loader returned: a copy of the run's snapshot, instance folder
-    included, or on PostgreSQL the emptied test database with the demo loaded now (12 s)."""
-    if snapshot.folder is None:
-        app = module_app(database_template, base, **overrides)
-        return app, load_demo_into(app)
+def demo_app(snapshot: DemoSnapshot, base, **overrides):
+    """An app over a copy of the run's demo snapshot (its instance folder, and its database or its rows), living
+    as long as the caller keeps it (the caller disposes it), and what the demo's loader returned."""
     shutil.copytree(snapshot.folder, base, dirs_exist_ok=True)
-    app = make_app(f"sqlite:///{base / 'qcflow.sqlite3'}", str(base), **overrides)
+    if snapshot.rows is not None:
+        snapshot.rows.put_back(PG_URL)
+    app = make_app(PG_URL or f"sqlite:///{base / 'qcflow.sqlite3'}", str(base), **overrides)
     CREATED_APPS.remove(app)
     return app, snapshot.data
 
@@ -194,19 +190,11 @@ SEEDED_TABLES = {"event_category"}
 
 
 def empty_postgres(url: str) -> None:
-    """Empty every table but the seeded ones, restart their ids, and put back what the migrations seed.
-
-    Only the tables holding rows are emptied, by DELETE: one query finds them, and TRUNCATE of every table
-    (new files for each) took 0.3 s, which every test paid."""
+    """Empty every table but the seeded ones, restart their ids, and put back what the migrations seed."""
     emptying = postgres_emptying()
     with emptying.engine(url).begin() as conn:
-        # The append-only tables refuse DELETE; replica mode skips triggers (and foreign keys) for this reset only.
-        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
-        for table in conn.execute(sa.text(emptying.holding_rows)).scalars().all():
-            conn.execute(sa.text(f"DELETE FROM {table}"))
-        if emptying.restart_ids is None:
-            emptying.restart_ids = restart_ids_query(conn, emptying.tables)
-        conn.execute(sa.text(emptying.restart_ids))
+        emptying.delete_rows(conn)
+        conn.execute(sa.text(emptying.restart_ids(conn)))
         # Tests create protocol versions, so the default protocols are put back from the migration.
         followup_migration().seed_protocols(conn)
         # as the later migration left them (without the developers' note)
@@ -217,22 +205,44 @@ def empty_postgres(url: str) -> None:
 
 
 class PostgresEmptying:
-    """The queries that empty the test database, written once per run."""
+    """Emptying the test database, its queries written once per run.
+
+    Only the tables holding rows are emptied, by DELETE: one query finds them, and TRUNCATE of every table
+    (new files for each) took 0.3 s, which every test paid."""
 
     def __init__(self, tables: list[str]):
         self.tables = tables
         self.holding_rows = " UNION ALL ".join(f"(SELECT '{t}' FROM {t} LIMIT 1)" for t in tables)
-        self.restart_ids: str | None = None  # read from the database at the first emptying
-
-    @cached_property
-    def engines(self) -> dict:
-        return {}
+        self.engines: dict = {}
+        self._sequences: list[str] | None = None
 
     def engine(self, url: str):
         """One engine (and its one pooled connection) for the run, not a new connection per test."""
         if url not in self.engines:
             self.engines[url] = sa.create_engine(url, pool_size=1)
         return self.engines[url]
+
+    def delete_rows(self, conn) -> list[str]:
+        """Delete the rows of every table holding some; the tables that held rows."""
+        # The append-only tables refuse DELETE; replica mode skips triggers (and foreign keys) for this reset only.
+        conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        tables = conn.execute(sa.text(self.holding_rows)).scalars().all()
+        for table in tables:
+            conn.execute(sa.text(f"DELETE FROM {table}"))
+        return tables
+
+    def sequences(self, conn) -> list[str]:
+        """The id sequences of the emptied tables (not those of the seeded tables)."""
+        if self._sequences is None:
+            self._sequences = conn.execute(sa.text(
+                "SELECT DISTINCT s.oid::regclass::text FROM pg_class s JOIN pg_depend d ON d.objid = s.oid "
+                "AND d.deptype IN ('a', 'i') JOIN pg_class t ON t.oid = d.refobjid "
+                "WHERE s.relkind = 'S' AND t.relname = ANY(:tables)"), {"tables": self.tables}).scalars().all()
+        return self._sequences
+
+    def restart_ids(self, conn) -> str:
+        """One statement restarting the ids, as TRUNCATE's RESTART IDENTITY did."""
+        return "SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in self.sequences(conn))
 
 
 @lru_cache(maxsize=1)
@@ -243,14 +253,39 @@ def postgres_emptying() -> PostgresEmptying:
     return PostgresEmptying([t.name for t in Base.metadata.sorted_tables if t.name not in SEEDED_TABLES])
 
 
-def restart_ids_query(conn, tables: list[str]) -> str:
-    """One statement restarting the id sequences of `tables` (not those of the seeded tables), as TRUNCATE's
-    RESTART IDENTITY did."""
-    sequences = conn.execute(sa.text(
-        "SELECT DISTINCT s.oid::regclass::text FROM pg_class s JOIN pg_depend d ON d.objid = s.oid "
-        "AND d.deptype IN ('a', 'i') JOIN pg_class t ON t.oid = d.refobjid "
-        "WHERE s.relkind = 'S' AND t.relname = ANY(:tables)"), {"tables": tables}).scalars().all()
-    return "SELECT " + ", ".join(f"setval('{name}', 1, false)" for name in sequences) if sequences else "SELECT 1"
+@dataclass
+class PostgresRows:
+    """The rows of the test database's emptied tables (COPY, binary) and where their ids stood."""
+
+    rows: dict[str, bytes]
+    put_back_ids: str
+
+    def put_back(self, url: str) -> None:
+        """Make the test database hold these rows again, and only these (the seeded tables aside)."""
+        emptying = postgres_emptying()
+        with emptying.engine(url).begin() as conn:
+            emptying.delete_rows(conn)
+            with conn.connection.driver_connection.cursor() as cursor:
+                for table, rows in self.rows.items():
+                    with cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.write(rows)
+            conn.execute(sa.text(self.put_back_ids))
+
+
+def postgres_rows(url: str) -> PostgresRows:
+    """What the test database holds now, to put back later (PostgresRows.put_back)."""
+    emptying = postgres_emptying()
+    rows = {}
+    with emptying.engine(url).begin() as conn:
+        with conn.connection.driver_connection.cursor() as cursor:
+            for table in conn.execute(sa.text(emptying.holding_rows)).scalars().all():
+                with cursor.copy(f"COPY {table} TO STDOUT (FORMAT BINARY)") as copy:
+                    rows[table] = b"".join(bytes(block) for block in copy)
+        sequences = emptying.sequences(conn)
+        stands = conn.execute(sa.text(" UNION ALL ".join(
+            f"SELECT '{name}', last_value, is_called FROM {name}" for name in sequences))).all()
+    return PostgresRows(rows, "SELECT " + ", ".join(
+        f"setval('{name}', {value}, {'true' if called else 'false'})" for name, value, called in stands))
 
 
 def seed_default_triggers(conn) -> None:

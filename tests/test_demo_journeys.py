@@ -13,10 +13,10 @@ from tests.conftest import CREATED_APPS, demo_app, make_app
 
 
 @pytest.fixture
-def demo_world(demo_snapshot, database_template, tmp_path):
+def demo_world(demo_snapshot, tmp_path):
     """An app over the demo data loaded as `make run` does (a copy of the run's snapshot), and what the loader
     returned."""
-    app, data = demo_app(demo_snapshot, database_template, tmp_path)
+    app, data = demo_app(demo_snapshot, tmp_path)
     CREATED_APPS.append(app)  # closed after the test
     return app, data
 

@@ -115,11 +115,11 @@ def pdf_text(data: bytes, tmp_path) -> str:
 
 
 @pytest.fixture(scope="module")
-def walked_app(demo_snapshot, database_template, tmp_path_factory):
+def walked_app(demo_snapshot, tmp_path_factory):
     """A migrated database with the demo data of `make run`."""
     from qcflow.extensions import db
 
-    app, _data = demo_app(demo_snapshot, database_template, tmp_path_factory.mktemp("walk"))
+    app, _data = demo_app(demo_snapshot, tmp_path_factory.mktemp("walk"))
     yield app
     with app.app_context():
         db.session.remove()

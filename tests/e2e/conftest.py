@@ -61,11 +61,11 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def server(demo_snapshot, database_template, tmp_path_factory):
+def server(demo_snapshot, tmp_path_factory):
     """A real HTTP server on a free port of 127.0.0.1, over a fresh migrated database with demo data."""
     from werkzeug.serving import make_server
 
-    app, demo = demo_app(demo_snapshot, database_template, tmp_path_factory.mktemp("e2e"))
+    app, demo = demo_app(demo_snapshot, tmp_path_factory.mktemp("e2e"))
     facts = seed(app, demo)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines in the test output
     http = make_server("127.0.0.1", 0, app, threaded=True)
