@@ -222,14 +222,12 @@ class PostgresEmptying:
             self.engines[url] = sa.create_engine(url, pool_size=1)
         return self.engines[url]
 
-    def delete_rows(self, conn) -> list[str]:
-        """Delete the rows of every table holding some; the tables that held rows."""
+    def delete_rows(self, conn) -> None:
+        """Delete the rows of every table holding some."""
         # The append-only tables refuse DELETE; replica mode skips triggers (and foreign keys) for this reset only.
         conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
-        tables = conn.execute(sa.text(self.holding_rows)).scalars().all()
-        for table in tables:
+        for table in conn.execute(sa.text(self.holding_rows)).scalars().all():
             conn.execute(sa.text(f"DELETE FROM {table}"))
-        return tables
 
     def sequences(self, conn) -> list[str]:
         """The id sequences of the emptied tables (not those of the seeded tables)."""
