@@ -209,7 +209,11 @@ def check_accessible_form_fields(page) -> list[str]:
 
 
 def check_no_horizontal_scroll(page) -> bool:
-    """Neither the page nor its navigation scrolls sideways (wide data tables may, inside themselves)."""
+    """Neither the page nor its navigation scrolls sideways (wide data tables may, inside themselves).
+
+    Measured once the page has loaded: right after a click's navigation, under load, the stylesheet may not
+    be applied yet, and an unstyled page of cards is a wide table."""
+    page.wait_for_load_state("load")
     return page.evaluate("""() => [document.documentElement, ...document.querySelectorAll('header, nav, form, main > section')]
         .every(el => el.scrollWidth <= el.clientWidth + 1)""")
 
